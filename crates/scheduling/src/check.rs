@@ -1,0 +1,411 @@
+//! An independent checker: given a snapshot and a plan, list every hard constraint the plan breaks.
+//!
+//! It shares no code with the solver beyond the input model: it works on plain strings, replays
+//! the placements in order and recomputes everything from the final node labels. Tests and the
+//! simulator use it to catch solver bugs; an empty list means the plan is sound.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{
+    labels as wk, tolerated, LabelSelector, NodeInclusionPolicy, NodeSelectorTerm, Operator, Pod, PodAffinityTerm,
+    Requirement, Resources, SelectorOperator, Snapshot, Taint, TaintEffect, WhenUnsatisfiable,
+};
+use crate::solution::{Solution, Target};
+
+struct CNode {
+    name: String,
+    labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+    alloc: Resources,
+    used: Resources,
+    pool: Option<String>,
+    capacity: Resources,
+}
+
+fn req_ok(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
+    let v = labels.get(&r.key);
+    let int = |s: &str| s.parse::<i64>().ok();
+    match r.operator {
+        Operator::In => v.is_some_and(|v| r.values.contains(v)),
+        Operator::NotIn => v.is_none_or(|v| !r.values.contains(v)),
+        Operator::Exists => v.is_some(),
+        Operator::DoesNotExist => v.is_none(),
+        Operator::Gt => matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b),
+        Operator::Lt => matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b),
+    }
+}
+
+fn term_ok(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
+    t.match_expressions.iter().all(|r| req_ok(r, labels))
+}
+
+/// The pod's node selector, required node affinity and volume zones hold on these labels.
+pub fn node_fits_pod(p: &Pod, labels: &BTreeMap<String, String>) -> bool {
+    p.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && (p.affinity.node_affinity.required.is_empty()
+            || p.affinity.node_affinity.required.iter().any(|t| term_ok(t, labels)))
+        && p.volumes.iter().all(|v| v.zones.is_empty() || labels.get(wk::ZONE).is_some_and(|z| v.zones.contains(z)))
+}
+
+fn selector_ok(s: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(s) = s else { return false };
+    s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && s.match_expressions.iter().all(|e| {
+            let v = labels.get(&e.key);
+            match e.operator {
+                SelectorOperator::In => v.is_some_and(|v| e.values.contains(v)),
+                SelectorOperator::NotIn => v.is_none_or(|v| !e.values.contains(v)),
+                SelectorOperator::Exists => v.is_some(),
+                SelectorOperator::DoesNotExist => v.is_none(),
+            }
+        })
+}
+
+fn term_namespaces_ok(t: &PodAffinityTerm, owner_ns: &str, ns: &str, snap: &Snapshot) -> bool {
+    match &t.namespace_selector {
+        Some(sel) if sel.match_labels.is_empty() && sel.match_expressions.is_empty() => true,
+        Some(sel) => {
+            t.namespaces.iter().any(|n| n == ns)
+                || snap.namespaces.iter().any(|n| n.name == ns && selector_ok(Some(sel), &n.labels))
+        }
+        None if t.namespaces.is_empty() => ns == owner_ns,
+        None => t.namespaces.iter().any(|n| n == ns),
+    }
+}
+
+fn add(a: &mut Resources, b: &Resources) {
+    for (k, v) in b.iter() {
+        let cur = a.get(k);
+        a.set(k, cur + v);
+    }
+}
+
+/// Every hard-constraint violation in the plan, in words. Empty when the plan is sound.
+pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
+    let mut bad = vec![];
+    let pools: BTreeMap<&str, &crate::model::NodePool> = snap.node_pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    let types: BTreeMap<&str, &crate::model::InstanceType> =
+        snap.instance_types.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut nodes: Vec<CNode> = vec![];
+    for n in &snap.nodes {
+        let mut labels = n.labels.clone();
+        labels.entry(wk::HOSTNAME.into()).or_insert_with(|| n.name.clone());
+        let pool = n.labels.get(wk::NODEPOOL).cloned();
+        let mut taints = n.taints.clone();
+        if n.initializing {
+            let startup = pool.as_deref().and_then(|p| pools.get(p)).map(|p| p.startup_taints.clone()).unwrap_or_default();
+            taints.retain(|t| {
+                !startup.contains(t)
+                    && ![
+                        "node.kubernetes.io/not-ready",
+                        "node.kubernetes.io/unreachable",
+                        "node.cloudprovider.kubernetes.io/uninitialized",
+                        "karpenter.sh/unregistered",
+                    ]
+                    .contains(&t.key.as_str())
+            });
+        }
+        nodes.push(CNode {
+            name: n.name.clone(),
+            labels,
+            taints: if n.unschedulable { vec![Taint::new("cordoned", "", TaintEffect::NoSchedule)] } else { taints },
+            alloc: n.allocatable.clone(),
+            used: Resources::default(),
+            pool,
+            capacity: n.capacity.clone().unwrap_or_else(|| n.allocatable.clone()),
+        });
+    }
+    for c in &snap.in_flight {
+        let (Some(p), Some(t)) = (pools.get(c.node_pool.as_str()), types.get(c.instance_type.as_str())) else {
+            bad.push(format!("in-flight {} names an unknown pool or type", c.name));
+            continue;
+        };
+        let mut labels = p.labels.clone();
+        for (k, v) in &t.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        labels.insert(wk::INSTANCE_TYPE.into(), t.name.clone());
+        labels.insert(wk::ZONE.into(), c.zone.clone());
+        labels.insert(wk::CAPACITY_TYPE.into(), c.capacity_type.clone());
+        labels.insert(wk::NODEPOOL.into(), p.name.clone());
+        labels.insert(wk::HOSTNAME.into(), c.name.clone());
+        for r in &p.requirements {
+            if r.operator == Operator::In && r.values.len() == 1 {
+                labels.entry(r.key.clone()).or_insert_with(|| r.values[0].clone());
+            }
+        }
+        let mut alloc = t.allocatable();
+        for (k, v) in p.daemonset_overhead.iter() {
+            let cur = alloc.get(k);
+            alloc.set(k, cur - v);
+        }
+        nodes.push(CNode {
+            name: c.name.clone(),
+            labels,
+            taints: p.taints.clone(),
+            alloc,
+            used: Resources::default(),
+            pool: Some(p.name.clone()),
+            capacity: t.capacity.clone(),
+        });
+    }
+    let existing = nodes.len();
+    for (i, c) in sol.new_claims.iter().enumerate() {
+        let Some(p) = pools.get(c.node_pool.as_str()) else {
+            bad.push(format!("claim {i} uses unknown pool {}", c.node_pool));
+            continue;
+        };
+        let Some(t) = types.get(c.instance_type.as_str()) else {
+            bad.push(format!("claim {i} uses unknown type {}", c.instance_type));
+            continue;
+        };
+        match t.offerings.iter().find(|o| o.zone == c.zone && o.capacity_type == c.capacity_type) {
+            None => bad.push(format!("claim {} has no offering {} {} {}", c.name, t.name, c.zone, c.capacity_type)),
+            Some(o) if !o.available => bad.push(format!("claim {} uses an unavailable offering", c.name)),
+            Some(o) if (o.price - c.price).abs() > 1e-9 => bad.push(format!("claim {} price {} != {}", c.name, c.price, o.price)),
+            Some(_) => {}
+        }
+        for (k, v) in [(wk::ZONE, &c.zone), (wk::CAPACITY_TYPE, &c.capacity_type), (wk::INSTANCE_TYPE, &c.instance_type)] {
+            if c.labels.get(k) != Some(v) {
+                bad.push(format!("claim {} label {k} does not match its offering", c.name));
+            }
+        }
+        for (k, v) in &t.labels {
+            if c.labels.get(k) != Some(v) {
+                bad.push(format!("claim {} label {k} does not match its instance type", c.name));
+            }
+        }
+        for r in &p.requirements {
+            if !req_ok(r, &c.labels) {
+                bad.push(format!("claim {} breaks NodePool requirement {} {:?} {:?}", c.name, r.key, r.operator, r.values));
+            }
+            if let Some(m) = r.min_values {
+                let vals: BTreeSet<String> = c
+                    .instance_type_options
+                    .iter()
+                    .filter_map(|n| types.get(n.as_str()))
+                    .filter_map(|t| if r.key == wk::INSTANCE_TYPE { Some(t.name.clone()) } else { t.labels.get(&r.key).cloned() })
+                    .collect();
+                if (vals.len() as u32) < m {
+                    bad.push(format!("claim {} has {} values of {} < minValues {m}", c.name, vals.len(), r.key));
+                }
+            }
+        }
+        for (k, v) in &p.labels {
+            if c.labels.get(k) != Some(v) {
+                bad.push(format!("claim {} lacks template label {k}", c.name));
+            }
+        }
+        let mut alloc = t.allocatable();
+        let mut used = Resources::default();
+        add(&mut used, &p.daemonset_overhead);
+        nodes.push(CNode {
+            name: format!("new:{}", c.name),
+            labels: c.labels.clone(),
+            taints: p.taints.clone(),
+            alloc: std::mem::take(&mut alloc),
+            used,
+            pool: Some(p.name.clone()),
+            capacity: t.capacity.clone(),
+        });
+    }
+    let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+
+    // Where every pod is, in order: bound pods first, then placements.
+    let mut at: Vec<(usize, usize)> = vec![]; // (pod index, node index)
+    for (pi, p) in snap.pods.iter().enumerate() {
+        if let Some(n) = &p.node_name {
+            if let Some(&ni) = index.get(n) {
+                add(&mut nodes[ni].used, &p.effective_requests());
+                at.push((pi, ni));
+            }
+        }
+    }
+    let by_key: BTreeMap<(String, String), usize> =
+        snap.pods.iter().enumerate().map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i)).collect();
+    let mut placed = BTreeSet::new();
+    for pl in &sol.placements {
+        let Some(&pi) = by_key.get(&(pl.pod.namespace.clone(), pl.pod.name.clone())) else {
+            bad.push(format!("placement of unknown pod {}", pl.pod));
+            continue;
+        };
+        let p = &snap.pods[pi];
+        if p.node_name.is_some() {
+            bad.push(format!("{} was already bound", pl.pod));
+        }
+        if !placed.insert(pi) {
+            bad.push(format!("{} placed twice", pl.pod));
+            continue;
+        }
+        let ni = match &pl.target {
+            Target::Node(n) => index.get(n).copied().filter(|&i| i < existing),
+            Target::NewClaim(i) => Some(existing + *i).filter(|&i| i < nodes.len()),
+        };
+        let Some(ni) = ni else {
+            bad.push(format!("{} placed on unknown target {:?}", pl.pod, pl.target));
+            continue;
+        };
+        if let Target::NewClaim(i) = pl.target {
+            if !sol.new_claims[i].pods.contains(&pl.pod) {
+                bad.push(format!("{} missing from claim {i}'s pod list", pl.pod));
+            }
+        }
+        let node = &nodes[ni];
+        for t in &node.taints {
+            if t.effect != TaintEffect::PreferNoSchedule && !tolerated(&p.tolerations, t) {
+                bad.push(format!("{} on {} does not tolerate {}", pl.pod, node.name, t));
+            }
+        }
+        if !node_fits_pod(p, &node.labels) {
+            bad.push(format!("{} on {}: node selector/affinity/volume zone not met", pl.pod, node.name));
+        }
+        for hp in &p.host_ports {
+            for &(qi, qn) in &at {
+                if qn == ni && snap.pods[qi].host_ports.iter().any(|q| q.conflicts(hp)) {
+                    bad.push(format!("{} on {}: host port {} taken", pl.pod, node.name, hp.port));
+                }
+            }
+        }
+        check_topology(snap, p, pi, ni, &nodes, &at, &mut bad);
+        add(&mut nodes[ni].used, &p.effective_requests());
+        at.push((pi, ni));
+    }
+    for n in &nodes {
+        for (k, v) in n.used.iter() {
+            if v > n.alloc.get(k) {
+                bad.push(format!("{} overcommitted on {k}: {v} > {}", n.name, n.alloc.get(k)));
+            }
+        }
+    }
+    // NodePool limits.
+    for p in &snap.node_pools {
+        let Some(limits) = &p.limits else { continue };
+        let mut total = Resources::default();
+        let mut count = 0;
+        for n in nodes.iter().filter(|n| n.pool.as_deref() == Some(&p.name)) {
+            add(&mut total, &n.capacity);
+            count += 1;
+        }
+        for (k, v) in limits.iter() {
+            let have = if k == "nodes" { count } else { total.get(k) };
+            if have > v {
+                bad.push(format!("NodePool {} over its {k} limit: {have} > {v}", p.name));
+            }
+        }
+    }
+    // Every pending pod is either placed or explained.
+    let explained: BTreeSet<(String, String)> =
+        sol.unschedulable.iter().map(|u| (u.pod.namespace.clone(), u.pod.name.clone())).collect();
+    for (pi, p) in snap.pods.iter().enumerate() {
+        if p.node_name.is_none() && !placed.contains(&pi) && !explained.contains(&(p.namespace.clone(), p.name.clone())) {
+            bad.push(format!("{}/{} neither placed nor explained", p.namespace, p.name));
+        }
+        if placed.contains(&pi) && explained.contains(&(p.namespace.clone(), p.name.clone())) {
+            bad.push(format!("{}/{} both placed and explained", p.namespace, p.name));
+        }
+    }
+    bad
+}
+
+fn check_topology(
+    snap: &Snapshot,
+    p: &Pod,
+    _pi: usize,
+    ni: usize,
+    nodes: &[CNode],
+    at: &[(usize, usize)],
+    bad: &mut Vec<String>,
+) {
+    let node = &nodes[ni];
+    let who = format!("{}/{}", p.namespace, p.name);
+    for t in &p.affinity.pod_affinity.required {
+        let matches = |q: &Pod| term_namespaces_ok(t, &p.namespace, &q.namespace, snap) && selector_ok(t.label_selector.as_ref(), &q.labels);
+        let any = at.iter().any(|&(qi, _)| matches(&snap.pods[qi]));
+        let mine = node.labels.get(&t.topology_key);
+        let near = mine.is_some()
+            && at.iter().any(|&(qi, qn)| matches(&snap.pods[qi]) && nodes[qn].labels.get(&t.topology_key) == mine);
+        let self_ok = !any && matches(p);
+        if !near && !self_ok {
+            bad.push(format!("{who} on {}: pod affinity on {} not met", node.name, t.topology_key));
+        }
+    }
+    for t in &p.affinity.pod_anti_affinity.required {
+        let Some(mine) = node.labels.get(&t.topology_key) else { continue };
+        for &(qi, qn) in at {
+            let q = &snap.pods[qi];
+            if term_namespaces_ok(t, &p.namespace, &q.namespace, snap)
+                && selector_ok(t.label_selector.as_ref(), &q.labels)
+                && nodes[qn].labels.get(&t.topology_key) == Some(mine)
+            {
+                bad.push(format!("{who} on {}: anti-affinity with {}/{}", node.name, q.namespace, q.name));
+            }
+        }
+    }
+    // Existing pods' anti-affinity toward this pod.
+    for &(qi, qn) in at {
+        let q = &snap.pods[qi];
+        for t in &q.affinity.pod_anti_affinity.required {
+            if term_namespaces_ok(t, &q.namespace, &p.namespace, snap)
+                && selector_ok(t.label_selector.as_ref(), &p.labels)
+                && node.labels.get(&t.topology_key).is_some()
+                && nodes[qn].labels.get(&t.topology_key) == node.labels.get(&t.topology_key)
+            {
+                bad.push(format!("{who} on {}: excluded by {}/{}'s anti-affinity", node.name, q.namespace, q.name));
+            }
+        }
+    }
+    for c in &p.topology_spread_constraints {
+        if c.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
+            continue;
+        }
+        let Some(mine) = node.labels.get(&c.topology_key) else {
+            bad.push(format!("{who} on {}: node lacks spread key {}", node.name, c.topology_key));
+            continue;
+        };
+        let mut sel = c.label_selector.clone();
+        if let Some(s) = sel.as_mut() {
+            for k in &c.match_label_keys {
+                if let Some(v) = p.labels.get(k) {
+                    s.match_labels.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut counts: BTreeMap<&String, i64> = BTreeMap::new();
+        for n in nodes {
+            let eligible = match c.node_affinity_policy {
+                NodeInclusionPolicy::Honor => node_fits_pod(p, &n.labels),
+                NodeInclusionPolicy::Ignore => true,
+            };
+            if let (true, Some(d)) = (eligible, n.labels.get(&c.topology_key)) {
+                counts.entry(d).or_insert(0);
+            }
+        }
+        let count_in = |d: &String| -> i64 {
+            at.iter()
+                .filter(|&&(qi, qn)| {
+                    let q = &snap.pods[qi];
+                    q.namespace == p.namespace
+                        && selector_ok(sel.as_ref(), &q.labels)
+                        && nodes[qn].labels.get(&c.topology_key) == Some(d)
+                })
+                .count() as i64
+        };
+        let keys: Vec<&String> = counts.keys().copied().collect();
+        for d in keys {
+            let n = count_in(d);
+            counts.insert(d, n);
+        }
+        let min = counts.values().copied().min().unwrap_or(0);
+        let min = if (counts.len() as i32) < c.min_domains.unwrap_or(1) { 0 } else { min };
+        let here = count_in(mine);
+        if here + 1 - min > c.max_skew as i64 {
+            bad.push(format!(
+                "{who} on {}: spread on {} skew {} > {}",
+                node.name,
+                c.topology_key,
+                here + 1 - min,
+                c.max_skew
+            ));
+        }
+    }
+}

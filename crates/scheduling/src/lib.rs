@@ -1,0 +1,26 @@
+//! Ballast's scheduling core: a pure, deterministic function from a cluster snapshot (nodes,
+//! pending and bound pods, NodePools, instance types) to a plan (placements on existing nodes,
+//! new NodeClaims with their cheapest instance type, and a reason for every pod left pending).
+//!
+//! No API calls, no clock, no randomness: the live provisioner and the offline simulator call the
+//! same [`solve`]. See `docs/scheduling.md` for the model and the algorithm.
+
+pub mod bound;
+pub mod catalog;
+pub mod check;
+pub mod error;
+pub mod model;
+pub mod quantity;
+mod req;
+pub mod solution;
+mod solver;
+
+pub use error::{Kind, ModelError};
+pub use model::*;
+pub use solution::*;
+
+/// Packs the snapshot's pending pods: existing and in-flight nodes first, then NodeClaims opened
+/// in this solve (fewest pods first), then new NodeClaims from NodePools by weight.
+pub fn solve(snapshot: &Snapshot, options: &SolveOptions) -> Result<Solution, ModelError> {
+    Ok(solver::Solver::new(snapshot, options)?.run())
+}

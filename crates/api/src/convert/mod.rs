@@ -1,0 +1,213 @@
+//! Conversions from upstream objects (HPA, KEDA ScaledObject, VPA, Karpenter NodePool and
+//! EC2NodeClass) to Ballast objects.
+//!
+//! Each conversion returns the new object and a list of notes: every field that could not be
+//! carried over, and every value that was changed on the way (renamed labels, defaults filled
+//! in). Nothing is dropped silently.
+
+mod hpa;
+mod karpenter;
+mod keda;
+mod vpa;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// What happened to one field during a conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NoteKind {
+    /// The field has no equivalent and was left out.
+    Dropped,
+    /// The field was carried over with a different name or value.
+    Changed,
+}
+
+/// A remark about one field of the source object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub kind: NoteKind,
+    /// Path of the field in the source object, e.g. `spec.triggers[2]`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = match self.kind {
+            NoteKind::Dropped => "dropped",
+            NoteKind::Changed => "changed",
+        };
+        write!(f, "{word} {}: {}", self.field, self.message)
+    }
+}
+
+/// A converted object with its notes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Converted {
+    /// `Kind namespace/name` of the source object.
+    pub source: String,
+    /// The Ballast object, ready to serialize as YAML.
+    pub object: Value,
+    pub notes: Vec<Note>,
+}
+
+/// Why an object could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{source_object}: {field}: {message}")]
+    Invalid { source_object: String, field: String, message: String },
+    #[error("{source_object}: apiVersion {api_version:?} kind {kind:?} is not something Ballast converts (it converts HorizontalPodAutoscaler, ScaledObject, VerticalPodAutoscaler, Karpenter NodePool and EC2NodeClass)")]
+    Unsupported { source_object: String, api_version: String, kind: String },
+}
+
+/// Converts one upstream object, given as JSON.
+pub fn convert(source: &Value) -> Result<Converted, ConvertError> {
+    let api_version = str_at(source, "apiVersion");
+    let kind = str_at(source, "kind");
+    let label = describe(source);
+    let group = api_version.split('/').next().unwrap_or_default();
+    match (group, kind.as_str()) {
+        ("autoscaling", "HorizontalPodAutoscaler") => hpa::convert(source, &label),
+        ("keda.sh", "ScaledObject") => keda::convert(source, &label),
+        ("autoscaling.k8s.io", "VerticalPodAutoscaler") => vpa::convert(source, &label),
+        ("autoscaling.k8s.io", "VerticalPodAutoscalerCheckpoint") => vpa::convert_checkpoint(source, &label),
+        ("karpenter.sh", "NodePool") => karpenter::convert_nodepool(source, &label),
+        ("karpenter.k8s.aws", "EC2NodeClass") => karpenter::convert_ec2nodeclass(source, &label),
+        _ => Err(ConvertError::Unsupported { source_object: label, api_version, kind }),
+    }
+}
+
+/// Converts every document of a YAML stream. Empty documents are skipped; each other document
+/// yields its own result, so one bad object never hides the others.
+pub fn convert_yaml_stream(text: &str) -> Vec<Result<Converted, ConvertError>> {
+    crate::validate::yaml_documents(text)
+        .into_iter()
+        .map(|doc| match doc {
+            Ok(value) => convert(&value),
+            Err(e) => Err(ConvertError::Invalid {
+                source_object: format!("document {}", e.index + 1),
+                field: "(yaml)".into(),
+                message: e.message,
+            }),
+        })
+        .collect()
+}
+
+pub(crate) fn str_at(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// `Kind namespace/name` of an object.
+pub(crate) fn describe(v: &Value) -> String {
+    let kind = str_at(v, "kind");
+    let meta = v.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
+    match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// The metadata a converted object keeps: name, namespace, labels, annotations (less the
+/// ones `kubectl apply` and controllers write). Server-set fields are not user intent and are
+/// left out without a note.
+pub(crate) fn carry_metadata(source: &Value, namespaced: bool, notes: &mut Vec<Note>) -> Value {
+    let mut out = Map::new();
+    let meta = source.get("metadata").cloned().unwrap_or(Value::Object(Map::new()));
+    for key in ["name", "labels"] {
+        if let Some(v) = meta.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    if namespaced {
+        if let Some(v) = meta.get("namespace") {
+            out.insert("namespace".into(), v.clone());
+        }
+    } else if meta.get("namespace").is_some() {
+        notes.push(Note {
+            kind: NoteKind::Dropped,
+            field: "metadata.namespace".into(),
+            message: "the Ballast object is cluster-scoped".into(),
+        });
+    }
+    if let Some(Value::Object(ann)) = meta.get("annotations") {
+        let kept: Map<String, Value> = ann
+            .iter()
+            .filter(|(k, _)| k.as_str() != "kubectl.kubernetes.io/last-applied-configuration")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !kept.is_empty() {
+            out.insert("annotations".into(), Value::Object(kept));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Reads `value` (found at `path` in the source) into a Ballast type, with an error that names
+/// the offending field.
+pub(crate) fn read_as<T: DeserializeOwned>(value: &Value, path: &str, label: &str) -> Result<T, ConvertError> {
+    serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        let inner = e.path().to_string();
+        let field = if inner == "." || inner.is_empty() { path.to_string() } else { format!("{path}.{inner}") };
+        ConvertError::Invalid {
+            source_object: label.to_string(),
+            field,
+            message: e.inner().to_string(),
+        }
+    })
+}
+
+/// Serializes a Ballast type back to JSON.
+pub(crate) fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("API types always serialize")
+}
+
+/// Lists the leaf fields of `source` that have no counterpart in `carried`, as `Dropped`
+/// notes under `prefix`. Used after a same-shape conversion to find what the target type
+/// could not hold.
+pub(crate) fn dropped_fields(source: &Value, carried: &Value, prefix: &str, notes: &mut Vec<Note>) {
+    match (source, carried) {
+        (Value::Object(s), Value::Object(c)) => {
+            for (k, sv) in s {
+                let path = format!("{prefix}.{k}");
+                match c.get(k) {
+                    Some(cv) => dropped_fields(sv, cv, &path, notes),
+                    None if sv.is_null() => {}
+                    None => notes.push(Note {
+                        kind: NoteKind::Dropped,
+                        field: path,
+                        message: "no Ballast equivalent".into(),
+                    }),
+                }
+            }
+        }
+        (Value::Array(s), Value::Array(c)) => {
+            for (i, sv) in s.iter().enumerate() {
+                match c.get(i) {
+                    Some(cv) => dropped_fields(sv, cv, &format!("{prefix}[{i}]"), notes),
+                    None => notes.push(Note {
+                        kind: NoteKind::Dropped,
+                        field: format!("{prefix}[{i}]"),
+                        message: "no Ballast equivalent".into(),
+                    }),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Builds a full object from its parts.
+pub(crate) fn object(api_version: &str, kind: &str, metadata: Value, spec: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("apiVersion".into(), Value::String(api_version.into()));
+    m.insert("kind".into(), Value::String(kind.into()));
+    m.insert("metadata".into(), metadata);
+    m.insert("spec".into(), spec);
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests;

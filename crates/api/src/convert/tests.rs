@@ -1,0 +1,183 @@
+use super::*;
+use crate::validate::{validate_object, yaml_documents};
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn convert_all(name: &str) -> Vec<Converted> {
+    convert_yaml_stream(&fixture(name))
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("{name}: {e}")))
+        .collect()
+}
+
+/// Converted objects must pass Ballast's own validation, and survive YAML and back unchanged.
+fn assert_valid_and_round_trips(c: &Converted) {
+    let report = validate_object(&c.object);
+    assert!(report.is_valid(), "{}: {:?}", c.source, report.errors);
+    let yaml = serde_yaml::to_string(&c.object).unwrap();
+    let back = yaml_documents(&yaml).pop().unwrap().unwrap();
+    assert_eq!(back, c.object);
+}
+
+fn has_note(c: &Converted, kind: NoteKind, field: &str) -> bool {
+    c.notes.iter().any(|n| n.kind == kind && n.field == field)
+}
+
+#[test]
+fn seed_hpa_converts_field_for_field() {
+    let [c] = convert_all("seed-api-hpa.yaml").try_into().unwrap();
+    assert_valid_and_round_trips(&c);
+    assert!(c.notes.is_empty(), "nothing should be lost: {:?}", c.notes);
+    let o = &c.object;
+    assert_eq!(o["apiVersion"], "autoscaling.ballast.dev/v1");
+    assert_eq!(o["kind"], "HorizontalAutoscaler");
+    assert_eq!(o["metadata"]["namespace"], "app");
+    assert_eq!(o["spec"]["minReplicas"], 3);
+    assert_eq!(o["spec"]["maxReplicas"], 20);
+    assert_eq!(o["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"], 60);
+    assert_eq!(o["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 60);
+    assert_eq!(o["spec"]["metrics"][1]["pods"]["target"]["averageValue"], "50");
+    // The typed object reads back as the same spec the HPA had.
+    let typed: crate::HorizontalAutoscaler = serde_json::from_value(o.clone()).unwrap();
+    assert_eq!(typed.spec.metrics.len(), 2);
+}
+
+#[test]
+fn seed_nodepool_converts_from_v1beta1() {
+    let [c] = convert_all("seed-spot-general.yaml").try_into().unwrap();
+    assert_valid_and_round_trips(&c);
+    let o = &c.object;
+    assert_eq!(o["apiVersion"], "nodes.ballast.dev/v1");
+    assert_eq!(o["spec"]["disruption"]["consolidationPolicy"], "WhenEmpty");
+    assert_eq!(o["spec"]["template"]["spec"]["taints"][0]["value"], "batch");
+    assert_eq!(o["spec"]["template"]["spec"]["requirements"][0]["values"][1], "arm64");
+    // v1beta1 had no required node class: the default is filled in and said.
+    assert_eq!(o["spec"]["template"]["spec"]["nodeClassRef"]["kind"], "Ec2NodeClass");
+    assert!(has_note(&c, NoteKind::Changed, "spec.template.spec.nodeClassRef"), "{:?}", c.notes);
+}
+
+#[test]
+fn karpenter_v1_labels_are_renamed_and_said() {
+    let [pool, class] = convert_all("karpenter-v1.yaml").try_into().unwrap();
+    assert_valid_and_round_trips(&pool);
+    assert_valid_and_round_trips(&class);
+    let reqs = &pool.object["spec"]["template"]["spec"]["requirements"];
+    assert_eq!(reqs[0]["key"], "nodes.ballast.dev/capacity-type");
+    assert_eq!(reqs[1]["key"], "nodes.ballast.dev/instance-category");
+    assert_eq!(reqs[1]["minValues"], 2);
+    assert!(has_note(&pool, NoteKind::Changed, "spec.template.spec.requirements[0].key"));
+    assert_eq!(pool.object["spec"]["template"]["spec"]["nodeClassRef"]["group"], "nodes.ballast.dev");
+    assert_eq!(pool.object["spec"]["disruption"]["budgets"][1]["reasons"][0], "Drifted");
+    assert_eq!(class.object["kind"], "Ec2NodeClass");
+    assert_eq!(class.object["spec"]["kubelet"]["maxPods"], 110);
+    assert!(class.notes.is_empty(), "{:?}", class.notes);
+}
+
+#[test]
+fn keda_triggers_become_metrics_and_losses_are_listed() {
+    let [c] = convert_all("keda-scaledobject.yaml").try_into().unwrap();
+    assert_valid_and_round_trips(&c);
+    let spec = &c.object["spec"];
+    assert_eq!(spec["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(spec["minReplicas"], 0);
+    assert_eq!(spec["maxReplicas"], 50);
+    assert_eq!(spec["syncPeriodSeconds"], 10);
+    assert_eq!(spec["cooldownPeriodSeconds"], 120);
+    assert_eq!(spec["fallback"]["replicas"], 6);
+    assert_eq!(spec["behavior"]["scaleDown"]["selectPolicy"], "Disabled");
+    assert_eq!(spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 60);
+    let metrics = spec["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 4, "new-relic is not supported and must be left out");
+    assert_eq!(metrics[0]["prometheus"]["target"]["averageValue"], "100");
+    assert_eq!(metrics[0]["prometheus"]["activationThreshold"], "5");
+    assert_eq!(metrics[1]["event"]["type"], "redis-list");
+    assert_eq!(metrics[1]["event"]["name"], "backlog");
+    assert_eq!(metrics[1]["event"]["target"]["averageValue"], "10");
+    assert_eq!(metrics[2]["event"]["awsSqs"]["region"], "us-east-1");
+    assert_eq!(metrics[2]["event"]["target"]["averageValue"], "5");
+    assert_eq!(metrics[3]["event"]["cron"]["desiredReplicas"], 4);
+    for field in [
+        "spec.triggers[4]",
+        "spec.triggers[1].authenticationRef",
+        "spec.triggers[0].metadata.namespace",
+        "spec.advanced.restoreToOriginalReplicaCount",
+    ] {
+        assert!(has_note(&c, NoteKind::Dropped, field), "{field} not reported in {:?}", c.notes);
+    }
+    assert!(c.object["metadata"].get("annotations").is_none());
+}
+
+#[test]
+fn vpa_converts() {
+    let [c] = convert_all("vpa.yaml").try_into().unwrap();
+    assert_valid_and_round_trips(&c);
+    assert!(c.notes.is_empty(), "{:?}", c.notes);
+    assert_eq!(c.object["spec"]["updatePolicy"]["updateMode"], "InPlaceOrRecreate");
+    assert_eq!(c.object["spec"]["resourcePolicy"]["containerPolicies"][0]["maxAllowed"]["memory"], "4Gi");
+}
+
+#[test]
+fn hpa_v1_target_cpu_becomes_a_metric() {
+    let src = serde_json::json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5, "targetCPUUtilizationPercentage": 70}
+    });
+    let c = convert(&src).unwrap();
+    assert_valid_and_round_trips(&c);
+    assert_eq!(c.object["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+    assert!(has_note(&c, NoteKind::Changed, "spec.targetCPUUtilizationPercentage"));
+}
+
+#[test]
+fn unknown_fields_are_reported_not_silently_dropped() {
+    let src = serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5, "futureKnob": {"a": 1}}
+    });
+    let c = convert(&src).unwrap();
+    assert!(has_note(&c, NoteKind::Dropped, "spec.futureKnob"), "{:?}", c.notes);
+}
+
+#[test]
+fn bad_source_names_the_field() {
+    let src = serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": "lots"}
+    });
+    let err = convert(&src).unwrap_err().to_string();
+    assert!(err.contains("spec.maxReplicas"), "{err}");
+    assert!(err.contains("HorizontalPodAutoscaler default/web"), "{err}");
+
+    let keda = serde_json::json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "q", "namespace": "default"},
+        "spec": {"scaleTargetRef": {"name": "q"}, "triggers": [{"type": "redis", "metadata": {"address": "127.0.0.1:6379"}}]}
+    });
+    let err = convert(&keda).unwrap_err().to_string();
+    assert!(err.contains("spec.triggers[0].metadata.listName"), "{err}");
+}
+
+#[test]
+fn unsupported_kinds_are_refused_by_name() {
+    let src = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
+    let err = convert(&src).unwrap_err().to_string();
+    assert!(err.contains("ConfigMap"), "{err}");
+}
+
+#[test]
+fn one_bad_document_does_not_hide_the_others() {
+    let text = format!(
+        "{}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n---\n{}",
+        fixture("seed-api-hpa.yaml"),
+        fixture("vpa.yaml")
+    );
+    let results = convert_yaml_stream(&text);
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
+}

@@ -1,0 +1,640 @@
+#!/usr/bin/env bash
+# Ballast test bed: a real Kubernetes control plane, kwok nodes and the real services, as plain local
+# processes on 127.0.0.1 (no Docker, no kind).
+#
+#   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl and kwok (no-op when warm)
+#   tests/testbed.sh up [COMPONENT...]     start components (default: kube); waits until each is ready
+#   tests/testbed.sh down                  stop everything this script started (pidfiles)
+#   tests/testbed.sh env                   print `export ...` lines for the running components
+#   tests/testbed.sh status                show what is running
+#   tests/testbed.sh clean                 down, then remove the runtime directory
+#
+# Components: kube (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
+#             prometheus, redis, rabbitmq, postgres, moto, or `all`.
+#
+# Network rule: every process started here listens on 127.0.0.1 and only ever dials 127.0.0.1.
+# The API server is reached through kubeconfigs pointing at https://127.0.0.1:PORT, the endpoint
+# reconciler is off (nothing routes to the `kubernetes` ClusterIP), kwok gives nodes 127.0.0.1 and pods
+# fake IPs nobody dials, and Prometheus only keeps 127.0.0.1/localhost targets.
+#
+# Paths (override with the environment):
+#   BALLAST_CACHE        build cache, default ~/.cache/ballast (binaries under bin/<name>-<version>/)
+#   BALLAST_TESTBED_DIR  runtime state (certs, data, logs, pidfiles, kubeconfig, env), default /tmp/ballast-testbed
+# Ports: BALLAST_<NAME>_PORT, see the defaults below.
+set -euo pipefail
+
+TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TB_SRC="$TESTS_DIR/testbed"
+# shellcheck source=testbed/versions.env
+source "$TB_SRC/versions.env"
+
+CACHE="${BALLAST_CACHE:-$HOME/.cache/ballast}"
+RT="${BALLAST_TESTBED_DIR:-/tmp/ballast-testbed}"
+K8S_BIN="$CACHE/bin/kubernetes-$K8S_VERSION"
+ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
+KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
+MOTO_VENV="$CACHE/venv/moto-$MOTO_VERSION"
+
+ETCD_PORT="${BALLAST_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${BALLAST_ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${BALLAST_APISERVER_PORT:-26443}"
+KCM_PORT="${BALLAST_KCM_PORT:-20257}"
+SCHEDULER_PORT="${BALLAST_SCHEDULER_PORT:-20259}"
+KWOK_PORT="${BALLAST_KWOK_PORT:-20247}"
+PROMETHEUS_PORT="${BALLAST_PROMETHEUS_PORT:-29090}"
+REDIS_PORT="${BALLAST_REDIS_PORT:-26379}"
+RABBITMQ_PORT="${BALLAST_RABBITMQ_PORT:-25672}"
+RABBITMQ_MGMT_PORT="${BALLAST_RABBITMQ_MGMT_PORT:-25673}"
+RABBITMQ_DIST_PORT="${BALLAST_RABBITMQ_DIST_PORT:-25674}"
+EPMD_PORT="${BALLAST_EPMD_PORT:-24369}"
+POSTGRES_PORT="${BALLAST_POSTGRES_PORT:-25432}"
+MOTO_PORT="${BALLAST_MOTO_PORT:-25000}"
+
+SERVICE_CIDR="10.96.0.0/16"  # allocated to Services only; nothing routes or dials it
+POD_CIDR="10.128.0.0/16"     # kwok's fake pod IPs; nothing dials them
+READY_TIMEOUT="${BALLAST_READY_TIMEOUT:-120}"
+
+KUBE_PARTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+SERVICES=(prometheus redis rabbitmq postgres moto)
+
+log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }
+is_root() { [[ "$(id -u)" == 0 ]]; }
+
+# --------------------------------------------------------------------------------------------------
+# build
+# --------------------------------------------------------------------------------------------------
+
+kube_ldflags() {
+  local minor="${K8S_VERSION#v1.}" flags="-s -w" pkg
+  minor="${minor%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  echo "$flags"
+}
+
+kube_binaries_ok() {
+  local b
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+    [[ -x "$K8S_BIN/$b" ]] || return 1
+    [[ "$("$K8S_BIN/$b" --version 2>/dev/null)" == "Kubernetes $K8S_VERSION" ]] || return 1
+  done
+  [[ -x "$K8S_BIN/kubectl" ]] && "$K8S_BIN/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $K8S_VERSION"
+}
+
+etcd_binary_ok() {
+  [[ -x "$ETCD_BIN/etcd" ]] && "$ETCD_BIN/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${ETCD_VERSION#v}"
+}
+
+kwok_binary_ok() {
+  [[ -x "$KWOK_BIN/kwok" && -s "$KWOK_BIN/stages.yaml" ]] &&
+    "$KWOK_BIN/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}"
+}
+
+go_env() {
+  command -v go >/dev/null || die "go is not installed (needed to build the control plane once)"
+  export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+}
+
+build_kube() {
+  if kube_binaries_ok; then log "kubernetes $K8S_VERSION: cached in $K8S_BIN"; return; fi
+  go_env
+  grep -q "^require k8s.io/kubernetes $K8S_VERSION\b" "$TB_SRC/go/kube/go.mod" ||
+    die "tests/testbed/go/kube/go.mod does not pin k8s.io/kubernetes $K8S_VERSION: run tests/testbed/go/gen-gomod.sh kube"
+  log "building kubernetes $K8S_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl); cold: tens of minutes"
+  local tmp="$K8S_BIN.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  # shellcheck disable=SC2086
+  (cd "$TB_SRC/go/kube" && go build -trimpath -ldflags "$(kube_ldflags)" -o "$tmp/" $KUBE_TOOLS)
+  rm -rf "$K8S_BIN"; mv "$tmp" "$K8S_BIN"
+  kube_binaries_ok || die "built kubernetes binaries do not report $K8S_VERSION"
+}
+
+build_etcd() {
+  if etcd_binary_ok; then log "etcd $ETCD_VERSION: cached in $ETCD_BIN"; return; fi
+  go_env
+  grep -q "^require go.etcd.io/etcd/server/v3 $ETCD_VERSION\b" "$TB_SRC/go/etcd/go.mod" ||
+    die "tests/testbed/go/etcd/go.mod does not pin etcd $ETCD_VERSION: run tests/testbed/go/gen-gomod.sh etcd"
+  log "building etcd $ETCD_VERSION"
+  local tmp="$ETCD_BIN.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$TB_SRC/go/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" .)
+  rm -rf "$ETCD_BIN"; mv "$tmp" "$ETCD_BIN"
+  etcd_binary_ok || die "built etcd does not report $ETCD_VERSION"
+}
+
+# kwok v0.8 has no built-in stages: it needs Stage objects through --config. We take the default
+# ones ("fast" node initialisation, node heartbeat with lease, fast pod lifecycle) from the kwok
+# module that was just downloaded, i.e. exactly what that release ships, rather than copies of ours.
+build_kwok() {
+  if kwok_binary_ok; then log "kwok $KWOK_VERSION: cached in $KWOK_BIN"; return; fi
+  go_env
+  log "building kwok $KWOK_VERSION"
+  local tmp="$KWOK_BIN.tmp.$$" dir f
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  GOFLAGS= GOBIN="$tmp" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  dir="$(GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -d "$dir/kustomize/stage" ]] || die "kwok module source not found (go mod download sigs.k8s.io/kwok@$KWOK_VERSION)"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    [[ -s "$dir/kustomize/stage/$f" ]] || die "kwok $KWOK_VERSION has no stage $f"
+    printf -- '---\n'; cat "$dir/kustomize/stage/$f"; printf '\n'
+  done > "$tmp/stages.yaml"
+  rm -rf "$KWOK_BIN"; mv "$tmp" "$KWOK_BIN"
+  kwok_binary_ok || die "built kwok does not report $KWOK_VERSION"
+}
+
+ensure_moto() {
+  [[ -x "$MOTO_VENV/bin/moto_server" ]] && return
+  log "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+  command -v python3 >/dev/null || die "python3 is needed for moto"
+  rm -rf "$MOTO_VENV"
+  python3 -m venv "$MOTO_VENV" || die "python3 -m venv failed (apt-get install python3-venv?)"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+}
+
+# Debian packages for the services, installed on demand (as root, e.g. in CI).
+ensure_packages() {
+  local missing=() c
+  for c in "$@"; do
+    case "$c" in
+      prometheus) command -v prometheus >/dev/null || missing+=(prometheus) ;;
+      redis) command -v redis-server >/dev/null || missing+=(redis-server) ;;
+      rabbitmq) [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server) ;;
+      postgres) pg_bindir >/dev/null 2>&1 || missing+=(postgresql) ;;
+    esac
+  done
+  ((${#missing[@]})) || return 0
+  is_root || die "missing packages ${missing[*]}: run as root or apt-get install -y ${missing[*]}"
+  log "installing ${missing[*]} with apt-get"
+  # Packaged services must not start system-wide instances: we run our own.
+  local policy=/usr/sbin/policy-rc.d created=
+  if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' > $policy; chmod +x $policy; created=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [[ -z $created ]] || rm -f $policy
+}
+
+pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/initdb" ]] && { echo "$d"; return 0; }; done
+  command -v initdb >/dev/null && { dirname "$(readlink -f "$(command -v initdb)")"; return 0; }
+  return 1
+}
+
+cmd_build() {
+  local t0=$SECONDS
+  mkdir -p "$CACHE/bin"
+  build_etcd
+  build_kube
+  build_kwok
+  log "build done in $((SECONDS - t0))s"
+}
+
+# --------------------------------------------------------------------------------------------------
+# process management
+# --------------------------------------------------------------------------------------------------
+
+pidfile() { echo "$RT/pids/$1.pid"; }
+logfile() { echo "$RT/logs/$1.log"; }
+
+running() { # name -> 0 if its recorded process is alive
+  local pf pid
+  pf="$(pidfile "$1")"
+  [[ -s $pf ]] || return 1
+  pid="$(<"$pf")"
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# spawn NAME CMD... : start CMD in its own session, stdout/stderr to the log, pid to the pidfile.
+# setsid execs in place (the background child is not a group leader), so $! is the server's pid.
+spawn() {
+  local name="$1"; shift
+  mkdir -p "$RT/pids" "$RT/logs"
+  log "starting $name"
+  setsid "$@" </dev/null >"$(logfile "$name")" 2>&1 9>&- &
+  echo $! > "$(pidfile "$name")"
+}
+
+log_tail() { local f; f="$(logfile "$1")"; [[ -f $f ]] && tail -n "${2:-40}" "$f" | sed "s/^/    $1| /" >&2; }
+
+# wait_ready NAME CHECK... : poll CHECK until it succeeds; fail with the log tail on timeout or exit.
+wait_ready() {
+  local name="$1"; shift
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if ! running "$name"; then
+      log_tail "$name"
+      die "$name exited before becoming ready (log: $(logfile "$name"))"
+    fi
+    if ((SECONDS >= deadline)); then
+      log_tail "$name"
+      die "$name not ready after ${READY_TIMEOUT}s (log: $(logfile "$name"))"
+    fi
+    sleep 0.3
+  done
+  log "$name ready"
+}
+
+# stop NAME [SIGNAL]: signal the recorded pid, wait up to 20s, then SIGKILL.
+stop() {
+  local name="$1" sig="${2:-TERM}" pf pid i
+  pf="$(pidfile "$name")"
+  [[ -f $pf ]] || return 0
+  pid="$(<"$pf")"
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name did not stop; SIGKILL"
+      kill -s KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pf"
+}
+
+http_ok() { curl -fsS --max-time 2 -o /dev/null "$@"; }
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --------------------------------------------------------------------------------------------------
+# certificates and kubeconfigs
+# --------------------------------------------------------------------------------------------------
+
+PKI="$RT/pki"
+
+new_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; chmod 600 "$1"; }
+
+# sign NAME CA SUBJECT EXTENSIONS : key + certificate signed by CA (1 year).
+sign() {
+  local name="$1" ca="$2" subj="$3" ext="$4"
+  new_key "$PKI/$name.key"
+  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
+    -days 365 -sha256 -extfile <(printf '%s\n' "$ext") -out "$PKI/$name.crt" 2>/dev/null
+  rm -f "$PKI/$name.csr"
+}
+
+new_ca() {
+  new_key "$PKI/$1.key"
+  openssl req -x509 -new -key "$PKI/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$PKI/$1.crt" 2>/dev/null
+}
+
+ensure_pki() {
+  [[ -s "$PKI/done" ]] && return
+  log "generating certificates in $PKI"
+  rm -rf "$PKI"; mkdir -p "$PKI"; chmod 700 "$PKI"
+  local client="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  new_ca ca ballast-testbed-ca
+  new_ca front-proxy-ca ballast-testbed-front-proxy-ca
+  sign apiserver ca "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1"
+  sign admin ca "/O=system:masters/CN=ballast-admin" "$client"
+  sign kube-controller-manager ca "/CN=system:kube-controller-manager" "$client"
+  sign kube-scheduler ca "/CN=system:kube-scheduler" "$client"
+  sign front-proxy-client front-proxy-ca "/CN=front-proxy-client" "$client"
+  new_key "$PKI/sa.key"
+  openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  chmod 644 "$PKI"/*.crt
+  echo ok > "$PKI/done"
+}
+
+b64() { base64 -w0 < "$1"; }
+
+write_kubeconfig() { # FILE USER
+  local file="$1" user="$2"
+  cat > "$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ballast-testbed
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(b64 "$PKI/$user.crt")
+    client-key-data: $(b64 "$PKI/$user.key")
+contexts:
+- name: ballast-testbed
+  context:
+    cluster: ballast-testbed
+    user: $user
+current-context: ballast-testbed
+EOF
+  chmod 600 "$file"
+}
+
+# --------------------------------------------------------------------------------------------------
+# components
+# --------------------------------------------------------------------------------------------------
+
+apiserver_ready() {
+  curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" -o /dev/null
+}
+
+kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$RT/kubeconfig" "$@"; }
+
+up_kube() {
+  kube_binaries_ok && etcd_binary_ok && kwok_binary_ok || die "binaries missing: run tests/testbed.sh build first"
+  ensure_pki
+  write_kubeconfig "$RT/kubeconfig" admin
+  write_kubeconfig "$RT/kube-controller-manager.kubeconfig" kube-controller-manager
+  write_kubeconfig "$RT/kube-scheduler.kubeconfig" kube-scheduler
+
+  if ! running etcd; then
+    rm -rf "$RT/etcd"; mkdir -p "$RT/etcd"
+    spawn etcd "$ETCD_BIN/etcd" --name=ballast --data-dir="$RT/etcd/data" \
+      --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+      --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+      --initial-cluster="ballast=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state=new \
+      --unsafe-no-fsync --snapshot-count=10000 --log-level=warn
+  fi
+  wait_ready etcd http_ok "http://127.0.0.1:$ETCD_PORT/health"
+
+  if ! running kube-apiserver; then
+    spawn kube-apiserver "$K8S_BIN/kube-apiserver" \
+      --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
+      --endpoint-reconciler-type=none \
+      --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+      --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+      --client-ca-file="$PKI/ca.crt" \
+      --authorization-mode=Node,RBAC \
+      --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+      --service-account-issuer="https://127.0.0.1:$APISERVER_PORT" \
+      --service-cluster-ip-range="$SERVICE_CIDR" \
+      --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+      --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+      --requestheader-extra-headers-prefix=X-Remote-Extra- \
+      --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+      --allow-privileged=true --profiling=false --v=1
+  fi
+  wait_ready kube-apiserver apiserver_ready
+
+  if ! running kube-controller-manager; then
+    spawn kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+      --kubeconfig="$RT/kube-controller-manager.kubeconfig" \
+      --authentication-kubeconfig="$RT/kube-controller-manager.kubeconfig" \
+      --authorization-kubeconfig="$RT/kube-controller-manager.kubeconfig" \
+      --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$RT/kube-controller-manager" \
+      --controllers='*,-horizontal-pod-autoscaler-controller' \
+      --use-service-account-credentials=true \
+      --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+      --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+      --cluster-name=ballast-testbed --allocate-node-cidrs=false --leader-elect=false --profiling=false --v=1
+  fi
+  if ! running kube-scheduler; then
+    spawn kube-scheduler "$K8S_BIN/kube-scheduler" \
+      --kubeconfig="$RT/kube-scheduler.kubeconfig" \
+      --authentication-kubeconfig="$RT/kube-scheduler.kubeconfig" \
+      --authorization-kubeconfig="$RT/kube-scheduler.kubeconfig" \
+      --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$RT/kube-scheduler" \
+      --leader-elect=false --profiling=false --v=1
+  fi
+  if ! running kwok; then
+    spawn kwok "$KWOK_BIN/kwok" --kubeconfig="$RT/kubeconfig" --config="$KWOK_BIN/stages.yaml" \
+      --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+      --node-ip=127.0.0.1 --cidr="$POD_CIDR" --server-address="127.0.0.1:$KWOK_PORT" \
+      --node-lease-duration-seconds=40
+  fi
+  wait_ready kube-controller-manager http_ok -k "https://127.0.0.1:$KCM_PORT/healthz"
+  wait_ready kube-scheduler http_ok -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+  wait_ready kwok http_ok "http://127.0.0.1:$KWOK_PORT/healthz"
+  # Pods can only be created once the `default` ServiceAccount exists (serviceaccount controller).
+  wait_ready kube-controller-manager kubectl_ -n default get serviceaccount default
+}
+
+up_prometheus() {
+  running prometheus && return
+  local dir="$RT/prometheus"
+  rm -rf "$dir"; mkdir -p "$dir/data" "$dir/targets"
+  # Extra 127.0.0.1 targets can be dropped into targets/*.json (file_sd) by tests.
+  cat > "$dir/prometheus.yml" <<EOF
+global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+scrape_configs:
+- job_name: prometheus
+  static_configs:
+  - targets: ['127.0.0.1:$PROMETHEUS_PORT']
+- job_name: etcd
+  static_configs:
+  - targets: ['127.0.0.1:$ETCD_PORT']
+- job_name: testbed
+  file_sd_configs:
+  - files: ['$dir/targets/*.json', '$dir/targets/*.yaml']
+    refresh_interval: 2s
+  relabel_configs:
+  # Network rule: loopback targets only.
+  - source_labels: [__address__]
+    regex: '(127\.0\.0\.1|localhost):[0-9]+'
+    action: keep
+EOF
+  spawn prometheus prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-lifecycle --log.level=warn
+  wait_ready prometheus http_ok "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+}
+
+up_redis() {
+  running redis && return
+  rm -rf "$RT/redis"; mkdir -p "$RT/redis"
+  spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RT/redis" --save '' \
+    --appendonly no --protected-mode yes --daemonize no --logfile ''
+  wait_ready redis redis_ping
+}
+redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+
+# Run a command as a service account user when we are root (postgres refuses to run as root).
+as_user() {
+  local user="$1"; shift
+  if is_root; then setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; else "$@"; fi
+}
+
+up_postgres() {
+  running postgres && return
+  local bin dir="$RT/postgres" user=postgres
+  bin="$(pg_bindir)" || die "postgresql not installed"
+  is_root || user="$(id -un)"
+  rm -rf "$dir"; mkdir -p "$dir/sock"
+  is_root && chown -R "$user:" "$dir"
+  as_user "$user" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$(logfile postgres-initdb)" 2>&1 ||
+    { tail "$(logfile postgres-initdb)" >&2; die "initdb failed"; }
+  local run=()
+  is_root && run=(setpriv --reuid="$user" --regid="$user" --init-groups --)
+  spawn postgres "${run[@]}" "$bin/postgres" -D "$dir/data" -p "$POSTGRES_PORT" \
+    -c listen_addresses=127.0.0.1 -c unix_socket_directories="$dir/sock" \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200
+  wait_ready postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres
+}
+
+RABBITMQ_ENV=()
+rabbitmq_env() {
+  local dir="$RT/rabbitmq"
+  RABBITMQ_ENV=(
+    HOME="$dir" RABBITMQ_NODENAME=ballast@localhost
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RABBITMQ_PORT" RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT"
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+    RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_LOGS=- RABBITMQ_PID_FILE="$dir/rabbit.pid"
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT"
+  )
+}
+
+up_rabbitmq() {
+  running rabbitmq && return
+  local dir="$RT/rabbitmq"
+  rm -rf "$dir"; mkdir -p "$dir/log" "$dir/mnesia"
+  rabbitmq_env
+  cat > "$dir/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $RABBITMQ_MGMT_PORT
+loopback_users.guest = true
+EOF
+  echo '[rabbitmq_management].' > "$dir/enabled_plugins"
+  # Our own epmd on loopback and a non-default port, so nothing else shares or exposes it.
+  running epmd || spawn epmd env "${RABBITMQ_ENV[@]}" epmd -address 127.0.0.1 -port "$EPMD_PORT"
+  wait_ready epmd tcp_open "$EPMD_PORT"
+  spawn rabbitmq env "${RABBITMQ_ENV[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server
+  wait_ready rabbitmq rabbitmq_ready
+}
+rabbitmq_ready() {
+  tcp_open "$RABBITMQ_PORT" && http_ok -u guest:guest "http://127.0.0.1:$RABBITMQ_MGMT_PORT/api/overview"
+}
+
+up_moto() {
+  running moto && return
+  ensure_moto
+  spawn moto "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  wait_ready moto http_ok "http://127.0.0.1:$MOTO_PORT/moto-api/data.json"
+}
+
+# --------------------------------------------------------------------------------------------------
+# env
+# --------------------------------------------------------------------------------------------------
+
+write_env() {
+  local f="$RT/env"
+  {
+    echo "# written by tests/testbed.sh; source it or eval \"\$(tests/testbed.sh env)\""
+    echo "export BALLAST_TESTBED_DIR='$RT'"
+    if running kube-apiserver; then
+      echo "export KUBECONFIG='$RT/kubeconfig'"
+      echo "export BALLAST_KUBE_APISERVER='https://127.0.0.1:$APISERVER_PORT'"
+      echo "export BALLAST_KUBECTL='$K8S_BIN/kubectl'"
+      echo "export BALLAST_KWOK_STAGES='$KWOK_BIN/stages.yaml'"
+    fi
+    running prometheus && {
+      echo "export BALLAST_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'"
+      echo "export BALLAST_PROMETHEUS_TARGETS_DIR='$RT/prometheus/targets'"
+    }
+    running redis && echo "export BALLAST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'"
+    running rabbitmq && {
+      echo "export BALLAST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f'"
+      echo "export BALLAST_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$RABBITMQ_MGMT_PORT'"
+    }
+    running postgres && echo "export BALLAST_POSTGRES_URL='postgres://postgres@127.0.0.1:$POSTGRES_PORT/postgres'"
+    running moto && {
+      echo "export BALLAST_MOTO_URL='http://127.0.0.1:$MOTO_PORT'"
+      echo "export AWS_ENDPOINT_URL='http://127.0.0.1:$MOTO_PORT'"
+      echo "export AWS_ACCESS_KEY_ID='testing' AWS_SECRET_ACCESS_KEY='testing' AWS_REGION='us-east-1'"
+      # never let an AWS SDK reach for the instance metadata service (169.254.169.254)
+      echo "export AWS_EC2_METADATA_DISABLED='true'"
+    }
+  } > "$f.tmp"
+  mv "$f.tmp" "$f"
+}
+
+# --------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------
+
+with_lock() {
+  mkdir -p "$RT"
+  exec 9>"$RT/.lock"
+  flock -w 300 9 || die "another tests/testbed.sh holds $RT/.lock"
+}
+
+cmd_up() {
+  local want=() c
+  (($#)) || set -- kube
+  for c in "$@"; do
+    case "$c" in
+      all) want+=(kube "${SERVICES[@]}") ;;
+      kube | prometheus | redis | rabbitmq | postgres | moto) want+=("$c") ;;
+      *) die "unknown component '$c' (kube, prometheus, redis, rabbitmq, postgres, moto, all)" ;;
+    esac
+  done
+  with_lock
+  mkdir -p "$RT/pids" "$RT/logs"
+  ensure_packages "${want[@]}"
+  local t0=$SECONDS
+  # kube first so that Prometheus finds etcd; the rest in the order given.
+  for c in kube "${SERVICES[@]}"; do
+    [[ " ${want[*]} " == *" $c "* ]] || continue
+    "up_$c"
+    write_env
+  done
+  write_env
+  log "up ${want[*]} in $((SECONDS - t0))s; env: $RT/env"
+}
+
+cmd_down() {
+  [[ -d $RT ]] || return 0
+  with_lock
+  stop moto
+  stop postgres INT
+  if running rabbitmq; then
+    rabbitmq_env
+    env "${RABBITMQ_ENV[@]}" timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n ballast@localhost stop >/dev/null 2>&1 || true
+  fi
+  stop rabbitmq
+  stop epmd
+  stop redis
+  stop prometheus
+  stop kwok
+  stop kube-scheduler
+  stop kube-controller-manager
+  stop kube-apiserver
+  stop etcd
+  write_env
+}
+
+cmd_status() {
+  local c pid
+  for c in "${KUBE_PARTS[@]}" prometheus redis rabbitmq epmd postgres moto; do
+    if running "$c"; then pid="$(<"$(pidfile "$c")")"; printf '%-24s running (pid %s)\n' "$c" "$pid"
+    else printf '%-24s stopped\n' "$c"; fi
+  done
+}
+
+cmd_env() {
+  [[ -f "$RT/env" ]] || die "test bed not running: run tests/testbed.sh up"
+  grep '^export' "$RT/env"
+}
+
+main() {
+  local cmd="${1:-}"
+  (($#)) && shift
+  case "$cmd" in
+    build) cmd_build "$@" ;;
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    clean) cmd_down; rm -rf "$RT" ;;
+    *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,212 @@
+//! Command-line interface. Each subcommand is a thin shell over a library crate.
+
+use anyhow::{Context, Result, bail};
+use ballast_api::convert::{ConvertError, Converted};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "ballast", version, about = "Ballast: horizontal, vertical and node autoscaling for Kubernetes, and an offline simulator of them")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print every Ballast CRD as YAML (or write one file per CRD into a folder).
+    Crds(CrdsArgs),
+    /// Turn upstream objects (HPA, KEDA ScaledObject, VPA, Karpenter NodePool/EC2NodeClass) into Ballast objects.
+    Convert(ConvertArgs),
+    /// Check Ballast objects against the CRD schemas and CEL rules, offline.
+    Validate(ValidateArgs),
+    /// Run one or more reconcilers against the cluster of the current kubeconfig.
+    Controller(ControllerArgs),
+    /// Run a capacity simulation in virtual time and report cost and waiting.
+    Simulate(SimulateArgs),
+    /// Run one decision offline on a snapshot file and say why.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CrdsArgs {
+    /// Write `<name>.yaml` files into this folder instead of printing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// File to read (`-` for standard input); may hold several YAML documents.
+    #[arg(short = 'f', long = "filename")]
+    pub file: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: Format,
+    /// Fail when any field had to be dropped.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// File to read (`-` for standard input); may hold several YAML documents.
+    #[arg(short = 'f', long = "filename")]
+    pub file: String,
+    /// Output format of the report.
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Format>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Reconciler {
+    Horizontal,
+    Vertical,
+    Nodes,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    /// Which reconciler to run.
+    #[arg(value_enum)]
+    pub reconciler: Reconciler,
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Scenario file (default: the bundled scenario).
+    pub scenario: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Decision {
+    Horizontal,
+    Provision,
+    Disruption,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[arg(value_enum)]
+    pub decision: Decision,
+    /// Snapshot file.
+    #[arg(short = 'f', long = "filename")]
+    pub file: String,
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Format>,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Crds(args) => crds(args),
+        Command::Convert(args) => convert(args),
+        Command::Validate(args) => validate(args),
+        Command::Controller(args) => {
+            bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler)
+        }
+        Command::Simulate(_) => bail!("`ballast simulate` is not built yet (see the simulation issue)"),
+        Command::Explain(args) => bail!("`ballast explain {:?}` is not built yet", args.decision),
+    }
+}
+
+fn read_input(file: &str) -> Result<String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+    }
+}
+
+fn crds(args: CrdsArgs) -> Result<ExitCode> {
+    match args.dir {
+        None => print!("{}", ballast_api::all_crds_yaml()),
+        Some(dir) => write_crds(&dir)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_crds(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for crd in ballast_api::crds() {
+        let path = dir.join(ballast_api::crd_file_name(&crd));
+        std::fs::write(&path, ballast_api::crd_yaml(&crd)).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn convert(args: ConvertArgs) -> Result<ExitCode> {
+    let text = read_input(&args.file)?;
+    let results = ballast_api::convert::convert_yaml_stream(&text);
+    if results.is_empty() {
+        bail!("{}: no objects found", args.file);
+    }
+    let mut failed = false;
+    let mut dropped = false;
+    let mut converted: Vec<&Converted> = Vec::new();
+    for r in &results {
+        match r {
+            Ok(c) => {
+                for n in &c.notes {
+                    eprintln!("{}: {n}", c.source);
+                    dropped |= n.kind == ballast_api::convert::NoteKind::Dropped;
+                }
+                converted.push(c);
+            }
+            Err(e @ (ConvertError::Invalid { .. } | ConvertError::Unsupported { .. })) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    match args.output {
+        Format::Yaml => {
+            let docs: Vec<String> = converted
+                .iter()
+                .map(|c| serde_yaml::to_string(&c.object).expect("JSON values serialize as YAML"))
+                .collect();
+            print!("{}", docs.join("---\n"));
+        }
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&converted)?);
+        }
+    }
+    Ok(if failed || (args.strict && dropped) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let text = read_input(&args.file)?;
+    let reports = ballast_api::validate::validate_yaml_stream(&text);
+    if reports.is_empty() {
+        bail!("{}: no objects found", args.file);
+    }
+    let invalid = reports.iter().filter(|r| !r.is_valid()).count();
+    match args.output {
+        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&reports)?),
+        None => {
+            for r in &reports {
+                if r.is_valid() {
+                    println!("{}: valid", r.object);
+                } else {
+                    for e in &r.errors {
+                        println!("{}: {e}", r.object);
+                    }
+                }
+            }
+            println!("{} valid, {invalid} invalid", reports.len() - invalid);
+        }
+    }
+    Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

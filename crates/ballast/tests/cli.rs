@@ -1,0 +1,119 @@
+//! The `ballast` command as a user runs it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn ballast(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ballast runs");
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn crds_folder_is_fresh() {
+    let dir = repo_root().join("crds");
+    let mut stale = Vec::new();
+    let mut expected = Vec::new();
+    for crd in ballast_api::crds() {
+        let name = ballast_api::crd_file_name(&crd);
+        expected.push(name.clone());
+        let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+        if on_disk != ballast_api::crd_yaml(&crd) {
+            stale.push(name);
+        }
+    }
+    let mut extra: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    extra.retain(|f| f.ends_with(".yaml") && !expected.contains(f));
+    assert!(
+        stale.is_empty() && extra.is_empty(),
+        "crds/ is stale (changed or missing: {stale:?}; not generated: {extra:?}); regenerate with `cargo run -p ballast -- crds --dir crds`"
+    );
+}
+
+#[test]
+fn crds_command_prints_the_folder() {
+    let out = ballast(&["crds"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_files: Vec<String> = ballast_api::crds()
+        .iter()
+        .map(|c| std::fs::read_to_string(repo_root().join("crds").join(ballast_api::crd_file_name(c))).unwrap_or_default())
+        .collect();
+    assert_eq!(text(&out.stdout), from_files.join("---\n"));
+}
+
+#[test]
+fn seed_examples_convert_then_validate() {
+    for fixture in ["seed-api-hpa.yaml", "seed-spot-general.yaml", "keda-scaledobject.yaml", "vpa.yaml", "karpenter-v1.yaml"] {
+        let path = format!("crates/api/tests/fixtures/{fixture}");
+        let converted = ballast(&["convert", "-f", &path], None);
+        assert!(converted.status.success(), "{fixture}: {}", text(&converted.stderr));
+        let validated = ballast(&["validate", "-f", "-"], Some(&text(&converted.stdout)));
+        assert!(validated.status.success(), "{fixture}: {}", text(&validated.stdout));
+        assert!(text(&validated.stdout).contains(" 0 invalid"), "{}", text(&validated.stdout));
+    }
+}
+
+#[test]
+fn convert_reports_dropped_fields_and_strict_fails_on_them() {
+    let path = "crates/api/tests/fixtures/keda-scaledobject.yaml";
+    let out = ballast(&["convert", "-f", path], None);
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("dropped spec.triggers[4]"), "{}", text(&out.stderr));
+    let strict = ballast(&["convert", "--strict", "-f", path], None);
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+#[test]
+fn validate_names_the_bad_field_and_fails() {
+    let bad = r#"
+apiVersion: autoscaling.ballast.dev/v1
+kind: HorizontalAutoscaler
+metadata: { name: web, namespace: default }
+spec:
+  scaleTargetRef: { apiVersion: apps/v1, kind: Deployment, name: web }
+  minReplicas: 8
+  maxReplicas: 4
+---
+apiVersion: nodes.ballast.dev/v1
+kind: NodePool
+metadata: { name: general }
+spec:
+  limits: { cpu: "lots" }
+  template:
+    spec:
+      nodeClassRef: { group: nodes.ballast.dev, kind: KwokNodeClass, name: kwok }
+"#;
+    let out = ballast(&["validate", "-f", "-"], Some(bad));
+    assert_eq!(out.status.code(), Some(1));
+    let report = text(&out.stdout);
+    assert!(report.contains("HorizontalAutoscaler default/web: spec.minReplicas: minReplicas must be less than or equal to maxReplicas"), "{report}");
+    assert!(report.contains("NodePool general: spec.limits.cpu"), "{report}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let out = ballast(&["validate", "-f", "no/such/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("reading no/such/file.yaml"), "{}", text(&out.stderr));
+}

@@ -286,6 +286,10 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
             add(&mut total, &n.capacity);
             count += 1;
         }
+        // A pool already over its limits is not the plan's doing; only new NodeClaims count.
+        if !sol.new_claims.iter().any(|c| c.node_pool == p.name) {
+            continue;
+        }
         for (k, v) in limits.iter() {
             let have = if k == "nodes" { count } else { total.get(k) };
             if have > v {

@@ -255,7 +255,7 @@ stop() {
   rm -f "$pf"
 }
 
-http_ok() { curl -fsS --max-time 2 -o /dev/null "$@"; }
+http_ok() { curl -fsS --noproxy '*' --max-time 2 -o /dev/null "$@"; }
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # --------------------------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ EOF
 # --------------------------------------------------------------------------------------------------
 
 apiserver_ready() {
-  curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+  curl -fsS --noproxy '*' --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$APISERVER_PORT/readyz" -o /dev/null
 }
 
@@ -530,6 +530,7 @@ write_env() {
     echo "export BALLAST_TESTBED_DIR='$RT'"
     if running kube-apiserver; then
       echo "export KUBECONFIG='$RT/kubeconfig'"
+      echo "export BALLAST_KUBECONFIG='$RT/kubeconfig'"
       echo "export BALLAST_KUBE_APISERVER='https://127.0.0.1:$APISERVER_PORT'"
       echo "export BALLAST_KUBECTL='$K8S_BIN/kubectl'"
       echo "export BALLAST_KWOK_STAGES='$KWOK_BIN/stages.yaml'"
@@ -547,7 +548,9 @@ write_env() {
     running moto && {
       echo "export BALLAST_MOTO_URL='http://127.0.0.1:$MOTO_PORT'"
       echo "export AWS_ENDPOINT_URL='http://127.0.0.1:$MOTO_PORT'"
-      echo "export AWS_ACCESS_KEY_ID='testing' AWS_SECRET_ACCESS_KEY='testing' AWS_REGION='us-east-1'"
+      echo "export AWS_ACCESS_KEY_ID='testing'"
+      echo "export AWS_SECRET_ACCESS_KEY='testing'"
+      echo "export AWS_REGION='us-east-1'"
       # never let an AWS SDK reach for the instance metadata service (169.254.169.254)
       echo "export AWS_EC2_METADATA_DISABLED='true'"
     }

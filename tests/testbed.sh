@@ -4,7 +4,8 @@
 #
 #   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl and kwok (no-op when warm)
 #   tests/testbed.sh up [COMPONENT...]     start components (default: kube); waits until each is ready
-#   tests/testbed.sh down                  stop everything this script started (pidfiles)
+#   tests/testbed.sh down [COMPONENT...]   stop what this script started (pidfiles; default: all)
+#   tests/testbed.sh is-up COMPONENT       exit status 0 if the component is running
 #   tests/testbed.sh env                   print `export ...` lines for the running components
 #   tests/testbed.sh status                show what is running
 #   tests/testbed.sh clean                 down, then remove the runtime directory
@@ -213,7 +214,7 @@ spawn() {
   local name="$1"; shift
   mkdir -p "$RT/pids" "$RT/logs"
   log "starting $name"
-  setsid "$@" </dev/null >"$(logfile "$name")" 2>&1 9>&- &
+  setsid "$@" </dev/null >"$(logfile "$name")" 2>&1 8>&- 9>&- &
   echo $! > "$(pidfile "$name")"
 }
 
@@ -592,25 +593,55 @@ cmd_up() {
   log "up ${want[*]} in $((SECONDS - t0))s; env: $RT/env"
 }
 
+stop_component() {
+  case "$1" in
+    kube)
+      stop kwok
+      stop kube-scheduler
+      stop kube-controller-manager
+      stop kube-apiserver
+      stop etcd
+      ;;
+    rabbitmq)
+      if running rabbitmq; then
+        rabbitmq_env
+        env "${RABBITMQ_ENV[@]}" timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n ballast@localhost stop >/dev/null 2>&1 || true
+      fi
+      stop rabbitmq
+      stop epmd
+      ;;
+    postgres) stop postgres INT ;; # fast shutdown: do not wait for clients
+    *) stop "$1" ;;
+  esac
+}
+
+# down [COMPONENT...]: services in parallel, then the control plane (default: everything).
 cmd_down() {
   [[ -d $RT ]] || return 0
+  local want=("$@") c pids=()
+  ((${#want[@]})) || want=(all)
+  [[ " ${want[*]} " == *" all "* ]] && want=("${SERVICES[@]}" kube)
   with_lock
-  stop moto
-  stop postgres INT
-  if running rabbitmq; then
-    rabbitmq_env
-    env "${RABBITMQ_ENV[@]}" timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -n ballast@localhost stop >/dev/null 2>&1 || true
-  fi
-  stop rabbitmq
-  stop epmd
-  stop redis
-  stop prometheus
-  stop kwok
-  stop kube-scheduler
-  stop kube-controller-manager
-  stop kube-apiserver
-  stop etcd
+  for c in "${want[@]}"; do
+    case "$c" in
+      kube) ;;
+      prometheus | redis | rabbitmq | postgres | moto) stop_component "$c" & pids+=($!) ;;
+      *) die "unknown component '$c'" ;;
+    esac
+  done
+  ((${#pids[@]} == 0)) || wait "${pids[@]}" || true
+  [[ " ${want[*]} " != *" kube "* ]] || stop_component kube
   write_env
+}
+
+# is-up COMPONENT: exit 0 if all its processes run.
+cmd_is_up() {
+  local c="${1:-kube}" part
+  case "$c" in
+    kube) for part in "${KUBE_PARTS[@]}"; do running "$part" || return 1; done ;;
+    prometheus | redis | rabbitmq | postgres | moto) running "$c" ;;
+    *) die "unknown component '$c'" ;;
+  esac
 }
 
 cmd_status() {
@@ -632,7 +663,8 @@ main() {
   case "$cmd" in
     build) cmd_build "$@" ;;
     up) cmd_up "$@" ;;
-    down) cmd_down ;;
+    down) cmd_down "$@" ;;
+    is-up) cmd_is_up "$@" ;;
     env) cmd_env ;;
     status) cmd_status ;;
     clean) cmd_down; rm -rf "$RT" ;;

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The single test command: builds (or reuses) the test bed, starts it, runs every unit and
+# integration test of the workspace against it, and stops what it started, also on failure or
+# interrupt. The exit code is the tests' result.
+#
+#   tests/run.sh                       cargo test --workspace --no-fail-fast
+#   tests/run.sh -p ballast-testbed    other cargo test arguments instead of --workspace
+#
+# Environment: BALLAST_CACHE (default ~/.cache/ballast), CARGO_TARGET_DIR (default
+# $BALLAST_CACHE/target), BALLAST_TESTBED_DIR (default /tmp/ballast-testbed),
+# BALLAST_RUN_COMPONENTS (default: kube prometheus redis rabbitmq postgres moto).
+#
+# Sharing: a bed that was already running (a developer's `tests/testbed.sh up`) is reused and left
+# running. Components this script starts are recorded; concurrent runs share the bed, and the
+# last run to finish stops what any run started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TB="$ROOT/tests/testbed.sh"
+export BALLAST_CACHE="${BALLAST_CACHE:-$HOME/.cache/ballast}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BALLAST_CACHE/target}"
+export BALLAST_TESTBED_DIR="${BALLAST_TESTBED_DIR:-/tmp/ballast-testbed}"
+read -r -a COMPONENTS <<<"${BALLAST_RUN_COMPONENTS:-kube prometheus redis rabbitmq postgres moto}"
+RT="$BALLAST_TESTBED_DIR"
+STARTED="$RT/.started-by-run"
+
+log() { printf '[run %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+CHILD=
+# Long steps run in the background and are waited for, so that a signal is handled at once.
+run() {
+  "$@" 8>&- &
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=
+  return "$rc"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [[ -z $CHILD ]] || kill -TERM "$CHILD" 2>/dev/null || true
+  # Last user of the bed out (exclusive lock granted) stops whatever runs started.
+  if flock -xn 8 2>/dev/null; then
+    if [[ -s $STARTED ]]; then
+      local comps
+      mapfile -t comps < <(sort -u "$STARTED")
+      log "stopping ${comps[*]}"
+      "$TB" down "${comps[@]}" || rc=$((rc ? rc : 1))
+      rm -f "$STARTED"
+    fi
+  else
+    log "the test bed is still in use by another tests/run.sh; leaving it running"
+  fi
+  log "exit $rc ($((SECONDS / 60))m$((SECONDS % 60))s)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$RT"
+exec 8>"$RT/.users"
+flock -s 8 # "a run is using the bed" (waits while a finishing run is stopping it)
+
+log "build (cache: $BALLAST_CACHE)"
+run "$TB" build
+
+for c in "${COMPONENTS[@]}"; do
+  "$TB" is-up "$c" || echo "$c" >>"$STARTED"
+done
+log "up ${COMPONENTS[*]}"
+run "$TB" up "${COMPONENTS[@]}"
+
+eval "$("$TB" env)"
+export BALLAST_REQUIRE_TESTBED=1
+# Everything the tests dial is loopback: never through a proxy.
+export NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost,::1${no_proxy:+,$no_proxy}"
+
+args=("$@")
+((${#args[@]})) || args=(--workspace)
+log "cargo test --no-fail-fast ${args[*]} (target: $CARGO_TARGET_DIR)"
+run cargo test --no-fail-fast "${args[@]}"

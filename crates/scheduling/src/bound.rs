@@ -16,7 +16,7 @@ use crate::model::{InstanceType, Resources};
 pub struct LowerBound {
     /// $ per hour.
     pub value: f64,
-    /// Weight per resource at the best point.
+    /// Weight per (class of types, resource) at the best point; zero weights left out.
     pub weights: Vec<(String, f64)>,
     /// The single-resource bounds (cheapest $/unit × total requests), for reference.
     pub per_resource: Vec<(String, f64)>,
@@ -32,6 +32,20 @@ pub fn fractional_lower_bound(
     overhead: &Resources,
     offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
 ) -> LowerBound {
+    fractional_lower_bound_with(requests, types, overhead, offering_ok, &|_, _| true)
+}
+
+/// As [`fractional_lower_bound`], with `allowed(i, t)` saying whether request `i` may run on type
+/// `t` at all (taints, node selectors: the constraints the solver obeys too). Types with the same
+/// set of offered resources (say, GPU types and CPU types) get their own weights, which keeps the
+/// bound valid (each node only needs its own type's weights) and makes it tighter.
+pub fn fractional_lower_bound_with(
+    requests: &[Resources],
+    types: &[InstanceType],
+    overhead: &Resources,
+    offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
+    allowed: &dyn Fn(usize, &InstanceType) -> bool,
+) -> LowerBound {
     let mut names: Vec<String> = vec!["cpu".into(), "memory".into()];
     for r in requests {
         for (k, v) in r.iter() {
@@ -41,32 +55,44 @@ pub fn fractional_lower_bound(
         }
     }
     let d = names.len();
-    // (price, allocatable per resource) per type with an offering.
-    let nodes: Vec<(f64, Vec<f64>)> = types
+    // (type index, class, price, allocatable per resource) per type with an offering.
+    let mut class_keys: Vec<Vec<bool>> = vec![];
+    let nodes: Vec<(usize, usize, f64, Vec<f64>)> = types
         .iter()
-        .filter_map(|t| {
+        .enumerate()
+        .filter_map(|(ti, t)| {
             let price = t.offerings.iter().filter(|o| o.available && offering_ok(o)).map(|o| o.price).fold(f64::INFINITY, f64::min);
             if !price.is_finite() {
                 return None;
             }
             let a = t.allocatable();
             let alloc: Vec<f64> = names.iter().map(|n| (a.get(n) - overhead.get(n)) as f64).collect();
-            Some((price, alloc))
+            let key: Vec<bool> = alloc.iter().map(|x| *x > 0.0).collect();
+            let class = match class_keys.iter().position(|k| *k == key) {
+                Some(c) => c,
+                None => {
+                    class_keys.push(key);
+                    class_keys.len() - 1
+                }
+            };
+            Some((ti, class, price, alloc))
         })
         .collect();
-    // Identical requests collapse to one row with a multiplicity.
-    let mut rows: BTreeMap<Vec<i64>, f64> = BTreeMap::new();
-    for r in requests {
-        *rows.entry(names.iter().map(|n| r.get(n)).collect()).or_insert(0.0) += 1.0;
+    let nclass = class_keys.len().max(1);
+    // Identical (request, allowed types) rows collapse to one row with a multiplicity.
+    let mut rows: BTreeMap<(Vec<i64>, Vec<bool>), f64> = BTreeMap::new();
+    for (i, r) in requests.iter().enumerate() {
+        let ok: Vec<bool> = nodes.iter().map(|(ti, ..)| allowed(i, &types[*ti])).collect();
+        *rows.entry((names.iter().map(|n| r.get(n)).collect(), ok)).or_insert(0.0) += 1.0;
     }
     let mut unfit = 0usize;
-    // Per row, the per-resource cost coefficients of each type it fits.
-    let mut table: Vec<(f64, Vec<Vec<f64>>)> = vec![];
-    for (req, mult) in &rows {
+    // Per row, (class, per-resource cost coefficients) of each type it may use and fits.
+    let mut table: Vec<(f64, Vec<(usize, Vec<f64>)>)> = vec![];
+    for ((req, ok), mult) in &rows {
         let mut opts = vec![];
-        for (price, alloc) in &nodes {
-            if (0..d).all(|i| (req[i] as f64) <= alloc[i]) {
-                opts.push((0..d).map(|i| if alloc[i] > 0.0 { req[i] as f64 * price / alloc[i] } else { 0.0 }).collect());
+        for (ni, (_, class, price, alloc)) in nodes.iter().enumerate() {
+            if ok[ni] && (0..d).all(|i| (req[i] as f64) <= alloc[i]) {
+                opts.push((*class, (0..d).map(|i| if alloc[i] > 0.0 { req[i] as f64 * price / alloc[i] } else { 0.0 }).collect()));
             }
         }
         if opts.is_empty() {
@@ -75,41 +101,50 @@ pub fn fractional_lower_bound(
             table.push((*mult, opts));
         }
     }
-    let eval = |w: &[f64]| -> f64 {
+    // w[class][resource]
+    let eval = |w: &[Vec<f64>]| -> f64 {
         table
             .iter()
-            .map(|(m, opts)| m * opts.iter().map(|c| c.iter().zip(w).map(|(a, b)| a * b).sum::<f64>()).fold(f64::INFINITY, f64::min))
+            .map(|(m, opts)| {
+                m * opts
+                    .iter()
+                    .map(|(c, coef)| coef.iter().zip(&w[*c]).map(|(a, b)| a * b).sum::<f64>())
+                    .fold(f64::INFINITY, f64::min)
+            })
             .sum()
     };
     let per_resource: Vec<(String, f64)> = (0..d)
         .map(|i| {
-            let mut w = vec![0.0; d];
-            w[i] = 1.0;
-            (names[i].clone(), eval(&w))
+            let mut one = vec![0.0; d];
+            one[i] = 1.0;
+            (names[i].clone(), eval(&vec![one; nclass]))
         })
         .collect();
-    // Coordinate search on the simplex: move weight between pairs of resources while it helps.
-    let mut best_w: Vec<f64> = vec![0.0; d];
+    // Coordinate search on each class's simplex: move weight between two resources while it helps.
     let start = per_resource.iter().enumerate().max_by(|a, b| a.1.1.total_cmp(&b.1.1)).map(|(i, _)| i).unwrap_or(0);
-    best_w[start] = 1.0;
-    let mut best = eval(&best_w);
-    let mut step: f64 = 0.25;
+    let mut one = vec![0.0; d];
+    one[start] = 1.0;
+    let mut w: Vec<Vec<f64>> = vec![one; nclass];
+    let mut best = eval(&w);
+    let mut step: f64 = 0.5;
     while step > 1e-3 {
         let mut improved = false;
-        for i in 0..d {
-            for j in 0..d {
-                if i == j || best_w[j] <= 0.0 {
-                    continue;
-                }
-                let mv = step.min(best_w[j]);
-                let mut w = best_w.clone();
-                w[i] += mv;
-                w[j] -= mv;
-                let v = eval(&w);
-                if v > best + 1e-12 {
-                    best = v;
-                    best_w = w;
-                    improved = true;
+        for c in 0..nclass {
+            for i in 0..d {
+                for j in 0..d {
+                    if i == j || w[c][j] <= 0.0 {
+                        continue;
+                    }
+                    let mv = step.min(w[c][j]);
+                    let mut cand = w.clone();
+                    cand[c][i] += mv;
+                    cand[c][j] -= mv;
+                    let v = eval(&cand);
+                    if v > best + 1e-12 {
+                        best = v;
+                        w = cand;
+                        improved = true;
+                    }
                 }
             }
         }
@@ -117,12 +152,17 @@ pub fn fractional_lower_bound(
             step /= 2.0;
         }
     }
-    LowerBound {
-        value: best,
-        weights: names.iter().cloned().zip(best_w).collect(),
-        per_resource,
-        unfit,
-    }
+    let weights = class_keys
+        .iter()
+        .zip(&w)
+        .flat_map(|(key, wc)| {
+            let tag: Vec<&str> = names.iter().zip(key).filter(|(_, k)| **k).map(|(n, _)| n.as_str()).collect();
+            let tag = tag.join("+");
+            names.iter().zip(wc.clone()).map(move |(n, x)| (format!("[{tag}] {n}"), x))
+        })
+        .filter(|(_, x)| *x > 0.0)
+        .collect();
+    LowerBound { value: best, weights, per_resource, unfit }
 }
 
 #[cfg(test)]

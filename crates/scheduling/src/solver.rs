@@ -130,6 +130,7 @@ fn bits_of(mask: u64) -> impl Iterator<Item = usize> {
     })
 }
 
+#[derive(Clone)]
 struct PType {
     name: String,
     alloc: RV,
@@ -141,6 +142,7 @@ struct PType {
     offers: Vec<(usize, usize, f64)>,
 }
 
+#[derive(Clone)]
 struct PPool {
     src: usize,
     name: String,
@@ -161,6 +163,7 @@ struct PPool {
 }
 
 /// One requirement alternative compiled against the catalog.
+#[derive(Clone)]
 struct AltInfo {
     rs: ReqSet,
     types: Bits,
@@ -171,6 +174,7 @@ struct AltInfo {
     other: ReqSet,
 }
 
+#[derive(Clone)]
 struct Slot {
     name: String,
     labels: Labels,
@@ -181,6 +185,7 @@ struct Slot {
     cordoned: bool,
 }
 
+#[derive(Clone)]
 struct Claim {
     pool: usize,
     slot: usize,
@@ -228,6 +233,7 @@ struct GroupKey {
     eligible: Vec<u32>,
 }
 
+#[derive(Clone)]
 struct Group {
     kind: GKind,
     key: u32,
@@ -265,6 +271,7 @@ enum Soft {
     PreferNoSchedule,
 }
 
+#[derive(Clone)]
 struct Term {
     group: usize,
     /// Position in the relaxation order, None for a hard term.
@@ -272,6 +279,7 @@ struct Term {
     self_match: bool,
 }
 
+#[derive(Clone)]
 struct PPod {
     src: usize,
     ns: u32,
@@ -340,6 +348,7 @@ struct Trial {
 
 const LIMIT_NODES: usize = usize::MAX;
 
+#[derive(Clone)]
 pub(crate) struct Solver<'a> {
     snap: &'a Snapshot,
     opts: SolveOptions,
@@ -1907,6 +1916,7 @@ impl<'a> Solver<'a> {
         }
         let failed: BTreeSet<usize> = (0..self.pods.len()).filter(|&pi| !placed[pi]).collect();
         if self.opts.improve {
+            self.repack_free();
             self.improve();
         }
         self.finish(&failed)
@@ -2248,6 +2258,16 @@ pub(crate) mod access {
                 .map(|ci| ((fill(self, ci) * 1e9) as u64, ci))
                 .collect();
             order.sort();
+            // Room each claim already pays for; refreshed for the two claims a move touches.
+            let mut room: Vec<Option<RV>> = (0..n)
+                .map(|ci| {
+                    if self.claim_alive(ci) && !self.pool_limited(ci) {
+                        chosen_alloc(self, ci).map(|a| a.sub(&self.claims[ci].used))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             for &(_, from) in &order {
                 if !self.claim_alive(from) {
                     continue;
@@ -2257,19 +2277,208 @@ pub(crate) mod access {
                 for pi in pods {
                     let req = self.pods[pi].req;
                     for to in 0..n {
-                        if to == from || !self.claim_alive(to) || self.pool_limited(to) {
-                            continue;
-                        }
-                        let Some(a) = chosen_alloc(self, to) else { continue };
-                        if !self.claims[to].used.add(&req).le(&a) {
+                        if to == from || !room[to].is_some_and(|r| req.le(&r)) {
                             continue;
                         }
                         if self.move_free_pod(pi, from, to) {
+                            for ci in [from, to] {
+                                room[ci] = if self.claim_alive(ci) {
+                                    chosen_alloc(self, ci).map(|a| a.sub(&self.claims[ci].used))
+                                } else {
+                                    None
+                                };
+                            }
                             break;
                         }
                     }
                 }
             }
+        }
+
+        fn total_price(&self) -> f64 {
+            (0..self.claims.len()).filter(|&ci| self.claim_alive(ci)).map(|ci| self.claim_price(ci)).sum()
+        }
+
+        /// The cost pass for pods nothing ties to a node (no topology, no host ports, one
+        /// requirement alternative): take every NodeClaim holding only such pods, and rebuild
+        /// them bin by bin, each time opening the (NodePool, instance type) whose bin, filled
+        /// greedily, buys the most pod value per dollar. A pod's value is the cheapest price
+        /// share it could ever cost (price × its dominant share of a type it fits). Kept only
+        /// when the total price falls.
+        pub(crate) fn repack_free(&mut self) {
+            let eligible: Vec<usize> = (0..self.claims.len())
+                .filter(|&ci| self.claim_alive(ci) && !self.pool_limited(ci))
+                .filter(|&ci| self.claims[ci].pods.iter().all(|&pi| self.pod_is_free(pi) && self.pods[pi].eff_alts.len() == 1))
+                .collect();
+            if eligible.is_empty() {
+                return;
+            }
+            let before = self.total_price();
+            let mut trial = self.clone();
+            trial.repack_into_bins(&eligible);
+            if trial.total_price() < before - 1e-9 && trial.placements.len() == self.placements.len() {
+                *self = trial;
+            }
+        }
+
+        fn repack_into_bins(&mut self, eligible: &[usize]) {
+            let mut loose: Vec<usize> = vec![];
+            for &ci in eligible {
+                let n = self.claims[ci].pods.len();
+                self.open.remove(&(n, ci));
+                loose.extend(self.claims[ci].pods.drain(..));
+                self.claims[ci].alive = false;
+                let pool = self.claims[ci].pool;
+                self.pools[pool].claims -= 1;
+            }
+            let moving: BTreeSet<usize> = loose.iter().copied().collect();
+            self.placements.retain(|(p, _)| !moving.contains(p));
+            // Pool compatibility (taints and requirements) per pod, via a trial on a fresh claim.
+            let np = self.pools.len();
+            type Key = (Vec<i64>, usize, Vec<bool>);
+            let mut classes: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+            let mut compat_cache: HashMap<(usize, Vec<bool>), Vec<bool>> = HashMap::new();
+            for &pi in &loose {
+                let tol: Vec<bool> = (0..np).map(|p| self.taint_block(pi, &self.pools[p].taints).is_none()).collect();
+                let alt = self.pods[pi].eff_alts[0];
+                let ok = compat_cache
+                    .entry((alt, tol.clone()))
+                    .or_insert_with(|| (0..np).map(|p| tol[p] && self.try_new(pi, p).is_ok()).collect())
+                    .clone();
+                classes.entry((self.pods[pi].req.0.to_vec(), alt, ok)).or_default().push(pi);
+            }
+            // Value of one pod of a class: the cheapest dominant-share price over what it fits.
+            let mut list: Vec<(f64, Key, Vec<usize>)> = vec![];
+            for (key, pods) in classes {
+                let req = self.pods[pods[0]].req;
+                let mut v = f64::INFINITY;
+                for (p, pool) in self.pools.iter().enumerate() {
+                    if !key.2[p] {
+                        continue;
+                    }
+                    for t in pool.types.iter() {
+                        if !self.alts[key.1].types.0[t / 64] & (1 << (t % 64)) != 0 {
+                            continue;
+                        }
+                        let cap = self.types[t].alloc.sub(&pool.overhead);
+                        if !req.le(&cap) {
+                            continue;
+                        }
+                        let Some(price) = self.type_price(t, pool.zmask & self.alts[key.1].zmask, pool.cmask & self.alts[key.1].cmask) else { continue };
+                        let share = (0..DIMS).filter(|&d| cap.0[d] > 0).map(|d| req.0[d] as f64 / cap.0[d] as f64).fold(0.0, f64::max);
+                        v = v.min(price * share);
+                    }
+                }
+                if v.is_finite() {
+                    list.push((v, key, pods));
+                } else {
+                    // Fits nowhere on its own any more: give it back to first-fit below.
+                    list.push((0.0, key, pods));
+                }
+            }
+            list.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            let mut left: Vec<usize> = list.iter().map(|x| x.2.len()).collect();
+            let reqs: Vec<RV> = list.iter().map(|x| self.pods[x.2[0]].req).collect();
+            let dims: Vec<Vec<usize>> = reqs.iter().map(|r| (0..DIMS).filter(|&d| r.0[d] > 0).collect()).collect();
+            let mut active: Vec<usize> = (0..list.len()).collect();
+            let mut leftovers = vec![];
+            loop {
+                active.retain(|&c| left[c] > 0);
+                let Some(&seed_class) = active.first() else { break };
+                let seed = list[seed_class].2[list[seed_class].2.len() - left[seed_class]];
+                // Best (efficiency, -price, pool, type) over candidate bins.
+                let mut best: Option<(f64, f64, usize, usize)> = None;
+                for p in 0..np {
+                    if !list[seed_class].1.2[p] {
+                        continue;
+                    }
+                    let Ok((_, tr0)) = self.try_new(seed, p) else { continue };
+                    let overhead = self.pools[p].overhead;
+                    for t in tr0.types.iter() {
+                        let Some(price) = self.type_price(t, tr0.zmask, tr0.cmask) else { continue };
+                        let cap = self.types[t].alloc.sub(&overhead);
+                        let mut used = self.pods[seed].req;
+                        let mut value = list[seed_class].0;
+                        for &c in &active {
+                            let avail = left[c] - usize::from(c == seed_class);
+                            let item = &list[c];
+                            if avail == 0 || !item.1.2[p] || self.alts[item.1.1].types.0[t / 64] & (1 << (t % 64)) == 0 {
+                                continue;
+                            }
+                            let req = &reqs[c];
+                            let mut k = avail as i64;
+                            for &d in &dims[c] {
+                                k = k.min((cap.0[d] - used.0[d]).max(0) / req.0[d]);
+                                if k == 0 {
+                                    break;
+                                }
+                            }
+                            if k > 0 {
+                                for &d in &dims[c] {
+                                    used.0[d] += req.0[d] * k;
+                                }
+                                value += item.0 * k as f64;
+                            }
+                        }
+                        let eff = value / price.max(1e-12);
+                        let better = match best {
+                            None => true,
+                            Some((be, bp, ..)) => eff > be + 1e-12 || ((eff - be).abs() <= 1e-12 && price < bp),
+                        };
+                        if better {
+                            best = Some((eff, price, p, t));
+                        }
+                    }
+                }
+                let Some((_, _, p, t)) = best else {
+                    leftovers.push(seed);
+                    left[seed_class] -= 1;
+                    continue;
+                };
+                // Build the bin for real: a fresh claim of pool p narrowed to the types that
+                // offer at least type t's room, filled in the same order.
+                let (mut c, tr) = match self.try_new(seed, p) {
+                    Ok(x) => x,
+                    Err(_) => {
+                        leftovers.push(seed);
+                        left[seed_class] -= 1;
+                        continue;
+                    }
+                };
+                let _ = &mut c;
+                self.claims.push(c);
+                let ci = self.claims.len() - 1;
+                self.commit_claim(seed, ci, tr);
+                left[seed_class] -= 1;
+                let cap = self.types[t].alloc;
+                for &c2 in &active {
+                    while left[c2] > 0 {
+                        let pi = list[c2].2[list[c2].2.len() - left[c2]];
+                        if !self.claims[ci].used.add(&self.pods[pi].req).le(&cap) {
+                            break;
+                        }
+                        match self.try_claim(pi, &self.claims[ci]) {
+                            Ok(tr) => {
+                                self.commit_claim(pi, ci, tr);
+                                left[c2] -= 1;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            for pi in leftovers {
+                self.place(pi);
+            }
+        }
+
+        fn type_price(&self, t: usize, zmask: u64, cmask: u64) -> Option<f64> {
+            self.types[t]
+                .offers
+                .iter()
+                .filter(|(z, c, _)| zmask & (1 << z) != 0 && cmask & (1 << c) != 0)
+                .map(|x| x.2)
+                .min_by(|a, b| a.total_cmp(b))
         }
 
         /// Rebuilds a claim's instance-type set from its pool and remaining pods (free pods only

@@ -509,3 +509,30 @@ pods:
     let bad = serde_yaml::from_str::<Snapshot>("pods: [{name: x, requests: {cpu: lots}}]").unwrap_err();
     assert!(bad.to_string().contains("resource cpu"), "{bad}");
 }
+
+#[test]
+fn cost_pass_beats_plain_first_fit() {
+    // One big, badly priced type that first-fit grows claims into, and a cheap small one.
+    let mut s = snapshot(pods("job", 6, 3000, 512));
+    s.instance_types = vec![itype("small-4", 4, 8, 0.10), itype("big-24", 24, 48, 1.20)];
+    let ffd = solve(&s, &SolveOptions { improve: false, ..Default::default() }).unwrap();
+    let best = solve_ok(&s);
+    assert_eq!(ffd.new_claims.len(), 1, "first-fit puts all six on one big node");
+    assert!((ffd.new_cost() - 1.2).abs() < 1e-9);
+    assert!(best.new_cost() < ffd.new_cost(), "{} !< {}", best.new_cost(), ffd.new_cost());
+    assert!((best.new_cost() - 0.6).abs() < 1e-9, "six small nodes: {}", best.new_cost());
+}
+
+#[test]
+fn shipped_catalog_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../simulations/catalogs/aws-like.yaml");
+    let text = std::fs::read_to_string(path).expect("catalog file is in the repository");
+    let file: catalog::CatalogFile = serde_yaml::from_str(&text).unwrap();
+    let types = file.instance_types().unwrap();
+    assert!(types.len() >= 24);
+    let m = types.iter().find(|t| t.name == "m6i.large").unwrap();
+    assert_eq!(m.capacity.cpu_millis, 2000);
+    assert!(m.allocatable().memory_bytes < m.capacity.memory_bytes);
+    assert_eq!(m.offerings.len(), 6, "on-demand and spot in three zones");
+    assert_eq!(m.labels.get("karpenter.k8s.aws/instance-category").map(String::as_str), Some("m"));
+}

@@ -2388,8 +2388,11 @@ pub(crate) mod access {
                 let seed = list[seed_class].2[list[seed_class].2.len() - left[seed_class]];
                 // Best (efficiency, -price, pool, type) over candidate bins.
                 let mut best: Option<(f64, f64, usize, usize)> = None;
+                // NodePool weights still rule: only the heaviest pools that can take the seed.
+                let weight = |p: usize| self.snap.node_pools[self.pools[p].src].weight;
+                let top = (0..np).find(|&p| list[seed_class].1.2[p]).map(weight);
                 for p in 0..np {
-                    if !list[seed_class].1.2[p] {
+                    if !list[seed_class].1.2[p] || Some(weight(p)) != top {
                         continue;
                     }
                     let Ok((_, tr0)) = self.try_new(seed, p) else { continue };

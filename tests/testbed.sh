@@ -81,16 +81,16 @@ kube_binaries_ok() {
     [[ -x "$K8S_BIN/$b" ]] || return 1
     [[ "$("$K8S_BIN/$b" --version 2>/dev/null)" == "Kubernetes $K8S_VERSION" ]] || return 1
   done
-  [[ -x "$K8S_BIN/kubectl" ]] && "$K8S_BIN/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $K8S_VERSION"
+  # (no `| grep -q`: with pipefail, grep exiting early makes the writer's SIGPIPE fail the check)
+  [[ -x "$K8S_BIN/kubectl" && "$("$K8S_BIN/kubectl" version --client 2>/dev/null)" == *"Client Version: $K8S_VERSION"* ]]
 }
 
 etcd_binary_ok() {
-  [[ -x "$ETCD_BIN/etcd" ]] && "$ETCD_BIN/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${ETCD_VERSION#v}"
+  [[ -x "$ETCD_BIN/etcd" && "$("$ETCD_BIN/etcd" --version 2>/dev/null)" == *"etcd Version: ${ETCD_VERSION#v}"* ]]
 }
 
 kwok_binary_ok() {
-  [[ -x "$KWOK_BIN/kwok" && -s "$KWOK_BIN/stages.yaml" ]] &&
-    "$KWOK_BIN/kwok" --version 2>/dev/null | grep -q "${KWOK_VERSION#v}"
+  [[ -x "$KWOK_BIN/kwok" && -s "$KWOK_BIN/stages.yaml" && "$("$KWOK_BIN/kwok" --version 2>/dev/null)" == *"version $KWOK_VERSION "* ]]
 }
 
 go_env() {
@@ -200,12 +200,21 @@ cmd_build() {
 pidfile() { echo "$RT/pids/$1.pid"; }
 logfile() { echo "$RT/logs/$1.log"; }
 
+# alive PID: the process exists and is not a zombie waiting for its (re)parent to reap it.
+alive() {
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ ${stat:0:1} != Z ]]
+}
+
 running() { # name -> 0 if its recorded process is alive
   local pf pid
   pf="$(pidfile "$1")"
   [[ -s $pf ]] || return 1
   pid="$(<"$pf")"
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+  [[ -n $pid ]] && alive "$pid"
 }
 
 # spawn NAME CMD... : start CMD in its own session, stdout/stderr to the log, pid to the pidfile.
@@ -244,11 +253,11 @@ stop() {
   pf="$(pidfile "$name")"
   [[ -f $pf ]] || return 0
   pid="$(<"$pf")"
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+  if [[ -n $pid ]] && alive "$pid"; then
     log "stopping $name (pid $pid)"
     kill -s "$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
+    for ((i = 0; i < 200; i++)); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
       log "$name did not stop; SIGKILL"
       kill -s KILL "$pid" 2>/dev/null || true
     fi

@@ -24,14 +24,26 @@ fn instance_types(n: usize) -> Vec<InstanceType> {
             let price = 0.025 * vcpu as f64 + 0.001 * gib as f64;
             let mut offerings = vec![];
             for z in ZONES {
-                offerings.push(Offering { zone: z.into(), capacity_type: "on-demand".into(), price, available: true });
-                offerings.push(Offering { zone: z.into(), capacity_type: "spot".into(), price: price * 0.7, available: true });
+                offerings.push(Offering {
+                    zone: z.into(),
+                    capacity_type: "on-demand".into(),
+                    price,
+                    available: true,
+                });
+                offerings.push(Offering {
+                    zone: z.into(),
+                    capacity_type: "spot".into(),
+                    price: price * 0.7,
+                    available: true,
+                });
             }
             InstanceType {
                 name: format!("fake-it-{i}"),
                 capacity: Resources::cpu_mem(vcpu * 1000, gib << 30).with("pods", 10 * vcpu),
                 overhead: Resources::default(),
-                labels: [("kubernetes.io/arch".to_string(), "amd64".to_string())].into_iter().collect(),
+                labels: [("kubernetes.io/arch".to_string(), "amd64".to_string())]
+                    .into_iter()
+                    .collect(),
                 offerings,
             }
         })
@@ -56,7 +68,10 @@ impl Draw {
 
 fn pod(i: usize, labels: &[(&str, String)], requests: Resources) -> Pod {
     let mut p = Pod::new("default", &format!("pod-{i:06}"), requests);
-    p.labels = labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    p.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     p
 }
 
@@ -130,12 +145,18 @@ fn main() {
         .unwrap_or_else(|| vec![1_000, 5_000, 20_000]);
     let types = instance_types(400);
     println!("karpenter scheduling benchmark mix: 400 instance types, seed 42, one thread");
-    println!("{:>7} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:>12}", "pods", "solve ms", "pods/s", "placed", "pending", "nodes", "$/h", "max pods/nd");
+    println!(
+        "{:>7} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:>12}",
+        "pods", "solve ms", "pods/s", "placed", "pending", "nodes", "$/h", "max pods/nd"
+    );
     for &n in &sizes {
         let mut d = Draw(ChaCha8Rng::seed_from_u64(42));
         let snap = Snapshot {
             pods: diverse_pods(n, &mut d),
-            node_pools: vec![NodePool { name: "default".into(), ..Default::default() }],
+            node_pools: vec![NodePool {
+                name: "default".into(),
+                ..Default::default()
+            }],
             instance_types: types.clone(),
             ..Default::default()
         };
@@ -150,7 +171,12 @@ fn main() {
             sol = Some(s);
         }
         let sol = sol.expect("at least one run");
-        let max_pods = sol.new_claims.iter().map(|c| c.pods.len()).max().unwrap_or(0);
+        let max_pods = sol
+            .new_claims
+            .iter()
+            .map(|c| c.pods.len())
+            .max()
+            .unwrap_or(0);
         println!(
             "{:>7} {:>10.1} {:>10.0} {:>8} {:>8} {:>8} {:>10.2} {:>12}",
             n,
@@ -164,7 +190,10 @@ fn main() {
         );
         if n <= 1_000 {
             let bad = check::check(&snap, &sol);
-            println!("        independent check at {n} pods: {} violations", bad.len());
+            println!(
+                "        independent check at {n} pods: {} violations",
+                bad.len()
+            );
         }
         if let Some(u) = sol.unschedulable.first() {
             println!("        e.g. {u}");

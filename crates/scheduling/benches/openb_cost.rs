@@ -31,21 +31,41 @@ fn shared_dir() -> PathBuf {
 fn catalog_path() -> PathBuf {
     std::env::var("BALLAST_CATALOG")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../simulations/catalogs/aws-like.yaml"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../simulations/catalogs/aws-like.yaml")
+        })
 }
 
 fn read_pods(path: &PathBuf) -> Result<Vec<Pod>, String> {
     let mut rd = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let headers = rd.headers().map_err(|e| e.to_string())?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).ok_or(format!("column {name} missing"));
-    let (name_c, cpu_c, mem_c, gpu_c) = (col("name")?, col("cpu_milli")?, col("memory_mib")?, col("num_gpu")?);
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or(format!("column {name} missing"))
+    };
+    let (name_c, cpu_c, mem_c, gpu_c) = (
+        col("name")?,
+        col("cpu_milli")?,
+        col("memory_mib")?,
+        col("num_gpu")?,
+    );
     let mut pods = vec![];
     for (i, row) in rd.records().enumerate() {
         let row = row.map_err(|e| format!("row {i}: {e}"))?;
         let num = |c: usize| -> Result<i64, String> {
-            row.get(c).unwrap_or("").parse::<i64>().map_err(|e| format!("row {i} column {c}: {e}"))
+            row.get(c)
+                .unwrap_or("")
+                .parse::<i64>()
+                .map_err(|e| format!("row {i} column {c}: {e}"))
         };
-        let mut p = Pod::new("openb", row.get(name_c).unwrap_or(""), Resources::cpu_mem(num(cpu_c)?, num(mem_c)? << 20));
+        let mut p = Pod::new(
+            "openb",
+            row.get(name_c).unwrap_or(""),
+            Resources::cpu_mem(num(cpu_c)?, num(mem_c)? << 20),
+        );
         let gpus = num(gpu_c)?;
         if gpus > 0 {
             p.requests.set("nvidia.com/gpu", gpus);
@@ -61,7 +81,11 @@ fn read_pods(path: &PathBuf) -> Result<Vec<Pod>, String> {
 }
 
 fn pools(spot: bool) -> Vec<NodePool> {
-    let ct: Vec<&str> = if spot { vec!["spot", "on-demand"] } else { vec!["on-demand"] };
+    let ct: Vec<&str> = if spot {
+        vec!["spot", "on-demand"]
+    } else {
+        vec!["on-demand"]
+    };
     let overhead = Resources::cpu_mem(300, 300 << 20).with("pods", 2);
     let mk = |name: &str, cats: &[&str]| NodePool {
         name: name.into(),
@@ -73,14 +97,21 @@ fn pools(spot: bool) -> Vec<NodePool> {
         ..Default::default()
     };
     let mut gpu = mk("gpu", &["g", "p"]);
-    gpu.taints = vec![Taint::new("nvidia.com/gpu", "true", TaintEffect::NoSchedule)];
+    gpu.taints = vec![Taint::new(
+        "nvidia.com/gpu",
+        "true",
+        TaintEffect::NoSchedule,
+    )];
     vec![mk("general", &["c", "m", "r"]), gpu]
 }
 
 fn main() {
     let csv = shared_dir().join("data/alibaba-openb/openb_pod_list_default.csv");
     if !csv.exists() {
-        println!("openb benchmark skipped: {} not found (set BALLAST_SHARED)", csv.display());
+        println!(
+            "openb benchmark skipped: {} not found (set BALLAST_SHARED)",
+            csv.display()
+        );
         return;
     }
     let pods = match read_pods(&csv) {
@@ -93,41 +124,89 @@ fn main() {
     let text = match std::fs::read_to_string(catalog_path()) {
         Ok(t) => t,
         Err(e) => {
-            println!("openb benchmark skipped: catalog {}: {e}", catalog_path().display());
+            println!(
+                "openb benchmark skipped: catalog {}: {e}",
+                catalog_path().display()
+            );
             return;
         }
     };
     let file: CatalogFile = serde_yaml::from_str(&text).expect("catalog file parses");
     let types = file.instance_types().expect("catalog file is valid");
-    println!("openb: {} pods, {} instance types from {}", pods.len(), types.len(), catalog_path().display());
+    println!(
+        "openb: {} pods, {} instance types from {}",
+        pods.len(),
+        types.len(),
+        catalog_path().display()
+    );
     println!(
         "{:<10} {:<8} {:>8} {:>7} {:>8} {:>10} {:>10} {:>7} {:>9}",
-        "capacity", "pass", "solve ms", "nodes", "pending", "cost $/h", "bound $/h", "ratio", "cpu-only"
+        "capacity",
+        "pass",
+        "solve ms",
+        "nodes",
+        "pending",
+        "cost $/h",
+        "bound $/h",
+        "ratio",
+        "cpu-only"
     );
     let split = std::env::var("BALLAST_OPENB_PART").ok();
     let pods: Vec<Pod> = match split.as_deref() {
-        Some("gpu") => pods.into_iter().filter(|p| p.requests.get("nvidia.com/gpu") > 0).collect(),
-        Some("cpu") => pods.into_iter().filter(|p| p.requests.get("nvidia.com/gpu") == 0).collect(),
+        Some("gpu") => pods
+            .into_iter()
+            .filter(|p| p.requests.get("nvidia.com/gpu") > 0)
+            .collect(),
+        Some("cpu") => pods
+            .into_iter()
+            .filter(|p| p.requests.get("nvidia.com/gpu") == 0)
+            .collect(),
         _ => pods,
     };
     for spot in [false, true] {
         for improve in [false, true] {
-            let snap = Snapshot { pods: pods.clone(), node_pools: pools(spot), instance_types: types.clone(), ..Default::default() };
+            let snap = Snapshot {
+                pods: pods.clone(),
+                node_pools: pools(spot),
+                instance_types: types.clone(),
+                ..Default::default()
+            };
             let t = Instant::now();
-            let sol = solve(&snap, &SolveOptions { improve, ..Default::default() }).expect("valid input");
+            let sol = solve(
+                &snap,
+                &SolveOptions {
+                    improve,
+                    ..Default::default()
+                },
+            )
+            .expect("valid input");
             let ms = t.elapsed().as_secs_f64() * 1e3;
             // The bound covers the pods the plan placed, on the same offerings and overhead.
-            let placed: std::collections::BTreeSet<&PodRef> = sol.placements.iter().map(|p| &p.pod).collect();
-            let reqs: Vec<Resources> = pods.iter().filter(|p| placed.contains(&p.key())).map(|p| p.effective_requests()).collect();
+            let placed: std::collections::BTreeSet<&PodRef> =
+                sol.placements.iter().map(|p| &p.pod).collect();
+            let reqs: Vec<Resources> = pods
+                .iter()
+                .filter(|p| placed.contains(&p.key()))
+                .map(|p| p.effective_requests())
+                .collect();
             let offering_ok = |o: &Offering| spot || o.capacity_type == "on-demand";
             // GPU types sit behind the gpu pool's taint: only pods that tolerate it may use them.
-            let tolerates: Vec<bool> = pods.iter().filter(|p| placed.contains(&p.key())).map(|p| !p.tolerations.is_empty()).collect();
+            let tolerates: Vec<bool> = pods
+                .iter()
+                .filter(|p| placed.contains(&p.key()))
+                .map(|p| !p.tolerations.is_empty())
+                .collect();
             let gpu_type = |t: &InstanceType| t.capacity.get("nvidia.com/gpu") > 0;
             let allowed = |i: usize, t: &InstanceType| tolerates[i] || !gpu_type(t);
             let overhead = Resources::cpu_mem(300, 300 << 20).with("pods", 2);
             let lb = fractional_lower_bound_with(&reqs, &types, &overhead, &offering_ok, &allowed);
             let simple = fractional_lower_bound(&reqs, &types, &overhead, &offering_ok);
-            let cpu_only = lb.per_resource.iter().find(|(n, _)| n == "cpu").map(|x| x.1).unwrap_or(0.0);
+            let cpu_only = lb
+                .per_resource
+                .iter()
+                .find(|(n, _)| n == "cpu")
+                .map(|x| x.1)
+                .unwrap_or(0.0);
             let _ = &simple;
             println!(
                 "{:<10} {:<8} {:>8.0} {:>7} {:>8} {:>10.2} {:>10.2} {:>7.3} {:>9.2}",
@@ -142,7 +221,11 @@ fn main() {
                 cpu_only
             );
             if improve && !spot {
-                let w: Vec<String> = lb.weights.iter().map(|(n, w)| format!("{n}={w:.2}")).collect();
+                let w: Vec<String> = lb
+                    .weights
+                    .iter()
+                    .map(|(n, w)| format!("{n}={w:.2}"))
+                    .collect();
                 println!("           bound weights: {}", w.join(" "));
                 if let Some(u) = sol.unschedulable.first() {
                     println!("           e.g. {u}");
@@ -152,7 +235,7 @@ fn main() {
                     *by_type.entry(c.instance_type.as_str()).or_default() += 1;
                 }
                 let mut v: Vec<(&str, usize)> = by_type.into_iter().collect();
-                v.sort_by(|a, b| b.1.cmp(&a.1));
+                v.sort_by_key(|x| std::cmp::Reverse(x.1));
                 let top: Vec<String> = v.iter().take(8).map(|(t, n)| format!("{t}x{n}")).collect();
                 println!("           types: {}", top.join(" "));
             }

@@ -61,12 +61,20 @@ pub fn fractional_lower_bound_with(
         .iter()
         .enumerate()
         .filter_map(|(ti, t)| {
-            let price = t.offerings.iter().filter(|o| o.available && offering_ok(o)).map(|o| o.price).fold(f64::INFINITY, f64::min);
+            let price = t
+                .offerings
+                .iter()
+                .filter(|o| o.available && offering_ok(o))
+                .map(|o| o.price)
+                .fold(f64::INFINITY, f64::min);
             if !price.is_finite() {
                 return None;
             }
             let a = t.allocatable();
-            let alloc: Vec<f64> = names.iter().map(|n| (a.get(n) - overhead.get(n)) as f64).collect();
+            let alloc: Vec<f64> = names
+                .iter()
+                .map(|n| (a.get(n) - overhead.get(n)) as f64)
+                .collect();
             let key: Vec<bool> = alloc.iter().map(|x| *x > 0.0).collect();
             let class = match class_keys.iter().position(|k| *k == key) {
                 Some(c) => c,
@@ -82,17 +90,35 @@ pub fn fractional_lower_bound_with(
     // Identical (request, allowed types) rows collapse to one row with a multiplicity.
     let mut rows: BTreeMap<(Vec<i64>, Vec<bool>), f64> = BTreeMap::new();
     for (i, r) in requests.iter().enumerate() {
-        let ok: Vec<bool> = nodes.iter().map(|(ti, ..)| allowed(i, &types[*ti])).collect();
-        *rows.entry((names.iter().map(|n| r.get(n)).collect(), ok)).or_insert(0.0) += 1.0;
+        let ok: Vec<bool> = nodes
+            .iter()
+            .map(|(ti, ..)| allowed(i, &types[*ti]))
+            .collect();
+        *rows
+            .entry((names.iter().map(|n| r.get(n)).collect(), ok))
+            .or_insert(0.0) += 1.0;
     }
     let mut unfit = 0usize;
     // Per row, (class, per-resource cost coefficients) of each type it may use and fits.
-    let mut table: Vec<(f64, Vec<(usize, Vec<f64>)>)> = vec![];
+    // (multiplicity, [(type class, per-resource cost coefficients)])
+    type Row = (f64, Vec<(usize, Vec<f64>)>);
+    let mut table: Vec<Row> = vec![];
     for ((req, ok), mult) in &rows {
         let mut opts = vec![];
         for (ni, (_, class, price, alloc)) in nodes.iter().enumerate() {
             if ok[ni] && (0..d).all(|i| (req[i] as f64) <= alloc[i]) {
-                opts.push((*class, (0..d).map(|i| if alloc[i] > 0.0 { req[i] as f64 * price / alloc[i] } else { 0.0 }).collect()));
+                opts.push((
+                    *class,
+                    (0..d)
+                        .map(|i| {
+                            if alloc[i] > 0.0 {
+                                req[i] as f64 * price / alloc[i]
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect(),
+                ));
             }
         }
         if opts.is_empty() {
@@ -121,7 +147,12 @@ pub fn fractional_lower_bound_with(
         })
         .collect();
     // Coordinate search on each class's simplex: move weight between two resources while it helps.
-    let start = per_resource.iter().enumerate().max_by(|a, b| a.1.1.total_cmp(&b.1.1)).map(|(i, _)| i).unwrap_or(0);
+    let start = per_resource
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
     let mut one = vec![0.0; d];
     one[start] = 1.0;
     let mut w: Vec<Vec<f64>> = vec![one; nclass];
@@ -156,13 +187,26 @@ pub fn fractional_lower_bound_with(
         .iter()
         .zip(&w)
         .flat_map(|(key, wc)| {
-            let tag: Vec<&str> = names.iter().zip(key).filter(|(_, k)| **k).map(|(n, _)| n.as_str()).collect();
+            let tag: Vec<&str> = names
+                .iter()
+                .zip(key)
+                .filter(|(_, k)| **k)
+                .map(|(n, _)| n.as_str())
+                .collect();
             let tag = tag.join("+");
-            names.iter().zip(wc.clone()).map(move |(n, x)| (format!("[{tag}] {n}"), x))
+            names
+                .iter()
+                .zip(wc.clone())
+                .map(move |(n, x)| (format!("[{tag}] {n}"), x))
         })
         .filter(|(_, x)| *x > 0.0)
         .collect();
-    LowerBound { value: best, weights, per_resource, unfit }
+    LowerBound {
+        value: best,
+        weights,
+        per_resource,
+        unfit,
+    }
 }
 
 #[cfg(test)]
@@ -176,7 +220,12 @@ mod tests {
             capacity: Resources::cpu_mem(cpu * 1000, mem_gi << 30).with("pods", 110),
             overhead: Resources::default(),
             labels: Default::default(),
-            offerings: vec![Offering { zone: "a".into(), capacity_type: "on-demand".into(), price, available: true }],
+            offerings: vec![Offering {
+                zone: "a".into(),
+                capacity_type: "on-demand".into(),
+                price,
+                available: true,
+            }],
         }
     }
 
@@ -184,7 +233,10 @@ mod tests {
     fn mixes_resources() {
         // cpu-optimised and memory-optimised types; a cpu-heavy and a memory-heavy pod.
         let types = vec![ty("c", 4, 8, 1.0), ty("r", 4, 32, 2.0)];
-        let pods = vec![Resources::cpu_mem(4000, 8 << 30), Resources::cpu_mem(1000, 32 << 30)];
+        let pods = vec![
+            Resources::cpu_mem(4000, 8 << 30),
+            Resources::cpu_mem(1000, 32 << 30),
+        ];
         let lb = fractional_lower_bound(&pods, &types, &Resources::default(), &|_| true);
         // Any packing costs at least 1 (first pod needs a whole c) + 2 (second needs a whole r).
         assert!(lb.value <= 3.0 + 1e-9, "{lb:?}");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Kind, ModelError};
-use crate::model::{labels as wk, InstanceType, Offering, Resources};
+use crate::model::{InstanceType, Offering, Resources, labels as wk};
 use crate::quantity::parse_units;
 
 /// A catalog file.
@@ -81,8 +81,12 @@ impl CatalogFile {
         let mut out = vec![];
         let p = &self.label_prefix;
         for t in &self.types {
-            let e = |field: &str, why: String| ModelError::new(Kind::InstanceType, &t.name, field, why);
-            let (family, size) = t.name.split_once('.').ok_or_else(|| e("name", "expected family.size".into()))?;
+            let e =
+                |field: &str, why: String| ModelError::new(Kind::InstanceType, &t.name, field, why);
+            let (family, size) = t
+                .name
+                .split_once('.')
+                .ok_or_else(|| e("name", "expected family.size".into()))?;
             if t.vcpu <= 0 {
                 return Err(e("vcpu", format!("{} is not positive", t.vcpu)));
             }
@@ -93,12 +97,21 @@ impl CatalogFile {
             if !t.on_demand.is_finite() || t.on_demand <= 0.0 {
                 return Err(e("onDemand", format!("{} is not a price", t.on_demand)));
             }
-            let mut capacity = Resources::cpu_mem(t.vcpu * 1000, memory).with("pods", t.pods).with("ephemeral-storage", 20 << 30);
+            let mut capacity = Resources::cpu_mem(t.vcpu * 1000, memory)
+                .with("pods", t.pods)
+                .with("ephemeral-storage", 20 << 30);
             if t.gpus > 0 {
                 capacity.set("nvidia.com/gpu", t.gpus);
             }
-            let category: String = family.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
-            let generation: String = family.chars().skip_while(|c| c.is_ascii_alphabetic()).take_while(|c| c.is_ascii_digit()).collect();
+            let category: String = family
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            let generation: String = family
+                .chars()
+                .skip_while(|c| c.is_ascii_alphabetic())
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             let mut labels = BTreeMap::new();
             labels.insert(wk::ARCH.to_string(), t.arch.clone());
             labels.insert(wk::OS.to_string(), "linux".to_string());
@@ -115,12 +128,22 @@ impl CatalogFile {
             let mut offerings = vec![];
             for z in &self.zones {
                 let avail = |ct: &str| !t.unavailable.iter().any(|u| u == &format!("{z}/{ct}"));
-                offerings.push(Offering { zone: z.clone(), capacity_type: "on-demand".into(), price: t.on_demand, available: avail("on-demand") });
+                offerings.push(Offering {
+                    zone: z.clone(),
+                    capacity_type: "on-demand".into(),
+                    price: t.on_demand,
+                    available: avail("on-demand"),
+                });
                 if let Some(&sp) = t.spot.get(z) {
                     if !sp.is_finite() || sp <= 0.0 {
                         return Err(e(&format!("spot.{z}"), format!("{sp} is not a price")));
                     }
-                    offerings.push(Offering { zone: z.clone(), capacity_type: "spot".into(), price: sp, available: avail("spot") });
+                    offerings.push(Offering {
+                        zone: z.clone(),
+                        capacity_type: "spot".into(),
+                        price: sp,
+                        available: avail("spot"),
+                    });
                 }
             }
             for z in t.spot.keys() {
@@ -128,7 +151,13 @@ impl CatalogFile {
                     return Err(e("spot", format!("zone {z} is not in the catalog's zones")));
                 }
             }
-            out.push(InstanceType { name: t.name.clone(), capacity, overhead: kubelet_overhead(t.vcpu, t.pods), labels, offerings });
+            out.push(InstanceType {
+                name: t.name.clone(),
+                capacity,
+                overhead: kubelet_overhead(t.vcpu, t.pods),
+                labels,
+                offerings,
+            });
         }
         Ok(out)
     }
@@ -165,6 +194,9 @@ mod tests {
             }],
         };
         let err = f.instance_types().unwrap_err();
-        assert!(err.to_string().contains("nodot") && err.to_string().contains("name"), "{err}");
+        assert!(
+            err.to_string().contains("nodot") && err.to_string().contains("name"),
+            "{err}"
+        );
     }
 }

@@ -7,8 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    labels as wk, tolerated, LabelSelector, NodeInclusionPolicy, NodeSelectorTerm, Operator, Pod, PodAffinityTerm,
+    LabelSelector, NodeInclusionPolicy, NodeSelectorTerm, Operator, Pod, PodAffinityTerm,
     Requirement, Resources, SelectorOperator, Snapshot, Taint, TaintEffect, WhenUnsatisfiable,
+    labels as wk, tolerated,
 };
 use crate::solution::{Solution, Target};
 
@@ -30,8 +31,12 @@ fn req_ok(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
         Operator::NotIn => v.is_none_or(|v| !r.values.contains(v)),
         Operator::Exists => v.is_some(),
         Operator::DoesNotExist => v.is_none(),
-        Operator::Gt => matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b),
-        Operator::Lt => matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b),
+        Operator::Gt => {
+            matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b)
+        }
+        Operator::Lt => {
+            matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b)
+        }
     }
 }
 
@@ -41,10 +46,18 @@ fn term_ok(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
 
 /// The pod's node selector, required node affinity and volume zones hold on these labels.
 pub fn node_fits_pod(p: &Pod, labels: &BTreeMap<String, String>) -> bool {
-    p.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    p.node_selector
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
         && (p.affinity.node_affinity.required.is_empty()
-            || p.affinity.node_affinity.required.iter().any(|t| term_ok(t, labels)))
-        && p.volumes.iter().all(|v| v.zones.is_empty() || labels.get(wk::ZONE).is_some_and(|z| v.zones.contains(z)))
+            || p.affinity
+                .node_affinity
+                .required
+                .iter()
+                .any(|t| term_ok(t, labels)))
+        && p.volumes.iter().all(|v| {
+            v.zones.is_empty() || labels.get(wk::ZONE).is_some_and(|z| v.zones.contains(z))
+        })
 }
 
 fn selector_ok(s: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
@@ -66,7 +79,10 @@ fn term_namespaces_ok(t: &PodAffinityTerm, owner_ns: &str, ns: &str, snap: &Snap
         Some(sel) if sel.match_labels.is_empty() && sel.match_expressions.is_empty() => true,
         Some(sel) => {
             t.namespaces.iter().any(|n| n == ns)
-                || snap.namespaces.iter().any(|n| n.name == ns && selector_ok(Some(sel), &n.labels))
+                || snap
+                    .namespaces
+                    .iter()
+                    .any(|n| n.name == ns && selector_ok(Some(sel), &n.labels))
         }
         None if t.namespaces.is_empty() => ns == owner_ns,
         None => t.namespaces.iter().any(|n| n == ns),
@@ -83,17 +99,30 @@ fn add(a: &mut Resources, b: &Resources) {
 /// Every hard-constraint violation in the plan, in words. Empty when the plan is sound.
 pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
     let mut bad = vec![];
-    let pools: BTreeMap<&str, &crate::model::NodePool> = snap.node_pools.iter().map(|p| (p.name.as_str(), p)).collect();
-    let types: BTreeMap<&str, &crate::model::InstanceType> =
-        snap.instance_types.iter().map(|t| (t.name.as_str(), t)).collect();
+    let pools: BTreeMap<&str, &crate::model::NodePool> = snap
+        .node_pools
+        .iter()
+        .map(|p| (p.name.as_str(), p))
+        .collect();
+    let types: BTreeMap<&str, &crate::model::InstanceType> = snap
+        .instance_types
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let mut nodes: Vec<CNode> = vec![];
     for n in &snap.nodes {
         let mut labels = n.labels.clone();
-        labels.entry(wk::HOSTNAME.into()).or_insert_with(|| n.name.clone());
+        labels
+            .entry(wk::HOSTNAME.into())
+            .or_insert_with(|| n.name.clone());
         let pool = n.labels.get(wk::NODEPOOL).cloned();
         let mut taints = n.taints.clone();
         if n.initializing {
-            let startup = pool.as_deref().and_then(|p| pools.get(p)).map(|p| p.startup_taints.clone()).unwrap_or_default();
+            let startup = pool
+                .as_deref()
+                .and_then(|p| pools.get(p))
+                .map(|p| p.startup_taints.clone())
+                .unwrap_or_default();
             taints.retain(|t| {
                 !startup.contains(t)
                     && ![
@@ -108,7 +137,11 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
         nodes.push(CNode {
             name: n.name.clone(),
             labels,
-            taints: if n.unschedulable { vec![Taint::new("cordoned", "", TaintEffect::NoSchedule)] } else { taints },
+            taints: if n.unschedulable {
+                vec![Taint::new("cordoned", "", TaintEffect::NoSchedule)]
+            } else {
+                taints
+            },
             alloc: n.allocatable.clone(),
             used: Resources::default(),
             pool,
@@ -116,8 +149,14 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
         });
     }
     for c in &snap.in_flight {
-        let (Some(p), Some(t)) = (pools.get(c.node_pool.as_str()), types.get(c.instance_type.as_str())) else {
-            bad.push(format!("in-flight {} names an unknown pool or type", c.name));
+        let (Some(p), Some(t)) = (
+            pools.get(c.node_pool.as_str()),
+            types.get(c.instance_type.as_str()),
+        ) else {
+            bad.push(format!(
+                "in-flight {} names an unknown pool or type",
+                c.name
+            ));
             continue;
         };
         let mut labels = p.labels.clone();
@@ -131,7 +170,9 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
         labels.insert(wk::HOSTNAME.into(), c.name.clone());
         for r in &p.requirements {
             if r.operator == Operator::In && r.values.len() == 1 {
-                labels.entry(r.key.clone()).or_insert_with(|| r.values[0].clone());
+                labels
+                    .entry(r.key.clone())
+                    .or_insert_with(|| r.values[0].clone());
             }
         }
         let mut alloc = t.allocatable();
@@ -159,35 +200,70 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
             bad.push(format!("claim {i} uses unknown type {}", c.instance_type));
             continue;
         };
-        match t.offerings.iter().find(|o| o.zone == c.zone && o.capacity_type == c.capacity_type) {
-            None => bad.push(format!("claim {} has no offering {} {} {}", c.name, t.name, c.zone, c.capacity_type)),
-            Some(o) if !o.available => bad.push(format!("claim {} uses an unavailable offering", c.name)),
-            Some(o) if (o.price - c.price).abs() > 1e-9 => bad.push(format!("claim {} price {} != {}", c.name, c.price, o.price)),
+        match t
+            .offerings
+            .iter()
+            .find(|o| o.zone == c.zone && o.capacity_type == c.capacity_type)
+        {
+            None => bad.push(format!(
+                "claim {} has no offering {} {} {}",
+                c.name, t.name, c.zone, c.capacity_type
+            )),
+            Some(o) if !o.available => {
+                bad.push(format!("claim {} uses an unavailable offering", c.name))
+            }
+            Some(o) if (o.price - c.price).abs() > 1e-9 => {
+                bad.push(format!("claim {} price {} != {}", c.name, c.price, o.price))
+            }
             Some(_) => {}
         }
-        for (k, v) in [(wk::ZONE, &c.zone), (wk::CAPACITY_TYPE, &c.capacity_type), (wk::INSTANCE_TYPE, &c.instance_type)] {
+        for (k, v) in [
+            (wk::ZONE, &c.zone),
+            (wk::CAPACITY_TYPE, &c.capacity_type),
+            (wk::INSTANCE_TYPE, &c.instance_type),
+        ] {
             if c.labels.get(k) != Some(v) {
-                bad.push(format!("claim {} label {k} does not match its offering", c.name));
+                bad.push(format!(
+                    "claim {} label {k} does not match its offering",
+                    c.name
+                ));
             }
         }
         for (k, v) in &t.labels {
             if c.labels.get(k) != Some(v) {
-                bad.push(format!("claim {} label {k} does not match its instance type", c.name));
+                bad.push(format!(
+                    "claim {} label {k} does not match its instance type",
+                    c.name
+                ));
             }
         }
         for r in &p.requirements {
             if !req_ok(r, &c.labels) {
-                bad.push(format!("claim {} breaks NodePool requirement {} {:?} {:?}", c.name, r.key, r.operator, r.values));
+                bad.push(format!(
+                    "claim {} breaks NodePool requirement {} {:?} {:?}",
+                    c.name, r.key, r.operator, r.values
+                ));
             }
             if let Some(m) = r.min_values {
                 let vals: BTreeSet<String> = c
                     .instance_type_options
                     .iter()
                     .filter_map(|n| types.get(n.as_str()))
-                    .filter_map(|t| if r.key == wk::INSTANCE_TYPE { Some(t.name.clone()) } else { t.labels.get(&r.key).cloned() })
+                    .filter_map(|t| {
+                        if r.key == wk::INSTANCE_TYPE {
+                            Some(t.name.clone())
+                        } else {
+                            t.labels.get(&r.key).cloned()
+                        }
+                    })
                     .collect();
                 if (vals.len() as u32) < m {
-                    bad.push(format!("claim {} has {} values of {} < minValues {m}", c.name, vals.len(), r.key));
+                    bad.push(format!(
+                        "claim {} has {} values of {} < minValues {m}",
+                        c.name,
+                        vals.len(),
+                        r.key
+                    ));
                 }
             }
         }
@@ -209,20 +285,28 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
             capacity: t.capacity.clone(),
         });
     }
-    let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
+    let index: BTreeMap<String, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
 
     // Where every pod is, in order: bound pods first, then placements.
     let mut at: Vec<(usize, usize)> = vec![]; // (pod index, node index)
     for (pi, p) in snap.pods.iter().enumerate() {
-        if let Some(n) = &p.node_name {
-            if let Some(&ni) = index.get(n) {
-                add(&mut nodes[ni].used, &p.effective_requests());
-                at.push((pi, ni));
-            }
+        if let Some(n) = &p.node_name
+            && let Some(&ni) = index.get(n)
+        {
+            add(&mut nodes[ni].used, &p.effective_requests());
+            at.push((pi, ni));
         }
     }
-    let by_key: BTreeMap<(String, String), usize> =
-        snap.pods.iter().enumerate().map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i)).collect();
+    let by_key: BTreeMap<(String, String), usize> = snap
+        .pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i))
+        .collect();
     let mut placed = BTreeSet::new();
     for pl in &sol.placements {
         let Some(&pi) = by_key.get(&(pl.pod.namespace.clone(), pl.pod.name.clone())) else {
@@ -242,27 +326,39 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
             Target::NewClaim(i) => Some(existing + *i).filter(|&i| i < nodes.len()),
         };
         let Some(ni) = ni else {
-            bad.push(format!("{} placed on unknown target {:?}", pl.pod, pl.target));
+            bad.push(format!(
+                "{} placed on unknown target {:?}",
+                pl.pod, pl.target
+            ));
             continue;
         };
-        if let Target::NewClaim(i) = pl.target {
-            if !sol.new_claims[i].pods.contains(&pl.pod) {
-                bad.push(format!("{} missing from claim {i}'s pod list", pl.pod));
-            }
+        if let Target::NewClaim(i) = pl.target
+            && !sol.new_claims[i].pods.contains(&pl.pod)
+        {
+            bad.push(format!("{} missing from claim {i}'s pod list", pl.pod));
         }
         let node = &nodes[ni];
         for t in &node.taints {
             if t.effect != TaintEffect::PreferNoSchedule && !tolerated(&p.tolerations, t) {
-                bad.push(format!("{} on {} does not tolerate {}", pl.pod, node.name, t));
+                bad.push(format!(
+                    "{} on {} does not tolerate {}",
+                    pl.pod, node.name, t
+                ));
             }
         }
         if !node_fits_pod(p, &node.labels) {
-            bad.push(format!("{} on {}: node selector/affinity/volume zone not met", pl.pod, node.name));
+            bad.push(format!(
+                "{} on {}: node selector/affinity/volume zone not met",
+                pl.pod, node.name
+            ));
         }
         for hp in &p.host_ports {
             for &(qi, qn) in &at {
                 if qn == ni && snap.pods[qi].host_ports.iter().any(|q| q.conflicts(hp)) {
-                    bad.push(format!("{} on {}: host port {} taken", pl.pod, node.name, hp.port));
+                    bad.push(format!(
+                        "{} on {}: host port {} taken",
+                        pl.pod, node.name, hp.port
+                    ));
                 }
             }
         }
@@ -273,7 +369,11 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
     for n in &nodes {
         for (k, v) in n.used.iter() {
             if v > n.alloc.get(k) {
-                bad.push(format!("{} overcommitted on {k}: {v} > {}", n.name, n.alloc.get(k)));
+                bad.push(format!(
+                    "{} overcommitted on {k}: {v} > {}",
+                    n.name,
+                    n.alloc.get(k)
+                ));
             }
         }
     }
@@ -293,19 +393,34 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
         for (k, v) in limits.iter() {
             let have = if k == "nodes" { count } else { total.get(k) };
             if have > v {
-                bad.push(format!("NodePool {} over its {k} limit: {have} > {v}", p.name));
+                bad.push(format!(
+                    "NodePool {} over its {k} limit: {have} > {v}",
+                    p.name
+                ));
             }
         }
     }
     // Every pending pod is either placed or explained.
-    let explained: BTreeSet<(String, String)> =
-        sol.unschedulable.iter().map(|u| (u.pod.namespace.clone(), u.pod.name.clone())).collect();
+    let explained: BTreeSet<(String, String)> = sol
+        .unschedulable
+        .iter()
+        .map(|u| (u.pod.namespace.clone(), u.pod.name.clone()))
+        .collect();
     for (pi, p) in snap.pods.iter().enumerate() {
-        if p.node_name.is_none() && !placed.contains(&pi) && !explained.contains(&(p.namespace.clone(), p.name.clone())) {
-            bad.push(format!("{}/{} neither placed nor explained", p.namespace, p.name));
+        if p.node_name.is_none()
+            && !placed.contains(&pi)
+            && !explained.contains(&(p.namespace.clone(), p.name.clone()))
+        {
+            bad.push(format!(
+                "{}/{} neither placed nor explained",
+                p.namespace, p.name
+            ));
         }
         if placed.contains(&pi) && explained.contains(&(p.namespace.clone(), p.name.clone())) {
-            bad.push(format!("{}/{} both placed and explained", p.namespace, p.name));
+            bad.push(format!(
+                "{}/{} both placed and explained",
+                p.namespace, p.name
+            ));
         }
     }
     bad
@@ -323,25 +438,38 @@ fn check_topology(
     let node = &nodes[ni];
     let who = format!("{}/{}", p.namespace, p.name);
     for t in &p.affinity.pod_affinity.required {
-        let matches = |q: &Pod| term_namespaces_ok(t, &p.namespace, &q.namespace, snap) && selector_ok(t.label_selector.as_ref(), &q.labels);
+        let matches = |q: &Pod| {
+            term_namespaces_ok(t, &p.namespace, &q.namespace, snap)
+                && selector_ok(t.label_selector.as_ref(), &q.labels)
+        };
         let any = at.iter().any(|&(qi, _)| matches(&snap.pods[qi]));
         let mine = node.labels.get(&t.topology_key);
         let near = mine.is_some()
-            && at.iter().any(|&(qi, qn)| matches(&snap.pods[qi]) && nodes[qn].labels.get(&t.topology_key) == mine);
+            && at.iter().any(|&(qi, qn)| {
+                matches(&snap.pods[qi]) && nodes[qn].labels.get(&t.topology_key) == mine
+            });
         let self_ok = !any && matches(p);
         if !near && !self_ok {
-            bad.push(format!("{who} on {}: pod affinity on {} not met", node.name, t.topology_key));
+            bad.push(format!(
+                "{who} on {}: pod affinity on {} not met",
+                node.name, t.topology_key
+            ));
         }
     }
     for t in &p.affinity.pod_anti_affinity.required {
-        let Some(mine) = node.labels.get(&t.topology_key) else { continue };
+        let Some(mine) = node.labels.get(&t.topology_key) else {
+            continue;
+        };
         for &(qi, qn) in at {
             let q = &snap.pods[qi];
             if term_namespaces_ok(t, &p.namespace, &q.namespace, snap)
                 && selector_ok(t.label_selector.as_ref(), &q.labels)
                 && nodes[qn].labels.get(&t.topology_key) == Some(mine)
             {
-                bad.push(format!("{who} on {}: anti-affinity with {}/{}", node.name, q.namespace, q.name));
+                bad.push(format!(
+                    "{who} on {}: anti-affinity with {}/{}",
+                    node.name, q.namespace, q.name
+                ));
             }
         }
     }
@@ -351,10 +479,13 @@ fn check_topology(
         for t in &q.affinity.pod_anti_affinity.required {
             if term_namespaces_ok(t, &q.namespace, &p.namespace, snap)
                 && selector_ok(t.label_selector.as_ref(), &p.labels)
-                && node.labels.get(&t.topology_key).is_some()
+                && node.labels.contains_key(&t.topology_key)
                 && nodes[qn].labels.get(&t.topology_key) == node.labels.get(&t.topology_key)
             {
-                bad.push(format!("{who} on {}: excluded by {}/{}'s anti-affinity", node.name, q.namespace, q.name));
+                bad.push(format!(
+                    "{who} on {}: excluded by {}/{}'s anti-affinity",
+                    node.name, q.namespace, q.name
+                ));
             }
         }
     }
@@ -363,7 +494,10 @@ fn check_topology(
             continue;
         }
         let Some(mine) = node.labels.get(&c.topology_key) else {
-            bad.push(format!("{who} on {}: node lacks spread key {}", node.name, c.topology_key));
+            bad.push(format!(
+                "{who} on {}: node lacks spread key {}",
+                node.name, c.topology_key
+            ));
             continue;
         };
         let mut sel = c.label_selector.clone();
@@ -400,7 +534,11 @@ fn check_topology(
             counts.insert(d, n);
         }
         let min = counts.values().copied().min().unwrap_or(0);
-        let min = if (counts.len() as i32) < c.min_domains.unwrap_or(1) { 0 } else { min };
+        let min = if (counts.len() as i32) < c.min_domains.unwrap_or(1) {
+            0
+        } else {
+            min
+        };
         let here = count_in(mine);
         if here + 1 - min > c.max_skew as i64 {
             bad.push(format!(

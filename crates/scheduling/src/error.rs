@@ -34,7 +34,17 @@ pub struct ModelError {
 }
 
 impl ModelError {
-    pub fn new(kind: Kind, name: impl Into<String>, field: impl Into<String>, why: impl Into<String>) -> Self {
-        ModelError { kind, name: name.into(), field: field.into(), why: why.into() }
+    pub fn new(
+        kind: Kind,
+        name: impl Into<String>,
+        field: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Self {
+        ModelError {
+            kind,
+            name: name.into(),
+            field: field.into(),
+            why: why.into(),
+        }
     }
 }

@@ -38,7 +38,11 @@ pub struct Resources {
 
 impl Resources {
     pub fn cpu_mem(cpu_millis: i64, memory_bytes: i64) -> Self {
-        Resources { cpu_millis, memory_bytes, ..Default::default() }
+        Resources {
+            cpu_millis,
+            memory_bytes,
+            ..Default::default()
+        }
     }
     pub fn with(mut self, name: &str, amount: i64) -> Self {
         self.set(name, amount);
@@ -109,10 +113,18 @@ impl<'de> Deserialize<'de> for Resources {
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Resources, A::Error> {
                 let mut r = Resources::default();
                 while let Some((k, v)) = m.next_entry::<String, QuantityText>()? {
-                    let parsed = if k == "cpu" { parse_cpu_millis(&v.0) } else { parse_units(&v.0) };
-                    let amount = parsed.map_err(|e| de::Error::custom(format!("resource {k}: {e}")))?;
+                    let parsed = if k == "cpu" {
+                        parse_cpu_millis(&v.0)
+                    } else {
+                        parse_units(&v.0)
+                    };
+                    let amount =
+                        parsed.map_err(|e| de::Error::custom(format!("resource {k}: {e}")))?;
                     if amount < 0 {
-                        return Err(de::Error::custom(format!("resource {k}: negative quantity {}", v.0)));
+                        return Err(de::Error::custom(format!(
+                            "resource {k}: negative quantity {}",
+                            v.0
+                        )));
                     }
                     r.set(&k, amount);
                 }
@@ -244,7 +256,10 @@ pub struct LabelSelector {
 impl LabelSelector {
     pub fn labels(pairs: &[(&str, &str)]) -> Self {
         LabelSelector {
-            match_labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            match_labels: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             match_expressions: vec![],
         }
     }
@@ -299,7 +314,11 @@ pub struct Taint {
 
 impl Taint {
     pub fn new(key: &str, value: &str, effect: TaintEffect) -> Self {
-        Taint { key: key.into(), value: value.into(), effect }
+        Taint {
+            key: key.into(),
+            value: value.into(),
+            effect,
+        }
     }
 }
 
@@ -336,10 +355,10 @@ pub struct Toleration {
 
 impl Toleration {
     pub fn tolerates(&self, t: &Taint) -> bool {
-        if let Some(e) = self.effect {
-            if e != t.effect {
-                return false;
-            }
+        if let Some(e) = self.effect
+            && e != t.effect
+        {
+            return false;
         }
         if self.key.is_empty() {
             return self.operator == TolerationOperator::Exists;
@@ -483,7 +502,12 @@ fn default_namespace() -> String {
 
 impl Pod {
     pub fn new(namespace: &str, name: &str, requests: Resources) -> Self {
-        Pod { namespace: namespace.into(), name: name.into(), requests, ..Default::default() }
+        Pod {
+            namespace: namespace.into(),
+            name: name.into(),
+            requests,
+            ..Default::default()
+        }
     }
     /// Effective requests: max(app containers, each init container) + overhead, plus one pod slot.
     pub fn effective_requests(&self) -> Resources {
@@ -503,7 +527,10 @@ impl Pod {
         r
     }
     pub fn key(&self) -> PodRef {
-        PodRef { namespace: self.namespace.clone(), name: self.name.clone() }
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 
@@ -655,7 +682,8 @@ mod tests {
     #[test]
     fn resources_round_trip() {
         let r: Resources =
-            serde_json::from_str(r#"{"cpu":"1500m","memory":"2Gi","nvidia.com/gpu":1,"pods":3}"#).unwrap();
+            serde_json::from_str(r#"{"cpu":"1500m","memory":"2Gi","nvidia.com/gpu":1,"pods":3}"#)
+                .unwrap();
         assert_eq!(r.cpu_millis, 1500);
         assert_eq!(r.memory_bytes, 2 << 30);
         assert_eq!(r.get("nvidia.com/gpu"), 1);
@@ -677,9 +705,20 @@ mod tests {
     #[test]
     fn tolerations() {
         let t = Taint::new("gpu", "true", TaintEffect::NoSchedule);
-        let exact = Toleration { key: "gpu".into(), value: "true".into(), ..Default::default() };
-        let wrong = Toleration { key: "gpu".into(), value: "no".into(), ..Default::default() };
-        let any = Toleration { operator: TolerationOperator::Exists, ..Default::default() };
+        let exact = Toleration {
+            key: "gpu".into(),
+            value: "true".into(),
+            ..Default::default()
+        };
+        let wrong = Toleration {
+            key: "gpu".into(),
+            value: "no".into(),
+            ..Default::default()
+        };
+        let any = Toleration {
+            operator: TolerationOperator::Exists,
+            ..Default::default()
+        };
         let other_effect = Toleration {
             key: "gpu".into(),
             operator: TolerationOperator::Exists,

@@ -14,7 +14,10 @@ pub struct QuantityError {
 }
 
 fn err(input: &str, why: &'static str) -> QuantityError {
-    QuantityError { input: input.to_string(), why }
+    QuantityError {
+        input: input.to_string(),
+        why,
+    }
 }
 
 /// Parses a quantity and returns its value multiplied by `scale` (1000 for millicores, 1 for
@@ -78,7 +81,9 @@ pub fn parse_scaled(input: &str, scale: i64) -> Result<i64, QuantityError> {
     let mut den: i128 = 1;
     let overflow = || err(input, "out of range");
     if exp10 >= 0 {
-        num = num.checked_mul(10i128.pow(exp10 as u32)).ok_or_else(overflow)?;
+        num = num
+            .checked_mul(10i128.pow(exp10 as u32))
+            .ok_or_else(overflow)?;
     } else {
         den = 10i128.checked_pow((-exp10) as u32).ok_or_else(overflow)?;
     }
@@ -103,12 +108,23 @@ pub fn parse_units(s: &str) -> Result<i64, QuantityError> {
 
 /// Formats millicores the way kubectl does ("500m", "2").
 pub fn format_cpu_millis(m: i64) -> String {
-    if m % 1000 == 0 { format!("{}", m / 1000) } else { format!("{m}m") }
+    if m % 1000 == 0 {
+        format!("{}", m / 1000)
+    } else {
+        format!("{m}m")
+    }
 }
 
 /// Formats bytes with the largest exact binary suffix ("4Gi", "1536Mi", "1000").
 pub fn format_bytes(b: i64) -> String {
-    for (suffix, shift) in [("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
+    for (suffix, shift) in [
+        ("Ei", 60),
+        ("Pi", 50),
+        ("Ti", 40),
+        ("Gi", 30),
+        ("Mi", 20),
+        ("Ki", 10),
+    ] {
         let unit = 1i64 << shift;
         if b != 0 && b % unit == 0 {
             return format!("{}{suffix}", b / unit);
@@ -140,7 +156,7 @@ mod tests {
         assert_eq!(parse_cpu_millis("2").unwrap(), 2000);
         assert_eq!(parse_cpu_millis("0.25").unwrap(), 250);
         assert_eq!(parse_cpu_millis("1.5").unwrap(), 1500);
-        assert_eq!(parse_cpu_millis("100u").is_err(), true);
+        assert!(parse_cpu_millis("100u").is_err());
         assert_eq!(parse_units("4Gi").unwrap(), 4 << 30);
         assert_eq!(parse_units("1G").unwrap(), 1_000_000_000);
         assert_eq!(parse_units("1e3").unwrap(), 1000);

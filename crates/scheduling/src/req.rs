@@ -38,7 +38,10 @@ impl Interner {
 pub(crate) type Labels = Vec<(u32, u32)>;
 
 pub(crate) fn label(labels: &Labels, key: u32) -> Option<u32> {
-    labels.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| labels[i].1)
+    labels
+        .binary_search_by_key(&key, |&(k, _)| k)
+        .ok()
+        .map(|i| labels[i].1)
 }
 
 pub(crate) fn intern_labels<'a>(
@@ -46,7 +49,10 @@ pub(crate) fn intern_labels<'a>(
     vals: &mut Interner,
     it: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> Labels {
-    let mut v: Labels = it.into_iter().map(|(k, x)| (keys.id(k), vals.id(x))).collect();
+    let mut v: Labels = it
+        .into_iter()
+        .map(|(k, x)| (keys.id(k), vals.id(x)))
+        .collect();
     v.sort_unstable();
     v.dedup_by_key(|p| p.0);
     v
@@ -65,10 +71,22 @@ pub(crate) struct VSet {
 
 impl VSet {
     pub fn only(v: u32) -> Self {
-        VSet { absent_ok: false, complement: false, vals: vec![v], gt: None, lt: None }
+        VSet {
+            absent_ok: false,
+            complement: false,
+            vals: vec![v],
+            gt: None,
+            lt: None,
+        }
     }
     pub fn absent() -> Self {
-        VSet { absent_ok: true, complement: false, vals: vec![], gt: None, lt: None }
+        VSet {
+            absent_ok: true,
+            complement: false,
+            vals: vec![],
+            gt: None,
+            lt: None,
+        }
     }
 
     /// Builds the set for one requirement; errors name the offending part.
@@ -78,7 +96,9 @@ impl VSet {
         ids.dedup();
         let one_int = || -> Result<i64, String> {
             match r.values.as_slice() {
-                [v] => v.parse::<i64>().map_err(|_| format!("{:?} needs an integer value, got {v:?}", r.operator)),
+                [v] => v
+                    .parse::<i64>()
+                    .map_err(|_| format!("{:?} needs an integer value, got {v:?}", r.operator)),
                 _ => Err(format!("{:?} needs exactly one value", r.operator)),
             }
         };
@@ -87,13 +107,43 @@ impl VSet {
                 if ids.is_empty() {
                     return Err("In needs at least one value".into());
                 }
-                VSet { absent_ok: false, complement: false, vals: ids, gt: None, lt: None }
+                VSet {
+                    absent_ok: false,
+                    complement: false,
+                    vals: ids,
+                    gt: None,
+                    lt: None,
+                }
             }
-            Operator::NotIn => VSet { absent_ok: true, complement: true, vals: ids, gt: None, lt: None },
-            Operator::Exists => VSet { absent_ok: false, complement: true, vals: vec![], gt: None, lt: None },
+            Operator::NotIn => VSet {
+                absent_ok: true,
+                complement: true,
+                vals: ids,
+                gt: None,
+                lt: None,
+            },
+            Operator::Exists => VSet {
+                absent_ok: false,
+                complement: true,
+                vals: vec![],
+                gt: None,
+                lt: None,
+            },
             Operator::DoesNotExist => VSet::absent(),
-            Operator::Gt => VSet { absent_ok: false, complement: true, vals: vec![], gt: Some(one_int()?), lt: None },
-            Operator::Lt => VSet { absent_ok: false, complement: true, vals: vec![], gt: None, lt: Some(one_int()?) },
+            Operator::Gt => VSet {
+                absent_ok: false,
+                complement: true,
+                vals: vec![],
+                gt: Some(one_int()?),
+                lt: None,
+            },
+            Operator::Lt => VSet {
+                absent_ok: false,
+                complement: true,
+                vals: vec![],
+                gt: None,
+                lt: Some(one_int()?),
+            },
         })
     }
 
@@ -136,7 +186,11 @@ impl VSet {
     }
 
     pub fn single(&self) -> Option<u32> {
-        if !self.complement && self.vals.len() == 1 { Some(self.vals[0]) } else { None }
+        if !self.complement && self.vals.len() == 1 {
+            Some(self.vals[0])
+        } else {
+            None
+        }
     }
 
     pub fn intersect(&self, o: &VSet, vals: &Interner) -> VSet {
@@ -153,16 +207,30 @@ impl VSet {
             (false, false) => VSet {
                 absent_ok,
                 complement: false,
-                vals: self.vals.iter().copied().filter(|v| o.vals.binary_search(v).is_ok()).collect(),
+                vals: self
+                    .vals
+                    .iter()
+                    .copied()
+                    .filter(|v| o.vals.binary_search(v).is_ok())
+                    .collect(),
                 gt,
                 lt,
             },
             (false, true) | (true, false) => {
-                let (pos, neg) = if self.complement { (o, self) } else { (self, o) };
+                let (pos, neg) = if self.complement {
+                    (o, self)
+                } else {
+                    (self, o)
+                };
                 VSet {
                     absent_ok,
                     complement: false,
-                    vals: pos.vals.iter().copied().filter(|v| neg.vals.binary_search(v).is_err()).collect(),
+                    vals: pos
+                        .vals
+                        .iter()
+                        .copied()
+                        .filter(|v| neg.vals.binary_search(v).is_err())
+                        .collect(),
                     gt,
                     lt,
                 }
@@ -172,11 +240,20 @@ impl VSet {
                 v.extend_from_slice(&o.vals);
                 v.sort_unstable();
                 v.dedup();
-                VSet { absent_ok, complement: true, vals: v, gt, lt }
+                VSet {
+                    absent_ok,
+                    complement: true,
+                    vals: v,
+                    gt,
+                    lt,
+                }
             }
         };
         if !out.complement && (out.gt.is_some() || out.lt.is_some()) {
-            let bounded = VSet { vals: vec![], ..out.clone() };
+            let bounded = VSet {
+                vals: vec![],
+                ..out.clone()
+            };
             out.vals.retain(|&v| bounded.bounds_ok(v, vals));
             out.gt = None;
             out.lt = None;
@@ -185,7 +262,12 @@ impl VSet {
     }
 
     pub fn describe(&self, vals: &Interner) -> String {
-        let names = |v: &[u32]| v.iter().map(|&i| vals.name(i).to_string()).collect::<Vec<_>>().join(",");
+        let names = |v: &[u32]| {
+            v.iter()
+                .map(|&i| vals.name(i).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let mut parts = vec![];
         if !self.complement {
             if self.vals.is_empty() {
@@ -231,7 +313,9 @@ pub(crate) fn reqset_merge(a: &ReqSet, b: &ReqSet, vals: &Interner) -> ReqSet {
 }
 
 pub(crate) fn reqset_get(rs: &ReqSet, key: u32) -> Option<&VSet> {
-    rs.binary_search_by_key(&key, |(k, _)| *k).ok().map(|i| &rs[i].1)
+    rs.binary_search_by_key(&key, |(k, _)| *k)
+        .ok()
+        .map(|i| &rs[i].1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -250,9 +334,16 @@ pub(crate) struct Selector {
 }
 
 impl Selector {
-    pub fn compile(s: Option<&LabelSelector>, keys: &mut Interner, vals: &mut Interner) -> Selector {
+    pub fn compile(
+        s: Option<&LabelSelector>,
+        keys: &mut Interner,
+        vals: &mut Interner,
+    ) -> Selector {
         let Some(s) = s else {
-            return Selector { nothing: true, terms: vec![] };
+            return Selector {
+                nothing: true,
+                terms: vec![],
+            };
         };
         let mut terms = vec![];
         for (k, v) in &s.match_labels {
@@ -270,9 +361,15 @@ impl Selector {
             };
             terms.push((keys.id(&e.key), op));
         }
-        terms.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| format!("{:?}", a.1).cmp(&format!("{:?}", b.1))));
+        terms.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| format!("{:?}", a.1).cmp(&format!("{:?}", b.1)))
+        });
         terms.dedup();
-        Selector { nothing: false, terms }
+        Selector {
+            nothing: false,
+            terms,
+        }
     }
 
     pub fn matches(&self, labels: &Labels) -> bool {

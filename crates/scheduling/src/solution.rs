@@ -25,7 +25,12 @@ pub struct SolveOptions {
 
 impl Default for SolveOptions {
     fn default() -> Self {
-        SolveOptions { allow_new_nodes: true, relax_preferences: true, max_instance_type_options: 60, improve: true }
+        SolveOptions {
+            allow_new_nodes: true,
+            relax_preferences: true,
+            max_instance_type_options: 60,
+            improve: true,
+        }
     }
 }
 
@@ -80,21 +85,59 @@ pub struct Relaxed {
 pub enum Reason {
     NoNodePools,
     Cordoned,
-    TaintNotTolerated { taint: Taint },
-    Requirement { key: String, wanted: String, offered: String },
-    VolumeZone { volumes: Vec<String>, zones: Vec<String> },
-    ExceedsLargestInstanceType { resource: String, needed: i64, largest: i64 },
-    NoInstanceTypeFits { needed: Resources },
+    TaintNotTolerated {
+        taint: Taint,
+    },
+    Requirement {
+        key: String,
+        wanted: String,
+        offered: String,
+    },
+    VolumeZone {
+        volumes: Vec<String>,
+        zones: Vec<String>,
+    },
+    ExceedsLargestInstanceType {
+        resource: String,
+        needed: i64,
+        largest: i64,
+    },
+    NoInstanceTypeFits {
+        needed: Resources,
+    },
     NoAvailableOffering,
-    InsufficientResource { resource: String, needed: i64, free: i64 },
-    LimitsReached { resource: String },
-    MinValues { key: String, min: u32, left: u32 },
-    TopologySpread { key: String, max_skew: i32 },
-    PodAffinity { key: String },
-    PodAntiAffinity { key: String },
-    ExistingPodAntiAffinity { key: String },
-    TopologyKeyUndetermined { key: String },
-    HostPortConflict { port: u16 },
+    InsufficientResource {
+        resource: String,
+        needed: i64,
+        free: i64,
+    },
+    LimitsReached {
+        resource: String,
+    },
+    MinValues {
+        key: String,
+        min: u32,
+        left: u32,
+    },
+    TopologySpread {
+        key: String,
+        max_skew: i32,
+    },
+    PodAffinity {
+        key: String,
+    },
+    PodAntiAffinity {
+        key: String,
+    },
+    ExistingPodAntiAffinity {
+        key: String,
+    },
+    TopologyKeyUndetermined {
+        key: String,
+    },
+    HostPortConflict {
+        port: u16,
+    },
     ConflictingPreferences,
 }
 
@@ -104,43 +147,85 @@ impl fmt::Display for Reason {
             Reason::NoNodePools => write!(f, "no NodePool exists"),
             Reason::Cordoned => write!(f, "node is cordoned"),
             Reason::TaintNotTolerated { taint } => write!(f, "does not tolerate taint {taint}"),
-            Reason::Requirement { key, wanted, offered } => {
+            Reason::Requirement {
+                key,
+                wanted,
+                offered,
+            } => {
                 write!(f, "requirement {key} {wanted} not met (offers {offered})")
             }
             Reason::VolumeZone { volumes, zones } => {
-                write!(f, "volumes {} are in zones [{}], not offered here", volumes.join(","), zones.join(","))
+                write!(
+                    f,
+                    "volumes {} are in zones [{}], not offered here",
+                    volumes.join(","),
+                    zones.join(",")
+                )
             }
-            Reason::ExceedsLargestInstanceType { resource, needed, largest } => write!(
+            Reason::ExceedsLargestInstanceType {
+                resource,
+                needed,
+                largest,
+            } => write!(
                 f,
                 "exceeds largest instance type: needs {} (largest offers {})",
                 Amount(resource, *needed),
                 Amount(resource, *largest)
             ),
             Reason::NoInstanceTypeFits { needed } => {
-                let parts: Vec<String> = needed.iter().map(|(k, v)| Amount(k, v).to_string()).collect();
-                write!(f, "no single instance type offers {} together", parts.join(", "))
+                let parts: Vec<String> = needed
+                    .iter()
+                    .map(|(k, v)| Amount(k, v).to_string())
+                    .collect();
+                write!(
+                    f,
+                    "no single instance type offers {} together",
+                    parts.join(", ")
+                )
             }
-            Reason::NoAvailableOffering => write!(f, "no available offering in the allowed zones/capacity types"),
-            Reason::InsufficientResource { resource, needed, free } => {
-                write!(f, "insufficient {resource}: needs {}, {} free", Amount(resource, *needed), Amount(resource, *free))
+            Reason::NoAvailableOffering => write!(
+                f,
+                "no available offering in the allowed zones/capacity types"
+            ),
+            Reason::InsufficientResource {
+                resource,
+                needed,
+                free,
+            } => {
+                write!(
+                    f,
+                    "insufficient {resource}: needs {}, {} free",
+                    Amount(resource, *needed),
+                    Amount(resource, *free)
+                )
             }
             Reason::LimitsReached { resource } => write!(f, "NodePool limits reached ({resource})"),
             Reason::MinValues { key, min, left } => {
                 write!(f, "minValues {min} on {key} violated ({left} values left)")
             }
             Reason::TopologySpread { key, max_skew } => {
-                write!(f, "topology spread violated (key {key}, maxSkew {max_skew})")
+                write!(
+                    f,
+                    "topology spread violated (key {key}, maxSkew {max_skew})"
+                )
             }
-            Reason::PodAffinity { key } => write!(f, "no matching pods in reach for pod affinity on {key}"),
+            Reason::PodAffinity { key } => {
+                write!(f, "no matching pods in reach for pod affinity on {key}")
+            }
             Reason::PodAntiAffinity { key } => write!(f, "pod anti-affinity on {key} violated"),
             Reason::ExistingPodAntiAffinity { key } => {
-                write!(f, "an existing pod's anti-affinity on {key} excludes this pod")
+                write!(
+                    f,
+                    "an existing pod's anti-affinity on {key} excludes this pod"
+                )
             }
             Reason::TopologyKeyUndetermined { key } => {
                 write!(f, "topology key {key} has no single value on a new node")
             }
             Reason::HostPortConflict { port } => write!(f, "host port {port} already in use"),
-            Reason::ConflictingPreferences => write!(f, "its preferences contradict its requirements"),
+            Reason::ConflictingPreferences => {
+                write!(f, "its preferences contradict its requirements")
+            }
         }
     }
 }

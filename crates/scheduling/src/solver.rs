@@ -6,13 +6,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Kind, ModelError};
 use crate::model::{
-    labels as wk, HostPort, NodeInclusionPolicy, Pod, PodAffinityTerm, Resources, Snapshot, Taint, TaintEffect,
-    Toleration, WhenUnsatisfiable,
+    HostPort, NodeInclusionPolicy, Pod, PodAffinityTerm, Resources, Snapshot, Taint, TaintEffect,
+    Toleration, WhenUnsatisfiable, labels as wk,
 };
 use crate::req::{
-    intern_labels, label, reqset_add, reqset_get, reqset_merge, Interner, Labels, ReqSet, Selector, VSet,
+    Interner, Labels, ReqSet, Selector, VSet, intern_labels, label, reqset_add, reqset_get,
+    reqset_merge,
 };
-use crate::solution::{NewClaim, Placement, Reason, Relaxed, Solution, SolveOptions, Target, Unschedulable};
+use crate::solution::{
+    NewClaim, Placement, Reason, Relaxed, Solution, SolveOptions, Target, Unschedulable,
+};
 
 pub(crate) const DIMS: usize = 12;
 const BUILTIN: [&str; 4] = ["cpu", "memory", "pods", "ephemeral-storage"];
@@ -71,10 +74,11 @@ pub(crate) struct Bits(Vec<u64>);
 impl Bits {
     fn new(n: usize, all: bool) -> Bits {
         let mut v = vec![if all { u64::MAX } else { 0 }; n.div_ceil(64)];
-        if all && n % 64 != 0 {
-            if let Some(last) = v.last_mut() {
-                *last = (1u64 << (n % 64)) - 1;
-            }
+        if all
+            && !n.is_multiple_of(64)
+            && let Some(last) = v.last_mut()
+        {
+            *last = (1u64 << (n % 64)) - 1;
         }
         Bits(v)
     }
@@ -419,7 +423,11 @@ impl<'a> Solver<'a> {
                 Kind::Snapshot,
                 "",
                 "pods[].requests",
-                format!("{} distinct extended resources requested; at most {} per solve", ext.len(), DIMS - 4),
+                format!(
+                    "{} distinct extended resources requested; at most {} per solve",
+                    ext.len(),
+                    DIMS - 4
+                ),
             ));
         }
         dims.extend(ext);
@@ -483,10 +491,21 @@ impl<'a> Solver<'a> {
         r
     }
 
-    fn check_nonneg(&self, kind: Kind, name: &str, field: &str, r: &Resources) -> Result<(), ModelError> {
+    fn check_nonneg(
+        &self,
+        kind: Kind,
+        name: &str,
+        field: &str,
+        r: &Resources,
+    ) -> Result<(), ModelError> {
         for (k, v) in r.iter() {
             if v < 0 {
-                return Err(dims_err(kind, name, &format!("{field}.{k}"), format!("negative quantity {v}")));
+                return Err(dims_err(
+                    kind,
+                    name,
+                    &format!("{field}.{k}"),
+                    format!("negative quantity {v}"),
+                ));
             }
         }
         Ok(())
@@ -498,7 +517,12 @@ impl<'a> Solver<'a> {
             return Ok(i);
         }
         if self.zones.len() == 64 {
-            return Err(ModelError::new(Kind::Snapshot, "", "zones", "more than 64 zones"));
+            return Err(ModelError::new(
+                Kind::Snapshot,
+                "",
+                "zones",
+                "more than 64 zones",
+            ));
         }
         self.zone_idx.insert(v, self.zones.len());
         self.zones.push(v);
@@ -511,7 +535,12 @@ impl<'a> Solver<'a> {
             return Ok(i);
         }
         if self.cts.len() == 64 {
-            return Err(ModelError::new(Kind::Snapshot, "", "capacityTypes", "more than 64 capacity types"));
+            return Err(ModelError::new(
+                Kind::Snapshot,
+                "",
+                "capacityTypes",
+                "more than 64 capacity types",
+            ));
         }
         self.ct_idx.insert(v, self.cts.len());
         self.cts.push(v);
@@ -549,7 +578,8 @@ impl<'a> Solver<'a> {
         }
         let mut seen = BTreeSet::new();
         for t in &snap.instance_types {
-            let e = |field: &str, why: String| ModelError::new(Kind::InstanceType, &t.name, field, why);
+            let e =
+                |field: &str, why: String| ModelError::new(Kind::InstanceType, &t.name, field, why);
             if t.name.is_empty() {
                 return Err(e("name", "empty".into()));
             }
@@ -562,7 +592,10 @@ impl<'a> Solver<'a> {
             let mut offers = vec![];
             for (i, o) in t.offerings.iter().enumerate() {
                 if !o.price.is_finite() || o.price < 0.0 {
-                    return Err(e(&format!("offerings[{i}].price"), format!("{} is not a price", o.price)));
+                    return Err(e(
+                        &format!("offerings[{i}].price"),
+                        format!("{} is not a price", o.price),
+                    ));
                 }
                 if o.zone.is_empty() {
                     return Err(e(&format!("offerings[{i}].zone"), "empty".into()));
@@ -581,7 +614,14 @@ impl<'a> Solver<'a> {
             labels.sort_unstable();
             let alloc = self.rv(&t.allocatable());
             let cap = self.rv(&t.capacity);
-            self.types.push(PType { name: t.name.clone(), alloc, cap, labels, zc, offers });
+            self.types.push(PType {
+                name: t.name.clone(),
+                alloc,
+                cap,
+                labels,
+                zc,
+                offers,
+            });
         }
         self.type_key = vec![false; self.keys.names.len()];
         for t in &self.types {
@@ -601,7 +641,10 @@ impl<'a> Solver<'a> {
         let mut b = Bits::new(self.types.len(), true);
         let tk: Vec<&(u32, VSet)> = rs.iter().filter(|(k, _)| self.is_type_key(*k)).collect();
         if !tk.is_empty() {
-            b.retain(|t| tk.iter().all(|(k, v)| v.allows(label(&self.types[t].labels, *k), &self.vals)));
+            b.retain(|t| {
+                tk.iter()
+                    .all(|(k, v)| v.allows(label(&self.types[t].labels, *k), &self.vals))
+            });
         }
         (b, !tk.is_empty())
     }
@@ -634,7 +677,8 @@ impl<'a> Solver<'a> {
         let snap = self.snap;
         let mut names = BTreeSet::new();
         for (pi, np) in snap.node_pools.iter().enumerate() {
-            let e = |field: &str, why: String| ModelError::new(Kind::NodePool, &np.name, field, why);
+            let e =
+                |field: &str, why: String| ModelError::new(Kind::NodePool, &np.name, field, why);
             if np.name.is_empty() {
                 return Err(e("name", "empty".into()));
             }
@@ -644,18 +688,30 @@ impl<'a> Solver<'a> {
             if !(0..=100).contains(&np.weight) {
                 return Err(e("weight", format!("{} is outside 0..=100", np.weight)));
             }
-            self.check_nonneg(Kind::NodePool, &np.name, "daemonsetOverhead", &np.daemonset_overhead)?;
+            self.check_nonneg(
+                Kind::NodePool,
+                &np.name,
+                "daemonsetOverhead",
+                &np.daemonset_overhead,
+            )?;
             let mut rs: ReqSet = vec![];
             let mut min_values = vec![];
             for (i, r) in np.requirements.iter().enumerate() {
-                let v = VSet::from_req(r, &mut self.vals).map_err(|w| e(&format!("requirements[{i}]"), w))?;
+                let v = VSet::from_req(r, &mut self.vals)
+                    .map_err(|w| e(&format!("requirements[{i}]"), w))?;
                 let k = self.keys.id(&r.key);
                 if k == self.k_host {
-                    return Err(e(&format!("requirements[{i}].key"), "a NodePool cannot require a hostname".into()));
+                    return Err(e(
+                        &format!("requirements[{i}].key"),
+                        "a NodePool cannot require a hostname".into(),
+                    ));
                 }
                 if let Some(m) = r.min_values {
                     if m == 0 {
-                        return Err(e(&format!("requirements[{i}].minValues"), "must be at least 1".into()));
+                        return Err(e(
+                            &format!("requirements[{i}].minValues"),
+                            "must be at least 1".into(),
+                        ));
                     }
                     min_values.push((k, m));
                 }
@@ -718,7 +774,10 @@ impl<'a> Solver<'a> {
         }
         // Weight first, then name.
         self.pools.sort_by(|a, b| {
-            snap.node_pools[b.src].weight.cmp(&snap.node_pools[a.src].weight).then_with(|| a.name.cmp(&b.name))
+            snap.node_pools[b.src]
+                .weight
+                .cmp(&snap.node_pools[a.src].weight)
+                .then_with(|| a.name.cmp(&b.name))
         });
         if self.type_key.len() < self.keys.names.len() {
             self.type_key.resize(self.keys.names.len(), false);
@@ -738,7 +797,12 @@ impl<'a> Solver<'a> {
         for &ni in &order {
             let n = &snap.nodes[ni];
             if n.name.is_empty() || !names.insert(n.name.clone()) {
-                return Err(ModelError::new(Kind::Node, &n.name, "name", "empty or duplicate"));
+                return Err(ModelError::new(
+                    Kind::Node,
+                    &n.name,
+                    "name",
+                    "empty or duplicate",
+                ));
             }
             self.check_nonneg(Kind::Node, &n.name, "allocatable", &n.allocatable)?;
             let mut labels = intern_labels(&mut self.keys, &mut self.vals, &n.labels);
@@ -747,11 +811,18 @@ impl<'a> Solver<'a> {
                 labels.push((self.k_host, hv));
                 labels.sort_unstable();
             }
-            let pool = n.labels.get(wk::NODEPOOL).and_then(|p| self.pool_by_name(p));
+            let pool = n
+                .labels
+                .get(wk::NODEPOOL)
+                .and_then(|p| self.pool_by_name(p));
             let mut taints = n.taints.clone();
             if n.initializing {
-                let startup: &[Taint] = pool.map(|p| &snap.node_pools[self.pools[p].src].startup_taints[..]).unwrap_or(&[]);
-                taints.retain(|t| !EPHEMERAL_TAINTS.contains(&t.key.as_str()) && !startup.contains(t));
+                let startup: &[Taint] = pool
+                    .map(|p| &snap.node_pools[self.pools[p].src].startup_taints[..])
+                    .unwrap_or(&[]);
+                taints.retain(|t| {
+                    !EPHEMERAL_TAINTS.contains(&t.key.as_str()) && !startup.contains(t)
+                });
             }
             let capacity = n.capacity.clone().unwrap_or_else(|| n.allocatable.clone());
             if let Some(p) = pool {
@@ -773,16 +844,25 @@ impl<'a> Solver<'a> {
         inflight.sort_by(|&a, &b| snap.in_flight[a].name.cmp(&snap.in_flight[b].name));
         for ci in inflight {
             let c = &snap.in_flight[ci];
-            let e = |field: &str, why: String| ModelError::new(Kind::InFlightClaim, &c.name, field, why);
+            let e = |field: &str, why: String| {
+                ModelError::new(Kind::InFlightClaim, &c.name, field, why)
+            };
             if c.name.is_empty() || !names.insert(c.name.clone()) {
                 return Err(e("name", "empty or duplicate (also among nodes)".into()));
             }
-            let p = self.pool_by_name(&c.node_pool).ok_or_else(|| e("nodePool", format!("unknown NodePool {:?}", c.node_pool)))?;
+            let p = self
+                .pool_by_name(&c.node_pool)
+                .ok_or_else(|| e("nodePool", format!("unknown NodePool {:?}", c.node_pool)))?;
             let t = self
                 .types
                 .iter()
                 .position(|t| t.name == c.instance_type)
-                .ok_or_else(|| e("instanceType", format!("unknown instance type {:?}", c.instance_type)))?;
+                .ok_or_else(|| {
+                    e(
+                        "instanceType",
+                        format!("unknown instance type {:?}", c.instance_type),
+                    )
+                })?;
             let np = &snap.node_pools[self.pools[p].src];
             let mut lm: BTreeMap<String, String> = np.labels.clone();
             lm.insert(wk::ZONE.into(), c.zone.clone());
@@ -790,7 +870,10 @@ impl<'a> Solver<'a> {
             lm.insert(wk::NODEPOOL.into(), np.name.clone());
             lm.insert(wk::HOSTNAME.into(), c.name.clone());
             for r in &np.requirements {
-                if r.operator == crate::model::Operator::In && r.values.len() == 1 && !lm.contains_key(&r.key) {
+                if r.operator == crate::model::Operator::In
+                    && r.values.len() == 1
+                    && !lm.contains_key(&r.key)
+                {
                     lm.insert(r.key.clone(), r.values[0].clone());
                 }
             }
@@ -850,11 +933,21 @@ impl<'a> Solver<'a> {
         let host_fresh_ok = reqset_get(rs, self.k_host).is_none_or(|v| v.allows_fresh_value());
         let other: ReqSet = rs
             .iter()
-            .filter(|(k, _)| !self.is_type_key(*k) && *k != self.k_zone && *k != self.k_ct && *k != self.k_host)
+            .filter(|(k, _)| {
+                !self.is_type_key(*k) && *k != self.k_zone && *k != self.k_ct && *k != self.k_host
+            })
             .cloned()
             .collect();
         let id = self.alts.len();
-        self.alts.push(AltInfo { rs: rs.clone(), types, has_type_keys, zmask, cmask, host_fresh_ok, other });
+        self.alts.push(AltInfo {
+            rs: rs.clone(),
+            types,
+            has_type_keys,
+            zmask,
+            cmask,
+            host_fresh_ok,
+            other,
+        });
         self.alt_ids.insert(rs.clone(), id);
         id
     }
@@ -862,13 +955,18 @@ impl<'a> Solver<'a> {
     fn ns_scope(&mut self, term: &PodAffinityTerm, own: &str) -> NsScope {
         let mut set: Vec<u32> = term.namespaces.iter().map(|n| self.vals.id(n)).collect();
         match &term.namespace_selector {
-            Some(sel) if sel.match_labels.is_empty() && sel.match_expressions.is_empty() => return NsScope::All,
+            Some(sel) if sel.match_labels.is_empty() && sel.match_expressions.is_empty() => {
+                return NsScope::All;
+            }
             Some(sel) => {
                 let compiled = Selector::compile(Some(sel), &mut self.keys, &mut self.vals);
                 let mut names: Vec<&String> = self.ns_labels.keys().collect();
                 names.sort();
-                let picked: Vec<String> =
-                    names.into_iter().filter(|n| compiled.matches(&self.ns_labels[*n])).cloned().collect();
+                let picked: Vec<String> = names
+                    .into_iter()
+                    .filter(|n| compiled.matches(&self.ns_labels[*n]))
+                    .cloned()
+                    .collect();
                 for n in picked {
                     set.push(self.vals.id(&n));
                 }
@@ -902,7 +1000,10 @@ impl<'a> Solver<'a> {
 
     /// Domains of `key` a pod with these alternatives could reach (None: no node-affinity filter).
     fn eligible_domains(&mut self, key: u32, alts: Option<&[usize]>) -> Vec<u32> {
-        let ck = (key, alts.map(|a| a.to_vec()).unwrap_or_else(|| vec![usize::MAX]));
+        let ck = (
+            key,
+            alts.map(|a| a.to_vec()).unwrap_or_else(|| vec![usize::MAX]),
+        );
         if let Some(d) = self.domain_cache.get(&ck) {
             return d.clone();
         }
@@ -911,13 +1012,14 @@ impl<'a> Solver<'a> {
             let ok = match alts {
                 None => true,
                 Some(a) => a.iter().any(|&ai| {
-                    self.alts[ai].rs.iter().all(|(k, v)| v.allows(label(&self.slots[s].labels, *k), &self.vals))
+                    self.alts[ai]
+                        .rs
+                        .iter()
+                        .all(|(k, v)| v.allows(label(&self.slots[s].labels, *k), &self.vals))
                 }),
             };
-            if ok {
-                if let Some(d) = self.slot_dom(s, key) {
-                    out.insert(d);
-                }
+            if ok && let Some(d) = self.slot_dom(s, key) {
+                out.insert(d);
             }
         }
         if self.opts.allow_new_nodes {
@@ -982,10 +1084,20 @@ impl<'a> Solver<'a> {
         let mut seen = BTreeSet::new();
         for p in &snap.pods {
             if p.name.is_empty() {
-                return Err(ModelError::new(Kind::Pod, format!("{}/", p.namespace), "name", "empty"));
+                return Err(ModelError::new(
+                    Kind::Pod,
+                    format!("{}/", p.namespace),
+                    "name",
+                    "empty",
+                ));
             }
             if !seen.insert((p.namespace.as_str(), p.name.as_str())) {
-                return Err(ModelError::new(Kind::Pod, p.key().to_string(), "name", "duplicate pod"));
+                return Err(ModelError::new(
+                    Kind::Pod,
+                    p.key().to_string(),
+                    "name",
+                    "duplicate pod",
+                ));
             }
             for (f, r) in [("requests", &p.requests), ("overhead", &p.overhead)] {
                 self.check_nonneg(Kind::Pod, &p.key().to_string(), f, r)?;
@@ -994,9 +1106,20 @@ impl<'a> Solver<'a> {
                 self.check_nonneg(Kind::Pod, &p.key().to_string(), "initContainers", r)?;
             }
         }
-        let slot_of: HashMap<String, usize> = self.slots.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        let slot_of: HashMap<String, usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
         // Pending pods first (groups come from them), then bound pods fill counts.
-        let mut pending: Vec<usize> = snap.pods.iter().enumerate().filter(|(_, p)| p.node_name.is_none()).map(|(i, _)| i).collect();
+        let mut pending: Vec<usize> = snap
+            .pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.node_name.is_none())
+            .map(|(i, _)| i)
+            .collect();
         // Priority first, then CPU and memory descending, then namespace/name.
         let reqs: Vec<Resources> = snap.pods.iter().map(|p| p.effective_requests()).collect();
         pending.sort_by(|&a, &b| {
@@ -1032,7 +1155,9 @@ impl<'a> Solver<'a> {
         }
         // Bound pods: usage, ports, topology counts and anti-affinity owners.
         for (i, p) in snap.pods.iter().enumerate() {
-            let Some(slot) = p.node_name.as_deref().and_then(|n| slot_of.get(n).copied()) else { continue };
+            let Some(slot) = p.node_name.as_deref().and_then(|n| slot_of.get(n).copied()) else {
+                continue;
+            };
             let r = self.rv(&reqs[i]);
             self.slots[slot].used = self.slots[slot].used.add(&r);
             self.slots[slot].ports.extend(p.host_ports.iter().cloned());
@@ -1040,18 +1165,26 @@ impl<'a> Solver<'a> {
             let labels = intern_labels(&mut self.keys, &mut self.vals, &p.labels);
             for g in 0..self.groups.len() {
                 let grp = &self.groups[g];
-                if grp.ns.has(ns) && grp.sel.matches(&labels) {
-                    if let Some(d) = self.slot_dom(slot, grp.key) {
-                        Group::bump(&mut self.groups[g].counts, d);
-                        self.groups[g].total += 1;
-                    }
+                if grp.ns.has(ns)
+                    && grp.sel.matches(&labels)
+                    && let Some(d) = self.slot_dom(slot, grp.key)
+                {
+                    Group::bump(&mut self.groups[g].counts, d);
+                    self.groups[g].total += 1;
                 }
             }
             for term in &p.affinity.pod_anti_affinity.required {
                 let key = self.keys.id(&term.topology_key);
                 let ns_scope = self.ns_scope(term, &p.namespace);
-                let sel = Selector::compile(term.label_selector.as_ref(), &mut self.keys, &mut self.vals);
-                let g = self.group(GroupKey { kind: GKind::Anti, key, ns: ns_scope, sel, eligible: vec![] });
+                let sel =
+                    Selector::compile(term.label_selector.as_ref(), &mut self.keys, &mut self.vals);
+                let g = self.group(GroupKey {
+                    kind: GKind::Anti,
+                    key,
+                    ns: ns_scope,
+                    sel,
+                    eligible: vec![],
+                });
                 if let Some(d) = self.slot_dom(slot, key) {
                     Group::bump(&mut self.groups[g].owners, d);
                 }
@@ -1062,7 +1195,9 @@ impl<'a> Solver<'a> {
             let (ns, member) = {
                 let p = &self.pods[pi];
                 let m: Vec<usize> = (0..self.groups.len())
-                    .filter(|&g| self.groups[g].ns.has(p.ns) && self.groups[g].sel.matches(&p.labels))
+                    .filter(|&g| {
+                        self.groups[g].ns.has(p.ns) && self.groups[g].sel.matches(&p.labels)
+                    })
                     .collect();
                 (p.ns, m)
             };
@@ -1096,16 +1231,21 @@ impl<'a> Solver<'a> {
                 values: vol.zones.clone(),
                 min_values: None,
             };
-            let v = VSet::from_req(&r, &mut self.vals).map_err(|w| e(&format!("volumes[{vi}].zones"), w))?;
+            let v = VSet::from_req(&r, &mut self.vals)
+                .map_err(|w| e(&format!("volumes[{vi}].zones"), w))?;
             reqset_add(&mut base, self.k_zone, v, &self.vals);
             if reqset_get(&base, self.k_zone).is_some_and(|v| v.is_empty()) {
                 hard_problem = Some(Why::Volume);
             }
         }
-        let compile_term = |s: &mut Self, field: &str, t: &crate::model::NodeSelectorTerm| -> Result<ReqSet, ModelError> {
+        let compile_term = |s: &mut Self,
+                            field: &str,
+                            t: &crate::model::NodeSelectorTerm|
+         -> Result<ReqSet, ModelError> {
             let mut rs = vec![];
             for (i, r) in t.match_expressions.iter().enumerate() {
-                let v = VSet::from_req(r, &mut s.vals).map_err(|w| e(&format!("{field}.matchExpressions[{i}]"), w))?;
+                let v = VSet::from_req(r, &mut s.vals)
+                    .map_err(|w| e(&format!("{field}.matchExpressions[{i}]"), w))?;
                 let k = s.keys.id(&r.key);
                 reqset_add(&mut rs, k, v, &s.vals);
             }
@@ -1129,7 +1269,11 @@ impl<'a> Solver<'a> {
         }
         let mut pref_node = vec![];
         for (ti, t) in na.preferred.iter().enumerate() {
-            let rs = compile_term(self, &format!("affinity.nodeAffinity.preferred[{ti}]"), &t.preference)?;
+            let rs = compile_term(
+                self,
+                &format!("affinity.nodeAffinity.preferred[{ti}]"),
+                &t.preference,
+            )?;
             pref_node.push((t.weight, rs));
         }
         let mut soft = vec![];
@@ -1142,10 +1286,16 @@ impl<'a> Solver<'a> {
         let mut spread = vec![];
         for (ci, c) in p.topology_spread_constraints.iter().enumerate() {
             if c.max_skew < 1 {
-                return Err(e(&format!("topologySpreadConstraints[{ci}].maxSkew"), format!("{} < 1", c.max_skew)));
+                return Err(e(
+                    &format!("topologySpreadConstraints[{ci}].maxSkew"),
+                    format!("{} < 1", c.max_skew),
+                ));
             }
             if c.topology_key.is_empty() {
-                return Err(e(&format!("topologySpreadConstraints[{ci}].topologyKey"), "empty".into()));
+                return Err(e(
+                    &format!("topologySpreadConstraints[{ci}].topologyKey"),
+                    "empty".into(),
+                ));
             }
             let key = self.keys.id(&c.topology_key);
             let mut sel = c.label_selector.clone();
@@ -1166,8 +1316,17 @@ impl<'a> Solver<'a> {
                 };
                 self.eligible_domains(key, alts)
             };
-            let kind = GKind::Spread { skew: c.max_skew, min_domains: c.min_domains.unwrap_or(1).max(1) };
-            let g = self.group(GroupKey { kind, key, ns: NsScope::Set(vec![ns]), sel, eligible });
+            let kind = GKind::Spread {
+                skew: c.max_skew,
+                min_domains: c.min_domains.unwrap_or(1).max(1),
+            };
+            let g = self.group(GroupKey {
+                kind,
+                key,
+                ns: NsScope::Set(vec![ns]),
+                sel,
+                eligible,
+            });
             let soft_pos = match c.when_unsatisfiable {
                 WhenUnsatisfiable::DoNotSchedule => None,
                 WhenUnsatisfiable::ScheduleAnyway => {
@@ -1175,14 +1334,31 @@ impl<'a> Solver<'a> {
                     Some(soft.len() - 1)
                 }
             };
-            spread.push(Term { group: g, soft: soft_pos, self_match: false });
+            spread.push(Term {
+                group: g,
+                soft: soft_pos,
+                self_match: false,
+            });
         }
-        let terms = |s: &mut Self, kind: GKind, pa: &crate::model::PodAffinity, field: &str, soft: &mut Vec<Soft>| -> Result<Vec<Term>, ModelError> {
+        let terms = |s: &mut Self,
+                     kind: GKind,
+                     pa: &crate::model::PodAffinity,
+                     field: &str,
+                     soft: &mut Vec<Soft>|
+         -> Result<Vec<Term>, ModelError> {
             let mut out = vec![];
-            let mut prefs: Vec<(i32, usize, &PodAffinityTerm)> =
-                pa.preferred.iter().enumerate().map(|(i, w)| (w.weight, i, &w.pod_affinity_term)).collect();
+            let mut prefs: Vec<(i32, usize, &PodAffinityTerm)> = pa
+                .preferred
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (w.weight, i, &w.pod_affinity_term))
+                .collect();
             prefs.sort_by_key(|(w, i, _)| (*w, *i));
-            let all = pa.required.iter().map(|t| (None, t)).chain(prefs.iter().map(|(_, i, t)| (Some(*i), *t)));
+            let all = pa
+                .required
+                .iter()
+                .map(|t| (None, t))
+                .chain(prefs.iter().map(|(_, i, t)| (Some(*i), *t)));
             for (pref, t) in all {
                 if t.topology_key.is_empty() {
                     return Err(e(&format!("{field}.topologyKey"), "empty".into()));
@@ -1191,7 +1367,13 @@ impl<'a> Solver<'a> {
                 let nss = s.ns_scope(t, &p.namespace);
                 let sel = Selector::compile(t.label_selector.as_ref(), &mut s.keys, &mut s.vals);
                 let self_match = nss.has(ns) && sel.matches(&labels);
-                let g = s.group(GroupKey { kind, key, ns: nss, sel, eligible: vec![] });
+                let g = s.group(GroupKey {
+                    kind,
+                    key,
+                    ns: nss,
+                    sel,
+                    eligible: vec![],
+                });
                 let soft_pos = pref.map(|_| {
                     soft.push(match kind {
                         GKind::Affinity => Soft::Affinity(out.len()),
@@ -1199,12 +1381,28 @@ impl<'a> Solver<'a> {
                     });
                     soft.len() - 1
                 });
-                out.push(Term { group: g, soft: soft_pos, self_match });
+                out.push(Term {
+                    group: g,
+                    soft: soft_pos,
+                    self_match,
+                });
             }
             Ok(out)
         };
-        let aff = terms(self, GKind::Affinity, &p.affinity.pod_affinity, "affinity.podAffinity", &mut soft)?;
-        let anti = terms(self, GKind::Anti, &p.affinity.pod_anti_affinity, "affinity.podAntiAffinity", &mut soft)?;
+        let aff = terms(
+            self,
+            GKind::Affinity,
+            &p.affinity.pod_affinity,
+            "affinity.podAffinity",
+            &mut soft,
+        )?;
+        let anti = terms(
+            self,
+            GKind::Anti,
+            &p.affinity.pod_anti_affinity,
+            "affinity.podAntiAffinity",
+            &mut soft,
+        )?;
         Ok(PPod {
             src,
             ns,
@@ -1231,10 +1429,10 @@ impl<'a> Solver<'a> {
         let p = &self.pods[pi];
         let mut active_prefs: ReqSet = vec![];
         for (pos, s) in p.soft.iter().enumerate() {
-            if let Soft::NodePref(i) = s {
-                if pos >= p.relaxed {
-                    active_prefs = reqset_merge(&active_prefs, &p.pref_node[*i].1, &self.vals);
-                }
+            if let Soft::NodePref(i) = s
+                && pos >= p.relaxed
+            {
+                active_prefs = reqset_merge(&active_prefs, &p.pref_node[*i].1, &self.vals);
             }
         }
         let merged: Vec<ReqSet> = p
@@ -1256,29 +1454,43 @@ impl<'a> Solver<'a> {
         taints
             .iter()
             .find(|t| {
-                (t.effect != TaintEffect::PreferNoSchedule || p.pns_active()) && !crate::model::tolerated(tol, t)
+                (t.effect != TaintEffect::PreferNoSchedule || p.pns_active())
+                    && !crate::model::tolerated(tol, t)
             })
             .cloned()
     }
 
     fn port_block(&self, pi: usize, used: &[HostPort]) -> Option<u16> {
-        self.pods[pi].ports.iter().find(|hp| used.iter().any(|u| u.conflicts(hp))).map(|hp| hp.port)
+        self.pods[pi]
+            .ports
+            .iter()
+            .find(|hp| used.iter().any(|u| u.conflicts(hp)))
+            .map(|hp| hp.port)
     }
 
     /// Minimum count over the domains a spread group counts.
     fn spread_min(&self, g: usize) -> u32 {
         let grp = &self.groups[g];
-        let GKind::Spread { min_domains, .. } = grp.kind else { return 0 };
+        let GKind::Spread { min_domains, .. } = grp.kind else {
+            return 0;
+        };
         if grp.key == self.k_host {
             if self.opts.allow_new_nodes && !self.pools.is_empty() {
                 return 0;
             }
-            return (0..self.n_existing).map(|s| grp.count(s as u32)).min().unwrap_or(0);
+            return (0..self.n_existing)
+                .map(|s| grp.count(s as u32))
+                .min()
+                .unwrap_or(0);
         }
         if (grp.eligible.len() as i32) < min_domains {
             return 0;
         }
-        grp.eligible.iter().map(|&d| grp.count(d)).min().unwrap_or(0)
+        grp.eligible
+            .iter()
+            .map(|&d| grp.count(d))
+            .min()
+            .unwrap_or(0)
     }
 
     /// Keys the pod's placement must pin down, with the groups that care.
@@ -1303,7 +1515,11 @@ impl<'a> Solver<'a> {
 
     /// Picks a domain per topology key that satisfies every constraint, given the options a
     /// candidate offers.
-    fn topo_choose(&self, pi: usize, opts: &mut dyn FnMut(&Self, u32) -> Result<DomOpts, Why>) -> Result<Vec<(u32, Option<u32>)>, Why> {
+    fn topo_choose(
+        &self,
+        pi: usize,
+        opts: &mut dyn FnMut(&Self, u32) -> Result<DomOpts, Why>,
+    ) -> Result<Vec<(u32, Option<u32>)>, Why> {
         let p = &self.pods[pi];
         let keys = self.topo_keys(pi);
         let mut chosen = Vec::with_capacity(keys.len());
@@ -1333,7 +1549,9 @@ impl<'a> Solver<'a> {
                 if !p.active(t) || g.key != key {
                     continue;
                 }
-                let GKind::Spread { skew, .. } = g.kind else { continue };
+                let GKind::Spread { skew, .. } = g.kind else {
+                    continue;
+                };
                 let min = self.spread_min(t.group);
                 let before = cands.len();
                 cands.retain(|&(d, _)| (g.count(d) + 1) as i64 - min as i64 <= skew as i64);
@@ -1385,23 +1603,36 @@ impl<'a> Solver<'a> {
             } else {
                 // Balance: the pod's own spread groups first, then the spread groups it counts in;
                 // then the cheaper domain, then the lower index.
-                let own: Vec<usize> = p.spread.iter().filter(|t| p.active(t) && self.groups[t.group].key == key).map(|t| t.group).collect();
+                let own: Vec<usize> = p
+                    .spread
+                    .iter()
+                    .filter(|t| p.active(t) && self.groups[t.group].key == key)
+                    .map(|t| t.group)
+                    .collect();
                 let counted: Vec<usize> = p
                     .member
                     .iter()
                     .copied()
-                    .filter(|&g| self.groups[g].key == key && matches!(self.groups[g].kind, GKind::Spread { .. }))
+                    .filter(|&g| {
+                        self.groups[g].key == key
+                            && matches!(self.groups[g].kind, GKind::Spread { .. })
+                    })
                     .collect();
                 let score = |d: u32| -> (u64, u64) {
                     let a: u64 = own.iter().map(|&g| self.groups[g].count(d) as u64).sum();
-                    let b: u64 = counted.iter().map(|&g| self.groups[g].count(d) as u64).sum();
+                    let b: u64 = counted
+                        .iter()
+                        .map(|&g| self.groups[g].count(d) as u64)
+                        .sum();
                     (a, b)
                 };
                 let mut best = cands[0];
                 let mut best_score = score(best.0);
                 for &c in &cands[1..] {
                     let sc = score(c.0);
-                    if sc < best_score || (sc == best_score && (c.1 < best.1 || (c.1 == best.1 && c.0 < best.0))) {
+                    if sc < best_score
+                        || (sc == best_score && (c.1 < best.1 || (c.1 == best.1 && c.0 < best.0)))
+                    {
                         best = c;
                         best_score = sc;
                     }
@@ -1442,19 +1673,24 @@ impl<'a> Solver<'a> {
         }
         for t in &p.spread {
             let g = &self.groups[t.group];
-            let GKind::Spread { skew, .. } = g.kind else { continue };
+            let GKind::Spread { skew, .. } = g.kind else {
+                continue;
+            };
             if !p.active(t) {
                 continue;
             }
-            if let Some(d) = fixed(g.key) {
-                if (g.count(d) + 1) as i64 - self.spread_min(t.group) as i64 > skew as i64 {
-                    return Err(Why::Spread(t.group));
-                }
+            if let Some(d) = fixed(g.key)
+                && (g.count(d) + 1) as i64 - self.spread_min(t.group) as i64 > skew as i64
+            {
+                return Err(Why::Spread(t.group));
             }
         }
         for t in &p.aff {
             let g = &self.groups[t.group];
-            if p.active(t) && !(g.total == 0 && t.self_match) && fixed(g.key).is_some_and(|d| g.count(d) == 0) {
+            if p.active(t)
+                && !(g.total == 0 && t.self_match)
+                && fixed(g.key).is_some_and(|d| g.count(d) == 0)
+            {
                 return Err(Why::Affinity(t.group));
             }
         }
@@ -1471,7 +1707,12 @@ impl<'a> Solver<'a> {
             }
         }
         self.pods[pi].member = member;
-        let owned: Vec<usize> = self.pods[pi].anti.iter().filter(|t| t.soft.is_none()).map(|t| t.group).collect();
+        let owned: Vec<usize> = self.pods[pi]
+            .anti
+            .iter()
+            .filter(|t| t.soft.is_none())
+            .map(|t| t.group)
+            .collect();
         for g in owned {
             if let Some(d) = dom(self.groups[g].key) {
                 Group::bump(&mut self.groups[g].owners, d);
@@ -1490,7 +1731,11 @@ impl<'a> Solver<'a> {
         }
         let need = slot.used.add(&p.req);
         if let Some(d) = need.first_over(&slot.alloc) {
-            return Err(Why::Resource { dim: d, need: p.req.0[d], free: slot.alloc.0[d] - slot.used.0[d] });
+            return Err(Why::Resource {
+                dim: d,
+                need: p.req.0[d],
+                free: slot.alloc.0[d] - slot.used.0[d],
+            });
         }
         if let Some(t) = self.taint_block(pi, &slot.taints) {
             return Err(Why::Taint(t));
@@ -1503,7 +1748,11 @@ impl<'a> Solver<'a> {
         }
         let mut first_bad = None;
         let ok = p.eff_alts.iter().any(|&ai| {
-            match self.alts[ai].rs.iter().find(|(k, v)| !v.allows(label(&slot.labels, *k), &self.vals)) {
+            match self.alts[ai]
+                .rs
+                .iter()
+                .find(|(k, v)| !v.allows(label(&slot.labels, *k), &self.vals))
+            {
                 None => true,
                 Some((k, _)) => {
                     first_bad.get_or_insert(*k);
@@ -1517,7 +1766,9 @@ impl<'a> Solver<'a> {
         if let Some(port) = self.port_block(pi, &slot.ports) {
             return Err(Why::Port(port));
         }
-        self.topo_choose(pi, &mut |s2: &Self, key| Ok(DomOpts::Fixed(s2.slot_dom(s, key))))
+        self.topo_choose(pi, &mut |s2: &Self, key| {
+            Ok(DomOpts::Fixed(s2.slot_dom(s, key)))
+        })
     }
 
     fn commit_slot(&mut self, pi: usize, s: usize, doms: Vec<(u32, Option<u32>)>) {
@@ -1568,7 +1819,8 @@ impl<'a> Solver<'a> {
                     Some((bt, bz, bc, bp)) => {
                         price < bp
                             || (price == bp
-                                && (self.types[t].name.as_str(), z, c) < (self.types[bt].name.as_str(), bz, bc))
+                                && (self.types[t].name.as_str(), z, c)
+                                    < (self.types[bt].name.as_str(), bz, bc))
                     }
                 };
                 if better {
@@ -1617,16 +1869,26 @@ impl<'a> Solver<'a> {
                 }
             }
             if missing {
-                return if vals.is_empty() { Ok(DomOpts::Fixed(None)) } else { Err(Why::TopoKey(key)) };
+                return if vals.is_empty() {
+                    Ok(DomOpts::Fixed(None))
+                } else {
+                    Err(Why::TopoKey(key))
+                };
             }
             let v: Vec<u32> = vals.into_iter().collect();
-            return Ok(if v.len() == 1 { DomOpts::Fixed(Some(v[0])) } else { DomOpts::Choice(v.into_iter().map(|d| (d, 0.0)).collect()) });
+            return Ok(if v.len() == 1 {
+                DomOpts::Fixed(Some(v[0]))
+            } else {
+                DomOpts::Choice(v.into_iter().map(|d| (d, 0.0)).collect())
+            });
         }
         match reqset_get(&tr.reqs, key) {
             None => Ok(DomOpts::Fixed(None)),
             Some(v) if v.single().is_some() => Ok(DomOpts::Fixed(v.single())),
             Some(v) if v.absent_ok && v.present_empty() => Ok(DomOpts::Fixed(None)),
-            Some(v) if !v.complement && !v.absent_ok => Ok(DomOpts::Choice(v.vals.iter().map(|&d| (d, 0.0)).collect())),
+            Some(v) if !v.complement && !v.absent_ok => {
+                Ok(DomOpts::Choice(v.vals.iter().map(|&d| (d, 0.0)).collect()))
+            }
             Some(_) => Err(Why::TopoKey(key)),
         }
     }
@@ -1640,7 +1902,8 @@ impl<'a> Solver<'a> {
         } else if key == self.k_ct {
             tr.cmask &= 1 << d;
         } else if self.is_type_key(key) {
-            tr.types.retain(|t| label(&self.types[t].labels, key) == Some(d));
+            tr.types
+                .retain(|t| label(&self.types[t].labels, key) == Some(d));
         } else {
             reqset_add(&mut tr.reqs, key, VSet::only(d), &self.vals);
         }
@@ -1652,7 +1915,11 @@ impl<'a> Solver<'a> {
         let pool = &self.pools[c.pool];
         let used = c.used.add(&p.req);
         if let Some(d) = used.first_over(&c.max_alloc) {
-            return Err(Why::Resource { dim: d, need: p.req.0[d], free: c.max_alloc.0[d] - c.used.0[d] });
+            return Err(Why::Resource {
+                dim: d,
+                need: p.req.0[d],
+                free: c.max_alloc.0[d] - c.used.0[d],
+            });
         }
         if let Some(t) = self.taint_block(pi, &pool.taints) {
             return Err(Why::Taint(t));
@@ -1704,11 +1971,23 @@ impl<'a> Solver<'a> {
         if a.has_type_keys {
             types.and(&a.types);
             if types.is_empty() {
-                let k = a.rs.iter().map(|(k, _)| *k).find(|k| self.is_type_key(*k)).unwrap_or(self.k_zone);
+                let k =
+                    a.rs.iter()
+                        .map(|(k, _)| *k)
+                        .find(|k| self.is_type_key(*k))
+                        .unwrap_or(self.k_zone);
                 return Err(Why::Req(k));
             }
         }
-        let mut tr = Trial { types, zmask, cmask, reqs, used, reserved: c.reserved, doms: vec![] };
+        let mut tr = Trial {
+            types,
+            zmask,
+            cmask,
+            reqs,
+            used,
+            reserved: c.reserved,
+            doms: vec![],
+        };
         if zmask != c.zmask || cmask != c.cmask {
             tr.types.retain(|t| self.offer_ok(t, zmask, cmask));
             if tr.types.is_empty() {
@@ -1742,7 +2021,11 @@ impl<'a> Solver<'a> {
                 }
             }
             if (vals.len() as u32) < min {
-                return Err(Why::MinValues { key: k, min, left: vals.len() as u32 });
+                return Err(Why::MinValues {
+                    key: k,
+                    min,
+                    left: vals.len() as u32,
+                });
             }
         }
         if pool.limits.is_some() || pool.limit_nodes.is_some() {
@@ -1753,7 +2036,11 @@ impl<'a> Solver<'a> {
 
     fn no_type_why(&self, used: &RV, c: &Claim) -> Why {
         match used.first_over(&self.pools[c.pool].max_alloc) {
-            Some(d) => Why::Exceeds { dim: d, need: used.0[d], largest: self.pools[c.pool].max_alloc.0[d] },
+            Some(d) => Why::Exceeds {
+                dim: d,
+                need: used.0[d],
+                largest: self.pools[c.pool].max_alloc.0[d],
+            },
             None => Why::NoFit(*used),
         }
     }
@@ -1763,15 +2050,20 @@ impl<'a> Solver<'a> {
     fn apply_limits(&self, c: &Claim, tr: &mut Trial) -> Result<(), Why> {
         let pool = &self.pools[c.pool];
         let is_new = c.pods.is_empty();
-        if let Some(n) = pool.limit_nodes {
-            if is_new && pool.usage_nodes + pool.claims + 1 > n {
-                return Err(Why::Limits(LIMIT_NODES));
-            }
+        if let Some(n) = pool.limit_nodes
+            && is_new
+            && pool.usage_nodes + pool.claims + 1 > n
+        {
+            return Err(Why::Limits(LIMIT_NODES));
         }
-        let Some(limit) = pool.limits else { return Ok(()) };
+        let Some(limit) = pool.limits else {
+            return Ok(());
+        };
         let others = pool.usage.add(&pool.reserved).sub(&c.reserved);
         let headroom = limit.sub(&others);
-        let (t, _, _, _) = self.cheapest(&tr.types, tr.zmask, tr.cmask).ok_or(Why::NoOffering)?;
+        let (t, _, _, _) = self
+            .cheapest(&tr.types, tr.zmask, tr.cmask)
+            .ok_or(Why::NoOffering)?;
         if !self.types[t].cap.le(&headroom) {
             let over = self.types[t].cap.first_over(&headroom).unwrap_or(0);
             tr.types.retain(|t| self.types[t].cap.le(&headroom));
@@ -1779,7 +2071,9 @@ impl<'a> Solver<'a> {
                 return Err(Why::Limits(over));
             }
         }
-        let (t, _, _, _) = self.cheapest(&tr.types, tr.zmask, tr.cmask).ok_or(Why::NoOffering)?;
+        let (t, _, _, _) = self
+            .cheapest(&tr.types, tr.zmask, tr.cmask)
+            .ok_or(Why::NoOffering)?;
         tr.reserved = self.types[t].cap;
         Ok(())
     }
@@ -1832,7 +2126,11 @@ impl<'a> Solver<'a> {
         }
         let need = pp.overhead.add(&self.pods[pi].req);
         if let Some(d) = need.first_over(&pp.max_alloc) {
-            return Err(Why::Exceeds { dim: d, need: need.0[d], largest: pp.max_alloc.0[d] });
+            return Err(Why::Exceeds {
+                dim: d,
+                need: need.0[d],
+                largest: pp.max_alloc.0[d],
+            });
         }
         let c = self.fresh_claim(pool);
         let tr = self.try_claim(pi, &c)?;
@@ -1928,13 +2226,22 @@ impl<'a> Solver<'a> {
         p.soft[..p.relaxed]
             .iter()
             .map(|s| match s {
-                Soft::NodePref(i) => format!("preferred node affinity term (weight {})", p.pref_node[*i].0),
+                Soft::NodePref(i) => format!(
+                    "preferred node affinity term (weight {})",
+                    p.pref_node[*i].0
+                ),
                 Soft::Spread(i) => format!(
                     "ScheduleAnyway topology spread on {}",
                     self.keys.name(self.groups[p.spread[*i].group].key)
                 ),
-                Soft::Affinity(i) => format!("preferred pod affinity on {}", self.keys.name(self.groups[p.aff[*i].group].key)),
-                Soft::Anti(i) => format!("preferred pod anti-affinity on {}", self.keys.name(self.groups[p.anti[*i].group].key)),
+                Soft::Affinity(i) => format!(
+                    "preferred pod affinity on {}",
+                    self.keys.name(self.groups[p.aff[*i].group].key)
+                ),
+                Soft::Anti(i) => format!(
+                    "preferred pod anti-affinity on {}",
+                    self.keys.name(self.groups[p.anti[*i].group].key)
+                ),
                 Soft::PreferNoSchedule => {
                     let _ = pod;
                     "PreferNoSchedule taints".to_string()
@@ -1944,29 +2251,71 @@ impl<'a> Solver<'a> {
     }
 
     fn reason(&self, w: &Why) -> Reason {
-        let dim = |d: usize| if d == LIMIT_NODES { "nodes".to_string() } else { self.dims[d].clone() };
+        let dim = |d: usize| {
+            if d == LIMIT_NODES {
+                "nodes".to_string()
+            } else {
+                self.dims[d].clone()
+            }
+        };
         match w {
             Why::Cordoned => Reason::Cordoned,
             Why::Taint(t) => Reason::TaintNotTolerated { taint: t.clone() },
-            Why::Req(k) => Reason::Requirement { key: self.keys.name(*k).to_string(), wanted: String::new(), offered: String::new() },
-            Why::Volume => Reason::VolumeZone { volumes: vec![], zones: vec![] },
-            Why::Exceeds { dim: d, need, largest } => Reason::ExceedsLargestInstanceType { resource: dim(*d), needed: *need, largest: *largest },
-            Why::NoFit(rv) => Reason::NoInstanceTypeFits { needed: self.resources(rv) },
+            Why::Req(k) => Reason::Requirement {
+                key: self.keys.name(*k).to_string(),
+                wanted: String::new(),
+                offered: String::new(),
+            },
+            Why::Volume => Reason::VolumeZone {
+                volumes: vec![],
+                zones: vec![],
+            },
+            Why::Exceeds {
+                dim: d,
+                need,
+                largest,
+            } => Reason::ExceedsLargestInstanceType {
+                resource: dim(*d),
+                needed: *need,
+                largest: *largest,
+            },
+            Why::NoFit(rv) => Reason::NoInstanceTypeFits {
+                needed: self.resources(rv),
+            },
             Why::NoOffering => Reason::NoAvailableOffering,
-            Why::Resource { dim: d, need, free } => Reason::InsufficientResource { resource: dim(*d), needed: *need, free: *free },
+            Why::Resource { dim: d, need, free } => Reason::InsufficientResource {
+                resource: dim(*d),
+                needed: *need,
+                free: *free,
+            },
             Why::Limits(d) => Reason::LimitsReached { resource: dim(*d) },
-            Why::MinValues { key, min, left } => Reason::MinValues { key: self.keys.name(*key).to_string(), min: *min, left: *left },
+            Why::MinValues { key, min, left } => Reason::MinValues {
+                key: self.keys.name(*key).to_string(),
+                min: *min,
+                left: *left,
+            },
             Why::Spread(g) => {
                 let skew = match self.groups[*g].kind {
                     GKind::Spread { skew, .. } => skew,
                     _ => 0,
                 };
-                Reason::TopologySpread { key: self.keys.name(self.groups[*g].key).to_string(), max_skew: skew }
+                Reason::TopologySpread {
+                    key: self.keys.name(self.groups[*g].key).to_string(),
+                    max_skew: skew,
+                }
             }
-            Why::Affinity(g) => Reason::PodAffinity { key: self.keys.name(self.groups[*g].key).to_string() },
-            Why::Anti(g) => Reason::PodAntiAffinity { key: self.keys.name(self.groups[*g].key).to_string() },
-            Why::InverseAnti(g) => Reason::ExistingPodAntiAffinity { key: self.keys.name(self.groups[*g].key).to_string() },
-            Why::TopoKey(k) => Reason::TopologyKeyUndetermined { key: self.keys.name(*k).to_string() },
+            Why::Affinity(g) => Reason::PodAffinity {
+                key: self.keys.name(self.groups[*g].key).to_string(),
+            },
+            Why::Anti(g) => Reason::PodAntiAffinity {
+                key: self.keys.name(self.groups[*g].key).to_string(),
+            },
+            Why::InverseAnti(g) => Reason::ExistingPodAntiAffinity {
+                key: self.keys.name(self.groups[*g].key).to_string(),
+            },
+            Why::TopoKey(k) => Reason::TopologyKeyUndetermined {
+                key: self.keys.name(*k).to_string(),
+            },
             Why::Port(p) => Reason::HostPortConflict { port: *p },
             Why::Conflict => Reason::ConflictingPreferences,
         }
@@ -1979,7 +2328,11 @@ impl<'a> Solver<'a> {
                 let p = &self.pods[pi];
                 let k = self.keys.get(&key);
                 let wanted = k
-                    .and_then(|k| p.eff_alts.iter().find_map(|&a| reqset_get(&self.alts[a].rs, k)))
+                    .and_then(|k| {
+                        p.eff_alts
+                            .iter()
+                            .find_map(|&a| reqset_get(&self.alts[a].rs, k))
+                    })
                     .or_else(|| k.and_then(|k| p.hard_alts.iter().find_map(|a| reqset_get(a, k))))
                     .map(|v| v.describe(&self.vals))
                     .unwrap_or_default();
@@ -1987,15 +2340,24 @@ impl<'a> Solver<'a> {
                     (Some(k), Some(f)) => f(k),
                     _ => String::new(),
                 };
-                Reason::Requirement { key, wanted, offered }
+                Reason::Requirement {
+                    key,
+                    wanted,
+                    offered,
+                }
             }
             Reason::VolumeZone { .. } => {
                 let pod = &self.snap.pods[self.pods[pi].src];
-                let vols: Vec<&crate::model::VolumeTopology> = pod.volumes.iter().filter(|v| !v.zones.is_empty()).collect();
-                let mut zones: Vec<String> = vols.iter().flat_map(|v| v.zones.iter().cloned()).collect();
+                let vols: Vec<&crate::model::VolumeTopology> =
+                    pod.volumes.iter().filter(|v| !v.zones.is_empty()).collect();
+                let mut zones: Vec<String> =
+                    vols.iter().flat_map(|v| v.zones.iter().cloned()).collect();
                 zones.sort();
                 zones.dedup();
-                Reason::VolumeZone { volumes: vols.iter().map(|v| v.name.clone()).collect(), zones }
+                Reason::VolumeZone {
+                    volumes: vols.iter().map(|v| v.name.clone()).collect(),
+                    zones,
+                }
             }
             other => other,
         }
@@ -2034,9 +2396,15 @@ impl<'a> Solver<'a> {
         } else if key == self.k_host {
             return "a new hostname".into();
         } else {
-            return reqset_get(&pp.reqs, key).map(|v| v.describe(&self.vals)).unwrap_or_else(|| "no such label".into());
+            return reqset_get(&pp.reqs, key)
+                .map(|v| v.describe(&self.vals))
+                .unwrap_or_else(|| "no such label".into());
         }
-        if vals.is_empty() { "nothing".into() } else { vals.into_iter().collect::<Vec<_>>().join(",") }
+        if vals.is_empty() {
+            "nothing".into()
+        } else {
+            vals.into_iter().collect::<Vec<_>>().join(",")
+        }
     }
 
     fn explain(&self, pi: usize) -> Unschedulable {
@@ -2058,7 +2426,11 @@ impl<'a> Solver<'a> {
         };
         for s in 0..self.n_existing {
             if let Err(w) = self.try_slot(pi, s) {
-                add(self.detail(pi, self.reason(&w), None));
+                let f = |k: u32| match label(&self.slots[s].labels, k) {
+                    Some(v) => self.vals.name(v).to_string(),
+                    None => "no such label".to_string(),
+                };
+                add(self.detail(pi, self.reason(&w), Some(&f)));
             }
         }
         for c in self.claims.iter().filter(|c| c.alive) {
@@ -2066,18 +2438,30 @@ impl<'a> Solver<'a> {
                 let r = match w {
                     // On a NodeClaim of this solve, "largest type" means what is left of it.
                     Why::Exceeds { dim, .. } | Why::Resource { dim, .. } => {
-                        Reason::InsufficientResource { resource: self.dims[dim].clone(), needed: self.pods[pi].req.0[dim], free: c.max_alloc.0[dim] - c.used.0[dim] }
+                        Reason::InsufficientResource {
+                            resource: self.dims[dim].clone(),
+                            needed: self.pods[pi].req.0[dim],
+                            free: c.max_alloc.0[dim] - c.used.0[dim],
+                        }
                     }
                     other => self.reason(&other),
                 };
                 add(self.detail(pi, r, None));
             }
         }
-        tally.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.to_string().cmp(&b.0.to_string())));
+        tally.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+        });
         if node_pools.is_empty() && self.opts.allow_new_nodes && self.pools.is_empty() {
             node_pools.push(("-".into(), Reason::NoNodePools));
         }
-        Unschedulable { pod, node_pools, nodes: tally, relaxed: self.dropped_names(pi) }
+        Unschedulable {
+            pod,
+            node_pools,
+            nodes: tally,
+            relaxed: self.dropped_names(pi),
+        }
     }
 
     fn finish(self, failed: &BTreeSet<usize>) -> Solution {
@@ -2102,7 +2486,10 @@ impl<'a> Solver<'a> {
         }
         for pi in 0..self.pods.len() {
             if self.pods[pi].relaxed > 0 && !failed.contains(&pi) {
-                sol.relaxed.push(Relaxed { pod: self.snap.pods[self.pods[pi].src].key(), dropped: self.dropped_names(pi) });
+                sol.relaxed.push(Relaxed {
+                    pod: self.snap.pods[self.pods[pi].src].key(),
+                    dropped: self.dropped_names(pi),
+                });
             }
         }
         for &pi in failed {
@@ -2115,7 +2502,9 @@ impl<'a> Solver<'a> {
         let c = &self.claims[ci];
         let pool = &self.pools[c.pool];
         let np = &self.snap.node_pools[pool.src];
-        let (t, z, ct, price) = self.cheapest(&c.types, c.zmask, c.cmask).unwrap_or((0, 0, 0, f64::NAN));
+        let (t, z, ct, price) =
+            self.cheapest(&c.types, c.zmask, c.cmask)
+                .unwrap_or((0, 0, 0, f64::NAN));
         let name = claim_name(&pool.name, ci);
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &c.reqs {
@@ -2127,7 +2516,10 @@ impl<'a> Solver<'a> {
             labels.insert(self.keys.name(k).to_string(), self.vals.name(v).to_string());
         }
         labels.insert(wk::ZONE.into(), self.vals.name(self.zones[z]).to_string());
-        labels.insert(wk::CAPACITY_TYPE.into(), self.vals.name(self.cts[ct]).to_string());
+        labels.insert(
+            wk::CAPACITY_TYPE.into(),
+            self.vals.name(self.cts[ct]).to_string(),
+        );
         labels.insert(wk::HOSTNAME.into(), name.clone());
         labels.insert(wk::NODEPOOL.into(), pool.name.clone());
         let mut opts: Vec<(f64, &str)> = c
@@ -2137,7 +2529,8 @@ impl<'a> Solver<'a> {
                 let one = Bits::new(self.types.len(), false);
                 let mut one = one;
                 one.set(t);
-                self.cheapest(&one, c.zmask, c.cmask).map(|(_, _, _, p)| (p, self.types[t].name.as_str()))
+                self.cheapest(&one, c.zmask, c.cmask)
+                    .map(|(_, _, _, p)| (p, self.types[t].name.as_str()))
             })
             .collect();
         opts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
@@ -2151,8 +2544,16 @@ impl<'a> Solver<'a> {
             labels,
             taints: np.taints.clone(),
             requests: self.resources(&c.used),
-            pods: c.pods.iter().map(|&pi| self.snap.pods[self.pods[pi].src].key()).collect(),
-            instance_type_options: opts.into_iter().take(self.opts.max_instance_type_options.max(1)).map(|(_, n)| n.to_string()).collect(),
+            pods: c
+                .pods
+                .iter()
+                .map(|&pi| self.snap.pods[self.pods[pi].src].key())
+                .collect(),
+            instance_type_options: opts
+                .into_iter()
+                .take(self.opts.max_instance_type_options.max(1))
+                .map(|(_, n)| n.to_string())
+                .collect(),
         }
     }
 
@@ -2174,7 +2575,11 @@ impl<'a> Solver<'a> {
         let mut i = 0;
         loop {
             let cand = format!("ballast-{i}");
-            if self.vals.get(&cand).is_none_or(|id| v.vals.binary_search(&id).is_err()) {
+            if self
+                .vals
+                .get(&cand)
+                .is_none_or(|id| v.vals.binary_search(&id).is_err())
+            {
                 return Some(cand);
             }
             i += 1;
@@ -2193,7 +2598,9 @@ pub(crate) mod access {
     impl Solver<'_> {
         pub(crate) fn claim_price(&self, ci: usize) -> f64 {
             let c = &self.claims[ci];
-            self.cheapest(&c.types, c.zmask, c.cmask).map(|x| x.3).unwrap_or(0.0)
+            self.cheapest(&c.types, c.zmask, c.cmask)
+                .map(|x| x.3)
+                .unwrap_or(0.0)
         }
         pub(crate) fn claim_alive(&self, ci: usize) -> bool {
             self.claims[ci].alive && !self.claims[ci].pods.is_empty()
@@ -2201,7 +2608,11 @@ pub(crate) mod access {
         /// A pod that nothing topological or port-related ties to its node can be moved freely.
         pub(crate) fn pod_is_free(&self, pi: usize) -> bool {
             let p = &self.pods[pi];
-            p.member.is_empty() && p.spread.is_empty() && p.aff.is_empty() && p.anti.is_empty() && p.ports.is_empty()
+            p.member.is_empty()
+                && p.spread.is_empty()
+                && p.aff.is_empty()
+                && p.anti.is_empty()
+                && p.ports.is_empty()
         }
         pub(crate) fn pool_limited(&self, ci: usize) -> bool {
             let p = &self.pools[self.claims[ci].pool];
@@ -2211,8 +2622,13 @@ pub(crate) mod access {
         /// still fits (so its price does not rise). Returns true when moved.
         pub(crate) fn move_free_pod(&mut self, pi: usize, from: usize, to: usize) -> bool {
             let before = self.claim_price(to);
-            let Ok(tr) = self.try_claim(pi, &self.claims[to]) else { return false };
-            let after = self.cheapest(&tr.types, tr.zmask, tr.cmask).map(|x| x.3).unwrap_or(f64::INFINITY);
+            let Ok(tr) = self.try_claim(pi, &self.claims[to]) else {
+                return false;
+            };
+            let after = self
+                .cheapest(&tr.types, tr.zmask, tr.cmask)
+                .map(|x| x.3)
+                .unwrap_or(f64::INFINITY);
             if after > before + 1e-12 {
                 return false;
             }
@@ -2245,12 +2661,18 @@ pub(crate) mod access {
             let n = self.claims.len();
             let chosen_alloc = |s: &Self, ci: usize| -> Option<RV> {
                 let c = &s.claims[ci];
-                s.cheapest(&c.types, c.zmask, c.cmask).map(|(t, ..)| s.types[t].alloc)
+                s.cheapest(&c.types, c.zmask, c.cmask)
+                    .map(|(t, ..)| s.types[t].alloc)
             };
             let fill = |s: &Self, ci: usize| -> f64 {
-                let Some(a) = chosen_alloc(s, ci) else { return 1.0 };
+                let Some(a) = chosen_alloc(s, ci) else {
+                    return 1.0;
+                };
                 let u = s.claims[ci].used;
-                (0..DIMS).filter(|&d| a.0[d] > 0).map(|d| u.0[d] as f64 / a.0[d] as f64).fold(0.0, f64::max)
+                (0..DIMS)
+                    .filter(|&d| a.0[d] > 0)
+                    .map(|d| u.0[d] as f64 / a.0[d] as f64)
+                    .fold(0.0, f64::max)
             };
             let mut order: Vec<(u64, usize)> = (0..n)
                 .filter(|&ci| self.claim_alive(ci) && !self.pool_limited(ci))
@@ -2296,7 +2718,10 @@ pub(crate) mod access {
         }
 
         fn total_price(&self) -> f64 {
-            (0..self.claims.len()).filter(|&ci| self.claim_alive(ci)).map(|ci| self.claim_price(ci)).sum()
+            (0..self.claims.len())
+                .filter(|&ci| self.claim_alive(ci))
+                .map(|ci| self.claim_price(ci))
+                .sum()
         }
 
         /// The cost pass for pods nothing ties to a node (no topology, no host ports, one
@@ -2308,7 +2733,12 @@ pub(crate) mod access {
         pub(crate) fn repack_free(&mut self) {
             let eligible: Vec<usize> = (0..self.claims.len())
                 .filter(|&ci| self.claim_alive(ci) && !self.pool_limited(ci))
-                .filter(|&ci| self.claims[ci].pods.iter().all(|&pi| self.pod_is_free(pi) && self.pods[pi].eff_alts.len() == 1))
+                .filter(|&ci| {
+                    self.claims[ci]
+                        .pods
+                        .iter()
+                        .all(|&pi| self.pod_is_free(pi) && self.pods[pi].eff_alts.len() == 1)
+                })
                 .collect();
             if eligible.is_empty() {
                 return;
@@ -2316,7 +2746,9 @@ pub(crate) mod access {
             let before = self.total_price();
             let mut trial = self.clone();
             trial.repack_into_bins(&eligible);
-            if trial.total_price() < before - 1e-9 && trial.placements.len() == self.placements.len() {
+            if trial.total_price() < before - 1e-9
+                && trial.placements.len() == self.placements.len()
+            {
                 *self = trial;
             }
         }
@@ -2326,7 +2758,7 @@ pub(crate) mod access {
             for &ci in eligible {
                 let n = self.claims[ci].pods.len();
                 self.open.remove(&(n, ci));
-                loose.extend(self.claims[ci].pods.drain(..));
+                loose.append(&mut self.claims[ci].pods);
                 self.claims[ci].alive = false;
                 let pool = self.claims[ci].pool;
                 self.pools[pool].claims -= 1;
@@ -2339,13 +2771,22 @@ pub(crate) mod access {
             let mut classes: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
             let mut compat_cache: HashMap<(usize, Vec<bool>), Vec<bool>> = HashMap::new();
             for &pi in &loose {
-                let tol: Vec<bool> = (0..np).map(|p| self.taint_block(pi, &self.pools[p].taints).is_none()).collect();
+                let tol: Vec<bool> = (0..np)
+                    .map(|p| self.taint_block(pi, &self.pools[p].taints).is_none())
+                    .collect();
                 let alt = self.pods[pi].eff_alts[0];
                 let ok = compat_cache
                     .entry((alt, tol.clone()))
-                    .or_insert_with(|| (0..np).map(|p| tol[p] && self.try_new(pi, p).is_ok()).collect())
+                    .or_insert_with(|| {
+                        (0..np)
+                            .map(|p| tol[p] && self.try_new(pi, p).is_ok())
+                            .collect()
+                    })
                     .clone();
-                classes.entry((self.pods[pi].req.0.to_vec(), alt, ok)).or_default().push(pi);
+                classes
+                    .entry((self.pods[pi].req.0.to_vec(), alt, ok))
+                    .or_default()
+                    .push(pi);
             }
             // Value of one pod of a class: the cheapest dominant-share price over what it fits.
             let mut list: Vec<(f64, Key, Vec<usize>)> = vec![];
@@ -2364,8 +2805,17 @@ pub(crate) mod access {
                         if !req.le(&cap) {
                             continue;
                         }
-                        let Some(price) = self.type_price(t, pool.zmask & self.alts[key.1].zmask, pool.cmask & self.alts[key.1].cmask) else { continue };
-                        let share = (0..DIMS).filter(|&d| cap.0[d] > 0).map(|d| req.0[d] as f64 / cap.0[d] as f64).fold(0.0, f64::max);
+                        let Some(price) = self.type_price(
+                            t,
+                            pool.zmask & self.alts[key.1].zmask,
+                            pool.cmask & self.alts[key.1].cmask,
+                        ) else {
+                            continue;
+                        };
+                        let share = (0..DIMS)
+                            .filter(|&d| cap.0[d] > 0)
+                            .map(|d| req.0[d] as f64 / cap.0[d] as f64)
+                            .fold(0.0, f64::max);
                         v = v.min(price * share);
                     }
                 }
@@ -2379,12 +2829,17 @@ pub(crate) mod access {
             list.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
             let mut left: Vec<usize> = list.iter().map(|x| x.2.len()).collect();
             let reqs: Vec<RV> = list.iter().map(|x| self.pods[x.2[0]].req).collect();
-            let dims: Vec<Vec<usize>> = reqs.iter().map(|r| (0..DIMS).filter(|&d| r.0[d] > 0).collect()).collect();
+            let dims: Vec<Vec<usize>> = reqs
+                .iter()
+                .map(|r| (0..DIMS).filter(|&d| r.0[d] > 0).collect())
+                .collect();
             let mut active: Vec<usize> = (0..list.len()).collect();
             let mut leftovers = vec![];
             loop {
                 active.retain(|&c| left[c] > 0);
-                let Some(&seed_class) = active.first() else { break };
+                let Some(&seed_class) = active.first() else {
+                    break;
+                };
                 let seed = list[seed_class].2[list[seed_class].2.len() - left[seed_class]];
                 // Best (efficiency, -price, pool, type) over candidate bins.
                 let mut best: Option<(f64, f64, usize, usize)> = None;
@@ -2395,17 +2850,24 @@ pub(crate) mod access {
                     if !list[seed_class].1.2[p] || Some(weight(p)) != top {
                         continue;
                     }
-                    let Ok((_, tr0)) = self.try_new(seed, p) else { continue };
+                    let Ok((_, tr0)) = self.try_new(seed, p) else {
+                        continue;
+                    };
                     let overhead = self.pools[p].overhead;
                     for t in tr0.types.iter() {
-                        let Some(price) = self.type_price(t, tr0.zmask, tr0.cmask) else { continue };
+                        let Some(price) = self.type_price(t, tr0.zmask, tr0.cmask) else {
+                            continue;
+                        };
                         let cap = self.types[t].alloc.sub(&overhead);
                         let mut used = self.pods[seed].req;
                         let mut value = list[seed_class].0;
                         for &c in &active {
                             let avail = left[c] - usize::from(c == seed_class);
                             let item = &list[c];
-                            if avail == 0 || !item.1.2[p] || self.alts[item.1.1].types.0[t / 64] & (1 << (t % 64)) == 0 {
+                            if avail == 0
+                                || !item.1.2[p]
+                                || self.alts[item.1.1].types.0[t / 64] & (1 << (t % 64)) == 0
+                            {
                                 continue;
                             }
                             let req = &reqs[c];
@@ -2426,7 +2888,9 @@ pub(crate) mod access {
                         let eff = value / price.max(1e-12);
                         let better = match best {
                             None => true,
-                            Some((be, bp, ..)) => eff > be + 1e-12 || ((eff - be).abs() <= 1e-12 && price < bp),
+                            Some((be, bp, ..)) => {
+                                eff > be + 1e-12 || ((eff - be).abs() <= 1e-12 && price < bp)
+                            }
                         };
                         if better {
                             best = Some((eff, price, p, t));
@@ -2516,8 +2980,10 @@ pub(crate) mod access {
             let old = self.claims[ci].types.clone();
             let (zm, cm) = (c.zmask, c.cmask);
             types.retain(|t| self.offer_ok(t, zm, cm) && used.le(&self.types[t].alloc));
-            let keep_old_keys =
-                self.claims[ci].pods.iter().any(|&pi| !self.pod_is_free(pi) || self.pods[pi].eff_alts.len() != 1);
+            let keep_old_keys = self.claims[ci]
+                .pods
+                .iter()
+                .any(|&pi| !self.pod_is_free(pi) || self.pods[pi].eff_alts.len() != 1);
             if keep_old_keys {
                 types = old.clone();
                 types.retain(|t| used.le(&self.types[t].alloc));

@@ -15,7 +15,10 @@ fn packs_onto_one_cheapest_node() {
     assert_eq!(c.instance_type, "c-4", "3 cpu fit the 4-vCPU type");
     assert_eq!(c.capacity_type, "on-demand");
     assert_eq!(c.pods.len(), 3);
-    assert!(c.instance_type_options.starts_with(&["c-4".to_string(), "c-8".to_string()]));
+    assert!(
+        c.instance_type_options
+            .starts_with(&["c-4".to_string(), "c-8".to_string()])
+    );
     assert!((sol.new_cost() - 0.2).abs() < 1e-9);
 }
 
@@ -31,7 +34,10 @@ fn existing_then_inflight_then_new() {
         capacity_type: "on-demand".into(),
     });
     let sol = solve_ok(&s);
-    let targets: Vec<&Target> = ["web-0", "web-1", "web-2"].iter().map(|p| target_of(&sol, p).unwrap()).collect();
+    let targets: Vec<&Target> = ["web-0", "web-1", "web-2"]
+        .iter()
+        .map(|p| target_of(&sol, p).unwrap())
+        .collect();
     assert_eq!(targets[0], &Target::Node("n1".into()));
     assert_eq!(targets[1], &Target::Node("claim-1".into()));
     assert_eq!(targets[2], &Target::NewClaim(0));
@@ -58,13 +64,17 @@ fn taints_and_tolerations() {
     assert!(target_of(&sol, "web-1").is_some());
     assert!(target_of(&sol, "web-0").is_none());
     let w = why(&sol, "web-0");
-    assert!(w.contains("does not tolerate taint dedicated=gpu:NoSchedule"), "{w}");
+    assert!(
+        w.contains("does not tolerate taint dedicated=gpu:NoSchedule"),
+        "{w}"
+    );
 }
 
 #[test]
 fn startup_taints_and_initializing_nodes_do_not_block() {
     let mut s = snapshot(pods("web", 1, 500, 128));
-    s.node_pools[0].startup_taints = vec![Taint::new("agent-not-ready", "", TaintEffect::NoSchedule)];
+    s.node_pools[0].startup_taints =
+        vec![Taint::new("agent-not-ready", "", TaintEffect::NoSchedule)];
     let mut n = node("n1", "zone-a", 4, 8);
     n.labels.insert(labels::NODEPOOL.into(), "default".into());
     n.taints = vec![
@@ -99,12 +109,18 @@ fn prefer_no_schedule_is_avoided_then_relaxed() {
 #[test]
 fn node_selector_and_operators() {
     let mut s = snapshot(pods("p", 6, 500, 128));
-    s.pods[0].node_selector.insert(labels::ZONE.into(), "zone-b".into());
-    let req = |key: &str, op: Operator, v: &[&str]| NodeSelectorTerm { match_expressions: vec![Requirement::new(key, op, v)] };
+    s.pods[0]
+        .node_selector
+        .insert(labels::ZONE.into(), "zone-b".into());
+    let req = |key: &str, op: Operator, v: &[&str]| NodeSelectorTerm {
+        match_expressions: vec![Requirement::new(key, op, v)],
+    };
     s.pods[1].affinity.node_affinity.required = vec![req("example.com/cpu", Operator::Gt, &["8"])];
     s.pods[2].affinity.node_affinity.required = vec![req("example.com/cpu", Operator::Lt, &["4"])];
-    s.pods[3].affinity.node_affinity.required = vec![req(labels::ZONE, Operator::NotIn, &["zone-a", "zone-b"])];
-    s.pods[4].affinity.node_affinity.required = vec![req("example.com/gpu", Operator::DoesNotExist, &[])];
+    s.pods[3].affinity.node_affinity.required =
+        vec![req(labels::ZONE, Operator::NotIn, &["zone-a", "zone-b"])];
+    s.pods[4].affinity.node_affinity.required =
+        vec![req("example.com/gpu", Operator::DoesNotExist, &[])];
     s.pods[5].affinity.node_affinity.required = vec![req("example.com/gpu", Operator::Exists, &[])];
     let sol = solve_ok(&s);
     assert_eq!(claim_of(&sol, "p-0").unwrap().zone, "zone-b");
@@ -119,7 +135,9 @@ fn node_selector_and_operators() {
 #[test]
 fn required_node_affinity_terms_are_ored() {
     let mut s = snapshot(pods("p", 1, 500, 128));
-    let t = |v: &str| NodeSelectorTerm { match_expressions: vec![Requirement::new(labels::ARCH, Operator::In, &[v])] };
+    let t = |v: &str| NodeSelectorTerm {
+        match_expressions: vec![Requirement::new(labels::ARCH, Operator::In, &[v])],
+    };
     s.pods[0].affinity.node_affinity.required = vec![t("arm64"), t("amd64")];
     let sol = solve_ok(&s);
     assert!(claim_of(&sol, "p-0").is_some());
@@ -128,7 +146,9 @@ fn required_node_affinity_terms_are_ored() {
 #[test]
 fn nodepool_requirements_and_template_labels() {
     let mut s = snapshot(pods("p", 2, 500, 128));
-    s.node_pools[0].requirements.push(Requirement::new("team", Operator::In, &["a", "b"]));
+    s.node_pools[0]
+        .requirements
+        .push(Requirement::new("team", Operator::In, &["a", "b"]));
     s.node_pools[0].labels.insert("env".into(), "prod".into());
     s.pods[0].node_selector.insert("team".into(), "b".into());
     s.pods[1].node_selector.insert("env".into(), "dev".into());
@@ -137,7 +157,10 @@ fn nodepool_requirements_and_template_labels() {
     assert_eq!(c.labels.get("team").map(String::as_str), Some("b"));
     assert_eq!(c.labels.get("env").map(String::as_str), Some("prod"));
     let w = why(&sol, "p-1");
-    assert!(w.contains("requirement env In [dev]") && w.contains("prod"), "{w}");
+    assert!(
+        w.contains("requirement env In [dev]") && w.contains("prod"),
+        "{w}"
+    );
 }
 
 #[test]
@@ -164,7 +187,9 @@ fn preferred_node_affinity_then_relaxed() {
     let mut s = snapshot(pods("p", 2, 500, 128));
     let pref = |zone: &str| PreferredNodeTerm {
         weight: 10,
-        preference: NodeSelectorTerm { match_expressions: vec![Requirement::new(labels::ZONE, Operator::In, &[zone])] },
+        preference: NodeSelectorTerm {
+            match_expressions: vec![Requirement::new(labels::ZONE, Operator::In, &[zone])],
+        },
     };
     s.pods[0].affinity.node_affinity.preferred = vec![pref("zone-c")];
     s.pods[1].affinity.node_affinity.preferred = vec![pref("zone-nowhere")];
@@ -180,14 +205,24 @@ fn preferred_node_affinity_then_relaxed() {
 fn zonal_topology_spread() {
     let mut s = snapshot(pods("web", 6, 500, 128));
     for p in &mut s.pods {
-        p.topology_spread_constraints = vec![spread(labels::ZONE, 1, "web", WhenUnsatisfiable::DoNotSchedule)];
+        p.topology_spread_constraints = vec![spread(
+            labels::ZONE,
+            1,
+            "web",
+            WhenUnsatisfiable::DoNotSchedule,
+        )];
     }
     let sol = solve_ok(&s);
     let mut per_zone = std::collections::BTreeMap::new();
     for i in 0..6 {
-        *per_zone.entry(claim_of(&sol, &format!("web-{i}")).unwrap().zone.clone()).or_insert(0) += 1;
+        *per_zone
+            .entry(claim_of(&sol, &format!("web-{i}")).unwrap().zone.clone())
+            .or_insert(0) += 1;
     }
-    assert_eq!(per_zone.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    assert_eq!(
+        per_zone.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2]
+    );
 }
 
 #[test]
@@ -199,10 +234,18 @@ fn zonal_spread_counts_existing_pods() {
     bound.node_name = Some("n-a".into());
     s.pods.push(bound);
     for p in s.pods.iter_mut().filter(|p| p.node_name.is_none()) {
-        p.topology_spread_constraints = vec![spread(labels::ZONE, 1, "web", WhenUnsatisfiable::DoNotSchedule)];
+        p.topology_spread_constraints = vec![spread(
+            labels::ZONE,
+            1,
+            "web",
+            WhenUnsatisfiable::DoNotSchedule,
+        )];
     }
     let sol = solve_ok(&s);
-    let zones: Vec<String> = ["web-0", "web-1"].iter().map(|p| claim_of(&sol, p).unwrap().zone.clone()).collect();
+    let zones: Vec<String> = ["web-0", "web-1"]
+        .iter()
+        .map(|p| claim_of(&sol, p).unwrap().zone.clone())
+        .collect();
     assert!(!zones.contains(&"zone-a".to_string()), "{zones:?}");
 }
 
@@ -210,7 +253,12 @@ fn zonal_spread_counts_existing_pods() {
 fn hostname_spread_and_schedule_anyway() {
     let mut s = snapshot(pods("web", 4, 500, 128));
     for p in &mut s.pods {
-        p.topology_spread_constraints = vec![spread(labels::HOSTNAME, 1, "web", WhenUnsatisfiable::DoNotSchedule)];
+        p.topology_spread_constraints = vec![spread(
+            labels::HOSTNAME,
+            1,
+            "web",
+            WhenUnsatisfiable::DoNotSchedule,
+        )];
     }
     let sol = solve_ok(&s);
     assert_eq!(sol.new_claims.len(), 4);
@@ -247,14 +295,21 @@ fn pod_affinity_follows_existing_pod_zone() {
 #[test]
 fn pod_affinity_waits_for_its_target_in_the_same_batch() {
     // The follower is bigger, so it is tried first, fails, and succeeds once the leader lands.
-    let mut s = snapshot(vec![pod("leader-0", 500, 128), pod("follower-0", 1500, 128)]);
+    let mut s = snapshot(vec![
+        pod("leader-0", 500, 128),
+        pod("follower-0", 1500, 128),
+    ]);
     s.pods[1].affinity.pod_affinity.required = vec![term(labels::HOSTNAME, "leader")];
     let sol = solve_ok(&s);
     assert_eq!(target_of(&sol, "leader-0"), target_of(&sol, "follower-0"));
     // Without any leader, the follower stays pending with a reason.
     s.pods.remove(0);
     let sol = solve_ok(&s);
-    assert!(why(&sol, "follower-0").contains("pod affinity"), "{}", why(&sol, "follower-0"));
+    assert!(
+        why(&sol, "follower-0").contains("pod affinity"),
+        "{}",
+        why(&sol, "follower-0")
+    );
 }
 
 #[test]
@@ -296,12 +351,19 @@ fn anti_affinity_namespaces() {
     assert_eq!(target_of(&sol, "mine-0"), Some(&Target::NewClaim(0)));
     // An empty namespace selector means all namespaces.
     s.pods[1].affinity.pod_anti_affinity.required[0].namespaces = vec![];
-    s.pods[1].affinity.pod_anti_affinity.required[0].namespace_selector = Some(LabelSelector::default());
+    s.pods[1].affinity.pod_anti_affinity.required[0].namespace_selector =
+        Some(LabelSelector::default());
     let sol = solve_ok(&s);
     assert_eq!(target_of(&sol, "mine-0"), Some(&Target::NewClaim(0)));
     // A namespace selector picks namespaces by label.
-    s.namespaces = vec![Namespace { name: "other".into(), labels: [("tier".to_string(), "x".to_string())].into_iter().collect() }];
-    s.pods[1].affinity.pod_anti_affinity.required[0].namespace_selector = Some(LabelSelector::labels(&[("tier", "x")]));
+    s.namespaces = vec![Namespace {
+        name: "other".into(),
+        labels: [("tier".to_string(), "x".to_string())]
+            .into_iter()
+            .collect(),
+    }];
+    s.pods[1].affinity.pod_anti_affinity.required[0].namespace_selector =
+        Some(LabelSelector::labels(&[("tier", "x")]));
     let sol = solve_ok(&s);
     assert_eq!(target_of(&sol, "mine-0"), Some(&Target::NewClaim(0)));
 }
@@ -310,7 +372,11 @@ fn anti_affinity_namespaces() {
 fn host_ports_conflict() {
     let mut s = snapshot(pods("proxy", 2, 100, 64));
     for p in &mut s.pods {
-        p.host_ports = vec![HostPort { port: 8080, protocol: Protocol::TCP, host_ip: String::new() }];
+        p.host_ports = vec![HostPort {
+            port: 8080,
+            protocol: Protocol::TCP,
+            host_ip: String::new(),
+        }];
     }
     let sol = solve_ok(&s);
     assert_eq!(sol.new_claims.len(), 2);
@@ -323,10 +389,19 @@ fn host_ports_conflict() {
 #[test]
 fn volume_zone_topology() {
     let mut s = snapshot(pods("db", 2, 500, 128));
-    s.pods[0].volumes = vec![VolumeTopology { name: "data-0".into(), zones: vec!["zone-b".into()] }];
+    s.pods[0].volumes = vec![VolumeTopology {
+        name: "data-0".into(),
+        zones: vec!["zone-b".into()],
+    }];
     s.pods[1].volumes = vec![
-        VolumeTopology { name: "data-1".into(), zones: vec!["zone-a".into()] },
-        VolumeTopology { name: "logs-1".into(), zones: vec!["zone-c".into()] },
+        VolumeTopology {
+            name: "data-1".into(),
+            zones: vec!["zone-a".into()],
+        },
+        VolumeTopology {
+            name: "logs-1".into(),
+            zones: vec!["zone-c".into()],
+        },
     ];
     let sol = solve_ok(&s);
     assert_eq!(claim_of(&sol, "db-0").unwrap().zone, "zone-b");
@@ -356,7 +431,10 @@ fn extended_resources_pick_gpu_types() {
     s.pods[0].requests.set("nvidia.com/gpu", 2);
     let sol = solve_ok(&s);
     let w = why(&sol, "train-0");
-    assert!(w.contains("exceeds largest instance type: needs 2 nvidia.com/gpu"), "{w}");
+    assert!(
+        w.contains("exceeds largest instance type: needs 2 nvidia.com/gpu"),
+        "{w}"
+    );
 }
 
 #[test]
@@ -364,7 +442,10 @@ fn exceeds_largest_instance_type_reason() {
     let s = snapshot(pods("huge", 1, 300_000, 128));
     let sol = solve_ok(&s);
     let w = why(&sol, "huge-0");
-    assert!(w.contains("exceeds largest instance type: needs 300 cpu (largest offers 16 cpu)"), "{w}");
+    assert!(
+        w.contains("exceeds largest instance type: needs 300 cpu (largest offers 16 cpu)"),
+        "{w}"
+    );
 }
 
 #[test]
@@ -372,10 +453,20 @@ fn nodepool_limits_stop_growth() {
     let mut s = snapshot(pods("web", 10, 3500, 128));
     s.node_pools[0].limits = Some(Resources::cpu_mem(16_000, 1 << 40));
     let sol = solve_ok(&s);
-    let cpu: i64 = sol.new_claims.iter().map(|c| c.instance_type[2..].parse::<i64>().unwrap()).sum();
+    let cpu: i64 = sol
+        .new_claims
+        .iter()
+        .map(|c| c.instance_type[2..].parse::<i64>().unwrap())
+        .sum();
     assert!(cpu <= 16, "{cpu}");
     assert!(!sol.unschedulable.is_empty());
-    assert!(sol.unschedulable.iter().all(|u| u.to_string().contains("limits reached")), "{}", sol.unschedulable[0]);
+    assert!(
+        sol.unschedulable
+            .iter()
+            .all(|u| u.to_string().contains("limits reached")),
+        "{}",
+        sol.unschedulable[0]
+    );
 }
 
 #[test]
@@ -383,7 +474,9 @@ fn nodepool_weight_wins_over_price() {
     let mut s = snapshot(pods("web", 1, 500, 128));
     let mut pricey = pool("pricey");
     pricey.weight = 10;
-    pricey.requirements.push(Requirement::new("example.com/cpu", Operator::In, &["16"]));
+    pricey
+        .requirements
+        .push(Requirement::new("example.com/cpu", Operator::In, &["16"]));
     s.node_pools.push(pricey);
     let sol = solve_ok(&s);
     assert_eq!(sol.new_claims[0].node_pool, "pricey");
@@ -395,11 +488,17 @@ fn daemonset_overhead_and_init_containers() {
     let mut s = snapshot(pods("web", 1, 1000, 128));
     s.node_pools[0].daemonset_overhead = Resources::cpu_mem(1500, 256 * MI).with("pods", 2);
     let sol = solve_ok(&s);
-    assert_eq!(sol.new_claims[0].instance_type, "c-4", "1 cpu + 1.5 cpu overhead > 2");
+    assert_eq!(
+        sol.new_claims[0].instance_type, "c-4",
+        "1 cpu + 1.5 cpu overhead > 2"
+    );
     let mut s = snapshot(pods("web", 1, 500, 128));
     s.pods[0].init_containers = vec![Resources::cpu_mem(3000, 0)];
     let sol = solve_ok(&s);
-    assert_eq!(sol.new_claims[0].instance_type, "c-4", "init container needs 3 cpu");
+    assert_eq!(
+        sol.new_claims[0].instance_type, "c-4",
+        "init container needs 3 cpu"
+    );
 }
 
 #[test]
@@ -415,7 +514,10 @@ fn unavailable_offerings_and_spot() {
     }
     let sol = solve_ok(&s);
     let c = &sol.new_claims[0];
-    assert_eq!((c.capacity_type.as_str(), c.zone.as_str()), ("spot", "zone-c"));
+    assert_eq!(
+        (c.capacity_type.as_str(), c.zone.as_str()),
+        ("spot", "zone-c")
+    );
     assert!((c.price - 0.07).abs() < 1e-9);
 }
 
@@ -424,8 +526,19 @@ fn no_nodepools_reason() {
     let mut s = snapshot(pods("web", 1, 500, 128));
     s.node_pools.clear();
     let sol = solve_ok(&s);
-    assert!(why(&sol, "web-0").contains("no NodePool"), "{}", why(&sol, "web-0"));
-    let sol = solve(&snapshot(pods("web", 1, 500, 128)), &SolveOptions { allow_new_nodes: false, ..Default::default() }).unwrap();
+    assert!(
+        why(&sol, "web-0").contains("no NodePool"),
+        "{}",
+        why(&sol, "web-0")
+    );
+    let sol = solve(
+        &snapshot(pods("web", 1, 500, 128)),
+        &SolveOptions {
+            allow_new_nodes: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(sol.unschedulable.len(), 1);
 }
 
@@ -434,7 +547,12 @@ fn deterministic_under_input_order() {
     let mut s = snapshot(pods("web", 20, 700, 300));
     for (i, p) in s.pods.iter_mut().enumerate() {
         if i % 3 == 0 {
-            p.topology_spread_constraints = vec![spread(labels::ZONE, 1, "web", WhenUnsatisfiable::DoNotSchedule)];
+            p.topology_spread_constraints = vec![spread(
+                labels::ZONE,
+                1,
+                "web",
+                WhenUnsatisfiable::DoNotSchedule,
+            )];
         }
     }
     let a = solve_ok(&s);
@@ -442,7 +560,10 @@ fn deterministic_under_input_order() {
     r.pods.reverse();
     r.instance_types.reverse();
     let b = solve_ok(&r);
-    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
 }
 
 #[test]
@@ -458,14 +579,25 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(e.to_string().contains("requests.cpu"), "{e}");
 
     let mut s = snapshot(pods("web", 1, 500, 128));
-    s.pods[0].topology_spread_constraints = vec![spread(labels::ZONE, 0, "web", WhenUnsatisfiable::DoNotSchedule)];
+    s.pods[0].topology_spread_constraints = vec![spread(
+        labels::ZONE,
+        0,
+        "web",
+        WhenUnsatisfiable::DoNotSchedule,
+    )];
     let e = solve(&s, &SolveOptions::default()).unwrap_err();
     assert!(e.to_string().contains("maxSkew"), "{e}");
 
     let mut s = snapshot(pods("web", 1, 500, 128));
-    s.node_pools[0].requirements.push(Requirement::new("example.com/cpu", Operator::Gt, &["many"]));
+    s.node_pools[0]
+        .requirements
+        .push(Requirement::new("example.com/cpu", Operator::Gt, &["many"]));
     let e = solve(&s, &SolveOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("NodePool \"default\": requirements[1]"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("NodePool \"default\": requirements[1]"),
+        "{e}"
+    );
 
     let mut s = snapshot(pods("web", 1, 500, 128));
     s.in_flight.push(InFlightClaim {
@@ -506,7 +638,8 @@ pods:
     let s: Snapshot = serde_yaml::from_str(yaml).unwrap();
     let sol = solve_ok(&s);
     assert_eq!(sol.new_claims[0].instance_type, "m-2");
-    let bad = serde_yaml::from_str::<Snapshot>("pods: [{name: x, requests: {cpu: lots}}]").unwrap_err();
+    let bad =
+        serde_yaml::from_str::<Snapshot>("pods: [{name: x, requests: {cpu: lots}}]").unwrap_err();
     assert!(bad.to_string().contains("resource cpu"), "{bad}");
 }
 
@@ -515,17 +648,40 @@ fn cost_pass_beats_plain_first_fit() {
     // One big, badly priced type that first-fit grows claims into, and a cheap small one.
     let mut s = snapshot(pods("job", 6, 3000, 512));
     s.instance_types = vec![itype("small-4", 4, 8, 0.10), itype("big-24", 24, 48, 1.20)];
-    let ffd = solve(&s, &SolveOptions { improve: false, ..Default::default() }).unwrap();
+    let ffd = solve(
+        &s,
+        &SolveOptions {
+            improve: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let best = solve_ok(&s);
-    assert_eq!(ffd.new_claims.len(), 1, "first-fit puts all six on one big node");
+    assert_eq!(
+        ffd.new_claims.len(),
+        1,
+        "first-fit puts all six on one big node"
+    );
     assert!((ffd.new_cost() - 1.2).abs() < 1e-9);
-    assert!(best.new_cost() < ffd.new_cost(), "{} !< {}", best.new_cost(), ffd.new_cost());
-    assert!((best.new_cost() - 0.6).abs() < 1e-9, "six small nodes: {}", best.new_cost());
+    assert!(
+        best.new_cost() < ffd.new_cost(),
+        "{} !< {}",
+        best.new_cost(),
+        ffd.new_cost()
+    );
+    assert!(
+        (best.new_cost() - 0.6).abs() < 1e-9,
+        "six small nodes: {}",
+        best.new_cost()
+    );
 }
 
 #[test]
 fn shipped_catalog_parses() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../simulations/catalogs/aws-like.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../simulations/catalogs/aws-like.yaml"
+    );
     let text = std::fs::read_to_string(path).expect("catalog file is in the repository");
     let file: catalog::CatalogFile = serde_yaml::from_str(&text).unwrap();
     let types = file.instance_types().unwrap();
@@ -534,5 +690,10 @@ fn shipped_catalog_parses() {
     assert_eq!(m.capacity.cpu_millis, 2000);
     assert!(m.allocatable().memory_bytes < m.capacity.memory_bytes);
     assert_eq!(m.offerings.len(), 6, "on-demand and spot in three zones");
-    assert_eq!(m.labels.get("karpenter.k8s.aws/instance-category").map(String::as_str), Some("m"));
+    assert_eq!(
+        m.labels
+            .get("karpenter.k8s.aws/instance-category")
+            .map(String::as_str),
+        Some("m")
+    );
 }

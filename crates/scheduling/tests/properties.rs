@@ -35,7 +35,11 @@ const APPS: [&str; 3] = ["a", "b", "c"];
 const KEYS: [&str; 2] = [labels::ZONE, labels::HOSTNAME];
 
 fn taint(g: &mut Gen) -> Taint {
-    let effect = g.pick(&[TaintEffect::NoSchedule, TaintEffect::PreferNoSchedule, TaintEffect::NoExecute]);
+    let effect = g.pick(&[
+        TaintEffect::NoSchedule,
+        TaintEffect::PreferNoSchedule,
+        TaintEffect::NoExecute,
+    ]);
     Taint::new(g.pick(&["t1", "t2"]), "x", effect)
 }
 
@@ -47,22 +51,35 @@ fn affinity_term(g: &mut Gen) -> PodAffinityTerm {
     PodAffinityTerm {
         label_selector: selector(g),
         namespaces: vec![],
-        namespace_selector: if g.chance(15) { Some(LabelSelector::default()) } else { None },
+        namespace_selector: if g.chance(15) {
+            Some(LabelSelector::default())
+        } else {
+            None
+        },
         topology_key: g.pick(&KEYS).to_string(),
     }
 }
 
 fn random_pod(g: &mut Gen, ns: &str, name: String, gpu_ok: bool) -> Pod {
-    let mut p = Pod::new(ns, &name, Resources::cpu_mem(g.pick(&[100, 250, 500, 1000, 1500, 3000]), g.pick(&[64, 256, 1024, 4096]) * MI));
+    let mut p = Pod::new(
+        ns,
+        &name,
+        Resources::cpu_mem(
+            g.pick(&[100, 250, 500, 1000, 1500, 3000]),
+            g.pick(&[64, 256, 1024, 4096]) * MI,
+        ),
+    );
     p.labels.insert("app".into(), g.pick(&APPS).to_string());
     if gpu_ok && g.chance(10) {
         p.requests.set("example.com/gpu", 1);
     }
     if g.chance(10) {
-        p.init_containers.push(Resources::cpu_mem(g.below(4000) as i64, 0));
+        p.init_containers
+            .push(Resources::cpu_mem(g.below(4000) as i64, 0));
     }
     if g.chance(15) {
-        p.node_selector.insert(labels::ZONE.into(), g.pick(&ZONES).to_string());
+        p.node_selector
+            .insert(labels::ZONE.into(), g.pick(&ZONES).to_string());
     }
     if g.chance(15) {
         let t = |g: &mut Gen| NodeSelectorTerm {
@@ -78,41 +95,73 @@ fn random_pod(g: &mut Gen, ns: &str, name: String, gpu_ok: bool) -> Pod {
         p.affinity.node_affinity.preferred = vec![PreferredNodeTerm {
             weight: 10,
             preference: NodeSelectorTerm {
-                match_expressions: vec![Requirement::new(labels::ZONE, Operator::In, &[g.pick(&ZONES)])],
+                match_expressions: vec![Requirement::new(
+                    labels::ZONE,
+                    Operator::In,
+                    &[g.pick(&ZONES)],
+                )],
             },
         }];
     }
     if g.chance(30) {
-        p.tolerations.push(Toleration { key: g.pick(&["t1", "t2"]).to_string(), operator: TolerationOperator::Exists, ..Default::default() });
+        p.tolerations.push(Toleration {
+            key: g.pick(&["t1", "t2"]).to_string(),
+            operator: TolerationOperator::Exists,
+            ..Default::default()
+        });
     }
     if g.chance(25) {
-        p.topology_spread_constraints.push(TopologySpreadConstraint {
-            max_skew: 1 + g.below(2) as i32,
-            topology_key: g.pick(&KEYS).to_string(),
-            when_unsatisfiable: g.pick(&[WhenUnsatisfiable::DoNotSchedule, WhenUnsatisfiable::ScheduleAnyway]),
-            label_selector: selector(g),
-            min_domains: None,
-            match_label_keys: vec![],
-            node_affinity_policy: g.pick(&[NodeInclusionPolicy::Honor, NodeInclusionPolicy::Ignore]),
-        });
+        p.topology_spread_constraints
+            .push(TopologySpreadConstraint {
+                max_skew: 1 + g.below(2) as i32,
+                topology_key: g.pick(&KEYS).to_string(),
+                when_unsatisfiable: g.pick(&[
+                    WhenUnsatisfiable::DoNotSchedule,
+                    WhenUnsatisfiable::ScheduleAnyway,
+                ]),
+                label_selector: selector(g),
+                min_domains: None,
+                match_label_keys: vec![],
+                node_affinity_policy: g
+                    .pick(&[NodeInclusionPolicy::Honor, NodeInclusionPolicy::Ignore]),
+            });
     }
     if g.chance(15) {
         p.affinity.pod_affinity.required.push(affinity_term(g));
     }
     if g.chance(10) {
-        p.affinity.pod_affinity.preferred.push(WeightedPodAffinityTerm { weight: 5, pod_affinity_term: affinity_term(g) });
+        p.affinity
+            .pod_affinity
+            .preferred
+            .push(WeightedPodAffinityTerm {
+                weight: 5,
+                pod_affinity_term: affinity_term(g),
+            });
     }
     if g.chance(20) {
         p.affinity.pod_anti_affinity.required.push(affinity_term(g));
     }
     if g.chance(10) {
-        p.affinity.pod_anti_affinity.preferred.push(WeightedPodAffinityTerm { weight: 5, pod_affinity_term: affinity_term(g) });
+        p.affinity
+            .pod_anti_affinity
+            .preferred
+            .push(WeightedPodAffinityTerm {
+                weight: 5,
+                pod_affinity_term: affinity_term(g),
+            });
     }
     if g.chance(10) {
-        p.host_ports.push(HostPort { port: g.pick(&[80, 443]), protocol: Protocol::TCP, host_ip: String::new() });
+        p.host_ports.push(HostPort {
+            port: g.pick(&[80, 443]),
+            protocol: Protocol::TCP,
+            host_ip: String::new(),
+        });
     }
     if g.chance(10) {
-        p.volumes.push(VolumeTopology { name: "v".into(), zones: vec![g.pick(&ZONES).to_string()] });
+        p.volumes.push(VolumeTopology {
+            name: "v".into(),
+            zones: vec![g.pick(&ZONES).to_string()],
+        });
     }
     p.priority = g.pick(&[0, 0, 0, 100]);
     p
@@ -124,24 +173,45 @@ fn random_snapshot(seed: u64) -> Snapshot {
     for i in 0..(2 + g.below(5)) {
         let cpu = g.pick(&[1, 2, 4, 8, 16]);
         let mem = cpu * g.pick(&[1, 2, 4]);
-        let mut t = common::itype(&format!("t{i}-{cpu}"), cpu, mem, 0.04 * cpu as f64 + 0.005 * mem as f64 + 0.001 * i as f64);
+        let mut t = common::itype(
+            &format!("t{i}-{cpu}"),
+            cpu,
+            mem,
+            0.04 * cpu as f64 + 0.005 * mem as f64 + 0.001 * i as f64,
+        );
         t.overhead = Resources::cpu_mem(g.below(200) as i64, (g.below(256) as i64) * MI);
         if g.chance(30) {
             t.capacity.set("example.com/gpu", 1 + g.below(2) as i64);
         }
         for o in &mut t.offerings {
-            o.zone = o.zone.replace("zone-a", "z1").replace("zone-b", "z2").replace("zone-c", "z3");
+            o.zone = o
+                .zone
+                .replace("zone-a", "z1")
+                .replace("zone-b", "z2")
+                .replace("zone-c", "z3");
             o.available = !g.chance(15);
         }
         s.instance_types.push(t);
     }
     for i in 0..(1 + g.below(3)) {
-        let mut np = NodePool { name: format!("pool{i}"), weight: g.below(3) as i32 * 10, ..Default::default() };
+        let mut np = NodePool {
+            name: format!("pool{i}"),
+            weight: g.below(3) as i32 * 10,
+            ..Default::default()
+        };
         if g.chance(40) {
-            np.requirements.push(Requirement::new(labels::ZONE, Operator::In, &[g.pick(&ZONES), g.pick(&ZONES)]));
+            np.requirements.push(Requirement::new(
+                labels::ZONE,
+                Operator::In,
+                &[g.pick(&ZONES), g.pick(&ZONES)],
+            ));
         }
         if g.chance(40) {
-            np.requirements.push(Requirement::new(labels::CAPACITY_TYPE, Operator::In, &[g.pick(&["spot", "on-demand"])]));
+            np.requirements.push(Requirement::new(
+                labels::CAPACITY_TYPE,
+                Operator::In,
+                &[g.pick(&["spot", "on-demand"])],
+            ));
         }
         if g.chance(20) {
             let mut r = Requirement::new(labels::INSTANCE_TYPE, Operator::Exists, &[]);
@@ -155,10 +225,14 @@ fn random_snapshot(seed: u64) -> Snapshot {
             np.startup_taints.push(taint(&mut g));
         }
         if g.chance(30) {
-            np.limits = Some(Resources::cpu_mem((4 + g.below(24) as i64) * 1000, 1 << 40).with("nodes", 1 + g.below(6) as i64));
+            np.limits = Some(
+                Resources::cpu_mem((4 + g.below(24) as i64) * 1000, 1 << 40)
+                    .with("nodes", 1 + g.below(6) as i64),
+            );
         }
         if g.chance(30) {
-            np.daemonset_overhead = Resources::cpu_mem(100 + g.below(400) as i64, 128 * MI).with("pods", 1);
+            np.daemonset_overhead =
+                Resources::cpu_mem(100 + g.below(400) as i64, 128 * MI).with("pods", 1);
         }
         if g.chance(20) {
             np.labels.insert("team".into(), "x".into());
@@ -169,7 +243,12 @@ fn random_snapshot(seed: u64) -> Snapshot {
         let zone = g.pick(&ZONES).to_string();
         let mut n = Node {
             name: format!("node{i}"),
-            labels: [(labels::ZONE.to_string(), zone), ("example.com/cpu".to_string(), "4".to_string())].into_iter().collect(),
+            labels: [
+                (labels::ZONE.to_string(), zone),
+                ("example.com/cpu".to_string(), "4".to_string()),
+            ]
+            .into_iter()
+            .collect(),
             allocatable: Resources::cpu_mem(4000, 8 * GI).with("pods", 20),
             ..Default::default()
         };
@@ -235,7 +314,8 @@ proptest! {
         let a = solve(&s, &SolveOptions::default()).unwrap();
         let b = solve(&back, &SolveOptions::default()).unwrap();
         // Prices may differ in the last bit after a JSON round trip; the plan may not.
-        let shape = |s: &Solution| -> (Vec<Placement>, Vec<(String, String, String, String)>, Vec<PodRef>) {
+        type Shape = (Vec<Placement>, Vec<(String, String, String, String)>, Vec<PodRef>);
+        let shape = |s: &Solution| -> Shape {
             (
                 s.placements.clone(),
                 s.new_claims.iter().map(|c| (c.name.clone(), c.instance_type.clone(), c.zone.clone(), c.capacity_type.clone())).collect(),

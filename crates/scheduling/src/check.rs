@@ -244,7 +244,9 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
                     c.name, r.key, r.operator, r.values
                 ));
             }
-            if let Some(m) = r.min_values {
+            // minValues on offering keys (zone, capacity type) is about launch flexibility the
+            // plan does not list; only instance-type labels are checked here.
+            if let Some(m) = r.min_values.filter(|_| r.key != wk::ZONE && r.key != wk::CAPACITY_TYPE) {
                 let vals: BTreeSet<String> = c
                     .instance_type_options
                     .iter()

@@ -2016,7 +2016,13 @@ impl<'a> Solver<'a> {
         for &(k, min) in &pool.min_values {
             let mut vals = BTreeSet::new();
             for t in tr.types.iter() {
-                if let Some(v) = label(&self.types[t].labels, k) {
+                if k == self.k_zone || k == self.k_ct {
+                    for &(z, c, _) in &self.types[t].offers {
+                        if tr.zmask & (1 << z) != 0 && tr.cmask & (1 << c) != 0 {
+                            vals.insert(if k == self.k_zone { z as u32 } else { c as u32 });
+                        }
+                    }
+                } else if let Some(v) = label(&self.types[t].labels, k) {
                     vals.insert(v);
                 }
             }

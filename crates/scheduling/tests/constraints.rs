@@ -697,3 +697,17 @@ fn shipped_catalog_parses() {
         Some("m")
     );
 }
+
+#[test]
+fn min_values_on_offering_keys() {
+    let mut s = snapshot(pods("p", 1, 500, 128));
+    let mut r = Requirement::new(labels::ZONE, Operator::Exists, &[]);
+    r.min_values = Some(2);
+    s.node_pools[0].requirements.push(r);
+    // A pod pinned to one zone leaves one zone value: minValues 2 on zones cannot hold.
+    let sol = solve_ok(&s);
+    assert!(claim_of(&sol, "p-0").is_some(), "{}", why(&sol, "p-0"));
+    s.pods[0].node_selector.insert(labels::ZONE.into(), "zone-a".into());
+    let sol = solve_ok(&s);
+    assert!(why(&sol, "p-0").contains("minValues 2"), "{}", why(&sol, "p-0"));
+}

@@ -11,6 +11,10 @@
 //! `nvidia.com/gpu:NoSchedule`, tolerated by GPU pods), each with 300m CPU / 300Mi / 2 pods of
 //! DaemonSet overhead. Run twice: on-demand only, and spot allowed.
 //!
+//! Columns: `bound` is the tightest valid bound we compute (weights per class of instance types,
+//! GPU types only for pods that tolerate their taint); `simple` is one weight vector over every
+//! type; `cpu-only` is Σ CPU requests priced at the cheapest $ per vCPU.
+//!
 //! Run: `cargo bench -p ballast-scheduling --bench openb_cost`.
 
 use std::path::PathBuf;
@@ -140,7 +144,7 @@ fn main() {
         catalog_path().display()
     );
     println!(
-        "{:<10} {:<8} {:>8} {:>7} {:>8} {:>10} {:>10} {:>7} {:>9}",
+        "{:<10} {:<8} {:>8} {:>7} {:>8} {:>10} {:>10} {:>7} {:>11} {:>9}",
         "capacity",
         "pass",
         "solve ms",
@@ -149,6 +153,7 @@ fn main() {
         "cost $/h",
         "bound $/h",
         "ratio",
+        "simple $/h",
         "cpu-only"
     );
     let split = std::env::var("BALLAST_OPENB_PART").ok();
@@ -207,9 +212,8 @@ fn main() {
                 .find(|(n, _)| n == "cpu")
                 .map(|x| x.1)
                 .unwrap_or(0.0);
-            let _ = &simple;
             println!(
-                "{:<10} {:<8} {:>8.0} {:>7} {:>8} {:>10.2} {:>10.2} {:>7.3} {:>9.2}",
+                "{:<10} {:<8} {:>8.0} {:>7} {:>8} {:>10.2} {:>10.2} {:>7.3} {:>11.2} {:>9.2}",
                 if spot { "spot+od" } else { "on-demand" },
                 if improve { "ffd+cost" } else { "ffd" },
                 ms,
@@ -218,6 +222,7 @@ fn main() {
                 sol.new_cost(),
                 lb.value,
                 sol.new_cost() / lb.value,
+                simple.value,
                 cpu_only
             );
             if improve && !spot {

@@ -246,7 +246,10 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
             }
             // minValues on offering keys (zone, capacity type) is about launch flexibility the
             // plan does not list; only instance-type labels are checked here.
-            if let Some(m) = r.min_values.filter(|_| r.key != wk::ZONE && r.key != wk::CAPACITY_TYPE) {
+            if let Some(m) = r
+                .min_values
+                .filter(|_| r.key != wk::ZONE && r.key != wk::CAPACITY_TYPE)
+            {
                 let vals: BTreeSet<String> = c
                     .instance_type_options
                     .iter()

@@ -707,7 +707,13 @@ fn min_values_on_offering_keys() {
     // A pod pinned to one zone leaves one zone value: minValues 2 on zones cannot hold.
     let sol = solve_ok(&s);
     assert!(claim_of(&sol, "p-0").is_some(), "{}", why(&sol, "p-0"));
-    s.pods[0].node_selector.insert(labels::ZONE.into(), "zone-a".into());
+    s.pods[0]
+        .node_selector
+        .insert(labels::ZONE.into(), "zone-a".into());
     let sol = solve_ok(&s);
-    assert!(why(&sol, "p-0").contains("minValues 2"), "{}", why(&sol, "p-0"));
+    assert!(
+        why(&sol, "p-0").contains("minValues 2"),
+        "{}",
+        why(&sol, "p-0")
+    );
 }

@@ -103,8 +103,59 @@ pub fn parse_quantity(text: &str) -> Result<f64, ParseError> {
 /// Reads a quantity as whole thousandths of its unit, rounding up as Kubernetes does
 /// ("0.5" cpu → 500, "1Gi" → 1073741824000). Saturates at the i64 range.
 pub fn quantity_milli(q: &Quantity) -> Result<i64, ParseError> {
-    let v = parse_quantity(&q.0)? * 1000.0;
-    Ok(v.ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
+    let v = parse_quantity(&q.0)?;
+    // Exact decimal arithmetic where it fits: through a float, "700m" would read as 701.
+    Ok(exact_milli(q.0.trim()).unwrap_or_else(|| (v * 1000.0).ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64))
+}
+
+/// `quantity_milli` of a syntactically valid quantity in integer arithmetic, or `None` when the
+/// numbers do not fit an i128 (the caller then falls back to floats).
+fn exact_milli(s: &str) -> Option<i64> {
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let (negative, digits) = match number.as_bytes().first() {
+        Some(b'-') => (true, &number[1..]),
+        Some(b'+') => (false, &number[1..]),
+        _ => (false, number),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let mut num: i128 = 0;
+    for d in int.bytes().chain(frac.bytes()) {
+        num = num.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
+    }
+    // value = num × 10^exp10 × 1024^binary, in thousandths.
+    let mut exp10: i32 = 3 - i32::try_from(frac.len()).ok()?;
+    let mut binary = 0u32;
+    match suffix {
+        "" => {}
+        "n" => exp10 -= 9,
+        "u" => exp10 -= 6,
+        "m" => exp10 -= 3,
+        "k" => exp10 += 3,
+        "M" => exp10 += 6,
+        "G" => exp10 += 9,
+        "T" => exp10 += 12,
+        "P" => exp10 += 15,
+        "E" => exp10 += 18,
+        "Ki" => binary = 1,
+        "Mi" => binary = 2,
+        "Gi" => binary = 3,
+        "Ti" => binary = 4,
+        "Pi" => binary = 5,
+        "Ei" => binary = 6,
+        e => exp10 = exp10.checked_add(e[1..].parse::<i32>().ok()?)?,
+    }
+    num = num.checked_mul(1024i128.checked_pow(binary)?)?;
+    let den = if exp10 >= 0 {
+        num = num.checked_mul(10i128.checked_pow(exp10.unsigned_abs())?)?;
+        1
+    } else {
+        10i128.checked_pow(exp10.unsigned_abs())?
+    };
+    let num = if negative { -num } else { num };
+    // Round up (towards +∞), as Kubernetes' MilliValue does.
+    let milli = num.div_euclid(den) + i128::from(num.rem_euclid(den) != 0);
+    Some(milli.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
 }
 
 /// Reads a quantity as a float of base units.
@@ -206,6 +257,17 @@ mod tests {
         assert_eq!(quantity_milli(&Quantity("100m".into())).unwrap(), 100);
         assert_eq!(quantity_milli(&Quantity("1".into())).unwrap(), 1000);
         assert_eq!(quantity_milli(&Quantity("1n".into())).unwrap(), 1);
+        // Exact: through floats these read one thousandth too high.
+        for (text, want) in [("700m", 700), ("2300m", 2300), ("9m", 9), ("0.7", 700), ("1.1", 1100), ("123456789n", 124)] {
+            assert_eq!(quantity_milli(&Quantity(text.into())).unwrap(), want, "{text}");
+        }
+        for (text, want) in [("1Ki", 1_024_000), ("1.5Gi", 1_610_612_736_000), ("1e3", 1_000_000), ("5e-4", 1), ("-1.5", -1500), ("-1n", 0)] {
+            assert_eq!(quantity_milli(&Quantity(text.into())).unwrap(), want, "{text}");
+        }
+        for n in 1..20_000i64 {
+            assert_eq!(quantity_milli(&Quantity(format!("{n}m"))).unwrap(), n);
+        }
+        assert_eq!(quantity_milli(&Quantity("1e30".into())).unwrap(), i64::MAX);
     }
 
     #[test]

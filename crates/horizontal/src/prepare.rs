@@ -1,0 +1,972 @@
+//! From a [`Snapshot`] to the compact, pre-parsed form the decision core runs on.
+//!
+//! Everything that allocates or parses happens here, once: quantities become integer
+//! milli-units, times become Unix milliseconds, samples are lined up with the pods by position,
+//! per-pod requests are summed per metric, behavior defaults are filled in, cron expressions and
+//! time zones are parsed. [`crate::decide`] then only does arithmetic over these arrays.
+
+use crate::snapshot::{ConditionStatus, PodPhase, Snapshot, SnapshotError};
+use ballast_api::common::{parse_duration_seconds, quantity_milli, quantity_value};
+use ballast_api::horizontal::{
+    EventSourceType, FallbackBehavior, HorizontalAutoscaler, MetricSourceType, MetricSpec,
+    MetricTarget, MetricTargetType, ScalingPolicyType, ScalingRules, SelectPolicy,
+};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::collections::HashMap;
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+pub(crate) fn millis(t: &Timestamp) -> Millis {
+    t.as_millisecond()
+}
+
+/// Default window of a per-pod sample when the snapshot gives none.
+pub const DEFAULT_SAMPLE_WINDOW_MS: Millis = 30_000;
+
+/// The autoscaler's spec, checked and with every default applied.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    pub min: i32,
+    pub max: i32,
+    pub behavior: Option<Behavior>,
+    pub tol_up: f64,
+    pub tol_down: f64,
+    pub idle: Option<i32>,
+    pub cooldown_ms: Millis,
+    pub initial_cooldown_ms: Millis,
+    pub fallback: Option<FallbackView>,
+    pub paused: bool,
+    pub paused_replicas: Option<i32>,
+    /// KEDA-style activation (0/idle ↔ min) applies: idle replicas are set, or minReplicas is 0
+    /// with at least one Prometheus or Event metric.
+    pub activation_mode: bool,
+    /// The first problem found in the spec (field, message); the decision then does nothing.
+    pub error: Option<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FallbackView {
+    pub threshold: i32,
+    pub replicas: i32,
+    pub behavior: FallbackBehavior,
+}
+
+/// Rate policy, with its period in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Policy {
+    pub percent: bool,
+    pub value: i32,
+    pub period_ms: Millis,
+}
+
+/// One direction of `behavior`, defaults applied.
+#[derive(Clone, Debug)]
+pub(crate) struct Rules {
+    pub window_ms: Millis,
+    pub select: SelectPolicy,
+    pub policies: Vec<Policy>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Behavior {
+    pub up: Rules,
+    pub down: Rules,
+}
+
+impl Rules {
+    pub(crate) fn longest_period_ms(&self) -> Millis {
+        self.policies.iter().map(|p| p.period_ms).max().unwrap_or(0)
+    }
+}
+
+/// The target's scale.
+#[derive(Clone, Debug)]
+pub(crate) struct ScaleView {
+    pub spec_replicas: i32,
+    pub status_replicas: i32,
+    pub error: Option<String>,
+    pub selector: SelectorCheck,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum SelectorCheck {
+    Ok,
+    Empty,
+    Invalid(String),
+    Ambiguous(String),
+}
+
+/// Readiness as the replica calculation sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Ready {
+    pub status: ConditionStatus,
+    pub since: Millis,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PodView {
+    pub phase: PodPhase,
+    pub deleting: bool,
+    pub ready: Option<Ready>,
+    pub start: Option<Millis>,
+}
+
+/// One pod sample, in milli-units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sample {
+    pub value: i64,
+    pub at: Millis,
+    pub window: Millis,
+}
+
+/// Per-pod samples lined up with `Prepared::pods`.
+#[derive(Clone, Debug)]
+pub(crate) struct PerPod {
+    pub samples: Vec<Option<Sample>>,
+    /// Samples naming pods that are not in the pod list (still counted, as upstream does).
+    pub extra: Vec<Sample>,
+    /// Per-pod requests in milli-units (Utilization targets only), or the first error met.
+    pub requests: Result<Vec<i64>, String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Reading {
+    PerPod(PerPod),
+    Value(i64),
+    Error(String),
+    /// Cron sources: nothing to read.
+    None,
+}
+
+/// What kind of computation a metric takes.
+#[derive(Clone, Debug)]
+pub(crate) enum Kind {
+    /// Resource or ContainerResource.
+    Resource { cpu: bool },
+    Pods,
+    /// Object, External, Prometheus and non-cron Event sources: one value.
+    Single { source: MetricSourceType },
+    Cron(Box<CronView>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CronView {
+    pub start: croner::Cron,
+    pub end: croner::Cron,
+    pub tz: jiff::tz::TimeZone,
+    pub desired: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Target {
+    Utilization(i32),
+    AverageValue(i64),
+    Value(i64),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct MetricView {
+    pub kind: Kind,
+    /// The target, or why the spec gives none usable.
+    pub target: Result<Target, String>,
+    /// Activation threshold in milli-units (Prometheus and Event; 0 otherwise).
+    pub activation: i64,
+    /// Stable key of the metric (for failure counts): `s<index>-<source>[-<name>]`.
+    pub key: String,
+    /// Upstream-style description (`cpu resource utilization (percentage of request)`).
+    pub name: String,
+    pub reading: Reading,
+}
+
+/// The stored history in compact form. Also the history a decision hands back.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// Unstabilized recommendations: (time, replicas).
+    pub recommendations: Vec<(Millis, i32)>,
+    /// Replicas added: (time, change).
+    pub scale_up_events: Vec<(Millis, i32)>,
+    /// Replicas removed: (time, change).
+    pub scale_down_events: Vec<(Millis, i32)>,
+    /// Last time a metric was active (activation mode).
+    pub last_active: Option<Millis>,
+    /// Consecutive failures per metric, lined up with `spec.metrics`.
+    pub failures: Vec<i32>,
+}
+
+impl History {
+    pub(crate) fn copy_from(&mut self, other: &History) {
+        self.recommendations.clear();
+        self.recommendations.extend_from_slice(&other.recommendations);
+        self.scale_up_events.clear();
+        self.scale_up_events.extend_from_slice(&other.scale_up_events);
+        self.scale_down_events.clear();
+        self.scale_down_events.extend_from_slice(&other.scale_down_events);
+        self.last_active = other.last_active;
+        self.failures.clear();
+        self.failures.extend_from_slice(&other.failures);
+    }
+}
+
+/// Controller settings in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConfigView {
+    pub tolerance: f64,
+    pub cpu_init_ms: Millis,
+    pub readiness_delay_ms: Millis,
+    pub downscale_window_ms: Millis,
+}
+
+/// A snapshot made ready for [`crate::decide`]: parsed once, decided many times.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub(crate) object: HorizontalAutoscaler,
+    /// The metrics the decision uses (the 80% CPU default when the spec lists none).
+    pub(crate) metric_specs: Vec<MetricSpec>,
+    pub(crate) now: Millis,
+    pub(crate) created: Option<Millis>,
+    pub(crate) spec: Spec,
+    pub(crate) scale: ScaleView,
+    pub(crate) pods: Vec<PodView>,
+    pub(crate) metrics: Vec<MetricView>,
+    pub(crate) history: History,
+    pub(crate) config: ConfigView,
+}
+
+impl Prepared {
+    /// The decision time (Unix milliseconds, whole seconds).
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Moves the decision time (the simulator steps a prepared snapshot through virtual time).
+    /// Taken to the whole second, like the snapshot's `now`.
+    pub fn set_now(&mut self, now: Millis) {
+        self.now = now - now.rem_euclid(1000);
+    }
+
+    /// The history the next decision starts from.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Replaces the stored history (e.g. with the one a previous decision handed back).
+    pub fn set_history(&mut self, history: &History) {
+        self.history.copy_from(history);
+        self.history.failures.resize(self.metrics.len(), 0);
+    }
+
+    /// Replaces the scale's replica counts (the simulator applies its own decisions).
+    pub fn set_replicas(&mut self, spec_replicas: i32, status_replicas: i32) {
+        self.scale.spec_replicas = spec_replicas;
+        self.scale.status_replicas = status_replicas;
+    }
+
+    /// `namespace/name` of the autoscaler.
+    pub fn key(&self) -> String {
+        let m = &self.object.metadata;
+        format!("{}/{}", m.namespace.as_deref().unwrap_or("default"), m.name.as_deref().unwrap_or(""))
+    }
+}
+
+/// Checks and compacts a snapshot.
+pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
+    let object = &snapshot.autoscaler;
+    let now_ms = millis(&snapshot.now);
+    let now = now_ms - now_ms.rem_euclid(1000);
+
+    // Pods, indexed by name.
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(snapshot.pods.len());
+    let mut pods = Vec::with_capacity(snapshot.pods.len());
+    for (i, pod) in snapshot.pods.iter().enumerate() {
+        if pod.name.is_empty() {
+            return Err(SnapshotError::invalid(format!("pods[{i}].name"), "must not be empty"));
+        }
+        if index.insert(pod.name.as_str(), i).is_some() {
+            return Err(SnapshotError::invalid(
+                format!("pods[{i}].name"),
+                format!("pod {:?} is listed twice", pod.name),
+            ));
+        }
+        pods.push(PodView {
+            phase: pod.phase,
+            deleting: pod.deleting,
+            ready: pod.ready.as_ref().map(|r| Ready { status: r.status, since: millis(&r.last_transition_time) }),
+            start: pod.start_time.as_ref().map(millis),
+        });
+    }
+
+    let c = &snapshot.config;
+    if !(c.tolerance.is_finite() && c.tolerance >= 0.0) {
+        return Err(SnapshotError::invalid("config.tolerance", "must be a number >= 0"));
+    }
+    for (field, v) in [
+        ("config.cpuInitializationPeriodSeconds", c.cpu_initialization_period_seconds),
+        ("config.initialReadinessDelaySeconds", c.initial_readiness_delay_seconds),
+        ("config.downscaleStabilizationSeconds", c.downscale_stabilization_seconds),
+    ] {
+        if !(0..=86_400 * 365).contains(&v) {
+            return Err(SnapshotError::invalid(field, "must be between 0 and one year"));
+        }
+    }
+    let config = ConfigView {
+        tolerance: c.tolerance,
+        cpu_init_ms: c.cpu_initialization_period_seconds * 1000,
+        readiness_delay_ms: c.initial_readiness_delay_seconds * 1000,
+        downscale_window_ms: c.downscale_stabilization_seconds * 1000,
+    };
+
+    let metric_specs: Vec<MetricSpec> = if object.spec.metrics.is_empty() {
+        vec![default_cpu_metric()]
+    } else {
+        object.spec.metrics.clone()
+    };
+    if snapshot.metrics.len() > metric_specs.len() {
+        return Err(SnapshotError::invalid(
+            format!("metrics[{}]", metric_specs.len()),
+            format!(
+                "{} readings for {} metrics in spec.metrics of {}",
+                snapshot.metrics.len(),
+                metric_specs.len(),
+                object_label(object)
+            ),
+        ));
+    }
+
+    let spec = prepare_spec(object, &metric_specs, &config);
+
+    let mut metrics = Vec::with_capacity(metric_specs.len());
+    for (i, ms) in metric_specs.iter().enumerate() {
+        metrics.push(prepare_metric(i, ms, snapshot, &index)?);
+    }
+
+    let scale = ScaleView {
+        spec_replicas: snapshot.scale.spec_replicas,
+        status_replicas: snapshot.scale.status_replicas.unwrap_or(snapshot.scale.spec_replicas),
+        error: snapshot.scale.error.clone(),
+        selector: if !snapshot.other_autoscalers.is_empty() {
+            SelectorCheck::Ambiguous(snapshot.other_autoscalers.join(", "))
+        } else {
+            match crate::selector::check(&snapshot.scale.selector) {
+                Ok(()) if snapshot.scale.selector.trim().is_empty() => SelectorCheck::Empty,
+                Ok(()) => SelectorCheck::Ok,
+                Err(e) => SelectorCheck::Invalid(e),
+            }
+        },
+    };
+    if scale.error.is_none() && (scale.spec_replicas < 0 || scale.status_replicas < 0) {
+        return Err(SnapshotError::invalid("scale.specReplicas", "replica counts must not be negative"));
+    }
+
+    let history = prepare_history(object, &metrics);
+
+    Ok(Prepared {
+        object: object.clone(),
+        metric_specs,
+        now,
+        created: object.metadata.creation_timestamp.as_ref().map(|t| millis(&t.0)),
+        spec,
+        scale,
+        pods,
+        metrics,
+        history,
+        config,
+    })
+}
+
+fn object_label(o: &HorizontalAutoscaler) -> String {
+    format!(
+        "HorizontalAutoscaler {}/{}",
+        o.metadata.namespace.as_deref().unwrap_or("default"),
+        o.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+fn default_cpu_metric() -> MetricSpec {
+    use ballast_api::horizontal::ResourceMetricSource;
+    MetricSpec {
+        type_: MetricSourceType::Resource,
+        resource: Some(ResourceMetricSource {
+            name: "cpu".into(),
+            target: MetricTarget {
+                type_: MetricTargetType::Utilization,
+                average_utilization: Some(80),
+                ..Default::default()
+            },
+        }),
+        ..Default::default()
+    }
+}
+
+fn prepare_history(object: &HorizontalAutoscaler, metrics: &[MetricView]) -> History {
+    let mut h = History { failures: vec![0; metrics.len()], ..Default::default() };
+    let Some(stored) = object.status.as_ref().and_then(|s| s.history.as_ref()) else {
+        return h;
+    };
+    h.recommendations = stored.recommendations.iter().map(|r| (millis(&r.time.0), r.replicas)).collect();
+    h.scale_up_events = stored.scale_up_events.iter().map(|e| (millis(&e.time.0), e.change)).collect();
+    h.scale_down_events = stored.scale_down_events.iter().map(|e| (millis(&e.time.0), e.change)).collect();
+    h.last_active = stored.last_active_time.as_ref().map(|t| millis(&t.0));
+    for f in &stored.metric_failures {
+        if let Some(i) = metrics.iter().position(|m| m.key == f.metric) {
+            h.failures[i] = f.count.max(0);
+        }
+    }
+    h
+}
+
+fn tolerance(q: Option<&Quantity>, field: &str, default: f64) -> Result<f64, (String, String)> {
+    match q {
+        None => Ok(default),
+        Some(q) => match quantity_value(q) {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+            Ok(_) => Err((field.to_string(), "must be >= 0".into())),
+            Err(e) => Err((field.to_string(), e.to_string())),
+        },
+    }
+}
+
+fn rules(
+    r: Option<&ScalingRules>,
+    up: bool,
+    config: &ConfigView,
+    field: &str,
+) -> Result<Rules, (String, String)> {
+    let default_policies = if up {
+        vec![
+            Policy { percent: false, value: 4, period_ms: 15_000 },
+            Policy { percent: true, value: 100, period_ms: 15_000 },
+        ]
+    } else {
+        vec![Policy { percent: true, value: 100, period_ms: 15_000 }]
+    };
+    let default_window = if up { 0 } else { config.downscale_window_ms };
+    let Some(r) = r else {
+        return Ok(Rules { window_ms: default_window, select: SelectPolicy::Max, policies: default_policies });
+    };
+    let window_ms = match r.stabilization_window_seconds {
+        None => default_window,
+        Some(w) if (0..=3600).contains(&w) => i64::from(w) * 1000,
+        Some(_) => {
+            return Err((format!("{field}.stabilizationWindowSeconds"), "must be between 0 and 3600".into()));
+        }
+    };
+    let policies = if r.policies.is_empty() {
+        default_policies
+    } else {
+        let mut out = Vec::with_capacity(r.policies.len());
+        for (i, p) in r.policies.iter().enumerate() {
+            if p.value < 1 {
+                return Err((format!("{field}.policies[{i}].value"), "must be at least 1".into()));
+            }
+            if !(1..=1800).contains(&p.period_seconds) {
+                return Err((format!("{field}.policies[{i}].periodSeconds"), "must be between 1 and 1800".into()));
+            }
+            out.push(Policy {
+                percent: p.type_ == ScalingPolicyType::Percent,
+                value: p.value,
+                period_ms: i64::from(p.period_seconds) * 1000,
+            });
+        }
+        out
+    };
+    Ok(Rules { window_ms, select: r.select_policy.unwrap_or(SelectPolicy::Max), policies })
+}
+
+fn prepare_spec(object: &HorizontalAutoscaler, metric_specs: &[MetricSpec], config: &ConfigView) -> Spec {
+    let s = &object.spec;
+    let min = s.min_replicas();
+    let mut error: Option<(String, String)> = None;
+    let mut fail = |field: &str, msg: &str| {
+        if error.is_none() {
+            error = Some((format!("spec.{field}"), msg.to_string()));
+        }
+    };
+    if s.max_replicas < 1 {
+        fail("maxReplicas", "must be at least 1");
+    }
+    if min < 0 {
+        fail("minReplicas", "must not be negative");
+    }
+    if min > s.max_replicas {
+        fail("minReplicas", "must be less than or equal to maxReplicas");
+    }
+    if let Some(idle) = s.idle_replicas {
+        if idle < 0 || idle >= min.max(1) {
+            fail("idleReplicas", "must be at least 0 and less than minReplicas");
+        }
+    }
+    if s.cooldown_period_seconds.is_some_and(|v| v < 0) {
+        fail("cooldownPeriodSeconds", "must not be negative");
+    }
+    if s.initial_cooldown_period_seconds.is_some_and(|v| v < 0) {
+        fail("initialCooldownPeriodSeconds", "must not be negative");
+    }
+    if s.paused_replicas.is_some_and(|v| v < 0 || v > s.max_replicas) {
+        fail("pausedReplicas", "must be between 0 and maxReplicas");
+    }
+    let fallback = s.fallback.as_ref().map(|f| {
+        if f.failure_threshold < 1 {
+            fail("fallback.failureThreshold", "must be at least 1");
+        }
+        if f.replicas < 0 || f.replicas > s.max_replicas {
+            fail("fallback.replicas", "must be between 0 and maxReplicas");
+        }
+        FallbackView { threshold: f.failure_threshold, replicas: f.replicas, behavior: f.behavior.unwrap_or_default() }
+    });
+
+    let mut tol_up = config.tolerance;
+    let mut tol_down = config.tolerance;
+    let mut behavior = None;
+    if let Some(b) = &s.behavior {
+        match tolerance(
+            b.scale_up.as_ref().and_then(|r| r.tolerance.as_ref()),
+            "spec.behavior.scaleUp.tolerance",
+            config.tolerance,
+        ) {
+            Ok(t) => tol_up = t,
+            Err((f, m)) => fail(f.trim_start_matches("spec."), &m),
+        }
+        match tolerance(
+            b.scale_down.as_ref().and_then(|r| r.tolerance.as_ref()),
+            "spec.behavior.scaleDown.tolerance",
+            config.tolerance,
+        ) {
+            Ok(t) => tol_down = t,
+            Err((f, m)) => fail(f.trim_start_matches("spec."), &m),
+        }
+        let up = rules(b.scale_up.as_ref(), true, config, "spec.behavior.scaleUp");
+        let down = rules(b.scale_down.as_ref(), false, config, "spec.behavior.scaleDown");
+        match (up, down) {
+            (Ok(up), Ok(down)) => behavior = Some(Behavior { up, down }),
+            (Err((f, m)), _) | (_, Err((f, m))) => fail(f.trim_start_matches("spec."), &m),
+        }
+    }
+
+    let event_like = metric_specs
+        .iter()
+        .any(|m| matches!(m.type_, MetricSourceType::Prometheus | MetricSourceType::Event));
+    let activation_mode = s.idle_replicas.is_some() || (min == 0 && event_like);
+
+    Spec {
+        min,
+        max: s.max_replicas,
+        behavior,
+        tol_up,
+        tol_down,
+        idle: s.idle_replicas,
+        cooldown_ms: i64::from(s.cooldown_period_seconds()) * 1000,
+        initial_cooldown_ms: i64::from(s.initial_cooldown_period_seconds.unwrap_or(0)) * 1000,
+        fallback,
+        paused: s.paused == Some(true),
+        paused_replicas: s.paused_replicas,
+        activation_mode,
+        error,
+    }
+}
+
+fn positive_milli(q: &Quantity, field: &str) -> Result<i64, String> {
+    match quantity_milli(q) {
+        Ok(v) if v > 0 => Ok(v),
+        Ok(_) => Err(format!("{field}: must be greater than 0")),
+        Err(e) => Err(format!("{field}: {e}")),
+    }
+}
+
+/// The target of Object metrics: the `type` field decides, as upstream.
+fn typed_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, String> {
+    match (t.type_, &t.value, &t.average_value) {
+        (MetricTargetType::Value, Some(v), _) => positive_milli(v, &format!("{field}.value")).map(Target::Value),
+        (MetricTargetType::AverageValue, _, Some(v)) => {
+            positive_milli(v, &format!("{field}.averageValue")).map(Target::AverageValue)
+        }
+        _ => Err(format!("invalid {what} metric source: neither a value target nor an average value target was set")),
+    }
+}
+
+/// The target of External-like metrics: averageValue wins over value, as upstream.
+fn value_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, String> {
+    if let Some(v) = &t.average_value {
+        return positive_milli(v, &format!("{field}.averageValue")).map(Target::AverageValue);
+    }
+    if let Some(v) = &t.value {
+        return positive_milli(v, &format!("{field}.value")).map(Target::Value);
+    }
+    Err(format!("invalid {what} metric source: neither a value target nor an average value target was set"))
+}
+
+fn resource_target(t: &MetricTarget, field: &str) -> Result<Target, String> {
+    if let Some(v) = &t.average_value {
+        return positive_milli(v, &format!("{field}.averageValue")).map(Target::AverageValue);
+    }
+    match t.average_utilization {
+        Some(u) if u > 0 => Ok(Target::Utilization(u)),
+        Some(_) => Err(format!("{field}.averageUtilization: must be greater than 0")),
+        None => Err("invalid resource metric source: neither an average utilization target nor an average value (usage) target was set".into()),
+    }
+}
+
+fn selector_text(sel: &Option<ballast_api::common::LabelSelector>) -> String {
+    let Some(sel) = sel else { return String::new() };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(labels) = &sel.match_labels {
+        parts.extend(labels.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    if let Some(exprs) = &sel.match_expressions {
+        for e in exprs {
+            let values = e.values.as_deref().unwrap_or_default().join(",");
+            parts.push(match e.operator.as_str() {
+                "Exists" => e.key.clone(),
+                "DoesNotExist" => format!("!{}", e.key),
+                op => format!("{} {} ({values})", e.key, op.to_lowercase()),
+            });
+        }
+    }
+    parts.join(",")
+}
+
+fn event_name(e: &ballast_api::horizontal::EventMetricSource) -> String {
+    if let Some(n) = &e.name {
+        return n.clone();
+    }
+    let derived = match e.type_ {
+        EventSourceType::RedisList => e.redis_list.as_ref().map(|s| s.list_name.clone()),
+        EventSourceType::Rabbitmq => e.rabbitmq.as_ref().map(|s| s.queue_name.clone()),
+        EventSourceType::Postgresql => e.postgresql.as_ref().map(|s| s.database.clone()),
+        EventSourceType::Kafka => e.kafka.as_ref().map(|s| match &s.topic {
+            Some(t) => format!("{}/{t}", s.consumer_group),
+            None => s.consumer_group.clone(),
+        }),
+        EventSourceType::AwsSqs => {
+            e.aws_sqs.as_ref().map(|s| s.queue_url.rsplit('/').next().unwrap_or(&s.queue_url).to_string())
+        }
+        EventSourceType::Cron => Some("cron".to_string()),
+    };
+    derived.unwrap_or_else(|| event_type_name(e.type_).to_string())
+}
+
+pub(crate) fn event_type_name(t: EventSourceType) -> &'static str {
+    match t {
+        EventSourceType::RedisList => "redis-list",
+        EventSourceType::Rabbitmq => "rabbitmq",
+        EventSourceType::Postgresql => "postgresql",
+        EventSourceType::Kafka => "kafka",
+        EventSourceType::AwsSqs => "aws-sqs",
+        EventSourceType::Cron => "cron",
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect()
+}
+
+fn prepare_metric(
+    i: usize,
+    ms: &MetricSpec,
+    snapshot: &Snapshot,
+    index: &HashMap<&str, usize>,
+) -> Result<MetricView, SnapshotError> {
+    let field = format!("spec.metrics[{i}]");
+    let missing_source = |what: &str| {
+        Err::<Target, String>(format!("{field}: type {:?} needs the {what} field", ms.type_))
+    };
+    let mut activation = 0;
+    let mut activation_error = None;
+    let (kind, target, key, name): (Kind, Result<Target, String>, String, String) = match ms.type_ {
+        MetricSourceType::Resource => match &ms.resource {
+            Some(r) => {
+                let t = resource_target(&r.target, &format!("{field}.resource.target"));
+                let name = match t {
+                    Ok(Target::Utilization(_)) => format!("{} resource utilization (percentage of request)", r.name),
+                    _ => format!("{} resource", r.name),
+                };
+                (Kind::Resource { cpu: r.name == "cpu" }, t, format!("s{i}-{}", sanitize(&r.name)), name)
+            }
+            None => (Kind::Resource { cpu: false }, missing_source("resource"), format!("s{i}-resource"), "resource".into()),
+        },
+        MetricSourceType::ContainerResource => match &ms.container_resource {
+            Some(r) => {
+                let t = resource_target(&r.target, &format!("{field}.containerResource.target"));
+                let name = match t {
+                    Ok(Target::Utilization(_)) => {
+                        format!("{} container resource utilization (percentage of request)", r.name)
+                    }
+                    _ => format!("{} resource", r.name),
+                };
+                (
+                    Kind::Resource { cpu: r.name == "cpu" },
+                    t,
+                    format!("s{i}-{}-{}", sanitize(&r.container), sanitize(&r.name)),
+                    name,
+                )
+            }
+            None => (
+                Kind::Resource { cpu: false },
+                missing_source("containerResource"),
+                format!("s{i}-container-resource"),
+                "container resource".into(),
+            ),
+        },
+        MetricSourceType::Pods => match &ms.pods {
+            Some(p) => {
+                let t = match &p.target.average_value {
+                    Some(v) => positive_milli(v, &format!("{field}.pods.target.averageValue")).map(Target::AverageValue),
+                    None => Err(format!("{field}.pods.target.averageValue: a Pods metric needs an average value target")),
+                };
+                (Kind::Pods, t, format!("s{i}-pods-{}", sanitize(&p.metric.name)), format!("pods metric {}", p.metric.name))
+            }
+            None => (Kind::Pods, missing_source("pods"), format!("s{i}-pods"), "pods metric".into()),
+        },
+        MetricSourceType::Object => match &ms.object {
+            Some(o) => (
+                Kind::Single { source: MetricSourceType::Object },
+                typed_target(&o.target, &format!("{field}.object.target"), "object"),
+                format!("s{i}-object-{}", sanitize(&o.metric.name)),
+                format!("{} metric {}", o.described_object.kind, o.metric.name),
+            ),
+            None => (
+                Kind::Single { source: MetricSourceType::Object },
+                missing_source("object"),
+                format!("s{i}-object"),
+                "object metric".into(),
+            ),
+        },
+        MetricSourceType::External => match &ms.external {
+            Some(e) => {
+                let sel = selector_text(&e.metric.selector);
+                let name = if sel.is_empty() {
+                    format!("external metric {}", e.metric.name)
+                } else {
+                    format!("external metric {}({sel})", e.metric.name)
+                };
+                (
+                    Kind::Single { source: MetricSourceType::External },
+                    value_target(&e.target, &format!("{field}.external.target"), "external"),
+                    format!("s{i}-external-{}", sanitize(&e.metric.name)),
+                    name,
+                )
+            }
+            None => (
+                Kind::Single { source: MetricSourceType::External },
+                missing_source("external"),
+                format!("s{i}-external"),
+                "external metric".into(),
+            ),
+        },
+        MetricSourceType::Prometheus => match &ms.prometheus {
+            Some(p) => {
+                if let Some(a) = &p.activation_threshold {
+                    match quantity_milli(a) {
+                        Ok(v) => activation = v,
+                        Err(e) => activation_error = Some(format!("{field}.prometheus.activationThreshold: {e}")),
+                    }
+                }
+                (
+                    Kind::Single { source: MetricSourceType::Prometheus },
+                    value_target(&p.target, &format!("{field}.prometheus.target"), "prometheus"),
+                    format!("s{i}-prometheus"),
+                    format!("prometheus query {}", p.query),
+                )
+            }
+            None => (
+                Kind::Single { source: MetricSourceType::Prometheus },
+                missing_source("prometheus"),
+                format!("s{i}-prometheus"),
+                "prometheus query".into(),
+            ),
+        },
+        MetricSourceType::Event => match &ms.event {
+            Some(e) => {
+                if let Some(a) = &e.activation_threshold {
+                    match quantity_milli(a) {
+                        Ok(v) => activation = v,
+                        Err(err) => activation_error = Some(format!("{field}.event.activationThreshold: {err}")),
+                    }
+                }
+                let ename = event_name(e);
+                let key = format!("s{i}-{}-{}", event_type_name(e.type_), sanitize(&ename));
+                let name = format!("{} event source {ename}", event_type_name(e.type_));
+                if e.type_ == EventSourceType::Cron {
+                    match e.cron.as_ref().map(|c| prepare_cron(c, &format!("{field}.event.cron"))) {
+                        Some(Ok(cv)) => (Kind::Cron(Box::new(cv)), Ok(Target::Value(1000)), key, name),
+                        Some(Err(msg)) => (Kind::Single { source: MetricSourceType::Event }, Err(msg), key, name),
+                        None => (
+                            Kind::Single { source: MetricSourceType::Event },
+                            Err(format!("{field}.event: type cron needs the cron field")),
+                            key,
+                            name,
+                        ),
+                    }
+                } else {
+                    let t = match &e.target {
+                        Some(t) => value_target(t, &format!("{field}.event.target"), "event"),
+                        None => Err(format!("{field}.event.target: every event source but cron needs a target")),
+                    };
+                    (Kind::Single { source: MetricSourceType::Event }, t, key, name)
+                }
+            }
+            None => (
+                Kind::Single { source: MetricSourceType::Event },
+                missing_source("event"),
+                format!("s{i}-event"),
+                "event source".into(),
+            ),
+        },
+    };
+    let target = match (target, activation_error) {
+        (Ok(_), Some(e)) => Err(e),
+        (t, _) => t,
+    };
+
+    let reading = prepare_reading(i, ms, &kind, &target, snapshot, index)?;
+    Ok(MetricView { kind, target, activation, key, name, reading })
+}
+
+fn prepare_cron(c: &ballast_api::horizontal::CronSource, field: &str) -> Result<CronView, String> {
+    let start = ballast_api::validate::parse_cron(&c.start).map_err(|e| format!("{field}.start: {e}"))?;
+    let end = ballast_api::validate::parse_cron(&c.end).map_err(|e| format!("{field}.end: {e}"))?;
+    let tz = match c.timezone.as_deref() {
+        None | Some("") | Some("UTC") | Some("Etc/UTC") => jiff::tz::TimeZone::UTC,
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| format!("{field}.timezone: {name:?}: {e}"))?,
+    };
+    if c.desired_replicas < 0 {
+        return Err(format!("{field}.desiredReplicas: must not be negative"));
+    }
+    Ok(CronView { start, end, tz, desired: c.desired_replicas })
+}
+
+fn prepare_reading(
+    i: usize,
+    ms: &MetricSpec,
+    kind: &Kind,
+    target: &Result<Target, String>,
+    snapshot: &Snapshot,
+    index: &HashMap<&str, usize>,
+) -> Result<Reading, SnapshotError> {
+    if matches!(kind, Kind::Cron(_)) {
+        return Ok(Reading::None);
+    }
+    let field = format!("metrics[{i}]");
+    let Some(r) = snapshot.metrics.get(i) else {
+        return Ok(Reading::Error(format!("no reading for spec.metrics[{i}] in the snapshot")));
+    };
+    let set = usize::from(r.pods.is_some())
+        + usize::from(r.value.is_some())
+        + usize::from(r.values.is_some())
+        + usize::from(r.error.is_some());
+    if set != 1 {
+        return Err(SnapshotError::invalid(field, "set exactly one of pods, value, values, error"));
+    }
+    if let Some(e) = &r.error {
+        return Ok(Reading::Error(e.clone()));
+    }
+    let per_pod = matches!(kind, Kind::Resource { .. } | Kind::Pods);
+    if per_pod {
+        let Some(samples) = &r.pods else {
+            return Ok(Reading::Error(format!(
+                "{field}: a {:?} metric is read as per-pod samples (`pods`), got a single value",
+                ms.type_
+            )));
+        };
+        let mut aligned = vec![None; snapshot.pods.len()];
+        let mut extra = Vec::new();
+        for (j, s) in samples.iter().enumerate() {
+            let value = match quantity_milli(&s.value) {
+                Ok(v) => v,
+                Err(e) => return Ok(Reading::Error(format!("{field}.pods[{j}].value: {e}"))),
+            };
+            let window = match &s.window {
+                None => DEFAULT_SAMPLE_WINDOW_MS,
+                Some(w) => match parse_duration_seconds(w) {
+                    Ok(secs) => (secs * 1000.0).round() as i64,
+                    Err(e) => return Err(SnapshotError::invalid(format!("{field}.pods[{j}].window"), e.to_string())),
+                },
+            };
+            let at = s.timestamp.as_ref().map(millis).unwrap_or_else(|| millis(&snapshot.now));
+            let sample = Sample { value, at, window };
+            match index.get(s.pod.as_str()) {
+                Some(&p) => {
+                    if aligned[p].is_some() {
+                        return Err(SnapshotError::invalid(
+                            format!("{field}.pods[{j}].pod"),
+                            format!("a second sample for pod {:?}", s.pod),
+                        ));
+                    }
+                    aligned[p] = Some(sample);
+                }
+                None => extra.push(sample),
+            }
+        }
+        let requests = match (kind, target) {
+            (Kind::Resource { .. }, Ok(Target::Utilization(_))) => pod_requests(ms, snapshot),
+            _ => Ok(Vec::new()),
+        };
+        return Ok(Reading::PerPod(PerPod { samples: aligned, extra, requests }));
+    }
+    let values: Vec<&Quantity> = match (&r.value, &r.values) {
+        (Some(v), _) => vec![v],
+        (_, Some(vs)) => vs.iter().collect(),
+        _ => {
+            return Ok(Reading::Error(format!(
+                "{field}: a {:?} metric is read as a value (`value` or `values`), got per-pod samples",
+                ms.type_
+            )));
+        }
+    };
+    let mut total: i64 = 0;
+    for (j, q) in values.iter().enumerate() {
+        match quantity_milli(q) {
+            // Several series are summed, saturating like upstream does on overflow.
+            Ok(v) => total = total.saturating_add(v),
+            Err(e) => return Ok(Reading::Error(format!("{field}.values[{j}]: {e}"))),
+        }
+    }
+    Ok(Reading::Value(total))
+}
+
+/// Per-pod requests of the metric's resource: the named container, else pod-level requests,
+/// else the sum over containers and restartable init containers. Errors like upstream.
+fn pod_requests(ms: &MetricSpec, snapshot: &Snapshot) -> Result<Vec<i64>, String> {
+    let (resource, container) = match (&ms.resource, &ms.container_resource) {
+        (Some(r), _) if ms.type_ == MetricSourceType::Resource => (r.name.as_str(), None),
+        (_, Some(c)) => (c.name.as_str(), Some(c.container.as_str())),
+        _ => return Ok(Vec::new()),
+    };
+    let mut out = Vec::with_capacity(snapshot.pods.len());
+    for pod in &snapshot.pods {
+        if container.is_none() {
+            if let Some(q) = pod.requests.get(resource) {
+                out.push(quantity_milli(q).map_err(|e| {
+                    format!("invalid pod-level request for {resource} in Pod {}: {e}", pod.name)
+                })?);
+                continue;
+            }
+        }
+        let sidecars = pod.init_containers.iter().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        let mut sum: i64 = 0;
+        let mut found = false;
+        for c in pod.containers.iter().chain(sidecars) {
+            if container.is_none() || container == Some(c.name.as_str()) {
+                let q = c.requests.get(resource).ok_or_else(|| {
+                    format!("missing request for {resource} in container {} of Pod {}", c.name, pod.name)
+                })?;
+                let v = quantity_milli(q).map_err(|e| {
+                    format!("invalid request for {resource} in container {} of Pod {}: {e}", c.name, pod.name)
+                })?;
+                sum = sum.saturating_add(v);
+                if container.is_some() {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        if let Some(name) = container {
+            if !found {
+                return Err(format!("container {name} not found in Pod {}", pod.name));
+            }
+        }
+        out.push(sum);
+    }
+    Ok(out)
+}

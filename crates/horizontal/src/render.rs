@@ -1,0 +1,1024 @@
+//! From an [`Outcome`] (numbers) to a [`Decision`] (conditions, events, status, explanation).
+//!
+//! Condition types, reasons and messages, event reasons and the `New size: N; reason: ...`
+//! message follow the HPA controller, so `kubectl describe` reads the same.
+
+use crate::decide::{
+    Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,
+    Stabilization,
+};
+use crate::prepare::{Kind, Millis, Prepared, Reading, SelectorCheck, Target};
+use ballast_api::common::{Condition, Time};
+use ballast_api::horizontal::{
+    ContainerResourceMetricStatus, EventMetricStatus, FallbackBehavior, HorizontalAutoscalerStatus,
+    MetricFailureCount, MetricSourceType, MetricSpec, MetricStatus, MetricValueStatus,
+    NamedMetricStatus, ObjectMetricStatus, PrometheusMetricStatus, ResourceMetricStatus, ScaleEvent,
+    ScalingHistory, TimestampedReplicas,
+};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::Serialize;
+use std::fmt;
+
+/// Kubernetes event type.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// An event to emit on the autoscaler.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub type_: EventType,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The reasons of a decision, in the order they were applied.
+#[derive(Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(transparent)]
+pub struct Explanation(pub Vec<String>);
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.iter().enumerate() {
+            writeln!(f, "{:>2}. {line}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// One metric's proposal.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricProposal {
+    /// Position in `spec.metrics`.
+    pub index: usize,
+    /// Stable key (`s0-cpu`), used for failure counts.
+    pub key: String,
+    /// Upstream-style description, used in the rescale reason.
+    pub name: String,
+    pub state: MetricState,
+    /// Proposed replicas (absent when the metric failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// current / target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// The current value, in status form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<MetricStatus>,
+    /// `current/target` as in the TARGETS column.
+    pub target: String,
+    /// Whether the metric is active (activation mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Consecutive failures so far.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failures: i32,
+    pub explanation: String,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+/// The result of one decision, ready for the shell (status, scale, events) or for `explain`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// `namespace/name` of the autoscaler.
+    pub autoscaler: String,
+    /// `Kind/name` of the target.
+    pub target: String,
+    pub now: Timestamp,
+    pub path: Path,
+    pub current_replicas: i32,
+    pub desired_replicas: i32,
+    /// Whether to write `desiredReplicas` to the target's scale.
+    pub rescale: bool,
+    /// The rescale reason (`cpu resource utilization (percentage of request) above target`).
+    pub reason: String,
+    pub metrics: Vec<MetricProposal>,
+    /// The conditions of the new status (also in `status.conditions`).
+    pub conditions: Vec<Condition>,
+    pub events: Vec<Event>,
+    /// The whole new status, history included.
+    pub status: HorizontalAutoscalerStatus,
+    /// When to look again.
+    pub requeue_after_seconds: i32,
+    pub explanation: Explanation,
+    #[serde(skip)]
+    previous_desired: i32,
+    #[serde(skip)]
+    previous_last_scale_time: Option<Time>,
+}
+
+fn time(ms: Millis) -> Time {
+    Time(Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// A milli-value as Kubernetes prints a DecimalSI quantity (`250m`, `2`, `3k`).
+pub fn milli_quantity(milli: i64) -> Quantity {
+    Quantity(format_milli(milli))
+}
+
+pub(crate) fn format_milli(milli: i64) -> String {
+    if milli % 1000 != 0 {
+        return format!("{milli}m");
+    }
+    let mut v = milli / 1000;
+    if v == 0 {
+        return "0".into();
+    }
+    let mut suffix = "";
+    for s in ["k", "M", "G", "T", "P", "E"] {
+        if v % 1000 == 0 {
+            v /= 1000;
+            suffix = s;
+        } else {
+            break;
+        }
+    }
+    format!("{v}{suffix}")
+}
+
+fn ratio_text(r: f64) -> String {
+    if r.is_finite() { format!("{r:.3}") } else { format!("{r}") }
+}
+
+/// Sets a condition, keeping its transition time when the status does not change (upstream's
+/// `setConditionInList`).
+fn set_condition(list: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: String, now: &Time) {
+    let status = if status { "True" } else { "False" };
+    if let Some(c) = list.iter_mut().find(|c| c.type_ == type_) {
+        if c.status != status {
+            c.last_transition_time = now.clone();
+        }
+        c.status = status.to_string();
+        c.reason = reason.to_string();
+        c.message = message;
+    } else {
+        list.push(Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message,
+            last_transition_time: now.clone(),
+            observed_generation: None,
+        });
+    }
+}
+
+fn failure_reason(spec: &MetricSpec) -> &'static str {
+    match spec.type_ {
+        MetricSourceType::Resource => "FailedGetResourceMetric",
+        MetricSourceType::ContainerResource => "FailedGetContainerResourceMetric",
+        MetricSourceType::Pods => "FailedGetPodsMetric",
+        MetricSourceType::Object => "FailedGetObjectMetric",
+        MetricSourceType::External => "FailedGetExternalMetric",
+        MetricSourceType::Prometheus => "FailedGetPrometheusMetric",
+        MetricSourceType::Event => "FailedGetEventMetric",
+    }
+}
+
+fn resource_names(spec: &MetricSpec) -> (String, Option<String>) {
+    match (&spec.resource, &spec.container_resource) {
+        (Some(r), _) if spec.type_ == MetricSourceType::Resource => (r.name.clone(), None),
+        (_, Some(c)) => (c.name.clone(), Some(c.container.clone())),
+        _ => ("resource".into(), None),
+    }
+}
+
+/// The error of a failed metric, worded as upstream's.
+fn metric_error_text(p: &Prepared, i: usize, e: MetricError) -> String {
+    let m = &p.metrics[i];
+    let spec = &p.metric_specs[i];
+    let ns = p.object.metadata.namespace.as_deref().unwrap_or("default");
+    let reading_msg = match &m.reading {
+        Reading::Error(msg) => msg.as_str(),
+        _ => "",
+    };
+    let resource_prefix = |inner: String| -> String {
+        let (res, _) = resource_names(spec);
+        match m.target {
+            Ok(Target::Utilization(_)) => format!("failed to get {res} utilization: {inner}"),
+            _ => format!("failed to get {res} usage: {inner}"),
+        }
+    };
+    let is_resource = matches!(m.kind, Kind::Resource { .. });
+    let text = match e {
+        MetricError::Spec => return m.target.as_ref().err().cloned().unwrap_or_default(),
+        MetricError::Reading => match spec.type_ {
+            MetricSourceType::Resource | MetricSourceType::ContainerResource => {
+                let (res, _) = resource_names(spec);
+                format!("unable to get metrics for resource {res}: {reading_msg}")
+            }
+            MetricSourceType::Pods => {
+                let name = spec.pods.as_ref().map(|p| p.metric.name.as_str()).unwrap_or("");
+                format!("unable to get metric {name}: {reading_msg}")
+            }
+            MetricSourceType::Object => match &spec.object {
+                Some(o) => format!(
+                    "unable to get metric {}: {reading_msg} on {} {ns}/{}",
+                    o.metric.name, o.described_object.kind, o.described_object.name
+                ),
+                None => reading_msg.to_string(),
+            },
+            MetricSourceType::External => {
+                let name = spec.external.as_ref().map(|e| e.metric.name.as_str()).unwrap_or("");
+                format!("unable to get external metric {ns}/{name}: {reading_msg}")
+            }
+            MetricSourceType::Prometheus => format!("unable to query Prometheus: {reading_msg}"),
+            MetricSourceType::Event => format!("unable to read the {}: {reading_msg}", m.name),
+        },
+        MetricError::NoPods => "no pods returned by selector while calculating replica count".into(),
+        MetricError::NoPodMetrics => "did not receive metrics for targeted pods (pods might be unready)".into(),
+        MetricError::Requests => match &m.reading {
+            Reading::PerPod(pp) => pp.requests.as_ref().err().cloned().unwrap_or_default(),
+            _ => String::new(),
+        },
+        MetricError::NoMatchedPods => "no metrics returned matched known pods".into(),
+        MetricError::UtilizationRange => "resource utilization is outside the int32 range".into(),
+        MetricError::ReadyPodsNoPods => {
+            "unable to calculate ready pods: no pods returned by selector while calculating replica count".into()
+        }
+        MetricError::Cron => "the cron window could not be evaluated (no next occurrence of start or end)".into(),
+    };
+    if is_resource && !matches!(e, MetricError::Spec) { resource_prefix(text) } else { text }
+}
+
+/// The outer wording upstream puts around a metric error in `FailedComputeMetricsReplicas`.
+fn metric_error_outer(spec: &MetricSpec, inner: &str) -> String {
+    match spec.type_ {
+        MetricSourceType::Resource => format!("failed to get {} resource metric value: {inner}", resource_names(spec).0),
+        MetricSourceType::ContainerResource => {
+            format!("failed to get {} container metric value: {inner}", resource_names(spec).1.unwrap_or_default())
+        }
+        MetricSourceType::Pods => format!("failed to get pods metric value: {inner}"),
+        MetricSourceType::Object => format!("failed to get object metric value: {inner}"),
+        MetricSourceType::External => {
+            let name = spec.external.as_ref().map(|e| e.metric.name.as_str()).unwrap_or("");
+            format!("failed to get {name} external metric value: {inner}")
+        }
+        MetricSourceType::Prometheus => format!("failed to get prometheus metric value: {inner}"),
+        MetricSourceType::Event => format!("failed to get event metric value: {inner}"),
+    }
+}
+
+fn value_status(mo: &MetricOutcome, target: Option<&Target>) -> MetricValueStatus {
+    let mut v = MetricValueStatus::default();
+    match target {
+        Some(Target::Utilization(_)) => {
+            v.average_utilization = mo.utilization;
+            v.average_value = mo.average.map(milli_quantity);
+        }
+        Some(Target::AverageValue(_)) => v.average_value = mo.average.map(milli_quantity),
+        _ => v.value = mo.value.map(milli_quantity),
+    }
+    v
+}
+
+fn metric_status(p: &Prepared, i: usize, mo: &MetricOutcome) -> Option<MetricStatus> {
+    if mo.state != MetricState::Valid {
+        return None;
+    }
+    let spec = &p.metric_specs[i];
+    let m = &p.metrics[i];
+    let current = value_status(mo, m.target.as_ref().ok());
+    let mut s = MetricStatus { type_: spec.type_, ..Default::default() };
+    match spec.type_ {
+        MetricSourceType::Resource => {
+            s.resource = Some(ResourceMetricStatus { name: resource_names(spec).0, current });
+        }
+        MetricSourceType::ContainerResource => {
+            let (name, container) = resource_names(spec);
+            s.container_resource =
+                Some(ContainerResourceMetricStatus { name, container: container.unwrap_or_default(), current });
+        }
+        MetricSourceType::Pods => {
+            s.pods = spec.pods.as_ref().map(|p| NamedMetricStatus { metric: p.metric.clone(), current });
+        }
+        MetricSourceType::Object => {
+            s.object = spec.object.as_ref().map(|o| ObjectMetricStatus {
+                described_object: o.described_object.clone(),
+                metric: o.metric.clone(),
+                current,
+            });
+        }
+        MetricSourceType::External => {
+            s.external = spec.external.as_ref().map(|e| NamedMetricStatus { metric: e.metric.clone(), current });
+        }
+        MetricSourceType::Prometheus => {
+            s.prometheus =
+                spec.prometheus.as_ref().map(|q| PrometheusMetricStatus { query: q.query.clone(), current });
+        }
+        MetricSourceType::Event => {
+            s.event = spec.event.as_ref().map(|e| EventMetricStatus {
+                type_: e.type_,
+                name: m.name.split(" event source ").nth(1).unwrap_or(&m.name).to_string(),
+                current,
+                active: mo.active,
+            });
+        }
+    }
+    Some(s)
+}
+
+fn target_text(p: &Prepared, i: usize, mo: Option<&MetricOutcome>) -> String {
+    let m = &p.metrics[i];
+    let valid = mo.filter(|mo| mo.state == MetricState::Valid);
+    let cur = |v: Option<String>| v.unwrap_or_else(|| "<unknown>".into());
+    match (&m.kind, &m.target) {
+        (Kind::Cron(c), _) => format!("{}/{} (cron)", cur(valid.and_then(|mo| mo.value).map(format_milli)), c.desired),
+        (_, Ok(Target::Utilization(u))) => {
+            format!("{}/{u}%", cur(valid.and_then(|mo| mo.utilization).map(|u| format!("{u}%"))))
+        }
+        (_, Ok(Target::AverageValue(t))) => {
+            format!("{}/{} (avg)", cur(valid.and_then(|mo| mo.average).map(format_milli)), format_milli(*t))
+        }
+        (_, Ok(Target::Value(t))) => {
+            format!("{}/{}", cur(valid.and_then(|mo| mo.value).map(format_milli)), format_milli(*t))
+        }
+        (_, Err(_)) => "<unknown>/<invalid>".into(),
+    }
+}
+
+fn tolerance_text(p: &Prepared) -> String {
+    format!("[{:.3}, {:.3}]", 1.0 - p.spec.tol_down, 1.0 + p.spec.tol_up)
+}
+
+fn metric_explanation(p: &Prepared, i: usize, mo: &MetricOutcome, error: Option<&str>) -> String {
+    let m = &p.metrics[i];
+    let tol = tolerance_text(p);
+    let current = p.scale.spec_replicas;
+    let pods = format!(
+        "{} ready, {} unready, {} missing, {} ignored pod(s){}",
+        mo.ready,
+        mo.unready,
+        mo.missing,
+        mo.ignored,
+        if mo.extra > 0 { format!(", {} sample(s) of unknown pods", mo.extra) } else { String::new() }
+    );
+    let mut s = String::new();
+    if mo.state == MetricState::Fallback {
+        let fb = p.spec.fallback.as_ref();
+        let behavior = match fb.map(|f| f.behavior) {
+            Some(FallbackBehavior::Static) | None => "static",
+            Some(FallbackBehavior::CurrentReplicas) => "currentReplicas",
+            Some(FallbackBehavior::CurrentReplicasIfHigher) => "currentReplicasIfHigher",
+            Some(FallbackBehavior::CurrentReplicasIfLower) => "currentReplicasIfLower",
+        };
+        return format!(
+            "failed {} time(s) in a row (more than fallback.failureThreshold {}): fallback ({behavior}) proposes {} — last error: {}",
+            mo.failures,
+            fb.map(|f| f.threshold).unwrap_or(0),
+            mo.replicas,
+            error.unwrap_or("")
+        );
+    }
+    if let Some(e) = error {
+        return format!("failed ({} in a row): {e}", mo.failures);
+    }
+    let target = m.target.as_ref().ok();
+    match (&m.kind, target) {
+        (Kind::Cron(c), _) => {
+            return if mo.rule == Rule::CronInside {
+                format!("inside the cron window: proposes {} replicas", c.desired)
+            } else {
+                "outside the cron window: proposes 0".into()
+            };
+        }
+        (Kind::Resource { .. }, Some(Target::Utilization(t))) => {
+            s.push_str(&format!(
+                "{pods}; utilization {}% of requests (target {t}%), ratio {}",
+                mo.utilization.unwrap_or(0),
+                ratio_text(mo.ratio)
+            ));
+        }
+        (Kind::Resource { .. } | Kind::Pods, Some(Target::AverageValue(t))) => {
+            s.push_str(&format!(
+                "{pods}; average {} per pod (target {}), ratio {}",
+                format_milli(mo.average.unwrap_or(0)),
+                format_milli(*t),
+                ratio_text(mo.ratio)
+            ));
+        }
+        (_, Some(Target::Value(t))) => {
+            s.push_str(&format!(
+                "value {} (target {}), ratio {}",
+                format_milli(mo.value.unwrap_or(0)),
+                format_milli(*t),
+                ratio_text(mo.ratio)
+            ));
+        }
+        (_, Some(Target::AverageValue(t))) => {
+            s.push_str(&format!(
+                "value {} over {} replica(s) (target {} per replica), ratio {}",
+                format_milli(mo.value.unwrap_or(0)),
+                p.scale.status_replicas,
+                format_milli(*t),
+                ratio_text(mo.ratio)
+            ));
+        }
+        _ => {}
+    }
+    let rule = match mo.rule {
+        Rule::WithinTolerance => format!("; within tolerance {tol}: keep {current}"),
+        Rule::Plain => format!(
+            "; outside tolerance {tol}: ceil({} × {} ready) = {}",
+            ratio_text(mo.ratio),
+            mo.ready,
+            mo.replicas
+        ),
+        Rule::FromZero => format!("; from 0 replicas: ceil({}) = {}", ratio_text(mo.ratio), mo.replicas),
+        Rule::AverageWithinTolerance => format!("; within tolerance {tol}: keep {}", mo.replicas),
+        Rule::AverageValue => format!("; outside tolerance {tol}: ceil(value / target) = {}", mo.replicas),
+        Rule::Rebalanced
+        | Rule::RebalancedWithinTolerance
+        | Rule::DirectionFlip
+        | Rule::CountFlip => {
+            let up = mo.ratio > 1.0;
+            let fill = if up {
+                "missing and unready pods counted as using 0"
+            } else if matches!(target, Some(Target::Utilization(_))) {
+                "missing pods counted at max(100%, target) of their request"
+            } else {
+                "missing pods counted at the target"
+            };
+            let tail = match mo.rule {
+                Rule::Rebalanced => format!("ceil({} × {}) = {}", ratio_text(mo.new_ratio), mo.counted, mo.replicas),
+                Rule::RebalancedWithinTolerance => format!("within tolerance {tol}: keep {current}"),
+                Rule::DirectionFlip => format!("that reverses the direction: keep {current}"),
+                _ => format!(
+                    "ceil({} × {}) would go the other way: keep {current}",
+                    ratio_text(mo.new_ratio),
+                    mo.counted
+                ),
+            };
+            format!("; {fill}: new ratio {}, {tail}", ratio_text(mo.new_ratio))
+        }
+        _ => String::new(),
+    };
+    s.push_str(&rule);
+    s
+}
+
+fn reason_text(p: &Prepared, out: &Outcome) -> String {
+    match out.reason {
+        Reason::None => String::new(),
+        Reason::MetricAbove(i) => format!("{} above target", p.metrics[i].name),
+        Reason::AllBelow => "All metrics below target".into(),
+        Reason::AboveMax => "Current number of replicas above Spec.MaxReplicas".into(),
+        Reason::BelowMin => "Current number of replicas below Spec.MinReplicas".into(),
+        Reason::Paused => "paused at spec.pausedReplicas".into(),
+        Reason::Activated(i) => format!("{} is active", p.metrics[i].name),
+        Reason::Deactivated => format!(
+            "no metric active for cooldownPeriodSeconds ({}s)",
+            p.spec.cooldown_ms / 1000
+        ),
+    }
+}
+
+fn limit_name(l: Limit) -> &'static str {
+    match l {
+        Limit::DesiredWithinRange => "DesiredWithinRange",
+        Limit::TooFewReplicas => "TooFewReplicas",
+        Limit::TooManyReplicas => "TooManyReplicas",
+        Limit::ScaleUpLimit => "ScaleUpLimit",
+        Limit::ScaleDownLimit => "ScaleDownLimit",
+    }
+}
+
+fn limit_message(l: Limit) -> &'static str {
+    match l {
+        Limit::DesiredWithinRange => "the desired count is within the acceptable range",
+        Limit::TooFewReplicas => "the desired replica count is less than the minimum replica count",
+        Limit::TooManyReplicas => "the desired replica count is more than the maximum replica count",
+        Limit::ScaleUpLimit => "the desired replica count is increasing faster than the maximum scale rate",
+        Limit::ScaleDownLimit => "the desired replica count is decreasing faster than the maximum scale rate",
+    }
+}
+
+fn stabilization_condition(s: Stabilization) -> (&'static str, &'static str) {
+    match s {
+        Stabilization::ReadyForNewScale => ("ReadyForNewScale", "recommended size matches current size"),
+        Stabilization::ScaleUpStabilized => (
+            "ScaleUpStabilized",
+            "recent recommendations were lower than current one, applying the lowest recent recommendation",
+        ),
+        Stabilization::ScaleDownStabilized => (
+            "ScaleDownStabilized",
+            "recent recommendations were higher than current one, applying the highest recent recommendation",
+        ),
+    }
+}
+
+fn history(out: &Outcome, p: &Prepared) -> ScalingHistory {
+    let h = &out.history;
+    ScalingHistory {
+        recommendations: h
+            .recommendations
+            .iter()
+            .map(|&(t, r)| TimestampedReplicas { time: time(t), replicas: r })
+            .collect(),
+        scale_up_events: h.scale_up_events.iter().map(|&(t, c)| ScaleEvent { time: time(t), change: c }).collect(),
+        scale_down_events: h.scale_down_events.iter().map(|&(t, c)| ScaleEvent { time: time(t), change: c }).collect(),
+        last_active_time: h.last_active.map(time),
+        metric_failures: h
+            .failures
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| MetricFailureCount { metric: p.metrics[i].key.clone(), count: *c })
+            .collect(),
+    }
+}
+
+/// Turns the numbers of a decision into conditions, events, status and reasons.
+pub fn render(p: &Prepared, out: &Outcome) -> Decision {
+    let now = time(p.now);
+    let object = &p.object;
+    let old = object.status.clone().unwrap_or_default();
+    let mut conditions = old.conditions.clone();
+    let mut events = Vec::new();
+    let mut lines = Vec::new();
+    let spec = &p.spec;
+    let target_ref = object.spec.scale_target_ref.to_string();
+    let reason = reason_text(p, out);
+
+    // Metrics.
+    let mut metrics = Vec::new();
+    let mut errors: Vec<Option<String>> = vec![None; p.metrics.len()];
+    if out.metrics_evaluated {
+        for (i, mo) in out.metrics.iter().enumerate() {
+            let error = mo.error.map(|e| metric_error_text(p, i, e));
+            errors[i] = error.clone();
+            let explanation = metric_explanation(p, i, mo, error.as_deref());
+            metrics.push(MetricProposal {
+                index: i,
+                key: p.metrics[i].key.clone(),
+                name: p.metrics[i].name.clone(),
+                state: mo.state,
+                replicas: (mo.state != MetricState::Failed).then_some(mo.replicas),
+                ratio: mo.ratio.is_finite().then_some(mo.ratio),
+                current: metric_status(p, i, mo),
+                target: target_text(p, i, Some(mo)),
+                active: spec.activation_mode.then_some(mo.active),
+                error,
+                failures: mo.failures,
+                explanation,
+            });
+        }
+    }
+
+    lines.push(format!(
+        "target {target_ref}: {} replica(s) (scale spec), {} (scale status); bounds [{}, {}]{}",
+        p.scale.spec_replicas,
+        p.scale.status_replicas,
+        spec.min,
+        spec.max,
+        match (spec.activation_mode, spec.idle) {
+            (true, Some(idle)) => format!("; activation mode, idle at {idle}"),
+            (true, None) => "; activation mode (scale to zero)".into(),
+            _ => String::new(),
+        }
+    ));
+
+    let able = |conds: &mut Vec<Condition>, ok: bool, reason: &str, msg: String| {
+        set_condition(conds, "AbleToScale", ok, reason, msg, &now)
+    };
+
+    if out.path != Path::FailedGetScale {
+        able(&mut conditions, true, "SucceededGetScale", "the HPA controller was able to get the target's current scale".into());
+    }
+
+    let metric_lines = |lines: &mut Vec<String>| {
+        for m in &metrics {
+            let act = match m.active {
+                Some(true) => " [active]",
+                Some(false) => " [inactive]",
+                None => "",
+            };
+            let prop = m.replicas.map(|r| format!(" → {r}")).unwrap_or_default();
+            lines.push(format!("metric {} ({}){act}: {}{prop}", m.index, m.name, m.explanation));
+        }
+    };
+
+    let fail_events = |events: &mut Vec<Event>| {
+        for (i, mo) in out.metrics.iter().enumerate() {
+            if mo.error.is_some() {
+                events.push(Event {
+                    type_: EventType::Warning,
+                    reason: failure_reason(&p.metric_specs[i]).into(),
+                    message: errors[i].clone().unwrap_or_default(),
+                });
+            }
+        }
+    };
+
+    match out.path {
+        Path::FailedGetScale => {
+            let err = p.scale.error.clone().unwrap_or_default();
+            able(
+                &mut conditions,
+                false,
+                "FailedGetScale",
+                format!("the HPA controller was unable to get the target's current scale: {err}"),
+            );
+            events.push(Event { type_: EventType::Warning, reason: "FailedGetScale".into(), message: err.clone() });
+            lines.push(format!("the target's scale could not be read ({err}): nothing is changed"));
+        }
+        Path::InvalidSpec => {
+            let (field, msg) = spec.error.clone().unwrap_or_default();
+            set_condition(&mut conditions, "ScalingActive", false, "InvalidSpec", format!("{field}: {msg}"), &now);
+            events.push(Event { type_: EventType::Warning, reason: "InvalidSpec".into(), message: format!("{field}: {msg}") });
+            lines.push(format!("the spec is invalid ({field}: {msg}): nothing is changed"));
+        }
+        Path::Paused => {
+            metric_lines(&mut lines);
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                false,
+                "ScalingPaused",
+                "autoscaling is paused (spec.paused)".into(),
+                &now,
+            );
+            if out.rescale {
+                lines.push(format!("paused: setting the target to spec.pausedReplicas = {}", out.desired));
+            } else {
+                lines.push("paused: the replica count is left as it is".into());
+            }
+        }
+        Path::ScalingDisabled => {
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                false,
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero".into(),
+                &now,
+            );
+            lines.push(format!(
+                "the target has 0 replicas and minReplicas is {}: autoscaling is disabled until something else scales it up",
+                spec.min
+            ));
+        }
+        Path::InvalidSelector => {
+            let (reason, cond_msg, event_reason, event_msg) = match &p.scale.selector {
+                SelectorCheck::Empty => (
+                    "InvalidSelector",
+                    "the HPA target's scale is missing a selector".to_string(),
+                    "SelectorRequired",
+                    "selector is required".to_string(),
+                ),
+                SelectorCheck::Invalid(e) => {
+                    let msg = format!("couldn't convert selector into a corresponding internal selector object: {e}");
+                    ("InvalidSelector", msg.clone(), "InvalidSelector", msg)
+                }
+                SelectorCheck::Ambiguous(others) => {
+                    let msg = format!(
+                        "pods by selector {} are controlled by multiple HPAs: [{}, {others}]",
+                        p.object.spec.scale_target_ref.name,
+                        p.key()
+                    );
+                    ("AmbiguousSelector", msg.clone(), "AmbiguousSelector", msg)
+                }
+                SelectorCheck::Ok => ("InvalidSelector", String::new(), "InvalidSelector", String::new()),
+            };
+            set_condition(&mut conditions, "ScalingActive", false, reason, cond_msg, &now);
+            events.push(Event { type_: EventType::Warning, reason: event_reason.into(), message: event_msg.clone() });
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: "FailedComputeMetricsReplicas".into(),
+                message: event_msg.clone(),
+            });
+            lines.push(format!("selector problem ({event_msg}): nothing is changed"));
+        }
+        Path::AboveMax => {
+            lines.push(format!(
+                "current replicas {} above maxReplicas {}: set to {} without reading metrics",
+                out.current, spec.max, out.desired
+            ));
+        }
+        Path::BelowMin => {
+            lines.push(format!(
+                "current replicas {} below minReplicas {}: set to {} without reading metrics",
+                out.current, out.floor, out.desired
+            ));
+        }
+        Path::MetricsFailed => {
+            metric_lines(&mut lines);
+            fail_events(&mut events);
+            let first = out.first_invalid.unwrap_or(0);
+            let first_err = errors[first].clone().unwrap_or_default();
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                false,
+                failure_reason(&p.metric_specs[first]),
+                format!("the HPA was unable to compute the replica count: {first_err}"),
+                &now,
+            );
+            let msg = format!(
+                "invalid metrics ({} invalid out of {}), first error is: {}",
+                out.invalid,
+                out.metrics.len(),
+                metric_error_outer(&p.metric_specs[first], &first_err)
+            );
+            events.push(Event { type_: EventType::Warning, reason: "FailedComputeMetricsReplicas".into(), message: msg });
+            if out.invalid as usize >= out.metrics.len() {
+                lines.push("every metric failed: nothing is changed".into());
+            } else {
+                let best = out.best.map(|i| out.metrics[i].replicas).unwrap_or(0);
+                lines.push(format!(
+                    "{} metric(s) failed and the valid ones propose {best} < current {}: no scale-down on partial data, nothing is changed",
+                    out.invalid, out.current
+                ));
+            }
+        }
+        Path::Normal | Path::Activated => {
+            metric_lines(&mut lines);
+            fail_events(&mut events);
+            let best_name = out.best.map(|i| p.metrics[i].name.clone()).unwrap_or_default();
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                true,
+                "ValidMetricFound",
+                format!("the HPA was able to successfully calculate a replica count from {best_name}"),
+                &now,
+            );
+            if out.invalid > 0 {
+                lines.push(format!(
+                    "{} metric(s) failed, but the valid ones scale up: going on, the failures are reported",
+                    out.invalid
+                ));
+            }
+            if out.path == Path::Activated {
+                lines.push(format!(
+                    "{} is active while at {} replica(s): activating to at least {} (max of the proposals: {})",
+                    out.first_active.map(|i| p.metrics[i].name.as_str()).unwrap_or("a metric"),
+                    out.current,
+                    out.floor,
+                    out.prenormalized
+                ));
+            } else {
+                if let Cooldown::CoolingDown { until } = out.cooldown {
+                    lines.push(format!(
+                        "no metric is active; cooling down until {} before going to {} replica(s)",
+                        time(until).0,
+                        spec.idle.unwrap_or(0)
+                    ));
+                }
+                lines.push(format!(
+                    "largest proposal: {} ({})",
+                    out.prenormalized,
+                    if best_name.is_empty() { "no metric".into() } else { best_name.clone() }
+                ));
+            }
+            let (sreason, smsg) = stabilization_condition(out.stabilization);
+            able(&mut conditions, true, sreason, smsg.into());
+            let window = match &spec.behavior {
+                None => format!("highest recommendation of the last {}s (downscale window)", p.config.downscale_window_ms / 1000),
+                Some(b) => format!(
+                    "between the lowest recommendation of the last {}s (scale-up window) and the highest of the last {}s (scale-down window), starting from {}",
+                    b.up.window_ms / 1000,
+                    b.down.window_ms / 1000,
+                    out.current
+                ),
+            };
+            lines.push(format!(
+                "stabilization, {window}: {} → {} ({sreason})",
+                out.prenormalized, out.stabilized
+            ));
+            let bound = match (&spec.behavior, out.rate_limit) {
+                (None, Some(l)) => format!("bounds [{}, min({}, scale-up limit max(2×{}, 4) = {l})]", out.floor, spec.max, out.current),
+                (Some(_), Some(l)) if out.stabilized > out.current => {
+                    format!("scale-up policies allow up to {l}, maxReplicas {}", spec.max)
+                }
+                (Some(_), Some(l)) => format!("scale-down policies allow down to {l}, minReplicas {}", out.floor),
+                _ => format!("bounds [{}, {}]", out.floor, spec.max),
+            };
+            set_condition(
+                &mut conditions,
+                "ScalingLimited",
+                out.limited,
+                limit_name(out.limit),
+                limit_message(out.limit).into(),
+                &now,
+            );
+            lines.push(format!("limits, {bound}: {} → {} ({})", out.stabilized, out.desired, limit_name(out.limit)));
+        }
+        Path::Deactivated | Path::Idle => {
+            metric_lines(&mut lines);
+            fail_events(&mut events);
+            let idle = spec.idle.unwrap_or(0);
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                false,
+                "ScalingIdle",
+                format!("no metric is active: the target is held at {idle} replica(s) until one is"),
+                &now,
+            );
+            if out.path == Path::Deactivated {
+                lines.push(format!(
+                    "no metric active for more than cooldownPeriodSeconds ({}s): going to {} replica(s)",
+                    spec.cooldown_ms / 1000,
+                    out.desired
+                ));
+            } else {
+                lines.push(format!("no metric is active: staying at {} replica(s)", out.current));
+            }
+        }
+    }
+
+    // KEDA-like conditions.
+    if spec.activation_mode && out.metrics_evaluated && out.path != Path::Paused {
+        let (status, reason, msg) = if out.any_active {
+            let name = out.first_active.map(|i| p.metrics[i].name.as_str()).unwrap_or("");
+            (true, "ScalerActive", format!("scaling is performed because {name} is active"))
+        } else if matches!(out.cooldown, Cooldown::CoolingDown { .. }) {
+            (false, "ScalerCooldown", "scaler cooling down because no metric is active".to_string())
+        } else {
+            (false, "ScalerNotActive", "scaling is not performed because no metric is active".to_string())
+        };
+        set_condition(&mut conditions, "Active", status, reason, msg, &now);
+    }
+    if spec.fallback.is_some() && out.metrics_evaluated {
+        if out.fallback {
+            set_condition(
+                &mut conditions,
+                "Fallback",
+                true,
+                "FallbackExists",
+                "at least one metric keeps failing and proposes the fallback replica count".into(),
+                &now,
+            );
+            lines.push("fallback: a failing metric proposes the fallback replica count".into());
+        } else {
+            set_condition(&mut conditions, "Fallback", false, "NoFallbackFound", "no metric is falling back".into(), &now);
+        }
+    }
+    if spec.paused || conditions.iter().any(|c| c.type_ == "Paused") {
+        if spec.paused {
+            set_condition(&mut conditions, "Paused", true, "ScalingPaused", "autoscaling is paused (spec.paused)".into(), &now);
+        } else {
+            set_condition(&mut conditions, "Paused", false, "ScalingResumed", "autoscaling is not paused".into(), &now);
+        }
+    }
+
+    if out.rescale {
+        able(
+            &mut conditions,
+            true,
+            "SucceededRescale",
+            format!("the HPA controller was able to update the target scale to {}", out.desired),
+        );
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "SuccessfulRescale".into(),
+            message: format!("New size: {}; reason: {reason}", out.desired),
+        });
+        lines.push(format!("decision: scale {} → {} (reason: {reason})", out.current, out.desired));
+    } else if !matches!(out.path, Path::FailedGetScale | Path::InvalidSpec) {
+        lines.push(format!("decision: keep {} replica(s)", out.current));
+    }
+
+    // Status.
+    let evaluated_statuses: Vec<MetricStatus> = metrics.iter().filter_map(|m| m.current.clone()).collect();
+    let targets: Vec<String> = (0..p.metrics.len())
+        .map(|i| target_text(p, i, if out.metrics_evaluated { out.metrics.get(i) } else { None }))
+        .collect();
+    let status = match out.path {
+        Path::FailedGetScale => HorizontalAutoscalerStatus { conditions: conditions.clone(), ..old.clone() },
+        _ => {
+            let keeps_desired = matches!(out.path, Path::MetricsFailed | Path::InvalidSelector | Path::InvalidSpec);
+            HorizontalAutoscalerStatus {
+                observed_generation: object.metadata.generation,
+                last_scale_time: if out.rescale { Some(now.clone()) } else { old.last_scale_time.clone() },
+                current_replicas: out.current,
+                desired_replicas: if out.rescale {
+                    out.desired
+                } else if keeps_desired {
+                    old.desired_replicas
+                } else {
+                    out.current
+                },
+                current_metrics: evaluated_statuses,
+                conditions: conditions.clone(),
+                reference: Some(target_ref.clone()),
+                targets: Some(targets.join(", ")),
+                history: Some(history(out, p)),
+            }
+        }
+    };
+
+    Decision {
+        autoscaler: p.key(),
+        target: target_ref,
+        now: now.0,
+        path: out.path,
+        current_replicas: out.current,
+        desired_replicas: out.desired,
+        rescale: out.rescale,
+        reason,
+        metrics,
+        conditions,
+        events,
+        status,
+        requeue_after_seconds: object.spec.sync_period_seconds(),
+        explanation: Explanation(lines),
+        previous_desired: old.desired_replicas,
+        previous_last_scale_time: old.last_scale_time.clone(),
+    }
+}
+
+impl Decision {
+    /// What the shell applies when writing the scale failed: `AbleToScale=False/FailedUpdateScale`,
+    /// a `FailedRescale` event instead of `SuccessfulRescale`, the stored desired count and last
+    /// scale time kept, and the scale event not recorded.
+    pub fn rescale_failed(&mut self, error: &str) {
+        if !self.rescale {
+            return;
+        }
+        let now = Time(self.now);
+        set_condition(
+            &mut self.conditions,
+            "AbleToScale",
+            false,
+            "FailedUpdateScale",
+            format!("the HPA controller was unable to update the target scale: {error}"),
+            &now,
+        );
+        self.events.retain(|e| e.reason != "SuccessfulRescale");
+        self.events.push(Event {
+            type_: EventType::Warning,
+            reason: "FailedRescale".into(),
+            message: format!("New size: {}; reason: {}; error: {error}", self.desired_replicas, self.reason),
+        });
+        let change = (self.desired_replicas - self.current_replicas).abs();
+        if let Some(h) = self.status.history.as_mut() {
+            let list = if self.desired_replicas > self.current_replicas {
+                &mut h.scale_up_events
+            } else {
+                &mut h.scale_down_events
+            };
+            if let Some(pos) = list.iter().rposition(|e| e.time.0 == self.now && e.change == change) {
+                list.remove(pos);
+            }
+        }
+        self.status.conditions = self.conditions.clone();
+        self.status.desired_replicas = self.previous_desired;
+        self.status.last_scale_time = self.previous_last_scale_time.clone();
+        self.rescale = false;
+        self.explanation.0.push(format!("writing the scale failed: {error}"));
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "HorizontalAutoscaler {} → {} at {}", self.autoscaler, self.target, self.now)?;
+        if self.rescale {
+            writeln!(f, "Decision:  scale {} → {}  ({})", self.current_replicas, self.desired_replicas, self.reason)?;
+        } else {
+            writeln!(f, "Decision:  keep {} replica(s)  [{:?}]", self.current_replicas, self.path)?;
+        }
+        if !self.metrics.is_empty() {
+            writeln!(f, "Metrics:")?;
+            for m in &self.metrics {
+                let proposal = match m.replicas {
+                    Some(r) => format!("→ {r}"),
+                    None => "→ error".into(),
+                };
+                let active = match m.active {
+                    Some(true) => " (active)",
+                    Some(false) => " (inactive)",
+                    None => "",
+                };
+                writeln!(f, "  [{}] {}: {} {proposal}{active}", m.index, m.name, m.target)?;
+                if let Some(e) = &m.error {
+                    writeln!(f, "      error: {e}")?;
+                }
+            }
+        }
+        writeln!(f, "Conditions:")?;
+        for c in &self.conditions {
+            writeln!(f, "  {:<14} {:<5} {:<28} {}", c.type_, c.status, c.reason, c.message)?;
+        }
+        if !self.events.is_empty() {
+            writeln!(f, "Events:")?;
+            for e in &self.events {
+                writeln!(f, "  {:<7} {:<30} {}", format!("{:?}", e.type_), e.reason, e.message)?;
+            }
+        }
+        writeln!(f, "Why:")?;
+        write!(f, "{}", self.explanation)
+    }
+}

@@ -1,0 +1,35 @@
+//! Ballast's node decision cores, pure: a decision is a deterministic function of an observed
+//! [`ClusterSnapshot`] and `now`. No API calls, no clock, no randomness; the live controllers and
+//! the simulator call the same functions.
+//!
+//! - [`provision`]: the NodeClaims to create for pending pods, where every pod goes, and why the
+//!   rest stay pending; plus [`batch_state`] (when to solve) and [`claim_lifecycle`] (NodeClaim
+//!   conditions and launch / registration timeouts).
+//! - [`disrupt`]: one disruption pass — emptiness, drift, expiration, multi-node and single-node
+//!   consolidation, in that order — honouring budgets, PDBs, do-not-disrupt and pods that cannot
+//!   move, with a reason for every node.
+//! - [`adapt`]: NodePool / NodeClaim objects to and from the scheduling model.
+//!
+//! See `docs/nodes.md`.
+
+pub mod adapt;
+pub mod budget;
+pub mod disrupt;
+pub mod error;
+pub mod lifecycle;
+pub mod provision;
+pub mod snapshot;
+mod world;
+
+pub use adapt::{LaunchPlan, TypeOption, node_claim_to_in_flight, node_pool_to_model, template_hash};
+pub use disrupt::{
+    Action, DisruptionDecision, DisruptionOptions, Method, NodeReport, PdbMode, PodMove, Replacement, SimulationMode, Verdict,
+    Why, action_as_plan, disrupt,
+};
+pub use error::{Error, ObjectKind};
+pub use lifecycle::{ClaimObservation, Lifecycle, LifecycleOptions, ObservedNode, claim_lifecycle};
+pub use provision::{
+    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, ProvisionOptions, ProvisioningDecision, batch_state,
+    batch_state_for, provision,
+};
+pub use snapshot::{BoundPod, ClusterNode, ClusterSnapshot, DaemonSet, PendingPod, PodDisruptionBudget};

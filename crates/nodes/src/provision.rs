@@ -1,0 +1,256 @@
+//! Provisioning: which NodeClaims to create for the pending pods, where every pod goes, and why
+//! each pod that gets no node stays pending. Plus the batching rule that says when to solve.
+
+use std::collections::BTreeMap;
+
+use ballast_scheduling::{self as sched, PodRef, Reason, Relaxed, SolveOptions, Target};
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::adapt::{self, LaunchPlan};
+use crate::error::Error;
+use crate::snapshot::ClusterSnapshot;
+use crate::world::World;
+
+/// Batching window: the first pending pod opens it; each newly seen pod extends it while pods
+/// keep arriving less than `idle` apart, up to `max` after it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BatchWindow {
+    pub idle_seconds: f64,
+    pub max_seconds: f64,
+}
+
+impl Default for BatchWindow {
+    fn default() -> Self {
+        BatchWindow { idle_seconds: 1.0, max_seconds: 10.0 }
+    }
+}
+
+/// What the batching rule says.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchState {
+    /// Solve now.
+    pub solve_now: bool,
+    /// Otherwise, when to look again (None: nothing pending).
+    pub wake_at: Option<Timestamp>,
+}
+
+fn plus(t: Timestamp, seconds: f64) -> Timestamp {
+    t.checked_add(SignedDuration::from_secs_f64(seconds.max(0.0))).unwrap_or(Timestamp::MAX)
+}
+
+/// The batching rule. `first_seen` are the times the provisioner first saw each pod that is
+/// pending and not yet part of a solve. Solve when the newest arrived at least `idle` ago or the
+/// oldest at least `max` ago; else wake at whichever of those comes first.
+pub fn batch_state(first_seen: &[Timestamp], now: Timestamp, w: &BatchWindow) -> BatchState {
+    let (Some(&oldest), Some(&newest)) = (first_seen.iter().min(), first_seen.iter().max()) else {
+        return BatchState { solve_now: false, wake_at: None };
+    };
+    let idle_end = plus(newest, w.idle_seconds);
+    let max_end = plus(oldest, w.max_seconds);
+    if now >= idle_end || now >= max_end {
+        BatchState { solve_now: true, wake_at: None }
+    } else {
+        BatchState { solve_now: false, wake_at: Some(idle_end.min(max_end)) }
+    }
+}
+
+/// The batching rule over a snapshot's pending pods (a pod with no `firstSeen` counts as seen now).
+pub fn batch_state_for(snap: &ClusterSnapshot, now: Timestamp, w: &BatchWindow) -> BatchState {
+    let seen: Vec<Timestamp> = snap.pending_pods.iter().map(|p| p.first_seen.unwrap_or(now)).collect();
+    batch_state(&seen, now, w)
+}
+
+/// Provisioning knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProvisionOptions {
+    pub solve: SolveOptions,
+    pub batch: BatchWindow,
+}
+
+impl Default for ProvisionOptions {
+    fn default() -> Self {
+        ProvisionOptions { solve: SolveOptions::default(), batch: BatchWindow::default() }
+    }
+}
+
+/// Where a pod will go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "name")]
+pub enum Destination {
+    /// An existing node.
+    Node(String),
+    /// A NodeClaim already in flight.
+    InFlight(String),
+    /// A NodeClaim this decision creates.
+    NewNodeClaim(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodPlacement {
+    pub pod: PodRef,
+    pub to: Destination,
+}
+
+/// Why a pod stays pending, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PendingCategory {
+    /// A NodePool could take it but its limits are reached.
+    LimitsReached,
+    /// Every fitting instance type is out of capacity in the allowed zones / capacity types.
+    NoAvailableOffering,
+    /// Topology spread or pod (anti-)affinity cannot be met.
+    Topology,
+    HostPort,
+    /// Needs more than the largest instance type offers.
+    TooLarge,
+    /// A bound volume (or its storage class) is in zones no NodePool offers.
+    VolumeZone,
+    /// Its node selector / required affinity matches no NodePool.
+    UnsatisfiableRequirements,
+    /// No NodePool's taints are tolerated.
+    TaintsNotTolerated,
+    NoNodePools,
+    Other,
+}
+
+fn category(r: &Reason) -> PendingCategory {
+    use PendingCategory as C;
+    match r {
+        Reason::NoNodePools => C::NoNodePools,
+        Reason::TaintNotTolerated { .. } => C::TaintsNotTolerated,
+        Reason::Requirement { .. } | Reason::ConflictingPreferences | Reason::MinValues { .. } => C::UnsatisfiableRequirements,
+        Reason::VolumeZone { .. } => C::VolumeZone,
+        Reason::ExceedsLargestInstanceType { .. } | Reason::NoInstanceTypeFits { .. } => C::TooLarge,
+        Reason::NoAvailableOffering => C::NoAvailableOffering,
+        Reason::LimitsReached { .. } => C::LimitsReached,
+        Reason::TopologySpread { .. }
+        | Reason::PodAffinity { .. }
+        | Reason::PodAntiAffinity { .. }
+        | Reason::ExistingPodAntiAffinity { .. }
+        | Reason::TopologyKeyUndetermined { .. } => C::Topology,
+        Reason::HostPortConflict { .. } => C::HostPort,
+        Reason::Cordoned | Reason::InsufficientResource { .. } => C::Other,
+    }
+}
+
+/// A pod that gets no node, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingExplanation {
+    pub pod: PodRef,
+    /// The most actionable reason across NodePools (limits before offerings before constraints).
+    pub category: PendingCategory,
+    /// (NodePool, why it cannot make a node for the pod).
+    pub node_pools: Vec<(String, String)>,
+    /// (why, how many existing nodes), most common first.
+    pub nodes: Vec<(String, usize)>,
+    pub message: String,
+}
+
+/// What provisioning decides for one batch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningDecision {
+    /// NodeClaims to create, each with its instance types ordered by price.
+    pub node_claims: Vec<LaunchPlan>,
+    /// Where each placed pod goes, in the order the solver committed them.
+    pub placements: Vec<PodPlacement>,
+    pub unschedulable: Vec<PendingExplanation>,
+    /// Preferences dropped so a pod could be placed.
+    pub relaxed: Vec<Relaxed>,
+    /// $ per hour the new NodeClaims add (at their cheapest offering).
+    pub cost_per_hour: f64,
+    /// Objects left out because they are invalid.
+    pub skipped: Vec<Error>,
+}
+
+/// Decides which NodeClaims to create for the snapshot's pending pods (plus the pods of nodes
+/// being deleted). Existing and in-flight capacity is used first.
+pub fn provision(snap: &ClusterSnapshot, now: Timestamp, opts: &ProvisionOptions) -> Result<ProvisioningDecision, Error> {
+    let world = World::new(snap)?;
+    let mut skipped = world.skipped.clone();
+    let in_flight = world.in_flight_claims(&mut skipped);
+    let in_flight_names: std::collections::BTreeSet<String> = in_flight.iter().map(|c| c.name.clone()).collect();
+    let mut model = sched::Snapshot {
+        nodes: vec![],
+        in_flight,
+        pods: vec![],
+        node_pools: world.model_pools(),
+        instance_types: world.types.clone(),
+        namespaces: snap.namespaces.clone(),
+    };
+    for (i, n) in snap.nodes.iter().enumerate() {
+        if n.deleting {
+            for p in n.pods.iter().filter(|p| p.is_reschedulable()) {
+                let mut mp = adapt::model_pod(&p.pod);
+                mp.node_name = None;
+                model.pods.push(mp);
+            }
+            continue;
+        }
+        model.nodes.push(world.model_node(i));
+        for p in n.pods.iter().filter(|p| !p.terminal) {
+            let mut mp = adapt::model_pod(&p.pod);
+            mp.node_name = Some(n.name.clone());
+            model.pods.push(mp);
+        }
+    }
+    for p in &snap.pending_pods {
+        let mut mp = adapt::model_pod(&p.pod);
+        mp.node_name = None;
+        model.pods.push(mp);
+    }
+    let solution = sched::solve(&model, &opts.solve)?;
+
+    let pods_by_key: BTreeMap<PodRef, &sched::Pod> = model.pods.iter().map(|p| (p.key(), p)).collect();
+    let seed = now.as_nanosecond();
+    let mut plans = vec![];
+    for (i, c) in solution.new_claims.iter().enumerate() {
+        let pool = &world.pools[world.pool_idx[&c.node_pool]];
+        let pods: Vec<&sched::Pod> = c.pods.iter().filter_map(|k| pods_by_key.get(k).copied()).collect();
+        let name = adapt::claim_name(&c.node_pool, seed, i, &c.pods);
+        plans.push(adapt::launch_plan(c, pool.api, &pool.model, &world.types, &pods, &name, &|_, _| true)?);
+    }
+    let placements = solution
+        .placements
+        .iter()
+        .map(|pl| PodPlacement {
+            pod: pl.pod.clone(),
+            to: match &pl.target {
+                Target::Node(n) if in_flight_names.contains(n) => Destination::InFlight(n.clone()),
+                Target::Node(n) => Destination::Node(n.clone()),
+                Target::NewClaim(i) => Destination::NewNodeClaim(plans[*i].name.clone()),
+            },
+        })
+        .collect();
+    let unschedulable = solution.unschedulable.iter().map(explain_pending).collect();
+    Ok(ProvisioningDecision {
+        cost_per_hour: plans.iter().map(|p| p.price).sum(),
+        node_claims: plans,
+        placements,
+        unschedulable,
+        relaxed: solution.relaxed.clone(),
+        skipped,
+    })
+}
+
+/// Turns the solver's account of an unplaceable pod into a category and a sentence.
+pub fn explain_pending(u: &sched::Unschedulable) -> PendingExplanation {
+    let category = if u.node_pools.is_empty() {
+        if u.nodes.is_empty() { PendingCategory::NoNodePools } else { u.nodes.iter().map(|(r, _)| category(r)).min().unwrap_or(PendingCategory::Other) }
+    } else {
+        u.node_pools.iter().map(|(_, r)| category(r)).min().unwrap_or(PendingCategory::Other)
+    };
+    PendingExplanation {
+        pod: u.pod.clone(),
+        category,
+        node_pools: u.node_pools.iter().map(|(p, r)| (p.clone(), r.to_string())).collect(),
+        nodes: u.nodes.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+        message: u.to_string(),
+    }
+}

@@ -237,7 +237,8 @@ pub struct Unschedulable {
     pub pod: PodRef,
     /// (NodePool name, why a new node from it cannot take the pod).
     pub node_pools: Vec<(String, Reason)>,
-    /// (why, how many existing nodes or NodeClaims of this solve), most common first.
+    /// (why, how many existing nodes or NodeClaims of this solve), most common first; one entry
+    /// per shortage (resource, amount needed) with the most any of those nodes has free.
     pub nodes: Vec<(Reason, usize)>,
     /// Preferences already dropped before giving up.
     pub relaxed: Vec<String>,
@@ -252,8 +253,12 @@ impl fmt::Display for Unschedulable {
         for (pool, r) in &self.node_pools {
             write!(f, " NodePool {pool}: {r};")?;
         }
-        for (r, n) in &self.nodes {
+        for (r, n) in self.nodes.iter().take(5) {
             write!(f, " {n} node(s): {r};")?;
+        }
+        if self.nodes.len() > 5 {
+            let rest: usize = self.nodes[5..].iter().map(|(_, n)| n).sum();
+            write!(f, " {rest} more node(s) for other reasons;")?;
         }
         if !self.relaxed.is_empty() {
             write!(f, " (after dropping: {})", self.relaxed.join(", "))?;

@@ -2426,9 +2426,36 @@ impl<'a> Solver<'a> {
             }
         }
         let mut tally: Vec<(Reason, usize)> = vec![];
-        let mut add = |r: Reason| match tally.iter_mut().find(|(x, _)| *x == r) {
-            Some((_, n)) => *n += 1,
-            None => tally.push((r, 1)),
+        // Same shortage on many nodes is one line, showing the most any of them has free.
+        let mut add = |r: Reason| {
+            let same = |x: &Reason| match (x, &r) {
+                (
+                    Reason::InsufficientResource {
+                        resource: a,
+                        needed: na,
+                        ..
+                    },
+                    Reason::InsufficientResource {
+                        resource: b,
+                        needed: nb,
+                        ..
+                    },
+                ) => a == b && na == nb,
+                (x, r) => x == r,
+            };
+            match tally.iter_mut().find(|(x, _)| same(x)) {
+                Some((x, n)) => {
+                    *n += 1;
+                    if let (
+                        Reason::InsufficientResource { free: fx, .. },
+                        Reason::InsufficientResource { free: fr, .. },
+                    ) = (x, &r)
+                    {
+                        *fx = (*fx).max(*fr);
+                    }
+                }
+                None => tally.push((r, 1)),
+            }
         };
         for s in 0..self.n_existing {
             if let Err(w) = self.try_slot(pi, s) {

@@ -200,21 +200,26 @@ cmd_build() {
 pidfile() { echo "$RT/pids/$1.pid"; }
 logfile() { echo "$RT/logs/$1.log"; }
 
-# alive PID: the process exists and is not a zombie waiting for its (re)parent to reap it.
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
+# Pidfiles hold "PID STARTTIME" (start time in clock ticks from /proc/PID/stat), so that a pid
+# recycled by an unrelated process after a reboot or crash is never mistaken for ours.
+proc_start() { # PID -> start time; fails for missing or zombie processes
+  local stat f
   stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ ${stat:0:1} != Z ]]
+  stat="${stat##*) }" # fields after the command name, starting at field 3 (state)
+  read -r -a f <<<"$stat"
+  [[ ${f[0]} != Z ]] || return 1
+  echo "${f[19]}" # field 22
 }
 
-running() { # name -> 0 if its recorded process is alive
-  local pf pid
+# alive PID STARTTIME
+alive() { [[ "$(proc_start "$1")" == "$2" ]]; }
+
+running() { # NAME -> 0 if its recorded process is alive
+  local pf pid start
   pf="$(pidfile "$1")"
   [[ -s $pf ]] || return 1
-  pid="$(<"$pf")"
-  [[ -n $pid ]] && alive "$pid"
+  read -r pid start <"$pf" || true
+  [[ -n $pid && -n $start ]] && alive "$pid" "$start"
 }
 
 # spawn NAME CMD... : start CMD in its own session, stdout/stderr to the log, pid to the pidfile.
@@ -224,7 +229,8 @@ spawn() {
   mkdir -p "$RT/pids" "$RT/logs"
   log "starting $name"
   setsid "$@" </dev/null >"$(logfile "$name")" 2>&1 8>&- 9>&- &
-  echo $! > "$(pidfile "$name")"
+  local pid=$!
+  echo "$pid $(proc_start "$pid")" > "$(pidfile "$name")"
 }
 
 log_tail() { local f; f="$(logfile "$1")"; [[ -f $f ]] && tail -n "${2:-40}" "$f" | sed "s/^/    $1| /" >&2; }
@@ -247,17 +253,17 @@ wait_ready() {
   log "$name ready"
 }
 
-# stop NAME [SIGNAL]: signal the recorded pid, wait up to 20s, then SIGKILL.
+# stop NAME [SIGNAL]: signal the recorded process, wait up to 20s, then SIGKILL.
 stop() {
-  local name="$1" sig="${2:-TERM}" pf pid i
+  local name="$1" sig="${2:-TERM}" pf pid start i
   pf="$(pidfile "$name")"
   [[ -f $pf ]] || return 0
-  pid="$(<"$pf")"
-  if [[ -n $pid ]] && alive "$pid"; then
+  read -r pid start <"$pf" || true
+  if [[ -n $pid && -n $start ]] && alive "$pid" "$start"; then
     log "stopping $name (pid $pid)"
     kill -s "$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do alive "$pid" || break; sleep 0.1; done
-    if alive "$pid"; then
+    for ((i = 0; i < 200; i++)); do alive "$pid" "$start" || break; sleep 0.1; done
+    if alive "$pid" "$start"; then
       log "$name did not stop; SIGKILL"
       kill -s KILL "$pid" 2>/dev/null || true
     fi
@@ -656,7 +662,7 @@ cmd_is_up() {
 cmd_status() {
   local c pid
   for c in "${KUBE_PARTS[@]}" prometheus redis rabbitmq epmd postgres moto; do
-    if running "$c"; then pid="$(<"$(pidfile "$c")")"; printf '%-24s running (pid %s)\n' "$c" "$pid"
+    if running "$c"; then read -r pid _ <"$(pidfile "$c")"; printf '%-24s running (pid %s)\n' "$c" "$pid"
     else printf '%-24s stopped\n' "$c"; fi
   done
 }

@@ -20,7 +20,7 @@ use crate::budget;
 use crate::error::Error;
 use crate::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, POD_DELETION_COST, SAFE_TO_EVICT};
 use crate::world::{REASONS, World};
-pub use sim::{Outcome, SimulationMode};
+pub use sim::{Dest, Outcome, SimulationMode};
 
 /// How a PodDisruptionBudget stops a disruption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -910,14 +910,16 @@ impl<'w, 'a> Ctx<'w, 'a> {
         out
     }
 
-    fn moves(&self, moves: Vec<(PodRef, String)>, replacements: &[Replacement]) -> Vec<PodMove> {
-        let mut out: Vec<PodMove> = moves.into_iter().map(|(pod, to)| PodMove { pod, to, to_replacement: false }).collect();
-        for r in replacements {
-            for p in &r.model.pods {
-                out.push(PodMove { pod: p.clone(), to: r.plan.name.clone(), to_replacement: true });
-            }
-        }
-        out
+    /// Pod moves in the order the simulation committed them; `claims` maps the simulation's
+    /// claim indices to the replacements kept (in order).
+    fn moves(&self, moves: Vec<(PodRef, Dest)>, replacements: &[Replacement]) -> Vec<PodMove> {
+        moves
+            .into_iter()
+            .filter_map(|(pod, to)| match to {
+                Dest::Node(n) => Some(PodMove { pod, to: n, to_replacement: false }),
+                Dest::Claim(i) => replacements.get(i).map(|r| PodMove { pod, to: r.plan.name.clone(), to_replacement: true }),
+            })
+            .collect()
     }
 
     fn plan_for(&self, c: &NewClaim, nodes: &[usize], k: usize, filter: &dyn Fn(&str, &sched::Offering) -> bool) -> Result<LaunchPlan, Error> {

@@ -36,13 +36,20 @@ pub enum SimulationMode {
     FullSolve,
 }
 
+/// A simulated pod's destination: an existing node, or one of the new claims (by index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Node(String),
+    Claim(usize),
+}
+
 /// Where the pods of a set of nodes would go.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Every pod fits on the remaining nodes.
-    Fits { moves: Vec<(PodRef, String)> },
+    Fits { moves: Vec<(PodRef, Dest)> },
     /// Some pods need new NodeClaims.
-    NewNodes { moves: Vec<(PodRef, String)>, claims: Vec<NewClaim> },
+    NewNodes { moves: Vec<(PodRef, Dest)>, claims: Vec<NewClaim> },
     /// A pod has nowhere to go.
     Unplaceable { pod: PodRef, why: String },
 }
@@ -300,7 +307,7 @@ impl<'w, 'a> Sim<'w, 'a> {
                     }
                     self.block_max[p / BLOCK] = self.block_summary(p / BLOCK);
                     touched_blocks.push(p / BLOCK);
-                    moves.push((self.pods[n][k].pod.key(), self.world.snap.nodes[self.order[p]].name.clone()));
+                    moves.push((self.pods[n][k].pod.key(), Dest::Node(self.world.snap.nodes[self.order[p]].name.clone())));
                 }
                 None => left.push((n, k)),
             }
@@ -408,14 +415,20 @@ pub fn solve_options() -> SolveOptions {
     SolveOptions { allow_new_nodes: true, relax_preferences: true, max_instance_type_options: usize::MAX, improve: true }
 }
 
-fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, String)>) -> Outcome {
+/// Reads a solution; `moves` are placements already made on existing nodes (fast path), and the
+/// solution's placements follow in the solver's order (which topology checks depend on).
+fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, Dest)>) -> Outcome {
     if let Some(u) = sol.unschedulable.first() {
         return Outcome::Unplaceable { pod: u.pod.clone(), why: u.to_string() };
     }
     for pl in &sol.placements {
-        if let sched::Target::Node(n) = &pl.target {
-            moves.push((pl.pod.clone(), n.clone()));
-        }
+        moves.push((
+            pl.pod.clone(),
+            match &pl.target {
+                sched::Target::Node(n) => Dest::Node(n.clone()),
+                sched::Target::NewClaim(i) => Dest::Claim(*i),
+            },
+        ));
     }
     if sol.new_claims.is_empty() { Outcome::Fits { moves } } else { Outcome::NewNodes { moves, claims: sol.new_claims } }
 }

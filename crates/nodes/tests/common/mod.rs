@@ -127,3 +127,13 @@ pub fn cluster(pools: Vec<NodePool>, nodes: Vec<ClusterNode>) -> ClusterSnapshot
 pub fn ty(name: &str) -> InstanceType {
     catalog().into_iter().find(|t| t.name == name).unwrap()
 }
+
+/// An action as JSON with its pod moves sorted (the fast path commits plain pods in another
+/// order than the solver; for plain pods the order does not matter).
+pub fn canonical(a: &Option<ballast_nodes::Action>) -> serde_json::Value {
+    let mut a = a.clone();
+    if let Some(a) = a.as_mut() {
+        a.moves.sort_by(|x, y| (&x.pod, &x.to).cmp(&(&y.pod, &y.to)));
+    }
+    serde_json::to_value(&a).unwrap()
+}

@@ -192,12 +192,24 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
     }
     let existing = nodes.len();
     for (i, c) in sol.new_claims.iter().enumerate() {
+        // An unusable claim still takes its slot so indices stay aligned; nothing fits on it.
+        let placeholder = || CNode {
+            name: format!("new:{}", c.name),
+            labels: c.labels.clone(),
+            taints: vec![],
+            alloc: Resources::default(),
+            used: Resources::default(),
+            pool: None,
+            capacity: Resources::default(),
+        };
         let Some(p) = pools.get(c.node_pool.as_str()) else {
             bad.push(format!("claim {i} uses unknown pool {}", c.node_pool));
+            nodes.push(placeholder());
             continue;
         };
         let Some(t) = types.get(c.instance_type.as_str()) else {
             bad.push(format!("claim {i} uses unknown type {}", c.instance_type));
+            nodes.push(placeholder());
             continue;
         };
         match t

@@ -81,9 +81,8 @@ pub fn parse_scaled(input: &str, scale: i64) -> Result<i64, QuantityError> {
     let mut den: i128 = 1;
     let overflow = || err(input, "out of range");
     if exp10 >= 0 {
-        num = num
-            .checked_mul(10i128.pow(exp10 as u32))
-            .ok_or_else(overflow)?;
+        let scale10 = 10i128.checked_pow(exp10 as u32).ok_or_else(overflow)?;
+        num = num.checked_mul(scale10).ok_or_else(overflow)?;
     } else {
         den = 10i128.checked_pow((-exp10) as u32).ok_or_else(overflow)?;
     }
@@ -167,6 +166,8 @@ mod tests {
         assert!(parse_units("abc").is_err());
         assert!(parse_units("1..2").is_err());
         assert!(parse_units("9999999999999Ei").is_err());
+        assert!(parse_units("1e30E").is_err());
+        assert!(parse_units("99999999999999999999999999999e30").is_err());
     }
 
     #[test]

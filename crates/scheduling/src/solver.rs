@@ -2538,6 +2538,27 @@ impl<'a> Solver<'a> {
         let (t, z, ct, price) =
             self.cheapest(&c.types, c.zmask, c.cmask)
                 .unwrap_or((0, 0, 0, f64::NAN));
+        if self.types.is_empty() || self.zones.is_empty() || self.cts.is_empty() || price.is_nan() {
+            // Every living claim keeps a type with an offering, so this is never taken; it only
+            // keeps bad data from panicking.
+            return NewClaim {
+                name: claim_name(&pool.name, ci),
+                node_pool: pool.name.clone(),
+                instance_type: String::new(),
+                zone: String::new(),
+                capacity_type: String::new(),
+                price: 0.0,
+                labels: BTreeMap::new(),
+                taints: np.taints.clone(),
+                requests: self.resources(&c.used),
+                pods: c
+                    .pods
+                    .iter()
+                    .map(|&pi| self.snap.pods[self.pods[pi].src].key())
+                    .collect(),
+                instance_type_options: vec![],
+            };
+        }
         let name = claim_name(&pool.name, ci);
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &c.reqs {
@@ -2599,8 +2620,12 @@ impl<'a> Solver<'a> {
             return v.vals.first().map(|&x| self.vals.name(x).to_string());
         }
         if v.gt.is_some() || v.lt.is_some() {
-            let mut n = v.gt.map(|g| g + 1).unwrap_or(0);
-            while v.vals.iter().any(|&x| self.vals.num(x) == Some(n)) {
+            let mut n = match (v.gt, v.lt) {
+                (Some(g), _) => g.saturating_add(1),
+                (None, Some(l)) => l.saturating_sub(1).min(0),
+                (None, None) => 0,
+            };
+            while v.vals.iter().any(|&x| self.vals.num(x) == Some(n)) && n < i64::MAX {
                 n += 1;
             }
             return Some(n.to_string());

@@ -346,3 +346,32 @@ fn checker_flags_overcommit_and_anti_affinity() {
     assert!(bad.iter().any(|b| b.contains("anti-affinity")), "{bad:#?}");
     assert!(bad.iter().any(|b| b.contains("overcommitted")), "{bad:#?}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Extreme or contradictory values come back as a plan or an error, never a panic.
+    #[test]
+    fn extreme_values_never_panic(seed in any::<u64>(), big in prop::sample::select(vec![0i64, 1, i64::MAX / 2, i64::MAX]), skew in -2i32..3) {
+        let mut s = random_snapshot(seed);
+        if let Some(p) = s.pods.iter_mut().find(|p| p.node_name.is_none()) {
+            p.requests.cpu_millis = big;
+            p.requests.set("example.com/gpu", big);
+            p.topology_spread_constraints.push(common::spread(labels::ZONE, skew, "a", WhenUnsatisfiable::DoNotSchedule));
+            p.affinity.node_affinity.required.push(NodeSelectorTerm {
+                match_expressions: vec![Requirement::new("example.com/cpu", Operator::Gt, &["9223372036854775807"])],
+            });
+        }
+        if let Some(t) = s.instance_types.first_mut() {
+            t.capacity.memory_bytes = big;
+            t.overhead.cpu_millis = big;
+        }
+        if let Some(np) = s.node_pools.first_mut() {
+            np.limits = Some(Resources::cpu_mem(big, big).with("nodes", big));
+            np.requirements.push(Requirement::new("example.com/cpu", Operator::Lt, &["-9223372036854775808"]));
+        }
+        if let Ok(sol) = solve(&s, &SolveOptions::default()) {
+            let _ = sol.to_owned();
+        }
+    }
+}

@@ -1,10 +1,28 @@
-use ballast_horizontal::{explain, Snapshot};
+//! The documented example snapshot reads, decides as the docs say, and round-trips through JSON.
+use ballast_horizontal::{explain, Path, Snapshot};
+
+fn example() -> Snapshot {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/snapshot.yaml")).unwrap();
+    Snapshot::from_yaml(&text).unwrap()
+}
 
 #[test]
-fn the_documented_example_reads_and_decides() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/snapshot.yaml")).unwrap();
-    let snapshot = Snapshot::from_yaml(&text).unwrap();
-    let d = explain(&snapshot).unwrap();
-    println!("{d}");
-    println!("{}", serde_json::to_string_pretty(&d).unwrap());
+fn the_documented_example_decides_as_documented() {
+    let d = explain(&example()).unwrap();
+    // 3 ready pods at 90% of their 600m requests, one starting pod counted at 0 on the way up:
+    // 67% vs 60% → ceil(1.117 × 4) = 5; Prometheus 230 / 50 per replica → 5.
+    assert_eq!((d.path, d.current_replicas, d.desired_replicas), (Path::Normal, 4, 5));
+    assert_eq!(d.metrics[0].replicas, Some(5));
+    assert_eq!(d.metrics[1].replicas, Some(5));
+    assert_eq!(d.events[0].message, "New size: 5; reason: cpu resource utilization (percentage of request) above target");
+    let text = d.to_string();
+    assert!(text.contains("Why:"), "{text}");
+}
+
+#[test]
+fn snapshots_round_trip_through_json() {
+    let s = example();
+    let json = serde_json::to_string(&s).unwrap();
+    let back = Snapshot::from_json(&json).unwrap();
+    assert_eq!(explain(&back).unwrap(), explain(&s).unwrap());
 }

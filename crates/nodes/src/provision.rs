@@ -228,7 +228,7 @@ pub fn provision(snap: &ClusterSnapshot, now: Timestamp, opts: &ProvisionOptions
             },
         })
         .collect();
-    let unschedulable = solution.unschedulable.iter().map(explain_pending).collect();
+    let unschedulable = solution.unschedulable.iter().map(|u| explain_pending(u, pods_by_key.get(&u.pod).copied())).collect();
     Ok(ProvisioningDecision {
         cost_per_hour: plans.iter().map(|p| p.price).sum(),
         node_claims: plans,
@@ -239,12 +239,22 @@ pub fn provision(snap: &ClusterSnapshot, now: Timestamp, opts: &ProvisionOptions
     })
 }
 
-/// Turns the solver's account of an unplaceable pod into a category and a sentence.
-pub fn explain_pending(u: &sched::Unschedulable) -> PendingExplanation {
+/// Turns the solver's account of an unplaceable pod into a category and a sentence. With the
+/// pod at hand, a zone requirement that comes from its volumes is reported as a volume problem.
+pub fn explain_pending(u: &sched::Unschedulable, pod: Option<&sched::Pod>) -> PendingExplanation {
+    let volume_zone = |r: &Reason| {
+        matches!(r, Reason::Requirement { key, .. } if key == sched::labels::ZONE)
+            && pod.is_some_and(|p| {
+                p.volumes.iter().any(|v| !v.zones.is_empty())
+                    && !p.node_selector.contains_key(sched::labels::ZONE)
+                    && !p.affinity.node_affinity.required.iter().any(|t| t.match_expressions.iter().any(|e| e.key == sched::labels::ZONE))
+            })
+    };
+    let cat = |r: &Reason| if volume_zone(r) { PendingCategory::VolumeZone } else { category(r) };
     let category = if u.node_pools.is_empty() {
-        if u.nodes.is_empty() { PendingCategory::NoNodePools } else { u.nodes.iter().map(|(r, _)| category(r)).min().unwrap_or(PendingCategory::Other) }
+        if u.nodes.is_empty() { PendingCategory::NoNodePools } else { u.nodes.iter().map(|(r, _)| cat(r)).min().unwrap_or(PendingCategory::Other) }
     } else {
-        u.node_pools.iter().map(|(_, r)| category(r)).min().unwrap_or(PendingCategory::Other)
+        u.node_pools.iter().map(|(_, r)| cat(r)).min().unwrap_or(PendingCategory::Other)
     };
     PendingExplanation {
         pod: u.pod.clone(),

@@ -1,0 +1,149 @@
+//! Event sources: the backlog of a queue or database, read straight from it.
+
+pub(crate) mod postgres;
+pub(crate) mod rabbitmq;
+pub(crate) mod redis;
+pub mod sqs;
+
+use std::time::Duration;
+
+use ballast_api::horizontal::{EventMetricSource, EventSourceType};
+use ballast_horizontal::snapshot::MetricReading;
+
+use crate::convert::float_quantity;
+use crate::error::ReadError;
+use crate::secrets::SecretData;
+use sqs::AwsCredentials;
+
+pub(crate) struct EventReaders {
+    pub(crate) redis: redis::RedisReader,
+    pub(crate) rabbitmq: rabbitmq::RabbitReader,
+    pub(crate) postgres: postgres::PostgresReader,
+    pub(crate) http: reqwest::Client,
+    pub(crate) aws_region: Option<String>,
+    pub(crate) aws_credentials: Option<AwsCredentials>,
+    pub(crate) read_timeout: Duration,
+}
+
+fn missing(field: &str, type_: &str) -> ReadError {
+    ReadError::InvalidSpec(format!("event type {type_} needs the event.{field} field"))
+}
+
+/// Where an event source reads, for messages (never with credentials).
+pub(crate) fn describe(e: &EventMetricSource) -> String {
+    match e.type_ {
+        EventSourceType::RedisList => match &e.redis_list {
+            Some(r) => format!("event source redis-list {:?} at {}", r.list_name, r.address),
+            None => "event source redis-list".into(),
+        },
+        EventSourceType::Rabbitmq => match &e.rabbitmq {
+            Some(r) => match &r.url {
+                Some(u) => format!(
+                    "event source rabbitmq queue {:?} at {}",
+                    r.queue_name,
+                    rabbitmq::redact(u)
+                ),
+                None => format!("event source rabbitmq queue {:?}", r.queue_name),
+            },
+            None => "event source rabbitmq".into(),
+        },
+        EventSourceType::Postgresql => match &e.postgresql {
+            Some(p) => format!(
+                "event source postgresql query on {}:{}/{}",
+                p.host,
+                p.port.unwrap_or(5432),
+                p.database
+            ),
+            None => "event source postgresql".into(),
+        },
+        EventSourceType::AwsSqs => match &e.aws_sqs {
+            Some(s) => format!("event source aws-sqs queue {}", s.queue_url),
+            None => "event source aws-sqs".into(),
+        },
+        EventSourceType::Kafka => match &e.kafka {
+            Some(k) => format!("event source kafka consumer group {:?}", k.consumer_group),
+            None => "event source kafka".into(),
+        },
+        EventSourceType::Cron => "event source cron".into(),
+    }
+}
+
+impl EventReaders {
+    /// Reads the source's value. Cron needs no reading (the core evaluates the schedule): its
+    /// reading is empty.
+    pub(crate) async fn read(
+        &self,
+        e: &EventMetricSource,
+        secret: Option<&SecretData>,
+    ) -> Result<MetricReading, ReadError> {
+        let value = match e.type_ {
+            EventSourceType::Cron => return Ok(MetricReading::default()),
+            EventSourceType::Kafka => {
+                return Err(ReadError::Unsupported(
+                    "kafka event source is not supported yet".into(),
+                ));
+            }
+            EventSourceType::RedisList => {
+                let src = e
+                    .redis_list
+                    .as_ref()
+                    .ok_or_else(|| missing("redisList", "redis-list"))?;
+                let (user, password) = match secret {
+                    Some(s) => (s.get("username")?, Some(s.require("password")?)),
+                    None => (None, None),
+                };
+                self.redis.read(src, user, password).await?
+            }
+            EventSourceType::Rabbitmq => {
+                let src = e
+                    .rabbitmq
+                    .as_ref()
+                    .ok_or_else(|| missing("rabbitmq", "rabbitmq"))?;
+                let url = match secret {
+                    Some(s) => Some(s.require("url")?),
+                    None => None,
+                };
+                self.rabbitmq.read(src, url).await?
+            }
+            EventSourceType::Postgresql => {
+                let src = e
+                    .postgresql
+                    .as_ref()
+                    .ok_or_else(|| missing("postgresql", "postgresql"))?;
+                let password = match secret {
+                    Some(s) => Some(s.require("password")?),
+                    None => None,
+                };
+                self.postgres.read(src, password).await?
+            }
+            EventSourceType::AwsSqs => {
+                let src = e
+                    .aws_sqs
+                    .as_ref()
+                    .ok_or_else(|| missing("awsSqs", "aws-sqs"))?;
+                let creds = match secret {
+                    Some(s) => AwsCredentials::from_secret(s)?,
+                    None => self.aws_credentials.clone().ok_or_else(|| {
+                        ReadError::InvalidSpec(
+                            "aws-sqs: no AWS credentials (set credentialsRef with awsAccessKeyID and \
+                             awsSecretAccessKey, or give the controller AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                                .into(),
+                        )
+                    })?,
+                };
+                sqs::read(
+                    &self.http,
+                    src,
+                    self.aws_region.as_deref(),
+                    &creds,
+                    self.read_timeout,
+                )
+                .await?
+            }
+        };
+        Ok(MetricReading {
+            value: Some(float_quantity(value)?),
+            ..Default::default()
+        })
+    }
+}

@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ballast_api::nodes::{self as api, NodeClassReference, NodePool, NodePoolSpec};
-use ballast_nodes::{BoundPod, ClusterNode, ClusterSnapshot, DisruptionOptions, SimulationMode, disrupt};
-use ballast_scheduling::{InstanceType, LabelSelector, Offering, Pod, Resources, TopologySpreadConstraint};
+use ballast_nodes::{
+    BoundPod, ClusterNode, ClusterSnapshot, DisruptionOptions, SimulationMode, disrupt,
+};
+use ballast_scheduling::{
+    InstanceType, LabelSelector, Offering, Pod, Resources, TopologySpreadConstraint,
+};
 
 /// SplitMix64: a tiny seeded generator, so the cluster is the same on every run.
 struct Rng(u64);
@@ -39,8 +43,18 @@ fn catalog() -> Vec<InstanceType> {
             let od = 0.025 * cpu as f64 + 0.001 * mem as f64;
             let mut offerings = vec![];
             for z in ZONES {
-                offerings.push(Offering { zone: z.into(), capacity_type: "on-demand".into(), price: od, available: true });
-                offerings.push(Offering { zone: z.into(), capacity_type: "spot".into(), price: od * 0.7, available: true });
+                offerings.push(Offering {
+                    zone: z.into(),
+                    capacity_type: "on-demand".into(),
+                    price: od,
+                    available: true,
+                });
+                offerings.push(Offering {
+                    zone: z.into(),
+                    capacity_type: "spot".into(),
+                    price: od * 0.7,
+                    available: true,
+                });
             }
             out.push(InstanceType {
                 name: format!("{fam}.{cpu}x"),
@@ -48,7 +62,10 @@ fn catalog() -> Vec<InstanceType> {
                 overhead: Resources::cpu_mem(100, GI / 2),
                 labels: BTreeMap::from([
                     ("kubernetes.io/arch".to_string(), "amd64".to_string()),
-                    ("nodes.ballast.dev/instance-family".to_string(), fam.to_string()),
+                    (
+                        "nodes.ballast.dev/instance-family".to_string(),
+                        fam.to_string(),
+                    ),
                 ]),
                 offerings,
             });
@@ -64,7 +81,11 @@ fn pool() -> NodePool {
             template: api::NodeClaimTemplate {
                 metadata: None,
                 spec: api::NodeClaimTemplateSpec {
-                    node_class_ref: NodeClassReference { group: "nodes.ballast.dev".into(), kind: "KwokNodeClass".into(), name: "default".into() },
+                    node_class_ref: NodeClassReference {
+                        group: "nodes.ballast.dev".into(),
+                        kind: "KwokNodeClass".into(),
+                        name: "default".into(),
+                    },
                     requirements: vec![api::NodeSelectorRequirementWithMinValues {
                         key: api::labels::CAPACITY_TYPE.into(),
                         operator: api::RequirementOperator::In,
@@ -74,7 +95,13 @@ fn pool() -> NodePool {
                     ..Default::default()
                 },
             },
-            disruption: Some(api::Disruption { budgets: vec![api::Budget { nodes: "100%".into(), ..Default::default() }], ..Default::default() }),
+            disruption: Some(api::Disruption {
+                budgets: vec![api::Budget {
+                    nodes: "100%".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
             limits: None,
             weight: None,
         },
@@ -99,25 +126,42 @@ fn cluster(seed: u64, nodes: usize, pods_per_node: usize, spread_every: u64) -> 
             let m = [256i64, 512, 512, 1024, 2048][rng.below(5) as usize] << 20;
             cpu += c;
             mem += m;
-            let mut pod = Pod::new(&format!("ns{}", i % 20), &format!("p{i}-{k}"), Resources::cpu_mem(c, m));
-            pod.labels.insert("app".into(), format!("app{}", rng.below(50)));
+            let mut pod = Pod::new(
+                &format!("ns{}", i % 20),
+                &format!("p{i}-{k}"),
+                Resources::cpu_mem(c, m),
+            );
+            pod.labels
+                .insert("app".into(), format!("app{}", rng.below(50)));
             pod.priority = if rng.below(10) == 0 { 1000 } else { 0 };
             n_pod += 1;
-            if spread_every > 0 && n_pod % spread_every == 0 {
-                pod.topology_spread_constraints.push(TopologySpreadConstraint {
-                    max_skew: 1,
-                    topology_key: "topology.kubernetes.io/zone".into(),
-                    when_unsatisfiable: Default::default(),
-                    label_selector: Some(LabelSelector::labels(&[("app", pod.labels["app"].as_str())])),
-                    min_domains: None,
-                    match_label_keys: vec![],
-                    node_affinity_policy: Default::default(),
-                });
+            if spread_every > 0 && n_pod.is_multiple_of(spread_every) {
+                pod.topology_spread_constraints
+                    .push(TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: "topology.kubernetes.io/zone".into(),
+                        when_unsatisfiable: Default::default(),
+                        label_selector: Some(LabelSelector::labels(&[(
+                            "app",
+                            pod.labels["app"].as_str(),
+                        )])),
+                        min_domains: None,
+                        match_label_keys: vec![],
+                        node_affinity_policy: Default::default(),
+                    });
             }
-            pods.push(BoundPod { pod, owner_kind: Some("ReplicaSet".into()), ..Default::default() });
+            pods.push(BoundPod {
+                pod,
+                owner_kind: Some("ReplicaSet".into()),
+                ..Default::default()
+            });
         }
         pods.push(BoundPod {
-            pod: Pod::new("kube-system", &format!("ds-{i}"), Resources::cpu_mem(100, 128 << 20)),
+            pod: Pod::new(
+                "kube-system",
+                &format!("ds-{i}"),
+                Resources::cpu_mem(100, 128 << 20),
+            ),
             owner_kind: Some("DaemonSet".into()),
             ..Default::default()
         });
@@ -125,7 +169,11 @@ fn cluster(seed: u64, nodes: usize, pods_per_node: usize, spread_every: u64) -> 
         mem += 128 << 20;
         let fits: Vec<&InstanceType> = types
             .iter()
-            .filter(|t| t.name.starts_with('m') && t.allocatable().cpu_millis >= cpu && t.allocatable().memory_bytes >= mem)
+            .filter(|t| {
+                t.name.starts_with('m')
+                    && t.allocatable().cpu_millis >= cpu
+                    && t.allocatable().memory_bytes >= mem
+            })
             .collect();
         let up = [0, 0, 0, 1, 2][rng.below(5) as usize].min(fits.len() - 1);
         let t = fits[up];
@@ -136,7 +184,10 @@ fn cluster(seed: u64, nodes: usize, pods_per_node: usize, spread_every: u64) -> 
                 (api::labels::NODEPOOL.to_string(), "default".to_string()),
                 (api::labels::INSTANCE_TYPE.to_string(), t.name.clone()),
                 (api::labels::ZONE.to_string(), zone.to_string()),
-                (api::labels::CAPACITY_TYPE.to_string(), "on-demand".to_string()),
+                (
+                    api::labels::CAPACITY_TYPE.to_string(),
+                    "on-demand".to_string(),
+                ),
                 ("kubernetes.io/arch".to_string(), "amd64".to_string()),
             ]),
             allocatable: t.allocatable(),
@@ -147,7 +198,12 @@ fn cluster(seed: u64, nodes: usize, pods_per_node: usize, spread_every: u64) -> 
             ..Default::default()
         });
     }
-    ClusterSnapshot { nodes: out, node_pools: vec![pool()], instance_types: types, ..Default::default() }
+    ClusterSnapshot {
+        nodes: out,
+        node_pools: vec![pool()],
+        instance_types: types,
+        ..Default::default()
+    }
 }
 
 fn run(label: &str, s: &ClusterSnapshot, opts: &DisruptionOptions, reps: usize) {
@@ -166,7 +222,12 @@ fn run(label: &str, s: &ClusterSnapshot, opts: &DisruptionOptions, reps: usize) 
     let single = d
         .nodes
         .iter()
-        .filter(|n| n.notes.iter().any(|x| x.method == Some(ballast_nodes::Method::SingleNodeConsolidation) && x.verdict != ballast_nodes::Verdict::Rejected))
+        .filter(|n| {
+            n.notes.iter().any(|x| {
+                x.method == Some(ballast_nodes::Method::SingleNodeConsolidation)
+                    && x.verdict != ballast_nodes::Verdict::Rejected
+            })
+        })
         .count();
     println!("{label}");
     println!("  cluster: {} nodes, {} pods", s.nodes.len(), pods);
@@ -194,12 +255,33 @@ fn run(label: &str, s: &ClusterSnapshot, opts: &DisruptionOptions, reps: usize) 
 }
 
 fn main() {
-    let opts = DisruptionOptions { explain_all: true, ..Default::default() };
+    let opts = DisruptionOptions {
+        explain_all: true,
+        ..Default::default()
+    };
     let plain = cluster(42, 1000, 30, 0);
-    run("1,000 nodes, 30,000 pods, every candidate (single + multi), fast simulation", &plain, &opts, 5);
+    run(
+        "1,000 nodes, 30,000 pods, every candidate (single + multi), fast simulation",
+        &plain,
+        &opts,
+        5,
+    );
     let mixed = cluster(42, 1000, 30, 1000);
-    run("same with 1 pod in 1,000 under a zone topology spread (those nodes take the full solver)", &mixed, &opts, 3);
+    run(
+        "same with 1 pod in 1,000 under a zone topology spread (those nodes take the full solver)",
+        &mixed,
+        &opts,
+        3,
+    );
     let small = cluster(7, 100, 30, 0);
-    run("100 nodes, 3,000 pods, full solver for every simulation (reference)", &small, &DisruptionOptions { simulation: SimulationMode::FullSolve, ..opts.clone() }, 1);
+    run(
+        "100 nodes, 3,000 pods, full solver for every simulation (reference)",
+        &small,
+        &DisruptionOptions {
+            simulation: SimulationMode::FullSolve,
+            ..opts.clone()
+        },
+        1,
+    );
     run("100 nodes, 3,000 pods, fast simulation", &small, &opts, 3);
 }

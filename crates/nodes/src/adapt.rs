@@ -11,13 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ballast_api::common::parse_duration_seconds;
 use ballast_api::nodes::{
-    self as api, NodeClaim, NodeClaimSpec, NodePool, NodeSelectorRequirementWithMinValues, RequirementOperator,
-    ResourceList, ResourceRequirements,
+    self as api, NodeClaim, NodeClaimSpec, NodePool, NodeSelectorRequirementWithMinValues,
+    RequirementOperator, ResourceList, ResourceRequirements,
 };
-use ballast_scheduling::quantity::{format_bytes, format_cpu_millis, parse_cpu_millis, parse_units};
+use ballast_scheduling::quantity::{
+    format_bytes, format_cpu_millis, parse_cpu_millis, parse_units,
+};
 use ballast_scheduling::{
-    self as sched, InFlightClaim, InstanceType, NewClaim, NodeSelectorTerm, Operator, Pod, PodRef, Requirement,
-    Resources, Taint, TaintEffect,
+    self as sched, InFlightClaim, InstanceType, NewClaim, NodeSelectorTerm, Operator, Pod, PodRef,
+    Requirement, Resources, Taint, TaintEffect,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -34,12 +36,20 @@ const RENAMES: [(&str, &str); 2] = [
 
 /// The scheduling model's spelling of a label key.
 pub fn to_model_key(key: &str) -> &str {
-    RENAMES.iter().find(|(a, _)| *a == key).map(|(_, m)| *m).unwrap_or(key)
+    RENAMES
+        .iter()
+        .find(|(a, _)| *a == key)
+        .map(|(_, m)| *m)
+        .unwrap_or(key)
 }
 
 /// The API's spelling of a label key.
 pub fn to_api_key(key: &str) -> &str {
-    RENAMES.iter().find(|(_, m)| *m == key).map(|(a, _)| *a).unwrap_or(key)
+    RENAMES
+        .iter()
+        .find(|(_, m)| *m == key)
+        .map(|(a, _)| *a)
+        .unwrap_or(key)
 }
 
 /// Node labels as the scheduling model reads them: every label kept, and the model spelling of a
@@ -66,12 +76,18 @@ pub fn api_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String>
 
 /// The NodePool a node or NodeClaim belongs to, from either spelling of the label.
 pub fn pool_label(labels: &BTreeMap<String, String>) -> Option<&str> {
-    labels.get(api::labels::NODEPOOL).or_else(|| labels.get(sched::labels::NODEPOOL)).map(String::as_str)
+    labels
+        .get(api::labels::NODEPOOL)
+        .or_else(|| labels.get(sched::labels::NODEPOOL))
+        .map(String::as_str)
 }
 
 /// The capacity type label, from either spelling.
 pub fn capacity_type_label(labels: &BTreeMap<String, String>) -> Option<&str> {
-    labels.get(api::labels::CAPACITY_TYPE).or_else(|| labels.get(sched::labels::CAPACITY_TYPE)).map(String::as_str)
+    labels
+        .get(api::labels::CAPACITY_TYPE)
+        .or_else(|| labels.get(sched::labels::CAPACITY_TYPE))
+        .map(String::as_str)
 }
 
 fn model_term(t: &NodeSelectorTerm) -> NodeSelectorTerm {
@@ -87,17 +103,43 @@ pub fn model_pod(p: &Pod) -> Pod {
     let needs = |k: &str| to_model_key(k) != k;
     let na = &p.affinity.node_affinity;
     let touches = p.node_selector.keys().any(|k| needs(k))
-        || na.required.iter().chain(na.preferred.iter().map(|w| &w.preference)).any(|t| t.match_expressions.iter().any(|r| needs(&r.key)))
-        || p.topology_spread_constraints.iter().any(|c| needs(&c.topology_key))
-        || p.affinity.pod_affinity.required.iter().any(|t| needs(&t.topology_key))
-        || p.affinity.pod_anti_affinity.required.iter().any(|t| needs(&t.topology_key))
-        || p.affinity.pod_affinity.preferred.iter().any(|t| needs(&t.pod_affinity_term.topology_key))
-        || p.affinity.pod_anti_affinity.preferred.iter().any(|t| needs(&t.pod_affinity_term.topology_key));
+        || na
+            .required
+            .iter()
+            .chain(na.preferred.iter().map(|w| &w.preference))
+            .any(|t| t.match_expressions.iter().any(|r| needs(&r.key)))
+        || p.topology_spread_constraints
+            .iter()
+            .any(|c| needs(&c.topology_key))
+        || p.affinity
+            .pod_affinity
+            .required
+            .iter()
+            .any(|t| needs(&t.topology_key))
+        || p.affinity
+            .pod_anti_affinity
+            .required
+            .iter()
+            .any(|t| needs(&t.topology_key))
+        || p.affinity
+            .pod_affinity
+            .preferred
+            .iter()
+            .any(|t| needs(&t.pod_affinity_term.topology_key))
+        || p.affinity
+            .pod_anti_affinity
+            .preferred
+            .iter()
+            .any(|t| needs(&t.pod_affinity_term.topology_key));
     if !touches {
         return p.clone();
     }
     let mut p = p.clone();
-    p.node_selector = p.node_selector.iter().map(|(k, v)| (to_model_key(k).to_string(), v.clone())).collect();
+    p.node_selector = p
+        .node_selector
+        .iter()
+        .map(|(k, v)| (to_model_key(k).to_string(), v.clone()))
+        .collect();
     let na = &mut p.affinity.node_affinity;
     na.required = na.required.iter().map(model_term).collect();
     for w in &mut na.preferred {
@@ -106,25 +148,44 @@ pub fn model_pod(p: &Pod) -> Pod {
     for c in &mut p.topology_spread_constraints {
         c.topology_key = to_model_key(&c.topology_key).to_string();
     }
-    for pa in [&mut p.affinity.pod_affinity, &mut p.affinity.pod_anti_affinity] {
+    for pa in [
+        &mut p.affinity.pod_affinity,
+        &mut p.affinity.pod_anti_affinity,
+    ] {
         for t in &mut pa.required {
             t.topology_key = to_model_key(&t.topology_key).to_string();
         }
         for w in &mut pa.preferred {
-            w.pod_affinity_term.topology_key = to_model_key(&w.pod_affinity_term.topology_key).to_string();
+            w.pod_affinity_term.topology_key =
+                to_model_key(&w.pod_affinity_term.topology_key).to_string();
         }
     }
     p
 }
 
 /// Reads a resource list (`cpu: 500m`, `memory: 1Gi`, `nodes: 10`) into model resources.
-pub fn resources_from_list(list: &ResourceList, kind: ObjectKind, name: &str, field: &str) -> Result<Resources, Error> {
+pub fn resources_from_list(
+    list: &ResourceList,
+    kind: ObjectKind,
+    name: &str,
+    field: &str,
+) -> Result<Resources, Error> {
     let mut r = Resources::default();
     for (k, Quantity(text)) in list {
-        let parsed = if k == "cpu" { parse_cpu_millis(text) } else { parse_units(text) };
-        let v = parsed.map_err(|e| Error::new(kind, name, format!("{field}.{k}"), e.to_string()))?;
+        let parsed = if k == "cpu" {
+            parse_cpu_millis(text)
+        } else {
+            parse_units(text)
+        };
+        let v =
+            parsed.map_err(|e| Error::new(kind, name, format!("{field}.{k}"), e.to_string()))?;
         if v < 0 {
-            return Err(Error::new(kind, name, format!("{field}.{k}"), format!("negative quantity {text}")));
+            return Err(Error::new(
+                kind,
+                name,
+                format!("{field}.{k}"),
+                format!("negative quantity {text}"),
+            ));
         }
         r.set(k, v);
     }
@@ -152,7 +213,11 @@ pub fn model_taint(t: &api::Taint) -> Taint {
         api::TaintEffect::PreferNoSchedule => TaintEffect::PreferNoSchedule,
         api::TaintEffect::NoExecute => TaintEffect::NoExecute,
     };
-    Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect }
+    Taint {
+        key: t.key.clone(),
+        value: t.value.clone().unwrap_or_default(),
+        effect,
+    }
 }
 
 /// A model taint as an API taint.
@@ -162,7 +227,11 @@ pub fn api_taint(t: &Taint) -> api::Taint {
         TaintEffect::PreferNoSchedule => api::TaintEffect::PreferNoSchedule,
         TaintEffect::NoExecute => api::TaintEffect::NoExecute,
     };
-    api::Taint { key: t.key.clone(), value: (!t.value.is_empty()).then(|| t.value.clone()), effect }
+    api::Taint {
+        key: t.key.clone(),
+        value: (!t.value.is_empty()).then(|| t.value.clone()),
+        effect,
+    }
 }
 
 /// An API requirement as a model requirement (`Gte n` → `Gt n-1`, `Lte n` → `Lt n+1`).
@@ -175,8 +244,14 @@ pub fn model_requirement(
     let e = |why: String| Error::new(kind, name, field, why);
     let int = || -> Result<i64, Error> {
         match r.values.as_slice() {
-            [v] => v.trim().parse::<i64>().map_err(|_| e(format!("{v:?} is not an integer"))),
-            _ => Err(e(format!("{:?} takes exactly one integer value", r.operator))),
+            [v] => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| e(format!("{v:?} is not an integer"))),
+            _ => Err(e(format!(
+                "{:?} takes exactly one integer value",
+                r.operator
+            ))),
         }
     };
     let (operator, values) = match r.operator {
@@ -195,22 +270,40 @@ pub fn model_requirement(
     let min_values = match r.min_values {
         None => None,
         Some(m) if m >= 1 => Some(m as u32),
-        Some(m) => return Err(Error::new(kind, name, format!("{field}.minValues"), format!("{m} is not at least 1"))),
+        Some(m) => {
+            return Err(Error::new(
+                kind,
+                name,
+                format!("{field}.minValues"),
+                format!("{m} is not at least 1"),
+            ));
+        }
     };
-    Ok(Requirement { key: to_model_key(&r.key).to_string(), operator, values, min_values })
+    Ok(Requirement {
+        key: to_model_key(&r.key).to_string(),
+        operator,
+        values,
+        min_values,
+    })
 }
 
 /// Whether a label set satisfies a requirement (absent labels satisfy only NotIn/DoesNotExist).
 pub fn requirement_holds(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
-    let v = labels.get(&r.key).or_else(|| labels.get(to_api_key(&r.key)));
+    let v = labels
+        .get(&r.key)
+        .or_else(|| labels.get(to_api_key(&r.key)));
     let int = |s: &str| s.trim().parse::<i64>().ok();
     match r.operator {
         Operator::In => v.is_some_and(|v| r.values.contains(v)),
         Operator::NotIn => v.is_none_or(|v| !r.values.contains(v)),
         Operator::Exists => v.is_some(),
         Operator::DoesNotExist => v.is_none(),
-        Operator::Gt => matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b),
-        Operator::Lt => matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b),
+        Operator::Gt => {
+            matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b)
+        }
+        Operator::Lt => {
+            matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b)
+        }
     }
 }
 
@@ -223,11 +316,18 @@ pub fn object_name(meta: &ObjectMeta, kind: ObjectKind) -> Result<String, Error>
 }
 
 /// A Go duration or `Never` (None). Negative or unreadable durations are errors.
-pub fn duration_or_never(text: Option<&str>, kind: ObjectKind, name: &str, field: &str) -> Result<Option<f64>, Error> {
+pub fn duration_or_never(
+    text: Option<&str>,
+    kind: ObjectKind,
+    name: &str,
+    field: &str,
+) -> Result<Option<f64>, Error> {
     match text {
         None => Ok(None),
         Some("Never") => Ok(None),
-        Some(t) => parse_duration_seconds(t).map(Some).map_err(|e| Error::new(kind, name, field, e.to_string())),
+        Some(t) => parse_duration_seconds(t)
+            .map(Some)
+            .map_err(|e| Error::new(kind, name, field, e.to_string())),
     }
 }
 
@@ -251,7 +351,12 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     for (i, r) in t.requirements.iter().enumerate() {
         let field = format!("spec.template.spec.requirements[{i}]");
         if api::labels::RESTRICTED.contains(&r.key.as_str()) || r.key == sched::labels::NODEPOOL {
-            return Err(Error::new(k, &name, format!("{field}.key"), format!("{} is set by Ballast and cannot be required", r.key)));
+            return Err(Error::new(
+                k,
+                &name,
+                format!("{field}.key"),
+                format!("{} is set by Ballast and cannot be required", r.key),
+            ));
         }
         requirements.push(model_requirement(r, k, &name, &field)?);
     }
@@ -259,7 +364,12 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     if let Some(m) = &spec.template.metadata {
         for (lk, lv) in &m.labels {
             if api::labels::RESTRICTED.contains(&lk.as_str()) {
-                return Err(Error::new(k, &name, format!("spec.template.metadata.labels.{lk}"), "set by Ballast"));
+                return Err(Error::new(
+                    k,
+                    &name,
+                    format!("spec.template.metadata.labels.{lk}"),
+                    "set by Ballast",
+                ));
             }
             labels.insert(to_model_key(lk).to_string(), lv.clone());
         }
@@ -270,14 +380,36 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     };
     let weight = spec.weight.unwrap_or(0);
     if !(0..=100).contains(&weight) {
-        return Err(Error::new(k, &name, "spec.weight", format!("{weight} is outside 1..=100")));
+        return Err(Error::new(
+            k,
+            &name,
+            "spec.weight",
+            format!("{weight} is outside 1..=100"),
+        ));
     }
     if let Some(d) = &spec.disruption {
-        duration_or_never(d.consolidate_after.as_deref(), k, &name, "spec.disruption.consolidateAfter")?;
+        duration_or_never(
+            d.consolidate_after.as_deref(),
+            k,
+            &name,
+            "spec.disruption.consolidateAfter",
+        )?;
     }
-    duration_or_never(t.expire_after.as_deref(), k, &name, "spec.template.spec.expireAfter")?;
+    duration_or_never(
+        t.expire_after.as_deref(),
+        k,
+        &name,
+        "spec.template.spec.expireAfter",
+    )?;
     if let Some(g) = &t.termination_grace_period {
-        parse_duration_seconds(g).map_err(|e| Error::new(k, &name, "spec.template.spec.terminationGracePeriod", e.to_string()))?;
+        parse_duration_seconds(g).map_err(|e| {
+            Error::new(
+                k,
+                &name,
+                "spec.template.spec.terminationGracePeriod",
+                e.to_string(),
+            )
+        })?;
     }
     let model = sched::NodePool {
         name: name.clone(),
@@ -289,7 +421,11 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
         limits,
         daemonset_overhead: overhead,
     };
-    Ok(PoolModel { hash: template_hash(pool), name, model })
+    Ok(PoolModel {
+        hash: template_hash(pool),
+        name,
+        model,
+    })
 }
 
 /// Labels every node of the pool is known to carry (template labels and single-valued `In`
@@ -298,7 +434,8 @@ fn pool_known_labels(pool: &sched::NodePool) -> BTreeMap<String, String> {
     let mut l = pool.labels.clone();
     for r in &pool.requirements {
         if r.operator == Operator::In && r.values.len() == 1 {
-            l.entry(r.key.clone()).or_insert_with(|| r.values[0].clone());
+            l.entry(r.key.clone())
+                .or_insert_with(|| r.values[0].clone());
         }
     }
     l.insert(sched::labels::NODEPOOL.into(), pool.name.clone());
@@ -316,7 +453,11 @@ const WELL_KNOWN: [&str; 7] = [
     sched::labels::HOSTNAME,
 ];
 
-fn ds_requirement_compatible(r: &Requirement, pool: &sched::NodePool, known: &BTreeMap<String, String>) -> bool {
+fn ds_requirement_compatible(
+    r: &Requirement,
+    pool: &sched::NodePool,
+    known: &BTreeMap<String, String>,
+) -> bool {
     if let Some(v) = known.get(&r.key) {
         return requirement_holds(r, &BTreeMap::from([(r.key.clone(), v.clone())]));
     }
@@ -329,7 +470,8 @@ fn ds_requirement_compatible(r: &Requirement, pool: &sched::NodePool, known: &BT
             _ => true,
         };
     }
-    WELL_KNOWN.contains(&r.key.as_str()) || matches!(r.operator, Operator::NotIn | Operator::DoesNotExist)
+    WELL_KNOWN.contains(&r.key.as_str())
+        || matches!(r.operator, Operator::NotIn | Operator::DoesNotExist)
 }
 
 /// Whether a DaemonSet's pods would run on nodes of this pool: it tolerates the pool's taints
@@ -337,16 +479,31 @@ fn ds_requirement_compatible(r: &Requirement, pool: &sched::NodePool, known: &BT
 pub fn daemonset_runs_on(ds: &DaemonSet, pool: &sched::NodePool) -> bool {
     let p = model_pod(&ds.pod);
     let hard = |t: &&Taint| t.effect != TaintEffect::PreferNoSchedule;
-    if pool.taints.iter().filter(hard).any(|t| !sched::tolerated(&p.tolerations, t)) {
+    if pool
+        .taints
+        .iter()
+        .filter(hard)
+        .any(|t| !sched::tolerated(&p.tolerations, t))
+    {
         return false;
     }
     let known = pool_known_labels(pool);
     let sel_ok = p.node_selector.iter().all(|(k, v)| {
-        let r = Requirement { key: k.clone(), operator: Operator::In, values: vec![v.clone()], min_values: None };
+        let r = Requirement {
+            key: k.clone(),
+            operator: Operator::In,
+            values: vec![v.clone()],
+            min_values: None,
+        };
         ds_requirement_compatible(&r, pool, &known)
     });
     let terms = &p.affinity.node_affinity.required;
-    let aff_ok = terms.is_empty() || terms.iter().any(|t| t.match_expressions.iter().all(|r| ds_requirement_compatible(r, pool, &known)));
+    let aff_ok = terms.is_empty()
+        || terms.iter().any(|t| {
+            t.match_expressions
+                .iter()
+                .all(|r| ds_requirement_compatible(r, pool, &known))
+        });
     sel_ok && aff_ok
 }
 
@@ -382,11 +539,21 @@ fn canonical_json(v: &serde_json::Value) -> String {
     use serde_json::Value;
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<&String, String> = m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, canonical_json(v))).collect();
-            let parts: Vec<String> = sorted.into_iter().map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone()))).collect();
+            let sorted: BTreeMap<&String, String> = m
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, canonical_json(v)))
+                .collect();
+            let parts: Vec<String> = sorted
+                .into_iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone())))
+                .collect();
             format!("{{{}}}", parts.join(","))
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -405,7 +572,9 @@ fn first_in_value(claim: &NodeClaimSpec, key: &str) -> Option<String> {
     claim
         .requirements
         .iter()
-        .find(|r| to_model_key(&r.key) == to_model_key(key) && r.operator == RequirementOperator::In)
+        .find(|r| {
+            to_model_key(&r.key) == to_model_key(key) && r.operator == RequirementOperator::In
+        })
         .and_then(|r| r.values.first().cloned())
 }
 
@@ -422,15 +591,36 @@ pub fn node_claim_to_in_flight(claim: &NodeClaim) -> Result<InFlightClaim, Error
             .or_else(|| labels.get(to_model_key(key)))
             .cloned()
             .or_else(|| first_in_value(&claim.spec, key))
-            .ok_or_else(|| Error::new(k, &name, field, format!("no {key} label and no In requirement on it")))
+            .ok_or_else(|| {
+                Error::new(
+                    k,
+                    &name,
+                    field,
+                    format!("no {key} label and no In requirement on it"),
+                )
+            })
     };
-    let node_pool = pool_label(&labels)
-        .map(str::to_string)
-        .ok_or_else(|| Error::new(k, &name, format!("metadata.labels.{}", api::labels::NODEPOOL), "missing"))?;
+    let node_pool = pool_label(&labels).map(str::to_string).ok_or_else(|| {
+        Error::new(
+            k,
+            &name,
+            format!("metadata.labels.{}", api::labels::NODEPOOL),
+            "missing",
+        )
+    })?;
     Ok(InFlightClaim {
-        instance_type: pick(api::labels::INSTANCE_TYPE, "spec.requirements[node.kubernetes.io/instance-type]")?,
-        zone: pick(api::labels::ZONE, "spec.requirements[topology.kubernetes.io/zone]")?,
-        capacity_type: pick(api::labels::CAPACITY_TYPE, "spec.requirements[nodes.ballast.dev/capacity-type]")?,
+        instance_type: pick(
+            api::labels::INSTANCE_TYPE,
+            "spec.requirements[node.kubernetes.io/instance-type]",
+        )?,
+        zone: pick(
+            api::labels::ZONE,
+            "spec.requirements[topology.kubernetes.io/zone]",
+        )?,
+        capacity_type: pick(
+            api::labels::CAPACITY_TYPE,
+            "spec.requirements[nodes.ballast.dev/capacity-type]",
+        )?,
         node_pool,
         name,
     })
@@ -473,20 +663,43 @@ fn pod_allows(p: &Pod, key: &str, value: &str, chosen: &str) -> bool {
     if value == chosen {
         return true;
     }
-    let pinned_by_topology = p.topology_spread_constraints.iter().any(|c| c.topology_key == key)
-        || p.affinity.pod_affinity.required.iter().any(|t| t.topology_key == key)
-        || p.affinity.pod_anti_affinity.required.iter().any(|t| t.topology_key == key)
-        || p.affinity.pod_affinity.preferred.iter().any(|t| t.pod_affinity_term.topology_key == key)
-        || p.affinity.pod_anti_affinity.preferred.iter().any(|t| t.pod_affinity_term.topology_key == key);
+    let pinned_by_topology = p
+        .topology_spread_constraints
+        .iter()
+        .any(|c| c.topology_key == key)
+        || p.affinity
+            .pod_affinity
+            .required
+            .iter()
+            .any(|t| t.topology_key == key)
+        || p.affinity
+            .pod_anti_affinity
+            .required
+            .iter()
+            .any(|t| t.topology_key == key)
+        || p.affinity
+            .pod_affinity
+            .preferred
+            .iter()
+            .any(|t| t.pod_affinity_term.topology_key == key)
+        || p.affinity
+            .pod_anti_affinity
+            .preferred
+            .iter()
+            .any(|t| t.pod_affinity_term.topology_key == key);
     if pinned_by_topology {
         return false;
     }
-    if let Some(v) = p.node_selector.get(key) {
-        if v != value {
-            return false;
-        }
+    if let Some(v) = p.node_selector.get(key)
+        && v != value
+    {
+        return false;
     }
-    if key == sched::labels::ZONE && p.volumes.iter().any(|v| !v.zones.is_empty() && !v.zones.iter().any(|z| z == value)) {
+    if key == sched::labels::ZONE
+        && p.volumes
+            .iter()
+            .any(|v| !v.zones.is_empty() && !v.zones.iter().any(|z| z == value))
+    {
         return false;
     }
     let probe = BTreeMap::from([(key.to_string(), value.to_string())]);
@@ -494,7 +707,11 @@ fn pod_allows(p: &Pod, key: &str, value: &str, chosen: &str) -> bool {
     let mentions = |t: &NodeSelectorTerm| t.match_expressions.iter().any(|r| r.key == key);
     match terms.as_slice() {
         [] => true,
-        [t] => t.match_expressions.iter().filter(|r| r.key == key).all(|r| requirement_holds(r, &probe)),
+        [t] => t
+            .match_expressions
+            .iter()
+            .filter(|r| r.key == key)
+            .all(|r| requirement_holds(r, &probe)),
         many => !many.iter().any(mentions),
     }
 }
@@ -516,54 +733,104 @@ pub fn launch_plan(
     offer_filter: &dyn Fn(&str, &sched::Offering) -> bool,
 ) -> Result<LaunchPlan, Error> {
     let k = ObjectKind::NodeClaim;
-    let by_name: BTreeMap<&str, &InstanceType> = types.iter().map(|t| (t.name.as_str(), t)).collect();
+    let by_name: BTreeMap<&str, &InstanceType> =
+        types.iter().map(|t| (t.name.as_str(), t)).collect();
     let reqs = &pool_model.model.requirements;
     let allowed_by_pool = |key: &str, v: &str| {
-        reqs.iter().filter(|r| r.key == key).all(|r| requirement_holds(r, &BTreeMap::from([(key.to_string(), v.to_string())])))
+        reqs.iter()
+            .filter(|r| r.key == key)
+            .all(|r| requirement_holds(r, &BTreeMap::from([(key.to_string(), v.to_string())])))
     };
-    let zone_ok = |z: &str| allowed_by_pool(sched::labels::ZONE, z) && pods.iter().all(|p| pod_allows(p, sched::labels::ZONE, z, &claim.zone));
+    let zone_ok = |z: &str| {
+        allowed_by_pool(sched::labels::ZONE, z)
+            && pods
+                .iter()
+                .all(|p| pod_allows(p, sched::labels::ZONE, z, &claim.zone))
+    };
     let ct_ok = |c: &str| {
-        allowed_by_pool(sched::labels::CAPACITY_TYPE, c) && pods.iter().all(|p| pod_allows(p, sched::labels::CAPACITY_TYPE, c, &claim.capacity_type))
+        allowed_by_pool(sched::labels::CAPACITY_TYPE, c)
+            && pods
+                .iter()
+                .all(|p| pod_allows(p, sched::labels::CAPACITY_TYPE, c, &claim.capacity_type))
     };
     let mut options = vec![];
     let mut zones = BTreeSet::new();
     let mut cts = BTreeSet::new();
     for tn in &claim.instance_type_options {
         let Some(t) = by_name.get(tn.as_str()) else {
-            return Err(Error::new(k, name, "spec.requirements[instance-type]", format!("unknown instance type {tn}")));
+            return Err(Error::new(
+                k,
+                name,
+                "spec.requirements[instance-type]",
+                format!("unknown instance type {tn}"),
+            ));
         };
-        let offers: Vec<&sched::Offering> =
-            t.offerings.iter().filter(|o| o.available && zone_ok(&o.zone) && ct_ok(&o.capacity_type) && offer_filter(tn, o)).collect();
-        let Some(price) = offers.iter().map(|o| o.price).min_by(|a, b| a.total_cmp(b)) else { continue };
+        let offers: Vec<&sched::Offering> = t
+            .offerings
+            .iter()
+            .filter(|o| {
+                o.available && zone_ok(&o.zone) && ct_ok(&o.capacity_type) && offer_filter(tn, o)
+            })
+            .collect();
+        let Some(price) = offers.iter().map(|o| o.price).min_by(|a, b| a.total_cmp(b)) else {
+            continue;
+        };
         for o in &offers {
             zones.insert(o.zone.clone());
             cts.insert(o.capacity_type.clone());
         }
-        options.push(TypeOption { name: tn.clone(), price });
+        options.push(TypeOption {
+            name: tn.clone(),
+            price,
+        });
     }
-    options.sort_by(|a, b| a.price.total_cmp(&b.price).then_with(|| a.name.cmp(&b.name)));
+    options.sort_by(|a, b| {
+        a.price
+            .total_cmp(&b.price)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     let Some(cheapest) = options.first().cloned() else {
-        return Err(Error::new(k, name, "spec.requirements", "no instance type offering is left"));
+        return Err(Error::new(
+            k,
+            name,
+            "spec.requirements",
+            "no instance type offering is left",
+        ));
     };
     // The cheapest offering of the cheapest type fixes the planned zone and capacity type.
     let (zone, capacity_type) = by_name[cheapest.name.as_str()]
         .offerings
         .iter()
-        .filter(|o| o.available && zones.contains(&o.zone) && cts.contains(&o.capacity_type) && offer_filter(&cheapest.name, o))
+        .filter(|o| {
+            o.available
+                && zones.contains(&o.zone)
+                && cts.contains(&o.capacity_type)
+                && offer_filter(&cheapest.name, o)
+        })
         .filter(|o| zone_ok(&o.zone) && ct_ok(&o.capacity_type))
-        .min_by(|a, b| a.price.total_cmp(&b.price).then_with(|| (&a.zone, &a.capacity_type).cmp(&(&b.zone, &b.capacity_type))))
+        .min_by(|a, b| {
+            a.price
+                .total_cmp(&b.price)
+                .then_with(|| (&a.zone, &a.capacity_type).cmp(&(&b.zone, &b.capacity_type)))
+        })
         .map(|o| (o.zone.clone(), o.capacity_type.clone()))
         .unwrap_or_else(|| (claim.zone.clone(), claim.capacity_type.clone()));
 
     let narrowed = [
-        (api::labels::INSTANCE_TYPE, options.iter().map(|o| o.name.clone()).collect::<Vec<_>>()),
+        (
+            api::labels::INSTANCE_TYPE,
+            options.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
+        ),
         (api::labels::ZONE, zones.iter().cloned().collect()),
         (api::labels::CAPACITY_TYPE, cts.iter().cloned().collect()),
     ];
     let t = &pool.spec.template.spec;
     let mut requirements: Vec<NodeSelectorRequirementWithMinValues> = vec![];
     for r in &t.requirements {
-        if narrowed.iter().any(|(key, _)| to_model_key(&r.key) == to_model_key(key)) {
+        if narrowed
+            .iter()
+            .any(|(key, _)| to_model_key(&r.key) == to_model_key(key))
+        {
             continue;
         }
         let mut r = r.clone();
@@ -571,8 +838,17 @@ pub fn launch_plan(
         requirements.push(r);
     }
     for (key, values) in narrowed {
-        let min_values = t.requirements.iter().find(|r| to_model_key(&r.key) == to_model_key(key)).and_then(|r| r.min_values);
-        requirements.push(NodeSelectorRequirementWithMinValues { key: key.to_string(), operator: RequirementOperator::In, values, min_values });
+        let min_values = t
+            .requirements
+            .iter()
+            .find(|r| to_model_key(&r.key) == to_model_key(key))
+            .and_then(|r| r.min_values);
+        requirements.push(NodeSelectorRequirementWithMinValues {
+            key: key.to_string(),
+            operator: RequirementOperator::In,
+            values,
+            min_values,
+        });
     }
     let mut labels: BTreeMap<String, String> = api_labels(&claim.labels);
     if let Some(m) = &pool.spec.template.metadata {
@@ -582,7 +858,13 @@ pub fn launch_plan(
     labels.insert(api::labels::INSTANCE_TYPE.into(), cheapest.name.clone());
     labels.insert(api::labels::ZONE.into(), zone.clone());
     labels.insert(api::labels::CAPACITY_TYPE.into(), capacity_type.clone());
-    let mut annotations = pool.spec.template.metadata.as_ref().map(|m| m.annotations.clone()).unwrap_or_default();
+    let mut annotations = pool
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .map(|m| m.annotations.clone())
+        .unwrap_or_default();
     annotations.insert(api::labels::NODEPOOL_HASH.into(), pool_model.hash.clone());
     let node_claim = NodeClaim {
         metadata: ObjectMeta {
@@ -594,7 +876,9 @@ pub fn launch_plan(
         },
         spec: NodeClaimSpec {
             requirements,
-            resources: Some(ResourceRequirements { requests: Some(resources_to_list(&claim.requests)) }),
+            resources: Some(ResourceRequirements {
+                requests: Some(resources_to_list(&claim.requests)),
+            }),
             taints: t.taints.clone(),
             startup_taints: t.startup_taints.clone(),
             node_class_ref: t.node_class_ref.clone(),

@@ -37,7 +37,13 @@ pub struct Budget {
 impl Budget {
     /// Karpenter's default: 10% of the nodes, always, for every reason.
     pub fn default_budget() -> Budget {
-        Budget { amount: Amount::Percent(10), schedule: None, duration_seconds: 0.0, reasons: vec![], text: "10% (default)".into() }
+        Budget {
+            amount: Amount::Percent(10),
+            schedule: None,
+            duration_seconds: 0.0,
+            reasons: vec![],
+            text: "10% (default)".into(),
+        }
     }
 
     pub fn parse(b: &api::Budget, pool: &str, i: usize) -> Result<Budget, Error> {
@@ -47,10 +53,19 @@ impl Budget {
         let amount = if let Some(p) = nodes.strip_suffix('%') {
             match p.parse::<u32>() {
                 Ok(v) if v <= 100 => Amount::Percent(v),
-                _ => return Err(e("nodes", format!("{nodes:?} is not a percent between 0% and 100%"))),
+                _ => {
+                    return Err(e(
+                        "nodes",
+                        format!("{nodes:?} is not a percent between 0% and 100%"),
+                    ));
+                }
             }
         } else {
-            Amount::Count(nodes.parse::<u64>().map_err(|_| e("nodes", format!("{nodes:?} is not a count or a percent")))?)
+            Amount::Count(
+                nodes
+                    .parse::<u64>()
+                    .map_err(|_| e("nodes", format!("{nodes:?} is not a count or a percent")))?,
+            )
         };
         let schedule = match (&b.schedule, &b.duration) {
             (None, None) => None,
@@ -69,13 +84,23 @@ impl Budget {
         if !b.reasons.is_empty() {
             text.push_str(&format!(" for {:?}", b.reasons));
         }
-        Ok(Budget { amount, schedule, duration_seconds, reasons: b.reasons.clone(), text })
+        Ok(Budget {
+            amount,
+            schedule,
+            duration_seconds,
+            reasons: b.reasons.clone(),
+            text,
+        })
     }
 
     /// Whether the window is open at `now`: some schedule hit lies in `(now - duration, now]`.
     pub fn is_active(&self, now: Timestamp) -> bool {
-        let Some((_, cron)) = &self.schedule else { return true };
-        let Ok(start) = now.checked_sub(jiff::SignedDuration::from_secs_f64(self.duration_seconds.max(0.0))) else {
+        let Some((_, cron)) = &self.schedule else {
+            return true;
+        };
+        let Ok(start) = now.checked_sub(jiff::SignedDuration::from_secs_f64(
+            self.duration_seconds.max(0.0),
+        )) else {
             return false;
         };
         let from = start.to_zoned(TimeZone::UTC).datetime();
@@ -105,13 +130,18 @@ impl Budget {
 
 /// The budget that governs a reason: the smallest allowance among the active budgets for it.
 /// Returns (allowed, the winning budget's text); `u64::MAX` when no budget is active.
-pub fn allowed_disruptions(budgets: &[Budget], now: Timestamp, nodes: usize, reason: DisruptionReason) -> (u64, String) {
+pub fn allowed_disruptions(
+    budgets: &[Budget],
+    now: Timestamp,
+    nodes: usize,
+    reason: DisruptionReason,
+) -> (u64, String) {
     let mut best = (u64::MAX, "no active budget".to_string());
     for b in budgets.iter().filter(|b| b.applies_to(reason)) {
-        if let Some(a) = b.allowed(now, nodes) {
-            if a < best.0 {
-                best = (a, b.text.clone());
-            }
+        if let Some(a) = b.allowed(now, nodes)
+            && a < best.0
+        {
+            best = (a, b.text.clone());
         }
     }
     best
@@ -162,10 +192,23 @@ mod tests {
     #[test]
     fn most_restrictive_active_wins() {
         let now = at("2025-01-01T10:00:00Z");
-        let bs = vec![budget("50%", None, None), budget("2", Some("0 9 * * *"), Some("2h")), budget("0", Some("0 20 * * *"), Some("1h"))];
-        assert_eq!(allowed_disruptions(&bs, now, 10, DisruptionReason::Underutilized).0, 2);
-        assert_eq!(allowed_disruptions(&bs, at("2025-01-01T20:30:00Z"), 10, DisruptionReason::Empty).0, 0);
-        assert_eq!(allowed_disruptions(&bs, at("2025-01-01T15:00:00Z"), 10, DisruptionReason::Empty).0, 5);
+        let bs = vec![
+            budget("50%", None, None),
+            budget("2", Some("0 9 * * *"), Some("2h")),
+            budget("0", Some("0 20 * * *"), Some("1h")),
+        ];
+        assert_eq!(
+            allowed_disruptions(&bs, now, 10, DisruptionReason::Underutilized).0,
+            2
+        );
+        assert_eq!(
+            allowed_disruptions(&bs, at("2025-01-01T20:30:00Z"), 10, DisruptionReason::Empty).0,
+            0
+        );
+        assert_eq!(
+            allowed_disruptions(&bs, at("2025-01-01T15:00:00Z"), 10, DisruptionReason::Empty).0,
+            5
+        );
     }
 
     #[test]
@@ -174,16 +217,35 @@ mod tests {
         let mut drift_only = budget("0", None, None);
         drift_only.reasons = vec![DisruptionReason::Drifted];
         let bs = vec![budget("10%", None, None), drift_only];
-        assert_eq!(allowed_disruptions(&bs, now, 20, DisruptionReason::Drifted).0, 0);
-        assert_eq!(allowed_disruptions(&bs, now, 20, DisruptionReason::Empty).0, 2);
+        assert_eq!(
+            allowed_disruptions(&bs, now, 20, DisruptionReason::Drifted).0,
+            0
+        );
+        assert_eq!(
+            allowed_disruptions(&bs, now, 20, DisruptionReason::Empty).0,
+            2
+        );
     }
 
     #[test]
     fn bad_budgets_name_the_field() {
-        let b = api::Budget { nodes: "lots".into(), ..Default::default() };
+        let b = api::Budget {
+            nodes: "lots".into(),
+            ..Default::default()
+        };
         let e = Budget::parse(&b, "pool", 3).unwrap_err();
         assert_eq!(e.field, "spec.disruption.budgets[3].nodes");
-        let b = api::Budget { nodes: "1".into(), schedule: Some("not cron".into()), duration: Some("1h".into()), reasons: vec![] };
-        assert!(Budget::parse(&b, "pool", 0).unwrap_err().field.ends_with("schedule"));
+        let b = api::Budget {
+            nodes: "1".into(),
+            schedule: Some("not cron".into()),
+            duration: Some("1h".into()),
+            reasons: vec![],
+        };
+        assert!(
+            Budget::parse(&b, "pool", 0)
+                .unwrap_err()
+                .field
+                .ends_with("schedule")
+        );
     }
 }

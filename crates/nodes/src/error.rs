@@ -41,8 +41,18 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: ObjectKind, name: impl Into<String>, field: impl Into<String>, why: impl Into<String>) -> Self {
-        Error { kind, name: name.into(), field: field.into(), why: why.into() }
+    pub fn new(
+        kind: ObjectKind,
+        name: impl Into<String>,
+        field: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Self {
+        Error {
+            kind,
+            name: name.into(),
+            field: field.into(),
+            why: why.into(),
+        }
     }
 }
 
@@ -57,6 +67,11 @@ impl From<ballast_scheduling::ModelError> for Error {
             Kind::InstanceType => ObjectKind::InstanceType,
             Kind::Snapshot => ObjectKind::Snapshot,
         };
-        Error { kind, name: e.name, field: e.field, why: e.why }
+        Error {
+            kind,
+            name: e.name,
+            field: e.field,
+            why: e.why,
+        }
     }
 }

@@ -21,15 +21,19 @@ pub mod provision;
 pub mod snapshot;
 mod world;
 
-pub use adapt::{LaunchPlan, TypeOption, node_claim_to_in_flight, node_pool_to_model, template_hash};
+pub use adapt::{
+    LaunchPlan, TypeOption, node_claim_to_in_flight, node_pool_to_model, template_hash,
+};
 pub use disrupt::{
-    Action, DisruptionDecision, DisruptionOptions, Method, NodeReport, PdbMode, PodMove, Replacement, SimulationMode, Verdict,
-    Why, action_as_plan, disrupt,
+    Action, DisruptionDecision, DisruptionOptions, Method, NodeReport, PdbMode, PodMove,
+    Replacement, SimulationMode, Verdict, Why, action_as_plan, disrupt,
 };
 pub use error::{Error, ObjectKind};
 pub use lifecycle::{ClaimObservation, Lifecycle, LifecycleOptions, ObservedNode, claim_lifecycle};
 pub use provision::{
-    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, ProvisionOptions, ProvisioningDecision, batch_state,
-    batch_state_for, provision,
+    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, ProvisionOptions,
+    ProvisioningDecision, batch_state, batch_state_for, provision,
 };
-pub use snapshot::{BoundPod, ClusterNode, ClusterSnapshot, DaemonSet, PendingPod, PodDisruptionBudget};
+pub use snapshot::{
+    BoundPod, ClusterNode, ClusterSnapshot, DaemonSet, PendingPod, PodDisruptionBudget,
+};

@@ -23,7 +23,10 @@ pub struct BatchWindow {
 
 impl Default for BatchWindow {
     fn default() -> Self {
-        BatchWindow { idle_seconds: 1.0, max_seconds: 10.0 }
+        BatchWindow {
+            idle_seconds: 1.0,
+            max_seconds: 10.0,
+        }
     }
 }
 
@@ -38,7 +41,8 @@ pub struct BatchState {
 }
 
 fn plus(t: Timestamp, seconds: f64) -> Timestamp {
-    t.checked_add(SignedDuration::from_secs_f64(seconds.max(0.0))).unwrap_or(Timestamp::MAX)
+    t.checked_add(SignedDuration::from_secs_f64(seconds.max(0.0)))
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// The batching rule. `first_seen` are the times the provisioner first saw each pod that is
@@ -46,35 +50,43 @@ fn plus(t: Timestamp, seconds: f64) -> Timestamp {
 /// oldest at least `max` ago; else wake at whichever of those comes first.
 pub fn batch_state(first_seen: &[Timestamp], now: Timestamp, w: &BatchWindow) -> BatchState {
     let (Some(&oldest), Some(&newest)) = (first_seen.iter().min(), first_seen.iter().max()) else {
-        return BatchState { solve_now: false, wake_at: None };
+        return BatchState {
+            solve_now: false,
+            wake_at: None,
+        };
     };
     let idle_end = plus(newest, w.idle_seconds);
     let max_end = plus(oldest, w.max_seconds);
     if now >= idle_end || now >= max_end {
-        BatchState { solve_now: true, wake_at: None }
+        BatchState {
+            solve_now: true,
+            wake_at: None,
+        }
     } else {
-        BatchState { solve_now: false, wake_at: Some(idle_end.min(max_end)) }
+        BatchState {
+            solve_now: false,
+            wake_at: Some(idle_end.min(max_end)),
+        }
     }
 }
 
 /// The batching rule over a snapshot's pending pods (a pod with no `firstSeen` counts as seen now).
 pub fn batch_state_for(snap: &ClusterSnapshot, now: Timestamp, w: &BatchWindow) -> BatchState {
-    let seen: Vec<Timestamp> = snap.pending_pods.iter().map(|p| p.first_seen.unwrap_or(now)).collect();
+    let seen: Vec<Timestamp> = snap
+        .pending_pods
+        .iter()
+        .map(|p| p.first_seen.unwrap_or(now))
+        .collect();
     batch_state(&seen, now, w)
 }
 
 /// Provisioning knobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[derive(Default)]
 pub struct ProvisionOptions {
     pub solve: SolveOptions,
     pub batch: BatchWindow,
-}
-
-impl Default for ProvisionOptions {
-    fn default() -> Self {
-        ProvisionOptions { solve: SolveOptions::default(), batch: BatchWindow::default() }
-    }
 }
 
 /// Where a pod will go.
@@ -123,9 +135,13 @@ fn category(r: &Reason) -> PendingCategory {
     match r {
         Reason::NoNodePools => C::NoNodePools,
         Reason::TaintNotTolerated { .. } => C::TaintsNotTolerated,
-        Reason::Requirement { .. } | Reason::ConflictingPreferences | Reason::MinValues { .. } => C::UnsatisfiableRequirements,
+        Reason::Requirement { .. } | Reason::ConflictingPreferences | Reason::MinValues { .. } => {
+            C::UnsatisfiableRequirements
+        }
         Reason::VolumeZone { .. } => C::VolumeZone,
-        Reason::ExceedsLargestInstanceType { .. } | Reason::NoInstanceTypeFits { .. } => C::TooLarge,
+        Reason::ExceedsLargestInstanceType { .. } | Reason::NoInstanceTypeFits { .. } => {
+            C::TooLarge
+        }
         Reason::NoAvailableOffering => C::NoAvailableOffering,
         Reason::LimitsReached { .. } => C::LimitsReached,
         Reason::TopologySpread { .. }
@@ -171,11 +187,16 @@ pub struct ProvisioningDecision {
 
 /// Decides which NodeClaims to create for the snapshot's pending pods (plus the pods of nodes
 /// being deleted). Existing and in-flight capacity is used first.
-pub fn provision(snap: &ClusterSnapshot, now: Timestamp, opts: &ProvisionOptions) -> Result<ProvisioningDecision, Error> {
+pub fn provision(
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    opts: &ProvisionOptions,
+) -> Result<ProvisioningDecision, Error> {
     let world = World::new(snap)?;
     let mut skipped = world.skipped.clone();
     let in_flight = world.in_flight_claims(&mut skipped);
-    let in_flight_names: std::collections::BTreeSet<String> = in_flight.iter().map(|c| c.name.clone()).collect();
+    let in_flight_names: std::collections::BTreeSet<String> =
+        in_flight.iter().map(|c| c.name.clone()).collect();
     let mut model = sched::Snapshot {
         nodes: vec![],
         in_flight,
@@ -207,14 +228,27 @@ pub fn provision(snap: &ClusterSnapshot, now: Timestamp, opts: &ProvisionOptions
     }
     let solution = sched::solve(&model, &opts.solve)?;
 
-    let pods_by_key: BTreeMap<PodRef, &sched::Pod> = model.pods.iter().map(|p| (p.key(), p)).collect();
+    let pods_by_key: BTreeMap<PodRef, &sched::Pod> =
+        model.pods.iter().map(|p| (p.key(), p)).collect();
     let seed = now.as_nanosecond();
     let mut plans = vec![];
     for (i, c) in solution.new_claims.iter().enumerate() {
         let pool = &world.pools[world.pool_idx[&c.node_pool]];
-        let pods: Vec<&sched::Pod> = c.pods.iter().filter_map(|k| pods_by_key.get(k).copied()).collect();
+        let pods: Vec<&sched::Pod> = c
+            .pods
+            .iter()
+            .filter_map(|k| pods_by_key.get(k).copied())
+            .collect();
         let name = adapt::claim_name(&c.node_pool, seed, i, &c.pods);
-        plans.push(adapt::launch_plan(c, pool.api, &pool.model, &world.types, &pods, &name, &|_, _| true)?);
+        plans.push(adapt::launch_plan(
+            c,
+            pool.api,
+            &pool.model,
+            &world.types,
+            &pods,
+            &name,
+            &|_, _| true,
+        )?);
     }
     let placements = solution
         .placements
@@ -228,7 +262,11 @@ pub fn provision(snap: &ClusterSnapshot, now: Timestamp, opts: &ProvisionOptions
             },
         })
         .collect();
-    let unschedulable = solution.unschedulable.iter().map(|u| explain_pending(u, pods_by_key.get(&u.pod).copied())).collect();
+    let unschedulable = solution
+        .unschedulable
+        .iter()
+        .map(|u| explain_pending(u, pods_by_key.get(&u.pod).copied()))
+        .collect();
     Ok(ProvisioningDecision {
         cost_per_hour: plans.iter().map(|p| p.price).sum(),
         node_claims: plans,
@@ -247,19 +285,45 @@ pub fn explain_pending(u: &sched::Unschedulable, pod: Option<&sched::Pod>) -> Pe
             && pod.is_some_and(|p| {
                 p.volumes.iter().any(|v| !v.zones.is_empty())
                     && !p.node_selector.contains_key(sched::labels::ZONE)
-                    && !p.affinity.node_affinity.required.iter().any(|t| t.match_expressions.iter().any(|e| e.key == sched::labels::ZONE))
+                    && !p.affinity.node_affinity.required.iter().any(|t| {
+                        t.match_expressions
+                            .iter()
+                            .any(|e| e.key == sched::labels::ZONE)
+                    })
             })
     };
-    let cat = |r: &Reason| if volume_zone(r) { PendingCategory::VolumeZone } else { category(r) };
+    let cat = |r: &Reason| {
+        if volume_zone(r) {
+            PendingCategory::VolumeZone
+        } else {
+            category(r)
+        }
+    };
     let category = if u.node_pools.is_empty() {
-        if u.nodes.is_empty() { PendingCategory::NoNodePools } else { u.nodes.iter().map(|(r, _)| cat(r)).min().unwrap_or(PendingCategory::Other) }
+        if u.nodes.is_empty() {
+            PendingCategory::NoNodePools
+        } else {
+            u.nodes
+                .iter()
+                .map(|(r, _)| cat(r))
+                .min()
+                .unwrap_or(PendingCategory::Other)
+        }
     } else {
-        u.node_pools.iter().map(|(_, r)| cat(r)).min().unwrap_or(PendingCategory::Other)
+        u.node_pools
+            .iter()
+            .map(|(_, r)| cat(r))
+            .min()
+            .unwrap_or(PendingCategory::Other)
     };
     PendingExplanation {
         pod: u.pod.clone(),
         category,
-        node_pools: u.node_pools.iter().map(|(p, r)| (p.clone(), r.to_string())).collect(),
+        node_pools: u
+            .node_pools
+            .iter()
+            .map(|(p, r)| (p.clone(), r.to_string()))
+            .collect(),
         nodes: u.nodes.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
         message: u.to_string(),
     }

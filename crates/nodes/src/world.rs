@@ -67,7 +67,12 @@ impl<'a> World<'a> {
         if let Some(cat) = &snap.catalog {
             for t in cat.instance_types()? {
                 if types.iter().any(|x| x.name == t.name) {
-                    return Err(Error::new(ObjectKind::InstanceType, &t.name, "name", "listed both in catalog and instanceTypes"));
+                    return Err(Error::new(
+                        ObjectKind::InstanceType,
+                        &t.name,
+                        "name",
+                        "listed both in catalog and instanceTypes",
+                    ));
                 }
                 types.push(t);
             }
@@ -79,7 +84,12 @@ impl<'a> World<'a> {
             match pool_info(np, snap) {
                 Ok(p) => {
                     if pool_idx.contains_key(&p.model.name) {
-                        return Err(Error::new(ObjectKind::NodePool, &p.model.name, "metadata.name", "duplicate NodePool"));
+                        return Err(Error::new(
+                            ObjectKind::NodePool,
+                            &p.model.name,
+                            "metadata.name",
+                            "duplicate NodePool",
+                        ));
                     }
                     pool_idx.insert(p.model.name.clone(), pools.len());
                     pools.push(p);
@@ -91,59 +101,98 @@ impl<'a> World<'a> {
         for (i, c) in snap.node_claims.iter().enumerate() {
             let name = adapt::object_name(&c.metadata, ObjectKind::NodeClaim)?;
             if claim_idx.insert(name.clone(), i).is_some() {
-                return Err(Error::new(ObjectKind::NodeClaim, name, "metadata.name", "duplicate NodeClaim"));
+                return Err(Error::new(
+                    ObjectKind::NodeClaim,
+                    name,
+                    "metadata.name",
+                    "duplicate NodeClaim",
+                ));
             }
         }
-        let type_idx: BTreeMap<&str, &InstanceType> = types.iter().map(|t| (t.name.as_str(), t)).collect();
+        let type_idx: BTreeMap<&str, &InstanceType> =
+            types.iter().map(|t| (t.name.as_str(), t)).collect();
         let mut nodes = vec![];
         let mut registered = vec![false; snap.node_claims.len()];
         let mut names = std::collections::BTreeSet::new();
         for n in &snap.nodes {
             if n.name.is_empty() || !names.insert(n.name.as_str()) {
-                return Err(Error::new(ObjectKind::Node, &n.name, "name", "empty or duplicate"));
+                return Err(Error::new(
+                    ObjectKind::Node,
+                    &n.name,
+                    "name",
+                    "empty or duplicate",
+                ));
             }
             let claim = match &n.node_claim {
                 None => None,
-                Some(c) => Some(
-                    *claim_idx
-                        .get(c)
-                        .ok_or_else(|| Error::new(ObjectKind::Node, &n.name, "nodeClaim", format!("no NodeClaim {c:?} in the snapshot")))?,
-                ),
+                Some(c) => Some(*claim_idx.get(c).ok_or_else(|| {
+                    Error::new(
+                        ObjectKind::Node,
+                        &n.name,
+                        "nodeClaim",
+                        format!("no NodeClaim {c:?} in the snapshot"),
+                    )
+                })?),
             };
             if let Some(c) = claim {
                 registered[c] = true;
             }
             let claim_obj = claim.map(|c| &snap.node_claims[c]);
-            let claim_labels = claim_obj.and_then(|c| c.metadata.labels.clone()).unwrap_or_default();
-            let pool_name = adapt::pool_label(&n.labels).or_else(|| adapt::pool_label(&claim_labels));
+            let claim_labels = claim_obj
+                .and_then(|c| c.metadata.labels.clone())
+                .unwrap_or_default();
+            let pool_name =
+                adapt::pool_label(&n.labels).or_else(|| adapt::pool_label(&claim_labels));
             let pool = pool_name.and_then(|p| pool_idx.get(p).copied());
             let label = |key: &str| n.labels.get(key).or_else(|| claim_labels.get(key)).cloned();
             let instance_type = label(api::labels::INSTANCE_TYPE);
             let zone = label(api::labels::ZONE);
-            let capacity_type = adapt::capacity_type_label(&n.labels).or_else(|| adapt::capacity_type_label(&claim_labels)).map(str::to_string);
-            if let Some(p) = n.price {
-                if !p.is_finite() || p < 0.0 {
-                    return Err(Error::new(ObjectKind::Node, &n.name, "price", format!("{p} is not a price")));
-                }
+            let capacity_type = adapt::capacity_type_label(&n.labels)
+                .or_else(|| adapt::capacity_type_label(&claim_labels))
+                .map(str::to_string);
+            if let Some(p) = n.price
+                && (!p.is_finite() || p < 0.0)
+            {
+                return Err(Error::new(
+                    ObjectKind::Node,
+                    &n.name,
+                    "price",
+                    format!("{p} is not a price"),
+                ));
             }
             let price = n.price.or_else(|| {
                 let t = type_idx.get(instance_type.as_deref()?)?;
                 let (z, c) = (zone.as_deref()?, capacity_type.as_deref()?);
-                t.offerings.iter().find(|o| o.zone == z && o.capacity_type == c).map(|o| o.price)
+                t.offerings
+                    .iter()
+                    .find(|o| o.zone == z && o.capacity_type == c)
+                    .map(|o| o.price)
             });
             let (expire_after, tgp) = match claim_obj {
                 Some(c) => {
                     let nm = c.metadata.name.clone().unwrap_or_default();
-                    let e = adapt::duration_or_never(c.spec.expire_after.as_deref(), ObjectKind::NodeClaim, &nm, "spec.expireAfter")?;
+                    let e = adapt::duration_or_never(
+                        c.spec.expire_after.as_deref(),
+                        ObjectKind::NodeClaim,
+                        &nm,
+                        "spec.expireAfter",
+                    )?;
                     let g = match &c.spec.termination_grace_period {
                         None => None,
                         Some(g) => Some(parse_duration_seconds(g).map_err(|e| {
-                            Error::new(ObjectKind::NodeClaim, &nm, "spec.terminationGracePeriod", e.to_string())
+                            Error::new(
+                                ObjectKind::NodeClaim,
+                                &nm,
+                                "spec.terminationGracePeriod",
+                                e.to_string(),
+                            )
                         })?),
                     };
                     (e, g)
                 }
-                None => pool.map(|p| (pools[p].expire_after, pools[p].termination_grace_period)).unwrap_or((None, None)),
+                None => pool
+                    .map(|p| (pools[p].expire_after, pools[p].termination_grace_period))
+                    .unwrap_or((None, None)),
             };
             nodes.push(NodeInfo {
                 pool,
@@ -158,9 +207,19 @@ impl<'a> World<'a> {
             });
         }
         let in_flight = (0..snap.node_claims.len())
-            .filter(|&i| !registered[i] && snap.node_claims[i].metadata.deletion_timestamp.is_none())
+            .filter(|&i| {
+                !registered[i] && snap.node_claims[i].metadata.deletion_timestamp.is_none()
+            })
             .collect();
-        Ok(World { snap, types, pools, pool_idx, nodes, in_flight, skipped })
+        Ok(World {
+            snap,
+            types,
+            pools,
+            pool_idx,
+            nodes,
+            in_flight,
+            skipped,
+        })
     }
 
     pub fn pool_of(&self, node: usize) -> Option<&PoolInfo<'a>> {
@@ -188,12 +247,14 @@ impl<'a> World<'a> {
                     "metadata.labels.nodes.ballast.dev/nodepool",
                     format!("unknown NodePool {:?}", c.node_pool),
                 )),
-                Ok(c) if !self.types.iter().any(|t| t.name == c.instance_type) => skipped.push(Error::new(
-                    ObjectKind::NodeClaim,
-                    &c.name,
-                    "node.kubernetes.io/instance-type",
-                    format!("unknown instance type {:?}", c.instance_type),
-                )),
+                Ok(c) if !self.types.iter().any(|t| t.name == c.instance_type) => {
+                    skipped.push(Error::new(
+                        ObjectKind::NodeClaim,
+                        &c.name,
+                        "node.kubernetes.io/instance-type",
+                        format!("unknown instance type {:?}", c.instance_type),
+                    ))
+                }
                 Ok(c) => out.push(c),
                 Err(e) => skipped.push(e),
             }
@@ -226,7 +287,13 @@ fn pool_info<'a>(np: &'a NodePool, snap: &ClusterSnapshot) -> Result<PoolInfo<'a
         let cur = overhead.get(rk);
         overhead.set(rk, cur.saturating_add(v));
     }
-    let model = PoolModel { model: sched::NodePool { daemonset_overhead: overhead, ..bare.model }, ..bare };
+    let model = PoolModel {
+        model: sched::NodePool {
+            daemonset_overhead: overhead,
+            ..bare.model
+        },
+        ..bare
+    };
     let d = np.spec.disruption.clone().unwrap_or_default();
     let consolidate_after = match d.consolidate_after.as_deref() {
         None => Some(0.0),
@@ -239,7 +306,14 @@ fn pool_info<'a>(np: &'a NodePool, snap: &ClusterSnapshot) -> Result<PoolInfo<'a
     };
     let termination_grace_period = match &t.termination_grace_period {
         None => None,
-        Some(g) => Some(parse_duration_seconds(g).map_err(|e| Error::new(k, &name, "spec.template.spec.terminationGracePeriod", e.to_string()))?),
+        Some(g) => Some(parse_duration_seconds(g).map_err(|e| {
+            Error::new(
+                k,
+                &name,
+                "spec.template.spec.terminationGracePeriod",
+                e.to_string(),
+            )
+        })?),
     };
     let mut budgets = vec![];
     for (i, b) in d.budgets.iter().enumerate() {
@@ -251,7 +325,14 @@ fn pool_info<'a>(np: &'a NodePool, snap: &ClusterSnapshot) -> Result<PoolInfo<'a
     let min_savings_percent = match d.min_savings_percent {
         None => 0.0,
         Some(p) if (0..=100).contains(&p) => f64::from(p),
-        Some(p) => return Err(Error::new(k, &name, "spec.disruption.minSavingsPercent", format!("{p} is outside 0..=100"))),
+        Some(p) => {
+            return Err(Error::new(
+                k,
+                &name,
+                "spec.disruption.minSavingsPercent",
+                format!("{p} is outside 0..=100"),
+            ));
+        }
     };
     Ok(PoolInfo {
         api: np,
@@ -266,4 +347,8 @@ fn pool_info<'a>(np: &'a NodePool, snap: &ClusterSnapshot) -> Result<PoolInfo<'a
 }
 
 /// The reasons budgets are counted for.
-pub const REASONS: [DisruptionReason; 3] = [DisruptionReason::Empty, DisruptionReason::Drifted, DisruptionReason::Underutilized];
+pub const REASONS: [DisruptionReason; 3] = [
+    DisruptionReason::Empty,
+    DisruptionReason::Drifted,
+    DisruptionReason::Underutilized,
+];

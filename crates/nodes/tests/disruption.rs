@@ -4,7 +4,8 @@ mod common;
 
 use ballast_api::nodes::{self as api, ConsolidationPolicy};
 use ballast_nodes::{
-    ClusterSnapshot, DisruptionDecision, DisruptionOptions, Method, PdbMode, PodDisruptionBudget, SimulationMode, Verdict, Why, disrupt,
+    ClusterSnapshot, DisruptionDecision, DisruptionOptions, Method, PdbMode, PodDisruptionBudget,
+    SimulationMode, Verdict, Why, disrupt,
 };
 use ballast_scheduling::{LabelSelector, check};
 use common::*;
@@ -16,58 +17,121 @@ fn run(s: &ClusterSnapshot) -> DisruptionDecision {
 fn run_with(s: &ClusterSnapshot, o: &DisruptionOptions) -> DisruptionDecision {
     let d = disrupt(s, now(), o).unwrap();
     // The fast simulation must agree with the full solver on every test cluster.
-    let full = disrupt(s, now(), &DisruptionOptions { simulation: SimulationMode::FullSolve, ..o.clone() }).unwrap();
-    assert_eq!(common::canonical(&d.action), common::canonical(&full.action), "fast and full disagree");
-    assert_eq!(serde_json::to_value(&d.nodes).unwrap(), serde_json::to_value(&full.nodes).unwrap(), "fast and full disagree");
-    if let Some(a) = &d.action {
-        if matches!(a.method, Method::MultiNodeConsolidation | Method::SingleNodeConsolidation | Method::Drift) {
-            let (model, plan) = ballast_nodes::action_as_plan(s, a).unwrap();
-            let bad = check::check(&model, &plan);
-            assert!(bad.is_empty(), "checker: {bad:?}");
-        }
+    let full = disrupt(
+        s,
+        now(),
+        &DisruptionOptions {
+            simulation: SimulationMode::FullSolve,
+            ..o.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        common::canonical(&d.action),
+        common::canonical(&full.action),
+        "fast and full disagree"
+    );
+    assert_eq!(
+        serde_json::to_value(&d.nodes).unwrap(),
+        serde_json::to_value(&full.nodes).unwrap(),
+        "fast and full disagree"
+    );
+    if let Some(a) = &d.action
+        && matches!(
+            a.method,
+            Method::MultiNodeConsolidation | Method::SingleNodeConsolidation | Method::Drift
+        )
+    {
+        let (model, plan) = ballast_nodes::action_as_plan(s, a).unwrap();
+        let bad = check::check(&model, &plan);
+        assert!(bad.is_empty(), "checker: {bad:?}");
     }
     d
 }
 
 /// The notes a method left on a node.
 fn notes(d: &DisruptionDecision, node: &str, m: Method) -> Vec<(Verdict, Why)> {
-    d.nodes.iter().find(|n| n.node == node).unwrap().notes.iter().filter(|n| n.method == Some(m)).map(|n| (n.verdict, n.why.clone())).collect()
+    d.nodes
+        .iter()
+        .find(|n| n.node == node)
+        .unwrap()
+        .notes
+        .iter()
+        .filter(|n| n.method == Some(m))
+        .map(|n| (n.verdict, n.why.clone()))
+        .collect()
 }
 
-fn rejected_because(d: &DisruptionDecision, node: &str, m: Method, f: impl Fn(&Why) -> bool) -> bool {
-    notes(d, node, m).iter().any(|(v, w)| *v == Verdict::Rejected && f(w))
+fn rejected_because(
+    d: &DisruptionDecision,
+    node: &str,
+    m: Method,
+    f: impl Fn(&Why) -> bool,
+) -> bool {
+    notes(d, node, m)
+        .iter()
+        .any(|(v, w)| *v == Verdict::Rejected && f(w))
 }
 
 fn set_pool(s: &mut ClusterSnapshot, f: impl FnOnce(&mut api::Disruption)) {
-    let d = s.node_pools[0].spec.disruption.get_or_insert_with(Default::default);
+    let d = s.node_pools[0]
+        .spec
+        .disruption
+        .get_or_insert_with(Default::default);
     f(d);
 }
 
 #[test]
 fn empty_node_is_deleted() {
-    let s = cluster(vec![pool("p")], vec![node("n1", &ty("large"), "p", "on-demand", vec![daemon("ds")]), node("n2", &ty("large"), "p", "on-demand", vec![pod("a", "x", 1000, 100)])]);
+    let s = cluster(
+        vec![pool("p")],
+        vec![
+            node("n1", &ty("large"), "p", "on-demand", vec![daemon("ds")]),
+            node(
+                "n2",
+                &ty("large"),
+                "p",
+                "on-demand",
+                vec![pod("a", "x", 1000, 100)],
+            ),
+        ],
+    );
     let d = run(&s);
     let a = d.action.clone().expect("an action");
     assert_eq!(a.method, Method::Emptiness);
     assert_eq!(a.nodes, vec!["n1"]);
     assert!((a.savings - 0.40).abs() < 1e-9);
-    assert!(rejected_because(&d, "n2", Method::Emptiness, |w| matches!(w, Why::NotEmpty { pods: 1 })));
+    assert!(rejected_because(&d, "n2", Method::Emptiness, |w| matches!(
+        w,
+        Why::NotEmpty { pods: 1 }
+    )));
 }
 
 #[test]
 fn emptiness_waits_for_consolidate_after() {
-    let mut s = cluster(vec![pool("p")], vec![node("n1", &ty("large"), "p", "on-demand", vec![])]);
+    let mut s = cluster(
+        vec![pool("p")],
+        vec![node("n1", &ty("large"), "p", "on-demand", vec![])],
+    );
     set_pool(&mut s, |d| d.consolidate_after = Some("10m".into()));
     s.nodes[0].last_pod_event = Some(t("2025-06-01T11:55:00Z"));
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::Emptiness, |w| matches!(w, Why::ConsolidateAfter { remaining_seconds } if (*remaining_seconds - 300.0).abs() < 1e-6)));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::Emptiness,
+        |w| matches!(w, Why::ConsolidateAfter { remaining_seconds } if (*remaining_seconds - 300.0).abs() < 1e-6)
+    ));
     s.nodes[0].last_pod_event = Some(t("2025-06-01T11:45:00Z"));
     assert_eq!(run(&s).action.unwrap().method, Method::Emptiness);
     set_pool(&mut s, |d| d.consolidate_after = Some("Never".into()));
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::Emptiness, |w| matches!(w, Why::ConsolidationDisabled)));
+    assert!(rejected_because(&d, "n1", Method::Emptiness, |w| matches!(
+        w,
+        Why::ConsolidationDisabled
+    )));
 }
 
 #[test]
@@ -75,47 +139,107 @@ fn default_budget_is_ten_percent_rounded_up() {
     // 12 nodes, 3 empty: 10% of 12 rounds up to 2.
     let mut nodes = vec![];
     for i in 0..12 {
-        let pods = if i < 3 { vec![] } else { vec![pod("a", &format!("p{i}"), 7000, 100)] };
-        nodes.push(node(&format!("n{i:02}"), &ty("large"), "p", "on-demand", pods));
+        let pods = if i < 3 {
+            vec![]
+        } else {
+            vec![pod("a", &format!("p{i}"), 7000, 100)]
+        };
+        nodes.push(node(
+            &format!("n{i:02}"),
+            &ty("large"),
+            "p",
+            "on-demand",
+            pods,
+        ));
     }
     let mut s = cluster(vec![pool("p")], nodes);
     set_pool(&mut s, |d| d.budgets.clear());
     let d = run(&s);
     let a = d.action.clone().unwrap();
     assert_eq!(a.nodes.len(), 2);
-    let left: Vec<&str> = ["n00", "n01", "n02"].into_iter().filter(|n| !a.nodes.iter().any(|x| x == n)).collect();
+    let left: Vec<&str> = ["n00", "n01", "n02"]
+        .into_iter()
+        .filter(|n| !a.nodes.iter().any(|x| x == n))
+        .collect();
     assert_eq!(left.len(), 1);
-    assert!(rejected_because(&d, left[0], Method::Emptiness, |w| matches!(w, Why::Budget { .. })));
-    let b = d.budgets.iter().find(|b| b.reason == api::DisruptionReason::Empty).unwrap();
+    assert!(rejected_because(
+        &d,
+        left[0],
+        Method::Emptiness,
+        |w| matches!(w, Why::Budget { .. })
+    ));
+    let b = d
+        .budgets
+        .iter()
+        .find(|b| b.reason == api::DisruptionReason::Empty)
+        .unwrap();
     assert_eq!((b.nodes, b.allowed, b.available), (12, Some(2), 2));
 }
 
 #[test]
 fn budget_counts_disrupting_nodes() {
-    let mut s = cluster(vec![pool("p")], vec![node("n1", &ty("large"), "p", "on-demand", vec![]), node("n2", &ty("large"), "p", "on-demand", vec![])]);
-    set_pool(&mut s, |d| d.budgets = vec![api::Budget { nodes: "1".into(), ..Default::default() }]);
+    let mut s = cluster(
+        vec![pool("p")],
+        vec![
+            node("n1", &ty("large"), "p", "on-demand", vec![]),
+            node("n2", &ty("large"), "p", "on-demand", vec![]),
+        ],
+    );
+    set_pool(&mut s, |d| {
+        d.budgets = vec![api::Budget {
+            nodes: "1".into(),
+            ..Default::default()
+        }]
+    });
     s.nodes[1].ready = false;
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::Emptiness, |w| matches!(w, Why::Budget { .. })));
+    assert!(rejected_because(&d, "n1", Method::Emptiness, |w| matches!(
+        w,
+        Why::Budget { .. }
+    )));
 }
 
 #[test]
 fn budget_schedule_windows() {
-    let mut s = cluster(vec![pool("p")], vec![node("n1", &ty("large"), "p", "on-demand", vec![])]);
+    let mut s = cluster(
+        vec![pool("p")],
+        vec![node("n1", &ty("large"), "p", "on-demand", vec![])],
+    );
     // No disruption 09:00–17:00 UTC on weekdays... and every day here.
     set_pool(&mut s, |d| {
         d.budgets = vec![
-            api::Budget { nodes: "100%".into(), ..Default::default() },
-            api::Budget { nodes: "0".into(), schedule: Some("0 9 * * *".into()), duration: Some("8h".into()), reasons: vec![] },
+            api::Budget {
+                nodes: "100%".into(),
+                ..Default::default()
+            },
+            api::Budget {
+                nodes: "0".into(),
+                schedule: Some("0 9 * * *".into()),
+                duration: Some("8h".into()),
+                reasons: vec![],
+            },
         ]
     });
-    let at = |s: &ClusterSnapshot, when: &str| disrupt(s, t(when), &DisruptionOptions::default()).unwrap();
-    assert!(at(&s, "2025-06-01T12:00:00Z").action.is_none(), "window open: budget 0");
-    assert!(at(&s, "2025-06-01T18:00:00Z").action.is_some(), "window closed");
-    assert!(at(&s, "2025-06-01T08:59:00Z").action.is_some(), "before the window");
+    let at = |s: &ClusterSnapshot, when: &str| {
+        disrupt(s, t(when), &DisruptionOptions::default()).unwrap()
+    };
+    assert!(
+        at(&s, "2025-06-01T12:00:00Z").action.is_none(),
+        "window open: budget 0"
+    );
+    assert!(
+        at(&s, "2025-06-01T18:00:00Z").action.is_some(),
+        "window closed"
+    );
+    assert!(
+        at(&s, "2025-06-01T08:59:00Z").action.is_some(),
+        "before the window"
+    );
     // A budget limited to Drifted does not hold back emptiness.
-    set_pool(&mut s, |d| d.budgets[1].reasons = vec![api::DisruptionReason::Drifted]);
+    set_pool(&mut s, |d| {
+        d.budgets[1].reasons = vec![api::DisruptionReason::Drifted]
+    });
     assert!(at(&s, "2025-06-01T12:00:00Z").action.is_some());
 }
 
@@ -124,8 +248,20 @@ fn single_node_delete_when_pods_fit_elsewhere() {
     let s = cluster(
         vec![pool("p")],
         vec![
-            node("n1", &ty("large"), "p", "on-demand", vec![pod("a", "x1", 1000, 100), pod("a", "x2", 1000, 100)]),
-            node("n2", &ty("xlarge"), "p", "on-demand", vec![pod("a", "y1", 10000, 100)]),
+            node(
+                "n1",
+                &ty("large"),
+                "p",
+                "on-demand",
+                vec![pod("a", "x1", 1000, 100), pod("a", "x2", 1000, 100)],
+            ),
+            node(
+                "n2",
+                &ty("xlarge"),
+                "p",
+                "on-demand",
+                vec![pod("a", "y1", 10000, 100)],
+            ),
         ],
     );
     let d = run(&s);
@@ -141,63 +277,149 @@ fn single_node_delete_when_pods_fit_elsewhere() {
 
 #[test]
 fn single_node_replace_with_cheaper() {
-    let s = cluster(vec![pool("p")], vec![node("n1", &ty("xlarge"), "p", "on-demand", vec![pod("a", "x", 3000, 1000)])]);
+    let s = cluster(
+        vec![pool("p")],
+        vec![node(
+            "n1",
+            &ty("xlarge"),
+            "p",
+            "on-demand",
+            vec![pod("a", "x", 3000, 1000)],
+        )],
+    );
     let d = run(&s);
     let a = d.action.unwrap();
     assert_eq!(a.method, Method::SingleNodeConsolidation);
     let r = &a.replacements[0].plan;
     assert_eq!(r.instance_type, "medium");
-    assert_eq!(r.instance_types.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["medium", "large"]);
+    assert_eq!(
+        r.instance_types
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["medium", "large"]
+    );
     assert!((a.savings - 0.60).abs() < 1e-9);
     let labels = r.node_claim.metadata.labels.clone().unwrap();
     assert_eq!(labels[api::labels::NODEPOOL], "p");
-    assert!(r.node_claim.metadata.annotations.clone().unwrap().contains_key(api::labels::NODEPOOL_HASH));
+    assert!(
+        r.node_claim
+            .metadata
+            .annotations
+            .clone()
+            .unwrap()
+            .contains_key(api::labels::NODEPOOL_HASH)
+    );
 }
 
 #[test]
 fn no_churn_at_equal_price() {
-    let s = cluster(vec![pool("p")], vec![node("n1", &ty("medium"), "p", "on-demand", vec![pod("a", "x", 3000, 1000)])]);
+    let s = cluster(
+        vec![pool("p")],
+        vec![node(
+            "n1",
+            &ty("medium"),
+            "p",
+            "on-demand",
+            vec![pod("a", "x", 3000, 1000)],
+        )],
+    );
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::NotCheaper { .. })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::NotCheaper { .. })
+    ));
 }
 
 #[test]
 fn min_savings_percent() {
     // xlarge ($0.80) holding 7 cores → large ($0.40): saves 50%.
-    let mut s = cluster(vec![pool("p")], vec![node("n1", &ty("xlarge"), "p", "on-demand", vec![pod("a", "x", 7000, 1000)])]);
+    let mut s = cluster(
+        vec![pool("p")],
+        vec![node(
+            "n1",
+            &ty("xlarge"),
+            "p",
+            "on-demand",
+            vec![pod("a", "x", 7000, 1000)],
+        )],
+    );
     set_pool(&mut s, |d| d.min_savings_percent = Some(60));
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::BelowMinSavings { percent, min } if (*percent - 50.0).abs() < 1e-9 && *min == 60.0)));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::BelowMinSavings { percent, min } if (*percent - 50.0).abs() < 1e-9 && *min == 60.0)
+    ));
     set_pool(&mut s, |d| d.min_savings_percent = Some(40));
-    assert_eq!(run(&s).action.unwrap().replacements[0].plan.instance_type, "large");
+    assert_eq!(
+        run(&s).action.unwrap().replacements[0].plan.instance_type,
+        "large"
+    );
 }
 
 fn spot_catalog(cheaper: usize) -> Vec<ballast_scheduling::InstanceType> {
     // `cheaper` spot types of 4 cores cheaper than the 16-core one the node runs.
     let mut v = vec![itype("big", 16, 32, 0.80, 0.50)];
     for i in 0..cheaper {
-        v.push(itype(&format!("s{i:02}"), 4, 8, 0.20, 0.10 + i as f64 * 0.01));
+        v.push(itype(
+            &format!("s{i:02}"),
+            4,
+            8,
+            0.20,
+            0.10 + i as f64 * 0.01,
+        ));
     }
     v
 }
 
 #[test]
 fn spot_to_spot_needs_fifteen_cheaper_types() {
-    let mut s = cluster(vec![pool("p")], vec![node("n1", &ty("xlarge"), "p", "spot", vec![pod("a", "x", 3000, 1000)])]);
-    s.nodes[0].labels.insert(api::labels::INSTANCE_TYPE.into(), "big".into());
+    let mut s = cluster(
+        vec![pool("p")],
+        vec![node(
+            "n1",
+            &ty("xlarge"),
+            "p",
+            "spot",
+            vec![pod("a", "x", 3000, 1000)],
+        )],
+    );
+    s.nodes[0]
+        .labels
+        .insert(api::labels::INSTANCE_TYPE.into(), "big".into());
     s.instance_types = spot_catalog(5);
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::SpotToSpotTooFewTypes { have: 5, need: 15 })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::SpotToSpotTooFewTypes { have: 5, need: 15 })
+    ));
     s.instance_types = spot_catalog(20);
     let a = run(&s).action.unwrap();
     let r = &a.replacements[0].plan;
     assert_eq!(r.capacity_types, vec!["spot"]);
     assert_eq!(r.instance_types.len(), 15, "launch only the 15 cheapest");
-    let off = run_with(&s, &DisruptionOptions { spot_to_spot: false, ..Default::default() });
-    assert!(rejected_because(&off, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::SpotToSpotDisabled)));
+    let off = run_with(
+        &s,
+        &DisruptionOptions {
+            spot_to_spot: false,
+            ..Default::default()
+        },
+    );
+    assert!(rejected_because(
+        &off,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::SpotToSpotDisabled)
+    ));
 }
 
 #[test]
@@ -207,8 +429,20 @@ fn multi_node_two_into_one() {
     let mut s = cluster(
         vec![pool("p")],
         vec![
-            node("n1", &ty("medium"), "p", "on-demand", vec![pod("a", "x", 2500, 1000)]),
-            node("n2", &ty("medium"), "p", "on-demand", vec![pod("a", "y", 2500, 1000)]),
+            node(
+                "n1",
+                &ty("medium"),
+                "p",
+                "on-demand",
+                vec![pod("a", "x", 2500, 1000)],
+            ),
+            node(
+                "n2",
+                &ty("medium"),
+                "p",
+                "on-demand",
+                vec![pod("a", "y", 2500, 1000)],
+            ),
         ],
     );
     s.instance_types = cat;
@@ -220,26 +454,66 @@ fn multi_node_two_into_one() {
     assert_eq!(a.replacements[0].plan.instance_type, "six");
     assert!((a.savings - 0.12).abs() < 1e-9);
     // Alone, neither node can go: no room elsewhere, nothing cheaper holds 2.5 cores.
-    let d = run_with(&s, &DisruptionOptions { explain_all: true, ..Default::default() });
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::NotCheaper { .. })));
+    let d = run_with(
+        &s,
+        &DisruptionOptions {
+            explain_all: true,
+            ..Default::default()
+        },
+    );
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::NotCheaper { .. })
+    ));
 }
 
 #[test]
 fn never_one_into_two() {
     // 6 cores on a large; the only cheaper types hold 4 cores: two would be needed.
-    let mut s = cluster(vec![pool("p")], vec![node("n1", &ty("large"), "p", "on-demand", vec![pod("a", "x", 3000, 100), pod("a", "y", 3000, 100)])]);
-    s.instance_types = vec![itype("large", 8, 16, 0.40, 0.0), itype("medium", 4, 8, 0.15, 0.0)];
+    let mut s = cluster(
+        vec![pool("p")],
+        vec![node(
+            "n1",
+            &ty("large"),
+            "p",
+            "on-demand",
+            vec![pod("a", "x", 3000, 100), pod("a", "y", 3000, 100)],
+        )],
+    );
+    s.instance_types = vec![
+        itype("large", 8, 16, 0.40, 0.0),
+        itype("medium", 4, 8, 0.15, 0.0),
+    ];
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::WouldNeedNodes { count: 2 })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::WouldNeedNodes { count: 2 })
+    ));
 }
 
 fn two_nodes_one_movable() -> ClusterSnapshot {
     cluster(
         vec![pool("p")],
         vec![
-            node("n1", &ty("large"), "p", "on-demand", vec![pod("a", "x1", 1000, 100), pod("a", "x2", 1000, 100)]),
-            node("n2", &ty("xlarge"), "p", "on-demand", vec![pod("b", "y1", 10000, 100)]),
+            node(
+                "n1",
+                &ty("large"),
+                "p",
+                "on-demand",
+                vec![pod("a", "x1", 1000, 100), pod("a", "x2", 1000, 100)],
+            ),
+            node(
+                "n2",
+                &ty("xlarge"),
+                "p",
+                "on-demand",
+                vec![pod("b", "y1", 10000, 100)],
+            ),
         ],
     )
 }
@@ -247,85 +521,195 @@ fn two_nodes_one_movable() -> ClusterSnapshot {
 #[test]
 fn pdb_blocks() {
     let mut s = two_nodes_one_movable();
-    s.nodes[0].pods[0].pod.labels.insert("app".into(), "x".into());
-    s.nodes[0].pods[1].pod.labels.insert("app".into(), "x".into());
-    s.pdbs = vec![PodDisruptionBudget { namespace: "a".into(), name: "x".into(), selector: LabelSelector::labels(&[("app", "x")]), disruptions_allowed: 0 }];
+    s.nodes[0].pods[0]
+        .pod
+        .labels
+        .insert("app".into(), "x".into());
+    s.nodes[0].pods[1]
+        .pod
+        .labels
+        .insert("app".into(), "x".into());
+    s.pdbs = vec![PodDisruptionBudget {
+        namespace: "a".into(),
+        name: "x".into(),
+        selector: LabelSelector::labels(&[("app", "x")]),
+        disruptions_allowed: 0,
+    }];
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::PdbBlocks { .. })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::PdbBlocks { .. })
+    ));
     s.pdbs[0].disruptions_allowed = 1;
     assert_eq!(run(&s).action.unwrap().nodes, vec!["n1"]);
     // Strict: evicting two pods of a PDB that allows one is refused.
-    let d = run_with(&s, &DisruptionOptions { pdb_mode: PdbMode::Strict, ..Default::default() });
+    let d = run_with(
+        &s,
+        &DisruptionOptions {
+            pdb_mode: PdbMode::Strict,
+            ..Default::default()
+        },
+    );
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::PdbExhausted { evictions: 2, allowed: 1, .. })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(
+            w,
+            Why::PdbExhausted {
+                evictions: 2,
+                allowed: 1,
+                ..
+            }
+        )
+    ));
     // Two PDBs on one pod: the Eviction API refuses it.
-    s.pdbs.push(PodDisruptionBudget { namespace: "a".into(), name: "all".into(), selector: LabelSelector::default(), disruptions_allowed: 5 });
+    s.pdbs.push(PodDisruptionBudget {
+        namespace: "a".into(),
+        name: "all".into(),
+        selector: LabelSelector::default(),
+        disruptions_allowed: 5,
+    });
     let d = run(&s);
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::MultiplePdbs { .. })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::MultiplePdbs { .. })
+    ));
 }
 
 #[test]
 fn do_not_disrupt_true_and_duration() {
     let mut s = two_nodes_one_movable();
-    s.nodes[0].pods[0].annotations.insert(api::labels::KARPENTER_DO_NOT_DISRUPT.into(), "true".into());
+    s.nodes[0].pods[0]
+        .annotations
+        .insert(api::labels::KARPENTER_DO_NOT_DISRUPT.into(), "true".into());
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::PodDoNotDisrupt { until: None, .. })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::PodDoNotDisrupt { until: None, .. })
+    ));
     // A duration counts from the pod's start: started 11:30, 1h → protected until 12:30.
-    s.nodes[0].pods[0].annotations.insert(api::labels::KARPENTER_DO_NOT_DISRUPT.into(), "1h".into());
+    s.nodes[0].pods[0]
+        .annotations
+        .insert(api::labels::KARPENTER_DO_NOT_DISRUPT.into(), "1h".into());
     s.nodes[0].pods[0].started = Some(t("2025-06-01T11:30:00Z"));
     let d = run(&s);
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::PodDoNotDisrupt { until: Some(u), .. } if *u == t("2025-06-01T12:30:00Z"))));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::PodDoNotDisrupt { until: Some(u), .. } if *u == t("2025-06-01T12:30:00Z"))
+    ));
     s.nodes[0].pods[0].started = Some(t("2025-06-01T10:00:00Z"));
     assert_eq!(run(&s).action.unwrap().nodes, vec!["n1"]);
     // On the node itself, Ballast's spelling.
-    s.nodes[0].annotations.insert(api::labels::DO_NOT_DISRUPT.into(), "true".into());
+    s.nodes[0]
+        .annotations
+        .insert(api::labels::DO_NOT_DISRUPT.into(), "true".into());
     let d = run(&s);
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::NodeDoNotDisrupt { .. })));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::NodeDoNotDisrupt { .. })
+    ));
 }
 
 #[test]
 fn pods_that_cannot_move() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut ballast_nodes::BoundPod)>)> = vec![
+    type Change = Box<dyn Fn(&mut ballast_nodes::BoundPod)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("no controller", Box::new(|p| p.owner_kind = None)),
         ("local storage", Box::new(|p| p.local_storage = true)),
-        ("kube-system", Box::new(|p| p.pod.namespace = "kube-system".into())),
-        ("safe-to-evict=false", Box::new(|p| {
-            p.annotations.insert(ballast_nodes::snapshot::SAFE_TO_EVICT.into(), "false".into());
-        })),
+        (
+            "kube-system",
+            Box::new(|p| p.pod.namespace = "kube-system".into()),
+        ),
+        (
+            "safe-to-evict=false",
+            Box::new(|p| {
+                p.annotations.insert(
+                    ballast_nodes::snapshot::SAFE_TO_EVICT.into(),
+                    "false".into(),
+                );
+            }),
+        ),
     ];
     for (what, f) in cases {
         let mut s = two_nodes_one_movable();
         f(&mut s.nodes[0].pods[0]);
         let d = run(&s);
         assert!(d.action.is_none(), "{what}");
-        assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::PodCannotMove { .. })), "{what}");
+        assert!(
+            rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(
+                w,
+                Why::PodCannotMove { .. }
+            )),
+            "{what}"
+        );
     }
     // safe-to-evict=true lets a pod with local storage go; the option can be turned off too.
     let mut s = two_nodes_one_movable();
     s.nodes[0].pods[0].local_storage = true;
-    s.nodes[0].pods[0].annotations.insert(ballast_nodes::snapshot::SAFE_TO_EVICT.into(), "true".into());
+    s.nodes[0].pods[0]
+        .annotations
+        .insert(ballast_nodes::snapshot::SAFE_TO_EVICT.into(), "true".into());
     assert!(run(&s).action.is_some());
     s.nodes[0].pods[0].annotations.clear();
-    assert!(run_with(&s, &DisruptionOptions { block_local_storage: false, ..Default::default() }).action.is_some());
+    assert!(
+        run_with(
+            &s,
+            &DisruptionOptions {
+                block_local_storage: false,
+                ..Default::default()
+            }
+        )
+        .action
+        .is_some()
+    );
 }
 
 #[test]
 fn when_empty_policy_leaves_underutilized_nodes() {
     let mut s = two_nodes_one_movable();
-    set_pool(&mut s, |d| d.consolidation_policy = Some(ConsolidationPolicy::WhenEmpty));
+    set_pool(&mut s, |d| {
+        d.consolidation_policy = Some(ConsolidationPolicy::WhenEmpty)
+    });
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::SingleNodeConsolidation, |w| matches!(w, Why::WhenEmptyPolicy)));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::SingleNodeConsolidation,
+        |w| matches!(w, Why::WhenEmptyPolicy)
+    ));
 }
 
 #[test]
 fn drift_by_template_hash_and_requirements() {
     let p = pool("p");
-    let mut n1 = node("n1", &ty("medium"), "p", "on-demand", vec![pod("a", "x", 3000, 1000)]);
+    let mut n1 = node(
+        "n1",
+        &ty("medium"),
+        "p",
+        "on-demand",
+        vec![pod("a", "x", 3000, 1000)],
+    );
     let mut c1 = claim_for(&mut n1, &p);
-    c1.metadata.annotations.as_mut().unwrap().insert(api::labels::NODEPOOL_HASH.into(), "stale".into());
+    c1.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(api::labels::NODEPOOL_HASH.into(), "stale".into());
     let mut s = cluster(vec![p.clone()], vec![n1]);
     s.node_claims = vec![c1];
     let d = run(&s);
@@ -337,9 +721,19 @@ fn drift_by_template_hash_and_requirements() {
 
     // Requirement drift: the pool now wants zone b.
     let mut p2 = pool("p");
-    p2.spec.template.spec.requirements =
-        vec![api::NodeSelectorRequirementWithMinValues { key: api::labels::ZONE.into(), operator: api::RequirementOperator::In, values: vec!["b".into()], min_values: None }];
-    let mut n1 = node("n1", &ty("medium"), "p", "on-demand", vec![pod("a", "x", 3000, 1000)]);
+    p2.spec.template.spec.requirements = vec![api::NodeSelectorRequirementWithMinValues {
+        key: api::labels::ZONE.into(),
+        operator: api::RequirementOperator::In,
+        values: vec!["b".into()],
+        min_values: None,
+    }];
+    let mut n1 = node(
+        "n1",
+        &ty("medium"),
+        "p",
+        "on-demand",
+        vec![pod("a", "x", 3000, 1000)],
+    );
     let c1 = claim_for(&mut n1, &p2);
     let mut s = cluster(vec![p2], vec![n1]);
     s.node_claims = vec![c1];
@@ -350,35 +744,68 @@ fn drift_by_template_hash_and_requirements() {
     assert_eq!(a.replacements[0].plan.zones, vec!["b"]);
 
     // Up to date: not drifted.
-    let mut n1 = node("n1", &ty("medium"), "p", "on-demand", vec![pod("a", "x", 3000, 1000)]);
+    let mut n1 = node(
+        "n1",
+        &ty("medium"),
+        "p",
+        "on-demand",
+        vec![pod("a", "x", 3000, 1000)],
+    );
     let c1 = claim_for(&mut n1, &p);
     let mut s = cluster(vec![p], vec![n1]);
     s.node_claims = vec![c1];
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::Drift, |w| matches!(w, Why::NotDrifted)));
+    assert!(rejected_because(&d, "n1", Method::Drift, |w| matches!(
+        w,
+        Why::NotDrifted
+    )));
 }
 
 #[test]
 fn drift_respects_budget_and_blockers() {
     let p = pool("p");
-    let mut n1 = node("n1", &ty("medium"), "p", "on-demand", vec![pod("a", "x", 3000, 1000)]);
+    let mut n1 = node(
+        "n1",
+        &ty("medium"),
+        "p",
+        "on-demand",
+        vec![pod("a", "x", 3000, 1000)],
+    );
     let mut c1 = claim_for(&mut n1, &p);
-    c1.metadata.annotations.as_mut().unwrap().insert(api::labels::NODEPOOL_HASH.into(), "stale".into());
+    c1.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(api::labels::NODEPOOL_HASH.into(), "stale".into());
     let mut s = cluster(vec![p], vec![n1]);
     s.node_claims = vec![c1];
-    s.nodes[0].pods[0].annotations.insert(api::labels::DO_NOT_DISRUPT.into(), "true".into());
+    s.nodes[0].pods[0]
+        .annotations
+        .insert(api::labels::DO_NOT_DISRUPT.into(), "true".into());
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::Drift, |w| matches!(w, Why::PodDoNotDisrupt { .. })));
+    assert!(rejected_because(&d, "n1", Method::Drift, |w| matches!(
+        w,
+        Why::PodDoNotDisrupt { .. }
+    )));
     // With a terminationGracePeriod drift goes ahead; the drain has a deadline.
     s.node_claims[0].spec.termination_grace_period = Some("30m".into());
     let a = run(&s).action.unwrap();
     assert_eq!(a.method, Method::Drift);
     assert_eq!(a.drain_deadline, Some(t("2025-06-01T12:30:00Z")));
-    set_pool(&mut s, |d| d.budgets = vec![api::Budget { nodes: "0".into(), reasons: vec![api::DisruptionReason::Drifted], ..Default::default() }]);
+    set_pool(&mut s, |d| {
+        d.budgets = vec![api::Budget {
+            nodes: "0".into(),
+            reasons: vec![api::DisruptionReason::Drifted],
+            ..Default::default()
+        }]
+    });
     let d = run(&s);
-    assert!(rejected_because(&d, "n1", Method::Drift, |w| matches!(w, Why::Budget { .. })));
+    assert!(rejected_because(&d, "n1", Method::Drift, |w| matches!(
+        w,
+        Why::Budget { .. }
+    )));
 }
 
 #[test]
@@ -386,8 +813,15 @@ fn expiration_is_forceful() {
     let mut s = two_nodes_one_movable();
     s.node_pools[0].spec.template.spec.expire_after = Some("6h".into());
     // Created at 00:00, now 12:00: expired; a do-not-disrupt pod and a zero budget do not stop it.
-    s.nodes[1].pods[0].annotations.insert(api::labels::DO_NOT_DISRUPT.into(), "true".into());
-    set_pool(&mut s, |d| d.budgets = vec![api::Budget { nodes: "0".into(), ..Default::default() }]);
+    s.nodes[1].pods[0]
+        .annotations
+        .insert(api::labels::DO_NOT_DISRUPT.into(), "true".into());
+    set_pool(&mut s, |d| {
+        d.budgets = vec![api::Budget {
+            nodes: "0".into(),
+            ..Default::default()
+        }]
+    });
     let d = run(&s);
     let a = d.action.unwrap();
     assert_eq!(a.method, Method::Expiration);
@@ -395,7 +829,12 @@ fn expiration_is_forceful() {
     s.node_pools[0].spec.template.spec.expire_after = Some("24h".into());
     let d = run(&s);
     assert!(d.action.is_none());
-    assert!(rejected_because(&d, "n1", Method::Expiration, |w| matches!(w, Why::NotExpired { remaining_seconds: Some(s) } if (*s - 43200.0).abs() < 1.0)));
+    assert!(rejected_because(
+        &d,
+        "n1",
+        Method::Expiration,
+        |w| matches!(w, Why::NotExpired { remaining_seconds: Some(s) } if (*s - 43200.0).abs() < 1.0)
+    ));
 }
 
 #[test]
@@ -403,17 +842,31 @@ fn disruption_cost_scales_with_priority_deletion_cost_and_lifetime() {
     let mut s = two_nodes_one_movable();
     s.node_pools[0].spec.template.spec.expire_after = Some("24h".into());
     s.nodes[0].pods[0].pod.priority = 1 << 25; // +1
-    s.nodes[0].pods[1].annotations.insert(ballast_nodes::snapshot::POD_DELETION_COST.into(), (-(1i64 << 28)).to_string()); // -2
+    s.nodes[0].pods[1].annotations.insert(
+        ballast_nodes::snapshot::POD_DELETION_COST.into(),
+        (-(1i64 << 28)).to_string(),
+    ); // -2
     let d = run(&s);
     let n1 = d.nodes.iter().find(|n| n.node == "n1").unwrap();
     // (2 + (-1)) × half the lifetime left.
-    assert!((n1.disruption_cost - 0.5).abs() < 1e-9, "{}", n1.disruption_cost);
+    assert!(
+        (n1.disruption_cost - 0.5).abs() < 1e-9,
+        "{}",
+        n1.disruption_cost
+    );
 }
 
 #[test]
 fn pending_pods_are_provisioned_first() {
     let mut s = two_nodes_one_movable();
-    s.pending_pods = vec![ballast_nodes::PendingPod { pod: ballast_scheduling::Pod::new("a", "new", ballast_scheduling::Resources::cpu_mem(500, 1 << 20)), first_seen: None }];
+    s.pending_pods = vec![ballast_nodes::PendingPod {
+        pod: ballast_scheduling::Pod::new(
+            "a",
+            "new",
+            ballast_scheduling::Resources::cpu_mem(500, 1 << 20),
+        ),
+        first_seen: None,
+    }];
     let d = run(&s);
     assert!(d.action.is_none());
     assert!(d.summary.contains("pending"), "{}", d.summary);

@@ -19,12 +19,32 @@ struct PodSpec {
 }
 
 fn pod_spec() -> impl Strategy<Value = PodSpec> {
-    (1i64..=16, 1i64..=16, prop::bool::weighted(0.1), prop::bool::weighted(0.1), -1i32..=1)
-        .prop_map(|(c, m, z, s, p)| PodSpec { cpu: c * 250, mem: m * 256, zone_selector: z, spread: s, priority: p << 20 })
+    (
+        1i64..=16,
+        1i64..=16,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.1),
+        -1i32..=1,
+    )
+        .prop_map(|(c, m, z, s, p)| PodSpec {
+            cpu: c * 250,
+            mem: m * 256,
+            zone_selector: z,
+            spread: s,
+            priority: p << 20,
+        })
 }
 
 fn cluster_spec() -> impl Strategy<Value = Vec<(usize, bool, bool, Vec<PodSpec>)>> {
-    prop::collection::vec((0usize..4, prop::bool::ANY, prop::bool::weighted(0.3), prop::collection::vec(pod_spec(), 0..6)), 1..8)
+    prop::collection::vec(
+        (
+            0usize..4,
+            prop::bool::ANY,
+            prop::bool::weighted(0.3),
+            prop::collection::vec(pod_spec(), 0..6),
+        ),
+        1..8,
+    )
 }
 
 fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSnapshot {
@@ -32,13 +52,22 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
     let mut nodes = vec![];
     for (i, (ti, zone_b, spot, pods)) in spec.iter().enumerate() {
         let t = &cat[*ti];
-        let mut n = node(&format!("n{i}"), t, "p", if *spot { "spot" } else { "on-demand" }, vec![]);
+        let mut n = node(
+            &format!("n{i}"),
+            t,
+            "p",
+            if *spot { "spot" } else { "on-demand" },
+            vec![],
+        );
         if *zone_b {
-            n.labels.insert(ballast_api::nodes::labels::ZONE.into(), "b".into());
+            n.labels
+                .insert(ballast_api::nodes::labels::ZONE.into(), "b".into());
         }
         let (mut cpu, mut mem) = (0, 0);
         for (k, ps) in pods.iter().enumerate() {
-            if cpu + ps.cpu > t.capacity.cpu_millis || mem + (ps.mem << 20) > t.capacity.memory_bytes {
+            if cpu + ps.cpu > t.capacity.cpu_millis
+                || mem + (ps.mem << 20) > t.capacity.memory_bytes
+            {
                 continue;
             }
             cpu += ps.cpu;
@@ -47,18 +76,26 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
             p.pod.priority = ps.priority;
             p.pod.labels.insert("app".into(), format!("app{}", k % 2));
             if ps.zone_selector {
-                p.pod.node_selector.insert("topology.kubernetes.io/zone".into(), n.labels["topology.kubernetes.io/zone"].clone());
+                p.pod.node_selector.insert(
+                    "topology.kubernetes.io/zone".into(),
+                    n.labels["topology.kubernetes.io/zone"].clone(),
+                );
             }
             if ps.spread {
-                p.pod.topology_spread_constraints.push(TopologySpreadConstraint {
-                    max_skew: 2,
-                    topology_key: "topology.kubernetes.io/zone".into(),
-                    when_unsatisfiable: Default::default(),
-                    label_selector: Some(ballast_scheduling::LabelSelector::labels(&[("app", &format!("app{}", k % 2))])),
-                    min_domains: None,
-                    match_label_keys: vec![],
-                    node_affinity_policy: Default::default(),
-                });
+                p.pod
+                    .topology_spread_constraints
+                    .push(TopologySpreadConstraint {
+                        max_skew: 2,
+                        topology_key: "topology.kubernetes.io/zone".into(),
+                        when_unsatisfiable: Default::default(),
+                        label_selector: Some(ballast_scheduling::LabelSelector::labels(&[(
+                            "app",
+                            &format!("app{}", k % 2),
+                        )])),
+                        min_domains: None,
+                        match_label_keys: vec![],
+                        node_affinity_policy: Default::default(),
+                    });
             }
             n.pods.push(p);
         }
@@ -69,7 +106,12 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
     for t in &mut s.instance_types {
         for z in ["a", "b"] {
             let od = t.offerings[0].price;
-            t.offerings.push(ballast_scheduling::Offering { zone: z.into(), capacity_type: "spot".into(), price: od * 0.4, available: true });
+            t.offerings.push(ballast_scheduling::Offering {
+                zone: z.into(),
+                capacity_type: "spot".into(),
+                price: od * 0.4,
+                available: true,
+            });
         }
     }
     s
@@ -86,14 +128,13 @@ proptest! {
         let full = disrupt(&s, now(), &DisruptionOptions { simulation: SimulationMode::FullSolve, ..o }).unwrap();
         prop_assert_eq!(common::canonical(&fast.action), common::canonical(&full.action));
         prop_assert_eq!(serde_json::to_value(&fast.nodes).unwrap(), serde_json::to_value(&full.nodes).unwrap());
-        if let Some(a) = &fast.action {
-            if matches!(a.method, Method::MultiNodeConsolidation | Method::SingleNodeConsolidation) {
+        if let Some(a) = &fast.action
+            && matches!(a.method, Method::MultiNodeConsolidation | Method::SingleNodeConsolidation) {
                 prop_assert!(a.savings > 0.0);
                 prop_assert!(a.replacements.len() <= 1);
                 let (model, plan) = ballast_nodes::action_as_plan(&s, a).unwrap();
                 let bad = check::check(&model, &plan);
                 prop_assert!(bad.is_empty(), "checker: {:?}", bad);
             }
-        }
     }
 }

@@ -99,41 +99,105 @@ impl fmt::Display for Method {
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Why {
     NotManaged,
-    UnknownNodePool { pool: String },
+    UnknownNodePool {
+        pool: String,
+    },
     Deleting,
     NotInitialized,
-    NodeDoNotDisrupt { until: Option<Timestamp> },
-    PodDoNotDisrupt { pod: PodRef, until: Option<Timestamp> },
-    PdbBlocks { pod: PodRef, pdb: String },
-    MultiplePdbs { pod: PodRef, pdbs: Vec<String> },
-    PdbExhausted { pdb: String, evictions: usize, allowed: i32 },
-    PodCannotMove { pod: PodRef, cause: String },
+    NodeDoNotDisrupt {
+        until: Option<Timestamp>,
+    },
+    PodDoNotDisrupt {
+        pod: PodRef,
+        until: Option<Timestamp>,
+    },
+    PdbBlocks {
+        pod: PodRef,
+        pdb: String,
+    },
+    MultiplePdbs {
+        pod: PodRef,
+        pdbs: Vec<String>,
+    },
+    PdbExhausted {
+        pdb: String,
+        evictions: usize,
+        allowed: i32,
+    },
+    PodCannotMove {
+        pod: PodRef,
+        cause: String,
+    },
     ConsolidationDisabled,
     WhenEmptyPolicy,
-    ConsolidateAfter { remaining_seconds: f64 },
+    ConsolidateAfter {
+        remaining_seconds: f64,
+    },
     UnknownPrice,
-    Budget { reason: DisruptionReason, budget: String },
-    NotEmpty { pods: usize },
+    Budget {
+        reason: DisruptionReason,
+        budget: String,
+    },
+    NotEmpty {
+        pods: usize,
+    },
     Empty,
     NotDrifted,
-    Drifted { why: String },
-    NotExpired { remaining_seconds: Option<f64> },
-    Expired { age_seconds: f64 },
-    PodsDoNotFit { pod: PodRef, why: String },
-    WouldNeedNodes { count: usize },
-    NotCheaper { current: f64 },
-    BelowMinSavings { percent: f64, min: f64 },
+    Drifted {
+        why: String,
+    },
+    NotExpired {
+        remaining_seconds: Option<f64>,
+    },
+    Expired {
+        age_seconds: f64,
+    },
+    PodsDoNotFit {
+        pod: PodRef,
+        why: String,
+    },
+    WouldNeedNodes {
+        count: usize,
+    },
+    NotCheaper {
+        current: f64,
+    },
+    BelowMinSavings {
+        percent: f64,
+        min: f64,
+    },
     SpotToSpotDisabled,
-    SpotToSpotTooFewTypes { have: usize, need: usize },
-    MinValues { key: String, have: usize, need: u32 },
-    PendingPodsFirst { count: usize },
-    NotEvaluated { because: String },
+    SpotToSpotTooFewTypes {
+        have: usize,
+        need: usize,
+    },
+    MinValues {
+        key: String,
+        have: usize,
+        need: u32,
+    },
+    PendingPodsFirst {
+        count: usize,
+    },
+    NotEvaluated {
+        because: String,
+    },
     BlockersOverriddenByGracePeriod,
-    CanDelete { savings: f64 },
-    CanReplace { with: String, price: f64, savings: f64 },
-    InMultiNodeSet { size: usize },
+    CanDelete {
+        savings: f64,
+    },
+    CanReplace {
+        with: String,
+        price: f64,
+        savings: f64,
+    },
+    InMultiNodeSet {
+        size: usize,
+    },
     TooFewCandidates,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 fn dur(s: f64) -> String {
@@ -152,38 +216,107 @@ impl fmt::Display for Why {
             Why::UnknownNodePool { pool } => write!(f, "NodePool {pool:?} is missing or invalid"),
             Why::Deleting => write!(f, "already being deleted"),
             Why::NotInitialized => write!(f, "not initialized yet"),
-            Why::NodeDoNotDisrupt { until: None } => write!(f, "node has the do-not-disrupt annotation"),
-            Why::NodeDoNotDisrupt { until: Some(t) } => write!(f, "node has the do-not-disrupt annotation until {t}"),
-            Why::PodDoNotDisrupt { pod, until: None } => write!(f, "pod {pod} has the do-not-disrupt annotation"),
-            Why::PodDoNotDisrupt { pod, until: Some(t) } => write!(f, "pod {pod} has the do-not-disrupt annotation until {t}"),
-            Why::PdbBlocks { pod, pdb } => write!(f, "PDB {pdb} allows no disruption of pod {pod} now"),
-            Why::MultiplePdbs { pod, pdbs } => write!(f, "pod {pod} is covered by several PDBs ({})", pdbs.join(", ")),
-            Why::PdbExhausted { pdb, evictions, allowed } => write!(f, "would evict {evictions} pods of PDB {pdb}, which allows {allowed}"),
+            Why::NodeDoNotDisrupt { until: None } => {
+                write!(f, "node has the do-not-disrupt annotation")
+            }
+            Why::NodeDoNotDisrupt { until: Some(t) } => {
+                write!(f, "node has the do-not-disrupt annotation until {t}")
+            }
+            Why::PodDoNotDisrupt { pod, until: None } => {
+                write!(f, "pod {pod} has the do-not-disrupt annotation")
+            }
+            Why::PodDoNotDisrupt {
+                pod,
+                until: Some(t),
+            } => write!(f, "pod {pod} has the do-not-disrupt annotation until {t}"),
+            Why::PdbBlocks { pod, pdb } => {
+                write!(f, "PDB {pdb} allows no disruption of pod {pod} now")
+            }
+            Why::MultiplePdbs { pod, pdbs } => write!(
+                f,
+                "pod {pod} is covered by several PDBs ({})",
+                pdbs.join(", ")
+            ),
+            Why::PdbExhausted {
+                pdb,
+                evictions,
+                allowed,
+            } => write!(
+                f,
+                "would evict {evictions} pods of PDB {pdb}, which allows {allowed}"
+            ),
             Why::PodCannotMove { pod, cause } => write!(f, "pod {pod} cannot move: {cause}"),
             Why::ConsolidationDisabled => write!(f, "consolidateAfter is Never"),
-            Why::WhenEmptyPolicy => write!(f, "consolidation policy WhenEmpty and the node is not empty"),
-            Why::ConsolidateAfter { remaining_seconds } => write!(f, "consolidateAfter not reached ({} to go)", dur(*remaining_seconds)),
-            Why::UnknownPrice => write!(f, "price unknown (instance type, zone or capacity type not in the catalog)"),
-            Why::Budget { reason, budget } => write!(f, "disruption budget for {reason:?} exhausted (budget {budget})"),
+            Why::WhenEmptyPolicy => write!(
+                f,
+                "consolidation policy WhenEmpty and the node is not empty"
+            ),
+            Why::ConsolidateAfter { remaining_seconds } => write!(
+                f,
+                "consolidateAfter not reached ({} to go)",
+                dur(*remaining_seconds)
+            ),
+            Why::UnknownPrice => write!(
+                f,
+                "price unknown (instance type, zone or capacity type not in the catalog)"
+            ),
+            Why::Budget { reason, budget } => write!(
+                f,
+                "disruption budget for {reason:?} exhausted (budget {budget})"
+            ),
             Why::NotEmpty { pods } => write!(f, "not empty ({pods} pods to move)"),
             Why::Empty => write!(f, "empty"),
             Why::NotDrifted => write!(f, "not drifted"),
             Why::Drifted { why } => write!(f, "drifted: {why}"),
-            Why::NotExpired { remaining_seconds: None } => write!(f, "never expires"),
-            Why::NotExpired { remaining_seconds: Some(s) } => write!(f, "expires in {}", dur(*s)),
+            Why::NotExpired {
+                remaining_seconds: None,
+            } => write!(f, "never expires"),
+            Why::NotExpired {
+                remaining_seconds: Some(s),
+            } => write!(f, "expires in {}", dur(*s)),
             Why::Expired { age_seconds } => write!(f, "expired (age {})", dur(*age_seconds)),
-            Why::PodsDoNotFit { pod, why } => write!(f, "pod {pod} would have nowhere to go: {why}"),
-            Why::WouldNeedNodes { count } => write!(f, "its pods would need {count} new nodes (never 1 → many)"),
-            Why::NotCheaper { current } => write!(f, "no replacement cheaper than the ${current:.4}/h it costs"),
-            Why::BelowMinSavings { percent, min } => write!(f, "saves {percent:.1}% < minSavingsPercent {min}%"),
+            Why::PodsDoNotFit { pod, why } => {
+                write!(f, "pod {pod} would have nowhere to go: {why}")
+            }
+            Why::WouldNeedNodes { count } => {
+                write!(f, "its pods would need {count} new nodes (never 1 → many)")
+            }
+            Why::NotCheaper { current } => write!(
+                f,
+                "no replacement cheaper than the ${current:.4}/h it costs"
+            ),
+            Why::BelowMinSavings { percent, min } => {
+                write!(f, "saves {percent:.1}% < minSavingsPercent {min}%")
+            }
             Why::SpotToSpotDisabled => write!(f, "spot-to-spot consolidation is disabled"),
-            Why::SpotToSpotTooFewTypes { have, need } => write!(f, "spot-to-spot needs {need} cheaper instance types, {have} found"),
-            Why::MinValues { key, have, need } => write!(f, "cheaper types leave {have} values of {key} < minValues {need}"),
-            Why::PendingPodsFirst { count } => write!(f, "{count} pending pods can be placed: provisioning goes first"),
+            Why::SpotToSpotTooFewTypes { have, need } => write!(
+                f,
+                "spot-to-spot needs {need} cheaper instance types, {have} found"
+            ),
+            Why::MinValues { key, have, need } => write!(
+                f,
+                "cheaper types leave {have} values of {key} < minValues {need}"
+            ),
+            Why::PendingPodsFirst { count } => write!(
+                f,
+                "{count} pending pods can be placed: provisioning goes first"
+            ),
             Why::NotEvaluated { because } => write!(f, "not evaluated: {because}"),
-            Why::BlockersOverriddenByGracePeriod => write!(f, "blocking pods are overridden by terminationGracePeriod"),
-            Why::CanDelete { savings } => write!(f, "can be deleted, its pods fit elsewhere (saves ${savings:.4}/h)"),
-            Why::CanReplace { with, price, savings } => write!(f, "can be replaced by {with} at ${price:.4}/h (saves ${savings:.4}/h)"),
+            Why::BlockersOverriddenByGracePeriod => {
+                write!(f, "blocking pods are overridden by terminationGracePeriod")
+            }
+            Why::CanDelete { savings } => write!(
+                f,
+                "can be deleted, its pods fit elsewhere (saves ${savings:.4}/h)"
+            ),
+            Why::CanReplace {
+                with,
+                price,
+                savings,
+            } => write!(
+                f,
+                "can be replaced by {with} at ${price:.4}/h (saves ${savings:.4}/h)"
+            ),
             Why::InMultiNodeSet { size } => write!(f, "part of a {size}-node consolidation"),
             Why::TooFewCandidates => write!(f, "fewer than two candidates"),
             Why::Error { message } => write!(f, "{message}"),
@@ -316,13 +449,18 @@ fn seconds_between(a: Timestamp, b: Timestamp) -> f64 {
 }
 
 fn plus(t: Timestamp, s: f64) -> Timestamp {
-    t.checked_add(SignedDuration::from_secs_f64(s.max(0.0))).unwrap_or(Timestamp::MAX)
+    t.checked_add(SignedDuration::from_secs_f64(s.max(0.0)))
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// The eviction cost of one pod: 1 + deletionCost/2^27 + priority/2^25, clamped to [-10, 10].
 pub fn eviction_cost(p: &BoundPod) -> f64 {
     let mut c = 1.0;
-    if let Some(dc) = p.annotations.get(POD_DELETION_COST).and_then(|v| v.trim().parse::<f64>().ok()) {
+    if let Some(dc) = p
+        .annotations
+        .get(POD_DELETION_COST)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
         c += dc / 2f64.powi(27);
     }
     c += f64::from(p.pod.priority) / 2f64.powi(25);
@@ -331,8 +469,14 @@ pub fn eviction_cost(p: &BoundPod) -> f64 {
 
 /// Active do-not-disrupt on a pod or node: Some(None) for "true", Some(Some(until)) for a
 /// duration not yet elapsed since `since`, None otherwise.
-fn do_not_disrupt(annotations: &BTreeMap<String, String>, since: Option<Timestamp>, now: Timestamp) -> Option<Option<Timestamp>> {
-    let v = annotations.get(api::labels::DO_NOT_DISRUPT).or_else(|| annotations.get(api::labels::KARPENTER_DO_NOT_DISRUPT))?;
+fn do_not_disrupt(
+    annotations: &BTreeMap<String, String>,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<Option<Timestamp>> {
+    let v = annotations
+        .get(api::labels::DO_NOT_DISRUPT)
+        .or_else(|| annotations.get(api::labels::KARPENTER_DO_NOT_DISRUPT))?;
     if v.trim() == "true" {
         return Some(None);
     }
@@ -362,11 +506,23 @@ fn reason_idx(r: DisruptionReason) -> usize {
 }
 
 /// One disruption pass over the snapshot at `now`.
-pub fn disrupt(snap: &ClusterSnapshot, now: Timestamp, opts: &DisruptionOptions) -> Result<DisruptionDecision, Error> {
+pub fn disrupt(
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    opts: &DisruptionOptions,
+) -> Result<DisruptionDecision, Error> {
     let world = World::new(snap)?;
     let mut skipped = world.skipped.clone();
     let sim = sim::Sim::new(&world, opts.simulation, &mut skipped);
-    let mut ctx = Ctx { world: &world, now, opts, cands: vec![], notes: vec![vec![]; snap.nodes.len()], budget: BTreeMap::new(), sim };
+    let mut ctx = Ctx {
+        world: &world,
+        now,
+        opts,
+        cands: vec![],
+        notes: vec![vec![]; snap.nodes.len()],
+        budget: BTreeMap::new(),
+        sim,
+    };
     ctx.build_candidates();
     let budgets = ctx.build_budgets();
 
@@ -374,18 +530,33 @@ pub fn disrupt(snap: &ClusterSnapshot, now: Timestamp, opts: &DisruptionOptions)
     let mut action: Option<Action> = None;
     let pending_first = ctx.pending_placeable()?;
 
-    for method in [Method::Emptiness, Method::Drift, Method::Expiration, Method::MultiNodeConsolidation, Method::SingleNodeConsolidation] {
+    for method in [
+        Method::Emptiness,
+        Method::Drift,
+        Method::Expiration,
+        Method::MultiNodeConsolidation,
+        Method::SingleNodeConsolidation,
+    ] {
         if action.is_some() && !opts.explain_all {
             for i in 0..snap.nodes.len() {
                 if ctx.cands[i].eligible.is_ok() {
-                    ctx.note(i, method, Verdict::Rejected, Why::NotEvaluated { because: "an earlier method acted".into() });
+                    ctx.note(
+                        i,
+                        method,
+                        Verdict::Rejected,
+                        Why::NotEvaluated {
+                            because: "an earlier method acted".into(),
+                        },
+                    );
                 }
             }
             methods.push((method, "not evaluated: an earlier method acted".into()));
             continue;
         }
         if method != Method::Expiration && pending_first > 0 {
-            let why = Why::PendingPodsFirst { count: pending_first };
+            let why = Why::PendingPodsFirst {
+                count: pending_first,
+            };
             methods.push((method, why.to_string()));
             continue;
         }
@@ -404,7 +575,9 @@ pub fn disrupt(snap: &ClusterSnapshot, now: Timestamp, opts: &DisruptionOptions)
                     let chosen: BTreeSet<&String> = a.nodes.iter().collect();
                     for (i, n) in snap.nodes.iter().enumerate() {
                         if chosen.contains(&n.name) {
-                            for note in ctx.notes[i].iter_mut().filter(|x| x.method == Some(method) && x.verdict == Verdict::Possible) {
+                            for note in ctx.notes[i].iter_mut().filter(|x| {
+                                x.method == Some(method) && x.verdict == Verdict::Possible
+                            }) {
                                 note.verdict = Verdict::Chosen;
                             }
                         }
@@ -418,8 +591,14 @@ pub fn disrupt(snap: &ClusterSnapshot, now: Timestamp, opts: &DisruptionOptions)
         }
     }
     let summary = match &action {
-        Some(a) => format!("{}: {} (saves ${:.4}/h, disruption cost {:.2})", a.method, a.why, a.savings, a.disruption_cost),
-        None if pending_first > 0 => Why::PendingPodsFirst { count: pending_first }.to_string(),
+        Some(a) => format!(
+            "{}: {} (saves ${:.4}/h, disruption cost {:.2})",
+            a.method, a.why, a.savings, a.disruption_cost
+        ),
+        None if pending_first > 0 => Why::PendingPodsFirst {
+            count: pending_first,
+        }
+        .to_string(),
         None => "no disruption: see each node's notes".into(),
     };
     let nodes = snap
@@ -447,7 +626,11 @@ pub fn disrupt(snap: &ClusterSnapshot, now: Timestamp, opts: &DisruptionOptions)
 
 impl<'w, 'a> Ctx<'w, 'a> {
     fn note(&mut self, i: usize, m: Method, v: Verdict, why: Why) {
-        self.notes[i].push(Note { method: Some(m), verdict: v, why });
+        self.notes[i].push(Note {
+            method: Some(m),
+            verdict: v,
+            why,
+        });
     }
 
     fn node(&self, i: usize) -> &'a ClusterNode {
@@ -460,20 +643,32 @@ impl<'w, 'a> Ctx<'w, 'a> {
         // PDB coverage of every movable pod.
         for (i, n) in snap.nodes.iter().enumerate() {
             let info = &self.world.nodes[i];
-            let movable: Vec<usize> = (0..n.pods.len()).filter(|&k| n.pods[k].is_reschedulable()).collect();
+            let movable: Vec<usize> = (0..n.pods.len())
+                .filter(|&k| n.pods[k].is_reschedulable())
+                .collect();
             let lifetime = match (info.expire_after, info.created) {
-                (Some(e), Some(c)) if e > 0.0 => ((e - seconds_between(c, now)) / e).clamp(0.0, 1.0),
+                (Some(e), Some(c)) if e > 0.0 => {
+                    ((e - seconds_between(c, now)) / e).clamp(0.0, 1.0)
+                }
                 _ => 1.0,
             };
             let active: Vec<&BoundPod> = n.pods.iter().filter(|p| !p.terminal).collect();
             let disruption_cost = active.iter().map(|p| eviction_cost(p)).sum::<f64>() * lifetime;
-            let reschedule_cost = 1.0 + movable.iter().map(|&k| eviction_cost(&n.pods[k]).max(0.0)).sum::<f64>();
+            let reschedule_cost = 1.0
+                + movable
+                    .iter()
+                    .map(|&k| eviction_cost(&n.pods[k]).max(0.0))
+                    .sum::<f64>();
             let pool_name = adapt::pool_label(&n.labels).or_else(|| {
-                info.claim.and_then(|c| snap.node_claims[c].metadata.labels.as_ref()).and_then(|l| adapt::pool_label(l))
+                info.claim
+                    .and_then(|c| snap.node_claims[c].metadata.labels.as_ref())
+                    .and_then(|l| adapt::pool_label(l))
             });
             let eligible = match (pool_name, info.pool) {
                 (None, _) => Err(Why::NotManaged),
-                (Some(p), None) => Err(Why::UnknownNodePool { pool: p.to_string() }),
+                (Some(p), None) => Err(Why::UnknownNodePool {
+                    pool: p.to_string(),
+                }),
                 _ if n.deleting => Err(Why::Deleting),
                 _ => Ok(()),
             };
@@ -483,16 +678,29 @@ impl<'w, 'a> Ctx<'w, 'a> {
             }
             for p in &active {
                 if let Some(until) = do_not_disrupt(&p.annotations, p.started, now) {
-                    blockers.push(Why::PodDoNotDisrupt { pod: p.key(), until });
+                    blockers.push(Why::PodDoNotDisrupt {
+                        pod: p.key(),
+                        until,
+                    });
                 }
             }
             for &k in &movable {
                 let p = &n.pods[k];
-                let covering: Vec<&crate::snapshot::PodDisruptionBudget> = snap.pdbs.iter().filter(|b| b.covers(&p.pod)).collect();
+                let covering: Vec<&crate::snapshot::PodDisruptionBudget> =
+                    snap.pdbs.iter().filter(|b| b.covers(&p.pod)).collect();
                 if covering.len() > 1 {
-                    blockers.push(Why::MultiplePdbs { pod: p.key(), pdbs: covering.iter().map(|b| format!("{}/{}", b.namespace, b.name)).collect() });
+                    blockers.push(Why::MultiplePdbs {
+                        pod: p.key(),
+                        pdbs: covering
+                            .iter()
+                            .map(|b| format!("{}/{}", b.namespace, b.name))
+                            .collect(),
+                    });
                 } else if let Some(b) = covering.first().filter(|b| b.disruptions_allowed <= 0) {
-                    blockers.push(Why::PdbBlocks { pod: p.key(), pdb: format!("{}/{}", b.namespace, b.name) });
+                    blockers.push(Why::PdbBlocks {
+                        pod: p.key(),
+                        pdb: format!("{}/{}", b.namespace, b.name),
+                    });
                 }
                 let safe = p.annotations.get(SAFE_TO_EVICT).map(|v| v.trim());
                 let cause = if safe == Some("false") {
@@ -503,13 +711,19 @@ impl<'w, 'a> Ctx<'w, 'a> {
                     Some("no controller would recreate it".to_string())
                 } else if self.opts.block_local_storage && p.local_storage {
                     Some("it uses node-local storage".to_string())
-                } else if self.opts.block_kube_system_without_pdb && p.pod.namespace == "kube-system" && covering.is_empty() {
+                } else if self.opts.block_kube_system_without_pdb
+                    && p.pod.namespace == "kube-system"
+                    && covering.is_empty()
+                {
                     Some("kube-system pod without a PodDisruptionBudget".to_string())
                 } else {
                     None
                 };
                 if let Some(cause) = cause {
-                    blockers.push(Why::PodCannotMove { pod: p.key(), cause });
+                    blockers.push(Why::PodCannotMove {
+                        pod: p.key(),
+                        cause,
+                    });
                 }
             }
             let pool = info.pool.map(|p| &self.world.pools[p]);
@@ -521,12 +735,22 @@ impl<'w, 'a> Ctx<'w, 'a> {
                         let claim = info.claim.map(|c| &snap.node_claims[c]);
                         let status = claim.and_then(|c| c.status.as_ref());
                         let initialized_at = status
-                            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Initialized" && c.status == "True"))
+                            .and_then(|s| {
+                                s.conditions
+                                    .iter()
+                                    .find(|c| c.type_ == "Initialized" && c.status == "True")
+                            })
                             .map(|c| c.last_transition_time.0);
-                        let last = n.last_pod_event.or(status.and_then(|s| s.last_pod_event_time.as_ref().map(|t| t.0))).or(initialized_at).or(info.created);
+                        let last = n
+                            .last_pod_event
+                            .or(status.and_then(|s| s.last_pod_event_time.as_ref().map(|t| t.0)))
+                            .or(initialized_at)
+                            .or(info.created);
                         match last {
                             Some(t) if after > 0.0 && seconds_between(t, now) < after => {
-                                Some(Why::ConsolidateAfter { remaining_seconds: after - seconds_between(t, now) })
+                                Some(Why::ConsolidateAfter {
+                                    remaining_seconds: after - seconds_between(t, now),
+                                })
                             }
                             _ => None,
                         }
@@ -537,12 +761,20 @@ impl<'w, 'a> Ctx<'w, 'a> {
             let (expired, expires_in) = match (info.expire_after, info.created) {
                 (Some(e), Some(c)) => {
                     let age = seconds_between(c, now);
-                    if age >= e { (Some(age), None) } else { (None, Some(e - age)) }
+                    if age >= e {
+                        (Some(age), None)
+                    } else {
+                        (None, Some(e - age))
+                    }
                 }
                 _ => (None, None),
             };
             // Expiration still applies to uninitialized nodes (see `expiration`).
-            let eligible = eligible.and_then(|_| if !n.initialized { Err(Why::NotInitialized) } else { Ok(()) });
+            let eligible = eligible.and(if !n.initialized {
+                Err(Why::NotInitialized)
+            } else {
+                Ok(())
+            });
             self.cands.push(Cand {
                 pool: info.pool,
                 price: info.price,
@@ -560,7 +792,11 @@ impl<'w, 'a> Ctx<'w, 'a> {
         }
         for i in 0..snap.nodes.len() {
             if let Err(w) = self.cands[i].eligible.clone() {
-                self.notes[i].push(Note { method: None, verdict: Verdict::Rejected, why: w });
+                self.notes[i].push(Note {
+                    method: None,
+                    verdict: Verdict::Rejected,
+                    why: w,
+                });
             }
         }
     }
@@ -571,12 +807,23 @@ impl<'w, 'a> Ctx<'w, 'a> {
         let info = &self.world.nodes[i];
         let claim = info.claim.map(|c| &snap.node_claims[c]);
         if let Some(c) = claim {
-            if let Some(h) = c.metadata.annotations.as_ref().and_then(|a| a.get(api::labels::NODEPOOL_HASH)) {
-                if *h != pool.model.hash {
-                    return Some(format!("NodePool template changed (hash {h} → {})", pool.model.hash));
-                }
+            if let Some(h) = c
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(api::labels::NODEPOOL_HASH))
+                && *h != pool.model.hash
+            {
+                return Some(format!(
+                    "NodePool template changed (hash {h} → {})",
+                    pool.model.hash
+                ));
             }
-            if let Some(d) = c.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Drifted" && c.status == "True")) {
+            if let Some(d) = c.status.as_ref().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == "Drifted" && c.status == "True")
+            }) {
                 return Some(format!("{} ({})", d.reason, d.message));
             }
             if c.spec.node_class_ref != pool.api.spec.template.spec.node_class_ref {
@@ -586,7 +833,10 @@ impl<'w, 'a> Ctx<'w, 'a> {
         let labels = adapt::model_labels(&n.labels);
         for r in &pool.model.model.requirements {
             if !adapt::requirement_holds(r, &labels) {
-                return Some(format!("no longer matches requirement {} {:?} {:?}", r.key, r.operator, r.values));
+                return Some(format!(
+                    "no longer matches requirement {} {:?} {:?}",
+                    r.key, r.operator, r.values
+                ));
             }
         }
         for (k, v) in &pool.model.model.labels {
@@ -598,10 +848,13 @@ impl<'w, 'a> Ctx<'w, 'a> {
             match self.world.types.iter().find(|x| &x.name == t) {
                 None => return Some(format!("instance type {t} no longer offered")),
                 Some(it) => {
-                    if let (Some(z), Some(c)) = (&info.zone, &info.capacity_type) {
-                        if !it.offerings.iter().any(|o| &o.zone == z && &o.capacity_type == c) {
-                            return Some(format!("no {c} offering of {t} in {z} any more"));
-                        }
+                    if let (Some(z), Some(c)) = (&info.zone, &info.capacity_type)
+                        && !it
+                            .offerings
+                            .iter()
+                            .any(|o| &o.zone == z && &o.capacity_type == c)
+                    {
+                        return Some(format!("no {c} offering of {t} in {z} any more"));
                     }
                 }
             }
@@ -613,19 +866,27 @@ impl<'w, 'a> Ctx<'w, 'a> {
         let snap = self.world.snap;
         let mut counts = vec![(0usize, 0usize); self.world.pools.len()];
         for (i, n) in snap.nodes.iter().enumerate() {
-            let Some(p) = self.world.nodes[i].pool else { continue };
+            let Some(p) = self.world.nodes[i].pool else {
+                continue;
+            };
             if !n.initialized {
                 continue;
             }
             counts[p].0 += 1;
-            if !n.ready || n.deleting || n.taints.iter().any(|t| t.key == api::labels::DISRUPTED_TAINT) {
+            if !n.ready
+                || n.deleting
+                || n.taints
+                    .iter()
+                    .any(|t| t.key == api::labels::DISRUPTED_TAINT)
+            {
                 counts[p].1 += 1;
             }
         }
         let mut out = vec![];
         for (pi, pool) in self.world.pools.iter().enumerate() {
             for (ri, &reason) in REASONS.iter().enumerate() {
-                let (allowed, text) = budget::allowed_disruptions(&pool.budgets, self.now, counts[pi].0, reason);
+                let (allowed, text) =
+                    budget::allowed_disruptions(&pool.budgets, self.now, counts[pi].0, reason);
                 let available = allowed.saturating_sub(counts[pi].1 as u64);
                 self.budget.insert((pi, ri), available);
                 out.push(BudgetReport {
@@ -649,12 +910,19 @@ impl<'w, 'a> Ctx<'w, 'a> {
         if snap.pending_pods.is_empty() {
             return Ok(0);
         }
-        let d = crate::provision::provision(snap, self.now, &crate::provision::ProvisionOptions::default())?;
+        let d = crate::provision::provision(
+            snap,
+            self.now,
+            &crate::provision::ProvisionOptions::default(),
+        )?;
         Ok(d.placements.len())
     }
 
     fn budget_left(&self, pool: usize, reason: DisruptionReason) -> u64 {
-        self.budget.get(&(pool, reason_idx(reason))).copied().unwrap_or(0)
+        self.budget
+            .get(&(pool, reason_idx(reason)))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn take_budget(&mut self, pool: usize, reason: DisruptionReason) {
@@ -664,8 +932,12 @@ impl<'w, 'a> Ctx<'w, 'a> {
     }
 
     fn budget_why(&self, pool: usize, reason: DisruptionReason) -> Why {
-        let text = budget::allowed_disruptions(&self.world.pools[pool].budgets, self.now, 0, reason).1;
-        Why::Budget { reason, budget: text }
+        let text =
+            budget::allowed_disruptions(&self.world.pools[pool].budgets, self.now, 0, reason).1;
+        Why::Budget {
+            reason,
+            budget: text,
+        }
     }
 
     fn strict_pdb(&self, nodes: &[usize]) -> Option<Why> {
@@ -674,20 +946,48 @@ impl<'w, 'a> Ctx<'w, 'a> {
         }
         let snap = self.world.snap;
         for b in &snap.pdbs {
-            let evictions = nodes.iter().flat_map(|&i| self.cands[i].movable.iter().map(move |&k| &snap.nodes[i].pods[k])).filter(|p| b.covers(&p.pod)).count();
+            let evictions = nodes
+                .iter()
+                .flat_map(|&i| {
+                    self.cands[i]
+                        .movable
+                        .iter()
+                        .map(move |&k| &snap.nodes[i].pods[k])
+                })
+                .filter(|p| b.covers(&p.pod))
+                .count();
             if evictions > 0 && evictions as i64 > i64::from(b.disruptions_allowed) {
-                return Some(Why::PdbExhausted { pdb: format!("{}/{}", b.namespace, b.name), evictions, allowed: b.disruptions_allowed });
+                return Some(Why::PdbExhausted {
+                    pdb: format!("{}/{}", b.namespace, b.name),
+                    evictions,
+                    allowed: b.disruptions_allowed,
+                });
             }
         }
         None
     }
 
     fn pods_of(&self, nodes: &[usize]) -> Vec<PodRef> {
-        nodes.iter().flat_map(|&i| self.cands[i].movable.iter().map(move |&k| self.node(i).pods[k].key())).collect()
+        nodes
+            .iter()
+            .flat_map(|&i| {
+                self.cands[i]
+                    .movable
+                    .iter()
+                    .map(move |&k| self.node(i).pods[k].key())
+            })
+            .collect()
     }
 
     fn claim_names(&self, nodes: &[usize]) -> Vec<String> {
-        nodes.iter().filter_map(|&i| self.world.nodes[i].claim.and_then(|c| self.world.snap.node_claims[c].metadata.name.clone())).collect()
+        nodes
+            .iter()
+            .filter_map(|&i| {
+                self.world.nodes[i]
+                    .claim
+                    .and_then(|c| self.world.snap.node_claims[c].metadata.name.clone())
+            })
+            .collect()
     }
 
     fn base_action(&self, method: Method, nodes: &[usize], why: String) -> Action {
@@ -735,7 +1035,9 @@ impl<'w, 'a> Ctx<'w, 'a> {
         }
         order.sort_by(|&a, &b| {
             let (ca, cb) = (&self.cands[a], &self.cands[b]);
-            ratio(cb).total_cmp(&ratio(ca)).then_with(|| self.node(a).name.cmp(&self.node(b).name))
+            ratio(cb)
+                .total_cmp(&ratio(ca))
+                .then_with(|| self.node(a).name.cmp(&self.node(b).name))
         });
         let mut chosen = vec![];
         for i in order {
@@ -753,7 +1055,11 @@ impl<'w, 'a> Ctx<'w, 'a> {
             return None;
         }
         let mut a = self.base_action(m, &chosen, String::new());
-        a.why = format!("delete {} empty node(s) [{}]", chosen.len(), a.nodes.join(", "));
+        a.why = format!(
+            "delete {} empty node(s) [{}]",
+            chosen.len(),
+            a.nodes.join(", ")
+        );
         Some(a)
     }
 
@@ -777,14 +1083,25 @@ impl<'w, 'a> Ctx<'w, 'a> {
             let (ca, cb) = (&self.cands[a], &self.cands[b]);
             (!ca.movable.is_empty())
                 .cmp(&!cb.movable.is_empty())
-                .then_with(|| self.world.nodes[a].created.cmp(&self.world.nodes[b].created))
+                .then_with(|| {
+                    self.world.nodes[a]
+                        .created
+                        .cmp(&self.world.nodes[b].created)
+                })
                 .then_with(|| self.node(a).name.cmp(&self.node(b).name))
         });
         let mut found: Option<Action> = None;
         for i in order {
             let drift = self.cands[i].drifted.clone().unwrap_or_default();
             if found.is_some() && !self.opts.explain_all {
-                self.note(i, m, Verdict::Rejected, Why::NotEvaluated { because: "another drifted node goes first".into() });
+                self.note(
+                    i,
+                    m,
+                    Verdict::Rejected,
+                    Why::NotEvaluated {
+                        because: "another drifted node goes first".into(),
+                    },
+                );
                 continue;
             }
             let pool = self.cands[i].pool.unwrap_or(0);
@@ -800,7 +1117,12 @@ impl<'w, 'a> Ctx<'w, 'a> {
                     self.note(i, m, Verdict::Rejected, b);
                     continue;
                 }
-                self.note(i, m, Verdict::Possible, Why::BlockersOverriddenByGracePeriod);
+                self.note(
+                    i,
+                    m,
+                    Verdict::Possible,
+                    Why::BlockersOverriddenByGracePeriod,
+                );
             }
             if let Some(w) = self.strict_pdb(&[i]) {
                 self.note(i, m, Verdict::Rejected, w);
@@ -819,20 +1141,35 @@ impl<'w, 'a> Ctx<'w, 'a> {
             let mut failed = None;
             for (k, c) in claims.iter().enumerate() {
                 match self.plan_for(c, &[i], k, &|_, _| true) {
-                    Ok(p) => replacements.push(Replacement { plan: p, model: c.clone() }),
+                    Ok(p) => replacements.push(Replacement {
+                        plan: p,
+                        model: c.clone(),
+                    }),
                     Err(e) => failed = Some(e),
                 }
             }
             if let Some(e) = failed {
-                self.note(i, m, Verdict::Rejected, Why::Error { message: e.to_string() });
+                self.note(
+                    i,
+                    m,
+                    Verdict::Rejected,
+                    Why::Error {
+                        message: e.to_string(),
+                    },
+                );
                 continue;
             }
             self.note(i, m, Verdict::Possible, Why::Drifted { why: drift.clone() });
             if found.is_none() {
                 let mut a = self.base_action(m, &[i], String::new());
-                a.savings = a.removed_price - replacements.iter().map(|r| r.plan.price).sum::<f64>();
+                a.savings =
+                    a.removed_price - replacements.iter().map(|r| r.plan.price).sum::<f64>();
                 a.moves = self.moves(moves, &replacements);
-                a.why = format!("replace drifted node {} ({drift}) with {} new node(s)", a.nodes[0], replacements.len());
+                a.why = format!(
+                    "replace drifted node {} ({drift}) with {} new node(s)",
+                    a.nodes[0],
+                    replacements.len()
+                );
                 a.replacements = replacements;
                 a.drain_deadline = grace.map(|g| plus(self.now, g));
                 found = Some(a);
@@ -863,7 +1200,9 @@ impl<'w, 'a> Ctx<'w, 'a> {
                     chosen.push(i);
                 }
                 None => {
-                    let w = Why::NotExpired { remaining_seconds: c.expires_in };
+                    let w = Why::NotExpired {
+                        remaining_seconds: c.expires_in,
+                    };
                     self.note(i, m, Verdict::Rejected, w);
                 }
             }
@@ -872,8 +1211,16 @@ impl<'w, 'a> Ctx<'w, 'a> {
             return None;
         }
         let mut a = self.base_action(m, &chosen, String::new());
-        a.why = format!("delete {} expired node(s) [{}] (forceful: no budget, pods are provisioned again)", chosen.len(), a.nodes.join(", "));
-        a.drain_deadline = chosen.iter().filter_map(|&i| self.cands[i].grace).map(|g| plus(self.now, g)).min();
+        a.why = format!(
+            "delete {} expired node(s) [{}] (forceful: no budget, pods are provisioned again)",
+            chosen.len(),
+            a.nodes.join(", ")
+        );
+        a.drain_deadline = chosen
+            .iter()
+            .filter_map(|&i| self.cands[i].grace)
+            .map(|g| plus(self.now, g))
+            .min();
         Some(a)
     }
 
@@ -916,22 +1263,54 @@ impl<'w, 'a> Ctx<'w, 'a> {
         moves
             .into_iter()
             .filter_map(|(pod, to)| match to {
-                Dest::Node(n) => Some(PodMove { pod, to: n, to_replacement: false }),
-                Dest::Claim(i) => replacements.get(i).map(|r| PodMove { pod, to: r.plan.name.clone(), to_replacement: true }),
+                Dest::Node(n) => Some(PodMove {
+                    pod,
+                    to: n,
+                    to_replacement: false,
+                }),
+                Dest::Claim(i) => replacements.get(i).map(|r| PodMove {
+                    pod,
+                    to: r.plan.name.clone(),
+                    to_replacement: true,
+                }),
             })
             .collect()
     }
 
-    fn plan_for(&self, c: &NewClaim, nodes: &[usize], k: usize, filter: &dyn Fn(&str, &sched::Offering) -> bool) -> Result<LaunchPlan, Error> {
+    fn plan_for(
+        &self,
+        c: &NewClaim,
+        nodes: &[usize],
+        k: usize,
+        filter: &dyn Fn(&str, &sched::Offering) -> bool,
+    ) -> Result<LaunchPlan, Error> {
         let pool = &self.world.pools[self.world.pool_idx[&c.node_pool]];
         let pods: Vec<&sched::Pod> = nodes
             .iter()
-            .flat_map(|&i| self.cands[i].movable.iter().map(move |&kk| &self.node(i).pods[kk].pod))
+            .flat_map(|&i| {
+                self.cands[i]
+                    .movable
+                    .iter()
+                    .map(move |&kk| &self.node(i).pods[kk].pod)
+            })
             .filter(|p| c.pods.contains(&p.key()))
             .collect();
         let seed = self.now.as_nanosecond();
-        let name = adapt::claim_name(&c.node_pool, seed, k + 1000 * nodes.first().copied().unwrap_or(0), &c.pods);
-        adapt::launch_plan(c, pool.api, &pool.model, &self.world.types, &pods, &name, filter)
+        let name = adapt::claim_name(
+            &c.node_pool,
+            seed,
+            k + 1000 * nodes.first().copied().unwrap_or(0),
+            &c.pods,
+        );
+        adapt::launch_plan(
+            c,
+            pool.api,
+            &pool.model,
+            &self.world.types,
+            &pods,
+            &name,
+            filter,
+        )
     }
 
     /// Karpenter's consolidation rules on one simulated outcome: delete when everything fits,
@@ -940,53 +1319,97 @@ impl<'w, 'a> Ctx<'w, 'a> {
         if let Some(w) = self.strict_pdb(nodes) {
             return Ok(Err(w));
         }
-        let method = if multi { Method::MultiNodeConsolidation } else { Method::SingleNodeConsolidation };
+        let method = if multi {
+            Method::MultiNodeConsolidation
+        } else {
+            Method::SingleNodeConsolidation
+        };
         let price: f64 = nodes.iter().filter_map(|&i| self.cands[i].price).sum();
-        let min_savings = nodes.iter().filter_map(|&i| self.cands[i].pool).map(|p| self.world.pools[p].min_savings_percent).fold(0.0, f64::max);
+        let min_savings = nodes
+            .iter()
+            .filter_map(|&i| self.cands[i].pool)
+            .map(|p| self.world.pools[p].min_savings_percent)
+            .fold(0.0, f64::max);
         let outcome = self.sim.evaluate(nodes)?;
         let (moves, claim) = match outcome {
             Outcome::Unplaceable { pod, why } => return Ok(Err(Why::PodsDoNotFit { pod, why })),
             Outcome::Fits { moves } => {
                 if 100.0 < min_savings {
-                    return Ok(Err(Why::BelowMinSavings { percent: 100.0, min: min_savings }));
+                    return Ok(Err(Why::BelowMinSavings {
+                        percent: 100.0,
+                        min: min_savings,
+                    }));
                 }
                 let mut a = self.base_action(method, nodes, String::new());
                 a.moves = self.moves(moves, &[]);
-                a.why = format!("delete [{}]: their pods fit on the other nodes", a.nodes.join(", "));
+                a.why = format!(
+                    "delete [{}]: their pods fit on the other nodes",
+                    a.nodes.join(", ")
+                );
                 return Ok(Ok(a));
             }
-            Outcome::NewNodes { claims, .. } if claims.len() > 1 => return Ok(Err(Why::WouldNeedNodes { count: claims.len() })),
+            Outcome::NewNodes { claims, .. } if claims.len() > 1 => {
+                return Ok(Err(Why::WouldNeedNodes {
+                    count: claims.len(),
+                }));
+            }
             Outcome::NewNodes { moves, mut claims } => (moves, claims.remove(0)),
         };
-        let all_spot = nodes.iter().all(|&i| self.world.nodes[i].capacity_type.as_deref() == Some("spot"));
-        let can_spot = self.world.types.iter().filter(|t| claim.instance_type_options.contains(&t.name)).any(|t| t.offerings.iter().any(|o| o.capacity_type == "spot" && o.available));
+        let all_spot = nodes
+            .iter()
+            .all(|&i| self.world.nodes[i].capacity_type.as_deref() == Some("spot"));
+        let can_spot = self
+            .world
+            .types
+            .iter()
+            .filter(|t| claim.instance_type_options.contains(&t.name))
+            .any(|t| {
+                t.offerings
+                    .iter()
+                    .any(|o| o.capacity_type == "spot" && o.available)
+            });
         let spot_to_spot = all_spot && can_spot;
         if spot_to_spot && !self.opts.spot_to_spot {
             return Ok(Err(Why::SpotToSpotDisabled));
         }
-        let cheaper = |limit: f64, spot_only: bool| move |_: &str, o: &sched::Offering| o.price < limit && (!spot_only || o.capacity_type == "spot");
+        let cheaper = |limit: f64, spot_only: bool| {
+            move |_: &str, o: &sched::Offering| {
+                o.price < limit && (!spot_only || o.capacity_type == "spot")
+            }
+        };
         let mut plan = match self.plan_for(&claim, nodes, 0, &cheaper(price, spot_to_spot)) {
             Ok(p) => p,
             Err(_) => return Ok(Err(Why::NotCheaper { current: price })),
         };
         // Karpenter narrows on-demand→[spot, on-demand] to spot: the price filter assumed spot.
-        if !spot_to_spot && plan.capacity_types.len() > 1 && plan.capacity_types.iter().any(|c| c == "spot") {
-            if let Ok(p) = self.plan_for(&claim, nodes, 0, &cheaper(price, true)) {
-                plan = p;
-            }
+        if !spot_to_spot
+            && plan.capacity_types.len() > 1
+            && plan.capacity_types.iter().any(|c| c == "spot")
+            && let Ok(p) = self.plan_for(&claim, nodes, 0, &cheaper(price, true))
+        {
+            plan = p;
         }
         if multi {
             // Replacing several nodes by one of their own types is just deleting the others.
             let mut limit = f64::INFINITY;
             for &i in nodes {
-                if let (Some(t), Some(p)) = (&self.world.nodes[i].instance_type, self.cands[i].price) {
-                    if plan.instance_types.iter().any(|o| &o.name == t) {
-                        limit = limit.min(p);
-                    }
+                if let (Some(t), Some(p)) =
+                    (&self.world.nodes[i].instance_type, self.cands[i].price)
+                    && plan.instance_types.iter().any(|o| &o.name == t)
+                {
+                    limit = limit.min(p);
                 }
             }
             if limit.is_finite() {
-                match self.plan_for(&claim, nodes, 0, &cheaper(price.min(limit), spot_to_spot || plan.capacity_types == ["spot"])) {
+                match self.plan_for(
+                    &claim,
+                    nodes,
+                    0,
+                    &cheaper(
+                        price.min(limit),
+                        spot_to_spot || plan.capacity_types == ["spot"],
+                    ),
+                ) {
                     Ok(p) => plan = p,
                     Err(_) => return Ok(Err(Why::NotCheaper { current: price })),
                 }
@@ -995,15 +1418,27 @@ impl<'w, 'a> Ctx<'w, 'a> {
         if spot_to_spot && !multi {
             let need = self.opts.spot_to_spot_min_types;
             if plan.instance_types.len() < need {
-                return Ok(Err(Why::SpotToSpotTooFewTypes { have: plan.instance_types.len(), need }));
+                return Ok(Err(Why::SpotToSpotTooFewTypes {
+                    have: plan.instance_types.len(),
+                    need,
+                }));
             }
             // Launch only the cheapest ones so the result is never immediately consolidatable.
             let pool = &self.world.pools[self.world.pool_idx[&claim.node_pool]];
             let keep = need.max(min_values_needed(&plan, pool, &self.world.types));
             if plan.instance_types.len() > keep {
-                let names: BTreeSet<String> = plan.instance_types.iter().take(keep).map(|o| o.name.clone()).collect();
+                let names: BTreeSet<String> = plan
+                    .instance_types
+                    .iter()
+                    .take(keep)
+                    .map(|o| o.name.clone())
+                    .collect();
                 let limit = price;
-                if let Ok(p) = self.plan_for(&claim, nodes, 0, &move |t: &str, o: &sched::Offering| names.contains(t) && o.price < limit && o.capacity_type == "spot") {
+                if let Ok(p) =
+                    self.plan_for(&claim, nodes, 0, &move |t: &str, o: &sched::Offering| {
+                        names.contains(t) && o.price < limit && o.capacity_type == "spot"
+                    })
+                {
                     plan = p;
                 }
             }
@@ -1016,9 +1451,16 @@ impl<'w, 'a> Ctx<'w, 'a> {
             return Ok(Err(Why::NotCheaper { current: price }));
         }
         let savings = price - plan.price;
-        let percent = if price > 0.0 { savings / price * 100.0 } else { 0.0 };
+        let percent = if price > 0.0 {
+            savings / price * 100.0
+        } else {
+            0.0
+        };
         if percent < min_savings {
-            return Ok(Err(Why::BelowMinSavings { percent, min: min_savings }));
+            return Ok(Err(Why::BelowMinSavings {
+                percent,
+                min: min_savings,
+            }));
         }
         let mut a = self.base_action(method, nodes, String::new());
         let repl = vec![Replacement { plan, model: claim }];
@@ -1037,7 +1479,11 @@ impl<'w, 'a> Ctx<'w, 'a> {
     fn success_note(a: &Action) -> Why {
         match a.replacements.first() {
             None => Why::CanDelete { savings: a.savings },
-            Some(r) => Why::CanReplace { with: r.plan.instance_type.clone(), price: r.plan.price, savings: a.savings },
+            Some(r) => Why::CanReplace {
+                with: r.plan.instance_type.clone(),
+                price: r.plan.price,
+                savings: a.savings,
+            },
         }
     }
 
@@ -1045,13 +1491,18 @@ impl<'w, 'a> Ctx<'w, 'a> {
         let m = Method::MultiNodeConsolidation;
         let mut cands = self.consolidation_candidates(m);
         cands.sort_by(|&a, &b| {
-            self.cands[a].disruption_cost.total_cmp(&self.cands[b].disruption_cost).then_with(|| self.node(a).name.cmp(&self.node(b).name))
+            self.cands[a]
+                .disruption_cost
+                .total_cmp(&self.cands[b].disruption_cost)
+                .then_with(|| self.node(a).name.cmp(&self.node(b).name))
         });
         let mut budget: BTreeMap<usize, u64> = BTreeMap::new();
         let mut usable = vec![];
         for i in cands {
             let pool = self.cands[i].pool.unwrap_or(0);
-            let left = *budget.entry(pool).or_insert_with(|| self.budget_left(pool, DisruptionReason::Underutilized));
+            let left = *budget
+                .entry(pool)
+                .or_insert_with(|| self.budget_left(pool, DisruptionReason::Underutilized));
             if left == 0 {
                 let w = self.budget_why(pool, DisruptionReason::Underutilized);
                 self.note(i, m, Verdict::Rejected, w);
@@ -1068,7 +1519,14 @@ impl<'w, 'a> Ctx<'w, 'a> {
             return Ok(None);
         }
         for &i in &usable[max..] {
-            self.note(i, m, Verdict::Rejected, Why::NotEvaluated { because: format!("beyond the first {max} candidates") });
+            self.note(
+                i,
+                m,
+                Verdict::Rejected,
+                Why::NotEvaluated {
+                    because: format!("beyond the first {max} candidates"),
+                },
+            );
         }
         // Largest prefix [0, mid] that consolidates, by binary search (at least two nodes).
         let (mut lo, mut hi) = (1usize, max - 1);
@@ -1096,16 +1554,42 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 let chosen: BTreeSet<&String> = a.nodes.iter().collect();
                 for &i in &usable[..max] {
                     if chosen.contains(&self.node(i).name) {
-                        self.note(i, m, Verdict::Possible, Why::InMultiNodeSet { size: a.nodes.len() });
+                        self.note(
+                            i,
+                            m,
+                            Verdict::Possible,
+                            Why::InMultiNodeSet {
+                                size: a.nodes.len(),
+                            },
+                        );
                     } else {
-                        self.note(i, m, Verdict::Rejected, Why::NotEvaluated { because: format!("outside the largest consolidatable prefix ({} nodes)", a.nodes.len()) });
+                        self.note(
+                            i,
+                            m,
+                            Verdict::Rejected,
+                            Why::NotEvaluated {
+                                because: format!(
+                                    "outside the largest consolidatable prefix ({} nodes)",
+                                    a.nodes.len()
+                                ),
+                            },
+                        );
                     }
                 }
             }
             None => {
                 let w = last_fail.unwrap_or(Why::TooFewCandidates);
                 for &i in &usable[..max] {
-                    self.note(i, m, Verdict::Rejected, Why::NotEvaluated { because: format!("no prefix of two or more consolidates (smallest tried: {w})") });
+                    self.note(
+                        i,
+                        m,
+                        Verdict::Rejected,
+                        Why::NotEvaluated {
+                            because: format!(
+                                "no prefix of two or more consolidates (smallest tried: {w})"
+                            ),
+                        },
+                    );
                 }
             }
         }
@@ -1115,11 +1599,22 @@ impl<'w, 'a> Ctx<'w, 'a> {
     fn single_node(&mut self, already: bool) -> Result<Option<Action>, Error> {
         let m = Method::SingleNodeConsolidation;
         let mut cands = self.consolidation_candidates(m);
-        cands.sort_by(|&a, &b| ratio(&self.cands[b]).total_cmp(&ratio(&self.cands[a])).then_with(|| self.node(a).name.cmp(&self.node(b).name)));
+        cands.sort_by(|&a, &b| {
+            ratio(&self.cands[b])
+                .total_cmp(&ratio(&self.cands[a]))
+                .then_with(|| self.node(a).name.cmp(&self.node(b).name))
+        });
         let mut found: Option<Action> = None;
         for i in cands {
             if (found.is_some() || already) && !self.opts.explain_all {
-                self.note(i, m, Verdict::Rejected, Why::NotEvaluated { because: "another node was chosen first".into() });
+                self.note(
+                    i,
+                    m,
+                    Verdict::Rejected,
+                    Why::NotEvaluated {
+                        because: "another node was chosen first".into(),
+                    },
+                );
                 continue;
             }
             let pool = self.cands[i].pool.unwrap_or(0);
@@ -1165,12 +1660,20 @@ fn type_values(plan: &LaunchPlan, key: &str, types: &[sched::InstanceType]) -> B
         .collect()
 }
 
-fn min_values_violation(plan: &LaunchPlan, pool: &crate::world::PoolInfo, types: &[sched::InstanceType]) -> Option<Why> {
+fn min_values_violation(
+    plan: &LaunchPlan,
+    pool: &crate::world::PoolInfo,
+    types: &[sched::InstanceType],
+) -> Option<Why> {
     for r in &pool.model.model.requirements {
         if let Some(need) = r.min_values {
             let have = type_values(plan, &r.key, types).len();
             if have < need as usize {
-                return Some(Why::MinValues { key: r.key.clone(), have, need });
+                return Some(Why::MinValues {
+                    key: r.key.clone(),
+                    have,
+                    need,
+                });
             }
         }
     }
@@ -1178,12 +1681,19 @@ fn min_values_violation(plan: &LaunchPlan, pool: &crate::world::PoolInfo, types:
 }
 
 /// Fewest cheapest types that still satisfy every minValues of the pool.
-fn min_values_needed(plan: &LaunchPlan, pool: &crate::world::PoolInfo, types: &[sched::InstanceType]) -> usize {
+fn min_values_needed(
+    plan: &LaunchPlan,
+    pool: &crate::world::PoolInfo,
+    types: &[sched::InstanceType],
+) -> usize {
     let mut n = 0;
     for r in &pool.model.model.requirements {
         let Some(need) = r.min_values else { continue };
         for k in 1..=plan.instance_types.len() {
-            let sub = LaunchPlan { instance_types: plan.instance_types[..k].to_vec(), ..plan.clone() };
+            let sub = LaunchPlan {
+                instance_types: plan.instance_types[..k].to_vec(),
+                ..plan.clone()
+            };
             if type_values(&sub, &r.key, types).len() >= need as usize {
                 n = n.max(k);
                 break;
@@ -1196,11 +1706,18 @@ fn min_values_needed(plan: &LaunchPlan, pool: &crate::world::PoolInfo, types: &[
 /// The scheduling snapshot and plan an action amounts to ("these nodes are gone, their pods go
 /// there"), for the scheduling crate's independent checker. An empty list from
 /// `ballast_scheduling::check::check` on it means no pod is left without a valid place.
-pub fn action_as_plan(snap: &ClusterSnapshot, action: &Action) -> Result<(sched::Snapshot, sched::Solution), Error> {
+pub fn action_as_plan(
+    snap: &ClusterSnapshot,
+    action: &Action,
+) -> Result<(sched::Snapshot, sched::Solution), Error> {
     let world = World::new(snap)?;
     let mut skipped = vec![];
     let sim = sim::Sim::new(&world, SimulationMode::FullSolve, &mut skipped);
-    let idx: Vec<usize> = action.nodes.iter().filter_map(|n| snap.nodes.iter().position(|x| &x.name == n)).collect();
+    let idx: Vec<usize> = action
+        .nodes
+        .iter()
+        .filter_map(|n| snap.nodes.iter().position(|x| &x.name == n))
+        .collect();
     let model = sim.full_snapshot(&idx);
     let mut sol = sched::Solution::default();
     for r in &action.replacements {
@@ -1220,14 +1737,21 @@ pub fn action_as_plan(snap: &ClusterSnapshot, action: &Action) -> Result<(sched:
         c.zone = p.zone.clone();
         c.capacity_type = p.capacity_type.clone();
         c.price = p.price;
-        c.labels.insert(sched::labels::INSTANCE_TYPE.into(), p.instance_type.clone());
+        c.labels
+            .insert(sched::labels::INSTANCE_TYPE.into(), p.instance_type.clone());
         c.labels.insert(sched::labels::ZONE.into(), p.zone.clone());
-        c.labels.insert(sched::labels::CAPACITY_TYPE.into(), p.capacity_type.clone());
+        c.labels
+            .insert(sched::labels::CAPACITY_TYPE.into(), p.capacity_type.clone());
         c.instance_type_options = p.instance_types.iter().map(|o| o.name.clone()).collect();
         c.name = p.name.clone();
         sol.new_claims.push(c);
     }
-    let in_model: BTreeSet<PodRef> = model.pods.iter().filter(|p| p.node_name.is_none()).map(|p| p.key()).collect();
+    let in_model: BTreeSet<PodRef> = model
+        .pods
+        .iter()
+        .filter(|p| p.node_name.is_none())
+        .map(|p| p.key())
+        .collect();
     for mv in &action.moves {
         if !in_model.contains(&mv.pod) {
             continue;
@@ -1240,7 +1764,10 @@ pub fn action_as_plan(snap: &ClusterSnapshot, action: &Action) -> Result<(sched:
         } else {
             sched::Target::Node(mv.to.clone())
         };
-        sol.placements.push(sched::Placement { pod: mv.pod.clone(), target });
+        sol.placements.push(sched::Placement {
+            pod: mv.pod.clone(),
+            target,
+        });
     }
     // Pods with no move are left for the checker to flag.
     Ok((model, sol))

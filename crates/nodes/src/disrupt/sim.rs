@@ -15,7 +15,10 @@
 
 use std::collections::BTreeMap;
 
-use ballast_scheduling::{self as sched, check::node_fits_pod, NewClaim, Pod, PodRef, Resources, SolveOptions, Taint, TaintEffect};
+use ballast_scheduling::{
+    self as sched, NewClaim, Pod, PodRef, Resources, SolveOptions, Taint, TaintEffect,
+    check::node_fits_pod,
+};
 
 use crate::adapt;
 use crate::error::Error;
@@ -49,7 +52,10 @@ pub enum Outcome {
     /// Every pod fits on the remaining nodes.
     Fits { moves: Vec<(PodRef, Dest)> },
     /// Some pods need new NodeClaims.
-    NewNodes { moves: Vec<(PodRef, Dest)>, claims: Vec<NewClaim> },
+    NewNodes {
+        moves: Vec<(PodRef, Dest)>,
+        claims: Vec<NewClaim>,
+    },
     /// A pod has nowhere to go.
     Unplaceable { pod: PodRef, why: String },
 }
@@ -102,7 +108,11 @@ pub fn is_target(n: &crate::snapshot::ClusterNode) -> bool {
 }
 
 impl<'w, 'a> Sim<'w, 'a> {
-    pub fn new(world: &'w World<'a>, mode: SimulationMode, skipped: &mut Vec<Error>) -> Sim<'w, 'a> {
+    pub fn new(
+        world: &'w World<'a>,
+        mode: SimulationMode,
+        skipped: &mut Vec<Error>,
+    ) -> Sim<'w, 'a> {
         let snap = world.snap;
         let mut ext = std::collections::BTreeSet::new();
         for n in &snap.nodes {
@@ -115,12 +125,28 @@ impl<'w, 'a> Sim<'w, 'a> {
             }
         }
         let fast_ok = ext.len() <= D - 4;
-        let mut dims: Vec<String> = ["cpu", "memory", "pods", "ephemeral-storage"].iter().map(|s| s.to_string()).collect();
+        let mut dims: Vec<String> = ["cpu", "memory", "pods", "ephemeral-storage"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         dims.extend(ext.into_iter().take(D - 4));
 
         // Soft taints and anti-affinity aimed at pods make them non-plain.
-        let mut pns: Vec<Taint> = snap.nodes.iter().flat_map(|n| n.taints.iter()).filter(|t| t.effect == TaintEffect::PreferNoSchedule).cloned().collect();
-        pns.extend(world.pools.iter().flat_map(|p| p.model.model.taints.iter()).filter(|t| t.effect == TaintEffect::PreferNoSchedule).cloned());
+        let mut pns: Vec<Taint> = snap
+            .nodes
+            .iter()
+            .flat_map(|n| n.taints.iter())
+            .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
+            .cloned()
+            .collect();
+        pns.extend(
+            world
+                .pools
+                .iter()
+                .flat_map(|p| p.model.model.taints.iter())
+                .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
+                .cloned(),
+        );
         pns.sort();
         pns.dedup();
         let anti: Vec<sched::LabelSelector> = snap
@@ -132,7 +158,9 @@ impl<'w, 'a> Sim<'w, 'a> {
             .filter_map(|t| t.label_selector.clone())
             .collect();
 
-        let mut order: Vec<usize> = (0..snap.nodes.len()).filter(|&i| is_target(&snap.nodes[i])).collect();
+        let mut order: Vec<usize> = (0..snap.nodes.len())
+            .filter(|&i| is_target(&snap.nodes[i]))
+            .collect();
         order.sort_by(|&a, &b| snap.nodes[a].name.cmp(&snap.nodes[b].name));
         let mut pos = vec![None; snap.nodes.len()];
         for (p, &i) in order.iter().enumerate() {
@@ -144,9 +172,16 @@ impl<'w, 'a> Sim<'w, 'a> {
         let mut pods = vec![];
         for n in &snap.nodes {
             let mut l = adapt::model_labels(&n.labels);
-            l.entry(sched::labels::HOSTNAME.into()).or_insert_with(|| n.name.clone());
+            l.entry(sched::labels::HOSTNAME.into())
+                .or_insert_with(|| n.name.clone());
             labels.push(l);
-            hard_taints.push(n.taints.iter().filter(|t| t.effect != TaintEffect::PreferNoSchedule).cloned().collect());
+            hard_taints.push(
+                n.taints
+                    .iter()
+                    .filter(|t| t.effect != TaintEffect::PreferNoSchedule)
+                    .cloned()
+                    .collect(),
+            );
             let mut s = rv(&dims, &n.allocatable);
             for p in n.pods.iter().filter(|p| !p.terminal) {
                 let r = rv(&dims, &p.pod.effective_requests());
@@ -168,11 +203,23 @@ impl<'w, 'a> Sim<'w, 'a> {
                     && mp.affinity.pod_anti_affinity.preferred.is_empty()
                     && na.preferred.is_empty()
                     && mp.host_ports.is_empty()
-                    && !na.required.iter().flat_map(|t| t.match_expressions.iter()).any(|r| matches!(r.operator, sched::Operator::Gt | sched::Operator::Lt))
+                    && !na
+                        .required
+                        .iter()
+                        .flat_map(|t| t.match_expressions.iter())
+                        .any(|r| matches!(r.operator, sched::Operator::Gt | sched::Operator::Lt))
                     && pns.iter().all(|t| sched::tolerated(&mp.tolerations, t))
                     && !anti.iter().any(|s| selector_matches(s, &mp.labels));
-                let unconstrained = mp.node_selector.is_empty() && na.required.is_empty() && mp.volumes.iter().all(|v| v.zones.is_empty());
-                mine.push(FastPod { key: (-mp.priority, -eff.cpu_millis, -eff.memory_bytes), req: rv(&dims, &eff), pod: mp, simple, unconstrained });
+                let unconstrained = mp.node_selector.is_empty()
+                    && na.required.is_empty()
+                    && mp.volumes.iter().all(|v| v.zones.is_empty());
+                mine.push(FastPod {
+                    key: (-mp.priority, -eff.cpu_millis, -eff.memory_bytes),
+                    req: rv(&dims, &eff),
+                    pod: mp,
+                    simple,
+                    unconstrained,
+                });
             }
             pods.push(mine);
         }
@@ -180,13 +227,18 @@ impl<'w, 'a> Sim<'w, 'a> {
         let mut pool_usage = vec![(Resources::default(), 0usize); world.pools.len()];
         for n in &snap.nodes {
             if let Some(p) = adapt::pool_label(&n.labels).and_then(|p| world.pool_idx.get(p)) {
-                add(&mut pool_usage[*p].0, n.capacity.as_ref().unwrap_or(&n.allocatable));
+                add(
+                    &mut pool_usage[*p].0,
+                    n.capacity.as_ref().unwrap_or(&n.allocatable),
+                );
                 pool_usage[*p].1 += 1;
             }
         }
         let mut in_flight_nodes = vec![];
         for c in world.in_flight_claims(skipped) {
-            let Some(t) = world.types.iter().find(|t| t.name == c.instance_type) else { continue };
+            let Some(t) = world.types.iter().find(|t| t.name == c.instance_type) else {
+                continue;
+            };
             let p = world.pool_idx[&c.node_pool];
             add(&mut pool_usage[p].0, &t.capacity);
             pool_usage[p].1 += 1;
@@ -223,7 +275,9 @@ impl<'w, 'a> Sim<'w, 'a> {
             full_solves: 0,
             fast_evaluations: 0,
         };
-        sim.block_max = (0..sim.spare.len().div_ceil(BLOCK)).map(|b| sim.block_summary(b)).collect();
+        sim.block_max = (0..sim.spare.len().div_ceil(BLOCK))
+            .map(|b| sim.block_summary(b))
+            .collect();
         sim
     }
 
@@ -259,14 +313,23 @@ impl<'w, 'a> Sim<'w, 'a> {
         if p.unconstrained && taints.is_empty() {
             return true;
         }
-        taints.iter().all(|t| sched::tolerated(&p.pod.tolerations, t)) && node_fits_pod(&p.pod, &self.labels[node])
+        taints
+            .iter()
+            .all(|t| sched::tolerated(&p.pod.tolerations, t))
+            && node_fits_pod(&p.pod, &self.labels[node])
     }
 
     fn evaluate_fast(&mut self, cands: &[usize]) -> Result<Outcome, Error> {
-        let mut evicted: Vec<(usize, usize)> = cands.iter().flat_map(|&n| (0..self.pods[n].len()).map(move |k| (n, k))).collect();
+        let mut evicted: Vec<(usize, usize)> = cands
+            .iter()
+            .flat_map(|&n| (0..self.pods[n].len()).map(move |k| (n, k)))
+            .collect();
         evicted.sort_by(|&(an, ak), &(bn, bk)| {
             let (a, b) = (&self.pods[an][ak], &self.pods[bn][bk]);
-            a.key.cmp(&b.key).then_with(|| a.pod.namespace.cmp(&b.pod.namespace)).then_with(|| a.pod.name.cmp(&b.pod.name))
+            a.key
+                .cmp(&b.key)
+                .then_with(|| a.pod.namespace.cmp(&b.pod.namespace))
+                .then_with(|| a.pod.name.cmp(&b.pod.name))
         });
         // Take the candidates out: no room on them.
         let mut saved: Vec<(usize, Rv)> = vec![];
@@ -291,7 +354,9 @@ impl<'w, 'a> Sim<'w, 'a> {
                     continue;
                 }
                 for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
-                    if fits(&req, &self.spare[p]) && self.compatible(&self.pods[n][k], self.order[p]) {
+                    if fits(&req, &self.spare[p])
+                        && self.compatible(&self.pods[n][k], self.order[p])
+                    {
                         placed = Some(p);
                         break 'blocks;
                     }
@@ -302,12 +367,15 @@ impl<'w, 'a> Sim<'w, 'a> {
                     if !saved.iter().any(|(q, _)| *q == p) {
                         saved.push((p, self.spare[p]));
                     }
-                    for d in 0..D {
-                        self.spare[p][d] -= req[d];
+                    for (s, r) in self.spare[p].iter_mut().zip(req) {
+                        *s -= r;
                     }
                     self.block_max[p / BLOCK] = self.block_summary(p / BLOCK);
                     touched_blocks.push(p / BLOCK);
-                    moves.push((self.pods[n][k].pod.key(), Dest::Node(self.world.snap.nodes[self.order[p]].name.clone())));
+                    moves.push((
+                        self.pods[n][k].pod.key(),
+                        Dest::Node(self.world.snap.nodes[self.order[p]].name.clone()),
+                    ));
                 }
                 None => left.push((n, k)),
             }
@@ -339,15 +407,27 @@ impl<'w, 'a> Sim<'w, 'a> {
             if count == 0 {
                 continue;
             }
-            let limited_count = pool.model.model.limits.as_ref().is_some_and(|l| l.get("nodes") > 0 || l.extended.contains_key("nodes"));
+            let limited_count = pool
+                .model
+                .model
+                .limits
+                .as_ref()
+                .is_some_and(|l| l.get("nodes") > 0 || l.extended.contains_key("nodes"));
             let copies = if limited_count { count } else { 1 };
             for i in 0..copies {
                 nodes.push(sched::Node {
                     name: format!("~usage-{}-{i}", pool.model.name),
-                    labels: BTreeMap::from([(sched::labels::NODEPOOL.to_string(), pool.model.name.clone())]),
+                    labels: BTreeMap::from([(
+                        sched::labels::NODEPOOL.to_string(),
+                        pool.model.name.clone(),
+                    )]),
                     taints: vec![],
                     allocatable: Resources::default(),
-                    capacity: Some(if i == 0 { cap.clone() } else { Resources::default() }),
+                    capacity: Some(if i == 0 {
+                        cap.clone()
+                    } else {
+                        Resources::default()
+                    }),
                     unschedulable: true,
                     initializing: false,
                 });
@@ -356,7 +436,10 @@ impl<'w, 'a> Sim<'w, 'a> {
         let model = sched::Snapshot {
             nodes,
             in_flight: vec![],
-            pods: left.iter().map(|&(n, k)| self.pods[n][k].pod.clone()).collect(),
+            pods: left
+                .iter()
+                .map(|&(n, k)| self.pods[n][k].pod.clone())
+                .collect(),
             node_pools: self.world.model_pools(),
             instance_types: self.world.types.clone(),
             namespaces: self.world.snap.namespaces.clone(),
@@ -412,14 +495,22 @@ impl<'w, 'a> Sim<'w, 'a> {
 
 /// Options for disruption simulations: new NodeClaims allowed, every instance type listed.
 pub fn solve_options() -> SolveOptions {
-    SolveOptions { allow_new_nodes: true, relax_preferences: true, max_instance_type_options: usize::MAX, improve: true }
+    SolveOptions {
+        allow_new_nodes: true,
+        relax_preferences: true,
+        max_instance_type_options: usize::MAX,
+        improve: true,
+    }
 }
 
 /// Reads a solution; `moves` are placements already made on existing nodes (fast path), and the
 /// solution's placements follow in the solver's order (which topology checks depend on).
 fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, Dest)>) -> Outcome {
     if let Some(u) = sol.unschedulable.first() {
-        return Outcome::Unplaceable { pod: u.pod.clone(), why: u.to_string() };
+        return Outcome::Unplaceable {
+            pod: u.pod.clone(),
+            why: u.to_string(),
+        };
     }
     for pl in &sol.placements {
         moves.push((
@@ -430,7 +521,14 @@ fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, Dest)>) -> Outcome {
             },
         ));
     }
-    if sol.new_claims.is_empty() { Outcome::Fits { moves } } else { Outcome::NewNodes { moves, claims: sol.new_claims } }
+    if sol.new_claims.is_empty() {
+        Outcome::Fits { moves }
+    } else {
+        Outcome::NewNodes {
+            moves,
+            claims: sol.new_claims,
+        }
+    }
 }
 
 fn add(a: &mut Resources, b: &Resources) {

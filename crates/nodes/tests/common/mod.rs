@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use ballast_api::nodes::{self as api, NodeClaim, NodeClaimSpec, NodeClassReference, NodePool, NodePoolSpec};
+use ballast_api::nodes::{
+    self as api, NodeClaim, NodeClaimSpec, NodeClassReference, NodePool, NodePoolSpec,
+};
 use ballast_nodes::{BoundPod, ClusterNode, ClusterSnapshot};
 use ballast_scheduling::{InstanceType, Offering, Pod, Resources};
 use jiff::Timestamp;
@@ -24,9 +26,19 @@ pub fn now() -> Timestamp {
 pub fn itype(name: &str, cpu: i64, mem_gi: i64, od: f64, spot: f64) -> InstanceType {
     let mut offerings = vec![];
     for z in ["a", "b"] {
-        offerings.push(Offering { zone: z.into(), capacity_type: "on-demand".into(), price: od, available: true });
+        offerings.push(Offering {
+            zone: z.into(),
+            capacity_type: "on-demand".into(),
+            price: od,
+            available: true,
+        });
         if spot > 0.0 {
-            offerings.push(Offering { zone: z.into(), capacity_type: "spot".into(), price: spot, available: true });
+            offerings.push(Offering {
+                zone: z.into(),
+                capacity_type: "spot".into(),
+                price: spot,
+                available: true,
+            });
         }
     }
     InstanceType {
@@ -55,11 +67,21 @@ pub fn pool(name: &str) -> NodePool {
             template: api::NodeClaimTemplate {
                 metadata: None,
                 spec: api::NodeClaimTemplateSpec {
-                    node_class_ref: NodeClassReference { group: "nodes.ballast.dev".into(), kind: "KwokNodeClass".into(), name: "default".into() },
+                    node_class_ref: NodeClassReference {
+                        group: "nodes.ballast.dev".into(),
+                        kind: "KwokNodeClass".into(),
+                        name: "default".into(),
+                    },
                     ..Default::default()
                 },
             },
-            disruption: Some(api::Disruption { budgets: vec![api::Budget { nodes: "100%".into(), ..Default::default() }], ..Default::default() }),
+            disruption: Some(api::Disruption {
+                budgets: vec![api::Budget {
+                    nodes: "100%".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
             limits: None,
             weight: None,
         },
@@ -78,10 +100,19 @@ pub fn pod(ns: &str, name: &str, cpu_m: i64, mem_mi: i64) -> BoundPod {
 }
 
 pub fn daemon(name: &str) -> BoundPod {
-    BoundPod { owner_kind: Some("DaemonSet".into()), ..pod("kube-system", name, 100, 100) }
+    BoundPod {
+        owner_kind: Some("DaemonSet".into()),
+        ..pod("kube-system", name, 100, 100)
+    }
 }
 
-pub fn node(name: &str, ty: &InstanceType, pool: &str, ct: &str, pods: Vec<BoundPod>) -> ClusterNode {
+pub fn node(
+    name: &str,
+    ty: &InstanceType,
+    pool: &str,
+    ct: &str,
+    pods: Vec<BoundPod>,
+) -> ClusterNode {
     ClusterNode {
         name: name.into(),
         node_claim: None,
@@ -106,7 +137,10 @@ pub fn claim_for(n: &mut ClusterNode, pool: &NodePool) -> NodeClaim {
     let name = format!("{}-claim", n.name);
     n.node_claim = Some(name.clone());
     let mut annotations = BTreeMap::new();
-    annotations.insert(api::labels::NODEPOOL_HASH.to_string(), ballast_nodes::template_hash(pool));
+    annotations.insert(
+        api::labels::NODEPOOL_HASH.to_string(),
+        ballast_nodes::template_hash(pool),
+    );
     NodeClaim {
         metadata: ObjectMeta {
             name: Some(name),
@@ -115,13 +149,21 @@ pub fn claim_for(n: &mut ClusterNode, pool: &NodePool) -> NodeClaim {
             creation_timestamp: n.created.map(Time),
             ..Default::default()
         },
-        spec: NodeClaimSpec { node_class_ref: pool.spec.template.spec.node_class_ref.clone(), ..Default::default() },
+        spec: NodeClaimSpec {
+            node_class_ref: pool.spec.template.spec.node_class_ref.clone(),
+            ..Default::default()
+        },
         status: None,
     }
 }
 
 pub fn cluster(pools: Vec<NodePool>, nodes: Vec<ClusterNode>) -> ClusterSnapshot {
-    ClusterSnapshot { nodes, node_pools: pools, instance_types: catalog(), ..Default::default() }
+    ClusterSnapshot {
+        nodes,
+        node_pools: pools,
+        instance_types: catalog(),
+        ..Default::default()
+    }
 }
 
 pub fn ty(name: &str) -> InstanceType {
@@ -133,7 +175,8 @@ pub fn ty(name: &str) -> InstanceType {
 pub fn canonical(a: &Option<ballast_nodes::Action>) -> serde_json::Value {
     let mut a = a.clone();
     if let Some(a) = a.as_mut() {
-        a.moves.sort_by(|x, y| (&x.pod, &x.to).cmp(&(&y.pod, &y.to)));
+        a.moves
+            .sort_by(|x, y| (&x.pod, &x.to).cmp(&(&y.pod, &y.to)));
     }
     serde_json::to_value(&a).unwrap()
 }

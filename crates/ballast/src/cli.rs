@@ -83,8 +83,17 @@ pub struct ControllerArgs {
 
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
-    /// Scenario file (default: the bundled scenario).
+    /// Scenario file (default: the bundled `simulations/api-daily.yaml`).
     pub scenario: Option<PathBuf>,
+    /// Folder for report.json, summary.csv, <variant>.csv and report.html.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Print the JSON report on standard output instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -113,7 +122,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Controller(args) => {
             bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler)
         }
-        Command::Simulate(_) => bail!("`ballast simulate` is not built yet (see the simulation issue)"),
+        Command::Simulate(args) => simulate(args),
         Command::Explain(args) => bail!("`ballast explain {:?}` is not built yet", args.decision),
     }
 }
@@ -209,4 +218,61 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         }
     }
     Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The bundled default scenario: `simulations/api-daily.yaml` from the working directory, or
+/// from the source tree this binary was built from.
+fn default_scenario() -> PathBuf {
+    let local = PathBuf::from("simulations/api-daily.yaml");
+    if local.exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations/api-daily.yaml")
+}
+
+fn simulate(args: SimulateArgs) -> Result<ExitCode> {
+    let path = args.scenario.unwrap_or_else(default_scenario);
+    let bar = if args.quiet || args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(1000);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {percent}% {elapsed}")
+                .expect("the template is valid")
+                .progress_chars("=> "),
+        );
+        b
+    };
+    let started = std::time::Instant::now();
+    let results = ballast_sim::run_file(&path, &mut |variant, fraction| {
+        bar.set_message(format!("variant {}", variant + 1));
+        bar.set_position((fraction * 1000.0) as u64);
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    bar.finish_and_clear();
+    let written = ballast_sim::write_outputs(&args.out, &results).with_context(|| format!("writing {}", args.out.display()))?;
+    if args.json {
+        print!("{}", ballast_sim::report::json(&results));
+    } else {
+        let simulated: f64 = results.iter().map(|r| r.summary.hours * 3600.0).sum();
+        let wall = started.elapsed().as_secs_f64();
+        println!("{}", path.display());
+        print!("{}", ballast_sim::report::terminal_table(&results));
+        println!(
+            "{} variant(s), {:.0} simulated hours in {:.2}s wall ({:.0}x real time)",
+            results.len(),
+            simulated / 3600.0,
+            wall,
+            simulated / wall.max(1e-9)
+        );
+        for w in written {
+            println!("wrote {}", w.display());
+        }
+        for r in &results {
+            for e in &r.summary.errors {
+                eprintln!("{}: {e}", r.summary.variant);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,348 @@
+//! Adapters between the in-memory cluster and the real Ballast cores. This is the only place
+//! the simulator asks for a decision; the decision code itself is the controllers'.
+
+use crate::engine::Sim;
+use crate::scenario::{Scenario, WorkloadKind};
+use crate::state::*;
+use ballast_api::HorizontalAutoscaler;
+use ballast_api::horizontal::{EventSourceType, MetricSourceType};
+use ballast_horizontal::snapshot::{
+    ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample, PodSnapshot, ReadyCondition,
+    Snapshot as HorizontalSnapshot, TargetScale,
+};
+use ballast_scheduling::model::Taint;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::collections::BTreeMap;
+
+/// An autoscaler of the scenario and the workload it scales.
+#[derive(Debug, Clone)]
+pub(crate) struct AutoscalerState {
+    /// The object as the API server would hold it: spec from the scenario, status written back
+    /// after every decision (its history drives stabilization, exactly as live).
+    pub object: HorizontalAutoscaler,
+    pub workload: usize,
+    pub sync_period: Millis,
+}
+
+pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String> {
+    let mut out = Vec::new();
+    for a in &sc.autoscalers {
+        let name = a.metadata.name.clone().unwrap_or_default();
+        let ns = a.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let target = &a.spec.scale_target_ref;
+        let w = sc
+            .workloads
+            .iter()
+            .position(|w| w.name == target.name && w.namespace == ns)
+            .ok_or_else(|| format!("HorizontalAutoscaler {ns}/{name}: spec.scaleTargetRef: no workload {ns}/{} in the scenario", target.name))?;
+        out.push(AutoscalerState { object: a.clone(), workload: w, sync_period: millis(a.spec.sync_period_seconds() as f64) });
+    }
+    Ok(out)
+}
+
+fn cores(v: f64) -> Quantity {
+    Quantity(format!("{}m", v.max(0.0).round() as i64))
+}
+
+fn plain(v: f64) -> Quantity {
+    // Three decimals are plenty for per-pod rates and backlogs.
+    Quantity(format!("{}m", (v.max(0.0) * 1000.0).round() as i64))
+}
+
+fn timestamp(sim: &Sim, at: Millis) -> jiff::Timestamp {
+    sim.sc.start.checked_add(jiff::SignedDuration::from_millis(at)).unwrap_or(sim.sc.start)
+}
+
+/// Builds the horizontal snapshot of autoscaler `i` as the live controller would observe it,
+/// runs the decision, stores the new status, and returns the replicas to set when it rescales.
+pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
+    let st = &sim.autoscalers[i];
+    let w = st.workload;
+    let spec = &sim.sc.workloads[w];
+    let lag = millis(sim.sc.settings.metrics_lag_seconds);
+    let seen_at = (sim.now - lag).max(0);
+    let load = sim.load(w, seen_at);
+    let live: Vec<PodId> = sim.workloads[w].live_pods(&sim.pods).collect();
+    let ready_now = live.iter().filter(|&&p| sim.pods[p].is_ready(sim.now)).count();
+    // Per-pod load as the metrics pipeline last saw it.
+    let per_pod_load = if ready_now > 0 { (load / ready_now as f64).min(spec.per_pod.capacity) } else { 0.0 };
+    let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
+    let memory = spec.per_pod.memory.as_deref().and_then(|m| ballast_api::common::parse_quantity(m).ok()).unwrap_or(0.0);
+
+    let mut requests = BTreeMap::new();
+    for (k, v) in spec.pod.requests.iter() {
+        if v > 0 && k != "pods" {
+            let q = if k == "cpu" { format!("{v}m") } else { v.to_string() };
+            requests.insert(k.to_string(), Quantity(q));
+        }
+    }
+    let pods: Vec<PodSnapshot> = live
+        .iter()
+        .map(|&p| {
+            let pod = &sim.pods[p];
+            let ready = pod.is_ready(sim.now);
+            PodSnapshot {
+                name: pod.spec.name.clone(),
+                phase: if pod.node.is_some() { PodPhase::Running } else { PodPhase::Pending },
+                ready: pod.bound_at.map(|b| ReadyCondition {
+                    status: if ready { ConditionStatus::True } else { ConditionStatus::False },
+                    last_transition_time: timestamp(sim, if ready { pod.ready_at.unwrap_or(b) } else { b }),
+                }),
+                start_time: pod.bound_at.map(|b| timestamp(sim, b)),
+                deleting: false,
+                containers: vec![ContainerSnapshot { name: "app".into(), requests: requests.clone(), restart_policy: None }],
+                init_containers: vec![],
+                requests: BTreeMap::new(),
+            }
+        })
+        .collect();
+    // Pods that were ready when the metrics were taken have samples; the others are missing.
+    let sampled: Vec<&str> = live
+        .iter()
+        .filter(|&&p| sim.pods[p].ready_at.is_some_and(|r| r <= seen_at) && sim.pods[p].gone.is_none())
+        .map(|&p| sim.pods[p].spec.name.as_str())
+        .collect();
+    let per_pod = |value: Quantity| -> MetricReading {
+        MetricReading {
+            pods: Some(sampled.iter().map(|n| PodSample { pod: n.to_string(), value: value.clone(), timestamp: Some(timestamp(sim, seen_at)), window: None }).collect()),
+            ..Default::default()
+        }
+    };
+    let total = match spec.kind {
+        WorkloadKind::Service => load,
+        WorkloadKind::Queue => sim.workloads[w].backlog,
+    };
+    let metrics: Vec<MetricReading> = st
+        .object
+        .spec
+        .metrics
+        .iter()
+        .map(|m| match m.type_ {
+            MetricSourceType::Resource | MetricSourceType::ContainerResource => {
+                let name = m.resource.as_ref().map(|r| r.name.as_str()).or(m.container_resource.as_ref().map(|r| r.name.as_str())).unwrap_or("cpu");
+                match name {
+                    "cpu" => per_pod(cores(cpu_usage)),
+                    "memory" => per_pod(Quantity(format!("{}", memory.round() as i64))),
+                    other => MetricReading { error: Some(format!("the simulator has no usage for resource {other}")), ..Default::default() },
+                }
+            }
+            MetricSourceType::Pods => per_pod(plain(per_pod_load)),
+            MetricSourceType::Event if m.event.as_ref().is_some_and(|e| e.type_ == EventSourceType::Cron) => MetricReading::default(),
+            MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus | MetricSourceType::Event => {
+                MetricReading { value: Some(plain(total)), ..Default::default() }
+            }
+        })
+        .collect();
+    let snapshot = HorizontalSnapshot {
+        autoscaler: st.object.clone(),
+        scale: TargetScale {
+            spec_replicas: sim.workloads[w].desired,
+            status_replicas: Some(live.len() as i32),
+            selector: format!("app={}", spec.name),
+            error: None,
+        },
+        pods,
+        metrics,
+        other_autoscalers: vec![],
+        config: ControllerConfig::default(),
+        now: timestamp(sim, sim.now),
+    };
+    let decision = match ballast_horizontal::explain(&snapshot) {
+        Ok(d) => d,
+        Err(e) => {
+            sim.rec.errors.push(format!("t={}s: autoscaler {}: {e}", secs(sim.now), st.object.metadata.name.as_deref().unwrap_or("?")));
+            return None;
+        }
+    };
+    let st = &mut sim.autoscalers[i];
+    st.object.status = Some(decision.status);
+    decision.rescale.then_some(decision.desired_replicas)
+}
+
+/// A node to launch, as a provisioning or replacement decision says.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    pub node_pool: String,
+    pub instance_type: String,
+    pub zone: String,
+    pub capacity_type: String,
+    /// Labels the node registers with (the NodeClaim's), in the API's keys.
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub claim: ballast_api::NodeClaim,
+}
+
+impl Launch {
+    fn from_plan(plan: ballast_nodes::adapt::LaunchPlan) -> Launch {
+        let claim = plan.node_claim;
+        let labels = claim.metadata.labels.clone().unwrap_or_default();
+        let taints = claim.spec.taints.iter().map(ballast_nodes::adapt::model_taint).collect();
+        Launch {
+            node_pool: plan.node_pool,
+            instance_type: plan.instance_type,
+            zone: plan.zone,
+            capacity_type: plan.capacity_type,
+            labels,
+            taints,
+            claim,
+        }
+    }
+}
+
+/// A disruption to carry out.
+#[derive(Debug, Clone)]
+pub(crate) struct DisruptionPlan {
+    pub method: String,
+    pub nodes: Vec<NodeId>,
+    pub replacement: Option<Launch>,
+    pub savings_per_hour: f64,
+}
+
+/// The cluster as the node controllers observe it: registered nodes with their pods, the
+/// NodeClaims (in flight or not), pending pods, pools, PDBs and the catalog.
+pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::snapshot::ClusterSnapshot {
+    use ballast_nodes::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, PendingPod, PodDisruptionBudget};
+    let mut snap = ClusterSnapshot {
+        node_pools: sim.sc.node_pools.clone(),
+        instance_types: sim.types.clone(),
+        ..Default::default()
+    };
+    for node in sim.nodes.iter().filter(|n| n.is_live()) {
+        if let Some(c) = &node.claim {
+            snap.node_claims.push(c.clone());
+        }
+        if node.ready_at.is_none() {
+            continue; // in flight: only its NodeClaim exists
+        }
+        let pods = node
+            .pods
+            .iter()
+            .map(|&p| {
+                let pod = &sim.pods[p];
+                BoundPod {
+                    pod: pod.spec.clone(),
+                    annotations: BTreeMap::new(),
+                    owner_kind: match pod.owner {
+                        Owner::Workload(_) => Some("ReplicaSet".into()),
+                        Owner::Batch(_) => None,
+                    },
+                    started: pod.bound_at.map(|b| timestamp(sim, b)),
+                    local_storage: false,
+                    terminal: false,
+                }
+            })
+            .collect();
+        snap.nodes.push(ClusterNode {
+            name: node.name.clone(),
+            node_claim: node.claim.as_ref().and_then(|c| c.metadata.name.clone()),
+            labels: node.labels.clone(),
+            annotations: BTreeMap::new(),
+            taints: node.taints.clone(),
+            allocatable: node.allocatable.clone(),
+            capacity: None,
+            price: Some(node.price),
+            created: Some(timestamp(sim, node.created)),
+            ready: true,
+            initialized: true,
+            unschedulable: node.cordoned,
+            deleting: node.cordoned,
+            last_pod_event: Some(timestamp(sim, node.last_pod_event)),
+            pods,
+        });
+    }
+    for &p in pending {
+        let pod = &sim.pods[p];
+        snap.pending_pods.push(PendingPod { pod: pod.spec.clone(), first_seen: pod.unschedulable_since.map(|t| timestamp(sim, t)) });
+    }
+    for (w, spec) in sim.sc.workloads.iter().enumerate() {
+        if let Some(max) = spec.max_unavailable {
+            let unavailable = sim.workloads[w].desired - sim.ready_pods(w) as i32;
+            snap.pdbs.push(PodDisruptionBudget {
+                namespace: spec.namespace.clone(),
+                name: spec.name.clone(),
+                selector: ballast_scheduling::LabelSelector::labels(&[("app", spec.name.as_str())]),
+                disruptions_allowed: (max - unavailable).max(0),
+            });
+        }
+    }
+    snap
+}
+
+/// Runs the provisioning decision for the unschedulable pods; returns the nodes to launch.
+pub(crate) fn provision(sim: &mut Sim, unschedulable: &[PodId]) -> Vec<Launch> {
+    let snap = cluster_snapshot(sim, unschedulable);
+    let now = timestamp(sim, sim.now);
+    let opts = ballast_nodes::provision::ProvisionOptions::default();
+    match ballast_nodes::provision::provision(&snap, now, &opts) {
+        Ok(decision) => {
+            for e in &decision.skipped {
+                sim.rec.errors.push(format!("t={}s: provisioning skipped: {e}", secs(sim.now)));
+            }
+            for u in &decision.unschedulable {
+                *sim.rec.pending_reasons.entry(u.message.clone()).or_insert(0) += 1;
+            }
+            decision.node_claims.into_iter().map(Launch::from_plan).collect()
+        }
+        Err(e) => {
+            sim.rec.errors.push(format!("t={}s: provisioning: {e}", secs(sim.now)));
+            vec![]
+        }
+    }
+}
+
+/// Seconds of a pool's `consolidateAfter` and `expireAfter` (None: never).
+fn pool_timers(sim: &Sim, pool: &str) -> (Option<f64>, Option<f64>) {
+    let Some(p) = sim.sc.node_pools.iter().find(|p| p.metadata.name.as_deref() == Some(pool)) else { return (None, None) };
+    let read = |v: Option<&str>, default: Option<f64>| match v {
+        None => default,
+        Some("Never") => None,
+        Some(t) => ballast_api::common::parse_duration_seconds(t).ok(),
+    };
+    let after = read(p.spec.disruption.as_ref().and_then(|d| d.consolidate_after.as_deref()), Some(0.0));
+    let expire = read(p.spec.template.spec.expire_after.as_deref(), Some(720.0 * 3600.0));
+    (after, expire)
+}
+
+/// Runs one disruption pass. Returns the action to carry out, or when a timer (consolidateAfter,
+/// expireAfter) next makes a new pass worth it if nothing else changes.
+pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
+    let snap = cluster_snapshot(sim, &[]);
+    let now = timestamp(sim, sim.now);
+    let opts = ballast_nodes::disrupt::DisruptionOptions::default();
+    let decision = match ballast_nodes::disrupt::disrupt(&snap, now, &opts) {
+        Ok(d) => d,
+        Err(e) => {
+            sim.rec.errors.push(format!("t={}s: disruption: {e}", secs(sim.now)));
+            return (None, sim.now + 3_600_000);
+        }
+    };
+    if let Some(action) = decision.action {
+        let nodes: Vec<NodeId> = action
+            .nodes
+            .iter()
+            .filter_map(|name| sim.nodes.iter().position(|n| &n.name == name && n.is_live()))
+            .collect();
+        if !nodes.is_empty() {
+            return (
+                Some(DisruptionPlan {
+                    method: format!("{:?}", action.method),
+                    nodes,
+                    replacement: action.replacements.into_iter().next().map(|r| Launch::from_plan(r.plan)),
+                    savings_per_hour: action.savings,
+                }),
+                sim.now,
+            );
+        }
+    }
+    let mut wake = sim.now + 3_600_000;
+    for node in sim.nodes.iter().filter(|n| n.is_live() && n.ready_at.is_some()) {
+        let Some(pool) = &node.node_pool else { continue };
+        let (after, expire) = pool_timers(sim, pool);
+        for t in [after.map(|a| node.last_pod_event + millis(a)), expire.map(|e| node.created + millis(e))].into_iter().flatten() {
+            if t > sim.now {
+                wake = wake.min(t);
+            }
+        }
+    }
+    (None, wake)
+}

@@ -1,0 +1,396 @@
+//! What a run measures, and the report files: JSON, CSV, an HTML page with plots, and a
+//! terminal summary.
+
+use crate::engine::Sim;
+use crate::scenario::{Scenario, WorkloadKind};
+use crate::state::*;
+use ballast_scheduling::bound::fractional_lower_bound;
+use ballast_scheduling::model::Resources;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One sample of the time series.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleRow {
+    pub t_seconds: f64,
+    pub nodes: usize,
+    pub nodes_ready: usize,
+    /// $ per hour of every live node.
+    pub cost_per_hour: f64,
+    /// Lower bound of $ per hour for the demand at this instant.
+    pub lower_bound_per_hour: f64,
+    pub pending_pods: usize,
+    /// Requested ÷ allocatable CPU over ready nodes, percent.
+    pub cpu_allocation: f64,
+    /// Used ÷ allocatable CPU over ready nodes, percent.
+    pub cpu_usage: f64,
+    pub memory_allocation: f64,
+    pub workloads: Vec<WorkloadSample>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSample {
+    pub load: f64,
+    /// Replicas the load needs at 100% of a pod's capacity.
+    pub needed: f64,
+    pub desired: i32,
+    pub ready: usize,
+    pub backlog: f64,
+}
+
+/// Accumulators filled while the simulation runs.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    pub series: Vec<SampleRow>,
+    /// Seconds each pod waited between creation and binding (till the end for pods never bound).
+    pub waits: Vec<f64>,
+    pub never_scheduled: usize,
+    pub scale_events: u64,
+    pub evictions: u64,
+    pub nodes_launched: u64,
+    pub nodes_terminated: u64,
+    pub batch_finished: u64,
+    /// (t seconds, method, nodes, savings $/h)
+    pub disruptions: Vec<(f64, String, usize, f64)>,
+    pub lower_bound_cost: f64,
+    pub errors: Vec<String>,
+    /// Why the provisioner left pods pending: explanation → times seen.
+    pub pending_reasons: BTreeMap<String, u64>,
+    pub summary: Option<Summary>,
+}
+
+impl Recorder {
+    pub fn new(_sc: &Scenario) -> Self {
+        Recorder::default()
+    }
+
+    pub(crate) fn pod_done(&mut self, pod: &SimPod, now: Millis) {
+        match pod.bound_at {
+            Some(b) => self.waits.push(secs(b - pod.created)),
+            None => {
+                self.waits.push(secs(now - pod.created));
+                self.never_scheduled += 1;
+            }
+        }
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub scenario: String,
+    pub variant: String,
+    pub description: String,
+    pub hours: f64,
+    /// $ over the run: Σ node-hours × price.
+    pub cost: f64,
+    /// $ the same demand needs at least (fractional packing at the cheapest $/resource).
+    pub lower_bound_cost: f64,
+    pub cost_over_lower_bound: f64,
+    pub node_hours_by_type: BTreeMap<String, f64>,
+    pub cost_by_type: BTreeMap<String, f64>,
+    pub nodes_launched: u64,
+    pub nodes_terminated: u64,
+    pub peak_nodes: usize,
+    pub cpu_allocation_mean: f64,
+    pub cpu_allocation_p95: f64,
+    pub cpu_usage_mean: f64,
+    pub cpu_usage_p95: f64,
+    pub pending_pod_seconds: f64,
+    pub pod_wait_p95_seconds: f64,
+    pub pod_wait_max_seconds: f64,
+    pub pods_created: usize,
+    pub pods_never_scheduled: usize,
+    pub under_provision_minutes: f64,
+    pub scale_events: u64,
+    pub evictions: u64,
+    pub disruptions: usize,
+    pub batch_pods_finished: u64,
+    pub workloads: Vec<WorkloadSummary>,
+    pub disruption_log: Vec<DisruptionEntry>,
+    /// Why the provisioner left pods pending (explanation → provisioning passes that said it).
+    pub pending_reasons: BTreeMap<String, u64>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSummary {
+    pub name: String,
+    pub under_provision_minutes: f64,
+    /// Load units not served (service) — or the final backlog (queue).
+    pub unserved: f64,
+    pub rescales: u32,
+    pub mean_ready: f64,
+    pub max_desired: i32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionEntry {
+    pub t_seconds: f64,
+    pub method: String,
+    pub nodes: usize,
+    pub savings_per_hour: f64,
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+/// Rounds for stable, readable output (the JSON is compared byte for byte across runs).
+fn r(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+pub(crate) fn sample(sim: &mut Sim) {
+    let now = sim.now;
+    let mut alloc = Resources::default();
+    let mut req = Resources::default();
+    let mut used_cpu = 0.0;
+    let mut cost = 0.0;
+    let (mut nodes, mut ready) = (0, 0);
+    for n in sim.nodes.iter().filter(|n| n.is_live()) {
+        nodes += 1;
+        cost += n.price;
+        if n.ready_at.is_some() {
+            ready += 1;
+            for (k, v) in n.allocatable.iter() {
+                let c = alloc.get(k);
+                alloc.set(k, c + v);
+            }
+            for (k, v) in n.used.iter() {
+                let c = req.get(k);
+                req.set(k, c + v);
+            }
+        }
+    }
+    let mut workloads = Vec::new();
+    let mut demand: Vec<Resources> = Vec::new();
+    for w in 0..sim.workloads.len() {
+        let spec = &sim.sc.workloads[w];
+        let load = sim.load(w, now);
+        let ready_pods = sim.ready_pods(w);
+        let needed = load / spec.per_pod.capacity;
+        // CPU the ready pods use for the load they serve.
+        let served = load.min(ready_pods as f64 * spec.per_pod.capacity);
+        used_cpu += ready_pods as f64 * spec.per_pod.base_cpu + served * spec.per_pod.cpu_per_unit;
+        // The fewest pods that serve the load (a queue: its arrival rate) at full capacity; a
+        // workload no autoscaler scales needs its replicas whatever the load.
+        let autoscaled = sim.autoscalers.iter().any(|a| a.workload == w);
+        let floor = if autoscaled { 0 } else { sim.workloads[w].desired.max(0) as usize };
+        let mut per_pod = spec.pod.requests.clone();
+        per_pod.pods = 1;
+        demand.extend(std::iter::repeat_n(per_pod, (needed.ceil() as usize).max(floor)));
+        workloads.push(WorkloadSample {
+            load: r3(load),
+            needed: r3(needed),
+            desired: sim.workloads[w].desired,
+            ready: ready_pods,
+            backlog: r3(sim.workloads[w].backlog),
+        });
+    }
+    // Batch pods that have arrived and not finished are demand too; so is what static pods use.
+    for p in sim.pods.iter().filter(|p| p.gone.is_none() && matches!(p.owner, Owner::Batch(_))) {
+        demand.push(p.requests.clone());
+        if p.node.is_some() {
+            used_cpu += p.requests.cpu_millis as f64;
+        }
+    }
+    // Static nodes (no NodePool) are paid whatever the policy, so any plan costs at least their
+    // price; and at least the demand's fractional packing. The larger of the two is a valid bound.
+    let static_cost: f64 = sim.nodes.iter().filter(|n| n.is_live() && n.node_pool.is_none()).map(|n| n.price).sum();
+    let lb = fractional_lower_bound(&demand, &sim.types, &Resources::default(), &|_| true).value.max(static_cost);
+    let dt_h = sim.sc.settings.sample_seconds / 3600.0;
+    // The bound is integrated over the same steps as the samples (left rule).
+    if now < sim.end {
+        sim.rec.lower_bound_cost += lb * dt_h.min(secs(sim.end - now) / 3600.0);
+    }
+    let pct = |a: i64, b: i64| if b > 0 { 100.0 * a as f64 / b as f64 } else { 0.0 };
+    let row = SampleRow {
+        t_seconds: secs(now),
+        nodes,
+        nodes_ready: ready,
+        cost_per_hour: r3(cost),
+        lower_bound_per_hour: r3(lb),
+        pending_pods: sim.pending.len(),
+        cpu_allocation: r3(pct(req.cpu_millis, alloc.cpu_millis)),
+        cpu_usage: r3(if alloc.cpu_millis > 0 { 100.0 * used_cpu / alloc.cpu_millis as f64 } else { 0.0 }),
+        memory_allocation: r3(pct(req.memory_bytes, alloc.memory_bytes)),
+        workloads,
+    };
+    sim.rec.series.push(row);
+}
+
+fn r3(x: f64) -> f64 {
+    r(x, 3)
+}
+
+pub(crate) fn finish(sim: &mut Sim) {
+    let end = sim.end;
+    let mut node_hours: BTreeMap<String, f64> = BTreeMap::new();
+    let mut cost_by_type: BTreeMap<String, f64> = BTreeMap::new();
+    for n in &sim.nodes {
+        let stop = n.terminated.unwrap_or(end).min(end);
+        let hours = secs(stop - n.created).max(0.0) / 3600.0;
+        *node_hours.entry(n.instance_type.clone()).or_insert(0.0) += hours;
+        *cost_by_type.entry(n.instance_type.clone()).or_insert(0.0) += hours * n.price;
+    }
+    let cost: f64 = cost_by_type.values().sum();
+    let rec = &sim.rec;
+    let alloc: Vec<f64> = rec.series.iter().filter(|s| s.nodes_ready > 0).map(|s| s.cpu_allocation).collect();
+    let usage: Vec<f64> = rec.series.iter().filter(|s| s.nodes_ready > 0).map(|s| s.cpu_usage).collect();
+    let workloads = sim
+        .sc
+        .workloads
+        .iter()
+        .enumerate()
+        .map(|(w, spec)| {
+            let st = &sim.workloads[w];
+            let ready: Vec<f64> = rec.series.iter().map(|s| s.workloads[w].ready as f64).collect();
+            WorkloadSummary {
+                name: spec.name.clone(),
+                under_provision_minutes: r(secs(st.under_ms) / 60.0, 2),
+                unserved: r3(match spec.kind {
+                    WorkloadKind::Service => st.unserved,
+                    WorkloadKind::Queue => st.backlog,
+                }),
+                rescales: st.rescales,
+                mean_ready: r3(mean(&ready)),
+                max_desired: rec.series.iter().map(|s| s.workloads[w].desired).max().unwrap_or(0),
+            }
+        })
+        .collect::<Vec<_>>();
+    let lb = rec.lower_bound_cost;
+    let summary = Summary {
+        scenario: sim.sc.name.clone(),
+        variant: sim.sc.variant.clone(),
+        description: sim.sc.description.clone(),
+        hours: r3(secs(end) / 3600.0),
+        cost: r(cost, 4),
+        lower_bound_cost: r(lb, 4),
+        cost_over_lower_bound: if lb > 0.0 { r(cost / lb, 4) } else { 0.0 },
+        node_hours_by_type: node_hours.into_iter().map(|(k, v)| (k, r(v, 4))).collect(),
+        cost_by_type: cost_by_type.into_iter().map(|(k, v)| (k, r(v, 4))).collect(),
+        nodes_launched: rec.nodes_launched,
+        nodes_terminated: rec.nodes_terminated,
+        peak_nodes: rec.series.iter().map(|s| s.nodes).max().unwrap_or(0),
+        cpu_allocation_mean: r(mean(&alloc), 2),
+        cpu_allocation_p95: r(percentile(&alloc, 0.95), 2),
+        cpu_usage_mean: r(mean(&usage), 2),
+        cpu_usage_p95: r(percentile(&usage, 0.95), 2),
+        pending_pod_seconds: r(rec.waits.iter().sum(), 2),
+        pod_wait_p95_seconds: r(percentile(&rec.waits, 0.95), 2),
+        pod_wait_max_seconds: r(rec.waits.iter().copied().fold(0.0, f64::max), 2),
+        pods_created: sim.pods.len(),
+        pods_never_scheduled: rec.never_scheduled,
+        under_provision_minutes: r(workloads.iter().map(|w| w.under_provision_minutes).sum(), 2),
+        scale_events: rec.scale_events,
+        evictions: rec.evictions,
+        disruptions: rec.disruptions.len(),
+        batch_pods_finished: rec.batch_finished,
+        workloads,
+        disruption_log: rec
+            .disruptions
+            .iter()
+            .map(|(t, m, n, s)| DisruptionEntry { t_seconds: *t, method: m.clone(), nodes: *n, savings_per_hour: r(*s, 4) })
+            .collect(),
+        pending_reasons: rec.pending_reasons.clone(),
+        errors: rec.errors.clone(),
+    };
+    sim.rec.summary = Some(summary);
+}
+
+/// One variant's results.
+pub struct VariantResult {
+    pub summary: Summary,
+    pub series: Vec<SampleRow>,
+    pub workload_names: Vec<String>,
+}
+
+/// The whole report of a scenario (all variants).
+#[derive(Serialize)]
+pub struct ReportFile<'a> {
+    pub scenario: &'a str,
+    pub variants: Vec<&'a Summary>,
+}
+
+pub fn json(results: &[VariantResult]) -> String {
+    let file = ReportFile {
+        scenario: results.first().map(|r| r.summary.scenario.as_str()).unwrap_or(""),
+        variants: results.iter().map(|r| &r.summary).collect(),
+    };
+    serde_json::to_string_pretty(&file).expect("reports serialize") + "\n"
+}
+
+pub fn summary_csv(results: &[VariantResult]) -> String {
+    let mut out = String::from(
+        "variant,cost,lower_bound_cost,cost_over_lower_bound,peak_nodes,nodes_launched,cpu_allocation_mean,cpu_allocation_p95,cpu_usage_mean,cpu_usage_p95,pending_pod_seconds,pod_wait_p95_seconds,pod_wait_max_seconds,under_provision_minutes,scale_events,evictions,disruptions\n",
+    );
+    for v in results {
+        let s = &v.summary;
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            s.variant, s.cost, s.lower_bound_cost, s.cost_over_lower_bound, s.peak_nodes, s.nodes_launched, s.cpu_allocation_mean,
+            s.cpu_allocation_p95, s.cpu_usage_mean, s.cpu_usage_p95, s.pending_pod_seconds, s.pod_wait_p95_seconds,
+            s.pod_wait_max_seconds, s.under_provision_minutes, s.scale_events, s.evictions, s.disruptions
+        );
+    }
+    out
+}
+
+pub fn series_csv(v: &VariantResult) -> String {
+    let mut out = String::from("t_seconds,nodes,nodes_ready,cost_per_hour,lower_bound_per_hour,pending_pods,cpu_allocation,cpu_usage,memory_allocation");
+    for name in &v.workload_names {
+        let _ = write!(out, ",{name}_load,{name}_needed,{name}_desired,{name}_ready,{name}_backlog");
+    }
+    out.push('\n');
+    for s in &v.series {
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{}",
+            s.t_seconds, s.nodes, s.nodes_ready, s.cost_per_hour, s.lower_bound_per_hour, s.pending_pods, s.cpu_allocation, s.cpu_usage, s.memory_allocation
+        );
+        for w in &s.workloads {
+            let _ = write!(out, ",{},{},{},{},{}", w.load, w.needed, w.desired, w.ready, w.backlog);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A fixed-width table for the terminal.
+pub fn terminal_table(results: &[VariantResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>10} {:>10} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7}",
+        "variant", "cost $", "bound $", "×bound", "nodes", "cpu avg%", "cpu p95%", "wait p95", "wait max", "under m", "evict"
+    );
+    for v in results {
+        let s = &v.summary;
+        let _ = writeln!(
+            out,
+            "{:<24} {:>10.2} {:>10.2} {:>7.3} {:>6} {:>8.1} {:>8.1} {:>8.1}s {:>8.1}s {:>8.1} {:>7}",
+            s.variant, s.cost, s.lower_bound_cost, s.cost_over_lower_bound, s.peak_nodes, s.cpu_allocation_mean, s.cpu_allocation_p95,
+            s.pod_wait_p95_seconds, s.pod_wait_max_seconds, s.under_provision_minutes, s.evictions
+        );
+    }
+    out
+}

@@ -1,0 +1,115 @@
+//! The in-memory cluster: nodes, pods and workloads, with the bookkeeping the scheduler model
+//! and the reports need. Times are virtual milliseconds since the start.
+
+use ballast_scheduling::model::{InstanceType, Pod as SchedPod, Resources, Taint, TaintEffect};
+use std::collections::BTreeMap;
+
+pub type Millis = i64;
+pub type NodeId = usize;
+pub type PodId = usize;
+
+pub const MS: f64 = 1000.0;
+
+pub fn secs(ms: Millis) -> f64 {
+    ms as f64 / MS
+}
+
+pub fn millis(s: f64) -> Millis {
+    (s * MS).round() as Millis
+}
+
+#[derive(Debug, Clone)]
+pub struct SimNode {
+    pub name: String,
+    pub instance_type: String,
+    pub node_pool: Option<String>,
+    /// $ per hour.
+    pub price: f64,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub allocatable: Resources,
+    /// Sum of the effective requests of the pods bound here.
+    pub used: Resources,
+    pub pods: Vec<PodId>,
+    pub created: Millis,
+    /// None while launching.
+    pub ready_at: Option<Millis>,
+    /// Cordoned for disruption: takes no new pods.
+    pub cordoned: bool,
+    pub terminated: Option<Millis>,
+    /// Last time a pod was bound here or left (resets consolidateAfter).
+    pub last_pod_event: Millis,
+    /// The NodeClaim the node was launched from (None for static nodes).
+    pub claim: Option<ballast_api::NodeClaim>,
+}
+
+impl SimNode {
+    pub fn is_live(&self) -> bool {
+        self.terminated.is_none()
+    }
+    pub fn schedulable(&self) -> bool {
+        self.ready_at.is_some() && !self.cordoned && self.terminated.is_none()
+    }
+    pub fn fits(&self, r: &Resources) -> bool {
+        r.iter().all(|(k, v)| v <= 0 || self.allocatable.get(k) - self.used.get(k) >= v)
+    }
+    /// Blocks scheduling of a pod without a matching toleration.
+    pub fn hard_taints(&self) -> impl Iterator<Item = &Taint> {
+        self.taints.iter().filter(|t| matches!(t.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Workload(usize),
+    Batch(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct SimPod {
+    pub spec: SchedPod,
+    pub owner: Owner,
+    /// Requests as the scheduler counts them (incl. the pod slot).
+    pub requests: Resources,
+    pub node: Option<NodeId>,
+    pub created: Millis,
+    pub bound_at: Option<Millis>,
+    pub ready_at: Option<Millis>,
+    /// Deleted (scaled in, evicted, finished).
+    pub gone: Option<Millis>,
+    /// The scheduler found no node on its last pass.
+    pub unschedulable_since: Option<Millis>,
+    pub evicted: bool,
+}
+
+impl SimPod {
+    pub fn is_ready(&self, now: Millis) -> bool {
+        self.gone.is_none() && self.ready_at.is_some_and(|r| r <= now)
+    }
+}
+
+/// A running workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadState {
+    pub desired: i32,
+    pub pods: Vec<PodId>,
+    pub next_pod: u64,
+    /// Queue workloads: the backlog and when it was last brought up to date.
+    pub backlog: f64,
+    pub backlog_at: Millis,
+    /// Load served short of demand, integrated (unit-seconds), and time under-provisioned (ms).
+    pub unserved: f64,
+    pub under_ms: Millis,
+    pub rescales: u32,
+}
+
+impl WorkloadState {
+    pub fn live_pods<'a>(&'a self, pods: &'a [SimPod]) -> impl Iterator<Item = PodId> + 'a {
+        self.pods.iter().copied().filter(move |&p| pods[p].gone.is_none())
+    }
+}
+
+/// Instance types by name.
+pub fn type_index(types: &[InstanceType]) -> BTreeMap<String, usize> {
+    types.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect()
+}

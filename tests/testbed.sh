@@ -151,7 +151,12 @@ ensure_moto() {
   log "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
   command -v python3 >/dev/null || die "python3 is needed for moto"
   rm -rf "$MOTO_VENV"
-  python3 -m venv "$MOTO_VENV" || die "python3 -m venv failed (apt-get install python3-venv?)"
+  if ! python3 -m venv "$MOTO_VENV"; then
+    is_root || die "python3 -m venv failed: apt-get install python3-venv"
+    rm -rf "$MOTO_VENV"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$MOTO_VENV" || die "python3 -m venv failed"
+  fi
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 }
 
@@ -596,6 +601,7 @@ cmd_up() {
   done
   with_lock
   mkdir -p "$RT/pids" "$RT/logs"
+  chmod 755 "$RT" # the postgres user must reach its data dir whatever our umask (keys stay 600)
   ensure_packages "${want[@]}"
   local t0=$SECONDS
   # kube first so that Prometheus finds etcd; the rest in the order given.

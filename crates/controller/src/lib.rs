@@ -1,0 +1,7 @@
+//! The live reconcilers: kube-runtime shells that observe the cluster, build the snapshot a
+//! pure core takes, run the core, and carry out its decision (scale writes, status, events,
+//! NodeClaims, instances). No decision logic lives here: it is in `ballast-horizontal`,
+//! `ballast-nodes` and `ballast-scheduling`, shared with the simulator and `ballast explain`.
+
+pub mod horizontal;
+pub mod nodes;

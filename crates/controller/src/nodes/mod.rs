@@ -1,0 +1,1 @@
+//! The node reconcilers: provisioning, NodeClaim lifecycle, disruption and termination.

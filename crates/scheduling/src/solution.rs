@@ -21,6 +21,19 @@ pub struct SolveOptions {
     /// Run the cost pass after first-fit-decreasing (empty the worst-filled NodeClaims into the
     /// room left on the others and re-pick types).
     pub improve: bool,
+    /// In which order NodeClaims opened in this solve are tried for the next pod.
+    pub claim_order: ClaimOrder,
+}
+
+/// Order in which this solve's NodeClaims are offered to the next pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ClaimOrder {
+    /// Karpenter's order: spreads pods over the claims, smaller nodes.
+    #[default]
+    FewestPodsFirst,
+    /// Fills the fullest claim first: fewer, larger and usually cheaper nodes (a larger blast
+    /// radius per node).
+    MostPodsFirst,
 }
 
 impl Default for SolveOptions {
@@ -30,6 +43,7 @@ impl Default for SolveOptions {
             relax_preferences: true,
             max_instance_type_options: 60,
             improve: true,
+            claim_order: ClaimOrder::FewestPodsFirst,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::req::{
     reqset_merge,
 };
 use crate::solution::{
-    NewClaim, Placement, Reason, Relaxed, Solution, SolveOptions, Target, Unschedulable,
+    ClaimOrder, NewClaim, Placement, Reason, Relaxed, Solution, SolveOptions, Target, Unschedulable,
 };
 
 pub(crate) const DIMS: usize = 12;
@@ -2155,7 +2155,11 @@ impl<'a> Solver<'a> {
             return false;
         }
         let mut found = None;
-        for &(_, ci) in &self.open {
+        let order: Box<dyn Iterator<Item = &(usize, usize)>> = match self.opts.claim_order {
+            ClaimOrder::FewestPodsFirst => Box::new(self.open.iter()),
+            ClaimOrder::MostPodsFirst => Box::new(self.open.iter().rev()),
+        };
+        for &(_, ci) in order {
             if let Ok(tr) = self.try_claim(pi, &self.claims[ci]) {
                 found = Some((ci, tr));
                 break;

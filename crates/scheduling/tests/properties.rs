@@ -292,7 +292,11 @@ proptest! {
     #[test]
     fn plans_never_break_hard_constraints(seed in any::<u64>()) {
         let s = random_snapshot(seed);
-        for opts in [SolveOptions::default(), SolveOptions { improve: false, ..Default::default() }] {
+        for opts in [
+            SolveOptions::default(),
+            SolveOptions { improve: false, ..Default::default() },
+            SolveOptions { claim_order: ClaimOrder::MostPodsFirst, ..Default::default() },
+        ] {
             let sol = solve(&s, &opts).expect("generated snapshots are valid");
             let bad = check::check(&s, &sol);
             prop_assert!(bad.is_empty(), "seed {seed}: {bad:#?}");

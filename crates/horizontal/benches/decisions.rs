@@ -46,15 +46,27 @@ fn snapshot(variant: usize) -> Snapshot {
                 stabilization_window_seconds: Some(60),
                 select_policy: Some(SelectPolicy::Max),
                 policies: vec![
-                    ScalingPolicy { type_: ScalingPolicyType::Pods, value: 10, period_seconds: 60 },
-                    ScalingPolicy { type_: ScalingPolicyType::Percent, value: 50, period_seconds: 60 },
+                    ScalingPolicy {
+                        type_: ScalingPolicyType::Pods,
+                        value: 10,
+                        period_seconds: 60,
+                    },
+                    ScalingPolicy {
+                        type_: ScalingPolicyType::Percent,
+                        value: 50,
+                        period_seconds: 60,
+                    },
                 ],
                 tolerance: None,
             }),
             scale_down: Some(ScalingRules {
                 stabilization_window_seconds: Some(300),
                 select_policy: Some(SelectPolicy::Max),
-                policies: vec![ScalingPolicy { type_: ScalingPolicyType::Percent, value: 10, period_seconds: 60 }],
+                policies: vec![ScalingPolicy {
+                    type_: ScalingPolicyType::Percent,
+                    value: 10,
+                    period_seconds: 60,
+                }],
                 tolerance: None,
             }),
         }),
@@ -74,20 +86,40 @@ fn snapshot(variant: usize) -> Snapshot {
     let past = (100 + (level - 300) / 3) as i32;
     let history = ScalingHistory {
         recommendations: (0..20)
-            .map(|i| TimestampedReplicas { time: Time(ago(15 * (i + 1))), replicas: past + (i as i32 % 3) - 1 })
+            .map(|i| TimestampedReplicas {
+                time: Time(ago(15 * (i + 1))),
+                replicas: past + (i as i32 % 3) - 1,
+            })
             .collect(),
-        scale_up_events: vec![ScaleEvent { time: Time(ago(40)), change: 5 }],
-        scale_down_events: vec![ScaleEvent { time: Time(ago(200)), change: 3 }],
+        scale_up_events: vec![ScaleEvent {
+            time: Time(ago(40)),
+            change: 5,
+        }],
+        scale_down_events: vec![ScaleEvent {
+            time: Time(ago(200)),
+            change: 3,
+        }],
         ..Default::default()
     };
-    object.status = Some(HorizontalAutoscalerStatus { history: Some(history), ..Default::default() });
+    object.status = Some(HorizontalAutoscalerStatus {
+        history: Some(history),
+        ..Default::default()
+    });
 
     let pods: Vec<PodSnapshot> = (0..PODS)
         .map(|i| PodSnapshot {
             name: format!("web-{i}"),
-            phase: if i % 50 == 7 { PodPhase::Pending } else { PodPhase::Running },
+            phase: if i % 50 == 7 {
+                PodPhase::Pending
+            } else {
+                PodPhase::Running
+            },
             ready: Some(ReadyCondition {
-                status: if i % 25 == 3 { ConditionStatus::False } else { ConditionStatus::True },
+                status: if i % 25 == 3 {
+                    ConditionStatus::False
+                } else {
+                    ConditionStatus::True
+                },
                 last_transition_time: ago(3000),
             }),
             start_time: Some(if i % 20 == 1 { ago(60) } else { ago(3600) }),
@@ -112,9 +144,17 @@ fn snapshot(variant: usize) -> Snapshot {
         .collect();
     Snapshot {
         autoscaler: object,
-        scale: TargetScale { spec_replicas: 100, status_replicas: Some(100), selector: "app=web".into(), error: None },
+        scale: TargetScale {
+            spec_replicas: 100,
+            status_replicas: Some(100),
+            selector: "app=web".into(),
+            error: None,
+        },
         pods,
-        metrics: vec![MetricReading { pods: Some(samples), ..Default::default() }],
+        metrics: vec![MetricReading {
+            pods: Some(samples),
+            ..Default::default()
+        }],
         other_autoscalers: vec![],
         config: ControllerConfig::default(),
         now,
@@ -140,7 +180,10 @@ fn measure(budget: Duration, batch: u64, mut f: impl FnMut(u64)) -> f64 {
 
 fn main() {
     let snapshots: Vec<Snapshot> = (0..8).map(snapshot).collect();
-    let prepared: Vec<Prepared> = snapshots.iter().map(|s| prepare(s).expect("valid snapshot")).collect();
+    let prepared: Vec<Prepared> = snapshots
+        .iter()
+        .map(|s| prepare(s).expect("valid snapshot"))
+        .collect();
     let mut outcome = Outcome::default();
 
     // Sanity: the variants decide differently and the way they should.
@@ -173,7 +216,11 @@ fn main() {
         "  decide (prepared snapshot):  {:>12.0} decisions/s  ({:.0} ns/decision)  goal >= 1,000,000: {}",
         decide_rate,
         1e9 / decide_rate,
-        if decide_rate >= 1_000_000.0 { "met" } else { "NOT met" }
+        if decide_rate >= 1_000_000.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     println!(
         "  prepare + decide:            {:>12.0} decisions/s  ({:.1} µs/decision)",

@@ -284,13 +284,13 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
         // Metrics are read for the status only; the history is left as it was.
         evaluate_metrics(p, out, current, false);
         out.path = Path::Paused;
-        if let Some(n) = spec.paused_replicas {
-            if n != current {
-                out.desired = n;
-                out.rescale = true;
-                out.reason = Reason::Paused;
-                store_scale_event(p, out, current, n);
-            }
+        if let Some(n) = spec.paused_replicas
+            && n != current
+        {
+            out.desired = n;
+            out.rescale = true;
+            out.reason = Reason::Paused;
+            store_scale_event(p, out, current, n);
         }
         prune(p, out);
         return;
@@ -306,8 +306,13 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
         prune(p, out);
         return;
     }
-    let idle_state = spec.activation_mode && (current == 0 || (spec.idle.is_some() && current < spec.min));
-    let floor = if spec.activation_mode { spec.min.max(1) } else { spec.min };
+    let idle_state =
+        spec.activation_mode && (current == 0 || (spec.idle.is_some() && current < spec.min));
+    let floor = if spec.activation_mode {
+        spec.min.max(1)
+    } else {
+        spec.min
+    };
     out.floor = floor;
     if !idle_state {
         if current > spec.max {
@@ -346,12 +351,18 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
             prune(p, out);
             return;
         }
-        let may_deactivate = (spec.idle.is_some_and(|idle| current > idle)) || (current > 0 && spec.min == 0);
+        let may_deactivate =
+            (spec.idle.is_some_and(|idle| current > idle)) || (current > 0 && spec.min == 0);
         if !out.any_active && !out.any_error && may_deactivate {
             let last_active = p.history.last_active;
             let elapsed = match last_active {
                 Some(t) => t.saturating_add(spec.cooldown_ms) < now,
-                None => p.created.unwrap_or(i64::MIN / 2).saturating_add(spec.initial_cooldown_ms) < now,
+                None => {
+                    p.created
+                        .unwrap_or(i64::MIN / 2)
+                        .saturating_add(spec.initial_cooldown_ms)
+                        < now
+                }
             };
             if elapsed {
                 out.cooldown = Cooldown::Elapsed;
@@ -367,7 +378,10 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
             }
             let until = match last_active {
                 Some(t) => t.saturating_add(spec.cooldown_ms),
-                None => p.created.unwrap_or(0).saturating_add(spec.initial_cooldown_ms),
+                None => p
+                    .created
+                    .unwrap_or(0)
+                    .saturating_add(spec.initial_cooldown_ms),
             };
             out.cooldown = Cooldown::CoolingDown { until };
         }
@@ -400,7 +414,11 @@ fn reset(p: &Prepared, out: &mut Outcome) {
     let history = std::mem::take(&mut out.history);
     let mut metrics = std::mem::take(&mut out.metrics);
     metrics.clear();
-    *out = Outcome { history, metrics, ..Default::default() };
+    *out = Outcome {
+        history,
+        metrics,
+        ..Default::default()
+    };
     out.history.copy_from(&p.history);
     out.history.failures.resize(p.metrics.len(), 0);
     out.prenormalized = p.scale.spec_replicas;
@@ -443,10 +461,18 @@ fn store_scale_event(p: &Prepared, out: &mut Outcome, current: i32, desired: i32
     }
     let rec = if desired > current {
         out.history.scale_up_events.push((p.now, desired - current));
-        ScaleEventRecord { up: true, change: desired - current }
+        ScaleEventRecord {
+            up: true,
+            change: desired - current,
+        }
     } else {
-        out.history.scale_down_events.push((p.now, current - desired));
-        ScaleEventRecord { up: false, change: current - desired }
+        out.history
+            .scale_down_events
+            .push((p.now, current - desired));
+        ScaleEventRecord {
+            up: false,
+            change: current - desired,
+        }
     };
     out.scale_event = Some(rec);
 }
@@ -463,7 +489,9 @@ fn activate(p: &Prepared, out: &mut Outcome, current: i32) {
     out.reason = Reason::Activated(out.first_active.unwrap_or(0));
     let pre = best_replicas.max(floor);
     out.prenormalized = pre;
-    let desired = normalize(p, out, current, pre, floor, spec.max).max(floor).min(spec.max);
+    let desired = normalize(p, out, current, pre, floor, spec.max)
+        .max(floor)
+        .min(spec.max);
     set_desired(p, out, current, desired);
 }
 
@@ -492,7 +520,14 @@ fn prune(p: &Prepared, out: &mut Outcome) {
 // ---------------------------------------------------------------------------------------------
 // Normalization: stabilization windows and limits.
 
-fn normalize(p: &Prepared, out: &mut Outcome, current: i32, desired: i32, min: i32, max: i32) -> i32 {
+fn normalize(
+    p: &Prepared,
+    out: &mut Outcome,
+    current: i32,
+    desired: i32,
+    min: i32,
+    max: i32,
+) -> i32 {
     match &p.spec.behavior {
         None => normalize_plain(p, out, current, desired, min, max),
         Some(b) => normalize_behavior(p, out, b, current, desired, min, max),
@@ -501,7 +536,14 @@ fn normalize(p: &Prepared, out: &mut Outcome, current: i32, desired: i32, min: i
 
 /// Without `behavior`: the highest recommendation of the downscale window, then
 /// [min, min(max, max(2 × current, 4))].
-fn normalize_plain(p: &Prepared, out: &mut Outcome, current: i32, desired: i32, min: i32, max: i32) -> i32 {
+fn normalize_plain(
+    p: &Prepared,
+    out: &mut Outcome,
+    current: i32,
+    desired: i32,
+    min: i32,
+    max: i32,
+) -> i32 {
     let cutoff = p.now - p.config.downscale_window_ms;
     let mut stabilized = desired;
     for &(t, r) in &out.history.recommendations {
@@ -512,8 +554,11 @@ fn normalize_plain(p: &Prepared, out: &mut Outcome, current: i32, desired: i32, 
     }
     out.history.recommendations.push((p.now, desired));
     out.stabilized = stabilized;
-    out.stabilization =
-        if stabilized != desired { Stabilization::ScaleDownStabilized } else { Stabilization::ReadyForNewScale };
+    out.stabilization = if stabilized != desired {
+        Stabilization::ScaleDownStabilized
+    } else {
+        Stabilization::ReadyForNewScale
+    };
 
     let scale_up_limit = clamp_i32((2 * i64::from(current)).max(4));
     out.rate_limit = Some(scale_up_limit);
@@ -580,16 +625,32 @@ fn normalize_behavior(
             lim = current;
         }
         out.rate_limit = Some(lim);
-        let (max_allowed, reason) = if max > lim { (lim, Limit::ScaleUpLimit) } else { (max, Limit::TooManyReplicas) };
-        if stabilized > max_allowed { (max_allowed, reason) } else { (stabilized, Limit::DesiredWithinRange) }
+        let (max_allowed, reason) = if max > lim {
+            (lim, Limit::ScaleUpLimit)
+        } else {
+            (max, Limit::TooManyReplicas)
+        };
+        if stabilized > max_allowed {
+            (max_allowed, reason)
+        } else {
+            (stabilized, Limit::DesiredWithinRange)
+        }
     } else if stabilized < current {
         let mut lim = scale_down_limit(now, current, &out.history, &b.down);
         if lim > current {
             lim = current;
         }
         out.rate_limit = Some(lim);
-        let (min_allowed, reason) = if min < lim { (lim, Limit::ScaleDownLimit) } else { (min, Limit::TooFewReplicas) };
-        if stabilized < min_allowed { (min_allowed, reason) } else { (stabilized, Limit::DesiredWithinRange) }
+        let (min_allowed, reason) = if min < lim {
+            (lim, Limit::ScaleDownLimit)
+        } else {
+            (min, Limit::TooFewReplicas)
+        };
+        if stabilized < min_allowed {
+            (min_allowed, reason)
+        } else {
+            (stabilized, Limit::DesiredWithinRange)
+        }
     } else {
         (stabilized, Limit::DesiredWithinRange)
     };
@@ -601,8 +662,18 @@ fn normalize_behavior(
 /// Replicas added and removed within the last `period` (events strictly after the cutoff).
 fn changes_in_period(now: Millis, period: Millis, h: &crate::prepare::History) -> (i64, i64) {
     let cutoff = now - period;
-    let added: i64 = h.scale_up_events.iter().filter(|e| e.0 > cutoff).map(|e| i64::from(e.1)).sum();
-    let removed: i64 = h.scale_down_events.iter().filter(|e| e.0 > cutoff).map(|e| i64::from(e.1)).sum();
+    let added: i64 = h
+        .scale_up_events
+        .iter()
+        .filter(|e| e.0 > cutoff)
+        .map(|e| i64::from(e.1))
+        .sum();
+    let removed: i64 = h
+        .scale_down_events
+        .iter()
+        .filter(|e| e.0 > cutoff)
+        .map(|e| i64::from(e.1))
+        .sum();
     (added, removed)
 }
 
@@ -612,7 +683,11 @@ fn scale_up_limit(now: Millis, current: i32, h: &crate::prepare::History, rules:
         SelectPolicy::Min => true,
         SelectPolicy::Max => false,
     };
-    let mut result: i64 = if pick_min { i64::from(i32::MAX) } else { i64::from(i32::MIN) };
+    let mut result: i64 = if pick_min {
+        i64::from(i32::MAX)
+    } else {
+        i64::from(i32::MIN)
+    };
     for policy in &rules.policies {
         let (added, removed) = changes_in_period(now, policy.period_ms, h);
         let start = i64::from(current) - added + removed;
@@ -622,7 +697,11 @@ fn scale_up_limit(now: Millis, current: i32, h: &crate::prepare::History, rules:
         } else {
             start + i64::from(policy.value)
         };
-        result = if pick_min { result.min(proposed) } else { result.max(proposed) };
+        result = if pick_min {
+            result.min(proposed)
+        } else {
+            result.max(proposed)
+        };
     }
     clamp_i32(result)
 }
@@ -633,7 +712,11 @@ fn scale_down_limit(now: Millis, current: i32, h: &crate::prepare::History, rule
         SelectPolicy::Min => true,
         SelectPolicy::Max => false,
     };
-    let mut result: i64 = if pick_min_change { i64::from(i32::MIN) } else { i64::from(i32::MAX) };
+    let mut result: i64 = if pick_min_change {
+        i64::from(i32::MIN)
+    } else {
+        i64::from(i32::MAX)
+    };
     for policy in &rules.policies {
         let (added, removed) = changes_in_period(now, policy.period_ms, h);
         let start = i64::from(current) - added + removed;
@@ -643,7 +726,11 @@ fn scale_down_limit(now: Millis, current: i32, h: &crate::prepare::History, rule
         } else {
             start - i64::from(policy.value)
         };
-        result = if pick_min_change { result.max(proposed) } else { result.min(proposed) };
+        result = if pick_min_change {
+            result.max(proposed)
+        } else {
+            result.min(proposed)
+        };
     }
     clamp_i32(result)
 }
@@ -652,15 +739,32 @@ fn scale_down_limit(now: Millis, current: i32, h: &crate::prepare::History, rule
 // Per-metric replica calculation.
 
 fn evaluate_metrics(p: &Prepared, out: &mut Outcome, current: i32, count_failures: bool) {
-    let tol = Tol { up: p.spec.tol_up, down: p.spec.tol_down };
+    let tol = Tol {
+        up: p.spec.tol_up,
+        down: p.spec.tol_down,
+    };
     out.metrics_evaluated = true;
-    out.metrics.resize(p.metrics.len(), MetricOutcome::default());
+    out.metrics
+        .resize(p.metrics.len(), MetricOutcome::default());
     for (i, m) in p.metrics.iter().enumerate() {
-        let mut mo = MetricOutcome { ratio: f64::NAN, new_ratio: f64::NAN, ..Default::default() };
+        let mut mo = MetricOutcome {
+            ratio: f64::NAN,
+            new_ratio: f64::NAN,
+            ..Default::default()
+        };
         match (&m.target, &m.reading) {
             (Err(_), _) => fail(&mut mo, MetricError::Spec),
             (_, Reading::Error(_)) => fail(&mut mo, MetricError::Reading),
-            (Ok(target), reading) => evaluate_one(p, &m.kind, *target, reading, m.activation, current, tol, &mut mo),
+            (Ok(target), reading) => evaluate_one(
+                p,
+                &m.kind,
+                *target,
+                reading,
+                m.activation,
+                current,
+                tol,
+                &mut mo,
+            ),
         }
         let prev = p.history.failures.get(i).copied().unwrap_or(0);
         if mo.state == MetricState::Failed {
@@ -682,7 +786,11 @@ fn evaluate_metrics(p: &Prepared, out: &mut Outcome, current: i32, count_failure
             }
         }
         if count_failures {
-            out.history.failures[i] = if mo.state == MetricState::Valid { 0 } else { mo.failures };
+            out.history.failures[i] = if mo.state == MetricState::Valid {
+                0
+            } else {
+                mo.failures
+            };
         }
         if mo.state == MetricState::Valid && mo.active {
             out.any_active = true;
@@ -750,9 +858,10 @@ fn cron_metric(now: Millis, c: &crate::prepare::CronView, mo: &mut MetricOutcome
         return fail(mo, MetricError::Cron);
     };
     let zoned = ts.to_zoned(c.tz.clone());
-    let (Ok(next_start), Ok(next_end)) =
-        (c.start.find_next_occurrence(&zoned, false), c.end.find_next_occurrence(&zoned, false))
-    else {
+    let (Ok(next_start), Ok(next_end)) = (
+        c.start.find_next_occurrence(&zoned, false),
+        c.end.find_next_occurrence(&zoned, false),
+    ) else {
         return fail(mo, MetricError::Cron);
     };
     // Inside the window when the window closes before it opens again: [start, end).
@@ -801,7 +910,13 @@ fn cpu_unready(pod: &PodView, s: &Sample, now: Millis, cfg: &ConfigView) -> bool
     }
 }
 
-fn group(p: &Prepared, pp: &PerPod, cpu: bool, requests: Option<&[i64]>, fill_percent: i128) -> Group {
+fn group(
+    p: &Prepared,
+    pp: &PerPod,
+    cpu: bool,
+    requests: Option<&[i64]>,
+    fill_percent: i128,
+) -> Group {
     let mut g = Group::default();
     let now = p.now;
     let cfg = &p.config;
@@ -870,7 +985,11 @@ fn resource_utilization(
             // Upstream reports "no metrics" before a missing request.
             let g = group(p, pp, cpu, None, fill);
             set_counts(mo, &g, extra);
-            let e = if g.ready + extra == 0 { MetricError::NoPodMetrics } else { MetricError::Requests };
+            let e = if g.ready + extra == 0 {
+                MetricError::NoPodMetrics
+            } else {
+                MetricError::Requests
+            };
             return fail(mo, e);
         }
     };
@@ -952,7 +1071,15 @@ fn rebalanced(mo: &mut MetricOutcome, ratio: f64, new_ratio: f64, n: u32, curren
 }
 
 /// Pods metrics and Resource AverageValue targets: the average of the samples against the target.
-fn plain_metric(p: &Prepared, pp: &PerPod, target: i64, cpu: bool, current: i32, tol: Tol, mo: &mut MetricOutcome) {
+fn plain_metric(
+    p: &Prepared,
+    pp: &PerPod,
+    target: i64,
+    cpu: bool,
+    current: i32,
+    tol: Tol,
+    mo: &mut MetricOutcome,
+) {
     if p.pods.is_empty() {
         return fail(mo, MetricError::NoPods);
     }
@@ -1004,13 +1131,21 @@ fn ready_pods(p: &Prepared) -> u32 {
     p.pods
         .iter()
         .filter(|pod| {
-            pod.phase == PodPhase::Running && pod.ready.is_some_and(|r| r.status == ConditionStatus::True)
+            pod.phase == PodPhase::Running
+                && pod.ready.is_some_and(|r| r.status == ConditionStatus::True)
         })
         .count() as u32
 }
 
 /// Object/External/Prometheus/Event with a Value target.
-fn value_metric(p: &Prepared, value: i64, target: i64, current: i32, tol: Tol, mo: &mut MetricOutcome) {
+fn value_metric(
+    p: &Prepared,
+    value: i64,
+    target: i64,
+    current: i32,
+    tol: Tol,
+    mo: &mut MetricOutcome,
+) {
     let ratio = value as f64 / target as f64;
     mo.ratio = ratio;
     mo.value = Some(value);

@@ -24,11 +24,11 @@ mod selector;
 pub mod snapshot;
 
 pub use decide::{
-    decide, Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,
-    Stabilization,
+    Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,
+    Stabilization, decide,
 };
-pub use prepare::{prepare, History, Millis, Prepared};
-pub use render::{milli_quantity, render, Decision, Event, EventType, Explanation, MetricProposal};
+pub use prepare::{History, Millis, Prepared, prepare};
+pub use render::{Decision, Event, EventType, Explanation, MetricProposal, milli_quantity, render};
 pub use snapshot::{
     ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample,
     PodSnapshot, ReadyCondition, Snapshot, SnapshotError, TargetScale,

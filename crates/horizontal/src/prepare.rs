@@ -144,10 +144,14 @@ pub(crate) enum Reading {
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
     /// Resource or ContainerResource.
-    Resource { cpu: bool },
+    Resource {
+        cpu: bool,
+    },
     Pods,
     /// Object, External, Prometheus and non-cron Event sources: one value.
-    Single { source: MetricSourceType },
+    Single {
+        source: MetricSourceType,
+    },
     Cron(Box<CronView>),
 }
 
@@ -198,11 +202,14 @@ pub struct History {
 impl History {
     pub(crate) fn copy_from(&mut self, other: &History) {
         self.recommendations.clear();
-        self.recommendations.extend_from_slice(&other.recommendations);
+        self.recommendations
+            .extend_from_slice(&other.recommendations);
         self.scale_up_events.clear();
-        self.scale_up_events.extend_from_slice(&other.scale_up_events);
+        self.scale_up_events
+            .extend_from_slice(&other.scale_up_events);
         self.scale_down_events.clear();
-        self.scale_down_events.extend_from_slice(&other.scale_down_events);
+        self.scale_down_events
+            .extend_from_slice(&other.scale_down_events);
         self.last_active = other.last_active;
         self.failures.clear();
         self.failures.extend_from_slice(&other.failures);
@@ -266,7 +273,11 @@ impl Prepared {
     /// `namespace/name` of the autoscaler.
     pub fn key(&self) -> String {
         let m = &self.object.metadata;
-        format!("{}/{}", m.namespace.as_deref().unwrap_or("default"), m.name.as_deref().unwrap_or(""))
+        format!(
+            "{}/{}",
+            m.namespace.as_deref().unwrap_or("default"),
+            m.name.as_deref().unwrap_or("")
+        )
     }
 }
 
@@ -281,7 +292,10 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
     let mut pods = Vec::with_capacity(snapshot.pods.len());
     for (i, pod) in snapshot.pods.iter().enumerate() {
         if pod.name.is_empty() {
-            return Err(SnapshotError::invalid(format!("pods[{i}].name"), "must not be empty"));
+            return Err(SnapshotError::invalid(
+                format!("pods[{i}].name"),
+                "must not be empty",
+            ));
         }
         if index.insert(pod.name.as_str(), i).is_some() {
             return Err(SnapshotError::invalid(
@@ -292,22 +306,40 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
         pods.push(PodView {
             phase: pod.phase,
             deleting: pod.deleting,
-            ready: pod.ready.as_ref().map(|r| Ready { status: r.status, since: millis(&r.last_transition_time) }),
+            ready: pod.ready.as_ref().map(|r| Ready {
+                status: r.status,
+                since: millis(&r.last_transition_time),
+            }),
             start: pod.start_time.as_ref().map(millis),
         });
     }
 
     let c = &snapshot.config;
     if !(c.tolerance.is_finite() && c.tolerance >= 0.0) {
-        return Err(SnapshotError::invalid("config.tolerance", "must be a number >= 0"));
+        return Err(SnapshotError::invalid(
+            "config.tolerance",
+            "must be a number >= 0",
+        ));
     }
     for (field, v) in [
-        ("config.cpuInitializationPeriodSeconds", c.cpu_initialization_period_seconds),
-        ("config.initialReadinessDelaySeconds", c.initial_readiness_delay_seconds),
-        ("config.downscaleStabilizationSeconds", c.downscale_stabilization_seconds),
+        (
+            "config.cpuInitializationPeriodSeconds",
+            c.cpu_initialization_period_seconds,
+        ),
+        (
+            "config.initialReadinessDelaySeconds",
+            c.initial_readiness_delay_seconds,
+        ),
+        (
+            "config.downscaleStabilizationSeconds",
+            c.downscale_stabilization_seconds,
+        ),
     ] {
         if !(0..=86_400 * 365).contains(&v) {
-            return Err(SnapshotError::invalid(field, "must be between 0 and one year"));
+            return Err(SnapshotError::invalid(
+                field,
+                "must be between 0 and one year",
+            ));
         }
     }
     let config = ConfigView {
@@ -343,7 +375,10 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
 
     let scale = ScaleView {
         spec_replicas: snapshot.scale.spec_replicas,
-        status_replicas: snapshot.scale.status_replicas.unwrap_or(snapshot.scale.spec_replicas),
+        status_replicas: snapshot
+            .scale
+            .status_replicas
+            .unwrap_or(snapshot.scale.spec_replicas),
         error: snapshot.scale.error.clone(),
         selector: if !snapshot.other_autoscalers.is_empty() {
             SelectorCheck::Ambiguous(snapshot.other_autoscalers.join(", "))
@@ -356,7 +391,10 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
         },
     };
     if scale.error.is_none() && (scale.spec_replicas < 0 || scale.status_replicas < 0) {
-        return Err(SnapshotError::invalid("scale.specReplicas", "replica counts must not be negative"));
+        return Err(SnapshotError::invalid(
+            "scale.specReplicas",
+            "replica counts must not be negative",
+        ));
     }
 
     let history = prepare_history(object, &metrics);
@@ -365,7 +403,11 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
         object: object.clone(),
         metric_specs,
         now,
-        created: object.metadata.creation_timestamp.as_ref().map(|t| millis(&t.0)),
+        created: object
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| millis(&t.0)),
         spec,
         scale,
         pods,
@@ -400,13 +442,28 @@ fn default_cpu_metric() -> MetricSpec {
 }
 
 fn prepare_history(object: &HorizontalAutoscaler, metrics: &[MetricView]) -> History {
-    let mut h = History { failures: vec![0; metrics.len()], ..Default::default() };
+    let mut h = History {
+        failures: vec![0; metrics.len()],
+        ..Default::default()
+    };
     let Some(stored) = object.status.as_ref().and_then(|s| s.history.as_ref()) else {
         return h;
     };
-    h.recommendations = stored.recommendations.iter().map(|r| (millis(&r.time.0), r.replicas)).collect();
-    h.scale_up_events = stored.scale_up_events.iter().map(|e| (millis(&e.time.0), e.change)).collect();
-    h.scale_down_events = stored.scale_down_events.iter().map(|e| (millis(&e.time.0), e.change)).collect();
+    h.recommendations = stored
+        .recommendations
+        .iter()
+        .map(|r| (millis(&r.time.0), r.replicas))
+        .collect();
+    h.scale_up_events = stored
+        .scale_up_events
+        .iter()
+        .map(|e| (millis(&e.time.0), e.change))
+        .collect();
+    h.scale_down_events = stored
+        .scale_down_events
+        .iter()
+        .map(|e| (millis(&e.time.0), e.change))
+        .collect();
     h.last_active = stored.last_active_time.as_ref().map(|t| millis(&t.0));
     for f in &stored.metric_failures {
         if let Some(i) = metrics.iter().position(|m| m.key == f.metric) {
@@ -435,21 +492,40 @@ fn rules(
 ) -> Result<Rules, (String, String)> {
     let default_policies = if up {
         vec![
-            Policy { percent: false, value: 4, period_ms: 15_000 },
-            Policy { percent: true, value: 100, period_ms: 15_000 },
+            Policy {
+                percent: false,
+                value: 4,
+                period_ms: 15_000,
+            },
+            Policy {
+                percent: true,
+                value: 100,
+                period_ms: 15_000,
+            },
         ]
     } else {
-        vec![Policy { percent: true, value: 100, period_ms: 15_000 }]
+        vec![Policy {
+            percent: true,
+            value: 100,
+            period_ms: 15_000,
+        }]
     };
     let default_window = if up { 0 } else { config.downscale_window_ms };
     let Some(r) = r else {
-        return Ok(Rules { window_ms: default_window, select: SelectPolicy::Max, policies: default_policies });
+        return Ok(Rules {
+            window_ms: default_window,
+            select: SelectPolicy::Max,
+            policies: default_policies,
+        });
     };
     let window_ms = match r.stabilization_window_seconds {
         None => default_window,
         Some(w) if (0..=3600).contains(&w) => i64::from(w) * 1000,
         Some(_) => {
-            return Err((format!("{field}.stabilizationWindowSeconds"), "must be between 0 and 3600".into()));
+            return Err((
+                format!("{field}.stabilizationWindowSeconds"),
+                "must be between 0 and 3600".into(),
+            ));
         }
     };
     let policies = if r.policies.is_empty() {
@@ -458,10 +534,16 @@ fn rules(
         let mut out = Vec::with_capacity(r.policies.len());
         for (i, p) in r.policies.iter().enumerate() {
             if p.value < 1 {
-                return Err((format!("{field}.policies[{i}].value"), "must be at least 1".into()));
+                return Err((
+                    format!("{field}.policies[{i}].value"),
+                    "must be at least 1".into(),
+                ));
             }
             if !(1..=1800).contains(&p.period_seconds) {
-                return Err((format!("{field}.policies[{i}].periodSeconds"), "must be between 1 and 1800".into()));
+                return Err((
+                    format!("{field}.policies[{i}].periodSeconds"),
+                    "must be between 1 and 1800".into(),
+                ));
             }
             out.push(Policy {
                 percent: p.type_ == ScalingPolicyType::Percent,
@@ -471,10 +553,18 @@ fn rules(
         }
         out
     };
-    Ok(Rules { window_ms, select: r.select_policy.unwrap_or(SelectPolicy::Max), policies })
+    Ok(Rules {
+        window_ms,
+        select: r.select_policy.unwrap_or(SelectPolicy::Max),
+        policies,
+    })
 }
 
-fn prepare_spec(object: &HorizontalAutoscaler, metric_specs: &[MetricSpec], config: &ConfigView) -> Spec {
+fn prepare_spec(
+    object: &HorizontalAutoscaler,
+    metric_specs: &[MetricSpec],
+    config: &ConfigView,
+) -> Spec {
     let s = &object.spec;
     let min = s.min_replicas();
     let mut error: Option<(String, String)> = None;
@@ -492,10 +582,13 @@ fn prepare_spec(object: &HorizontalAutoscaler, metric_specs: &[MetricSpec], conf
     if min > s.max_replicas {
         fail("minReplicas", "must be less than or equal to maxReplicas");
     }
-    if let Some(idle) = s.idle_replicas {
-        if idle < 0 || idle >= min.max(1) {
-            fail("idleReplicas", "must be at least 0 and less than minReplicas");
-        }
+    if let Some(idle) = s.idle_replicas
+        && (idle < 0 || idle >= min.max(1))
+    {
+        fail(
+            "idleReplicas",
+            "must be at least 0 and less than minReplicas",
+        );
     }
     if s.cooldown_period_seconds.is_some_and(|v| v < 0) {
         fail("cooldownPeriodSeconds", "must not be negative");
@@ -503,7 +596,9 @@ fn prepare_spec(object: &HorizontalAutoscaler, metric_specs: &[MetricSpec], conf
     if s.initial_cooldown_period_seconds.is_some_and(|v| v < 0) {
         fail("initialCooldownPeriodSeconds", "must not be negative");
     }
-    if s.paused_replicas.is_some_and(|v| v < 0 || v > s.max_replicas) {
+    if s.paused_replicas
+        .is_some_and(|v| v < 0 || v > s.max_replicas)
+    {
         fail("pausedReplicas", "must be between 0 and maxReplicas");
     }
     let fallback = s.fallback.as_ref().map(|f| {
@@ -513,7 +608,11 @@ fn prepare_spec(object: &HorizontalAutoscaler, metric_specs: &[MetricSpec], conf
         if f.replicas < 0 || f.replicas > s.max_replicas {
             fail("fallback.replicas", "must be between 0 and maxReplicas");
         }
-        FallbackView { threshold: f.failure_threshold, replicas: f.replicas, behavior: f.behavior.unwrap_or_default() }
+        FallbackView {
+            threshold: f.failure_threshold,
+            replicas: f.replicas,
+            behavior: f.behavior.unwrap_or_default(),
+        }
     });
 
     let mut tol_up = config.tolerance;
@@ -537,16 +636,24 @@ fn prepare_spec(object: &HorizontalAutoscaler, metric_specs: &[MetricSpec], conf
             Err((f, m)) => fail(f.trim_start_matches("spec."), &m),
         }
         let up = rules(b.scale_up.as_ref(), true, config, "spec.behavior.scaleUp");
-        let down = rules(b.scale_down.as_ref(), false, config, "spec.behavior.scaleDown");
+        let down = rules(
+            b.scale_down.as_ref(),
+            false,
+            config,
+            "spec.behavior.scaleDown",
+        );
         match (up, down) {
             (Ok(up), Ok(down)) => behavior = Some(Behavior { up, down }),
             (Err((f, m)), _) | (_, Err((f, m))) => fail(f.trim_start_matches("spec."), &m),
         }
     }
 
-    let event_like = metric_specs
-        .iter()
-        .any(|m| matches!(m.type_, MetricSourceType::Prometheus | MetricSourceType::Event));
+    let event_like = metric_specs.iter().any(|m| {
+        matches!(
+            m.type_,
+            MetricSourceType::Prometheus | MetricSourceType::Event
+        )
+    });
     let activation_mode = s.idle_replicas.is_some() || (min == 0 && event_like);
 
     Spec {
@@ -577,11 +684,15 @@ fn positive_milli(q: &Quantity, field: &str) -> Result<i64, String> {
 /// The target of Object metrics: the `type` field decides, as upstream.
 fn typed_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, String> {
     match (t.type_, &t.value, &t.average_value) {
-        (MetricTargetType::Value, Some(v), _) => positive_milli(v, &format!("{field}.value")).map(Target::Value),
+        (MetricTargetType::Value, Some(v), _) => {
+            positive_milli(v, &format!("{field}.value")).map(Target::Value)
+        }
         (MetricTargetType::AverageValue, _, Some(v)) => {
             positive_milli(v, &format!("{field}.averageValue")).map(Target::AverageValue)
         }
-        _ => Err(format!("invalid {what} metric source: neither a value target nor an average value target was set")),
+        _ => Err(format!(
+            "invalid {what} metric source: neither a value target nor an average value target was set"
+        )),
     }
 }
 
@@ -593,7 +704,9 @@ fn value_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, Str
     if let Some(v) = &t.value {
         return positive_milli(v, &format!("{field}.value")).map(Target::Value);
     }
-    Err(format!("invalid {what} metric source: neither a value target nor an average value target was set"))
+    Err(format!(
+        "invalid {what} metric source: neither a value target nor an average value target was set"
+    ))
 }
 
 fn resource_target(t: &MetricTarget, field: &str) -> Result<Target, String> {
@@ -638,9 +751,13 @@ fn event_name(e: &ballast_api::horizontal::EventMetricSource) -> String {
             Some(t) => format!("{}/{t}", s.consumer_group),
             None => s.consumer_group.clone(),
         }),
-        EventSourceType::AwsSqs => {
-            e.aws_sqs.as_ref().map(|s| s.queue_url.rsplit('/').next().unwrap_or(&s.queue_url).to_string())
-        }
+        EventSourceType::AwsSqs => e.aws_sqs.as_ref().map(|s| {
+            s.queue_url
+                .rsplit('/')
+                .next()
+                .unwrap_or(&s.queue_url)
+                .to_string()
+        }),
         EventSourceType::Cron => Some("cron".to_string()),
     };
     derived.unwrap_or_else(|| event_type_name(e.type_).to_string())
@@ -658,7 +775,15 @@ pub(crate) fn event_type_name(t: EventSourceType) -> &'static str {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn prepare_metric(
@@ -669,7 +794,10 @@ fn prepare_metric(
 ) -> Result<MetricView, SnapshotError> {
     let field = format!("spec.metrics[{i}]");
     let missing_source = |what: &str| {
-        Err::<Target, String>(format!("{field}: type {:?} needs the {what} field", ms.type_))
+        Err::<Target, String>(format!(
+            "{field}: type {:?} needs the {what} field",
+            ms.type_
+        ))
     };
     let mut activation = 0;
     let mut activation_error = None;
@@ -678,24 +806,43 @@ fn prepare_metric(
             Some(r) => {
                 let t = resource_target(&r.target, &format!("{field}.resource.target"));
                 let name = match t {
-                    Ok(Target::Utilization(_)) => format!("{} resource utilization (percentage of request)", r.name),
+                    Ok(Target::Utilization(_)) => {
+                        format!("{} resource utilization (percentage of request)", r.name)
+                    }
                     _ => format!("{} resource", r.name),
                 };
-                (Kind::Resource { cpu: r.name == "cpu" }, t, format!("s{i}-{}", sanitize(&r.name)), name)
+                (
+                    Kind::Resource {
+                        cpu: r.name == "cpu",
+                    },
+                    t,
+                    format!("s{i}-{}", sanitize(&r.name)),
+                    name,
+                )
             }
-            None => (Kind::Resource { cpu: false }, missing_source("resource"), format!("s{i}-resource"), "resource".into()),
+            None => (
+                Kind::Resource { cpu: false },
+                missing_source("resource"),
+                format!("s{i}-resource"),
+                "resource".into(),
+            ),
         },
         MetricSourceType::ContainerResource => match &ms.container_resource {
             Some(r) => {
                 let t = resource_target(&r.target, &format!("{field}.containerResource.target"));
                 let name = match t {
                     Ok(Target::Utilization(_)) => {
-                        format!("{} container resource utilization (percentage of request)", r.name)
+                        format!(
+                            "{} container resource utilization (percentage of request)",
+                            r.name
+                        )
                     }
                     _ => format!("{} resource", r.name),
                 };
                 (
-                    Kind::Resource { cpu: r.name == "cpu" },
+                    Kind::Resource {
+                        cpu: r.name == "cpu",
+                    },
                     t,
                     format!("s{i}-{}-{}", sanitize(&r.container), sanitize(&r.name)),
                     name,
@@ -711,22 +858,39 @@ fn prepare_metric(
         MetricSourceType::Pods => match &ms.pods {
             Some(p) => {
                 let t = match &p.target.average_value {
-                    Some(v) => positive_milli(v, &format!("{field}.pods.target.averageValue")).map(Target::AverageValue),
-                    None => Err(format!("{field}.pods.target.averageValue: a Pods metric needs an average value target")),
+                    Some(v) => positive_milli(v, &format!("{field}.pods.target.averageValue"))
+                        .map(Target::AverageValue),
+                    None => Err(format!(
+                        "{field}.pods.target.averageValue: a Pods metric needs an average value target"
+                    )),
                 };
-                (Kind::Pods, t, format!("s{i}-pods-{}", sanitize(&p.metric.name)), format!("pods metric {}", p.metric.name))
+                (
+                    Kind::Pods,
+                    t,
+                    format!("s{i}-pods-{}", sanitize(&p.metric.name)),
+                    format!("pods metric {}", p.metric.name),
+                )
             }
-            None => (Kind::Pods, missing_source("pods"), format!("s{i}-pods"), "pods metric".into()),
+            None => (
+                Kind::Pods,
+                missing_source("pods"),
+                format!("s{i}-pods"),
+                "pods metric".into(),
+            ),
         },
         MetricSourceType::Object => match &ms.object {
             Some(o) => (
-                Kind::Single { source: MetricSourceType::Object },
+                Kind::Single {
+                    source: MetricSourceType::Object,
+                },
                 typed_target(&o.target, &format!("{field}.object.target"), "object"),
                 format!("s{i}-object-{}", sanitize(&o.metric.name)),
                 format!("{} metric {}", o.described_object.kind, o.metric.name),
             ),
             None => (
-                Kind::Single { source: MetricSourceType::Object },
+                Kind::Single {
+                    source: MetricSourceType::Object,
+                },
                 missing_source("object"),
                 format!("s{i}-object"),
                 "object metric".into(),
@@ -741,14 +905,18 @@ fn prepare_metric(
                     format!("external metric {}({sel})", e.metric.name)
                 };
                 (
-                    Kind::Single { source: MetricSourceType::External },
+                    Kind::Single {
+                        source: MetricSourceType::External,
+                    },
                     value_target(&e.target, &format!("{field}.external.target"), "external"),
                     format!("s{i}-external-{}", sanitize(&e.metric.name)),
                     name,
                 )
             }
             None => (
-                Kind::Single { source: MetricSourceType::External },
+                Kind::Single {
+                    source: MetricSourceType::External,
+                },
                 missing_source("external"),
                 format!("s{i}-external"),
                 "external metric".into(),
@@ -759,18 +927,29 @@ fn prepare_metric(
                 if let Some(a) = &p.activation_threshold {
                     match quantity_milli(a) {
                         Ok(v) => activation = v,
-                        Err(e) => activation_error = Some(format!("{field}.prometheus.activationThreshold: {e}")),
+                        Err(e) => {
+                            activation_error =
+                                Some(format!("{field}.prometheus.activationThreshold: {e}"))
+                        }
                     }
                 }
                 (
-                    Kind::Single { source: MetricSourceType::Prometheus },
-                    value_target(&p.target, &format!("{field}.prometheus.target"), "prometheus"),
+                    Kind::Single {
+                        source: MetricSourceType::Prometheus,
+                    },
+                    value_target(
+                        &p.target,
+                        &format!("{field}.prometheus.target"),
+                        "prometheus",
+                    ),
                     format!("s{i}-prometheus"),
                     format!("prometheus query {}", p.query),
                 )
             }
             None => (
-                Kind::Single { source: MetricSourceType::Prometheus },
+                Kind::Single {
+                    source: MetricSourceType::Prometheus,
+                },
                 missing_source("prometheus"),
                 format!("s{i}-prometheus"),
                 "prometheus query".into(),
@@ -781,18 +960,36 @@ fn prepare_metric(
                 if let Some(a) = &e.activation_threshold {
                     match quantity_milli(a) {
                         Ok(v) => activation = v,
-                        Err(err) => activation_error = Some(format!("{field}.event.activationThreshold: {err}")),
+                        Err(err) => {
+                            activation_error =
+                                Some(format!("{field}.event.activationThreshold: {err}"))
+                        }
                     }
                 }
                 let ename = event_name(e);
                 let key = format!("s{i}-{}-{}", event_type_name(e.type_), sanitize(&ename));
                 let name = format!("{} event source {ename}", event_type_name(e.type_));
                 if e.type_ == EventSourceType::Cron {
-                    match e.cron.as_ref().map(|c| prepare_cron(c, &format!("{field}.event.cron"))) {
-                        Some(Ok(cv)) => (Kind::Cron(Box::new(cv)), Ok(Target::Value(1000)), key, name),
-                        Some(Err(msg)) => (Kind::Single { source: MetricSourceType::Event }, Err(msg), key, name),
+                    match e
+                        .cron
+                        .as_ref()
+                        .map(|c| prepare_cron(c, &format!("{field}.event.cron")))
+                    {
+                        Some(Ok(cv)) => {
+                            (Kind::Cron(Box::new(cv)), Ok(Target::Value(1000)), key, name)
+                        }
+                        Some(Err(msg)) => (
+                            Kind::Single {
+                                source: MetricSourceType::Event,
+                            },
+                            Err(msg),
+                            key,
+                            name,
+                        ),
                         None => (
-                            Kind::Single { source: MetricSourceType::Event },
+                            Kind::Single {
+                                source: MetricSourceType::Event,
+                            },
                             Err(format!("{field}.event: type cron needs the cron field")),
                             key,
                             name,
@@ -801,13 +998,24 @@ fn prepare_metric(
                 } else {
                     let t = match &e.target {
                         Some(t) => value_target(t, &format!("{field}.event.target"), "event"),
-                        None => Err(format!("{field}.event.target: every event source but cron needs a target")),
+                        None => Err(format!(
+                            "{field}.event.target: every event source but cron needs a target"
+                        )),
                     };
-                    (Kind::Single { source: MetricSourceType::Event }, t, key, name)
+                    (
+                        Kind::Single {
+                            source: MetricSourceType::Event,
+                        },
+                        t,
+                        key,
+                        name,
+                    )
                 }
             }
             None => (
-                Kind::Single { source: MetricSourceType::Event },
+                Kind::Single {
+                    source: MetricSourceType::Event,
+                },
                 missing_source("event"),
                 format!("s{i}-event"),
                 "event source".into(),
@@ -820,20 +1028,35 @@ fn prepare_metric(
     };
 
     let reading = prepare_reading(i, ms, &kind, &target, snapshot, index)?;
-    Ok(MetricView { kind, target, activation, key, name, reading })
+    Ok(MetricView {
+        kind,
+        target,
+        activation,
+        key,
+        name,
+        reading,
+    })
 }
 
 fn prepare_cron(c: &ballast_api::horizontal::CronSource, field: &str) -> Result<CronView, String> {
-    let start = ballast_api::validate::parse_cron(&c.start).map_err(|e| format!("{field}.start: {e}"))?;
+    let start =
+        ballast_api::validate::parse_cron(&c.start).map_err(|e| format!("{field}.start: {e}"))?;
     let end = ballast_api::validate::parse_cron(&c.end).map_err(|e| format!("{field}.end: {e}"))?;
     let tz = match c.timezone.as_deref() {
         None | Some("") | Some("UTC") | Some("Etc/UTC") => jiff::tz::TimeZone::UTC,
-        Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| format!("{field}.timezone: {name:?}: {e}"))?,
+        Some(name) => {
+            jiff::tz::TimeZone::get(name).map_err(|e| format!("{field}.timezone: {name:?}: {e}"))?
+        }
     };
     if c.desired_replicas < 0 {
         return Err(format!("{field}.desiredReplicas: must not be negative"));
     }
-    Ok(CronView { start, end, tz, desired: c.desired_replicas })
+    Ok(CronView {
+        start,
+        end,
+        tz,
+        desired: c.desired_replicas,
+    })
 }
 
 fn prepare_reading(
@@ -849,14 +1072,19 @@ fn prepare_reading(
     }
     let field = format!("metrics[{i}]");
     let Some(r) = snapshot.metrics.get(i) else {
-        return Ok(Reading::Error(format!("no reading for spec.metrics[{i}] in the snapshot")));
+        return Ok(Reading::Error(format!(
+            "no reading for spec.metrics[{i}] in the snapshot"
+        )));
     };
     let set = usize::from(r.pods.is_some())
         + usize::from(r.value.is_some())
         + usize::from(r.values.is_some())
         + usize::from(r.error.is_some());
     if set != 1 {
-        return Err(SnapshotError::invalid(field, "set exactly one of pods, value, values, error"));
+        return Err(SnapshotError::invalid(
+            field,
+            "set exactly one of pods, value, values, error",
+        ));
     }
     if let Some(e) = &r.error {
         return Ok(Reading::Error(e.clone()));
@@ -880,10 +1108,19 @@ fn prepare_reading(
                 None => DEFAULT_SAMPLE_WINDOW_MS,
                 Some(w) => match parse_duration_seconds(w) {
                     Ok(secs) => (secs * 1000.0).round() as i64,
-                    Err(e) => return Err(SnapshotError::invalid(format!("{field}.pods[{j}].window"), e.to_string())),
+                    Err(e) => {
+                        return Err(SnapshotError::invalid(
+                            format!("{field}.pods[{j}].window"),
+                            e.to_string(),
+                        ));
+                    }
                 },
             };
-            let at = s.timestamp.as_ref().map(millis).unwrap_or_else(|| millis(&snapshot.now));
+            let at = s
+                .timestamp
+                .as_ref()
+                .map(millis)
+                .unwrap_or_else(|| millis(&snapshot.now));
             let sample = Sample { value, at, window };
             match index.get(s.pod.as_str()) {
                 Some(&p) => {
@@ -902,7 +1139,11 @@ fn prepare_reading(
             (Kind::Resource { .. }, Ok(Target::Utilization(_))) => pod_requests(ms, snapshot),
             _ => Ok(Vec::new()),
         };
-        return Ok(Reading::PerPod(PerPod { samples: aligned, extra, requests }));
+        return Ok(Reading::PerPod(PerPod {
+            samples: aligned,
+            extra,
+            requests,
+        }));
     }
     let values: Vec<&Quantity> = match (&r.value, &r.values) {
         (Some(v), _) => vec![v],
@@ -935,24 +1176,36 @@ fn pod_requests(ms: &MetricSpec, snapshot: &Snapshot) -> Result<Vec<i64>, String
     };
     let mut out = Vec::with_capacity(snapshot.pods.len());
     for pod in &snapshot.pods {
-        if container.is_none() {
-            if let Some(q) = pod.requests.get(resource) {
-                out.push(quantity_milli(q).map_err(|e| {
-                    format!("invalid pod-level request for {resource} in Pod {}: {e}", pod.name)
-                })?);
-                continue;
-            }
+        if container.is_none()
+            && let Some(q) = pod.requests.get(resource)
+        {
+            out.push(quantity_milli(q).map_err(|e| {
+                format!(
+                    "invalid pod-level request for {resource} in Pod {}: {e}",
+                    pod.name
+                )
+            })?);
+            continue;
         }
-        let sidecars = pod.init_containers.iter().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        let sidecars = pod
+            .init_containers
+            .iter()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
         let mut sum: i64 = 0;
         let mut found = false;
         for c in pod.containers.iter().chain(sidecars) {
             if container.is_none() || container == Some(c.name.as_str()) {
                 let q = c.requests.get(resource).ok_or_else(|| {
-                    format!("missing request for {resource} in container {} of Pod {}", c.name, pod.name)
+                    format!(
+                        "missing request for {resource} in container {} of Pod {}",
+                        c.name, pod.name
+                    )
                 })?;
                 let v = quantity_milli(q).map_err(|e| {
-                    format!("invalid request for {resource} in container {} of Pod {}: {e}", c.name, pod.name)
+                    format!(
+                        "invalid request for {resource} in container {} of Pod {}: {e}",
+                        c.name, pod.name
+                    )
                 })?;
                 sum = sum.saturating_add(v);
                 if container.is_some() {
@@ -961,10 +1214,10 @@ fn pod_requests(ms: &MetricSpec, snapshot: &Snapshot) -> Result<Vec<i64>, String
                 }
             }
         }
-        if let Some(name) = container {
-            if !found {
-                return Err(format!("container {name} not found in Pod {}", pod.name));
-            }
+        if let Some(name) = container
+            && !found
+        {
+            return Err(format!("container {name} not found in Pod {}", pod.name));
         }
         out.push(sum);
     }

@@ -12,8 +12,8 @@ use ballast_api::common::{Condition, Time};
 use ballast_api::horizontal::{
     ContainerResourceMetricStatus, EventMetricStatus, FallbackBehavior, HorizontalAutoscalerStatus,
     MetricFailureCount, MetricSourceType, MetricSpec, MetricStatus, MetricValueStatus,
-    NamedMetricStatus, ObjectMetricStatus, PrometheusMetricStatus, ResourceMetricStatus, ScaleEvent,
-    ScalingHistory, TimestampedReplicas,
+    NamedMetricStatus, ObjectMetricStatus, PrometheusMetricStatus, ResourceMetricStatus,
+    ScaleEvent, ScalingHistory, TimestampedReplicas,
 };
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -148,12 +148,23 @@ pub(crate) fn format_milli(milli: i64) -> String {
 }
 
 fn ratio_text(r: f64) -> String {
-    if r.is_finite() { format!("{r:.3}") } else { format!("{r}") }
+    if r.is_finite() {
+        format!("{r:.3}")
+    } else {
+        format!("{r}")
+    }
 }
 
 /// Sets a condition, keeping its transition time when the status does not change (upstream's
 /// `setConditionInList`).
-fn set_condition(list: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: String, now: &Time) {
+fn set_condition(
+    list: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    now: &Time,
+) {
     let status = if status { "True" } else { "False" };
     if let Some(c) = list.iter_mut().find(|c| c.type_ == type_) {
         if c.status != status {
@@ -249,20 +260,34 @@ fn metric_error_text(p: &Prepared, i: usize, e: MetricError) -> String {
         }
         MetricError::Cron => "the cron window could not be evaluated (no next occurrence of start or end)".into(),
     };
-    if is_resource && !matches!(e, MetricError::Spec) { resource_prefix(text) } else { text }
+    if is_resource && !matches!(e, MetricError::Spec) {
+        resource_prefix(text)
+    } else {
+        text
+    }
 }
 
 /// The outer wording upstream puts around a metric error in `FailedComputeMetricsReplicas`.
 fn metric_error_outer(spec: &MetricSpec, inner: &str) -> String {
     match spec.type_ {
-        MetricSourceType::Resource => format!("failed to get {} resource metric value: {inner}", resource_names(spec).0),
+        MetricSourceType::Resource => format!(
+            "failed to get {} resource metric value: {inner}",
+            resource_names(spec).0
+        ),
         MetricSourceType::ContainerResource => {
-            format!("failed to get {} container metric value: {inner}", resource_names(spec).1.unwrap_or_default())
+            format!(
+                "failed to get {} container metric value: {inner}",
+                resource_names(spec).1.unwrap_or_default()
+            )
         }
         MetricSourceType::Pods => format!("failed to get pods metric value: {inner}"),
         MetricSourceType::Object => format!("failed to get object metric value: {inner}"),
         MetricSourceType::External => {
-            let name = spec.external.as_ref().map(|e| e.metric.name.as_str()).unwrap_or("");
+            let name = spec
+                .external
+                .as_ref()
+                .map(|e| e.metric.name.as_str())
+                .unwrap_or("");
             format!("failed to get {name} external metric value: {inner}")
         }
         MetricSourceType::Prometheus => format!("failed to get prometheus metric value: {inner}"),
@@ -290,18 +315,30 @@ fn metric_status(p: &Prepared, i: usize, mo: &MetricOutcome) -> Option<MetricSta
     let spec = &p.metric_specs[i];
     let m = &p.metrics[i];
     let current = value_status(mo, m.target.as_ref().ok());
-    let mut s = MetricStatus { type_: spec.type_, ..Default::default() };
+    let mut s = MetricStatus {
+        type_: spec.type_,
+        ..Default::default()
+    };
     match spec.type_ {
         MetricSourceType::Resource => {
-            s.resource = Some(ResourceMetricStatus { name: resource_names(spec).0, current });
+            s.resource = Some(ResourceMetricStatus {
+                name: resource_names(spec).0,
+                current,
+            });
         }
         MetricSourceType::ContainerResource => {
             let (name, container) = resource_names(spec);
-            s.container_resource =
-                Some(ContainerResourceMetricStatus { name, container: container.unwrap_or_default(), current });
+            s.container_resource = Some(ContainerResourceMetricStatus {
+                name,
+                container: container.unwrap_or_default(),
+                current,
+            });
         }
         MetricSourceType::Pods => {
-            s.pods = spec.pods.as_ref().map(|p| NamedMetricStatus { metric: p.metric.clone(), current });
+            s.pods = spec.pods.as_ref().map(|p| NamedMetricStatus {
+                metric: p.metric.clone(),
+                current,
+            });
         }
         MetricSourceType::Object => {
             s.object = spec.object.as_ref().map(|o| ObjectMetricStatus {
@@ -311,16 +348,26 @@ fn metric_status(p: &Prepared, i: usize, mo: &MetricOutcome) -> Option<MetricSta
             });
         }
         MetricSourceType::External => {
-            s.external = spec.external.as_ref().map(|e| NamedMetricStatus { metric: e.metric.clone(), current });
+            s.external = spec.external.as_ref().map(|e| NamedMetricStatus {
+                metric: e.metric.clone(),
+                current,
+            });
         }
         MetricSourceType::Prometheus => {
-            s.prometheus =
-                spec.prometheus.as_ref().map(|q| PrometheusMetricStatus { query: q.query.clone(), current });
+            s.prometheus = spec.prometheus.as_ref().map(|q| PrometheusMetricStatus {
+                query: q.query.clone(),
+                current,
+            });
         }
         MetricSourceType::Event => {
             s.event = spec.event.as_ref().map(|e| EventMetricStatus {
                 type_: e.type_,
-                name: m.name.split(" event source ").nth(1).unwrap_or(&m.name).to_string(),
+                name: m
+                    .name
+                    .split(" event source ")
+                    .nth(1)
+                    .unwrap_or(&m.name)
+                    .to_string(),
                 current,
                 active: mo.active,
             });
@@ -334,15 +381,30 @@ fn target_text(p: &Prepared, i: usize, mo: Option<&MetricOutcome>) -> String {
     let valid = mo.filter(|mo| mo.state == MetricState::Valid);
     let cur = |v: Option<String>| v.unwrap_or_else(|| "<unknown>".into());
     match (&m.kind, &m.target) {
-        (Kind::Cron(c), _) => format!("{}/{} (cron)", cur(valid.and_then(|mo| mo.value).map(format_milli)), c.desired),
+        (Kind::Cron(c), _) => format!(
+            "{}/{} (cron)",
+            cur(valid.and_then(|mo| mo.value).map(format_milli)),
+            c.desired
+        ),
         (_, Ok(Target::Utilization(u))) => {
-            format!("{}/{u}%", cur(valid.and_then(|mo| mo.utilization).map(|u| format!("{u}%"))))
+            format!(
+                "{}/{u}%",
+                cur(valid.and_then(|mo| mo.utilization).map(|u| format!("{u}%")))
+            )
         }
         (_, Ok(Target::AverageValue(t))) => {
-            format!("{}/{} (avg)", cur(valid.and_then(|mo| mo.average).map(format_milli)), format_milli(*t))
+            format!(
+                "{}/{} (avg)",
+                cur(valid.and_then(|mo| mo.average).map(format_milli)),
+                format_milli(*t)
+            )
         }
         (_, Ok(Target::Value(t))) => {
-            format!("{}/{}", cur(valid.and_then(|mo| mo.value).map(format_milli)), format_milli(*t))
+            format!(
+                "{}/{}",
+                cur(valid.and_then(|mo| mo.value).map(format_milli)),
+                format_milli(*t)
+            )
         }
         (_, Err(_)) => "<unknown>/<invalid>".into(),
     }
@@ -362,7 +424,11 @@ fn metric_explanation(p: &Prepared, i: usize, mo: &MetricOutcome, error: Option<
         mo.unready,
         mo.missing,
         mo.ignored,
-        if mo.extra > 0 { format!(", {} sample(s) of unknown pods", mo.extra) } else { String::new() }
+        if mo.extra > 0 {
+            format!(", {} sample(s) of unknown pods", mo.extra)
+        } else {
+            String::new()
+        }
     );
     let mut s = String::new();
     if mo.state == MetricState::Fallback {
@@ -435,9 +501,16 @@ fn metric_explanation(p: &Prepared, i: usize, mo: &MetricOutcome, error: Option<
             mo.ready,
             mo.replicas
         ),
-        Rule::FromZero => format!("; from 0 replicas: ceil({}) = {}", ratio_text(mo.ratio), mo.replicas),
+        Rule::FromZero => format!(
+            "; from 0 replicas: ceil({}) = {}",
+            ratio_text(mo.ratio),
+            mo.replicas
+        ),
         Rule::AverageWithinTolerance => format!("; within tolerance {tol}: keep {}", mo.replicas),
-        Rule::AverageValue => format!("; outside tolerance {tol}: ceil(value / target) = {}", mo.replicas),
+        Rule::AverageValue => format!(
+            "; outside tolerance {tol}: ceil(value / target) = {}",
+            mo.replicas
+        ),
         Rule::Rebalanced
         | Rule::RebalancedWithinTolerance
         | Rule::DirectionFlip
@@ -451,8 +524,15 @@ fn metric_explanation(p: &Prepared, i: usize, mo: &MetricOutcome, error: Option<
                 "missing pods counted at the target"
             };
             let tail = match mo.rule {
-                Rule::Rebalanced => format!("ceil({} × {}) = {}", ratio_text(mo.new_ratio), mo.counted, mo.replicas),
-                Rule::RebalancedWithinTolerance => format!("within tolerance {tol}: keep {current}"),
+                Rule::Rebalanced => format!(
+                    "ceil({} × {}) = {}",
+                    ratio_text(mo.new_ratio),
+                    mo.counted,
+                    mo.replicas
+                ),
+                Rule::RebalancedWithinTolerance => {
+                    format!("within tolerance {tol}: keep {current}")
+                }
                 Rule::DirectionFlip => format!("that reverses the direction: keep {current}"),
                 _ => format!(
                     "ceil({} × {}) would go the other way: keep {current}",
@@ -498,15 +578,23 @@ fn limit_message(l: Limit) -> &'static str {
     match l {
         Limit::DesiredWithinRange => "the desired count is within the acceptable range",
         Limit::TooFewReplicas => "the desired replica count is less than the minimum replica count",
-        Limit::TooManyReplicas => "the desired replica count is more than the maximum replica count",
-        Limit::ScaleUpLimit => "the desired replica count is increasing faster than the maximum scale rate",
-        Limit::ScaleDownLimit => "the desired replica count is decreasing faster than the maximum scale rate",
+        Limit::TooManyReplicas => {
+            "the desired replica count is more than the maximum replica count"
+        }
+        Limit::ScaleUpLimit => {
+            "the desired replica count is increasing faster than the maximum scale rate"
+        }
+        Limit::ScaleDownLimit => {
+            "the desired replica count is decreasing faster than the maximum scale rate"
+        }
     }
 }
 
 fn stabilization_condition(s: Stabilization) -> (&'static str, &'static str) {
     match s {
-        Stabilization::ReadyForNewScale => ("ReadyForNewScale", "recommended size matches current size"),
+        Stabilization::ReadyForNewScale => {
+            ("ReadyForNewScale", "recommended size matches current size")
+        }
         Stabilization::ScaleUpStabilized => (
             "ScaleUpStabilized",
             "recent recommendations were lower than current one, applying the lowest recent recommendation",
@@ -524,17 +612,37 @@ fn history(out: &Outcome, p: &Prepared) -> ScalingHistory {
         recommendations: h
             .recommendations
             .iter()
-            .map(|&(t, r)| TimestampedReplicas { time: time(t), replicas: r })
+            .map(|&(t, r)| TimestampedReplicas {
+                time: time(t),
+                replicas: r,
+            })
             .collect(),
-        scale_up_events: h.scale_up_events.iter().map(|&(t, c)| ScaleEvent { time: time(t), change: c }).collect(),
-        scale_down_events: h.scale_down_events.iter().map(|&(t, c)| ScaleEvent { time: time(t), change: c }).collect(),
+        scale_up_events: h
+            .scale_up_events
+            .iter()
+            .map(|&(t, c)| ScaleEvent {
+                time: time(t),
+                change: c,
+            })
+            .collect(),
+        scale_down_events: h
+            .scale_down_events
+            .iter()
+            .map(|&(t, c)| ScaleEvent {
+                time: time(t),
+                change: c,
+            })
+            .collect(),
         last_active_time: h.last_active.map(time),
         metric_failures: h
             .failures
             .iter()
             .enumerate()
             .filter(|(_, c)| **c > 0)
-            .map(|(i, c)| MetricFailureCount { metric: p.metrics[i].key.clone(), count: *c })
+            .map(|(i, c)| MetricFailureCount {
+                metric: p.metrics[i].key.clone(),
+                count: *c,
+            })
             .collect(),
     }
 }
@@ -594,7 +702,12 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
     };
 
     if out.path != Path::FailedGetScale {
-        able(&mut conditions, true, "SucceededGetScale", "the HPA controller was able to get the target's current scale".into());
+        able(
+            &mut conditions,
+            true,
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale".into(),
+        );
     }
 
     let metric_lines = |lines: &mut Vec<String>| {
@@ -605,7 +718,10 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 None => "",
             };
             let prop = m.replicas.map(|r| format!(" → {r}")).unwrap_or_default();
-            lines.push(format!("metric {} ({}){act}: {}{prop}", m.index, m.name, m.explanation));
+            lines.push(format!(
+                "metric {} ({}){act}: {}{prop}",
+                m.index, m.name, m.explanation
+            ));
         }
     };
 
@@ -630,14 +746,33 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 "FailedGetScale",
                 format!("the HPA controller was unable to get the target's current scale: {err}"),
             );
-            events.push(Event { type_: EventType::Warning, reason: "FailedGetScale".into(), message: err.clone() });
-            lines.push(format!("the target's scale could not be read ({err}): nothing is changed"));
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: "FailedGetScale".into(),
+                message: err.clone(),
+            });
+            lines.push(format!(
+                "the target's scale could not be read ({err}): nothing is changed"
+            ));
         }
         Path::InvalidSpec => {
             let (field, msg) = spec.error.clone().unwrap_or_default();
-            set_condition(&mut conditions, "ScalingActive", false, "InvalidSpec", format!("{field}: {msg}"), &now);
-            events.push(Event { type_: EventType::Warning, reason: "InvalidSpec".into(), message: format!("{field}: {msg}") });
-            lines.push(format!("the spec is invalid ({field}: {msg}): nothing is changed"));
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                false,
+                "InvalidSpec",
+                format!("{field}: {msg}"),
+                &now,
+            );
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: "InvalidSpec".into(),
+                message: format!("{field}: {msg}"),
+            });
+            lines.push(format!(
+                "the spec is invalid ({field}: {msg}): nothing is changed"
+            ));
         }
         Path::Paused => {
             metric_lines(&mut lines);
@@ -650,7 +785,10 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 &now,
             );
             if out.rescale {
-                lines.push(format!("paused: setting the target to spec.pausedReplicas = {}", out.desired));
+                lines.push(format!(
+                    "paused: setting the target to spec.pausedReplicas = {}",
+                    out.desired
+                ));
             } else {
                 lines.push("paused: the replica count is left as it is".into());
             }
@@ -678,7 +816,9 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                     "selector is required".to_string(),
                 ),
                 SelectorCheck::Invalid(e) => {
-                    let msg = format!("couldn't convert selector into a corresponding internal selector object: {e}");
+                    let msg = format!(
+                        "couldn't convert selector into a corresponding internal selector object: {e}"
+                    );
                     ("InvalidSelector", msg.clone(), "InvalidSelector", msg)
                 }
                 SelectorCheck::Ambiguous(others) => {
@@ -689,16 +829,34 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                     );
                     ("AmbiguousSelector", msg.clone(), "AmbiguousSelector", msg)
                 }
-                SelectorCheck::Ok => ("InvalidSelector", String::new(), "InvalidSelector", String::new()),
+                SelectorCheck::Ok => (
+                    "InvalidSelector",
+                    String::new(),
+                    "InvalidSelector",
+                    String::new(),
+                ),
             };
-            set_condition(&mut conditions, "ScalingActive", false, reason, cond_msg, &now);
-            events.push(Event { type_: EventType::Warning, reason: event_reason.into(), message: event_msg.clone() });
+            set_condition(
+                &mut conditions,
+                "ScalingActive",
+                false,
+                reason,
+                cond_msg,
+                &now,
+            );
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: event_reason.into(),
+                message: event_msg.clone(),
+            });
             events.push(Event {
                 type_: EventType::Warning,
                 reason: "FailedComputeMetricsReplicas".into(),
                 message: event_msg.clone(),
             });
-            lines.push(format!("selector problem ({event_msg}): nothing is changed"));
+            lines.push(format!(
+                "selector problem ({event_msg}): nothing is changed"
+            ));
         }
         Path::AboveMax => {
             lines.push(format!(
@@ -731,7 +889,11 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 out.metrics.len(),
                 metric_error_outer(&p.metric_specs[first], &first_err)
             );
-            events.push(Event { type_: EventType::Warning, reason: "FailedComputeMetricsReplicas".into(), message: msg });
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: "FailedComputeMetricsReplicas".into(),
+                message: msg,
+            });
             if out.invalid as usize >= out.metrics.len() {
                 lines.push("every metric failed: nothing is changed".into());
             } else {
@@ -745,13 +907,18 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
         Path::Normal | Path::Activated => {
             metric_lines(&mut lines);
             fail_events(&mut events);
-            let best_name = out.best.map(|i| p.metrics[i].name.clone()).unwrap_or_default();
+            let best_name = out
+                .best
+                .map(|i| p.metrics[i].name.clone())
+                .unwrap_or_default();
             set_condition(
                 &mut conditions,
                 "ScalingActive",
                 true,
                 "ValidMetricFound",
-                format!("the HPA was able to successfully calculate a replica count from {best_name}"),
+                format!(
+                    "the HPA was able to successfully calculate a replica count from {best_name}"
+                ),
                 &now,
             );
             if out.invalid > 0 {
@@ -779,13 +946,20 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 lines.push(format!(
                     "largest proposal: {} ({})",
                     out.prenormalized,
-                    if best_name.is_empty() { "no metric".into() } else { best_name.clone() }
+                    if best_name.is_empty() {
+                        "no metric".into()
+                    } else {
+                        best_name.clone()
+                    }
                 ));
             }
             let (sreason, smsg) = stabilization_condition(out.stabilization);
             able(&mut conditions, true, sreason, smsg.into());
             let window = match &spec.behavior {
-                None => format!("highest recommendation of the last {}s (downscale window)", p.config.downscale_window_ms / 1000),
+                None => format!(
+                    "highest recommendation of the last {}s (downscale window)",
+                    p.config.downscale_window_ms / 1000
+                ),
                 Some(b) => format!(
                     "between the lowest recommendation of the last {}s (scale-up window) and the highest of the last {}s (scale-down window), starting from {}",
                     b.up.window_ms / 1000,
@@ -798,11 +972,20 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 out.prenormalized, out.stabilized
             ));
             let bound = match (&spec.behavior, out.rate_limit) {
-                (None, Some(l)) => format!("bounds [{}, min({}, scale-up limit max(2×{}, 4) = {l})]", out.floor, spec.max, out.current),
+                (None, Some(l)) => format!(
+                    "bounds [{}, min({}, scale-up limit max(2×{}, 4) = {l})]",
+                    out.floor, spec.max, out.current
+                ),
                 (Some(_), Some(l)) if out.stabilized > out.current => {
-                    format!("scale-up policies allow up to {l}, maxReplicas {}", spec.max)
+                    format!(
+                        "scale-up policies allow up to {l}, maxReplicas {}",
+                        spec.max
+                    )
                 }
-                (Some(_), Some(l)) => format!("scale-down policies allow down to {l}, minReplicas {}", out.floor),
+                (Some(_), Some(l)) => format!(
+                    "scale-down policies allow down to {l}, minReplicas {}",
+                    out.floor
+                ),
                 _ => format!("bounds [{}, {}]", out.floor, spec.max),
             };
             set_condition(
@@ -813,7 +996,12 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 limit_message(out.limit).into(),
                 &now,
             );
-            lines.push(format!("limits, {bound}: {} → {} ({})", out.stabilized, out.desired, limit_name(out.limit)));
+            lines.push(format!(
+                "limits, {bound}: {} → {} ({})",
+                out.stabilized,
+                out.desired,
+                limit_name(out.limit)
+            ));
         }
         Path::Deactivated | Path::Idle => {
             metric_lines(&mut lines);
@@ -824,7 +1012,9 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 "ScalingActive",
                 false,
                 "ScalingIdle",
-                format!("no metric is active: the target is held at {idle} replica(s) until one is"),
+                format!(
+                    "no metric is active: the target is held at {idle} replica(s) until one is"
+                ),
                 &now,
             );
             if out.path == Path::Deactivated {
@@ -834,7 +1024,10 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                     out.desired
                 ));
             } else {
-                lines.push(format!("no metric is active: staying at {} replica(s)", out.current));
+                lines.push(format!(
+                    "no metric is active: staying at {} replica(s)",
+                    out.current
+                ));
             }
         }
     }
@@ -842,12 +1035,27 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
     // KEDA-like conditions.
     if spec.activation_mode && out.metrics_evaluated && out.path != Path::Paused {
         let (status, reason, msg) = if out.any_active {
-            let name = out.first_active.map(|i| p.metrics[i].name.as_str()).unwrap_or("");
-            (true, "ScalerActive", format!("scaling is performed because {name} is active"))
+            let name = out
+                .first_active
+                .map(|i| p.metrics[i].name.as_str())
+                .unwrap_or("");
+            (
+                true,
+                "ScalerActive",
+                format!("scaling is performed because {name} is active"),
+            )
         } else if matches!(out.cooldown, Cooldown::CoolingDown { .. }) {
-            (false, "ScalerCooldown", "scaler cooling down because no metric is active".to_string())
+            (
+                false,
+                "ScalerCooldown",
+                "scaler cooling down because no metric is active".to_string(),
+            )
         } else {
-            (false, "ScalerNotActive", "scaling is not performed because no metric is active".to_string())
+            (
+                false,
+                "ScalerNotActive",
+                "scaling is not performed because no metric is active".to_string(),
+            )
         };
         set_condition(&mut conditions, "Active", status, reason, msg, &now);
     }
@@ -863,14 +1071,35 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
             );
             lines.push("fallback: a failing metric proposes the fallback replica count".into());
         } else {
-            set_condition(&mut conditions, "Fallback", false, "NoFallbackFound", "no metric is falling back".into(), &now);
+            set_condition(
+                &mut conditions,
+                "Fallback",
+                false,
+                "NoFallbackFound",
+                "no metric is falling back".into(),
+                &now,
+            );
         }
     }
     if spec.paused || conditions.iter().any(|c| c.type_ == "Paused") {
         if spec.paused {
-            set_condition(&mut conditions, "Paused", true, "ScalingPaused", "autoscaling is paused (spec.paused)".into(), &now);
+            set_condition(
+                &mut conditions,
+                "Paused",
+                true,
+                "ScalingPaused",
+                "autoscaling is paused (spec.paused)".into(),
+                &now,
+            );
         } else {
-            set_condition(&mut conditions, "Paused", false, "ScalingResumed", "autoscaling is not paused".into(), &now);
+            set_condition(
+                &mut conditions,
+                "Paused",
+                false,
+                "ScalingResumed",
+                "autoscaling is not paused".into(),
+                &now,
+            );
         }
     }
 
@@ -879,30 +1108,57 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
             &mut conditions,
             true,
             "SucceededRescale",
-            format!("the HPA controller was able to update the target scale to {}", out.desired),
+            format!(
+                "the HPA controller was able to update the target scale to {}",
+                out.desired
+            ),
         );
         events.push(Event {
             type_: EventType::Normal,
             reason: "SuccessfulRescale".into(),
             message: format!("New size: {}; reason: {reason}", out.desired),
         });
-        lines.push(format!("decision: scale {} → {} (reason: {reason})", out.current, out.desired));
+        lines.push(format!(
+            "decision: scale {} → {} (reason: {reason})",
+            out.current, out.desired
+        ));
     } else if !matches!(out.path, Path::FailedGetScale | Path::InvalidSpec) {
         lines.push(format!("decision: keep {} replica(s)", out.current));
     }
 
     // Status.
-    let evaluated_statuses: Vec<MetricStatus> = metrics.iter().filter_map(|m| m.current.clone()).collect();
+    let evaluated_statuses: Vec<MetricStatus> =
+        metrics.iter().filter_map(|m| m.current.clone()).collect();
     let targets: Vec<String> = (0..p.metrics.len())
-        .map(|i| target_text(p, i, if out.metrics_evaluated { out.metrics.get(i) } else { None }))
+        .map(|i| {
+            target_text(
+                p,
+                i,
+                if out.metrics_evaluated {
+                    out.metrics.get(i)
+                } else {
+                    None
+                },
+            )
+        })
         .collect();
     let status = match out.path {
-        Path::FailedGetScale => HorizontalAutoscalerStatus { conditions: conditions.clone(), ..old.clone() },
+        Path::FailedGetScale => HorizontalAutoscalerStatus {
+            conditions: conditions.clone(),
+            ..old.clone()
+        },
         _ => {
-            let keeps_desired = matches!(out.path, Path::MetricsFailed | Path::InvalidSelector | Path::InvalidSpec);
+            let keeps_desired = matches!(
+                out.path,
+                Path::MetricsFailed | Path::InvalidSelector | Path::InvalidSpec
+            );
             HorizontalAutoscalerStatus {
                 observed_generation: object.metadata.generation,
-                last_scale_time: if out.rescale { Some(now.clone()) } else { old.last_scale_time.clone() },
+                last_scale_time: if out.rescale {
+                    Some(now.clone())
+                } else {
+                    old.last_scale_time.clone()
+                },
                 current_replicas: out.current,
                 desired_replicas: if out.rescale {
                     out.desired
@@ -961,7 +1217,10 @@ impl Decision {
         self.events.push(Event {
             type_: EventType::Warning,
             reason: "FailedRescale".into(),
-            message: format!("New size: {}; reason: {}; error: {error}", self.desired_replicas, self.reason),
+            message: format!(
+                "New size: {}; reason: {}; error: {error}",
+                self.desired_replicas, self.reason
+            ),
         });
         let change = (self.desired_replicas - self.current_replicas).abs();
         if let Some(h) = self.status.history.as_mut() {
@@ -970,7 +1229,10 @@ impl Decision {
             } else {
                 &mut h.scale_down_events
             };
-            if let Some(pos) = list.iter().rposition(|e| e.time.0 == self.now && e.change == change) {
+            if let Some(pos) = list
+                .iter()
+                .rposition(|e| e.time.0 == self.now && e.change == change)
+            {
                 list.remove(pos);
             }
         }
@@ -978,17 +1240,31 @@ impl Decision {
         self.status.desired_replicas = self.previous_desired;
         self.status.last_scale_time = self.previous_last_scale_time.clone();
         self.rescale = false;
-        self.explanation.0.push(format!("writing the scale failed: {error}"));
+        self.explanation
+            .0
+            .push(format!("writing the scale failed: {error}"));
     }
 }
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "HorizontalAutoscaler {} → {} at {}", self.autoscaler, self.target, self.now)?;
+        writeln!(
+            f,
+            "HorizontalAutoscaler {} → {} at {}",
+            self.autoscaler, self.target, self.now
+        )?;
         if self.rescale {
-            writeln!(f, "Decision:  scale {} → {}  ({})", self.current_replicas, self.desired_replicas, self.reason)?;
+            writeln!(
+                f,
+                "Decision:  scale {} → {}  ({})",
+                self.current_replicas, self.desired_replicas, self.reason
+            )?;
         } else {
-            writeln!(f, "Decision:  keep {} replica(s)  [{:?}]", self.current_replicas, self.path)?;
+            writeln!(
+                f,
+                "Decision:  keep {} replica(s)  [{:?}]",
+                self.current_replicas, self.path
+            )?;
         }
         if !self.metrics.is_empty() {
             writeln!(f, "Metrics:")?;
@@ -1002,7 +1278,11 @@ impl fmt::Display for Decision {
                     Some(false) => " (inactive)",
                     None => "",
                 };
-                writeln!(f, "  [{}] {}: {} {proposal}{active}", m.index, m.name, m.target)?;
+                writeln!(
+                    f,
+                    "  [{}] {}: {} {proposal}{active}",
+                    m.index, m.name, m.target
+                )?;
                 if let Some(e) = &m.error {
                     writeln!(f, "      error: {e}")?;
                 }
@@ -1010,12 +1290,22 @@ impl fmt::Display for Decision {
         }
         writeln!(f, "Conditions:")?;
         for c in &self.conditions {
-            writeln!(f, "  {:<14} {:<5} {:<28} {}", c.type_, c.status, c.reason, c.message)?;
+            writeln!(
+                f,
+                "  {:<14} {:<5} {:<28} {}",
+                c.type_, c.status, c.reason, c.message
+            )?;
         }
         if !self.events.is_empty() {
             writeln!(f, "Events:")?;
             for e in &self.events {
-                writeln!(f, "  {:<7} {:<30} {}", format!("{:?}", e.type_), e.reason, e.message)?;
+                writeln!(
+                    f,
+                    "  {:<7} {:<30} {}",
+                    format!("{:?}", e.type_),
+                    e.reason,
+                    e.message
+                )?;
             }
         }
         writeln!(f, "Why:")?;

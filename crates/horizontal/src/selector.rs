@@ -66,7 +66,10 @@ fn lex(s: &str) -> Result<Vec<Token>, String> {
             }
             c if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') => {
                 let start = i;
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '-' | '_' | '.' | '/')) {
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '-' | '_' | '.' | '/'))
+                {
                     i += 1;
                 }
                 out.push(Token::Ident(chars[start..i].iter().collect()));
@@ -80,7 +83,8 @@ fn lex(s: &str) -> Result<Vec<Token>, String> {
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -95,16 +99,22 @@ fn check_key(k: &str) -> Result<(), String> {
             && p.len() <= 253
             && p.split('.').all(|part| {
                 !part.is_empty()
-                    && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             });
         if !ok {
-            return Err(format!("invalid label key {k:?}: the prefix must be a DNS subdomain"));
+            return Err(format!(
+                "invalid label key {k:?}: the prefix must be a DNS subdomain"
+            ));
         }
     }
     if !is_name(name) {
-        return Err(format!("invalid label key {k:?}: name part must be 1-63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"));
+        return Err(format!(
+            "invalid label key {k:?}: name part must be 1-63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+        ));
     }
     Ok(())
 }
@@ -113,7 +123,9 @@ fn check_value(v: &str) -> Result<(), String> {
     if v.is_empty() || is_name(v) {
         Ok(())
     } else {
-        Err(format!("invalid label value {v:?}: must be at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"))
+        Err(format!(
+            "invalid label value {v:?}: must be at most 63 alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character"
+        ))
     }
 }
 
@@ -153,20 +165,30 @@ pub(crate) fn check(selector: &str) -> Result<(), String> {
                             i += 1;
                         }
                         None | Some(Token::Comma) => {}
-                        other => return Err(format!("expected a label value, found {}", describe(other))),
+                        other => {
+                            return Err(format!(
+                                "expected a label value, found {}",
+                                describe(other)
+                            ));
+                        }
                     }
                 }
                 Some(Token::Gt | Token::Lt) => {
                     i += 1;
                     let v = next_ident(&mut i, "an integer")?;
                     if v.parse::<i64>().is_err() {
-                        return Err(format!("for 'Gt', 'Lt' operators, the value must be an integer, got {v:?}"));
+                        return Err(format!(
+                            "for 'Gt', 'Lt' operators, the value must be an integer, got {v:?}"
+                        ));
                     }
                 }
                 Some(Token::Ident(op)) if op == "in" || op == "notin" => {
                     i += 1;
                     if tokens.get(i) != Some(&Token::Open) {
-                        return Err(format!("expected '(' after '{op}', found {}", describe(tokens.get(i))));
+                        return Err(format!(
+                            "expected '(' after '{op}', found {}",
+                            describe(tokens.get(i))
+                        ));
                     }
                     i += 1;
                     loop {
@@ -176,7 +198,12 @@ pub(crate) fn check(selector: &str) -> Result<(), String> {
                                 i += 1;
                             }
                             Some(Token::Comma) | Some(Token::Close) => {}
-                            other => return Err(format!("expected a label value, found {}", describe(other))),
+                            other => {
+                                return Err(format!(
+                                    "expected a label value, found {}",
+                                    describe(other)
+                                ));
+                            }
                         }
                         match tokens.get(i) {
                             Some(Token::Comma) => i += 1,
@@ -184,11 +211,21 @@ pub(crate) fn check(selector: &str) -> Result<(), String> {
                                 i += 1;
                                 break;
                             }
-                            other => return Err(format!("expected ',' or ')', found {}", describe(other))),
+                            other => {
+                                return Err(format!(
+                                    "expected ',' or ')', found {}",
+                                    describe(other)
+                                ));
+                            }
                         }
                     }
                 }
-                other => return Err(format!("expected an operator after {key:?}, found {}", describe(other))),
+                other => {
+                    return Err(format!(
+                        "expected an operator after {key:?}, found {}",
+                        describe(other)
+                    ));
+                }
             }
         }
         match tokens.get(i) {
@@ -199,7 +236,12 @@ pub(crate) fn check(selector: &str) -> Result<(), String> {
                     return Err("the selector ends with ','".into());
                 }
             }
-            other => return Err(format!("expected ',' between requirements, found {}", describe(other))),
+            other => {
+                return Err(format!(
+                    "expected ',' between requirements, found {}",
+                    describe(other)
+                ));
+            }
         }
     }
 }

@@ -198,7 +198,10 @@ pub enum SnapshotError {
 
 impl SnapshotError {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        SnapshotError::Invalid { field: field.into(), message: message.into() }
+        SnapshotError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -20,7 +20,10 @@ fn run(rows: Vec<Row>) {
         let d = row.case.decide();
         let mut problems = Vec::new();
         if d.desired_replicas != row.desired {
-            problems.push(format!("desired {}, want {}", d.desired_replicas, row.desired));
+            problems.push(format!(
+                "desired {}, want {}",
+                d.desired_replicas, row.desired
+            ));
         }
         if d.path != row.path {
             problems.push(format!("path {:?}, want {:?}", d.path, row.path));
@@ -31,18 +34,32 @@ fn run(rows: Vec<Row>) {
             }
         }
         if !problems.is_empty() {
-            failed.push(format!("{}: {}\n{}", row.name, problems.join("; "), d.explanation));
+            failed.push(format!(
+                "{}: {}\n{}",
+                row.name,
+                problems.join("; "),
+                d.explanation
+            ));
         }
     }
-    assert!(failed.is_empty(), "{} row(s) failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} row(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 /// Scale-to-zero on a Prometheus Value target of 10 (activation threshold `activation`).
 fn queue(min: i32, current: i32, v: &str, activation: Option<&str>) -> B {
-    hpa(Some(min), 50, vec![prometheus(target_value("10"), activation)])
-        .current(current)
-        .pods(pods(current as usize))
-        .reading(value(v))
+    hpa(
+        Some(min),
+        50,
+        vec![prometheus(target_value("10"), activation)],
+    )
+    .current(current)
+    .pods(pods(current as usize))
+    .reading(value(v))
 }
 
 #[test]
@@ -53,14 +70,20 @@ fn activation_and_cooldown() {
             case: queue(0, 0, "25", None),
             desired: 3,
             path: Path::Activated,
-            conditions: &[("Active", "True", "ScalerActive"), ("ScalingActive", "True", "ValidMetricFound")],
+            conditions: &[
+                ("Active", "True", "ScalerActive"),
+                ("ScalingActive", "True", "ValidMetricFound"),
+            ],
         },
         Row {
             name: "inactive at zero (value 0, threshold 0): stays idle",
             case: queue(0, 0, "0", None),
             desired: 0,
             path: Path::Idle,
-            conditions: &[("Active", "False", "ScalerNotActive"), ("ScalingActive", "False", "ScalingIdle")],
+            conditions: &[
+                ("Active", "False", "ScalerNotActive"),
+                ("ScalingActive", "False", "ScalingIdle"),
+            ],
         },
         Row {
             name: "value equal to the activation threshold is not active",
@@ -92,7 +115,9 @@ fn activation_and_cooldown() {
         },
         Row {
             name: "activation from idle replicas (idle 1 < min 2)",
-            case: queue(2, 1, "15", None).spec(|s| s.idle_replicas = Some(1)).no_stabilization(),
+            case: queue(2, 1, "15", None)
+                .spec(|s| s.idle_replicas = Some(1))
+                .no_stabilization(),
             desired: 2,
             path: Path::Activated,
             conditions: &[],
@@ -102,7 +127,10 @@ fn activation_and_cooldown() {
             case: queue(0, 3, "0", None).last_active(100).no_stabilization(),
             desired: 1,
             path: Path::Normal,
-            conditions: &[("Active", "False", "ScalerCooldown"), ("ScalingLimited", "True", "TooFewReplicas")],
+            conditions: &[
+                ("Active", "False", "ScalerCooldown"),
+                ("ScalingLimited", "True", "TooFewReplicas"),
+            ],
         },
         Row {
             name: "inactive for exactly the cooldown (300 s): still cooling down",
@@ -116,18 +144,25 @@ fn activation_and_cooldown() {
             case: queue(0, 3, "0", None).last_active(301).no_stabilization(),
             desired: 0,
             path: Path::Deactivated,
-            conditions: &[("Active", "False", "ScalerNotActive"), ("AbleToScale", "True", "SucceededRescale")],
+            conditions: &[
+                ("Active", "False", "ScalerNotActive"),
+                ("AbleToScale", "True", "SucceededRescale"),
+            ],
         },
         Row {
             name: "custom cooldown of 60 s",
-            case: queue(0, 3, "0", None).last_active(61).spec(|s| s.cooldown_period_seconds = Some(60)),
+            case: queue(0, 3, "0", None)
+                .last_active(61)
+                .spec(|s| s.cooldown_period_seconds = Some(60)),
             desired: 0,
             path: Path::Deactivated,
             conditions: &[],
         },
         Row {
             name: "to idle replicas, not zero",
-            case: queue(3, 5, "0", None).spec(|s| s.idle_replicas = Some(1)).last_active(400),
+            case: queue(3, 5, "0", None)
+                .spec(|s| s.idle_replicas = Some(1))
+                .last_active(400),
             desired: 1,
             path: Path::Deactivated,
             conditions: &[],
@@ -141,33 +176,50 @@ fn activation_and_cooldown() {
         },
         Row {
             name: "never active, inside the initial cooldown: wait",
-            case: queue(0, 2, "0", None).created(60).spec(|s| s.initial_cooldown_period_seconds = Some(120)).no_stabilization(),
+            case: queue(0, 2, "0", None)
+                .created(60)
+                .spec(|s| s.initial_cooldown_period_seconds = Some(120))
+                .no_stabilization(),
             desired: 1,
             path: Path::Normal,
             conditions: &[("Active", "False", "ScalerCooldown")],
         },
         Row {
             name: "a failing metric blocks the scale to zero",
-            case: hpa(Some(0), 50, vec![prometheus(target_value("10"), None), redis(target_value("10"), None)])
-                .current(2)
-                .pods(pods(2))
-                .reading(value("0"))
-                .reading(error("connection refused"))
-                .last_active(900)
-                .no_stabilization(),
+            case: hpa(
+                Some(0),
+                50,
+                vec![
+                    prometheus(target_value("10"), None),
+                    redis(target_value("10"), None),
+                ],
+            )
+            .current(2)
+            .pods(pods(2))
+            .reading(value("0"))
+            .reading(error("connection refused"))
+            .last_active(900)
+            .no_stabilization(),
             desired: 2,
             path: Path::MetricsFailed,
-            conditions: &[("Active", "False", "ScalerNotActive"), ("ScalingActive", "False", "FailedGetEventMetric")],
+            conditions: &[
+                ("Active", "False", "ScalerNotActive"),
+                ("ScalingActive", "False", "FailedGetEventMetric"),
+            ],
         },
         Row {
             name: "a CPU metric is always active: never to zero",
-            case: hpa(Some(0), 50, vec![prometheus(target_value("10"), None), cpu_util(50)])
-                .current(2)
-                .pods(pods(2))
-                .reading(value("0"))
-                .reading(seq(&["500m", "500m"]))
-                .last_active(900)
-                .no_stabilization(),
+            case: hpa(
+                Some(0),
+                50,
+                vec![prometheus(target_value("10"), None), cpu_util(50)],
+            )
+            .current(2)
+            .pods(pods(2))
+            .reading(value("0"))
+            .reading(seq(&["500m", "500m"]))
+            .last_active(900)
+            .no_stabilization(),
             desired: 2,
             path: Path::Normal,
             conditions: &[("Active", "True", "ScalerActive")],
@@ -177,15 +229,22 @@ fn activation_and_cooldown() {
             case: queue(0, 2, "30", None).no_stabilization(),
             desired: 4,
             path: Path::Normal,
-            conditions: &[("Active", "True", "ScalerActive"), ("ScalingLimited", "True", "ScaleUpLimit")],
+            conditions: &[
+                ("Active", "True", "ScalerActive"),
+                ("ScalingLimited", "True", "ScaleUpLimit"),
+            ],
         },
         Row {
             name: "without Prometheus/Event metrics and without idle replicas: plain HPA (no activation)",
-            case: hpa(Some(0), 50, vec![external_metric("queue", target_value("10"))])
-                .current(3)
-                .pods(pods(3))
-                .reading(value("0"))
-                .no_stabilization(),
+            case: hpa(
+                Some(0),
+                50,
+                vec![external_metric("queue", target_value("10"))],
+            )
+            .current(3)
+            .pods(pods(3))
+            .reading(value("0"))
+            .no_stabilization(),
             desired: 0,
             path: Path::Normal,
             conditions: &[],
@@ -210,8 +269,16 @@ fn activation_records_the_last_active_time() {
     assert_eq!(h.last_active_time.map(|t| t.0), Some(ago(100)));
 }
 
-fn with_fallback(behavior: FallbackBehavior) -> impl Fn(&mut ballast_api::horizontal::HorizontalAutoscalerSpec) {
-    move |s| s.fallback = Some(Fallback { failure_threshold: 3, replicas: 6, behavior: Some(behavior) })
+fn with_fallback(
+    behavior: FallbackBehavior,
+) -> impl Fn(&mut ballast_api::horizontal::HorizontalAutoscalerSpec) {
+    move |s| {
+        s.fallback = Some(Fallback {
+            failure_threshold: 3,
+            replicas: 6,
+            behavior: Some(behavior),
+        })
+    }
 }
 
 /// One Prometheus metric that fails now, after `before` failures in a row.
@@ -232,14 +299,20 @@ fn fallback() {
             case: failing(4, 3, FallbackBehavior::Static),
             desired: 6,
             path: Path::Normal,
-            conditions: &[("Fallback", "True", "FallbackExists"), ("ScalingActive", "True", "ValidMetricFound")],
+            conditions: &[
+                ("Fallback", "True", "FallbackExists"),
+                ("ScalingActive", "True", "ValidMetricFound"),
+            ],
         },
         Row {
             name: "third failure: not yet (strictly more than the threshold), metrics failed",
             case: failing(4, 2, FallbackBehavior::Static),
             desired: 4,
             path: Path::MetricsFailed,
-            conditions: &[("Fallback", "False", "NoFallbackFound"), ("ScalingActive", "False", "FailedGetPrometheusMetric")],
+            conditions: &[
+                ("Fallback", "False", "NoFallbackFound"),
+                ("ScalingActive", "False", "FailedGetPrometheusMetric"),
+            ],
         },
         Row {
             name: "currentReplicas: keep",
@@ -278,13 +351,20 @@ fn fallback() {
         },
         Row {
             name: "fallback is the max with the other, valid metrics",
-            case: hpa(Some(1), 20, vec![prometheus(target_avg("10"), None), external_metric("q", target_avg("1"))])
-                .current(4)
-                .spec(with_fallback(FallbackBehavior::Static))
-                .reading(error("timeout"))
-                .reading(value("9"))
-                .failures("s0-prometheus", 5)
-                .no_stabilization(),
+            case: hpa(
+                Some(1),
+                20,
+                vec![
+                    prometheus(target_avg("10"), None),
+                    external_metric("q", target_avg("1")),
+                ],
+            )
+            .current(4)
+            .spec(with_fallback(FallbackBehavior::Static))
+            .reading(error("timeout"))
+            .reading(value("9"))
+            .failures("s0-prometheus", 5)
+            .no_stabilization(),
             desired: 8,
             path: Path::Normal,
             conditions: &[("Fallback", "True", "FallbackExists")],
@@ -314,7 +394,14 @@ fn failure_counts_are_kept_and_reset() {
         .reading(value("40"))
         .failures("s0-prometheus", 7)
         .decide();
-    assert!(d.status.history.as_ref().unwrap().metric_failures.is_empty());
+    assert!(
+        d.status
+            .history
+            .as_ref()
+            .unwrap()
+            .metric_failures
+            .is_empty()
+    );
     assert_eq!(d.desired_replicas, 4);
 }
 
@@ -326,7 +413,10 @@ fn pause() {
             case: queue(1, 5, "500", None).spec(|s| s.paused = Some(true)),
             desired: 5,
             path: Path::Paused,
-            conditions: &[("Paused", "True", "ScalingPaused"), ("ScalingActive", "False", "ScalingPaused")],
+            conditions: &[
+                ("Paused", "True", "ScalingPaused"),
+                ("ScalingActive", "False", "ScalingPaused"),
+            ],
         },
         Row {
             name: "paused with pausedReplicas: set once",
@@ -336,32 +426,41 @@ fn pause() {
             }),
             desired: 2,
             path: Path::Paused,
-            conditions: &[("Paused", "True", "ScalingPaused"), ("AbleToScale", "True", "SucceededRescale")],
+            conditions: &[
+                ("Paused", "True", "ScalingPaused"),
+                ("AbleToScale", "True", "SucceededRescale"),
+            ],
         },
         Row {
             name: "pausedReplicas without paused does nothing",
-            case: queue(1, 5, "50", None).spec(|s| s.paused_replicas = Some(2)).no_stabilization(),
+            case: queue(1, 5, "50", None)
+                .spec(|s| s.paused_replicas = Some(2))
+                .no_stabilization(),
             desired: 10,
             path: Path::Normal,
             conditions: &[],
         },
         Row {
             name: "resumed: the Paused condition turns False",
-            case: queue(1, 5, "50", None).no_stabilization().conditions(vec![ballast_api::common::Condition {
-                type_: "Paused".into(),
-                status: "True".into(),
-                reason: "ScalingPaused".into(),
-                message: String::new(),
-                last_transition_time: ballast_api::common::Time(ago(600)),
-                observed_generation: None,
-            }]),
+            case: queue(1, 5, "50", None).no_stabilization().conditions(vec![
+                ballast_api::common::Condition {
+                    type_: "Paused".into(),
+                    status: "True".into(),
+                    reason: "ScalingPaused".into(),
+                    message: String::new(),
+                    last_transition_time: ballast_api::common::Time(ago(600)),
+                    observed_generation: None,
+                },
+            ]),
             desired: 10,
             path: Path::Normal,
             conditions: &[("Paused", "False", "ScalingResumed")],
         },
     ]);
     // While paused the history is left alone.
-    let b = queue(1, 5, "500", None).spec(|s| s.paused = Some(true)).recs(&[(10, 5)]);
+    let b = queue(1, 5, "500", None)
+        .spec(|s| s.paused = Some(true))
+        .recs(&[(10, 5)]);
     let before = b.0.autoscaler.status.as_ref().unwrap().history.clone();
     assert_eq!(b.decide().status.history, before);
 }
@@ -370,7 +469,10 @@ fn pause() {
 fn cron_windows() {
     // NOW is 2025-03-01T12:00:00Z, a Saturday.
     let case = |start: &str, end: &str, tz: Option<&str>| {
-        hpa(Some(1), 20, vec![cron(start, end, tz, 7)]).current(2).pods(pods(2)).no_stabilization()
+        hpa(Some(1), 20, vec![cron(start, end, tz, 7)])
+            .current(2)
+            .pods(pods(2))
+            .no_stabilization()
     };
     run(vec![
         Row {
@@ -424,8 +526,16 @@ fn cron_windows() {
         },
     ]);
     let d = case("0 8 * * *", "0 18 * * *", Some("Mars/Olympus")).decide();
-    assert!(d.metrics[0].error.as_deref().unwrap().contains("spec.metrics[0].event.cron.timezone"));
+    assert!(
+        d.metrics[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("spec.metrics[0].event.cron.timezone")
+    );
     // A cron source activates from zero with minReplicas 0.
-    let d = hpa(Some(0), 20, vec![cron("0 11 * * *", "0 13 * * *", None, 3)]).current(0).decide();
+    let d = hpa(Some(0), 20, vec![cron("0 11 * * *", "0 13 * * *", None, 3)])
+        .current(0)
+        .decide();
     assert_eq!((d.path, d.desired_replicas), (Path::Activated, 3));
 }

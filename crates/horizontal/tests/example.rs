@@ -1,8 +1,12 @@
 //! The documented example snapshot reads, decides as the docs say, and round-trips through JSON.
-use ballast_horizontal::{explain, Path, Snapshot};
+use ballast_horizontal::{Path, Snapshot, explain};
 
 fn example() -> Snapshot {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/snapshot.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/snapshot.yaml"
+    ))
+    .unwrap();
     Snapshot::from_yaml(&text).unwrap()
 }
 
@@ -11,10 +15,16 @@ fn the_documented_example_decides_as_documented() {
     let d = explain(&example()).unwrap();
     // 3 ready pods at 90% of their 600m requests, one starting pod counted at 0 on the way up:
     // 67% vs 60% → ceil(1.117 × 4) = 5; Prometheus 230 / 50 per replica → 5.
-    assert_eq!((d.path, d.current_replicas, d.desired_replicas), (Path::Normal, 4, 5));
+    assert_eq!(
+        (d.path, d.current_replicas, d.desired_replicas),
+        (Path::Normal, 4, 5)
+    );
     assert_eq!(d.metrics[0].replicas, Some(5));
     assert_eq!(d.metrics[1].replicas, Some(5));
-    assert_eq!(d.events[0].message, "New size: 5; reason: cpu resource utilization (percentage of request) above target");
+    assert_eq!(
+        d.events[0].message,
+        "New size: 5; reason: cpu resource utilization (percentage of request) above target"
+    );
     let text = d.to_string();
     assert!(text.contains("Why:"), "{text}");
 }

@@ -8,9 +8,13 @@ use common::*;
 
 /// An autoscaler whose single metric proposes exactly `p` replicas (External, AverageValue 1).
 fn proposing(min: i32, max: i32, current: i32, p: i32) -> B {
-    hpa(Some(min), max, vec![external_metric("work", target_avg("1"))])
-        .current(current)
-        .reading(value(&p.to_string()))
+    hpa(
+        Some(min),
+        max,
+        vec![external_metric("work", target_avg("1"))],
+    )
+    .current(current)
+    .reading(value(&p.to_string()))
 }
 
 struct Row {
@@ -27,10 +31,16 @@ fn run(rows: Vec<Row>) {
         let d = row.case.decide();
         let mut problems = Vec::new();
         if d.desired_replicas != row.desired {
-            problems.push(format!("desired {}, want {}", d.desired_replicas, row.desired));
+            problems.push(format!(
+                "desired {}, want {}",
+                d.desired_replicas, row.desired
+            ));
         }
         if d.rescale != (d.desired_replicas != d.current_replicas) {
-            problems.push(format!("rescale {} with desired {} current {}", d.rescale, d.desired_replicas, d.current_replicas));
+            problems.push(format!(
+                "rescale {} with desired {} current {}",
+                d.rescale, d.desired_replicas, d.current_replicas
+            ));
         }
         for &(t, s, r) in row.conditions {
             if cond(&d, t) != Some((s, r)) {
@@ -38,10 +48,20 @@ fn run(rows: Vec<Row>) {
             }
         }
         if !problems.is_empty() {
-            failed.push(format!("{}: {}\n{}", row.name, problems.join("; "), d.explanation));
+            failed.push(format!(
+                "{}: {}\n{}",
+                row.name,
+                problems.join("; "),
+                d.explanation
+            ));
         }
     }
-    assert!(failed.is_empty(), "{} row(s) failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} row(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 #[test]
@@ -51,7 +71,10 @@ fn without_behavior() {
             name: "scale-up limit max(2 × 3, 4) = 6",
             case: proposing(1, 20, 3, 10).no_stabilization(),
             desired: 6,
-            conditions: &[("ScalingLimited", "True", "ScaleUpLimit"), ("AbleToScale", "True", "SucceededRescale")],
+            conditions: &[
+                ("ScalingLimited", "True", "ScaleUpLimit"),
+                ("AbleToScale", "True", "SucceededRescale"),
+            ],
         },
         Row {
             name: "scale-up limit is at least 4",
@@ -75,7 +98,10 @@ fn without_behavior() {
             name: "within range",
             case: proposing(1, 10, 4, 6).no_stabilization(),
             desired: 6,
-            conditions: &[("ScalingLimited", "False", "DesiredWithinRange"), ("ScalingActive", "True", "ValidMetricFound")],
+            conditions: &[
+                ("ScalingLimited", "False", "DesiredWithinRange"),
+                ("ScalingActive", "True", "ValidMetricFound"),
+            ],
         },
         Row {
             name: "downscale stabilization: a higher recommendation 2 min ago holds",
@@ -134,7 +160,9 @@ fn without_behavior() {
 
 #[test]
 fn with_behavior() {
-    let up = |window: Option<i32>, select: Option<SelectPolicy>, policies: &[(ballast_api::horizontal::ScalingPolicyType, i32, i32)]| {
+    let up = |window: Option<i32>,
+              select: Option<SelectPolicy>,
+              policies: &[(ballast_api::horizontal::ScalingPolicyType, i32, i32)]| {
         Some(rules(window, select, policies))
     };
     let down0 = || Some(rules(Some(0), None, &[]));
@@ -153,20 +181,30 @@ fn with_behavior() {
         },
         Row {
             name: "selectPolicy Max (default) picks the larger change: max(10 + 2, 15) = 15",
-            case: proposing(1, 50, 10, 40).behavior(up(None, None, &[(PodsPolicy, 2, 60), (Percent, 50, 60)]), down0()),
+            case: proposing(1, 50, 10, 40).behavior(
+                up(None, None, &[(PodsPolicy, 2, 60), (Percent, 50, 60)]),
+                down0(),
+            ),
             desired: 15,
             conditions: &[],
         },
         Row {
             name: "selectPolicy Min picks the smaller change: 12",
-            case: proposing(1, 50, 10, 40)
-                .behavior(up(None, Some(SelectPolicy::Min), &[(PodsPolicy, 2, 60), (Percent, 50, 60)]), down0()),
+            case: proposing(1, 50, 10, 40).behavior(
+                up(
+                    None,
+                    Some(SelectPolicy::Min),
+                    &[(PodsPolicy, 2, 60), (Percent, 50, 60)],
+                ),
+                down0(),
+            ),
             desired: 12,
             conditions: &[("ScalingLimited", "True", "ScaleUpLimit")],
         },
         Row {
             name: "selectPolicy Disabled: no scale-up at all",
-            case: proposing(1, 50, 10, 40).behavior(up(None, Some(SelectPolicy::Disabled), &[]), down0()),
+            case: proposing(1, 50, 10, 40)
+                .behavior(up(None, Some(SelectPolicy::Disabled), &[]), down0()),
             desired: 10,
             conditions: &[("ScalingLimited", "True", "ScaleUpLimit")],
         },
@@ -178,19 +216,25 @@ fn with_behavior() {
         },
         Row {
             name: "replicas added within the period count against the policy",
-            case: proposing(1, 50, 8, 20).behavior(up(None, None, &[(PodsPolicy, 4, 60)]), down0()).ups(&[(30, 4)]),
+            case: proposing(1, 50, 8, 20)
+                .behavior(up(None, None, &[(PodsPolicy, 4, 60)]), down0())
+                .ups(&[(30, 4)]),
             desired: 8,
             conditions: &[("ScalingLimited", "True", "ScaleUpLimit")],
         },
         Row {
             name: "an event exactly one period old no longer counts",
-            case: proposing(1, 50, 8, 20).behavior(up(None, None, &[(PodsPolicy, 4, 60)]), down0()).ups(&[(60, 4)]),
+            case: proposing(1, 50, 8, 20)
+                .behavior(up(None, None, &[(PodsPolicy, 4, 60)]), down0())
+                .ups(&[(60, 4)]),
             desired: 12,
             conditions: &[],
         },
         Row {
             name: "replicas removed within the period raise the start of the period",
-            case: proposing(1, 50, 6, 20).behavior(up(None, None, &[(PodsPolicy, 2, 60)]), down0()).downs(&[(20, 3)]),
+            case: proposing(1, 50, 6, 20)
+                .behavior(up(None, None, &[(PodsPolicy, 2, 60)]), down0())
+                .downs(&[(20, 3)]),
             desired: 11,
             conditions: &[],
         },
@@ -208,33 +252,50 @@ fn with_behavior() {
         },
         Row {
             name: "scale-down Percent truncates: 70% of 10 = 7",
-            case: proposing(1, 50, 10, 1).behavior(None, Some(rules(Some(0), None, &[(Percent, 30, 60)]))),
+            case: proposing(1, 50, 10, 1)
+                .behavior(None, Some(rules(Some(0), None, &[(Percent, 30, 60)]))),
             desired: 7,
             conditions: &[("ScalingLimited", "True", "ScaleDownLimit")],
         },
         Row {
             name: "scale-down Percent truncates: 50% of 5 = 2.5 → 2",
-            case: proposing(1, 50, 5, 1).behavior(None, Some(rules(Some(0), None, &[(Percent, 50, 60)]))),
+            case: proposing(1, 50, 5, 1)
+                .behavior(None, Some(rules(Some(0), None, &[(Percent, 50, 60)]))),
             desired: 2,
             conditions: &[("ScalingLimited", "True", "ScaleDownLimit")],
         },
         Row {
             name: "scale-down Max picks the larger change: min(10 - 2, 5) = 5",
-            case: proposing(1, 50, 10, 1)
-                .behavior(None, Some(rules(Some(0), None, &[(PodsPolicy, 2, 60), (Percent, 50, 60)]))),
+            case: proposing(1, 50, 10, 1).behavior(
+                None,
+                Some(rules(
+                    Some(0),
+                    None,
+                    &[(PodsPolicy, 2, 60), (Percent, 50, 60)],
+                )),
+            ),
             desired: 5,
             conditions: &[],
         },
         Row {
             name: "scale-down Min picks the smaller change: 8",
-            case: proposing(1, 50, 10, 1)
-                .behavior(None, Some(rules(Some(0), Some(SelectPolicy::Min), &[(PodsPolicy, 2, 60), (Percent, 50, 60)]))),
+            case: proposing(1, 50, 10, 1).behavior(
+                None,
+                Some(rules(
+                    Some(0),
+                    Some(SelectPolicy::Min),
+                    &[(PodsPolicy, 2, 60), (Percent, 50, 60)],
+                )),
+            ),
             desired: 8,
             conditions: &[],
         },
         Row {
             name: "scale-down Disabled",
-            case: proposing(1, 50, 10, 1).behavior(None, Some(rules(Some(0), Some(SelectPolicy::Disabled), &[]))),
+            case: proposing(1, 50, 10, 1).behavior(
+                None,
+                Some(rules(Some(0), Some(SelectPolicy::Disabled), &[])),
+            ),
             desired: 10,
             conditions: &[("ScalingLimited", "True", "ScaleDownLimit")],
         },
@@ -248,37 +309,48 @@ fn with_behavior() {
         },
         Row {
             name: "minReplicas above the policy limit: TooFewReplicas",
-            case: proposing(4, 50, 5, 0).behavior(None, Some(rules(Some(0), None, &[(Percent, 100, 15)]))),
+            case: proposing(4, 50, 5, 0)
+                .behavior(None, Some(rules(Some(0), None, &[(Percent, 100, 15)]))),
             desired: 4,
             conditions: &[("ScalingLimited", "True", "TooFewReplicas")],
         },
         Row {
             name: "scale-up window: lowest recommendation of the last 120 s",
-            case: proposing(1, 50, 4, 10).behavior(up(Some(120), None, &[]), down0()).recs(&[(60, 5)]),
+            case: proposing(1, 50, 4, 10)
+                .behavior(up(Some(120), None, &[]), down0())
+                .recs(&[(60, 5)]),
             desired: 5,
             conditions: &[("AbleToScale", "True", "SucceededRescale")],
         },
         Row {
             name: "scale-up window holds at current when a recent recommendation was lower",
-            case: proposing(1, 50, 4, 10).behavior(up(Some(120), None, &[]), down0()).recs(&[(60, 3)]),
+            case: proposing(1, 50, 4, 10)
+                .behavior(up(Some(120), None, &[]), down0())
+                .recs(&[(60, 3)]),
             desired: 4,
             conditions: &[("AbleToScale", "True", "ScaleUpStabilized")],
         },
         Row {
             name: "scale-down window defaults to the controller's 300 s",
-            case: proposing(1, 50, 9, 3).behavior(None, None).recs(&[(100, 9)]),
+            case: proposing(1, 50, 9, 3)
+                .behavior(None, None)
+                .recs(&[(100, 9)]),
             desired: 9,
             conditions: &[("AbleToScale", "True", "ScaleDownStabilized")],
         },
         Row {
             name: "with behavior a recommendation exactly at the window's edge is out (strictly after)",
-            case: proposing(1, 50, 9, 3).behavior(None, Some(rules(Some(60), None, &[]))).recs(&[(60, 9)]),
+            case: proposing(1, 50, 9, 3)
+                .behavior(None, Some(rules(Some(60), None, &[])))
+                .recs(&[(60, 9)]),
             desired: 3,
             conditions: &[],
         },
         Row {
             name: "scale-down window: highest of the last 60 s",
-            case: proposing(1, 50, 9, 3).behavior(None, Some(rules(Some(60), None, &[]))).recs(&[(30, 6), (90, 9)]),
+            case: proposing(1, 50, 9, 3)
+                .behavior(None, Some(rules(Some(60), None, &[])))
+                .recs(&[(30, 6), (90, 9)]),
             desired: 6,
             conditions: &[],
         },
@@ -288,7 +360,10 @@ fn with_behavior() {
 #[test]
 fn history_is_pruned_and_recorded() {
     let d = proposing(1, 50, 4, 6)
-        .behavior(Some(rules(Some(60), None, &[(PodsPolicy, 4, 120)])), Some(rules(Some(30), None, &[(Percent, 10, 90)])))
+        .behavior(
+            Some(rules(Some(60), None, &[(PodsPolicy, 4, 120)])),
+            Some(rules(Some(30), None, &[(Percent, 10, 90)])),
+        )
         .recs(&[(30, 7), (59, 8), (61, 9), (3000, 1)])
         .ups(&[(100, 1), (121, 2)])
         .downs(&[(89, 1), (200, 3)])
@@ -313,7 +388,13 @@ fn history_is_pruned_and_recorded() {
 #[test]
 fn rescale_reasons_match_upstream() {
     let d = proposing(1, 50, 4, 6).no_stabilization().decide();
-    assert_eq!(d.events[0].message, "New size: 6; reason: external metric work above target");
+    assert_eq!(
+        d.events[0].message,
+        "New size: 6; reason: external metric work above target"
+    );
     let d = proposing(1, 50, 8, 6).no_stabilization().decide();
-    assert_eq!(d.events[0].message, "New size: 6; reason: All metrics below target");
+    assert_eq!(
+        d.events[0].message,
+        "New size: 6; reason: All metrics below target"
+    );
 }

@@ -18,9 +18,20 @@ struct PodGen {
 }
 
 fn pod_gen() -> impl Strategy<Value = PodGen> {
-    (0u8..10, 0u8..10, any::<bool>(), prop::bool::weighted(0.05), prop::option::weighted(0.9, 0u32..4000)).prop_map(
-        |(phase, ready, young, deleting, sample)| PodGen { phase, ready, young, deleting, sample },
+    (
+        0u8..10,
+        0u8..10,
+        any::<bool>(),
+        prop::bool::weighted(0.05),
+        prop::option::weighted(0.9, 0u32..4000),
     )
+        .prop_map(|(phase, ready, young, deleting, sample)| PodGen {
+            phase,
+            ready,
+            young,
+            deleting,
+            sample,
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -47,20 +58,29 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec((0i64..900, 0i32..80), 0..12),
         (any::<bool>(), prop::bool::weighted(0.1)),
     )
-        .prop_map(|((min, extra, current), (kind, target, value), pods, behavior, recs, (idle, error))| Case {
-            min,
-            max: (min + extra).max(1),
-            // Mostly within or near [min, max]; values often near zero (activation thresholds).
-            current: current % ((min + extra).max(1) + 3),
-            kind,
-            target,
-            value: if value % 4 == 0 { value % 8 } else { value },
-            pods,
-            behavior,
-            recs,
-            idle,
-            error,
-        })
+        .prop_map(
+            |(
+                (min, extra, current),
+                (kind, target, value),
+                pods,
+                behavior,
+                recs,
+                (idle, error),
+            )| Case {
+                min,
+                max: (min + extra).max(1),
+                // Mostly within or near [min, max]; values often near zero (activation thresholds).
+                current: current % ((min + extra).max(1) + 3),
+                kind,
+                target,
+                value: if value % 4 == 0 { value % 8 } else { value },
+                pods,
+                behavior,
+                recs,
+                idle,
+                error,
+            },
+        )
 }
 
 fn build(c: &Case) -> B {
@@ -87,9 +107,18 @@ fn build(c: &Case) -> B {
             };
             p.ready = match g.ready {
                 0 => None,
-                1 => Some(ReadyCondition { status: ConditionStatus::False, last_transition_time: ago(3590) }),
-                2 => Some(ReadyCondition { status: ConditionStatus::Unknown, last_transition_time: ago(20) }),
-                _ => Some(ReadyCondition { status: ConditionStatus::True, last_transition_time: ago(20) }),
+                1 => Some(ReadyCondition {
+                    status: ConditionStatus::False,
+                    last_transition_time: ago(3590),
+                }),
+                2 => Some(ReadyCondition {
+                    status: ConditionStatus::Unknown,
+                    last_transition_time: ago(20),
+                }),
+                _ => Some(ReadyCondition {
+                    status: ConditionStatus::True,
+                    last_transition_time: ago(20),
+                }),
             };
             if g.young {
                 p.start_time = Some(ago(40));
@@ -105,7 +134,13 @@ fn build(c: &Case) -> B {
         let vals: Vec<String> = c
             .pods
             .iter()
-            .map(|g| if c.kind == 5 { format!("{}Mi", g.sample.unwrap_or(0)) } else { format!("{}m", g.sample.unwrap_or(0)) })
+            .map(|g| {
+                if c.kind == 5 {
+                    format!("{}Mi", g.sample.unwrap_or(0))
+                } else {
+                    format!("{}m", g.sample.unwrap_or(0))
+                }
+            })
             .collect();
         let pairs: Vec<(&str, &str)> = names
             .iter()
@@ -118,7 +153,10 @@ fn build(c: &Case) -> B {
     } else {
         value(&c.value.to_string())
     };
-    let mut b = hpa(Some(c.min), c.max, vec![metric]).current(c.current).pods(pods).reading(reading);
+    let mut b = hpa(Some(c.min), c.max, vec![metric])
+        .current(c.current)
+        .pods(pods)
+        .reading(reading);
     if c.idle && c.min > 0 {
         b = b.spec(|s| s.idle_replicas = Some(0));
     }
@@ -132,9 +170,16 @@ fn build(c: &Case) -> B {
             Some(rules(
                 Some(window.min(3600)),
                 Some(sel(up_sel)),
-                &[(ScalingPolicyType::Pods, up_val, 60), (ScalingPolicyType::Percent, up_val, 30)],
+                &[
+                    (ScalingPolicyType::Pods, up_val, 60),
+                    (ScalingPolicyType::Percent, up_val, 30),
+                ],
             )),
-            Some(rules(None, Some(sel(down_sel)), &[(ScalingPolicyType::Percent, down_val.min(100), 60)])),
+            Some(rules(
+                None,
+                Some(sel(down_sel)),
+                &[(ScalingPolicyType::Percent, down_val.min(100), 60)],
+            )),
         );
     }
     if !c.recs.is_empty() {
@@ -148,8 +193,17 @@ fn check_bounds(c: &Case, d: &Decision) -> Result<(), TestCaseError> {
     let idle = if c.idle && c.min > 0 { Some(0) } else { None };
     match d.path {
         Path::Normal => {
-            let lo = if idle.is_some() || (c.min == 0 && c.kind == 4) { floor.max(1) } else { floor };
-            prop_assert!(d.desired_replicas >= lo && d.desired_replicas <= c.max, "desired {} not in [{lo}, {}]", d.desired_replicas, c.max);
+            let lo = if idle.is_some() || (c.min == 0 && c.kind == 4) {
+                floor.max(1)
+            } else {
+                floor
+            };
+            prop_assert!(
+                d.desired_replicas >= lo && d.desired_replicas <= c.max,
+                "desired {} not in [{lo}, {}]",
+                d.desired_replicas,
+                c.max
+            );
         }
         Path::Activated => {
             prop_assert!(d.desired_replicas >= c.min.max(1) && d.desired_replicas <= c.max);
@@ -242,14 +296,26 @@ proptest! {
 fn the_generator_reaches_the_paths() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, TestRng, TestRunner};
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..2000 {
         let c = case().new_tree(&mut runner).unwrap().current();
         let d = build(&c).decide();
         *seen.entry(format!("{:?}", d.path)).or_insert(0) += 1;
     }
-    for path in ["Normal", "MetricsFailed", "AboveMax", "BelowMin", "ScalingDisabled", "Activated", "Deactivated", "Idle"] {
+    for path in [
+        "Normal",
+        "MetricsFailed",
+        "AboveMax",
+        "BelowMin",
+        "ScalingDisabled",
+        "Activated",
+        "Deactivated",
+        "Idle",
+    ] {
         assert!(seen.contains_key(path), "{path} never reached: {seen:?}");
     }
 }

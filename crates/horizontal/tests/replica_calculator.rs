@@ -26,10 +26,7 @@ fn run(rows: Vec<Row>) {
         if got != row.proposal {
             failed.push(format!(
                 "{}: proposal {:?}, want {:?}\n{}",
-                row.name,
-                got,
-                row.proposal,
-                d.explanation
+                row.name, got, row.proposal, d.explanation
             ));
             continue;
         }
@@ -37,16 +34,27 @@ fn run(rows: Vec<Row>) {
             failed.push(format!("{}: {e}\n{}", row.name, d.explanation));
         }
     }
-    assert!(failed.is_empty(), "{} row(s) failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} row(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 fn util(d: &Decision) -> Option<i32> {
-    d.metrics[0].current.as_ref().and_then(|s| s.resource.as_ref().or(None)).and_then(|r| r.current.average_utilization)
+    d.metrics[0]
+        .current
+        .as_ref()
+        .and_then(|s| s.resource.as_ref().or(None))
+        .and_then(|r| r.current.average_utilization)
 }
 
 /// Starts 3 pods, CPU at 30% target, without stabilization history.
 fn cpu3(target: i32) -> B {
-    hpa(Some(1), 100, vec![cpu_util(target)]).current(3).no_stabilization()
+    hpa(Some(1), 100, vec![cpu_util(target)])
+        .current(3)
+        .no_stabilization()
 }
 
 #[test]
@@ -54,21 +62,44 @@ fn resource_utilization() {
     run(vec![
         Row {
             name: "scale up: 50% of requests vs 30% → ceil(1.667 × 3) = 5",
-            case: cpu3(30).pods(pods(3)).reading(seq(&["300m", "500m", "700m"])),
+            case: cpu3(30)
+                .pods(pods(3))
+                .reading(seq(&["300m", "500m", "700m"])),
             proposal: Some(5),
             check: |d| {
-                (util(d) == Some(50)).then_some(()).ok_or(format!("utilization {:?}", util(d)))?;
-                let avg = d.metrics[0].current.as_ref().unwrap().resource.as_ref().unwrap().current.average_value.clone();
-                (avg == Some(milli_quantity(500))).then_some(()).ok_or(format!("raw average {avg:?}"))
+                (util(d) == Some(50))
+                    .then_some(())
+                    .ok_or(format!("utilization {:?}", util(d)))?;
+                let avg = d.metrics[0]
+                    .current
+                    .as_ref()
+                    .unwrap()
+                    .resource
+                    .as_ref()
+                    .unwrap()
+                    .current
+                    .average_value
+                    .clone();
+                (avg == Some(milli_quantity(500)))
+                    .then_some(())
+                    .ok_or(format!("raw average {avg:?}"))
             },
         },
         Row {
             name: "scale up with a never-ready pod counted at 0: 60% → 40% → 4",
             case: cpu3(30)
-                .pods(vec![never_ready(pod("p0", "1")), pod("p1", "1"), pod("p2", "1")])
+                .pods(vec![
+                    never_ready(pod("p0", "1")),
+                    pod("p1", "1"),
+                    pod("p2", "1"),
+                ])
                 .reading(seq(&["300m", "500m", "700m"])),
             proposal: Some(4),
-            check: |d| (util(d) == Some(60)).then_some(()).ok_or("utilization of the ready pods only".into()),
+            check: |d| {
+                (util(d) == Some(60))
+                    .then_some(())
+                    .ok_or("utilization of the ready pods only".into())
+            },
         },
         Row {
             name: "hot CPU during the initialization period: sample within a window of readiness is distrusted",
@@ -77,7 +108,10 @@ fn resource_utilization() {
                     {
                         let mut p = pod("p0", "1");
                         p.start_time = Some(ago(60));
-                        p.ready = Some(ReadyCondition { status: ConditionStatus::True, last_transition_time: ago(10) });
+                        p.ready = Some(ReadyCondition {
+                            status: ConditionStatus::True,
+                            last_transition_time: ago(10),
+                        });
                         p
                     },
                     pod("p1", "1"),
@@ -94,7 +128,10 @@ fn resource_utilization() {
                     {
                         let mut p = pod("p0", "1");
                         p.start_time = Some(ago(60));
-                        p.ready = Some(ReadyCondition { status: ConditionStatus::True, last_transition_time: ago(30) });
+                        p.ready = Some(ReadyCondition {
+                            status: ConditionStatus::True,
+                            last_transition_time: ago(30),
+                        });
                         p
                     },
                     pod("p1", "1"),
@@ -108,17 +145,31 @@ fn resource_utilization() {
         Row {
             name: "unready pods would flip the direction: keep 3",
             case: cpu3(30)
-                .pods(vec![pod("p0", "1"), never_ready(pod("p1", "1")), never_ready(pod("p2", "1"))])
+                .pods(vec![
+                    pod("p0", "1"),
+                    never_ready(pod("p1", "1")),
+                    never_ready(pod("p2", "1")),
+                ])
                 .reading(seq(&["400m", "500m", "700m"])),
             proposal: Some(3),
             check: |d| {
-                (d.metrics[0].explanation.contains("reverses the direction")).then_some(()).ok_or("rule".into())
+                (d.metrics[0].explanation.contains("reverses the direction"))
+                    .then_some(())
+                    .ok_or("rule".into())
             },
         },
         Row {
             name: "no Ready condition: CPU sample distrusted (unready)",
             case: cpu3(30)
-                .pods(vec![{ let mut p = pod("p0", "1"); p.ready = None; p }, pod("p1", "1"), pod("p2", "1")])
+                .pods(vec![
+                    {
+                        let mut p = pod("p0", "1");
+                        p.ready = None;
+                        p
+                    },
+                    pod("p1", "1"),
+                    pod("p2", "1"),
+                ])
                 .reading(seq(&["300m", "500m", "700m"])),
             proposal: Some(4),
             check: ok,
@@ -129,7 +180,10 @@ fn resource_utilization() {
                 .pods(vec![
                     {
                         let mut p = pod("p0", "1");
-                        p.ready = Some(ReadyCondition { status: ConditionStatus::False, last_transition_time: ago(60) });
+                        p.ready = Some(ReadyCondition {
+                            status: ConditionStatus::False,
+                            last_transition_time: ago(60),
+                        });
                         p
                     },
                     pod("p1", "1"),
@@ -158,8 +212,16 @@ fn resource_utilization() {
                 .pods(vec![
                     pod("p0", "1"),
                     pod("p1", "1"),
-                    { let mut p = pod("p2", "1"); p.phase = PodPhase::Failed; p },
-                    { let mut p = pod("p3", "1"); p.phase = PodPhase::Failed; p },
+                    {
+                        let mut p = pod("p2", "1");
+                        p.phase = PodPhase::Failed;
+                        p
+                    },
+                    {
+                        let mut p = pod("p3", "1");
+                        p.phase = PodPhase::Failed;
+                        p
+                    },
                 ])
                 .reading(seq(&["500m", "700m", "4000m", "3000m"])),
             proposal: Some(4),
@@ -170,11 +232,11 @@ fn resource_utilization() {
             case: hpa(Some(1), 100, vec![cpu_util(30)])
                 .current(2)
                 .no_stabilization()
-                .pods(vec![
-                    pod("p0", "1"),
-                    pod("p1", "1"),
-                    { let mut p = pod("p2", "1"); p.deleting = true; p },
-                ])
+                .pods(vec![pod("p0", "1"), pod("p1", "1"), {
+                    let mut p = pod("p2", "1");
+                    p.deleting = true;
+                    p
+                }])
                 .reading(seq(&["500m", "700m", "4000m"])),
             proposal: Some(4),
             check: ok,
@@ -187,7 +249,11 @@ fn resource_utilization() {
                 .pods(pods(5))
                 .reading(seq(&["100m", "300m", "500m", "250m", "250m"])),
             proposal: Some(3),
-            check: |d| (d.desired_replicas == 3).then_some(()).ok_or(format!("desired {}", d.desired_replicas)),
+            check: |d| {
+                (d.desired_replicas == 3)
+                    .then_some(())
+                    .ok_or(format!("desired {}", d.desired_replicas))
+            },
         },
         Row {
             name: "scale down ignores unready pods: 33% of the ready ones → 2",
@@ -247,41 +313,51 @@ fn resource_utilization() {
         },
         Row {
             name: "102% vs 100%: within tolerance, keep 3",
-            case: cpu3(100).pods(pods(3)).reading(seq(&["1010m", "1030m", "1020m"])),
+            case: cpu3(100)
+                .pods(pods(3))
+                .reading(seq(&["1010m", "1030m", "1020m"])),
             proposal: Some(3),
             check: ok,
         },
         Row {
             name: "utilization is integer percent: 1019m/1000m... = 101% (not 101.9%)",
-            case: cpu3(92).pods(pods(3)).reading(seq(&["1019m", "1019m", "1019m"])),
+            case: cpu3(92)
+                .pods(pods(3))
+                .reading(seq(&["1019m", "1019m", "1019m"])),
             // 101 / 92 = 1.0978 within tolerance; with 101.9% it would be 1.1076 → 4
             proposal: Some(3),
             check: ok,
         },
         Row {
             name: "ContainerResource: only the named container's request counts",
-            case: hpa(Some(1), 100, vec![container_resource("cpu", "app", target_util(50))])
-                .current(2)
-                .no_stabilization()
-                .pods(
-                    (0..2)
-                        .map(|i| {
-                            let mut p = pod(&format!("p{i}"), "500m");
-                            p.containers.push(ContainerSnapshot {
-                                name: "sidecar".into(),
-                                requests: [("cpu".to_string(), q("500m"))].into(),
-                                restart_policy: None,
-                            });
-                            p
-                        })
-                        .collect(),
-                )
-                .reading(seq(&["400m", "400m"])),
+            case: hpa(
+                Some(1),
+                100,
+                vec![container_resource("cpu", "app", target_util(50))],
+            )
+            .current(2)
+            .no_stabilization()
+            .pods(
+                (0..2)
+                    .map(|i| {
+                        let mut p = pod(&format!("p{i}"), "500m");
+                        p.containers.push(ContainerSnapshot {
+                            name: "sidecar".into(),
+                            requests: [("cpu".to_string(), q("500m"))].into(),
+                            restart_policy: None,
+                        });
+                        p
+                    })
+                    .collect(),
+            )
+            .reading(seq(&["400m", "400m"])),
             // 80% of 500m vs 50% → 1.6 → ceil(3.2) = 4
             proposal: Some(4),
             check: |d| {
                 let reason = cond(d, "ScalingActive");
-                (reason == Some(("True", "ValidMetricFound"))).then_some(()).ok_or(format!("{reason:?}"))
+                (reason == Some(("True", "ValidMetricFound")))
+                    .then_some(())
+                    .ok_or(format!("{reason:?}"))
             },
         },
         Row {
@@ -312,7 +388,11 @@ fn resource_utilization() {
                 .reading(seq(&["1", "1"])),
             // 2000m / 2000m = 100% vs 50% → 4
             proposal: Some(4),
-            check: |d| (util(d) == Some(100)).then_some(()).ok_or(format!("{:?}", util(d))),
+            check: |d| {
+                (util(d) == Some(100))
+                    .then_some(())
+                    .ok_or(format!("{:?}", util(d)))
+            },
         },
         Row {
             name: "pod-level requests win over the containers' sum",
@@ -346,35 +426,48 @@ fn resource_utilization() {
             proposal: None,
             check: |d| {
                 let e = d.metrics[0].error.clone().unwrap_or_default();
-                (e.contains("missing request for cpu in container app of Pod p1") && d.path == Path::MetricsFailed)
+                (e.contains("missing request for cpu in container app of Pod p1")
+                    && d.path == Path::MetricsFailed)
                     .then_some(())
                     .ok_or(e)
             },
         },
         Row {
             name: "no pods: error",
-            case: hpa(Some(1), 100, vec![cpu_util(50)]).current(2).reading(seq(&[])),
+            case: hpa(Some(1), 100, vec![cpu_util(50)])
+                .current(2)
+                .reading(seq(&[])),
             proposal: None,
             check: |d| {
                 let e = d.metrics[0].error.clone().unwrap_or_default();
-                e.contains("no pods returned by selector").then_some(()).ok_or(e)
+                e.contains("no pods returned by selector")
+                    .then_some(())
+                    .ok_or(e)
             },
         },
         Row {
             name: "all pods unready: no metrics for targeted pods",
             case: hpa(Some(1), 100, vec![cpu_util(50)])
                 .current(2)
-                .pods(vec![never_ready(pod("p0", "1")), never_ready(pod("p1", "1"))])
+                .pods(vec![
+                    never_ready(pod("p0", "1")),
+                    never_ready(pod("p1", "1")),
+                ])
                 .reading(seq(&["1", "1"])),
             proposal: None,
             check: |d| {
                 let e = d.metrics[0].error.clone().unwrap_or_default();
-                e.contains("did not receive metrics for targeted pods").then_some(()).ok_or(e)
+                e.contains("did not receive metrics for targeted pods")
+                    .then_some(())
+                    .ok_or(e)
             },
         },
         Row {
             name: "a read error is reported with upstream's wording",
-            case: hpa(Some(1), 100, vec![cpu_util(50)]).current(2).pods(pods(2)).reading(error("metrics API unavailable")),
+            case: hpa(Some(1), 100, vec![cpu_util(50)])
+                .current(2)
+                .pods(pods(2))
+                .reading(error("metrics API unavailable")),
             proposal: None,
             check: |d| {
                 let e = d.metrics[0].error.clone().unwrap_or_default();
@@ -427,8 +520,16 @@ fn pods_and_average_value_metrics() {
                 .pods(vec![
                     pod("p0", "1"),
                     pod("p1", "1"),
-                    { let mut p = pod("p2", "1"); p.phase = PodPhase::Pending; p },
-                    { let mut p = pod("p3", "1"); p.phase = PodPhase::Pending; p },
+                    {
+                        let mut p = pod("p2", "1");
+                        p.phase = PodPhase::Pending;
+                        p
+                    },
+                    {
+                        let mut p = pod("p3", "1");
+                        p.phase = PodPhase::Pending;
+                        p
+                    },
                 ])
                 .reading(seq(&["30", "30"])),
             proposal: Some(6),
@@ -450,11 +551,22 @@ fn pods_and_average_value_metrics() {
                 .current(3)
                 .no_stabilization()
                 .pods(pods(3))
-                .reading(samples(&[("p0", "5"), ("p1", "5"), ("x1", "5"), ("x2", "5"), ("x3", "5"), ("x4", "5")])),
+                .reading(samples(&[
+                    ("p0", "5"),
+                    ("p1", "5"),
+                    ("x1", "5"),
+                    ("x2", "5"),
+                    ("x3", "5"),
+                    ("x4", "5"),
+                ])),
             // missing p2 on scale-down: (30 + 10) / 7 = 5 → 0.5 → ceil(3.5) = 4 > 3: keep 3
             proposal: Some(3),
             check: |d| {
-                d.metrics[0].explanation.contains("would go the other way").then_some(()).ok_or("count flip".into())
+                d.metrics[0]
+                    .explanation
+                    .contains("would go the other way")
+                    .then_some(())
+                    .ok_or("count flip".into())
             },
         },
         Row {
@@ -465,7 +577,11 @@ fn pods_and_average_value_metrics() {
                 .pods(pods(2))
                 .reading(seq(&["600Mi", "600Mi"])),
             proposal: Some(3),
-            check: |d| (d.metrics[0].name == "memory resource").then_some(()).ok_or(d.metrics[0].name.clone()),
+            check: |d| {
+                (d.metrics[0].name == "memory resource")
+                    .then_some(())
+                    .ok_or(d.metrics[0].name.clone())
+            },
         },
         Row {
             name: "CPU AverageValue still applies the CPU readiness rules",
@@ -500,7 +616,10 @@ fn tolerance(up: Option<&str>, down: Option<&str>) -> impl Fn(B) -> B {
     move |b: B| {
         let (u, d) = (up.clone(), down.clone());
         b.behavior(
-            Some(ballast_api::horizontal::ScalingRules { tolerance: u.map(|t| q(&t)), ..Default::default() }),
+            Some(ballast_api::horizontal::ScalingRules {
+                tolerance: u.map(|t| q(&t)),
+                ..Default::default()
+            }),
             Some(ballast_api::horizontal::ScalingRules {
                 tolerance: d.map(|t| q(&t)),
                 stabilization_window_seconds: Some(0),
@@ -525,19 +644,79 @@ fn tolerance_edges() {
         tolerance(Some("0"), Some("0"))(b)
     }
     run(vec![
-        Row { name: "ratio exactly 1.1: within", case: hundred("110", plain), proposal: Some(100), check: ok },
+        Row {
+            name: "ratio exactly 1.1: within",
+            case: hundred("110", plain),
+            proposal: Some(100),
+            check: ok,
+        },
         // 1.11 × 100 is 111.00000000000001 in binary floating point: ceil gives 112, as upstream's Go does.
-        Row { name: "ratio 1.11: out → 112 (float)", case: hundred("111", plain), proposal: Some(112), check: ok },
-        Row { name: "ratio exactly 0.9: within", case: hundred("90", plain), proposal: Some(100), check: ok },
-        Row { name: "ratio 0.89: out → 89", case: hundred("89", plain), proposal: Some(89), check: ok },
-        Row { name: "scaleUp tolerance 0.2: 1.2 within", case: hundred("120", up20), proposal: Some(100), check: ok },
-        Row { name: "scaleUp tolerance 0.2: 1.21 out", case: hundred("121", up20), proposal: Some(121), check: ok },
-        Row { name: "scaleUp tolerance 0.2 leaves scale-down at 0.1", case: hundred("89", up20), proposal: Some(89), check: ok },
-        Row { name: "scaleDown tolerance 0.01: 0.98 out → 98", case: hundred("98", down1), proposal: Some(98), check: ok },
-        Row { name: "scaleDown tolerance 0.01: 0.99 within", case: hundred("99", down1), proposal: Some(100), check: ok },
-        Row { name: "scaleDown tolerance 0.01 leaves scale-up at 0.1", case: hundred("105", down1), proposal: Some(100), check: ok },
-        Row { name: "tolerance 0: 1.01 → 101", case: hundred("101", zero), proposal: Some(101), check: ok },
-        Row { name: "tolerance 0: exactly 1 keeps", case: hundred("100", zero), proposal: Some(100), check: ok },
+        Row {
+            name: "ratio 1.11: out → 112 (float)",
+            case: hundred("111", plain),
+            proposal: Some(112),
+            check: ok,
+        },
+        Row {
+            name: "ratio exactly 0.9: within",
+            case: hundred("90", plain),
+            proposal: Some(100),
+            check: ok,
+        },
+        Row {
+            name: "ratio 0.89: out → 89",
+            case: hundred("89", plain),
+            proposal: Some(89),
+            check: ok,
+        },
+        Row {
+            name: "scaleUp tolerance 0.2: 1.2 within",
+            case: hundred("120", up20),
+            proposal: Some(100),
+            check: ok,
+        },
+        Row {
+            name: "scaleUp tolerance 0.2: 1.21 out",
+            case: hundred("121", up20),
+            proposal: Some(121),
+            check: ok,
+        },
+        Row {
+            name: "scaleUp tolerance 0.2 leaves scale-down at 0.1",
+            case: hundred("89", up20),
+            proposal: Some(89),
+            check: ok,
+        },
+        Row {
+            name: "scaleDown tolerance 0.01: 0.98 out → 98",
+            case: hundred("98", down1),
+            proposal: Some(98),
+            check: ok,
+        },
+        Row {
+            name: "scaleDown tolerance 0.01: 0.99 within",
+            case: hundred("99", down1),
+            proposal: Some(100),
+            check: ok,
+        },
+        Row {
+            name: "scaleDown tolerance 0.01 leaves scale-up at 0.1",
+            case: hundred("105", down1),
+            proposal: Some(100),
+            check: ok,
+        },
+        Row {
+            name: "tolerance 0: 1.01 → 101",
+            case: hundred("101", zero),
+            proposal: Some(101),
+            check: ok,
+        },
+        Row {
+            name: "tolerance 0: exactly 1 keeps",
+            case: hundred("100", zero),
+            proposal: Some(100),
+            check: ok,
+        },
     ]);
 }
 
@@ -546,49 +725,75 @@ fn single_value_metrics() {
     run(vec![
         Row {
             name: "Object Value: ratio 5 × 3 ready pods = 15",
-            case: hpa(Some(1), 100, vec![object_metric("rps", target_value("100"))])
-                .current(3)
-                .no_stabilization()
-                .pods(pods(3))
-                .reading(value("500")),
+            case: hpa(
+                Some(1),
+                100,
+                vec![object_metric("rps", target_value("100"))],
+            )
+            .current(3)
+            .no_stabilization()
+            .pods(pods(3))
+            .reading(value("500")),
             proposal: Some(15),
             check: |d| {
                 // No behavior: at most max(2 × 3, 4) = 6.
-                (d.desired_replicas == 6 && cond(d, "ScalingLimited") == Some(("True", "ScaleUpLimit")))
-                    .then_some(())
-                    .ok_or(format!("desired {} {:?}", d.desired_replicas, cond(d, "ScalingLimited")))
+                (d.desired_replicas == 6
+                    && cond(d, "ScalingLimited") == Some(("True", "ScaleUpLimit")))
+                .then_some(())
+                .ok_or(format!(
+                    "desired {} {:?}",
+                    d.desired_replicas,
+                    cond(d, "ScalingLimited")
+                ))
             },
         },
         Row {
             name: "Object Value counts only running and ready pods",
-            case: hpa(Some(1), 100, vec![object_metric("rps", target_value("100"))])
-                .current(3)
-                .no_stabilization()
-                .pods(vec![pod("p0", "1"), pod("p1", "1"), never_ready(pod("p2", "1"))])
-                .reading(value("250")),
+            case: hpa(
+                Some(1),
+                100,
+                vec![object_metric("rps", target_value("100"))],
+            )
+            .current(3)
+            .no_stabilization()
+            .pods(vec![
+                pod("p0", "1"),
+                pod("p1", "1"),
+                never_ready(pod("p2", "1")),
+            ])
+            .reading(value("250")),
             proposal: Some(5),
             check: ok,
         },
         Row {
             name: "Object Value within tolerance needs no pods",
-            case: hpa(Some(1), 100, vec![object_metric("rps", target_value("100"))])
-                .current(3)
-                .no_stabilization()
-                .reading(value("105")),
+            case: hpa(
+                Some(1),
+                100,
+                vec![object_metric("rps", target_value("100"))],
+            )
+            .current(3)
+            .no_stabilization()
+            .reading(value("105")),
             proposal: Some(3),
             check: ok,
         },
         Row {
             name: "Object Value outside tolerance with no pods: error",
-            case: hpa(Some(1), 100, vec![object_metric("rps", target_value("100"))])
-                .current(3)
-                .reading(value("300")),
+            case: hpa(
+                Some(1),
+                100,
+                vec![object_metric("rps", target_value("100"))],
+            )
+            .current(3)
+            .reading(value("300")),
             proposal: None,
             check: |d| {
                 let e = d.metrics[0].error.clone().unwrap_or_default();
-                (e.contains("unable to calculate ready pods") && cond(d, "ScalingActive") == Some(("False", "FailedGetObjectMetric")))
-                    .then_some(())
-                    .ok_or(e)
+                (e.contains("unable to calculate ready pods")
+                    && cond(d, "ScalingActive") == Some(("False", "FailedGetObjectMetric")))
+                .then_some(())
+                .ok_or(e)
             },
         },
         Row {
@@ -599,8 +804,14 @@ fn single_value_metrics() {
                 .reading(value("1200")),
             proposal: Some(12),
             check: |d| {
-                let avg = d.metrics[0].current.as_ref().and_then(|s| s.object.as_ref()).and_then(|o| o.current.average_value.clone());
-                (avg == Some(q("120"))).then_some(()).ok_or(format!("{avg:?}"))
+                let avg = d.metrics[0]
+                    .current
+                    .as_ref()
+                    .and_then(|s| s.object.as_ref())
+                    .and_then(|o| o.current.average_value.clone());
+                (avg == Some(q("120")))
+                    .then_some(())
+                    .ok_or(format!("{avg:?}"))
             },
         },
         Row {
@@ -615,37 +826,61 @@ fn single_value_metrics() {
         },
         Row {
             name: "External values are summed: (300 + 500) / 100 per replica = 8",
-            case: hpa(Some(1), 100, vec![external_metric("queue", target_avg("100"))])
-                .current(2)
-                .no_stabilization()
-                .reading(values(&["300", "500"])),
+            case: hpa(
+                Some(1),
+                100,
+                vec![external_metric("queue", target_avg("100"))],
+            )
+            .current(2)
+            .no_stabilization()
+            .reading(values(&["300", "500"])),
             proposal: Some(8),
             check: ok,
         },
         Row {
             name: "External Value from zero replicas: ceil(250 / 100) = 3, no tolerance",
-            case: hpa(Some(0), 100, vec![external_metric("queue", target_value("100"))])
-                .current(0)
-                .no_stabilization()
-                .reading(value("250")),
+            case: hpa(
+                Some(0),
+                100,
+                vec![external_metric("queue", target_value("100"))],
+            )
+            .current(0)
+            .no_stabilization()
+            .reading(value("250")),
             proposal: Some(3),
-            check: |d| (d.desired_replicas == 3 && d.rescale).then_some(()).ok_or(format!("{}", d.desired_replicas)),
+            check: |d| {
+                (d.desired_replicas == 3 && d.rescale)
+                    .then_some(())
+                    .ok_or(format!("{}", d.desired_replicas))
+            },
         },
         Row {
             name: "External Value 0 at zero replicas stays at zero",
-            case: hpa(Some(0), 100, vec![external_metric("queue", target_value("100"))])
-                .current(0)
-                .no_stabilization()
-                .reading(value("0")),
+            case: hpa(
+                Some(0),
+                100,
+                vec![external_metric("queue", target_value("100"))],
+            )
+            .current(0)
+            .no_stabilization()
+            .reading(value("0")),
             proposal: Some(0),
-            check: |d| (d.desired_replicas == 0 && !d.rescale).then_some(()).ok_or(format!("{}", d.desired_replicas)),
+            check: |d| {
+                (d.desired_replicas == 0 && !d.rescale)
+                    .then_some(())
+                    .ok_or(format!("{}", d.desired_replicas))
+            },
         },
         Row {
             name: "External Value 105 from zero: ceil(1.05) = 2 (no tolerance from zero)",
-            case: hpa(Some(0), 100, vec![external_metric("queue", target_value("100"))])
-                .current(0)
-                .no_stabilization()
-                .reading(value("105")),
+            case: hpa(
+                Some(0),
+                100,
+                vec![external_metric("queue", target_value("100"))],
+            )
+            .current(0)
+            .no_stabilization()
+            .reading(value("105")),
             proposal: Some(2),
             check: ok,
         },
@@ -667,7 +902,9 @@ fn single_value_metrics() {
                 .reading(value("20")),
             proposal: Some(4),
             check: |d| {
-                (d.metrics[0].name == "redis-list event source jobs").then_some(()).ok_or(d.metrics[0].name.clone())
+                (d.metrics[0].name == "redis-list event source jobs")
+                    .then_some(())
+                    .ok_or(d.metrics[0].name.clone())
             },
         },
     ]);

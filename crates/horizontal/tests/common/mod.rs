@@ -27,13 +27,25 @@ pub fn q(s: &str) -> Quantity {
 // ---- metric specs ----
 
 pub fn target_util(u: i32) -> MetricTarget {
-    MetricTarget { type_: MetricTargetType::Utilization, average_utilization: Some(u), ..Default::default() }
+    MetricTarget {
+        type_: MetricTargetType::Utilization,
+        average_utilization: Some(u),
+        ..Default::default()
+    }
 }
 pub fn target_avg(v: &str) -> MetricTarget {
-    MetricTarget { type_: MetricTargetType::AverageValue, average_value: Some(q(v)), ..Default::default() }
+    MetricTarget {
+        type_: MetricTargetType::AverageValue,
+        average_value: Some(q(v)),
+        ..Default::default()
+    }
 }
 pub fn target_value(v: &str) -> MetricTarget {
-    MetricTarget { type_: MetricTargetType::Value, value: Some(q(v)), ..Default::default() }
+    MetricTarget {
+        type_: MetricTargetType::Value,
+        value: Some(q(v)),
+        ..Default::default()
+    }
 }
 
 pub fn cpu_util(u: i32) -> MetricSpec {
@@ -42,7 +54,10 @@ pub fn cpu_util(u: i32) -> MetricSpec {
 pub fn resource(name: &str, target: MetricTarget) -> MetricSpec {
     MetricSpec {
         type_: MetricSourceType::Resource,
-        resource: Some(ResourceMetricSource { name: name.into(), target }),
+        resource: Some(ResourceMetricSource {
+            name: name.into(),
+            target,
+        }),
         ..Default::default()
     }
 }
@@ -61,7 +76,10 @@ pub fn pods_metric(name: &str, avg: &str) -> MetricSpec {
     MetricSpec {
         type_: MetricSourceType::Pods,
         pods: Some(PodsMetricSource {
-            metric: MetricIdentifier { name: name.into(), selector: None },
+            metric: MetricIdentifier {
+                name: name.into(),
+                selector: None,
+            },
             target: target_avg(avg),
         }),
         ..Default::default()
@@ -77,7 +95,10 @@ pub fn object_metric(name: &str, target: MetricTarget) -> MetricSpec {
                 name: "front".into(),
             },
             target,
-            metric: MetricIdentifier { name: name.into(), selector: None },
+            metric: MetricIdentifier {
+                name: name.into(),
+                selector: None,
+            },
         }),
         ..Default::default()
     }
@@ -85,7 +106,13 @@ pub fn object_metric(name: &str, target: MetricTarget) -> MetricSpec {
 pub fn external_metric(name: &str, target: MetricTarget) -> MetricSpec {
     MetricSpec {
         type_: MetricSourceType::External,
-        external: Some(ExternalMetricSource { metric: MetricIdentifier { name: name.into(), selector: None }, target }),
+        external: Some(ExternalMetricSource {
+            metric: MetricIdentifier {
+                name: name.into(),
+                selector: None,
+            },
+            target,
+        }),
         ..Default::default()
     }
 }
@@ -137,13 +164,21 @@ pub fn cron(start: &str, end: &str, tz: Option<&str>, desired: i32) -> MetricSpe
     }
 }
 
-pub fn rules(window: Option<i32>, select: Option<SelectPolicy>, policies: &[(ScalingPolicyType, i32, i32)]) -> ScalingRules {
+pub fn rules(
+    window: Option<i32>,
+    select: Option<SelectPolicy>,
+    policies: &[(ScalingPolicyType, i32, i32)],
+) -> ScalingRules {
     ScalingRules {
         stabilization_window_seconds: window,
         select_policy: select,
         policies: policies
             .iter()
-            .map(|&(t, v, p)| ScalingPolicy { type_: t, value: v, period_seconds: p })
+            .map(|&(t, v, p)| ScalingPolicy {
+                type_: t,
+                value: v,
+                period_seconds: p,
+            })
             .collect(),
         tolerance: None,
     }
@@ -158,12 +193,18 @@ pub fn pod(name: &str, cpu: &str) -> PodSnapshot {
     PodSnapshot {
         name: name.into(),
         phase: PodPhase::Running,
-        ready: Some(ReadyCondition { status: ConditionStatus::True, last_transition_time: ago(3590) }),
+        ready: Some(ReadyCondition {
+            status: ConditionStatus::True,
+            last_transition_time: ago(3590),
+        }),
         start_time: Some(ago(3600)),
         deleting: false,
         containers: vec![ContainerSnapshot {
             name: "app".into(),
-            requests: BTreeMap::from([("cpu".to_string(), q(cpu)), ("memory".to_string(), q("1Gi"))]),
+            requests: BTreeMap::from([
+                ("cpu".to_string(), q(cpu)),
+                ("memory".to_string(), q("1Gi")),
+            ]),
             restart_policy: None,
         }],
         init_containers: vec![],
@@ -178,7 +219,10 @@ pub fn pods(n: usize) -> Vec<PodSnapshot> {
 
 /// Never became ready: Ready=False since 10 s after its start an hour ago.
 pub fn never_ready(mut p: PodSnapshot) -> PodSnapshot {
-    p.ready = Some(ReadyCondition { status: ConditionStatus::False, last_transition_time: ago(3590) });
+    p.ready = Some(ReadyCondition {
+        status: ConditionStatus::False,
+        last_transition_time: ago(3590),
+    });
     p
 }
 
@@ -190,7 +234,12 @@ pub fn samples(values: &[(&str, &str)]) -> MetricReading {
         pods: Some(
             values
                 .iter()
-                .map(|(p, v)| PodSample { pod: p.to_string(), value: q(v), timestamp: Some(now()), window: Some("30s".into()) })
+                .map(|(p, v)| PodSample {
+                    pod: p.to_string(),
+                    value: q(v),
+                    timestamp: Some(now()),
+                    window: Some("30s".into()),
+                })
                 .collect(),
         ),
         ..Default::default()
@@ -199,17 +248,30 @@ pub fn samples(values: &[(&str, &str)]) -> MetricReading {
 /// Samples for pods p0, p1, ... in order.
 pub fn seq(values: &[&str]) -> MetricReading {
     let names: Vec<String> = (0..values.len()).map(|i| format!("p{i}")).collect();
-    let pairs: Vec<(&str, &str)> = names.iter().map(String::as_str).zip(values.iter().copied()).collect();
+    let pairs: Vec<(&str, &str)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(values.iter().copied())
+        .collect();
     samples(&pairs)
 }
 pub fn value(v: &str) -> MetricReading {
-    MetricReading { value: Some(q(v)), ..Default::default() }
+    MetricReading {
+        value: Some(q(v)),
+        ..Default::default()
+    }
 }
 pub fn values(vs: &[&str]) -> MetricReading {
-    MetricReading { values: Some(vs.iter().map(|v| q(v)).collect()), ..Default::default() }
+    MetricReading {
+        values: Some(vs.iter().map(|v| q(v)).collect()),
+        ..Default::default()
+    }
 }
 pub fn error(msg: &str) -> MetricReading {
-    MetricReading { error: Some(msg.into()), ..Default::default() }
+    MetricReading {
+        error: Some(msg.into()),
+        ..Default::default()
+    }
 }
 
 // ---- the snapshot builder ----
@@ -239,7 +301,12 @@ pub fn hpa(min: Option<i32>, max: i32, metrics: Vec<MetricSpec>) -> B {
     };
     B(Snapshot {
         autoscaler: object,
-        scale: TargetScale { spec_replicas: 1, status_replicas: None, selector: "app=web".into(), error: None },
+        scale: TargetScale {
+            spec_replicas: 1,
+            status_replicas: None,
+            selector: "app=web".into(),
+            error: None,
+        },
         pods: vec![],
         metrics: vec![],
         other_autoscalers: vec![],
@@ -270,20 +337,34 @@ impl B {
         self
     }
     pub fn behavior(self, up: Option<ScalingRules>, down: Option<ScalingRules>) -> Self {
-        self.spec(|s| s.behavior = Some(HorizontalAutoscalerBehavior { scale_up: up, scale_down: down }))
+        self.spec(|s| {
+            s.behavior = Some(HorizontalAutoscalerBehavior {
+                scale_up: up,
+                scale_down: down,
+            })
+        })
     }
     pub fn selector(mut self, s: &str) -> Self {
         self.0.scale.selector = s.into();
         self
     }
     fn history_mut(&mut self) -> &mut ScalingHistory {
-        let status = self.0.autoscaler.status.get_or_insert_with(Default::default);
+        let status = self
+            .0
+            .autoscaler
+            .status
+            .get_or_insert_with(Default::default);
         status.history.get_or_insert_with(Default::default)
     }
     /// Past recommendations: (seconds ago, replicas).
     pub fn recs(mut self, recs: &[(i64, i32)]) -> Self {
-        self.history_mut().recommendations =
-            recs.iter().map(|&(s, r)| TimestampedReplicas { time: Time(ago(s)), replicas: r }).collect();
+        self.history_mut().recommendations = recs
+            .iter()
+            .map(|&(s, r)| TimestampedReplicas {
+                time: Time(ago(s)),
+                replicas: r,
+            })
+            .collect();
         self
     }
     /// A recommendation long gone, so no initial recommendation is seeded.
@@ -291,13 +372,23 @@ impl B {
         self.recs(&[(3600, 0)])
     }
     pub fn ups(mut self, events: &[(i64, i32)]) -> Self {
-        self.history_mut().scale_up_events =
-            events.iter().map(|&(s, c)| ScaleEvent { time: Time(ago(s)), change: c }).collect();
+        self.history_mut().scale_up_events = events
+            .iter()
+            .map(|&(s, c)| ScaleEvent {
+                time: Time(ago(s)),
+                change: c,
+            })
+            .collect();
         self
     }
     pub fn downs(mut self, events: &[(i64, i32)]) -> Self {
-        self.history_mut().scale_down_events =
-            events.iter().map(|&(s, c)| ScaleEvent { time: Time(ago(s)), change: c }).collect();
+        self.history_mut().scale_down_events = events
+            .iter()
+            .map(|&(s, c)| ScaleEvent {
+                time: Time(ago(s)),
+                change: c,
+            })
+            .collect();
         self
     }
     pub fn last_active(mut self, secs_ago: i64) -> Self {
@@ -305,7 +396,10 @@ impl B {
         self
     }
     pub fn failures(mut self, key: &str, count: i32) -> Self {
-        self.history_mut().metric_failures.push(MetricFailureCount { metric: key.into(), count });
+        self.history_mut().metric_failures.push(MetricFailureCount {
+            metric: key.into(),
+            count,
+        });
         self
     }
     pub fn created(mut self, secs_ago: i64) -> Self {
@@ -313,7 +407,11 @@ impl B {
         self
     }
     pub fn conditions(mut self, conds: Vec<ballast_api::common::Condition>) -> Self {
-        self.0.autoscaler.status.get_or_insert_with(Default::default).conditions = conds;
+        self.0
+            .autoscaler
+            .status
+            .get_or_insert_with(Default::default)
+            .conditions = conds;
         self
     }
     pub fn snapshot(self) -> Snapshot {
@@ -326,7 +424,10 @@ impl B {
 
 /// The reason of a condition type in a decision.
 pub fn cond<'a>(d: &'a Decision, type_: &str) -> Option<(&'a str, &'a str)> {
-    d.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.as_str(), c.reason.as_str()))
+    d.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
 }
 
 pub fn event_reasons(d: &Decision) -> Vec<&str> {

@@ -22,5 +22,17 @@ pub use solution::*;
 /// Packs the snapshot's pending pods: existing and in-flight nodes first, then NodeClaims opened
 /// in this solve (fewest pods first), then new NodeClaims from NodePools by weight.
 pub fn solve(snapshot: &Snapshot, options: &SolveOptions) -> Result<Solution, ModelError> {
-    Ok(solver::Solver::new(snapshot, options)?.run())
+    solve_with_claim_order(snapshot, options, ClaimOrder::default())
+}
+
+/// As [`solve`], choosing the order in which this solve's NodeClaims are tried:
+/// `MostPodsFirst` packs fuller, cheaper nodes than Karpenter's `FewestPodsFirst`.
+pub fn solve_with_claim_order(
+    snapshot: &Snapshot,
+    options: &SolveOptions,
+    order: ClaimOrder,
+) -> Result<Solution, ModelError> {
+    let mut s = solver::Solver::new(snapshot, options)?;
+    s.claim_order = order;
+    Ok(s.run())
 }

@@ -21,11 +21,10 @@ pub struct SolveOptions {
     /// Run the cost pass after first-fit-decreasing (empty the worst-filled NodeClaims into the
     /// room left on the others and re-pick types).
     pub improve: bool,
-    /// In which order NodeClaims opened in this solve are tried for the next pod.
-    pub claim_order: ClaimOrder,
 }
 
-/// Order in which this solve's NodeClaims are offered to the next pod.
+/// Order in which this solve's NodeClaims are offered to the next pod (see
+/// [`crate::solve_with_claim_order`]; [`crate::solve`] uses the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ClaimOrder {
     /// Karpenter's order: spreads pods over the claims, smaller nodes.
@@ -43,7 +42,6 @@ impl Default for SolveOptions {
             relax_preferences: true,
             max_instance_type_options: 60,
             improve: true,
-            claim_order: ClaimOrder::FewestPodsFirst,
         }
     }
 }

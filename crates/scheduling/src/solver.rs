@@ -382,6 +382,7 @@ pub(crate) struct Solver<'a> {
     domain_cache: HashMap<(u32, Vec<usize>), Vec<u32>>,
     placements: Vec<(usize, usize)>,
     ns_labels: HashMap<String, Labels>,
+    pub(crate) claim_order: ClaimOrder,
 }
 
 fn dims_err(kind: Kind, name: &str, field: &str, why: String) -> ModelError {
@@ -461,6 +462,7 @@ impl<'a> Solver<'a> {
             domain_cache: HashMap::new(),
             placements: vec![],
             ns_labels: HashMap::new(),
+            claim_order: ClaimOrder::default(),
         };
         s.prepare_types(k_itype)?;
         s.prepare_pools()?;
@@ -2155,7 +2157,7 @@ impl<'a> Solver<'a> {
             return false;
         }
         let mut found = None;
-        let order: Box<dyn Iterator<Item = &(usize, usize)>> = match self.opts.claim_order {
+        let order: Box<dyn Iterator<Item = &(usize, usize)>> = match self.claim_order {
             ClaimOrder::FewestPodsFirst => Box::new(self.open.iter()),
             ClaimOrder::MostPodsFirst => Box::new(self.open.iter().rev()),
         };

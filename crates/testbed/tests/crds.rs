@@ -54,22 +54,32 @@ async fn crds_install_and_cel_rules_reject_invalid_objects() -> Result<()> {
     let files = crd_files()?;
     ensure!(!files.is_empty(), "crds/ has no YAML files: generate them with `ballast crds`");
 
+    // Apply every CRD, collecting failures, so one run names all CRDs the API server refuses.
     let crds: Api<CustomResourceDefinition> = Api::all(bed.client());
     let mut hza_plural = None;
+    let mut refused = Vec::new();
     for file in &files {
         for crd in load(file)? {
             let name = crd.metadata.name.clone().context("CRD without name")?;
+            let applied = crds.patch(&name, &PatchParams::apply("ballast-testbed").force(), &Patch::Apply(&crd)).await;
+            if let Err(e) = applied {
+                let msg = match e {
+                    kube::Error::Api(s) => s.message,
+                    e => e.to_string(),
+                };
+                refused.push(format!("{name} ({}): {msg}", file.display()));
+                continue;
+            }
+            wait_for(&crds, &name, Duration::from_secs(30), established).await?;
             if crd.spec.group == "autoscaling.ballast.dev" && crd.spec.names.kind == "HorizontalAutoscaler" {
                 hza_plural = Some(crd.spec.names.plural.clone());
             }
-            crds.patch(&name, &PatchParams::apply("ballast-testbed").force(), &Patch::Apply(&crd))
-                .await
-                .with_context(|| format!("applying {name} from {}", file.display()))?;
-            wait_for(&crds, &name, Duration::from_secs(30), established).await?;
             eprintln!("installed {name}");
         }
     }
-    let Some(plural) = hza_plural else { bail!("no HorizontalAutoscaler CRD in crds/") };
+    let Some(plural) = hza_plural else {
+        bail!("the HorizontalAutoscaler CRD is missing from crds/ or was refused:\n{}", refused.join("\n"))
+    };
 
     let ns = bed.namespace("crds").await?;
     let ar = ApiResource {
@@ -102,5 +112,7 @@ async fn crds_install_and_cel_rules_reject_invalid_objects() -> Result<()> {
         Err(e) => bail!("unexpected error: {e}"),
         Ok(o) => bail!("the API server accepted minReplicas 5 > maxReplicas 2: {o:?}"),
     }
-    ns.cleanup().await
+    ns.cleanup().await?;
+    ensure!(refused.is_empty(), "the API server refused {} CRD(s):\n{}", refused.len(), refused.join("\n"));
+    Ok(())
 }

@@ -371,7 +371,7 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
                 out.reason = Reason::Deactivated;
                 out.prenormalized = target;
                 out.stabilized = target;
-                out.history.recommendations.push((now, target));
+                record(&mut out.history, now, target);
                 set_desired(p, out, current, target);
                 prune(p, out);
                 return;
@@ -495,6 +495,17 @@ fn activate(p: &Prepared, out: &mut Outcome, current: i32) {
     set_desired(p, out, current, desired);
 }
 
+/// Records an unstabilized recommendation. A run of equal recommendations is kept as one entry
+/// with the latest time: the highest (or lowest) recommendation within any window is the same,
+/// because a run has a sample inside a window exactly when its latest one is. This keeps the
+/// stored history short (usually one to three entries) without changing any decision.
+fn record(h: &mut crate::prepare::History, now: Millis, replicas: i32) {
+    match h.recommendations.last_mut() {
+        Some(last) if last.1 == replicas && last.0 <= now => last.0 = now,
+        _ => h.recommendations.push((now, replicas)),
+    }
+}
+
 /// Drops history that no rule will look at again.
 fn prune(p: &Prepared, out: &mut Outcome) {
     let now = p.now;
@@ -552,7 +563,7 @@ fn normalize_plain(
             stabilized = r;
         }
     }
-    out.history.recommendations.push((p.now, desired));
+    record(&mut out.history, p.now, desired);
     out.stabilized = stabilized;
     out.stabilization = if stabilized != desired {
         Stabilization::ScaleDownStabilized
@@ -609,7 +620,7 @@ fn normalize_behavior(
     if stabilized > down {
         stabilized = down;
     }
-    out.history.recommendations.push((now, desired));
+    record(&mut out.history, now, desired);
     out.stabilized = stabilized;
     out.stabilization = if stabilized == desired {
         Stabilization::ReadyForNewScale

@@ -398,3 +398,26 @@ fn rescale_reasons_match_upstream() {
         "New size: 6; reason: All metrics below target"
     );
 }
+
+#[test]
+fn equal_recommendations_in_a_row_are_stored_once() {
+    // Steady load: each sync recommends 5; the stored history keeps one entry, at the latest time.
+    let mut status = None;
+    for step in 0..4 {
+        let mut b = proposing(1, 10, 5, 5);
+        b.0.now = now() + jiff::SignedDuration::from_secs(15 * step);
+        b.0.autoscaler.status = status.take();
+        let d = b.decide();
+        let recs = &d.status.history.as_ref().unwrap().recommendations;
+        assert_eq!(recs.len(), 1, "{recs:?}");
+        assert_eq!(recs[0].time.0, b.0.now);
+        status = Some(d.status);
+    }
+    // A different value starts a new entry; the stabilization still sees the earlier run.
+    let mut b = proposing(1, 10, 5, 3);
+    b.0.now = now() + jiff::SignedDuration::from_secs(60);
+    b.0.autoscaler.status = status;
+    let d = b.decide();
+    assert_eq!(d.status.history.as_ref().unwrap().recommendations.len(), 2);
+    assert_eq!(d.desired_replicas, 5);
+}

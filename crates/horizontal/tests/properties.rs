@@ -319,3 +319,65 @@ fn the_generator_reaches_the_paths() {
         assert!(seen.contains_key(path), "{path} never reached: {seen:?}");
     }
 }
+
+fn extreme_quantity() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("0".to_string()),
+        Just("-1".to_string()),
+        Just("9E".to_string()),
+        Just("1e18".to_string()),
+        Just("1n".to_string()),
+        Just("999999999999".to_string()),
+        (0u64..u64::MAX).prop_map(|v| format!("{v}m")),
+        (0u32..10_000).prop_map(|v| v.to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Extreme counts and quantities never panic (debug builds check every overflow).
+    #[test]
+    fn extremes_never_panic(
+        current in prop_oneof![Just(0), Just(1), Just(i32::MAX), 0i32..1000],
+        max in prop_oneof![Just(1), Just(i32::MAX), 1i32..1000],
+        kind in 0u8..6,
+        target in extreme_quantity(),
+        v in extreme_quantity(),
+        request in extreme_quantity(),
+        n in 0usize..5,
+        fallback in any::<bool>(),
+        behavior in any::<bool>(),
+    ) {
+        let metric = match kind {
+            0 => cpu_util(80),
+            1 => pods_metric("rps", &target),
+            2 => external_metric("q", target_value(&target)),
+            3 => object_metric("q", target_avg(&target)),
+            4 => prometheus(target_value(&target), Some(&v)),
+            _ => resource("cpu", target_avg(&target)),
+        };
+        let ps: Vec<PodSnapshot> = (0..n).map(|i| pod(&format!("p{i}"), &request)).collect();
+        let reading = if matches!(kind, 0 | 1 | 5) {
+            let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+            let pairs: Vec<(&str, &str)> = names.iter().map(|s| (s.as_str(), v.as_str())).collect();
+            samples(&pairs)
+        } else {
+            value(&v)
+        };
+        let mut b = hpa(Some(0), max, vec![metric]).current(current).pods(ps).reading(reading)
+            .ups(&[(10, i32::MAX)]).downs(&[(10, i32::MAX)]).recs(&[(10, i32::MAX), (20, 0)]);
+        if fallback {
+            b = b.spec(|s| s.fallback = Some(ballast_api::horizontal::Fallback { failure_threshold: 1, replicas: max, behavior: None }))
+                .failures("s0-cpu", i32::MAX);
+        }
+        if behavior {
+            b = b.behavior(Some(rules(None, None, &[(ScalingPolicyType::Percent, i32::MAX, 1800)])), None);
+        }
+        if let Ok(d) = explain(&b.0) {
+            prop_assert!(d.desired_replicas >= 0);
+            let _ = d.to_string();
+            let _ = serde_json::to_string(&d).unwrap();
+        }
+    }
+}

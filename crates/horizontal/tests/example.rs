@@ -36,3 +36,24 @@ fn snapshots_round_trip_through_json() {
     let back = Snapshot::from_json(&json).unwrap();
     assert_eq!(explain(&back).unwrap(), explain(&s).unwrap());
 }
+
+#[test]
+fn a_minimal_snapshot_needs_few_keys() {
+    let text = r#"
+now: 2025-06-02T10:00:00Z
+autoscaler:
+  metadata: {name: web, namespace: shop}
+  spec:
+    scaleTargetRef: {kind: Deployment, name: web}
+    maxReplicas: 10
+    metrics:
+      - type: External
+        external: {metric: {name: queue}, target: {type: AverageValue, averageValue: "5"}}
+scale: {specReplicas: 2, selector: app=web}
+metrics:
+  - value: 40
+"#;
+    let d = explain(&Snapshot::from_yaml(text).unwrap()).unwrap();
+    // ceil(40 / 5) = 8, at most max(2 × 2, 4) = 4 without behavior.
+    assert_eq!((d.metrics[0].replicas, d.desired_replicas), (Some(8), 4));
+}

@@ -778,7 +778,10 @@ fn evaluate_metrics(p: &Prepared, out: &mut Outcome, current: i32, count_failure
             ),
         }
         let prev = p.history.failures.get(i).copied().unwrap_or(0);
-        if mo.state == MetricState::Failed {
+        // A per-pod metric cannot be read while there are no pods: at zero replicas that is
+        // expected, not a failure to count towards the fallback.
+        let expected = current == 0 && mo.error == Some(MetricError::NoPods);
+        if mo.state == MetricState::Failed && !expected {
             mo.failures = prev.saturating_add(1);
             if let Some(fb) = &p.spec.fallback {
                 // Like KEDA: strictly more failures than the threshold. Not from zero replicas,

@@ -727,7 +727,10 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
 
     let fail_events = |events: &mut Vec<Event>| {
         for (i, mo) in out.metrics.iter().enumerate() {
-            if mo.error.is_some() {
+            // At zero or idle replicas a per-pod metric has no pods to read: not worth a warning.
+            let expected = matches!(out.path, Path::Idle | Path::Activated)
+                && mo.error == Some(MetricError::NoPods);
+            if mo.error.is_some() && !expected {
                 events.push(Event {
                     type_: EventType::Warning,
                     reason: failure_reason(&p.metric_specs[i]).into(),

@@ -539,3 +539,32 @@ fn cron_windows() {
         .decide();
     assert_eq!((d.path, d.desired_replicas), (Path::Activated, 3));
 }
+
+#[test]
+fn per_pod_metrics_at_zero_are_not_failures() {
+    // Idle at zero with a CPU metric (no pods to read) and a Prometheus metric.
+    let b = hpa(
+        Some(0),
+        20,
+        vec![cpu_util(50), prometheus(target_value("10"), None)],
+    )
+    .current(0)
+    .spec(with_fallback(FallbackBehavior::Static))
+    .reading(seq(&[]))
+    .failures("s0-cpu", 7);
+    let d = b.clone().reading(value("0")).decide();
+    assert_eq!(d.path, Path::Idle);
+    assert!(event_reasons(&d).is_empty(), "{:?}", d.events);
+    assert!(
+        d.status
+            .history
+            .as_ref()
+            .unwrap()
+            .metric_failures
+            .is_empty()
+    );
+    // Activated by Prometheus: still no warning for the CPU metric.
+    let d = b.reading(value("25")).decide();
+    assert_eq!((d.path, d.desired_replicas), (Path::Activated, 3));
+    assert_eq!(event_reasons(&d), vec!["SuccessfulRescale"]);
+}

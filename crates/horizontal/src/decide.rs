@@ -342,12 +342,8 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
         if out.any_active {
             out.history.last_active = Some(now);
         }
-        if idle_state {
-            if out.any_active {
-                activate(p, out, current);
-            } else {
-                out.path = Path::Idle;
-            }
+        if idle_state && out.any_active {
+            activate(p, out, current);
             prune(p, out);
             return;
         }
@@ -384,6 +380,12 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
                     .saturating_add(spec.initial_cooldown_ms),
             };
             out.cooldown = Cooldown::CoolingDown { until };
+        }
+        if idle_state {
+            // Below minReplicas and nothing active: stay (KEDA's scaler leaves it there too).
+            out.path = Path::Idle;
+            prune(p, out);
+            return;
         }
     }
 

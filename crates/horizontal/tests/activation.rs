@@ -568,3 +568,21 @@ fn per_pod_metrics_at_zero_are_not_failures() {
     assert_eq!((d.path, d.desired_replicas), (Path::Activated, 3));
     assert_eq!(event_reasons(&d), vec!["SuccessfulRescale"]);
 }
+
+#[test]
+fn between_idle_and_min_goes_back_to_idle_after_the_cooldown() {
+    // idle 0, min 3, someone set 2 replicas: nothing active.
+    let b = |secs: i64| {
+        hpa(Some(3), 20, vec![prometheus(target_value("10"), None)])
+            .current(2)
+            .pods(pods(2))
+            .spec(|s| s.idle_replicas = Some(0))
+            .reading(value("0"))
+            .last_active(secs)
+    };
+    let d = b(100).decide();
+    assert_eq!((d.path, d.desired_replicas), (Path::Idle, 2));
+    assert_eq!(cond(&d, "Active"), Some(("False", "ScalerCooldown")));
+    let d = b(400).decide();
+    assert_eq!((d.path, d.desired_replicas), (Path::Deactivated, 0));
+}

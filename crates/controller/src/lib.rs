@@ -5,3 +5,4 @@
 
 pub mod horizontal;
 pub mod nodes;
+pub mod runtime;

@@ -1,1 +1,534 @@
 //! The `HorizontalAutoscaler` reconciler.
+//!
+//! A kube-runtime [`Controller`] on `HorizontalAutoscaler` (all namespaces, or one). Per object,
+//! every `spec.syncPeriodSeconds` (default 15 s):
+//!
+//! 1. read the target's `scale` subresource, for any kind that has one (resolved through
+//!    discovery, cached: Deployment, StatefulSet, ReplicaSet, custom resources) — [`target`];
+//! 2. select its pods from the shared pod index (one watch, no LIST per reconcile) — [`pods`];
+//!    and note which other autoscalers select the same pods (`AmbiguousSelector`);
+//! 3. read every metric with `ballast-metrics`;
+//! 4. build the [`Snapshot`] and run the pure core (`ballast_horizontal::explain`);
+//! 5. write the scale when the decision says so (a failed write becomes `FailedRescale`);
+//! 6. patch the status subresource with what changed (conditions, current metrics, and the
+//!    history that stabilization windows and rate policies need, so a restart forgets nothing);
+//! 7. publish the decision's events (`SuccessfulRescale`, `FailedGetScale`,
+//!    `FailedGetResourceMetric`, `FailedRescale`, ...) — [`events`];
+//! 8. requeue after the sync period, or, when the decision reported an error (target, selector,
+//!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to `max(period, max_backoff)`.
+//!
+//! Objects are reconciled concurrently (`concurrency` at once), each independently: a failing
+//! object only delays itself. Shared state (pod index, discovery cache, per-object schedule) is
+//! sharded or held only for a copy, never across an API call. A watch event that arrives before
+//! the object is due (its own status write, a label change) does not trigger a decision; a spec
+//! change (new `generation`) does, at once.
+
+pub mod events;
+pub mod metrics;
+pub mod patch;
+pub mod pods;
+pub mod selector;
+pub mod target;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ballast_api::horizontal::HorizontalAutoscaler;
+use ballast_horizontal::{ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot};
+use ballast_metrics::{MetricSource, MetricsConfig};
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use prometheus_client::registry::Registry;
+
+pub use metrics::Metrics;
+use pods::{IndexedPod, PodIndex};
+use selector::Selector;
+use target::Targets;
+
+/// Name the controller reports in events and uses as field manager.
+pub const CONTROLLER_NAME: &str = "ballast-horizontal";
+
+/// Settings of the horizontal reconciler.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch only this namespace (autoscalers and pods); all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Metric readers (Prometheus URL, timeouts, concurrency).
+    pub metrics: MetricsConfig,
+    /// Controller-wide decision settings (tolerance, CPU initialization period, readiness delay,
+    /// downscale stabilization), the HPA's defaults.
+    pub decision: DecisionConfig,
+    /// Reconciles running at once (different objects; one object is never reconciled twice at
+    /// the same time).
+    pub concurrency: u16,
+    /// Longest retry delay after an error, when above the object's sync period.
+    pub max_backoff: Duration,
+    /// `reportingInstance` of events (the pod name in a Deployment).
+    pub instance: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: None,
+            metrics: MetricsConfig::default(),
+            decision: DecisionConfig::default(),
+            concurrency: 64,
+            max_backoff: Duration::from_secs(60),
+            instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
+        }
+    }
+}
+
+/// Why a reconcile could not finish (the decision itself reports target, selector and metric
+/// problems through conditions and events, not through this).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the object has no namespace")]
+    NoNamespace,
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] ballast_horizontal::SnapshotError),
+    #[error("writing the status of {key}: {message}")]
+    Status { key: String, message: String },
+    #[error("encoding the status: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+// ---- per-object schedule --------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct ObjectState {
+    uid: String,
+    generation: Option<i64>,
+    /// When the next decision is due.
+    due: Instant,
+    /// Consecutive failed decisions (backoff exponent).
+    failures: u32,
+}
+
+const SHARDS: usize = 32;
+
+/// `namespace/name` → schedule, in independently locked shards.
+struct Schedule {
+    shards: Vec<Mutex<HashMap<String, ObjectState>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Schedule {
+    fn new() -> Self {
+        Schedule { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), hasher: Default::default() }
+    }
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, ObjectState>> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        self.shards[(h.finish() as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn get(&self, key: &str) -> Option<ObjectState> {
+        self.shard(key).get(key).cloned()
+    }
+    fn set(&self, key: &str, state: ObjectState) {
+        self.shard(key).insert(key.to_owned(), state);
+    }
+    fn remove(&self, key: &str) {
+        self.shard(key).remove(key);
+    }
+    fn keys(&self) -> Vec<String> {
+        self.shards.iter().flat_map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect::<Vec<_>>()).collect()
+    }
+}
+
+// ---- selectors of all autoscalers (AmbiguousSelector) ---------------------------------------
+
+/// The target selector each autoscaler used last, by namespace.
+#[derive(Default)]
+struct Selectors {
+    map: RwLock<HashMap<String, HashMap<String, Arc<Selector>>>>,
+}
+
+impl Selectors {
+    fn set(&self, ns: &str, name: &str, sel: Option<Arc<Selector>>) {
+        {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            let current = map.get(ns).and_then(|m| m.get(name));
+            if current.map(|s| &**s) == sel.as_deref() {
+                return;
+            }
+        }
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        match sel {
+            Some(s) => {
+                map.entry(ns.to_owned()).or_default().insert(name.to_owned(), s);
+            }
+            None => {
+                if let Some(m) = map.get_mut(ns) {
+                    m.remove(name);
+                    if m.is_empty() {
+                        map.remove(ns);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Other autoscalers of `ns` whose selector selects one of `pods`, as `ns/name`, sorted.
+    fn others_selecting(&self, ns: &str, name: &str, pods: &[Arc<IndexedPod>]) -> Vec<String> {
+        if pods.is_empty() {
+            return Vec::new();
+        }
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let Some(m) = map.get(ns) else { return Vec::new() };
+        let mut out: Vec<String> = m
+            .iter()
+            .filter(|(other, sel)| other.as_str() != name && pods.iter().any(|p| sel.matches(&p.labels)))
+            .map(|(other, _)| format!("{ns}/{other}"))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+// ---- the controller -------------------------------------------------------------------------
+
+struct Context {
+    client: Client,
+    config: Config,
+    targets: Targets,
+    pods: Arc<PodIndex>,
+    source: MetricSource,
+    recorder: events::Recorder,
+    schedule: Schedule,
+    selectors: Selectors,
+    metrics: Arc<Metrics>,
+}
+
+/// Health of a running reconciler, for `/healthz`.
+#[derive(Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// True once the pod index is synced and the controller runs; false again after shutdown.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// The horizontal reconciler, ready to run.
+pub struct HorizontalController {
+    ctx: Arc<Context>,
+    health: Health,
+}
+
+impl HorizontalController {
+    /// Builds the reconciler on `client` and registers its metrics in `registry`.
+    pub fn new(client: Client, config: Config, registry: &mut Registry) -> anyhow::Result<HorizontalController> {
+        let source = MetricSource::new(client.clone(), config.metrics.clone()).context("building the metric readers")?;
+        let ctx = Context {
+            targets: Targets::new(client.clone()),
+            pods: Arc::new(PodIndex::default()),
+            source,
+            recorder: events::Recorder::new(client.clone(), CONTROLLER_NAME, config.instance.clone()),
+            schedule: Schedule::new(),
+            selectors: Selectors::default(),
+            metrics: Metrics::new(registry),
+            client,
+            config,
+        };
+        Ok(HorizontalController { ctx: Arc::new(ctx), health: Health::default() })
+    }
+
+    /// The health flag `/healthz` reads.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Runs until `shutdown` resolves, then lets the reconciles in flight finish (graceful
+    /// shutdown) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> anyhow::Result<()> {
+        let ctx = self.ctx;
+        let client = ctx.client.clone();
+        let (hzas, pods): (Api<HorizontalAutoscaler>, Api<Pod>) = match &ctx.config.namespace {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        // Fail early and clearly when the CRD is not installed or not readable.
+        hzas.list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+            .context("listing HorizontalAutoscalers (is the CRD installed? see crds/)")?;
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopper = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+
+        let pod_task = tokio::spawn(ctx.pods.clone().run(pods));
+        tracing::info!(namespace = ?ctx.config.namespace, "waiting for the pod index to sync");
+        tokio::select! {
+            _ = ctx.pods.wait_synced() => {}
+            _ = stopped() => {
+                pod_task.abort();
+                stopper.abort();
+                return Ok(());
+            }
+        }
+
+        let controller = Controller::new(hzas, watcher::Config::default().any_semantic())
+            .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency));
+        let store = controller.store();
+        let housekeeping = tokio::spawn(housekeeping(ctx.clone(), store, stopped()));
+
+        let health = self.health.clone();
+        health.ready.store(true, Ordering::Release);
+        tracing::info!(pods = ctx.pods.len(), "pod index synced; reconciling");
+        controller
+            .graceful_shutdown_on(stopped())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                match res {
+                    Ok(_) => {}
+                    // Deleted objects still queued, watch hiccups: the controller recovers.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                    Err(e) => tracing::debug!(error = %e, "controller stream"),
+                }
+            })
+            .await;
+        health.ready.store(false, Ordering::Release);
+        pod_task.abort();
+        housekeeping.abort();
+        stopper.abort();
+        tracing::info!("horizontal reconciler stopped");
+        Ok(())
+    }
+}
+
+/// Drops the schedule and selector of deleted autoscalers, updates the gauges.
+async fn housekeeping(ctx: Arc<Context>, store: Store<HorizontalAutoscaler>, stopped: impl Future<Output = ()>) {
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+        for key in ctx.schedule.keys() {
+            let Some((ns, name)) = key.split_once('/') else { continue };
+            if store.get(&ObjectRef::new(name).within(ns)).is_none() {
+                ctx.schedule.remove(&key);
+                ctx.selectors.set(ns, name, None);
+            }
+        }
+        ctx.metrics.objects.set(store.state().len() as i64);
+        ctx.metrics.pods.set(ctx.pods.len() as i64);
+    }
+}
+
+fn backoff(failures: u32, period: Duration, max_backoff: Duration) -> Duration {
+    let cap = period.max(max_backoff);
+    let exp = failures.saturating_sub(1).min(20);
+    Duration::from_secs(1u64 << exp).min(cap)
+}
+
+fn period_of(hza: &HorizontalAutoscaler) -> Duration {
+    Duration::from_secs(hza.spec.sync_period_seconds().clamp(1, 3600) as u64)
+}
+
+/// Whether the decision reports a problem that deserves a retry with backoff.
+fn failed(decision: &Decision) -> bool {
+    matches!(decision.path, Path::FailedGetScale | Path::InvalidSpec | Path::InvalidSelector | Path::MetricsFailed)
+        || decision.events.iter().any(|e| e.reason == "FailedRescale")
+}
+
+fn event_action(reason: &str) -> &'static str {
+    match reason {
+        "SuccessfulRescale" | "FailedRescale" => "Rescale",
+        "FailedGetScale" => "GetScale",
+        r if r.starts_with("FailedGet") => "GetMetrics",
+        "SelectorRequired" | "InvalidSelector" | "AmbiguousSelector" => "SelectPods",
+        _ => "ComputeReplicas",
+    }
+}
+
+async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = hza.namespace().ok_or(Error::NoNamespace)?;
+    let name = hza.name_any();
+    let key = format!("{ns}/{name}");
+    let uid = hza.uid().unwrap_or_default();
+    let now = Instant::now();
+    if hza.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let previous = ctx.schedule.get(&key).filter(|s| s.uid == uid);
+    if let Some(s) = &previous {
+        if s.generation == hza.metadata.generation {
+            if now < s.due {
+                ctx.metrics.reconciles.get_or_create(&Metrics::label("outcome", "skipped")).inc();
+                return Ok(Action::requeue(s.due - now));
+            }
+            ctx.metrics.sync_delay_seconds.observe((now - s.due).as_secs_f64());
+        }
+    }
+
+    let decision = decide_and_apply(&hza, &ns, &name, &ctx).await;
+    let period = period_of(&hza);
+    let (outcome, failures, delay) = match &decision {
+        Ok(d) if failed(d) => {
+            let n = previous.as_ref().map_or(0, |s| s.failures) + 1;
+            ("failed", n, backoff(n, period, ctx.config.max_backoff))
+        }
+        Ok(_) => ("ok", 0, period),
+        Err(_) => {
+            let n = previous.as_ref().map_or(0, |s| s.failures) + 1;
+            ("error", n, backoff(n, period, ctx.config.max_backoff))
+        }
+    };
+    ctx.schedule.set(&key, ObjectState { uid, generation: hza.metadata.generation, due: Instant::now() + delay, failures });
+    ctx.metrics.reconciles.get_or_create(&Metrics::label("outcome", outcome)).inc();
+    ctx.metrics.reconcile_seconds.observe(now.elapsed().as_secs_f64());
+    match decision {
+        Ok(d) => {
+            tracing::debug!(object = %key, path = ?d.path, current = d.current_replicas, desired = d.desired_replicas, rescale = d.rescale, next = ?delay, "reconciled");
+            Ok(Action::requeue(delay))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Steps 1–7 for one object; returns the decision as applied.
+async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx: &Context) -> Result<Decision, Error> {
+    let target_ref = &hza.spec.scale_target_ref;
+    let read = ctx.targets.read(ns, target_ref).await;
+    let mut pods = Vec::new();
+    let mut others = Vec::new();
+    let mut readings = Vec::new();
+    let mut own_selector = None;
+    if read.scale.error.is_none() && !read.scale.selector.trim().is_empty() {
+        if let Ok(sel) = Selector::parse(&read.scale.selector) {
+            let sel = Arc::new(sel);
+            let selected = ctx.pods.select(ns, &sel);
+            others = ctx.selectors.others_selecting(ns, name, &selected);
+            pods = selected.iter().map(|p| p.snapshot.clone()).collect();
+            own_selector = Some(sel);
+            if others.is_empty() {
+                readings = ctx.source.readings(hza, &read.scale.selector).await;
+            }
+        }
+    }
+    ctx.selectors.set(ns, name, own_selector);
+
+    let snapshot = Snapshot {
+        autoscaler: hza.clone(),
+        scale: read.scale.clone(),
+        pods,
+        metrics: readings,
+        other_autoscalers: others,
+        config: ctx.config.decision.clone(),
+        now: Timestamp::now(),
+    };
+    let mut decision = match ballast_horizontal::explain(&snapshot) {
+        Ok(d) => d,
+        Err(e) => {
+            publish(ctx, hza, true, "InvalidSpec", &e.to_string()).await;
+            return Err(e.into());
+        }
+    };
+    ctx.metrics.decisions.get_or_create(&Metrics::label("path", format!("{:?}", decision.path))).inc();
+
+    if decision.rescale {
+        let direction = if decision.desired_replicas > decision.current_replicas { "up" } else { "down" };
+        let result = read.write(&target_ref.name, decision.desired_replicas).await;
+        let labels = vec![("direction", direction.to_owned()), ("result", if result.is_ok() { "ok" } else { "error" }.to_owned())];
+        ctx.metrics.rescales.get_or_create(&labels).inc();
+        match result {
+            Ok(()) => tracing::info!(object = %format!("{ns}/{name}"), from = decision.current_replicas, to = decision.desired_replicas, reason = %decision.reason, "rescaled"),
+            Err(e) => decision.rescale_failed(&e),
+        }
+    }
+
+    // Status before events: the history must be stored even if an event cannot be.
+    let status_result = write_status(hza, ns, name, &decision, ctx).await;
+    for e in &decision.events {
+        publish(ctx, hza, e.type_ == EventType::Warning, &e.reason, &e.message).await;
+    }
+    status_result.map(|()| decision)
+}
+
+async fn write_status(hza: &HorizontalAutoscaler, ns: &str, name: &str, decision: &Decision, ctx: &Context) -> Result<(), Error> {
+    let old = match &hza.status {
+        Some(s) => serde_json::to_value(s)?,
+        None => serde_json::Value::Null,
+    };
+    let new = serde_json::to_value(&decision.status)?;
+    let Some(diff) = patch::merge_patch(&old, &new) else { return Ok(()) };
+    let api: Api<HorizontalAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
+    let body = serde_json::json!({ "status": diff });
+    ctx.metrics.status_patches.inc();
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::Status { key: format!("{ns}/{name}"), message: target::error_text(&e) })
+}
+
+async fn publish(ctx: &Context, hza: &HorizontalAutoscaler, warning: bool, reason: &str, note: &str) {
+    let ev = events::Event { warning, reason, note, action: event_action(reason) };
+    match ctx.recorder.publish(&ev, &hza.object_ref(&())).await {
+        Ok(()) => {
+            ctx.metrics.events.get_or_create(&Metrics::label("reason", reason)).inc();
+        }
+        Err(e) => {
+            ctx.metrics.event_errors.inc();
+            tracing::warn!(object = %format!("{}/{}", hza.namespace().unwrap_or_default(), hza.name_any()), reason, error = %e, "publishing an event failed");
+        }
+    }
+}
+
+fn error_policy(hza: Arc<HorizontalAutoscaler>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", hza.namespace().unwrap_or_default(), hza.name_any());
+    // `reconcile` already counted the failure and set the due time.
+    let delay = ctx
+        .schedule
+        .get(&key)
+        .map(|s| s.due.saturating_duration_since(Instant::now()))
+        .unwrap_or(Duration::from_secs(1));
+    tracing::warn!(object = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = Duration::from_secs(15);
+        let m = Duration::from_secs(60);
+        let got: Vec<u64> = (1..=9).map(|n| backoff(n, p, m).as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(30, Duration::from_secs(600), m), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn event_actions() {
+        assert_eq!(event_action("SuccessfulRescale"), "Rescale");
+        assert_eq!(event_action("FailedGetScale"), "GetScale");
+        assert_eq!(event_action("FailedGetPrometheusMetric"), "GetMetrics");
+        assert_eq!(event_action("FailedComputeMetricsReplicas"), "ComputeReplicas");
+    }
+}

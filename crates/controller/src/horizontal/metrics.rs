@@ -1,0 +1,73 @@
+//! The reconciler's own Prometheus metrics (served on `/metrics`), prefixed
+//! `ballast_horizontal_`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Counters, gauges and histograms of the horizontal reconciler.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Reconciles by outcome: `ok`, `failed` (the decision reported an error: target, selector,
+    /// metrics, rescale), `error` (the controller could not finish: status write...), `skipped`
+    /// (woken by a watch event before the object was due, e.g. by its own status write).
+    pub reconciles: Family<Labels, Counter>,
+    /// Decisions by path (`Normal`, `FailedGetScale`, `MetricsFailed`, ...).
+    pub decisions: Family<Labels, Counter>,
+    /// Scale writes by direction (`up`, `down`) and result (`ok`, `error`).
+    pub rescales: Family<Labels, Counter>,
+    /// Events published, by reason; and failures to publish.
+    pub events: Family<Labels, Counter>,
+    pub event_errors: Counter,
+    /// Status patches sent (only when the status changed).
+    pub status_patches: Counter,
+    /// Seconds from the start of a reconcile to its end (API reads, metrics, decision, writes).
+    pub reconcile_seconds: Histogram,
+    /// Seconds a periodic sync ran after it was due (how well the sync period is kept).
+    pub sync_delay_seconds: Histogram,
+    /// Autoscalers the controller tracks.
+    pub objects: Gauge<i64, AtomicI64>,
+    /// Pods in the pod index.
+    pub pods: Gauge<i64, AtomicI64>,
+}
+
+impl Metrics {
+    /// New metrics, registered in `registry` under `ballast_horizontal_`.
+    pub fn new(registry: &mut Registry) -> Arc<Metrics> {
+        let m = Metrics {
+            reconciles: Family::default(),
+            decisions: Family::default(),
+            rescales: Family::default(),
+            events: Family::default(),
+            event_errors: Counter::default(),
+            status_patches: Counter::default(),
+            reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            sync_delay_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            objects: Gauge::default(),
+            pods: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("ballast_horizontal");
+        r.register("reconciles", "Reconciles by outcome (ok, failed, error, skipped)", m.reconciles.clone());
+        r.register("decisions", "Decisions by path", m.decisions.clone());
+        r.register("rescales", "Scale subresource writes by direction and result", m.rescales.clone());
+        r.register("events", "Kubernetes events published, by reason", m.events.clone());
+        r.register("event_errors", "Kubernetes events that could not be published", m.event_errors.clone());
+        r.register("status_patches", "Status patches sent", m.status_patches.clone());
+        r.register("reconcile_seconds", "Duration of one reconcile", m.reconcile_seconds.clone());
+        r.register("sync_delay_seconds", "Delay of periodic syncs past their due time", m.sync_delay_seconds.clone());
+        r.register("objects", "HorizontalAutoscalers tracked", m.objects.clone());
+        r.register("pods", "Pods in the pod index", m.pods.clone());
+        Arc::new(m)
+    }
+
+    pub(crate) fn label(key: &'static str, value: impl Into<String>) -> Labels {
+        vec![(key, value.into())]
+    }
+}

@@ -1,0 +1,80 @@
+//! Process plumbing shared by the reconcilers: the loopback HTTP endpoint serving `/metrics`
+//! (prometheus-client text format) and `/healthz`, and the shutdown signal (SIGTERM or Ctrl+C).
+//!
+//! Owned by the horizontal reconciler's authors; the nodes reconciler may use it as is (register
+//! its metrics in the same [`Registry`], pass its own health check).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+/// A health check: `true` means healthy.
+pub type HealthCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+    health: HealthCheck,
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            body,
+        ),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string()),
+    }
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    if (s.health)() { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+}
+
+/// Binds `addr` (refusing anything but a loopback address unless `allow_any` is set) and returns
+/// the bound address and the server future, which runs until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    allow_any: bool,
+    registry: Arc<Registry>,
+    health: HealthCheck,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>)> {
+    anyhow::ensure!(
+        allow_any || addr.ip().is_loopback(),
+        "refusing to serve metrics on the non-loopback address {addr} (pass a 127.0.0.1 address)"
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(AppState { registry, health });
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future();
+    Ok((bound, server))
+}
+
+/// Resolves on SIGTERM or Ctrl+C (SIGINT).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

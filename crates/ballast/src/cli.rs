@@ -79,6 +79,8 @@ pub struct ControllerArgs {
     /// Which reconciler to run.
     #[arg(value_enum)]
     pub reconciler: Reconciler,
+    #[command(flatten)]
+    pub horizontal: crate::horizontal_cmd::HorizontalFlags,
 }
 
 #[derive(Args, Debug)]
@@ -119,11 +121,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Crds(args) => crds(args),
         Command::Convert(args) => convert(args),
         Command::Validate(args) => validate(args),
-        Command::Controller(args) => {
-            bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler)
-        }
+        Command::Controller(args) => match args.reconciler {
+            Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
+            _ => bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler),
+        },
         Command::Simulate(args) => simulate(args),
-        Command::Explain(args) => bail!("`ballast explain {:?}` is not built yet", args.decision),
+        Command::Explain(args) => match args.decision {
+            Decision::Horizontal => crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output),
+            _ => bail!("`ballast explain {:?}` is not built yet", args.decision),
+        },
     }
 }
 

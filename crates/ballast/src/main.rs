@@ -1,6 +1,7 @@
 //! `ballast`: one binary for the whole suite.
 
 mod cli;
+mod horizontal_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,0 +1,143 @@
+//! `ballast controller horizontal` and `ballast explain horizontal`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use ballast_controller::horizontal::{Config, HorizontalController};
+use ballast_controller::runtime;
+use ballast_horizontal::Snapshot;
+use ballast_metrics::MetricsConfig;
+use clap::Args;
+use prometheus_client::registry::Registry;
+
+use crate::cli::Format;
+
+/// Flags of `ballast controller horizontal`.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Horizontal reconciler")]
+pub struct HorizontalFlags {
+    /// Prometheus base URL for Prometheus metrics that set no `serverAddress`.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<String>,
+    /// Where to serve /metrics and /healthz (a loopback address; 127.0.0.1:0 picks a port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Serve /metrics on a non-loopback address (in a pod, for the Prometheus of the cluster).
+    #[arg(long)]
+    pub metrics_bind_any: bool,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u16,
+    /// Tolerance around the target when an object sets none.
+    #[arg(long, default_value_t = ballast_api::horizontal::DEFAULT_TOLERANCE)]
+    pub tolerance: f64,
+    /// Seconds after a pod starts during which its CPU samples are distrusted.
+    #[arg(long, default_value_t = 300)]
+    pub cpu_initialization_period: i64,
+    /// Seconds after a pod starts within which a readiness flip counts as never ready.
+    #[arg(long, default_value_t = 30)]
+    pub initial_readiness_delay: i64,
+    /// Scale-down stabilization window for objects without `behavior.scaleDown`.
+    #[arg(long, default_value_t = 300)]
+    pub downscale_stabilization: i64,
+    /// Longest retry delay after an error (when above the object's sync period), seconds.
+    #[arg(long, default_value_t = 60)]
+    pub max_backoff: u64,
+    /// Metric reads in flight at once, over all objects.
+    #[arg(long, default_value_t = 64)]
+    pub max_concurrent_reads: usize,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+impl HorizontalFlags {
+    pub fn config(&self) -> Config {
+        let decision = ballast_horizontal::ControllerConfig {
+            tolerance: self.tolerance,
+            cpu_initialization_period_seconds: self.cpu_initialization_period,
+            initial_readiness_delay_seconds: self.initial_readiness_delay,
+            downscale_stabilization_seconds: self.downscale_stabilization,
+        };
+        Config {
+            namespace: self.namespace.clone(),
+            metrics: MetricsConfig {
+                prometheus_url: self.prometheus_url.clone(),
+                max_concurrent_reads: self.max_concurrent_reads,
+                ..Default::default()
+            }
+            .with_aws_env(),
+            decision,
+            concurrency: self.concurrency,
+            max_backoff: Duration::from_secs(self.max_backoff),
+            ..Default::default()
+        }
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// `ballast controller horizontal`: runs until SIGTERM / Ctrl+C.
+pub fn controller(flags: &HorizontalFlags) -> Result<ExitCode> {
+    init_logs(flags.log_json);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    runtime()?.block_on(async {
+        let client = kube::Client::try_default().await.context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let mut registry = Registry::default();
+        let reconciler = HorizontalController::new(client, flags.config(), &mut registry)?;
+        let health = reconciler.health();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let (addr, server) = runtime::serve(
+            flags.metrics_addr,
+            flags.metrics_bind_any,
+            Arc::new(registry),
+            Arc::new(move || health.is_ready()),
+            stopped(),
+        )
+        .await?;
+        tracing::info!(%addr, "serving /metrics and /healthz");
+        let server = tokio::spawn(server);
+        let signal = tokio::spawn(async move {
+            runtime::shutdown_signal().await;
+            tracing::info!("shutdown requested: finishing the reconciles in flight");
+            let _ = stop_tx.send(true);
+        });
+        let result = reconciler.run(stopped()).await;
+        signal.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+/// `ballast explain horizontal -f SNAPSHOT [-o json|yaml]`.
+pub fn explain(text: &str, output: Option<Format>) -> Result<ExitCode> {
+    let snapshot = Snapshot::from_yaml(text)?;
+    let decision = ballast_horizontal::explain(&snapshot)?;
+    match output {
+        None => print!("{decision}"),
+        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&decision)?),
+        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&decision)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}

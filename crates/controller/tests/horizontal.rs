@@ -1,0 +1,863 @@
+//! The horizontal reconciler against the REAL test bed (`tests/testbed.sh up kube prometheus`):
+//! kube-apiserver (with the aggregation layer), kube-controller-manager (without the HPA
+//! controller), kube-scheduler, kwok, Prometheus. Everything listens on and dials 127.0.0.1.
+//!
+//! - `cpu_utilization_through_metrics_k8s_io`: a test `metrics.k8s.io/v1beta1` server (HTTPS on
+//!   127.0.0.1, values set by the test) registered as an APIService whose Service is an
+//!   `ExternalName: localhost`; the API server proxies the reconciler's reads to it. Scale up on
+//!   high CPU, back down on low CPU.
+//! - `prometheus_query_scales_up_and_down_with_conditions_and_events`: a series the test serves
+//!   on 127.0.0.1 and the bed's Prometheus scrapes (file_sd); then the conditions and events as
+//!   `kubectl describe` reads them.
+//! - `restart_keeps_stabilization`: the controller is stopped and a new one started while a
+//!   scale-down is held by the stabilization window; the history in the status makes the new one
+//!   keep the window of the old one.
+//! - `bad_input_gets_conditions_events_and_backoff`: missing target, empty selector (a custom
+//!   resource's scale), failing query, empty query result; a healthy Deployment and a custom
+//!   resource in the same namespace keep being scaled meanwhile.
+//!
+//! Each test runs its own reconciler restricted to its own namespace. Without a test bed every
+//! test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh`
+//! sets).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use ballast_api::horizontal::HorizontalAutoscaler;
+use ballast_controller::horizontal::{Config, HorizontalController};
+use ballast_metrics::MetricsConfig;
+use ballast_metrics::kube_metrics::{ContainerMetrics, PodMetrics};
+use ballast_testbed::wait::{poll_until, wait_for};
+use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Service};
+use k8s_openapi::api::events::v1::Event as EventsEvent;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use prometheus_client::registry::Registry;
+use serde::Deserialize as _;
+use serde_json::json;
+
+// ---- shared helpers ------------------------------------------------------------------------------
+
+const MANAGER: &str = "ballast-horizontal-test";
+
+fn established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+}
+
+async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.metadata.name.clone().context("CRD without a name")?;
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(crd))
+        .await
+        .with_context(|| format!("applying CRD {name}"))?;
+    wait_for(&api, &name, Duration::from_secs(30), established).await?;
+    Ok(())
+}
+
+/// Installs the HorizontalAutoscaler CRD from crds/ (the generated YAML) and the test's `Widget`
+/// CRD (a custom resource with a scale subresource and no controller).
+async fn install_crds(client: &Client) -> Result<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/horizontalautoscalers.autoscaling.ballast.dev.yaml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        let crd: CustomResourceDefinition = serde_yaml::from_value(value)?;
+        apply_crd(client, &crd).await?;
+    }
+    let widget: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": { "name": "widgets.test.ballast.dev" },
+        "spec": {
+            "group": "test.ballast.dev",
+            "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
+                    "spec": { "type": "object", "properties": { "replicas": { "type": "integer" } } },
+                    "status": { "type": "object", "properties": {
+                        "replicas": { "type": "integer" }, "selector": { "type": "string" } } }
+                } } },
+                "subresources": {
+                    "status": {},
+                    "scale": {
+                        "specReplicasPath": ".spec.replicas",
+                        "statusReplicasPath": ".status.replicas",
+                        "labelSelectorPath": ".status.selector"
+                    }
+                }
+            }]
+        }
+    }))?;
+    apply_crd(client, &widget).await
+}
+
+fn widget_resource() -> ApiResource {
+    ApiResource {
+        group: "test.ballast.dev".into(),
+        version: "v1".into(),
+        api_version: "test.ballast.dev/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    }
+}
+
+/// Creates a Widget with `replicas` and, when given, `status.selector` (and `status.replicas`).
+async fn create_widget(ns: &TestNamespace, name: &str, replicas: i64, selector: Option<&str>) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &widget_resource());
+    let obj = DynamicObject::new(name, &widget_resource()).data(json!({ "spec": { "replicas": replicas } }));
+    api.create(&PostParams::default(), &obj).await.with_context(|| format!("creating widget {name}"))?;
+    if let Some(sel) = selector {
+        let status = json!({ "status": { "replicas": replicas, "selector": sel } });
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    }
+    Ok(())
+}
+
+async fn widget_replicas(ns: &TestNamespace, name: &str) -> Result<i64> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &widget_resource());
+    let w = api.get(name).await?;
+    Ok(w.data["spec"]["replicas"].as_i64().unwrap_or(-1))
+}
+
+/// A HorizontalAutoscaler from the JSON of its spec.
+async fn create_hza(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Result<HorizontalAutoscaler> {
+    let obj: HorizontalAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.ballast.dev/v1",
+        "kind": "HorizontalAutoscaler",
+        "metadata": { "name": name, "namespace": ns.name() },
+        "spec": spec,
+    }))
+    .context("building the HorizontalAutoscaler")?;
+    ns.api::<HorizontalAutoscaler>()
+        .create(&PostParams::default(), &obj)
+        .await
+        .with_context(|| format!("creating HorizontalAutoscaler {name}"))
+}
+
+fn deployment_target(name: &str) -> serde_json::Value {
+    json!({ "apiVersion": "apps/v1", "kind": "Deployment", "name": name })
+}
+
+fn prometheus_metric(query: &str, average_value: &str) -> serde_json::Value {
+    json!({
+        "type": "Prometheus",
+        "prometheus": { "query": query, "target": { "type": "AverageValue", "averageValue": average_value } }
+    })
+}
+
+/// A reconciler running in this test's runtime, restricted to one namespace.
+struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<()>>,
+    registry: Arc<Registry>,
+}
+
+fn start_controller(bed: &TestBed, ns: &TestNamespace, prometheus_url: Option<String>) -> Result<Running> {
+    let config = Config {
+        namespace: Some(ns.name().to_owned()),
+        metrics: MetricsConfig { prometheus_url, read_timeout: Duration::from_secs(5), ..Default::default() },
+        instance: format!("test-{}", ns.name()),
+        ..Default::default()
+    };
+    let mut registry = Registry::default();
+    let controller = HorizontalController::new(bed.client(), config, &mut registry)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(controller.run(async move {
+        let _ = rx.await;
+    }));
+    Ok(Running { stop: Some(tx), task, registry: Arc::new(registry) })
+}
+
+impl Running {
+    /// Graceful stop: reconciles in flight finish, then `run` returns.
+    async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
+            Ok(joined) => joined.context("controller task panicked")?,
+            Err(_) => bail!("the controller did not stop within 30s"),
+        }
+    }
+
+    /// The value of a counter of the reconciler's /metrics (summed over matching label sets).
+    fn counter(&self, name: &str, labels: &str) -> f64 {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}_total")) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn deployment_replicas(ns: &TestNamespace, name: &str) -> Result<i32> {
+    let d = ns.api::<Deployment>().get(name).await?;
+    Ok(d.spec.and_then(|s| s.replicas).unwrap_or(-1))
+}
+
+async fn wait_replicas(ns: &TestNamespace, name: &str, want: i32, timeout: Duration) -> Result<()> {
+    let hza_api = ns.api::<HorizontalAutoscaler>();
+    let r = poll_until(&format!("deployment {name} at {want} replicas"), timeout, Duration::from_millis(500), || async {
+        let got = deployment_replicas(ns, name).await?;
+        Ok((got == want).then_some(()))
+    })
+    .await;
+    if r.is_err() {
+        for h in hza_api.list(&ListParams::default()).await?.items {
+            eprintln!("{}: {}", h.metadata.name.unwrap_or_default(), serde_json::to_string(&h.status).unwrap_or_default());
+        }
+    }
+    r
+}
+
+fn condition<'a>(h: &'a HorizontalAutoscaler, type_: &str) -> Option<&'a ballast_api::common::Condition> {
+    h.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Waits until the condition `type_` has `status` and `reason`.
+async fn wait_condition(ns: &TestNamespace, name: &str, type_: &str, status: &str, reason: &str) -> Result<HorizontalAutoscaler> {
+    wait_for(&ns.api::<HorizontalAutoscaler>(), name, Duration::from_secs(60), |h: &HorizontalAutoscaler| {
+        condition(h, type_).is_some_and(|c| c.status == status && c.reason == reason)
+    })
+    .await
+}
+
+/// The events of an autoscaler as `kubectl describe` lists them (core/v1 Events with an
+/// involvedObject field selector): (type, reason, message, count).
+async fn events_of(ns: &TestNamespace, h: &HorizontalAutoscaler) -> Result<Vec<(String, String, String, i32)>> {
+    let name = h.metadata.name.clone().unwrap_or_default();
+    let uid = h.metadata.uid.clone().unwrap_or_default();
+    let selector = format!(
+        "involvedObject.name={name},involvedObject.namespace={},involvedObject.kind=HorizontalAutoscaler,involvedObject.uid={uid}",
+        ns.name()
+    );
+    let list = ns.api::<CoreEvent>().list(&ListParams::default().fields(&selector)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+                e.count.unwrap_or(1),
+            )
+        })
+        .collect())
+}
+
+/// Waits for an event with `reason` whose message contains `message`.
+async fn wait_event(ns: &TestNamespace, name: &str, reason: &str, message: &str) -> Result<(String, String, String, i32)> {
+    poll_until(&format!("event {reason} ({message}) on {name}"), Duration::from_secs(60), Duration::from_millis(500), || async {
+        let h = ns.api::<HorizontalAutoscaler>().get(name).await?;
+        Ok(events_of(ns, &h).await?.into_iter().find(|e| e.1 == reason && e.2.contains(message)))
+    })
+    .await
+}
+
+/// `kubectl describe` of the autoscaler, when the bed has a kubectl.
+async fn kubectl_describe(bed: &TestBed, ns: &TestNamespace, name: &str) -> Option<String> {
+    let kubectl = bed.env().get("BALLAST_KUBECTL")?.to_owned();
+    let kubeconfig = bed.env().get("BALLAST_KUBECONFIG")?.to_owned();
+    let (ns, name) = (ns.name().to_owned(), name.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kubectl)
+            .args(["--kubeconfig", &kubeconfig, "describe", "horizontalautoscalers.autoscaling.ballast.dev", &name, "-n", &ns])
+            .output()
+    })
+    .await
+    .ok()?
+    .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+// ---- a series for Prometheus to scrape -------------------------------------------------------------
+
+/// `ballast_test_queue{test_ns="<namespace>"}`, served on 127.0.0.1 and scraped by the bed's
+/// Prometheus through a file_sd target file (removed on drop).
+struct Series {
+    value: Arc<Mutex<f64>>,
+    file: PathBuf,
+    query: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Series {
+    async fn start(bed: &TestBed, ns: &TestNamespace, initial: f64) -> Result<Option<Series>> {
+        let Some(dir) = bed.prometheus_targets_dir() else { return Ok(None) };
+        let value = Arc::new(Mutex::new(initial));
+        let v = value.clone();
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let v = *v.lock().unwrap();
+                async move { format!("# TYPE ballast_test_queue gauge\nballast_test_queue {v}\n") }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let file = PathBuf::from(dir).join(format!("{}.json", ns.name()));
+        let targets = json!([{ "targets": [addr.to_string()], "labels": { "test_ns": ns.name() } }]);
+        // Write then rename, so Prometheus never reads half a file.
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&targets)?)?;
+        std::fs::rename(&tmp, &file)?;
+        let series = Series { value, file, query: format!("ballast_test_queue{{test_ns=\"{}\"}}", ns.name()), task };
+        series.wait_scraped(bed, initial).await?;
+        Ok(Some(series))
+    }
+
+    fn set(&self, v: f64) {
+        *self.value.lock().unwrap() = v;
+    }
+
+    /// Waits until Prometheus answers the query with `want`.
+    async fn wait_scraped(&self, bed: &TestBed, want: f64) -> Result<()> {
+        let client = bed.prometheus().context("no Prometheus")?;
+        poll_until(&format!("Prometheus to scrape {} = {want}", self.query), Duration::from_secs(60), Duration::from_millis(500), || async {
+            let r = client.query(self.query.as_str()).get().await?;
+            let got = r.data().as_vector().and_then(|v| v.first()).map(|s| s.sample().value());
+            Ok((got == Some(want)).then_some(()))
+        })
+        .await
+    }
+}
+
+impl Drop for Series {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        self.task.abort();
+    }
+}
+
+// ---- a test metrics.k8s.io server ---------------------------------------------------------------
+
+const APISERVICE: &str = "v1beta1.metrics.k8s.io";
+
+/// CPU usage (milli-cores) per namespace, the same for every running pod of it.
+type Usage = Arc<Mutex<HashMap<String, u64>>>;
+
+#[derive(Clone)]
+struct MetricsState {
+    client: Client,
+    usage: Usage,
+}
+
+async fn api_resources() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "metrics.k8s.io/v1beta1",
+        "resources": [
+            { "name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"] },
+            { "name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"] }
+        ]
+    }))
+}
+
+async fn pod_metrics(
+    State(s): State<MetricsState>,
+    Path(ns): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<axum::Json<serde_json::Value>, (axum::http::StatusCode, String)> {
+    let err = |e: kube::Error| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let usage = s.usage.lock().unwrap().get(&ns).copied();
+    let mut lp = ListParams::default();
+    if let Some(sel) = q.as_deref().and_then(|q| query_param(q, "labelSelector")) {
+        lp = lp.labels(&sel);
+    }
+    let pods = Api::<Pod>::namespaced(s.client.clone(), &ns).list(&lp).await.map_err(err)?;
+    let now = jiff::Timestamp::now();
+    let items: Vec<PodMetrics> = match usage {
+        None => Vec::new(),
+        Some(milli) => pods
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .map(|p| PodMetrics {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: p.metadata.name.clone(),
+                    namespace: Some(ns.clone()),
+                    labels: p.metadata.labels.clone(),
+                    ..Default::default()
+                },
+                timestamp: Some(now.to_string()),
+                // A short window: samples are trusted 1 s after a pod turns ready.
+                window: Some("1s".into()),
+                containers: vec![ContainerMetrics {
+                    name: "app".into(),
+                    usage: BTreeMap::from([
+                        ("cpu".to_string(), Quantity(format!("{milli}m"))),
+                        ("memory".to_string(), Quantity("10Mi".into())),
+                    ]),
+                }],
+            })
+            .collect(),
+    };
+    let mut v = serde_json::to_value(ballast_metrics::kube_metrics::PodMetricsList { items }).unwrap();
+    v["kind"] = json!("PodMetricsList");
+    v["apiVersion"] = json!("metrics.k8s.io/v1beta1");
+    v["metadata"] = json!({});
+    Ok(axum::Json(v))
+}
+
+/// One parameter of a query string, percent-decoded.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// axum listener doing the TLS handshake.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else { continue };
+            match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => return (tls, addr),
+                _ => continue,
+            }
+        }
+    }
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A self-signed certificate for `localhost` (made with the openssl command: test data).
+fn self_signed(dir: &std::path::Path) -> Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    std::fs::create_dir_all(dir)?;
+    let (key, cert) = (dir.join("tls.key"), dir.join("tls.crt"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl")?;
+    ensure!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)?.collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The test metrics server and its APIService registration; unregistered on drop.
+struct MetricsApi {
+    client: Client,
+    usage: Usage,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsApi {
+    async fn start(bed: &TestBed, ns: &TestNamespace) -> Result<MetricsApi> {
+        let dir = std::env::temp_dir().join(format!("ballast-hza-metrics-{}", std::process::id()));
+        let tls = self_signed(&dir)?;
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = tcp.local_addr()?.port();
+        let usage: Usage = Arc::default();
+        let app = Router::new()
+            .route("/apis/metrics.k8s.io/v1beta1", get(api_resources))
+            .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", get(pod_metrics))
+            .with_state(MetricsState { client: bed.client(), usage: usage.clone() });
+        let listener = TlsListener { tcp, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)) };
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        // Network rule: the Service is an ExternalName `localhost`, so the aggregator dials
+        // localhost:PORT (the APIService's port), never a ClusterIP.
+        let svc: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": { "name": "test-metrics-server", "namespace": ns.name() },
+            "spec": { "type": "ExternalName", "externalName": "localhost" }
+        }))?;
+        ns.api::<Service>().create(&PostParams::default(), &svc).await.context("creating the ExternalName Service")?;
+        let apiservice: APIService = serde_json::from_value(json!({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": { "name": APISERVICE },
+            "spec": {
+                "group": "metrics.k8s.io", "version": "v1beta1",
+                "service": { "namespace": ns.name(), "name": "test-metrics-server", "port": port },
+                "insecureSkipTLSVerify": true,
+                "groupPriorityMinimum": 100, "versionPriority": 100
+            }
+        }))?;
+        let api: Api<APIService> = Api::all(bed.client());
+        api.patch(APISERVICE, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&apiservice))
+            .await
+            .context("registering the APIService")?;
+        let this = MetricsApi { client: bed.client(), usage, task };
+        wait_for(&api, APISERVICE, Duration::from_secs(60), |a: &APIService| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"))
+        })
+        .await
+        .context("the APIService did not become Available")?;
+        Ok(this)
+    }
+
+    fn set_cpu(&self, ns: &TestNamespace, milli: u64) {
+        self.usage.lock().unwrap().insert(ns.name().to_owned(), milli);
+    }
+}
+
+impl Drop for MetricsApi {
+    fn drop(&mut self) {
+        self.task.abort();
+        let client = self.client.clone();
+        // Drop cannot await: unregister from a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async move {
+                let api: Api<APIService> = Api::all(client);
+                api.delete(APISERVICE, &DeleteParams::default()).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+async fn node_and_deployment(ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
+    ns.create_deployment(TestDeployment::new(name).replicas(replicas)).await?;
+    ns.wait_deployment_ready(name, replicas, Duration::from_secs(90)).await?;
+    Ok(())
+}
+
+// ---- (a) CPU utilization through metrics.k8s.io ---------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    install_crds(&bed.client()).await?;
+    let ns = bed.namespace("hza-cpu").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    let metrics = MetricsApi::start(&bed, &ns).await?;
+    metrics.set_cpu(&ns, 100); // 100% of the 100m request: above the 50% target
+    node_and_deployment(&ns, "web", 2).await?;
+
+    create_hza(&ns, "web", json!({
+        "scaleTargetRef": deployment_target("web"),
+        "minReplicas": 2,
+        "maxReplicas": 6,
+        "syncPeriodSeconds": 1,
+        "metrics": [{ "type": "Resource", "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": 50 } } }],
+        "behavior": { "scaleDown": { "stabilizationWindowSeconds": 5, "policies": [{ "type": "Percent", "value": 100, "periodSeconds": 1 }] } }
+    }))
+    .await?;
+    let ctl = start_controller(&bed, &ns, None)?;
+
+    // 100% / 50% → ratio 2 → 4 replicas; the new pods also report 100% → 6 (maxReplicas).
+    wait_replicas(&ns, "web", 6, Duration::from_secs(90)).await?;
+    let h = wait_condition(&ns, "web", "ScalingActive", "True", "ValidMetricFound").await?;
+    let current = &h.status.as_ref().unwrap().current_metrics;
+    ensure!(
+        current.iter().any(|m| m.resource.as_ref().is_some_and(|r| r.name == "cpu" && r.current.average_utilization == Some(100))),
+        "currentMetrics should show cpu at 100%: {current:?}"
+    );
+    wait_event(&ns, "web", "SuccessfulRescale", "cpu resource utilization (percentage of request) above target").await?;
+
+    // Low CPU: back to minReplicas once the 5 s window has passed.
+    metrics.set_cpu(&ns, 5);
+    wait_replicas(&ns, "web", 2, Duration::from_secs(90)).await?;
+    wait_event(&ns, "web", "SuccessfulRescale", "New size: 2; reason: All metrics below target").await?;
+
+    ctl.stop().await?;
+    drop(metrics);
+    ns.cleanup().await?;
+    Ok(())
+}
+
+// ---- (b) + (c) a real Prometheus query; conditions and events --------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_query_scales_up_and_down_with_conditions_and_events() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
+    install_crds(&bed.client()).await?;
+    let ns = bed.namespace("hza-prom").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    let series = service_or_skip!(Series::start(&bed, &ns, 5.0).await?, Ok(()));
+    node_and_deployment(&ns, "web", 1).await?;
+
+    create_hza(&ns, "web", json!({
+        "scaleTargetRef": deployment_target("web"),
+        "minReplicas": 1,
+        "maxReplicas": 5,
+        "syncPeriodSeconds": 1,
+        "metrics": [prometheus_metric(&series.query, "10")],
+        "behavior": { "scaleDown": { "stabilizationWindowSeconds": 5 } }
+    }))
+    .await?;
+    let ctl = start_controller(&bed, &ns, Some(prometheus))?;
+
+    // 5 over 1 replica, target 10 per replica: stay at 1.
+    wait_condition(&ns, "web", "ScalingActive", "True", "ValidMetricFound").await?;
+    ensure!(deployment_replicas(&ns, "web").await? == 1);
+
+    // 45 → ceil(45 / 10) = 5.
+    series.set(45.0);
+    wait_replicas(&ns, "web", 5, Duration::from_secs(60)).await?;
+    // 12 over 5 replicas → ceil(12 / 10) = 2, after the 5 s scale-down window.
+    series.set(12.0);
+    wait_replicas(&ns, "web", 2, Duration::from_secs(60)).await?;
+
+    // (c) Conditions and events, as kubectl describe reads them.
+    let h = wait_for(&ns.api::<HorizontalAutoscaler>(), "web", Duration::from_secs(30), |h: &HorizontalAutoscaler| {
+        h.status.as_ref().is_some_and(|s| s.current_replicas == 2 && s.desired_replicas == 2)
+    })
+    .await?;
+    let st = h.status.as_ref().unwrap();
+    eprintln!("status: {}", serde_json::to_string_pretty(st)?);
+    for (type_, status) in [("AbleToScale", "True"), ("ScalingActive", "True"), ("ScalingLimited", "False")] {
+        let c = condition(&h, type_).with_context(|| format!("no {type_} condition"))?;
+        ensure!(c.status == status, "{type_}: {c:?}");
+    }
+    ensure!(condition(&h, "ScalingActive").unwrap().reason == "ValidMetricFound");
+    ensure!(st.last_scale_time.is_some(), "lastScaleTime not set");
+    ensure!(st.reference.as_deref() == Some("Deployment/web"));
+    ensure!(
+        st.current_metrics.iter().any(|m| m.prometheus.as_ref().is_some_and(|p| p.current.average_value.is_some())),
+        "currentMetrics: {:?}",
+        st.current_metrics
+    );
+    let history = st.history.as_ref().context("no history in status")?;
+    ensure!(!history.recommendations.is_empty() && !history.scale_up_events.is_empty() && !history.scale_down_events.is_empty(), "{history:?}");
+
+    let events = events_of(&ns, &h).await?;
+    eprintln!("events: {events:#?}");
+    let up = events.iter().find(|e| e.1 == "SuccessfulRescale" && e.2.starts_with("New size: 5;"));
+    let down = events.iter().find(|e| e.1 == "SuccessfulRescale" && e.2.starts_with("New size: 2;"));
+    ensure!(up.is_some_and(|e| e.0 == "Normal"), "no scale-up event: {events:?}");
+    ensure!(down.is_some(), "no scale-down event (each message is its own event): {events:?}");
+    ensure!(up.unwrap().2.contains("above target"), "{up:?}");
+
+    if let Some(text) = kubectl_describe(&bed, &ns, "web").await {
+        eprintln!("kubectl describe:\n{text}");
+        for needle in ["AbleToScale", "ScalingActive", "ValidMetricFound", "SuccessfulRescale", "New size: 2"] {
+            ensure!(text.contains(needle), "kubectl describe lacks {needle:?}");
+        }
+    }
+
+    ctl.stop().await?;
+    drop(series);
+    ns.cleanup().await?;
+    Ok(())
+}
+
+// ---- (d) restart mid-way: stabilization survives ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_stabilization() -> Result<()> {
+    const WINDOW: f64 = 30.0;
+    let bed = testbed_or_skip!(Ok(()));
+    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
+    install_crds(&bed.client()).await?;
+    let ns = bed.namespace("hza-restart").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    let series = service_or_skip!(Series::start(&bed, &ns, 40.0).await?, Ok(()));
+    node_and_deployment(&ns, "web", 1).await?;
+    create_hza(&ns, "web", json!({
+        "scaleTargetRef": deployment_target("web"),
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "syncPeriodSeconds": 1,
+        "metrics": [prometheus_metric(&series.query, "10")],
+        "behavior": { "scaleDown": { "stabilizationWindowSeconds": WINDOW as i32 } }
+    }))
+    .await?;
+    let first = start_controller(&bed, &ns, Some(prometheus.clone()))?;
+    wait_replicas(&ns, "web", 4, Duration::from_secs(60)).await?;
+
+    // The metric drops: every recommendation from now on is 1, but the window holds 4 for 30 s
+    // after the last recommendation of 4.
+    series.set(5.0);
+    series.wait_scraped(&bed, 5.0).await?;
+    let low_since = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    ensure!(deployment_replicas(&ns, "web").await? == 4, "scaled down inside the window");
+    first.stop().await?;
+    let h = ns.api::<HorizontalAutoscaler>().get("web").await?;
+    let history = h.status.as_ref().and_then(|s| s.history.clone()).context("no history stored")?;
+    ensure!(history.recommendations.iter().any(|r| r.replicas == 4), "{history:?}");
+    ensure!(history.recommendations.iter().any(|r| r.replicas == 1), "{history:?}");
+
+    // A new controller: it must keep holding until the old window ends, not scale down at once
+    // and not start a new window of its own.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restart = Instant::now();
+    let second = start_controller(&bed, &ns, Some(prometheus))?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let h = ns.api::<HorizontalAutoscaler>().get("web").await?;
+    let able = condition(&h, "AbleToScale").context("no AbleToScale")?;
+    ensure!(able.reason == "ScaleDownStabilized", "after the restart: {able:?}");
+    ensure!(deployment_replicas(&ns, "web").await? == 4, "scaled down right after the restart");
+
+    let down = poll_until("the scale-down", Duration::from_secs(60), Duration::from_millis(250), || async {
+        Ok((deployment_replicas(&ns, "web").await? != 4).then(Instant::now))
+    })
+    .await?;
+    let since_low = (down - low_since).as_secs_f64();
+    let since_restart = (down - restart).as_secs_f64();
+    eprintln!("scale-down {since_low:.1}s after the metric dropped, {since_restart:.1}s after the restart");
+    ensure!(deployment_replicas(&ns, "web").await? == 1);
+    // The window of the first controller: about WINDOW after the last recommendation of 4
+    // (which was at most a scrape before `low_since`).
+    ensure!(since_low >= WINDOW - 4.0, "scaled down {since_low:.1}s after the drop: the window was not respected");
+    ensure!(since_low <= WINDOW + 6.0, "scaled down {since_low:.1}s after the drop: the window restarted");
+    // Without the stored history, the new controller would have waited a whole window.
+    ensure!(since_restart < WINDOW - 4.0, "the new controller started a window of its own ({since_restart:.1}s)");
+
+    second.stop().await?;
+    drop(series);
+    ns.cleanup().await?;
+    Ok(())
+}
+
+// ---- (e) bad input --------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_conditions_events_and_backoff() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
+    install_crds(&bed.client()).await?;
+    let ns = bed.namespace("hza-bad").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    let series = service_or_skip!(Series::start(&bed, &ns, 5.0).await?, Ok(()));
+    for d in ["web", "other", "third"] {
+        ns.create_deployment(TestDeployment::new(d).replicas(1)).await?;
+    }
+    for d in ["web", "other", "third"] {
+        ns.wait_deployment_ready(d, 1, Duration::from_secs(90)).await?;
+    }
+    create_widget(&ns, "no-selector", 1, None).await?;
+    create_widget(&ns, "widget", 1, Some("app=widget")).await?;
+
+    let base = |target: serde_json::Value, metric: serde_json::Value| {
+        json!({ "scaleTargetRef": target, "minReplicas": 1, "maxReplicas": 4, "syncPeriodSeconds": 1, "metrics": [metric] })
+    };
+    let good = prometheus_metric(&series.query, "10");
+    create_hza(&ns, "missing-target", base(deployment_target("does-not-exist"), good.clone())).await?;
+    create_hza(&ns, "broken-query", base(deployment_target("other"), prometheus_metric("sum(rate(", "10"))).await?;
+    create_hza(&ns, "empty-result", base(deployment_target("third"), prometheus_metric("ballast_test_queue{test_ns=\"nobody\"}", "10"))).await?;
+    create_hza(&ns, "no-selector", base(json!({ "apiVersion": "test.ballast.dev/v1", "kind": "Widget", "name": "no-selector" }), good.clone())).await?;
+    create_hza(&ns, "widget", base(json!({ "apiVersion": "test.ballast.dev/v1", "kind": "Widget", "name": "widget" }), good.clone())).await?;
+    create_hza(&ns, "healthy", base(deployment_target("web"), good)).await?;
+    let started = Instant::now();
+    let ctl = start_controller(&bed, &ns, Some(prometheus))?;
+
+    // Each broken object: its condition and its event.
+    let h = wait_condition(&ns, "missing-target", "AbleToScale", "False", "FailedGetScale").await?;
+    eprintln!("missing-target: {:?}", condition(&h, "AbleToScale"));
+    wait_event(&ns, "missing-target", "FailedGetScale", "\"does-not-exist\" not found").await?;
+
+    let h = wait_condition(&ns, "broken-query", "ScalingActive", "False", "FailedGetPrometheusMetric").await?;
+    eprintln!("broken-query: {:?}", condition(&h, "ScalingActive"));
+    wait_event(&ns, "broken-query", "FailedGetPrometheusMetric", "query failed").await?;
+    wait_event(&ns, "broken-query", "FailedComputeMetricsReplicas", "invalid metrics").await?;
+
+    let h = wait_condition(&ns, "empty-result", "ScalingActive", "False", "FailedGetPrometheusMetric").await?;
+    eprintln!("empty-result: {:?}", condition(&h, "ScalingActive"));
+    wait_event(&ns, "empty-result", "FailedGetPrometheusMetric", "no data").await?;
+
+    let h = wait_condition(&ns, "no-selector", "ScalingActive", "False", "InvalidSelector").await?;
+    eprintln!("no-selector: {:?}", condition(&h, "ScalingActive"));
+    wait_event(&ns, "no-selector", "SelectorRequired", "selector is required").await?;
+
+    // Meanwhile the healthy objects are scaled: a Deployment and a custom resource.
+    series.set(35.0);
+    wait_replicas(&ns, "web", 4, Duration::from_secs(60)).await?;
+    poll_until("widget at 4 replicas", Duration::from_secs(60), Duration::from_millis(500), || async {
+        Ok((widget_replicas(&ns, "widget").await? == 4).then_some(()))
+    })
+    .await?;
+    // Backoff: over the same 30 s, the broken objects were tried far less often than the
+    // healthy ones (1 s period): 1, 2, 4, 8, 16 s apart.
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(started.elapsed())).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = ctl.counter("ballast_horizontal_reconciles", "outcome=\"failed\"");
+    let ok = ctl.counter("ballast_horizontal_reconciles", "outcome=\"ok\"");
+    eprintln!("{elapsed:.0}s: {ok} ok reconciles (2 healthy objects), {failed} failed (4 broken objects)");
+    ensure!(ok >= elapsed * 2.0 * 0.5, "healthy objects were not kept on their 1 s period: {ok} in {elapsed:.0}s");
+    ensure!(failed <= 4.0 * (elapsed.log2() + 3.0), "broken objects were retried without backoff: {failed} in {elapsed:.0}s");
+    ensure!(failed >= 4.0, "broken objects were not retried: {failed}");
+    // The repeated failure is one event with a count, not one event per attempt.
+    let h = ns.api::<HorizontalAutoscaler>().get("missing-target").await?;
+    let events: Vec<EventsEvent> = ns.api::<EventsEvent>().list(&ListParams::default()).await?.items;
+    let mine: Vec<&EventsEvent> = events
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == h.metadata.uid.as_deref() && e.reason.as_deref() == Some("FailedGetScale"))
+        .collect();
+    ensure!(mine.len() == 1, "FailedGetScale should be one event (a series): {mine:?}");
+
+    ctl.stop().await?;
+    drop(series);
+    ns.cleanup().await?;
+    Ok(())
+}

@@ -28,6 +28,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run one decision offline on a snapshot file and say why.
     Explain(ExplainArgs),
+    /// Measure a reconciler against a live (test) cluster: throughput, CPU, memory.
+    Bench(crate::horizontal_bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -126,6 +128,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             _ => bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler),
         },
         Command::Simulate(args) => simulate(args),
+        Command::Bench(args) => crate::horizontal_bench::run(&args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output),
             _ => bail!("`ballast explain {:?}` is not built yet", args.decision),

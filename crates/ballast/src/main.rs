@@ -1,6 +1,7 @@
 //! `ballast`: one binary for the whole suite.
 
 mod cli;
+mod horizontal_bench;
 mod horizontal_cmd;
 
 use clap::Parser;

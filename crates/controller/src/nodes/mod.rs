@@ -1,1 +1,193 @@
-//! The node reconcilers: provisioning, NodeClaim lifecycle, disruption and termination.
+//! The node reconcilers: provisioning, NodeClaim lifecycle, termination, garbage collection,
+//! NodePool status and disruption. Kube-runtime shells around the pure cores of `ballast-nodes`;
+//! instances are launched and deleted through a [`ballast_cloud::CloudProvider`].
+//!
+//! - [`provisioner`]: pending pods the kube-scheduler marked `Unschedulable` are batched
+//!   (`batch_state`), a `ClusterSnapshot` is built from the caches, `provision` decides, the
+//!   `NodeClaim`s are created, and pods that get no node get an event saying why.
+//! - [`claims`]: one reconcile per NodeClaim drives `claim_lifecycle`: launch through the
+//!   provider (insufficient capacity marks the offering unavailable and the next is tried),
+//!   Registered when a node with its provider ID appears, Initialized once ready without startup
+//!   taints; launch and registration timeouts delete it.
+//! - [`termination`]: a deleted NodeClaim's node is cordoned, tainted and drained through the
+//!   Eviction API (a PDB's 429 is retried), daemon pods last; then the instance is deleted and the
+//!   finalizer removed once it is gone.
+//! - [`gc`]: instances without a NodeClaim and NodeClaims without an instance are removed.
+//! - [`pools`]: NodePool status (resources in use, `Ready`, `LimitsReached`).
+//! - [`disruption`]: one disruption action at a time from `disrupt`.
+//!
+//! Scope: a NodePool label selector restricts which NodePools (and so which NodeClaims, nodes and
+//! instances) this process manages, and a namespace list which pending pods it provisions for,
+//! so several instances (or tests) can share a cluster.
+
+pub mod claims;
+pub mod cluster;
+pub mod convert;
+pub mod disruption;
+pub mod events;
+pub mod gc;
+pub mod pools;
+pub mod provisioner;
+pub mod termination;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use ballast_api::nodes::NodeClaim;
+use ballast_cloud::{CloudProvider, Instance, UnavailableOfferings};
+use ballast_nodes::{BatchWindow, LifecycleOptions};
+use ballast_scheduling::{InstanceType, SolveOptions};
+use jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use tokio::task::JoinSet;
+
+pub use cluster::Stores;
+pub use events::Events;
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "ballast-nodes";
+
+/// Knobs of the node controllers.
+#[derive(Debug, Clone)]
+pub struct NodesOptions {
+    pub batch: BatchWindow,
+    pub solve: SolveOptions,
+    pub lifecycle: LifecycleOptions,
+    /// Solve again at least this often while pods are pending.
+    pub resync: Duration,
+    /// How often orphaned instances and NodeClaims are looked for.
+    pub gc_interval: Duration,
+    /// Instances and NodeClaims younger than this are never garbage-collected.
+    pub gc_grace: Duration,
+    /// How long an offering that failed with insufficient capacity stays unavailable.
+    pub unavailable_ttl: Duration,
+    /// Only NodePools with these labels (a label selector) are managed.
+    pub nodepool_selector: Option<String>,
+    /// Only pending pods of these namespaces are provisioned for (empty: all).
+    pub namespaces: Vec<String>,
+    /// How often NodePool statuses are refreshed (besides after each solve).
+    pub status_interval: Duration,
+    /// The disruption controller (None: off).
+    pub disruption: Option<disruption::DisruptionShellOptions>,
+}
+
+impl Default for NodesOptions {
+    fn default() -> Self {
+        NodesOptions {
+            batch: BatchWindow::default(),
+            solve: SolveOptions::default(),
+            lifecycle: LifecycleOptions::default(),
+            resync: Duration::from_secs(30),
+            gc_interval: Duration::from_secs(30),
+            gc_grace: Duration::from_secs(30),
+            unavailable_ttl: Duration::from_secs(180),
+            nodepool_selector: None,
+            namespaces: vec![],
+            status_interval: Duration::from_secs(5),
+            disruption: Some(disruption::DisruptionShellOptions::default()),
+        }
+    }
+}
+
+/// What every node controller shares.
+pub struct Ctx<P> {
+    pub client: Client,
+    pub provider: Arc<P>,
+    pub stores: Stores,
+    pub unavailable: UnavailableOfferings,
+    pub events: Events,
+    pub opts: NodesOptions,
+    /// Instances launched by this process whose NodeClaim status may not show them yet.
+    pub launched: Mutex<BTreeMap<String, Instance>>,
+    /// NodeClaims created by the provisioner that the cache may not show yet.
+    pub recent_claims: Mutex<Vec<(NodeClaim, std::time::Instant)>>,
+}
+
+impl<P: CloudProvider> Ctx<P> {
+    /// The provider's instance types with recently unavailable offerings masked.
+    pub async fn instance_types(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<InstanceType>, ballast_cloud::CloudError> {
+        let mut types = self.provider.instance_types().await?;
+        self.unavailable.apply(&mut types, now);
+        Ok(types)
+    }
+
+    /// Marks offerings unavailable for the configured time.
+    pub fn mark_unavailable(&self, keys: &[ballast_cloud::OfferingKey], now: Timestamp) {
+        let ttl = SignedDuration::try_from(self.opts.unavailable_ttl)
+            .unwrap_or(SignedDuration::from_secs(180));
+        self.unavailable.mark(keys, now, ttl);
+    }
+
+    /// Recently created NodeClaims not yet in the cache (entries the cache shows, or older than a
+    /// minute, are dropped).
+    pub fn recent_claims(&self) -> Vec<NodeClaim> {
+        let mut recent = self.recent_claims.lock().expect("lock");
+        recent.retain(|(c, at)| {
+            at.elapsed() < Duration::from_secs(60)
+                && c.metadata.name.as_ref().is_some_and(|n| {
+                    self.stores
+                        .node_claims
+                        .find(|x| x.metadata.name.as_ref() == Some(n))
+                        .is_none()
+                })
+        });
+        recent.iter().map(|(c, _)| c.clone()).collect()
+    }
+
+    pub fn in_namespace_scope(&self, ns: Option<&str>) -> bool {
+        self.opts.namespaces.is_empty()
+            || ns.is_some_and(|n| self.opts.namespaces.iter().any(|x| x == n))
+    }
+}
+
+/// Runs every node controller until `shutdown` resolves (or the returned future is dropped,
+/// which stops them all).
+pub async fn run<P: CloudProvider>(
+    client: Client,
+    provider: P,
+    opts: NodesOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let mut tasks = JoinSet::new();
+    let stores = Stores::start(&client, opts.nodepool_selector.as_deref(), &mut tasks).await?;
+    tracing::info!(
+        provider = provider.name(),
+        nodepools = stores.node_pools.len(),
+        nodeclaims = stores.node_claims.len(),
+        nodes = stores.nodes.len(),
+        "node controllers starting"
+    );
+    let ctx = Arc::new(Ctx {
+        events: Events::new(client.clone()),
+        client,
+        provider: Arc::new(provider),
+        stores,
+        unavailable: UnavailableOfferings::new(),
+        opts,
+        launched: Mutex::default(),
+        recent_claims: Mutex::default(),
+    });
+    tasks.spawn(provisioner::run(ctx.clone()));
+    tasks.spawn(claims::run(ctx.clone()));
+    tasks.spawn(gc::run(ctx.clone()));
+    if ctx.opts.disruption.is_some() {
+        tasks.spawn(disruption::run(ctx.clone()));
+    }
+    tokio::select! {
+        _ = shutdown => tracing::info!("node controllers stopping"),
+        Some(r) = tasks.join_next() => {
+            if let Err(e) = r {
+                anyhow::bail!("a node controller task failed: {e}");
+            }
+            anyhow::bail!("a node controller task stopped");
+        }
+    }
+    tasks.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! The disruption controller: one action at a time from `disrupt`.
+//!
+//! Every `poll`: record pod arrivals and departures per node in the NodeClaim's
+//! `status.lastPodEventTime` (consolidateAfter runs from it), run `disrupt` on a snapshot, and if
+//! it picks an action: wait `validation_delay`, decide again and go on only if the same method
+//! still picks the same nodes; taint them `nodes.ballast.dev/disrupted:NoSchedule`; launch the
+//! replacements and wait until they are Initialized (else untaint and give up); then delete the
+//! nodes' NodeClaims, whose termination drains them through the Eviction API.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use ballast_api::nodes::{NodeClaim, labels};
+use ballast_cloud::CloudProvider;
+use ballast_nodes::{Action, DisruptionDecision, DisruptionOptions, disrupt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use kube::api::{DeleteParams, Patch, PostParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::claims::patch_params;
+use super::cluster::{self, SnapshotInputs, claim_pool, claim_provider_id};
+use super::{Ctx, FIELD_MANAGER, convert, termination};
+
+/// Knobs of the disruption shell.
+#[derive(Debug, Clone)]
+pub struct DisruptionShellOptions {
+    /// Time between passes.
+    pub poll: Duration,
+    /// Wait before acting, then decide again (Karpenter: 15s).
+    pub validation_delay: Duration,
+    /// How long replacements may take to become Initialized.
+    pub replacement_timeout: Duration,
+    pub options: DisruptionOptions,
+}
+
+impl Default for DisruptionShellOptions {
+    fn default() -> Self {
+        DisruptionShellOptions {
+            poll: Duration::from_secs(10),
+            validation_delay: Duration::from_secs(15),
+            replacement_timeout: Duration::from_secs(600),
+            options: DisruptionOptions::default(),
+        }
+    }
+}
+
+/// Pods that count as arrivals and departures (not DaemonSet, mirror or finished pods).
+fn counted(p: &Pod) -> bool {
+    !convert::is_terminal(p)
+        && !matches!(
+            convert::owner_kind(p).as_deref(),
+            Some("DaemonSet" | "Node")
+        )
+}
+
+/// Per node, the pods seen last pass.
+#[derive(Default)]
+struct PodEvents {
+    seen: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl PodEvents {
+    /// Writes `lastPodEventTime` on the NodeClaims whose node gained or lost a pod.
+    async fn record<P: CloudProvider>(&mut self, ctx: &Ctx<P>, now: Timestamp) {
+        let mut by_node: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for p in ctx.stores.pods.state() {
+            if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone())
+                && counted(&p)
+            {
+                by_node
+                    .entry(n)
+                    .or_default()
+                    .insert(p.metadata.uid.clone().unwrap_or_default());
+            }
+        }
+        let claims = ctx.stores.claims();
+        let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+        let mut next = BTreeMap::new();
+        for node in ctx.stores.nodes.state() {
+            let name = node.name_any();
+            let pods = by_node.remove(&name).unwrap_or_default();
+            if let Some(prev) = self.seen.get(&name)
+                && *prev != pods
+                && let Some(pid) = convert::provider_id(&node)
+                && let Some(c) = claims.iter().find(|c| claim_provider_id(c) == Some(pid))
+            {
+                let patch =
+                    serde_json::json!({ "status": { "lastPodEventTime": now.to_string() } });
+                if let Err(e) = api
+                    .patch_status(&c.name_any(), &patch_params(), &Patch::Merge(&patch))
+                    .await
+                {
+                    tracing::debug!(nodeclaim = %c.name_any(), error = %e, "recording the last pod event failed");
+                }
+            }
+            next.insert(name, pods);
+        }
+        self.seen = next;
+    }
+}
+
+async fn decide<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    opts: &DisruptionOptions,
+) -> Result<DisruptionDecision> {
+    let now = Timestamp::now();
+    let types = ctx.instance_types(now).await?;
+    let pending: Vec<(Arc<Pod>, Timestamp)> = ctx
+        .stores
+        .pods
+        .state_filter(|p| {
+            convert::is_provisionable(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
+        })
+        .into_iter()
+        .map(|p| (p, now))
+        .collect();
+    let recent = ctx.recent_claims();
+    let snap = cluster::snapshot(
+        &ctx.stores,
+        SnapshotInputs {
+            pending: &pending,
+            instance_types: types,
+            extra_claims: &recent,
+            last_pod_events: &BTreeMap::new(),
+        },
+    );
+    Ok(disrupt(&snap, now, opts)?)
+}
+
+fn same_action(a: &Action, b: &Action) -> bool {
+    a.method == b.method && a.nodes == b.nodes
+}
+
+async fn untaint<P: CloudProvider>(ctx: &Ctx<P>, node: &str) {
+    let Some(n) = ctx
+        .stores
+        .nodes
+        .find(|x| x.metadata.name.as_deref() == Some(node))
+    else {
+        return;
+    };
+    let taints: Vec<Taint> = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.key != labels::DISRUPTED_TAINT)
+        .collect();
+    let patch = serde_json::json!({ "spec": { "unschedulable": null, "taints": taints } });
+    if let Err(e) = Api::<Node>::all(ctx.client.clone())
+        .patch(node, &patch_params(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(node, error = %e, "removing the disrupted taint failed");
+    }
+}
+
+async fn execute<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    action: &Action,
+    shell: &DisruptionShellOptions,
+) -> Result<()> {
+    for n in &action.nodes {
+        if let Some(node) = ctx
+            .stores
+            .nodes
+            .find(|x| x.metadata.name.as_deref() == Some(n.as_str()))
+        {
+            termination::cordon_and_taint(ctx, &node).await?;
+        }
+    }
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let mut made = vec![];
+    for r in &action.replacements {
+        let mut claim = r.plan.node_claim.clone();
+        if let Some(p) = ctx.stores.pools().get(&r.plan.node_pool)
+            && let Some(uid) = p.metadata.uid.clone()
+        {
+            claim.metadata.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "nodes.ballast.dev/v1".into(),
+                    kind: "NodePool".into(),
+                    name: r.plan.node_pool.clone(),
+                    uid,
+                    block_owner_deletion: Some(true),
+                    controller: None,
+                },
+            ]);
+        }
+        let created = api.create(&pp, &claim).await?;
+        ctx.recent_claims
+            .lock()
+            .expect("lock")
+            .push((created, Instant::now()));
+        tracing::info!(nodeclaim = %r.plan.name, instance_type = %r.plan.instance_type, price = r.plan.price, "replacement launched");
+        made.push(r.plan.name.clone());
+    }
+    if !made.is_empty() {
+        let deadline = Instant::now() + shell.replacement_timeout;
+        loop {
+            let ready = made.iter().all(|n| {
+                ctx.stores
+                    .node_claims
+                    .find(|c| c.metadata.name.as_deref() == Some(n.as_str()))
+                    .is_some_and(|c| convert::claim_condition(&c, "Initialized"))
+            });
+            if ready {
+                break;
+            }
+            let gone = made.iter().any(|n| {
+                ctx.stores
+                    .node_claims
+                    .find(|c| {
+                        c.metadata.name.as_deref() == Some(n.as_str())
+                            && c.metadata.deletion_timestamp.is_none()
+                    })
+                    .is_none()
+                    && ctx
+                        .recent_claims()
+                        .iter()
+                        .all(|c| c.metadata.name.as_deref() != Some(n.as_str()))
+            });
+            if gone || Instant::now() >= deadline {
+                for n in &action.nodes {
+                    untaint(ctx, n).await;
+                }
+                bail!(
+                    "replacements {} did not become Initialized; the nodes stay",
+                    made.join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    for (node, claim) in action.nodes.iter().zip(&action.node_claims) {
+        if let Some(c) = ctx
+            .stores
+            .node_claims
+            .find(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
+        {
+            ctx.events
+                .normal(
+                    &c.object_ref(&()),
+                    "Disrupting",
+                    "Disrupting",
+                    format!("{}: {}", action.method, action.why),
+                )
+                .await;
+        }
+        if let Some(n) = ctx
+            .stores
+            .nodes
+            .find(|x| x.metadata.name.as_deref() == Some(node.as_str()))
+        {
+            ctx.events
+                .normal(
+                    &n.object_ref(&()),
+                    "Disrupting",
+                    "Disrupting",
+                    format!("{}: {}", action.method, action.why),
+                )
+                .await;
+        }
+        match api.delete(claim, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The disruption loop.
+pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
+    let Some(shell) = ctx.opts.disruption.clone() else {
+        return;
+    };
+    let mut events = PodEvents::default();
+    loop {
+        tokio::time::sleep(shell.poll).await;
+        events.record(&ctx, Timestamp::now()).await;
+        let first = match decide(&ctx, &shell.options).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "disruption pass failed");
+                continue;
+            }
+        };
+        let Some(action) = first.action else {
+            continue;
+        };
+        if !action.nodes.iter().all(|n| {
+            ctx.stores
+                .nodes
+                .find(|x| x.metadata.name.as_deref() == Some(n.as_str()))
+                .and_then(|x| cluster::node_pool_of(&x))
+                .is_some_and(|p| ctx.stores.pool_in_scope(Some(&p)))
+        }) {
+            continue;
+        }
+        tracing::info!(method = %action.method, nodes = ?action.nodes, savings = action.savings, "disruption candidate; validating after the delay: {}", action.why);
+        tokio::time::sleep(shell.validation_delay).await;
+        events.record(&ctx, Timestamp::now()).await;
+        let again = match decide(&ctx, &shell.options).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "disruption validation failed");
+                continue;
+            }
+        };
+        let Some(action2) = again.action.filter(|a| same_action(&action, a)) else {
+            tracing::info!(method = %action.method, nodes = ?action.nodes, "disruption no longer valid after the delay");
+            continue;
+        };
+        // Every node's NodeClaim must be ours.
+        if action2.node_claims.iter().any(|c| {
+            !ctx.stores.pool_in_scope(
+                ctx.stores
+                    .node_claims
+                    .find(|x| x.metadata.name.as_deref() == Some(c.as_str()))
+                    .as_deref()
+                    .and_then(claim_pool),
+            )
+        }) {
+            continue;
+        }
+        tracing::info!(method = %action2.method, nodes = ?action2.nodes, replacements = action2.replacements.len(), savings = action2.savings, "disrupting: {}", action2.why);
+        if let Err(e) = execute(&ctx, &action2, &shell).await {
+            tracing::warn!(error = %format!("{e:#}"), "disruption failed");
+        }
+    }
+}

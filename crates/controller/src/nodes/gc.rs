@@ -1,0 +1,197 @@
+//! Garbage collection: instances the provider lists that no NodeClaim accounts for are deleted;
+//! launched NodeClaims whose instance is gone are deleted (their pods get provisioned again).
+//! Anything younger than `gc_grace` is left alone (a launch may not be recorded yet).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use anyhow::Result;
+use ballast_api::nodes::NodeClaim;
+use ballast_cloud::{CloudError, CloudProvider, Instance};
+use jiff::{SignedDuration, Timestamp};
+use kube::api::DeleteParams;
+use kube::{Api, Resource, ResourceExt};
+
+use super::Ctx;
+use super::cluster::{claim_pool, claim_provider_id};
+
+fn older_than(t: Option<Timestamp>, now: Timestamp, grace: SignedDuration) -> bool {
+    t.is_some_and(|t| now.duration_since(t) >= grace)
+}
+
+/// Instances no NodeClaim accounts for (by provider ID, or by the NodeClaim name the instance
+/// was launched for).
+pub fn orphaned_instances<'a>(
+    instances: &'a [Instance],
+    claims: &[Arc<NodeClaim>],
+    launched: &BTreeSet<String>,
+    now: Timestamp,
+    grace: SignedDuration,
+) -> Vec<&'a Instance> {
+    let pids: BTreeSet<&str> = claims.iter().filter_map(|c| claim_provider_id(c)).collect();
+    let names: BTreeSet<String> = claims.iter().map(|c| c.name_any()).collect();
+    instances
+        .iter()
+        .filter(|i| !pids.contains(i.provider_id.as_str()) && !launched.contains(&i.provider_id))
+        .filter(|i| !i.node_claim.as_ref().is_some_and(|n| names.contains(n)))
+        .filter(|i| older_than(i.created, now, grace))
+        .collect()
+}
+
+/// Launched NodeClaims (not being deleted) whose instance is not listed.
+pub fn claims_without_instance(
+    claims: &[Arc<NodeClaim>],
+    instances: &[Instance],
+    now: Timestamp,
+    grace: SignedDuration,
+) -> Vec<Arc<NodeClaim>> {
+    let live: BTreeSet<&str> = instances.iter().map(|i| i.provider_id.as_str()).collect();
+    claims
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| claim_provider_id(c).is_some_and(|p| !live.contains(p)))
+        .filter(|c| {
+            let launched = c
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|x| x.type_ == "Launched" && x.status == "True")
+                })
+                .map(|x| x.last_transition_time.0)
+                .or_else(|| c.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            older_than(launched, now, grace)
+        })
+        .cloned()
+        .collect()
+}
+
+async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<()> {
+    let now = Timestamp::now();
+    let grace =
+        SignedDuration::try_from(ctx.opts.gc_grace).unwrap_or(SignedDuration::from_secs(30));
+    let instances: Vec<Instance> = ctx
+        .provider
+        .list()
+        .await?
+        .into_iter()
+        .filter(|i| ctx.stores.pool_in_scope(i.node_pool.as_deref()))
+        .collect();
+    let all_claims = ctx.stores.node_claims.state();
+    let launched: BTreeSet<String> = ctx
+        .launched
+        .lock()
+        .expect("lock")
+        .values()
+        .map(|i| i.provider_id.clone())
+        .collect();
+    for i in orphaned_instances(&instances, &all_claims, &launched, now, grace) {
+        tracing::warn!(provider_id = %i.provider_id, instance_type = %i.instance_type, "deleting an instance no NodeClaim accounts for");
+        match ctx.provider.delete(&i.provider_id).await {
+            Ok(()) | Err(CloudError::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(provider_id = %i.provider_id, error = %e, "deleting orphaned instance failed")
+            }
+        }
+    }
+    let mine: Vec<Arc<NodeClaim>> = all_claims
+        .iter()
+        .filter(|c| ctx.stores.pool_in_scope(claim_pool(c)))
+        .cloned()
+        .collect();
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    for c in claims_without_instance(&mine, &instances, now, grace) {
+        let pid = claim_provider_id(&c).unwrap_or_default().to_string();
+        // The list may be stale; ask once more.
+        if ctx.provider.get(&pid).await?.is_some() {
+            continue;
+        }
+        let why = format!("instance {pid} is gone: deleting the NodeClaim");
+        tracing::warn!(nodeclaim = %c.name_any(), "{why}");
+        ctx.events
+            .warning(&c.object_ref(&()), "InstanceGone", "GarbageCollection", why)
+            .await;
+        match api.delete(&c.name_any(), &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(nodeclaim = %c.name_any(), error = %e, "deleting NodeClaim failed")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The garbage-collection loop.
+pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
+    loop {
+        tokio::time::sleep(ctx.opts.gc_interval).await;
+        if let Err(e) = collect(&ctx).await {
+            tracing::warn!(error = %format!("{e:#}"), "garbage collection failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_api::nodes::NodeClaimStatus;
+
+    fn inst(pid: &str, claim: Option<&str>, created: &str) -> Instance {
+        Instance {
+            provider_id: pid.into(),
+            node_name: None,
+            node_claim: claim.map(str::to_string),
+            node_pool: Some("p".into()),
+            instance_type: "t".into(),
+            zone: "z".into(),
+            capacity_type: "spot".into(),
+            image_id: None,
+            capacity: Default::default(),
+            allocatable: Default::default(),
+            created: Some(created.parse().unwrap()),
+        }
+    }
+
+    fn claim(name: &str, pid: Option<&str>, created: &str) -> Arc<NodeClaim> {
+        let mut c = NodeClaim::new(name, Default::default());
+        c.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            created.parse().unwrap(),
+        ));
+        c.status = Some(NodeClaimStatus {
+            provider_id: pid.map(str::to_string),
+            ..Default::default()
+        });
+        Arc::new(c)
+    }
+
+    #[test]
+    fn orphans_both_ways() {
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let grace = SignedDuration::from_secs(30);
+        let instances = vec![
+            inst("kwok://a", Some("a"), "2026-01-01T00:00:00Z"),
+            inst("kwok://b", Some("b"), "2026-01-01T00:00:00Z"),
+            inst("kwok://c", Some("c"), "2026-01-01T00:09:50Z"),
+            inst("kwok://d", Some("d"), "2026-01-01T00:00:00Z"),
+        ];
+        let claims = vec![
+            claim("a", Some("kwok://a"), "2026-01-01T00:00:00Z"),
+            claim("d", None, "2026-01-01T00:00:00Z"),
+            claim("e", Some("kwok://e"), "2026-01-01T00:00:00Z"),
+            claim("f", Some("kwok://f"), "2026-01-01T00:09:59Z"),
+        ];
+        let o: Vec<&str> = orphaned_instances(&instances, &claims, &BTreeSet::new(), now, grace)
+            .iter()
+            .map(|i| i.provider_id.as_str())
+            .collect();
+        // b: no claim; c: too young; d: its claim exists but has not recorded it yet.
+        assert_eq!(o, vec!["kwok://b"]);
+        let gone: Vec<String> = claims_without_instance(&claims, &instances, now, grace)
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        assert_eq!(gone, vec!["e".to_string()]);
+    }
+}

@@ -1,0 +1,255 @@
+//! NodePool status: resources in use by the pool's NodeClaims (capacity summed, plus `nodes`), a
+//! `Ready` condition (the pool compiles) and a `LimitsReached` condition (its limits stop growth:
+//! usage at a limit, or pending pods the solver could not place because of them). An event on the
+//! pool when its limits start stopping growth.
+
+use std::collections::BTreeMap;
+
+use ballast_api::nodes::{NodePool, NodePoolStatus};
+use ballast_cloud::CloudProvider;
+use ballast_nodes::adapt;
+use ballast_nodes::lifecycle::{ConditionState, Status, merge_conditions};
+use ballast_nodes::{ObjectKind, PendingExplanation};
+use ballast_scheduling::{self as sched, Resources};
+use jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+
+use super::cluster::{claim_capacity, claim_pool};
+use super::{Ctx, FIELD_MANAGER};
+
+/// Condition type set while the pool's limits keep it from growing.
+pub const LIMITS_REACHED: &str = "LimitsReached";
+
+/// How much of the pool is in use: the capacity of its NodeClaims not being deleted, and their
+/// count as `nodes`.
+pub fn usage(
+    claims: &[&ballast_api::nodes::NodeClaim],
+    types: &[sched::InstanceType],
+) -> Resources {
+    let mut total = Resources::default();
+    for c in claims {
+        for (k, v) in claim_capacity(c, types).iter() {
+            let cur = total.get(k);
+            total.set(k, cur.saturating_add(v));
+        }
+    }
+    total.set("nodes", claims.len() as i64);
+    total
+}
+
+fn limits_prefix() -> String {
+    let text = sched::Reason::LimitsReached {
+        resource: String::new(),
+    }
+    .to_string();
+    text.split('(').next().unwrap_or(&text).trim().to_string()
+}
+
+/// The `LimitsReached` condition of a pool: which limits are used up, and how many pending pods
+/// this pool could not take because of its limits.
+pub fn limits_condition(
+    pool: &str,
+    limits: Option<&Resources>,
+    used: &Resources,
+    pending: &[PendingExplanation],
+) -> ConditionState {
+    let Some(limits) = limits else {
+        return ConditionState {
+            type_: LIMITS_REACHED.into(),
+            status: Status::False,
+            reason: "NoLimits".into(),
+            message: "the NodePool has no limits".into(),
+        };
+    };
+    let prefix = limits_prefix();
+    let full: Vec<String> = limits
+        .iter()
+        .filter(|(k, l)| used.get(k) >= *l)
+        .map(|(k, l)| format!("{k} {} of {}", show(k, used.get(k)), show(k, l)))
+        .collect();
+    let blocked = pending
+        .iter()
+        .filter(|e| {
+            e.node_pools
+                .iter()
+                .any(|(p, why)| p == pool && why.starts_with(&prefix))
+        })
+        .count();
+    if full.is_empty() && blocked == 0 {
+        return ConditionState {
+            type_: LIMITS_REACHED.into(),
+            status: Status::False,
+            reason: "WithinLimits".into(),
+            message: "room left under every limit".into(),
+        };
+    }
+    let mut parts = vec![];
+    if !full.is_empty() {
+        parts.push(format!("in use: {}", full.join(", ")));
+    }
+    if blocked > 0 {
+        parts.push(format!(
+            "{blocked} pending pods need more than the limits allow"
+        ));
+    }
+    ConditionState {
+        type_: LIMITS_REACHED.into(),
+        status: Status::True,
+        reason: "LimitsReached".into(),
+        message: parts.join("; "),
+    }
+}
+
+fn show(k: &str, v: i64) -> String {
+    match k {
+        "cpu" => sched::quantity::format_cpu_millis(v),
+        "memory" | "ephemeral-storage" => sched::quantity::format_bytes(v),
+        _ => v.to_string(),
+    }
+}
+
+/// The status a pool should have now.
+pub fn pool_status(
+    pool: &NodePool,
+    claims: &[&ballast_api::nodes::NodeClaim],
+    types: &[sched::InstanceType],
+    pending: &[PendingExplanation],
+    now: Timestamp,
+) -> NodePoolStatus {
+    let name = pool.metadata.name.clone().unwrap_or_default();
+    let used = usage(claims, types);
+    let compiled = adapt::node_pool_to_model(pool, Resources::default());
+    let ready = match &compiled {
+        Ok(_) => ConditionState {
+            type_: "Ready".into(),
+            status: Status::True,
+            reason: "Ready".into(),
+            message: "the NodePool is valid".into(),
+        },
+        Err(e) => ConditionState {
+            type_: "Ready".into(),
+            status: Status::False,
+            reason: "Invalid".into(),
+            message: e.to_string(),
+        },
+    };
+    let limits = pool.spec.limits.as_ref().and_then(|l| {
+        adapt::resources_from_list(l, ObjectKind::NodePool, &name, "spec.limits").ok()
+    });
+    let lim = limits_condition(&name, limits.as_ref(), &used, pending);
+    let existing = pool
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let conditions = merge_conditions(&existing, &[ready, lim], now, pool.metadata.generation);
+    let mut resources: BTreeMap<_, _> = adapt::resources_to_list(&used);
+    resources
+        .entry("nodes".into())
+        .or_insert_with(|| k8s_openapi::apimachinery::pkg::api::resource::Quantity("0".into()));
+    NodePoolStatus {
+        resources: Some(resources),
+        conditions,
+    }
+}
+
+fn limits_reached(s: Option<&NodePoolStatus>) -> bool {
+    s.is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == LIMITS_REACHED && c.status == "True")
+    })
+}
+
+/// Writes every pool's status where it changed.
+pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingExplanation]) {
+    let now = Timestamp::now();
+    let types = match ctx.instance_types(now).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "instance types unavailable for NodePool status");
+            return;
+        }
+    };
+    let claims = ctx.stores.claims();
+    let api: Api<NodePool> = Api::all(ctx.client.clone());
+    for (name, pool) in ctx.stores.pools() {
+        let mine: Vec<&ballast_api::nodes::NodeClaim> = claims
+            .iter()
+            .map(|c| &**c)
+            .filter(|c| {
+                claim_pool(c) == Some(name.as_str()) && c.metadata.deletion_timestamp.is_none()
+            })
+            .collect();
+        let status = pool_status(&pool, &mine, &types, pending, now);
+        if pool.status.as_ref() == Some(&status) {
+            continue;
+        }
+        let became_limited = limits_reached(Some(&status)) && !limits_reached(pool.status.as_ref());
+        let patch = serde_json::json!({ "status": status });
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.patch_status(&name, &pp, &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                if became_limited {
+                    let msg = status
+                        .conditions
+                        .iter()
+                        .find(|c| c.type_ == LIMITS_REACHED)
+                        .map(|c| c.message.clone())
+                        .unwrap_or_default();
+                    ctx.events
+                        .warning(&pool.object_ref(&()), "LimitsReached", "Provisioning", msg)
+                        .await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(nodepool = %name, error = %e, "updating NodePool status failed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_nodes::PendingCategory;
+
+    #[test]
+    fn limits_condition_names_what_is_used_up() {
+        let limits = Resources::cpu_mem(8000, 0).with("nodes", 2);
+        let used = Resources::cpu_mem(8000, 32 << 30).with("nodes", 2);
+        let c = limits_condition("general", Some(&limits), &used, &[]);
+        assert_eq!(c.status, Status::True);
+        assert!(c.message.contains("cpu 8 of 8"), "{}", c.message);
+        assert!(c.message.contains("nodes 2 of 2"), "{}", c.message);
+        let used = Resources::cpu_mem(4000, 0).with("nodes", 1);
+        let c = limits_condition("general", Some(&limits), &used, &[]);
+        assert_eq!(c.status, Status::False);
+        let pending = vec![PendingExplanation {
+            pod: sched::PodRef {
+                namespace: "a".into(),
+                name: "p".into(),
+            },
+            category: PendingCategory::LimitsReached,
+            node_pools: vec![(
+                "general".into(),
+                sched::Reason::LimitsReached {
+                    resource: "cpu".into(),
+                }
+                .to_string(),
+            )],
+            nodes: vec![],
+            message: String::new(),
+        }];
+        let c = limits_condition("general", Some(&limits), &used, &pending);
+        assert_eq!(c.status, Status::True);
+        assert!(c.message.contains("1 pending pods"), "{}", c.message);
+        let c = limits_condition("other", Some(&limits), &used, &pending);
+        assert_eq!(c.status, Status::False);
+        assert_eq!(limits_condition("x", None, &used, &[]).reason, "NoLimits");
+    }
+}

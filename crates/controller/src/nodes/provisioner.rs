@@ -1,0 +1,287 @@
+//! The provisioner: batches the pods the kube-scheduler marked unschedulable, runs `provision` on
+//! a snapshot of the cluster, creates the NodeClaims it decides, and tells every pod that gets no
+//! node why (a Warning event). Solves again while pods stay pending: at least every `resync`, and
+//! soon after a NodePool or NodeClaim changes (a deleted NodeClaim's pods need a new home).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ballast_api::nodes::NodeClaim;
+use ballast_cloud::CloudProvider;
+use ballast_nodes::provision::PodPlacement;
+use ballast_nodes::{
+    Destination, PendingCategory, PendingExplanation, ProvisionOptions, batch_state, provision,
+};
+use ballast_scheduling::PodRef;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::PostParams;
+use kube::{Api, Resource, ResourceExt};
+
+use super::cluster::{self, SnapshotInputs};
+use super::{Ctx, FIELD_MANAGER, convert, pools};
+
+/// Event reason for a pod no NodePool can take (requirements, taints, no pool at all).
+pub const NO_COMPATIBLE_NODEPOOL: &str = "NoCompatibleNodePool";
+/// Event reason for a pod a NodePool could take but not now (limits, capacity, topology...).
+pub const FAILED_PROVISIONING: &str = "FailedProvisioning";
+/// Event reason on a pod a new NodeClaim is made for.
+pub const NOMINATED: &str = "Nominated";
+
+/// The event reason for a pending category.
+pub fn reason_for(c: PendingCategory) -> &'static str {
+    match c {
+        PendingCategory::NoNodePools
+        | PendingCategory::UnsatisfiableRequirements
+        | PendingCategory::TaintsNotTolerated
+        | PendingCategory::VolumeZone => NO_COMPATIBLE_NODEPOOL,
+        _ => FAILED_PROVISIONING,
+    }
+}
+
+fn pod_key(p: &Pod) -> PodRef {
+    PodRef {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+    }
+}
+
+/// Pending pods this controller provisions for.
+fn pending_pods<P: CloudProvider>(ctx: &Ctx<P>) -> Vec<Arc<Pod>> {
+    let mut pods = ctx.stores.pods.state_filter(|p| {
+        convert::is_provisionable(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
+    });
+    pods.sort_by_key(|p| pod_key(p));
+    pods
+}
+
+/// State kept between passes.
+#[derive(Default)]
+struct Batch {
+    first_seen: BTreeMap<String, Timestamp>,
+    solved: BTreeSet<String>,
+    /// Last event per pod (message, when), so a pod is not told the same thing every pass.
+    told: BTreeMap<String, (String, Instant)>,
+    explanations: Vec<PendingExplanation>,
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| pod_key(p).to_string())
+}
+
+/// The provisioner loop.
+pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
+    let mut changes = ctx.stores.changes.clone();
+    let mut seen = *changes.borrow();
+    let mut b = Batch::default();
+    let mut last_solve: Option<Instant> = None;
+    let mut last_status: Option<Instant> = None;
+    let mut dirty = false;
+    loop {
+        let now = Timestamp::now();
+        let pending = pending_pods(&ctx);
+        let live: BTreeSet<String> = pending.iter().map(|p| uid(p)).collect();
+        b.first_seen.retain(|k, _| live.contains(k));
+        b.solved.retain(|k| live.contains(k));
+        b.told.retain(|k, _| live.contains(k));
+        for p in &pending {
+            b.first_seen.entry(uid(p)).or_insert(now);
+        }
+        let unsolved: Vec<Timestamp> = pending
+            .iter()
+            .filter(|p| !b.solved.contains(&uid(p)))
+            .map(|p| b.first_seen[&uid(p)])
+            .collect();
+        let bs = batch_state(&unsolved, now, &ctx.opts.batch);
+        let since_solve = last_solve.map(|t| t.elapsed());
+        let resync_due = !pending.is_empty() && since_solve.is_none_or(|s| s >= ctx.opts.resync);
+        let dirty_due =
+            dirty && !pending.is_empty() && since_solve.is_none_or(|s| s >= Duration::from_secs(2));
+        let mut wake = Instant::now() + ctx.opts.status_interval;
+        if bs.solve_now || resync_due || dirty_due {
+            let with_seen: Vec<(Arc<Pod>, Timestamp)> = pending
+                .iter()
+                .map(|p| (p.clone(), b.first_seen[&uid(p)]))
+                .collect();
+            match solve(&ctx, &with_seen, now, &mut b).await {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "provisioning pass failed"),
+            }
+            b.solved.extend(live.iter().cloned());
+            last_solve = Some(Instant::now());
+            dirty = false;
+            last_status = None;
+        } else if let Some(w) = bs.wake_at {
+            let secs = w.duration_since(now).as_secs_f64().max(0.0);
+            wake = wake.min(Instant::now() + Duration::from_secs_f64(secs));
+        }
+        if !pending.is_empty()
+            && let Some(t) = last_solve
+        {
+            wake = wake.min(t + ctx.opts.resync);
+        }
+        if last_status.is_none_or(|t| t.elapsed() >= ctx.opts.status_interval) {
+            pools::update_statuses(&ctx, &b.explanations).await;
+            last_status = Some(Instant::now());
+        }
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let c = *changes.borrow_and_update();
+                if c.pools_and_claims != seen.pools_and_claims {
+                    dirty = true;
+                }
+                seen = c;
+                // Let a burst of events settle.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}
+
+/// The NodeClaim to create, owned by its NodePool (deleting the pool deletes its claims).
+fn claim_to_create<P: CloudProvider>(ctx: &Ctx<P>, claim: &NodeClaim, pool: &str) -> NodeClaim {
+    let mut claim = claim.clone();
+    if let Some(p) = ctx.stores.pools().get(pool)
+        && let Some(uid) = p.metadata.uid.clone()
+    {
+        claim.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "nodes.ballast.dev/v1".into(),
+            kind: "NodePool".into(),
+            name: pool.into(),
+            uid,
+            block_owner_deletion: Some(true),
+            controller: None,
+        }]);
+    }
+    claim
+}
+
+async fn solve<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    pending: &[(Arc<Pod>, Timestamp)],
+    now: Timestamp,
+    b: &mut Batch,
+) -> Result<()> {
+    let types = ctx.instance_types(now).await?;
+    let recent = ctx.recent_claims();
+    let snap = cluster::snapshot(
+        &ctx.stores,
+        SnapshotInputs {
+            pending,
+            instance_types: types,
+            extra_claims: &recent,
+            last_pod_events: &BTreeMap::new(),
+        },
+    );
+    let opts = ProvisionOptions {
+        solve: ctx.opts.solve.clone(),
+        batch: ctx.opts.batch,
+    };
+    let decision = provision(&snap, now, &opts)?;
+    for e in &decision.skipped {
+        tracing::warn!(error = %e, "left out of the provisioning decision");
+    }
+    let by_key: BTreeMap<PodRef, &Arc<Pod>> =
+        pending.iter().map(|(p, _)| (pod_key(p), p)).collect();
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for plan in &decision.node_claims {
+        let claim = claim_to_create(ctx, &plan.node_claim, &plan.node_pool);
+        match api.create(&pp, &claim).await {
+            Ok(created) => {
+                tracing::info!(
+                    nodeclaim = %plan.name,
+                    nodepool = %plan.node_pool,
+                    instance_type = %plan.instance_type,
+                    zone = %plan.zone,
+                    capacity_type = %plan.capacity_type,
+                    price = plan.price,
+                    pods = plan.pods.len(),
+                    "created NodeClaim"
+                );
+                ctx.recent_claims
+                    .lock()
+                    .expect("lock")
+                    .push((created, Instant::now()));
+                for pod in plan.pods.iter().filter_map(|k| by_key.get(k)) {
+                    ctx.events
+                        .normal(
+                            &pod.object_ref(&()),
+                            NOMINATED,
+                            "Provisioning",
+                            format!(
+                                "Pod should schedule on NodeClaim {} ({} {} {}, ${:.4}/h)",
+                                plan.name,
+                                plan.instance_type,
+                                plan.zone,
+                                plan.capacity_type,
+                                plan.price
+                            ),
+                        )
+                        .await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(nodeclaim = %plan.name, error = %e, "creating NodeClaim failed")
+            }
+        }
+    }
+    log_placements(&decision.placements);
+    for u in &decision.unschedulable {
+        let Some(pod) = by_key.get(&u.pod) else {
+            continue;
+        };
+        let key = uid(pod);
+        let note = format!("[{:?}] {}", u.category, u.message);
+        let fresh = b
+            .told
+            .get(&key)
+            .is_none_or(|(m, at)| *m != note || at.elapsed() >= ctx.opts.resync);
+        if fresh {
+            tracing::info!(pod = %u.pod, category = ?u.category, "{}", u.message);
+            ctx.events
+                .warning(
+                    &pod.object_ref(&()),
+                    reason_for(u.category),
+                    "Provisioning",
+                    note.clone(),
+                )
+                .await;
+            b.told.insert(key, (note, Instant::now()));
+        }
+    }
+    b.explanations = decision.unschedulable;
+    Ok(())
+}
+
+fn log_placements(placements: &[PodPlacement]) {
+    let mut existing = 0;
+    let mut in_flight = 0;
+    for p in placements {
+        match p.to {
+            Destination::Node(_) => existing += 1,
+            Destination::InFlight(_) => in_flight += 1,
+            Destination::NewNodeClaim(_) => {}
+        }
+    }
+    if existing + in_flight > 0 {
+        tracing::debug!(
+            existing,
+            in_flight,
+            "pending pods fit existing or in-flight capacity"
+        );
+    }
+}

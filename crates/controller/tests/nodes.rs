@@ -1,0 +1,1121 @@
+//! The node controllers against the REAL test bed (`tests/testbed.sh up kube`): kube-apiserver,
+//! kube-controller-manager, the real kube-scheduler and kwok. The controllers create NodeClaims,
+//! the kwok provider turns them into kwok Nodes, and the real scheduler binds the pods to them.
+//!
+//! - `scaled_past_capacity_gets_cheapest_nodes`: a Deployment scaled past capacity one step at a
+//!   time gets a new node per step, of the cheapest fitting offering (type, zone, capacity type);
+//!   the NodeClaims go Launched → Registered → Initialized; NodePool status counts them.
+//! - `taints_zone_spread_and_anti_affinity`: pods without a toleration never land on the tainted
+//!   pool's nodes; zone spread and hostname anti-affinity hold on the nodes made for them; the
+//!   tolerating pods get nodes of the tainted pool.
+//! - `limits_stop_growth`: NodePool limits stop new nodes, with a `LimitsReached` condition on the
+//!   pool and `FailedProvisioning` events on the pods left pending.
+//! - `deleting_a_nodeclaim_drains_it_respecting_the_pdb`: the node is cordoned and tainted, the
+//!   eviction is refused while the PDB allows none, goes through once it allows one, and then the
+//!   node and the NodeClaim are gone.
+//! - `unsatisfiable_pod_makes_no_node`: a pod whose node selector matches no NodePool gets a
+//!   `NoCompatibleNodePool` event and no NodeClaim.
+//! - `insufficient_capacity_falls_back_to_the_next_offering`: the cheapest offering fails at
+//!   launch; the NodeClaim launches as the next one.
+//! - `orphans_are_garbage_collected`: a kwok instance without NodeClaim is deleted, a NodeClaim
+//!   whose instance vanished is deleted.
+//! - `emptiness_removes_empty_nodes` and `drift_replaces_nodes_but_do_not_disrupt_pins`: the
+//!   disruption controller.
+//!
+//! Each test runs its own controllers, restricted to its own NodePools (label selector) and its
+//! own namespace's pending pods, so tests run in parallel. Without a test bed every test prints a
+//! skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh` sets).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use ballast_api::nodes::{KwokNodeClass, NodeClaim, NodePool, labels};
+use ballast_cloud::{CloudProvider, Instance, LaunchOffering, LaunchRequest, OfferingKey};
+use ballast_cloud_kwok::KwokProvider;
+use ballast_controller::nodes::{NodesOptions, disruption::DisruptionShellOptions};
+use ballast_testbed::wait::poll_until;
+use ballast_testbed::{TestBed, TestDeployment, TestNamespace, testbed_or_skip};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const MANAGER: &str = "ballast-nodes-test";
+const RUN_LABEL: &str = "test.ballast.dev/run";
+const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+
+fn catalog() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../simulations/catalogs/aws-like.yaml"
+    ))
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BALLAST_TEST_LOG")
+                .unwrap_or_else(|_| "ballast_controller=info,ballast_cloud_kwok=info".into()),
+        )
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn install_crds(client: &Client) -> Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ballast_api::crds()
+        .into_iter()
+        .filter(|c| c.spec.group == "nodes.ballast.dev")
+    {
+        let name = crd.metadata.name.clone().context("CRD name")?;
+        crds.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("applying CRD {name}"))?;
+        ballast_testbed::wait::wait_for(
+            &crds,
+            &name,
+            Duration::from_secs(30),
+            |c: &CustomResourceDefinition| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One test's controllers, NodePools, KwokNodeClass and namespace.
+struct Run {
+    ns: TestNamespace,
+    client: Client,
+    controller: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Run {
+    /// A NodePool spec for this run: its nodes carry the namespace's isolation label and taint,
+    /// so only this test's pods (which select and tolerate them) go there. `extra` is merged into
+    /// `spec.template.spec` (requirements, taints...) and `spec` (limits, disruption...).
+    fn pool(&self, suffix: &str, spec: Value, template_spec: Value) -> NodePool {
+        let ns = self.ns.name();
+        let mut taints = vec![
+            json!({ "key": ballast_testbed::ISOLATION_KEY, "value": ns, "effect": "NoSchedule" }),
+        ];
+        if let Some(t) = template_spec.get("taints").and_then(|t| t.as_array()) {
+            taints.extend(t.iter().cloned());
+        }
+        let mut ts = json!({
+            "nodeClassRef": { "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": ns },
+            "requirements": [
+                { "key": labels::CAPACITY_TYPE, "operator": "In", "values": ["on-demand"] },
+                { "key": "nodes.ballast.dev/instance-family", "operator": "In", "values": ["c6i", "m6i", "r6i"] }
+            ],
+        });
+        for (k, v) in template_spec.as_object().into_iter().flatten() {
+            ts[k] = v.clone();
+        }
+        ts["taints"] = Value::Array(taints);
+        let mut s = json!({
+            "template": {
+                "metadata": { "labels": { ballast_testbed::ISOLATION_KEY: ns } },
+                "spec": ts,
+            }
+        });
+        for (k, v) in spec.as_object().into_iter().flatten() {
+            s[k] = v.clone();
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "nodes.ballast.dev/v1",
+            "kind": "NodePool",
+            "metadata": { "name": self.pool_name(suffix), "labels": { RUN_LABEL: ns } },
+            "spec": s,
+        }))
+        .expect("a valid NodePool")
+    }
+
+    fn pool_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.ns.name())
+    }
+
+    async fn start(
+        bed: &TestBed,
+        prefix: &str,
+        pools: &[(&str, Value, Value)],
+        opts: impl FnOnce(&mut NodesOptions),
+    ) -> Result<Run> {
+        init_logs();
+        let client = bed.client();
+        install_crds(&client).await?;
+        let ns = bed.namespace(prefix).await?;
+        let class: KwokNodeClass = serde_json::from_value(json!({
+            "apiVersion": "nodes.ballast.dev/v1", "kind": "KwokNodeClass",
+            "metadata": { "name": ns.name(), "labels": { RUN_LABEL: ns.name() } },
+            "spec": {},
+        }))?;
+        Api::<KwokNodeClass>::all(client.clone())
+            .create(&PostParams::default(), &class)
+            .await?;
+        let mut o = NodesOptions {
+            nodepool_selector: Some(format!("{RUN_LABEL}={}", ns.name())),
+            namespaces: vec![ns.name().to_string()],
+            resync: Duration::from_secs(10),
+            gc_interval: Duration::from_secs(5),
+            gc_grace: Duration::from_secs(15),
+            status_interval: Duration::from_secs(2),
+            disruption: None,
+            ..Default::default()
+        };
+        o.batch.max_seconds = 5.0;
+        opts(&mut o);
+        let run = Run {
+            ns,
+            client: client.clone(),
+            controller: tokio::spawn(async { Ok(()) }),
+        };
+        for (suffix, spec, template) in pools {
+            let p = run.pool(suffix, spec.clone(), template.clone());
+            Api::<NodePool>::all(client.clone())
+                .create(&PostParams::default(), &p)
+                .await?;
+        }
+        let provider = KwokProvider::from_catalog_file(client.clone(), catalog())
+            .map_err(anyhow::Error::msg)?;
+        Ok(run.with_controller(provider, o))
+    }
+
+    fn with_controller<P: CloudProvider>(mut self, provider: P, o: NodesOptions) -> Run {
+        let client = self.client.clone();
+        self.controller = tokio::spawn(ballast_controller::nodes::run(
+            client,
+            provider,
+            o,
+            std::future::pending(),
+        ));
+        self
+    }
+
+    fn nodes(&self) -> Api<Node> {
+        Api::all(self.client.clone())
+    }
+
+    fn claims_api(&self) -> Api<NodeClaim> {
+        Api::all(self.client.clone())
+    }
+
+    /// Nodes of one of this run's pools.
+    async fn pool_nodes(&self, suffix: &str) -> Result<Vec<Node>> {
+        let lp = ListParams::default().labels(&format!(
+            "{}={}",
+            labels::NODEPOOL,
+            self.pool_name(suffix)
+        ));
+        Ok(self.nodes().list(&lp).await?.items)
+    }
+
+    /// NodeClaims of one of this run's pools.
+    async fn claims(&self, suffix: &str) -> Result<Vec<NodeClaim>> {
+        let lp = ListParams::default().labels(&format!(
+            "{}={}",
+            labels::NODEPOOL,
+            self.pool_name(suffix)
+        ));
+        Ok(self.claims_api().list(&lp).await?.items)
+    }
+
+    async fn ready_nodes(&self, suffix: &str, n: usize, timeout: Duration) -> Result<Vec<Node>> {
+        poll_until(
+            &format!("{n} Ready nodes in pool {suffix}"),
+            timeout,
+            Duration::from_millis(500),
+            || async {
+                let nodes = self.pool_nodes(suffix).await?;
+                let ready: Vec<Node> = nodes.into_iter().filter(ready).collect();
+                Ok((ready.len() == n).then_some(ready))
+            },
+        )
+        .await
+    }
+
+    async fn get_pool(&self, suffix: &str) -> Result<NodePool> {
+        Ok(Api::<NodePool>::all(self.client.clone())
+            .get(&self.pool_name(suffix))
+            .await?)
+    }
+
+    /// Events (events.k8s.io) about an object of the namespace.
+    async fn events_about(&self, name: &str) -> Result<Vec<Event>> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), self.ns.name());
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect())
+    }
+
+    /// Deletes what the test made, in an order that leaves nothing behind: the namespace's
+    /// workloads, then the NodeClaims (the controllers drain and delete their nodes), then the
+    /// pools and the class; last the controllers and the namespace.
+    async fn cleanup(self, pools: &[&str]) {
+        let ns = self.ns.name().to_string();
+        let dp = DeleteParams::background();
+        let _ = self
+            .ns
+            .api::<Deployment>()
+            .delete_collection(&dp, &ListParams::default())
+            .await;
+        let _ = self
+            .ns
+            .api::<Pod>()
+            .delete_collection(
+                &DeleteParams::default().grace_period(0),
+                &ListParams::default(),
+            )
+            .await;
+        for suffix in pools {
+            let pool = self.pool_name(suffix);
+            let _ = Api::<NodePool>::all(self.client.clone())
+                .delete(&pool, &dp)
+                .await;
+        }
+        let gone = poll_until(
+            "NodeClaims of the run to go",
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            || async {
+                let mut left = 0;
+                for suffix in pools {
+                    for c in self.claims(suffix).await? {
+                        left += 1;
+                        if c.metadata.deletion_timestamp.is_none() {
+                            let _ = self.claims_api().delete(&c.name_any(), &dp).await;
+                        }
+                    }
+                }
+                Ok((left == 0).then_some(()))
+            },
+        )
+        .await;
+        if let Err(e) = gone {
+            eprintln!("cleanup: {e:#}; removing finalizers");
+            for suffix in pools {
+                for c in self.claims(suffix).await.unwrap_or_default() {
+                    let patch = json!({ "metadata": { "finalizers": null } });
+                    let _ = self
+                        .claims_api()
+                        .patch(
+                            &c.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await;
+                }
+            }
+        }
+        for suffix in pools {
+            for n in self.pool_nodes(suffix).await.unwrap_or_default() {
+                let _ = self.nodes().delete(&n.name_any(), &dp).await;
+            }
+        }
+        let _ = Api::<KwokNodeClass>::all(self.client.clone())
+            .delete(&ns, &dp)
+            .await;
+        self.controller.abort();
+        if let Err(e) = self.ns.cleanup().await {
+            eprintln!("cleanup of {ns}: {e:#}");
+        }
+    }
+}
+
+fn ready(n: &Node) -> bool {
+    ballast_testbed::wait::node_ready(n)
+}
+
+fn label<'a>(n: &'a Node, key: &str) -> &'a str {
+    n.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+fn condition(c: &NodeClaim, t: &str) -> Option<String> {
+    c.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|x| x.type_ == t)
+        .map(|x| x.status.clone())
+}
+
+/// A Deployment of this namespace (isolated to its nodes), with `edit` applied to its pod spec
+/// and template metadata.
+async fn deploy(
+    ns: &TestNamespace,
+    d: TestDeployment,
+    edit: impl FnOnce(&mut Value),
+) -> Result<()> {
+    let mut dep = serde_json::to_value(d.build())?;
+    edit(&mut dep["spec"]["template"]);
+    let mut dep: Deployment = serde_json::from_value(dep)?;
+    if let Some(spec) = dep.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        ns.isolate(spec);
+    }
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &dep)
+        .await?;
+    Ok(())
+}
+
+fn anti_affinity(app: &str) -> Value {
+    json!({ "podAntiAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": [
+        { "labelSelector": { "matchLabels": { "app": app } }, "topologyKey": "kubernetes.io/hostname" }
+    ] } })
+}
+
+/// Node name of each running pod of the app.
+async fn placements(ns: &TestNamespace, app: &str) -> Result<BTreeMap<String, String>> {
+    Ok(ns
+        .pods(&format!("app={app}"))
+        .await?
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| Some((p.name_any(), p.spec?.node_name?)))
+        .collect())
+}
+
+async fn with_run(
+    run: Run,
+    pools: &[&str],
+    body: impl AsyncFnOnce(&Run) -> Result<()>,
+) -> Result<()> {
+    let r = body(&run).await;
+    if r.is_err() && std::env::var("BALLAST_TESTBED_KEEP").is_ok_and(|v| v == "1") {
+        eprintln!("keeping namespace {} for inspection", run.ns.name());
+        std::mem::forget(run);
+        return r;
+    }
+    run.cleanup(pools).await;
+    r
+}
+
+const T: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_past_capacity_gets_cheapest_nodes() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    // Spot allowed, every family: the cheapest offering for a 3-CPU pod is c6i.xlarge spot in
+    // us-east-1b ($0.0639/h; m6i.xlarge spot is $0.0693 at best, c6i.large is too small).
+    let any = json!({ "requirements": [
+        { "key": labels::CAPACITY_TYPE, "operator": "In", "values": ["spot", "on-demand"] }
+    ] });
+    let run = Run::start(&bed, "nodes-scale", &[("general", json!({}), any)], |_| {}).await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        ns.create_deployment(
+            TestDeployment::new("web")
+                .replicas(1)
+                .request("cpu", "3")
+                .request("memory", "2Gi"),
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        for replicas in [2, 3] {
+            ns.scale_deployment("web", replicas).await?;
+            ns.wait_deployment_ready("web", replicas, T).await?;
+            let nodes = run.ready_nodes("general", replicas as usize, T).await?;
+            for n in &nodes {
+                ensure!(
+                    (
+                        label(n, labels::INSTANCE_TYPE),
+                        label(n, labels::ZONE),
+                        label(n, labels::CAPACITY_TYPE)
+                    ) == ("c6i.xlarge", "us-east-1b", "spot"),
+                    "node {} is {} {} {}, not the cheapest fitting offering",
+                    n.name_any(),
+                    label(n, labels::INSTANCE_TYPE),
+                    label(n, labels::ZONE),
+                    label(n, labels::CAPACITY_TYPE)
+                );
+                ensure!(
+                    label(n, "nodes.ballast.dev/instance-family") == "c6i",
+                    "catalog labels under nodes.ballast.dev/"
+                );
+                ensure!(
+                    n.spec.as_ref().and_then(|s| s.provider_id.clone())
+                        == Some(format!("kwok://{}", n.name_any()))
+                );
+            }
+        }
+        // One pod per node: the scheduler bound them to the nodes we made.
+        let nodes_used: BTreeSet<String> = placements(ns, "web").await?.into_values().collect();
+        ensure!(nodes_used.len() == 3, "pods on {nodes_used:?}");
+        let claims = poll_until(
+            "3 initialized NodeClaims",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let cs = run.claims("general").await?;
+                let init = cs
+                    .iter()
+                    .filter(|c| condition(c, "Initialized").as_deref() == Some("True"))
+                    .count();
+                Ok((init == 3).then_some(cs))
+            },
+        )
+        .await?;
+        for c in &claims {
+            for t in ["Launched", "Registered", "Initialized", "Ready"] {
+                ensure!(
+                    condition(c, t).as_deref() == Some("True"),
+                    "{} {t} = {:?}",
+                    c.name_any(),
+                    condition(c, t)
+                );
+            }
+            let st = c.status.as_ref().context("status")?;
+            ensure!(
+                st.node_name.is_some() && st.capacity.as_ref().is_some_and(|m| m["cpu"].0 == "4")
+            );
+            ensure!(
+                c.finalizers()
+                    .iter()
+                    .any(|f| f == labels::TERMINATION_FINALIZER)
+            );
+        }
+        let pool = poll_until(
+            "NodePool status with 3 nodes",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let p = run.get_pool("general").await?;
+                let n = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.resources.as_ref())
+                    .and_then(|r| r.get("nodes"))
+                    .map(|q| q.0.clone());
+                Ok((n.as_deref() == Some("3")).then_some(p))
+            },
+        )
+        .await?;
+        let res = pool.status.unwrap().resources.unwrap();
+        ensure!(res["cpu"].0 == "12", "pool cpu in use: {:?}", res["cpu"]);
+        let nominated = run
+            .events_about(&ns.pods("app=web").await?[0].name_any())
+            .await?;
+        eprintln!(
+            "events on a pod: {:?}",
+            nominated
+                .iter()
+                .map(|e| e.reason.clone())
+                .collect::<Vec<_>>()
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taints_zone_spread_and_anti_affinity() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let tainted =
+        json!({ "taints": [{ "key": "dedicated", "value": "special", "effect": "NoSchedule" }] });
+    let run = Run::start(
+        &bed,
+        "nodes-taints",
+        &[
+            ("plain", json!({}), json!({})),
+            ("special", json!({ "weight": 100 }), tainted),
+        ],
+        |_| {},
+    )
+    .await?;
+    with_run(run, &["plain", "special"], async |run| {
+        let ns = &run.ns;
+        // The tainted pool has the higher weight, but these pods do not tolerate its taint.
+        deploy(ns, TestDeployment::new("spread").replicas(3).request("cpu", "1"), |t| {
+            t["spec"]["affinity"] = anti_affinity("spread");
+            t["spec"]["topologySpreadConstraints"] = json!([{
+                "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": { "matchLabels": { "app": "spread" } }
+            }]);
+        })
+        .await?;
+        deploy(ns, TestDeployment::new("special").replicas(1).request("cpu", "1"), |t| {
+            t["spec"]["tolerations"] = json!([{ "key": "dedicated", "operator": "Equal", "value": "special", "effect": "NoSchedule" }]);
+            t["spec"]["nodeSelector"] = json!({ labels::NODEPOOL: run.pool_name("special") });
+        })
+        .await?;
+        ns.wait_deployment_ready("spread", 3, T).await?;
+        ns.wait_deployment_ready("special", 1, T).await?;
+        let nodes: BTreeMap<String, Node> = run
+            .nodes()
+            .list(&ListParams::default().labels(labels::NODEPOOL))
+            .await?
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), n))
+            .collect();
+        let spread = placements(ns, "spread").await?;
+        let mut zones = BTreeSet::new();
+        let mut hosts = BTreeSet::new();
+        for (pod, node) in &spread {
+            let n = nodes.get(node).with_context(|| format!("{pod} is on {node}, not a node we made"))?;
+            ensure!(label(n, labels::NODEPOOL) == run.pool_name("plain"), "{pod} landed on {node} of pool {}", label(n, labels::NODEPOOL));
+            ensure!(!n.spec.as_ref().and_then(|s| s.taints.as_ref()).into_iter().flatten().any(|t| t.key == "dedicated"));
+            zones.insert(label(n, labels::ZONE).to_string());
+            hosts.insert(node.clone());
+        }
+        ensure!(hosts.len() == 3, "anti-affinity: pods share nodes {spread:?}");
+        ensure!(zones == ZONES.iter().map(|z| z.to_string()).collect(), "zone spread: {zones:?}");
+        let special = placements(ns, "special").await?;
+        for node in special.values() {
+            let n = nodes.get(node).context("special pod on a node we did not make")?;
+            ensure!(label(n, labels::NODEPOOL) == run.pool_name("special"));
+            ensure!(n.spec.as_ref().and_then(|s| s.taints.as_ref()).into_iter().flatten().any(|t| t.key == "dedicated" && t.effect == "NoSchedule"));
+        }
+        ensure!(run.pool_nodes("special").await?.len() == 1, "one node for the tolerating pod");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_stop_growth() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    // c6i.xlarge (4 CPU) per 3-CPU pod: the 8-CPU limit allows two nodes.
+    let run = Run::start(
+        &bed,
+        "nodes-limits",
+        &[("capped", json!({ "limits": { "cpu": "8" } }), json!({}))],
+        |_| {},
+    )
+    .await?;
+    with_run(run, &["capped"], async |run| {
+        let ns = &run.ns;
+        deploy(
+            ns,
+            TestDeployment::new("big").replicas(4).request("cpu", "3"),
+            |_| {},
+        )
+        .await?;
+        run.ready_nodes("capped", 2, T).await?;
+        let pool = poll_until(
+            "LimitsReached=True on the pool",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let p = run.get_pool("capped").await?;
+                let c = p.status.as_ref().and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == "LimitsReached")
+                        .cloned()
+                });
+                Ok(c.filter(|c| c.status == "True").map(|c| (p, c)))
+            },
+        )
+        .await?;
+        eprintln!("LimitsReached: {}", pool.1.message);
+        ensure!(pool.1.message.contains("cpu 8 of 8"), "{}", pool.1.message);
+        let pending: Vec<Pod> = ns
+            .pods("app=big")
+            .await?
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+            .collect();
+        ensure!(pending.len() == 2, "{} pods pending", pending.len());
+        let ev = poll_until(
+            "FailedProvisioning event on a pending pod",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = run.events_about(&pending[0].name_any()).await?;
+                Ok(evs
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("FailedProvisioning")))
+            },
+        )
+        .await?;
+        let note = ev.note.unwrap_or_default();
+        ensure!(note.contains("LimitsReached"), "{note}");
+        // No growth past the limit, even after more passes.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        ensure!(
+            run.claims("capped").await?.len() == 2,
+            "claims beyond the limit"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_nodeclaim_drains_it_respecting_the_pdb() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let run = Run::start(
+        &bed,
+        "nodes-drain",
+        &[("general", json!({}), json!({}))],
+        |_| {},
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        deploy(
+            ns,
+            TestDeployment::new("db").replicas(2).request("cpu", "3"),
+            |t| {
+                t["spec"]["affinity"] = anti_affinity("db");
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("db", 2, T).await?;
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": { "name": "db" },
+            "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": "db" } } }
+        }))?;
+        ns.api::<PodDisruptionBudget>()
+            .create(&PostParams::default(), &pdb)
+            .await?;
+        poll_until("PDB status", T, Duration::from_millis(300), || async {
+            let p = ns.api::<PodDisruptionBudget>().get("db").await?;
+            Ok(p.status
+                .filter(|s| s.current_healthy == 2 && s.disruptions_allowed == 0)
+                .map(|_| ()))
+        })
+        .await?;
+        let placed = placements(ns, "db").await?;
+        let (victim_pod, victim_node) = placed
+            .iter()
+            .next()
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .context("no db pod")?;
+        let claim = run
+            .claims("general")
+            .await?
+            .into_iter()
+            .find(|c| {
+                c.status.as_ref().and_then(|s| s.node_name.as_deref()) == Some(victim_node.as_str())
+            })
+            .context("no NodeClaim for the node")?;
+        run.claims_api()
+            .delete(&claim.name_any(), &DeleteParams::background())
+            .await?;
+        // Cordoned and tainted; the eviction is refused by the PDB.
+        poll_until(
+            "node cordoned and tainted",
+            T,
+            Duration::from_millis(300),
+            || async {
+                let n = run.nodes().get(&victim_node).await?;
+                let spec = n.spec.unwrap_or_default();
+                let tainted = spec
+                    .taints
+                    .iter()
+                    .flatten()
+                    .any(|t| t.key == labels::DISRUPTED_TAINT && t.effect == "NoSchedule");
+                Ok((spec.unschedulable == Some(true) && tainted).then_some(()))
+            },
+        )
+        .await?;
+        poll_until(
+            "EvictionBlocked event",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = run.events_about(&victim_pod).await?;
+                Ok(evs
+                    .iter()
+                    .any(|e| e.reason.as_deref() == Some("EvictionBlocked"))
+                    .then_some(()))
+            },
+        )
+        .await?;
+        let p = ns.api::<Pod>().get(&victim_pod).await?;
+        ensure!(
+            p.metadata.deletion_timestamp.is_none(),
+            "the PDB did not hold the eviction"
+        );
+        ensure!(
+            run.nodes().get_opt(&victim_node).await?.is_some(),
+            "node deleted before the drain"
+        );
+        // The PDB allows one: the pod goes (to a node made for it), then the node and the claim.
+        let patch = json!({ "spec": { "minAvailable": 1 } });
+        ns.api::<PodDisruptionBudget>()
+            .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        poll_until(
+            "node and NodeClaim gone",
+            Duration::from_secs(120),
+            Duration::from_millis(500),
+            || async {
+                let node = run.nodes().get_opt(&victim_node).await?;
+                let c = run.claims_api().get_opt(&claim.name_any()).await?;
+                Ok((node.is_none() && c.is_none()).then_some(()))
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("db", 2, Duration::from_secs(120))
+            .await?;
+        let placed = placements(ns, "db").await?;
+        ensure!(!placed.values().any(|n| *n == victim_node), "{placed:?}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsatisfiable_pod_makes_no_node() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let run = Run::start(
+        &bed,
+        "nodes-unsat",
+        &[("general", json!({}), json!({}))],
+        |_| {},
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        deploy(ns, TestDeployment::new("nowhere").replicas(1), |t| {
+            t["spec"]["nodeSelector"] = json!({ "nodes.ballast.dev/instance-family": "z9" });
+        })
+        .await?;
+        let pod = poll_until("the pod", T, Duration::from_millis(300), || async {
+            Ok(ns.pods("app=nowhere").await?.into_iter().next())
+        })
+        .await?;
+        let ev = poll_until(
+            "NoCompatibleNodePool event",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = run.events_about(&pod.name_any()).await?;
+                Ok(evs
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("NoCompatibleNodePool")))
+            },
+        )
+        .await?;
+        let note = ev.note.unwrap_or_default();
+        eprintln!("NoCompatibleNodePool: {note}");
+        ensure!(note.contains("instance-family"), "{note}");
+        ensure!(ev.type_.as_deref() == Some("Warning"));
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        ensure!(
+            run.claims("general").await?.is_empty(),
+            "a NodeClaim was made for an unsatisfiable pod"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_capacity_falls_back_to_the_next_offering() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    init_logs();
+    let client = bed.client();
+    install_crds(&client).await?;
+    let ns = bed.namespace("nodes-ice").await?;
+    let class: KwokNodeClass = serde_json::from_value(json!({
+        "apiVersion": "nodes.ballast.dev/v1", "kind": "KwokNodeClass",
+        "metadata": { "name": ns.name() }, "spec": { "registrationDelay": "2s" },
+    }))?;
+    Api::<KwokNodeClass>::all(client.clone())
+        .create(&PostParams::default(), &class)
+        .await?;
+    let run = Run {
+        ns,
+        client: client.clone(),
+        controller: tokio::spawn(async { Ok(()) }),
+    };
+    let pool = run.pool("general", json!({}), json!({}));
+    Api::<NodePool>::all(client.clone())
+        .create(&PostParams::default(), &pool)
+        .await?;
+    let provider =
+        KwokProvider::from_catalog_file(client.clone(), catalog()).map_err(anyhow::Error::msg)?;
+    // On-demand c6i.xlarge (the cheapest for a 3-CPU pod) has no capacity in any zone.
+    provider.simulate_insufficient_capacity(
+        ZONES
+            .iter()
+            .map(|z| OfferingKey::new("c6i.xlarge", z, "on-demand")),
+    );
+    let o = NodesOptions {
+        nodepool_selector: Some(format!("{RUN_LABEL}={}", run.ns.name())),
+        namespaces: vec![run.ns.name().to_string()],
+        disruption: None,
+        ..Default::default()
+    };
+    let run = run.with_controller(provider, o);
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        ns.create_deployment(TestDeployment::new("web").replicas(1).request("cpu", "3"))
+            .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        let nodes = run.ready_nodes("general", 1, T).await?;
+        ensure!(
+            label(&nodes[0], labels::INSTANCE_TYPE) == "m6i.xlarge",
+            "fell back to {}",
+            label(&nodes[0], labels::INSTANCE_TYPE)
+        );
+        let claim = &run.claims("general").await?[0];
+        ensure!(
+            claim.labels()[labels::INSTANCE_TYPE] == "m6i.xlarge",
+            "claim labels say what launched"
+        );
+        // NodeClaims are cluster-scoped: their events go to the default namespace.
+        let events: Api<Event> = Api::namespaced(run.client.clone(), "default");
+        let ice = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("InsufficientCapacity")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                        == Some(claim.name_any().as_str())
+            });
+        ensure!(ice, "no InsufficientCapacity event on the NodeClaim");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_garbage_collected() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let run = Run::start(
+        &bed,
+        "nodes-gc",
+        &[("general", json!({}), json!({}))],
+        |o| {
+            o.gc_grace = Duration::from_secs(3);
+            o.gc_interval = Duration::from_secs(2);
+        },
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        // An instance launched behind the controllers' back: a kwok node of the pool, no NodeClaim.
+        let provider = KwokProvider::from_catalog_file(run.client.clone(), catalog())
+            .map_err(anyhow::Error::msg)?;
+        let types = provider.instance_types().await?;
+        let t = types
+            .iter()
+            .find(|t| t.name == "c6i.large")
+            .context("c6i.large")?
+            .clone();
+        let mut ghost = NodeClaim::new(
+            &format!("{}-ghost", run.pool_name("general")),
+            run.get_pool("general")
+                .await?
+                .spec
+                .template
+                .spec
+                .clone()
+                .into_claim_spec(),
+        );
+        ghost.metadata.labels = Some(BTreeMap::from([(
+            labels::NODEPOOL.to_string(),
+            run.pool_name("general"),
+        )]));
+        let inst: Instance = provider
+            .create(&LaunchRequest {
+                node_claim: ghost.clone(),
+                offerings: vec![LaunchOffering {
+                    instance_type: t,
+                    zone: "us-east-1a".into(),
+                    capacity_type: "on-demand".into(),
+                    price: 0.085,
+                }],
+            })
+            .await?;
+        let ghost_node = ghost.name_any();
+        ensure!(run.nodes().get_opt(&ghost_node).await?.is_some());
+        poll_until(
+            "orphaned instance deleted",
+            T,
+            Duration::from_millis(500),
+            || async {
+                Ok(run
+                    .nodes()
+                    .get_opt(&ghost_node)
+                    .await?
+                    .is_none()
+                    .then_some(()))
+            },
+        )
+        .await?;
+        let _ = inst;
+        // A NodeClaim whose instance vanishes is deleted (and its pod gets a new node).
+        ns.create_deployment(TestDeployment::new("web").replicas(1).request("cpu", "3"))
+            .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        let node = run.ready_nodes("general", 1, T).await?.remove(0);
+        let claim = run.claims("general").await?.remove(0);
+        run.nodes()
+            .delete(&node.name_any(), &DeleteParams::background())
+            .await?;
+        poll_until(
+            "NodeClaim of the vanished instance deleted",
+            T,
+            Duration::from_millis(500),
+            || async {
+                Ok(run
+                    .claims_api()
+                    .get_opt(&claim.name_any())
+                    .await?
+                    .is_none()
+                    .then_some(()))
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        Ok(())
+    })
+    .await
+}
+
+trait IntoClaimSpec {
+    fn into_claim_spec(self) -> ballast_api::nodes::NodeClaimSpec;
+}
+
+impl IntoClaimSpec for ballast_api::nodes::NodeClaimTemplateSpec {
+    fn into_claim_spec(self) -> ballast_api::nodes::NodeClaimSpec {
+        ballast_api::nodes::NodeClaimSpec {
+            requirements: self.requirements,
+            taints: self.taints,
+            startup_taints: self.startup_taints,
+            node_class_ref: self.node_class_ref,
+            ..Default::default()
+        }
+    }
+}
+
+fn disruption_on(o: &mut NodesOptions) {
+    o.disruption = Some(DisruptionShellOptions {
+        poll: Duration::from_secs(2),
+        validation_delay: Duration::from_secs(3),
+        replacement_timeout: Duration::from_secs(90),
+        ..Default::default()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptiness_removes_empty_nodes() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let d = json!({ "disruption": { "consolidateAfter": "5s", "budgets": [{ "nodes": "100%" }] } });
+    let run = Run::start(
+        &bed,
+        "nodes-empty",
+        &[("general", d, json!({}))],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        deploy(
+            ns,
+            TestDeployment::new("web").replicas(3).request("cpu", "3"),
+            |t| {
+                t["spec"]["affinity"] = anti_affinity("web");
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 3, T).await?;
+        run.ready_nodes("general", 3, T).await?;
+        ns.scale_deployment("web", 1).await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        let kept = placements(ns, "web")
+            .await?
+            .into_values()
+            .next()
+            .context("web pod")?;
+        poll_until(
+            "empty nodes removed",
+            Duration::from_secs(120),
+            Duration::from_millis(500),
+            || async {
+                let nodes = run.pool_nodes("general").await?;
+                let claims = run.claims("general").await?;
+                Ok((nodes.len() == 1 && claims.len() == 1).then_some(()))
+            },
+        )
+        .await?;
+        let left = run.pool_nodes("general").await?;
+        ensure!(
+            left[0].name_any() == kept,
+            "the node with the pod went: {} left, pod on {kept}",
+            left[0].name_any()
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_replaces_nodes_but_do_not_disrupt_pins() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    // No consolidation: only drift acts.
+    let d = json!({ "disruption": { "consolidateAfter": "Never", "budgets": [{ "nodes": "1" }] } });
+    let run = Run::start(
+        &bed,
+        "nodes-drift",
+        &[("general", d, json!({}))],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        deploy(ns, TestDeployment::new("pinned").replicas(1).request("cpu", "3"), |t| {
+            t["metadata"]["annotations"] = json!({ labels::DO_NOT_DISRUPT: "true" });
+        })
+        .await?;
+        deploy(ns, TestDeployment::new("free").replicas(1).request("cpu", "3"), |_| {}).await?;
+        ns.wait_deployment_ready("pinned", 1, T).await?;
+        ns.wait_deployment_ready("free", 1, T).await?;
+        run.ready_nodes("general", 2, T).await?;
+        let pinned_node = placements(ns, "pinned").await?.into_values().next().context("pinned pod")?;
+        let free_node = placements(ns, "free").await?.into_values().next().context("free pod")?;
+        ensure!(pinned_node != free_node);
+        // Change the template: every node drifts.
+        let patch = json!({ "spec": { "template": { "metadata": { "annotations": { "example.com/revision": "2" } } } } });
+        Api::<NodePool>::all(run.client.clone())
+            .patch(&run.pool_name("general"), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        poll_until("the free pod's node replaced", Duration::from_secs(150), Duration::from_millis(500), || async {
+            let gone = run.nodes().get_opt(&free_node).await?.is_none();
+            let now = placements(ns, "free").await?.into_values().next();
+            Ok((gone && now.as_ref().is_some_and(|n| *n != free_node && *n != pinned_node)).then_some(()))
+        })
+        .await?;
+        ns.wait_deployment_ready("free", 1, T).await?;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        ensure!(run.nodes().get_opt(&pinned_node).await?.is_some(), "the do-not-disrupt pod's node was disrupted");
+        ensure!(placements(ns, "pinned").await?.values().all(|n| *n == pinned_node));
+        Ok(())
+    })
+    .await
+}

@@ -161,8 +161,9 @@ pub struct NodeSelectorRequirementWithMinValues {
     #[schemars(length(min = 1, max = 316))]
     pub key: String,
     pub operator: RequirementOperator,
+    /// Label values (63 characters at most, as Kubernetes allows).
     #[serde(default)]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 256), inner(length(max = 63)))]
     pub values: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 50))]

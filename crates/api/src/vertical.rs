@@ -90,6 +90,7 @@ pub enum ChangeRequirement {
 #[serde(rename_all = "camelCase")]
 pub struct ResourcePolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub container_policies: Vec<ContainerResourcePolicy>,
 }
 

@@ -500,6 +500,7 @@ pub fn solve_options() -> SolveOptions {
         relax_preferences: true,
         max_instance_type_options: usize::MAX,
         improve: true,
+        ..SolveOptions::default()
     }
 }
 

@@ -27,7 +27,7 @@ pub use decide::{
     Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,
     Stabilization, decide,
 };
-pub use prepare::{History, Millis, Prepared, prepare};
+pub use prepare::{History, Millis, PodFacts, Prepared, prepare};
 pub use render::{Decision, Event, EventType, Explanation, MetricProposal, milli_quantity, render};
 pub use snapshot::{
     ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample,

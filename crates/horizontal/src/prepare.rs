@@ -98,6 +98,15 @@ pub(crate) enum SelectorCheck {
     Ambiguous(String),
 }
 
+/// A pod in numbers, for [`Prepared::set_pods`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PodFacts {
+    pub phase: PodPhase,
+    /// The Ready condition: (ready, last transition), if the pod has one.
+    pub ready: Option<(bool, Millis)>,
+    pub start: Option<Millis>,
+}
+
 /// Readiness as the replica calculation sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Ready {
@@ -268,6 +277,62 @@ impl Prepared {
     pub fn set_replicas(&mut self, spec_replicas: i32, status_replicas: i32) {
         self.scale.spec_replicas = spec_replicas;
         self.scale.status_replicas = status_replicas;
+    }
+
+    /// Replaces the pods with numeric facts (the simulator's way of observing its pods without
+    /// building a [`Snapshot`]). Per-pod readings keep their length in step: call
+    /// [`Prepared::set_pod_sample`] afterwards for each pod that has a sample.
+    pub fn set_pods(&mut self, pods: &[PodFacts]) {
+        self.pods.clear();
+        self.pods.extend(pods.iter().map(|p| PodView {
+            phase: p.phase,
+            deleting: false,
+            ready: p.ready.map(|(ready, since)| Ready {
+                status: if ready { ConditionStatus::True } else { ConditionStatus::False },
+                since,
+            }),
+            start: p.start,
+        }));
+        for m in &mut self.metrics {
+            if let Reading::PerPod(pp) = &mut m.reading {
+                pp.samples.clear();
+                pp.samples.resize(pods.len(), None);
+                pp.extra.clear();
+                if let Ok(req) = &mut pp.requests {
+                    req.clear();
+                    req.resize(pods.len(), 0);
+                }
+            }
+        }
+    }
+
+    /// Sets pod `pod`'s request of the resource per-pod metric `metric` reads (milli-units; used
+    /// by Utilization targets). Ignored for metrics that do not read per-pod samples.
+    pub fn set_pod_request(&mut self, metric: usize, pod: usize, request_milli: i64) {
+        if let Some(MetricView { reading: Reading::PerPod(PerPod { requests: Ok(req), .. }), .. }) = self.metrics.get_mut(metric) {
+            if let Some(slot) = req.get_mut(pod) {
+                *slot = request_milli;
+            }
+        }
+    }
+
+    /// Sets pod `pod`'s sample of per-pod metric `metric` (milli-units, taken at `at`, averaged
+    /// over `window`). Ignored for metrics that do not read per-pod samples.
+    pub fn set_pod_sample(&mut self, metric: usize, pod: usize, value_milli: i64, at: Millis, window: Millis) {
+        if let Some(MetricView { reading: Reading::PerPod(pp), .. }) = self.metrics.get_mut(metric) {
+            if let Some(slot) = pp.samples.get_mut(pod) {
+                *slot = Some(Sample { value: value_milli, at, window });
+            }
+        }
+    }
+
+    /// Sets the single value read for metric `metric` (Object, External, Prometheus, Event).
+    pub fn set_value(&mut self, metric: usize, value_milli: i64) {
+        if let Some(m) = self.metrics.get_mut(metric) {
+            if matches!(m.reading, Reading::Value(_)) {
+                m.reading = Reading::Value(value_milli);
+            }
+        }
     }
 
     /// `namespace/name` of the autoscaler.

@@ -10,6 +10,7 @@ use ballast_horizontal::snapshot::{
     ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample, PodSnapshot, ReadyCondition,
     Snapshot as HorizontalSnapshot, TargetScale,
 };
+use ballast_horizontal::{Outcome, PodFacts, Prepared};
 use ballast_scheduling::model::Taint;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -17,11 +18,15 @@ use std::collections::BTreeMap;
 /// An autoscaler of the scenario and the workload it scales.
 #[derive(Debug, Clone)]
 pub(crate) struct AutoscalerState {
-    /// The object as the API server would hold it: spec from the scenario, status written back
-    /// after every decision (its history drives stabilization, exactly as live).
+    /// The object as written in the scenario.
     pub object: HorizontalAutoscaler,
     pub workload: usize,
     pub sync_period: Millis,
+    /// The core's prepared form, made from a full snapshot at the first sync and then refreshed
+    /// from numbers (pods, samples, values, `now`, history) at every sync.
+    prepared: Option<Box<Prepared>>,
+    outcome: Outcome,
+    facts: Vec<PodFacts>,
 }
 
 pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String> {
@@ -35,40 +40,88 @@ pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String>
             .iter()
             .position(|w| w.name == target.name && w.namespace == ns)
             .ok_or_else(|| format!("HorizontalAutoscaler {ns}/{name}: spec.scaleTargetRef: no workload {ns}/{} in the scenario", target.name))?;
-        out.push(AutoscalerState { object: a.clone(), workload: w, sync_period: millis(a.spec.sync_period_seconds() as f64) });
+        out.push(AutoscalerState {
+            object: a.clone(),
+            workload: w,
+            sync_period: millis(a.spec.sync_period_seconds() as f64),
+            prepared: None,
+            outcome: Outcome::default(),
+            facts: Vec::new(),
+        });
     }
     Ok(out)
-}
-
-fn cores(v: f64) -> Quantity {
-    Quantity(format!("{}m", v.max(0.0).round() as i64))
-}
-
-fn plain(v: f64) -> Quantity {
-    // Three decimals are plenty for per-pod rates and backlogs.
-    Quantity(format!("{}m", (v.max(0.0) * 1000.0).round() as i64))
 }
 
 fn timestamp(sim: &Sim, at: Millis) -> jiff::Timestamp {
     sim.sc.start.checked_add(jiff::SignedDuration::from_millis(at)).unwrap_or(sim.sc.start)
 }
 
-/// Builds the horizontal snapshot of autoscaler `i` as the live controller would observe it,
-/// runs the decision, stores the new status, and returns the replicas to set when it rescales.
-pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
+/// What the metrics pipeline shows for one autoscaler at this sync, in numbers.
+struct Observation {
+    live: Vec<PodId>,
+    /// Metrics were taken at this time (now minus the pipeline lag).
+    seen_at: Millis,
+    /// Per pod: has a sample (was Ready when the metrics were taken).
+    sampled: Vec<bool>,
+    /// Per metric: the per-pod value (milli-units) or the single value, and the per-pod request.
+    per_metric: Vec<MetricObs>,
+}
+
+enum MetricObs {
+    PerPod { value_milli: i64, request_milli: i64 },
+    Value(i64),
+    Unavailable(String),
+    Nothing,
+}
+
+fn observe(sim: &Sim, i: usize) -> Observation {
     let st = &sim.autoscalers[i];
     let w = st.workload;
     let spec = &sim.sc.workloads[w];
-    let lag = millis(sim.sc.settings.metrics_lag_seconds);
-    let seen_at = (sim.now - lag).max(0);
+    let seen_at = (sim.now - millis(sim.sc.settings.metrics_lag_seconds)).max(0);
     let load = sim.load(w, seen_at);
     let live: Vec<PodId> = sim.workloads[w].live_pods(&sim.pods).collect();
     let ready_now = live.iter().filter(|&&p| sim.pods[p].is_ready(sim.now)).count();
-    // Per-pod load as the metrics pipeline last saw it.
     let per_pod_load = if ready_now > 0 { (load / ready_now as f64).min(spec.per_pod.capacity) } else { 0.0 };
     let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
     let memory = spec.per_pod.memory.as_deref().and_then(|m| ballast_api::common::parse_quantity(m).ok()).unwrap_or(0.0);
+    let sampled = live.iter().map(|&p| sim.pods[p].ready_at.is_some_and(|r| r <= seen_at)).collect();
+    let total = match spec.kind {
+        WorkloadKind::Service => load,
+        WorkloadKind::Queue => sim.workloads[w].backlog,
+    };
+    let milli = |v: f64| (v.max(0.0) * 1000.0).round() as i64;
+    let per_metric = st
+        .object
+        .spec
+        .metrics
+        .iter()
+        .map(|m| match m.type_ {
+            MetricSourceType::Resource | MetricSourceType::ContainerResource => {
+                let name = m.resource.as_ref().map(|r| r.name.as_str()).or(m.container_resource.as_ref().map(|r| r.name.as_str())).unwrap_or("cpu");
+                match name {
+                    // CPU quantities are in cores: a millicore is one milli-unit.
+                    "cpu" => MetricObs::PerPod { value_milli: cpu_usage.max(0.0).round() as i64, request_milli: spec.pod.requests.cpu_millis },
+                    "memory" => MetricObs::PerPod { value_milli: milli(memory), request_milli: spec.pod.requests.memory_bytes.saturating_mul(1000) },
+                    other => MetricObs::Unavailable(format!("the simulator has no usage for resource {other}")),
+                }
+            }
+            MetricSourceType::Pods => MetricObs::PerPod { value_milli: milli(per_pod_load), request_milli: 0 },
+            MetricSourceType::Event if m.event.as_ref().is_some_and(|e| e.type_ == EventSourceType::Cron) => MetricObs::Nothing,
+            MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus | MetricSourceType::Event => {
+                MetricObs::Value(milli(total))
+            }
+        })
+        .collect();
+    Observation { live, seen_at, sampled, per_metric }
+}
 
+/// The snapshot the live controller would build (string form), for the first sync and, in
+/// debug builds, to cross-check the numeric path.
+fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
+    let st = &sim.autoscalers[i];
+    let w = st.workload;
+    let spec = &sim.sc.workloads[w];
     let mut requests = BTreeMap::new();
     for (k, v) in spec.pod.requests.iter() {
         if v > 0 && k != "pods" {
@@ -76,7 +129,8 @@ pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
             requests.insert(k.to_string(), Quantity(q));
         }
     }
-    let pods: Vec<PodSnapshot> = live
+    let pods: Vec<PodSnapshot> = obs
+        .live
         .iter()
         .map(|&p| {
             let pod = &sim.pods[p];
@@ -96,48 +150,36 @@ pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
             }
         })
         .collect();
-    // Pods that were ready when the metrics were taken have samples; the others are missing.
-    let sampled: Vec<&str> = live
+    let metrics = obs
+        .per_metric
         .iter()
-        .filter(|&&p| sim.pods[p].ready_at.is_some_and(|r| r <= seen_at) && sim.pods[p].gone.is_none())
-        .map(|&p| sim.pods[p].spec.name.as_str())
-        .collect();
-    let per_pod = |value: Quantity| -> MetricReading {
-        MetricReading {
-            pods: Some(sampled.iter().map(|n| PodSample { pod: n.to_string(), value: value.clone(), timestamp: Some(timestamp(sim, seen_at)), window: None }).collect()),
-            ..Default::default()
-        }
-    };
-    let total = match spec.kind {
-        WorkloadKind::Service => load,
-        WorkloadKind::Queue => sim.workloads[w].backlog,
-    };
-    let metrics: Vec<MetricReading> = st
-        .object
-        .spec
-        .metrics
-        .iter()
-        .map(|m| match m.type_ {
-            MetricSourceType::Resource | MetricSourceType::ContainerResource => {
-                let name = m.resource.as_ref().map(|r| r.name.as_str()).or(m.container_resource.as_ref().map(|r| r.name.as_str())).unwrap_or("cpu");
-                match name {
-                    "cpu" => per_pod(cores(cpu_usage)),
-                    "memory" => per_pod(Quantity(format!("{}", memory.round() as i64))),
-                    other => MetricReading { error: Some(format!("the simulator has no usage for resource {other}")), ..Default::default() },
-                }
-            }
-            MetricSourceType::Pods => per_pod(plain(per_pod_load)),
-            MetricSourceType::Event if m.event.as_ref().is_some_and(|e| e.type_ == EventSourceType::Cron) => MetricReading::default(),
-            MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus | MetricSourceType::Event => {
-                MetricReading { value: Some(plain(total)), ..Default::default() }
-            }
+        .map(|m| match m {
+            MetricObs::PerPod { value_milli, .. } => MetricReading {
+                pods: Some(
+                    obs.live
+                        .iter()
+                        .zip(&obs.sampled)
+                        .filter(|(_, s)| **s)
+                        .map(|(&p, _)| PodSample {
+                            pod: sim.pods[p].spec.name.clone(),
+                            value: Quantity(format!("{value_milli}m")),
+                            timestamp: Some(timestamp(sim, obs.seen_at)),
+                            window: None,
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            MetricObs::Value(v) => MetricReading { value: Some(Quantity(format!("{v}m"))), ..Default::default() },
+            MetricObs::Unavailable(e) => MetricReading { error: Some(e.clone()), ..Default::default() },
+            MetricObs::Nothing => MetricReading::default(),
         })
         .collect();
-    let snapshot = HorizontalSnapshot {
+    HorizontalSnapshot {
         autoscaler: st.object.clone(),
         scale: TargetScale {
             spec_replicas: sim.workloads[w].desired,
-            status_replicas: Some(live.len() as i32),
+            status_replicas: Some(obs.live.len() as i32),
             selector: format!("app={}", spec.name),
             error: None,
         },
@@ -146,17 +188,92 @@ pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
         other_autoscalers: vec![],
         config: ControllerConfig::default(),
         now: timestamp(sim, sim.now),
-    };
-    let decision = match ballast_horizontal::explain(&snapshot) {
-        Ok(d) => d,
-        Err(e) => {
-            sim.rec.errors.push(format!("t={}s: autoscaler {}: {e}", secs(sim.now), st.object.metadata.name.as_deref().unwrap_or("?")));
-            return None;
-        }
-    };
+    }
+}
+
+/// Sample window the metrics pipeline reports (metrics-server's default).
+const WINDOW_MS: Millis = 30_000;
+
+/// Refreshes the prepared snapshot of autoscaler `i` from an observation.
+fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
+    let now_ms = timestamp(sim, sim.now).as_millisecond();
+    let seen_ms = timestamp(sim, obs.seen_at).as_millisecond();
+    let start_ms = sim.sc.start.as_millisecond();
+    let unix = move |at: Millis| start_ms + at;
+    let w = sim.autoscalers[i].workload;
+    let desired = sim.workloads[w].desired;
+    let mut facts = std::mem::take(&mut sim.autoscalers[i].facts);
+    facts.clear();
+    for &p in &obs.live {
+        let pod = &sim.pods[p];
+        let ready = pod.is_ready(sim.now);
+        facts.push(PodFacts {
+            phase: if pod.node.is_some() { PodPhase::Running } else { PodPhase::Pending },
+            ready: pod.bound_at.map(|b| (ready, unix(if ready { pod.ready_at.unwrap_or(b) } else { b }))),
+            start: pod.bound_at.map(unix),
+        });
+    }
     let st = &mut sim.autoscalers[i];
-    st.object.status = Some(decision.status);
-    decision.rescale.then_some(decision.desired_replicas)
+    let Some(prepared) = st.prepared.as_mut() else { return };
+    prepared.set_now(now_ms);
+    prepared.set_replicas(desired, obs.live.len() as i32);
+    prepared.set_pods(&facts);
+    for (m, reading) in obs.per_metric.iter().enumerate() {
+        match reading {
+            MetricObs::PerPod { value_milli, request_milli } => {
+                for (k, sampled) in obs.sampled.iter().enumerate() {
+                    prepared.set_pod_request(m, k, *request_milli);
+                    if *sampled {
+                        prepared.set_pod_sample(m, k, *value_milli, seen_ms, WINDOW_MS);
+                    }
+                }
+            }
+            MetricObs::Value(v) => prepared.set_value(m, *v),
+            MetricObs::Unavailable(_) | MetricObs::Nothing => {}
+        }
+    }
+    st.facts = facts;
+}
+
+/// Runs the horizontal decision of autoscaler `i` on what the cluster shows now; returns the
+/// replicas to set when it rescales.
+pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
+    let obs = observe(sim, i);
+    if sim.autoscalers[i].prepared.is_none() {
+        match ballast_horizontal::prepare(&full_snapshot(sim, i, &obs)) {
+            Ok(p) => sim.autoscalers[i].prepared = Some(Box::new(p)),
+            Err(e) => {
+                let name = sim.autoscalers[i].object.metadata.name.clone().unwrap_or_default();
+                sim.rec.errors.push(format!("t={}s: autoscaler {name}: {e}", secs(sim.now)));
+                return None;
+            }
+        }
+    }
+    refresh(sim, i, &obs);
+    let st = &mut sim.autoscalers[i];
+    let prepared = st.prepared.as_mut()?;
+    let history = prepared.history().clone();
+    ballast_horizontal::decide(prepared, &mut st.outcome);
+    prepared.set_history(&st.outcome.history);
+    let (desired, rescale) = (st.outcome.desired, st.outcome.rescale);
+    if cfg!(debug_assertions) {
+        // The numeric path must decide exactly as the full snapshot path does.
+        let snap = full_snapshot(sim, i, &obs);
+        if let Ok(mut check) = ballast_horizontal::prepare(&snap) {
+            check.set_history(&history);
+            let mut out = Outcome::default();
+            ballast_horizontal::decide(&check, &mut out);
+            if (out.desired, out.rescale) != (desired, rescale) {
+                sim.rec.errors.push(format!(
+                    "t={}s: autoscaler {i}: numeric path decided {desired}/{rescale}, snapshot path {}/{}",
+                    secs(sim.now),
+                    out.desired,
+                    out.rescale
+                ));
+            }
+        }
+    }
+    rescale.then_some(desired)
 }
 
 /// A node to launch, as a provisioning or replacement decision says.
@@ -290,18 +407,40 @@ pub(crate) fn provision(sim: &mut Sim, unschedulable: &[PodId]) -> Vec<Launch> {
     }
 }
 
-/// Seconds of a pool's `consolidateAfter` and `expireAfter` (None: never).
-fn pool_timers(sim: &Sim, pool: &str) -> (Option<f64>, Option<f64>) {
-    let Some(p) = sim.sc.node_pools.iter().find(|p| p.metadata.name.as_deref() == Some(pool)) else { return (None, None) };
+/// Seconds of each pool's `consolidateAfter` and `expireAfter` (None: never).
+pub(crate) fn pool_timers(sc: &Scenario) -> BTreeMap<String, (Option<f64>, Option<f64>)> {
     let read = |v: Option<&str>, default: Option<f64>| match v {
         None => default,
         Some("Never") => None,
         Some(t) => ballast_api::common::parse_duration_seconds(t).ok(),
     };
-    let after = read(p.spec.disruption.as_ref().and_then(|d| d.consolidate_after.as_deref()), Some(0.0));
-    let expire = read(p.spec.template.spec.expire_after.as_deref(), Some(720.0 * 3600.0));
-    (after, expire)
+    sc.node_pools
+        .iter()
+        .map(|p| {
+            let after = read(p.spec.disruption.as_ref().and_then(|d| d.consolidate_after.as_deref()), Some(0.0));
+            let expire = read(p.spec.template.spec.expire_after.as_deref(), Some(720.0 * 3600.0));
+            (p.metadata.name.clone().unwrap_or_default(), (after, expire))
+        })
+        .collect()
 }
+
+/// Timers of a node: when it becomes consolidatable and when it expires.
+fn node_timers(sim: &Sim, node: &SimNode) -> [Option<Millis>; 2] {
+    let Some((after, expire)) = node.node_pool.as_ref().and_then(|p| sim.pool_timers.get(p)) else { return [None, None] };
+    [after.map(|a| node.last_pod_event + millis(a)), expire.map(|e| node.created + millis(e))]
+}
+
+/// Whether some node's consolidateAfter or expireAfter has run out: otherwise every graceful
+/// method of the disruption core would refuse every node, and a pass can wait.
+pub(crate) fn disruption_due(sim: &Sim) -> bool {
+    sim.nodes
+        .iter()
+        .filter(|n| n.is_live() && n.ready_at.is_some() && !n.cordoned)
+        .any(|n| node_timers(sim, n).into_iter().flatten().any(|t| t <= sim.now))
+}
+
+/// Longest wait between two disruption passes when nothing prompts one.
+const PERIODIC_DISRUPTION_MS: Millis = 300_000;
 
 /// Runs one disruption pass. Returns the action to carry out, or when a timer (consolidateAfter,
 /// expireAfter) next makes a new pass worth it if nothing else changes.
@@ -334,11 +473,10 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
             );
         }
     }
-    let mut wake = sim.now + 3_600_000;
+    // Look again when a timer runs out, and at least every five minutes (budget windows).
+    let mut wake = sim.now + PERIODIC_DISRUPTION_MS;
     for node in sim.nodes.iter().filter(|n| n.is_live() && n.ready_at.is_some()) {
-        let Some(pool) = &node.node_pool else { continue };
-        let (after, expire) = pool_timers(sim, pool);
-        for t in [after.map(|a| node.last_pod_event + millis(a)), expire.map(|e| node.created + millis(e))].into_iter().flatten() {
+        for t in node_timers(sim, node).into_iter().flatten() {
             if t > sim.now {
                 wake = wake.min(t);
             }

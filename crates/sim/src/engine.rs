@@ -60,6 +60,8 @@ pub struct Sim {
     disrupt_dirty: bool,
     disrupt_wake: Millis,
     pub(crate) rec: Recorder,
+    /// consolidateAfter and expireAfter of each pool, in seconds.
+    pub(crate) pool_timers: BTreeMap<String, (Option<f64>, Option<f64>)>,
     start_day_seconds: f64,
     start_weekday: u8,
     /// Binding the pods of the start state: they are Ready at once.
@@ -81,6 +83,7 @@ impl Sim {
         let start_weekday = zoned.weekday().to_monday_zero_offset() as u8;
         let autoscalers = cores::autoscalers(&sc)?;
         let rec = Recorder::new(&sc);
+        let pool_timers = cores::pool_timers(&sc);
         let mut sim = Sim {
             rng: ChaCha8Rng::seed_from_u64(sc.seed),
             workloads: sc
@@ -117,6 +120,7 @@ impl Sim {
             disrupt_dirty: true,
             disrupt_wake: 0,
             rec,
+            pool_timers,
             start_day_seconds,
             start_weekday,
             warm_start: false,
@@ -181,6 +185,20 @@ impl Sim {
     }
 
     fn handle(&mut self, ev: Event) {
+        let started = std::time::Instant::now();
+        let phase = match ev {
+            Event::Sample => "sample",
+            Event::HpaSync(_) => "horizontal",
+            Event::Schedule => "schedule",
+            Event::Provision => "provision",
+            Event::Disrupt => "disrupt",
+            _ => "other",
+        };
+        self.handle_event(ev);
+        *self.rec.phase_seconds.entry(phase).or_insert(0.0) += started.elapsed().as_secs_f64();
+    }
+
+    fn handle_event(&mut self, ev: Event) {
         match ev {
             Event::Sample => {
                 self.sample();
@@ -638,7 +656,10 @@ impl Sim {
         if self.disrupting.is_some() {
             return;
         }
-        if !self.disrupt_dirty && self.now < self.disrupt_wake {
+        // A pass is worth it when the cluster changed and some node's timer has run out, or when
+        // the wake-up the last empty pass asked for has come.
+        let prompted = self.disrupt_dirty && cores::disruption_due(self);
+        if !prompted && self.now < self.disrupt_wake {
             return;
         }
         self.disrupt_dirty = false;

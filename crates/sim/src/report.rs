@@ -59,6 +59,9 @@ pub struct Recorder {
     pub errors: Vec<String>,
     /// Why the provisioner left pods pending: explanation → times seen.
     pub pending_reasons: BTreeMap<String, u64>,
+    /// Wall-clock seconds spent per phase (for benchmarks; not part of the report, which must be
+    /// byte-identical across runs).
+    pub phase_seconds: BTreeMap<&'static str, f64>,
     pub summary: Option<Summary>,
 }
 
@@ -319,6 +322,8 @@ pub(crate) fn finish(sim: &mut Sim) {
 /// One variant's results.
 pub struct VariantResult {
     pub summary: Summary,
+    /// Wall-clock seconds per phase of the engine (not deterministic; not in the report files).
+    pub phase_seconds: BTreeMap<&'static str, f64>,
     pub series: Vec<SampleRow>,
     pub workload_names: Vec<String>,
 }

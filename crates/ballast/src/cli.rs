@@ -83,6 +83,8 @@ pub struct ControllerArgs {
     pub reconciler: Reconciler,
     #[command(flatten)]
     pub horizontal: crate::horizontal_cmd::HorizontalFlags,
+    #[command(flatten)]
+    pub nodes: crate::nodes_cmd::NodesFlags,
 }
 
 #[derive(Args, Debug)]
@@ -125,13 +127,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(args),
         Command::Controller(args) => match args.reconciler {
             Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
+            Reconciler::Nodes => crate::nodes_cmd::controller(&args.nodes),
             _ => bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler),
         },
         Command::Simulate(args) => simulate(args),
         Command::Bench(args) => crate::horizontal_bench::run(&args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output),
-            _ => bail!("`ballast explain {:?}` is not built yet", args.decision),
+            Decision::Provision => crate::nodes_cmd::explain_provision(&read_input(&args.file)?, args.output),
+            Decision::Disruption => crate::nodes_cmd::explain_disruption(&read_input(&args.file)?, args.output),
         },
     }
 }

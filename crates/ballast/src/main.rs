@@ -3,6 +3,7 @@
 mod cli;
 mod horizontal_bench;
 mod horizontal_cmd;
+mod nodes_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,0 +1,397 @@
+//! `ballast controller nodes` and `ballast explain provision|disruption`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use ballast_controller::nodes::NodesOptions;
+use ballast_controller::nodes::disruption::DisruptionShellOptions;
+use ballast_nodes::{
+    ClusterSnapshot, Destination, DisruptionDecision, DisruptionOptions, ProvisionOptions, ProvisioningDecision,
+    Verdict,
+};
+use clap::{Args, ValueEnum};
+use jiff::Timestamp;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+use crate::cli::Format;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Provider {
+    /// kwok Nodes (local clusters, the test bed), instance types from `--catalog`.
+    Kwok,
+}
+
+/// Flags of `ballast controller nodes`.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Nodes reconciler")]
+pub struct NodesFlags {
+    /// Cloud provider that launches the nodes.
+    #[arg(long, value_enum, default_value = "kwok")]
+    pub provider: Provider,
+    /// Instance catalog file (kwok), e.g. simulations/catalogs/aws-like.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Manage only the NodePools matching this label selector (and their NodeClaims and nodes).
+    #[arg(long, value_name = "SELECTOR")]
+    pub nodepool_selector: Option<String>,
+    /// Provision only for pending pods of this namespace (repeatable; default: all namespaces).
+    #[arg(long = "provision-namespace", value_name = "NS")]
+    pub provision_namespaces: Vec<String>,
+    /// Batching: solve once no new pending pod arrived for this long (seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub batch_idle: f64,
+    /// Batching: solve at the latest this long after the first pending pod (seconds).
+    #[arg(long, default_value_t = 10.0)]
+    pub batch_max: f64,
+    /// Do not run the disruption controller (consolidation, emptiness, drift, expiration).
+    #[arg(long)]
+    pub no_disruption: bool,
+    /// Seconds between disruption passes.
+    #[arg(long, default_value_t = 10)]
+    pub disruption_poll: u64,
+    /// Where the nodes reconciler serves /healthz (a loopback address).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9465")]
+    pub nodes_health_addr: SocketAddr,
+}
+
+impl NodesFlags {
+    pub fn options(&self) -> NodesOptions {
+        let mut o = NodesOptions {
+            nodepool_selector: self.nodepool_selector.clone(),
+            namespaces: self.provision_namespaces.clone(),
+            ..Default::default()
+        };
+        o.batch.idle_seconds = self.batch_idle;
+        o.batch.max_seconds = self.batch_max;
+        o.disruption = (!self.no_disruption).then(|| DisruptionShellOptions {
+            poll: Duration::from_secs(self.disruption_poll.max(1)),
+            ..Default::default()
+        });
+        o
+    }
+}
+
+/// `ballast controller nodes`: runs until SIGTERM / Ctrl+C.
+pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let catalog = match (flags.provider, &flags.catalog) {
+        (Provider::Kwok, Some(c)) => c.clone(),
+        (Provider::Kwok, None) => bail!("--provider kwok needs --catalog FILE (e.g. simulations/catalogs/aws-like.yaml)"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let provider = ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
+            .map_err(anyhow::Error::msg)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let (addr, server) = ballast_controller::runtime::serve(
+            flags.nodes_health_addr,
+            false,
+            Arc::new(Registry::default()),
+            Arc::new(|| true),
+            stopped(),
+        )
+        .await?;
+        tracing::info!(%addr, "serving /healthz");
+        let server = tokio::spawn(server);
+        let signal = tokio::spawn(async move {
+            ballast_controller::runtime::shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = stop_tx.send(true);
+        });
+        let result = ballast_controller::nodes::run(client, provider, flags.options(), stopped()).await;
+        signal.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+/// A snapshot file: a `ClusterSnapshot` plus the decision time and optional knobs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SnapshotFile {
+    /// The decision time (default: now).
+    #[serde(default)]
+    now: Option<Timestamp>,
+    #[serde(default)]
+    provision_options: Option<ProvisionOptions>,
+    #[serde(default)]
+    disruption_options: Option<DisruptionOptions>,
+    #[serde(flatten)]
+    snapshot: ClusterSnapshot,
+}
+
+fn read_snapshot(text: &str) -> Result<SnapshotFile> {
+    serde_yaml::from_str(text).context("not a node snapshot (see docs/nodes.md, \"The snapshot\")")
+}
+
+/// `ballast explain provision -f SNAPSHOT [-o json|yaml]`.
+pub fn explain_provision(text: &str, output: Option<Format>) -> Result<ExitCode> {
+    let f = read_snapshot(text)?;
+    let now = f.now.unwrap_or_else(Timestamp::now);
+    let opts = f.provision_options.unwrap_or_default();
+    let d = ballast_nodes::provision(&f.snapshot, now, &opts)?;
+    match output {
+        None => print!("{}", render_provision(&d, now)),
+        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&d)?),
+        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&d)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ballast explain disruption -f SNAPSHOT [-o json|yaml]`: every method and candidate is
+/// evaluated (`explainAll`), so each node says why it stays.
+pub fn explain_disruption(text: &str, output: Option<Format>) -> Result<ExitCode> {
+    let f = read_snapshot(text)?;
+    let now = f.now.unwrap_or_else(Timestamp::now);
+    let mut opts = f.disruption_options.unwrap_or_default();
+    opts.explain_all = true;
+    let d = ballast_nodes::disrupt(&f.snapshot, now, &opts)?;
+    match output {
+        None => print!("{}", render_disruption(&d, now)),
+        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&d)?),
+        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&d)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-0.00` reads oddly.
+fn z(x: f64) -> f64 {
+    if x == 0.0 { 0.0 } else { x }
+}
+
+fn list<T: std::fmt::Display>(items: &[T], max: usize) -> String {
+    let mut s: Vec<String> = items.iter().take(max).map(|x| x.to_string()).collect();
+    if items.len() > max {
+        s.push(format!("… (+{} more)", items.len() - max));
+    }
+    s.join(", ")
+}
+
+/// The human form of a provisioning decision.
+pub fn render_provision(d: &ProvisioningDecision, now: Timestamp) -> String {
+    let mut o = String::new();
+    let placed = d.placements.len();
+    let _ = writeln!(
+        o,
+        "Provisioning at {now}: {} new NodeClaim(s) at ${:.4}/h; {placed} pod(s) placed, {} stay pending",
+        d.node_claims.len(),
+        d.cost_per_hour,
+        d.unschedulable.len()
+    );
+    if !d.node_claims.is_empty() {
+        let _ = writeln!(o, "\nNodeClaims to create:");
+        for p in &d.node_claims {
+            let _ = writeln!(
+                o,
+                "  {}  NodePool {}  {} {} {}  ${:.4}/h  {} pod(s), requests {}",
+                p.name,
+                p.node_pool,
+                p.instance_type,
+                p.zone,
+                p.capacity_type,
+                p.price,
+                p.pods.len(),
+                serde_json::to_string(&p.requests).unwrap_or_default().replace('"', "")
+            );
+            let types: Vec<String> = p.instance_types.iter().map(|t| format!("{} ${:.4}", t.name, t.price)).collect();
+            let _ = writeln!(o, "      may launch as (cheapest first): {}", list(&types, 8));
+            let _ = writeln!(
+                o,
+                "      zones: {}; capacity types: {}",
+                p.zones.join(", "),
+                p.capacity_types.join(", ")
+            );
+            let _ = writeln!(o, "      pods: {}", list(&p.pods, 10));
+        }
+    }
+    let existing: Vec<String> = d
+        .placements
+        .iter()
+        .filter_map(|pl| match &pl.to {
+            Destination::Node(n) => Some(format!("{} → node {n}", pl.pod)),
+            Destination::InFlight(n) => Some(format!("{} → NodeClaim in flight {n}", pl.pod)),
+            Destination::NewNodeClaim(_) => None,
+        })
+        .collect();
+    if !existing.is_empty() {
+        let _ = writeln!(o, "\nPods that fit existing or in-flight capacity:");
+        for e in existing {
+            let _ = writeln!(o, "  {e}");
+        }
+    }
+    if !d.unschedulable.is_empty() {
+        let _ = writeln!(o, "\nPods that stay pending:");
+        for u in &d.unschedulable {
+            let _ = writeln!(o, "  {}  [{:?}]", u.pod, u.category);
+            for (pool, why) in &u.node_pools {
+                let _ = writeln!(o, "      NodePool {pool}: {why}");
+            }
+            for (why, n) in &u.nodes {
+                let _ = writeln!(o, "      {n} node(s): {why}");
+            }
+            if u.node_pools.is_empty() && u.nodes.is_empty() {
+                let _ = writeln!(o, "      {}", u.message);
+            }
+        }
+    }
+    if !d.relaxed.is_empty() {
+        let _ = writeln!(o, "\nPreferences dropped to place a pod:");
+        for r in &d.relaxed {
+            let _ = writeln!(o, "  {}: {}", r.pod, r.dropped.join("; "));
+        }
+    }
+    if !d.skipped.is_empty() {
+        let _ = writeln!(o, "\nLeft out (invalid):");
+        for e in &d.skipped {
+            let _ = writeln!(o, "  {e}");
+        }
+    }
+    o
+}
+
+/// The human form of a disruption decision.
+pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
+    let mut o = String::new();
+    // The core formats a zero cost of an empty node as "-0.00".
+    let _ = writeln!(o, "Disruption at {now}: {}", d.summary.replace("cost -0.00", "cost 0.00"));
+    if let Some(a) = &d.action {
+        let _ = writeln!(o, "\nAction: {} of {}", a.method, a.nodes.join(", "));
+        let _ = writeln!(o, "  why: {}", a.why);
+        let _ = writeln!(
+            o,
+            "  removes ${:.4}/h, saves ${:.4}/h, disruption cost {:.2}, evicts {} pod(s)",
+            a.removed_price,
+            a.savings,
+            z(a.disruption_cost),
+            a.pods_evicted.len()
+        );
+        for r in &a.replacements {
+            let _ = writeln!(
+                o,
+                "  replacement {}: {} {} {} ${:.4}/h (NodePool {})",
+                r.plan.name, r.plan.instance_type, r.plan.zone, r.plan.capacity_type, r.plan.price, r.plan.node_pool
+            );
+        }
+        for m in &a.moves {
+            let to = if m.to_replacement { "replacement " } else { "node " };
+            let _ = writeln!(o, "  {} → {to}{}", m.pod, m.to);
+        }
+        if let Some(t) = a.drain_deadline {
+            let _ = writeln!(o, "  drain deadline (terminationGracePeriod): {t}");
+        }
+    }
+    let _ = writeln!(o, "\nMethods:");
+    for (m, line) in &d.methods {
+        let _ = writeln!(o, "  {m}: {line}");
+    }
+    let _ = writeln!(o, "\nNodes:");
+    for n in &d.nodes {
+        let chosen = d.action.as_ref().is_some_and(|a| a.nodes.contains(&n.node));
+        let price = n.price.map(|p| format!("${p:.4}/h")).unwrap_or_else(|| "price unknown".into());
+        let _ = writeln!(
+            o,
+            "  {}{}  NodePool {}  {price}  disruption cost {:.2}",
+            n.node,
+            if chosen { " (chosen)" } else { "" },
+            n.node_pool.as_deref().unwrap_or("-"),
+            z(n.disruption_cost)
+        );
+        for note in &n.notes {
+            let method = note.method.map(|m| m.to_string()).unwrap_or_else(|| "all methods".into());
+            let verdict = match note.verdict {
+                Verdict::Chosen => "chosen",
+                Verdict::Possible => "possible",
+                Verdict::Rejected => "no",
+            };
+            let _ = writeln!(o, "      {method}: {verdict}: {}", note.why);
+        }
+    }
+    if !d.budgets.is_empty() {
+        let _ = writeln!(o, "\nBudgets:");
+        for b in &d.budgets {
+            let allowed = b.allowed.map(|a| a.to_string()).unwrap_or_else(|| "unlimited".into());
+            let _ = writeln!(
+                o,
+                "  NodePool {} {:?}: {} node(s), {allowed} allowed ({}), {} disrupting, {} left",
+                b.node_pool, b.reason, b.nodes, b.budget, b.disrupting, b.available
+            );
+        }
+    }
+    if !d.skipped.is_empty() {
+        let _ = writeln!(o, "\nLeft out (invalid):");
+        for e in &d.skipped {
+            let _ = writeln!(o, "  {e}");
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nodes/examples").join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn provision_example_explains_claims_and_pending_pods() {
+        let f = read_snapshot(&example("provision.yaml")).unwrap();
+        let now = f.now.unwrap();
+        let d = ballast_nodes::provision(&f.snapshot, now, &ProvisionOptions::default()).unwrap();
+        let text = render_provision(&d, now);
+        assert!(text.contains("NodeClaims to create:"), "{text}");
+        assert!(text.contains("may launch as (cheapest first)"), "{text}");
+        assert!(text.contains("shop/api-2 → node general-1"), "{text}");
+        assert!(text.contains("ml/train-2  [LimitsReached]"), "{text}");
+        assert!(text.contains("NodePool gpu: NodePool limits reached (nodes)"), "{text}");
+        assert!(text.contains("shop/arm-1  [UnsatisfiableRequirements]"), "{text}");
+        // Zone spread: the three web pods end up in both zones.
+        let zones: std::collections::BTreeSet<&str> = d.node_claims.iter().map(|c| c.zone.as_str()).collect();
+        assert_eq!(zones.len(), 2, "{text}");
+        let json = serde_json::to_value(&d).unwrap();
+        assert!(json["nodeClaims"][0]["nodeClaim"]["metadata"]["name"].is_string());
+        assert_eq!(json["unschedulable"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn disruption_example_explains_every_node() {
+        let f = read_snapshot(&example("disruption.yaml")).unwrap();
+        let now = f.now.unwrap();
+        let opts = DisruptionOptions { explain_all: true, ..Default::default() };
+        let d = ballast_nodes::disrupt(&f.snapshot, now, &opts).unwrap();
+        let text = render_disruption(&d, now);
+        assert!(text.contains("Action: emptiness of empty-1"), "{text}");
+        assert!(text.contains("big-1") && text.contains("can be deleted, its pods fit elsewhere"), "{text}");
+        assert!(text.contains("pod batch/job-1 has the do-not-disrupt annotation"), "{text}");
+        assert!(text.contains("PDB shop/db allows no disruption of pod shop/db-1 now"), "{text}");
+        assert!(text.contains("consolidateAfter not reached"), "{text}");
+        assert!(!text.contains("-0.00"), "{text}");
+    }
+
+    #[test]
+    fn snapshot_file_without_now_or_options() {
+        let f = read_snapshot("nodes: []\npendingPods: []\n").unwrap();
+        assert!(f.now.is_none() && f.provision_options.is_none());
+        assert!(read_snapshot("nodes: 3").is_err());
+    }
+}

@@ -70,6 +70,9 @@ pub struct BenchArgs {
     /// Controller flags: reconciles at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: u16,
+    /// Controller flags: metric reads in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub max_concurrent_reads: usize,
     /// Leave the namespace and nodes in place.
     #[arg(long)]
     pub keep: bool,
@@ -104,6 +107,8 @@ pub struct Report {
     pub sync_delay_p99_seconds: f64,
     pub reconcile_mean_seconds: f64,
     pub reconcile_p99_seconds: f64,
+    /// Per step of a reconcile: (mean, p99) seconds.
+    pub steps: BTreeMap<String, (f64, f64)>,
     /// Controller process: mean CPU over the window (cores), RSS at the end and at most.
     pub cpu_cores: f64,
     pub rss_mib: f64,
@@ -165,17 +170,20 @@ fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
     m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
 }
 
-/// (mean, p99) of a histogram between two scrapes.
-fn histogram(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, name: &str) -> (f64, f64) {
+/// (mean, p99) of a histogram between two scrapes; `labels` selects one series (`step="scale"`).
+fn histogram(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, name: &str, labels: &str) -> (f64, f64) {
     let d = |k: String| b.get(&k).copied().unwrap_or(0.0) - a.get(&k).copied().unwrap_or(0.0);
-    let count = d(format!("{name}_count"));
+    // Buckets read `NAME_bucket{le="0.5",step="scale"}` (le first).
+    let sel = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let bucket_prefix = format!("{name}_bucket{{");
+    let count = d(format!("{name}_count{sel}"));
     if count <= 0.0 {
         return (0.0, 0.0);
     }
-    let mean = d(format!("{name}_sum")) / count;
+    let mean = d(format!("{name}_sum{sel}")) / count;
     let mut buckets: Vec<(f64, f64)> = b
         .keys()
-        .filter(|k| k.starts_with(&format!("{name}_bucket{{")))
+        .filter(|k| k.starts_with(&bucket_prefix) && (labels.is_empty() || k.contains(labels)))
         .filter_map(|k| {
             let le = k.split("le=\"").nth(1)?.split('"').next()?;
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
@@ -276,6 +284,9 @@ fn print_report(r: &Report) {
     println!("  rescales                                {:>9}", r.rescales);
     println!("  sync delay past due: mean / p99         {:>9.3} / {:.3} s", r.sync_delay_mean_seconds, r.sync_delay_p99_seconds);
     println!("  reconcile time: mean / p99              {:>9.3} / {:.3} s", r.reconcile_mean_seconds, r.reconcile_p99_seconds);
+    for (step, (mean, p99)) in &r.steps {
+        println!("    step {step:<8} mean / p99               {mean:>9.3} / {p99:.3} s");
+    }
     println!("  controller CPU (mean over the window)   {:>9.3} cores", r.cpu_cores);
     println!("  controller RSS: end / max               {:>9.1} / {:.1} MiB", r.rss_mib, r.rss_max_mib);
     println!("  graceful shutdown (SIGTERM → exit)      {:>9.2} s", r.graceful_shutdown_seconds);
@@ -393,6 +404,7 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     let child = Command::new(&exe)
         .args(["controller", "horizontal", "--namespace", &ns, "--prometheus-url", prometheus])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--concurrency", &args.concurrency.to_string()])
+        .args(["--max-concurrent-reads", &args.max_concurrent_reads.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -467,8 +479,13 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     let decisions_failed = d("ballast_horizontal_reconciles_total{outcome=\"failed\"}");
     let errors = d("ballast_horizontal_reconciles_total{outcome=\"error\"}");
     let skipped = d("ballast_horizontal_reconciles_total{outcome=\"skipped\"}");
-    let (delay_mean, delay_p99) = histogram(&m0, &m1, "ballast_horizontal_sync_delay_seconds");
-    let (rec_mean, rec_p99) = histogram(&m0, &m1, "ballast_horizontal_reconcile_seconds");
+    let (delay_mean, delay_p99) = histogram(&m0, &m1, "ballast_horizontal_sync_delay_seconds", "");
+    let (rec_mean, rec_p99) = histogram(&m0, &m1, "ballast_horizontal_reconcile_seconds", "");
+    let steps = ["scale", "metrics", "decide", "rescale", "status", "events"]
+        .iter()
+        .map(|s| (s.to_string(), histogram(&m0, &m1, "ballast_horizontal_step_seconds", &format!("step=\"{s}\""))))
+        .filter(|(_, (mean, _))| *mean > 0.0)
+        .collect();
     let _ = std::io::stderr().flush();
     Ok(Report {
         objects: args.objects,
@@ -488,6 +505,7 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
         sync_delay_p99_seconds: delay_p99,
         reconcile_mean_seconds: rec_mean,
         reconcile_p99_seconds: rec_p99,
+        steps,
         cpu_cores: (cpu1 - cpu0) / secs,
         rss_mib: rss as f64 / 1048576.0,
         rss_max_mib: rss_max as f64 / 1048576.0,
@@ -514,8 +532,11 @@ mod tests {
     fn histogram_between_scrapes() {
         let a = parse_metrics("x_bucket{le=\"0.1\"} 0\nx_bucket{le=\"1\"} 0\nx_bucket{le=\"+Inf\"} 0\nx_sum 0\nx_count 0\n");
         let b = parse_metrics("x_bucket{le=\"0.1\"} 98\nx_bucket{le=\"1\"} 100\nx_bucket{le=\"+Inf\"} 100\nx_sum 5\nx_count 100\n");
-        let (mean, p99) = histogram(&a, &b, "x");
+        let (mean, p99) = histogram(&a, &b, "x", "");
         assert!((mean - 0.05).abs() < 1e-9);
         assert_eq!(p99, 1.0);
+        let b = parse_metrics("y_bucket{le=\"0.1\",step=\"a\"} 1\ny_bucket{le=\"+Inf\",step=\"a\"} 2\ny_bucket{le=\"0.1\",step=\"b\"} 5\ny_bucket{le=\"+Inf\",step=\"b\"} 5\ny_sum{step=\"a\"} 3\ny_count{step=\"a\"} 2\n");
+        let (mean, p99) = histogram(&BTreeMap::new(), &b, "y", "step=\"a\"");
+        assert_eq!((mean, p99), (1.5, f64::INFINITY));
     }
 }

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub reconcile_seconds: Histogram,
     /// Seconds a periodic sync ran after it was due (how well the sync period is kept).
     pub sync_delay_seconds: Histogram,
+    /// Seconds spent per step of a reconcile: `scale` (discovery + GET scale), `metrics`,
+    /// `decide`, `rescale`, `status`, `events`.
+    pub step_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     /// Autoscalers the controller tracks.
     pub objects: Gauge<i64, AtomicI64>,
     /// Pods in the pod index.
@@ -50,6 +53,7 @@ impl Metrics {
             status_patches: Counter::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             sync_delay_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            step_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
             objects: Gauge::default(),
             pods: Gauge::default(),
         };
@@ -62,9 +66,14 @@ impl Metrics {
         r.register("status_patches", "Status patches sent", m.status_patches.clone());
         r.register("reconcile_seconds", "Duration of one reconcile", m.reconcile_seconds.clone());
         r.register("sync_delay_seconds", "Delay of periodic syncs past their due time", m.sync_delay_seconds.clone());
+        r.register("step_seconds", "Duration of the steps of a reconcile", m.step_seconds.clone());
         r.register("objects", "HorizontalAutoscalers tracked", m.objects.clone());
         r.register("pods", "Pods in the pod index", m.pods.clone());
         Arc::new(m)
+    }
+
+    pub(crate) fn step(&self, step: &'static str, started: std::time::Instant) {
+        self.step_seconds.get_or_create(&vec![("step", step.to_owned())]).observe(started.elapsed().as_secs_f64());
     }
 
     pub(crate) fn label(key: &'static str, value: impl Into<String>) -> Labels {

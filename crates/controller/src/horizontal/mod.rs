@@ -346,6 +346,13 @@ fn backoff(failures: u32, period: Duration, max_backoff: Duration) -> Duration {
     Duration::from_secs(1u64 << exp).min(cap)
 }
 
+/// A stable fraction in [0, 0.5) from the object's uid.
+fn spread(uid: &str) -> f64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    (h.finish() % 1000) as f64 / 2000.0
+}
+
 fn period_of(hza: &HorizontalAutoscaler) -> Duration {
     Duration::from_secs(hza.spec.sync_period_seconds().clamp(1, 3600) as u64)
 }
@@ -393,6 +400,9 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
             let n = previous.as_ref().map_or(0, |s| s.failures) + 1;
             ("failed", n, backoff(n, period, ctx.config.max_backoff))
         }
+        // The first decision of this process: the next one comes a little earlier (50–100% of
+        // the period, by uid), so objects that all started together do not stay in one wave.
+        Ok(_) if previous.is_none() => ("ok", 0, period.mul_f64(1.0 - spread(&uid))),
         Ok(_) => ("ok", 0, period),
         Err(_) => {
             let n = previous.as_ref().map_or(0, |s| s.failures) + 1;
@@ -414,7 +424,9 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
 /// Steps 1–7 for one object; returns the decision as applied.
 async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx: &Context) -> Result<Decision, Error> {
     let target_ref = &hza.spec.scale_target_ref;
+    let t = Instant::now();
     let read = ctx.targets.read(ns, target_ref).await;
+    ctx.metrics.step("scale", t);
     let mut pods = Vec::new();
     let mut others = Vec::new();
     let mut readings = Vec::new();
@@ -427,7 +439,9 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
             pods = selected.iter().map(|p| p.snapshot.clone()).collect();
             own_selector = Some(sel);
             if others.is_empty() {
+                let t = Instant::now();
                 readings = ctx.source.readings(hza, &read.scale.selector).await;
+                ctx.metrics.step("metrics", t);
             }
         }
     }
@@ -442,7 +456,10 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
         config: ctx.config.decision.clone(),
         now: Timestamp::now(),
     };
-    let mut decision = match ballast_horizontal::explain(&snapshot) {
+    let t = Instant::now();
+    let decided = ballast_horizontal::explain(&snapshot);
+    ctx.metrics.step("decide", t);
+    let mut decision = match decided {
         Ok(d) => d,
         Err(e) => {
             publish(ctx, hza, true, "InvalidSpec", &e.to_string()).await;
@@ -453,7 +470,9 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
 
     if decision.rescale {
         let direction = if decision.desired_replicas > decision.current_replicas { "up" } else { "down" };
+        let t = Instant::now();
         let result = read.write(&target_ref.name, decision.desired_replicas).await;
+        ctx.metrics.step("rescale", t);
         let labels = vec![("direction", direction.to_owned()), ("result", if result.is_ok() { "ok" } else { "error" }.to_owned())];
         ctx.metrics.rescales.get_or_create(&labels).inc();
         match result {
@@ -463,9 +482,15 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
     }
 
     // Status before events: the history must be stored even if an event cannot be.
+    let t = Instant::now();
     let status_result = write_status(hza, ns, name, &decision, ctx).await;
-    for e in &decision.events {
-        publish(ctx, hza, e.type_ == EventType::Warning, &e.reason, &e.message).await;
+    ctx.metrics.step("status", t);
+    if !decision.events.is_empty() {
+        let t = Instant::now();
+        for e in &decision.events {
+            publish(ctx, hza, e.type_ == EventType::Warning, &e.reason, &e.message).await;
+        }
+        ctx.metrics.step("events", t);
     }
     status_result.map(|()| decision)
 }

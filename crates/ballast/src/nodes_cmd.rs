@@ -58,6 +58,9 @@ pub struct NodesFlags {
     /// Where the nodes reconciler serves /healthz (a loopback address).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9465")]
     pub nodes_health_addr: SocketAddr,
+    /// Serve /healthz on a non-loopback address (in a pod, for the kubelet's probes).
+    #[arg(long)]
+    pub nodes_health_bind_any: bool,
 }
 
 impl NodesFlags {
@@ -89,9 +92,10 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
-        let client = kube::Client::try_default()
+        let config = kube::Config::infer()
             .await
             .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = kube::Client::try_from(config.clone())?;
         let provider = ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
             .map_err(anyhow::Error::msg)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -103,7 +107,7 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
         };
         let (addr, server) = ballast_controller::runtime::serve(
             flags.nodes_health_addr,
-            false,
+            flags.nodes_health_bind_any,
             Arc::new(Registry::default()),
             Arc::new(|| true),
             stopped(),
@@ -116,7 +120,7 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
             tracing::info!("shutdown requested");
             let _ = stop_tx.send(true);
         });
-        let result = ballast_controller::nodes::run(client, provider, flags.options(), stopped()).await;
+        let result = ballast_controller::nodes::run(config, provider, flags.options(), stopped()).await;
         signal.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         result.map(|()| ExitCode::SUCCESS)

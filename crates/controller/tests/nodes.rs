@@ -105,6 +105,7 @@ async fn install_crds(client: &Client) -> Result<()> {
 struct Run {
     ns: TestNamespace,
     client: Client,
+    config: kube::Config,
     controller: tokio::task::JoinHandle<Result<()>>,
 }
 
@@ -186,6 +187,7 @@ impl Run {
         let run = Run {
             ns,
             client: client.clone(),
+            config: bed.kube_config().clone(),
             controller: tokio::spawn(async { Ok(()) }),
         };
         for (suffix, spec, template) in pools {
@@ -200,9 +202,8 @@ impl Run {
     }
 
     fn with_controller<P: CloudProvider>(mut self, provider: P, o: NodesOptions) -> Run {
-        let client = self.client.clone();
         self.controller = tokio::spawn(ballast_controller::nodes::run(
-            client,
+            self.config.clone(),
             provider,
             o,
             std::future::pending(),
@@ -615,7 +616,7 @@ async fn limits_stop_growth() -> Result<()> {
         deploy(
             ns,
             TestDeployment::new("big").replicas(4).request("cpu", "3"),
-            |_| {},
+            |t| t["spec"]["affinity"] = anti_affinity("big"),
         )
         .await?;
         run.ready_nodes("capped", 2, T).await?;
@@ -637,13 +638,24 @@ async fn limits_stop_growth() -> Result<()> {
         .await?;
         eprintln!("LimitsReached: {}", pool.1.message);
         ensure!(pool.1.message.contains("cpu 8 of 8"), "{}", pool.1.message);
-        let pending: Vec<Pod> = ns
-            .pods("app=big")
-            .await?
-            .into_iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
-            .collect();
-        ensure!(pending.len() == 2, "{} pods pending", pending.len());
+        ns.wait_deployment_ready("big", 4, Duration::from_secs(1))
+            .await
+            .err()
+            .context("all four pods ran despite the limit")?;
+        let pending: Vec<Pod> = poll_until(
+            "two pods bound, two pending",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let pods = ns.pods("app=big").await?;
+                let pending: Vec<Pod> = pods
+                    .into_iter()
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+                    .collect();
+                Ok((pending.len() == 2).then_some(pending))
+            },
+        )
+        .await?;
         let ev = poll_until(
             "FailedProvisioning event on a pending pod",
             T,
@@ -848,6 +860,7 @@ async fn insufficient_capacity_falls_back_to_the_next_offering() -> Result<()> {
     let run = Run {
         ns,
         client: client.clone(),
+        config: bed.kube_config().clone(),
         controller: tokio::spawn(async { Ok(()) }),
     };
     let pool = run.pool("general", json!({}), json!({}));
@@ -1089,11 +1102,20 @@ async fn drift_replaces_nodes_but_do_not_disrupt_pins() -> Result<()> {
     .await?;
     with_run(run, &["general"], async |run| {
         let ns = &run.ns;
-        deploy(ns, TestDeployment::new("pinned").replicas(1).request("cpu", "3"), |t| {
+        // One pod per node (anti-affinity on a label both carry).
+        let apart = json!({ "podAntiAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": [
+            { "labelSelector": { "matchLabels": { "group": "drift" } }, "topologyKey": "kubernetes.io/hostname" }
+        ] } });
+        let a = apart.clone();
+        deploy(ns, TestDeployment::new("pinned").replicas(1).request("cpu", "3").label("group", "drift"), |t| {
             t["metadata"]["annotations"] = json!({ labels::DO_NOT_DISRUPT: "true" });
+            t["spec"]["affinity"] = a;
         })
         .await?;
-        deploy(ns, TestDeployment::new("free").replicas(1).request("cpu", "3"), |_| {}).await?;
+        deploy(ns, TestDeployment::new("free").replicas(1).request("cpu", "3").label("group", "drift"), |t| {
+            t["spec"]["affinity"] = apart;
+        })
+        .await?;
         ns.wait_deployment_ready("pinned", 1, T).await?;
         ns.wait_deployment_ready("free", 1, T).await?;
         run.ready_nodes("general", 2, T).await?;

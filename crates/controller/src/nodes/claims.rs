@@ -347,7 +347,12 @@ async fn reconcile<P: CloudProvider>(
         status.allocatable = Some(a);
     }
     if status != old {
-        let patch = serde_json::json!({ "status": status });
+        // lastPodEventTime belongs to the disruption controller: never written back from here.
+        let mut body = serde_json::to_value(&status).unwrap_or_default();
+        if let Some(m) = body.as_object_mut() {
+            m.remove("lastPodEventTime");
+        }
+        let patch = serde_json::json!({ "status": body });
         api.patch_status(&name, &patch_params(), &Patch::Merge(&patch))
             .await?;
     }

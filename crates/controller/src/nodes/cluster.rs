@@ -375,3 +375,173 @@ pub fn node_pool_of(node: &Node) -> Option<String> {
         .as_ref()
         .and_then(|l| adapt::pool_label(l).map(str::to_string))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ballast_nodes::{ProvisionOptions, provision};
+    use kube::ResourceExt;
+    use kube::runtime::watcher::Event;
+
+    fn store<K>(objs: Vec<K>) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone,
+    {
+        let (reader, mut writer) = reflector::store();
+        for o in objs {
+            writer.apply_watcher_event(&Event::Apply(o));
+        }
+        reader
+    }
+
+    /// Caches holding the given objects (no API server).
+    pub(crate) fn stores(
+        pods: Vec<Pod>,
+        nodes: Vec<Node>,
+        pools: Vec<NodePool>,
+        claims: Vec<NodeClaim>,
+        pool_selector: Option<&str>,
+    ) -> Stores {
+        let (_tx, rx) = watch::channel(Changes::default());
+        Stores {
+            pods: store(pods),
+            nodes: store(nodes),
+            node_pools: store(pools),
+            node_claims: store(claims),
+            pdbs: store(vec![]),
+            daemon_sets: store(vec![]),
+            namespaces: store(vec![]),
+            pvcs: store(vec![]),
+            pvs: store(vec![]),
+            storage_classes: store(vec![]),
+            changes: rx,
+            seen_pools: Arc::default(),
+            pool_selector: pool_selector.map(str::to_string),
+        }
+    }
+
+    fn yaml<T: DeserializeOwned>(s: &str) -> T {
+        serde_yaml::from_str(s).unwrap()
+    }
+
+    fn catalog() -> Vec<InstanceType> {
+        let c: ballast_scheduling::catalog::CatalogFile = yaml(
+            "zones: [a]\nlabelPrefix: nodes.ballast.dev\ntypes:\n  - {name: c.xlarge, vcpu: 4, memory: 8Gi, pods: 58, onDemand: 0.17}\n",
+        );
+        c.instance_types().unwrap()
+    }
+
+    const POOL: &str = "
+metadata: {name: general, uid: p1}
+spec:
+  template:
+    spec:
+      nodeClassRef: {group: nodes.ballast.dev, kind: KwokNodeClass, name: default}
+";
+
+    #[test]
+    fn snapshot_links_nodes_to_claims_and_counts_in_flight_capacity() {
+        let registered: NodeClaim = yaml(
+            "
+metadata: {name: general-a, labels: {nodes.ballast.dev/nodepool: general, node.kubernetes.io/instance-type: c.xlarge, topology.kubernetes.io/zone: a, nodes.ballast.dev/capacity-type: on-demand}}
+spec: {nodeClassRef: {group: nodes.ballast.dev, kind: KwokNodeClass, name: default}}
+status:
+  providerID: kwok://general-a
+  conditions: [{type: Initialized, status: 'True', reason: x, message: x, lastTransitionTime: '2026-01-01T00:00:00Z'}]
+",
+        );
+        let in_flight: NodeClaim = yaml(
+            "
+metadata: {name: general-b, labels: {nodes.ballast.dev/nodepool: general, node.kubernetes.io/instance-type: c.xlarge, topology.kubernetes.io/zone: a, nodes.ballast.dev/capacity-type: on-demand}}
+spec: {nodeClassRef: {group: nodes.ballast.dev, kind: KwokNodeClass, name: default}}
+",
+        );
+        let other_pool: NodeClaim = yaml(
+            "
+metadata: {name: other-c, labels: {nodes.ballast.dev/nodepool: other}}
+spec: {nodeClassRef: {group: nodes.ballast.dev, kind: KwokNodeClass, name: default}}
+",
+        );
+        let node: Node = yaml(
+            "
+metadata: {name: general-a, labels: {nodes.ballast.dev/nodepool: general, node.kubernetes.io/instance-type: c.xlarge, topology.kubernetes.io/zone: a, nodes.ballast.dev/capacity-type: on-demand}}
+spec: {providerID: kwok://general-a}
+status:
+  allocatable: {cpu: 3920m, memory: 7Gi, pods: '58'}
+  conditions: [{type: Ready, status: 'True'}]
+",
+        );
+        let bound: Pod = yaml(
+            "
+metadata: {name: web-1, namespace: shop}
+spec: {nodeName: general-a, containers: [{name: a, resources: {requests: {cpu: '3'}}}]}
+status: {phase: Running}
+",
+        );
+        let pending: Pod = yaml(
+            "
+metadata: {name: web-2, namespace: shop, uid: u2}
+spec: {containers: [{name: a, resources: {requests: {cpu: '3'}}}]}
+status: {phase: Pending, conditions: [{type: PodScheduled, status: 'False', reason: Unschedulable}]}
+",
+        );
+        let s = stores(
+            vec![bound, pending.clone()],
+            vec![node],
+            vec![yaml(POOL)],
+            vec![registered, in_flight, other_pool],
+            Some("team=a"),
+        );
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let pending = vec![(Arc::new(pending), now)];
+        let snap = snapshot(
+            &s,
+            SnapshotInputs {
+                pending: &pending,
+                instance_types: catalog(),
+                extra_claims: &[],
+                last_pod_events: &BTreeMap::new(),
+            },
+        );
+        // Out-of-scope claims (pool "other" was never seen) are left out.
+        let names: Vec<_> = snap.node_claims.iter().map(|c| c.name_any()).collect();
+        assert_eq!(names, vec!["general-a", "general-b"]);
+        assert_eq!(snap.nodes.len(), 1);
+        let n = &snap.nodes[0];
+        assert_eq!(n.node_claim.as_deref(), Some("general-a"));
+        assert!(n.initialized && n.ready && !n.deleting);
+        assert_eq!(n.pods.len(), 1);
+        assert_eq!(snap.pending_pods.len(), 1);
+        // The pending pod fits the in-flight claim: nothing new.
+        let d = provision(&snap, now, &ProvisionOptions::default()).unwrap();
+        assert!(d.node_claims.is_empty(), "{:?}", d.node_claims);
+        assert_eq!(d.placements.len(), 1);
+        assert_eq!(
+            d.placements[0].to,
+            ballast_nodes::Destination::InFlight("general-b".into())
+        );
+        // A claim just created and not in the cache yet counts too.
+        let extra: NodeClaim = yaml(
+            "
+metadata: {name: general-z, labels: {nodes.ballast.dev/nodepool: general, node.kubernetes.io/instance-type: c.xlarge, topology.kubernetes.io/zone: a, nodes.ballast.dev/capacity-type: on-demand}}
+spec: {nodeClassRef: {group: nodes.ballast.dev, kind: KwokNodeClass, name: default}}
+",
+        );
+        let snap = snapshot(
+            &s,
+            SnapshotInputs {
+                pending: &pending,
+                instance_types: catalog(),
+                extra_claims: &[extra],
+                last_pod_events: &BTreeMap::new(),
+            },
+        );
+        assert_eq!(snap.node_claims.len(), 3);
+        assert!(s.pool_in_scope(Some("general")) && !s.pool_in_scope(Some("other")));
+        assert_eq!(
+            claim_capacity(&snap.node_claims[1], &catalog()).cpu_millis,
+            4000
+        );
+    }
+}

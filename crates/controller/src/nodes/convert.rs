@@ -518,6 +518,19 @@ pub fn is_provisionable(pod: &Pod) -> bool {
     })
 }
 
+/// A pod waiting for a node, whether or not the scheduler has tried it yet (not bound, not being
+/// deleted, not finished, not a DaemonSet pod, no scheduling gate).
+pub fn is_unbound(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    spec.node_name.as_deref().is_none_or(str::is_empty)
+        && spec.scheduling_gates.as_ref().is_none_or(Vec::is_empty)
+        && pod.metadata.deletion_timestamp.is_none()
+        && !is_terminal(pod)
+        && owner_kind(pod).as_deref() != Some("DaemonSet")
+}
+
 /// The node's Ready condition is True.
 pub fn node_ready(node: &Node) -> bool {
     node.status
@@ -758,8 +771,10 @@ status:
         }]);
         assert!(!is_provisionable(&p));
         let mut p = pod(WEB);
+        assert!(is_unbound(&p));
         p.spec.as_mut().unwrap().node_name = Some("n1".into());
         assert!(!is_provisionable(&p));
+        assert!(!is_unbound(&p));
         let mut p = pod(WEB);
         p.metadata.owner_references.as_mut().unwrap()[0].kind = "DaemonSet".into();
         assert!(!is_provisionable(&p));

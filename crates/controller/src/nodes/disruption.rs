@@ -111,8 +111,10 @@ async fn decide<P: CloudProvider>(
     let pending: Vec<(Arc<Pod>, Timestamp)> = ctx
         .stores
         .pods
+        // Every pod waiting for a node, also those the scheduler has not tried yet: a node made
+        // for a pod the scheduler has not bound yet must not look empty.
         .state_filter(|p| {
-            convert::is_provisionable(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
+            convert::is_unbound(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
         })
         .into_iter()
         .map(|p| (p, now))
@@ -190,7 +192,7 @@ async fn execute<P: CloudProvider>(
                     kind: "NodePool".into(),
                     name: r.plan.node_pool.clone(),
                     uid,
-                    block_owner_deletion: Some(true),
+                    block_owner_deletion: None,
                     controller: None,
                 },
             ]);

@@ -95,6 +95,9 @@ impl Default for NodesOptions {
 /// What every node controller shares.
 pub struct Ctx<P> {
     pub client: Client,
+    /// A client that does not retry 429s itself: an eviction refused by a PDB must come back at
+    /// once (the default client retries 429s for up to minutes).
+    pub evictions: Client,
     pub provider: Arc<P>,
     pub stores: Stores,
     pub unavailable: UnavailableOfferings,
@@ -149,11 +152,15 @@ impl<P: CloudProvider> Ctx<P> {
 /// Runs every node controller until `shutdown` resolves (or the returned future is dropped,
 /// which stops them all).
 pub async fn run<P: CloudProvider>(
-    client: Client,
+    config: kube::Config,
     provider: P,
     opts: NodesOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    let client = Client::try_from(config.clone())?;
+    let mut no_retry = config;
+    no_retry.default_retry = false;
+    let evictions = Client::try_from(no_retry)?;
     let mut tasks = JoinSet::new();
     let stores = Stores::start(&client, opts.nodepool_selector.as_deref(), &mut tasks).await?;
     tracing::info!(
@@ -166,6 +173,7 @@ pub async fn run<P: CloudProvider>(
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone()),
         client,
+        evictions,
         provider: Arc::new(provider),
         stores,
         unavailable: UnavailableOfferings::new(),

@@ -100,9 +100,10 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             .collect();
         let bs = batch_state(&unsolved, now, &ctx.opts.batch);
         let since_solve = last_solve.map(|t| t.elapsed());
-        let resync_due = !pending.is_empty() && since_solve.is_none_or(|s| s >= ctx.opts.resync);
-        let dirty_due =
-            dirty && !pending.is_empty() && since_solve.is_none_or(|s| s >= Duration::from_secs(2));
+        let leaving = leaving_pods(&ctx);
+        let waiting = !pending.is_empty() || leaving > 0;
+        let resync_due = waiting && since_solve.is_none_or(|s| s >= ctx.opts.resync);
+        let dirty_due = dirty && waiting && since_solve.is_none_or(|s| s >= Duration::from_secs(2));
         let mut wake = Instant::now() + ctx.opts.status_interval;
         if bs.solve_now || resync_due || dirty_due {
             let with_seen: Vec<(Arc<Pod>, Timestamp)> = pending
@@ -121,9 +122,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             let secs = w.duration_since(now).as_secs_f64().max(0.0);
             wake = wake.min(Instant::now() + Duration::from_secs_f64(secs));
         }
-        if !pending.is_empty()
-            && let Some(t) = last_solve
-        {
+        if waiting && let Some(t) = last_solve {
             wake = wake.min(t + ctx.opts.resync);
         }
         if last_status.is_none_or(|t| t.elapsed() >= ctx.opts.status_interval) {
@@ -159,7 +158,7 @@ fn claim_to_create<P: CloudProvider>(ctx: &Ctx<P>, claim: &NodeClaim, pool: &str
             kind: "NodePool".into(),
             name: pool.into(),
             uid,
-            block_owner_deletion: Some(true),
+            block_owner_deletion: None,
             controller: None,
         }]);
     }
@@ -268,20 +267,61 @@ async fn solve<P: CloudProvider>(
 }
 
 fn log_placements(placements: &[PodPlacement]) {
-    let mut existing = 0;
-    let mut in_flight = 0;
     for p in placements {
-        match p.to {
-            Destination::Node(_) => existing += 1,
-            Destination::InFlight(_) => in_flight += 1,
+        match &p.to {
+            Destination::Node(n) => {
+                tracing::debug!(pod = %p.pod, node = %n, "fits an existing node")
+            }
+            Destination::InFlight(n) => {
+                tracing::debug!(pod = %p.pod, nodeclaim = %n, "fits an in-flight NodeClaim")
+            }
             Destination::NewNodeClaim(_) => {}
         }
     }
-    if existing + in_flight > 0 {
-        tracing::debug!(
-            existing,
-            in_flight,
-            "pending pods fit existing or in-flight capacity"
-        );
+}
+
+/// Pods that must move off nodes whose NodeClaim (or the node itself) is being deleted: the
+/// provisioner finds them a home before the drain evicts them.
+fn leaving_pods<P: CloudProvider>(ctx: &Ctx<P>) -> usize {
+    let claims = ctx.stores.claims();
+    let deleting: BTreeSet<String> = ctx
+        .stores
+        .nodes
+        .state()
+        .iter()
+        .filter(|n| {
+            let claim_deleting = convert::provider_id(n).is_some_and(|pid| {
+                claims.iter().any(|c| {
+                    cluster::claim_provider_id(c) == Some(pid)
+                        && c.metadata.deletion_timestamp.is_some()
+                })
+            });
+            claim_deleting
+                || (n.metadata.deletion_timestamp.is_some()
+                    && ctx
+                        .stores
+                        .pool_in_scope(cluster::node_pool_of(n).as_deref()))
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    if deleting.is_empty() {
+        return 0;
     }
+    ctx.stores
+        .pods
+        .state()
+        .iter()
+        .filter(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_some_and(|n| deleting.contains(n))
+                && p.metadata.deletion_timestamp.is_none()
+                && !convert::is_terminal(p)
+                && !matches!(
+                    convert::owner_kind(p).as_deref(),
+                    Some("DaemonSet" | "Node")
+                )
+        })
+        .count()
 }

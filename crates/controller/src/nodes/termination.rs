@@ -114,7 +114,8 @@ pub async fn drain<P: CloudProvider>(
         return Ok(st);
     };
     for p in group {
-        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+        let api: Api<Pod> =
+            Api::namespaced(ctx.evictions.clone(), &p.namespace().unwrap_or_default());
         let name = p.name_any();
         let res = if force {
             api.delete(&name, &DeleteParams::default())

@@ -360,6 +360,16 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
         }
         requirements.push(model_requirement(r, k, &name, &field)?);
     }
+    // A pool that says nothing about capacity type launches on-demand nodes, as Karpenter's
+    // NodeClaim templates do: spot must be asked for.
+    if !requirements.iter().any(|r| r.key == sched::labels::CAPACITY_TYPE) {
+        requirements.push(Requirement {
+            key: sched::labels::CAPACITY_TYPE.to_string(),
+            operator: Operator::In,
+            values: vec!["on-demand".to_string()],
+            min_values: None,
+        });
+    }
     let mut labels = BTreeMap::new();
     if let Some(m) = &spec.template.metadata {
         for (lk, lv) in &m.labels {

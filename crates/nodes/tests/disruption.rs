@@ -394,6 +394,13 @@ fn spot_to_spot_needs_fifteen_cheaper_types() {
         .labels
         .insert(api::labels::INSTANCE_TYPE.into(), "big".into());
     s.instance_types = spot_catalog(5);
+    // The pool allows spot (a pool that names no capacity type is on-demand only).
+    s.node_pools[0].spec.template.spec.requirements.push(api::NodeSelectorRequirementWithMinValues {
+        key: api::labels::CAPACITY_TYPE.into(),
+        operator: api::RequirementOperator::In,
+        values: vec!["spot".into(), "on-demand".into()],
+        min_values: None,
+    });
     let d = run(&s);
     assert!(d.action.is_none());
     assert!(rejected_because(

@@ -94,7 +94,7 @@ fn pools(spot: bool) -> Vec<NodePool> {
     let mk = |name: &str, cats: &[&str]| NodePool {
         name: name.into(),
         requirements: vec![
-            Requirement::new("karpenter.k8s.aws/instance-category", Operator::In, cats),
+            Requirement::new("nodes.ballast.dev/instance-category", Operator::In, cats),
             Requirement::new(labels::CAPACITY_TYPE, Operator::In, &ct),
         ],
         daemonset_overhead: overhead.clone(),

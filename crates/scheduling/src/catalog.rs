@@ -16,14 +16,14 @@ use crate::quantity::parse_units;
 #[serde(rename_all = "camelCase")]
 pub struct CatalogFile {
     pub zones: Vec<String>,
-    /// Prefix of provider labels (instance-family, -size, -cpu ...), e.g. `karpenter.k8s.aws`.
+    /// Prefix of provider labels (instance-family, -size, -cpu ...); Ballast's own domain by default.
     #[serde(default = "default_prefix")]
     pub label_prefix: String,
     pub types: Vec<CatalogType>,
 }
 
 fn default_prefix() -> String {
-    "karpenter.k8s.aws".into()
+    "nodes.ballast.dev".into()
 }
 
 /// One instance type of a catalog file.

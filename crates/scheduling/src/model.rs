@@ -19,8 +19,8 @@ pub mod labels {
     pub const ARCH: &str = "kubernetes.io/arch";
     pub const OS: &str = "kubernetes.io/os";
     pub const INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
-    pub const CAPACITY_TYPE: &str = "karpenter.sh/capacity-type";
-    pub const NODEPOOL: &str = "karpenter.sh/nodepool";
+    pub const CAPACITY_TYPE: &str = "nodes.ballast.dev/capacity-type";
+    pub const NODEPOOL: &str = "nodes.ballast.dev/nodepool";
 }
 
 /// Resource amounts: cpu in millicores, memory and ephemeral storage in bytes, pods as a count,

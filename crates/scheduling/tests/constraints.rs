@@ -622,7 +622,7 @@ fn snapshot_reads_from_yaml() {
 nodePools:
   - name: default
     requirements:
-      - {key: karpenter.sh/capacity-type, operator: In, values: [on-demand]}
+      - {key: nodes.ballast.dev/capacity-type, operator: In, values: [on-demand]}
 instanceTypes:
   - name: m-2
     capacity: {cpu: "2", memory: 8Gi, pods: 110}
@@ -692,7 +692,7 @@ fn shipped_catalog_parses() {
     assert_eq!(m.offerings.len(), 6, "on-demand and spot in three zones");
     assert_eq!(
         m.labels
-            .get("karpenter.k8s.aws/instance-category")
+            .get("nodes.ballast.dev/instance-category")
             .map(String::as_str),
         Some("m")
     );

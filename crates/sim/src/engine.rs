@@ -251,6 +251,7 @@ impl Sim {
                 let b = self.sc.batch_pods[i].clone();
                 let mut spec = SchedPod::new("batch", &b.name, b.requests.clone());
                 spec.tolerations = b.tolerations.clone();
+                spec.node_selector = b.node_selector.clone();
                 self.add_pod(spec, Owner::Batch(i));
             }
         }

@@ -247,6 +247,8 @@ pub enum BatchSource {
         run_seconds: f64,
         #[serde(default)]
         tolerations: Vec<Toleration>,
+        #[serde(default)]
+        node_selector: BTreeMap<String, String>,
     },
 }
 

@@ -112,6 +112,7 @@ pub struct BatchPod {
     pub name: String,
     pub requests: Resources,
     pub tolerations: Vec<Toleration>,
+    pub node_selector: std::collections::BTreeMap<String, String>,
     pub arrive: f64,
     pub run_seconds: f64,
 }
@@ -123,7 +124,7 @@ pub(crate) fn batch_pods(
     start: jiff::Timestamp,
 ) -> Result<Vec<BatchPod>, ScenarioError> {
     match source {
-        BatchSource::Burst { name, at, count, requests, run_seconds, tolerations } => {
+        BatchSource::Burst { name, at, count, requests, run_seconds, tolerations, node_selector } => {
             let at_s = ballast_api::common::parse_duration_seconds(at)
                 .map_err(|e| ScenarioError::invalid(Path::new("(scenario)"), "at", e.to_string()))?;
             Ok((0..*count)
@@ -131,6 +132,7 @@ pub(crate) fn batch_pods(
                     name: format!("{name}-{i:05}"),
                     requests: requests.clone(),
                     tolerations: tolerations.clone(),
+                    node_selector: node_selector.clone(),
                     arrive: at_s,
                     run_seconds: *run_seconds,
                 })
@@ -174,6 +176,7 @@ pub(crate) fn batch_pods(
                     name: rec.get(c_name).unwrap_or("pod").to_string(),
                     requests: r,
                     tolerations: vec![],
+                    node_selector: Default::default(),
                     arrive,
                     run_seconds: (leave - arrive).max(1.0),
                 });

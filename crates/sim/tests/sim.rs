@@ -180,3 +180,19 @@ fn openb_trace_runs_with_cost_against_the_bound() {
     assert!(s.cost >= s.lower_bound_cost && s.lower_bound_cost > 0.0, "{} vs {}", s.cost, s.lower_bound_cost);
     eprintln!("openb 12h: cost ${:.2}, bound ${:.2}, ratio {:.3}", s.cost, s.lower_bound_cost, s.cost_over_lower_bound);
 }
+
+#[test]
+fn variant_patches_reach_the_objects() {
+    let path = repo().join("simulations/api-daily.yaml");
+    let scenarios = ballast_sim::scenario::load(&path).unwrap();
+    let spot = scenarios.iter().find(|s| s.variant == "spot-batch").expect("the spot-batch variant");
+    let pool = spot.node_pools.iter().find(|p| p.metadata.name.as_deref() == Some("spot-general")).unwrap();
+    let reqs = &pool.spec.template.spec.requirements;
+    assert!(
+        reqs.iter().any(|r| r.key == "nodes.ballast.dev/capacity-type" && r.values == ["spot"]),
+        "{reqs:?}"
+    );
+    let cpu80 = scenarios.iter().find(|s| s.variant == "hpa-cpu80").unwrap();
+    let target = cpu80.autoscalers[0].spec.metrics[0].resource.as_ref().unwrap().target.average_utilization;
+    assert_eq!(target, Some(80));
+}

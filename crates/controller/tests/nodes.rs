@@ -19,8 +19,8 @@
 //!   launch; the NodeClaim launches as the next one.
 //! - `orphans_are_garbage_collected`: a kwok instance without NodeClaim is deleted, a NodeClaim
 //!   whose instance vanished is deleted.
-//! - `emptiness_removes_empty_nodes` and `drift_replaces_nodes_but_do_not_disrupt_pins`: the
-//!   disruption controller.
+//! - `emptiness_removes_empty_nodes`, `consolidation_leaves_one_cheapest_node` and
+//!   `drift_replaces_nodes_but_do_not_disrupt_pins`: the disruption controller.
 //!
 //! Each test runs its own controllers, restricted to its own NodePools (label selector) and its
 //! own namespace's pending pods, so tests run in parallel. Without a test bed every test prints a
@@ -1137,6 +1137,52 @@ async fn drift_replaces_nodes_but_do_not_disrupt_pins() -> Result<()> {
         tokio::time::sleep(Duration::from_secs(15)).await;
         ensure!(run.nodes().get_opt(&pinned_node).await?.is_some(), "the do-not-disrupt pod's node was disrupted");
         ensure!(placements(ns, "pinned").await?.values().all(|n| *n == pinned_node));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consolidation_leaves_one_cheapest_node() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let d = json!({ "disruption": { "consolidateAfter": "5s", "budgets": [{ "nodes": "100%" }] } });
+    let run = Run::start(
+        &bed,
+        "nodes-consol",
+        &[("general", d, json!({}))],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        // Two 1.5-CPU pods: one c6i.xlarge or two c6i.large (same price). Scaled to one pod, the
+        // cheapest home is a single c6i.large: an empty node goes (emptiness) or the xlarge is
+        // replaced by a large (single-node consolidation, replacement Initialized first).
+        ns.create_deployment(
+            TestDeployment::new("web")
+                .replicas(2)
+                .request("cpu", "1500m"),
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 2, T).await?;
+        ns.scale_deployment("web", 1).await?;
+        poll_until(
+            "one c6i.large left, running the pod",
+            Duration::from_secs(150),
+            Duration::from_millis(500),
+            || async {
+                let nodes = run.pool_nodes("general").await?;
+                let claims = run.claims("general").await?;
+                let on: Vec<String> = placements(ns, "web").await?.into_values().collect();
+                Ok((nodes.len() == 1
+                    && claims.len() == 1
+                    && label(&nodes[0], labels::INSTANCE_TYPE) == "c6i.large"
+                    && on == vec![nodes[0].name_any()])
+                .then_some(()))
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
         Ok(())
     })
     .await

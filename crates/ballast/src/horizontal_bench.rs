@@ -73,6 +73,9 @@ pub struct BenchArgs {
     /// Controller flags: metric reads in flight at once.
     #[arg(long, default_value_t = 64)]
     pub max_concurrent_reads: usize,
+    /// Controller flags: threads of its async runtime.
+    #[arg(long, default_value_t = 2)]
+    pub worker_threads: usize,
     /// Leave the namespace and nodes in place.
     #[arg(long)]
     pub keep: bool,
@@ -405,6 +408,7 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
         .args(["controller", "horizontal", "--namespace", &ns, "--prometheus-url", prometheus])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--concurrency", &args.concurrency.to_string()])
         .args(["--max-concurrent-reads", &args.max_concurrent_reads.to_string()])
+        .args(["--worker-threads", &args.worker_threads.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

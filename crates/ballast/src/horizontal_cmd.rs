@@ -52,6 +52,10 @@ pub struct HorizontalFlags {
     /// Metric reads in flight at once, over all objects.
     #[arg(long, default_value_t = 64)]
     pub max_concurrent_reads: usize,
+    /// Threads of the async runtime. The work is I/O: a few threads do; more mostly add context
+    /// switches.
+    #[arg(long, default_value_t = 2)]
+    pub worker_threads: usize,
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
@@ -88,15 +92,19 @@ fn init_logs(json: bool) {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+fn runtime(worker_threads: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// `ballast controller horizontal`: runs until SIGTERM / Ctrl+C.
 pub fn controller(flags: &HorizontalFlags) -> Result<ExitCode> {
     init_logs(flags.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    runtime()?.block_on(async {
+    runtime(flags.worker_threads)?.block_on(async {
         let client = kube::Client::try_default().await.context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
         let mut registry = Registry::default();
         let reconciler = HorizontalController::new(client, flags.config(), &mut registry)?;

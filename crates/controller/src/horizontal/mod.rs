@@ -30,7 +30,7 @@ pub mod pods;
 pub mod selector;
 pub mod target;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +53,7 @@ use prometheus_client::registry::Registry;
 
 pub use metrics::Metrics;
 use pods::{IndexedPod, PodIndex};
-use selector::Selector;
+use selector::{LabelIndex, Selector};
 use target::Targets;
 
 /// Name the controller reports in events and uses as field manager.
@@ -150,30 +150,60 @@ impl Schedule {
 
 // ---- selectors of all autoscalers (AmbiguousSelector) ---------------------------------------
 
-/// The target selector each autoscaler used last, by namespace.
+/// The target selector each autoscaler used last, by namespace, indexed by one required label
+/// (selectors that require none are checked against every pod).
+#[derive(Default)]
+struct NsSelectors {
+    by_name: HashMap<String, Arc<Selector>>,
+    index: LabelIndex,
+    unindexed: HashSet<String>,
+}
+
+impl NsSelectors {
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.by_name.remove(name) {
+            match old.required_labels().next() {
+                Some((k, v)) => self.index.remove(k, v, name),
+                None => {
+                    self.unindexed.remove(name);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, name: &str, sel: Arc<Selector>) {
+        self.remove(name);
+        match sel.required_labels().next() {
+            Some((k, v)) => self.index.insert(k, v, name),
+            None => {
+                self.unindexed.insert(name.to_owned());
+            }
+        }
+        self.by_name.insert(name.to_owned(), sel);
+    }
+}
+
 #[derive(Default)]
 struct Selectors {
-    map: RwLock<HashMap<String, HashMap<String, Arc<Selector>>>>,
+    map: RwLock<HashMap<String, NsSelectors>>,
 }
 
 impl Selectors {
     fn set(&self, ns: &str, name: &str, sel: Option<Arc<Selector>>) {
         {
             let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-            let current = map.get(ns).and_then(|m| m.get(name));
+            let current = map.get(ns).and_then(|m| m.by_name.get(name));
             if current.map(|s| &**s) == sel.as_deref() {
                 return;
             }
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         match sel {
-            Some(s) => {
-                map.entry(ns.to_owned()).or_default().insert(name.to_owned(), s);
-            }
+            Some(s) => map.entry(ns.to_owned()).or_default().insert(name, s),
             None => {
                 if let Some(m) = map.get_mut(ns) {
                     m.remove(name);
-                    if m.is_empty() {
+                    if m.by_name.is_empty() {
                         map.remove(ns);
                     }
                 }
@@ -182,16 +212,26 @@ impl Selectors {
     }
 
     /// Other autoscalers of `ns` whose selector selects one of `pods`, as `ns/name`, sorted.
+    /// Candidates: the selectors indexed under one of the pods' labels, and those requiring none.
     fn others_selecting(&self, ns: &str, name: &str, pods: &[Arc<IndexedPod>]) -> Vec<String> {
         if pods.is_empty() {
             return Vec::new();
         }
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let Some(m) = map.get(ns) else { return Vec::new() };
-        let mut out: Vec<String> = m
-            .iter()
-            .filter(|(other, sel)| other.as_str() != name && pods.iter().any(|p| sel.matches(&p.labels)))
-            .map(|(other, _)| format!("{ns}/{other}"))
+        let mut candidates: HashSet<&str> = m.unindexed.iter().map(String::as_str).collect();
+        for p in pods {
+            for (k, v) in &p.labels {
+                if let Some(names) = m.index.get(k, v) {
+                    candidates.extend(names.iter().map(String::as_str));
+                }
+            }
+        }
+        candidates.remove(name);
+        let mut out: Vec<String> = candidates
+            .into_iter()
+            .filter(|other| m.by_name.get(*other).is_some_and(|sel| pods.iter().any(|p| sel.matches(&p.labels))))
+            .map(|other| format!("{ns}/{other}"))
             .collect();
         out.sort();
         out
@@ -409,7 +449,11 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
             ("error", n, backoff(n, period, ctx.config.max_backoff))
         }
     };
-    ctx.schedule.set(&key, ObjectState { uid, generation: hza.metadata.generation, due: Instant::now() + delay, failures });
+    // A period counts from the start of the decision (the sync rate does not drift by the time a
+    // reconcile takes); a backoff from its end.
+    let due = if failures == 0 { now + delay } else { Instant::now() + delay };
+    let delay = due.saturating_duration_since(Instant::now());
+    ctx.schedule.set(&key, ObjectState { uid, generation: hza.metadata.generation, due, failures });
     ctx.metrics.reconciles.get_or_create(&Metrics::label("outcome", outcome)).inc();
     ctx.metrics.reconcile_seconds.observe(now.elapsed().as_secs_f64());
     match decision {
@@ -502,13 +546,14 @@ async fn write_status(hza: &HorizontalAutoscaler, ns: &str, name: &str, decision
     };
     let new = serde_json::to_value(&decision.status)?;
     let Some(diff) = patch::merge_patch(&old, &new) else { return Ok(()) };
-    let api: Api<HorizontalAutoscaler> = Api::namespaced(ctx.client.clone(), ns);
     let body = serde_json::json!({ "status": diff });
     ctx.metrics.status_patches.inc();
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::Status { key: format!("{ns}/{name}"), message: target::error_text(&e) })
+    // The response (the whole object) is not decoded: the watch brings the new object anyway.
+    let fail = |message: String| Error::Status { key: format!("{ns}/{name}"), message };
+    let request = kube::core::Request::new(HorizontalAutoscaler::url_path(&(), Some(ns)))
+        .patch_subresource("status", name, &PatchParams::default(), &Patch::Merge(&body))
+        .map_err(|e| fail(e.to_string()))?;
+    ctx.client.request_text(request).await.map(|_| ()).map_err(|e| fail(target::error_text(&e)))
 }
 
 async fn publish(ctx: &Context, hza: &HorizontalAutoscaler, warning: bool, reason: &str, note: &str) {
@@ -547,6 +592,34 @@ mod tests {
         let got: Vec<u64> = (1..=9).map(|n| backoff(n, p, m).as_secs()).collect();
         assert_eq!(got, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(backoff(30, Duration::from_secs(600), m), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn other_autoscalers_selecting_the_same_pods() {
+        let pod = |labels: &[(&str, &str)]| {
+            Arc::new(IndexedPod {
+                labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                snapshot: Default::default(),
+            })
+        };
+        let s = Selectors::default();
+        let sel = |t: &str| Some(Arc::new(Selector::parse(t).unwrap()));
+        s.set("ns", "web", sel("app=web"));
+        s.set("ns", "web-canary", sel("app=web,track=canary"));
+        s.set("ns", "api", sel("app=api"));
+        s.set("ns", "everything", sel("tier"));
+        s.set("other", "web", sel("app=web"));
+        let web = [pod(&[("app", "web"), ("track", "stable")])];
+        assert!(s.others_selecting("ns", "web", &web).is_empty());
+        let canary = [pod(&[("app", "web"), ("track", "canary")])];
+        assert_eq!(s.others_selecting("ns", "web", &canary), ["ns/web-canary"]);
+        let front = [pod(&[("app", "api"), ("tier", "front")])];
+        assert_eq!(s.others_selecting("ns", "api", &front), ["ns/everything"]);
+        // A changed selector moves in the index.
+        s.set("ns", "web-canary", sel("app=other"));
+        assert!(s.others_selecting("ns", "web", &canary).is_empty());
+        s.set("ns", "everything", None);
+        assert!(s.others_selecting("ns", "api", &front).is_empty());
     }
 
     #[test]

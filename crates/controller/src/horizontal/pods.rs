@@ -20,7 +20,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use tokio::sync::Notify;
 
-use super::selector::Selector;
+use super::selector::{LabelIndex, Selector};
 
 /// A pod as the index keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,45 @@ pub struct IndexedPod {
     pub snapshot: PodSnapshot,
 }
 
-type Namespace = Arc<RwLock<HashMap<String, Arc<IndexedPod>>>>;
+/// The pods of one namespace, by name and by label.
+#[derive(Default)]
+struct NsPods {
+    pods: HashMap<String, Arc<IndexedPod>>,
+    labels: LabelIndex,
+}
+
+impl NsPods {
+    fn insert(&mut self, name: String, pod: Arc<IndexedPod>) {
+        for (k, v) in &pod.labels {
+            self.labels.insert(k, v, &name);
+        }
+        if let Some(old) = self.pods.insert(name.clone(), pod.clone()) {
+            for (k, v) in &old.labels {
+                if pod.labels.get(k) != Some(v) {
+                    self.labels.remove(k, v, &name);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.pods.remove(name) {
+            for (k, v) in &old.labels {
+                self.labels.remove(k, v, name);
+            }
+        }
+    }
+
+    fn from_map(pods: HashMap<String, Arc<IndexedPod>>) -> NsPods {
+        let mut ns = NsPods::default();
+        for (name, pod) in pods {
+            ns.insert(name, pod);
+        }
+        ns
+    }
+}
+
+type Namespace = Arc<RwLock<NsPods>>;
 
 /// Pods by namespace and name.
 #[derive(Default)]
@@ -65,7 +103,7 @@ impl PodIndex {
     /// Number of pods held.
     pub fn len(&self) -> usize {
         let map = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
-        map.values().map(|ns| ns.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        map.values().map(|ns| ns.read().unwrap_or_else(|e| e.into_inner()).pods.len()).sum()
     }
 
     /// Whether no pod is held.
@@ -85,12 +123,22 @@ impl PodIndex {
         map.entry(ns.to_owned()).or_default().clone()
     }
 
-    /// The pods of `namespace` whose labels `selector` matches, sorted by name.
+    /// The pods of `namespace` whose labels `selector` matches, sorted by name. Candidates come
+    /// from the label index when the selector requires a label (`app=web`): the cost follows the
+    /// selected pods, not the namespace.
     pub fn select(&self, namespace: &str, selector: &Selector) -> Vec<Arc<IndexedPod>> {
         let Some(ns) = self.namespace(namespace) else { return Vec::new() };
-        let pods = ns.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<Arc<IndexedPod>> = pods.values().filter(|p| selector.matches(&p.labels)).cloned().collect();
-        drop(pods);
+        let ns = ns.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Arc<IndexedPod>> = match ns.labels.candidates(selector) {
+            Some(names) => names
+                .into_iter()
+                .filter_map(|n| ns.pods.get(n))
+                .filter(|p| selector.matches(&p.labels))
+                .cloned()
+                .collect(),
+            None => ns.pods.values().filter(|p| selector.matches(&p.labels)).cloned().collect(),
+        };
+        drop(ns);
         out.sort_by(|a, b| a.snapshot.name.cmp(&b.snapshot.name));
         out
     }
@@ -116,6 +164,7 @@ impl PodIndex {
         // Keep the per-namespace Arcs of namespaces that stay, so readers holding one stay valid.
         map.retain(|ns, _| all.contains_key(ns));
         for (ns, pods) in all {
+            let pods = NsPods::from_map(pods);
             match map.get(&ns) {
                 Some(n) => *n.write().unwrap_or_else(|e| e.into_inner()) = pods,
                 None => {
@@ -267,6 +316,12 @@ mod tests {
         assert_eq!(names, ["web-1", "web-2"]);
         idx.delete(&pod("a", "web-1", "web"));
         assert_eq!(idx.select("a", &web).len(), 1);
+        // A relabelled pod leaves its old selector's result.
+        idx.apply(&pod("a", "web-2", "api"));
+        assert!(idx.select("a", &web).is_empty());
+        assert_eq!(idx.select("a", &Selector::parse("app=api").unwrap()).len(), 2);
+        assert_eq!(idx.select("a", &Selector::parse("app").unwrap()).len(), 2);
+        idx.apply(&pod("a", "web-2", "web"));
         assert!(idx.select("c", &web).is_empty());
         let s = &idx.select("b", &web)[0].snapshot;
         assert_eq!(s.phase, PodPhase::Running);

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,17 +123,26 @@ fn loopback(url: &str) -> bool {
     let rest = url.split("://").nth(1).unwrap_or(url);
     let host = rest.split(['/', '?']).next().unwrap_or("");
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = if host.starts_with('[') { host.split(']').next().unwrap_or("").trim_start_matches('[') } else { host.split(':').next().unwrap_or("") };
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
     matches!(host, "127.0.0.1" | "localhost" | "::1")
 }
 
 fn suffix() -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     format!("{:x}", (n as u64 ^ std::process::id() as u64) & 0xff_ffff)
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// CPU seconds (user + system) and RSS bytes of a process, from /proc.
@@ -145,7 +153,13 @@ fn proc_sample(pid: u32, ticks: f64) -> Option<(f64, u64)> {
     // fields after the command: state(0) ... utime(11) stime(12)
     let cpu = (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some((cpu, rss_kib * 1024))
 }
 
@@ -170,14 +184,26 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
-    m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
+    m.iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// (mean, p99) of a histogram between two scrapes; `labels` selects one series (`step="scale"`).
-fn histogram(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, name: &str, labels: &str) -> (f64, f64) {
+fn histogram(
+    a: &BTreeMap<String, f64>,
+    b: &BTreeMap<String, f64>,
+    name: &str,
+    labels: &str,
+) -> (f64, f64) {
     let d = |k: String| b.get(&k).copied().unwrap_or(0.0) - a.get(&k).copied().unwrap_or(0.0);
     // Buckets read `NAME_bucket{le="0.5",step="scale"}` (le first).
-    let sel = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let sel = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
     let bucket_prefix = format!("{name}_bucket{{");
     let count = d(format!("{name}_count{sel}"));
     if count <= 0.0 {
@@ -189,24 +215,41 @@ fn histogram(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, name: &str, l
         .filter(|k| k.starts_with(&bucket_prefix) && (labels.is_empty() || k.contains(labels)))
         .filter_map(|k| {
             let le = k.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, d(k.clone())))
         })
         .collect();
     buckets.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let p99 = buckets.iter().find(|(_, c)| *c >= 0.99 * count).map_or(f64::NAN, |(le, _)| *le);
+    let p99 = buckets
+        .iter()
+        .find(|(_, c)| *c >= 0.99 * count)
+        .map_or(f64::NAN, |(le, _)| *le);
     (mean, p99)
 }
 
 async fn scrape(http: &reqwest::Client, url: &str) -> Result<BTreeMap<String, f64>> {
-    let text = http.get(url).send().await?.error_for_status()?.text().await?;
+    let text = http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
     Ok(parse_metrics(&text))
 }
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 fn progress(msg: impl AsRef<str>) {
-    eprintln!("[bench {:>7.1}s] {}", START.get_or_init(Instant::now).elapsed().as_secs_f64(), msg.as_ref());
+    eprintln!(
+        "[bench {:>7.1}s] {}",
+        START.get_or_init(Instant::now).elapsed().as_secs_f64(),
+        msg.as_ref()
+    );
 }
 
 struct Cleanup {
@@ -224,11 +267,21 @@ impl Cleanup {
             let _ = c.wait();
         }
         if self.keep {
-            progress(format!("kept namespace {} and {} node(s)", self.namespace, self.nodes.len()));
+            progress(format!(
+                "kept namespace {} and {} node(s)",
+                self.namespace,
+                self.nodes.len()
+            ));
             return;
         }
-        progress(format!("deleting namespace {} and {} node(s)", self.namespace, self.nodes.len()));
-        let _ = Api::<Namespace>::all(self.client.clone()).delete(&self.namespace, &DeleteParams::background()).await;
+        progress(format!(
+            "deleting namespace {} and {} node(s)",
+            self.namespace,
+            self.nodes.len()
+        ));
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.namespace, &DeleteParams::background())
+            .await;
         // kwok finishes pod deletion only while the nodes exist.
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -248,7 +301,9 @@ impl Cleanup {
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     START.get_or_init(Instant::now);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let config = kube::Config::infer().await.context("loading the kubeconfig")?;
         let server = config.cluster_url.to_string();
@@ -276,37 +331,100 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 fn print_report(r: &Report) {
-    println!("horizontal reconciler: {} objects ({} pods), syncPeriodSeconds {}", r.objects, r.pods, r.period_seconds);
-    println!("  setup (objects created, pods running)   {:>9.1} s", r.setup_seconds);
-    println!("  first full sync after controller start  {:>9.1} s", r.first_full_sync_seconds);
-    println!("  measured window                         {:>9.1} s", r.measured_seconds);
-    println!("  decisions/s (expected objects/period)   {:>9.1} ({:.1})", r.decisions_per_second, r.expected_per_second);
-    println!("  failed decisions / controller errors    {:>9} / {}", r.decisions_failed, r.controller_errors);
-    println!("  status patches/s                        {:>9.1}", r.status_patches_per_second);
-    println!("  skipped wake-ups/s (own status writes)  {:>9.1}", r.skipped_wakeups_per_second);
-    println!("  rescales                                {:>9}", r.rescales);
-    println!("  sync delay past due: mean / p99         {:>9.3} / {:.3} s", r.sync_delay_mean_seconds, r.sync_delay_p99_seconds);
-    println!("  reconcile time: mean / p99              {:>9.3} / {:.3} s", r.reconcile_mean_seconds, r.reconcile_p99_seconds);
+    println!(
+        "horizontal reconciler: {} objects ({} pods), syncPeriodSeconds {}",
+        r.objects, r.pods, r.period_seconds
+    );
+    println!(
+        "  setup (objects created, pods running)   {:>9.1} s",
+        r.setup_seconds
+    );
+    println!(
+        "  first full sync after controller start  {:>9.1} s",
+        r.first_full_sync_seconds
+    );
+    println!(
+        "  measured window                         {:>9.1} s",
+        r.measured_seconds
+    );
+    println!(
+        "  decisions/s (expected objects/period)   {:>9.1} ({:.1})",
+        r.decisions_per_second, r.expected_per_second
+    );
+    println!(
+        "  failed decisions / controller errors    {:>9} / {}",
+        r.decisions_failed, r.controller_errors
+    );
+    println!(
+        "  status patches/s                        {:>9.1}",
+        r.status_patches_per_second
+    );
+    println!(
+        "  skipped wake-ups/s (own status writes)  {:>9.1}",
+        r.skipped_wakeups_per_second
+    );
+    println!(
+        "  rescales                                {:>9}",
+        r.rescales
+    );
+    println!(
+        "  sync delay past due: mean / p99         {:>9.3} / {:.3} s",
+        r.sync_delay_mean_seconds, r.sync_delay_p99_seconds
+    );
+    println!(
+        "  reconcile time: mean / p99              {:>9.3} / {:.3} s",
+        r.reconcile_mean_seconds, r.reconcile_p99_seconds
+    );
     for (step, (mean, p99)) in &r.steps {
         println!("    step {step:<8} mean / p99               {mean:>9.3} / {p99:.3} s");
     }
-    println!("  controller CPU (mean over the window)   {:>9.3} cores", r.cpu_cores);
-    println!("  controller RSS: end / max               {:>9.1} / {:.1} MiB", r.rss_mib, r.rss_max_mib);
-    println!("  graceful shutdown (SIGTERM → exit)      {:>9.2} s", r.graceful_shutdown_seconds);
-    println!("  load average during the window          {:>9}", r.load_average);
+    println!(
+        "  controller CPU (mean over the window)   {:>9.3} cores",
+        r.cpu_cores
+    );
+    println!(
+        "  controller RSS: end / max               {:>9.1} / {:.1} MiB",
+        r.rss_mib, r.rss_max_mib
+    );
+    println!(
+        "  graceful shutdown (SIGTERM → exit)      {:>9.2} s",
+        r.graceful_shutdown_seconds
+    );
+    println!(
+        "  load average during the window          {:>9}",
+        r.load_average
+    );
 }
 
-async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cleanup: &mut Cleanup) -> Result<Report> {
-    ensure!(args.objects > 0 && args.period >= 1 && args.duration >= 1, "objects, period and duration must be positive");
+async fn bench(
+    args: &BenchArgs,
+    client: &Client,
+    prometheus: &str,
+    id: &str,
+    cleanup: &mut Cleanup,
+) -> Result<Report> {
+    ensure!(
+        args.objects > 0 && args.period >= 1 && args.duration >= 1,
+        "objects, period and duration must be positive"
+    );
     let setup_started = Instant::now();
     let setup_deadline = setup_started + Duration::from_secs(args.setup_timeout);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = HorizontalAutoscaler::crd();
     let crd_name = crd.metadata.name.clone().unwrap_or_default();
-    crds.patch(&crd_name, &PatchParams::apply("ballast-bench").force(), &Patch::Apply(&crd)).await.context("installing the CRD")?;
+    crds.patch(
+        &crd_name,
+        &PatchParams::apply("ballast-bench").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .context("installing the CRD")?;
     for _ in 0..60 {
         let c = crds.get(&crd_name).await?;
-        if c.status.and_then(|s| s.conditions).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True")) {
+        if c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        }) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -315,9 +433,12 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     let ns = cleanup.namespace.clone();
     let taint_key = "bench.ballast.dev/run";
     Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": { "name": ns, "labels": { "testbed.ballast.dev/test": "true" } }
-        }))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": ns, "labels": { "testbed.ballast.dev/test": "true" } }
+            }))?,
+        )
         .await
         .context("creating the namespace")?;
     let nodes: Api<Node> = Api::all(client.clone());
@@ -336,10 +457,16 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
                 "allocatable": { "cpu": "256", "memory": "1Ti", "pods": args.pods_per_node.to_string() }
             }
         }))?;
-        nodes.create(&PostParams::default(), &node).await.with_context(|| format!("creating node {name}"))?;
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .with_context(|| format!("creating node {name}"))?;
         cleanup.nodes.push(name);
     }
-    progress(format!("namespace {ns}, {node_count} kwok node(s); creating {} Deployments and HorizontalAutoscalers", args.objects));
+    progress(format!(
+        "namespace {ns}, {node_count} kwok node(s); creating {} Deployments and HorizontalAutoscalers",
+        args.objects
+    ));
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let hzas: Api<HorizontalAutoscaler> = Api::namespaced(client.clone(), &ns);
@@ -387,12 +514,20 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let running = loop {
         let list = pods.list(&ListParams::default()).await?;
-        let running = list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count();
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
         if running >= args.objects {
             break running;
         }
         if Instant::now() > setup_deadline {
-            bail!("only {running} of {} pods running after {}s", args.objects, args.setup_timeout);
+            bail!(
+                "only {running} of {} pods running after {}s",
+                args.objects,
+                args.setup_timeout
+            );
         }
         progress(format!("{running}/{} pods running", args.objects));
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -402,12 +537,27 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
 
     // The controller: this binary, as a separate process, so its CPU and memory are its own.
     let port = free_port()?;
-    let log = PathBuf::from(std::env::temp_dir()).join(format!("ballast-bench-{id}-controller.log"));
+    let log = std::env::temp_dir().join(format!("ballast-bench-{id}-controller.log"));
     let exe = std::env::current_exe()?;
     let child = Command::new(&exe)
-        .args(["controller", "horizontal", "--namespace", &ns, "--prometheus-url", prometheus])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--concurrency", &args.concurrency.to_string()])
-        .args(["--max-concurrent-reads", &args.max_concurrent_reads.to_string()])
+        .args([
+            "controller",
+            "horizontal",
+            "--namespace",
+            &ns,
+            "--prometheus-url",
+            prometheus,
+        ])
+        .args([
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--concurrency",
+            &args.concurrency.to_string(),
+        ])
+        .args([
+            "--max-concurrent-reads",
+            &args.max_concurrent_reads.to_string(),
+        ])
         .args(["--worker-threads", &args.worker_threads.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -420,12 +570,19 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     progress(format!("controller pid {pid}, log {}", log.display()));
     let controller_started = Instant::now();
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
 
     // First full sync: every object has a status.
     loop {
         let list = hzas.list(&ListParams::default()).await?;
-        let synced = list.items.iter().filter(|h| h.status.as_ref().is_some_and(|s| s.reference.is_some())).count();
+        let synced = list
+            .items
+            .iter()
+            .filter(|h| h.status.as_ref().is_some_and(|s| s.reference.is_some()))
+            .count();
         if synced >= args.objects {
             break;
         }
@@ -441,7 +598,10 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let first_full_sync_seconds = controller_started.elapsed().as_secs_f64();
-    progress(format!("first full sync in {first_full_sync_seconds:.1}s; measuring for {}s", args.duration));
+    progress(format!(
+        "first full sync in {first_full_sync_seconds:.1}s; measuring for {}s",
+        args.duration
+    ));
 
     // Let the first wave (all objects due at once) spread out over one period before measuring.
     tokio::time::sleep(Duration::from_secs(args.period as u64)).await;
@@ -461,11 +621,18 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     let (cpu1, _) = proc_sample(pid, ticks).context("the controller exited during the measure")?;
     let m1 = scrape(&http, &metrics_url).await?;
     let secs = t0.elapsed().as_secs_f64();
-    let load_average = std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
 
     // Graceful shutdown.
     let stop = Instant::now();
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let mut graceful = f64::NAN;
     if let Some(c) = cleanup.child.as_mut() {
         while stop.elapsed() < Duration::from_secs(30) {
@@ -487,7 +654,17 @@ async fn bench(args: &BenchArgs, client: &Client, prometheus: &str, id: &str, cl
     let (rec_mean, rec_p99) = histogram(&m0, &m1, "ballast_horizontal_reconcile_seconds", "");
     let steps = ["scale", "metrics", "decide", "rescale", "status", "events"]
         .iter()
-        .map(|s| (s.to_string(), histogram(&m0, &m1, "ballast_horizontal_step_seconds", &format!("step=\"{s}\""))))
+        .map(|s| {
+            (
+                s.to_string(),
+                histogram(
+                    &m0,
+                    &m1,
+                    "ballast_horizontal_step_seconds",
+                    &format!("step=\"{s}\""),
+                ),
+            )
+        })
         .filter(|(_, (mean, _))| *mean > 0.0)
         .collect();
     let _ = std::io::stderr().flush();
@@ -534,12 +711,18 @@ mod tests {
 
     #[test]
     fn histogram_between_scrapes() {
-        let a = parse_metrics("x_bucket{le=\"0.1\"} 0\nx_bucket{le=\"1\"} 0\nx_bucket{le=\"+Inf\"} 0\nx_sum 0\nx_count 0\n");
-        let b = parse_metrics("x_bucket{le=\"0.1\"} 98\nx_bucket{le=\"1\"} 100\nx_bucket{le=\"+Inf\"} 100\nx_sum 5\nx_count 100\n");
+        let a = parse_metrics(
+            "x_bucket{le=\"0.1\"} 0\nx_bucket{le=\"1\"} 0\nx_bucket{le=\"+Inf\"} 0\nx_sum 0\nx_count 0\n",
+        );
+        let b = parse_metrics(
+            "x_bucket{le=\"0.1\"} 98\nx_bucket{le=\"1\"} 100\nx_bucket{le=\"+Inf\"} 100\nx_sum 5\nx_count 100\n",
+        );
         let (mean, p99) = histogram(&a, &b, "x", "");
         assert!((mean - 0.05).abs() < 1e-9);
         assert_eq!(p99, 1.0);
-        let b = parse_metrics("y_bucket{le=\"0.1\",step=\"a\"} 1\ny_bucket{le=\"+Inf\",step=\"a\"} 2\ny_bucket{le=\"0.1\",step=\"b\"} 5\ny_bucket{le=\"+Inf\",step=\"b\"} 5\ny_sum{step=\"a\"} 3\ny_count{step=\"a\"} 2\n");
+        let b = parse_metrics(
+            "y_bucket{le=\"0.1\",step=\"a\"} 1\ny_bucket{le=\"+Inf\",step=\"a\"} 2\ny_bucket{le=\"0.1\",step=\"b\"} 5\ny_bucket{le=\"+Inf\",step=\"b\"} 5\ny_sum{step=\"a\"} 3\ny_count{step=\"a\"} 2\n",
+        );
         let (mean, p99) = histogram(&BTreeMap::new(), &b, "y", "step=\"a\"");
         assert_eq!((mean, p99), (1.5, f64::INFINITY));
     }

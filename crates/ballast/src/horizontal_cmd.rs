@@ -86,10 +86,17 @@ impl HorizontalFlags {
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn runtime(worker_threads: usize) -> Result<tokio::runtime::Runtime> {
@@ -105,7 +112,9 @@ pub fn controller(flags: &HorizontalFlags) -> Result<ExitCode> {
     init_logs(flags.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
     runtime(flags.worker_threads)?.block_on(async {
-        let client = kube::Client::try_default().await.context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = kube::Client::try_default()
+            .await
+            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
         let mut registry = Registry::default();
         let reconciler = HorizontalController::new(client, flags.config(), &mut registry)?;
         let health = reconciler.health();

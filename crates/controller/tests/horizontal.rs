@@ -35,14 +35,18 @@ use ballast_controller::horizontal::{Config, HorizontalController};
 use ballast_metrics::MetricsConfig;
 use ballast_metrics::kube_metrics::{ContainerMetrics, PodMetrics};
 use ballast_testbed::wait::{poll_until, wait_for};
-use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip};
+use ballast_testbed::{
+    KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Service};
 use k8s_openapi::api::events::v1::Event as EventsEvent;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use serde::Deserialize as _;
@@ -56,15 +60,22 @@ fn established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
 }
 
 async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = crd.metadata.name.clone().context("CRD without a name")?;
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(crd))
-        .await
-        .with_context(|| format!("applying CRD {name}"))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .with_context(|| format!("applying CRD {name}"))?;
     wait_for(&api, &name, Duration::from_secs(30), established).await?;
     Ok(())
 }
@@ -72,8 +83,10 @@ async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) -> Result<()
 /// Installs the HorizontalAutoscaler CRD from crds/ (the generated YAML) and the test's `Widget`
 /// CRD (a custom resource with a scale subresource and no controller).
 async fn install_crds(client: &Client) -> Result<()> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/horizontalautoscalers.autoscaling.ballast.dev.yaml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crds/horizontalautoscalers.autoscaling.ballast.dev.yaml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value = serde_yaml::Value::deserialize(doc)?;
         if value.is_null() {
@@ -122,13 +135,22 @@ fn widget_resource() -> ApiResource {
 }
 
 /// Creates a Widget with `replicas` and, when given, `status.selector` (and `status.replicas`).
-async fn create_widget(ns: &TestNamespace, name: &str, replicas: i64, selector: Option<&str>) -> Result<()> {
+async fn create_widget(
+    ns: &TestNamespace,
+    name: &str,
+    replicas: i64,
+    selector: Option<&str>,
+) -> Result<()> {
     let api: Api<DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &widget_resource());
-    let obj = DynamicObject::new(name, &widget_resource()).data(json!({ "spec": { "replicas": replicas } }));
-    api.create(&PostParams::default(), &obj).await.with_context(|| format!("creating widget {name}"))?;
+    let obj = DynamicObject::new(name, &widget_resource())
+        .data(json!({ "spec": { "replicas": replicas } }));
+    api.create(&PostParams::default(), &obj)
+        .await
+        .with_context(|| format!("creating widget {name}"))?;
     if let Some(sel) = selector {
         let status = json!({ "status": { "replicas": replicas, "selector": sel } });
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
     }
     Ok(())
 }
@@ -140,7 +162,11 @@ async fn widget_replicas(ns: &TestNamespace, name: &str) -> Result<i64> {
 }
 
 /// A HorizontalAutoscaler from the JSON of its spec.
-async fn create_hza(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Result<HorizontalAutoscaler> {
+async fn create_hza(
+    ns: &TestNamespace,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<HorizontalAutoscaler> {
     let obj: HorizontalAutoscaler = serde_json::from_value(json!({
         "apiVersion": "autoscaling.ballast.dev/v1",
         "kind": "HorizontalAutoscaler",
@@ -172,10 +198,18 @@ struct Running {
     registry: Arc<Registry>,
 }
 
-fn start_controller(bed: &TestBed, ns: &TestNamespace, prometheus_url: Option<String>) -> Result<Running> {
+fn start_controller(
+    bed: &TestBed,
+    ns: &TestNamespace,
+    prometheus_url: Option<String>,
+) -> Result<Running> {
     let config = Config {
         namespace: Some(ns.name().to_owned()),
-        metrics: MetricsConfig { prometheus_url, read_timeout: Duration::from_secs(5), ..Default::default() },
+        metrics: MetricsConfig {
+            prometheus_url,
+            read_timeout: Duration::from_secs(5),
+            ..Default::default()
+        },
         instance: format!("test-{}", ns.name()),
         ..Default::default()
     };
@@ -185,7 +219,11 @@ fn start_controller(bed: &TestBed, ns: &TestNamespace, prometheus_url: Option<St
     let task = tokio::spawn(controller.run(async move {
         let _ = rx.await;
     }));
-    Ok(Running { stop: Some(tx), task, registry: Arc::new(registry) })
+    Ok(Running {
+        stop: Some(tx),
+        task,
+        registry: Arc::new(registry),
+    })
 }
 
 impl Running {
@@ -224,41 +262,74 @@ async fn deployment_replicas(ns: &TestNamespace, name: &str) -> Result<i32> {
 
 async fn wait_replicas(ns: &TestNamespace, name: &str, want: i32, timeout: Duration) -> Result<()> {
     let hza_api = ns.api::<HorizontalAutoscaler>();
-    let r = poll_until(&format!("deployment {name} at {want} replicas"), timeout, Duration::from_millis(500), || async {
-        let got = deployment_replicas(ns, name).await?;
-        Ok((got == want).then_some(()))
-    })
+    let r = poll_until(
+        &format!("deployment {name} at {want} replicas"),
+        timeout,
+        Duration::from_millis(500),
+        || async {
+            let got = deployment_replicas(ns, name).await?;
+            Ok((got == want).then_some(()))
+        },
+    )
     .await;
     if r.is_err() {
         for h in hza_api.list(&ListParams::default()).await?.items {
-            eprintln!("{}: {}", h.metadata.name.unwrap_or_default(), serde_json::to_string(&h.status).unwrap_or_default());
+            eprintln!(
+                "{}: {}",
+                h.metadata.name.unwrap_or_default(),
+                serde_json::to_string(&h.status).unwrap_or_default()
+            );
         }
     }
     r
 }
 
-fn condition<'a>(h: &'a HorizontalAutoscaler, type_: &str) -> Option<&'a ballast_api::common::Condition> {
-    h.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+fn condition<'a>(
+    h: &'a HorizontalAutoscaler,
+    type_: &str,
+) -> Option<&'a ballast_api::common::Condition> {
+    h.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// Waits until the condition `type_` has `status` and `reason`.
-async fn wait_condition(ns: &TestNamespace, name: &str, type_: &str, status: &str, reason: &str) -> Result<HorizontalAutoscaler> {
-    wait_for(&ns.api::<HorizontalAutoscaler>(), name, Duration::from_secs(60), |h: &HorizontalAutoscaler| {
-        condition(h, type_).is_some_and(|c| c.status == status && c.reason == reason)
-    })
+async fn wait_condition(
+    ns: &TestNamespace,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> Result<HorizontalAutoscaler> {
+    wait_for(
+        &ns.api::<HorizontalAutoscaler>(),
+        name,
+        Duration::from_secs(60),
+        |h: &HorizontalAutoscaler| {
+            condition(h, type_).is_some_and(|c| c.status == status && c.reason == reason)
+        },
+    )
     .await
 }
 
 /// The events of an autoscaler as `kubectl describe` lists them (core/v1 Events with an
 /// involvedObject field selector): (type, reason, message, count).
-async fn events_of(ns: &TestNamespace, h: &HorizontalAutoscaler) -> Result<Vec<(String, String, String, i32)>> {
+async fn events_of(
+    ns: &TestNamespace,
+    h: &HorizontalAutoscaler,
+) -> Result<Vec<(String, String, String, i32)>> {
     let name = h.metadata.name.clone().unwrap_or_default();
     let uid = h.metadata.uid.clone().unwrap_or_default();
     let selector = format!(
         "involvedObject.name={name},involvedObject.namespace={},involvedObject.kind=HorizontalAutoscaler,involvedObject.uid={uid}",
         ns.name()
     );
-    let list = ns.api::<CoreEvent>().list(&ListParams::default().fields(&selector)).await?;
+    let list = ns
+        .api::<CoreEvent>()
+        .list(&ListParams::default().fields(&selector))
+        .await?;
     Ok(list
         .items
         .into_iter()
@@ -274,11 +345,24 @@ async fn events_of(ns: &TestNamespace, h: &HorizontalAutoscaler) -> Result<Vec<(
 }
 
 /// Waits for an event with `reason` whose message contains `message`.
-async fn wait_event(ns: &TestNamespace, name: &str, reason: &str, message: &str) -> Result<(String, String, String, i32)> {
-    poll_until(&format!("event {reason} ({message}) on {name}"), Duration::from_secs(60), Duration::from_millis(500), || async {
-        let h = ns.api::<HorizontalAutoscaler>().get(name).await?;
-        Ok(events_of(ns, &h).await?.into_iter().find(|e| e.1 == reason && e.2.contains(message)))
-    })
+async fn wait_event(
+    ns: &TestNamespace,
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(String, String, String, i32)> {
+    poll_until(
+        &format!("event {reason} ({message}) on {name}"),
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let h = ns.api::<HorizontalAutoscaler>().get(name).await?;
+            Ok(events_of(ns, &h)
+                .await?
+                .into_iter()
+                .find(|e| e.1 == reason && e.2.contains(message)))
+        },
+    )
     .await
 }
 
@@ -289,7 +373,15 @@ async fn kubectl_describe(bed: &TestBed, ns: &TestNamespace, name: &str) -> Opti
     let (ns, name) = (ns.name().to_owned(), name.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(kubectl)
-            .args(["--kubeconfig", &kubeconfig, "describe", "horizontalautoscalers.autoscaling.ballast.dev", &name, "-n", &ns])
+            .args([
+                "--kubeconfig",
+                &kubeconfig,
+                "describe",
+                "horizontalautoscalers.autoscaling.ballast.dev",
+                &name,
+                "-n",
+                &ns,
+            ])
             .output()
     })
     .await
@@ -311,7 +403,9 @@ struct Series {
 
 impl Series {
     async fn start(bed: &TestBed, ns: &TestNamespace, initial: f64) -> Result<Option<Series>> {
-        let Some(dir) = bed.prometheus_targets_dir() else { return Ok(None) };
+        let Some(dir) = bed.prometheus_targets_dir() else {
+            return Ok(None);
+        };
         let value = Arc::new(Mutex::new(initial));
         let v = value.clone();
         let app = Router::new().route(
@@ -327,12 +421,18 @@ impl Series {
             let _ = axum::serve(listener, app).await;
         });
         let file = PathBuf::from(dir).join(format!("{}.json", ns.name()));
-        let targets = json!([{ "targets": [addr.to_string()], "labels": { "test_ns": ns.name() } }]);
+        let targets =
+            json!([{ "targets": [addr.to_string()], "labels": { "test_ns": ns.name() } }]);
         // Write then rename, so Prometheus never reads half a file.
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec(&targets)?)?;
         std::fs::rename(&tmp, &file)?;
-        let series = Series { value, file, query: format!("ballast_test_queue{{test_ns=\"{}\"}}", ns.name()), task };
+        let series = Series {
+            value,
+            file,
+            query: format!("ballast_test_queue{{test_ns=\"{}\"}}", ns.name()),
+            task,
+        };
         series.wait_scraped(bed, initial).await?;
         Ok(Some(series))
     }
@@ -344,11 +444,20 @@ impl Series {
     /// Waits until Prometheus answers the query with `want`.
     async fn wait_scraped(&self, bed: &TestBed, want: f64) -> Result<()> {
         let client = bed.prometheus().context("no Prometheus")?;
-        poll_until(&format!("Prometheus to scrape {} = {want}", self.query), Duration::from_secs(60), Duration::from_millis(500), || async {
-            let r = client.query(self.query.as_str()).get().await?;
-            let got = r.data().as_vector().and_then(|v| v.first()).map(|s| s.sample().value());
-            Ok((got == Some(want)).then_some(()))
-        })
+        poll_until(
+            &format!("Prometheus to scrape {} = {want}", self.query),
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            || async {
+                let r = client.query(self.query.as_str()).get().await?;
+                let got = r
+                    .data()
+                    .as_vector()
+                    .and_then(|v| v.first())
+                    .map(|s| s.sample().value());
+                Ok((got == Some(want)).then_some(()))
+            },
+        )
         .await
     }
 }
@@ -396,7 +505,10 @@ async fn pod_metrics(
     if let Some(sel) = q.as_deref().and_then(|q| query_param(q, "labelSelector")) {
         lp = lp.labels(&sel);
     }
-    let pods = Api::<Pod>::namespaced(s.client.clone(), &ns).list(&lp).await.map_err(err)?;
+    let pods = Api::<Pod>::namespaced(s.client.clone(), &ns)
+        .list(&lp)
+        .await
+        .map_err(err)?;
     let now = jiff::Timestamp::now();
     let items: Vec<PodMetrics> = match usage {
         None => Vec::new(),
@@ -424,7 +536,8 @@ async fn pod_metrics(
             })
             .collect(),
     };
-    let mut v = serde_json::to_value(ballast_metrics::kube_metrics::PodMetricsList { items }).unwrap();
+    let mut v =
+        serde_json::to_value(ballast_metrics::kube_metrics::PodMetricsList { items }).unwrap();
     v["kind"] = json!("PodMetricsList");
     v["apiVersion"] = json!("metrics.k8s.io/v1beta1");
     v["metadata"] = json!({});
@@ -433,7 +546,9 @@ async fn pod_metrics(
 
 /// One parameter of a query string, percent-decoded.
 fn query_param(query: &str, key: &str) -> Option<String> {
-    let raw = query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -468,7 +583,9 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let Ok((stream, addr)) = self.tcp.accept().await else { continue };
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
             match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => return (tls, addr),
                 _ => continue,
@@ -487,21 +604,43 @@ fn self_signed(dir: &std::path::Path) -> Result<rustls::ServerConfig> {
     std::fs::create_dir_all(dir)?;
     let (key, cert) = (dir.join("tls.key"), dir.join("tls.crt"));
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .context("running openssl")?;
-    ensure!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)?.collect::<Result<_, _>>()?;
+    ensure!(
+        out.status.success(),
+        "openssl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&cert)?.collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(&key)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -522,9 +661,18 @@ impl MetricsApi {
         let usage: Usage = Arc::default();
         let app = Router::new()
             .route("/apis/metrics.k8s.io/v1beta1", get(api_resources))
-            .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", get(pod_metrics))
-            .with_state(MetricsState { client: bed.client(), usage: usage.clone() });
-        let listener = TlsListener { tcp, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)) };
+            .route(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
+                get(pod_metrics),
+            )
+            .with_state(MetricsState {
+                client: bed.client(),
+                usage: usage.clone(),
+            });
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        };
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -536,7 +684,10 @@ impl MetricsApi {
             "metadata": { "name": "test-metrics-server", "namespace": ns.name() },
             "spec": { "type": "ExternalName", "externalName": "localhost" }
         }))?;
-        ns.api::<Service>().create(&PostParams::default(), &svc).await.context("creating the ExternalName Service")?;
+        ns.api::<Service>()
+            .create(&PostParams::default(), &svc)
+            .await
+            .context("creating the ExternalName Service")?;
         let apiservice: APIService = serde_json::from_value(json!({
             "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
             "metadata": { "name": APISERVICE },
@@ -548,23 +699,42 @@ impl MetricsApi {
             }
         }))?;
         let api: Api<APIService> = Api::all(bed.client());
-        api.patch(APISERVICE, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&apiservice))
-            .await
-            .context("registering the APIService")?;
-        let this = MetricsApi { client: bed.client(), usage, task };
-        wait_for(&api, APISERVICE, Duration::from_secs(60), |a: &APIService| {
-            a.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"))
-        })
+        api.patch(
+            APISERVICE,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&apiservice),
+        )
+        .await
+        .context("registering the APIService")?;
+        let this = MetricsApi {
+            client: bed.client(),
+            usage,
+            task,
+        };
+        wait_for(
+            &api,
+            APISERVICE,
+            Duration::from_secs(60),
+            |a: &APIService| {
+                a.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.type_ == "Available" && c.status == "True")
+                    })
+            },
+        )
         .await
         .context("the APIService did not become Available")?;
         Ok(this)
     }
 
     fn set_cpu(&self, ns: &TestNamespace, milli: u64) {
-        self.usage.lock().unwrap().insert(ns.name().to_owned(), milli);
+        self.usage
+            .lock()
+            .unwrap()
+            .insert(ns.name().to_owned(), milli);
     }
 }
 
@@ -574,7 +744,10 @@ impl Drop for MetricsApi {
         let client = self.client.clone();
         // Drop cannot await: unregister from a thread with its own runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async move {
                 let api: Api<APIService> = Api::all(client);
                 api.delete(APISERVICE, &DeleteParams::default()).await.ok()
@@ -585,8 +758,10 @@ impl Drop for MetricsApi {
 }
 
 async fn node_and_deployment(ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
-    ns.create_deployment(TestDeployment::new(name).replicas(replicas)).await?;
-    ns.wait_deployment_ready(name, replicas, Duration::from_secs(90)).await?;
+    ns.create_deployment(TestDeployment::new(name).replicas(replicas))
+        .await?;
+    ns.wait_deployment_ready(name, replicas, Duration::from_secs(90))
+        .await?;
     Ok(())
 }
 
@@ -597,7 +772,8 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     install_crds(&bed.client()).await?;
     let ns = bed.namespace("hza-cpu").await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
     let metrics = MetricsApi::start(&bed, &ns).await?;
     metrics.set_cpu(&ns, 100); // 100% of the 100m request: above the 50% target
     node_and_deployment(&ns, "web", 2).await?;
@@ -618,15 +794,30 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     let h = wait_condition(&ns, "web", "ScalingActive", "True", "ValidMetricFound").await?;
     let current = &h.status.as_ref().unwrap().current_metrics;
     ensure!(
-        current.iter().any(|m| m.resource.as_ref().is_some_and(|r| r.name == "cpu" && r.current.average_utilization == Some(100))),
+        current.iter().any(|m| m
+            .resource
+            .as_ref()
+            .is_some_and(|r| r.name == "cpu" && r.current.average_utilization == Some(100))),
         "currentMetrics should show cpu at 100%: {current:?}"
     );
-    wait_event(&ns, "web", "SuccessfulRescale", "cpu resource utilization (percentage of request) above target").await?;
+    wait_event(
+        &ns,
+        "web",
+        "SuccessfulRescale",
+        "cpu resource utilization (percentage of request) above target",
+    )
+    .await?;
 
     // Low CPU: back to minReplicas once the 5 s window has passed.
     metrics.set_cpu(&ns, 5);
     wait_replicas(&ns, "web", 2, Duration::from_secs(90)).await?;
-    wait_event(&ns, "web", "SuccessfulRescale", "New size: 2; reason: All metrics below target").await?;
+    wait_event(
+        &ns,
+        "web",
+        "SuccessfulRescale",
+        "New size: 2; reason: All metrics below target",
+    )
+    .await?;
 
     ctl.stop().await?;
     drop(metrics);
@@ -642,18 +833,23 @@ async fn prometheus_query_scales_up_and_down_with_conditions_and_events() -> Res
     let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
     install_crds(&bed.client()).await?;
     let ns = bed.namespace("hza-prom").await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
     let series = service_or_skip!(Series::start(&bed, &ns, 5.0).await?, Ok(()));
     node_and_deployment(&ns, "web", 1).await?;
 
-    create_hza(&ns, "web", json!({
-        "scaleTargetRef": deployment_target("web"),
-        "minReplicas": 1,
-        "maxReplicas": 5,
-        "syncPeriodSeconds": 1,
-        "metrics": [prometheus_metric(&series.query, "10")],
-        "behavior": { "scaleDown": { "stabilizationWindowSeconds": 5 } }
-    }))
+    create_hza(
+        &ns,
+        "web",
+        json!({
+            "scaleTargetRef": deployment_target("web"),
+            "minReplicas": 1,
+            "maxReplicas": 5,
+            "syncPeriodSeconds": 1,
+            "metrics": [prometheus_metric(&series.query, "10")],
+            "behavior": { "scaleDown": { "stabilizationWindowSeconds": 5 } }
+        }),
+    )
     .await?;
     let ctl = start_controller(&bed, &ns, Some(prometheus))?;
 
@@ -669,13 +865,24 @@ async fn prometheus_query_scales_up_and_down_with_conditions_and_events() -> Res
     wait_replicas(&ns, "web", 2, Duration::from_secs(60)).await?;
 
     // (c) Conditions and events, as kubectl describe reads them.
-    let h = wait_for(&ns.api::<HorizontalAutoscaler>(), "web", Duration::from_secs(30), |h: &HorizontalAutoscaler| {
-        h.status.as_ref().is_some_and(|s| s.current_replicas == 2 && s.desired_replicas == 2)
-    })
+    let h = wait_for(
+        &ns.api::<HorizontalAutoscaler>(),
+        "web",
+        Duration::from_secs(30),
+        |h: &HorizontalAutoscaler| {
+            h.status
+                .as_ref()
+                .is_some_and(|s| s.current_replicas == 2 && s.desired_replicas == 2)
+        },
+    )
     .await?;
     let st = h.status.as_ref().unwrap();
     eprintln!("status: {}", serde_json::to_string_pretty(st)?);
-    for (type_, status) in [("AbleToScale", "True"), ("ScalingActive", "True"), ("ScalingLimited", "False")] {
+    for (type_, status) in [
+        ("AbleToScale", "True"),
+        ("ScalingActive", "True"),
+        ("ScalingLimited", "False"),
+    ] {
         let c = condition(&h, type_).with_context(|| format!("no {type_} condition"))?;
         ensure!(c.status == status, "{type_}: {c:?}");
     }
@@ -683,24 +890,48 @@ async fn prometheus_query_scales_up_and_down_with_conditions_and_events() -> Res
     ensure!(st.last_scale_time.is_some(), "lastScaleTime not set");
     ensure!(st.reference.as_deref() == Some("Deployment/web"));
     ensure!(
-        st.current_metrics.iter().any(|m| m.prometheus.as_ref().is_some_and(|p| p.current.average_value.is_some())),
+        st.current_metrics.iter().any(|m| m
+            .prometheus
+            .as_ref()
+            .is_some_and(|p| p.current.average_value.is_some())),
         "currentMetrics: {:?}",
         st.current_metrics
     );
     let history = st.history.as_ref().context("no history in status")?;
-    ensure!(!history.recommendations.is_empty() && !history.scale_up_events.is_empty() && !history.scale_down_events.is_empty(), "{history:?}");
+    ensure!(
+        !history.recommendations.is_empty()
+            && !history.scale_up_events.is_empty()
+            && !history.scale_down_events.is_empty(),
+        "{history:?}"
+    );
 
     let events = events_of(&ns, &h).await?;
     eprintln!("events: {events:#?}");
-    let up = events.iter().find(|e| e.1 == "SuccessfulRescale" && e.2.starts_with("New size: 5;"));
-    let down = events.iter().find(|e| e.1 == "SuccessfulRescale" && e.2.starts_with("New size: 2;"));
-    ensure!(up.is_some_and(|e| e.0 == "Normal"), "no scale-up event: {events:?}");
-    ensure!(down.is_some(), "no scale-down event (each message is its own event): {events:?}");
+    let up = events
+        .iter()
+        .find(|e| e.1 == "SuccessfulRescale" && e.2.starts_with("New size: 5;"));
+    let down = events
+        .iter()
+        .find(|e| e.1 == "SuccessfulRescale" && e.2.starts_with("New size: 2;"));
+    ensure!(
+        up.is_some_and(|e| e.0 == "Normal"),
+        "no scale-up event: {events:?}"
+    );
+    ensure!(
+        down.is_some(),
+        "no scale-down event (each message is its own event): {events:?}"
+    );
     ensure!(up.unwrap().2.contains("above target"), "{up:?}");
 
     if let Some(text) = kubectl_describe(&bed, &ns, "web").await {
         eprintln!("kubectl describe:\n{text}");
-        for needle in ["AbleToScale", "ScalingActive", "ValidMetricFound", "SuccessfulRescale", "New size: 2"] {
+        for needle in [
+            "AbleToScale",
+            "ScalingActive",
+            "ValidMetricFound",
+            "SuccessfulRescale",
+            "New size: 2",
+        ] {
             ensure!(text.contains(needle), "kubectl describe lacks {needle:?}");
         }
     }
@@ -720,17 +951,22 @@ async fn restart_keeps_stabilization() -> Result<()> {
     let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
     install_crds(&bed.client()).await?;
     let ns = bed.namespace("hza-restart").await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
     let series = service_or_skip!(Series::start(&bed, &ns, 40.0).await?, Ok(()));
     node_and_deployment(&ns, "web", 1).await?;
-    create_hza(&ns, "web", json!({
-        "scaleTargetRef": deployment_target("web"),
-        "minReplicas": 1,
-        "maxReplicas": 4,
-        "syncPeriodSeconds": 1,
-        "metrics": [prometheus_metric(&series.query, "10")],
-        "behavior": { "scaleDown": { "stabilizationWindowSeconds": WINDOW as i32 } }
-    }))
+    create_hza(
+        &ns,
+        "web",
+        json!({
+            "scaleTargetRef": deployment_target("web"),
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "syncPeriodSeconds": 1,
+            "metrics": [prometheus_metric(&series.query, "10")],
+            "behavior": { "scaleDown": { "stabilizationWindowSeconds": WINDOW as i32 } }
+        }),
+    )
     .await?;
     let first = start_controller(&bed, &ns, Some(prometheus.clone()))?;
     wait_replicas(&ns, "web", 4, Duration::from_secs(60)).await?;
@@ -741,12 +977,25 @@ async fn restart_keeps_stabilization() -> Result<()> {
     series.wait_scraped(&bed, 5.0).await?;
     let low_since = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    ensure!(deployment_replicas(&ns, "web").await? == 4, "scaled down inside the window");
+    ensure!(
+        deployment_replicas(&ns, "web").await? == 4,
+        "scaled down inside the window"
+    );
     first.stop().await?;
     let h = ns.api::<HorizontalAutoscaler>().get("web").await?;
-    let history = h.status.as_ref().and_then(|s| s.history.clone()).context("no history stored")?;
-    ensure!(history.recommendations.iter().any(|r| r.replicas == 4), "{history:?}");
-    ensure!(history.recommendations.iter().any(|r| r.replicas == 1), "{history:?}");
+    let history = h
+        .status
+        .as_ref()
+        .and_then(|s| s.history.clone())
+        .context("no history stored")?;
+    ensure!(
+        history.recommendations.iter().any(|r| r.replicas == 4),
+        "{history:?}"
+    );
+    ensure!(
+        history.recommendations.iter().any(|r| r.replicas == 1),
+        "{history:?}"
+    );
 
     // A new controller: it must keep holding until the old window ends, not scale down at once
     // and not start a new window of its own.
@@ -756,23 +1005,43 @@ async fn restart_keeps_stabilization() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let h = ns.api::<HorizontalAutoscaler>().get("web").await?;
     let able = condition(&h, "AbleToScale").context("no AbleToScale")?;
-    ensure!(able.reason == "ScaleDownStabilized", "after the restart: {able:?}");
-    ensure!(deployment_replicas(&ns, "web").await? == 4, "scaled down right after the restart");
+    ensure!(
+        able.reason == "ScaleDownStabilized",
+        "after the restart: {able:?}"
+    );
+    ensure!(
+        deployment_replicas(&ns, "web").await? == 4,
+        "scaled down right after the restart"
+    );
 
-    let down = poll_until("the scale-down", Duration::from_secs(60), Duration::from_millis(250), || async {
-        Ok((deployment_replicas(&ns, "web").await? != 4).then(Instant::now))
-    })
+    let down = poll_until(
+        "the scale-down",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async { Ok((deployment_replicas(&ns, "web").await? != 4).then(Instant::now)) },
+    )
     .await?;
     let since_low = (down - low_since).as_secs_f64();
     let since_restart = (down - restart).as_secs_f64();
-    eprintln!("scale-down {since_low:.1}s after the metric dropped, {since_restart:.1}s after the restart");
+    eprintln!(
+        "scale-down {since_low:.1}s after the metric dropped, {since_restart:.1}s after the restart"
+    );
     ensure!(deployment_replicas(&ns, "web").await? == 1);
     // The window of the first controller: about WINDOW after the last recommendation of 4
     // (which was at most a scrape before `low_since`).
-    ensure!(since_low >= WINDOW - 4.0, "scaled down {since_low:.1}s after the drop: the window was not respected");
-    ensure!(since_low <= WINDOW + 6.0, "scaled down {since_low:.1}s after the drop: the window restarted");
+    ensure!(
+        since_low >= WINDOW - 4.0,
+        "scaled down {since_low:.1}s after the drop: the window was not respected"
+    );
+    ensure!(
+        since_low <= WINDOW + 6.0,
+        "scaled down {since_low:.1}s after the drop: the window restarted"
+    );
     // Without the stored history, the new controller would have waited a whole window.
-    ensure!(since_restart < WINDOW - 4.0, "the new controller started a window of its own ({since_restart:.1}s)");
+    ensure!(
+        since_restart < WINDOW - 4.0,
+        "the new controller started a window of its own ({since_restart:.1}s)"
+    );
 
     second.stop().await?;
     drop(series);
@@ -788,54 +1057,147 @@ async fn bad_input_gets_conditions_events_and_backoff() -> Result<()> {
     let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
     install_crds(&bed.client()).await?;
     let ns = bed.namespace("hza-bad").await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi")).await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
     let series = service_or_skip!(Series::start(&bed, &ns, 5.0).await?, Ok(()));
     for d in ["web", "other", "third"] {
-        ns.create_deployment(TestDeployment::new(d).replicas(1)).await?;
+        ns.create_deployment(TestDeployment::new(d).replicas(1))
+            .await?;
     }
     for d in ["web", "other", "third"] {
-        ns.wait_deployment_ready(d, 1, Duration::from_secs(90)).await?;
+        ns.wait_deployment_ready(d, 1, Duration::from_secs(90))
+            .await?;
     }
     create_widget(&ns, "no-selector", 1, None).await?;
     create_widget(&ns, "widget", 1, Some("app=widget")).await?;
 
-    let base = |target: serde_json::Value, metric: serde_json::Value| {
-        json!({ "scaleTargetRef": target, "minReplicas": 1, "maxReplicas": 4, "syncPeriodSeconds": 1, "metrics": [metric] })
-    };
+    let base = |target: serde_json::Value, metric: serde_json::Value| json!({ "scaleTargetRef": target, "minReplicas": 1, "maxReplicas": 4, "syncPeriodSeconds": 1, "metrics": [metric] });
     let good = prometheus_metric(&series.query, "10");
-    create_hza(&ns, "missing-target", base(deployment_target("does-not-exist"), good.clone())).await?;
-    create_hza(&ns, "broken-query", base(deployment_target("other"), prometheus_metric("sum(rate(", "10"))).await?;
-    create_hza(&ns, "empty-result", base(deployment_target("third"), prometheus_metric("ballast_test_queue{test_ns=\"nobody\"}", "10"))).await?;
-    create_hza(&ns, "no-selector", base(json!({ "apiVersion": "test.ballast.dev/v1", "kind": "Widget", "name": "no-selector" }), good.clone())).await?;
-    create_hza(&ns, "widget", base(json!({ "apiVersion": "test.ballast.dev/v1", "kind": "Widget", "name": "widget" }), good.clone())).await?;
+    create_hza(
+        &ns,
+        "missing-target",
+        base(deployment_target("does-not-exist"), good.clone()),
+    )
+    .await?;
+    create_hza(
+        &ns,
+        "broken-query",
+        base(
+            deployment_target("other"),
+            prometheus_metric("sum(rate(", "10"),
+        ),
+    )
+    .await?;
+    create_hza(
+        &ns,
+        "empty-result",
+        base(
+            deployment_target("third"),
+            prometheus_metric("ballast_test_queue{test_ns=\"nobody\"}", "10"),
+        ),
+    )
+    .await?;
+    create_hza(
+        &ns,
+        "no-selector",
+        base(
+            json!({ "apiVersion": "test.ballast.dev/v1", "kind": "Widget", "name": "no-selector" }),
+            good.clone(),
+        ),
+    )
+    .await?;
+    create_hza(
+        &ns,
+        "widget",
+        base(
+            json!({ "apiVersion": "test.ballast.dev/v1", "kind": "Widget", "name": "widget" }),
+            good.clone(),
+        ),
+    )
+    .await?;
     create_hza(&ns, "healthy", base(deployment_target("web"), good)).await?;
     let started = Instant::now();
     let ctl = start_controller(&bed, &ns, Some(prometheus))?;
 
     // Each broken object: its condition and its event.
-    let h = wait_condition(&ns, "missing-target", "AbleToScale", "False", "FailedGetScale").await?;
+    let h = wait_condition(
+        &ns,
+        "missing-target",
+        "AbleToScale",
+        "False",
+        "FailedGetScale",
+    )
+    .await?;
     eprintln!("missing-target: {:?}", condition(&h, "AbleToScale"));
-    wait_event(&ns, "missing-target", "FailedGetScale", "\"does-not-exist\" not found").await?;
+    wait_event(
+        &ns,
+        "missing-target",
+        "FailedGetScale",
+        "\"does-not-exist\" not found",
+    )
+    .await?;
 
-    let h = wait_condition(&ns, "broken-query", "ScalingActive", "False", "FailedGetPrometheusMetric").await?;
+    let h = wait_condition(
+        &ns,
+        "broken-query",
+        "ScalingActive",
+        "False",
+        "FailedGetPrometheusMetric",
+    )
+    .await?;
     eprintln!("broken-query: {:?}", condition(&h, "ScalingActive"));
-    wait_event(&ns, "broken-query", "FailedGetPrometheusMetric", "query failed").await?;
-    wait_event(&ns, "broken-query", "FailedComputeMetricsReplicas", "invalid metrics").await?;
+    wait_event(
+        &ns,
+        "broken-query",
+        "FailedGetPrometheusMetric",
+        "query failed",
+    )
+    .await?;
+    wait_event(
+        &ns,
+        "broken-query",
+        "FailedComputeMetricsReplicas",
+        "invalid metrics",
+    )
+    .await?;
 
-    let h = wait_condition(&ns, "empty-result", "ScalingActive", "False", "FailedGetPrometheusMetric").await?;
+    let h = wait_condition(
+        &ns,
+        "empty-result",
+        "ScalingActive",
+        "False",
+        "FailedGetPrometheusMetric",
+    )
+    .await?;
     eprintln!("empty-result: {:?}", condition(&h, "ScalingActive"));
     wait_event(&ns, "empty-result", "FailedGetPrometheusMetric", "no data").await?;
 
-    let h = wait_condition(&ns, "no-selector", "ScalingActive", "False", "InvalidSelector").await?;
+    let h = wait_condition(
+        &ns,
+        "no-selector",
+        "ScalingActive",
+        "False",
+        "InvalidSelector",
+    )
+    .await?;
     eprintln!("no-selector: {:?}", condition(&h, "ScalingActive"));
-    wait_event(&ns, "no-selector", "SelectorRequired", "selector is required").await?;
+    wait_event(
+        &ns,
+        "no-selector",
+        "SelectorRequired",
+        "selector is required",
+    )
+    .await?;
 
     // Meanwhile the healthy objects are scaled: a Deployment and a custom resource.
     series.set(35.0);
     wait_replicas(&ns, "web", 4, Duration::from_secs(60)).await?;
-    poll_until("widget at 4 replicas", Duration::from_secs(60), Duration::from_millis(500), || async {
-        Ok((widget_replicas(&ns, "widget").await? == 4).then_some(()))
-    })
+    poll_until(
+        "widget at 4 replicas",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async { Ok((widget_replicas(&ns, "widget").await? == 4).then_some(())) },
+    )
     .await?;
     // Backoff: over the same 30 s, the broken objects were tried far less often than the
     // healthy ones (1 s period): 1, 2, 4, 8, 16 s apart.
@@ -843,18 +1205,39 @@ async fn bad_input_gets_conditions_events_and_backoff() -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let failed = ctl.counter("ballast_horizontal_reconciles", "outcome=\"failed\"");
     let ok = ctl.counter("ballast_horizontal_reconciles", "outcome=\"ok\"");
-    eprintln!("{elapsed:.0}s: {ok} ok reconciles (2 healthy objects), {failed} failed (4 broken objects)");
-    ensure!(ok >= elapsed * 2.0 * 0.5, "healthy objects were not kept on their 1 s period: {ok} in {elapsed:.0}s");
-    ensure!(failed <= 4.0 * (elapsed.log2() + 3.0), "broken objects were retried without backoff: {failed} in {elapsed:.0}s");
+    eprintln!(
+        "{elapsed:.0}s: {ok} ok reconciles (2 healthy objects), {failed} failed (4 broken objects)"
+    );
+    ensure!(
+        ok >= elapsed * 2.0 * 0.5,
+        "healthy objects were not kept on their 1 s period: {ok} in {elapsed:.0}s"
+    );
+    ensure!(
+        failed <= 4.0 * (elapsed.log2() + 3.0),
+        "broken objects were retried without backoff: {failed} in {elapsed:.0}s"
+    );
     ensure!(failed >= 4.0, "broken objects were not retried: {failed}");
     // The repeated failure is one event with a count, not one event per attempt.
-    let h = ns.api::<HorizontalAutoscaler>().get("missing-target").await?;
-    let events: Vec<EventsEvent> = ns.api::<EventsEvent>().list(&ListParams::default()).await?.items;
+    let h = ns
+        .api::<HorizontalAutoscaler>()
+        .get("missing-target")
+        .await?;
+    let events: Vec<EventsEvent> = ns
+        .api::<EventsEvent>()
+        .list(&ListParams::default())
+        .await?
+        .items;
     let mine: Vec<&EventsEvent> = events
         .iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == h.metadata.uid.as_deref() && e.reason.as_deref() == Some("FailedGetScale"))
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == h.metadata.uid.as_deref()
+                && e.reason.as_deref() == Some("FailedGetScale")
+        })
         .collect();
-    ensure!(mine.len() == 1, "FailedGetScale should be one event (a series): {mine:?}");
+    ensure!(
+        mine.len() == 1,
+        "FailedGetScale should be one event (a series): {mine:?}"
+    );
 
     ctl.stop().await?;
     drop(series);

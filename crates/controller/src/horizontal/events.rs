@@ -68,14 +68,30 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl Recorder {
-    pub fn new(client: Client, controller: impl Into<String>, instance: impl Into<String>) -> Recorder {
-        Recorder { client, controller: controller.into(), instance: instance.into(), cache: Mutex::new(HashMap::new()) }
+    pub fn new(
+        client: Client,
+        controller: impl Into<String>,
+        instance: impl Into<String>,
+    ) -> Recorder {
+        Recorder {
+            client,
+            controller: controller.into(),
+            instance: instance.into(),
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Creates the event, or bumps the series of the same event seen in the last six minutes.
-    pub async fn publish(&self, ev: &Event<'_>, regarding: &ObjectReference) -> Result<(), kube::Error> {
+    pub async fn publish(
+        &self,
+        ev: &Event<'_>,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
-        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let note = truncate(ev.note, 1024);
         let key = Key {
             uid: regarding.uid.clone().unwrap_or_default(),
@@ -107,16 +123,27 @@ impl Recorder {
             let patch = serde_json::json!({
                 "series": EventSeries { count, last_observed_time: MicroTime(now) }
             });
-            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => return Ok(()),
                 // Expired (events have a TTL) or deleted: start a new one.
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e),
             }
         }
-        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or(&self.controller), now.as_nanosecond());
+        let name = format!(
+            "{}.{:x}",
+            regarding.name.as_deref().unwrap_or(&self.controller),
+            now.as_nanosecond()
+        );
         let event = K8sEvent {
-            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(namespace), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace),
+                ..Default::default()
+            },
             action: Some(truncate(ev.action, 128)),
             reason: Some(truncate(ev.reason, 128)),
             note: Some(note),
@@ -128,15 +155,22 @@ impl Recorder {
             ..Default::default()
         };
         api.create(&PostParams::default(), &event).await?;
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Seen { name, count: 1, last: now });
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key,
+            Seen {
+                name,
+                count: 1,
+                last: now,
+            },
+        );
         Ok(())
     }
 
     /// Forgets the events of one object (deleted).
     pub fn forget(&self, uid: &str) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| k.uid != uid);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| k.uid != uid);
     }
 }

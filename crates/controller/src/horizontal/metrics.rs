@@ -53,27 +53,67 @@ impl Metrics {
             status_patches: Counter::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             sync_delay_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
-            step_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
+            step_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
             objects: Gauge::default(),
             pods: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("ballast_horizontal");
-        r.register("reconciles", "Reconciles by outcome (ok, failed, error, skipped)", m.reconciles.clone());
+        r.register(
+            "reconciles",
+            "Reconciles by outcome (ok, failed, error, skipped)",
+            m.reconciles.clone(),
+        );
         r.register("decisions", "Decisions by path", m.decisions.clone());
-        r.register("rescales", "Scale subresource writes by direction and result", m.rescales.clone());
-        r.register("events", "Kubernetes events published, by reason", m.events.clone());
-        r.register("event_errors", "Kubernetes events that could not be published", m.event_errors.clone());
-        r.register("status_patches", "Status patches sent", m.status_patches.clone());
-        r.register("reconcile_seconds", "Duration of one reconcile", m.reconcile_seconds.clone());
-        r.register("sync_delay_seconds", "Delay of periodic syncs past their due time", m.sync_delay_seconds.clone());
-        r.register("step_seconds", "Duration of the steps of a reconcile", m.step_seconds.clone());
-        r.register("objects", "HorizontalAutoscalers tracked", m.objects.clone());
+        r.register(
+            "rescales",
+            "Scale subresource writes by direction and result",
+            m.rescales.clone(),
+        );
+        r.register(
+            "events",
+            "Kubernetes events published, by reason",
+            m.events.clone(),
+        );
+        r.register(
+            "event_errors",
+            "Kubernetes events that could not be published",
+            m.event_errors.clone(),
+        );
+        r.register(
+            "status_patches",
+            "Status patches sent",
+            m.status_patches.clone(),
+        );
+        r.register(
+            "reconcile_seconds",
+            "Duration of one reconcile",
+            m.reconcile_seconds.clone(),
+        );
+        r.register(
+            "sync_delay_seconds",
+            "Delay of periodic syncs past their due time",
+            m.sync_delay_seconds.clone(),
+        );
+        r.register(
+            "step_seconds",
+            "Duration of the steps of a reconcile",
+            m.step_seconds.clone(),
+        );
+        r.register(
+            "objects",
+            "HorizontalAutoscalers tracked",
+            m.objects.clone(),
+        );
         r.register("pods", "Pods in the pod index", m.pods.clone());
         Arc::new(m)
     }
 
     pub(crate) fn step(&self, step: &'static str, started: std::time::Instant) {
-        self.step_seconds.get_or_create(&vec![("step", step.to_owned())]).observe(started.elapsed().as_secs_f64());
+        self.step_seconds
+            .get_or_create(&vec![("step", step.to_owned())])
+            .observe(started.elapsed().as_secs_f64());
     }
 
     pub(crate) fn label(key: &'static str, value: impl Into<String>) -> Labels {

@@ -127,12 +127,15 @@ struct Schedule {
 
 impl Schedule {
     fn new() -> Self {
-        Schedule { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), hasher: Default::default() }
+        Schedule {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+        }
     }
     fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, ObjectState>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        self.shards[(h.finish() as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
     fn get(&self, key: &str) -> Option<ObjectState> {
         self.shard(key).get(key).cloned()
@@ -144,7 +147,16 @@ impl Schedule {
         self.shard(key).remove(key);
     }
     fn keys(&self) -> Vec<String> {
-        self.shards.iter().flat_map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect::<Vec<_>>()).collect()
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 }
 
@@ -218,7 +230,9 @@ impl Selectors {
             return Vec::new();
         }
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let Some(m) = map.get(ns) else { return Vec::new() };
+        let Some(m) = map.get(ns) else {
+            return Vec::new();
+        };
         let mut candidates: HashSet<&str> = m.unindexed.iter().map(String::as_str).collect();
         for p in pods {
             for (k, v) in &p.labels {
@@ -230,7 +244,11 @@ impl Selectors {
         candidates.remove(name);
         let mut out: Vec<String> = candidates
             .into_iter()
-            .filter(|other| m.by_name.get(*other).is_some_and(|sel| pods.iter().any(|p| sel.matches(&p.labels))))
+            .filter(|other| {
+                m.by_name
+                    .get(*other)
+                    .is_some_and(|sel| pods.iter().any(|p| sel.matches(&p.labels)))
+            })
             .map(|other| format!("{ns}/{other}"))
             .collect();
         out.sort();
@@ -273,20 +291,32 @@ pub struct HorizontalController {
 
 impl HorizontalController {
     /// Builds the reconciler on `client` and registers its metrics in `registry`.
-    pub fn new(client: Client, config: Config, registry: &mut Registry) -> anyhow::Result<HorizontalController> {
-        let source = MetricSource::new(client.clone(), config.metrics.clone()).context("building the metric readers")?;
+    pub fn new(
+        client: Client,
+        config: Config,
+        registry: &mut Registry,
+    ) -> anyhow::Result<HorizontalController> {
+        let source = MetricSource::new(client.clone(), config.metrics.clone())
+            .context("building the metric readers")?;
         let ctx = Context {
             targets: Targets::new(client.clone()),
             pods: Arc::new(PodIndex::default()),
             source,
-            recorder: events::Recorder::new(client.clone(), CONTROLLER_NAME, config.instance.clone()),
+            recorder: events::Recorder::new(
+                client.clone(),
+                CONTROLLER_NAME,
+                config.instance.clone(),
+            ),
             schedule: Schedule::new(),
             selectors: Selectors::default(),
             metrics: Metrics::new(registry),
             client,
             config,
         };
-        Ok(HorizontalController { ctx: Arc::new(ctx), health: Health::default() })
+        Ok(HorizontalController {
+            ctx: Arc::new(ctx),
+            health: Health::default(),
+        })
     }
 
     /// The health flag `/healthz` reads.
@@ -296,11 +326,17 @@ impl HorizontalController {
 
     /// Runs until `shutdown` resolves, then lets the reconciles in flight finish (graceful
     /// shutdown) and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> anyhow::Result<()> {
         let ctx = self.ctx;
         let client = ctx.client.clone();
         let (hzas, pods): (Api<HorizontalAutoscaler>, Api<Pod>) = match &ctx.config.namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
         // Fail early and clearly when the CRD is not installed or not readable.
@@ -332,7 +368,9 @@ impl HorizontalController {
         }
 
         let controller = Controller::new(hzas, watcher::Config::default().any_semantic())
-            .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency));
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+            );
         let store = controller.store();
         let housekeeping = tokio::spawn(housekeeping(ctx.clone(), store, stopped()));
 
@@ -361,7 +399,11 @@ impl HorizontalController {
 }
 
 /// Drops the schedule and selector of deleted autoscalers, updates the gauges.
-async fn housekeeping(ctx: Arc<Context>, store: Store<HorizontalAutoscaler>, stopped: impl Future<Output = ()>) {
+async fn housekeeping(
+    ctx: Arc<Context>,
+    store: Store<HorizontalAutoscaler>,
+    stopped: impl Future<Output = ()>,
+) {
     let mut stopped = std::pin::pin!(stopped);
     loop {
         tokio::select! {
@@ -369,7 +411,9 @@ async fn housekeeping(ctx: Arc<Context>, store: Store<HorizontalAutoscaler>, sto
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
         for key in ctx.schedule.keys() {
-            let Some((ns, name)) = key.split_once('/') else { continue };
+            let Some((ns, name)) = key.split_once('/') else {
+                continue;
+            };
             if store.get(&ObjectRef::new(name).within(ns)).is_none() {
                 ctx.schedule.remove(&key);
                 ctx.selectors.set(ns, name, None);
@@ -399,8 +443,10 @@ fn period_of(hza: &HorizontalAutoscaler) -> Duration {
 
 /// Whether the decision reports a problem that deserves a retry with backoff.
 fn failed(decision: &Decision) -> bool {
-    matches!(decision.path, Path::FailedGetScale | Path::InvalidSpec | Path::InvalidSelector | Path::MetricsFailed)
-        || decision.events.iter().any(|e| e.reason == "FailedRescale")
+    matches!(
+        decision.path,
+        Path::FailedGetScale | Path::InvalidSpec | Path::InvalidSelector | Path::MetricsFailed
+    ) || decision.events.iter().any(|e| e.reason == "FailedRescale")
 }
 
 fn event_action(reason: &str) -> &'static str {
@@ -423,14 +469,19 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
         return Ok(Action::await_change());
     }
     let previous = ctx.schedule.get(&key).filter(|s| s.uid == uid);
-    if let Some(s) = &previous {
-        if s.generation == hza.metadata.generation {
-            if now < s.due {
-                ctx.metrics.reconciles.get_or_create(&Metrics::label("outcome", "skipped")).inc();
-                return Ok(Action::requeue(s.due - now));
-            }
-            ctx.metrics.sync_delay_seconds.observe((now - s.due).as_secs_f64());
+    if let Some(s) = &previous
+        && s.generation == hza.metadata.generation
+    {
+        if now < s.due {
+            ctx.metrics
+                .reconciles
+                .get_or_create(&Metrics::label("outcome", "skipped"))
+                .inc();
+            return Ok(Action::requeue(s.due - now));
         }
+        ctx.metrics
+            .sync_delay_seconds
+            .observe((now - s.due).as_secs_f64());
     }
 
     let decision = decide_and_apply(&hza, &ns, &name, &ctx).await;
@@ -451,11 +502,28 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     };
     // A period counts from the start of the decision (the sync rate does not drift by the time a
     // reconcile takes); a backoff from its end.
-    let due = if failures == 0 { now + delay } else { Instant::now() + delay };
+    let due = if failures == 0 {
+        now + delay
+    } else {
+        Instant::now() + delay
+    };
     let delay = due.saturating_duration_since(Instant::now());
-    ctx.schedule.set(&key, ObjectState { uid, generation: hza.metadata.generation, due, failures });
-    ctx.metrics.reconciles.get_or_create(&Metrics::label("outcome", outcome)).inc();
-    ctx.metrics.reconcile_seconds.observe(now.elapsed().as_secs_f64());
+    ctx.schedule.set(
+        &key,
+        ObjectState {
+            uid,
+            generation: hza.metadata.generation,
+            due,
+            failures,
+        },
+    );
+    ctx.metrics
+        .reconciles
+        .get_or_create(&Metrics::label("outcome", outcome))
+        .inc();
+    ctx.metrics
+        .reconcile_seconds
+        .observe(now.elapsed().as_secs_f64());
     match decision {
         Ok(d) => {
             tracing::debug!(object = %key, path = ?d.path, current = d.current_replicas, desired = d.desired_replicas, rescale = d.rescale, next = ?delay, "reconciled");
@@ -466,7 +534,12 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
 }
 
 /// Steps 1–7 for one object; returns the decision as applied.
-async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx: &Context) -> Result<Decision, Error> {
+async fn decide_and_apply(
+    hza: &HorizontalAutoscaler,
+    ns: &str,
+    name: &str,
+    ctx: &Context,
+) -> Result<Decision, Error> {
     let target_ref = &hza.spec.scale_target_ref;
     let t = Instant::now();
     let read = ctx.targets.read(ns, target_ref).await;
@@ -475,18 +548,19 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
     let mut others = Vec::new();
     let mut readings = Vec::new();
     let mut own_selector = None;
-    if read.scale.error.is_none() && !read.scale.selector.trim().is_empty() {
-        if let Ok(sel) = Selector::parse(&read.scale.selector) {
-            let sel = Arc::new(sel);
-            let selected = ctx.pods.select(ns, &sel);
-            others = ctx.selectors.others_selecting(ns, name, &selected);
-            pods = selected.iter().map(|p| p.snapshot.clone()).collect();
-            own_selector = Some(sel);
-            if others.is_empty() {
-                let t = Instant::now();
-                readings = ctx.source.readings(hza, &read.scale.selector).await;
-                ctx.metrics.step("metrics", t);
-            }
+    if read.scale.error.is_none()
+        && !read.scale.selector.trim().is_empty()
+        && let Ok(sel) = Selector::parse(&read.scale.selector)
+    {
+        let sel = Arc::new(sel);
+        let selected = ctx.pods.select(ns, &sel);
+        others = ctx.selectors.others_selecting(ns, name, &selected);
+        pods = selected.iter().map(|p| p.snapshot.clone()).collect();
+        own_selector = Some(sel);
+        if others.is_empty() {
+            let t = Instant::now();
+            readings = ctx.source.readings(hza, &read.scale.selector).await;
+            ctx.metrics.step("metrics", t);
         }
     }
     ctx.selectors.set(ns, name, own_selector);
@@ -510,17 +584,34 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
             return Err(e.into());
         }
     };
-    ctx.metrics.decisions.get_or_create(&Metrics::label("path", format!("{:?}", decision.path))).inc();
+    ctx.metrics
+        .decisions
+        .get_or_create(&Metrics::label("path", format!("{:?}", decision.path)))
+        .inc();
 
     if decision.rescale {
-        let direction = if decision.desired_replicas > decision.current_replicas { "up" } else { "down" };
+        let direction = if decision.desired_replicas > decision.current_replicas {
+            "up"
+        } else {
+            "down"
+        };
         let t = Instant::now();
-        let result = read.write(&target_ref.name, decision.desired_replicas).await;
+        let result = read
+            .write(&target_ref.name, decision.desired_replicas)
+            .await;
         ctx.metrics.step("rescale", t);
-        let labels = vec![("direction", direction.to_owned()), ("result", if result.is_ok() { "ok" } else { "error" }.to_owned())];
+        let labels = vec![
+            ("direction", direction.to_owned()),
+            (
+                "result",
+                if result.is_ok() { "ok" } else { "error" }.to_owned(),
+            ),
+        ];
         ctx.metrics.rescales.get_or_create(&labels).inc();
         match result {
-            Ok(()) => tracing::info!(object = %format!("{ns}/{name}"), from = decision.current_replicas, to = decision.desired_replicas, reason = %decision.reason, "rescaled"),
+            Ok(()) => {
+                tracing::info!(object = %format!("{ns}/{name}"), from = decision.current_replicas, to = decision.desired_replicas, reason = %decision.reason, "rescaled")
+            }
             Err(e) => decision.rescale_failed(&e),
         }
     }
@@ -532,35 +623,76 @@ async fn decide_and_apply(hza: &HorizontalAutoscaler, ns: &str, name: &str, ctx:
     if !decision.events.is_empty() {
         let t = Instant::now();
         for e in &decision.events {
-            publish(ctx, hza, e.type_ == EventType::Warning, &e.reason, &e.message).await;
+            publish(
+                ctx,
+                hza,
+                e.type_ == EventType::Warning,
+                &e.reason,
+                &e.message,
+            )
+            .await;
         }
         ctx.metrics.step("events", t);
     }
     status_result.map(|()| decision)
 }
 
-async fn write_status(hza: &HorizontalAutoscaler, ns: &str, name: &str, decision: &Decision, ctx: &Context) -> Result<(), Error> {
+async fn write_status(
+    hza: &HorizontalAutoscaler,
+    ns: &str,
+    name: &str,
+    decision: &Decision,
+    ctx: &Context,
+) -> Result<(), Error> {
     let old = match &hza.status {
         Some(s) => serde_json::to_value(s)?,
         None => serde_json::Value::Null,
     };
     let new = serde_json::to_value(&decision.status)?;
-    let Some(diff) = patch::merge_patch(&old, &new) else { return Ok(()) };
+    let Some(diff) = patch::merge_patch(&old, &new) else {
+        return Ok(());
+    };
     let body = serde_json::json!({ "status": diff });
     ctx.metrics.status_patches.inc();
     // The response (the whole object) is not decoded: the watch brings the new object anyway.
-    let fail = |message: String| Error::Status { key: format!("{ns}/{name}"), message };
+    let fail = |message: String| Error::Status {
+        key: format!("{ns}/{name}"),
+        message,
+    };
     let request = kube::core::Request::new(HorizontalAutoscaler::url_path(&(), Some(ns)))
-        .patch_subresource("status", name, &PatchParams::default(), &Patch::Merge(&body))
+        .patch_subresource(
+            "status",
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        )
         .map_err(|e| fail(e.to_string()))?;
-    ctx.client.request_text(request).await.map(|_| ()).map_err(|e| fail(target::error_text(&e)))
+    ctx.client
+        .request_text(request)
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(target::error_text(&e)))
 }
 
-async fn publish(ctx: &Context, hza: &HorizontalAutoscaler, warning: bool, reason: &str, note: &str) {
-    let ev = events::Event { warning, reason, note, action: event_action(reason) };
+async fn publish(
+    ctx: &Context,
+    hza: &HorizontalAutoscaler,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
+    let ev = events::Event {
+        warning,
+        reason,
+        note,
+        action: event_action(reason),
+    };
     match ctx.recorder.publish(&ev, &hza.object_ref(&())).await {
         Ok(()) => {
-            ctx.metrics.events.get_or_create(&Metrics::label("reason", reason)).inc();
+            ctx.metrics
+                .events
+                .get_or_create(&Metrics::label("reason", reason))
+                .inc();
         }
         Err(e) => {
             ctx.metrics.event_errors.inc();
@@ -591,14 +723,20 @@ mod tests {
         let m = Duration::from_secs(60);
         let got: Vec<u64> = (1..=9).map(|n| backoff(n, p, m).as_secs()).collect();
         assert_eq!(got, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(backoff(30, Duration::from_secs(600), m), Duration::from_secs(600));
+        assert_eq!(
+            backoff(30, Duration::from_secs(600), m),
+            Duration::from_secs(600)
+        );
     }
 
     #[test]
     fn other_autoscalers_selecting_the_same_pods() {
         let pod = |labels: &[(&str, &str)]| {
             Arc::new(IndexedPod {
-                labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 snapshot: Default::default(),
             })
         };
@@ -627,6 +765,9 @@ mod tests {
         assert_eq!(event_action("SuccessfulRescale"), "Rescale");
         assert_eq!(event_action("FailedGetScale"), "GetScale");
         assert_eq!(event_action("FailedGetPrometheusMetric"), "GetMetrics");
-        assert_eq!(event_action("FailedComputeMetricsReplicas"), "ComputeReplicas");
+        assert_eq!(
+            event_action("FailedComputeMetricsReplicas"),
+            "ComputeReplicas"
+        );
     }
 }

@@ -41,7 +41,10 @@ pub fn merge_patch(old: &Value, new: &Value) -> Option<Value> {
 fn strip_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect(),
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
         ),
         other => other.clone(),
     }
@@ -77,10 +80,16 @@ mod tests {
         let old = json!({"a": 1, "h": {"t": "x", "r": [1, 2]}, "gone": {"x": 1}, "same": [1]});
         let new = json!({"a": 2, "h": {"r": [2, 3]}, "added": {"y": null, "z": 1}, "same": [1]});
         let p = merge_patch(&old, &new).unwrap();
-        assert_eq!(p, json!({"a": 2, "h": {"t": null, "r": [2, 3]}, "gone": null, "added": {"z": 1}}));
+        assert_eq!(
+            p,
+            json!({"a": 2, "h": {"t": null, "r": [2, 3]}, "gone": null, "added": {"z": 1}})
+        );
         let mut t = old.clone();
         apply(&mut t, &p);
-        assert_eq!(t, json!({"a": 2, "h": {"r": [2, 3]}, "added": {"z": 1}, "same": [1]}));
+        assert_eq!(
+            t,
+            json!({"a": 2, "h": {"r": [2, 3]}, "added": {"z": 1}, "same": [1]})
+        );
         assert_eq!(merge_patch(&new, &new), None);
     }
 }

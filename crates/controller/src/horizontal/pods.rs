@@ -11,13 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ballast_horizontal::{ConditionStatus, ContainerSnapshot, PodPhase, PodSnapshot, ReadyCondition};
+use ballast_horizontal::{
+    ConditionStatus, ContainerSnapshot, PodPhase, PodSnapshot, ReadyCondition,
+};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
 
 use super::selector::{LabelIndex, Selector};
@@ -103,7 +105,9 @@ impl PodIndex {
     /// Number of pods held.
     pub fn len(&self) -> usize {
         let map = self.namespaces.read().unwrap_or_else(|e| e.into_inner());
-        map.values().map(|ns| ns.read().unwrap_or_else(|e| e.into_inner()).pods.len()).sum()
+        map.values()
+            .map(|ns| ns.read().unwrap_or_else(|e| e.into_inner()).pods.len())
+            .sum()
     }
 
     /// Whether no pod is held.
@@ -112,7 +116,11 @@ impl PodIndex {
     }
 
     fn namespace(&self, ns: &str) -> Option<Namespace> {
-        self.namespaces.read().unwrap_or_else(|e| e.into_inner()).get(ns).cloned()
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ns)
+            .cloned()
     }
 
     fn namespace_or_insert(&self, ns: &str) -> Namespace {
@@ -127,7 +135,9 @@ impl PodIndex {
     /// from the label index when the selector requires a label (`app=web`): the cost follows the
     /// selected pods, not the namespace.
     pub fn select(&self, namespace: &str, selector: &Selector) -> Vec<Arc<IndexedPod>> {
-        let Some(ns) = self.namespace(namespace) else { return Vec::new() };
+        let Some(ns) = self.namespace(namespace) else {
+            return Vec::new();
+        };
         let ns = ns.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<Arc<IndexedPod>> = match ns.labels.candidates(selector) {
             Some(names) => names
@@ -136,7 +146,12 @@ impl PodIndex {
                 .filter(|p| selector.matches(&p.labels))
                 .cloned()
                 .collect(),
-            None => ns.pods.values().filter(|p| selector.matches(&p.labels)).cloned().collect(),
+            None => ns
+                .pods
+                .values()
+                .filter(|p| selector.matches(&p.labels))
+                .cloned()
+                .collect(),
         };
         drop(ns);
         out.sort_by(|a, b| a.snapshot.name.cmp(&b.snapshot.name));
@@ -145,14 +160,23 @@ impl PodIndex {
 
     /// Adds or replaces one pod.
     pub fn apply(&self, pod: &Pod) {
-        let Some((ns, name, entry)) = index_entry(pod) else { return };
+        let Some((ns, name, entry)) = index_entry(pod) else {
+            return;
+        };
         let n = self.namespace_or_insert(&ns);
-        n.write().unwrap_or_else(|e| e.into_inner()).insert(name, Arc::new(entry));
+        n.write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, Arc::new(entry));
     }
 
     /// Removes one pod.
     pub fn delete(&self, pod: &Pod) {
-        let (Some(ns), Some(name)) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref()) else { return };
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            return;
+        };
         if let Some(n) = self.namespace(ns) {
             n.write().unwrap_or_else(|e| e.into_inner()).remove(name);
         }
@@ -190,7 +214,9 @@ impl PodIndex {
                 Ok(Event::Delete(pod)) => self.delete(&pod),
                 Ok(Event::Init) => buffer = Some(HashMap::new()),
                 Ok(Event::InitApply(pod)) => {
-                    if let (Some(buf), Some((ns, name, entry))) = (buffer.as_mut(), index_entry(&pod)) {
+                    if let (Some(buf), Some((ns, name, entry))) =
+                        (buffer.as_mut(), index_entry(&pod))
+                    {
                         buf.entry(ns).or_default().insert(name, Arc::new(entry));
                     }
                 }
@@ -206,13 +232,24 @@ fn index_entry(pod: &Pod) -> Option<(String, String, IndexedPod)> {
     let ns = pod.metadata.namespace.clone()?;
     let name = pod.metadata.name.clone()?;
     let labels = pod.metadata.labels.clone().unwrap_or_default();
-    Some((ns, name, IndexedPod { labels, snapshot: pod_snapshot(pod) }))
+    Some((
+        ns,
+        name,
+        IndexedPod {
+            labels,
+            snapshot: pod_snapshot(pod),
+        },
+    ))
 }
 
 fn container(c: &Container, init: bool) -> ContainerSnapshot {
     ContainerSnapshot {
         name: c.name.clone(),
-        requests: c.resources.as_ref().and_then(|r| r.requests.clone()).unwrap_or_default(),
+        requests: c
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.clone())
+            .unwrap_or_default(),
         restart_policy: if init { c.restart_policy.clone() } else { None },
     }
 }
@@ -252,7 +289,9 @@ pub fn pod_snapshot(pod: &Pod) -> PodSnapshot {
         ready,
         start_time: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
         deleting: pod.metadata.deletion_timestamp.is_some(),
-        containers: spec.map(|s| s.containers.iter().map(|c| container(c, false)).collect()).unwrap_or_default(),
+        containers: spec
+            .map(|s| s.containers.iter().map(|c| container(c, false)).collect())
+            .unwrap_or_default(),
         init_containers: spec
             .and_then(|s| s.init_containers.as_ref())
             .map(|cs| cs.iter().map(|c| container(c, true)).collect())
@@ -283,7 +322,10 @@ mod tests {
                 containers: vec![Container {
                     name: "app".into(),
                     resources: Some(ResourceRequirements {
-                        requests: Some(BTreeMap::from([("cpu".to_string(), Quantity("100m".into()))])),
+                        requests: Some(BTreeMap::from([(
+                            "cpu".to_string(),
+                            Quantity("100m".into()),
+                        )])),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -312,14 +354,21 @@ mod tests {
         idx.apply(&pod("a", "api-1", "api"));
         idx.apply(&pod("b", "web-3", "web"));
         let web = Selector::parse("app=web").unwrap();
-        let names: Vec<_> = idx.select("a", &web).iter().map(|p| p.snapshot.name.clone()).collect();
+        let names: Vec<_> = idx
+            .select("a", &web)
+            .iter()
+            .map(|p| p.snapshot.name.clone())
+            .collect();
         assert_eq!(names, ["web-1", "web-2"]);
         idx.delete(&pod("a", "web-1", "web"));
         assert_eq!(idx.select("a", &web).len(), 1);
         // A relabelled pod leaves its old selector's result.
         idx.apply(&pod("a", "web-2", "api"));
         assert!(idx.select("a", &web).is_empty());
-        assert_eq!(idx.select("a", &Selector::parse("app=api").unwrap()).len(), 2);
+        assert_eq!(
+            idx.select("a", &Selector::parse("app=api").unwrap()).len(),
+            2
+        );
         assert_eq!(idx.select("a", &Selector::parse("app").unwrap()).len(), 2);
         idx.apply(&pod("a", "web-2", "web"));
         assert!(idx.select("c", &web).is_empty());
@@ -330,7 +379,9 @@ mod tests {
         // A relist replaces everything.
         let mut all = HashMap::new();
         let (ns, name, e) = index_entry(&pod("c", "x", "web")).unwrap();
-        all.entry(ns).or_insert_with(HashMap::new).insert(name, Arc::new(e));
+        all.entry(ns)
+            .or_insert_with(HashMap::new)
+            .insert(name, Arc::new(e));
         idx.replace(all);
         assert!(idx.is_synced());
         assert!(idx.select("a", &web).is_empty());

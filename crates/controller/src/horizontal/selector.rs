@@ -30,8 +30,14 @@ impl Requirement {
             Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
             Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
             Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Requirement::Gt(k, n) => labels.get(k).and_then(|l| l.parse::<i64>().ok()).is_some_and(|l| l > *n),
-            Requirement::Lt(k, n) => labels.get(k).and_then(|l| l.parse::<i64>().ok()).is_some_and(|l| l < *n),
+            Requirement::Gt(k, n) => labels
+                .get(k)
+                .and_then(|l| l.parse::<i64>().ok())
+                .is_some_and(|l| l > *n),
+            Requirement::Lt(k, n) => labels
+                .get(k)
+                .and_then(|l| l.parse::<i64>().ok())
+                .is_some_and(|l| l < *n),
         }
     }
 }
@@ -44,7 +50,10 @@ pub struct Selector(pub Vec<Requirement>);
 impl Selector {
     /// Parses `app=web,tier in (a,b)`.
     pub fn parse(text: &str) -> Result<Selector, String> {
-        let mut p = Parser { chars: text.chars().collect(), pos: 0 };
+        let mut p = Parser {
+            chars: text.chars().collect(),
+            pos: 0,
+        };
         let mut reqs = Vec::new();
         p.skip_ws();
         if p.at_end() {
@@ -91,11 +100,18 @@ pub struct LabelIndex {
 
 impl LabelIndex {
     pub fn insert(&mut self, key: &str, value: &str, name: &str) {
-        self.map.entry(key.to_owned()).or_default().entry(value.to_owned()).or_default().insert(name.to_owned());
+        self.map
+            .entry(key.to_owned())
+            .or_default()
+            .entry(value.to_owned())
+            .or_default()
+            .insert(name.to_owned());
     }
 
     pub fn remove(&mut self, key: &str, value: &str, name: &str) {
-        let Some(values) = self.map.get_mut(key) else { return };
+        let Some(values) = self.map.get_mut(key) else {
+            return;
+        };
         if let Some(names) = values.get_mut(value) {
             names.remove(name);
             if names.is_empty() {
@@ -123,7 +139,10 @@ impl LabelIndex {
                 best = Some(set);
             }
         }
-        best.map(|set| set.map(|s| s.iter().map(String::as_str).collect()).unwrap_or_default())
+        best.map(|set| {
+            set.map(|s| s.iter().map(String::as_str).collect())
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -156,7 +175,10 @@ impl Parser {
     fn ident(&mut self) -> String {
         self.skip_ws();
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        {
             self.pos += 1;
         }
         self.chars[start..self.pos].iter().collect()
@@ -209,8 +231,14 @@ impl Parser {
             Some(c @ ('>' | '<')) => {
                 self.pos += 1;
                 let v = self.ident();
-                let n = v.parse::<i64>().map_err(|_| format!("{v:?} is not an integer"))?;
-                Ok(if c == '>' { Requirement::Gt(key, n) } else { Requirement::Lt(key, n) })
+                let n = v
+                    .parse::<i64>()
+                    .map_err(|_| format!("{v:?} is not an integer"))?;
+                Ok(if c == '>' {
+                    Requirement::Gt(key, n)
+                } else {
+                    Requirement::Lt(key, n)
+                })
             }
             _ => {
                 let op = self.ident();
@@ -229,7 +257,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -264,7 +295,11 @@ mod tests {
     #[test]
     fn label_index_picks_the_smallest_candidate_set() {
         let mut idx = LabelIndex::default();
-        for (name, app, tier) in [("a", "web", "front"), ("b", "web", "back"), ("c", "api", "back")] {
+        for (name, app, tier) in [
+            ("a", "web", "front"),
+            ("b", "web", "back"),
+            ("c", "api", "back"),
+        ] {
             idx.insert("app", app, name);
             idx.insert("tier", tier, name);
         }
@@ -275,9 +310,18 @@ mod tests {
             })
         };
         let sel = |s: &str| Selector::parse(s).unwrap();
-        assert_eq!(sorted(idx.candidates(&sel("app=web,tier=front"))), Some(vec!["a".into()]));
-        assert_eq!(sorted(idx.candidates(&sel("app=web"))), Some(vec!["a".into(), "b".into()]));
-        assert_eq!(sorted(idx.candidates(&sel("app=none,tier=back"))), Some(vec![]));
+        assert_eq!(
+            sorted(idx.candidates(&sel("app=web,tier=front"))),
+            Some(vec!["a".into()])
+        );
+        assert_eq!(
+            sorted(idx.candidates(&sel("app=web"))),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            sorted(idx.candidates(&sel("app=none,tier=back"))),
+            Some(vec![])
+        );
         assert_eq!(idx.candidates(&sel("app,tier notin (x)")), None);
         idx.remove("app", "api", "c");
         assert_eq!(sorted(idx.candidates(&sel("app=api"))), Some(vec![]));

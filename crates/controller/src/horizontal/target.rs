@@ -20,11 +20,12 @@ const MISSING_TTL: Duration = Duration::from_secs(15);
 const MAX_ENTRIES: usize = 4096;
 
 type Key = (String, String);
+type Resolved = (Instant, Result<ApiResource, String>);
 
 /// Resolves scale targets and reads/writes their scale.
 pub struct Targets {
     client: Client,
-    cache: Mutex<HashMap<Key, (Instant, Result<ApiResource, String>)>>,
+    cache: Mutex<HashMap<Key, Resolved>>,
 }
 
 /// The scale as read: what the snapshot needs, and the API to write it back.
@@ -43,7 +44,10 @@ pub fn error_text(e: &kube::Error) -> String {
 
 impl Targets {
     pub fn new(client: Client) -> Targets {
-        Targets { client, cache: Mutex::new(HashMap::new()) }
+        Targets {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `apps/v1` for the workload kinds when a reference names no apiVersion (the HPA requires one;
@@ -54,7 +58,9 @@ impl Targets {
             None => match r.kind.as_str() {
                 "Deployment" | "StatefulSet" | "ReplicaSet" => Ok("apps/v1".into()),
                 "ReplicationController" => Ok("v1".into()),
-                kind => Err(format!("scaleTargetRef.apiVersion is required for kind {kind}")),
+                kind => Err(format!(
+                    "scaleTargetRef.apiVersion is required for kind {kind}"
+                )),
             },
         }
     }
@@ -63,7 +69,12 @@ impl Targets {
     pub async fn resolve(&self, r: &CrossVersionObjectReference) -> Result<ApiResource, String> {
         let api_version = Self::api_version(r)?;
         let key = (api_version.clone(), r.kind.clone());
-        if let Some((at, res)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some((at, res)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             let ttl = if res.is_ok() { FOUND_TTL } else { MISSING_TTL };
             if at.elapsed() < ttl {
                 return res.clone();
@@ -76,20 +87,35 @@ impl Targets {
         let gvk = GroupVersionKind::gvk(&group, &version, &r.kind);
         let res = match kube::discovery::pinned_kind(&self.client, &gvk).await {
             Ok((ar, caps)) => {
-                if caps.subresources.iter().any(|(sub, _)| sub.plural == "scale") {
+                if caps
+                    .subresources
+                    .iter()
+                    .any(|(sub, _)| sub.plural == "scale")
+                {
                     Ok(ar)
                 } else {
                     Err(format!("{} {api_version} has no scale subresource", r.kind))
                 }
             }
-            Err(kube::Error::Discovery(_)) => Err(format!("no kind {} is served in {api_version}", r.kind)),
-            Err(kube::Error::Api(s)) if s.code == 404 => Err(format!("no kind {} is served in {api_version}", r.kind)),
+            Err(kube::Error::Discovery(_)) => {
+                Err(format!("no kind {} is served in {api_version}", r.kind))
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(format!("no kind {} is served in {api_version}", r.kind))
+            }
             // Transient (API server unavailable...): not cached.
-            Err(e) => return Err(format!("discovery of {api_version} failed: {}", error_text(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "discovery of {api_version} failed: {}",
+                    error_text(&e)
+                ));
+            }
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_ENTRIES {
-            cache.retain(|_, (at, res)| at.elapsed() < if res.is_ok() { FOUND_TTL } else { MISSING_TTL });
+            cache.retain(|_, (at, res)| {
+                at.elapsed() < if res.is_ok() { FOUND_TTL } else { MISSING_TTL }
+            });
             if cache.len() >= MAX_ENTRIES {
                 cache.clear();
             }
@@ -101,7 +127,10 @@ impl Targets {
     /// Reads the scale of `r` in `namespace`. Errors are folded into `TargetScale::error`.
     pub async fn read(&self, namespace: &str, r: &CrossVersionObjectReference) -> ScaleRead {
         let fail = |error: String| ScaleRead {
-            scale: TargetScale { error: Some(error), ..Default::default() },
+            scale: TargetScale {
+                error: Some(error),
+                ..Default::default()
+            },
             api: None,
         };
         let ar = match self.resolve(r).await {
@@ -110,7 +139,10 @@ impl Targets {
         };
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
         match api.get_scale(&r.name).await {
-            Ok(s) => ScaleRead { scale: target_scale(&s), api: Some(api) },
+            Ok(s) => ScaleRead {
+                scale: target_scale(&s),
+                api: Some(api),
+            },
             Err(e) => fail(error_text(&e)),
         }
     }
@@ -119,7 +151,9 @@ impl Targets {
 impl ScaleRead {
     /// Writes `spec.replicas` through the scale subresource.
     pub async fn write(&self, name: &str, replicas: i32) -> Result<(), String> {
-        let Some(api) = &self.api else { return Err("the scale was not read".into()) };
+        let Some(api) = &self.api else {
+            return Err("the scale was not read".into());
+        };
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });
         api.patch_scale(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -134,7 +168,9 @@ fn target_scale(s: &Scale) -> TargetScale {
     TargetScale {
         spec_replicas,
         status_replicas: status.map(|st| st.replicas),
-        selector: status.and_then(|st| st.selector.clone()).unwrap_or_default(),
+        selector: status
+            .and_then(|st| st.selector.clone())
+            .unwrap_or_default(),
         error: None,
     }
 }

@@ -45,6 +45,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -367,10 +368,17 @@ impl HorizontalController {
             }
         }
 
-        let controller = Controller::new(hzas, watcher::Config::default().any_semantic())
-            .with_config(
-                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-            );
+        // The store keeps every autoscaler: without managedFields and the last-applied annotation
+        // (a copy of the spec), which the decision never reads.
+        let (store, writer) = kube::runtime::reflector::store();
+        let objects = watcher::watcher(hzas, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(trim)
+            .reflect(writer)
+            .applied_objects();
+        let controller = Controller::for_stream(objects, store).with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        );
         let store = controller.store();
         let housekeeping = tokio::spawn(housekeeping(ctx.clone(), store, stopped()));
 
@@ -395,6 +403,14 @@ impl HorizontalController {
         stopper.abort();
         tracing::info!("horizontal reconciler stopped");
         Ok(())
+    }
+}
+
+/// What the store need not keep of an autoscaler.
+fn trim(h: &mut HorizontalAutoscaler) {
+    h.metadata.managed_fields = None;
+    if let Some(a) = h.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 

@@ -29,6 +29,9 @@
 //! ```
 //!
 //! See `docs/metrics.md` for every source's settings, secret keys and errors.
+//!
+//! The same SigV4 SQS client is public as [`SqsClient`] (receive, delete, send, raw calls): the
+//! node controller long-polls its interruption queue with it.
 
 mod cache;
 pub mod convert;
@@ -51,7 +54,7 @@ use kube::Client;
 use tokio::sync::Semaphore;
 
 pub use error::{FailureReason, MetricError, ReadError};
-pub use event::sqs::AwsCredentials;
+pub use event::sqs::{AwsCredentials, SqsClient, SqsClientOptions, SqsMessage, create_queue};
 pub use secrets::SecretData;
 
 use crate::cache::Cache;

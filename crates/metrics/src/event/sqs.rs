@@ -1,8 +1,13 @@
-//! AWS SQS queue depth: `GetQueueAttributes` (`ApproximateNumberOfMessages`, plus
-//! `ApproximateNumberOfMessagesNotVisible` when in-flight messages count) over the AWS JSON 1.0
-//! protocol the SDKs use, signed with Signature Version 4 by a small client of our own (ring
-//! for SHA-256/HMAC, reqwest for HTTP): the AWS SDK would add some 45 crates and minutes of
-//! cold build for this one call.
+//! AWS SQS over the AWS JSON 1.0 protocol the SDKs use, signed with Signature Version 4 by a
+//! small client of our own (ring for SHA-256/HMAC, reqwest for HTTP): the AWS SDK would add some
+//! 45 crates and minutes of cold build for a handful of calls.
+//!
+//! - Queue depth for the aws-sqs event metric: `GetQueueAttributes`
+//!   (`ApproximateNumberOfMessages`, plus `ApproximateNumberOfMessagesNotVisible` when in-flight
+//!   messages count).
+//! - [`SqsClient`]: `ReceiveMessage` (long polling), `DeleteMessage`, `SendMessage`,
+//!   `CreateQueue` and any other action as raw JSON, for the node controller's interruption queue
+//!   (and tests).
 
 use std::time::Duration;
 
@@ -67,7 +72,7 @@ impl AwsCredentials {
 
 /// Where and how to call: endpoint (default: the queue URL's origin), region (default: from
 /// the queue URL's host `sqs.REGION.amazonaws.com`, else the controller's default).
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Target {
     pub endpoint: Url,
     pub region: String,
@@ -77,11 +82,29 @@ pub(crate) fn target(
     src: &AwsSqsSource,
     default_region: Option<&str>,
 ) -> Result<Target, ReadError> {
-    let queue = Url::parse(&src.queue_url)
-        .map_err(|e| ReadError::InvalidSpec(format!("awsSqs.queueUrl {:?}: {e}", src.queue_url)))?;
-    let endpoint = match src.endpoint.as_deref().filter(|s| !s.is_empty()) {
+    target_of(
+        &src.queue_url,
+        ("awsSqs.queueUrl", "awsSqs.endpoint"),
+        src.endpoint.as_deref(),
+        src.region.as_deref(),
+        default_region,
+    )
+}
+
+/// [`target`] from loose parts; `fields` name the queue URL's and the endpoint's fields (or
+/// flags) in errors.
+fn target_of(
+    queue_url: &str,
+    fields: (&str, &str),
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    default_region: Option<&str>,
+) -> Result<Target, ReadError> {
+    let queue = Url::parse(queue_url)
+        .map_err(|e| ReadError::InvalidSpec(format!("{} {queue_url:?}: {e}", fields.0)))?;
+    let endpoint = match endpoint.filter(|s| !s.is_empty()) {
         Some(e) => Url::parse(e)
-            .map_err(|err| ReadError::InvalidSpec(format!("awsSqs.endpoint {e:?}: {err}")))?,
+            .map_err(|err| ReadError::InvalidSpec(format!("{} {e:?}: {err}", fields.1)))?,
         None => {
             let mut u = queue.clone();
             u.set_path("/");
@@ -105,10 +128,9 @@ pub(crate) fn target(
             _ => None,
         }
     });
-    let region = src
-        .region
-        .clone()
+    let region = region
         .filter(|r| !r.is_empty())
+        .map(str::to_owned)
         .or(from_host)
         .or(default_region.map(str::to_owned))
         .unwrap_or_else(|| "us-east-1".to_owned());
@@ -260,24 +282,17 @@ fn error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
     }
 }
 
-/// Reads the depth of the queue.
-pub(crate) async fn read(
+/// One signed call: POSTs `body` as `x-amz-target: {amz_target}` and returns the answer's bytes,
+/// or the AWS error it carries.
+async fn call(
     http: &reqwest::Client,
-    src: &AwsSqsSource,
-    default_region: Option<&str>,
+    t: &Target,
+    amz_target: &str,
+    body: &serde_json::Value,
     creds: &AwsCredentials,
     timeout: Duration,
-) -> Result<f64, ReadError> {
-    let t = target(src, default_region)?;
-    let include_in_flight = src.include_in_flight.unwrap_or(true);
-    let mut names = vec![VISIBLE];
-    if include_in_flight {
-        names.push(IN_FLIGHT);
-    }
-    let body = serde_json::to_vec(
-        &serde_json::json!({ "QueueUrl": src.queue_url, "AttributeNames": names }),
-    )
-    .map_err(|e| ReadError::InvalidSpec(e.to_string()))?;
+) -> Result<Vec<u8>, ReadError> {
+    let body = serde_json::to_vec(body).map_err(|e| ReadError::InvalidSpec(e.to_string()))?;
     let amz_date = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();
@@ -289,7 +304,7 @@ pub(crate) async fn read(
         &t.endpoint,
         &t.region,
         "sqs",
-        TARGET,
+        amz_target,
         &body,
         &amz_date,
         creds,
@@ -318,7 +333,269 @@ pub(crate) async fn read(
     if !status.is_success() {
         return Err(ReadError::Source(error_message(status, &bytes)));
     }
+    Ok(bytes.to_vec())
+}
+
+/// Reads the depth of the queue.
+pub(crate) async fn read(
+    http: &reqwest::Client,
+    src: &AwsSqsSource,
+    default_region: Option<&str>,
+    creds: &AwsCredentials,
+    timeout: Duration,
+) -> Result<f64, ReadError> {
+    let t = target(src, default_region)?;
+    let include_in_flight = src.include_in_flight.unwrap_or(true);
+    let mut names = vec![VISIBLE];
+    if include_in_flight {
+        names.push(IN_FLIGHT);
+    }
+    let body = serde_json::json!({ "QueueUrl": src.queue_url, "AttributeNames": names });
+    let bytes = call(http, &t, TARGET, &body, creds, timeout).await?;
     depth(&bytes, include_in_flight)
+}
+
+/// A message received from a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SqsMessage {
+    pub message_id: String,
+    /// What `DeleteMessage` needs (valid for this receipt only).
+    pub receipt_handle: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+#[derive(Deserialize)]
+struct Received {
+    #[serde(rename = "Messages", default)]
+    messages: Vec<SqsMessage>,
+}
+
+/// The messages of a `ReceiveMessage` JSON answer (none: `{}`).
+pub(crate) fn received(body: &[u8]) -> Result<Vec<SqsMessage>, ReadError> {
+    serde_json::from_slice::<Received>(body)
+        .map(|r| r.messages)
+        .map_err(|e| ReadError::Parse {
+            what: "SQS ReceiveMessage".into(),
+            message: e.to_string(),
+        })
+}
+
+/// A client of one SQS queue: where to call (the endpoint and region come from the queue URL
+/// unless given), with which credentials.
+#[derive(Clone)]
+pub struct SqsClient {
+    http: reqwest::Client,
+    target: Target,
+    queue_url: String,
+    creds: AwsCredentials,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SqsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsClient")
+            .field("queue_url", &self.queue_url)
+            .field("endpoint", &self.target.endpoint.as_str())
+            .field("region", &self.target.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an [`SqsClient`] calls.
+#[derive(Debug, Clone, Default)]
+pub struct SqsClientOptions<'a> {
+    /// Overrides the endpoint (default: the queue URL's origin).
+    pub endpoint: Option<&'a str>,
+    /// Overrides the region (default: from an `sqs.REGION.amazonaws.com` queue URL, else
+    /// `default_region`, else us-east-1).
+    pub region: Option<&'a str>,
+    pub default_region: Option<&'a str>,
+    /// Per-call timeout (a long poll adds its wait to it). Default 10 s.
+    pub timeout: Option<Duration>,
+    /// Names of the queue URL's and the endpoint's settings in errors (default
+    /// `queueUrl`, `endpoint`).
+    pub fields: Option<(&'a str, &'a str)>,
+}
+
+impl SqsClient {
+    /// A client of `queue_url`. Fails when the URL or the endpoint is not an http(s) URL.
+    pub fn new(
+        queue_url: &str,
+        creds: AwsCredentials,
+        opts: SqsClientOptions<'_>,
+    ) -> Result<SqsClient, ReadError> {
+        let target = target_of(
+            queue_url,
+            opts.fields.unwrap_or(("queueUrl", "endpoint")),
+            opts.endpoint,
+            opts.region,
+            opts.default_region,
+        )?;
+        // kube and reqwest compile in two rustls providers; settle on ring (harmless if set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ReadError::Source(format!("building the HTTP client: {e}")))?;
+        Ok(SqsClient {
+            http,
+            target,
+            queue_url: queue_url.to_owned(),
+            creds,
+            timeout: opts.timeout.unwrap_or(Duration::from_secs(10)),
+        })
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.target.endpoint.as_str()
+    }
+
+    pub fn region(&self) -> &str {
+        &self.target.region
+    }
+
+    /// Any action (`"SendMessage"`...) with a JSON body; the answer as JSON (`{}` when empty).
+    /// The queue URL is not added: put `QueueUrl` in `body` where the action needs it.
+    pub async fn call(
+        &self,
+        action: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ReadError> {
+        self.call_with(action, body, self.timeout).await
+    }
+
+    async fn call_with(
+        &self,
+        action: &str,
+        body: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, ReadError> {
+        let bytes = call(
+            &self.http,
+            &self.target,
+            &format!("AmazonSQS.{action}"),
+            body,
+            &self.creds,
+            timeout,
+        )
+        .await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::json!({}));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ReadError::Parse {
+            what: format!("SQS {action}"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Up to `max` (1–10) messages, waiting up to `wait` (0–20 s) for the first one (long
+    /// polling); received messages stay invisible to others for `visibility` (default: the
+    /// queue's setting).
+    pub async fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<SqsMessage>, ReadError> {
+        let wait = wait.min(Duration::from_secs(20));
+        let mut body = serde_json::json!({
+            "QueueUrl": self.queue_url,
+            "MaxNumberOfMessages": max.clamp(1, 10),
+            "WaitTimeSeconds": wait.as_secs(),
+        });
+        if let Some(v) = visibility {
+            body["VisibilityTimeout"] = v.as_secs().into();
+        }
+        let bytes = call(
+            &self.http,
+            &self.target,
+            "AmazonSQS.ReceiveMessage",
+            &body,
+            &self.creds,
+            self.timeout + wait,
+        )
+        .await?;
+        received(&bytes)
+    }
+
+    /// Deletes a received message.
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), ReadError> {
+        self.call(
+            "DeleteMessage",
+            &serde_json::json!({ "QueueUrl": self.queue_url, "ReceiptHandle": receipt_handle }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Sends a message; its id.
+    pub async fn send(&self, body: &str) -> Result<String, ReadError> {
+        let v = self
+            .call(
+                "SendMessage",
+                &serde_json::json!({ "QueueUrl": self.queue_url, "MessageBody": body }),
+            )
+            .await?;
+        Ok(v.get("MessageId")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Messages visible and in flight (`ApproximateNumberOfMessages`,
+    /// `ApproximateNumberOfMessagesNotVisible`).
+    pub async fn depth(&self) -> Result<(u64, u64), ReadError> {
+        let body = serde_json::json!({ "QueueUrl": self.queue_url, "AttributeNames": [VISIBLE, IN_FLIGHT] });
+        let bytes = call(
+            &self.http,
+            &self.target,
+            TARGET,
+            &body,
+            &self.creds,
+            self.timeout,
+        )
+        .await?;
+        let visible = depth(&bytes, false)?;
+        let all = depth(&bytes, true)?;
+        Ok((visible as u64, (all - visible) as u64))
+    }
+}
+
+/// Creates a queue (idempotent for the same attributes) and returns its URL: for tests and
+/// setup. `endpoint` is the service's URL.
+pub async fn create_queue(
+    endpoint: &str,
+    region: &str,
+    name: &str,
+    creds: &AwsCredentials,
+) -> Result<String, ReadError> {
+    let base = endpoint.trim_end_matches('/');
+    // Any queue URL under the endpoint gives the right target; CreateQueue ignores it.
+    let client = SqsClient::new(
+        &format!("{base}/000000000000/{name}"),
+        creds.clone(),
+        SqsClientOptions {
+            region: Some(region),
+            ..Default::default()
+        },
+    )?;
+    let v = client
+        .call("CreateQueue", &serde_json::json!({ "QueueName": name }))
+        .await?;
+    v.get("QueueUrl")
+        .and_then(|u| u.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ReadError::Parse {
+            what: "SQS CreateQueue".into(),
+            message: format!("no QueueUrl in {v}"),
+        })
 }
 
 #[cfg(test)]
@@ -423,6 +700,44 @@ mod tests {
         );
         assert!(target(&src("not a url", None, None), None).is_err());
         assert!(target(&src("ftp://x/1/q", None, None), None).is_err());
+    }
+
+    #[test]
+    fn received_messages() {
+        let two = br#"{"Messages":[{"MessageId":"m-1","ReceiptHandle":"r-1","MD5OfBody":"x","Body":"{\"a\":1}"},{"MessageId":"m-2","ReceiptHandle":"r-2","Body":""}]}"#;
+        let m = received(two).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m[0],
+            SqsMessage {
+                message_id: "m-1".into(),
+                receipt_handle: "r-1".into(),
+                body: r#"{"a":1}"#.into()
+            }
+        );
+        assert_eq!(m[1].body, "");
+        assert!(received(b"{}").unwrap().is_empty());
+        assert!(received(br#"{"Messages":[]}"#).unwrap().is_empty());
+        let e = received(br#"{"Messages":[{"Body":"x"}]}"#).unwrap_err();
+        assert!(e.to_string().contains("SQS ReceiveMessage"), "{e}");
+        let e = target_of(
+            "::",
+            ("--interruption-queue", "--interruption-endpoint"),
+            None,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--interruption-queue"), "{e}");
+        let e = target_of(
+            "http://127.0.0.1:25000/1/q",
+            ("--interruption-queue", "--interruption-endpoint"),
+            Some("nope"),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--interruption-endpoint"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`gc`]: instances without a NodeClaim and NodeClaims without an instance are removed.
 //! - [`pools`]: NodePool status (resources in use, `Ready`, `LimitsReached`).
 //! - [`disruption`]: one disruption action at a time from `disrupt`.
+//! - [`interruption`]: spot interruption, state-change and scheduled-change messages from an
+//!   SQS queue delete the NodeClaim (same drain) after cordoning its node.
 //!
 //! Scope: a NodePool label selector restricts which NodePools (and so which NodeClaims, nodes and
 //! instances) this process manages, and a namespace list which pending pods it provisions for,
@@ -26,6 +28,7 @@ pub mod convert;
 pub mod disruption;
 pub mod events;
 pub mod gc;
+pub mod interruption;
 pub mod pools;
 pub mod provisioner;
 pub mod termination;
@@ -72,6 +75,8 @@ pub struct NodesOptions {
     pub status_interval: Duration,
     /// The disruption controller (None: off).
     pub disruption: Option<disruption::DisruptionShellOptions>,
+    /// The interruption queue (None: not read).
+    pub interruption: Option<interruption::InterruptionOptions>,
 }
 
 impl Default for NodesOptions {
@@ -88,6 +93,7 @@ impl Default for NodesOptions {
             namespaces: vec![],
             status_interval: Duration::from_secs(5),
             disruption: Some(disruption::DisruptionShellOptions::default()),
+            interruption: None,
         }
     }
 }
@@ -157,6 +163,10 @@ pub async fn run<P: CloudProvider>(
     opts: NodesOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    let sqs = match &opts.interruption {
+        Some(i) => Some(i.client()?),
+        None => None,
+    };
     let client = Client::try_from(config.clone())?;
     let mut no_retry = config;
     no_retry.default_retry = false;
@@ -186,6 +196,9 @@ pub async fn run<P: CloudProvider>(
     tasks.spawn(gc::run(ctx.clone()));
     if ctx.opts.disruption.is_some() {
         tasks.spawn(disruption::run(ctx.clone()));
+    }
+    if let Some(sqs) = sqs {
+        tasks.spawn(interruption::run(ctx.clone(), sqs));
     }
     tokio::select! {
         _ = shutdown => tracing::info!("node controllers stopping"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use ballast_controller::nodes::NodesOptions;
 use ballast_controller::nodes::disruption::DisruptionShellOptions;
+use ballast_controller::nodes::interruption::InterruptionOptions;
 use ballast_nodes::{
     ClusterSnapshot, Destination, DisruptionDecision, DisruptionOptions, ProvisionOptions, ProvisioningDecision,
     Verdict,
@@ -55,7 +56,21 @@ pub struct NodesFlags {
     /// Seconds between disruption passes.
     #[arg(long, default_value_t = 10)]
     pub disruption_poll: u64,
-    /// Where the nodes reconciler serves /healthz (a loopback address).
+    /// SQS queue URL of EC2 interruption events (spot interruption warnings, rebalance
+    /// recommendations, instance state changes, AWS Health scheduled changes, sent by EventBridge
+    /// rules): interrupted nodes are cordoned, drained and replaced. Credentials come from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub interruption_queue: Option<String>,
+    /// SQS endpoint of the interruption queue (default: AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL,
+    /// else the queue URL's origin).
+    #[arg(long, value_name = "URL", requires = "interruption_queue")]
+    pub interruption_endpoint: Option<String>,
+    /// Region the interruption queue's requests are signed for (default: AWS_REGION, else
+    /// AWS_DEFAULT_REGION, else the queue URL's sqs.REGION host, else us-east-1).
+    #[arg(long, value_name = "REGION", requires = "interruption_queue")]
+    pub interruption_region: Option<String>,
+    /// Where the nodes reconciler serves /healthz and /metrics (a loopback address).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9465")]
     pub nodes_health_addr: SocketAddr,
     /// Serve /healthz on a non-loopback address (in a pod, for the kubelet's probes).
@@ -75,6 +90,12 @@ impl NodesFlags {
         o.disruption = (!self.no_disruption).then(|| DisruptionShellOptions {
             poll: Duration::from_secs(self.disruption_poll.max(1)),
             ..Default::default()
+        });
+        o.interruption = self.interruption_queue.as_ref().map(|q| {
+            let mut i = InterruptionOptions::new(q.clone());
+            i.endpoint = self.interruption_endpoint.clone();
+            i.region = self.interruption_region.clone();
+            i.with_env()
         });
         o
     }
@@ -105,22 +126,27 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
+        let opts = flags.options();
+        let mut registry = Registry::default();
+        if let Some(i) = &opts.interruption {
+            i.metrics.register(&mut registry);
+        }
         let (addr, server) = ballast_controller::runtime::serve(
             flags.nodes_health_addr,
             flags.nodes_health_bind_any,
-            Arc::new(Registry::default()),
+            Arc::new(registry),
             Arc::new(|| true),
             stopped(),
         )
         .await?;
-        tracing::info!(%addr, "serving /healthz");
+        tracing::info!(%addr, "serving /healthz and /metrics");
         let server = tokio::spawn(server);
         let signal = tokio::spawn(async move {
             ballast_controller::runtime::shutdown_signal().await;
             tracing::info!("shutdown requested");
             let _ = stop_tx.send(true);
         });
-        let result = ballast_controller::nodes::run(config, provider, flags.options(), stopped()).await;
+        let result = ballast_controller::nodes::run(config, provider, opts, stopped()).await;
         signal.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         result.map(|()| ExitCode::SUCCESS)
@@ -390,6 +416,37 @@ mod tests {
         assert!(text.contains("PDB shop/db allows no disruption of pod shop/db-1 now"), "{text}");
         assert!(text.contains("consolidateAfter not reached"), "{text}");
         assert!(!text.contains("-0.00"), "{text}");
+    }
+
+    fn nodes_flags(args: &[&str]) -> Result<NodesFlags, clap::Error> {
+        use clap::Parser;
+        let mut all = vec!["ballast", "controller", "nodes"];
+        all.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(all)?.command {
+            crate::cli::Command::Controller(c) => Ok(c.nodes),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn interruption_flags() {
+        let f = nodes_flags(&["--catalog", "c.yaml"]).unwrap();
+        assert!(f.options().interruption.is_none());
+        let f = nodes_flags(&[
+            "--interruption-queue",
+            "http://127.0.0.1:25000/123456789012/interruptions",
+            "--interruption-endpoint",
+            "http://127.0.0.1:25000",
+            "--interruption-region",
+            "eu-west-1",
+        ])
+        .unwrap();
+        let i = f.options().interruption.expect("interruption options");
+        assert_eq!(i.queue_url, "http://127.0.0.1:25000/123456789012/interruptions");
+        assert_eq!(i.endpoint.as_deref(), Some("http://127.0.0.1:25000"));
+        assert_eq!(i.region.as_deref(), Some("eu-west-1"));
+        let e = nodes_flags(&["--interruption-region", "eu-west-1"]).unwrap_err().to_string();
+        assert!(e.contains("--interruption-queue"), "{e}");
     }
 
     #[test]

@@ -411,7 +411,8 @@ up_kube() {
       --use-service-account-credentials=true \
       --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
       --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-      --cluster-name=ballast-testbed --allocate-node-cidrs=false --leader-elect=false --profiling=false --v=1
+      --cluster-name=ballast-testbed --allocate-node-cidrs=false --leader-elect=false --profiling=false --v=1 \
+      --kube-api-qps=200 --kube-api-burst=400
   fi
   if ! running kube-scheduler; then
     spawn kube-scheduler "$K8S_BIN/kube-scheduler" \
@@ -419,7 +420,7 @@ up_kube() {
       --authentication-kubeconfig="$RT/kube-scheduler.kubeconfig" \
       --authorization-kubeconfig="$RT/kube-scheduler.kubeconfig" \
       --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$RT/kube-scheduler" \
-      --leader-elect=false --profiling=false --v=1
+      --leader-elect=false --profiling=false --v=1 --kube-api-qps=200 --kube-api-burst=400
   fi
   if ! running kwok; then
     spawn kwok "$KWOK_BIN/kwok" --kubeconfig="$RT/kubeconfig" --config="$KWOK_BIN/stages.yaml" \

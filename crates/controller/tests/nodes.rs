@@ -21,6 +21,13 @@
 //!   whose instance vanished is deleted.
 //! - `emptiness_removes_empty_nodes`, `consolidation_leaves_one_cheapest_node` and
 //!   `drift_replaces_nodes_but_do_not_disrupt_pins`: the disruption controller.
+//! - `scale_down_consolidates_a_half_empty_pair_within_the_pdb`: scaled up one node per step,
+//!   then down; empty nodes go, the half-empty pair becomes one cheaper node, and watchers see
+//!   the Deployment's available replicas never below replicas − 1 (PDB maxUnavailable 1).
+//! - `drift_replaces_nodes_one_at_a_time_within_the_budget`: a budget of one node: a watch never
+//!   sees two drifted nodes disrupted at once.
+//! - `spot_interruption_from_sqs_drains_and_replaces_the_node`: interruption messages from an
+//!   SQS queue on moto (`tests/testbed.sh up moto`).
 //!
 //! Each test runs its own controllers, restricted to its own NodePools (label selector) and its
 //! own namespace's pending pods, so tests run in parallel. Without a test bed every test prints a
@@ -34,9 +41,10 @@ use anyhow::{Context as _, Result, ensure};
 use ballast_api::nodes::{KwokNodeClass, NodeClaim, NodePool, labels};
 use ballast_cloud::{CloudProvider, Instance, LaunchOffering, LaunchRequest, OfferingKey};
 use ballast_cloud_kwok::KwokProvider;
+use ballast_controller::nodes::interruption::{InterruptionMetrics, InterruptionOptions};
 use ballast_controller::nodes::{NodesOptions, disruption::DisruptionShellOptions};
 use ballast_testbed::wait::poll_until;
-use ballast_testbed::{TestBed, TestDeployment, TestNamespace, testbed_or_skip};
+use ballast_testbed::{TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
@@ -1186,4 +1194,603 @@ async fn consolidation_leaves_one_cheapest_node() -> Result<()> {
         Ok(())
     })
     .await
+}
+
+// ---- watchers: every state seen, not polls ------------------------------------------------------
+
+/// One observed state of a node (or its deletion).
+#[derive(Debug, Clone)]
+struct NodeSample {
+    name: String,
+    gone: bool,
+    cordoned: bool,
+    tainted: bool,
+    deleting: bool,
+}
+
+impl NodeSample {
+    fn of(n: &Node, gone: bool) -> NodeSample {
+        let spec = n.spec.clone().unwrap_or_default();
+        NodeSample {
+            name: n.name_any(),
+            gone,
+            cordoned: spec.unschedulable == Some(true),
+            tainted: spec
+                .taints
+                .iter()
+                .flatten()
+                .any(|t| t.key == labels::DISRUPTED_TAINT && t.effect == "NoSchedule"),
+            deleting: n.metadata.deletion_timestamp.is_some(),
+        }
+    }
+
+    /// Being disrupted: cordoned, tainted or deleted, and not gone yet.
+    fn disrupted(&self) -> bool {
+        !self.gone && (self.cordoned || self.tainted || self.deleting)
+    }
+}
+
+/// Records every watch event of a set of objects until aborted.
+struct Recorder<S> {
+    samples: std::sync::Arc<std::sync::Mutex<Vec<S>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<S: Clone + Send + 'static> Recorder<S> {
+    /// Watches `api` (narrowed by `cfg`) and keeps `sample(object, deleted)` of every event.
+    fn start<K>(
+        api: Api<K>,
+        cfg: kube::runtime::watcher::Config,
+        sample: impl Fn(&K, bool) -> S + Send + 'static,
+    ) -> Recorder<S>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+        K::DynamicType: Default,
+    {
+        use futures::StreamExt;
+        use kube::runtime::watcher::{Event as W, watcher};
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let out = samples.clone();
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, cfg).boxed();
+            while let Some(ev) = stream.next().await {
+                let s = match ev {
+                    Ok(W::Apply(o) | W::InitApply(o)) => sample(&o, false),
+                    Ok(W::Delete(o)) => sample(&o, true),
+                    _ => continue,
+                };
+                out.lock().expect("lock").push(s);
+            }
+        });
+        Recorder { samples, task }
+    }
+
+    fn samples(&self) -> Vec<S> {
+        self.samples.lock().expect("lock").clone()
+    }
+}
+
+impl<S> Drop for Recorder<S> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every state of one pool's nodes.
+fn watch_pool_nodes(run: &Run, suffix: &str) -> Recorder<NodeSample> {
+    let cfg = kube::runtime::watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::NODEPOOL,
+        run.pool_name(suffix)
+    ));
+    Recorder::start(run.nodes(), cfg, NodeSample::of)
+}
+
+/// The most nodes of `among` disrupted at once over the samples, and the nodes ever disrupted.
+fn most_disrupted_at_once(
+    samples: &[NodeSample],
+    among: &BTreeSet<String>,
+) -> (usize, BTreeSet<String>) {
+    let mut now: BTreeMap<String, bool> = BTreeMap::new();
+    let mut most = 0;
+    let mut ever = BTreeSet::new();
+    for s in samples.iter().filter(|s| among.contains(&s.name)) {
+        now.insert(s.name.clone(), s.disrupted());
+        if s.disrupted() {
+            ever.insert(s.name.clone());
+        }
+        most = most.max(now.values().filter(|d| **d).count());
+    }
+    (most, ever)
+}
+
+/// Every watch event of one named object of the namespace, as `f` of it.
+fn watch_named<K>(ns: &TestNamespace, name: &str, f: fn(&K) -> i32) -> Recorder<i32>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+{
+    let cfg = kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"));
+    Recorder::start(
+        ns.api::<K>(),
+        cfg,
+        move |o, deleted| if deleted { -1 } else { f(o) },
+    )
+}
+
+fn available(d: &Deployment) -> i32 {
+    d.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+}
+
+fn pdb_healthy(p: &PodDisruptionBudget) -> i32 {
+    p.status.as_ref().map(|s| s.current_healthy).unwrap_or(0)
+}
+
+/// A scale-down leaves two half-empty nodes: with a PDB of maxUnavailable 1 in force, emptiness
+/// removes the empty nodes and multi-node consolidation replaces the pair by one cheaper node,
+/// while watchers see the Deployment's available replicas (and the PDB's healthy count) at
+/// every change and never below replicas − 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_consolidates_a_half_empty_pair_within_the_pdb() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    // No consolidation while the nodes are made; turned on after the scale-down.
+    let d =
+        json!({ "disruption": { "consolidateAfter": "Never", "budgets": [{ "nodes": "100%" }] } });
+    let run = Run::start(
+        &bed,
+        "nodes-pair",
+        &[("general", d, json!({}))],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        // 1 CPU + 3500Mi: too much memory for a c6i.large, and two do not share an m6i.large
+        // (1930m allocatable): every pod gets its own m6i.large ($0.096/h). Two such pods fit one
+        // c6i.xlarge ($0.17/h < 2 × $0.096/h), and neither half-empty m6i.large can take the
+        // other's pod: only a replacement consolidates the pair.
+        ns.create_deployment(
+            TestDeployment::new("web")
+                .replicas(1)
+                .request("cpu", "1")
+                .request("memory", "3500Mi"),
+        )
+        .await?;
+        for n in 1..=4 {
+            if n > 1 {
+                ns.scale_deployment("web", n).await?;
+            }
+            ns.wait_deployment_ready("web", n, T).await?;
+            run.ready_nodes("general", n as usize, T).await?;
+        }
+        let nodes = run.pool_nodes("general").await?;
+        ensure!(
+            nodes
+                .iter()
+                .all(|n| label(n, labels::INSTANCE_TYPE) == "m6i.large"),
+            "scale-up made {:?}",
+            nodes
+                .iter()
+                .map(|n| label(n, labels::INSTANCE_TYPE))
+                .collect::<Vec<_>>()
+        );
+        let originals: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
+        // Down to two: each node held one pod, so two nodes are empty and two half-empty.
+        ns.scale_deployment("web", 2).await?;
+        ns.wait_deployment_ready("web", 2, T).await?;
+        let kept: BTreeSet<String> = poll_until(
+            "two web pods left",
+            T,
+            Duration::from_millis(300),
+            || async {
+                let p = placements(ns, "web").await?;
+                Ok((p.len() == 2).then(|| p.into_values().collect::<BTreeSet<String>>()))
+            },
+        )
+        .await?;
+        ensure!(kept.len() == 2, "the two pods share a node: {kept:?}");
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": { "name": "web" },
+            "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": "web" } } }
+        }))?;
+        ns.api::<PodDisruptionBudget>()
+            .create(&PostParams::default(), &pdb)
+            .await?;
+        poll_until("PDB status", T, Duration::from_millis(300), || async {
+            let p = ns.api::<PodDisruptionBudget>().get("web").await?;
+            Ok(p.status
+                .filter(|s| s.current_healthy == 2 && s.disruptions_allowed == 1)
+                .map(|_| ()))
+        })
+        .await?;
+        let deployment_watch = watch_named::<Deployment>(ns, "web", available);
+        let pdb_watch = watch_named::<PodDisruptionBudget>(ns, "web", pdb_healthy);
+        let node_watch = watch_pool_nodes(run, "general");
+        let patch = json!({ "spec": { "disruption": { "consolidateAfter": "5s" } } });
+        Api::<NodePool>::all(run.client.clone())
+            .patch(
+                &run.pool_name("general"),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        let last = poll_until(
+            "one c6i.xlarge left, running both pods",
+            Duration::from_secs(240),
+            Duration::from_millis(500),
+            || async {
+                let nodes = run.pool_nodes("general").await?;
+                let claims = run.claims("general").await?;
+                let on: BTreeSet<String> = placements(ns, "web").await?.into_values().collect();
+                let ready = available(&ns.api::<Deployment>().get("web").await?) == 2;
+                Ok((nodes.len() == 1
+                    && claims.len() == 1
+                    && label(&nodes[0], labels::INSTANCE_TYPE) == "c6i.xlarge"
+                    && on.len() == 1
+                    && on.contains(&nodes[0].name_any())
+                    && ready)
+                    .then(|| nodes[0].name_any()))
+            },
+        )
+        .await?;
+        ensure!(
+            !originals.contains(&last),
+            "the pair was not replaced: {last} is an original node"
+        );
+        let seen = deployment_watch.samples();
+        let healthy = pdb_watch.samples();
+        eprintln!("available replicas seen: {seen:?}; PDB healthy seen: {healthy:?}");
+        ensure!(
+            !seen.is_empty() && !healthy.is_empty(),
+            "the watchers saw nothing"
+        );
+        ensure!(
+            seen.iter().all(|a| *a >= 1),
+            "available replicas fell below replicas - 1: {seen:?}"
+        );
+        ensure!(
+            healthy.iter().all(|h| *h >= 1),
+            "the PDB's healthy pods fell below replicas - 1: {healthy:?}"
+        );
+        // Every original node went through the disruption taint (emptiness and consolidation
+        // both taint before deleting) and is gone.
+        let (_, ever) = most_disrupted_at_once(&node_watch.samples(), &originals);
+        ensure!(ever == originals, "disrupted {ever:?} of {originals:?}");
+        for n in &originals {
+            ensure!(run.nodes().get_opt(n).await?.is_none(), "{n} still exists");
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// A template change drifts three nodes; a budget of one node replaces them one at a time: a
+/// watch on the nodes never sees two of the original nodes disrupted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_replaces_nodes_one_at_a_time_within_the_budget() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let d = json!({ "disruption": { "consolidateAfter": "Never", "budgets": [{ "nodes": "1" }] } });
+    let run = Run::start(
+        &bed,
+        "nodes-budget",
+        &[("general", d, json!({}))],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        deploy(
+            ns,
+            TestDeployment::new("web").replicas(3).request("cpu", "3"),
+            |t| {
+                t["spec"]["affinity"] = anti_affinity("web");
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 3, T).await?;
+        let originals: BTreeSet<String> = run
+            .ready_nodes("general", 3, T)
+            .await?
+            .iter()
+            .map(|n| n.name_any())
+            .collect();
+        let node_watch = watch_pool_nodes(run, "general");
+        let patch = json!({ "spec": { "template": { "metadata": { "annotations": { "example.com/revision": "2" } } } } });
+        Api::<NodePool>::all(run.client.clone())
+            .patch(&run.pool_name("general"), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        poll_until(
+            "every original node replaced",
+            Duration::from_secs(300),
+            Duration::from_millis(500),
+            || async {
+                let nodes = run.pool_nodes("general").await?;
+                let old = nodes.iter().filter(|n| originals.contains(&n.name_any())).count();
+                let ready = available(&ns.api::<Deployment>().get("web").await?) == 3;
+                Ok((old == 0 && nodes.len() == 3 && nodes.iter().all(ready_node) && ready).then_some(()))
+            },
+        )
+        .await?;
+        let (most, ever) = most_disrupted_at_once(&node_watch.samples(), &originals);
+        ensure!(ever == originals, "disrupted {ever:?} of {originals:?}");
+        ensure!(most == 1, "{most} nodes disrupted at once with a budget of 1");
+        ns.wait_deployment_ready("web", 3, T).await?;
+        Ok(())
+    })
+    .await
+}
+
+fn ready_node(n: &Node) -> bool {
+    ready(n)
+}
+
+// ---- interruption queue -------------------------------------------------------------------------
+
+fn aws_testing() -> ballast_metrics::AwsCredentials {
+    ballast_metrics::AwsCredentials {
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+        session_token: None,
+    }
+}
+
+/// An EventBridge event as EC2 publishes it, for `instance`.
+fn ec2_event(detail_type: &str, instance: &str, detail: Value) -> String {
+    let mut d = json!({ "instance-id": instance });
+    for (k, v) in detail.as_object().into_iter().flatten() {
+        d[k] = v.clone();
+    }
+    json!({
+        "version": "0",
+        "id": format!("test-{instance}-{}", detail_type.len()),
+        "detail-type": detail_type,
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": jiff::Timestamp::now().to_string(),
+        "region": "us-east-1",
+        "resources": [format!("arn:aws:ec2:us-east-1b:instance/{instance}")],
+        "detail": d,
+    })
+    .to_string()
+}
+
+/// Events (events.k8s.io) about a cluster-scoped object (published in `default`).
+async fn cluster_events_about(client: &Client, name: &str) -> Result<Vec<Event>> {
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    Ok(events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect())
+}
+
+/// Spot interruption messages from an SQS queue on moto: a garbage message, one for an unknown
+/// instance and a rebalance recommendation are consumed without action (the loop goes on); a spot
+/// interruption warning naming a node's instance cordons and taints it, marks its offering
+/// unavailable, deletes its NodeClaim (drained), and its pod runs on a replacement of another
+/// offering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_interruption_from_sqs_drains_and_replaces_the_node() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let moto = service_or_skip!(bed.moto_url(), Ok(()));
+    let queue_name = format!(
+        "ballast-interruption-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_millisecond()
+    );
+    let queue =
+        ballast_metrics::create_queue(&moto, "us-east-1", &queue_name, &aws_testing()).await?;
+    ensure!(
+        queue.starts_with("http://127.0.0.1"),
+        "queue URL {queue} is not loopback"
+    );
+    let metrics = InterruptionMetrics::default();
+    let (m, q) = (metrics.clone(), queue.clone());
+    let spot_only = json!({ "requirements": [
+        { "key": labels::CAPACITY_TYPE, "operator": "In", "values": ["spot"] },
+        { "key": "nodes.ballast.dev/instance-family", "operator": "In", "values": ["c6i"] }
+    ] });
+    let run = Run::start(
+        &bed,
+        "nodes-spot",
+        &[("spot", json!({}), spot_only)],
+        move |o| {
+            let mut i = InterruptionOptions::new(q);
+            i.credentials = Some(aws_testing());
+            i.region = Some("us-east-1".into());
+            i.wait = Duration::from_secs(2);
+            i.metrics = m;
+            o.interruption = Some(i);
+        },
+    )
+    .await?;
+    let sqs = ballast_metrics::SqsClient::new(&queue, aws_testing(), Default::default())?;
+    let result = with_run(run, &["spot"], async |run| {
+        let ns = &run.ns;
+        deploy(
+            ns,
+            TestDeployment::new("web").replicas(2).request("cpu", "3"),
+            |t| {
+                t["spec"]["affinity"] = anti_affinity("web");
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 2, T).await?;
+        let nodes = run.ready_nodes("spot", 2, T).await?;
+        ensure!(
+            nodes
+                .iter()
+                .all(|n| label(n, labels::CAPACITY_TYPE) == "spot"),
+            "not spot nodes"
+        );
+        let (victim, other) = (nodes[0].clone(), nodes[1].clone());
+        let instance = |n: &Node| -> Result<String> {
+            let pid = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.provider_id.clone())
+                .context("node without providerID")?;
+            Ok(ballast_controller::nodes::interruption::message::instance_id(&pid).to_owned())
+        };
+        let claim_of = async |n: &Node| -> Result<NodeClaim> {
+            run.claims("spot")
+                .await?
+                .into_iter()
+                .find(|c| {
+                    c.status.as_ref().and_then(|s| s.node_name.as_deref())
+                        == Some(n.name_any().as_str())
+                })
+                .with_context(|| format!("no NodeClaim for node {}", n.name_any()))
+        };
+        let victim_claim = claim_of(&victim).await?;
+        let other_claim = claim_of(&other).await?;
+        let node_watch = watch_pool_nodes(run, "spot");
+
+        // Nothing to act on: garbage, an unknown instance, a rebalance recommendation.
+        sqs.send("this is not an EventBridge event").await?;
+        sqs.send(&ec2_event(
+            "EC2 Spot Instance Interruption Warning",
+            "i-0000000000000dead",
+            json!({ "instance-action": "terminate" }),
+        ))
+        .await?;
+        sqs.send(&ec2_event(
+            "EC2 Instance Rebalance Recommendation",
+            &instance(&other)?,
+            json!({}),
+        ))
+        .await?;
+        poll_until(
+            "three messages handled",
+            T,
+            Duration::from_millis(300),
+            || async {
+                Ok((metrics.get("unparseable", "not_understood") == 1
+                    && metrics.get("spot_interruption", "unknown_instance") == 1
+                    && metrics.get("rebalance_recommendation", "notified") == 1)
+                    .then_some(()))
+            },
+        )
+        .await?;
+        poll_until(
+            "the queue emptied",
+            T,
+            Duration::from_millis(500),
+            || async { Ok((sqs.depth().await? == (0, 0)).then_some(())) },
+        )
+        .await?;
+        poll_until(
+            "SpotRebalanceRecommendation event",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = cluster_events_about(&run.client, &other_claim.name_any()).await?;
+                Ok(evs
+                    .iter()
+                    .any(|e| e.reason.as_deref() == Some("SpotRebalanceRecommendation"))
+                    .then_some(()))
+            },
+        )
+        .await?;
+        ensure!(
+            node_watch.samples().iter().all(|s| !s.disrupted()),
+            "a node was disrupted before the interruption: {:?}",
+            node_watch.samples()
+        );
+
+        // The interruption.
+        let interrupted = cloud_offering(&victim);
+        sqs.send(&ec2_event(
+            "EC2 Spot Instance Interruption Warning",
+            &instance(&victim)?,
+            json!({ "instance-action": "terminate" }),
+        ))
+        .await?;
+        let replacement = poll_until(
+            "the interrupted node replaced",
+            Duration::from_secs(180),
+            Duration::from_millis(500),
+            || async {
+                let node_gone = run.nodes().get_opt(&victim.name_any()).await?.is_none();
+                let claim_gone = run
+                    .claims_api()
+                    .get_opt(&victim_claim.name_any())
+                    .await?
+                    .is_none();
+                let placed = placements(ns, "web").await?;
+                let ready = available(&ns.api::<Deployment>().get("web").await?) == 2;
+                let elsewhere =
+                    placed.len() == 2 && placed.values().all(|n| *n != victim.name_any());
+                let new = placed.values().find(|n| **n != other.name_any()).cloned();
+                Ok((node_gone && claim_gone && ready && elsewhere)
+                    .then_some(new)
+                    .flatten())
+            },
+        )
+        .await?;
+        let samples = node_watch.samples();
+        ensure!(
+            samples
+                .iter()
+                .any(|s| s.name == victim.name_any() && s.cordoned && s.tainted),
+            "the interrupted node was never seen cordoned and tainted: {samples:?}"
+        );
+        ensure!(
+            samples
+                .iter()
+                .filter(|s| s.name == other.name_any())
+                .all(|s| !s.disrupted()),
+            "the other node was disrupted"
+        );
+        let new = run.nodes().get(&replacement).await?;
+        ensure!(
+            cloud_offering(&new) != interrupted,
+            "the replacement {replacement} runs as the interrupted offering {interrupted:?}"
+        );
+        ensure!(metrics.get("spot_interruption", "disrupted") == 1);
+        poll_until(
+            "the queue emptied",
+            T,
+            Duration::from_millis(500),
+            || async { Ok((sqs.depth().await? == (0, 0)).then_some(())) },
+        )
+        .await?;
+        let evs = cluster_events_about(&run.client, &victim_claim.name_any()).await?;
+        ensure!(
+            evs.iter()
+                .any(|e| e.reason.as_deref() == Some("SpotInterrupted")
+                    && e.type_.as_deref() == Some("Warning")),
+            "no SpotInterrupted event on the NodeClaim: {:?}",
+            evs.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
+        );
+        let evs = cluster_events_about(&run.client, &victim.name_any()).await?;
+        ensure!(
+            evs.iter()
+                .any(|e| e.reason.as_deref() == Some("SpotInterrupted")),
+            "no SpotInterrupted event on the node"
+        );
+        Ok(())
+    })
+    .await;
+    let _ = sqs.call("DeleteQueue", &json!({ "QueueUrl": queue })).await;
+    result
+}
+
+/// (instance type, zone, capacity type) of a node.
+fn cloud_offering(n: &Node) -> (String, String, String) {
+    (
+        label(n, labels::INSTANCE_TYPE).to_owned(),
+        label(n, labels::ZONE).to_owned(),
+        label(n, labels::CAPACITY_TYPE).to_owned(),
+    )
 }

@@ -976,7 +976,15 @@ async fn restart_keeps_stabilization() -> Result<()> {
     series.set(5.0);
     series.wait_scraped(&bed, 5.0).await?;
     let low_since = Instant::now();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Steady state (every decision repeats recommendation 1): the status is not rewritten.
+    let rv = |h: HorizontalAutoscaler| h.metadata.resource_version.unwrap_or_default();
+    let steady = rv(ns.api::<HorizontalAutoscaler>().get("web").await?);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(
+        rv(ns.api::<HorizontalAutoscaler>().get("web").await?) == steady,
+        "the status was rewritten while only time moved"
+    );
     ensure!(
         deployment_replicas(&ns, "web").await? == 4,
         "scaled down inside the window"

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub event_errors: Counter,
     /// Status patches sent (only when the status changed).
     pub status_patches: Counter,
+    /// Decisions whose status was not written because only time moved (see `persist`).
+    pub status_writes_skipped: Counter,
     /// Seconds from the start of a reconcile to its end (API reads, metrics, decision, writes).
     pub reconcile_seconds: Histogram,
     /// Seconds a periodic sync ran after it was due (how well the sync period is kept).
@@ -51,6 +53,7 @@ impl Metrics {
             events: Family::default(),
             event_errors: Counter::default(),
             status_patches: Counter::default(),
+            status_writes_skipped: Counter::default(),
             reconcile_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             sync_delay_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             step_seconds: Family::new_with_constructor(|| {
@@ -85,6 +88,11 @@ impl Metrics {
             "status_patches",
             "Status patches sent",
             m.status_patches.clone(),
+        );
+        r.register(
+            "status_writes_skipped",
+            "Decisions whose status was not written because only time moved",
+            m.status_writes_skipped.clone(),
         );
         r.register(
             "reconcile_seconds",

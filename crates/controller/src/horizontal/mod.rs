@@ -26,6 +26,7 @@
 pub mod events;
 pub mod metrics;
 pub mod patch;
+pub mod persist;
 pub mod pods;
 pub mod selector;
 pub mod target;
@@ -38,7 +39,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ballast_api::horizontal::HorizontalAutoscaler;
+use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
 use ballast_horizontal::{ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot};
 use ballast_metrics::{MetricSource, MetricsConfig};
 use futures::StreamExt;
@@ -116,6 +117,16 @@ struct ObjectState {
     due: Instant,
     /// Consecutive failed decisions (backoff exponent).
     failures: u32,
+    /// The status as last written and as last decided ([`persist`]).
+    memo: Option<Memo>,
+}
+
+/// What this process knows of an object's status beyond its watch: the last decided status
+/// (with the history that was not written because only time moved) and the status as written.
+#[derive(Clone, Debug)]
+struct Memo {
+    written: Option<Arc<HorizontalAutoscalerStatus>>,
+    decided: Arc<HorizontalAutoscalerStatus>,
 }
 
 const SHARDS: usize = 32;
@@ -500,7 +511,8 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
             .observe((now - s.due).as_secs_f64());
     }
 
-    let decision = decide_and_apply(&hza, &ns, &name, &ctx).await;
+    let memo = previous.as_ref().and_then(|s| s.memo.clone());
+    let (decision, memo) = decide_and_apply(&hza, &ns, &name, &ctx, memo).await;
     let period = period_of(&hza);
     let (outcome, failures, delay) = match &decision {
         Ok(d) if failed(d) => {
@@ -531,6 +543,7 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
             generation: hza.metadata.generation,
             due,
             failures,
+            memo,
         },
     );
     ctx.metrics
@@ -549,13 +562,56 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     }
 }
 
-/// Steps 1–7 for one object; returns the decision as applied.
+/// Steps 1–7 for one object; returns the decision as applied, and what to remember of the status.
 async fn decide_and_apply(
     hza: &HorizontalAutoscaler,
     ns: &str,
     name: &str,
     ctx: &Context,
-) -> Result<Decision, Error> {
+    memo: Option<Memo>,
+) -> (Result<Decision, Error>, Option<Memo>) {
+    let now = Timestamp::now();
+    // The status the decision starts from: ours when this process made the last decision (the
+    // object's may lag by the history that only aged), else the stored one, resumed ([`persist`]).
+    let mut autoscaler = hza.clone();
+    let written = match memo {
+        Some(m) => {
+            autoscaler.status = Some((*m.decided).clone());
+            m.written
+        }
+        None => {
+            if let Some(h) = autoscaler.status.as_mut().and_then(|s| s.history.as_mut()) {
+                persist::resume(h, k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+            }
+            hza.status.clone().map(Arc::new)
+        }
+    };
+    let result =
+        decide_and_apply_from(autoscaler, hza, ns, name, ctx, now, written.as_deref()).await;
+    match result {
+        Ok((decision, wrote)) => {
+            let decided = Arc::new(decision.status.clone());
+            let written = if wrote {
+                Some(decided.clone())
+            } else {
+                written
+            };
+            (Ok(decision), Some(Memo { written, decided }))
+        }
+        // An invalid spec or an unwritable status: the next decision starts from the object.
+        Err(e) => (Err(e), None),
+    }
+}
+
+async fn decide_and_apply_from(
+    autoscaler: HorizontalAutoscaler,
+    hza: &HorizontalAutoscaler,
+    ns: &str,
+    name: &str,
+    ctx: &Context,
+    now: Timestamp,
+    written: Option<&HorizontalAutoscalerStatus>,
+) -> Result<(Decision, bool), Error> {
     let target_ref = &hza.spec.scale_target_ref;
     let t = Instant::now();
     let read = ctx.targets.read(ns, target_ref).await;
@@ -582,13 +638,13 @@ async fn decide_and_apply(
     ctx.selectors.set(ns, name, own_selector);
 
     let snapshot = Snapshot {
-        autoscaler: hza.clone(),
+        autoscaler,
         scale: read.scale.clone(),
         pods,
         metrics: readings,
         other_autoscalers: others,
         config: ctx.config.decision.clone(),
-        now: Timestamp::now(),
+        now,
     };
     let t = Instant::now();
     let decided = ballast_horizontal::explain(&snapshot);
@@ -634,7 +690,7 @@ async fn decide_and_apply(
 
     // Status before events: the history must be stored even if an event cannot be.
     let t = Instant::now();
-    let status_result = write_status(hza, ns, name, &decision, ctx).await;
+    let status_result = write_status(written, ns, name, &decision, ctx).await;
     ctx.metrics.step("status", t);
     if !decision.events.is_empty() {
         let t = Instant::now();
@@ -650,23 +706,29 @@ async fn decide_and_apply(
         }
         ctx.metrics.step("events", t);
     }
-    status_result.map(|()| decision)
+    status_result.map(|wrote| (decision, wrote))
 }
 
+/// Patches the status with what changed since `written`; `Ok(false)` when nothing but time moved
+/// (see [`persist`]).
 async fn write_status(
-    hza: &HorizontalAutoscaler,
+    written: Option<&HorizontalAutoscalerStatus>,
     ns: &str,
     name: &str,
     decision: &Decision,
     ctx: &Context,
-) -> Result<(), Error> {
-    let old = match &hza.status {
+) -> Result<bool, Error> {
+    if written.is_some_and(|w| persist::only_time_moved(w, &decision.status)) {
+        ctx.metrics.status_writes_skipped.inc();
+        return Ok(false);
+    }
+    let old = match written {
         Some(s) => serde_json::to_value(s)?,
         None => serde_json::Value::Null,
     };
     let new = serde_json::to_value(&decision.status)?;
     let Some(diff) = patch::merge_patch(&old, &new) else {
-        return Ok(());
+        return Ok(false);
     };
     let body = serde_json::json!({ "status": diff });
     ctx.metrics.status_patches.inc();
@@ -686,7 +748,7 @@ async fn write_status(
     ctx.client
         .request_text(request)
         .await
-        .map(|_| ())
+        .map(|_| true)
         .map_err(|e| fail(target::error_text(&e)))
 }
 

@@ -17,7 +17,10 @@
 //! 8. requeue after the sync period, or, when the decision reported an error (target, selector,
 //!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to `max(period, max_backoff)`.
 //!
-//! Objects are reconciled concurrently (`concurrency` at once), each independently: a failing
+//! Objects are reconciled concurrently (`concurrency` decisions at once, taken in the order they
+//! fell due: a fair semaphore, not the runtime's queue, whose order among expired entries lets
+//! requeued objects overtake ones never decided when the API server is slower than the demand),
+//! each independently: a failing
 //! object only delays itself. Shared state (pod index, discovery cache, per-object schedule) is
 //! sharded or held only for a copy, never across an API call. A watch event that arrives before
 //! the object is due (its own status write, a label change) does not trigger a decision; a spec
@@ -280,6 +283,8 @@ struct Context {
     schedule: Schedule,
     selectors: Selectors,
     metrics: Arc<Metrics>,
+    /// Decisions running at once (`Config::concurrency`), granted in FIFO order.
+    permits: tokio::sync::Semaphore,
 }
 
 /// Health of a running reconciler, for `/healthz`.
@@ -321,6 +326,7 @@ impl HorizontalController {
             ),
             schedule: Schedule::new(),
             selectors: Selectors::default(),
+            permits: tokio::sync::Semaphore::new(usize::from(config.concurrency.max(1))),
             metrics: Metrics::new(registry),
             client,
             config,
@@ -388,7 +394,8 @@ impl HorizontalController {
             .reflect(writer)
             .applied_objects();
         let controller = Controller::for_stream(objects, store).with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+            // No limit here: every due object gets its turn at `ctx.permits`, first come first served.
+            kube::runtime::controller::Config::default().concurrency(0),
         );
         let store = controller.store();
         let housekeeping = tokio::spawn(housekeeping(ctx.clone(), store, stopped()));
@@ -491,7 +498,7 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     let name = hza.name_any();
     let key = format!("{ns}/{name}");
     let uid = hza.uid().unwrap_or_default();
-    let now = Instant::now();
+    let mut now = Instant::now();
     if hza.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -506,6 +513,14 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
                 .inc();
             return Ok(Action::requeue(s.due - now));
         }
+    }
+    let Ok(_permit) = ctx.permits.acquire().await else {
+        return Ok(Action::await_change());
+    };
+    now = Instant::now();
+    if let Some(s) = &previous
+        && s.generation == hza.metadata.generation
+    {
         ctx.metrics
             .sync_delay_seconds
             .observe((now - s.due).as_secs_f64());

@@ -115,7 +115,15 @@ pub enum CloudError {
     /// The NodeClaim's node class is missing, invalid or not ready: retry later.
     #[error("node class: {0}")]
     NodeClass(String),
-    /// Throttling or a transient error: retry with backoff.
+    /// The cloud API kept throttling the call (`RequestLimitExceeded`, `Throttling`) after the
+    /// provider's own bounded retries with backoff: retry later.
+    #[error("throttled: {operation} still refused after {attempts} attempt(s): {message}")]
+    Throttled {
+        operation: String,
+        attempts: u32,
+        message: String,
+    },
+    /// A transient error: retry with backoff.
     #[error("transient: {0}")]
     Transient(String),
     /// Anything else.
@@ -262,6 +270,19 @@ mod tests {
         let later = t0.checked_add(SignedDuration::from_secs(181)).unwrap();
         assert!(!u.is_unavailable(&k, later));
         assert!(u.current(later).is_empty());
+    }
+
+    #[test]
+    fn throttled_names_the_operation_and_attempts() {
+        let e = CloudError::Throttled {
+            operation: "CreateFleet".into(),
+            attempts: 4,
+            message: "RequestLimitExceeded: Request limit exceeded.".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "throttled: CreateFleet still refused after 4 attempt(s): RequestLimitExceeded: Request limit exceeded."
+        );
     }
 
     #[test]

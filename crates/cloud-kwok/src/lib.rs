@@ -1,7 +1,9 @@
 //! The kwok cloud provider. "Launching" an instance creates a `Node` that kwok manages
 //! (annotation `kwok.x-k8s.io/node=fake`): kwok makes it Ready and runs the pods bound to it, so
 //! the real kube-scheduler places pods on the nodes Ballast made. Deleting the instance deletes
-//! the `Node`.
+//! the `Node`. The Node *is* the instance: once it has a deletion timestamp (a finalizer may keep
+//! the object a while, and kwok still runs its pods meanwhile) the instance is shutting down, so
+//! `get` no longer finds it and `list` leaves it out.
 //!
 //! The node gets the offering's instance type, zone, region and capacity type labels, the
 //! catalog's provider labels under `nodes.ballast.dev/` (`instance-family`, `instance-cpu`...),
@@ -249,6 +251,11 @@ pub fn node_for(claim: &NodeClaim, offering: &LaunchOffering, class: &KwokNodeCl
     }
 }
 
+/// Whether the Node's instance still runs: the Node exists and is not being deleted.
+pub fn instance_running(node: &Node) -> bool {
+    node.metadata.deletion_timestamp.is_none()
+}
+
 /// What a kwok Node says about its instance.
 pub fn instance_of(node: &Node) -> Option<Instance> {
     let provider_id = node.spec.as_ref()?.provider_id.clone()?;
@@ -422,6 +429,7 @@ impl CloudProvider for KwokProvider {
             .map_err(|e| kube_err("reading node", e))?;
         Ok(node
             .as_ref()
+            .filter(|n| instance_running(n))
             .and_then(instance_of)
             .filter(|i| i.provider_id == provider_id))
     }
@@ -444,6 +452,7 @@ impl CloudProvider for KwokProvider {
                     .map(String::as_str)
                     == Some(KWOK_ANNOTATION.1)
             })
+            .filter(|n| instance_running(n))
             .filter_map(instance_of)
             .map(|i| (i.provider_id.clone(), i))
             .collect();
@@ -557,6 +566,13 @@ mod tests {
         assert_eq!(i.capacity.cpu_millis, 2000);
         assert_eq!(i.allocatable, t.allocatable());
         assert_eq!(i.node_pool.as_deref(), Some("general"));
+        assert!(instance_running(&n));
+        let mut deleting = n.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+            ));
+        assert!(!instance_running(&deleting));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`termination`]: a deleted NodeClaim's node is cordoned, tainted and drained through the
 //!   Eviction API (a PDB's 429 is retried), daemon pods last; then the instance is deleted and the
 //!   finalizer removed once it is gone.
+//! - [`node_termination`]: registered Nodes carry a termination finalizer; deleting such a Node
+//!   deletes its NodeClaim, so the same drain runs before the Node goes.
 //! - [`gc`]: instances without a NodeClaim and NodeClaims without an instance are removed.
 //! - [`pools`]: NodePool status (resources in use, `Ready`, `LimitsReached`).
 //! - [`disruption`]: one disruption action at a time from `disrupt`.
@@ -29,6 +31,7 @@ pub mod disruption;
 pub mod events;
 pub mod gc;
 pub mod interruption;
+pub mod node_termination;
 pub mod pools;
 pub mod provisioner;
 pub mod termination;
@@ -193,6 +196,7 @@ pub async fn run<P: CloudProvider>(
     });
     tasks.spawn(provisioner::run(ctx.clone()));
     tasks.spawn(claims::run(ctx.clone()));
+    tasks.spawn(node_termination::run(ctx.clone()));
     tasks.spawn(gc::run(ctx.clone()));
     if ctx.opts.disruption.is_some() {
         tasks.spawn(disruption::run(ctx.clone()));

@@ -3,6 +3,8 @@
 //! means "not now": retried with backoff; do-not-disrupt pods wait; once the NodeClaim's
 //! terminationGracePeriod has passed, remaining pods are deleted instead), daemon pods last, then
 //! delete the instance through the provider and remove the finalizer only once it is gone.
+//! The Node's own termination finalizer ([`super::node_termination`]) is removed here too, once
+//! the instance is gone and the Node deleted, before the NodeClaim's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::claims::{ReconcileError, patch_params};
 use super::cluster::claim_provider_id;
-use super::{Ctx, convert};
+use super::{Ctx, convert, node_termination};
 
 /// Priority classes whose pods are evicted after the others.
 const CRITICAL: [&str; 2] = ["system-cluster-critical", "system-node-critical"];
@@ -209,7 +211,8 @@ pub async fn terminate<P: CloudProvider>(
             return Ok(Action::requeue(Duration::from_secs(2)));
         }
     }
-    // Clouds whose Node object outlives the instance: remove it too.
+    // Clouds whose Node object outlives the instance: remove it too, then let it go (our Node
+    // finalizer is removed here, before the NodeClaim's, so nothing waits on the other).
     if let Some(node) = &node {
         match Api::<Node>::all(ctx.client.clone())
             .delete(&node.name_any(), &DeleteParams::background())
@@ -218,6 +221,20 @@ pub async fn terminate<P: CloudProvider>(
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
+        }
+        if node_termination::release(&ctx.client, &node.name_any()).await? {
+            ctx.events
+                .normal(
+                    &node.object_ref(&()),
+                    "Terminated",
+                    "Terminating",
+                    format!(
+                        "drained, instance {} gone, NodeClaim {name} finishing: termination \
+                         finalizer removed",
+                        provider_id.as_deref().unwrap_or("(never launched)")
+                    ),
+                )
+                .await;
         }
     }
     let rest: Vec<String> = claim

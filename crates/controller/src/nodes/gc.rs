@@ -1,5 +1,7 @@
 //! Garbage collection: instances the provider lists that no NodeClaim accounts for are deleted;
-//! launched NodeClaims whose instance is gone are deleted (their pods get provisioned again).
+//! launched NodeClaims whose instance is gone are deleted (their pods get provisioned again);
+//! Nodes holding our termination finalizer whose NodeClaim is gone are released (the finalizer
+//! removed), so no Node waits for a termination that will never run.
 //! Anything younger than `gc_grace` is left alone (a launch may not be recorded yet).
 
 use std::collections::BTreeSet;
@@ -9,11 +11,12 @@ use anyhow::Result;
 use ballast_api::nodes::NodeClaim;
 use ballast_cloud::{CloudError, CloudProvider, Instance};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::DeleteParams;
 use kube::{Api, Resource, ResourceExt};
 
-use super::Ctx;
-use super::cluster::{claim_pool, claim_provider_id};
+use super::cluster::{claim_pool, claim_provider_id, node_pool_of};
+use super::{Ctx, node_termination};
 
 fn older_than(t: Option<Timestamp>, now: Timestamp, grace: SignedDuration) -> bool {
     t.is_some_and(|t| now.duration_since(t) >= grace)
@@ -67,10 +70,78 @@ pub fn claims_without_instance(
         .collect()
 }
 
+/// Nodes (of the given ones: the caller keeps those in scope) that hold our termination
+/// finalizer although no NodeClaim has them (by provider ID or recorded node name), older than
+/// `grace`: their finalizer is to be removed.
+pub fn nodes_to_release(
+    nodes: &[Arc<Node>],
+    claims: &[Arc<NodeClaim>],
+    now: Timestamp,
+    grace: SignedDuration,
+) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| node_termination::has_finalizer(n))
+        .filter(|n| !claims.iter().any(|c| node_termination::claim_owns(c, n)))
+        .filter(|n| {
+            older_than(
+                n.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                now,
+                grace,
+            )
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect()
+}
+
+/// Releases Nodes whose NodeClaim is gone (see [`nodes_to_release`]).
+async fn release_orphaned_nodes<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    now: Timestamp,
+    grace: SignedDuration,
+) {
+    let nodes: Vec<Arc<Node>> = ctx
+        .stores
+        .nodes
+        .state()
+        .into_iter()
+        .filter(|n| ctx.stores.pool_in_scope(node_pool_of(n).as_deref()))
+        .collect();
+    // Every NodeClaim the cache holds, in scope or not: a Node some NodeClaim has is not an orphan.
+    let claims = ctx.stores.node_claims.state();
+    for name in nodes_to_release(&nodes, &claims, now, grace) {
+        match node_termination::release(&ctx.client, &name).await {
+            Ok(true) => {
+                tracing::warn!(node = %name, "no NodeClaim has this node: termination finalizer removed");
+                let on = nodes
+                    .iter()
+                    .find(|n| n.metadata.name.as_deref() == Some(name.as_str()))
+                    .map(|n| n.object_ref(&()));
+                if let Some(on) = on {
+                    ctx.events
+                        .normal(
+                            &on,
+                            "TerminationFinalizerRemoved",
+                            "GarbageCollection",
+                            "no NodeClaim has this node any more: termination finalizer removed"
+                                .into(),
+                        )
+                        .await;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "removing the termination finalizer failed")
+            }
+        }
+    }
+}
+
 async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<()> {
     let now = Timestamp::now();
     let grace =
         SignedDuration::try_from(ctx.opts.gc_grace).unwrap_or(SignedDuration::from_secs(30));
+    release_orphaned_nodes(ctx, now, grace).await;
     let instances: Vec<Instance> = ctx
         .provider
         .list()
@@ -193,5 +264,45 @@ mod tests {
             .map(|c| c.name_any())
             .collect();
         assert_eq!(gone, vec!["e".to_string()]);
+    }
+
+    fn node(name: &str, pid: &str, finalizer: bool, created: &str) -> Arc<Node> {
+        let mut n: Node = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "creationTimestamp": created },
+            "spec": { "providerID": pid },
+        }))
+        .unwrap();
+        if finalizer {
+            n.metadata.finalizers = Some(vec![
+                "other/keep".into(),
+                ballast_api::nodes::labels::TERMINATION_FINALIZER.into(),
+            ]);
+        }
+        Arc::new(n)
+    }
+
+    #[test]
+    fn nodes_without_claim_are_released() {
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let grace = SignedDuration::from_secs(30);
+        let nodes = vec![
+            node("a", "kwok://a", true, "2026-01-01T00:00:00Z"),
+            node("b", "kwok://b", true, "2026-01-01T00:00:00Z"),
+            node("c", "kwok://c", true, "2026-01-01T00:09:50Z"),
+            node("d", "kwok://d", false, "2026-01-01T00:00:00Z"),
+            node("e", "kwok://e", true, "2026-01-01T00:00:00Z"),
+        ];
+        let mut by_name = (*claim("e-claim", None, "2026-01-01T00:00:00Z")).clone();
+        by_name.status.as_mut().unwrap().node_name = Some("e".into());
+        let claims = vec![
+            claim("a", Some("kwok://a"), "2026-01-01T00:00:00Z"),
+            Arc::new(by_name),
+        ];
+        // a: its claim has it; b: released; c: too young; d: no finalizer; e: its claim
+        // recorded the node name before its provider ID.
+        assert_eq!(
+            nodes_to_release(&nodes, &claims, now, grace),
+            vec!["b".to_string()]
+        );
     }
 }

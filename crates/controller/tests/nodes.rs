@@ -13,12 +13,17 @@
 //! - `deleting_a_nodeclaim_drains_it_respecting_the_pdb`: the node is cordoned and tainted, the
 //!   eviction is refused while the PDB allows none, goes through once it allows one, and then the
 //!   node and the NodeClaim are gone.
+//! - `deleting_a_node_drains_it_like_its_nodeclaim`: `delete` of a Node Ballast made: the Node
+//!   (held by the termination finalizer) stays while its NodeClaim is deleted and drained one pod
+//!   at a time within a PDB of maxUnavailable 1 (watchers see available replicas never below
+//!   replicas − 1); the pods move to a replacement, then the Node and its NodeClaim go.
 //! - `unsatisfiable_pod_makes_no_node`: a pod whose node selector matches no NodePool gets a
 //!   `NoCompatibleNodePool` event and no NodeClaim.
 //! - `insufficient_capacity_falls_back_to_the_next_offering`: the cheapest offering fails at
 //!   launch; the NodeClaim launches as the next one.
-//! - `orphans_are_garbage_collected`: a kwok instance without NodeClaim is deleted, a NodeClaim
-//!   whose instance vanished is deleted.
+//! - `orphans_are_garbage_collected`: a kwok instance without NodeClaim is deleted (its node
+//!   holding our termination finalizer is released), a NodeClaim whose node was deleted is
+//!   deleted.
 //! - `emptiness_removes_empty_nodes`, `consolidation_leaves_one_cheapest_node` and
 //!   `drift_replaces_nodes_but_do_not_disrupt_pins`: the disruption controller.
 //! - `scale_down_consolidates_a_half_empty_pair_within_the_pdb`: scaled up one node per step,
@@ -341,6 +346,37 @@ impl Run {
         for suffix in pools {
             for n in self.pool_nodes(suffix).await.unwrap_or_default() {
                 let _ = self.nodes().delete(&n.name_any(), &dp).await;
+            }
+        }
+        // Nodes without NodeClaim lose the termination finalizer to the controllers; should they
+        // not, it is removed here before the controllers stop (else the nodes would stay).
+        let nodes_gone = poll_until(
+            "nodes of the run to go",
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || async {
+                let mut left = 0;
+                for suffix in pools {
+                    left += self.pool_nodes(suffix).await?.len();
+                }
+                Ok((left == 0).then_some(()))
+            },
+        )
+        .await;
+        if let Err(e) = nodes_gone {
+            eprintln!("cleanup: {e:#}; removing node finalizers");
+            for suffix in pools {
+                for n in self.pool_nodes(suffix).await.unwrap_or_default() {
+                    let patch = json!({ "metadata": { "finalizers": null } });
+                    let _ = self
+                        .nodes()
+                        .patch(
+                            &n.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await;
+                }
             }
         }
         let _ = Api::<KwokNodeClass>::all(self.client.clone())
@@ -805,6 +841,194 @@ async fn deleting_a_nodeclaim_drains_it_respecting_the_pdb() -> Result<()> {
     .await
 }
 
+/// One poll of the node being deleted: whether it exists (and is being deleted), and how many
+/// of the Deployment's pods are still bound to it and not evicted.
+#[derive(Debug, Clone, Copy)]
+struct DrainSample {
+    node: bool,
+    deleting: bool,
+    pods_on_it: usize,
+}
+
+/// `kubectl delete node` of a node Ballast made goes through the NodeClaim's drain: the Node is
+/// held by the termination finalizer, its NodeClaim is deleted, the pods are evicted one at a time
+/// within a PDB of maxUnavailable 1 (watchers see available replicas never below replicas − 1)
+/// and run on a replacement; then the Node and the NodeClaim go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_node_drains_it_like_its_nodeclaim() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let run = Run::start(
+        &bed,
+        "nodes-nodedel",
+        &[("general", json!({}), json!({}))],
+        |_| {},
+    )
+    .await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        // Three 1-CPU pods: one c6i.xlarge ($0.17/h) holds them, cheaper than three c6i.large.
+        ns.create_deployment(TestDeployment::new("web").replicas(3).request("cpu", "1"))
+            .await?;
+        ns.wait_deployment_ready("web", 3, T).await?;
+        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+        for n in placements(ns, "web").await?.into_values() {
+            *per_node.entry(n).or_default() += 1;
+        }
+        let (victim, on_victim) = per_node
+            .iter()
+            .max_by_key(|(_, c)| **c)
+            .map(|(n, c)| (n.clone(), *c))
+            .context("no web pod placed")?;
+        ensure!(
+            on_victim >= 2,
+            "no node holds two pods to drain: {per_node:?}"
+        );
+        // The node carries the termination finalizer once registered.
+        poll_until(
+            "termination finalizer on the node",
+            T,
+            Duration::from_millis(300),
+            || async {
+                let n = run.nodes().get(&victim).await?;
+                Ok(n.finalizers()
+                    .iter()
+                    .any(|f| f == labels::TERMINATION_FINALIZER)
+                    .then_some(()))
+            },
+        )
+        .await?;
+        let claim = run
+            .claims("general")
+            .await?
+            .into_iter()
+            .find(|c| c.status.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&victim))
+            .context("no NodeClaim for the node")?;
+        let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+            "metadata": { "name": "web" },
+            "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app": "web" } } }
+        }))?;
+        ns.api::<PodDisruptionBudget>()
+            .create(&PostParams::default(), &pdb)
+            .await?;
+        poll_until("PDB status", T, Duration::from_millis(300), || async {
+            let p = ns.api::<PodDisruptionBudget>().get("web").await?;
+            Ok(p.status
+                .filter(|s| s.current_healthy == 3 && s.disruptions_allowed == 1)
+                .map(|_| ()))
+        })
+        .await?;
+        let deployment_watch = watch_named::<Deployment>(ns, "web", available);
+        let pdb_watch = watch_named::<PodDisruptionBudget>(ns, "web", pdb_healthy);
+
+        run.nodes()
+            .delete(&victim, &DeleteParams::background())
+            .await?;
+        let n = run
+            .nodes()
+            .get_opt(&victim)
+            .await?
+            .context("the node went at once: no finalizer held it")?;
+        ensure!(n.metadata.deletion_timestamp.is_some());
+
+        let timeline = std::sync::Mutex::new(Vec::<DrainSample>::new());
+        let replacement = poll_until(
+            "node and NodeClaim gone, the pods elsewhere",
+            Duration::from_secs(240),
+            Duration::from_millis(250),
+            || async {
+                let node = run.nodes().get_opt(&victim).await?;
+                let pods = ns.pods("app=web").await?;
+                let pods_on_it = pods
+                    .iter()
+                    .filter(|p| {
+                        p.metadata.deletion_timestamp.is_none()
+                            && p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                                == Some(victim.as_str())
+                    })
+                    .count();
+                timeline.lock().expect("lock").push(DrainSample {
+                    node: node.is_some(),
+                    deleting: node
+                        .as_ref()
+                        .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
+                    pods_on_it,
+                });
+                let claim_gone = run.claims_api().get_opt(&claim.name_any()).await?.is_none();
+                let placed = placements(ns, "web").await?;
+                let ready = available(&ns.api::<Deployment>().get("web").await?) == 3;
+                Ok((node.is_none()
+                    && claim_gone
+                    && ready
+                    && placed.len() == 3
+                    && placed.values().all(|n| *n != victim))
+                .then(|| placed.into_values().collect::<BTreeSet<String>>()))
+            },
+        )
+        .await?;
+        let timeline = timeline.into_inner().expect("lock");
+        eprintln!("drain timeline: {timeline:?}; pods now on {replacement:?}");
+        ensure!(
+            timeline.iter().all(|s| !s.node || s.deleting),
+            "the node lost its deletion timestamp: {timeline:?}"
+        );
+        ensure!(
+            timeline.iter().all(|s| s.node || s.pods_on_it == 0),
+            "the node went while pods were still on it: {timeline:?}"
+        );
+        ensure!(
+            timeline.iter().any(|s| s.node && s.pods_on_it > 0),
+            "the node was never seen held with its pods: {timeline:?}"
+        );
+        // Pods were evicted (not left to the pod garbage collector), the PDB holding back all
+        // but one at a time.
+        let blocked = poll_until("EvictionBlocked events", T, Duration::from_millis(500), || async {
+            let evs: Api<Event> = Api::namespaced(run.client.clone(), ns.name());
+            let n = evs
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("EvictionBlocked"))
+                .count();
+            Ok((n > 0).then_some(n))
+        })
+        .await?;
+        let seen = deployment_watch.samples();
+        let healthy = pdb_watch.samples();
+        eprintln!(
+            "available replicas seen: {seen:?}; PDB healthy seen: {healthy:?}; {blocked} EvictionBlocked events"
+        );
+        ensure!(
+            !seen.is_empty() && !healthy.is_empty(),
+            "the watchers saw nothing"
+        );
+        ensure!(
+            seen.iter().all(|a| *a >= 2),
+            "available replicas fell below replicas - 1: {seen:?}"
+        );
+        ensure!(
+            healthy.iter().all(|h| *h >= 2),
+            "the PDB's healthy pods fell below replicas - 1: {healthy:?}"
+        );
+        // Events on the node: its NodeClaim deleted, then the finalizer removed by termination.
+        let evs = cluster_events_about(&run.client, &victim).await?;
+        let reasons: Vec<String> = evs.iter().filter_map(|e| e.reason.clone()).collect();
+        ensure!(
+            reasons.iter().any(|r| r == "DeletingNodeClaim")
+                && reasons.iter().any(|r| r == "Terminated"),
+            "events on the node: {reasons:?}"
+        );
+        let evs = cluster_events_about(&run.client, &claim.name_any()).await?;
+        ensure!(
+            evs.iter()
+                .any(|e| e.reason.as_deref() == Some("NodeDeleted")),
+            "no NodeDeleted event on the NodeClaim"
+        );
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsatisfiable_pod_makes_no_node() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
@@ -975,6 +1199,12 @@ async fn orphans_are_garbage_collected() -> Result<()> {
             .await?;
         let ghost_node = ghost.name_any();
         ensure!(run.nodes().get_opt(&ghost_node).await?.is_some());
+        // It holds our termination finalizer (as if its NodeClaim had vanished without a
+        // termination): it must not keep the node once the instance is deleted.
+        let patch = json!({ "metadata": { "finalizers": [labels::TERMINATION_FINALIZER] } });
+        run.nodes()
+            .patch(&ghost_node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         poll_until(
             "orphaned instance deleted",
             T,
@@ -990,7 +1220,22 @@ async fn orphans_are_garbage_collected() -> Result<()> {
         )
         .await?;
         let _ = inst;
-        // A NodeClaim whose instance vanishes is deleted (and its pod gets a new node).
+        poll_until(
+            "TerminationFinalizerRemoved event on the orphaned node",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = cluster_events_about(&run.client, &ghost_node).await?;
+                Ok(evs
+                    .iter()
+                    .any(|e| e.reason.as_deref() == Some("TerminationFinalizerRemoved"))
+                    .then_some(()))
+            },
+        )
+        .await?;
+        // A NodeClaim whose node (on kwok: its instance) is deleted from under it is deleted,
+        // and its pod gets a new node. (The node's termination finalizer turns this into the
+        // NodeClaim's drain; garbage collection deletes it too once the instance is gone.)
         ns.create_deployment(TestDeployment::new("web").replicas(1).request("cpu", "3"))
             .await?;
         ns.wait_deployment_ready("web", 1, T).await?;

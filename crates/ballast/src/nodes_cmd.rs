@@ -26,6 +26,9 @@ use crate::cli::Format;
 pub enum Provider {
     /// kwok Nodes (local clusters, the test bed), instance types from `--catalog`.
     Kwok,
+    /// EC2 instances (CreateFleet), instance types from the EC2 API, on-demand prices from
+    /// `--price-file`; `--aws-endpoint` points it at moto on the test bed.
+    Aws,
 }
 
 /// Flags of `ballast controller nodes`.
@@ -38,6 +41,22 @@ pub struct NodesFlags {
     /// Instance catalog file (kwok), e.g. simulations/catalogs/aws-like.yaml.
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
+    /// On-demand (and fallback spot) prices for the aws provider, in the catalog format (the EC2
+    /// API has no on-demand prices); only the instance types it lists are offered.
+    #[arg(long, value_name = "FILE")]
+    pub price_file: Option<PathBuf>,
+    /// Value of the `nodes.ballast.dev/cluster` tag on the instances the aws provider launches:
+    /// which instances it owns (listing, garbage collection).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// EC2 region (default: AWS_REGION, else AWS_DEFAULT_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// EC2 endpoint (default: AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL, else the region's),
+    /// e.g. moto on the test bed: http://127.0.0.1:25000. Credentials come from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
     /// Manage only the NodePools matching this label selector (and their NodeClaims and nodes).
     #[arg(long, value_name = "SELECTOR")]
     pub nodepool_selector: Option<String>,
@@ -107,50 +126,101 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let catalog = match (flags.provider, &flags.catalog) {
-        (Provider::Kwok, Some(c)) => c.clone(),
+    match (flags.provider, &flags.catalog) {
         (Provider::Kwok, None) => bail!("--provider kwok needs --catalog FILE (e.g. simulations/catalogs/aws-like.yaml)"),
-    };
+        (Provider::Aws, _) => {
+            aws_options(flags)?;
+        }
+        _ => {}
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
         let config = kube::Config::infer()
             .await
             .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
         let client = kube::Client::try_from(config.clone())?;
-        let provider = ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
-            .map_err(anyhow::Error::msg)?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
+        match flags.provider {
+            Provider::Kwok => {
+                let catalog = flags.catalog.clone().unwrap_or_default();
+                let provider = ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
+                    .map_err(anyhow::Error::msg)?;
+                serve_and_run(flags, config, provider).await
             }
-        };
-        let opts = flags.options();
-        let mut registry = Registry::default();
-        if let Some(i) = &opts.interruption {
-            i.metrics.register(&mut registry);
+            Provider::Aws => {
+                let (opts, prices) = aws_options(flags)?;
+                let provider = ballast_cloud_aws::AwsProvider::new(
+                    opts,
+                    prices,
+                    ballast_cloud_aws::NodeClasses::Kube(client.clone()),
+                )
+                .map_err(anyhow::Error::msg)?;
+                serve_and_run(flags, config, provider).await
+            }
         }
-        let (addr, server) = ballast_controller::runtime::serve(
-            flags.nodes_health_addr,
-            flags.nodes_health_bind_any,
-            Arc::new(registry),
-            Arc::new(|| true),
-            stopped(),
-        )
-        .await?;
-        tracing::info!(%addr, "serving /healthz and /metrics");
-        let server = tokio::spawn(server);
-        let signal = tokio::spawn(async move {
-            ballast_controller::runtime::shutdown_signal().await;
-            tracing::info!("shutdown requested");
-            let _ = stop_tx.send(true);
-        });
-        let result = ballast_controller::nodes::run(config, provider, opts, stopped()).await;
-        signal.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        result.map(|()| ExitCode::SUCCESS)
     })
+}
+
+/// The aws provider's options and price file from the flags and the standard AWS variables.
+pub fn aws_options(flags: &NodesFlags) -> Result<(ballast_cloud_aws::AwsOptions, ballast_scheduling::catalog::CatalogFile)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(price_file) = &flags.price_file else {
+        bail!("--provider aws needs --price-file FILE (on-demand prices; e.g. simulations/catalogs/aws-like.yaml)")
+    };
+    let prices = ballast_cloud_aws::catalog::load_prices(price_file).map_err(anyhow::Error::msg)?;
+    let Some(cluster) = flags.cluster_name.clone().filter(|c| !c.is_empty()) else {
+        bail!("--provider aws needs --cluster-name NAME (the ownership tag of its instances)")
+    };
+    let Some(region) = flags.aws_region.clone().or_else(|| var("AWS_REGION")).or_else(|| var("AWS_DEFAULT_REGION")) else {
+        bail!("--provider aws needs --aws-region REGION (or AWS_REGION)")
+    };
+    let credentials = ballast_cloud_aws::StaticCredentials::from_env().map_err(anyhow::Error::msg)?;
+    let mut opts = ballast_cloud_aws::AwsOptions::new(&region, &cluster, credentials);
+    opts.endpoint = flags.aws_endpoint.clone().or_else(|| var("AWS_ENDPOINT_URL_EC2")).or_else(|| var("AWS_ENDPOINT_URL"));
+    if let Some(e) = &opts.endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        bail!("--aws-endpoint {e:?}: not an http(s) URL");
+    }
+    Ok((opts, prices))
+}
+
+/// Serves /healthz and /metrics and runs the node controllers with `provider` until a signal.
+async fn serve_and_run<P: ballast_cloud::CloudProvider>(
+    flags: &NodesFlags,
+    config: kube::Config,
+    provider: P,
+) -> Result<ExitCode> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let opts = flags.options();
+    let mut registry = Registry::default();
+    if let Some(i) = &opts.interruption {
+        i.metrics.register(&mut registry);
+    }
+    let (addr, server) = ballast_controller::runtime::serve(
+        flags.nodes_health_addr,
+        flags.nodes_health_bind_any,
+        Arc::new(registry),
+        Arc::new(|| true),
+        stopped(),
+    )
+    .await?;
+    tracing::info!(%addr, "serving /healthz and /metrics");
+    let server = tokio::spawn(server);
+    let signal = tokio::spawn(async move {
+        ballast_controller::runtime::shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let result = ballast_controller::nodes::run(config, provider, opts, stopped()).await;
+    signal.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 /// A snapshot file: a `ClusterSnapshot` plus the decision time and optional knobs.
@@ -426,6 +496,35 @@ mod tests {
             crate::cli::Command::Controller(c) => Ok(c.nodes),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn aws_flags_name_what_is_missing() {
+        let f = nodes_flags(&["--provider", "aws"]).unwrap();
+        let e = aws_options(&f).unwrap_err().to_string();
+        assert!(e.contains("--price-file"), "{e}");
+        let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations/catalogs/aws-like.yaml");
+        let f = nodes_flags(&["--provider", "aws", "--price-file", prices.to_str().unwrap()]).unwrap();
+        let e = aws_options(&f).unwrap_err().to_string();
+        assert!(e.contains("--cluster-name"), "{e}");
+        let f = nodes_flags(&["--provider", "aws", "--price-file", "/nonexistent/prices.yaml", "--cluster-name", "c1"]).unwrap();
+        let e = aws_options(&f).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/prices.yaml"), "{e}");
+        let f = nodes_flags(&[
+            "--provider",
+            "aws",
+            "--price-file",
+            prices.to_str().unwrap(),
+            "--cluster-name",
+            "c1",
+            "--aws-region",
+            "eu-west-1",
+            "--aws-endpoint",
+            "http://127.0.0.1:25000",
+        ])
+        .unwrap();
+        assert_eq!(f.aws_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(f.aws_endpoint.as_deref(), Some("http://127.0.0.1:25000"));
     }
 
     #[test]

@@ -73,28 +73,7 @@ struct Setup {
 }
 
 async fn setup(moto: &str, prefix: &str) -> Result<Setup> {
-    let probe = provider(moto, "probe", BTreeMap::new(), RetryOptions::default())?;
-    let out = probe
-        .client()
-        .describe_subnets()
-        .filters(
-            Filter::builder()
-                .name("default-for-az")
-                .values("true")
-                .build(),
-        )
-        .send()
-        .await?;
-    let subnets: BTreeMap<String, String> = out
-        .subnets()
-        .iter()
-        .filter_map(|s| {
-            Some((
-                s.availability_zone()?.to_string(),
-                s.subnet_id()?.to_string(),
-            ))
-        })
-        .collect();
+    let subnets = ballast_testbed::services::moto_default_subnets(moto).await?;
     ensure!(subnets.len() >= 3, "moto's default subnets: {subnets:?}");
     Ok(Setup {
         cluster: unique(prefix),

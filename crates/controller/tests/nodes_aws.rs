@@ -35,7 +35,6 @@ use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Pod, Taint};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -62,34 +61,6 @@ fn init_logs() {
         .with_test_writer()
         .with_ansi(false)
         .try_init();
-}
-
-async fn install_crds(client: &Client) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ballast_api::crds()
-        .into_iter()
-        .filter(|c| c.spec.group == "nodes.ballast.dev")
-    {
-        let name = crd.metadata.name.clone().context("CRD name")?;
-        crds.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .with_context(|| format!("applying CRD {name}"))?;
-        ballast_testbed::wait::wait_for(&crds, &name, T, |c: &CustomResourceDefinition| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        })
-        .await?;
-    }
-    Ok(())
 }
 
 fn provider(endpoint: &str, cluster: &str, classes: NodeClasses) -> Result<AwsProvider> {
@@ -134,31 +105,14 @@ impl Run {
     async fn start(bed: &TestBed, moto: &str, prefix: &str, endpoint: Option<&str>) -> Result<Run> {
         init_logs();
         let client = bed.client();
-        install_crds(&client).await?;
+        let crds = ballast_api::crds()
+            .into_iter()
+            .filter(|c| c.spec.group == "nodes.ballast.dev");
+        ballast_testbed::crds::apply(&client, crds, MANAGER, T).await?;
         let ns = bed.namespace(prefix).await?;
         let name = ns.name().to_string();
         let ec2 = provider(moto, &name, NodeClasses::Fixed(BTreeMap::new()))?;
-        let out = ec2
-            .client()
-            .describe_subnets()
-            .filters(
-                Filter::builder()
-                    .name("default-for-az")
-                    .values("true")
-                    .build(),
-            )
-            .send()
-            .await?;
-        let subnets: BTreeMap<String, String> = out
-            .subnets()
-            .iter()
-            .filter_map(|s| {
-                Some((
-                    s.availability_zone()?.to_string(),
-                    s.subnet_id()?.to_string(),
-                ))
-            })
-            .collect();
+        let subnets = ballast_testbed::services::moto_default_subnets(moto).await?;
         let ids: Vec<serde_json::Value> = ZONES
             .iter()
             .map(|z| {

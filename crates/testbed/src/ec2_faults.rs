@@ -159,17 +159,6 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A query-protocol form body as ordered (key, value) pairs.
 pub fn parse_form(body: &str) -> Vec<(String, String)> {
     body.split('&')
@@ -184,7 +173,13 @@ pub fn parse_form(body: &str) -> Vec<(String, String)> {
 fn form(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                crate::services::url_encode(k),
+                crate::services::url_encode(v)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }

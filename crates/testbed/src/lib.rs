@@ -33,6 +33,7 @@
 mod env;
 mod namespace;
 mod objects;
+pub mod crds;
 pub mod ec2_faults;
 pub mod services;
 pub mod wait;

@@ -383,7 +383,52 @@ pub async fn moto_ec2(moto_url: &str, action: &str, params: &[(&str, &str)]) -> 
     Ok(text)
 }
 
-fn url_encode(s: &str) -> String {
+/// moto's default subnets (one per zone of us-east-1): zone → subnet id.
+pub async fn moto_default_subnets(moto_url: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let xml = moto_ec2(
+        moto_url,
+        "DescribeSubnets",
+        &[("Filter.1.Name", "default-for-az"), ("Filter.1.Value.1", "true")],
+    )
+    .await?;
+    let field = |item: &str, tag: &str| -> Option<String> {
+        let open = format!("<{tag}>");
+        let start = item.find(&open)? + open.len();
+        let end = item[start..].find(&format!("</{tag}>"))? + start;
+        Some(item[start..end].to_string())
+    };
+    // The top-level <item>s of <subnetSet>: tags and CIDR associations nest items of their own,
+    // which have no subnetId or availabilityZone.
+    let mut items = vec![];
+    let (mut depth, mut start, mut i) = (0usize, 0usize, 0usize);
+    while i < xml.len() {
+        if xml[i..].starts_with("<item>") {
+            if depth == 0 {
+                start = i;
+            }
+            depth += 1;
+            i += "<item>".len();
+        } else if xml[i..].starts_with("</item>") {
+            depth = depth.saturating_sub(1);
+            i += "</item>".len();
+            if depth == 0 {
+                items.push(&xml[start..i]);
+            }
+        } else {
+            i += xml[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for item in items {
+        if let (Some(zone), Some(id)) = (field(item, "availabilityZone"), field(item, "subnetId")) {
+            out.entry(zone).or_insert(id);
+        }
+    }
+    ensure!(!out.is_empty(), "moto: no default subnet in {xml}");
+    Ok(out)
+}
+
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

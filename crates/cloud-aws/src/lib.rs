@@ -731,6 +731,13 @@ impl AwsProvider {
             .filter(|o| !self.unavailable.is_unavailable(&o.key(), now))
             .cloned()
             .collect();
+        if offerings.is_empty() {
+            return Err(CloudError::InsufficientCapacity {
+                offerings: request.offerings.iter().map(LaunchOffering::key).collect(),
+                message: "every offering failed with insufficient capacity in the last minutes"
+                    .into(),
+            });
+        }
         let plan = fleet::plan(&offerings, &resolved);
         if plan.overrides.is_empty() {
             let why: Vec<String> = plan

@@ -465,6 +465,21 @@ async fn insufficient_capacity_marks_the_offering_and_launches_the_next() -> Res
         .find(|o| o.zone == "us-east-1a" && o.capacity_type == "on-demand")
         .context("offering")?;
     ensure!(!o.available, "the ICE offering is masked in the catalog");
+    // Only the marked offering asked for: refused without a fleet request.
+    let fleets = proxy.requests("CreateFleet");
+    match p
+        .create(&LaunchRequest {
+            node_claim: claim("general-marked"),
+            offerings: offers[..1].to_vec(),
+        })
+        .await
+    {
+        Err(CloudError::InsufficientCapacity { offerings, .. }) => {
+            ensure!(offerings == vec![ice.clone()], "{offerings:?}")
+        }
+        other => anyhow::bail!("expected InsufficientCapacity, got {other:?}"),
+    }
+    ensure!(proxy.requests("CreateFleet") == fleets);
     // Nothing left: every override fails, no instance, the typed error names the offerings.
     proxy.insufficient_capacity("c6i.large", None);
     proxy.insufficient_capacity("m6i.large", None);

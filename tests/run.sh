@@ -3,7 +3,7 @@
 # integration test of the workspace against it, and stops what it started, also on failure or
 # interrupt. The exit code is the tests' result.
 #
-#   tests/run.sh                       cargo test --workspace --no-fail-fast
+#   tests/run.sh                       cargo test --workspace --features ballast/aws --no-fail-fast
 #   tests/run.sh -p ballast-testbed    other cargo test arguments instead of --workspace
 #
 # Environment: BALLAST_CACHE (default ~/.cache/ballast), CARGO_TARGET_DIR (default
@@ -79,6 +79,8 @@ export BALLAST_REQUIRE_TESTBED=1
 export NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost,::1${no_proxy:+,$no_proxy}"
 
 args=("$@")
-((${#args[@]})) || args=(--workspace)
+# --features ballast/aws: the binary with its EC2 provider (off by default so that `ballast simulate`
+# does not compile aws-sdk-ec2).
+((${#args[@]})) || args=(--workspace --features ballast/aws)
 log "cargo test --no-fail-fast ${args[*]} (target: $CARGO_TARGET_DIR)"
 run cargo test --no-fail-fast "${args[@]}"

@@ -40,6 +40,37 @@ pub enum BenchTarget {
     Horizontal,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BenchTargetKind {
+    Deployment,
+    Custom,
+}
+
+/// The custom resource `--target custom` scales: replicas in spec and status, a selector in status.
+const CUSTOM_GROUP: &str = "bench.ballast.dev";
+
+fn custom_target_crd() -> Result<CustomResourceDefinition> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("benchtargets.{CUSTOM_GROUP}") },
+        "spec": {
+            "group": CUSTOM_GROUP, "scope": "Namespaced",
+            "names": { "plural": "benchtargets", "singular": "benchtarget", "kind": "BenchTarget" },
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
+                    "spec": { "type": "object", "properties": { "replicas": { "type": "integer" } } },
+                    "status": { "type": "object", "properties": {
+                        "replicas": { "type": "integer" }, "selector": { "type": "string" } } }
+                } } },
+                "subresources": { "status": {}, "scale": {
+                    "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                    "labelSelectorPath": ".status.selector" } }
+            }]
+        }
+    }))?)
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure.
@@ -81,6 +112,11 @@ pub struct BenchArgs {
     /// Accept a non-loopback API server or Prometheus.
     #[arg(long)]
     pub allow_remote: bool,
+    /// What the autoscalers scale: Deployments of one kwok pod each, or objects of a custom
+    /// resource with a `scale` subresource and no pods (the controller's own cost, without making
+    /// the test bed run thousands of pods first).
+    #[arg(long, value_enum, default_value_t = BenchTargetKind::Deployment)]
+    pub target: BenchTargetKind,
     /// Print the report as JSON (or YAML).
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Format>,
@@ -91,6 +127,8 @@ pub struct BenchArgs {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub objects: usize,
+    /// `Deployment` or `BenchTarget` (custom resource, no pods).
+    pub target: String,
     pub pods: usize,
     pub period_seconds: i32,
     pub setup_seconds: f64,
@@ -103,6 +141,8 @@ pub struct Report {
     pub controller_errors: f64,
     pub skipped_wakeups_per_second: f64,
     pub status_patches_per_second: f64,
+    /// Decisions whose status was left unwritten because only time moved.
+    pub status_writes_skipped_per_second: f64,
     pub rescales: f64,
     /// How late periodic syncs ran past their due time.
     pub sync_delay_mean_seconds: f64,
@@ -332,8 +372,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 
 fn print_report(r: &Report) {
     println!(
-        "horizontal reconciler: {} objects ({} pods), syncPeriodSeconds {}",
-        r.objects, r.pods, r.period_seconds
+        "horizontal reconciler: {} objects on {} targets ({} pods), syncPeriodSeconds {}",
+        r.objects, r.target, r.pods, r.period_seconds
     );
     println!(
         "  setup (objects created, pods running)   {:>9.1} s",
@@ -356,8 +396,8 @@ fn print_report(r: &Report) {
         r.decisions_failed, r.controller_errors
     );
     println!(
-        "  status patches/s                        {:>9.1}",
-        r.status_patches_per_second
+        "  status patches/s / writes skipped/s     {:>9.1} / {:.1}",
+        r.status_patches_per_second, r.status_writes_skipped_per_second
     );
     println!(
         "  skipped wake-ups/s (own status writes)  {:>9.1}",
@@ -410,25 +450,31 @@ async fn bench(
     let setup_started = Instant::now();
     let setup_deadline = setup_started + Duration::from_secs(args.setup_timeout);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = HorizontalAutoscaler::crd();
-    let crd_name = crd.metadata.name.clone().unwrap_or_default();
-    crds.patch(
-        &crd_name,
-        &PatchParams::apply("ballast-bench").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .context("installing the CRD")?;
-    for _ in 0..60 {
-        let c = crds.get(&crd_name).await?;
-        if c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        }) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut to_install = vec![HorizontalAutoscaler::crd()];
+    if args.target == BenchTargetKind::Custom {
+        to_install.push(custom_target_crd()?);
     }
+    for crd in to_install {
+        let crd_name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &crd_name,
+            &PatchParams::apply("ballast-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("installing the CRD {crd_name}"))?;
+        for _ in 0..60 {
+            let c = crds.get(&crd_name).await?;
+            if c.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            }) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let custom = args.target == BenchTargetKind::Custom;
 
     let ns = cleanup.namespace.clone();
     let taint_key = "bench.ballast.dev/run";
@@ -442,7 +488,11 @@ async fn bench(
         .await
         .context("creating the namespace")?;
     let nodes: Api<Node> = Api::all(client.clone());
-    let node_count = args.objects.div_ceil(args.pods_per_node.max(1));
+    let node_count = if custom {
+        0
+    } else {
+        args.objects.div_ceil(args.pods_per_node.max(1))
+    };
     for i in 0..node_count {
         let name = format!("ballast-bench-{id}-n{i}");
         let node: Node = serde_json::from_value(json!({
@@ -470,11 +520,35 @@ async fn bench(
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let hzas: Api<HorizontalAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let custom_api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &kube::api::ApiResource {
+            group: CUSTOM_GROUP.into(),
+            version: "v1".into(),
+            api_version: format!("{CUSTOM_GROUP}/v1"),
+            kind: "BenchTarget".into(),
+            plural: "benchtargets".into(),
+        },
+    );
     futures::stream::iter(0..args.objects)
         .map(|i| {
-            let (deployments, hzas) = (deployments.clone(), hzas.clone());
+            let (deployments, hzas, custom_api) =
+                (deployments.clone(), hzas.clone(), custom_api.clone());
             async move {
                 let name = format!("w{i}");
+                let target_ref = if custom {
+                    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+                        "apiVersion": format!("{CUSTOM_GROUP}/v1"), "kind": "BenchTarget",
+                        "metadata": { "name": name }, "spec": { "replicas": 1 }
+                    }))?;
+                    custom_api.create(&PostParams::default(), &obj).await.with_context(|| format!("creating BenchTarget {name}"))?;
+                    custom_api
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": { "replicas": 1, "selector": format!("app={name}") } })))
+                        .await
+                        .with_context(|| format!("writing the status of BenchTarget {name}"))?;
+                    json!({ "apiVersion": format!("{CUSTOM_GROUP}/v1"), "kind": "BenchTarget", "name": name })
+                } else {
                 let d: Deployment = serde_json::from_value(json!({
                     "metadata": { "name": name },
                     "spec": {
@@ -492,11 +566,13 @@ async fn bench(
                     }
                 }))?;
                 deployments.create(&PostParams::default(), &d).await.with_context(|| format!("creating deployment {name}"))?;
+                json!({ "apiVersion": "apps/v1", "kind": "Deployment", "name": name })
+                };
                 let h: HorizontalAutoscaler = serde_json::from_value(json!({
                     "apiVersion": "autoscaling.ballast.dev/v1", "kind": "HorizontalAutoscaler",
                     "metadata": { "name": name },
                     "spec": {
-                        "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
+                        "scaleTargetRef": target_ref,
                         "minReplicas": 1, "maxReplicas": 3,
                         "syncPeriodSeconds": args.period,
                         "metrics": [{ "type": "Prometheus", "prometheus": {
@@ -519,7 +595,7 @@ async fn bench(
             .iter()
             .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
             .count();
-        if running >= args.objects {
+        if custom || running >= args.objects {
             break running;
         }
         if Instant::now() > setup_deadline {
@@ -670,6 +746,7 @@ async fn bench(
     let _ = std::io::stderr().flush();
     Ok(Report {
         objects: args.objects,
+        target: if custom { "BenchTarget" } else { "Deployment" }.to_owned(),
         pods: running,
         period_seconds: args.period,
         setup_seconds,
@@ -681,6 +758,8 @@ async fn bench(
         controller_errors: errors,
         skipped_wakeups_per_second: skipped / secs,
         status_patches_per_second: d("ballast_horizontal_status_patches_total") / secs,
+        status_writes_skipped_per_second: d("ballast_horizontal_status_writes_skipped_total")
+            / secs,
         rescales: d("ballast_horizontal_rescales_total"),
         sync_delay_mean_seconds: delay_mean,
         sync_delay_p99_seconds: delay_p99,

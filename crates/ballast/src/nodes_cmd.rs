@@ -128,9 +128,14 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match (flags.provider, &flags.catalog) {
         (Provider::Kwok, None) => bail!("--provider kwok needs --catalog FILE (e.g. simulations/catalogs/aws-like.yaml)"),
+        #[cfg(feature = "aws")]
         (Provider::Aws, _) => {
             aws_options(flags)?;
         }
+        #[cfg(not(feature = "aws"))]
+        (Provider::Aws, _) => bail!(
+            "--provider aws: this ballast was built without the AWS provider; build it with `cargo build --release -p ballast --features aws`"
+        ),
         _ => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -146,6 +151,9 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
                     .map_err(anyhow::Error::msg)?;
                 serve_and_run(flags, config, provider).await
             }
+            #[cfg(not(feature = "aws"))]
+            Provider::Aws => bail!("--provider aws: this ballast was built without the AWS provider (--features aws)"),
+            #[cfg(feature = "aws")]
             Provider::Aws => {
                 let (opts, prices) = aws_options(flags)?;
                 let provider = ballast_cloud_aws::AwsProvider::new(
@@ -161,6 +169,7 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
 }
 
 /// The aws provider's options and price file from the flags and the standard AWS variables.
+#[cfg(feature = "aws")]
 pub fn aws_options(flags: &NodesFlags) -> Result<(ballast_cloud_aws::AwsOptions, ballast_scheduling::catalog::CatalogFile)> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let Some(price_file) = &flags.price_file else {
@@ -498,6 +507,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "aws")]
     #[test]
     fn aws_flags_name_what_is_missing() {
         let f = nodes_flags(&["--provider", "aws"]).unwrap();

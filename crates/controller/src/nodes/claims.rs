@@ -22,7 +22,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, convert, termination};
+use super::{Ctx, FIELD_MANAGER, convert, drift, termination};
 
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
 pub const MAX_OFFERINGS: usize = 60;
@@ -242,6 +242,7 @@ async fn reconcile<P: CloudProvider>(
         return Ok(Action::await_change());
     }
     if claim.metadata.deletion_timestamp.is_some() {
+        ctx.drift_checks.lock().expect("lock").remove(&claim.name_any());
         return termination::terminate(&claim, &ctx).await;
     }
     let name = claim.name_any();
@@ -346,6 +347,12 @@ async fn reconcile<P: CloudProvider>(
     {
         status.allocatable = Some(a);
     }
+    let mut drift_wait = None;
+    if initialized && provider_id.is_some() {
+        let (conditions, wait) = check_drift(&ctx, &claim, &status.conditions, now).await;
+        status.conditions = conditions;
+        drift_wait = Some(wait);
+    }
     if status != old {
         // lastPodEventTime belongs to the disruption controller: never written back from here.
         let mut body = serde_json::to_value(&status).unwrap_or_default();
@@ -389,7 +396,69 @@ async fn reconcile<P: CloudProvider>(
         None if !initialized => Duration::from_secs(10),
         None => Duration::from_secs(300),
     };
+    let wait = match drift_wait {
+        Some(d) => wait.min(d.max(Duration::from_secs(1))),
+        None => wait,
+    };
     Ok(Action::requeue(wait))
+}
+
+/// Asks the provider whether an initialized NodeClaim drifted when a check is due
+/// ([`drift::due_in`]): the conditions to write, and how soon to ask again. A failed call is
+/// logged and retried later; the conditions stay as they were.
+async fn check_drift<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    claim: &NodeClaim,
+    conditions: &[ballast_api::common::Condition],
+    now: Timestamp,
+) -> (Vec<ballast_api::common::Condition>, Duration) {
+    let name = claim.name_any();
+    let class = drift::class_key(claim);
+    let every = ctx.opts.drift_interval;
+    let last = ctx.drift_checks.lock().expect("lock").get(&name).cloned();
+    let wait = drift::due_in(last.as_ref(), &class, now, every);
+    if !wait.is_zero() {
+        return (conditions.to_vec(), wait);
+    }
+    let answer = ctx.provider.is_drifted(claim).await;
+    let checked = drift::Checked {
+        at: now,
+        class: class.clone(),
+        answered: answer.is_ok(),
+    };
+    let next = drift::due_in(Some(&checked), &class, now, every);
+    ctx.drift_checks
+        .lock()
+        .expect("lock")
+        .insert(name.clone(), checked);
+    match answer {
+        Ok(why) => {
+            let was = drift::is_drifted(conditions);
+            let out = drift::conditions(conditions, why.as_deref(), now, claim.metadata.generation);
+            match (&why, was) {
+                (Some(w), false) => {
+                    tracing::info!(nodeclaim = %name, "{}", drift::message(w));
+                    ctx.events
+                        .normal(
+                            &claim.object_ref(&()),
+                            "Drifted",
+                            "DriftCheck",
+                            drift::message(w),
+                        )
+                        .await;
+                }
+                (None, true) => {
+                    tracing::info!(nodeclaim = %name, "the cloud provider no longer reports drift");
+                }
+                _ => {}
+            }
+            (out, next)
+        }
+        Err(e) => {
+            tracing::warn!(nodeclaim = %name, error = %e, "drift check failed; retrying in {:?}", next);
+            (conditions.to_vec(), next)
+        }
+    }
 }
 
 fn error_policy<P: CloudProvider>(

@@ -8,7 +8,8 @@
 //! - [`claims`]: one reconcile per NodeClaim drives `claim_lifecycle`: launch through the
 //!   provider (insufficient capacity marks the offering unavailable and the next is tried),
 //!   Registered when a node with its provider ID appears, Initialized once ready without startup
-//!   taints; launch and registration timeouts delete it.
+//!   taints; launch and registration timeouts delete it. Initialized NodeClaims are asked about
+//!   cloud-provider drift every few minutes ([`drift`]: a `Drifted=True` condition).
 //! - [`termination`]: a deleted NodeClaim's node is cordoned, tainted and drained through the
 //!   Eviction API (a PDB's 429 is retried), daemon pods last; then the instance is deleted and the
 //!   finalizer removed once it is gone.
@@ -28,6 +29,7 @@ pub mod claims;
 pub mod cluster;
 pub mod convert;
 pub mod disruption;
+pub mod drift;
 pub mod events;
 pub mod gc;
 pub mod interruption;
@@ -80,6 +82,8 @@ pub struct NodesOptions {
     pub disruption: Option<disruption::DisruptionShellOptions>,
     /// The interruption queue (None: not read).
     pub interruption: Option<interruption::InterruptionOptions>,
+    /// How often the provider is asked whether an initialized NodeClaim drifted ([`drift`]).
+    pub drift_interval: Duration,
 }
 
 impl Default for NodesOptions {
@@ -97,6 +101,7 @@ impl Default for NodesOptions {
             status_interval: Duration::from_secs(5),
             disruption: Some(disruption::DisruptionShellOptions::default()),
             interruption: None,
+            drift_interval: Duration::from_secs(300),
         }
     }
 }
@@ -116,6 +121,8 @@ pub struct Ctx<P> {
     pub launched: Mutex<BTreeMap<String, Instance>>,
     /// NodeClaims created by the provisioner that the cache may not show yet.
     pub recent_claims: Mutex<Vec<(NodeClaim, std::time::Instant)>>,
+    /// When each NodeClaim was last asked about cloud-provider drift.
+    pub drift_checks: Mutex<BTreeMap<String, drift::Checked>>,
 }
 
 impl<P: CloudProvider> Ctx<P> {
@@ -193,6 +200,7 @@ pub async fn run<P: CloudProvider>(
         opts,
         launched: Mutex::default(),
         recent_claims: Mutex::default(),
+        drift_checks: Mutex::default(),
     });
     tasks.spawn(provisioner::run(ctx.clone()));
     tasks.spawn(claims::run(ctx.clone()));

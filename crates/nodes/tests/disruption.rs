@@ -815,6 +815,78 @@ fn drift_respects_budget_and_blockers() {
     )));
 }
 
+/// Drift the cloud provider reported (a `Drifted=True` condition on an otherwise up-to-date
+/// NodeClaim, as the NodeClaim controller writes it) is drift like a changed template: same
+/// replacement, same Drifted budget; a `False` condition is not drift.
+#[test]
+fn drift_reported_by_the_cloud_provider() {
+    use ballast_api::common::{Condition, Time as CondTime};
+    let drifted = |status: &str| Condition {
+        type_: "Drifted".into(),
+        status: status.into(),
+        reason: "NodeClassDrifted".into(),
+        message: "node class drift: subnet subnet-1 is no longer selected by Ec2NodeClass c"
+            .into(),
+        last_transition_time: CondTime(now()),
+        observed_generation: None,
+    };
+    let p = pool("p");
+    // (condition, Drifted budget, expected: Some(why contains) for an action, None for none)
+    let rows: Vec<(Option<&str>, Option<&str>, Option<&str>)> = vec![
+        (Some("True"), None, Some("node class drift: subnet subnet-1")),
+        (Some("False"), None, None),
+        (None, None, None),
+        (Some("True"), Some("0"), None),
+    ];
+    for (i, (status, budget, want)) in rows.into_iter().enumerate() {
+        let mut n1 = node(
+            "n1",
+            &ty("medium"),
+            "p",
+            "on-demand",
+            vec![pod("a", "x", 3000, 1000)],
+        );
+        let mut c1 = claim_for(&mut n1, &p);
+        c1.status = status.map(|st| api::NodeClaimStatus {
+            conditions: vec![drifted(st)],
+            ..Default::default()
+        });
+        let mut s = cluster(vec![p.clone()], vec![n1]);
+        s.node_claims = vec![c1];
+        if let Some(b) = budget {
+            set_pool(&mut s, |d| {
+                d.budgets = vec![api::Budget {
+                    nodes: b.into(),
+                    reasons: vec![api::DisruptionReason::Drifted],
+                    ..Default::default()
+                }]
+            });
+        }
+        let d = run(&s);
+        match want {
+            Some(why) => {
+                let a = d.action.unwrap_or_else(|| panic!("row {i}: no action"));
+                assert_eq!(a.method, Method::Drift, "row {i}");
+                assert!(a.why.contains(why), "row {i}: {}", a.why);
+                assert_eq!(a.node_claims, vec!["n1-claim"], "row {i}");
+                assert_eq!(a.replacements.len(), 1, "row {i}: the pod needs a new node");
+            }
+            None => {
+                assert!(d.action.is_none(), "row {i}: {:?}", d.action);
+                let expect_budget = budget.is_some();
+                assert!(
+                    rejected_because(&d, "n1", Method::Drift, |w| if expect_budget {
+                        matches!(w, Why::Budget { .. })
+                    } else {
+                        matches!(w, Why::NotDrifted)
+                    }),
+                    "row {i}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn expiration_is_forceful() {
     let mut s = two_nodes_one_movable();

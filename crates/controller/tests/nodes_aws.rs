@@ -16,6 +16,11 @@
 //!   cheapest type has no capacity in any zone; the fleet reports it, and the NodeClaim launches
 //!   as the next cheapest fitting type.
 //!
+//! - `node_class_drift_on_ec2_replaces_the_node`: with disruption on, a launched node's
+//!   Ec2NodeClass changes (its user data): the NodeClaim controller's drift check marks the
+//!   NodeClaim `Drifted=True` ("node class drift: ..."), and the disruption controller replaces
+//!   it: a new NodeClaim runs the pod, the old NodeClaim is deleted and its instance terminated.
+//!
 //! Each test has its own namespace, NodePool, Ec2NodeClass and cluster tag (the namespace name),
 //! so tests and other users of the shared moto never see each other's instances.
 
@@ -103,6 +108,17 @@ impl Run {
     }
 
     async fn start(bed: &TestBed, moto: &str, prefix: &str, endpoint: Option<&str>) -> Result<Run> {
+        Run::start_with(bed, moto, prefix, endpoint, |_| {}).await
+    }
+
+    /// [`Run::start`] with the controllers' options adjusted by `tweak`.
+    async fn start_with(
+        bed: &TestBed,
+        moto: &str,
+        prefix: &str,
+        endpoint: Option<&str>,
+        tweak: impl FnOnce(&mut NodesOptions),
+    ) -> Result<Run> {
         init_logs();
         let client = bed.client();
         let crds = ballast_api::crds()
@@ -163,6 +179,7 @@ impl Run {
             ..Default::default()
         };
         o.batch.max_seconds = 5.0;
+        tweak(&mut o);
         let controllers = provider(
             endpoint.unwrap_or(moto),
             &name,
@@ -726,6 +743,114 @@ async fn insufficient_capacity_on_ec2_launches_the_next_type() -> Result<()> {
                 .get(labels::INSTANCE_TYPE)
                 .map(String::as_str)
                 == Some("m6i.xlarge")
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_class_drift_on_ec2_replaces_the_node() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let moto = service_or_skip!(bed.moto_url(), Ok(()));
+    let run = Run::start_with(&bed, &moto, "nodes-aws-drift", None, |o| {
+        o.drift_interval = Duration::from_secs(2);
+        o.disruption = Some(ballast_controller::nodes::disruption::DisruptionShellOptions {
+            poll: Duration::from_secs(2),
+            validation_delay: Duration::from_secs(1),
+            ..Default::default()
+        });
+    })
+    .await?;
+    with_run(run, async |run| {
+        let ns = &run.ns;
+        ns.create_deployment(
+            TestDeployment::new("web")
+                .replicas(1)
+                .request("cpu", "3")
+                .request("memory", "2Gi"),
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        let first = poll_until(
+            "an initialized NodeClaim",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let cs = run.claims().await?;
+                Ok(cs
+                    .into_iter()
+                    .find(|c| condition(c, "Initialized").as_deref() == Some("True")))
+            },
+        )
+        .await?;
+        // Checked every 2s since it initialized: not drifted.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let now = run.claims_api().get(&first.name_any()).await?;
+        ensure!(
+            condition(&now, "Drifted").is_none(),
+            "drifted before any change: {:?}",
+            now.status
+        );
+        let pid = first
+            .status
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .context("providerID")?;
+        let (_, old_id) = ballast_cloud_aws::parse_provider_id(&pid).context("aws providerID")?;
+        let old_id = old_id.to_string();
+        // The class changes under the running instance.
+        let patch = json!({ "spec": { "userData": "#!/bin/sh\necho drifted" } });
+        Api::<Ec2NodeClass>::all(run.client.clone())
+            .patch(run.ns.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let message = poll_until(
+            "Drifted=True on the NodeClaim",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let Some(c) = run.claims_api().get_opt(&first.name_any()).await? else {
+                    return Ok(Some("(replaced before seen)".to_string()));
+                };
+                Ok(c.status.as_ref().and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|x| x.type_ == "Drifted" && x.status == "True")
+                        .map(|x| format!("{}: {}", x.reason, x.message))
+                }))
+            },
+        )
+        .await?;
+        eprintln!("drift: {message}");
+        ensure!(
+            message == "(replaced before seen)"
+                || (message.starts_with("NodeClassDrifted: node class drift: ")
+                    && message.contains("changed since launch")),
+            "{message}"
+        );
+        poll_until(
+            "the drifted NodeClaim replaced and its instance terminated",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let cs = run.claims().await?;
+                let old_left = cs.iter().any(|c| c.name_any() == first.name_any());
+                let new_ready = cs.iter().any(|c| {
+                    c.name_any() != first.name_any()
+                        && condition(c, "Initialized").as_deref() == Some("True")
+                });
+                let state = run.state_of(&old_id).await?;
+                Ok((!old_left && new_ready && state == "terminated").then_some(()))
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        let cs = run.claims().await?;
+        ensure!(cs.len() == 1, "{} NodeClaims after the replacement", cs.len());
+        ensure!(
+            condition(&cs[0], "Drifted").is_none(),
+            "the replacement is not drifted: {:?}",
+            cs[0].status
         );
         Ok(())
     })

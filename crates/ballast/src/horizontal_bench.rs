@@ -104,7 +104,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     pub max_concurrent_reads: usize,
     /// Controller flags: threads of its async runtime.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub worker_threads: usize,
     /// Leave the namespace and nodes in place.
     #[arg(long)]

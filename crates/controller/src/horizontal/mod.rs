@@ -363,8 +363,12 @@ impl HorizontalController {
             .context("listing HorizontalAutoscalers (is the CRD installed? see crds/)")?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let closing = ctx.clone();
         let stopper = tokio::spawn(async move {
             shutdown.await;
+            // Objects still waiting for a turn give it up: graceful shutdown only waits for the
+            // decisions already running.
+            closing.permits.close();
             let _ = stop_tx.send(true);
         });
         let stopped = move || {
@@ -527,7 +531,8 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     }
 
     let memo = previous.as_ref().and_then(|s| s.memo.clone());
-    let (decision, memo) = decide_and_apply(&hza, &ns, &name, &ctx, memo).await;
+    // Boxed: objects waiting for a permit hold a small future, not the whole decision's state.
+    let (decision, memo) = Box::pin(decide_and_apply(&hza, &ns, &name, &ctx, memo)).await;
     let period = period_of(&hza);
     let (outcome, failures, delay) = match &decision {
         Ok(d) if failed(d) => {

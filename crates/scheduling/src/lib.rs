@@ -18,6 +18,7 @@ mod solver;
 pub use error::{Kind, ModelError};
 pub use model::*;
 pub use solution::*;
+pub use solver::prepared::PreparedCluster;
 
 /// Packs the snapshot's pending pods: existing and in-flight nodes first, then NodeClaims opened
 /// in this solve (fewest pods first), then new NodeClaims from NodePools by weight.

@@ -5,32 +5,60 @@ use std::collections::HashMap;
 use crate::model::{LabelSelector, Operator, Requirement, SelectorOperator};
 
 /// Interns strings to dense ids; remembers the integer value of each string for Gt/Lt.
+///
+/// An interner may sit on top of a shared one (`layered`): the shared strings keep their ids
+/// and new strings get ids after them, so a prepared cluster's strings are not copied for every
+/// solve. Nothing the solver decides depends on the order of ids, only on the strings.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Interner {
+pub(crate) struct Interner<'a> {
+    base: Option<&'a Interner<'a>>,
     map: HashMap<String, u32>,
-    pub names: Vec<String>,
-    pub nums: Vec<Option<i64>>,
+    names: Vec<String>,
+    nums: Vec<Option<i64>>,
 }
 
-impl Interner {
+impl<'a> Interner<'a> {
+    /// An interner that starts with every string of `base`.
+    pub fn layered(base: &'a Interner<'a>) -> Self {
+        Interner {
+            base: Some(base),
+            ..Interner::default()
+        }
+    }
+    fn offset(&self) -> u32 {
+        self.base.map_or(0, |b| b.len() as u32)
+    }
+    pub fn len(&self) -> usize {
+        self.offset() as usize + self.names.len()
+    }
     pub fn id(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.map.get(s) {
+        if let Some(i) = self.get(s) {
             return i;
         }
-        let i = self.names.len() as u32;
+        let i = self.offset() + self.names.len() as u32;
         self.map.insert(s.to_string(), i);
         self.names.push(s.to_string());
         self.nums.push(s.parse::<i64>().ok());
         i
     }
     pub fn get(&self, s: &str) -> Option<u32> {
-        self.map.get(s).copied()
+        self.base
+            .and_then(|b| b.get(s))
+            .or_else(|| self.map.get(s).copied())
     }
     pub fn name(&self, i: u32) -> &str {
-        &self.names[i as usize]
+        let off = self.offset();
+        match self.base {
+            Some(b) if i < off => b.name(i),
+            _ => &self.names[(i - off) as usize],
+        }
     }
     pub fn num(&self, i: u32) -> Option<i64> {
-        self.nums[i as usize]
+        let off = self.offset();
+        match self.base {
+            Some(b) if i < off => b.num(i),
+            _ => self.nums[(i - off) as usize],
+        }
     }
 }
 
@@ -262,11 +290,11 @@ impl VSet {
     }
 
     pub fn describe(&self, vals: &Interner) -> String {
+        // By name, not by id: ids follow the order strings were first seen.
         let names = |v: &[u32]| {
-            v.iter()
-                .map(|&i| vals.name(i).to_string())
-                .collect::<Vec<_>>()
-                .join(",")
+            let mut n: Vec<&str> = v.iter().map(|&i| vals.name(i)).collect();
+            n.sort_unstable();
+            n.join(",")
         };
         let mut parts = vec![];
         if !self.complement {

@@ -2,6 +2,7 @@
 //! NodeClaims from NodePools by weight; each open NodeClaim keeps the set of instance types that
 //! still fit. Pure: same input, same output.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{Kind, ModelError};
@@ -16,6 +17,8 @@ use crate::req::{
 use crate::solution::{
     ClaimOrder, NewClaim, Placement, Reason, Relaxed, Solution, SolveOptions, Target, Unschedulable,
 };
+
+pub(crate) mod prepared;
 
 pub(crate) const DIMS: usize = 12;
 const BUILTIN: [&str; 4] = ["cpu", "memory", "pods", "ephemeral-storage"];
@@ -150,6 +153,7 @@ struct PType {
 struct PPool {
     src: usize,
     name: String,
+    weight: i32,
     reqs: ReqSet,
     types: Bits,
     zmask: u64,
@@ -178,14 +182,14 @@ struct AltInfo {
     other: ReqSet,
 }
 
+/// An existing node or in-flight claim; what changes during a solve (requests used, host ports)
+/// is kept beside it in the solver.
 #[derive(Clone)]
 struct Slot {
     name: String,
     labels: Labels,
     taints: Vec<Taint>,
     alloc: RV,
-    used: RV,
-    ports: Vec<HostPort>,
     cordoned: bool,
 }
 
@@ -354,10 +358,11 @@ const LIMIT_NODES: usize = usize::MAX;
 
 #[derive(Clone)]
 pub(crate) struct Solver<'a> {
-    snap: &'a Snapshot,
+    /// The pods of this solve; `PPod::src` indexes it.
+    pod_src: Vec<&'a Pod>,
     opts: SolveOptions,
-    keys: Interner,
-    vals: Interner,
+    keys: Interner<'a>,
+    vals: Interner<'a>,
     k_zone: u32,
     k_ct: u32,
     k_host: u32,
@@ -368,10 +373,17 @@ pub(crate) struct Solver<'a> {
     cts: Vec<u32>,
     ct_idx: HashMap<u32, usize>,
     type_key: Vec<bool>,
-    types: Vec<PType>,
+    types: Cow<'a, [PType]>,
     pools: Vec<PPool>,
-    slots: Vec<Slot>,
+    slots: Cow<'a, [Slot]>,
+    slot_used: Cow<'a, [RV]>,
+    slot_ports: Cow<'a, [Vec<HostPort>]>,
     n_existing: usize,
+    /// The existing slots pods may go to in this solve, in order (all of them unless a prepared
+    /// cluster took some nodes away).
+    live: Vec<usize>,
+    /// The live slots that are not cordoned: where `place` looks.
+    placeable: Vec<usize>,
     claims: Vec<Claim>,
     open: BTreeSet<(usize, usize)>,
     alts: Vec<AltInfo>,
@@ -389,8 +401,66 @@ fn dims_err(kind: Kind, name: &str, field: &str, why: String) -> ModelError {
     ModelError::new(kind, name, field, why)
 }
 
+/// Resource dimensions of a solve: the built-ins plus the extended resources that the given
+/// (pending) pods request or that NodePool limits name, sorted.
+pub(crate) fn solve_dims<'p>(
+    pods: impl Iterator<Item = &'p Pod>,
+    node_pools: &[crate::model::NodePool],
+) -> Result<Vec<String>, ModelError> {
+    let mut dims: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
+    let mut ext = BTreeSet::new();
+    for p in pods {
+        for (k, v) in p.effective_requests().iter() {
+            if v > 0 && !BUILTIN.contains(&k) {
+                ext.insert(k.to_string());
+            }
+        }
+    }
+    for np in node_pools {
+        if let Some(l) = &np.limits {
+            for (k, _) in l.iter() {
+                if !BUILTIN.contains(&k) && k != "nodes" {
+                    ext.insert(k.to_string());
+                }
+            }
+        }
+    }
+    if ext.len() > DIMS - BUILTIN.len() {
+        return Err(ModelError::new(
+            Kind::Snapshot,
+            "",
+            "pods[].requests",
+            format!(
+                "{} distinct extended resources requested; at most {} per solve",
+                ext.len(),
+                DIMS - 4
+            ),
+        ));
+    }
+    dims.extend(ext);
+    Ok(dims)
+}
+
 impl<'a> Solver<'a> {
     pub(crate) fn new(snap: &'a Snapshot, opts: &SolveOptions) -> Result<Self, ModelError> {
+        // Resource dimensions: the built-ins plus extended resources that pending pods request or
+        // that NodePool limits name.
+        let dims = solve_dims(
+            snap.pods.iter().filter(|p| p.node_name.is_none()),
+            &snap.node_pools,
+        )?;
+        let mut s = Solver::prepare_cluster(snap, opts, dims)?;
+        s.prepare_pods(snap)?;
+        Ok(s)
+    }
+
+    /// Everything but the pods: instance types, NodePools, existing nodes and in-flight claims,
+    /// with `dims` as the resource dimensions.
+    pub(crate) fn prepare_cluster(
+        snap: &Snapshot,
+        opts: &SolveOptions,
+        dims: Vec<String>,
+    ) -> Result<Solver<'static>, ModelError> {
         let mut keys = Interner::default();
         let vals = Interner::default();
         let k_zone = keys.id(wk::ZONE);
@@ -398,43 +468,8 @@ impl<'a> Solver<'a> {
         let k_host = keys.id(wk::HOSTNAME);
         let k_pool = keys.id(wk::NODEPOOL);
         let k_itype = keys.id(wk::INSTANCE_TYPE);
-
-        // Resource dimensions: the built-ins plus extended resources that pending pods request or
-        // that NodePool limits name.
-        let mut dims: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
-        let mut ext = BTreeSet::new();
-        for p in snap.pods.iter().filter(|p| p.node_name.is_none()) {
-            for (k, v) in p.effective_requests().iter() {
-                if v > 0 && !BUILTIN.contains(&k) {
-                    ext.insert(k.to_string());
-                }
-            }
-        }
-        for np in &snap.node_pools {
-            if let Some(l) = &np.limits {
-                for (k, _) in l.iter() {
-                    if !BUILTIN.contains(&k) && k != "nodes" {
-                        ext.insert(k.to_string());
-                    }
-                }
-            }
-        }
-        if ext.len() > DIMS - BUILTIN.len() {
-            return Err(ModelError::new(
-                Kind::Snapshot,
-                "",
-                "pods[].requests",
-                format!(
-                    "{} distinct extended resources requested; at most {} per solve",
-                    ext.len(),
-                    DIMS - 4
-                ),
-            ));
-        }
-        dims.extend(ext);
-
         let mut s = Solver {
-            snap,
+            pod_src: vec![],
             opts: opts.clone(),
             keys,
             vals,
@@ -448,10 +483,14 @@ impl<'a> Solver<'a> {
             cts: vec![],
             ct_idx: HashMap::new(),
             type_key: vec![],
-            types: vec![],
+            types: Cow::Owned(vec![]),
             pools: vec![],
-            slots: vec![],
+            slots: Cow::Owned(vec![]),
+            slot_used: Cow::Owned(vec![]),
+            slot_ports: Cow::Owned(vec![]),
             n_existing: 0,
+            live: vec![],
+            placeable: vec![],
             claims: vec![],
             open: BTreeSet::new(),
             alts: vec![],
@@ -464,10 +503,13 @@ impl<'a> Solver<'a> {
             ns_labels: HashMap::new(),
             claim_order: ClaimOrder::default(),
         };
-        s.prepare_types(k_itype)?;
-        s.prepare_pools()?;
-        s.prepare_slots()?;
-        s.prepare_pods()?;
+        s.prepare_types(snap, k_itype)?;
+        s.prepare_pools(snap)?;
+        s.prepare_slots(snap)?;
+        for ns in &snap.namespaces {
+            let l = intern_labels(&mut s.keys, &mut s.vals, &ns.labels);
+            s.ns_labels.insert(ns.name.clone(), l);
+        }
         Ok(s)
     }
 
@@ -549,8 +591,7 @@ impl<'a> Solver<'a> {
         Ok(self.cts.len() - 1)
     }
 
-    fn prepare_types(&mut self, k_itype: u32) -> Result<(), ModelError> {
-        let snap = self.snap;
+    fn prepare_types(&mut self, snap: &Snapshot, k_itype: u32) -> Result<(), ModelError> {
         // Sorted zone and capacity-type ids keep masks independent of input order.
         let mut zones = BTreeSet::new();
         let mut cts = BTreeSet::new();
@@ -616,7 +657,7 @@ impl<'a> Solver<'a> {
             labels.sort_unstable();
             let alloc = self.rv(&t.allocatable());
             let cap = self.rv(&t.capacity);
-            self.types.push(PType {
+            self.types.to_mut().push(PType {
                 name: t.name.clone(),
                 alloc,
                 cap,
@@ -625,8 +666,8 @@ impl<'a> Solver<'a> {
                 offers,
             });
         }
-        self.type_key = vec![false; self.keys.names.len()];
-        for t in &self.types {
+        self.type_key = vec![false; self.keys.len()];
+        for t in self.types.iter() {
             for (k, _) in &t.labels {
                 self.type_key[*k as usize] = true;
             }
@@ -675,8 +716,7 @@ impl<'a> Solver<'a> {
         bits_of(cmask).any(|c| self.types[t].zc[c] & zmask != 0)
     }
 
-    fn prepare_pools(&mut self) -> Result<(), ModelError> {
-        let snap = self.snap;
+    fn prepare_pools(&mut self, snap: &Snapshot) -> Result<(), ModelError> {
         let mut names = BTreeSet::new();
         for (pi, np) in snap.node_pools.iter().enumerate() {
             let e =
@@ -725,8 +765,8 @@ impl<'a> Solver<'a> {
             }
             let pv = self.vals.id(&np.name);
             reqset_add(&mut rs, self.k_pool, VSet::only(pv), &self.vals);
-            if self.type_key.len() < self.keys.names.len() {
-                self.type_key.resize(self.keys.names.len(), false);
+            if self.type_key.len() < self.keys.len() {
+                self.type_key.resize(self.keys.len(), false);
             }
             let (mut types, _) = self.type_mask(&rs);
             let zmask = self.zone_mask(reqset_get(&rs, self.k_zone));
@@ -758,6 +798,7 @@ impl<'a> Solver<'a> {
             self.pools.push(PPool {
                 src: pi,
                 name: np.name.clone(),
+                weight: np.weight,
                 reqs: other,
                 types,
                 zmask,
@@ -775,14 +816,10 @@ impl<'a> Solver<'a> {
             });
         }
         // Weight first, then name.
-        self.pools.sort_by(|a, b| {
-            snap.node_pools[b.src]
-                .weight
-                .cmp(&snap.node_pools[a.src].weight)
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        if self.type_key.len() < self.keys.names.len() {
-            self.type_key.resize(self.keys.names.len(), false);
+        self.pools
+            .sort_by(|a, b| b.weight.cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
+        if self.type_key.len() < self.keys.len() {
+            self.type_key.resize(self.keys.len(), false);
         }
         Ok(())
     }
@@ -791,8 +828,7 @@ impl<'a> Solver<'a> {
         self.pools.iter().position(|p| p.name == name)
     }
 
-    fn prepare_slots(&mut self) -> Result<(), ModelError> {
-        let snap = self.snap;
+    fn prepare_slots(&mut self, snap: &Snapshot) -> Result<(), ModelError> {
         let mut order: Vec<usize> = (0..snap.nodes.len()).collect();
         order.sort_by(|&a, &b| snap.nodes[a].name.cmp(&snap.nodes[b].name));
         let mut names = BTreeSet::new();
@@ -832,13 +868,12 @@ impl<'a> Solver<'a> {
                 self.pools[p].usage = self.pools[p].usage.add(&c);
                 self.pools[p].usage_nodes += 1;
             }
-            self.slots.push(Slot {
+            let alloc = self.rv(&n.allocatable);
+            self.slots.to_mut().push(Slot {
                 name: n.name.clone(),
                 labels,
                 taints,
-                alloc: self.rv(&n.allocatable),
-                used: RV::default(),
-                ports: vec![],
+                alloc,
                 cordoned: n.unschedulable,
             });
         }
@@ -890,19 +925,23 @@ impl<'a> Solver<'a> {
             self.pools[p].usage = self.pools[p].usage.add(&cap);
             self.pools[p].usage_nodes += 1;
             let alloc = self.types[t].alloc.sub(&self.pools[p].overhead);
-            self.slots.push(Slot {
+            self.slots.to_mut().push(Slot {
                 name: c.name.clone(),
                 labels,
                 taints: np.taints.clone(),
                 alloc,
-                used: RV::default(),
-                ports: vec![],
                 cordoned: false,
             });
         }
         self.n_existing = self.slots.len();
-        if self.type_key.len() < self.keys.names.len() {
-            self.type_key.resize(self.keys.names.len(), false);
+        self.slot_used = Cow::Owned(vec![RV::default(); self.n_existing]);
+        self.slot_ports = Cow::Owned(vec![vec![]; self.n_existing]);
+        self.live = (0..self.n_existing).collect();
+        self.placeable = (0..self.n_existing)
+            .filter(|&s| !self.slots[s].cordoned)
+            .collect();
+        if self.type_key.len() < self.keys.len() {
+            self.type_key.resize(self.keys.len(), false);
         }
         Ok(())
     }
@@ -923,6 +962,23 @@ impl<'a> Solver<'a> {
         } else {
             Some(v)
         }
+    }
+
+    /// Whether domain `a` of `key` sorts before `b`: zones and capacity types are numbered in
+    /// name order, hostnames never compete; other values compare by name, so no choice depends
+    /// on the order strings were interned in.
+    fn dom_before(&self, key: u32, a: u32, b: u32) -> bool {
+        if key == self.k_zone || key == self.k_ct || key == self.k_host {
+            a < b
+        } else {
+            self.vals.name(a) < self.vals.name(b)
+        }
+    }
+
+    /// The key with the smallest name (reports name one of several unmet keys the same way
+    /// whatever the interning order).
+    fn first_key(&self, keys: impl Iterator<Item = u32>) -> Option<u32> {
+        keys.min_by(|&a, &b| self.keys.name(a).cmp(self.keys.name(b)))
     }
 
     fn alt_id(&mut self, rs: &ReqSet) -> usize {
@@ -1010,7 +1066,7 @@ impl<'a> Solver<'a> {
             return d.clone();
         }
         let mut out = BTreeSet::new();
-        for s in 0..self.n_existing {
+        for &s in &self.live {
             let ok = match alts {
                 None => true,
                 Some(a) => a.iter().any(|&ai| {
@@ -1077,14 +1133,10 @@ impl<'a> Solver<'a> {
         v
     }
 
-    fn prepare_pods(&mut self) -> Result<(), ModelError> {
-        let snap = self.snap;
-        for ns in &snap.namespaces {
-            let l = intern_labels(&mut self.keys, &mut self.vals, &ns.labels);
-            self.ns_labels.insert(ns.name.clone(), l);
-        }
+    /// Rejects pods without a name, duplicates and negative quantities.
+    fn check_pods<'p>(&self, pods: impl Iterator<Item = &'p Pod>) -> Result<(), ModelError> {
         let mut seen = BTreeSet::new();
-        for p in &snap.pods {
+        for p in pods {
             if p.name.is_empty() {
                 return Err(ModelError::new(
                     Kind::Pod,
@@ -1101,13 +1153,30 @@ impl<'a> Solver<'a> {
                     "duplicate pod",
                 ));
             }
-            for (f, r) in [("requests", &p.requests), ("overhead", &p.overhead)] {
-                self.check_nonneg(Kind::Pod, &p.key().to_string(), f, r)?;
-            }
-            for r in &p.init_containers {
-                self.check_nonneg(Kind::Pod, &p.key().to_string(), "initContainers", r)?;
-            }
+            self.check_pod_quantities(p)?;
         }
+        Ok(())
+    }
+
+    fn check_pod_quantities(&self, p: &Pod) -> Result<(), ModelError> {
+        let negative = |r: &Resources| r.iter().any(|(_, v)| v < 0);
+        if !negative(&p.requests)
+            && !negative(&p.overhead)
+            && !p.init_containers.iter().any(negative)
+        {
+            return Ok(()); // the common case, without naming the pod
+        }
+        for (f, r) in [("requests", &p.requests), ("overhead", &p.overhead)] {
+            self.check_nonneg(Kind::Pod, &p.key().to_string(), f, r)?;
+        }
+        for r in &p.init_containers {
+            self.check_nonneg(Kind::Pod, &p.key().to_string(), "initContainers", r)?;
+        }
+        Ok(())
+    }
+
+    fn prepare_pods(&mut self, snap: &'a Snapshot) -> Result<(), ModelError> {
+        self.check_pods(snap.pods.iter())?;
         let slot_of: HashMap<String, usize> = self
             .slots
             .iter()
@@ -1115,54 +1184,15 @@ impl<'a> Solver<'a> {
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
         // Pending pods first (groups come from them), then bound pods fill counts.
-        let mut pending: Vec<usize> = snap
-            .pods
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.node_name.is_none())
-            .map(|(i, _)| i)
-            .collect();
-        // Priority first, then CPU and memory descending, then namespace/name.
-        let reqs: Vec<Resources> = snap.pods.iter().map(|p| p.effective_requests()).collect();
-        pending.sort_by(|&a, &b| {
-            let (pa, pb) = (&snap.pods[a], &snap.pods[b]);
-            pb.priority
-                .cmp(&pa.priority)
-                .then(reqs[b].cpu_millis.cmp(&reqs[a].cpu_millis))
-                .then(reqs[b].memory_bytes.cmp(&reqs[a].memory_bytes))
-                .then(pa.namespace.cmp(&pb.namespace))
-                .then(pa.name.cmp(&pb.name))
-        });
-        for &i in &pending {
-            let pp = self.prepare_pod(i, &reqs[i])?;
-            self.pods.push(pp);
-        }
-        // Untolerated PreferNoSchedule taints anywhere make "tolerate them" a relaxable step.
-        let pns: Vec<Taint> = self
-            .slots
-            .iter()
-            .flat_map(|s| s.taints.iter())
-            .chain(self.pools.iter().flat_map(|p| p.taints.iter()))
-            .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
-            .cloned()
-            .collect();
-        for pi in 0..self.pods.len() {
-            let tol = &snap.pods[self.pods[pi].src].tolerations;
-            if pns.iter().any(|t| !crate::model::tolerated(tol, t)) {
-                let pos = self.pods[pi].soft.len();
-                self.pods[pi].soft.push(Soft::PreferNoSchedule);
-                self.pods[pi].pns_soft = Some(pos);
-            }
-            self.refresh_alts(pi);
-        }
+        self.prepare_pending(snap.pods.iter().filter(|p| p.node_name.is_none()).collect())?;
         // Bound pods: usage, ports, topology counts and anti-affinity owners.
-        for (i, p) in snap.pods.iter().enumerate() {
+        for p in &snap.pods {
             let Some(slot) = p.node_name.as_deref().and_then(|n| slot_of.get(n).copied()) else {
                 continue;
             };
-            let r = self.rv(&reqs[i]);
-            self.slots[slot].used = self.slots[slot].used.add(&r);
-            self.slots[slot].ports.extend(p.host_ports.iter().cloned());
+            let r = self.rv(&p.effective_requests());
+            self.slot_used.to_mut()[slot] = self.slot_used[slot].add(&r);
+            self.slot_ports.to_mut()[slot].extend(p.host_ports.iter().cloned());
             let ns = self.vals.id(&p.namespace);
             let labels = intern_labels(&mut self.keys, &mut self.vals, &p.labels);
             for g in 0..self.groups.len() {
@@ -1176,42 +1206,91 @@ impl<'a> Solver<'a> {
                 }
             }
             for term in &p.affinity.pod_anti_affinity.required {
-                let key = self.keys.id(&term.topology_key);
-                let ns_scope = self.ns_scope(term, &p.namespace);
-                let sel =
-                    Selector::compile(term.label_selector.as_ref(), &mut self.keys, &mut self.vals);
-                let g = self.group(GroupKey {
-                    kind: GKind::Anti,
-                    key,
-                    ns: ns_scope,
-                    sel,
-                    eligible: vec![],
-                });
-                if let Some(d) = self.slot_dom(slot, key) {
-                    Group::bump(&mut self.groups[g].owners, d);
-                }
+                let (key, ns_scope, sel) = self.anti_term(term, &p.namespace);
+                self.own_anti(slot, key, ns_scope, sel);
             }
         }
-        // Which groups count each pending pod.
+        self.set_members();
+        Ok(())
+    }
+
+    /// A bound pod's required anti-affinity term, compiled: topology key, namespaces, selector.
+    fn anti_term(&mut self, term: &PodAffinityTerm, ns: &str) -> (u32, NsScope, Selector) {
+        let key = self.keys.id(&term.topology_key);
+        let ns_scope = self.ns_scope(term, ns);
+        let sel = Selector::compile(term.label_selector.as_ref(), &mut self.keys, &mut self.vals);
+        (key, ns_scope, sel)
+    }
+
+    /// Records that a pod bound to `slot` keeps the pods its anti-affinity term selects out of
+    /// its domain.
+    fn own_anti(&mut self, slot: usize, key: u32, ns: NsScope, sel: Selector) {
+        let g = self.group(GroupKey {
+            kind: GKind::Anti,
+            key,
+            ns,
+            sel,
+            eligible: vec![],
+        });
+        if let Some(d) = self.slot_dom(slot, key) {
+            Group::bump(&mut self.groups[g].owners, d);
+        }
+    }
+
+    /// Prepares the pending pods in placement order: priority first, then CPU and memory
+    /// descending, then namespace/name.
+    fn prepare_pending(&mut self, pending: Vec<&'a Pod>) -> Result<(), ModelError> {
+        let mut keyed: Vec<(Resources, &'a Pod)> = pending
+            .into_iter()
+            .map(|p| (p.effective_requests(), p))
+            .collect();
+        keyed.sort_by(|(ra, pa), (rb, pb)| {
+            pb.priority
+                .cmp(&pa.priority)
+                .then(rb.cpu_millis.cmp(&ra.cpu_millis))
+                .then(rb.memory_bytes.cmp(&ra.memory_bytes))
+                .then(pa.namespace.cmp(&pb.namespace))
+                .then(pa.name.cmp(&pb.name))
+        });
+        self.pod_src = keyed.iter().map(|(_, p)| *p).collect();
+        for (i, (eff, _)) in keyed.iter().enumerate() {
+            let pp = self.prepare_pod(i, eff)?;
+            self.pods.push(pp);
+        }
+        // Untolerated PreferNoSchedule taints anywhere make "tolerate them" a relaxable step.
+        let pns: Vec<Taint> = self
+            .live
+            .iter()
+            .flat_map(|&s| self.slots[s].taints.iter())
+            .chain(self.pools.iter().flat_map(|p| p.taints.iter()))
+            .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
+            .cloned()
+            .collect();
         for pi in 0..self.pods.len() {
-            let (ns, member) = {
-                let p = &self.pods[pi];
-                let m: Vec<usize> = (0..self.groups.len())
-                    .filter(|&g| {
-                        self.groups[g].ns.has(p.ns) && self.groups[g].sel.matches(&p.labels)
-                    })
-                    .collect();
-                (p.ns, m)
-            };
-            let _ = ns;
-            self.pods[pi].member = member;
+            let tol = &self.pod_src[self.pods[pi].src].tolerations;
+            if pns.iter().any(|t| !crate::model::tolerated(tol, t)) {
+                let pos = self.pods[pi].soft.len();
+                self.pods[pi].soft.push(Soft::PreferNoSchedule);
+                self.pods[pi].pns_soft = Some(pos);
+            }
+            self.refresh_alts(pi);
         }
         Ok(())
     }
 
+    /// Which groups count each pending pod.
+    fn set_members(&mut self) {
+        for pi in 0..self.pods.len() {
+            let p = &self.pods[pi];
+            let member: Vec<usize> = (0..self.groups.len())
+                .filter(|&g| self.groups[g].ns.has(p.ns) && self.groups[g].sel.matches(&p.labels))
+                .collect();
+            self.pods[pi].member = member;
+        }
+    }
+
     fn prepare_pod(&mut self, src: usize, eff: &Resources) -> Result<PPod, ModelError> {
-        let snap = self.snap;
-        let p: &Pod = &snap.pods[src];
+        let p: &'a Pod = self.pod_src[src];
         let name = p.key().to_string();
         let e = |field: &str, why: String| ModelError::new(Kind::Pod, &name, field, why);
         let ns = self.vals.id(&p.namespace);
@@ -1266,7 +1345,9 @@ impl<'a> Solver<'a> {
         let before = hard_alts.len();
         hard_alts.retain(|rs| rs.iter().all(|(_, v)| !v.is_empty()));
         if hard_alts.is_empty() && hard_problem.is_none() && before > 0 {
-            let k = base.first().map(|(k, _)| *k).unwrap_or(self.k_zone);
+            let k = self
+                .first_key(base.iter().map(|(k, _)| *k))
+                .unwrap_or(self.k_zone);
             hard_problem = Some(Why::Req(k));
         }
         let mut pref_node = vec![];
@@ -1452,7 +1533,7 @@ impl<'a> Solver<'a> {
 
     fn taint_block(&self, pi: usize, taints: &[Taint]) -> Option<Taint> {
         let p = &self.pods[pi];
-        let tol: &[Toleration] = &self.snap.pods[p.src].tolerations;
+        let tol: &[Toleration] = &self.pod_src[p.src].tolerations;
         taints
             .iter()
             .find(|t| {
@@ -1480,8 +1561,10 @@ impl<'a> Solver<'a> {
             if self.opts.allow_new_nodes && !self.pools.is_empty() {
                 return 0;
             }
-            return (0..self.n_existing)
-                .map(|s| grp.count(s as u32))
+            return self
+                .live
+                .iter()
+                .map(|&s| grp.count(s as u32))
                 .min()
                 .unwrap_or(0);
         }
@@ -1633,7 +1716,9 @@ impl<'a> Solver<'a> {
                 for &c in &cands[1..] {
                     let sc = score(c.0);
                     if sc < best_score
-                        || (sc == best_score && (c.1 < best.1 || (c.1 == best.1 && c.0 < best.0)))
+                        || (sc == best_score
+                            && (c.1 < best.1
+                                || (c.1 == best.1 && self.dom_before(key, c.0, best.0))))
                     {
                         best = c;
                         best_score = sc;
@@ -1731,12 +1816,13 @@ impl<'a> Solver<'a> {
         if slot.cordoned {
             return Err(Why::Cordoned);
         }
-        let need = slot.used.add(&p.req);
+        let used = &self.slot_used[s];
+        let need = used.add(&p.req);
         if let Some(d) = need.first_over(&slot.alloc) {
             return Err(Why::Resource {
                 dim: d,
                 need: p.req.0[d],
-                free: slot.alloc.0[d] - slot.used.0[d],
+                free: slot.alloc.0[d] - used.0[d],
             });
         }
         if let Some(t) = self.taint_block(pi, &slot.taints) {
@@ -1748,24 +1834,22 @@ impl<'a> Solver<'a> {
         if p.eff_alts.is_empty() {
             return Err(Why::Conflict);
         }
-        let mut first_bad = None;
-        let ok = p.eff_alts.iter().any(|&ai| {
-            match self.alts[ai]
+        let holds = |ai: usize| {
+            self.alts[ai]
                 .rs
                 .iter()
-                .find(|(k, v)| !v.allows(label(&slot.labels, *k), &self.vals))
-            {
-                None => true,
-                Some((k, _)) => {
-                    first_bad.get_or_insert(*k);
-                    false
-                }
-            }
-        });
-        if !ok {
-            return Err(Why::Req(first_bad.unwrap_or(self.k_zone)));
+                .all(|(k, v)| v.allows(label(&slot.labels, *k), &self.vals))
+        };
+        if !p.eff_alts.iter().any(|&ai| holds(ai)) {
+            // Reported: the first alternative's unmet key with the smallest name.
+            let bad = self.alts[p.eff_alts[0]]
+                .rs
+                .iter()
+                .filter(|(k, v)| !v.allows(label(&slot.labels, *k), &self.vals))
+                .map(|(k, _)| *k);
+            return Err(Why::Req(self.first_key(bad).unwrap_or(self.k_zone)));
         }
-        if let Some(port) = self.port_block(pi, &slot.ports) {
+        if let Some(port) = self.port_block(pi, &self.slot_ports[s]) {
             return Err(Why::Port(port));
         }
         self.topo_choose(pi, &mut |s2: &Self, key| {
@@ -1775,9 +1859,11 @@ impl<'a> Solver<'a> {
 
     fn commit_slot(&mut self, pi: usize, s: usize, doms: Vec<(u32, Option<u32>)>) {
         let req = self.pods[pi].req;
-        self.slots[s].used = self.slots[s].used.add(&req);
-        let ports = self.pods[pi].ports.clone();
-        self.slots[s].ports.extend(ports);
+        self.slot_used.to_mut()[s] = self.slot_used[s].add(&req);
+        if !self.pods[pi].ports.is_empty() {
+            let ports = self.pods[pi].ports.clone();
+            self.slot_ports.to_mut()[s].extend(ports);
+        }
         self.record(pi, &doms);
         self.placements.push((pi, s));
     }
@@ -1961,23 +2047,30 @@ impl<'a> Solver<'a> {
             return Err(Why::Req(self.k_ct));
         }
         let mut reqs = c.reqs.clone();
+        let mut bad = None;
         for (k, v) in &a.other {
             let cur = reqset_get(&reqs, *k).cloned().unwrap_or_else(VSet::absent);
             let x = cur.intersect(v, &self.vals);
             if x.is_empty() {
-                return Err(Why::Req(*k));
+                bad = self.first_key(bad.into_iter().chain([*k]));
+                continue;
             }
             reqset_add(&mut reqs, *k, x, &self.vals);
+        }
+        if let Some(k) = bad {
+            return Err(Why::Req(k));
         }
         let mut types = c.types.clone();
         if a.has_type_keys {
             types.and(&a.types);
             if types.is_empty() {
-                let k =
-                    a.rs.iter()
-                        .map(|(k, _)| *k)
-                        .find(|k| self.is_type_key(*k))
-                        .unwrap_or(self.k_zone);
+                let k = self
+                    .first_key(
+                        a.rs.iter()
+                            .map(|(k, _)| *k)
+                            .filter(|k| self.is_type_key(*k)),
+                    )
+                    .unwrap_or(self.k_zone);
                 return Err(Why::Req(k));
             }
         }
@@ -2147,7 +2240,9 @@ impl<'a> Solver<'a> {
 
     /// One placement attempt; Ok when placed.
     fn place(&mut self, pi: usize) -> bool {
-        for s in 0..self.n_existing {
+        // Cordoned slots never take a pod: only the others are tried.
+        for i in 0..self.placeable.len() {
+            let s = self.placeable[i];
             if let Ok(doms) = self.try_slot(pi, s) {
                 self.commit_slot(pi, s, doms);
                 return true;
@@ -2234,7 +2329,7 @@ impl<'a> Solver<'a> {
 
     fn dropped_names(&self, pi: usize) -> Vec<String> {
         let p = &self.pods[pi];
-        let pod = &self.snap.pods[p.src];
+        let pod = &self.pod_src[p.src];
         p.soft[..p.relaxed]
             .iter()
             .map(|s| match s {
@@ -2359,7 +2454,7 @@ impl<'a> Solver<'a> {
                 }
             }
             Reason::VolumeZone { .. } => {
-                let pod = &self.snap.pods[self.pods[pi].src];
+                let pod = &self.pod_src[self.pods[pi].src];
                 let vols: Vec<&crate::model::VolumeTopology> =
                     pod.volumes.iter().filter(|v| !v.zones.is_empty()).collect();
                 let mut zones: Vec<String> =
@@ -2420,7 +2515,7 @@ impl<'a> Solver<'a> {
     }
 
     fn explain(&self, pi: usize) -> Unschedulable {
-        let pod = self.snap.pods[self.pods[pi].src].key();
+        let pod = self.pod_src[self.pods[pi].src].key();
         let mut node_pools = vec![];
         if self.opts.allow_new_nodes {
             for pool in 0..self.pools.len() {
@@ -2463,7 +2558,7 @@ impl<'a> Solver<'a> {
                 None => tally.push((r, 1)),
             }
         };
-        for s in 0..self.n_existing {
+        for &s in &self.live {
             if let Err(w) = self.try_slot(pi, s) {
                 let f = |k: u32| match label(&self.slots[s].labels, k) {
                     Some(v) => self.vals.name(v).to_string(),
@@ -2515,7 +2610,7 @@ impl<'a> Solver<'a> {
             sol.new_claims.push(self.resolve_claim(ci));
         }
         for &(pi, slot) in &self.placements {
-            let pod = self.snap.pods[self.pods[pi].src].key();
+            let pod = self.pod_src[self.pods[pi].src].key();
             let target = if slot < self.n_existing {
                 Target::Node(self.slots[slot].name.clone())
             } else {
@@ -2526,7 +2621,7 @@ impl<'a> Solver<'a> {
         for pi in 0..self.pods.len() {
             if self.pods[pi].relaxed > 0 && !failed.contains(&pi) {
                 sol.relaxed.push(Relaxed {
-                    pod: self.snap.pods[self.pods[pi].src].key(),
+                    pod: self.pod_src[self.pods[pi].src].key(),
                     dropped: self.dropped_names(pi),
                 });
             }
@@ -2540,7 +2635,6 @@ impl<'a> Solver<'a> {
     fn resolve_claim(&self, ci: usize) -> NewClaim {
         let c = &self.claims[ci];
         let pool = &self.pools[c.pool];
-        let np = &self.snap.node_pools[pool.src];
         let (t, z, ct, price) =
             self.cheapest(&c.types, c.zmask, c.cmask)
                 .unwrap_or((0, 0, 0, f64::NAN));
@@ -2555,12 +2649,12 @@ impl<'a> Solver<'a> {
                 capacity_type: String::new(),
                 price: 0.0,
                 labels: BTreeMap::new(),
-                taints: np.taints.clone(),
+                taints: pool.taints.clone(),
                 requests: self.resources(&c.used),
                 pods: c
                     .pods
                     .iter()
-                    .map(|&pi| self.snap.pods[self.pods[pi].src].key())
+                    .map(|&pi| self.pod_src[self.pods[pi].src].key())
                     .collect(),
                 instance_type_options: vec![],
             };
@@ -2602,12 +2696,12 @@ impl<'a> Solver<'a> {
             capacity_type: self.vals.name(self.cts[ct]).to_string(),
             price,
             labels,
-            taints: np.taints.clone(),
+            taints: pool.taints.clone(),
             requests: self.resources(&c.used),
             pods: c
                 .pods
                 .iter()
-                .map(|&pi| self.snap.pods[self.pods[pi].src].key())
+                .map(|&pi| self.pod_src[self.pods[pi].src].key())
                 .collect(),
             instance_type_options: opts
                 .into_iter()
@@ -2623,7 +2717,13 @@ impl<'a> Solver<'a> {
             return None;
         }
         if !v.complement {
-            return v.vals.first().map(|&x| self.vals.name(x).to_string());
+            // The smallest name, whatever the interning order.
+            return v
+                .vals
+                .iter()
+                .map(|&x| self.vals.name(x))
+                .min()
+                .map(str::to_string);
         }
         if v.gt.is_some() || v.lt.is_some() {
             let mut n = match (v.gt, v.lt) {
@@ -2908,7 +3008,7 @@ pub(crate) mod access {
                 // Best (efficiency, -price, pool, type) over candidate bins.
                 let mut best: Option<(f64, f64, usize, usize)> = None;
                 // NodePool weights still rule: only the heaviest pools that can take the seed.
-                let weight = |p: usize| self.snap.node_pools[self.pools[p].src].weight;
+                let weight = |p: usize| self.pools[p].weight;
                 let top = (0..np).find(|&p| list[seed_class].1.2[p]).map(weight);
                 for p in 0..np {
                     if !list[seed_class].1.2[p] || Some(weight(p)) != top {

@@ -330,6 +330,129 @@ proptest! {
     }
 }
 
+/// A random snapshot grown into a cluster: more nodes (some in a zone no offering names, some
+/// with GPUs), most pods bound.
+fn random_cluster(seed: u64) -> Snapshot {
+    let mut s = random_snapshot(seed);
+    let mut g = Gen(seed ^ 0x5eed_5eed);
+    for i in 0..(2 + g.below(9)) {
+        let zone = if g.chance(5) { "z9" } else { g.pick(&ZONES) };
+        let cpu = g.pick(&[2, 4, 8, 16]);
+        let mut n = Node {
+            name: format!("extra{i}"),
+            labels: [
+                (labels::ZONE.to_string(), zone.to_string()),
+                ("example.com/cpu".to_string(), cpu.to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            allocatable: Resources::cpu_mem(cpu * 1000, cpu * 2 * GI).with("pods", 30),
+            ..Default::default()
+        };
+        if g.chance(30) {
+            n.allocatable.set("example.com/gpu", 2);
+        }
+        if g.chance(10) {
+            n.labels
+                .insert(labels::CAPACITY_TYPE.into(), "reserved".into());
+        }
+        if !s.node_pools.is_empty() && g.chance(50) {
+            let p = s.node_pools[g.below(s.node_pools.len() as u64) as usize]
+                .name
+                .clone();
+            n.labels.insert(labels::NODEPOOL.into(), p);
+        }
+        if g.chance(20) {
+            n.taints.push(taint(&mut g));
+        }
+        n.unschedulable = g.chance(10);
+        s.nodes.push(n);
+    }
+    // Bound anywhere (nodes may be overcommitted), but GPU pods only where there are GPUs.
+    let names: Vec<(String, bool)> = s
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.allocatable.get("example.com/gpu") > 0))
+        .collect();
+    for p in s.pods.iter_mut().filter(|p| p.node_name.is_none()) {
+        let gpu = p.requests.get("example.com/gpu") > 0;
+        let fit: Vec<&String> = names.iter().filter(|n| n.1 || !gpu).map(|n| &n.0).collect();
+        if !fit.is_empty() && g.chance(70) {
+            p.node_name = Some(fit[g.below(fit.len() as u64) as usize].clone());
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400),
+        ..ProptestConfig::default()
+    })]
+
+    /// A prepared cluster solves "without these nodes, with their pods pending" exactly as a
+    /// full solve of the reduced snapshot does, several times over the same preparation.
+    #[test]
+    fn prepared_solves_equal_full_solves(seed in any::<u64>()) {
+        let s = random_cluster(seed);
+        let opts = SolveOptions::default();
+        let prepared = PreparedCluster::new(s.clone(), &opts);
+        prop_assert!(prepared.is_prepared(), "seed {seed}: the cluster is valid");
+        let mut g = Gen(seed.rotate_left(17));
+        for round in 0..4 {
+            let removed: Vec<usize> = (0..s.nodes.len()).filter(|_| g.chance(30)).collect();
+            let gone: Vec<&str> = removed.iter().map(|&i| s.nodes[i].name.as_str()).collect();
+            // Their pods go pending, but some (DaemonSet-like) vanish with them.
+            let pending: Vec<Pod> = s
+                .pods
+                .iter()
+                .filter(|p| p.node_name.as_deref().is_some_and(|n| gone.contains(&n)))
+                .filter(|_| !g.chance(20))
+                .map(|p| Pod { node_name: None, ..p.clone() })
+                .collect();
+            let pending: Vec<&Pod> = pending.iter().collect();
+            let full = solve(&prepared.reduced(&removed, &pending), &opts)
+                .expect("generated clusters are valid");
+            let want = serde_json::to_string(&full).unwrap();
+            let got = serde_json::to_string(&prepared.solve_without(&removed, &pending).unwrap()).unwrap();
+            prop_assert_eq!(&got, &want, "seed {} round {}", seed, round);
+            if let Some(fast) = prepared.solve_prepared_only(&removed, &pending) {
+                prop_assert_eq!(serde_json::to_string(&fast).unwrap(), want, "seed {} round {}", seed, round);
+            }
+        }
+    }
+}
+
+/// The prepared path is the one taken on ordinary clusters (not the full-solve fallback).
+#[test]
+fn prepared_path_is_taken() {
+    let (mut taken, mut tried) = (0, 0);
+    for seed in 0..200u64 {
+        let s = random_cluster(seed);
+        let prepared = PreparedCluster::new(s.clone(), &SolveOptions::default());
+        let removed = vec![seed as usize % s.nodes.len()];
+        let gone = &s.nodes[removed[0]].name;
+        let pending: Vec<Pod> = s
+            .pods
+            .iter()
+            .filter(|p| p.node_name.as_ref() == Some(gone))
+            .map(|p| Pod {
+                node_name: None,
+                ..p.clone()
+            })
+            .collect();
+        tried += 1;
+        let pending: Vec<&Pod> = pending.iter().collect();
+        if prepared.solve_prepared_only(&removed, &pending).is_some() {
+            taken += 1;
+        }
+    }
+    assert!(
+        taken * 10 >= tried * 8,
+        "prepared path taken {taken} of {tried} times"
+    );
+}
+
 /// The checker itself catches what it should: a hand-broken plan is flagged.
 #[test]
 fn checker_flags_overcommit_and_anti_affinity() {

@@ -751,14 +751,19 @@ pub fn launch_plan(
             .filter(|r| r.key == key)
             .all(|r| requirement_holds(r, &BTreeMap::from([(key.to_string(), v.to_string())])))
     };
+    // A value topology fixed stays (other pods' spread may count these pods there).
+    let keeps =
+        |key: &str, v: &str, chosen: &str| v == chosen || !claim.pinned.iter().any(|k| k == key);
     let zone_ok = |z: &str| {
-        allowed_by_pool(sched::labels::ZONE, z)
+        keeps(sched::labels::ZONE, z, &claim.zone)
+            && allowed_by_pool(sched::labels::ZONE, z)
             && pods
                 .iter()
                 .all(|p| pod_allows(p, sched::labels::ZONE, z, &claim.zone))
     };
     let ct_ok = |c: &str| {
-        allowed_by_pool(sched::labels::CAPACITY_TYPE, c)
+        keeps(sched::labels::CAPACITY_TYPE, c, &claim.capacity_type)
+            && allowed_by_pool(sched::labels::CAPACITY_TYPE, c)
             && pods
                 .iter()
                 .all(|p| pod_allows(p, sched::labels::CAPACITY_TYPE, c, &claim.capacity_type))

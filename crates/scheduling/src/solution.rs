@@ -82,6 +82,11 @@ pub struct NewClaim {
     pub pods: Vec<PodRef>,
     /// Every instance type that would also do, cheapest first (for a price-ordered launch).
     pub instance_type_options: Vec<String>,
+    /// Label keys (zone, capacity type, ...) whose value was fixed for topology: the pods'
+    /// own spread or pod (anti-)affinity, or other pods' terms that count them. A launch must
+    /// keep the planned value of these, whatever the pods' own requirements allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned: Vec<String>,
 }
 
 /// A preference that was dropped so the pod could be placed.

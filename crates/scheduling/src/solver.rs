@@ -207,6 +207,8 @@ struct Claim {
     reserved: RV,
     pods: Vec<usize>,
     ports: Vec<HostPort>,
+    /// Topology keys a placed pod fixed the domain of (hostname aside).
+    pinned: Vec<u32>,
     alive: bool,
 }
 
@@ -1890,6 +1892,7 @@ impl<'a> Solver<'a> {
             reserved: RV::default(),
             pods: vec![],
             ports: vec![],
+            pinned: vec![],
             alive: true,
         }
     }
@@ -2186,6 +2189,11 @@ impl<'a> Solver<'a> {
         }
         let pool = self.claims[ci].pool;
         let old_reserved = self.claims[ci].reserved;
+        for &(k, d) in &tr.doms {
+            if d.is_some() && k != self.k_host && !self.claims[ci].pinned.contains(&k) {
+                self.claims[ci].pinned.push(k);
+            }
+        }
         {
             let c = &mut self.claims[ci];
             c.types = tr.types;
@@ -2657,6 +2665,7 @@ impl<'a> Solver<'a> {
                     .map(|&pi| self.pod_src[self.pods[pi].src].key())
                     .collect(),
                 instance_type_options: vec![],
+                pinned: self.pinned_names(ci),
             };
         }
         let name = claim_name(&pool.name, ci);
@@ -2708,7 +2717,18 @@ impl<'a> Solver<'a> {
                 .take(self.opts.max_instance_type_options.max(1))
                 .map(|(_, n)| n.to_string())
                 .collect(),
+            pinned: self.pinned_names(ci),
         }
+    }
+
+    fn pinned_names(&self, ci: usize) -> Vec<String> {
+        let mut v: Vec<String> = self.claims[ci]
+            .pinned
+            .iter()
+            .map(|&k| self.keys.name(k).to_string())
+            .collect();
+        v.sort();
+        v
     }
 
     /// A concrete label value that satisfies the set, or None when the label should be absent.

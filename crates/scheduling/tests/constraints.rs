@@ -717,3 +717,28 @@ fn min_values_on_offering_keys() {
         why(&sol, "p-0")
     );
 }
+
+#[test]
+fn claims_record_the_keys_topology_pinned() {
+    // web-1 has no term of its own, but web-0's zone spread counts it: its claim's zone is
+    // fixed for that count, and a launch must keep it.
+    let mut s = snapshot(pods("web", 2, 3000, 128));
+    s.pods[0].topology_spread_constraints = vec![spread(
+        labels::ZONE,
+        1,
+        "web",
+        WhenUnsatisfiable::DoNotSchedule,
+    )];
+    s.pods[0].affinity.pod_anti_affinity.required = vec![term(labels::HOSTNAME, "web")];
+    let sol = solve_ok(&s);
+    let (a, b) = (
+        claim_of(&sol, "web-0").unwrap(),
+        claim_of(&sol, "web-1").unwrap(),
+    );
+    assert_ne!(a.name, b.name);
+    assert_eq!(a.pinned, vec![labels::ZONE.to_string()]);
+    assert_eq!(b.pinned, vec![labels::ZONE.to_string()]);
+    // Nothing counts a lone pod: nothing is pinned.
+    let sol = solve_ok(&snapshot(pods("lone", 1, 3000, 128)));
+    assert!(claim_of(&sol, "lone-0").unwrap().pinned.is_empty());
+}

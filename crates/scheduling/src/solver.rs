@@ -1137,7 +1137,7 @@ impl<'a> Solver<'a> {
 
     /// Rejects pods without a name, duplicates and negative quantities.
     fn check_pods<'p>(&self, pods: impl Iterator<Item = &'p Pod>) -> Result<(), ModelError> {
-        let mut seen = BTreeSet::new();
+        let mut seen = std::collections::HashSet::new();
         for p in pods {
             if p.name.is_empty() {
                 return Err(ModelError::new(
@@ -1195,6 +1195,9 @@ impl<'a> Solver<'a> {
             let r = self.rv(&p.effective_requests());
             self.slot_used.to_mut()[slot] = self.slot_used[slot].add(&r);
             self.slot_ports.to_mut()[slot].extend(p.host_ports.iter().cloned());
+            if self.groups.is_empty() && p.affinity.pod_anti_affinity.required.is_empty() {
+                continue; // no topology group to count it in, none of its own to record
+            }
             let ns = self.vals.id(&p.namespace);
             let labels = intern_labels(&mut self.keys, &mut self.vals, &p.labels);
             for g in 0..self.groups.len() {

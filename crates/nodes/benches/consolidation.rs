@@ -1,7 +1,8 @@
 //! Consolidation on a synthetic 1,000-node, 30,000-pod cluster: every candidate evaluated for
 //! single-node consolidation and the multi-node binary search run (`explain_all`), one core.
 //!
-//! `cargo bench -p ballast-nodes` prints the figures. Goal: < 1 s for the whole pass.
+//! `cargo bench -p ballast-nodes --bench consolidation [-- FILTER]` prints the figures (only the
+//! cases whose title contains FILTER). Goal: < 1 s for the whole pass.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,7 +12,8 @@ use ballast_nodes::{
     BoundPod, ClusterNode, ClusterSnapshot, DisruptionOptions, SimulationMode, disrupt,
 };
 use ballast_scheduling::{
-    InstanceType, LabelSelector, Offering, Pod, Resources, TopologySpreadConstraint,
+    InstanceType, LabelSelector, Offering, Pod, PodAffinityTerm, Resources,
+    TopologySpreadConstraint, WhenUnsatisfiable,
 };
 
 /// SplitMix64: a tiny seeded generator, so the cluster is the same on every run.
@@ -110,10 +112,26 @@ fn pool() -> NodePool {
     p
 }
 
+/// What the constrained pods (one in `every`) carry.
+#[derive(Clone, Copy, PartialEq)]
+enum Constrained {
+    None,
+    /// A zone topology spread constraint.
+    ZoneSpread,
+    /// In turn: zone spread, hostname spread, required hostname anti-affinity.
+    Mixed,
+}
+
 /// 1,000 nodes × 30 pods. Each node gets the smallest type that holds its pods, sometimes one
-/// or two sizes larger (so some nodes are underutilized); `spread_every` > 0 gives one pod in
-/// that many a zone topology spread constraint (those candidates take the full solver).
-fn cluster(seed: u64, nodes: usize, pods_per_node: usize, spread_every: u64) -> ClusterSnapshot {
+/// or two sizes larger (so some nodes are underutilized); one pod in `every` carries the
+/// `constrained` terms (those candidates take the solver, on the prepared cluster).
+fn cluster(
+    seed: u64,
+    nodes: usize,
+    pods_per_node: usize,
+    every: u64,
+    constrained: Constrained,
+) -> ClusterSnapshot {
     let mut rng = Rng(seed);
     let types = catalog();
     let mut out = vec![];
@@ -135,20 +153,44 @@ fn cluster(seed: u64, nodes: usize, pods_per_node: usize, spread_every: u64) -> 
                 .insert("app".into(), format!("app{}", rng.below(50)));
             pod.priority = if rng.below(10) == 0 { 1000 } else { 0 };
             n_pod += 1;
-            if spread_every > 0 && n_pod.is_multiple_of(spread_every) {
-                pod.topology_spread_constraints
-                    .push(TopologySpreadConstraint {
-                        max_skew: 1,
-                        topology_key: "topology.kubernetes.io/zone".into(),
-                        when_unsatisfiable: Default::default(),
-                        label_selector: Some(LabelSelector::labels(&[(
-                            "app",
-                            pod.labels["app"].as_str(),
-                        )])),
-                        min_domains: None,
-                        match_label_keys: vec![],
-                        node_affinity_policy: Default::default(),
-                    });
+            if constrained != Constrained::None && n_pod.is_multiple_of(every) {
+                let sel = Some(LabelSelector::labels(&[(
+                    "app",
+                    pod.labels["app"].as_str(),
+                )]));
+                let spread = |key: &str, when| TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: key.into(),
+                    when_unsatisfiable: when,
+                    label_selector: sel.clone(),
+                    min_domains: None,
+                    match_label_keys: vec![],
+                    node_affinity_policy: Default::default(),
+                };
+                let kind = match constrained {
+                    Constrained::Mixed => (n_pod / every) % 3,
+                    _ => 0,
+                };
+                match kind {
+                    0 => pod.topology_spread_constraints.push(spread(
+                        "topology.kubernetes.io/zone",
+                        WhenUnsatisfiable::DoNotSchedule,
+                    )),
+                    1 => pod.topology_spread_constraints.push(spread(
+                        "kubernetes.io/hostname",
+                        WhenUnsatisfiable::ScheduleAnyway,
+                    )),
+                    _ => pod
+                        .affinity
+                        .pod_anti_affinity
+                        .required
+                        .push(PodAffinityTerm {
+                            label_selector: sel.clone(),
+                            namespaces: vec![],
+                            namespace_selector: None,
+                            topology_key: "kubernetes.io/hostname".into(),
+                        }),
+                }
             }
             pods.push(BoundPod {
                 pod,
@@ -232,7 +274,7 @@ fn run(label: &str, s: &ClusterSnapshot, opts: &DisruptionOptions, reps: usize) 
     println!("{label}");
     println!("  cluster: {} nodes, {} pods", s.nodes.len(), pods);
     println!(
-        "  pass: min {:.3} s, median {:.3} s over {reps} runs; simulations: {} fast, {} full solves",
+        "  pass: min {:.3} s, median {:.3} s over {reps} runs; simulations: {} fast, {} solves",
         times[0],
         times[times.len() / 2],
         d.simulations.0,
@@ -254,34 +296,95 @@ fn run(label: &str, s: &ClusterSnapshot, opts: &DisruptionOptions, reps: usize) 
     }
 }
 
+struct Case {
+    title: &'static str,
+    seed: u64,
+    nodes: usize,
+    every: u64,
+    constrained: Constrained,
+    full_solver: bool,
+    reps: usize,
+}
+
+const CASES: [Case; 6] = [
+    Case {
+        title: "1,000 nodes, 30,000 pods, every candidate (single + multi), fast simulation",
+        seed: 42,
+        nodes: 1000,
+        every: 0,
+        constrained: Constrained::None,
+        full_solver: false,
+        reps: 5,
+    },
+    Case {
+        title: "same with 1 pod in 1,000 under a zone topology spread (those nodes take the solver)",
+        seed: 42,
+        nodes: 1000,
+        every: 1000,
+        constrained: Constrained::ZoneSpread,
+        full_solver: false,
+        reps: 3,
+    },
+    Case {
+        title: "same with 1 pod in 1,000 under a zone spread, a hostname spread or hostname anti-affinity",
+        seed: 42,
+        nodes: 1000,
+        every: 1000,
+        constrained: Constrained::Mixed,
+        full_solver: false,
+        reps: 3,
+    },
+    Case {
+        title: "same with 1 pod in 100 under a zone spread, a hostname spread or hostname anti-affinity",
+        seed: 42,
+        nodes: 1000,
+        every: 100,
+        constrained: Constrained::Mixed,
+        full_solver: false,
+        reps: 3,
+    },
+    Case {
+        title: "100 nodes, 3,000 pods, full solver for every simulation (reference)",
+        seed: 7,
+        nodes: 100,
+        every: 0,
+        constrained: Constrained::None,
+        full_solver: true,
+        reps: 1,
+    },
+    Case {
+        title: "100 nodes, 3,000 pods, fast simulation",
+        seed: 7,
+        nodes: 100,
+        every: 0,
+        constrained: Constrained::None,
+        full_solver: false,
+        reps: 3,
+    },
+];
+
 fn main() {
     let opts = DisruptionOptions {
         explain_all: true,
         ..Default::default()
     };
-    let plain = cluster(42, 1000, 30, 0);
-    run(
-        "1,000 nodes, 30,000 pods, every candidate (single + multi), fast simulation",
-        &plain,
-        &opts,
-        5,
-    );
-    let mixed = cluster(42, 1000, 30, 1000);
-    run(
-        "same with 1 pod in 1,000 under a zone topology spread (those nodes take the full solver)",
-        &mixed,
-        &opts,
-        3,
-    );
-    let small = cluster(7, 100, 30, 0);
-    run(
-        "100 nodes, 3,000 pods, full solver for every simulation (reference)",
-        &small,
-        &DisruptionOptions {
-            simulation: SimulationMode::FullSolve,
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    for c in &CASES {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !c.title.contains(f.as_str()))
+        {
+            continue;
+        }
+        let o = DisruptionOptions {
+            simulation: if c.full_solver {
+                SimulationMode::FullSolve
+            } else {
+                SimulationMode::Fast
+            },
             ..opts.clone()
-        },
-        1,
-    );
-    run("100 nodes, 3,000 pods, fast simulation", &small, &opts, 3);
+        };
+        let s = cluster(c.seed, c.nodes, 30, c.every, c.constrained);
+        run(c.title, &s, &o, c.reps);
+    }
 }

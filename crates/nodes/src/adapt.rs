@@ -100,6 +100,11 @@ fn model_term(t: &NodeSelectorTerm) -> NodeSelectorTerm {
 
 /// A pod with its node-label keys in the model's spelling.
 pub fn model_pod(p: &Pod) -> Pod {
+    model_pod_cow(p).into_owned()
+}
+
+/// As [`model_pod`], borrowing the pod when its keys are already spelled the model's way.
+pub fn model_pod_cow(p: &Pod) -> std::borrow::Cow<'_, Pod> {
     let needs = |k: &str| to_model_key(k) != k;
     let na = &p.affinity.node_affinity;
     let touches = p.node_selector.keys().any(|k| needs(k))
@@ -132,7 +137,7 @@ pub fn model_pod(p: &Pod) -> Pod {
             .iter()
             .any(|t| needs(&t.pod_affinity_term.topology_key));
     if !touches {
-        return p.clone();
+        return std::borrow::Cow::Borrowed(p);
     }
     let mut p = p.clone();
     p.node_selector = p
@@ -160,7 +165,7 @@ pub fn model_pod(p: &Pod) -> Pod {
                 to_model_key(&w.pod_affinity_term.topology_key).to_string();
         }
     }
-    p
+    std::borrow::Cow::Owned(p)
 }
 
 /// Reads a resource list (`cpu: 500m`, `memory: 1Gi`, `nodes: 10`) into model resources.
@@ -733,6 +738,16 @@ fn pod_allows(p: &Pod, key: &str, value: &str, chosen: &str) -> bool {
 /// consolidation removes; `offer_filter` drops offerings). Labels: the pool's template labels,
 /// the NodePool, and the planned instance type, zone and capacity type. The template hash goes in
 /// the `nodes.ballast.dev/nodepool-hash` annotation.
+/// Whether the NodePool's requirements allow value `v` of label `key` (zone, capacity type).
+pub fn pool_allows(pool_model: &PoolModel, key: &str, v: &str) -> bool {
+    pool_model
+        .model
+        .requirements
+        .iter()
+        .filter(|r| r.key == key)
+        .all(|r| requirement_holds(r, &BTreeMap::from([(key.to_string(), v.to_string())])))
+}
+
 pub fn launch_plan(
     claim: &NewClaim,
     pool: &NodePool,
@@ -745,12 +760,7 @@ pub fn launch_plan(
     let k = ObjectKind::NodeClaim;
     let by_name: BTreeMap<&str, &InstanceType> =
         types.iter().map(|t| (t.name.as_str(), t)).collect();
-    let reqs = &pool_model.model.requirements;
-    let allowed_by_pool = |key: &str, v: &str| {
-        reqs.iter()
-            .filter(|r| r.key == key)
-            .all(|r| requirement_holds(r, &BTreeMap::from([(key.to_string(), v.to_string())])))
-    };
+    let allowed_by_pool = |key: &str, v: &str| pool_allows(pool_model, key, v);
     // A value topology fixed stays (other pods' spread may count these pods there).
     let keeps =
         |key: &str, v: &str, chosen: &str| v == chosen || !claim.pinned.iter().any(|k| k == key);

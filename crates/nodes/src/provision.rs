@@ -202,7 +202,7 @@ pub fn provision(
         in_flight,
         pods: vec![],
         node_pools: world.model_pools(),
-        instance_types: world.types.clone(),
+        instance_types: world.types.to_vec(),
         namespaces: snap.namespaces.clone(),
     };
     for (i, n) in snap.nodes.iter().enumerate() {
@@ -228,8 +228,13 @@ pub fn provision(
     }
     let solution = sched::solve(&model, &opts.solve)?;
 
-    let pods_by_key: BTreeMap<PodRef, &sched::Pod> =
-        model.pods.iter().map(|p| (p.key(), p)).collect();
+    // New claims and explanations only name pending pods.
+    let pods_by_key: BTreeMap<PodRef, &sched::Pod> = model
+        .pods
+        .iter()
+        .filter(|p| p.node_name.is_none())
+        .map(|p| (p.key(), p))
+        .collect();
     let seed = now.as_nanosecond();
     let mut plans = vec![];
     for (i, c) in solution.new_claims.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The snapshot resolved once per decision: NodePools compiled, the catalog expanded, each node
 //! tied to its NodePool and NodeClaim, prices looked up.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use ballast_api::common::parse_duration_seconds;
@@ -47,7 +48,9 @@ pub struct NodeInfo {
 
 pub struct World<'a> {
     pub snap: &'a ClusterSnapshot,
-    pub types: Vec<InstanceType>,
+    /// The snapshot's instance types, and the catalog's expanded (borrowed when there is no
+    /// catalog to expand).
+    pub types: Cow<'a, [InstanceType]>,
     pub pools: Vec<PoolInfo<'a>>,
     pub pool_idx: BTreeMap<String, usize>,
     pub nodes: Vec<NodeInfo>,
@@ -63,7 +66,7 @@ fn claim_time(c: &NodeClaim) -> Option<Timestamp> {
 
 impl<'a> World<'a> {
     pub fn new(snap: &'a ClusterSnapshot) -> Result<World<'a>, Error> {
-        let mut types = snap.instance_types.clone();
+        let mut types = Cow::Borrowed(&snap.instance_types[..]);
         if let Some(cat) = &snap.catalog {
             for t in cat.instance_types()? {
                 if types.iter().any(|x| x.name == t.name) {
@@ -74,7 +77,7 @@ impl<'a> World<'a> {
                         "listed both in catalog and instanceTypes",
                     ));
                 }
-                types.push(t);
+                types.to_mut().push(t);
             }
         }
         let mut skipped = vec![];
@@ -138,17 +141,18 @@ impl<'a> World<'a> {
                 registered[c] = true;
             }
             let claim_obj = claim.map(|c| &snap.node_claims[c]);
+            let no_labels = BTreeMap::new();
             let claim_labels = claim_obj
-                .and_then(|c| c.metadata.labels.clone())
-                .unwrap_or_default();
+                .and_then(|c| c.metadata.labels.as_ref())
+                .unwrap_or(&no_labels);
             let pool_name =
-                adapt::pool_label(&n.labels).or_else(|| adapt::pool_label(&claim_labels));
+                adapt::pool_label(&n.labels).or_else(|| adapt::pool_label(claim_labels));
             let pool = pool_name.and_then(|p| pool_idx.get(p).copied());
             let label = |key: &str| n.labels.get(key).or_else(|| claim_labels.get(key)).cloned();
             let instance_type = label(api::labels::INSTANCE_TYPE);
             let zone = label(api::labels::ZONE);
             let capacity_type = adapt::capacity_type_label(&n.labels)
-                .or_else(|| adapt::capacity_type_label(&claim_labels))
+                .or_else(|| adapt::capacity_type_label(claim_labels))
                 .map(str::to_string);
             if let Some(p) = n.price
                 && (!p.is_finite() || p < 0.0)

@@ -1,11 +1,15 @@
-//! Property tests: on random clusters, the fast simulation decides exactly what the full solver
-//! decides, and a chosen consolidation never leaves a pod without a valid place (checked by the
-//! scheduling crate's independent checker).
+//! Property tests: on random clusters, the fast simulation (incremental first-fit for plain pods,
+//! the prepared cluster for pods with topology spread or pod (anti-)affinity) decides exactly what
+//! the full solver decides, and a chosen consolidation never leaves a pod without a valid place
+//! (checked by the scheduling crate's independent checker).
 
 mod common;
 
 use ballast_nodes::{DisruptionOptions, Method, SimulationMode, disrupt};
-use ballast_scheduling::{TopologySpreadConstraint, check};
+use ballast_scheduling::{
+    LabelSelector, PodAffinityTerm, TopologySpreadConstraint, WeightedPodAffinityTerm,
+    WhenUnsatisfiable, check,
+};
 use common::*;
 use proptest::prelude::*;
 
@@ -14,7 +18,9 @@ struct PodSpec {
     cpu: i64,
     mem: i64,
     zone_selector: bool,
-    spread: bool,
+    /// 0: none; 1: zone spread; 2: hostname spread (ScheduleAnyway); 3: required hostname
+    /// anti-affinity; 4: required zone pod affinity; 5: preferred hostname anti-affinity.
+    constraint: u8,
     priority: i32,
 }
 
@@ -23,14 +29,14 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
         1i64..=16,
         1i64..=16,
         prop::bool::weighted(0.1),
-        prop::bool::weighted(0.1),
+        prop_oneof![8 => Just(0u8), 1 => 1u8..=5],
         -1i32..=1,
     )
-        .prop_map(|(c, m, z, s, p)| PodSpec {
+        .prop_map(|(c, m, z, k, p)| PodSpec {
             cpu: c * 250,
             mem: m * 256,
             zone_selector: z,
-            spread: s,
+            constraint: k,
             priority: p << 20,
         })
 }
@@ -81,21 +87,44 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
                     n.labels["topology.kubernetes.io/zone"].clone(),
                 );
             }
-            if ps.spread {
-                p.pod
-                    .topology_spread_constraints
-                    .push(TopologySpreadConstraint {
-                        max_skew: 2,
-                        topology_key: "topology.kubernetes.io/zone".into(),
-                        when_unsatisfiable: Default::default(),
-                        label_selector: Some(ballast_scheduling::LabelSelector::labels(&[(
-                            "app",
-                            &format!("app{}", k % 2),
-                        )])),
-                        min_domains: None,
-                        match_label_keys: vec![],
-                        node_affinity_policy: Default::default(),
-                    });
+            let app = format!("app{}", k % 2);
+            let sel = Some(LabelSelector::labels(&[("app", &app)]));
+            let spread = |key: &str, skew: i32, when: WhenUnsatisfiable| TopologySpreadConstraint {
+                max_skew: skew,
+                topology_key: key.into(),
+                when_unsatisfiable: when,
+                label_selector: sel.clone(),
+                min_domains: None,
+                match_label_keys: vec![],
+                node_affinity_policy: Default::default(),
+            };
+            let term = |key: &str| PodAffinityTerm {
+                label_selector: sel.clone(),
+                namespaces: vec![],
+                namespace_selector: None,
+                topology_key: key.into(),
+            };
+            const ZONE: &str = "topology.kubernetes.io/zone";
+            const HOST: &str = "kubernetes.io/hostname";
+            let a = &mut p.pod.affinity;
+            match ps.constraint {
+                1 => p.pod.topology_spread_constraints.push(spread(
+                    ZONE,
+                    2,
+                    WhenUnsatisfiable::DoNotSchedule,
+                )),
+                2 => p.pod.topology_spread_constraints.push(spread(
+                    HOST,
+                    1,
+                    WhenUnsatisfiable::ScheduleAnyway,
+                )),
+                3 => a.pod_anti_affinity.required.push(term(HOST)),
+                4 => a.pod_affinity.required.push(term(ZONE)),
+                5 => a.pod_anti_affinity.preferred.push(WeightedPodAffinityTerm {
+                    weight: 10,
+                    pod_affinity_term: term(HOST),
+                }),
+                _ => {}
             }
             n.pods.push(p);
         }
@@ -118,7 +147,10 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn fast_equals_full_and_checker_agrees(spec in cluster_spec()) {

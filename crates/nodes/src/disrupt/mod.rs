@@ -20,7 +20,7 @@ use crate::budget;
 use crate::error::Error;
 use crate::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, POD_DELETION_COST, SAFE_TO_EVICT};
 use crate::world::{REASONS, World};
-pub use sim::{Dest, Outcome, SimulationMode};
+pub use sim::{Dest, Moves, Outcome, SimulationMode};
 
 /// How a PodDisruptionBudget stops a disruption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -1164,6 +1164,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 let mut a = self.base_action(m, &[i], String::new());
                 a.savings =
                     a.removed_price - replacements.iter().map(|r| r.plan.price).sum::<f64>();
+                let moves = self.sim.moves(moves);
                 a.moves = self.moves(moves, &replacements);
                 a.why = format!(
                     "replace drifted node {} ({drift}) with {} new node(s)",
@@ -1277,6 +1278,33 @@ impl<'w, 'a> Ctx<'w, 'a> {
             .collect()
     }
 
+    /// Whether some instance type the claim may launch as has an available offering that the
+    /// NodePool allows and the filter lets through: else `plan_for` can only fail.
+    fn any_offering(&self, c: &NewClaim, filter: &dyn Fn(&str, &sched::Offering) -> bool) -> bool {
+        let Some(pool) = self.world.pool_idx.get(&c.node_pool) else {
+            return true; // let plan_for say
+        };
+        let pool = &self.world.pools[*pool].model;
+        c.instance_type_options.iter().any(|tn| {
+            self.world
+                .types
+                .iter()
+                .find(|t| &t.name == tn)
+                .is_some_and(|t| {
+                    t.offerings.iter().any(|o| {
+                        o.available
+                            && filter(tn, o)
+                            && adapt::pool_allows(pool, sched::labels::ZONE, &o.zone)
+                            && adapt::pool_allows(
+                                pool,
+                                sched::labels::CAPACITY_TYPE,
+                                &o.capacity_type,
+                            )
+                    })
+                })
+        })
+    }
+
     fn plan_for(
         &self,
         c: &NewClaim,
@@ -1341,6 +1369,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
                     }));
                 }
                 let mut a = self.base_action(method, nodes, String::new());
+                let moves = self.sim.moves(moves);
                 a.moves = self.moves(moves, &[]);
                 a.why = format!(
                     "delete [{}]: their pods fit on the other nodes",
@@ -1377,7 +1406,13 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 o.price < limit && (!spot_only || o.capacity_type == "spot")
             }
         };
-        let mut plan = match self.plan_for(&claim, nodes, 0, &cheaper(price, spot_to_spot)) {
+        // No offering of the replacement's types is cheaper: no plan could be (the same answer
+        // `plan_for` gives, without building one).
+        let first = cheaper(price, spot_to_spot);
+        if !self.any_offering(&claim, &first) {
+            return Ok(Err(Why::NotCheaper { current: price }));
+        }
+        let mut plan = match self.plan_for(&claim, nodes, 0, &first) {
             Ok(p) => p,
             Err(_) => return Ok(Err(Why::NotCheaper { current: price })),
         };
@@ -1465,6 +1500,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
         let mut a = self.base_action(method, nodes, String::new());
         let repl = vec![Replacement { plan, model: claim }];
         a.savings = savings;
+        let moves = self.sim.moves(moves);
         a.moves = self.moves(moves, &repl);
         a.why = format!(
             "replace [{}] (${price:.4}/h) with one {} node at ${:.4}/h",

@@ -8,16 +8,22 @@
 //!   them): it replays the solver's first-fit-decreasing over the remaining nodes with incremental
 //!   spare-room accounting (blocks of nodes summarised by their largest spare room, so full nodes
 //!   are skipped sixteen at a time), and only the pods left over go to a small solve that opens
-//!   new NodeClaims, with the pools' current usage standing in for the nodes.
+//!   new NodeClaims, with the pools' current usage standing in for the nodes (one capacity-only
+//!   stand-in per node, prepared once per pass, so a candidate's stand-ins are simply left out).
 //!
 //! Whenever a candidate's pods are not all plain the full form is used, so results never differ.
+//! In `Fast` mode the full form itself runs on a `PreparedCluster`: the whole cluster is prepared
+//! for the scheduling solver once per pass (the first time a candidate needs it), and each
+//! simulation only takes its nodes out and places their pods, with the same plan as a full solve.
 //! Tests compare both forms on random clusters.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap};
 
 use ballast_scheduling::{
-    self as sched, NewClaim, Pod, PodRef, Resources, SolveOptions, Taint, TaintEffect,
-    check::node_fits_pod,
+    self as sched, NewClaim, Pod, PodRef, PreparedCluster, Resources, SolveOptions, Taint,
+    TaintEffect, check::node_fits_pod,
 };
 
 use crate::adapt;
@@ -32,10 +38,11 @@ type Rv = [i64; D];
 /// How the simulation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum SimulationMode {
-    /// Incremental first-fit for plain pods, the full solver otherwise (same answers, faster).
+    /// Incremental first-fit for plain pods, the solver on the cluster prepared once otherwise
+    /// (same answers, faster).
     #[default]
     Fast,
-    /// The full solver every time.
+    /// A full solve of a freshly built snapshot every time.
     FullSolve,
 }
 
@@ -46,22 +53,46 @@ pub enum Dest {
     Claim(usize),
 }
 
+/// Pod moves in the order the simulation committed them, named only when asked
+/// ([`Sim::moves`]): most simulations are rejected and their moves never read.
+#[derive(Debug, Clone, Default)]
+pub struct Moves {
+    /// Placed by the fast form: (node, pod of `Sim::pods`, target node).
+    fast: Vec<(usize, usize, usize)>,
+    /// Then those of a solution.
+    solved: Vec<(PodRef, Dest)>,
+}
+
 /// Where the pods of a set of nodes would go.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Every pod fits on the remaining nodes.
-    Fits { moves: Vec<(PodRef, Dest)> },
+    Fits { moves: Moves },
     /// Some pods need new NodeClaims.
-    NewNodes {
-        moves: Vec<(PodRef, Dest)>,
-        claims: Vec<NewClaim>,
-    },
+    NewNodes { moves: Moves, claims: Vec<NewClaim> },
     /// A pod has nowhere to go.
     Unplaceable { pod: PodRef, why: String },
 }
 
-struct FastPod {
-    pod: Pod,
+/// A leftover solve of this pass: the pods it placed (in placement order), the usage it assumed
+/// (with NodePool limits) and its plan.
+struct LeftoverPlan {
+    pods: Vec<(usize, usize)>,
+    usage: Option<Vec<(Resources, usize)>>,
+    solution: sched::Solution,
+}
+
+/// The solver's placement order: priority, CPU and memory descending, then namespace and name.
+fn placement_order(a: &FastPod<'_>, b: &FastPod<'_>) -> std::cmp::Ordering {
+    a.key
+        .cmp(&b.key)
+        .then_with(|| a.pod.namespace.cmp(&b.pod.namespace))
+        .then_with(|| a.pod.name.cmp(&b.pod.name))
+}
+
+struct FastPod<'a> {
+    /// The pod as the model sees it (borrowed from the snapshot unless keys were translated).
+    pod: Cow<'a, Pod>,
     req: Rv,
     simple: bool,
     unconstrained: bool,
@@ -78,13 +109,25 @@ pub struct Sim<'w, 'a> {
     pos: Vec<Option<usize>>,
     spare: Vec<Rv>,
     block_max: Vec<Rv>,
-    labels: Vec<BTreeMap<String, String>>,
+    /// Node labels in the model's keys, made when a constrained pod first asks.
+    labels: Vec<OnceCell<BTreeMap<String, String>>>,
     hard_taints: Vec<Vec<Taint>>,
     /// Per node, its movable pods prepared for the fast path.
-    pods: Vec<Vec<FastPod>>,
-    /// Per pool: capacity and count of every node and in-flight claim that counts against limits.
-    pool_usage: Vec<(Resources, usize)>,
+    pods: Vec<Vec<FastPod<'a>>>,
+    /// Stand-ins for what counts against NodePool limits: one capacity-only node per node with a
+    /// known NodePool, then one per in-flight claim.
+    usage_nodes: Vec<sched::Node>,
+    /// Node index → its stand-in in `usage_nodes`.
+    usage_of: Vec<Option<usize>>,
+    /// `usage_nodes` prepared for the leftovers' solves, made on first need.
+    usage: Option<PreparedCluster>,
+    /// Leftover solves made in this pass, by the leftovers' placement-order keys.
+    leftover_plans: HashMap<Vec<(i32, i64, i64)>, Vec<LeftoverPlan>>,
+    /// Whether a NodePool has limits (then a leftover solve also depends on the usage left).
+    limited: bool,
     in_flight_nodes: Vec<sched::Node>,
+    /// The whole cluster prepared for the solver, made on first need (`Fast` mode).
+    prepared: Option<PreparedCluster>,
     fast_ok: bool,
     pub full_solves: usize,
     pub fast_evaluations: usize,
@@ -114,13 +157,17 @@ impl<'w, 'a> Sim<'w, 'a> {
         skipped: &mut Vec<Error>,
     ) -> Sim<'w, 'a> {
         let snap = world.snap;
+        // Every pod's effective requests, computed once.
+        let effective: Vec<Vec<Resources>> = snap
+            .nodes
+            .iter()
+            .map(|n| n.pods.iter().map(|p| p.pod.effective_requests()).collect())
+            .collect();
         let mut ext = std::collections::BTreeSet::new();
-        for n in &snap.nodes {
-            for p in &n.pods {
-                for (k, v) in p.pod.effective_requests().iter() {
-                    if v > 0 && !matches!(k, "cpu" | "memory" | "pods" | "ephemeral-storage") {
-                        ext.insert(k.to_string());
-                    }
+        for r in effective.iter().flatten() {
+            for (k, v) in r.iter() {
+                if v > 0 && !matches!(k, "cpu" | "memory" | "pods" | "ephemeral-storage") {
+                    ext.insert(k.to_string());
                 }
             }
         }
@@ -166,15 +213,10 @@ impl<'w, 'a> Sim<'w, 'a> {
         for (p, &i) in order.iter().enumerate() {
             pos[i] = Some(p);
         }
-        let mut labels = vec![];
         let mut hard_taints = vec![];
         let mut spare_by_node = vec![];
         let mut pods = vec![];
-        for n in &snap.nodes {
-            let mut l = adapt::model_labels(&n.labels);
-            l.entry(sched::labels::HOSTNAME.into())
-                .or_insert_with(|| n.name.clone());
-            labels.push(l);
+        for (ni, n) in snap.nodes.iter().enumerate() {
             hard_taints.push(
                 n.taints
                     .iter()
@@ -183,18 +225,25 @@ impl<'w, 'a> Sim<'w, 'a> {
                     .collect(),
             );
             let mut s = rv(&dims, &n.allocatable);
-            for p in n.pods.iter().filter(|p| !p.terminal) {
-                let r = rv(&dims, &p.pod.effective_requests());
-                for d in 0..D {
-                    s[d] -= r[d];
+            for (p, eff) in n.pods.iter().zip(&effective[ni]) {
+                if !p.terminal {
+                    let r = rv(&dims, eff);
+                    for d in 0..D {
+                        s[d] -= r[d];
+                    }
                 }
             }
             spare_by_node.push(s);
             let mut mine = vec![];
-            for p in n.pods.iter().filter(|p| p.is_reschedulable()) {
-                let mut mp = adapt::model_pod(&p.pod);
-                mp.node_name = None;
-                let eff = mp.effective_requests();
+            for (p, eff) in n.pods.iter().zip(&effective[ni]) {
+                if !p.is_reschedulable() {
+                    continue;
+                }
+                // Key translation never touches requests: the snapshot pod's are the model's.
+                let mut mp = adapt::model_pod_cow(&p.pod);
+                if mp.node_name.is_some() {
+                    mp.to_mut().node_name = None;
+                }
                 let na = &mp.affinity.node_affinity;
                 let simple = mp.topology_spread_constraints.is_empty()
                     && mp.affinity.pod_affinity.required.is_empty()
@@ -215,23 +264,38 @@ impl<'w, 'a> Sim<'w, 'a> {
                     && mp.volumes.iter().all(|v| v.zones.is_empty());
                 mine.push(FastPod {
                     key: (-mp.priority, -eff.cpu_millis, -eff.memory_bytes),
-                    req: rv(&dims, &eff),
+                    req: rv(&dims, eff),
                     pod: mp,
                     simple,
                     unconstrained,
                 });
             }
+            // In placement order, so a single candidate's pods need no sorting.
+            mine.sort_by(|a, b| placement_order(a, b));
             pods.push(mine);
         }
         let spare: Vec<Rv> = order.iter().map(|&i| spare_by_node[i]).collect();
-        let mut pool_usage = vec![(Resources::default(), 0usize); world.pools.len()];
-        for n in &snap.nodes {
-            if let Some(p) = adapt::pool_label(&n.labels).and_then(|p| world.pool_idx.get(p)) {
-                add(
-                    &mut pool_usage[*p].0,
+        let mut usage_nodes = vec![];
+        let mut usage_of = vec![None; snap.nodes.len()];
+        let stand_in = |name: String, pool: &str, capacity: &Resources| sched::Node {
+            name,
+            labels: BTreeMap::from([(sched::labels::NODEPOOL.to_string(), pool.to_string())]),
+            taints: vec![],
+            allocatable: Resources::default(),
+            capacity: Some(capacity.clone()),
+            unschedulable: true,
+            initializing: false,
+        };
+        for (i, n) in snap.nodes.iter().enumerate() {
+            if let Some(p) = adapt::pool_label(&n.labels)
+                && world.pool_idx.contains_key(p)
+            {
+                usage_of[i] = Some(usage_nodes.len());
+                usage_nodes.push(stand_in(
+                    format!("~usage-{i:06}"),
+                    p,
                     n.capacity.as_ref().unwrap_or(&n.allocatable),
-                );
-                pool_usage[*p].1 += 1;
+                ));
             }
         }
         let mut in_flight_nodes = vec![];
@@ -240,8 +304,11 @@ impl<'w, 'a> Sim<'w, 'a> {
                 continue;
             };
             let p = world.pool_idx[&c.node_pool];
-            add(&mut pool_usage[p].0, &t.capacity);
-            pool_usage[p].1 += 1;
+            usage_nodes.push(stand_in(
+                format!("~usage-claim-{}", c.name),
+                &c.node_pool,
+                &t.capacity,
+            ));
             let mut l = t.labels.clone();
             l.extend(world.pools[p].model.model.labels.clone());
             l.insert(sched::labels::NODEPOOL.into(), c.node_pool.clone());
@@ -266,11 +333,16 @@ impl<'w, 'a> Sim<'w, 'a> {
             pos,
             spare,
             block_max: vec![],
-            labels,
+            labels: (0..snap.nodes.len()).map(|_| OnceCell::new()).collect(),
             hard_taints,
             pods,
-            pool_usage,
+            usage_nodes,
+            usage_of,
+            usage: None,
+            leftover_plans: HashMap::new(),
+            limited: world.pools.iter().any(|p| p.model.model.limits.is_some()),
             in_flight_nodes,
+            prepared: None,
             fast_ok,
             full_solves: 0,
             fast_evaluations: 0,
@@ -308,7 +380,17 @@ impl<'w, 'a> Sim<'w, 'a> {
         }
     }
 
-    fn compatible(&self, p: &FastPod, node: usize) -> bool {
+    fn node_labels(&self, i: usize) -> &BTreeMap<String, String> {
+        self.labels[i].get_or_init(|| {
+            let n = &self.world.snap.nodes[i];
+            let mut l = adapt::model_labels(&n.labels);
+            l.entry(sched::labels::HOSTNAME.into())
+                .or_insert_with(|| n.name.clone());
+            l
+        })
+    }
+
+    fn compatible(&self, p: &FastPod<'_>, node: usize) -> bool {
         let taints = &self.hard_taints[node];
         if p.unconstrained && taints.is_empty() {
             return true;
@@ -316,7 +398,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         taints
             .iter()
             .all(|t| sched::tolerated(&p.pod.tolerations, t))
-            && node_fits_pod(&p.pod, &self.labels[node])
+            && node_fits_pod(&p.pod, self.node_labels(node))
     }
 
     fn evaluate_fast(&mut self, cands: &[usize]) -> Result<Outcome, Error> {
@@ -324,13 +406,12 @@ impl<'w, 'a> Sim<'w, 'a> {
             .iter()
             .flat_map(|&n| (0..self.pods[n].len()).map(move |k| (n, k)))
             .collect();
-        evicted.sort_by(|&(an, ak), &(bn, bk)| {
-            let (a, b) = (&self.pods[an][ak], &self.pods[bn][bk]);
-            a.key
-                .cmp(&b.key)
-                .then_with(|| a.pod.namespace.cmp(&b.pod.namespace))
-                .then_with(|| a.pod.name.cmp(&b.pod.name))
-        });
+        if cands.len() > 1 {
+            // Each node's pods are in placement order already.
+            evicted.sort_by(|&(an, ak), &(bn, bk)| {
+                placement_order(&self.pods[an][ak], &self.pods[bn][bk])
+            });
+        }
         // Take the candidates out: no room on them.
         let mut saved: Vec<(usize, Rv)> = vec![];
         let mut touched_blocks: Vec<usize> = vec![];
@@ -344,7 +425,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         for &b in &touched_blocks {
             self.block_max[b] = self.block_summary(b);
         }
-        let mut moves = vec![];
+        let mut moves = Moves::default();
         let mut left: Vec<(usize, usize)> = vec![];
         for &(n, k) in &evicted {
             let req = self.pods[n][k].req;
@@ -372,10 +453,7 @@ impl<'w, 'a> Sim<'w, 'a> {
                     }
                     self.block_max[p / BLOCK] = self.block_summary(p / BLOCK);
                     touched_blocks.push(p / BLOCK);
-                    moves.push((
-                        self.pods[n][k].pod.key(),
-                        Dest::Node(self.world.snap.nodes[self.order[p]].name.clone()),
-                    ));
+                    moves.fast.push((n, k, self.order[p]));
                 }
                 None => left.push((n, k)),
             }
@@ -393,59 +471,94 @@ impl<'w, 'a> Sim<'w, 'a> {
             return Ok(Outcome::Fits { moves });
         }
         // The leftovers go to new NodeClaims exactly as in a full solve: nothing they do can
-        // touch the existing nodes, so a solve over just them and the pools' usage agrees.
-        let mut nodes = vec![];
-        for (pi, pool) in self.world.pools.iter().enumerate() {
-            let (mut cap, mut count) = self.pool_usage[pi].clone();
-            for &c in cands {
-                let n = &self.world.snap.nodes[c];
-                if adapt::pool_label(&n.labels) == Some(pool.model.name.as_str()) {
-                    sub(&mut cap, n.capacity.as_ref().unwrap_or(&n.allocatable));
-                    count -= 1;
+        // touch the existing nodes, so a solve over just them and the pools' usage (without the
+        // candidates') agrees.
+        let removed: Vec<usize> = cands.iter().filter_map(|&c| self.usage_of[c]).collect();
+        let sol = self.leftover_solve(&left, &removed)?;
+        if !sol.unschedulable.is_empty() {
+            // Why a pod fits nowhere names the nodes it was tried on: the full form tells.
+            return self.evaluate_full(cands);
+        }
+        Ok(interpret(sol, moves))
+    }
+
+    /// The plan for the leftover pods `left` (in placement order) with the stand-ins `removed`
+    /// taken out of the pools' usage. These pods are plain and the solve has no bound pods, so
+    /// nothing reads their names, namespaces or labels but the order, which `left` already has:
+    /// pods equal in everything else get the same plan, pod for pod, and a plan made earlier in
+    /// this pass for such pods (and the same usage) is reused with the pods renamed.
+    fn leftover_solve(
+        &mut self,
+        left: &[(usize, usize)],
+        removed: &[usize],
+    ) -> Result<sched::Solution, Error> {
+        let key: Vec<(i32, i64, i64)> = left.iter().map(|&(n, k)| self.pods[n][k].key).collect();
+        let usage_left = self.limited.then(|| {
+            let mut u = vec![(Resources::default(), 0usize); self.world.pools.len()];
+            for &r in removed {
+                let n = &self.usage_nodes[r];
+                let pool = n
+                    .labels
+                    .get(sched::labels::NODEPOOL)
+                    .and_then(|p| self.world.pool_idx.get(p));
+                if let (Some(&p), Some(cap)) = (pool, &n.capacity) {
+                    for (k, v) in cap.iter() {
+                        let cur = u[p].0.get(k);
+                        u[p].0.set(k, cur.saturating_add(v));
+                    }
+                    u[p].1 += 1;
                 }
             }
-            if count == 0 {
-                continue;
-            }
-            let limited_count = pool
-                .model
-                .model
-                .limits
-                .as_ref()
-                .is_some_and(|l| l.get("nodes") > 0 || l.extended.contains_key("nodes"));
-            let copies = if limited_count { count } else { 1 };
-            for i in 0..copies {
-                nodes.push(sched::Node {
-                    name: format!("~usage-{}-{i}", pool.model.name),
-                    labels: BTreeMap::from([(
-                        sched::labels::NODEPOOL.to_string(),
-                        pool.model.name.clone(),
-                    )]),
-                    taints: vec![],
-                    allocatable: Resources::default(),
-                    capacity: Some(if i == 0 {
-                        cap.clone()
-                    } else {
-                        Resources::default()
-                    }),
-                    unschedulable: true,
-                    initializing: false,
-                });
+            u
+        });
+        if let Some(plans) = self.leftover_plans.get(&key) {
+            for plan in plans {
+                let same = plan.usage == usage_left
+                    && plan.pods.iter().zip(left).all(|(&(an, ak), &(bn, bk))| {
+                        same_shape(&self.pods[an][ak].pod, &self.pods[bn][bk].pod)
+                    });
+                if same {
+                    let names: Vec<(PodRef, PodRef)> = plan
+                        .pods
+                        .iter()
+                        .zip(left)
+                        .map(|(&(an, ak), &(bn, bk))| {
+                            (self.pods[an][ak].pod.key(), self.pods[bn][bk].pod.key())
+                        })
+                        .collect();
+                    return Ok(renamed(&plan.solution, &names));
+                }
             }
         }
-        let model = sched::Snapshot {
-            nodes,
-            in_flight: vec![],
-            pods: left
-                .iter()
-                .map(|&(n, k)| self.pods[n][k].pod.clone())
-                .collect(),
-            node_pools: self.world.model_pools(),
-            instance_types: self.world.types.clone(),
-            namespaces: self.world.snap.namespaces.clone(),
+        let usage = match self.usage.take() {
+            Some(u) => u,
+            None => PreparedCluster::with_resources(
+                sched::Snapshot {
+                    nodes: self.usage_nodes.clone(),
+                    in_flight: vec![],
+                    pods: vec![],
+                    node_pools: self.world.model_pools(),
+                    instance_types: self.world.types.to_vec(),
+                    namespaces: self.world.snap.namespaces.clone(),
+                },
+                &solve_options(),
+                &self.dims[4..],
+            ),
         };
-        let sol = sched::solve(&model, &solve_options())?;
-        Ok(interpret(sol, moves))
+        let pods: Vec<&Pod> = left.iter().map(|&(n, k)| &*self.pods[n][k].pod).collect();
+        let sol = usage.solve_without(removed, &pods);
+        drop(pods);
+        self.usage = Some(usage);
+        let sol = sol?;
+        self.leftover_plans
+            .entry(key)
+            .or_default()
+            .push(LeftoverPlan {
+                pods: left.to_vec(),
+                usage: usage_left,
+                solution: sol.clone(),
+            });
+        Ok(sol)
     }
 
     /// The scheduling snapshot of "these nodes are gone": remaining nodes (those pods may not
@@ -458,13 +571,13 @@ impl<'w, 'a> Sim<'w, 'a> {
             in_flight: vec![],
             pods: vec![],
             node_pools: self.world.model_pools(),
-            instance_types: self.world.types.clone(),
+            instance_types: self.world.types.to_vec(),
             namespaces: snap.namespaces.clone(),
         };
         for (i, n) in snap.nodes.iter().enumerate() {
             if cands.contains(&i) {
                 for p in &self.pods[i] {
-                    model.pods.push(p.pod.clone());
+                    model.pods.push(p.pod.clone().into_owned());
                 }
                 continue;
             }
@@ -483,14 +596,106 @@ impl<'w, 'a> Sim<'w, 'a> {
     }
 
     fn evaluate_full(&mut self, cands: &[usize]) -> Result<Outcome, Error> {
+        if self.mode == SimulationMode::Fast {
+            // The prepared cluster lists the nodes in snapshot order (then the in-flight ones),
+            // so candidates keep their indices; their movable pods go pending.
+            let prepared = match self.prepared.take() {
+                Some(p) => p,
+                None => PreparedCluster::new(self.full_snapshot(&[]), &solve_options()),
+            };
+            let pending: Vec<&Pod> = cands
+                .iter()
+                .flat_map(|&c| self.pods[c].iter().map(|p| &*p.pod))
+                .collect();
+            let sol = prepared.solve_without(cands, &pending);
+            self.prepared = Some(prepared);
+            // An invalid snapshot is reported as the full solve words it.
+            if let Ok(sol) = sol {
+                return Ok(interpret(sol, Moves::default()));
+            }
+        }
         let model = self.full_snapshot(cands);
         let sol = sched::solve(&model, &solve_options())?;
-        Ok(interpret(sol, vec![]))
+        Ok(interpret(sol, Moves::default()))
+    }
+
+    /// The moves, named.
+    pub fn moves(&self, m: Moves) -> Vec<(PodRef, Dest)> {
+        let mut out: Vec<(PodRef, Dest)> = m
+            .fast
+            .into_iter()
+            .map(|(n, k, to)| {
+                (
+                    self.pods[n][k].pod.key(),
+                    Dest::Node(self.world.snap.nodes[to].name.clone()),
+                )
+            })
+            .collect();
+        out.extend(m.solved);
+        out
     }
 
     pub fn dims(&self) -> &[String] {
         &self.dims
     }
+}
+
+/// Whether two pods are the same but for their identity (namespace, name, labels, node).
+fn same_shape(a: &Pod, b: &Pod) -> bool {
+    // Spelled out field by field, so that a new field must be considered here.
+    let Pod {
+        namespace: _,
+        name: _,
+        labels: _,
+        node_name: _,
+        requests,
+        init_containers,
+        overhead,
+        node_selector,
+        affinity,
+        tolerations,
+        topology_spread_constraints,
+        host_ports,
+        volumes,
+        priority,
+    } = a;
+    *requests == b.requests
+        && *init_containers == b.init_containers
+        && *overhead == b.overhead
+        && *node_selector == b.node_selector
+        && *affinity == b.affinity
+        && *tolerations == b.tolerations
+        && *topology_spread_constraints == b.topology_spread_constraints
+        && *host_ports == b.host_ports
+        && *volumes == b.volumes
+        && *priority == b.priority
+}
+
+/// A plan with its pods renamed (`names`: old → new).
+fn renamed(sol: &sched::Solution, names: &[(PodRef, PodRef)]) -> sched::Solution {
+    let to = |p: &PodRef| {
+        names
+            .iter()
+            .find(|(a, _)| a == p)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| p.clone())
+    };
+    let mut out = sol.clone();
+    for pl in &mut out.placements {
+        pl.pod = to(&pl.pod);
+    }
+    for c in &mut out.new_claims {
+        for p in &mut c.pods {
+            *p = to(p);
+        }
+    }
+    for r in &mut out.relaxed {
+        r.pod = to(&r.pod);
+    }
+    for u in &mut out.unschedulable {
+        u.pod = to(&u.pod);
+    }
+    out
 }
 
 /// Options for disruption simulations: new NodeClaims allowed, every instance type listed.
@@ -506,7 +711,7 @@ pub fn solve_options() -> SolveOptions {
 
 /// Reads a solution; `moves` are placements already made on existing nodes (fast path), and the
 /// solution's placements follow in the solver's order (which topology checks depend on).
-fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, Dest)>) -> Outcome {
+fn interpret(sol: sched::Solution, mut moves: Moves) -> Outcome {
     if let Some(u) = sol.unschedulable.first() {
         return Outcome::Unplaceable {
             pod: u.pod.clone(),
@@ -514,7 +719,7 @@ fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, Dest)>) -> Outcome {
         };
     }
     for pl in &sol.placements {
-        moves.push((
+        moves.solved.push((
             pl.pod.clone(),
             match &pl.target {
                 sched::Target::Node(n) => Dest::Node(n.clone()),
@@ -529,19 +734,5 @@ fn interpret(sol: sched::Solution, mut moves: Vec<(PodRef, Dest)>) -> Outcome {
             moves,
             claims: sol.new_claims,
         }
-    }
-}
-
-fn add(a: &mut Resources, b: &Resources) {
-    for (k, v) in b.iter() {
-        let cur = a.get(k);
-        a.set(k, cur.saturating_add(v));
-    }
-}
-
-fn sub(a: &mut Resources, b: &Resources) {
-    for (k, v) in b.iter() {
-        let cur = a.get(k);
-        a.set(k, cur.saturating_sub(v));
     }
 }

@@ -315,66 +315,48 @@ pub(crate) struct DisruptionPlan {
     pub savings_per_hour: f64,
 }
 
-/// The cluster as the node controllers observe it: registered nodes with their pods, the
-/// NodeClaims (in flight or not), pending pods, pools, PDBs and the catalog.
-pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::snapshot::ClusterSnapshot {
-    use ballast_nodes::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, PendingPod, PodDisruptionBudget};
-    let mut snap = ClusterSnapshot {
-        node_pools: sim.sc.node_pools.clone(),
-        instance_types: sim.types.clone(),
-        ..Default::default()
-    };
-    for node in sim.nodes.iter().filter(|n| n.is_live()) {
-        if let Some(c) = &node.claim {
-            snap.node_claims.push(c.clone());
-        }
-        if node.ready_at.is_none() {
-            continue; // in flight: only its NodeClaim exists
-        }
-        let pods = node
-            .pods
-            .iter()
-            .map(|&p| {
-                let pod = &sim.pods[p];
-                BoundPod {
-                    pod: pod.spec.clone(),
-                    annotations: BTreeMap::new(),
-                    owner_kind: match pod.owner {
-                        Owner::Workload(_) => Some("ReplicaSet".into()),
-                        Owner::Batch(_) => None,
-                    },
-                    started: pod.bound_at.map(|b| timestamp(sim, b)),
-                    local_storage: false,
-                    terminal: false,
-                }
-            })
-            .collect();
-        snap.nodes.push(ClusterNode {
-            name: node.name.clone(),
-            node_claim: node.claim.as_ref().and_then(|c| c.metadata.name.clone()),
-            labels: node.labels.clone(),
-            annotations: BTreeMap::new(),
-            taints: node.taints.clone(),
-            allocatable: node.allocatable.clone(),
-            capacity: None,
-            price: Some(node.price),
-            created: Some(timestamp(sim, node.created)),
-            ready: true,
-            initialized: true,
-            unschedulable: node.cordoned,
-            deleting: node.cordoned,
-            last_pod_event: Some(timestamp(sim, node.last_pod_event)),
-            pods,
-        });
+fn bound_pod(sim: &Sim, p: PodId) -> ballast_nodes::snapshot::BoundPod {
+    let pod = &sim.pods[p];
+    ballast_nodes::snapshot::BoundPod {
+        pod: pod.spec.clone(),
+        annotations: BTreeMap::new(),
+        owner_kind: match pod.owner {
+            Owner::Workload(_) => Some("ReplicaSet".into()),
+            Owner::Batch(_) => None,
+        },
+        started: pod.bound_at.map(|b| timestamp(sim, b)),
+        local_storage: false,
+        terminal: false,
     }
-    for &p in pending {
-        let pod = &sim.pods[p];
-        snap.pending_pods.push(PendingPod { pod: pod.spec.clone(), first_seen: pod.unschedulable_since.map(|t| timestamp(sim, t)) });
+}
+
+fn cluster_node(sim: &Sim, n: NodeId) -> ballast_nodes::snapshot::ClusterNode {
+    let node = &sim.nodes[n];
+    ballast_nodes::snapshot::ClusterNode {
+        name: node.name.clone(),
+        node_claim: node.claim.as_ref().and_then(|c| c.metadata.name.clone()),
+        labels: node.labels.clone(),
+        annotations: BTreeMap::new(),
+        taints: node.taints.clone(),
+        allocatable: node.allocatable.clone(),
+        capacity: None,
+        price: Some(node.price),
+        created: Some(timestamp(sim, node.created)),
+        ready: true,
+        initialized: true,
+        unschedulable: node.cordoned,
+        deleting: node.cordoned,
+        last_pod_event: Some(timestamp(sim, node.last_pod_event)),
+        pods: node.pods.iter().map(|&p| bound_pod(sim, p)).collect(),
     }
+}
+
+fn pdbs(sim: &Sim) -> Vec<ballast_nodes::snapshot::PodDisruptionBudget> {
+    let mut out = vec![];
     for (w, spec) in sim.sc.workloads.iter().enumerate() {
         if let Some(max) = spec.max_unavailable {
             let unavailable = sim.workloads[w].desired - sim.ready_pods(w) as i32;
-            snap.pdbs.push(PodDisruptionBudget {
+            out.push(ballast_nodes::snapshot::PodDisruptionBudget {
                 namespace: spec.namespace.clone(),
                 name: spec.name.clone(),
                 selector: ballast_scheduling::LabelSelector::labels(&[("app", spec.name.as_str())]),
@@ -382,15 +364,152 @@ pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::s
             });
         }
     }
+    out
+}
+
+fn pending_pods(sim: &Sim, pending: &[PodId]) -> Vec<ballast_nodes::snapshot::PendingPod> {
+    pending
+        .iter()
+        .map(|&p| {
+            let pod = &sim.pods[p];
+            ballast_nodes::snapshot::PendingPod { pod: pod.spec.clone(), first_seen: pod.unschedulable_since.map(|t| timestamp(sim, t)) }
+        })
+        .collect()
+}
+
+/// The cluster as the node controllers observe it: registered nodes with their pods, the
+/// NodeClaims (in flight or not), pending pods, pools, PDBs and the catalog. Built from scratch;
+/// the engine keeps the same snapshot up to date in `Observed` instead.
+pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::snapshot::ClusterSnapshot {
+    let mut snap = ballast_nodes::snapshot::ClusterSnapshot {
+        node_pools: sim.sc.node_pools.clone(),
+        instance_types: sim.types.clone(),
+        ..Default::default()
+    };
+    for (n, node) in sim.nodes.iter().enumerate().filter(|(_, n)| n.is_live()) {
+        if let Some(c) = &node.claim {
+            snap.node_claims.push(c.clone());
+        }
+        if node.ready_at.is_some() {
+            snap.nodes.push(cluster_node(sim, n)); // else in flight: only its NodeClaim exists
+        }
+    }
+    snap.pending_pods = pending_pods(sim, pending);
+    snap.pdbs = pdbs(sim);
     snap
+}
+
+/// The snapshot of `cluster_snapshot(sim, &[])` without its PDBs, kept up to date from the
+/// engine's events (a bind, a pod leaving, a node launched, ready, cordoned or gone) rather than
+/// rebuilt for every decision: copying every pod for every disruption pass was most of a pass.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observed {
+    pub snap: ballast_nodes::snapshot::ClusterSnapshot,
+    /// The node of each `snap.nodes` entry (ascending, as in `sim.nodes`).
+    nodes: Vec<NodeId>,
+    /// The node of each `snap.node_claims` entry (ascending).
+    claims: Vec<NodeId>,
+}
+
+impl Observed {
+    /// Builds it from the cluster as it is.
+    pub(crate) fn build(sim: &Sim) -> Observed {
+        let snap = cluster_snapshot(sim, &[]);
+        let live = |n: &&SimNode| n.is_live();
+        let ids = |f: &dyn Fn(&SimNode) -> bool| -> Vec<NodeId> { sim.nodes.iter().enumerate().filter(|(_, n)| live(n) && f(n)).map(|(i, _)| i).collect() };
+        Observed {
+            nodes: ids(&|n| n.ready_at.is_some()),
+            claims: ids(&|n| n.claim.is_some()),
+            snap: ballast_nodes::snapshot::ClusterSnapshot { pdbs: vec![], ..snap },
+        }
+    }
+
+    /// Pod `p` was bound to node `n` (and is its last pod).
+    pub(crate) fn bound(sim: &mut Sim, p: PodId, n: NodeId) {
+        let Ok(i) = sim.observed.nodes.binary_search(&n) else { return };
+        let bp = bound_pod(sim, p);
+        let at = timestamp(sim, sim.nodes[n].last_pod_event);
+        let node = &mut sim.observed.snap.nodes[i];
+        node.pods.push(bp);
+        node.last_pod_event = Some(at);
+    }
+
+    /// The pod at position `k` of node `n`'s pods left it.
+    pub(crate) fn left(sim: &mut Sim, n: NodeId, k: usize) {
+        let Ok(i) = sim.observed.nodes.binary_search(&n) else { return };
+        let at = timestamp(sim, sim.nodes[n].last_pod_event);
+        let node = &mut sim.observed.snap.nodes[i];
+        node.pods.remove(k);
+        node.last_pod_event = Some(at);
+    }
+
+    /// Node `n` was launched from a NodeClaim.
+    pub(crate) fn launched(sim: &mut Sim, n: NodeId) {
+        let Some(c) = sim.nodes[n].claim.clone() else { return };
+        let o = &mut sim.observed;
+        if let Err(i) = o.claims.binary_search(&n) {
+            o.claims.insert(i, n);
+            o.snap.node_claims.insert(i, c);
+        }
+    }
+
+    /// Node `n` became ready.
+    pub(crate) fn ready(sim: &mut Sim, n: NodeId) {
+        if let Err(i) = sim.observed.nodes.binary_search(&n) {
+            let node = cluster_node(sim, n);
+            sim.observed.nodes.insert(i, n);
+            sim.observed.snap.nodes.insert(i, node);
+        }
+    }
+
+    /// Node `n` was cordoned or uncordoned.
+    pub(crate) fn cordoned(sim: &mut Sim, n: NodeId) {
+        let c = sim.nodes[n].cordoned;
+        if let Ok(i) = sim.observed.nodes.binary_search(&n) {
+            let node = &mut sim.observed.snap.nodes[i];
+            node.unschedulable = c;
+            node.deleting = c;
+        }
+    }
+
+    /// Node `n` is gone.
+    pub(crate) fn gone(sim: &mut Sim, n: NodeId) {
+        let o = &mut sim.observed;
+        if let Ok(i) = o.nodes.binary_search(&n) {
+            o.nodes.remove(i);
+            o.snap.nodes.remove(i);
+        }
+        if let Ok(i) = o.claims.binary_search(&n) {
+            o.claims.remove(i);
+            o.snap.node_claims.remove(i);
+        }
+    }
+
+    /// In debug builds: the kept snapshot must be the one built from scratch.
+    fn check(sim: &mut Sim) {
+        if cfg!(debug_assertions) {
+            let mut kept = serde_json::to_value(&sim.observed.snap).unwrap_or_default();
+            let built = serde_json::to_value(cluster_snapshot(sim, &[])).unwrap_or_default();
+            if let (Some(k), Some(b)) = (kept.as_object_mut(), built.as_object()) {
+                k.insert("pdbs".into(), b.get("pdbs").cloned().unwrap_or_default());
+            }
+            if kept != built {
+                sim.rec.errors.push(format!("t={}s: the kept cluster snapshot differs from a rebuilt one", secs(sim.now)));
+            }
+        }
+    }
 }
 
 /// Runs the provisioning decision for the unschedulable pods; returns the nodes to launch.
 pub(crate) fn provision(sim: &mut Sim, unschedulable: &[PodId]) -> Vec<Launch> {
-    let snap = cluster_snapshot(sim, unschedulable);
+    Observed::check(sim);
+    sim.observed.snap.pending_pods = pending_pods(sim, unschedulable);
+    sim.observed.snap.pdbs = pdbs(sim);
     let now = timestamp(sim, sim.now);
     let opts = ballast_nodes::provision::ProvisionOptions::default();
-    match ballast_nodes::provision::provision(&snap, now, &opts) {
+    let result = ballast_nodes::provision::provision(&sim.observed.snap, now, &opts);
+    sim.observed.snap.pending_pods.clear();
+    match result {
         Ok(decision) => {
             for e in &decision.skipped {
                 sim.rec.errors.push(format!("t={}s: provisioning skipped: {e}", secs(sim.now)));
@@ -445,10 +564,11 @@ const PERIODIC_DISRUPTION_MS: Millis = 300_000;
 /// Runs one disruption pass. Returns the action to carry out, or when a timer (consolidateAfter,
 /// expireAfter) next makes a new pass worth it if nothing else changes.
 pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
-    let snap = cluster_snapshot(sim, &[]);
+    Observed::check(sim);
+    sim.observed.snap.pdbs = pdbs(sim);
     let now = timestamp(sim, sim.now);
     let opts = ballast_nodes::disrupt::DisruptionOptions::default();
-    let decision = match ballast_nodes::disrupt::disrupt(&snap, now, &opts) {
+    let decision = match ballast_nodes::disrupt::disrupt(&sim.observed.snap, now, &opts) {
         Ok(d) => d,
         Err(e) => {
             sim.rec.errors.push(format!("t={}s: disruption: {e}", secs(sim.now)));

@@ -2,7 +2,7 @@
 //! start-up, node boot, load) is modelled here; every autoscaling decision is taken by the real
 //! Ballast cores through `crate::cores`.
 
-use crate::cores::{self, AutoscalerState, DisruptionPlan};
+use crate::cores::{self, AutoscalerState, DisruptionPlan, Observed};
 use crate::report::Recorder;
 use crate::scenario::{Scenario, Scoring, WorkloadKind};
 use crate::state::*;
@@ -60,6 +60,10 @@ pub struct Sim {
     disrupt_dirty: bool,
     disrupt_wake: Millis,
     pub(crate) rec: Recorder,
+    /// What the node controllers observe, kept up to date from this loop's events once the start
+    /// state is built (`observing`).
+    pub(crate) observed: Observed,
+    observing: bool,
     /// consolidateAfter and expireAfter of each pool, in seconds.
     pub(crate) pool_timers: BTreeMap<String, (Option<f64>, Option<f64>)>,
     start_day_seconds: f64,
@@ -120,6 +124,8 @@ impl Sim {
             disrupt_dirty: true,
             disrupt_wake: 0,
             rec,
+            observed: Observed::default(),
+            observing: false,
             pool_timers,
             start_day_seconds,
             start_weekday,
@@ -148,6 +154,8 @@ impl Sim {
         self.warm_start = true;
         self.schedule_pass();
         self.warm_start = false;
+        self.observed = Observed::build(self);
+        self.observing = true;
         let arrivals: Vec<Millis> = self.sc.batch_pods.iter().map(|b| millis(b.arrive)).collect();
         for (i, at) in arrivals.into_iter().enumerate() {
             self.push(at, Event::BatchArrive(i));
@@ -196,6 +204,7 @@ impl Sim {
         };
         self.handle_event(ev);
         *self.rec.phase_seconds.entry(phase).or_insert(0.0) += started.elapsed().as_secs_f64();
+        *self.rec.phase_counts.entry(phase).or_insert(0) += 1;
     }
 
     fn handle_event(&mut self, ev: Event) {
@@ -224,6 +233,9 @@ impl Sim {
             Event::NodeReady(n) => {
                 if self.nodes[n].terminated.is_none() {
                     self.nodes[n].ready_at = Some(self.now);
+                    if self.observing {
+                        Observed::ready(self, n);
+                    }
                     self.disrupt_dirty = true;
                     self.queue_schedule();
                     if let Some(d) = &self.disrupting {
@@ -380,8 +392,12 @@ impl Sim {
                 let cur = node.used.get(k);
                 node.used.set(k, cur - v);
             }
+            let k = node.pods.iter().position(|&x| x == p);
             node.pods.retain(|&x| x != p);
             node.last_pod_event = self.now;
+            if let (true, Some(k)) = (self.observing, k) {
+                Observed::left(self, n, k);
+            }
             self.disrupt_dirty = true;
         }
         if let Owner::Workload(w) = self.pods[p].owner {
@@ -505,7 +521,11 @@ impl Sim {
         pod.node = Some(n);
         pod.bound_at = Some(self.now);
         self.pending.remove(&p);
-        let startup = match pod.owner {
+        let owner = pod.owner;
+        if self.observing {
+            Observed::bound(self, p, n);
+        }
+        let startup = match owner {
             Owner::Workload(w) => self.sc.workloads[w].pod.startup_seconds,
             Owner::Batch(_) => 0.0,
         };
@@ -581,6 +601,9 @@ impl Sim {
         self.nodes.push(node);
         self.rec.nodes_launched += 1;
         self.disrupt_dirty = true;
+        if self.observing {
+            Observed::launched(self, id);
+        }
         Ok(id)
     }
 
@@ -609,6 +632,9 @@ impl Sim {
             self.remove_pod(p, true);
         }
         self.nodes[n].terminated = Some(self.now);
+        if self.observing {
+            Observed::gone(self, n);
+        }
         self.rec.nodes_terminated += 1;
         self.disrupt_dirty = true;
         for w in 0..self.workloads.len() {
@@ -664,6 +690,7 @@ impl Sim {
             return;
         }
         self.disrupt_dirty = false;
+        *self.rec.phase_counts.entry("disrupt pass").or_insert(0) += 1;
         match cores::disrupt(self) {
             (Some(plan), _) => self.begin_disruption(plan),
             (None, wake) => self.disrupt_wake = wake,
@@ -673,6 +700,7 @@ impl Sim {
     fn begin_disruption(&mut self, plan: DisruptionPlan) {
         for &n in &plan.nodes {
             self.nodes[n].cordoned = true;
+            Observed::cordoned(self, n);
         }
         self.rec.disruptions.push((secs(self.now), plan.method.clone(), plan.nodes.len(), plan.savings_per_hour));
         let replacement = match plan.replacement {
@@ -682,6 +710,7 @@ impl Sim {
                     self.rec.errors.push(format!("t={}s: replacement: {e}", secs(self.now)));
                     for &n in &plan.nodes {
                         self.nodes[n].cordoned = false;
+                        Observed::cordoned(self, n);
                     }
                     return;
                 }

@@ -26,7 +26,7 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
     let outcome = sim.run(progress);
     let rec = outcome.recorder;
     let summary = rec.summary.ok_or_else(|| format!("{label}: the run produced no summary"))?;
-    Ok(VariantResult { summary, series: rec.series, workload_names, phase_seconds: rec.phase_seconds })
+    Ok(VariantResult { summary, series: rec.series, workload_names, phase_seconds: rec.phase_seconds, phase_counts: rec.phase_counts })
 }
 
 /// Loads a scenario file and runs every variant in order. `progress(variant index, fraction)`.

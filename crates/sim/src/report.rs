@@ -62,6 +62,8 @@ pub struct Recorder {
     /// Wall-clock seconds spent per phase (for benchmarks; not part of the report, which must be
     /// byte-identical across runs).
     pub phase_seconds: BTreeMap<&'static str, f64>,
+    /// How often each phase ran (a disruption pass counts as "disrupt pass").
+    pub phase_counts: BTreeMap<&'static str, u64>,
     pub summary: Option<Summary>,
 }
 
@@ -324,6 +326,8 @@ pub struct VariantResult {
     pub summary: Summary,
     /// Wall-clock seconds per phase of the engine (not deterministic; not in the report files).
     pub phase_seconds: BTreeMap<&'static str, f64>,
+    /// How often each phase ran (not in the report files either).
+    pub phase_counts: BTreeMap<&'static str, u64>,
     pub series: Vec<SampleRow>,
     pub workload_names: Vec<String>,
 }

@@ -59,7 +59,7 @@ pub struct Recorder {
     pub errors: Vec<String>,
     /// Why the provisioner left pods pending: explanation → times seen.
     pub pending_reasons: BTreeMap<String, u64>,
-    /// Wall-clock seconds spent per phase (for benchmarks; not part of the report, which must be
+    /// CPU seconds spent per phase (for benchmarks; not part of the report, which must be
     /// byte-identical across runs).
     pub phase_seconds: BTreeMap<&'static str, f64>,
     /// How often each phase ran (a disruption pass counts as "disrupt pass").
@@ -324,7 +324,7 @@ pub(crate) fn finish(sim: &mut Sim) {
 /// One variant's results.
 pub struct VariantResult {
     pub summary: Summary,
-    /// Wall-clock seconds per phase of the engine (not deterministic; not in the report files).
+    /// CPU seconds per phase of the engine (not deterministic; not in the report files).
     pub phase_seconds: BTreeMap<&'static str, f64>,
     /// How often each phase ran (not in the report files either).
     pub phase_counts: BTreeMap<&'static str, u64>,

@@ -326,11 +326,12 @@ fn no_churn_at_equal_price() {
     );
     let d = run(&s);
     assert!(d.action.is_none());
+    // The only type cheaper than a medium holds fewer cores than the pod needs.
     assert!(rejected_because(
         &d,
         "n1",
         Method::SingleNodeConsolidation,
-        |w| matches!(w, Why::NotCheaper { .. })
+        |w| matches!(w, Why::NoCheaperNodeHolds { .. })
     ));
 }
 
@@ -472,7 +473,7 @@ fn multi_node_two_into_one() {
         &d,
         "n1",
         Method::SingleNodeConsolidation,
-        |w| matches!(w, Why::NotCheaper { .. })
+        |w| matches!(w, Why::NoCheaperNodeHolds { .. })
     ));
 }
 
@@ -495,12 +496,41 @@ fn never_one_into_two() {
     ];
     let d = run(&s);
     assert!(d.action.is_none());
+    // Nothing cheaper holds 6 cores, so no solve is needed to say no.
     assert!(rejected_because(
         &d,
         "n1",
         Method::SingleNodeConsolidation,
-        |w| matches!(w, Why::WouldNeedNodes { count: 2 })
+        |w| matches!(w, Why::NoCheaperNodeHolds { .. })
     ));
+    // A cheaper type holds 6 cores, but the pods keep apart (hostname anti-affinity): two nodes.
+    s.instance_types.push(itype("wide", 8, 16, 0.30, 0.0));
+    let apart = ballast_scheduling::PodAffinityTerm {
+        label_selector: Some(ballast_scheduling::LabelSelector::labels(&[("app", "x")])),
+        namespaces: vec![],
+        namespace_selector: None,
+        topology_key: "kubernetes.io/hostname".into(),
+    };
+    for p in &mut s.nodes[0].pods {
+        p.pod.labels.insert("app".into(), "x".into());
+        p.pod.affinity.pod_anti_affinity.required = vec![apart.clone()];
+    }
+    for mode in [SimulationMode::Fast, SimulationMode::FullSolve] {
+        let d = run_with(
+            &s,
+            &DisruptionOptions {
+                simulation: mode,
+                ..Default::default()
+            },
+        );
+        assert!(d.action.is_none());
+        assert!(rejected_because(
+            &d,
+            "n1",
+            Method::SingleNodeConsolidation,
+            |w| matches!(w, Why::WouldNeedNodes { count: 2 })
+        ));
+    }
 }
 
 fn two_nodes_one_movable() -> ClusterSnapshot {

@@ -162,6 +162,9 @@ pub enum Why {
     NotCheaper {
         current: f64,
     },
+    NoCheaperNodeHolds {
+        current: f64,
+    },
     BelowMinSavings {
         percent: f64,
         min: f64,
@@ -284,6 +287,11 @@ impl fmt::Display for Why {
             Why::NotCheaper { current } => write!(
                 f,
                 "no replacement cheaper than the ${current:.4}/h it costs"
+            ),
+            Why::NoCheaperNodeHolds { current } => write!(
+                f,
+                "the pods that fit on no other node need more room than any node type cheaper \
+                 than the ${current:.4}/h it costs offers"
             ),
             Why::BelowMinSavings { percent, min } => {
                 write!(f, "saves {percent:.1}% < minSavingsPercent {min}%")
@@ -1128,7 +1136,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 self.note(i, m, Verdict::Rejected, w);
                 continue;
             }
-            let outcome = self.sim.evaluate(&[i])?;
+            let outcome = self.sim.evaluate(&[i], None)?;
             let (moves, claims) = match outcome {
                 Outcome::Unplaceable { pod, why } => {
                     self.note(i, m, Verdict::Rejected, Why::PodsDoNotFit { pod, why });
@@ -1136,6 +1144,12 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 }
                 Outcome::Fits { moves } => (moves, vec![]),
                 Outcome::NewNodes { moves, claims } => (moves, claims),
+                // Only given for a price limit, and drift asks with none.
+                Outcome::NoCheaperNode => {
+                    let current = self.cands[i].price.unwrap_or(0.0);
+                    self.note(i, m, Verdict::Rejected, Why::NoCheaperNodeHolds { current });
+                    continue;
+                }
             };
             let mut replacements = vec![];
             let mut failed = None;
@@ -1358,8 +1372,9 @@ impl<'w, 'a> Ctx<'w, 'a> {
             .filter_map(|&i| self.cands[i].pool)
             .map(|p| self.world.pools[p].min_savings_percent)
             .fold(0.0, f64::max);
-        let outcome = self.sim.evaluate(nodes)?;
+        let outcome = self.sim.evaluate(nodes, Some(price))?;
         let (moves, claim) = match outcome {
+            Outcome::NoCheaperNode => return Ok(Err(Why::NoCheaperNodeHolds { current: price })),
             Outcome::Unplaceable { pod, why } => return Ok(Err(Why::PodsDoNotFit { pod, why })),
             Outcome::Fits { moves } => {
                 if 100.0 < min_savings {

@@ -72,6 +72,10 @@ pub enum Outcome {
     NewNodes { moves: Moves, claims: Vec<NewClaim> },
     /// A pod has nowhere to go.
     Unplaceable { pod: PodRef, why: String },
+    /// The pods that fit on no remaining node need more room, together, than any node type a
+    /// NodePool could launch for less than the price asked for offers: neither a deletion nor a
+    /// single cheaper replacement is possible, whatever a solve would add.
+    NoCheaperNode,
 }
 
 /// A leftover solve of this pass: the pods it placed (in placement order), the usage it assumed
@@ -129,15 +133,46 @@ pub struct Sim<'w, 'a> {
     /// The whole cluster prepared for the solver, made on first need (`Fast` mode).
     prepared: Option<PreparedCluster>,
     fast_ok: bool,
+    /// (cheapest allowed offering, allocatable) of every instance type some NodePool may launch,
+    /// cheapest first: the lower bound on what a replacement for given pods can cost.
+    type_floor: Vec<(f64, Rv)>,
     pub full_solves: usize,
     pub fast_evaluations: usize,
 }
 
+/// `r` in the simulation's dimensions: cpu, memory, pods and ephemeral storage first (always),
+/// then the extended resources in `dims[4..]`.
 fn rv(dims: &[String], r: &Resources) -> Rv {
     let mut v = [0i64; D];
-    for (i, d) in dims.iter().enumerate() {
-        v[i] = r.get(d);
+    v[0] = r.cpu_millis;
+    v[1] = r.memory_bytes;
+    v[2] = r.pods;
+    v[3] = r.ephemeral_storage_bytes;
+    if !r.extended.is_empty() {
+        for (i, d) in dims.iter().enumerate().skip(4) {
+            v[i] = r.extended.get(d).copied().unwrap_or(0);
+        }
     }
+    v
+}
+
+/// A pod's effective requests (as `Pod::effective_requests`) in the simulation's dimensions,
+/// without building the map.
+fn effective_rv(dims: &[String], p: &Pod) -> Rv {
+    let mut v = rv(dims, &p.requests);
+    for init in &p.init_containers {
+        let r = rv(dims, init);
+        for d in 0..D {
+            v[d] = v[d].max(r[d]);
+        }
+    }
+    if p.overhead != Resources::default() {
+        let o = rv(dims, &p.overhead);
+        for d in 0..D {
+            v[d] = v[d].saturating_add(o[d]);
+        }
+    }
+    v[2] = 1; // "pods": one slot
     v
 }
 
@@ -157,17 +192,19 @@ impl<'w, 'a> Sim<'w, 'a> {
         skipped: &mut Vec<Error>,
     ) -> Sim<'w, 'a> {
         let snap = world.snap;
-        // Every pod's effective requests, computed once.
-        let effective: Vec<Vec<Resources>> = snap
-            .nodes
-            .iter()
-            .map(|n| n.pods.iter().map(|p| p.pod.effective_requests()).collect())
-            .collect();
+        // Extended resources any pod asks for (its effective requests take the largest of its
+        // containers' and init containers' and add the overhead, so any of them may count).
         let mut ext = std::collections::BTreeSet::new();
-        for r in effective.iter().flatten() {
-            for (k, v) in r.iter() {
-                if v > 0 && !matches!(k, "cpu" | "memory" | "pods" | "ephemeral-storage") {
-                    ext.insert(k.to_string());
+        for p in snap.nodes.iter().flat_map(|n| n.pods.iter()) {
+            let pod = &p.pod;
+            for r in std::iter::once(&pod.requests)
+                .chain(&pod.init_containers)
+                .chain(std::iter::once(&pod.overhead))
+            {
+                for (k, v) in &r.extended {
+                    if *v > 0 && !ext.contains(k) {
+                        ext.insert(k.clone());
+                    }
                 }
             }
         }
@@ -213,10 +250,10 @@ impl<'w, 'a> Sim<'w, 'a> {
         for (p, &i) in order.iter().enumerate() {
             pos[i] = Some(p);
         }
-        let mut hard_taints = vec![];
-        let mut spare_by_node = vec![];
-        let mut pods = vec![];
-        for (ni, n) in snap.nodes.iter().enumerate() {
+        let mut hard_taints = Vec::with_capacity(snap.nodes.len());
+        let mut spare_by_node = Vec::with_capacity(snap.nodes.len());
+        let mut pods = Vec::with_capacity(snap.nodes.len());
+        for n in &snap.nodes {
             hard_taints.push(
                 n.taints
                     .iter()
@@ -225,17 +262,15 @@ impl<'w, 'a> Sim<'w, 'a> {
                     .collect(),
             );
             let mut s = rv(&dims, &n.allocatable);
-            for (p, eff) in n.pods.iter().zip(&effective[ni]) {
-                if !p.terminal {
-                    let r = rv(&dims, eff);
-                    for d in 0..D {
-                        s[d] -= r[d];
-                    }
+            let mut mine = Vec::with_capacity(n.pods.len());
+            for p in &n.pods {
+                if p.terminal {
+                    continue;
                 }
-            }
-            spare_by_node.push(s);
-            let mut mine = vec![];
-            for (p, eff) in n.pods.iter().zip(&effective[ni]) {
+                let req = effective_rv(&dims, &p.pod);
+                for d in 0..D {
+                    s[d] -= req[d];
+                }
                 if !p.is_reschedulable() {
                     continue;
                 }
@@ -263,15 +298,18 @@ impl<'w, 'a> Sim<'w, 'a> {
                     && na.required.is_empty()
                     && mp.volumes.iter().all(|v| v.zones.is_empty());
                 mine.push(FastPod {
-                    key: (-mp.priority, -eff.cpu_millis, -eff.memory_bytes),
-                    req: rv(&dims, eff),
+                    // cpu and memory are the first two dimensions.
+                    key: (-mp.priority, -req[0], -req[1]),
+                    req,
                     pod: mp,
                     simple,
                     unconstrained,
                 });
             }
-            // In placement order, so a single candidate's pods need no sorting.
-            mine.sort_by(|a, b| placement_order(a, b));
+            spare_by_node.push(s);
+            // In placement order, so a single candidate's pods need no sorting. Pods are unique
+            // by namespace and name, so an unstable sort gives the one order.
+            mine.sort_unstable_by(placement_order);
             pods.push(mine);
         }
         let spare: Vec<Rv> = order.iter().map(|&i| spare_by_node[i]).collect();
@@ -344,13 +382,42 @@ impl<'w, 'a> Sim<'w, 'a> {
             in_flight_nodes,
             prepared: None,
             fast_ok,
+            type_floor: vec![],
             full_solves: 0,
             fast_evaluations: 0,
         };
         sim.block_max = (0..sim.spare.len().div_ceil(BLOCK))
             .map(|b| sim.block_summary(b))
             .collect();
+        sim.type_floor = type_floor(world, &sim.dims);
         sim
+    }
+
+    /// Whether a node some NodePool may launch for less than `below` could hold `need` (requests
+    /// only: DaemonSet overhead and the pods' constraints can only make it harder).
+    fn cheaper_node_could_hold(&self, need: &Rv, below: f64) -> bool {
+        self.type_floor
+            .iter()
+            .take_while(|(price, _)| *price < below)
+            .any(|(_, alloc)| fits(need, alloc))
+    }
+
+    /// Summed requests of the candidates' movable pods named in `keys`.
+    fn requests_of(&self, cands: &[usize], keys: &[&PodRef]) -> Rv {
+        let mut sum = [0i64; D];
+        for &c in cands {
+            for p in &self.pods[c] {
+                if keys
+                    .iter()
+                    .any(|k| k.name == p.pod.name && k.namespace == p.pod.namespace)
+                {
+                    for d in 0..D {
+                        sum[d] = sum[d].saturating_add(p.req[d]);
+                    }
+                }
+            }
+        }
+        sum
     }
 
     fn block_summary(&self, b: usize) -> Rv {
@@ -369,14 +436,31 @@ impl<'w, 'a> Sim<'w, 'a> {
     }
 
     /// Where the movable pods of `cands` would go if those nodes were removed; new NodeClaims are
-    /// opened for pods that fit nowhere else.
-    pub fn evaluate(&mut self, cands: &[usize]) -> Result<Outcome, Error> {
+    /// opened for pods that fit nowhere else. With `replace_below`, only a replacement cheaper
+    /// than that is of interest: when the pods left over for new nodes could not fit on any
+    /// node type that cheap, the answer is `NoCheaperNode` (the same in both modes: the pods
+    /// the fast form leaves over are the ones a full solve puts on new claims or cannot place).
+    pub fn evaluate(
+        &mut self,
+        cands: &[usize],
+        replace_below: Option<f64>,
+    ) -> Result<Outcome, Error> {
         if self.mode == SimulationMode::Fast && self.plain(cands) {
             self.fast_evaluations += 1;
-            self.evaluate_fast(cands)
-        } else {
-            self.full_solves += 1;
-            self.evaluate_full(cands)
+            return self.evaluate_fast(cands, replace_below);
+        }
+        self.full_solves += 1;
+        let (outcome, left) = self.evaluate_full(cands)?;
+        match replace_below {
+            Some(below) if !matches!(outcome, Outcome::Fits { .. }) => {
+                let keys: Vec<&PodRef> = left.iter().collect();
+                if self.cheaper_node_could_hold(&self.requests_of(cands, &keys), below) {
+                    Ok(outcome)
+                } else {
+                    Ok(Outcome::NoCheaperNode)
+                }
+            }
+            _ => Ok(outcome),
         }
     }
 
@@ -401,7 +485,11 @@ impl<'w, 'a> Sim<'w, 'a> {
             && node_fits_pod(&p.pod, self.node_labels(node))
     }
 
-    fn evaluate_fast(&mut self, cands: &[usize]) -> Result<Outcome, Error> {
+    fn evaluate_fast(
+        &mut self,
+        cands: &[usize],
+        replace_below: Option<f64>,
+    ) -> Result<Outcome, Error> {
         let mut evicted: Vec<(usize, usize)> = cands
             .iter()
             .flat_map(|&n| (0..self.pods[n].len()).map(move |k| (n, k)))
@@ -427,6 +515,9 @@ impl<'w, 'a> Sim<'w, 'a> {
         }
         let mut moves = Moves::default();
         let mut left: Vec<(usize, usize)> = vec![];
+        // The leftovers' summed requests, while a cheaper node could still hold them.
+        let mut need = [0i64; D];
+        let mut no_cheaper_node = false;
         for &(n, k) in &evicted {
             let req = self.pods[n][k].req;
             let mut placed = None;
@@ -455,7 +546,19 @@ impl<'w, 'a> Sim<'w, 'a> {
                     touched_blocks.push(p / BLOCK);
                     moves.fast.push((n, k, self.order[p]));
                 }
-                None => left.push((n, k)),
+                None => {
+                    left.push((n, k));
+                    if let Some(below) = replace_below {
+                        for (s, r) in need.iter_mut().zip(req) {
+                            *s = s.saturating_add(r);
+                        }
+                        // Leftovers only grow: no need to place the rest.
+                        if !self.cheaper_node_could_hold(&need, below) {
+                            no_cheaper_node = true;
+                            break;
+                        }
+                    }
+                }
             }
         }
         // Put everything back.
@@ -467,6 +570,9 @@ impl<'w, 'a> Sim<'w, 'a> {
         for b in touched_blocks {
             self.block_max[b] = self.block_summary(b);
         }
+        if no_cheaper_node {
+            return Ok(Outcome::NoCheaperNode);
+        }
         if left.is_empty() {
             return Ok(Outcome::Fits { moves });
         }
@@ -477,7 +583,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         let sol = self.leftover_solve(&left, &removed)?;
         if !sol.unschedulable.is_empty() {
             // Why a pod fits nowhere names the nodes it was tried on: the full form tells.
-            return self.evaluate_full(cands);
+            return Ok(self.evaluate_full(cands)?.0);
         }
         Ok(interpret(sol, moves))
     }
@@ -595,7 +701,9 @@ impl<'w, 'a> Sim<'w, 'a> {
         model
     }
 
-    fn evaluate_full(&mut self, cands: &[usize]) -> Result<Outcome, Error> {
+    /// The outcome of a solve, and the pods it leaves for new nodes: those on new claims and
+    /// those it cannot place at all.
+    fn evaluate_full(&mut self, cands: &[usize]) -> Result<(Outcome, Vec<PodRef>), Error> {
         if self.mode == SimulationMode::Fast {
             // The prepared cluster lists the nodes in snapshot order (then the in-flight ones),
             // so candidates keep their indices; their movable pods go pending.
@@ -611,12 +719,14 @@ impl<'w, 'a> Sim<'w, 'a> {
             self.prepared = Some(prepared);
             // An invalid snapshot is reported as the full solve words it.
             if let Ok(sol) = sol {
-                return Ok(interpret(sol, Moves::default()));
+                let left = left_for_new_nodes(&sol);
+                return Ok((interpret(sol, Moves::default()), left));
             }
         }
         let model = self.full_snapshot(cands);
         let sol = sched::solve(&model, &solve_options())?;
-        Ok(interpret(sol, Moves::default()))
+        let left = left_for_new_nodes(&sol);
+        Ok((interpret(sol, Moves::default()), left))
     }
 
     /// The moves, named.
@@ -695,6 +805,53 @@ fn renamed(sol: &sched::Solution, names: &[(PodRef, PodRef)]) -> sched::Solution
     for u in &mut out.unschedulable {
         u.pod = to(&u.pod);
     }
+    out
+}
+
+fn left_for_new_nodes(sol: &sched::Solution) -> Vec<PodRef> {
+    sol.new_claims
+        .iter()
+        .flat_map(|c| c.pods.iter().cloned())
+        .chain(sol.unschedulable.iter().map(|u| u.pod.clone()))
+        .collect()
+}
+
+/// Per instance type some NodePool may launch: the cheapest available offering any such pool
+/// allows, and the type's allocatable, cheapest first. A pool is taken to allow a type unless
+/// one of its requirements rules out a value the type is known to have (its name or a label),
+/// so the list errs on the side of more types, never fewer.
+fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Rv)> {
+    let mut out = vec![];
+    for t in world.types.iter() {
+        let mut cheapest = f64::INFINITY;
+        for pool in &world.pools {
+            let m = &pool.model;
+            let allows_type = m.model.requirements.iter().all(|r| {
+                let v = if r.key == sched::labels::INSTANCE_TYPE {
+                    Some(&t.name)
+                } else {
+                    t.labels.get(&r.key)
+                };
+                v.is_none_or(|v| {
+                    adapt::requirement_holds(r, &BTreeMap::from([(r.key.clone(), v.clone())]))
+                })
+            });
+            if !allows_type {
+                continue;
+            }
+            for o in t.offerings.iter().filter(|o| o.available) {
+                if adapt::pool_allows(m, sched::labels::ZONE, &o.zone)
+                    && adapt::pool_allows(m, sched::labels::CAPACITY_TYPE, &o.capacity_type)
+                {
+                    cheapest = cheapest.min(o.price);
+                }
+            }
+        }
+        if cheapest.is_finite() {
+            out.push((cheapest, rv(dims, &t.allocatable())));
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
 }
 

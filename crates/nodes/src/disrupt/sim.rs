@@ -94,9 +94,26 @@ fn placement_order(a: &FastPod<'_>, b: &FastPod<'_>) -> std::cmp::Ordering {
         .then_with(|| a.pod.name.cmp(&b.pod.name))
 }
 
+/// A pod borrowed from the snapshot, or a translated copy: two words, so that sorting a node's
+/// pods moves little (a `Cow<Pod>` is as large as a whole `Pod`).
+enum HeldPod<'a> {
+    Borrowed(&'a Pod),
+    Owned(Box<Pod>),
+}
+
+impl std::ops::Deref for HeldPod<'_> {
+    type Target = Pod;
+    fn deref(&self) -> &Pod {
+        match self {
+            HeldPod::Borrowed(p) => p,
+            HeldPod::Owned(p) => p,
+        }
+    }
+}
+
 struct FastPod<'a> {
     /// The pod as the model sees it (borrowed from the snapshot unless keys were translated).
-    pod: Cow<'a, Pod>,
+    pod: HeldPod<'a>,
     req: Rv,
     simple: bool,
     unconstrained: bool,
@@ -297,6 +314,10 @@ impl<'w, 'a> Sim<'w, 'a> {
                 let unconstrained = mp.node_selector.is_empty()
                     && na.required.is_empty()
                     && mp.volumes.iter().all(|v| v.zones.is_empty());
+                let mp = match mp {
+                    Cow::Borrowed(p) => HeldPod::Borrowed(p),
+                    Cow::Owned(p) => HeldPod::Owned(Box::new(p)),
+                };
                 mine.push(FastPod {
                     // cpu and memory are the first two dimensions.
                     key: (-mp.priority, -req[0], -req[1]),
@@ -683,7 +704,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         for (i, n) in snap.nodes.iter().enumerate() {
             if cands.contains(&i) {
                 for p in &self.pods[i] {
-                    model.pods.push(p.pod.clone().into_owned());
+                    model.pods.push((*p.pod).clone());
                 }
                 continue;
             }

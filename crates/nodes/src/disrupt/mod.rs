@@ -651,22 +651,30 @@ impl<'w, 'a> Ctx<'w, 'a> {
         // PDB coverage of every movable pod.
         for (i, n) in snap.nodes.iter().enumerate() {
             let info = &self.world.nodes[i];
-            let movable: Vec<usize> = (0..n.pods.len())
-                .filter(|&k| n.pods[k].is_reschedulable())
-                .collect();
             let lifetime = match (info.expire_after, info.created) {
                 (Some(e), Some(c)) if e > 0.0 => {
                     ((e - seconds_between(c, now)) / e).clamp(0.0, 1.0)
                 }
                 _ => 1.0,
             };
-            let active: Vec<&BoundPod> = n.pods.iter().filter(|p| !p.terminal).collect();
-            let disruption_cost = active.iter().map(|p| eviction_cost(p)).sum::<f64>() * lifetime;
-            let reschedule_cost = 1.0
-                + movable
-                    .iter()
-                    .map(|&k| eviction_cost(&n.pods[k]).max(0.0))
-                    .sum::<f64>();
+            // One walk over the pods: the movable ones and both cost sums (each pod's eviction
+            // cost computed once; movable pods are never terminal, so they are all active).
+            let mut movable = Vec::with_capacity(n.pods.len());
+            let (mut active_cost, mut movable_cost) = (0.0, 0.0);
+            for (k, p) in n.pods.iter().enumerate() {
+                if p.terminal {
+                    continue;
+                }
+                let c = eviction_cost(p);
+                active_cost += c;
+                if p.is_reschedulable() {
+                    movable.push(k);
+                    movable_cost += c.max(0.0);
+                }
+            }
+            let active = n.pods.iter().filter(|p| !p.terminal);
+            let disruption_cost = active_cost * lifetime;
+            let reschedule_cost = 1.0 + movable_cost;
             let pool_name = adapt::pool_label(&n.labels).or_else(|| {
                 info.claim
                     .and_then(|c| snap.node_claims[c].metadata.labels.as_ref())
@@ -684,7 +692,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
             if let Some(until) = do_not_disrupt(&n.annotations, info.created, now) {
                 blockers.push(Why::NodeDoNotDisrupt { until });
             }
-            for p in &active {
+            for p in active {
                 if let Some(until) = do_not_disrupt(&p.annotations, p.started, now) {
                     blockers.push(Why::PodDoNotDisrupt {
                         pod: p.key(),

@@ -88,10 +88,23 @@ struct LeftoverPlan {
 
 /// The solver's placement order: priority, CPU and memory descending, then namespace and name.
 fn placement_order(a: &FastPod<'_>, b: &FastPod<'_>) -> std::cmp::Ordering {
+    // The prefixes order names as the strings do, so the strings are only read on a tie.
     a.key
         .cmp(&b.key)
+        .then_with(|| a.ns_prefix.cmp(&b.ns_prefix))
         .then_with(|| a.pod.namespace.cmp(&b.pod.namespace))
+        .then_with(|| a.name_prefix.cmp(&b.name_prefix))
         .then_with(|| a.pod.name.cmp(&b.pod.name))
+}
+
+/// The first bytes of `s` as a big-endian number, zero-padded: for strings without NUL bytes
+/// (Kubernetes names), a smaller prefix means a smaller string, and equal prefixes say nothing.
+fn prefix(s: &str) -> u128 {
+    let mut out = [0u8; 16];
+    let b = s.as_bytes();
+    let n = b.len().min(16);
+    out[..n].copy_from_slice(&b[..n]);
+    u128::from_be_bytes(out)
 }
 
 /// A pod borrowed from the snapshot, or a translated copy: two words, so that sorting a node's
@@ -118,6 +131,8 @@ struct FastPod<'a> {
     simple: bool,
     unconstrained: bool,
     key: (i32, i64, i64),
+    ns_prefix: u128,
+    name_prefix: u128,
 }
 
 pub struct Sim<'w, 'a> {
@@ -321,6 +336,8 @@ impl<'w, 'a> Sim<'w, 'a> {
                 mine.push(FastPod {
                     // cpu and memory are the first two dimensions.
                     key: (-mp.priority, -req[0], -req[1]),
+                    ns_prefix: prefix(&mp.namespace),
+                    name_prefix: prefix(&mp.name),
                     req,
                     pod: mp,
                     simple,

@@ -386,7 +386,7 @@ pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::s
         instance_types: sim.types.clone(),
         ..Default::default()
     };
-    for (n, node) in sim.nodes.iter().enumerate().filter(|(_, n)| n.is_live()) {
+    for (n, node) in sim.live_nodes.iter().map(|&n| (n, &sim.nodes[n])) {
         if let Some(c) = &node.claim {
             snap.node_claims.push(c.clone());
         }
@@ -552,9 +552,10 @@ fn node_timers(sim: &Sim, node: &SimNode) -> [Option<Millis>; 2] {
 /// Whether some node's consolidateAfter or expireAfter has run out: otherwise every graceful
 /// method of the disruption core would refuse every node, and a pass can wait.
 pub(crate) fn disruption_due(sim: &Sim) -> bool {
-    sim.nodes
+    sim.live_nodes
         .iter()
-        .filter(|n| n.is_live() && n.ready_at.is_some() && !n.cordoned)
+        .map(|&n| &sim.nodes[n])
+        .filter(|n| n.ready_at.is_some() && !n.cordoned)
         .any(|n| node_timers(sim, n).into_iter().flatten().any(|t| t <= sim.now))
 }
 
@@ -579,7 +580,7 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
         let nodes: Vec<NodeId> = action
             .nodes
             .iter()
-            .filter_map(|name| sim.nodes.iter().position(|n| &n.name == name && n.is_live()))
+            .filter_map(|name| sim.node_ids.get(name).copied())
             .collect();
         if !nodes.is_empty() {
             return (
@@ -595,7 +596,7 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
     }
     // Look again when a timer runs out, and at least every five minutes (budget windows).
     let mut wake = sim.now + PERIODIC_DISRUPTION_MS;
-    for node in sim.nodes.iter().filter(|n| n.is_live() && n.ready_at.is_some()) {
+    for node in sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.ready_at.is_some()) {
         for t in node_timers(sim, node).into_iter().flatten() {
             if t > sim.now {
                 wake = wake.min(t);

@@ -50,8 +50,16 @@ impl SimNode {
     pub fn schedulable(&self) -> bool {
         self.ready_at.is_some() && !self.cordoned && self.terminated.is_none()
     }
+    /// Whether requests `r` fit in what is left. The four named resources are compared as
+    /// numbers; only extended resources go through the map.
     pub fn fits(&self, r: &Resources) -> bool {
-        r.iter().all(|(k, v)| v <= 0 || self.allocatable.get(k) - self.used.get(k) >= v)
+        let (a, u) = (&self.allocatable, &self.used);
+        let room = |want: i64, alloc: i64, used: i64| want <= 0 || alloc - used >= want;
+        room(r.cpu_millis, a.cpu_millis, u.cpu_millis)
+            && room(r.memory_bytes, a.memory_bytes, u.memory_bytes)
+            && room(r.pods, a.pods, u.pods)
+            && room(r.ephemeral_storage_bytes, a.ephemeral_storage_bytes, u.ephemeral_storage_bytes)
+            && r.extended.iter().all(|(k, &v)| room(v, a.get(k), u.get(k)))
     }
     /// Blocks scheduling of a pod without a matching toleration.
     pub fn hard_taints(&self) -> impl Iterator<Item = &Taint> {
@@ -92,7 +100,10 @@ impl SimPod {
 #[derive(Debug, Clone)]
 pub struct WorkloadState {
     pub desired: i32,
+    /// The live pods (a pod leaves the list when it is gone).
     pub pods: Vec<PodId>,
+    /// How many of `pods` are Ready (kept as pods become Ready or go).
+    pub ready: usize,
     pub next_pod: u64,
     /// Queue workloads: the backlog and when it was last brought up to date.
     pub backlog: f64,

@@ -80,12 +80,15 @@ fn observe(sim: &Sim, i: usize) -> Observation {
     let spec = &sim.sc.workloads[w];
     let seen_at = (sim.now - millis(sim.sc.settings.metrics_lag_seconds)).max(0);
     let load = sim.load(w, seen_at);
-    let live: Vec<PodId> = sim.workloads[w].live_pods(&sim.pods).collect();
-    let ready_now = live.iter().filter(|&&p| sim.pods[p].is_ready(sim.now)).count();
+    // The workload's list holds its live pods, and `times` their binding and Ready times: a
+    // sync reads these and no pod record.
+    let state = &sim.workloads[w];
+    let live: Vec<PodId> = state.pods.clone();
+    let ready_now = sim.ready_pods(w);
     let per_pod_load = if ready_now > 0 { (load / ready_now as f64).min(spec.per_pod.capacity) } else { 0.0 };
     let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
     let memory = spec.per_pod.memory.as_deref().and_then(|m| ballast_api::common::parse_quantity(m).ok()).unwrap_or(0.0);
-    let sampled = live.iter().map(|&p| sim.pods[p].ready_at.is_some_and(|r| r <= seen_at)).collect();
+    let sampled = state.times.iter().map(|t| t.ready_at.is_some_and(|r| r <= seen_at)).collect();
     let total = match spec.kind {
         WorkloadKind::Service => load,
         WorkloadKind::Queue => sim.workloads[w].backlog,
@@ -204,13 +207,14 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
     let desired = sim.workloads[w].desired;
     let mut facts = std::mem::take(&mut sim.autoscalers[i].facts);
     facts.clear();
-    for &p in &obs.live {
-        let pod = &sim.pods[p];
-        let ready = pod.is_ready(sim.now);
+    // A live pod is bound (has a node) exactly when it has a binding time, and Ready exactly
+    // when it has a Ready time (one is never set ahead of now).
+    for t in &sim.workloads[w].times {
+        let ready = t.ready_at.is_some();
         facts.push(PodFacts {
-            phase: if pod.node.is_some() { PodPhase::Running } else { PodPhase::Pending },
-            ready: pod.bound_at.map(|b| (ready, unix(if ready { pod.ready_at.unwrap_or(b) } else { b }))),
-            start: pod.bound_at.map(unix),
+            phase: if t.bound_at.is_some() { PodPhase::Running } else { PodPhase::Pending },
+            ready: t.bound_at.map(|b| (ready, unix(if ready { t.ready_at.unwrap_or(b) } else { b }))),
+            start: t.bound_at.map(unix),
         });
     }
     let st = &mut sim.autoscalers[i];

@@ -105,6 +105,7 @@ impl Sim {
                 .map(|w| WorkloadState {
                     desired: w.replicas,
                     pods: vec![],
+                    times: vec![],
                     ready: 0,
                     next_pod: 0,
                     backlog: 0.0,
@@ -299,9 +300,13 @@ impl Sim {
     /// Pod `p` (live, bound) is Ready from now.
     fn mark_ready(&mut self, p: PodId) {
         let pod = &mut self.pods[p];
-        if pod.ready_at.is_none() {
-            if let Owner::Workload(w) = pod.owner {
-                self.workloads[w].ready += 1;
+        if let Owner::Workload(w) = pod.owner {
+            let state = &mut self.workloads[w];
+            if pod.ready_at.is_none() {
+                state.ready += 1;
+            }
+            if let Some(k) = state.slot(p) {
+                state.times[k].ready_at = Some(self.now);
             }
         }
         pod.ready_at = Some(self.now);
@@ -394,7 +399,10 @@ impl Sim {
             evicted: false,
         });
         match owner {
-            Owner::Workload(w) => self.workloads[w].pods.push(id),
+            Owner::Workload(w) => {
+                self.workloads[w].pods.push(id);
+                self.workloads[w].times.push(PodTimes::default());
+            }
             Owner::Batch(_) => {
                 self.live_batch.insert(id);
             }
@@ -438,7 +446,11 @@ impl Sim {
             self.disrupt_dirty = true;
         }
         if let Owner::Workload(w) = self.pods[p].owner {
-            self.workloads[w].pods.retain(|&x| x != p);
+            let state = &mut self.workloads[w];
+            if let Some(k) = state.slot(p) {
+                state.pods.remove(k);
+                state.times.remove(k);
+            }
         }
         if !self.pending.is_empty() {
             self.queue_schedule();
@@ -578,6 +590,12 @@ impl Sim {
         pod.bound_at = Some(self.now);
         self.pending.remove(&p);
         let owner = pod.owner;
+        if let Owner::Workload(w) = owner {
+            let state = &mut self.workloads[w];
+            if let Some(k) = state.slot(p) {
+                state.times[k].bound_at = Some(self.now);
+            }
+        }
         if self.observing {
             Observed::bound(self, p, n);
         }
@@ -889,6 +907,10 @@ impl Sim {
         for (w, state) in self.workloads.iter().enumerate() {
             if state.pods.iter().any(|&p| self.pods[p].gone.is_some() || self.pods[p].owner != Owner::Workload(w)) {
                 errors.push(format!("workload {} lists a pod that is gone or not its own", self.sc.workloads[w].name));
+            }
+            let times = state.pods.iter().map(|&p| PodTimes { bound_at: self.pods[p].bound_at, ready_at: self.pods[p].ready_at });
+            if state.times.len() != state.pods.len() || !times.eq(state.times.iter().copied()) {
+                errors.push(format!("workload {}: the kept pod times differ from the pods", self.sc.workloads[w].name));
             }
             let ready = state.live_pods(&self.pods).filter(|&p| self.pods[p].is_ready(self.now)).count();
             if ready != state.ready {

@@ -102,6 +102,9 @@ pub struct WorkloadState {
     pub desired: i32,
     /// The live pods (a pod leaves the list when it is gone).
     pub pods: Vec<PodId>,
+    /// The binding and Ready times of each of `pods`, in step with it: an autoscaler sync reads
+    /// these rather than each pod's whole record.
+    pub times: Vec<PodTimes>,
     /// How many of `pods` are Ready (kept as pods become Ready or go).
     pub ready: usize,
     pub next_pod: u64,
@@ -114,7 +117,19 @@ pub struct WorkloadState {
     pub rescales: u32,
 }
 
+/// When a live pod of a workload was bound and became Ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodTimes {
+    pub bound_at: Option<Millis>,
+    pub ready_at: Option<Millis>,
+}
+
 impl WorkloadState {
+    /// Where pod `p` is in `pods` (and `times`).
+    pub fn slot(&self, p: PodId) -> Option<usize> {
+        self.pods.iter().position(|&x| x == p)
+    }
+
     pub fn live_pods<'a>(&'a self, pods: &'a [SimPod]) -> impl Iterator<Item = PodId> + 'a {
         self.pods.iter().copied().filter(move |&p| pods[p].gone.is_none())
     }

@@ -27,6 +27,8 @@ pub(crate) struct AutoscalerState {
     prepared: Option<Box<Prepared>>,
     outcome: Outcome,
     facts: Vec<PodFacts>,
+    /// The workload's `pods_version` the prepared pods (and per-pod requests) were last set at.
+    pods_version: Option<u64>,
 }
 
 pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String> {
@@ -47,6 +49,7 @@ pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String>
             prepared: None,
             outcome: Outcome::default(),
             facts: Vec::new(),
+            pods_version: None,
         });
     }
     Ok(out)
@@ -205,28 +208,42 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
     let unix = move |at: Millis| start_ms + at;
     let w = sim.autoscalers[i].workload;
     let desired = sim.workloads[w].desired;
+    let version = sim.workloads[w].pods_version;
+    // The pods are set again only when the workload's pods changed since the last sync. When
+    // they did not, what set_pods would reset is as it was left: the per-pod requests are the
+    // same, and a pod without a sample now had none then either (a pod's Ready time does not
+    // move and the metrics time only advances), while every pod with one gets it below anew.
+    let same_pods = sim.autoscalers[i].pods_version == Some(version);
     let mut facts = std::mem::take(&mut sim.autoscalers[i].facts);
-    facts.clear();
-    // A live pod is bound (has a node) exactly when it has a binding time, and Ready exactly
-    // when it has a Ready time (one is never set ahead of now).
-    for t in &sim.workloads[w].times {
-        let ready = t.ready_at.is_some();
-        facts.push(PodFacts {
-            phase: if t.bound_at.is_some() { PodPhase::Running } else { PodPhase::Pending },
-            ready: t.bound_at.map(|b| (ready, unix(if ready { t.ready_at.unwrap_or(b) } else { b }))),
-            start: t.bound_at.map(unix),
-        });
+    if !same_pods {
+        facts.clear();
+        // A live pod is bound (has a node) exactly when it has a binding time, and Ready
+        // exactly when it has a Ready time (one is never set ahead of now).
+        for t in &sim.workloads[w].times {
+            let ready = t.ready_at.is_some();
+            facts.push(PodFacts {
+                phase: if t.bound_at.is_some() { PodPhase::Running } else { PodPhase::Pending },
+                ready: t.bound_at.map(|b| (ready, unix(if ready { t.ready_at.unwrap_or(b) } else { b }))),
+                start: t.bound_at.map(unix),
+            });
+        }
     }
     let st = &mut sim.autoscalers[i];
+    st.facts = facts;
     let Some(prepared) = st.prepared.as_mut() else { return };
     prepared.set_now(now_ms);
     prepared.set_replicas(desired, obs.live.len() as i32);
-    prepared.set_pods(&facts);
+    if !same_pods {
+        prepared.set_pods(&st.facts);
+        st.pods_version = Some(version);
+    }
     for (m, reading) in obs.per_metric.iter().enumerate() {
         match reading {
             MetricObs::PerPod { value_milli, request_milli } => {
                 for (k, sampled) in obs.sampled.iter().enumerate() {
-                    prepared.set_pod_request(m, k, *request_milli);
+                    if !same_pods {
+                        prepared.set_pod_request(m, k, *request_milli);
+                    }
                     if *sampled {
                         prepared.set_pod_sample(m, k, *value_milli, seen_ms, WINDOW_MS);
                     }
@@ -236,7 +253,6 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
             MetricObs::Unavailable(_) | MetricObs::Nothing => {}
         }
     }
-    st.facts = facts;
 }
 
 /// Runs the horizontal decision of autoscaler `i` on what the cluster shows now; returns the

@@ -107,6 +107,7 @@ impl Sim {
                     pods: vec![],
                     times: vec![],
                     ready: 0,
+                    pods_version: 0,
                     next_pod: 0,
                     backlog: 0.0,
                     backlog_at: 0,
@@ -308,6 +309,7 @@ impl Sim {
             if let Some(k) = state.slot(p) {
                 state.times[k].ready_at = Some(self.now);
             }
+            state.pods_version += 1;
         }
         pod.ready_at = Some(self.now);
     }
@@ -402,6 +404,7 @@ impl Sim {
             Owner::Workload(w) => {
                 self.workloads[w].pods.push(id);
                 self.workloads[w].times.push(PodTimes::default());
+                self.workloads[w].pods_version += 1;
             }
             Owner::Batch(_) => {
                 self.live_batch.insert(id);
@@ -451,6 +454,7 @@ impl Sim {
                 state.pods.remove(k);
                 state.times.remove(k);
             }
+            state.pods_version += 1;
         }
         if !self.pending.is_empty() {
             self.queue_schedule();
@@ -595,6 +599,7 @@ impl Sim {
             if let Some(k) = state.slot(p) {
                 state.times[k].bound_at = Some(self.now);
             }
+            state.pods_version += 1;
         }
         if self.observing {
             Observed::bound(self, p, n);

@@ -107,6 +107,9 @@ pub struct WorkloadState {
     pub times: Vec<PodTimes>,
     /// How many of `pods` are Ready (kept as pods become Ready or go).
     pub ready: usize,
+    /// Bumped whenever `pods` or `times` change: autoscaler syncs reuse what they built from
+    /// them while it stays the same.
+    pub pods_version: u64,
     pub next_pod: u64,
     /// Queue workloads: the backlog and when it was last brought up to date.
     pub backlog: f64,

@@ -60,12 +60,13 @@ fn timestamp(sim: &Sim, at: Millis) -> jiff::Timestamp {
 }
 
 /// What the metrics pipeline shows for one autoscaler at this sync, in numbers.
+/// The pods are the workload's live pods, in its list's order; a pod has a sample when it was
+/// Ready when the metrics were taken.
 struct Observation {
-    live: Vec<PodId>,
+    /// How many live pods.
+    live: usize,
     /// Metrics were taken at this time (now minus the pipeline lag).
     seen_at: Millis,
-    /// Per pod: has a sample (was Ready when the metrics were taken).
-    sampled: Vec<bool>,
     /// Per metric: the per-pod value (milli-units) or the single value, and the per-pod request.
     per_metric: Vec<MetricObs>,
 }
@@ -85,13 +86,11 @@ fn observe(sim: &Sim, i: usize) -> Observation {
     let load = sim.load(w, seen_at);
     // The workload's list holds its live pods, and `times` their binding and Ready times: a
     // sync reads these and no pod record.
-    let state = &sim.workloads[w];
-    let live: Vec<PodId> = state.pods.clone();
+    let live = sim.workloads[w].pods.len();
     let ready_now = sim.ready_pods(w);
     let per_pod_load = if ready_now > 0 { (load / ready_now as f64).min(spec.per_pod.capacity) } else { 0.0 };
     let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
     let memory = spec.per_pod.memory.as_deref().and_then(|m| ballast_api::common::parse_quantity(m).ok()).unwrap_or(0.0);
-    let sampled = state.times.iter().map(|t| t.ready_at.is_some_and(|r| r <= seen_at)).collect();
     let total = match spec.kind {
         WorkloadKind::Service => load,
         WorkloadKind::Queue => sim.workloads[w].backlog,
@@ -119,7 +118,7 @@ fn observe(sim: &Sim, i: usize) -> Observation {
             }
         })
         .collect();
-    Observation { live, seen_at, sampled, per_metric }
+    Observation { live, seen_at, per_metric }
 }
 
 /// The snapshot the live controller would build (string form), for the first sync and, in
@@ -135,8 +134,10 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
             requests.insert(k.to_string(), Quantity(q));
         }
     }
-    let pods: Vec<PodSnapshot> = obs
-        .live
+    // This path reads the pod records themselves.
+    let live = &sim.workloads[w].pods;
+    let sampled = |p: PodId| sim.pods[p].ready_at.is_some_and(|r| r <= obs.seen_at);
+    let pods: Vec<PodSnapshot> = live
         .iter()
         .map(|&p| {
             let pod = &sim.pods[p];
@@ -162,11 +163,9 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
         .map(|m| match m {
             MetricObs::PerPod { value_milli, .. } => MetricReading {
                 pods: Some(
-                    obs.live
-                        .iter()
-                        .zip(&obs.sampled)
-                        .filter(|(_, s)| **s)
-                        .map(|(&p, _)| PodSample {
+                    live.iter()
+                        .filter(|&&p| sampled(p))
+                        .map(|&p| PodSample {
                             pod: sim.pods[p].spec.name.clone(),
                             value: Quantity(format!("{value_milli}m")),
                             timestamp: Some(timestamp(sim, obs.seen_at)),
@@ -185,7 +184,7 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
         autoscaler: st.object.clone(),
         scale: TargetScale {
             spec_replicas: sim.workloads[w].desired,
-            status_replicas: Some(obs.live.len() as i32),
+            status_replicas: Some(obs.live as i32),
             selector: format!("app={}", spec.name),
             error: None,
         },
@@ -232,7 +231,7 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
     st.facts = facts;
     let Some(prepared) = st.prepared.as_mut() else { return };
     prepared.set_now(now_ms);
-    prepared.set_replicas(desired, obs.live.len() as i32);
+    prepared.set_replicas(desired, obs.live as i32);
     if !same_pods {
         prepared.set_pods(&st.facts);
         st.pods_version = Some(version);
@@ -240,11 +239,11 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
     for (m, reading) in obs.per_metric.iter().enumerate() {
         match reading {
             MetricObs::PerPod { value_milli, request_milli } => {
-                for (k, sampled) in obs.sampled.iter().enumerate() {
+                for (k, t) in sim.workloads[w].times.iter().enumerate() {
                     if !same_pods {
                         prepared.set_pod_request(m, k, *request_milli);
                     }
-                    if *sampled {
+                    if t.ready_at.is_some_and(|r| r <= obs.seen_at) {
                         prepared.set_pod_sample(m, k, *value_milli, seen_ms, WINDOW_MS);
                     }
                 }

@@ -891,12 +891,17 @@ impl Sim {
         let pods: Vec<PodId> = if everything {
             (0..self.pods.len()).collect()
         } else {
+            // The lists are disjoint (a pod has one owner); pending pods missing from them are
+            // caught by the loop over the pending set below.
             let lists = self.workloads.iter().flat_map(|w| w.pods.iter().copied());
-            let mut v: Vec<PodId> = lists.chain(self.live_batch.iter().copied()).chain(self.pending.iter().copied()).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
+            lists.chain(self.live_batch.iter().copied()).collect()
         };
+        for &p in &self.pending {
+            let pod = &self.pods[p];
+            if pod.node.is_some() || pod.gone.is_some() {
+                errors.push(format!("pod {} is in the pending set but bound or gone", pod.spec.name));
+            }
+        }
         for p in pods {
             let pod = &self.pods[p];
             let pending = pod.node.is_none() && pod.gone.is_none();
@@ -953,9 +958,13 @@ impl Sim {
                 if pod.gone.is_some() || pod.node.is_none() {
                     errors.push(format!("{} lists pod {} which is not bound there", node.name, pod.spec.name));
                 }
-                for (k, v) in pod.requests.iter() {
-                    let c = sum.get(k);
-                    sum.set(k, c + v);
+                let r = &pod.requests;
+                sum.cpu_millis += r.cpu_millis;
+                sum.memory_bytes += r.memory_bytes;
+                sum.pods += r.pods;
+                sum.ephemeral_storage_bytes += r.ephemeral_storage_bytes;
+                for (k, v) in &r.extended {
+                    *sum.extended.entry(k.clone()).or_insert(0) += v;
                 }
             }
             let same = sum.iter().chain(node.used.iter()).all(|(k, _)| sum.get(k) == node.used.get(k));

@@ -81,6 +81,14 @@ pub struct Sim {
     warm_start: bool,
 }
 
+/// One DoNotSchedule spread constraint of a pod being scheduled, with its domains' counts.
+struct Spread<'a> {
+    key: &'a str,
+    max_skew: i64,
+    counts: BTreeMap<&'a str, i64>,
+    min: i64,
+}
+
 /// What a run returns.
 pub struct Outcome {
     pub recorder: Recorder,
@@ -520,6 +528,8 @@ impl Sim {
     fn best_node(&self, p: PodId, scoring: Scoring) -> Option<NodeId> {
         let pod = &self.pods[p];
         let mut best: Option<(f64, NodeId)> = None;
+        // Counted at the first node that passes the other filters, as most pods have none.
+        let mut spread: Option<Vec<Spread<'_>>> = None;
         for &n in &self.live_nodes {
             let node = &self.nodes[n];
             if !node.schedulable() || !node.fits(&pod.requests) {
@@ -528,7 +538,7 @@ impl Sim {
             if !node.hard_taints().all(|t| tolerated(&pod.spec.tolerations, t)) || !node_fits_pod(&pod.spec, &node.labels) {
                 continue;
             }
-            if !self.spread_ok(p, n) {
+            if !self.spread_ok(spread.get_or_insert_with(|| self.spread_counts(p)), n) {
                 continue;
             }
             let share = |alloc: i64, used: i64, wanted: i64| if alloc <= 0 { 1.0 } else { (used + wanted) as f64 / alloc as f64 };
@@ -545,16 +555,18 @@ impl Sim {
         best.map(|(_, n)| n)
     }
 
-    /// DoNotSchedule topology spread over zone or hostname, counted among schedulable nodes.
-    fn spread_ok(&self, p: PodId, n: NodeId) -> bool {
+    /// The DoNotSchedule topology spread constraints of pod `p`, each with its matching pods
+    /// counted per domain among schedulable nodes and the smallest count. The counts are the
+    /// same whichever node is tried, so a pod's candidates are checked against one tally.
+    fn spread_counts(&self, p: PodId) -> Vec<Spread<'_>> {
         use ballast_scheduling::model::WhenUnsatisfiable;
         let pod = &self.pods[p];
+        let mut out = Vec::new();
         for c in &pod.spec.topology_spread_constraints {
             if c.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
                 continue;
             }
             let key = c.topology_key.as_str();
-            let Some(domain) = self.nodes[n].labels.get(key) else { return false };
             let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
             for node in self.live_nodes.iter().map(|&x| &self.nodes[x]).filter(|x| x.schedulable()) {
                 if let Some(d) = node.labels.get(key) {
@@ -571,12 +583,19 @@ impl Sim {
                 }
             }
             let min = counts.values().copied().min().unwrap_or(0);
-            let here = counts.get(domain.as_str()).copied().unwrap_or(0);
-            if here + 1 - min > c.max_skew as i64 {
-                return false;
-            }
+            out.push(Spread { key, max_skew: c.max_skew as i64, counts, min });
         }
-        true
+        out
+    }
+
+    /// DoNotSchedule topology spread over zone or hostname: node `n` must carry each
+    /// constraint's key, and one more pod in its domain must keep the skew within bounds.
+    fn spread_ok(&self, spread: &[Spread<'_>], n: NodeId) -> bool {
+        spread.iter().all(|s| {
+            let Some(domain) = self.nodes[n].labels.get(s.key) else { return false };
+            let here = s.counts.get(domain.as_str()).copied().unwrap_or(0);
+            here + 1 - s.min <= s.max_skew
+        })
     }
 
     fn bind(&mut self, p: PodId, n: NodeId) {

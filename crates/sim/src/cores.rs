@@ -271,14 +271,15 @@ pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
     refresh(sim, i, &obs);
     let st = &mut sim.autoscalers[i];
     let prepared = st.prepared.as_mut()?;
-    let history = prepared.history().clone();
+    // The history the decision starts from, for the debug cross-check only.
+    let history = cfg!(debug_assertions).then(|| prepared.history().clone());
     ballast_horizontal::decide(prepared, &mut st.outcome);
     prepared.set_history(&st.outcome.history);
     let (desired, rescale) = (st.outcome.desired, st.outcome.rescale);
     if cfg!(debug_assertions) {
         // The numeric path must decide exactly as the full snapshot path does.
         let snap = full_snapshot(sim, i, &obs);
-        if let Ok(mut check) = ballast_horizontal::prepare(&snap) {
+        if let (Ok(mut check), Some(history)) = (ballast_horizontal::prepare(&snap), history) {
             check.set_history(&history);
             let mut out = Outcome::default();
             ballast_horizontal::decide(&check, &mut out);
@@ -563,9 +564,9 @@ pub(crate) fn pool_timers(sc: &Scenario) -> BTreeMap<String, (Option<f64>, Optio
 }
 
 /// Timers of a node: when it becomes consolidatable and when it expires.
-fn node_timers(sim: &Sim, node: &SimNode) -> [Option<Millis>; 2] {
-    let Some((after, expire)) = node.node_pool.as_ref().and_then(|p| sim.pool_timers.get(p)) else { return [None, None] };
-    [after.map(|a| node.last_pod_event + millis(a)), expire.map(|e| node.created + millis(e))]
+fn node_timers(node: &SimNode) -> [Option<Millis>; 2] {
+    let (after, expire) = node.pool_timers;
+    [after.map(|a| node.last_pod_event + a), expire.map(|e| node.created + e)]
 }
 
 /// Whether some node's consolidateAfter or expireAfter has run out: otherwise every graceful
@@ -575,7 +576,7 @@ pub(crate) fn disruption_due(sim: &Sim) -> bool {
         .iter()
         .map(|&n| &sim.nodes[n])
         .filter(|n| n.ready_at.is_some() && !n.cordoned)
-        .any(|n| node_timers(sim, n).into_iter().flatten().any(|t| t <= sim.now))
+        .any(|n| node_timers(n).into_iter().flatten().any(|t| t <= sim.now))
 }
 
 /// Longest wait between two disruption passes when nothing prompts one.
@@ -616,7 +617,7 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
     // Look again when a timer runs out, and at least every five minutes (budget windows).
     let mut wake = sim.now + PERIODIC_DISRUPTION_MS;
     for node in sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.ready_at.is_some()) {
-        for t in node_timers(sim, node).into_iter().flatten() {
+        for t in node_timers(node).into_iter().flatten() {
             if t > sim.now {
                 wake = wake.min(t);
             }

@@ -679,6 +679,10 @@ impl Sim {
             labels.insert(ballast_api::nodes::labels::NODEPOOL.into(), pool.clone());
         }
         labels.extend(extra_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let pool_timers = match node_pool.as_ref().and_then(|p| self.pool_timers.get(p)) {
+            Some(&(after, expire)) => (after.map(millis), expire.map(millis)),
+            None => (None, None),
+        };
         let node = SimNode {
             name,
             instance_type: t.name.clone(),
@@ -695,6 +699,7 @@ impl Sim {
             terminated: None,
             last_pod_event: self.now,
             claim,
+            pool_timers,
         };
         self.node_ids.insert(node.name.clone(), id);
         self.nodes.push(node);
@@ -915,6 +920,7 @@ impl Sim {
             let lists = self.workloads.iter().flat_map(|w| w.pods.iter().copied());
             lists.chain(self.live_batch.iter().copied()).collect()
         };
+        // The pending set holds no bound or gone pod (here), and every unbound live pod (below).
         for &p in &self.pending {
             let pod = &self.pods[p];
             if pod.node.is_some() || pod.gone.is_some() {
@@ -924,8 +930,8 @@ impl Sim {
         for p in pods {
             let pod = &self.pods[p];
             let pending = pod.node.is_none() && pod.gone.is_none();
-            if pending != self.pending.contains(&p) {
-                errors.push(format!("pod {} pending={pending} but the pending set says otherwise", pod.spec.name));
+            if pending && !self.pending.contains(&p) {
+                errors.push(format!("pod {} is pending but not in the pending set", pod.spec.name));
             }
             if let (Some(n), None) = (pod.node, pod.gone) {
                 if !self.nodes[n].pods.contains(&p) {

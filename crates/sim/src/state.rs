@@ -41,6 +41,8 @@ pub struct SimNode {
     pub last_pod_event: Millis,
     /// The NodeClaim the node was launched from (None for static nodes).
     pub claim: Option<ballast_api::NodeClaim>,
+    /// Its pool's consolidateAfter and expireAfter in milliseconds (None: never, or no pool).
+    pub pool_timers: (Option<Millis>, Option<Millis>),
 }
 
 impl SimNode {

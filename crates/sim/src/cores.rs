@@ -27,6 +27,8 @@ pub(crate) struct AutoscalerState {
     prepared: Option<Box<Prepared>>,
     outcome: Outcome,
     facts: Vec<PodFacts>,
+    /// The workload's `pods_version` the prepared pods (and per-pod requests) were last set at.
+    pods_version: Option<u64>,
 }
 
 pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String> {
@@ -47,6 +49,7 @@ pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String>
             prepared: None,
             outcome: Outcome::default(),
             facts: Vec::new(),
+            pods_version: None,
         });
     }
     Ok(out)
@@ -57,12 +60,13 @@ fn timestamp(sim: &Sim, at: Millis) -> jiff::Timestamp {
 }
 
 /// What the metrics pipeline shows for one autoscaler at this sync, in numbers.
+/// The pods are the workload's live pods, in its list's order; a pod has a sample when it was
+/// Ready when the metrics were taken.
 struct Observation {
-    live: Vec<PodId>,
+    /// How many live pods.
+    live: usize,
     /// Metrics were taken at this time (now minus the pipeline lag).
     seen_at: Millis,
-    /// Per pod: has a sample (was Ready when the metrics were taken).
-    sampled: Vec<bool>,
     /// Per metric: the per-pod value (milli-units) or the single value, and the per-pod request.
     per_metric: Vec<MetricObs>,
 }
@@ -80,12 +84,13 @@ fn observe(sim: &Sim, i: usize) -> Observation {
     let spec = &sim.sc.workloads[w];
     let seen_at = (sim.now - millis(sim.sc.settings.metrics_lag_seconds)).max(0);
     let load = sim.load(w, seen_at);
-    let live: Vec<PodId> = sim.workloads[w].live_pods(&sim.pods).collect();
-    let ready_now = live.iter().filter(|&&p| sim.pods[p].is_ready(sim.now)).count();
+    // The workload's list holds its live pods, and `times` their binding and Ready times: a
+    // sync reads these and no pod record.
+    let live = sim.workloads[w].pods.len();
+    let ready_now = sim.ready_pods(w);
     let per_pod_load = if ready_now > 0 { (load / ready_now as f64).min(spec.per_pod.capacity) } else { 0.0 };
     let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
     let memory = spec.per_pod.memory.as_deref().and_then(|m| ballast_api::common::parse_quantity(m).ok()).unwrap_or(0.0);
-    let sampled = live.iter().map(|&p| sim.pods[p].ready_at.is_some_and(|r| r <= seen_at)).collect();
     let total = match spec.kind {
         WorkloadKind::Service => load,
         WorkloadKind::Queue => sim.workloads[w].backlog,
@@ -113,7 +118,7 @@ fn observe(sim: &Sim, i: usize) -> Observation {
             }
         })
         .collect();
-    Observation { live, seen_at, sampled, per_metric }
+    Observation { live, seen_at, per_metric }
 }
 
 /// The snapshot the live controller would build (string form), for the first sync and, in
@@ -129,8 +134,10 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
             requests.insert(k.to_string(), Quantity(q));
         }
     }
-    let pods: Vec<PodSnapshot> = obs
-        .live
+    // This path reads the pod records themselves.
+    let live = &sim.workloads[w].pods;
+    let sampled = |p: PodId| sim.pods[p].ready_at.is_some_and(|r| r <= obs.seen_at);
+    let pods: Vec<PodSnapshot> = live
         .iter()
         .map(|&p| {
             let pod = &sim.pods[p];
@@ -156,11 +163,9 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
         .map(|m| match m {
             MetricObs::PerPod { value_milli, .. } => MetricReading {
                 pods: Some(
-                    obs.live
-                        .iter()
-                        .zip(&obs.sampled)
-                        .filter(|(_, s)| **s)
-                        .map(|(&p, _)| PodSample {
+                    live.iter()
+                        .filter(|&&p| sampled(p))
+                        .map(|&p| PodSample {
                             pod: sim.pods[p].spec.name.clone(),
                             value: Quantity(format!("{value_milli}m")),
                             timestamp: Some(timestamp(sim, obs.seen_at)),
@@ -179,7 +184,7 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
         autoscaler: st.object.clone(),
         scale: TargetScale {
             spec_replicas: sim.workloads[w].desired,
-            status_replicas: Some(obs.live.len() as i32),
+            status_replicas: Some(obs.live as i32),
             selector: format!("app={}", spec.name),
             error: None,
         },
@@ -202,28 +207,43 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
     let unix = move |at: Millis| start_ms + at;
     let w = sim.autoscalers[i].workload;
     let desired = sim.workloads[w].desired;
+    let version = sim.workloads[w].pods_version;
+    // The pods are set again only when the workload's pods changed since the last sync. When
+    // they did not, what set_pods would reset is as it was left: the per-pod requests are the
+    // same, and a pod without a sample now had none then either (a pod's Ready time does not
+    // move and the metrics time only advances), while every pod with one gets it below anew.
+    let same_pods = sim.autoscalers[i].pods_version == Some(version);
     let mut facts = std::mem::take(&mut sim.autoscalers[i].facts);
-    facts.clear();
-    for &p in &obs.live {
-        let pod = &sim.pods[p];
-        let ready = pod.is_ready(sim.now);
-        facts.push(PodFacts {
-            phase: if pod.node.is_some() { PodPhase::Running } else { PodPhase::Pending },
-            ready: pod.bound_at.map(|b| (ready, unix(if ready { pod.ready_at.unwrap_or(b) } else { b }))),
-            start: pod.bound_at.map(unix),
-        });
+    if !same_pods {
+        facts.clear();
+        // A live pod is bound (has a node) exactly when it has a binding time, and Ready
+        // exactly when it has a Ready time (one is never set ahead of now).
+        for t in &sim.workloads[w].times {
+            let ready = t.ready_at.is_some();
+            facts.push(PodFacts {
+                phase: if t.bound_at.is_some() { PodPhase::Running } else { PodPhase::Pending },
+                ready: t.bound_at.map(|b| (ready, unix(if ready { t.ready_at.unwrap_or(b) } else { b }))),
+                start: t.bound_at.map(unix),
+            });
+        }
     }
     let st = &mut sim.autoscalers[i];
+    st.facts = facts;
     let Some(prepared) = st.prepared.as_mut() else { return };
     prepared.set_now(now_ms);
-    prepared.set_replicas(desired, obs.live.len() as i32);
-    prepared.set_pods(&facts);
+    prepared.set_replicas(desired, obs.live as i32);
+    if !same_pods {
+        prepared.set_pods(&st.facts);
+        st.pods_version = Some(version);
+    }
     for (m, reading) in obs.per_metric.iter().enumerate() {
         match reading {
             MetricObs::PerPod { value_milli, request_milli } => {
-                for (k, sampled) in obs.sampled.iter().enumerate() {
-                    prepared.set_pod_request(m, k, *request_milli);
-                    if *sampled {
+                for (k, t) in sim.workloads[w].times.iter().enumerate() {
+                    if !same_pods {
+                        prepared.set_pod_request(m, k, *request_milli);
+                    }
+                    if t.ready_at.is_some_and(|r| r <= obs.seen_at) {
                         prepared.set_pod_sample(m, k, *value_milli, seen_ms, WINDOW_MS);
                     }
                 }
@@ -232,7 +252,6 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
             MetricObs::Unavailable(_) | MetricObs::Nothing => {}
         }
     }
-    st.facts = facts;
 }
 
 /// Runs the horizontal decision of autoscaler `i` on what the cluster shows now; returns the
@@ -252,14 +271,15 @@ pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
     refresh(sim, i, &obs);
     let st = &mut sim.autoscalers[i];
     let prepared = st.prepared.as_mut()?;
-    let history = prepared.history().clone();
+    // The history the decision starts from, for the debug cross-check only.
+    let history = cfg!(debug_assertions).then(|| prepared.history().clone());
     ballast_horizontal::decide(prepared, &mut st.outcome);
     prepared.set_history(&st.outcome.history);
     let (desired, rescale) = (st.outcome.desired, st.outcome.rescale);
     if cfg!(debug_assertions) {
         // The numeric path must decide exactly as the full snapshot path does.
         let snap = full_snapshot(sim, i, &obs);
-        if let Ok(mut check) = ballast_horizontal::prepare(&snap) {
+        if let (Ok(mut check), Some(history)) = (ballast_horizontal::prepare(&snap), history) {
             check.set_history(&history);
             let mut out = Outcome::default();
             ballast_horizontal::decide(&check, &mut out);
@@ -386,7 +406,7 @@ pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::s
         instance_types: sim.types.clone(),
         ..Default::default()
     };
-    for (n, node) in sim.nodes.iter().enumerate().filter(|(_, n)| n.is_live()) {
+    for (n, node) in sim.live_nodes.iter().map(|&n| (n, &sim.nodes[n])) {
         if let Some(c) = &node.claim {
             snap.node_claims.push(c.clone());
         }
@@ -544,18 +564,19 @@ pub(crate) fn pool_timers(sc: &Scenario) -> BTreeMap<String, (Option<f64>, Optio
 }
 
 /// Timers of a node: when it becomes consolidatable and when it expires.
-fn node_timers(sim: &Sim, node: &SimNode) -> [Option<Millis>; 2] {
-    let Some((after, expire)) = node.node_pool.as_ref().and_then(|p| sim.pool_timers.get(p)) else { return [None, None] };
-    [after.map(|a| node.last_pod_event + millis(a)), expire.map(|e| node.created + millis(e))]
+fn node_timers(node: &SimNode) -> [Option<Millis>; 2] {
+    let (after, expire) = node.pool_timers;
+    [after.map(|a| node.last_pod_event + a), expire.map(|e| node.created + e)]
 }
 
 /// Whether some node's consolidateAfter or expireAfter has run out: otherwise every graceful
 /// method of the disruption core would refuse every node, and a pass can wait.
 pub(crate) fn disruption_due(sim: &Sim) -> bool {
-    sim.nodes
+    sim.live_nodes
         .iter()
-        .filter(|n| n.is_live() && n.ready_at.is_some() && !n.cordoned)
-        .any(|n| node_timers(sim, n).into_iter().flatten().any(|t| t <= sim.now))
+        .map(|&n| &sim.nodes[n])
+        .filter(|n| n.ready_at.is_some() && !n.cordoned)
+        .any(|n| node_timers(n).into_iter().flatten().any(|t| t <= sim.now))
 }
 
 /// Longest wait between two disruption passes when nothing prompts one.
@@ -579,7 +600,7 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
         let nodes: Vec<NodeId> = action
             .nodes
             .iter()
-            .filter_map(|name| sim.nodes.iter().position(|n| &n.name == name && n.is_live()))
+            .filter_map(|name| sim.node_ids.get(name).copied())
             .collect();
         if !nodes.is_empty() {
             return (
@@ -595,8 +616,8 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
     }
     // Look again when a timer runs out, and at least every five minutes (budget windows).
     let mut wake = sim.now + PERIODIC_DISRUPTION_MS;
-    for node in sim.nodes.iter().filter(|n| n.is_live() && n.ready_at.is_some()) {
-        for t in node_timers(sim, node).into_iter().flatten() {
+    for node in sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.ready_at.is_some()) {
+        for t in node_timers(node).into_iter().flatten() {
             if t > sim.now {
                 wake = wake.min(t);
             }

@@ -12,7 +12,7 @@ use ballast_scheduling::model::{InstanceType, Pod as SchedPod, Resources, tolera
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Event {
@@ -46,8 +46,17 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<(Millis, u64, Event)>>,
     seq: u64,
     rng: ChaCha8Rng,
+    /// Every node ever launched, by id; terminated ones stay (reports cost them).
     pub(crate) nodes: Vec<SimNode>,
+    /// The ids of the nodes not terminated, ascending: loops over the cluster as it is now go
+    /// through these, so they cost what the live cluster holds rather than the whole run's history.
+    pub(crate) live_nodes: Vec<NodeId>,
+    /// Live nodes by name.
+    pub(crate) node_ids: HashMap<String, NodeId>,
+    /// Every pod ever created, by id.
     pub(crate) pods: Vec<SimPod>,
+    /// The batch pods not gone, ascending.
+    pub(crate) live_batch: BTreeSet<PodId>,
     pub(crate) workloads: Vec<WorkloadState>,
     pub(crate) autoscalers: Vec<AutoscalerState>,
     pub(crate) pending: BTreeSet<PodId>,
@@ -70,6 +79,14 @@ pub struct Sim {
     start_weekday: u8,
     /// Binding the pods of the start state: they are Ready at once.
     warm_start: bool,
+}
+
+/// One DoNotSchedule spread constraint of a pod being scheduled, with its domains' counts.
+struct Spread<'a> {
+    key: &'a str,
+    max_skew: i64,
+    counts: BTreeMap<&'a str, i64>,
+    min: i64,
 }
 
 /// What a run returns.
@@ -96,6 +113,9 @@ impl Sim {
                 .map(|w| WorkloadState {
                     desired: w.replicas,
                     pods: vec![],
+                    times: vec![],
+                    ready: 0,
+                    pods_version: 0,
                     next_pod: 0,
                     backlog: 0.0,
                     backlog_at: 0,
@@ -112,7 +132,10 @@ impl Sim {
             queue: BinaryHeap::new(),
             seq: 0,
             nodes: vec![],
+            live_nodes: vec![],
+            node_ids: HashMap::new(),
             pods: vec![],
+            live_batch: BTreeSet::new(),
             autoscalers,
             pending: BTreeSet::new(),
             schedule_queued: false,
@@ -250,7 +273,7 @@ impl Sim {
                     if let Owner::Workload(w) = self.pods[p].owner {
                         self.advance_backlog(w);
                     }
-                    self.pods[p].ready_at = Some(self.now);
+                    self.mark_ready(p);
                 }
             }
             Event::PodFinish(p) => {
@@ -276,8 +299,27 @@ impl Sim {
         load_at(&wl.load, self.sc.traces.get(&wl.name), secs(at), self.start_day_seconds, self.start_weekday).max(0.0)
     }
 
+    /// Ready pods of workload `w`. A pod's `ready_at` is never later than the event that sets
+    /// it, so this is the count of live pods with `ready_at` set, kept by `mark_ready` and
+    /// `remove_pod`.
     pub(crate) fn ready_pods(&self, w: usize) -> usize {
-        self.workloads[w].live_pods(&self.pods).filter(|&p| self.pods[p].is_ready(self.now)).count()
+        self.workloads[w].ready
+    }
+
+    /// Pod `p` (live, bound) is Ready from now.
+    fn mark_ready(&mut self, p: PodId) {
+        let pod = &mut self.pods[p];
+        if let Owner::Workload(w) = pod.owner {
+            let state = &mut self.workloads[w];
+            if pod.ready_at.is_none() {
+                state.ready += 1;
+            }
+            if let Some(k) = state.slot(p) {
+                state.times[k].ready_at = Some(self.now);
+            }
+            state.pods_version += 1;
+        }
+        pod.ready_at = Some(self.now);
     }
 
     /// Brings a queue workload's backlog (and every workload's unserved load) up to now.
@@ -366,8 +408,15 @@ impl Sim {
             unschedulable_since: None,
             evicted: false,
         });
-        if let Owner::Workload(w) = owner {
-            self.workloads[w].pods.push(id);
+        match owner {
+            Owner::Workload(w) => {
+                self.workloads[w].pods.push(id);
+                self.workloads[w].times.push(PodTimes::default());
+                self.workloads[w].pods_version += 1;
+            }
+            Owner::Batch(_) => {
+                self.live_batch.insert(id);
+            }
         }
         self.pending.insert(id);
         self.queue_schedule();
@@ -385,6 +434,13 @@ impl Sim {
         self.pods[p].gone = Some(self.now);
         self.pods[p].evicted = evicted;
         self.pending.remove(&p);
+        match self.pods[p].owner {
+            Owner::Workload(w) if self.pods[p].ready_at.is_some() => self.workloads[w].ready -= 1,
+            Owner::Workload(_) => {}
+            Owner::Batch(_) => {
+                self.live_batch.remove(&p);
+            }
+        }
         if let Some(n) = self.pods[p].node {
             let req = self.pods[p].requests.clone();
             let node = &mut self.nodes[n];
@@ -401,7 +457,12 @@ impl Sim {
             self.disrupt_dirty = true;
         }
         if let Owner::Workload(w) = self.pods[p].owner {
-            self.workloads[w].pods.retain(|&x| x != p);
+            let state = &mut self.workloads[w];
+            if let Some(k) = state.slot(p) {
+                state.pods.remove(k);
+                state.times.remove(k);
+            }
+            state.pods_version += 1;
         }
         if !self.pending.is_empty() {
             self.queue_schedule();
@@ -425,8 +486,23 @@ impl Sim {
         order.sort_by_key(|&p| (Reverse(self.pods[p].spec.priority), self.pods[p].created, p));
         let scoring = self.sc.settings.scheduler_scoring;
         let mut newly_unschedulable = false;
+        // Workloads one of whose pods found no node in this pass. A pass only binds, and binding
+        // only takes room, so a later pod of the same workload (the same spec but for its name)
+        // finds none either — unless it has a DoNotSchedule spread constraint, whose skew a bind
+        // elsewhere can relax.
+        let mut failed: BTreeSet<usize> = BTreeSet::new();
         for p in order {
-            let best = self.best_node(p, scoring);
+            let memo = match self.pods[p].owner {
+                Owner::Workload(w) if !self.has_hard_spread(p) => Some(w),
+                _ => None,
+            };
+            let best = match memo {
+                Some(w) if failed.contains(&w) => None,
+                _ => self.best_node(p, scoring),
+            };
+            if let (None, Some(w)) = (best, memo) {
+                failed.insert(w);
+            }
             match best {
                 Some(n) => self.bind(p, n),
                 None => {
@@ -444,24 +520,30 @@ impl Sim {
         }
     }
 
+    fn has_hard_spread(&self, p: PodId) -> bool {
+        use ballast_scheduling::model::WhenUnsatisfiable;
+        self.pods[p].spec.topology_spread_constraints.iter().any(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
+    }
+
     fn best_node(&self, p: PodId, scoring: Scoring) -> Option<NodeId> {
         let pod = &self.pods[p];
         let mut best: Option<(f64, NodeId)> = None;
-        for (n, node) in self.nodes.iter().enumerate() {
+        // Counted at the first node that passes the other filters, as most pods have none.
+        let mut spread: Option<Vec<Spread<'_>>> = None;
+        for &n in &self.live_nodes {
+            let node = &self.nodes[n];
             if !node.schedulable() || !node.fits(&pod.requests) {
                 continue;
             }
             if !node.hard_taints().all(|t| tolerated(&pod.spec.tolerations, t)) || !node_fits_pod(&pod.spec, &node.labels) {
                 continue;
             }
-            if !self.spread_ok(p, n) {
+            if !self.spread_ok(spread.get_or_insert_with(|| self.spread_counts(p)), n) {
                 continue;
             }
-            let share = |k: &str| {
-                let a = node.allocatable.get(k);
-                if a <= 0 { 1.0 } else { (node.used.get(k) + pod.requests.get(k)) as f64 / a as f64 }
-            };
-            let used = (share("cpu") + share("memory")) / 2.0;
+            let share = |alloc: i64, used: i64, wanted: i64| if alloc <= 0 { 1.0 } else { (used + wanted) as f64 / alloc as f64 };
+            let (a, u, r) = (&node.allocatable, &node.used, &pod.requests);
+            let used = (share(a.cpu_millis, u.cpu_millis, r.cpu_millis) + share(a.memory_bytes, u.memory_bytes, r.memory_bytes)) / 2.0;
             let score = match scoring {
                 Scoring::LeastAllocated => 1.0 - used,
                 Scoring::MostAllocated => used,
@@ -473,18 +555,20 @@ impl Sim {
         best.map(|(_, n)| n)
     }
 
-    /// DoNotSchedule topology spread over zone or hostname, counted among schedulable nodes.
-    fn spread_ok(&self, p: PodId, n: NodeId) -> bool {
+    /// The DoNotSchedule topology spread constraints of pod `p`, each with its matching pods
+    /// counted per domain among schedulable nodes and the smallest count. The counts are the
+    /// same whichever node is tried, so a pod's candidates are checked against one tally.
+    fn spread_counts(&self, p: PodId) -> Vec<Spread<'_>> {
         use ballast_scheduling::model::WhenUnsatisfiable;
         let pod = &self.pods[p];
+        let mut out = Vec::new();
         for c in &pod.spec.topology_spread_constraints {
             if c.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
                 continue;
             }
             let key = c.topology_key.as_str();
-            let Some(domain) = self.nodes[n].labels.get(key) else { return false };
             let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-            for node in self.nodes.iter().filter(|x| x.schedulable()) {
+            for node in self.live_nodes.iter().map(|&x| &self.nodes[x]).filter(|x| x.schedulable()) {
                 if let Some(d) = node.labels.get(key) {
                     let matching = node
                         .pods
@@ -499,12 +583,19 @@ impl Sim {
                 }
             }
             let min = counts.values().copied().min().unwrap_or(0);
-            let here = counts.get(domain.as_str()).copied().unwrap_or(0);
-            if here + 1 - min > c.max_skew as i64 {
-                return false;
-            }
+            out.push(Spread { key, max_skew: c.max_skew as i64, counts, min });
         }
-        true
+        out
+    }
+
+    /// DoNotSchedule topology spread over zone or hostname: node `n` must carry each
+    /// constraint's key, and one more pod in its domain must keep the skew within bounds.
+    fn spread_ok(&self, spread: &[Spread<'_>], n: NodeId) -> bool {
+        spread.iter().all(|s| {
+            let Some(domain) = self.nodes[n].labels.get(s.key) else { return false };
+            let here = s.counts.get(domain.as_str()).copied().unwrap_or(0);
+            here + 1 - s.min <= s.max_skew
+        })
     }
 
     fn bind(&mut self, p: PodId, n: NodeId) {
@@ -522,6 +613,13 @@ impl Sim {
         pod.bound_at = Some(self.now);
         self.pending.remove(&p);
         let owner = pod.owner;
+        if let Owner::Workload(w) = owner {
+            let state = &mut self.workloads[w];
+            if let Some(k) = state.slot(p) {
+                state.times[k].bound_at = Some(self.now);
+            }
+            state.pods_version += 1;
+        }
         if self.observing {
             Observed::bound(self, p, n);
         }
@@ -530,7 +628,7 @@ impl Sim {
             Owner::Batch(_) => 0.0,
         };
         if self.warm_start {
-            self.pods[p].ready_at = Some(self.now);
+            self.mark_ready(p);
             return;
         }
         let ready = self.now + millis(self.jitter(startup));
@@ -581,6 +679,10 @@ impl Sim {
             labels.insert(ballast_api::nodes::labels::NODEPOOL.into(), pool.clone());
         }
         labels.extend(extra_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let pool_timers = match node_pool.as_ref().and_then(|p| self.pool_timers.get(p)) {
+            Some(&(after, expire)) => (after.map(millis), expire.map(millis)),
+            None => (None, None),
+        };
         let node = SimNode {
             name,
             instance_type: t.name.clone(),
@@ -597,8 +699,11 @@ impl Sim {
             terminated: None,
             last_pod_event: self.now,
             claim,
+            pool_timers,
         };
+        self.node_ids.insert(node.name.clone(), id);
         self.nodes.push(node);
+        self.live_nodes.push(id); // ids only grow: the list stays ascending
         self.rec.nodes_launched += 1;
         self.disrupt_dirty = true;
         if self.observing {
@@ -632,6 +737,10 @@ impl Sim {
             self.remove_pod(p, true);
         }
         self.nodes[n].terminated = Some(self.now);
+        if let Ok(i) = self.live_nodes.binary_search(&n) {
+            self.live_nodes.remove(i);
+        }
+        self.node_ids.remove(&self.nodes[n].name);
         if self.observing {
             Observed::gone(self, n);
         }
@@ -794,13 +903,35 @@ impl Sim {
     }
 
     /// Conservation: every pod is pending, bound or gone, exactly once; a node's bookkeeping
-    /// equals its pods' requests and never exceeds what it can hold; gone nodes hold nothing.
+    /// equals its pods' requests and never exceeds what it can hold; gone nodes hold nothing;
+    /// the indexes of live nodes, live batch pods and Ready counts agree with the records.
+    ///
+    /// Debug builds look at every pod and node the run ever made. Release builds look at the
+    /// live ones (the workloads' pod lists, the live batch pods, the pending set, the live
+    /// nodes), so that a sample costs what the cluster holds now and not the whole run so far.
     fn check_invariants(&mut self) {
         let mut errors = Vec::new();
-        for (p, pod) in self.pods.iter().enumerate() {
+        let everything = cfg!(debug_assertions);
+        let pods: Vec<PodId> = if everything {
+            (0..self.pods.len()).collect()
+        } else {
+            // The lists are disjoint (a pod has one owner); pending pods missing from them are
+            // caught by the loop over the pending set below.
+            let lists = self.workloads.iter().flat_map(|w| w.pods.iter().copied());
+            lists.chain(self.live_batch.iter().copied()).collect()
+        };
+        // The pending set holds no bound or gone pod (here), and every unbound live pod (below).
+        for &p in &self.pending {
+            let pod = &self.pods[p];
+            if pod.node.is_some() || pod.gone.is_some() {
+                errors.push(format!("pod {} is in the pending set but bound or gone", pod.spec.name));
+            }
+        }
+        for p in pods {
+            let pod = &self.pods[p];
             let pending = pod.node.is_none() && pod.gone.is_none();
-            if pending != self.pending.contains(&p) {
-                errors.push(format!("pod {} pending={pending} but the pending set says otherwise", pod.spec.name));
+            if pending && !self.pending.contains(&p) {
+                errors.push(format!("pod {} is pending but not in the pending set", pod.spec.name));
             }
             if let (Some(n), None) = (pod.node, pod.gone) {
                 if !self.nodes[n].pods.contains(&p) {
@@ -808,16 +939,57 @@ impl Sim {
                 }
             }
         }
-        for node in &self.nodes {
+        for (w, state) in self.workloads.iter().enumerate() {
+            if state.pods.iter().any(|&p| self.pods[p].gone.is_some() || self.pods[p].owner != Owner::Workload(w)) {
+                errors.push(format!("workload {} lists a pod that is gone or not its own", self.sc.workloads[w].name));
+            }
+            let times = state.pods.iter().map(|&p| PodTimes { bound_at: self.pods[p].bound_at, ready_at: self.pods[p].ready_at });
+            if state.times.len() != state.pods.len() || !times.eq(state.times.iter().copied()) {
+                errors.push(format!("workload {}: the kept pod times differ from the pods", self.sc.workloads[w].name));
+            }
+            let ready = state.live_pods(&self.pods).filter(|&p| self.pods[p].is_ready(self.now)).count();
+            if ready != state.ready {
+                errors.push(format!("workload {}: {ready} pods Ready but counted {}", self.sc.workloads[w].name, state.ready));
+            }
+        }
+        if self.live_batch.iter().any(|&p| self.pods[p].gone.is_some()) {
+            errors.push("a gone batch pod is listed as live".to_string());
+        }
+        if everything {
+            // Lists hold only live pods of their owner (above) and list a pod once (it is pushed
+            // when made), so equal lengths mean every live pod is listed.
+            let mut per_workload = vec![0; self.workloads.len()];
+            let mut batch = 0;
+            for pod in self.pods.iter().filter(|p| p.gone.is_none()) {
+                match pod.owner {
+                    Owner::Workload(w) => per_workload[w] += 1,
+                    Owner::Batch(_) => batch += 1,
+                }
+            }
+            if per_workload.iter().zip(&self.workloads).any(|(&n, w)| n != w.pods.len()) || batch != self.live_batch.len() {
+                errors.push("the lists of live pods differ from the pods".to_string());
+            }
+            let live: Vec<NodeId> = (0..self.nodes.len()).filter(|&n| self.nodes[n].is_live()).collect();
+            let named = live.len() == self.node_ids.len() && live.iter().all(|&n| self.node_ids.get(&self.nodes[n].name) == Some(&n));
+            if live != self.live_nodes || !named {
+                errors.push("the index of live nodes differs from the nodes".to_string());
+            }
+        }
+        let nodes: Vec<NodeId> = if everything { (0..self.nodes.len()).collect() } else { self.live_nodes.clone() };
+        for node in nodes.into_iter().map(|n| &self.nodes[n]) {
             let mut sum = Resources::default();
             for &p in &node.pods {
                 let pod = &self.pods[p];
                 if pod.gone.is_some() || pod.node.is_none() {
                     errors.push(format!("{} lists pod {} which is not bound there", node.name, pod.spec.name));
                 }
-                for (k, v) in pod.requests.iter() {
-                    let c = sum.get(k);
-                    sum.set(k, c + v);
+                let r = &pod.requests;
+                sum.cpu_millis += r.cpu_millis;
+                sum.memory_bytes += r.memory_bytes;
+                sum.pods += r.pods;
+                sum.ephemeral_storage_bytes += r.ephemeral_storage_bytes;
+                for (k, v) in &r.extended {
+                    *sum.extended.entry(k.clone()).or_insert(0) += v;
                 }
             }
             let same = sum.iter().chain(node.used.iter()).all(|(k, _)| sum.get(k) == node.used.get(k));

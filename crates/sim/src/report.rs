@@ -170,7 +170,7 @@ pub(crate) fn sample(sim: &mut Sim) {
     let mut used_cpu = 0.0;
     let mut cost = 0.0;
     let (mut nodes, mut ready) = (0, 0);
-    for n in sim.nodes.iter().filter(|n| n.is_live()) {
+    for n in sim.live_nodes.iter().map(|&n| &sim.nodes[n]) {
         nodes += 1;
         cost += n.price;
         if n.ready_at.is_some() {
@@ -187,6 +187,10 @@ pub(crate) fn sample(sim: &mut Sim) {
     }
     let mut workloads = Vec::new();
     let mut demand: Vec<Resources> = Vec::new();
+    let mut autoscaled = vec![false; sim.workloads.len()];
+    for a in &sim.autoscalers {
+        autoscaled[a.workload] = true;
+    }
     for w in 0..sim.workloads.len() {
         let spec = &sim.sc.workloads[w];
         let load = sim.load(w, now);
@@ -197,7 +201,7 @@ pub(crate) fn sample(sim: &mut Sim) {
         used_cpu += ready_pods as f64 * spec.per_pod.base_cpu + served * spec.per_pod.cpu_per_unit;
         // The fewest pods that serve the load (a queue: its arrival rate) at full capacity; a
         // workload no autoscaler scales needs its replicas whatever the load.
-        let autoscaled = sim.autoscalers.iter().any(|a| a.workload == w);
+        let autoscaled = autoscaled[w];
         let floor = if autoscaled { 0 } else { sim.workloads[w].desired.max(0) as usize };
         let mut per_pod = spec.pod.requests.clone();
         per_pod.pods = 1;
@@ -211,7 +215,7 @@ pub(crate) fn sample(sim: &mut Sim) {
         });
     }
     // Batch pods that have arrived and not finished are demand too; so is what static pods use.
-    for p in sim.pods.iter().filter(|p| p.gone.is_none() && matches!(p.owner, Owner::Batch(_))) {
+    for p in sim.live_batch.iter().map(|&p| &sim.pods[p]) {
         demand.push(p.requests.clone());
         if p.node.is_some() {
             used_cpu += p.requests.cpu_millis as f64;
@@ -219,7 +223,7 @@ pub(crate) fn sample(sim: &mut Sim) {
     }
     // Static nodes (no NodePool) are paid whatever the policy, so any plan costs at least their
     // price; and at least the demand's fractional packing. The larger of the two is a valid bound.
-    let static_cost: f64 = sim.nodes.iter().filter(|n| n.is_live() && n.node_pool.is_none()).map(|n| n.price).sum();
+    let static_cost: f64 = sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.node_pool.is_none()).map(|n| n.price).sum();
     let lb = fractional_lower_bound(&demand, &sim.types, &Resources::default(), &|_| true).value.max(static_cost);
     let dt_h = sim.sc.settings.sample_seconds / 3600.0;
     // The bound is integrated over the same steps as the samples (left rule).

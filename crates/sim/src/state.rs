@@ -41,6 +41,8 @@ pub struct SimNode {
     pub last_pod_event: Millis,
     /// The NodeClaim the node was launched from (None for static nodes).
     pub claim: Option<ballast_api::NodeClaim>,
+    /// Its pool's consolidateAfter and expireAfter in milliseconds (None: never, or no pool).
+    pub pool_timers: (Option<Millis>, Option<Millis>),
 }
 
 impl SimNode {
@@ -50,8 +52,16 @@ impl SimNode {
     pub fn schedulable(&self) -> bool {
         self.ready_at.is_some() && !self.cordoned && self.terminated.is_none()
     }
+    /// Whether requests `r` fit in what is left. The four named resources are compared as
+    /// numbers; only extended resources go through the map.
     pub fn fits(&self, r: &Resources) -> bool {
-        r.iter().all(|(k, v)| v <= 0 || self.allocatable.get(k) - self.used.get(k) >= v)
+        let (a, u) = (&self.allocatable, &self.used);
+        let room = |want: i64, alloc: i64, used: i64| want <= 0 || alloc - used >= want;
+        room(r.cpu_millis, a.cpu_millis, u.cpu_millis)
+            && room(r.memory_bytes, a.memory_bytes, u.memory_bytes)
+            && room(r.pods, a.pods, u.pods)
+            && room(r.ephemeral_storage_bytes, a.ephemeral_storage_bytes, u.ephemeral_storage_bytes)
+            && r.extended.iter().all(|(k, &v)| room(v, a.get(k), u.get(k)))
     }
     /// Blocks scheduling of a pod without a matching toleration.
     pub fn hard_taints(&self) -> impl Iterator<Item = &Taint> {
@@ -92,7 +102,16 @@ impl SimPod {
 #[derive(Debug, Clone)]
 pub struct WorkloadState {
     pub desired: i32,
+    /// The live pods (a pod leaves the list when it is gone).
     pub pods: Vec<PodId>,
+    /// The binding and Ready times of each of `pods`, in step with it: an autoscaler sync reads
+    /// these rather than each pod's whole record.
+    pub times: Vec<PodTimes>,
+    /// How many of `pods` are Ready (kept as pods become Ready or go).
+    pub ready: usize,
+    /// Bumped whenever `pods` or `times` change: autoscaler syncs reuse what they built from
+    /// them while it stays the same.
+    pub pods_version: u64,
     pub next_pod: u64,
     /// Queue workloads: the backlog and when it was last brought up to date.
     pub backlog: f64,
@@ -103,7 +122,19 @@ pub struct WorkloadState {
     pub rescales: u32,
 }
 
+/// When a live pod of a workload was bound and became Ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodTimes {
+    pub bound_at: Option<Millis>,
+    pub ready_at: Option<Millis>,
+}
+
 impl WorkloadState {
+    /// Where pod `p` is in `pods` (and `times`).
+    pub fn slot(&self, p: PodId) -> Option<usize> {
+        self.pods.iter().position(|&x| x == p)
+    }
+
     pub fn live_pods<'a>(&'a self, pods: &'a [SimPod]) -> impl Iterator<Item = PodId> + 'a {
         self.pods.iter().copied().filter(move |&p| pods[p].gone.is_none())
     }

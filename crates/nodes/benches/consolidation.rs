@@ -3,13 +3,17 @@
 //!
 //! `cargo bench -p ballast-nodes --bench consolidation [-- FILTER]` prints the figures (only the
 //! cases whose title contains FILTER). Goal: < 1 s for the whole pass.
+//!
+//! The `provision` cases time one provisioning decision on a 10,020-pod cluster, with bound pods
+//! folded into their nodes (`provision`) and without (`provision_unfolded`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ballast_api::nodes::{self as api, NodeClassReference, NodePool, NodePoolSpec};
 use ballast_nodes::{
-    BoundPod, ClusterNode, ClusterSnapshot, DisruptionOptions, SimulationMode, disrupt,
+    BoundPod, ClusterNode, ClusterSnapshot, DisruptionOptions, PendingPod, ProvisionOptions,
+    SimulationMode, disrupt,
 };
 use ballast_scheduling::{
     InstanceType, LabelSelector, Offering, Pod, PodAffinityTerm, Resources,
@@ -386,5 +390,53 @@ fn main() {
         };
         let s = cluster(c.seed, c.nodes, 30, c.every, c.constrained);
         run(c.title, &s, &o, c.reps);
+    }
+    let provision_cases: [(&str, bool); 2] = [
+        (
+            "provision: 334 nodes, 10,020 bound pods, 20 pending, bound pods folded",
+            true,
+        ),
+        (
+            "provision: 334 nodes, 10,020 bound pods, 20 pending, unfolded (reference)",
+            false,
+        ),
+    ];
+    for (title, fold) in provision_cases {
+        if filter.as_ref().is_some_and(|f| !title.contains(f.as_str())) {
+            continue;
+        }
+        let mut s = cluster(11, 334, 29, 0, Constrained::None);
+        s.pending_pods = (0..20)
+            .map(|i| PendingPod {
+                pod: Pod::new(
+                    "ns0",
+                    &format!("pending-{i}"),
+                    Resources::cpu_mem(1000, 2 * GI),
+                ),
+                first_seen: None,
+            })
+            .collect();
+        let now = "2025-06-01T12:00:00Z".parse().unwrap();
+        let po = ProvisionOptions::default();
+        let mut times = vec![];
+        let mut claims = 0;
+        for _ in 0..20 {
+            let t0 = Instant::now();
+            let d = if fold {
+                ballast_nodes::provision::provision(&s, now, &po)
+            } else {
+                ballast_nodes::provision::provision_unfolded(&s, now, &po)
+            }
+            .expect("valid snapshot");
+            times.push(t0.elapsed().as_secs_f64());
+            claims = d.node_claims.len();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{title}\n  median {:.2} ms, min {:.2} ms over {} runs; {claims} NodeClaims",
+            times[times.len() / 2] * 1e3,
+            times[0] * 1e3,
+            times.len()
+        );
     }
 }

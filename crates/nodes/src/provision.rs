@@ -187,10 +187,33 @@ pub struct ProvisioningDecision {
 
 /// Decides which NodeClaims to create for the snapshot's pending pods (plus the pods of nodes
 /// being deleted). Existing and in-flight capacity is used first.
+///
+/// Bound pods that can only matter to the solve through the room they take are folded into
+/// their node (see [`fold_into`] and `docs/nodes.md`); the decision is the one
+/// [`provision_unfolded`] makes.
 pub fn provision(
     snap: &ClusterSnapshot,
     now: Timestamp,
     opts: &ProvisionOptions,
+) -> Result<ProvisioningDecision, Error> {
+    provision_with(snap, now, opts, true)
+}
+
+/// As [`provision`], handing every bound pod to the solver as a pod of its own: the reference
+/// the folding is tested against, slower on large clusters.
+pub fn provision_unfolded(
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    opts: &ProvisionOptions,
+) -> Result<ProvisioningDecision, Error> {
+    provision_with(snap, now, opts, false)
+}
+
+fn provision_with(
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    opts: &ProvisionOptions,
+    fold: bool,
 ) -> Result<ProvisioningDecision, Error> {
     let world = World::new(snap)?;
     let mut skipped = world.skipped.clone();
@@ -205,6 +228,7 @@ pub fn provision(
         instance_types: world.types.to_vec(),
         namespaces: snap.namespaces.clone(),
     };
+    let folding = if fold { Folding::new(snap) } else { None };
     for (i, n) in snap.nodes.iter().enumerate() {
         if n.deleting {
             for p in n.pods.iter().filter(|p| p.is_reschedulable()) {
@@ -214,12 +238,29 @@ pub fn provision(
             }
             continue;
         }
-        model.nodes.push(world.model_node(i));
+        let mut node = world.model_node(i);
+        let original_capacity = folding
+            .as_ref()
+            .map(|_| node.capacity.clone().unwrap_or_else(|| node.allocatable.clone()));
+        let mut folded = false;
         for p in n.pods.iter().filter(|p| !p.terminal) {
+            if let Some(f) = &folding
+                && f.foldable(&p.pod)
+                && fold_into(&mut node.allocatable, &p.pod)
+            {
+                folded = true;
+                continue;
+            }
             let mut mp = adapt::model_pod(&p.pod);
             mp.node_name = Some(n.name.clone());
             model.pods.push(mp);
         }
+        if folded {
+            // NodePool limits count a node at its capacity, which defaults to its allocatable:
+            // keep counting the node as it was.
+            node.capacity = original_capacity;
+        }
+        model.nodes.push(node);
     }
     for p in &snap.pending_pods {
         let mut mp = adapt::model_pod(&p.pod);
@@ -331,5 +372,185 @@ pub fn explain_pending(u: &sched::Unschedulable, pod: Option<&sched::Pod>) -> Pe
             .collect(),
         nodes: u.nodes.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
         message: u.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folding bound pods into their node.
+//
+// The solver reads a bound pod for four things: the room it takes on its node (its effective
+// requests, one pod slot included), its host ports, its place in the counts of topology groups
+// (topology spread and pod (anti-)affinity terms of the pending pods, and the required
+// anti-affinity terms of bound pods) whose label selector matches it, and its own required
+// anti-affinity terms. It also rejects the whole snapshot for a pod without a name, a duplicate
+// pod or a negative quantity. Nothing else of a bound pod is read: not its priority, volumes,
+// tolerations, node affinity or preferred terms, and no choice among existing nodes looks at
+// their allocatable other than through "used + request <= allocatable" and "allocatable - used"
+// (the free amount an explanation reports).
+//
+// So a bound pod with no host ports and no pod (anti-)affinity terms of its own, that no topology
+// group of the solve can select, is nothing but used room. Taking its effective requests off its
+// node's allocatable and leaving it out gives every such comparison and every reported free
+// amount the same value. The node's capacity is set explicitly to what it was (its allocatable
+// when it had none) so NodePool limits count the node as before.
+
+/// What decides which bound pods may be folded into their node.
+struct Folding<'s> {
+    /// Label selectors of every topology group the solve can have: the topology spread and pod
+    /// (anti-)affinity terms (required or preferred) of the pods to place and the required
+    /// anti-affinity terms of bound pods. Namespaces are not looked at: a selector that matches
+    /// a pod's labels keeps it whatever the namespaces, which can only keep more pods.
+    selectors: Vec<&'s sched::LabelSelector>,
+}
+
+/// More distinct selectors than this and the folding is not worth the matching: nothing is
+/// folded.
+const MAX_SELECTORS: usize = 256;
+
+/// Node allocatable amounts at or above this are left alone, so no sum the solver makes of the
+/// remaining pods can saturate differently (the solver adds requests with saturation).
+const FOLD_LIMIT: i64 = 1 << 60;
+
+impl<'s> Folding<'s> {
+    /// None when nothing may be folded: a pod name used twice (the solver rejects the snapshot,
+    /// and must see every pod to say so) or too many distinct selectors.
+    fn new(snap: &'s ClusterSnapshot) -> Option<Folding<'s>> {
+        let mut selectors: Vec<&'s sched::LabelSelector> = vec![];
+        let mut names: std::collections::HashSet<(&str, &str), FnvBuild> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                snap.pending_pods.len() + snap.nodes.iter().map(|n| n.pods.len()).sum::<usize>(),
+                FnvBuild,
+            );
+        let mut unique = true;
+        for n in &snap.nodes {
+            for p in &n.pods {
+                let in_solve = if n.deleting {
+                    p.is_reschedulable()
+                } else {
+                    !p.terminal
+                };
+                if !in_solve {
+                    continue;
+                }
+                unique &= names.insert((p.pod.namespace.as_str(), p.pod.name.as_str()));
+                if n.deleting {
+                    group_selectors(&p.pod, &mut selectors);
+                } else {
+                    for t in &p.pod.affinity.pod_anti_affinity.required {
+                        add_selector(&t.label_selector, &mut selectors);
+                    }
+                }
+            }
+        }
+        for p in &snap.pending_pods {
+            unique &= names.insert((p.pod.namespace.as_str(), p.pod.name.as_str()));
+            group_selectors(&p.pod, &mut selectors);
+        }
+        (unique && selectors.len() <= MAX_SELECTORS).then_some(Folding { selectors })
+    }
+
+    /// Whether a bound pod is nothing but used room to the solver (its node aside).
+    fn foldable(&self, p: &sched::Pod) -> bool {
+        let a = &p.affinity;
+        let negative = |r: &sched::Resources| r.iter().any(|(_, v)| v < 0);
+        !p.name.is_empty()
+            && p.host_ports.is_empty()
+            && a.pod_affinity.required.is_empty()
+            && a.pod_affinity.preferred.is_empty()
+            && a.pod_anti_affinity.required.is_empty()
+            && a.pod_anti_affinity.preferred.is_empty()
+            && !negative(&p.requests)
+            && !negative(&p.overhead)
+            && !p.init_containers.iter().any(negative)
+            && !self.selectors.iter().any(|s| selects(s, &p.labels))
+    }
+}
+
+/// The selectors of the topology groups a pod to place brings: its topology spread and pod
+/// (anti-)affinity terms, required or preferred. (A spread's `matchLabelKeys` only narrow its
+/// selector, so the selector as written selects at least the pods the solver counts.)
+fn group_selectors<'s>(p: &'s sched::Pod, out: &mut Vec<&'s sched::LabelSelector>) {
+    for c in &p.topology_spread_constraints {
+        add_selector(&c.label_selector, out);
+    }
+    let (a, anti) = (&p.affinity.pod_affinity, &p.affinity.pod_anti_affinity);
+    for t in a.required.iter().chain(&anti.required) {
+        add_selector(&t.label_selector, out);
+    }
+    for w in a.preferred.iter().chain(&anti.preferred) {
+        add_selector(&w.pod_affinity_term.label_selector, out);
+    }
+}
+
+/// Adds a selector once; an absent selector selects nothing (as in the solver) and is not added.
+fn add_selector<'s>(s: &'s Option<sched::LabelSelector>, out: &mut Vec<&'s sched::LabelSelector>) {
+    if let Some(s) = s
+        && out.len() <= MAX_SELECTORS
+        && !out.contains(&s)
+    {
+        out.push(s);
+    }
+}
+
+/// Whether a label selector selects a pod with these labels (the solver's reading: every
+/// `matchLabels` pair and every expression must hold; `NotIn` holds when the label is absent).
+fn selects(s: &sched::LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    use sched::SelectorOperator as Op;
+    s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && s.match_expressions.iter().all(|e| {
+            let v = labels.get(&e.key);
+            match e.operator {
+                Op::In => v.is_some_and(|v| e.values.contains(v)),
+                Op::NotIn => v.is_none_or(|v| !e.values.contains(v)),
+                Op::Exists => v.is_some(),
+                Op::DoesNotExist => v.is_none(),
+            }
+        })
+}
+
+/// Takes a bound pod's effective requests (one pod slot included) off `allocatable`, when every
+/// amount it touches stays between 0 and [`FOLD_LIMIT`]; false (and `allocatable` unchanged)
+/// otherwise, and the pod stays a pod: an overcommitted node's free amounts go negative only in
+/// the solver's own arithmetic, as before.
+fn fold_into(allocatable: &mut sched::Resources, p: &sched::Pod) -> bool {
+    let req = p.effective_requests();
+    let fits = req.iter().all(|(k, v)| {
+        let a = allocatable.get(k);
+        v == 0 || (a < FOLD_LIMIT && a >= v)
+    });
+    if !fits {
+        return false;
+    }
+    for (k, v) in req.iter() {
+        if v != 0 {
+            let a = allocatable.get(k);
+            allocatable.set(k, a - v);
+        }
+    }
+    true
+}
+
+/// FNV-1a: a cheap hasher for the pod-name set (the names are not chosen by an adversary here,
+/// and a collision only costs time).
+#[derive(Clone, Copy, Default)]
+struct FnvBuild;
+
+struct Fnv(u64);
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }

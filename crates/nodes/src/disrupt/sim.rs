@@ -449,8 +449,8 @@ impl<'w, 'a> Sim<'w, 'a> {
                     .iter()
                     .any(|k| k.name == p.pod.name && k.namespace == p.pod.namespace)
                 {
-                    for d in 0..D {
-                        sum[d] = sum[d].saturating_add(p.req[d]);
+                    for (s, r) in sum.iter_mut().zip(p.req) {
+                        *s = s.saturating_add(r);
                     }
                 }
             }

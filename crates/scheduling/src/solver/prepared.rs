@@ -49,7 +49,7 @@ struct Base {
 /// A cluster (nodes, in-flight claims, bound pods, NodePools, instance types) prepared for many
 /// solves of the form "without these nodes, with these pending pods":
 ///
-/// ```ignore
+/// ```text
 /// let prepared = PreparedCluster::new(snapshot, &options);
 /// let plan = prepared.solve_without(&[3, 7], &evicted_pods)?; // evicted_pods: Vec<&Pod>
 /// // == solve(&prepared.reduced(&[3, 7], &evicted_pods), &options)

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapt::{self, LaunchPlan};
 use crate::error::Error;
-use crate::snapshot::ClusterSnapshot;
+use crate::snapshot::{ClusterSnapshot, selector_matches};
 use crate::world::World;
 
 /// Batching window: the first pending pod opens it; each newly seen pod extends it while pods
@@ -462,7 +462,7 @@ impl<'s> Folding<'s> {
             && !negative(&p.requests)
             && !negative(&p.overhead)
             && !p.init_containers.iter().any(negative)
-            && !self.selectors.iter().any(|s| selects(s, &p.labels))
+            && !self.selectors.iter().any(|s| selector_matches(s, &p.labels))
     }
 }
 
@@ -490,22 +490,6 @@ fn add_selector<'s>(s: &'s Option<sched::LabelSelector>, out: &mut Vec<&'s sched
     {
         out.push(s);
     }
-}
-
-/// Whether a label selector selects a pod with these labels (the solver's reading: every
-/// `matchLabels` pair and every expression must hold; `NotIn` holds when the label is absent).
-fn selects(s: &sched::LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    use sched::SelectorOperator as Op;
-    s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-        && s.match_expressions.iter().all(|e| {
-            let v = labels.get(&e.key);
-            match e.operator {
-                Op::In => v.is_some_and(|v| e.values.contains(v)),
-                Op::NotIn => v.is_none_or(|v| !e.values.contains(v)),
-                Op::Exists => v.is_some(),
-                Op::DoesNotExist => v.is_none(),
-            }
-        })
 }
 
 /// Takes a bound pod's effective requests (one pod slot included) off `allocatable`, when every

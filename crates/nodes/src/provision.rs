@@ -239,9 +239,11 @@ fn provision_with(
             continue;
         }
         let mut node = world.model_node(i);
-        let original_capacity = folding
-            .as_ref()
-            .map(|_| node.capacity.clone().unwrap_or_else(|| node.allocatable.clone()));
+        let original_capacity = folding.as_ref().map(|_| {
+            node.capacity
+                .clone()
+                .unwrap_or_else(|| node.allocatable.clone())
+        });
         let mut folded = false;
         for p in n.pods.iter().filter(|p| !p.terminal) {
             if let Some(f) = &folding
@@ -462,7 +464,10 @@ impl<'s> Folding<'s> {
             && !negative(&p.requests)
             && !negative(&p.overhead)
             && !p.init_containers.iter().any(negative)
-            && !self.selectors.iter().any(|s| selector_matches(s, &p.labels))
+            && !self
+                .selectors
+                .iter()
+                .any(|s| selector_matches(s, &p.labels))
     }
 }
 

@@ -396,12 +396,14 @@ fn spot_to_spot_needs_fifteen_cheaper_types() {
         .insert(api::labels::INSTANCE_TYPE.into(), "big".into());
     s.instance_types = spot_catalog(5);
     // The pool allows spot (a pool that names no capacity type is on-demand only).
-    s.node_pools[0].spec.template.spec.requirements.push(api::NodeSelectorRequirementWithMinValues {
-        key: api::labels::CAPACITY_TYPE.into(),
-        operator: api::RequirementOperator::In,
-        values: vec!["spot".into(), "on-demand".into()],
-        min_values: None,
-    });
+    s.node_pools[0].spec.template.spec.requirements.push(
+        api::NodeSelectorRequirementWithMinValues {
+            key: api::labels::CAPACITY_TYPE.into(),
+            operator: api::RequirementOperator::In,
+            values: vec!["spot".into(), "on-demand".into()],
+            min_values: None,
+        },
+    );
     let d = run(&s);
     assert!(d.action.is_none());
     assert!(rejected_because(
@@ -505,12 +507,10 @@ fn never_one_into_two() {
     ));
     // A cheaper type holds 6 cores, but the pods keep apart (hostname anti-affinity): two nodes.
     s.instance_types.push(itype("wide", 8, 16, 0.30, 0.0));
-    let apart = ballast_scheduling::PodAffinityTerm {
-        label_selector: Some(ballast_scheduling::LabelSelector::labels(&[("app", "x")])),
-        namespaces: vec![],
-        namespace_selector: None,
-        topology_key: "kubernetes.io/hostname".into(),
-    };
+    let apart = pod_term(
+        "kubernetes.io/hostname",
+        Some(LabelSelector::labels(&[("app", "x")])),
+    );
     for p in &mut s.nodes[0].pods {
         p.pod.labels.insert("app".into(), "x".into());
         p.pod.affinity.pod_anti_affinity.required = vec![apart.clone()];
@@ -855,15 +855,18 @@ fn drift_reported_by_the_cloud_provider() {
         type_: "Drifted".into(),
         status: status.into(),
         reason: "NodeClassDrifted".into(),
-        message: "node class drift: subnet subnet-1 is no longer selected by Ec2NodeClass c"
-            .into(),
+        message: "node class drift: subnet subnet-1 is no longer selected by Ec2NodeClass c".into(),
         last_transition_time: CondTime(now()),
         observed_generation: None,
     };
     let p = pool("p");
     // (condition, Drifted budget, expected: Some(why contains) for an action, None for none)
     let rows: Vec<(Option<&str>, Option<&str>, Option<&str>)> = vec![
-        (Some("True"), None, Some("node class drift: subnet subnet-1")),
+        (
+            Some("True"),
+            None,
+            Some("node class drift: subnet subnet-1"),
+        ),
         (Some("False"), None, None),
         (None, None, None),
         (Some("True"), Some("0"), None),

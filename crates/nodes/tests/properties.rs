@@ -6,10 +6,7 @@
 mod common;
 
 use ballast_nodes::{DisruptionOptions, Method, SimulationMode, disrupt};
-use ballast_scheduling::{
-    LabelSelector, PodAffinityTerm, TopologySpreadConstraint, WeightedPodAffinityTerm,
-    WhenUnsatisfiable, check,
-};
+use ballast_scheduling::{LabelSelector, WeightedPodAffinityTerm, WhenUnsatisfiable, check};
 use common::*;
 use proptest::prelude::*;
 
@@ -89,21 +86,7 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
             }
             let app = format!("app{}", k % 2);
             let sel = Some(LabelSelector::labels(&[("app", &app)]));
-            let spread = |key: &str, skew: i32, when: WhenUnsatisfiable| TopologySpreadConstraint {
-                max_skew: skew,
-                topology_key: key.into(),
-                when_unsatisfiable: when,
-                label_selector: sel.clone(),
-                min_domains: None,
-                match_label_keys: vec![],
-                node_affinity_policy: Default::default(),
-            };
-            let term = |key: &str| PodAffinityTerm {
-                label_selector: sel.clone(),
-                namespaces: vec![],
-                namespace_selector: None,
-                topology_key: key.into(),
-            };
+            let term = |key: &str| pod_term(key, sel.clone());
             const ZONE: &str = "topology.kubernetes.io/zone";
             const HOST: &str = "kubernetes.io/hostname";
             let a = &mut p.pod.affinity;
@@ -112,11 +95,13 @@ fn build(spec: &[(usize, bool, bool, Vec<PodSpec>)]) -> ballast_nodes::ClusterSn
                     ZONE,
                     2,
                     WhenUnsatisfiable::DoNotSchedule,
+                    sel.clone(),
                 )),
                 2 => p.pod.topology_spread_constraints.push(spread(
                     HOST,
                     1,
                     WhenUnsatisfiable::ScheduleAnyway,
+                    sel.clone(),
                 )),
                 3 => a.pod_anti_affinity.required.push(term(HOST)),
                 4 => a.pod_affinity.required.push(term(ZONE)),

@@ -9,8 +9,8 @@ mod common;
 use ballast_nodes::provision::{ProvisionOptions, provision, provision_unfolded};
 use ballast_nodes::{BoundPod, ClusterSnapshot, PendingPod};
 use ballast_scheduling::{
-    HostPort, LabelSelector, PodAffinityTerm, SelectorOperator, SelectorRequirement,
-    TopologySpreadConstraint, WeightedPodAffinityTerm, WhenUnsatisfiable,
+    HostPort, LabelSelector, SelectorOperator, SelectorRequirement, WeightedPodAffinityTerm,
+    WhenUnsatisfiable,
 };
 use common::*;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -79,7 +79,10 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         prop::bool::weighted(0.1),
         // (pod, 0: running, 1: terminal, 2: DaemonSet)
         prop::collection::vec(
-            (pod_spec(), prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)]),
+            (
+                pod_spec(),
+                prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+            ),
             0..8,
         ),
     )
@@ -133,23 +136,7 @@ fn model_pod(ps: &PodSpec, name: &str) -> ballast_scheduling::Pod {
     }
     let app = format!("app{}", ps.app.unwrap_or(0));
     let sel = Some(LabelSelector::labels(&[("app", &app)]));
-    let spread = |key: &str, skew: i32, when: WhenUnsatisfiable, sel: Option<LabelSelector>| {
-        TopologySpreadConstraint {
-            max_skew: skew,
-            topology_key: key.into(),
-            when_unsatisfiable: when,
-            label_selector: sel,
-            min_domains: None,
-            match_label_keys: vec![],
-            node_affinity_policy: Default::default(),
-        }
-    };
-    let term = |key: &str| PodAffinityTerm {
-        label_selector: sel.clone(),
-        namespaces: vec![],
-        namespace_selector: None,
-        topology_key: key.into(),
-    };
+    let term = |key: &str| pod_term(key, sel.clone());
     let a = &mut p.affinity;
     match ps.constraint {
         1 => p.topology_spread_constraints.push(spread(
@@ -261,7 +248,11 @@ fn build(s: &Spec) -> ClusterSnapshot {
         })
         .collect();
     if s.duplicate
-        && let Some(bp) = snap.nodes.iter().flat_map(|n| &n.pods).find(|p| !p.terminal)
+        && let Some(bp) = snap
+            .nodes
+            .iter()
+            .flat_map(|n| &n.pods)
+            .find(|p| !p.terminal)
     {
         let dup = PendingPod {
             pod: bp.pod.clone(),
@@ -308,7 +299,9 @@ fn plain_cluster_same_explanations() {
             &ty("medium"),
             "p",
             "on-demand",
-            (0..3).map(|k| pod("a", &format!("p{i}-{k}"), 1000, 512)).collect(),
+            (0..3)
+                .map(|k| pod("a", &format!("p{i}-{k}"), 1000, 512))
+                .collect(),
         )
     };
     let mut p = pool("p");

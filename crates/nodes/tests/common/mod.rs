@@ -7,7 +7,10 @@ use ballast_api::nodes::{
     self as api, NodeClaim, NodeClaimSpec, NodeClassReference, NodePool, NodePoolSpec,
 };
 use ballast_nodes::{BoundPod, ClusterNode, ClusterSnapshot};
-use ballast_scheduling::{InstanceType, Offering, Pod, Resources};
+use ballast_scheduling::{
+    InstanceType, LabelSelector, Offering, Pod, PodAffinityTerm, Resources,
+    TopologySpreadConstraint, WhenUnsatisfiable,
+};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -179,4 +182,32 @@ pub fn canonical(a: &Option<ballast_nodes::Action>) -> serde_json::Value {
             .sort_by(|x, y| (&x.pod, &x.to).cmp(&(&y.pod, &y.to)));
     }
     serde_json::to_value(&a).unwrap()
+}
+
+/// A topology spread constraint over `key` with the given skew and rule.
+pub fn spread(
+    key: &str,
+    max_skew: i32,
+    when: WhenUnsatisfiable,
+    selector: Option<LabelSelector>,
+) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew,
+        topology_key: key.into(),
+        when_unsatisfiable: when,
+        label_selector: selector,
+        min_domains: None,
+        match_label_keys: vec![],
+        node_affinity_policy: Default::default(),
+    }
+}
+
+/// A pod (anti-)affinity term over `key`, in the pod's own namespace.
+pub fn pod_term(key: &str, selector: Option<LabelSelector>) -> PodAffinityTerm {
+    PodAffinityTerm {
+        label_selector: selector,
+        namespaces: vec![],
+        namespace_selector: None,
+        topology_key: key.into(),
+    }
 }

@@ -441,7 +441,7 @@ impl<'w, 'a> Sim<'w, 'a> {
     }
 
     /// Summed requests of the candidates' movable pods named in `keys`.
-    fn requests_of(&self, cands: &[usize], keys: &[&PodRef]) -> Rv {
+    fn requests_of(&self, cands: &[usize], keys: &[PodRef]) -> Rv {
         let mut sum = [0i64; D];
         for &c in cands {
             for p in &self.pods[c] {
@@ -491,8 +491,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         let (outcome, left) = self.evaluate_full(cands)?;
         match replace_below {
             Some(below) if !matches!(outcome, Outcome::Fits { .. }) => {
-                let keys: Vec<&PodRef> = left.iter().collect();
-                if self.cheaper_node_could_hold(&self.requests_of(cands, &keys), below) {
+                if self.cheaper_node_could_hold(&self.requests_of(cands, &left), below) {
                     Ok(outcome)
                 } else {
                     Ok(Outcome::NoCheaperNode)

@@ -65,6 +65,14 @@ pub fn model_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, Strin
     out
 }
 
+/// One label as [`model_labels`] would give it, without copying the map.
+pub fn model_label<'l>(labels: &'l BTreeMap<String, String>, key: &str) -> Option<&'l String> {
+    labels.get(key).or_else(|| {
+        let api = to_api_key(key);
+        if api != key { labels.get(api) } else { None }
+    })
+}
+
 /// Labels as the API writes them (model spellings renamed, hostname dropped).
 pub fn api_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     labels
@@ -367,7 +375,10 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     }
     // A pool that says nothing about capacity type launches on-demand nodes, as Karpenter's
     // NodeClaim templates do: spot must be asked for.
-    if !requirements.iter().any(|r| r.key == sched::labels::CAPACITY_TYPE) {
+    if !requirements
+        .iter()
+        .any(|r| r.key == sched::labels::CAPACITY_TYPE)
+    {
         requirements.push(Requirement {
             key: sched::labels::CAPACITY_TYPE.to_string(),
             operator: Operator::In,
@@ -939,4 +950,37 @@ pub fn claim_name(pool: &str, seed: i128, index: usize, pods: &[PodRef]) -> Stri
         text.push_str(&p.name);
     }
     format!("{pool}-{:010x}", fnv1a(text.as_bytes()) & 0xff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_label_reads_what_model_labels_gives() {
+        let cases: [&[(&str, &str)]; 4] = [
+            &[(api::labels::NODEPOOL, "a")],
+            &[(sched::labels::NODEPOOL, "b")],
+            &[(api::labels::NODEPOOL, "a"), (sched::labels::NODEPOOL, "b")],
+            &[("zone", "z"), (api::labels::CAPACITY_TYPE, "spot")],
+        ];
+        let keys = [
+            api::labels::NODEPOOL,
+            sched::labels::NODEPOOL,
+            api::labels::CAPACITY_TYPE,
+            sched::labels::CAPACITY_TYPE,
+            "zone",
+            "other",
+        ];
+        for case in cases {
+            let labels: BTreeMap<String, String> = case
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let all = model_labels(&labels);
+            for k in keys {
+                assert_eq!(model_label(&labels, k), all.get(k), "{case:?} {k}");
+            }
+        }
+    }
 }

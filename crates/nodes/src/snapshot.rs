@@ -103,6 +103,12 @@ pub struct ClusterNode {
     pub last_pod_event: Option<Timestamp>,
     #[serde(default)]
     pub pods: Vec<BoundPod>,
+    /// For a caller that keeps one snapshot across decisions: a number that changes whenever
+    /// the node's pods change (a pod bound, gone or altered). Disruption passes given a memo
+    /// reuse what they read from the pods of a node whose revision stayed the same. Absent: the
+    /// pods are read on every pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_revision: Option<u64>,
 }
 
 /// A pod bound to a node, with what disruption needs to know about it.

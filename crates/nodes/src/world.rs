@@ -226,10 +226,6 @@ impl<'a> World<'a> {
         })
     }
 
-    pub fn pool_of(&self, node: usize) -> Option<&PoolInfo<'a>> {
-        self.nodes[node].pool.map(|p| &self.pools[p])
-    }
-
     pub fn node(&self, i: usize) -> &'a ClusterNode {
         &self.snap.nodes[i]
     }

@@ -368,6 +368,7 @@ fn cluster_node(sim: &Sim, n: NodeId) -> ballast_nodes::snapshot::ClusterNode {
         deleting: node.cordoned,
         last_pod_event: Some(timestamp(sim, node.last_pod_event)),
         pods: node.pods.iter().map(|&p| bound_pod(sim, p)).collect(),
+        pods_revision: None,
     }
 }
 
@@ -429,6 +430,11 @@ pub(crate) struct Observed {
     nodes: Vec<NodeId>,
     /// The node of each `snap.node_claims` entry (ascending).
     claims: Vec<NodeId>,
+    /// The last `pods_revision` given to a node: a node gets a new one whenever its pods change,
+    /// so the disruption memo can keep what it read from the others.
+    revisions: u64,
+    /// What disruption passes read from nodes' pods, kept between passes.
+    pub memo: ballast_nodes::disrupt::DisruptionMemo,
 }
 
 impl Observed {
@@ -437,11 +443,23 @@ impl Observed {
         let snap = cluster_snapshot(sim, &[]);
         let live = |n: &&SimNode| n.is_live();
         let ids = |f: &dyn Fn(&SimNode) -> bool| -> Vec<NodeId> { sim.nodes.iter().enumerate().filter(|(_, n)| live(n) && f(n)).map(|(i, _)| i).collect() };
-        Observed {
+        let mut o = Observed {
             nodes: ids(&|n| n.ready_at.is_some()),
             claims: ids(&|n| n.claim.is_some()),
             snap: ballast_nodes::snapshot::ClusterSnapshot { pdbs: vec![], ..snap },
+            revisions: 0,
+            memo: Default::default(),
+        };
+        for i in 0..o.snap.nodes.len() {
+            o.renew(i);
         }
+        o
+    }
+
+    /// Gives `snap.nodes[i]` a new pods revision.
+    fn renew(&mut self, i: usize) {
+        self.revisions += 1;
+        self.snap.nodes[i].pods_revision = Some(self.revisions);
     }
 
     /// Pod `p` was bound to node `n` (and is its last pod).
@@ -452,6 +470,7 @@ impl Observed {
         let node = &mut sim.observed.snap.nodes[i];
         node.pods.push(bp);
         node.last_pod_event = Some(at);
+        sim.observed.renew(i);
     }
 
     /// The pod at position `k` of node `n`'s pods left it.
@@ -461,6 +480,7 @@ impl Observed {
         let node = &mut sim.observed.snap.nodes[i];
         node.pods.remove(k);
         node.last_pod_event = Some(at);
+        sim.observed.renew(i);
     }
 
     /// Node `n` was launched from a NodeClaim.
@@ -479,6 +499,7 @@ impl Observed {
             let node = cluster_node(sim, n);
             sim.observed.nodes.insert(i, n);
             sim.observed.snap.nodes.insert(i, node);
+            sim.observed.renew(i);
         }
     }
 
@@ -512,6 +533,12 @@ impl Observed {
             let built = serde_json::to_value(cluster_snapshot(sim, &[])).unwrap_or_default();
             if let (Some(k), Some(b)) = (kept.as_object_mut(), built.as_object()) {
                 k.insert("pdbs".into(), b.get("pdbs").cloned().unwrap_or_default());
+                // Revisions are the kept snapshot's own.
+                if let Some(nodes) = k.get_mut("nodes").and_then(|n| n.as_array_mut()) {
+                    for n in nodes.iter_mut().filter_map(|n| n.as_object_mut()) {
+                        n.remove("podsRevision");
+                    }
+                }
             }
             if kept != built {
                 sim.rec.errors.push(format!("t={}s: the kept cluster snapshot differs from a rebuilt one", secs(sim.now)));
@@ -589,7 +616,8 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
     sim.observed.snap.pdbs = pdbs(sim);
     let now = timestamp(sim, sim.now);
     let opts = ballast_nodes::disrupt::DisruptionOptions::default();
-    let decision = match ballast_nodes::disrupt::disrupt(&sim.observed.snap, now, &opts) {
+    let observed = &mut sim.observed;
+    let decision = match ballast_nodes::disrupt::disrupt_with_memo(&observed.snap, now, &opts, &mut observed.memo) {
         Ok(d) => d,
         Err(e) => {
             sim.rec.errors.push(format!("t={}s: disruption: {e}", secs(sim.now)));

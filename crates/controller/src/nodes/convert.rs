@@ -596,6 +596,7 @@ pub fn cluster_node(
             || claim.is_some_and(|c| c.metadata.deletion_timestamp.is_some()),
         last_pod_event,
         pods,
+        pods_revision: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! gets an account of what each method thought of it, so `ballast explain disruption` can say why
 //! a node stays.
 
+pub mod memo;
 pub mod sim;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::adapt::{self, LaunchPlan};
 use crate::budget;
 use crate::error::Error;
-use crate::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, POD_DELETION_COST, SAFE_TO_EVICT};
+use crate::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, POD_DELETION_COST};
 use crate::world::{REASONS, World};
+pub use memo::DisruptionMemo;
 pub use sim::{Dest, Moves, Outcome, SimulationMode};
 
 /// How a PodDisruptionBudget stops a disruption.
@@ -519,9 +521,21 @@ pub fn disrupt(
     now: Timestamp,
     opts: &DisruptionOptions,
 ) -> Result<DisruptionDecision, Error> {
+    disrupt_with_memo(snap, now, opts, &mut DisruptionMemo::default())
+}
+
+/// [`disrupt`], reusing what earlier passes with the same memo read from nodes whose
+/// [`ClusterNode::pods_revision`] has not changed. The decision is the same as without it.
+pub fn disrupt_with_memo(
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    opts: &DisruptionOptions,
+    memo: &mut DisruptionMemo,
+) -> Result<DisruptionDecision, Error> {
     let world = World::new(snap)?;
+    let prepared = memo.prepare(&world, opts);
     let mut skipped = world.skipped.clone();
-    let sim = sim::Sim::new(&world, opts.simulation, &mut skipped);
+    let sim = sim::Sim::new(&world, &prepared, opts.simulation, &mut skipped);
     let mut ctx = Ctx {
         world: &world,
         now,
@@ -531,7 +545,7 @@ pub fn disrupt(
         budget: BTreeMap::new(),
         sim,
     };
-    ctx.build_candidates();
+    ctx.build_candidates(&prepared.nodes);
     let budgets = ctx.build_budgets();
 
     let mut methods = vec![];
@@ -645,36 +659,20 @@ impl<'w, 'a> Ctx<'w, 'a> {
         self.world.node(i)
     }
 
-    fn build_candidates(&mut self) {
+    fn build_candidates(&mut self, facts: &[&memo::NodeFacts]) {
         let snap = self.world.snap;
         let now = self.now;
-        // PDB coverage of every movable pod.
         for (i, n) in snap.nodes.iter().enumerate() {
             let info = &self.world.nodes[i];
+            let f = facts[i];
             let lifetime = match (info.expire_after, info.created) {
                 (Some(e), Some(c)) if e > 0.0 => {
                     ((e - seconds_between(c, now)) / e).clamp(0.0, 1.0)
                 }
                 _ => 1.0,
             };
-            // One walk over the pods: the movable ones and both cost sums (each pod's eviction
-            // cost computed once; movable pods are never terminal, so they are all active).
-            let mut movable = Vec::with_capacity(n.pods.len());
-            let (mut active_cost, mut movable_cost) = (0.0, 0.0);
-            for (k, p) in n.pods.iter().enumerate() {
-                if p.terminal {
-                    continue;
-                }
-                let c = eviction_cost(p);
-                active_cost += c;
-                if p.is_reschedulable() {
-                    movable.push(k);
-                    movable_cost += c.max(0.0);
-                }
-            }
-            let active = n.pods.iter().filter(|p| !p.terminal);
-            let disruption_cost = active_cost * lifetime;
-            let reschedule_cost = 1.0 + movable_cost;
+            let disruption_cost = f.active_cost * lifetime;
+            let reschedule_cost = 1.0 + f.movable_cost;
             let pool_name = adapt::pool_label(&n.labels).or_else(|| {
                 info.claim
                     .and_then(|c| snap.node_claims[c].metadata.labels.as_ref())
@@ -692,7 +690,8 @@ impl<'w, 'a> Ctx<'w, 'a> {
             if let Some(until) = do_not_disrupt(&n.annotations, info.created, now) {
                 blockers.push(Why::NodeDoNotDisrupt { until });
             }
-            for p in active {
+            for &k in &f.do_not_disrupt {
+                let p = &n.pods[k];
                 if let Some(until) = do_not_disrupt(&p.annotations, p.started, now) {
                     blockers.push(Why::PodDoNotDisrupt {
                         pod: p.key(),
@@ -700,45 +699,28 @@ impl<'w, 'a> Ctx<'w, 'a> {
                     });
                 }
             }
-            for &k in &movable {
-                let p = &n.pods[k];
-                let covering: Vec<&crate::snapshot::PodDisruptionBudget> =
-                    snap.pdbs.iter().filter(|b| b.covers(&p.pod)).collect();
-                if covering.len() > 1 {
+            for flag in &f.flagged {
+                let p = &n.pods[flag.pod];
+                let name = |b: usize| format!("{}/{}", snap.pdbs[b].namespace, snap.pdbs[b].name);
+                if flag.pdbs.len() > 1 {
                     blockers.push(Why::MultiplePdbs {
                         pod: p.key(),
-                        pdbs: covering
-                            .iter()
-                            .map(|b| format!("{}/{}", b.namespace, b.name))
-                            .collect(),
+                        pdbs: flag.pdbs.iter().map(|&b| name(b)).collect(),
                     });
-                } else if let Some(b) = covering.first().filter(|b| b.disruptions_allowed <= 0) {
+                } else if let Some(&b) = flag
+                    .pdbs
+                    .first()
+                    .filter(|&&b| snap.pdbs[b].disruptions_allowed <= 0)
+                {
                     blockers.push(Why::PdbBlocks {
                         pod: p.key(),
-                        pdb: format!("{}/{}", b.namespace, b.name),
+                        pdb: name(b),
                     });
                 }
-                let safe = p.annotations.get(SAFE_TO_EVICT).map(|v| v.trim());
-                let cause = if safe == Some("false") {
-                    Some(format!("annotation {SAFE_TO_EVICT}=false"))
-                } else if safe == Some("true") {
-                    None
-                } else if self.opts.block_unowned_pods && p.owner_kind.is_none() {
-                    Some("no controller would recreate it".to_string())
-                } else if self.opts.block_local_storage && p.local_storage {
-                    Some("it uses node-local storage".to_string())
-                } else if self.opts.block_kube_system_without_pdb
-                    && p.pod.namespace == "kube-system"
-                    && covering.is_empty()
-                {
-                    Some("kube-system pod without a PodDisruptionBudget".to_string())
-                } else {
-                    None
-                };
-                if let Some(cause) = cause {
+                if let Some(cause) = &flag.cannot_move {
                     blockers.push(Why::PodCannotMove {
                         pod: p.key(),
-                        cause,
+                        cause: cause.clone(),
                     });
                 }
             }
@@ -794,7 +776,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
             self.cands.push(Cand {
                 pool: info.pool,
                 price: info.price,
-                movable,
+                movable: f.movable.clone(),
                 disruption_cost,
                 reschedule_cost,
                 blockers,
@@ -846,9 +828,9 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 return Some("node class reference changed".into());
             }
         }
-        let labels = adapt::model_labels(&n.labels);
+        // requirement_holds reads either spelling of a key, so the node's own labels do.
         for r in &pool.model.model.requirements {
-            if !adapt::requirement_holds(r, &labels) {
+            if !adapt::requirement_holds(r, &n.labels) {
                 return Some(format!(
                     "no longer matches requirement {} {:?} {:?}",
                     r.key, r.operator, r.values
@@ -856,7 +838,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
             }
         }
         for (k, v) in &pool.model.model.labels {
-            if labels.get(k).is_some_and(|x| x != v) {
+            if adapt::model_label(&n.labels, k).is_some_and(|x| x != v) {
                 return Some(format!("template label {k}={v} differs"));
             }
         }
@@ -1771,7 +1753,9 @@ pub fn action_as_plan(
 ) -> Result<(sched::Snapshot, sched::Solution), Error> {
     let world = World::new(snap)?;
     let mut skipped = vec![];
-    let sim = sim::Sim::new(&world, SimulationMode::FullSolve, &mut skipped);
+    let mut memo = DisruptionMemo::default();
+    let prepared = memo.prepare(&world, &DisruptionOptions::default());
+    let sim = sim::Sim::new(&world, &prepared, SimulationMode::FullSolve, &mut skipped);
     let idx: Vec<usize> = action
         .nodes
         .iter()

@@ -17,7 +17,6 @@
 //! simulation only takes its nodes out and places their pods, with the same plan as a full solve.
 //! Tests compare both forms on random clusters.
 
-use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,14 +25,14 @@ use ballast_scheduling::{
     TaintEffect, check::node_fits_pod,
 };
 
+use super::memo::{FastPod, Prepared, pod_of};
 use crate::adapt;
 use crate::error::Error;
-use crate::snapshot::selector_matches;
 use crate::world::World;
 
-const D: usize = 12;
+pub(crate) const D: usize = 12;
 const BLOCK: usize = 16;
-type Rv = [i64; D];
+pub(crate) type Rv = [i64; D];
 
 /// How the simulation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -86,53 +85,29 @@ struct LeftoverPlan {
     solution: sched::Solution,
 }
 
-/// The solver's placement order: priority, CPU and memory descending, then namespace and name.
-fn placement_order(a: &FastPod<'_>, b: &FastPod<'_>) -> std::cmp::Ordering {
+/// The solver's placement order: priority, CPU and memory descending, then namespace and name
+/// (`ap` and `bp` are the pods `a` and `b` stand for).
+pub(crate) fn placement_order(a: &FastPod, ap: &Pod, b: &FastPod, bp: &Pod) -> std::cmp::Ordering {
     // The prefixes order names as the strings do, so the strings are only read on a tie.
     a.key
         .cmp(&b.key)
         .then_with(|| a.ns_prefix.cmp(&b.ns_prefix))
-        .then_with(|| a.pod.namespace.cmp(&b.pod.namespace))
+        .then_with(|| ap.namespace.cmp(&bp.namespace))
         .then_with(|| a.name_prefix.cmp(&b.name_prefix))
-        .then_with(|| a.pod.name.cmp(&b.pod.name))
+        .then_with(|| ap.name.cmp(&bp.name))
 }
 
 /// The first bytes of `s` as a big-endian number, zero-padded: for strings without NUL bytes
 /// (Kubernetes names), a smaller prefix means a smaller string, and equal prefixes say nothing.
-fn prefix(s: &str) -> u128 {
-    let mut out = [0u8; 16];
+pub(crate) fn prefix(s: &str) -> u128 {
     let b = s.as_bytes();
-    let n = b.len().min(16);
-    out[..n].copy_from_slice(&b[..n]);
-    u128::from_be_bytes(out)
-}
-
-/// A pod borrowed from the snapshot, or a translated copy: two words, so that sorting a node's
-/// pods moves little (a `Cow<Pod>` is as large as a whole `Pod`).
-enum HeldPod<'a> {
-    Borrowed(&'a Pod),
-    Owned(Box<Pod>),
-}
-
-impl std::ops::Deref for HeldPod<'_> {
-    type Target = Pod;
-    fn deref(&self) -> &Pod {
-        match self {
-            HeldPod::Borrowed(p) => p,
-            HeldPod::Owned(p) => p,
-        }
+    if let Some(head) = b.first_chunk::<16>() {
+        return u128::from_be_bytes(*head);
     }
-}
-
-struct FastPod<'a> {
-    /// The pod as the model sees it (borrowed from the snapshot unless keys were translated).
-    pod: HeldPod<'a>,
-    req: Rv,
-    simple: bool,
-    unconstrained: bool,
-    key: (i32, i64, i64),
-    ns_prefix: u128,
-    name_prefix: u128,
+    // Byte by byte: copying a variable length into a buffer is a call to memcpy.
+    (0..16).fold(0u128, |v, i| {
+        v << 8 | u128::from(b.get(i).copied().unwrap_or(0))
+    })
 }
 
 pub struct Sim<'w, 'a> {
@@ -148,8 +123,8 @@ pub struct Sim<'w, 'a> {
     /// Node labels in the model's keys, made when a constrained pod first asks.
     labels: Vec<OnceCell<BTreeMap<String, String>>>,
     hard_taints: Vec<Vec<Taint>>,
-    /// Per node, its movable pods prepared for the fast path.
-    pods: Vec<Vec<FastPod<'a>>>,
+    /// Per node, its movable pods prepared for the fast path, in placement order.
+    pods: Vec<&'a [FastPod]>,
     /// Stand-ins for what counts against NodePool limits: one capacity-only node per node with a
     /// known NodePool, then one per in-flight claim.
     usage_nodes: Vec<sched::Node>,
@@ -190,7 +165,7 @@ fn rv(dims: &[String], r: &Resources) -> Rv {
 
 /// A pod's effective requests (as `Pod::effective_requests`) in the simulation's dimensions,
 /// without building the map.
-fn effective_rv(dims: &[String], p: &Pod) -> Rv {
+pub(crate) fn effective_rv(dims: &[String], p: &Pod) -> Rv {
     let mut v = rv(dims, &p.requests);
     for init in &p.init_containers {
         let r = rv(dims, init);
@@ -218,62 +193,14 @@ pub fn is_target(n: &crate::snapshot::ClusterNode) -> bool {
 }
 
 impl<'w, 'a> Sim<'w, 'a> {
-    pub fn new(
+    pub(crate) fn new(
         world: &'w World<'a>,
+        prepared: &Prepared<'a>,
         mode: SimulationMode,
         skipped: &mut Vec<Error>,
     ) -> Sim<'w, 'a> {
         let snap = world.snap;
-        // Extended resources any pod asks for (its effective requests take the largest of its
-        // containers' and init containers' and add the overhead, so any of them may count).
-        let mut ext = std::collections::BTreeSet::new();
-        for p in snap.nodes.iter().flat_map(|n| n.pods.iter()) {
-            let pod = &p.pod;
-            for r in std::iter::once(&pod.requests)
-                .chain(&pod.init_containers)
-                .chain(std::iter::once(&pod.overhead))
-            {
-                for (k, v) in &r.extended {
-                    if *v > 0 && !ext.contains(k) {
-                        ext.insert(k.clone());
-                    }
-                }
-            }
-        }
-        let fast_ok = ext.len() <= D - 4;
-        let mut dims: Vec<String> = ["cpu", "memory", "pods", "ephemeral-storage"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        dims.extend(ext.into_iter().take(D - 4));
-
-        // Soft taints and anti-affinity aimed at pods make them non-plain.
-        let mut pns: Vec<Taint> = snap
-            .nodes
-            .iter()
-            .flat_map(|n| n.taints.iter())
-            .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
-            .cloned()
-            .collect();
-        pns.extend(
-            world
-                .pools
-                .iter()
-                .flat_map(|p| p.model.model.taints.iter())
-                .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
-                .cloned(),
-        );
-        pns.sort();
-        pns.dedup();
-        let anti: Vec<sched::LabelSelector> = snap
-            .nodes
-            .iter()
-            .flat_map(|n| n.pods.iter())
-            .filter(|p| !p.terminal)
-            .flat_map(|p| p.pod.affinity.pod_anti_affinity.required.iter())
-            .filter_map(|t| t.label_selector.clone())
-            .collect();
-
+        let dims = prepared.context.dims.clone();
         let mut order: Vec<usize> = (0..snap.nodes.len())
             .filter(|&i| is_target(&snap.nodes[i]))
             .collect();
@@ -284,8 +211,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         }
         let mut hard_taints = Vec::with_capacity(snap.nodes.len());
         let mut spare_by_node = Vec::with_capacity(snap.nodes.len());
-        let mut pods = Vec::with_capacity(snap.nodes.len());
-        for n in &snap.nodes {
+        for (n, facts) in snap.nodes.iter().zip(&prepared.nodes) {
             hard_taints.push(
                 n.taints
                     .iter()
@@ -294,62 +220,12 @@ impl<'w, 'a> Sim<'w, 'a> {
                     .collect(),
             );
             let mut s = rv(&dims, &n.allocatable);
-            let mut mine = Vec::with_capacity(n.pods.len());
-            for p in &n.pods {
-                if p.terminal {
-                    continue;
-                }
-                let req = effective_rv(&dims, &p.pod);
-                for d in 0..D {
-                    s[d] -= req[d];
-                }
-                if !p.is_reschedulable() {
-                    continue;
-                }
-                // Key translation never touches requests: the snapshot pod's are the model's.
-                let mut mp = adapt::model_pod_cow(&p.pod);
-                if mp.node_name.is_some() {
-                    mp.to_mut().node_name = None;
-                }
-                let na = &mp.affinity.node_affinity;
-                let simple = mp.topology_spread_constraints.is_empty()
-                    && mp.affinity.pod_affinity.required.is_empty()
-                    && mp.affinity.pod_affinity.preferred.is_empty()
-                    && mp.affinity.pod_anti_affinity.required.is_empty()
-                    && mp.affinity.pod_anti_affinity.preferred.is_empty()
-                    && na.preferred.is_empty()
-                    && mp.host_ports.is_empty()
-                    && !na
-                        .required
-                        .iter()
-                        .flat_map(|t| t.match_expressions.iter())
-                        .any(|r| matches!(r.operator, sched::Operator::Gt | sched::Operator::Lt))
-                    && pns.iter().all(|t| sched::tolerated(&mp.tolerations, t))
-                    && !anti.iter().any(|s| selector_matches(s, &mp.labels));
-                let unconstrained = mp.node_selector.is_empty()
-                    && na.required.is_empty()
-                    && mp.volumes.iter().all(|v| v.zones.is_empty());
-                let mp = match mp {
-                    Cow::Borrowed(p) => HeldPod::Borrowed(p),
-                    Cow::Owned(p) => HeldPod::Owned(Box::new(p)),
-                };
-                mine.push(FastPod {
-                    // cpu and memory are the first two dimensions.
-                    key: (-mp.priority, -req[0], -req[1]),
-                    ns_prefix: prefix(&mp.namespace),
-                    name_prefix: prefix(&mp.name),
-                    req,
-                    pod: mp,
-                    simple,
-                    unconstrained,
-                });
+            for (s, u) in s.iter_mut().zip(facts.used) {
+                *s = s.saturating_sub(u);
             }
             spare_by_node.push(s);
-            // In placement order, so a single candidate's pods need no sorting. Pods are unique
-            // by namespace and name, so an unstable sort gives the one order.
-            mine.sort_unstable_by(placement_order);
-            pods.push(mine);
         }
+        let pods: Vec<&'a [FastPod]> = prepared.nodes.iter().map(|f| &f.fast[..]).collect();
         let spare: Vec<Rv> = order.iter().map(|&i| spare_by_node[i]).collect();
         let mut usage_nodes = vec![];
         let mut usage_of = vec![None; snap.nodes.len()];
@@ -419,7 +295,7 @@ impl<'w, 'a> Sim<'w, 'a> {
             limited: world.pools.iter().any(|p| p.model.model.limits.is_some()),
             in_flight_nodes,
             prepared: None,
-            fast_ok,
+            fast_ok: prepared.context.fast_ok,
             type_floor: vec![],
             full_solves: 0,
             fast_evaluations: 0,
@@ -444,10 +320,11 @@ impl<'w, 'a> Sim<'w, 'a> {
     fn requests_of(&self, cands: &[usize], keys: &[PodRef]) -> Rv {
         let mut sum = [0i64; D];
         for &c in cands {
-            for p in &self.pods[c] {
+            for p in self.pods[c] {
+                let pod = self.pod(c, p);
                 if keys
                     .iter()
-                    .any(|k| k.name == p.pod.name && k.namespace == p.pod.namespace)
+                    .any(|k| k.name == pod.name && k.namespace == pod.namespace)
                 {
                     for (s, r) in sum.iter_mut().zip(p.req) {
                         *s = s.saturating_add(r);
@@ -511,15 +388,25 @@ impl<'w, 'a> Sim<'w, 'a> {
         })
     }
 
-    fn compatible(&self, p: &FastPod<'_>, node: usize) -> bool {
+    /// The pod a prepared pod of node `n` stands for.
+    fn pod(&self, n: usize, p: &'a FastPod) -> &'a Pod {
+        pod_of(&self.world.snap.nodes[n], p)
+    }
+
+    /// The pod of `self.pods[n][k]`.
+    fn pod_at(&self, n: usize, k: usize) -> &'a Pod {
+        self.pod(n, &self.pods[n][k])
+    }
+
+    /// Whether pod `k` of node `n` may go to node `node` (but for room).
+    fn compatible(&self, n: usize, k: usize, node: usize) -> bool {
         let taints = &self.hard_taints[node];
-        if p.unconstrained && taints.is_empty() {
+        if self.pods[n][k].unconstrained && taints.is_empty() {
             return true;
         }
-        taints
-            .iter()
-            .all(|t| sched::tolerated(&p.pod.tolerations, t))
-            && node_fits_pod(&p.pod, self.node_labels(node))
+        let pod = self.pod_at(n, k);
+        taints.iter().all(|t| sched::tolerated(&pod.tolerations, t))
+            && node_fits_pod(pod, self.node_labels(node))
     }
 
     fn evaluate_fast(
@@ -534,7 +421,12 @@ impl<'w, 'a> Sim<'w, 'a> {
         if cands.len() > 1 {
             // Each node's pods are in placement order already.
             evicted.sort_by(|&(an, ak), &(bn, bk)| {
-                placement_order(&self.pods[an][ak], &self.pods[bn][bk])
+                placement_order(
+                    &self.pods[an][ak],
+                    self.pod_at(an, ak),
+                    &self.pods[bn][bk],
+                    self.pod_at(bn, bk),
+                )
             });
         }
         // Take the candidates out: no room on them.
@@ -563,9 +455,7 @@ impl<'w, 'a> Sim<'w, 'a> {
                     continue;
                 }
                 for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
-                    if fits(&req, &self.spare[p])
-                        && self.compatible(&self.pods[n][k], self.order[p])
-                    {
+                    if fits(&req, &self.spare[p]) && self.compatible(n, k, self.order[p]) {
                         placed = Some(p);
                         break 'blocks;
                     }
@@ -658,7 +548,7 @@ impl<'w, 'a> Sim<'w, 'a> {
             for plan in plans {
                 let same = plan.usage == usage_left
                     && plan.pods.iter().zip(left).all(|(&(an, ak), &(bn, bk))| {
-                        same_shape(&self.pods[an][ak].pod, &self.pods[bn][bk].pod)
+                        same_shape(self.pod_at(an, ak), self.pod_at(bn, bk))
                     });
                 if same {
                     let names: Vec<(PodRef, PodRef)> = plan
@@ -666,7 +556,7 @@ impl<'w, 'a> Sim<'w, 'a> {
                         .iter()
                         .zip(left)
                         .map(|(&(an, ak), &(bn, bk))| {
-                            (self.pods[an][ak].pod.key(), self.pods[bn][bk].pod.key())
+                            (self.pod_at(an, ak).key(), self.pod_at(bn, bk).key())
                         })
                         .collect();
                     return Ok(renamed(&plan.solution, &names));
@@ -688,7 +578,7 @@ impl<'w, 'a> Sim<'w, 'a> {
                 &self.dims[4..],
             ),
         };
-        let pods: Vec<&Pod> = left.iter().map(|&(n, k)| &*self.pods[n][k].pod).collect();
+        let pods: Vec<&Pod> = left.iter().map(|&(n, k)| self.pod_at(n, k)).collect();
         let sol = usage.solve_without(removed, &pods);
         drop(pods);
         self.usage = Some(usage);
@@ -719,8 +609,8 @@ impl<'w, 'a> Sim<'w, 'a> {
         };
         for (i, n) in snap.nodes.iter().enumerate() {
             if cands.contains(&i) {
-                for p in &self.pods[i] {
-                    model.pods.push((*p.pod).clone());
+                for p in self.pods[i] {
+                    model.pods.push(self.pod(i, p).clone());
                 }
                 continue;
             }
@@ -748,9 +638,10 @@ impl<'w, 'a> Sim<'w, 'a> {
                 Some(p) => p,
                 None => PreparedCluster::new(self.full_snapshot(&[]), &solve_options()),
             };
+            let this = &*self;
             let pending: Vec<&Pod> = cands
                 .iter()
-                .flat_map(|&c| self.pods[c].iter().map(|p| &*p.pod))
+                .flat_map(|&c| this.pods[c].iter().map(move |p| this.pod(c, p)))
                 .collect();
             let sol = prepared.solve_without(cands, &pending);
             self.prepared = Some(prepared);
@@ -773,7 +664,7 @@ impl<'w, 'a> Sim<'w, 'a> {
             .into_iter()
             .map(|(n, k, to)| {
                 (
-                    self.pods[n][k].pod.key(),
+                    self.pod_at(n, k).key(),
                     Dest::Node(self.world.snap.nodes[to].name.clone()),
                 )
             })

@@ -1,0 +1,417 @@
+//! What a disruption pass reads from each node's pods, kept from one pass to the next.
+//!
+//! A pass needs, for every node, its pods' summed requests, its movable pods prepared for the
+//! fast simulation (in placement order), their eviction costs, and which of them carry
+//! do-not-disrupt annotations, PDB coverage or reasons they cannot move. Reading that from ten
+//! thousand pods is most of a pass, and between two passes of a running cluster few nodes'
+//! pods change. A caller that keeps its snapshot across decisions says so with
+//! [`ClusterNode::pods_revision`]: while a node's name and revision stay the same, its pods are
+//! the same, and what was read from them is reused.
+//!
+//! Some of what is read depends on the rest of the snapshot: the extended resources pods ask
+//! for (the simulation's dimensions), the PreferNoSchedule taints and required anti-affinity
+//! selectors (which make a pod non-plain), the PDBs' selectors and the options. These make up
+//! the memo's context; when it changes, every node is read again. A node without a revision is
+//! read again on every pass, so a memo never changes a decision, only its cost. Debug builds
+//! read every kept node again and compare.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+
+use ballast_api::nodes as api;
+use ballast_scheduling::{self as sched, LabelSelector, Pod, Taint, TaintEffect};
+
+use super::sim::{D, Rv, effective_rv, placement_order, prefix};
+use super::{DisruptionOptions, eviction_cost};
+use crate::adapt;
+use crate::snapshot::{ClusterNode, SAFE_TO_EVICT, selector_matches};
+use crate::world::World;
+
+/// Kept across disruption passes by a caller that sets [`ClusterNode::pods_revision`]; see
+/// [`super::disrupt_with_memo`]. An empty memo is always correct.
+#[derive(Debug, Clone, Default)]
+pub struct DisruptionMemo {
+    pass: u64,
+    context: Option<Context>,
+    nodes: HashMap<String, NodeMemo>,
+    /// Nodes read again in the last pass (for benchmarks and tests).
+    pub last_read: usize,
+}
+
+/// What the nodes' facts were read under.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Context {
+    /// cpu, memory, pods, ephemeral storage, then extended resources some pod asks for.
+    pub dims: Vec<String>,
+    /// Whether every extended resource has a dimension (else the fast form is off).
+    pub fast_ok: bool,
+    pub prefer_no_schedule: Vec<Taint>,
+    /// Required anti-affinity selectors of active pods, without repeats.
+    pub anti: Vec<LabelSelector>,
+    /// (namespace, selector) of each PDB, in snapshot order.
+    pdbs: Vec<(String, LabelSelector)>,
+    /// The options that decide whether a pod can move.
+    blocking: [bool; 3],
+}
+
+impl Context {
+    fn same(&self, other: &Context) -> bool {
+        self.dims == other.dims
+            && self.fast_ok == other.fast_ok
+            && self.prefer_no_schedule == other.prefer_no_schedule
+            && self.pdbs == other.pdbs
+            && self.blocking == other.blocking
+            && self.anti.len() == other.anti.len()
+            && self.anti.iter().all(|s| other.anti.contains(s))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct NodeMemo {
+    revision: Option<u64>,
+    seen: u64,
+    /// Extended resources its pods (terminal ones too) name.
+    ext: BTreeSet<String>,
+    /// Required anti-affinity selectors of its active pods.
+    anti: Vec<LabelSelector>,
+    /// Read under the memo's context; None until then.
+    facts: Option<NodeFacts>,
+}
+
+/// Where a pod of the simulation is: in its node's list in the snapshot, or translated.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PodAt {
+    Snapshot(usize),
+    /// A copy whose label keys were translated to the scheduling model's spelling.
+    Owned(Box<Pod>),
+}
+
+/// A movable pod prepared for the fast simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FastPod {
+    pub at: PodAt,
+    pub req: Rv,
+    pub simple: bool,
+    pub unconstrained: bool,
+    pub key: (i32, i64, i64),
+    pub ns_prefix: u128,
+    pub name_prefix: u128,
+}
+
+/// A movable pod with something to say about moving it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Flagged {
+    /// Index into the node's pods.
+    pub pod: usize,
+    /// Indices of the PDBs that cover it.
+    pub pdbs: Vec<usize>,
+    /// Why it cannot move, if it cannot.
+    pub cannot_move: Option<String>,
+}
+
+/// What a pass reads from one node's pods.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NodeFacts {
+    /// Summed effective requests of the active pods.
+    pub used: Rv,
+    /// Movable pods, in placement order.
+    pub fast: Vec<FastPod>,
+    /// Indices of the movable pods, in the node's order.
+    pub movable: Vec<usize>,
+    /// Σ eviction cost over active pods, and Σ max(0, cost) over movable ones.
+    pub active_cost: f64,
+    pub movable_cost: f64,
+    /// Active pods with a do-not-disrupt annotation (whether it is still in force depends on
+    /// the time).
+    pub do_not_disrupt: Vec<usize>,
+    /// Movable pods a PDB covers or that cannot move, in the node's order.
+    pub flagged: Vec<Flagged>,
+}
+
+/// The context and each node's facts, in snapshot order, for one pass.
+pub(crate) struct Prepared<'m> {
+    pub context: &'m Context,
+    pub nodes: Vec<&'m NodeFacts>,
+}
+
+fn extended_names(n: &ClusterNode) -> BTreeSet<String> {
+    let mut ext = BTreeSet::new();
+    for p in &n.pods {
+        let pod = &p.pod;
+        for r in std::iter::once(&pod.requests)
+            .chain(&pod.init_containers)
+            .chain(std::iter::once(&pod.overhead))
+        {
+            for (k, v) in &r.extended {
+                if *v > 0 && !ext.contains(k) {
+                    ext.insert(k.clone());
+                }
+            }
+        }
+    }
+    ext
+}
+
+fn anti_selectors(n: &ClusterNode) -> Vec<LabelSelector> {
+    let mut out = vec![];
+    for s in n
+        .pods
+        .iter()
+        .filter(|p| !p.terminal)
+        .flat_map(|p| p.pod.affinity.pod_anti_affinity.required.iter())
+        .filter_map(|t| t.label_selector.as_ref())
+    {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+impl DisruptionMemo {
+    /// Brings every node of the snapshot up to date and forgets nodes that left it.
+    pub(crate) fn prepare<'m>(
+        &'m mut self,
+        world: &World<'_>,
+        opts: &DisruptionOptions,
+    ) -> Prepared<'m> {
+        let snap = world.snap;
+        self.pass += 1;
+        let pass = self.pass;
+        let mut read = 0;
+        for n in &snap.nodes {
+            let kept = self
+                .nodes
+                .get_mut(&n.name)
+                .filter(|m| n.pods_revision.is_some() && m.revision == n.pods_revision);
+            match kept {
+                Some(m) => m.seen = pass,
+                None => {
+                    read += 1;
+                    self.nodes.insert(
+                        n.name.clone(),
+                        NodeMemo {
+                            revision: n.pods_revision,
+                            seen: pass,
+                            ext: extended_names(n),
+                            anti: anti_selectors(n),
+                            facts: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.nodes.retain(|_, m| m.seen == pass);
+        self.last_read = read;
+
+        // The context, from the nodes' parts and what is not about pods.
+        let mut ext = BTreeSet::new();
+        let mut anti: Vec<LabelSelector> = vec![];
+        for n in &snap.nodes {
+            let m = &self.nodes[&n.name];
+            ext.extend(m.ext.iter().cloned());
+            for s in &m.anti {
+                if !anti.contains(s) {
+                    anti.push(s.clone());
+                }
+            }
+        }
+        let fast_ok = ext.len() <= D - 4;
+        let mut dims: Vec<String> = ["cpu", "memory", "pods", "ephemeral-storage"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        dims.extend(ext.into_iter().take(D - 4));
+        let mut prefer_no_schedule: Vec<Taint> = snap
+            .nodes
+            .iter()
+            .flat_map(|n| n.taints.iter())
+            .chain(world.pools.iter().flat_map(|p| p.model.model.taints.iter()))
+            .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
+            .cloned()
+            .collect();
+        prefer_no_schedule.sort();
+        prefer_no_schedule.dedup();
+        let context = Context {
+            dims,
+            fast_ok,
+            prefer_no_schedule,
+            anti,
+            pdbs: snap
+                .pdbs
+                .iter()
+                .map(|b| (b.namespace.clone(), b.selector.clone()))
+                .collect(),
+            blocking: [
+                opts.block_unowned_pods,
+                opts.block_local_storage,
+                opts.block_kube_system_without_pdb,
+            ],
+        };
+        if !self.context.as_ref().is_some_and(|c| c.same(&context)) {
+            for m in self.nodes.values_mut() {
+                m.facts = None;
+            }
+            self.context = Some(context);
+        }
+        let context = self.context.as_ref().expect("set above");
+        for n in &snap.nodes {
+            let m = self.nodes.get_mut(&n.name).expect("inserted above");
+            match &m.facts {
+                None => m.facts = Some(read_facts(n, world, opts, context)),
+                Some(kept) => {
+                    if cfg!(debug_assertions) {
+                        let fresh = read_facts(n, world, opts, context);
+                        assert!(
+                            *kept == fresh,
+                            "node {}: its pods changed but its podsRevision did not",
+                            n.name
+                        );
+                    }
+                }
+            }
+        }
+        Prepared {
+            context,
+            nodes: snap
+                .nodes
+                .iter()
+                .map(|n| self.nodes[&n.name].facts.as_ref().expect("read above"))
+                .collect(),
+        }
+    }
+}
+
+/// The pod `f` of node `n` stands for.
+pub(crate) fn pod_of<'p>(n: &'p ClusterNode, f: &'p FastPod) -> &'p Pod {
+    match &f.at {
+        PodAt::Snapshot(k) => &n.pods[*k].pod,
+        PodAt::Owned(p) => p,
+    }
+}
+
+/// Reads one node's pods under `context`.
+fn read_facts(
+    n: &ClusterNode,
+    world: &World<'_>,
+    opts: &DisruptionOptions,
+    context: &Context,
+) -> NodeFacts {
+    let dims = &context.dims;
+    let mut used = [0i64; D];
+    let mut fast = Vec::with_capacity(n.pods.len());
+    let mut movable = Vec::with_capacity(n.pods.len());
+    let mut do_not_disrupt = vec![];
+    let mut flagged = vec![];
+    let (mut active_cost, mut movable_cost) = (0.0, 0.0);
+    for (k, p) in n.pods.iter().enumerate() {
+        if p.terminal {
+            continue;
+        }
+        let req = effective_rv(dims, &p.pod);
+        for (u, r) in used.iter_mut().zip(req) {
+            *u = u.saturating_add(r);
+        }
+        let c = eviction_cost(p);
+        active_cost += c;
+        if p.annotations.contains_key(api::labels::DO_NOT_DISRUPT)
+            || p.annotations
+                .contains_key(api::labels::KARPENTER_DO_NOT_DISRUPT)
+        {
+            do_not_disrupt.push(k);
+        }
+        if !p.is_reschedulable() {
+            continue;
+        }
+        movable.push(k);
+        movable_cost += c.max(0.0);
+
+        // Eviction: PDBs and reasons it cannot move.
+        let pdbs: Vec<usize> = world
+            .snap
+            .pdbs
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.covers(&p.pod))
+            .map(|(i, _)| i)
+            .collect();
+        let safe = p.annotations.get(SAFE_TO_EVICT).map(|v| v.trim());
+        let cannot_move = if safe == Some("false") {
+            Some(format!("annotation {SAFE_TO_EVICT}=false"))
+        } else if safe == Some("true") {
+            None
+        } else if opts.block_unowned_pods && p.owner_kind.is_none() {
+            Some("no controller would recreate it".to_string())
+        } else if opts.block_local_storage && p.local_storage {
+            Some("it uses node-local storage".to_string())
+        } else if opts.block_kube_system_without_pdb
+            && p.pod.namespace == "kube-system"
+            && pdbs.is_empty()
+        {
+            Some("kube-system pod without a PodDisruptionBudget".to_string())
+        } else {
+            None
+        };
+        if !pdbs.is_empty() || cannot_move.is_some() {
+            flagged.push(Flagged {
+                pod: k,
+                pdbs,
+                cannot_move,
+            });
+        }
+
+        // The fast simulation. Key translation never touches requests: the snapshot pod's are
+        // the model's.
+        let mut mp = adapt::model_pod_cow(&p.pod);
+        if mp.node_name.is_some() {
+            mp.to_mut().node_name = None;
+        }
+        let na = &mp.affinity.node_affinity;
+        let simple = mp.topology_spread_constraints.is_empty()
+            && mp.affinity.pod_affinity.required.is_empty()
+            && mp.affinity.pod_affinity.preferred.is_empty()
+            && mp.affinity.pod_anti_affinity.required.is_empty()
+            && mp.affinity.pod_anti_affinity.preferred.is_empty()
+            && na.preferred.is_empty()
+            && mp.host_ports.is_empty()
+            && !na
+                .required
+                .iter()
+                .flat_map(|t| t.match_expressions.iter())
+                .any(|r| matches!(r.operator, sched::Operator::Gt | sched::Operator::Lt))
+            && context
+                .prefer_no_schedule
+                .iter()
+                .all(|t| sched::tolerated(&mp.tolerations, t))
+            && !context.anti.iter().any(|s| selector_matches(s, &mp.labels));
+        let unconstrained = mp.node_selector.is_empty()
+            && na.required.is_empty()
+            && mp.volumes.iter().all(|v| v.zones.is_empty());
+        let (ns_prefix, name_prefix) = (prefix(&mp.namespace), prefix(&mp.name));
+        fast.push(FastPod {
+            // cpu and memory are the first two dimensions.
+            key: (-mp.priority, -req[0], -req[1]),
+            ns_prefix,
+            name_prefix,
+            req,
+            at: match mp {
+                Cow::Borrowed(_) => PodAt::Snapshot(k),
+                Cow::Owned(p) => PodAt::Owned(Box::new(p)),
+            },
+            simple,
+            unconstrained,
+        });
+    }
+    // In placement order, so a single candidate's pods need no sorting. Pods are unique by
+    // namespace and name, so an unstable sort gives the one order.
+    fast.sort_unstable_by(|a, b| placement_order(a, pod_of(n, a), b, pod_of(n, b)));
+    NodeFacts {
+        used,
+        fast,
+        movable,
+        active_cost,
+        movable_cost,
+        do_not_disrupt,
+        flagged,
+    }
+}

@@ -2,7 +2,7 @@
 //! tied to its NodePool and NodeClaim, prices looked up.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ballast_api::common::parse_duration_seconds;
 use ballast_api::nodes::{self as api, ConsolidationPolicy, DisruptionReason, NodeClaim, NodePool};
@@ -35,6 +35,10 @@ pub struct PoolInfo<'a> {
 pub struct NodeInfo {
     /// Index into `World::pools`.
     pub pool: Option<usize>,
+    /// A NodePool label is on the node or its NodeClaim (the pool may be unknown).
+    pub managed: bool,
+    /// The NodePool label is on the node itself.
+    pub pool_on_node: bool,
     /// Index into `snapshot.node_claims`.
     pub claim: Option<usize>,
     pub created: Option<Timestamp>,
@@ -100,10 +104,22 @@ impl<'a> World<'a> {
                 Err(e) => skipped.push(e),
             }
         }
-        let mut claim_idx = BTreeMap::new();
+        // Hashed rather than ordered: names are long and alike, and comparing them is most of
+        // what an ordered map would do here.
+        let mut claim_idx: HashMap<&str, usize> = HashMap::with_capacity(snap.node_claims.len());
         for (i, c) in snap.node_claims.iter().enumerate() {
-            let name = adapt::object_name(&c.metadata, ObjectKind::NodeClaim)?;
-            if claim_idx.insert(name.clone(), i).is_some() {
+            let name = match c.metadata.name.as_deref() {
+                Some(n) if !n.is_empty() => n,
+                _ => {
+                    return Err(Error::new(
+                        ObjectKind::NodeClaim,
+                        "",
+                        "metadata.name",
+                        "missing",
+                    ));
+                }
+            };
+            if claim_idx.insert(name, i).is_some() {
                 return Err(Error::new(
                     ObjectKind::NodeClaim,
                     name,
@@ -112,11 +128,11 @@ impl<'a> World<'a> {
                 ));
             }
         }
-        let type_idx: BTreeMap<&str, &InstanceType> =
+        let type_idx: HashMap<&str, &InstanceType> =
             types.iter().map(|t| (t.name.as_str(), t)).collect();
-        let mut nodes = vec![];
+        let mut nodes = Vec::with_capacity(snap.nodes.len());
         let mut registered = vec![false; snap.node_claims.len()];
-        let mut names = std::collections::BTreeSet::new();
+        let mut names = HashSet::with_capacity(snap.nodes.len());
         for n in &snap.nodes {
             if n.name.is_empty() || !names.insert(n.name.as_str()) {
                 return Err(Error::new(
@@ -128,7 +144,7 @@ impl<'a> World<'a> {
             }
             let claim = match &n.node_claim {
                 None => None,
-                Some(c) => Some(*claim_idx.get(c).ok_or_else(|| {
+                Some(c) => Some(*claim_idx.get(c.as_str()).ok_or_else(|| {
                     Error::new(
                         ObjectKind::Node,
                         &n.name,
@@ -145,8 +161,8 @@ impl<'a> World<'a> {
             let claim_labels = claim_obj
                 .and_then(|c| c.metadata.labels.as_ref())
                 .unwrap_or(&no_labels);
-            let pool_name =
-                adapt::pool_label(&n.labels).or_else(|| adapt::pool_label(claim_labels));
+            let on_node = adapt::pool_label(&n.labels);
+            let pool_name = on_node.or_else(|| adapt::pool_label(claim_labels));
             let pool = pool_name.and_then(|p| pool_idx.get(p).copied());
             let label = |key: &str| n.labels.get(key).or_else(|| claim_labels.get(key)).cloned();
             let instance_type = label(api::labels::INSTANCE_TYPE);
@@ -174,11 +190,11 @@ impl<'a> World<'a> {
             });
             let (expire_after, tgp) = match claim_obj {
                 Some(c) => {
-                    let nm = c.metadata.name.clone().unwrap_or_default();
+                    let nm = c.metadata.name.as_deref().unwrap_or_default();
                     let e = adapt::duration_or_never(
                         c.spec.expire_after.as_deref(),
                         ObjectKind::NodeClaim,
-                        &nm,
+                        nm,
                         "spec.expireAfter",
                     )?;
                     let g = match &c.spec.termination_grace_period {
@@ -186,7 +202,7 @@ impl<'a> World<'a> {
                         Some(g) => Some(parse_duration_seconds(g).map_err(|e| {
                             Error::new(
                                 ObjectKind::NodeClaim,
-                                &nm,
+                                nm,
                                 "spec.terminationGracePeriod",
                                 e.to_string(),
                             )
@@ -200,6 +216,8 @@ impl<'a> World<'a> {
             };
             nodes.push(NodeInfo {
                 pool,
+                managed: pool_name.is_some(),
+                pool_on_node: on_node.is_some(),
                 claim,
                 created: claim_obj.and_then(claim_time).or(n.created),
                 price,

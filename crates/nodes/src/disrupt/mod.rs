@@ -673,15 +673,17 @@ impl<'w, 'a> Ctx<'w, 'a> {
             };
             let disruption_cost = f.active_cost * lifetime;
             let reschedule_cost = 1.0 + f.movable_cost;
-            let pool_name = adapt::pool_label(&n.labels).or_else(|| {
-                info.claim
-                    .and_then(|c| snap.node_claims[c].metadata.labels.as_ref())
-                    .and_then(|l| adapt::pool_label(l))
-            });
-            let eligible = match (pool_name, info.pool) {
-                (None, _) => Err(Why::NotManaged),
-                (Some(p), None) => Err(Why::UnknownNodePool {
-                    pool: p.to_string(),
+            let eligible = match (info.managed, info.pool) {
+                (false, _) => Err(Why::NotManaged),
+                (true, None) => Err(Why::UnknownNodePool {
+                    pool: adapt::pool_label(&n.labels)
+                        .or_else(|| {
+                            info.claim
+                                .and_then(|c| snap.node_claims[c].metadata.labels.as_ref())
+                                .and_then(|l| adapt::pool_label(l))
+                        })
+                        .unwrap_or_default()
+                        .to_string(),
                 }),
                 _ if n.deleting => Err(Why::Deleting),
                 _ => Ok(()),

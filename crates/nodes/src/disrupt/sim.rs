@@ -239,13 +239,13 @@ impl<'w, 'a> Sim<'w, 'a> {
             initializing: false,
         };
         for (i, n) in snap.nodes.iter().enumerate() {
-            if let Some(p) = adapt::pool_label(&n.labels)
-                && world.pool_idx.contains_key(p)
-            {
+            // Pools named by the node's own label (World resolved it).
+            let info = &world.nodes[i];
+            if let Some(pool) = info.pool.filter(|_| info.pool_on_node) {
                 usage_of[i] = Some(usage_nodes.len());
                 usage_nodes.push(stand_in(
                     format!("~usage-{i:06}"),
-                    p,
+                    &world.pools[pool].model.name,
                     n.capacity.as_ref().unwrap_or(&n.allocatable),
                 ));
             }

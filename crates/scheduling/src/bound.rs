@@ -46,8 +46,36 @@ pub fn fractional_lower_bound_with(
     offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
     allowed: &dyn Fn(usize, &InstanceType) -> bool,
 ) -> LowerBound {
+    let counted: Vec<(&Resources, usize)> = requests.iter().map(|r| (r, 1)).collect();
+    bound(&counted, types, overhead, offering_ok, allowed)
+}
+
+/// As [`fractional_lower_bound`], for `requests` given as (request, how many pods ask for it):
+/// the same bound as the list with each request repeated, without building that list.
+pub fn fractional_lower_bound_counted(
+    requests: &[(Resources, usize)],
+    types: &[InstanceType],
+    overhead: &Resources,
+    offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
+) -> LowerBound {
+    let counted: Vec<(&Resources, usize)> = requests
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| (r, *n))
+        .collect();
+    bound(&counted, types, overhead, offering_ok, &|_, _| true)
+}
+
+/// The bound over (request, count) rows; `allowed` is asked with a row's index.
+fn bound(
+    requests: &[(&Resources, usize)],
+    types: &[InstanceType],
+    overhead: &Resources,
+    offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
+    allowed: &dyn Fn(usize, &InstanceType) -> bool,
+) -> LowerBound {
     let mut names: Vec<String> = vec!["cpu".into(), "memory".into()];
-    for r in requests {
+    for (r, _) in requests {
         for (k, v) in r.iter() {
             if v > 0 && !names.iter().any(|n| n == k) && k != "pods" {
                 names.push(k.to_string());
@@ -89,14 +117,15 @@ pub fn fractional_lower_bound_with(
     let nclass = class_keys.len().max(1);
     // Identical (request, allowed types) rows collapse to one row with a multiplicity.
     let mut rows: BTreeMap<(Vec<i64>, Vec<bool>), f64> = BTreeMap::new();
-    for (i, r) in requests.iter().enumerate() {
+    for (i, (r, count)) in requests.iter().enumerate() {
         let ok: Vec<bool> = nodes
             .iter()
             .map(|(ti, ..)| allowed(i, &types[*ti]))
             .collect();
+        // Counts are whole numbers: adding one at once or one by one gives the same float.
         *rows
             .entry((names.iter().map(|n| r.get(n)).collect(), ok))
-            .or_insert(0.0) += 1.0;
+            .or_insert(0.0) += *count as f64;
     }
     let mut unfit = 0usize;
     // Per row, (class, per-resource cost coefficients) of each type it may use and fits.
@@ -242,5 +271,31 @@ mod tests {
         assert!(lb.value <= 3.0 + 1e-9, "{lb:?}");
         assert!(lb.value >= lb.per_resource.iter().map(|x| x.1).fold(0.0, f64::max) - 1e-9);
         assert!(lb.value >= 2.5 - 1e-9, "{lb:?}");
+    }
+
+    #[test]
+    fn counted_is_the_repeated_list() {
+        let types = vec![
+            ty("c", 4, 8, 1.0),
+            ty("r", 4, 32, 2.0),
+            ty("x", 64, 512, 40.0),
+        ];
+        let gpu = Resources::cpu_mem(500, 1 << 30).with("example.com/gpu", 1);
+        let counted = vec![
+            (Resources::cpu_mem(250, 512 << 20), 7),
+            (Resources::cpu_mem(1000, 3 << 30), 0),
+            (gpu, 2),
+            (Resources::cpu_mem(3000, 30 << 30), 3),
+            (Resources::cpu_mem(250, 512 << 20), 4),
+            (Resources::cpu_mem(100_000, 1 << 30), 1),
+        ];
+        let repeated: Vec<Resources> = counted
+            .iter()
+            .flat_map(|(r, n)| std::iter::repeat_n(r.clone(), *n))
+            .collect();
+        let a = fractional_lower_bound_counted(&counted, &types, &Resources::default(), &|_| true);
+        let b = fractional_lower_bound(&repeated, &types, &Resources::default(), &|_| true);
+        assert_eq!(a, b);
+        assert_eq!(a.unfit, 3);
     }
 }

@@ -4,7 +4,7 @@
 use crate::engine::Sim;
 use crate::scenario::{Scenario, WorkloadKind};
 use crate::state::*;
-use ballast_scheduling::bound::fractional_lower_bound;
+use ballast_scheduling::bound::fractional_lower_bound_counted;
 use ballast_scheduling::model::Resources;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -186,7 +186,8 @@ pub(crate) fn sample(sim: &mut Sim) {
         }
     }
     let mut workloads = Vec::new();
-    let mut demand: Vec<Resources> = Vec::new();
+    // (requests, pods asking for them).
+    let mut demand: Vec<(Resources, usize)> = Vec::new();
     let mut autoscaled = vec![false; sim.workloads.len()];
     for a in &sim.autoscalers {
         autoscaled[a.workload] = true;
@@ -205,7 +206,7 @@ pub(crate) fn sample(sim: &mut Sim) {
         let floor = if autoscaled { 0 } else { sim.workloads[w].desired.max(0) as usize };
         let mut per_pod = spec.pod.requests.clone();
         per_pod.pods = 1;
-        demand.extend(std::iter::repeat_n(per_pod, (needed.ceil() as usize).max(floor)));
+        demand.push((per_pod, (needed.ceil() as usize).max(floor)));
         workloads.push(WorkloadSample {
             load: r3(load),
             needed: r3(needed),
@@ -216,7 +217,7 @@ pub(crate) fn sample(sim: &mut Sim) {
     }
     // Batch pods that have arrived and not finished are demand too; so is what static pods use.
     for p in sim.live_batch.iter().map(|&p| &sim.pods[p]) {
-        demand.push(p.requests.clone());
+        demand.push((p.requests.clone(), 1));
         if p.node.is_some() {
             used_cpu += p.requests.cpu_millis as f64;
         }
@@ -224,7 +225,7 @@ pub(crate) fn sample(sim: &mut Sim) {
     // Static nodes (no NodePool) are paid whatever the policy, so any plan costs at least their
     // price; and at least the demand's fractional packing. The larger of the two is a valid bound.
     let static_cost: f64 = sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.node_pool.is_none()).map(|n| n.price).sum();
-    let lb = fractional_lower_bound(&demand, &sim.types, &Resources::default(), &|_| true).value.max(static_cost);
+    let lb = fractional_lower_bound_counted(&demand, &sim.types, &Resources::default(), &|_| true).value.max(static_cost);
     let dt_h = sim.sc.settings.sample_seconds / 3600.0;
     // The bound is integrated over the same steps as the samples (left rule).
     if now < sim.end {

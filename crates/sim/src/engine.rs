@@ -200,7 +200,7 @@ impl Sim {
         let mut last_report = 0;
         // CPU time is read when the phase changes, not around every event: most events are
         // autoscaler syncs in a row, and reading a thread's CPU clock is a system call that
-        // cost a fifth of a sync.
+        // cost about a sixth of a sync.
         let mut phase = ("other", thread_cpu_seconds());
         while let Some(Reverse((at, _, ev))) = self.queue.pop() {
             if at > self.end {

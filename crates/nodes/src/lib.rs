@@ -31,8 +31,9 @@ pub use disrupt::{
 pub use error::{Error, ObjectKind};
 pub use lifecycle::{ClaimObservation, Lifecycle, LifecycleOptions, ObservedNode, claim_lifecycle};
 pub use provision::{
-    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, ProvisionOptions,
-    ProvisioningDecision, batch_state, batch_state_for, provision,
+    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, ProvisionMemo,
+    ProvisionOptions, ProvisioningDecision, batch_state, batch_state_for, provision,
+    provision_with_memo,
 };
 pub use snapshot::{
     BoundPod, ClusterNode, ClusterSnapshot, DaemonSet, PendingPod, PodDisruptionBudget,

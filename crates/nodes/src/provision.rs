@@ -196,7 +196,19 @@ pub fn provision(
     now: Timestamp,
     opts: &ProvisionOptions,
 ) -> Result<ProvisioningDecision, Error> {
-    provision_with(snap, now, opts, true)
+    provision_with_memo(snap, now, opts, &mut ProvisionMemo::default())
+}
+
+/// [`provision`], reusing what earlier calls with the same memo worked out about the bound pods
+/// of nodes whose [`ClusterNode::pods_revision`](crate::snapshot::ClusterNode::pods_revision),
+/// allocatable and deletion mark have not changed. The decision is the same as without it.
+pub fn provision_with_memo(
+    snap: &ClusterSnapshot,
+    now: Timestamp,
+    opts: &ProvisionOptions,
+    memo: &mut ProvisionMemo,
+) -> Result<ProvisioningDecision, Error> {
+    provision_with(snap, now, opts, Some(memo))
 }
 
 /// As [`provision`], handing every bound pod to the solver as a pod of its own: the reference
@@ -206,14 +218,14 @@ pub fn provision_unfolded(
     now: Timestamp,
     opts: &ProvisionOptions,
 ) -> Result<ProvisioningDecision, Error> {
-    provision_with(snap, now, opts, false)
+    provision_with(snap, now, opts, None)
 }
 
 fn provision_with(
     snap: &ClusterSnapshot,
     now: Timestamp,
     opts: &ProvisionOptions,
-    fold: bool,
+    memo: Option<&mut ProvisionMemo>,
 ) -> Result<ProvisioningDecision, Error> {
     let world = World::new(snap)?;
     let mut skipped = world.skipped.clone();
@@ -228,7 +240,7 @@ fn provision_with(
         instance_types: world.types.to_vec(),
         namespaces: snap.namespaces.clone(),
     };
-    let folding = if fold { Folding::new(snap) } else { None };
+    let folds = memo.and_then(|m| m.prepare(snap));
     for (i, n) in snap.nodes.iter().enumerate() {
         if n.deleting {
             for p in n.pods.iter().filter(|p| p.is_reschedulable()) {
@@ -239,28 +251,32 @@ fn provision_with(
             continue;
         }
         let mut node = world.model_node(i);
-        let original_capacity = folding.as_ref().map(|_| {
-            node.capacity
-                .clone()
-                .unwrap_or_else(|| node.allocatable.clone())
-        });
-        let mut folded = false;
-        for p in n.pods.iter().filter(|p| !p.terminal) {
-            if let Some(f) = &folding
-                && f.foldable(&p.pod)
-                && fold_into(&mut node.allocatable, &p.pod)
-            {
-                folded = true;
-                continue;
-            }
-            let mut mp = adapt::model_pod(&p.pod);
+        let mut bound = |p: &sched::Pod| {
+            let mut mp = adapt::model_pod(p);
             mp.node_name = Some(n.name.clone());
             model.pods.push(mp);
-        }
-        if folded {
-            // NodePool limits count a node at its capacity, which defaults to its allocatable:
-            // keep counting the node as it was.
-            node.capacity = original_capacity;
+        };
+        match folds.as_ref().and_then(|f| f[i]) {
+            Some(f) => {
+                if f.folded {
+                    // NodePool limits count a node at its capacity, which defaults to its
+                    // allocatable: keep counting the node as it was.
+                    node.capacity = Some(
+                        node.capacity
+                            .take()
+                            .unwrap_or_else(|| node.allocatable.clone()),
+                    );
+                    node.allocatable = f.allocatable.clone();
+                }
+                for &k in &f.kept {
+                    bound(&n.pods[k].pod);
+                }
+            }
+            None => {
+                for p in n.pods.iter().filter(|p| !p.terminal) {
+                    bound(&p.pod);
+                }
+            }
         }
         model.nodes.push(node);
     }
@@ -402,7 +418,7 @@ struct Folding<'s> {
     /// (anti-)affinity terms (required or preferred) of the pods to place and the required
     /// anti-affinity terms of bound pods. Namespaces are not looked at: a selector that matches
     /// a pod's labels keeps it whatever the namespaces, which can only keep more pods.
-    selectors: Vec<&'s sched::LabelSelector>,
+    selectors: &'s [sched::LabelSelector],
 }
 
 /// More distinct selectors than this and the folding is not worth the matching: nothing is
@@ -413,42 +429,221 @@ const MAX_SELECTORS: usize = 256;
 /// remaining pods can saturate differently (the solver adds requests with saturation).
 const FOLD_LIMIT: i64 = 1 << 60;
 
-impl<'s> Folding<'s> {
-    /// None when nothing may be folded: a pod name used twice (the solver rejects the snapshot,
-    /// and must see every pod to say so) or too many distinct selectors.
-    fn new(snap: &'s ClusterSnapshot) -> Option<Folding<'s>> {
-        let mut selectors: Vec<&'s sched::LabelSelector> = vec![];
-        let mut names: std::collections::HashSet<(&str, &str), FnvBuild> =
+/// Kept across provisioning calls by a caller that sets `podsRevision` on its nodes (see
+/// [`provision_with_memo`]): per node, what folding its bound pods gave, and what the checks
+/// that decide whether anything may be folded read from its pods. An empty memo is always
+/// correct; a node without a revision is worked out again on every call.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionMemo {
+    pass: u64,
+    /// The selectors the fold results were made under.
+    selectors: Option<Vec<sched::LabelSelector>>,
+    nodes: std::collections::HashMap<String, NodeFold>,
+    /// Nodes whose pods were read again in the last call (for benchmarks and tests).
+    pub last_read: usize,
+}
+
+#[derive(Debug, Clone)]
+struct NodeFold {
+    revision: Option<u64>,
+    deleting: bool,
+    allocatable: sched::Resources,
+    seen: u64,
+    /// Hashes of the names of its pods the solve sees.
+    names: Vec<u64>,
+    /// The topology-group selectors its pods bring (required anti-affinity of active pods; on a
+    /// deleting node, every group selector of its movable pods, which go pending).
+    selectors: Vec<sched::LabelSelector>,
+    /// Folding under the memo's selectors (None until made, and on deleting nodes).
+    fold: Option<Folded>,
+}
+
+/// A node's bound pods folded into its allocatable.
+#[derive(Debug, Clone, PartialEq)]
+struct Folded {
+    allocatable: sched::Resources,
+    folded: bool,
+    /// Its active pods left as pods, by index.
+    kept: Vec<usize>,
+}
+
+fn name_hash(namespace: &str, name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    FnvBuild.hash_one((namespace, name))
+}
+
+/// Adds the selectors of `from` not yet in `to`, up to one past the limit.
+fn merge_selectors(to: &mut Vec<sched::LabelSelector>, from: &[&sched::LabelSelector]) {
+    for s in from {
+        if to.len() <= MAX_SELECTORS && !to.contains(s) {
+            to.push((*s).clone());
+        }
+    }
+}
+
+impl ProvisionMemo {
+    /// Each node's folding, by snapshot index (None for deleting nodes), or None when nothing
+    /// may be folded: a pod name used twice (the solver rejects the snapshot and must see every
+    /// pod to say so) or too many distinct selectors.
+    fn prepare(&mut self, snap: &ClusterSnapshot) -> Option<Vec<Option<&Folded>>> {
+        self.pass += 1;
+        let pass = self.pass;
+        let mut read = 0;
+        for n in &snap.nodes {
+            let kept = self.nodes.get_mut(&n.name).filter(|m| {
+                n.pods_revision.is_some()
+                    && m.revision == n.pods_revision
+                    && m.deleting == n.deleting
+                    && m.allocatable == n.allocatable
+            });
+            match kept {
+                Some(m) => m.seen = pass,
+                None => {
+                    read += 1;
+                    let mut names = Vec::with_capacity(n.pods.len());
+                    let mut selectors = vec![];
+                    for p in &n.pods {
+                        let in_solve = if n.deleting {
+                            p.is_reschedulable()
+                        } else {
+                            !p.terminal
+                        };
+                        if !in_solve {
+                            continue;
+                        }
+                        names.push(name_hash(&p.pod.namespace, &p.pod.name));
+                        let mut own = vec![];
+                        if n.deleting {
+                            group_selectors(&p.pod, &mut own);
+                        } else {
+                            for t in &p.pod.affinity.pod_anti_affinity.required {
+                                add_selector(&t.label_selector, &mut own);
+                            }
+                        }
+                        merge_selectors(&mut selectors, &own);
+                    }
+                    self.nodes.insert(
+                        n.name.clone(),
+                        NodeFold {
+                            revision: n.pods_revision,
+                            deleting: n.deleting,
+                            allocatable: n.allocatable.clone(),
+                            seen: pass,
+                            names,
+                            selectors,
+                            fold: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.nodes.retain(|_, m| m.seen == pass);
+        self.last_read = read;
+
+        // Names: hashed first; on a clash the names themselves decide.
+        let total: usize = self.nodes.values().map(|m| m.names.len()).sum();
+        let mut hashes: std::collections::HashSet<u64, FnvBuild> =
             std::collections::HashSet::with_capacity_and_hasher(
-                snap.pending_pods.len() + snap.nodes.iter().map(|n| n.pods.len()).sum::<usize>(),
+                total + snap.pending_pods.len(),
                 FnvBuild,
             );
-        let mut unique = true;
+        let mut clash = false;
         for n in &snap.nodes {
-            for p in &n.pods {
-                let in_solve = if n.deleting {
-                    p.is_reschedulable()
-                } else {
-                    !p.terminal
-                };
-                if !in_solve {
-                    continue;
-                }
-                unique &= names.insert((p.pod.namespace.as_str(), p.pod.name.as_str()));
-                if n.deleting {
-                    group_selectors(&p.pod, &mut selectors);
-                } else {
-                    for t in &p.pod.affinity.pod_anti_affinity.required {
-                        add_selector(&t.label_selector, &mut selectors);
+            for h in &self.nodes[&n.name].names {
+                clash |= !hashes.insert(*h);
+            }
+        }
+        for p in &snap.pending_pods {
+            clash |= !hashes.insert(name_hash(&p.pod.namespace, &p.pod.name));
+        }
+        if clash && !unique_names(snap) {
+            return None;
+        }
+
+        let mut selectors: Vec<sched::LabelSelector> = vec![];
+        for n in &snap.nodes {
+            let own: Vec<&sched::LabelSelector> = self.nodes[&n.name].selectors.iter().collect();
+            merge_selectors(&mut selectors, &own);
+        }
+        for p in &snap.pending_pods {
+            let mut own = vec![];
+            group_selectors(&p.pod, &mut own);
+            merge_selectors(&mut selectors, &own);
+        }
+        if selectors.len() > MAX_SELECTORS {
+            return None;
+        }
+        let same = self
+            .selectors
+            .as_ref()
+            .is_some_and(|s| s.len() == selectors.len() && s.iter().all(|x| selectors.contains(x)));
+        if !same {
+            for m in self.nodes.values_mut() {
+                m.fold = None;
+            }
+            self.selectors = Some(selectors);
+        }
+        let folding = Folding {
+            selectors: self.selectors.as_deref().unwrap_or_default(),
+        };
+        for n in snap.nodes.iter().filter(|n| !n.deleting) {
+            let m = self.nodes.get_mut(&n.name).expect("inserted above");
+            match &m.fold {
+                None => m.fold = Some(folding.fold(n)),
+                Some(kept) => {
+                    if cfg!(debug_assertions) {
+                        assert!(
+                            *kept == folding.fold(n),
+                            "node {}: its pods changed but its podsRevision did not",
+                            n.name
+                        );
                     }
                 }
             }
         }
-        for p in &snap.pending_pods {
-            unique &= names.insert((p.pod.namespace.as_str(), p.pod.name.as_str()));
-            group_selectors(&p.pod, &mut selectors);
+        Some(
+            snap.nodes
+                .iter()
+                .map(|n| self.nodes[&n.name].fold.as_ref())
+                .collect(),
+        )
+    }
+}
+
+/// Whether no two pods the solve sees share a namespace and name.
+fn unique_names(snap: &ClusterSnapshot) -> bool {
+    let mut names = std::collections::HashSet::new();
+    let bound = snap.nodes.iter().flat_map(|n| {
+        n.pods.iter().filter(move |p| {
+            if n.deleting {
+                p.is_reschedulable()
+            } else {
+                !p.terminal
+            }
+        })
+    });
+    bound
+        .map(|p| &p.pod)
+        .chain(snap.pending_pods.iter().map(|p| &p.pod))
+        .all(|p| names.insert((p.namespace.as_str(), p.name.as_str())))
+}
+
+impl Folding<'_> {
+    /// Folds the active pods of a node that is not being deleted, in order.
+    fn fold(&self, n: &crate::snapshot::ClusterNode) -> Folded {
+        let mut out = Folded {
+            allocatable: n.allocatable.clone(),
+            folded: false,
+            kept: vec![],
+        };
+        for (k, p) in n.pods.iter().enumerate().filter(|(_, p)| !p.terminal) {
+            if self.foldable(&p.pod) && fold_into(&mut out.allocatable, &p.pod) {
+                out.folded = true;
+            } else {
+                out.kept.push(k);
+            }
         }
-        (unique && selectors.len() <= MAX_SELECTORS).then_some(Folding { selectors })
+        out
     }
 
     /// Whether a bound pod is nothing but used room to the solver (its node aside).

@@ -320,3 +320,83 @@ fn plain_cluster_same_explanations() {
     let text = folded.to_string();
     assert!(text.contains("LimitsReached"), "{text}");
 }
+
+/// One edit between two provisioning calls: (kind, node, pod), indices taken modulo the sizes.
+/// Kinds: 0 remove a bound pod; 1 bind the first pending pod to the node; 2 mark the node
+/// deleting or not (no new revision: the memo must see it by itself); 3 drop the first pending
+/// pod; 4 nothing.
+type Edit = (u8, usize, usize);
+
+fn apply(s: &mut ClusterSnapshot, (kind, n, k): Edit, revision: &mut u64) {
+    if s.nodes.is_empty() {
+        return;
+    }
+    let n = n % s.nodes.len();
+    let changed = match kind {
+        0 if !s.nodes[n].pods.is_empty() => {
+            let k = k % s.nodes[n].pods.len();
+            s.nodes[n].pods.remove(k);
+            true
+        }
+        1 if !s.pending_pods.is_empty() => {
+            let p = s.pending_pods.remove(0);
+            let mut pod = p.pod;
+            pod.node_name = Some(s.nodes[n].name.clone());
+            s.nodes[n].pods.push(BoundPod {
+                pod,
+                owner_kind: Some("ReplicaSet".into()),
+                ..Default::default()
+            });
+            true
+        }
+        2 => {
+            s.nodes[n].deleting = !s.nodes[n].deleting;
+            false
+        }
+        3 if !s.pending_pods.is_empty() => {
+            s.pending_pods.remove(0);
+            false
+        }
+        _ => false,
+    };
+    if changed {
+        *revision += 1;
+        s.nodes[n].pods_revision = Some(*revision);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
+
+    /// A memo kept across calls (nodes with a `podsRevision` bumped when their pods change,
+    /// some nodes without one) never changes a decision.
+    #[test]
+    fn memo_across_calls_decides_as_unfolded(
+        s in spec(),
+        revised in prop::collection::vec(prop::bool::weighted(0.8), 8),
+        edits in prop::collection::vec((0u8..5, 0usize..16, 0usize..16), 1..8),
+    ) {
+        let mut snap = build(&s);
+        let mut revision = 0;
+        for (i, n) in snap.nodes.iter_mut().enumerate() {
+            if revised[i % revised.len()] {
+                revision += 1;
+                n.pods_revision = Some(revision);
+            }
+        }
+        let mut memo = ballast_nodes::ProvisionMemo::default();
+        let with_memo = |snap: &ClusterSnapshot, memo: &mut ballast_nodes::ProvisionMemo| {
+            ballast_nodes::provision_with_memo(snap, now(), &ProvisionOptions::default(), memo)
+                .map(|d| serde_json::to_value(&d).unwrap())
+                .map_err(|e| e.to_string())
+        };
+        prop_assert_eq!(with_memo(&snap, &mut memo), decide(provision_unfolded, &snap));
+        for e in edits {
+            apply(&mut snap, e, &mut revision);
+            prop_assert_eq!(with_memo(&snap, &mut memo), decide(provision_unfolded, &snap));
+        }
+    }
+}

@@ -435,6 +435,8 @@ pub(crate) struct Observed {
     revisions: u64,
     /// What disruption passes read from nodes' pods, kept between passes.
     pub memo: ballast_nodes::disrupt::DisruptionMemo,
+    /// What provisioning worked out about nodes' bound pods, kept between calls.
+    pub provision_memo: ballast_nodes::ProvisionMemo,
 }
 
 impl Observed {
@@ -449,6 +451,7 @@ impl Observed {
             snap: ballast_nodes::snapshot::ClusterSnapshot { pdbs: vec![], ..snap },
             revisions: 0,
             memo: Default::default(),
+            provision_memo: Default::default(),
         };
         for i in 0..o.snap.nodes.len() {
             o.renew(i);
@@ -554,7 +557,8 @@ pub(crate) fn provision(sim: &mut Sim, unschedulable: &[PodId]) -> Vec<Launch> {
     sim.observed.snap.pdbs = pdbs(sim);
     let now = timestamp(sim, sim.now);
     let opts = ballast_nodes::provision::ProvisionOptions::default();
-    let result = ballast_nodes::provision::provision(&sim.observed.snap, now, &opts);
+    let observed = &mut sim.observed;
+    let result = ballast_nodes::provision_with_memo(&observed.snap, now, &opts, &mut observed.provision_memo);
     sim.observed.snap.pending_pods.clear();
     match result {
         Ok(decision) => {

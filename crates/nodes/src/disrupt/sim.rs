@@ -429,18 +429,20 @@ impl<'w, 'a> Sim<'w, 'a> {
                 )
             });
         }
-        // Take the candidates out: no room on them.
+        // Take the candidates out: no room on them. Spare room and block summaries are saved
+        // as they were before their first change, and put back at the end.
         let mut saved: Vec<(usize, Rv)> = vec![];
-        let mut touched_blocks: Vec<usize> = vec![];
+        let mut saved_blocks: Vec<(usize, Rv)> = vec![];
         for &c in cands {
             if let Some(p) = self.pos[c] {
                 saved.push((p, self.spare[p]));
                 self.spare[p] = [i64::MIN / 4; D];
-                touched_blocks.push(p / BLOCK);
+                let b = p / BLOCK;
+                if !saved_blocks.iter().any(|(x, _)| *x == b) {
+                    saved_blocks.push((b, self.block_max[b]));
+                }
+                self.block_max[b] = self.block_summary(b);
             }
-        }
-        for &b in &touched_blocks {
-            self.block_max[b] = self.block_summary(b);
         }
         let mut moves = Moves::default();
         let mut left: Vec<(usize, usize)> = vec![];
@@ -466,11 +468,20 @@ impl<'w, 'a> Sim<'w, 'a> {
                     if !saved.iter().any(|(q, _)| *q == p) {
                         saved.push((p, self.spare[p]));
                     }
+                    let before = self.spare[p];
                     for (s, r) in self.spare[p].iter_mut().zip(req) {
                         *s -= r;
                     }
-                    self.block_max[p / BLOCK] = self.block_summary(p / BLOCK);
-                    touched_blocks.push(p / BLOCK);
+                    // Where room shrank, the block's summary changes only if this node held
+                    // its largest room (a negative request, invalid but possible, grows it).
+                    let b = p / BLOCK;
+                    let max = &self.block_max[b];
+                    if (0..D).any(|d| req[d] < 0 || (req[d] > 0 && before[d] == max[d])) {
+                        if !saved_blocks.iter().any(|(x, _)| *x == b) {
+                            saved_blocks.push((b, self.block_max[b]));
+                        }
+                        self.block_max[b] = self.block_summary(b);
+                    }
                     moves.fast.push((n, k, self.order[p]));
                 }
                 None => {
@@ -492,11 +503,13 @@ impl<'w, 'a> Sim<'w, 'a> {
         for (p, s) in saved.into_iter().rev() {
             self.spare[p] = s;
         }
-        touched_blocks.sort_unstable();
-        touched_blocks.dedup();
-        for b in touched_blocks {
-            self.block_max[b] = self.block_summary(b);
+        for (b, m) in saved_blocks {
+            self.block_max[b] = m;
         }
+        debug_assert!(
+            (0..self.block_max.len()).all(|b| self.block_max[b] == self.block_summary(b)),
+            "block summaries put back as they were"
+        );
         if no_cheaper_node {
             return Ok(Outcome::NoCheaperNode);
         }

@@ -18,6 +18,7 @@ pub mod disrupt;
 pub mod error;
 pub mod lifecycle;
 pub mod provision;
+mod revisions;
 pub mod snapshot;
 mod world;
 

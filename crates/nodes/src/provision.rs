@@ -435,20 +435,18 @@ const FOLD_LIMIT: i64 = 1 << 60;
 /// correct; a node without a revision is worked out again on every call.
 #[derive(Debug, Clone, Default)]
 pub struct ProvisionMemo {
-    pass: u64,
     /// The selectors the fold results were made under.
     selectors: Option<Vec<sched::LabelSelector>>,
-    nodes: std::collections::HashMap<String, NodeFold>,
+    nodes: crate::revisions::ByRevision<NodeFold>,
     /// Nodes whose pods were read again in the last call (for benchmarks and tests).
     pub last_read: usize,
 }
 
 #[derive(Debug, Clone)]
 struct NodeFold {
-    revision: Option<u64>,
+    /// What folding depends on besides the pods.
     deleting: bool,
     allocatable: sched::Resources,
-    seen: u64,
     /// Hashes of the names of its pods the solve sees.
     names: Vec<u64>,
     /// The topology-group selectors its pods bring (required anti-affinity of active pods; on a
@@ -486,62 +484,49 @@ impl ProvisionMemo {
     /// may be folded: a pod name used twice (the solver rejects the snapshot and must see every
     /// pod to say so) or too many distinct selectors.
     fn prepare(&mut self, snap: &ClusterSnapshot) -> Option<Vec<Option<&Folded>>> {
-        self.pass += 1;
-        let pass = self.pass;
-        let mut read = 0;
-        for n in &snap.nodes {
-            let kept = self.nodes.get_mut(&n.name).filter(|m| {
-                n.pods_revision.is_some()
-                    && m.revision == n.pods_revision
-                    && m.deleting == n.deleting
-                    && m.allocatable == n.allocatable
-            });
-            match kept {
-                Some(m) => m.seen = pass,
-                None => {
-                    read += 1;
-                    let mut names = Vec::with_capacity(n.pods.len());
-                    let mut selectors = vec![];
-                    for p in &n.pods {
-                        let in_solve = if n.deleting {
-                            p.is_reschedulable()
-                        } else {
-                            !p.terminal
-                        };
-                        if !in_solve {
-                            continue;
-                        }
-                        names.push(name_hash(&p.pod.namespace, &p.pod.name));
-                        let mut own = vec![];
-                        if n.deleting {
-                            group_selectors(&p.pod, &mut own);
-                        } else {
-                            for t in &p.pod.affinity.pod_anti_affinity.required {
-                                add_selector(&t.label_selector, &mut own);
-                            }
-                        }
-                        merge_selectors(&mut selectors, &own);
+        self.nodes.refresh(
+            &snap.nodes,
+            |n, m| m.deleting == n.deleting && m.allocatable == n.allocatable,
+            |n| {
+                let mut names = Vec::with_capacity(n.pods.len());
+                let mut selectors = vec![];
+                for p in &n.pods {
+                    let in_solve = if n.deleting {
+                        p.is_reschedulable()
+                    } else {
+                        !p.terminal
+                    };
+                    if !in_solve {
+                        continue;
                     }
-                    self.nodes.insert(
-                        n.name.clone(),
-                        NodeFold {
-                            revision: n.pods_revision,
-                            deleting: n.deleting,
-                            allocatable: n.allocatable.clone(),
-                            seen: pass,
-                            names,
-                            selectors,
-                            fold: None,
-                        },
-                    );
+                    names.push(name_hash(&p.pod.namespace, &p.pod.name));
+                    let mut own = vec![];
+                    if n.deleting {
+                        group_selectors(&p.pod, &mut own);
+                    } else {
+                        for t in &p.pod.affinity.pod_anti_affinity.required {
+                            add_selector(&t.label_selector, &mut own);
+                        }
+                    }
+                    merge_selectors(&mut selectors, &own);
                 }
-            }
-        }
-        self.nodes.retain(|_, m| m.seen == pass);
-        self.last_read = read;
+                NodeFold {
+                    deleting: n.deleting,
+                    allocatable: n.allocatable.clone(),
+                    names,
+                    selectors,
+                    fold: None,
+                }
+            },
+        );
+        self.last_read = self.nodes.read;
 
         // Names: hashed first; on a clash the names themselves decide.
-        let total: usize = self.nodes.values().map(|m| m.names.len()).sum();
+        let total: usize = snap
+            .nodes
+            .iter()
+            .map(|n| self.nodes.get(&n.name).names.len())
+            .sum();
         let mut hashes: std::collections::HashSet<u64, FnvBuild> =
             std::collections::HashSet::with_capacity_and_hasher(
                 total + snap.pending_pods.len(),
@@ -549,7 +534,7 @@ impl ProvisionMemo {
             );
         let mut clash = false;
         for n in &snap.nodes {
-            for h in &self.nodes[&n.name].names {
+            for h in &self.nodes.get(&n.name).names {
                 clash |= !hashes.insert(*h);
             }
         }
@@ -562,7 +547,8 @@ impl ProvisionMemo {
 
         let mut selectors: Vec<sched::LabelSelector> = vec![];
         for n in &snap.nodes {
-            let own: Vec<&sched::LabelSelector> = self.nodes[&n.name].selectors.iter().collect();
+            let own: Vec<&sched::LabelSelector> =
+                self.nodes.get(&n.name).selectors.iter().collect();
             merge_selectors(&mut selectors, &own);
         }
         for p in &snap.pending_pods {
@@ -587,7 +573,7 @@ impl ProvisionMemo {
             selectors: self.selectors.as_deref().unwrap_or_default(),
         };
         for n in snap.nodes.iter().filter(|n| !n.deleting) {
-            let m = self.nodes.get_mut(&n.name).expect("inserted above");
+            let m = self.nodes.get_mut(&n.name);
             match &m.fold {
                 None => m.fold = Some(folding.fold(n)),
                 Some(kept) => {
@@ -604,7 +590,7 @@ impl ProvisionMemo {
         Some(
             snap.nodes
                 .iter()
-                .map(|n| self.nodes[&n.name].fold.as_ref())
+                .map(|n| self.nodes.get(&n.name).fold.as_ref())
                 .collect(),
         )
     }

@@ -16,7 +16,7 @@
 //! read every kept node again and compare.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use ballast_api::nodes as api;
 use ballast_scheduling::{self as sched, LabelSelector, Pod, Taint, TaintEffect};
@@ -24,6 +24,7 @@ use ballast_scheduling::{self as sched, LabelSelector, Pod, Taint, TaintEffect};
 use super::sim::{D, Rv, effective_rv, placement_order, prefix};
 use super::{DisruptionOptions, eviction_cost};
 use crate::adapt;
+use crate::revisions::ByRevision;
 use crate::snapshot::{ClusterNode, SAFE_TO_EVICT, selector_matches};
 use crate::world::World;
 
@@ -31,9 +32,8 @@ use crate::world::World;
 /// [`super::disrupt_with_memo`]. An empty memo is always correct.
 #[derive(Debug, Clone, Default)]
 pub struct DisruptionMemo {
-    pass: u64,
     context: Option<Context>,
-    nodes: HashMap<String, NodeMemo>,
+    nodes: ByRevision<NodeMemo>,
     /// Nodes read again in the last pass (for benchmarks and tests).
     pub last_read: usize,
 }
@@ -68,8 +68,6 @@ impl Context {
 
 #[derive(Debug, Clone)]
 struct NodeMemo {
-    revision: Option<u64>,
-    seen: u64,
     /// Extended resources its pods (terminal ones too) name.
     ext: BTreeSet<String>,
     /// Required anti-affinity selectors of its active pods.
@@ -176,39 +174,22 @@ impl DisruptionMemo {
         opts: &DisruptionOptions,
     ) -> Prepared<'m> {
         let snap = world.snap;
-        self.pass += 1;
-        let pass = self.pass;
-        let mut read = 0;
-        for n in &snap.nodes {
-            let kept = self
-                .nodes
-                .get_mut(&n.name)
-                .filter(|m| n.pods_revision.is_some() && m.revision == n.pods_revision);
-            match kept {
-                Some(m) => m.seen = pass,
-                None => {
-                    read += 1;
-                    self.nodes.insert(
-                        n.name.clone(),
-                        NodeMemo {
-                            revision: n.pods_revision,
-                            seen: pass,
-                            ext: extended_names(n),
-                            anti: anti_selectors(n),
-                            facts: None,
-                        },
-                    );
-                }
-            }
-        }
-        self.nodes.retain(|_, m| m.seen == pass);
-        self.last_read = read;
+        self.nodes.refresh(
+            &snap.nodes,
+            |_, _| true,
+            |n| NodeMemo {
+                ext: extended_names(n),
+                anti: anti_selectors(n),
+                facts: None,
+            },
+        );
+        self.last_read = self.nodes.read;
 
         // The context, from the nodes' parts and what is not about pods.
         let mut ext = BTreeSet::new();
         let mut anti: Vec<LabelSelector> = vec![];
         for n in &snap.nodes {
-            let m = &self.nodes[&n.name];
+            let m = self.nodes.get(&n.name);
             ext.extend(m.ext.iter().cloned());
             for s in &m.anti {
                 if !anti.contains(s) {
@@ -256,7 +237,7 @@ impl DisruptionMemo {
         }
         let context = self.context.as_ref().expect("set above");
         for n in &snap.nodes {
-            let m = self.nodes.get_mut(&n.name).expect("inserted above");
+            let m = self.nodes.get_mut(&n.name);
             match &m.facts {
                 None => m.facts = Some(read_facts(n, world, opts, context)),
                 Some(kept) => {
@@ -276,7 +257,7 @@ impl DisruptionMemo {
             nodes: snap
                 .nodes
                 .iter()
-                .map(|n| self.nodes[&n.name].facts.as_ref().expect("read above"))
+                .map(|n| self.nodes.get(&n.name).facts.as_ref().expect("read above"))
                 .collect(),
         }
     }

@@ -322,8 +322,13 @@ pub fn requirement_holds(r: &Requirement, labels: &BTreeMap<String, String>) -> 
 
 /// Name of an API object, or an error naming the field.
 pub fn object_name(meta: &ObjectMeta, kind: ObjectKind) -> Result<String, Error> {
+    object_name_ref(meta, kind).map(str::to_string)
+}
+
+/// [`object_name`] without copying it.
+pub fn object_name_ref(meta: &ObjectMeta, kind: ObjectKind) -> Result<&str, Error> {
     match meta.name.as_deref() {
-        Some(n) if !n.is_empty() => Ok(n.to_string()),
+        Some(n) if !n.is_empty() => Ok(n),
         _ => Err(Error::new(kind, "", "metadata.name", "missing")),
     }
 }

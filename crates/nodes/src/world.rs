@@ -64,6 +64,18 @@ pub struct World<'a> {
     pub skipped: Vec<Error>,
 }
 
+/// The NodePool a node names, by its own label or else its NodeClaim's.
+pub(crate) fn pool_label_of<'s>(
+    n: &'s ClusterNode,
+    claim: Option<&'s NodeClaim>,
+) -> Option<&'s str> {
+    adapt::pool_label(&n.labels).or_else(|| {
+        claim
+            .and_then(|c| c.metadata.labels.as_ref())
+            .and_then(|l| adapt::pool_label(l))
+    })
+}
+
 fn claim_time(c: &NodeClaim) -> Option<Timestamp> {
     c.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
@@ -108,17 +120,7 @@ impl<'a> World<'a> {
         // what an ordered map would do here.
         let mut claim_idx: HashMap<&str, usize> = HashMap::with_capacity(snap.node_claims.len());
         for (i, c) in snap.node_claims.iter().enumerate() {
-            let name = match c.metadata.name.as_deref() {
-                Some(n) if !n.is_empty() => n,
-                _ => {
-                    return Err(Error::new(
-                        ObjectKind::NodeClaim,
-                        "",
-                        "metadata.name",
-                        "missing",
-                    ));
-                }
-            };
+            let name = adapt::object_name_ref(&c.metadata, ObjectKind::NodeClaim)?;
             if claim_idx.insert(name, i).is_some() {
                 return Err(Error::new(
                     ObjectKind::NodeClaim,
@@ -162,7 +164,7 @@ impl<'a> World<'a> {
                 .and_then(|c| c.metadata.labels.as_ref())
                 .unwrap_or(&no_labels);
             let on_node = adapt::pool_label(&n.labels);
-            let pool_name = on_node.or_else(|| adapt::pool_label(claim_labels));
+            let pool_name = pool_label_of(n, claim_obj);
             let pool = pool_name.and_then(|p| pool_idx.get(p).copied());
             let label = |key: &str| n.labels.get(key).or_else(|| claim_labels.get(key)).cloned();
             let instance_type = label(api::labels::INSTANCE_TYPE);

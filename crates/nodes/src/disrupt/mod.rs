@@ -676,12 +676,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
             let eligible = match (info.managed, info.pool) {
                 (false, _) => Err(Why::NotManaged),
                 (true, None) => Err(Why::UnknownNodePool {
-                    pool: adapt::pool_label(&n.labels)
-                        .or_else(|| {
-                            info.claim
-                                .and_then(|c| snap.node_claims[c].metadata.labels.as_ref())
-                                .and_then(|l| adapt::pool_label(l))
-                        })
+                    pool: crate::world::pool_label_of(n, info.claim.map(|c| &snap.node_claims[c]))
                         .unwrap_or_default()
                         .to_string(),
                 }),

@@ -438,8 +438,6 @@ pub struct ProvisionMemo {
     /// The selectors the fold results were made under.
     selectors: Option<Vec<sched::LabelSelector>>,
     nodes: crate::revisions::ByRevision<NodeFold>,
-    /// Nodes whose pods were read again in the last call (for benchmarks and tests).
-    pub last_read: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +478,11 @@ fn merge_selectors(to: &mut Vec<sched::LabelSelector>, from: &[&sched::LabelSele
 }
 
 impl ProvisionMemo {
+    /// Nodes whose pods were read again in the last call (for benchmarks and tests).
+    pub fn last_read(&self) -> usize {
+        self.nodes.read
+    }
+
     /// Each node's folding, by snapshot index (None for deleting nodes), or None when nothing
     /// may be folded: a pod name used twice (the solver rejects the snapshot and must see every
     /// pod to say so) or too many distinct selectors.
@@ -519,7 +522,6 @@ impl ProvisionMemo {
                 }
             },
         );
-        self.last_read = self.nodes.read;
 
         // Names: hashed first; on a clash the names themselves decide.
         let total: usize = snap

@@ -196,6 +196,6 @@ proptest! {
         // Unchanged since the last pass: nodes with a revision are not read again.
         disrupt_with_memo(&s, now(), &o, &mut memo).unwrap();
         let unrevised = s.nodes.iter().filter(|n| n.pods_revision.is_none()).count();
-        prop_assert_eq!(memo.last_read, unrevised);
+        prop_assert_eq!(memo.last_read(), unrevised);
     }
 }

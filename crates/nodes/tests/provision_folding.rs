@@ -398,5 +398,9 @@ proptest! {
             apply(&mut snap, e, &mut revision);
             prop_assert_eq!(with_memo(&snap, &mut memo), decide(provision_unfolded, &snap));
         }
+        // Unchanged since the last call: nodes with a revision are not read again.
+        let _ = with_memo(&snap, &mut memo);
+        let unrevised = snap.nodes.iter().filter(|n| n.pods_revision.is_none()).count();
+        prop_assert_eq!(memo.last_read(), unrevised);
     }
 }

@@ -34,8 +34,6 @@ use crate::world::World;
 pub struct DisruptionMemo {
     context: Option<Context>,
     nodes: ByRevision<NodeMemo>,
-    /// Nodes read again in the last pass (for benchmarks and tests).
-    pub last_read: usize,
 }
 
 /// What the nodes' facts were read under.
@@ -167,6 +165,11 @@ fn anti_selectors(n: &ClusterNode) -> Vec<LabelSelector> {
 }
 
 impl DisruptionMemo {
+    /// Nodes read again in the last pass (for benchmarks and tests).
+    pub fn last_read(&self) -> usize {
+        self.nodes.read
+    }
+
     /// Brings every node of the snapshot up to date and forgets nodes that left it.
     pub(crate) fn prepare<'m>(
         &'m mut self,
@@ -183,7 +186,6 @@ impl DisruptionMemo {
                 facts: None,
             },
         );
-        self.last_read = self.nodes.read;
 
         // The context, from the nodes' parts and what is not about pods.
         let mut ext = BTreeSet::new();

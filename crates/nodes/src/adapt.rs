@@ -90,6 +90,66 @@ pub fn pool_label(labels: &BTreeMap<String, String>) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// The labels decisions read on every node, found in one walk over the map. A node carries a
+/// dozen labels or more whose keys share long prefixes, so one walk is cheaper than a lookup per
+/// key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WellKnown<'l> {
+    /// As [`pool_label`] reads it.
+    pub pool: Option<&'l str>,
+    pub instance_type: Option<&'l str>,
+    pub zone: Option<&'l str>,
+    /// As [`capacity_type_label`] reads it.
+    pub capacity_type: Option<&'l str>,
+}
+
+impl<'l> WellKnown<'l> {
+    pub fn of(labels: &'l BTreeMap<String, String>) -> WellKnown<'l> {
+        // The API spelling wins over the model's, as in the lookups.
+        let (mut pool_model, mut capacity_model) = (None, None);
+        let mut w = WellKnown::default();
+        for (k, v) in labels {
+            // String equality compares lengths first: most keys are rejected without reading
+            // them. (The two spellings may be equal; the API one is checked first.)
+            let (k, v) = (k.as_str(), Some(v.as_str()));
+            if k == api::labels::NODEPOOL {
+                w.pool = v;
+            } else if k == api::labels::CAPACITY_TYPE {
+                w.capacity_type = v;
+            } else if k == api::labels::INSTANCE_TYPE {
+                w.instance_type = v;
+            } else if k == api::labels::ZONE {
+                w.zone = v;
+            } else if k == sched::labels::NODEPOOL {
+                pool_model = v;
+            } else if k == sched::labels::CAPACITY_TYPE {
+                capacity_model = v;
+            }
+        }
+        w.pool = w.pool.or(pool_model);
+        w.capacity_type = w.capacity_type.or(capacity_model);
+        w
+    }
+
+    /// Each label from `self`, or else from `other`.
+    pub fn or(self, other: impl FnOnce() -> WellKnown<'l>) -> WellKnown<'l> {
+        if self.pool.is_some()
+            && self.instance_type.is_some()
+            && self.zone.is_some()
+            && self.capacity_type.is_some()
+        {
+            return self;
+        }
+        let o = other();
+        WellKnown {
+            pool: self.pool.or(o.pool),
+            instance_type: self.instance_type.or(o.instance_type),
+            zone: self.zone.or(o.zone),
+            capacity_type: self.capacity_type.or(o.capacity_type),
+        }
+    }
+}
+
 /// The capacity type label, from either spelling.
 pub fn capacity_type_label(labels: &BTreeMap<String, String>) -> Option<&str> {
     labels
@@ -960,6 +1020,43 @@ pub fn claim_name(pool: &str, seed: i128, index: usize, pods: &[PodRef]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn well_known_reads_what_the_lookups_give() {
+        let cases: [&[(&str, &str)]; 5] = [
+            &[],
+            &[(api::labels::NODEPOOL, "a"), ("x", "y")],
+            &[(sched::labels::NODEPOOL, "b"), (api::labels::NODEPOOL, "a")],
+            &[
+                (api::labels::INSTANCE_TYPE, "m5.large"),
+                (api::labels::ZONE, "z1"),
+                (sched::labels::CAPACITY_TYPE, "on-demand"),
+                (api::labels::CAPACITY_TYPE, "spot"),
+                ("nodes.ballast.dev/instance-size", "large"),
+            ],
+            &[(api::labels::ZONE, "z2"), ("topology.kubernetes.io/zon", "no")],
+        ];
+        for case in cases {
+            let labels: BTreeMap<String, String> = case
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let w = WellKnown::of(&labels);
+            assert_eq!(w.pool, pool_label(&labels), "{case:?}");
+            assert_eq!(w.capacity_type, capacity_type_label(&labels), "{case:?}");
+            let get = |k: &str| labels.get(k).map(String::as_str);
+            assert_eq!(w.instance_type, get(api::labels::INSTANCE_TYPE), "{case:?}");
+            assert_eq!(w.zone, get(api::labels::ZONE), "{case:?}");
+        }
+        // A node's own labels win; its NodeClaim's fill the gaps, field by field.
+        let node = BTreeMap::from([(api::labels::ZONE.to_string(), "z1".to_string())]);
+        let claim = BTreeMap::from([
+            (api::labels::ZONE.to_string(), "z9".to_string()),
+            (api::labels::NODEPOOL.to_string(), "p".to_string()),
+        ]);
+        let w = WellKnown::of(&node).or(|| WellKnown::of(&claim));
+        assert_eq!((w.zone, w.pool, w.instance_type), (Some("z1"), Some("p"), None));
+    }
 
     #[test]
     fn model_label_reads_what_model_labels_gives() {

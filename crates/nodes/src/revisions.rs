@@ -1,7 +1,7 @@
 //! Per-node entries kept across decisions and renewed by [`ClusterNode::pods_revision`]: the
 //! bookkeeping the disruption and provisioning memos share.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::snapshot::ClusterNode;
 
@@ -9,7 +9,7 @@ use crate::snapshot::ClusterNode;
 #[derive(Debug, Clone)]
 pub(crate) struct ByRevision<T> {
     pass: u64,
-    entries: HashMap<String, Entry<T>>,
+    entries: FxHashMap<String, Entry<T>>,
     /// Nodes read again by the last [`ByRevision::refresh`].
     pub read: usize,
 }
@@ -25,7 +25,7 @@ impl<T> Default for ByRevision<T> {
     fn default() -> Self {
         ByRevision {
             pass: 0,
-            entries: HashMap::new(),
+            entries: FxHashMap::default(),
             read: 0,
         }
     }

@@ -2,12 +2,13 @@
 //! tied to its NodePool and NodeClaim, prices looked up.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use ballast_api::common::parse_duration_seconds;
-use ballast_api::nodes::{self as api, ConsolidationPolicy, DisruptionReason, NodeClaim, NodePool};
+use ballast_api::nodes::{ConsolidationPolicy, DisruptionReason, NodeClaim, NodePool};
 use ballast_scheduling::{self as sched, InstanceType, Resources};
 use jiff::Timestamp;
+use rustc_hash::FxHashMap;
 
 use crate::adapt::{self, PoolModel};
 use crate::budget::Budget;
@@ -32,7 +33,7 @@ pub struct PoolInfo<'a> {
 
 /// What is known about one node.
 #[derive(Debug, Clone, Default)]
-pub struct NodeInfo {
+pub struct NodeInfo<'a> {
     /// Index into `World::pools`.
     pub pool: Option<usize>,
     /// A NodePool label is on the node or its NodeClaim (the pool may be unknown).
@@ -43,9 +44,13 @@ pub struct NodeInfo {
     pub claim: Option<usize>,
     pub created: Option<Timestamp>,
     pub price: Option<f64>,
-    pub instance_type: Option<String>,
-    pub zone: Option<String>,
-    pub capacity_type: Option<String>,
+    pub instance_type: Option<&'a str>,
+    /// Index into `World::types` of the (first) type named `instance_type`.
+    pub type_index: Option<usize>,
+    pub zone: Option<&'a str>,
+    pub capacity_type: Option<&'a str>,
+    /// Index into that type's offerings of the (first) one in `zone` with `capacity_type`.
+    pub offering: Option<usize>,
     pub expire_after: Option<f64>,
     pub termination_grace_period: Option<f64>,
 }
@@ -57,7 +62,7 @@ pub struct World<'a> {
     pub types: Cow<'a, [InstanceType]>,
     pub pools: Vec<PoolInfo<'a>>,
     pub pool_idx: BTreeMap<String, usize>,
-    pub nodes: Vec<NodeInfo>,
+    pub nodes: Vec<NodeInfo<'a>>,
     /// NodeClaims whose node is not in the snapshot (launching or registering).
     pub in_flight: Vec<usize>,
     /// Objects left out because they are invalid (a bad NodePool must not stop the others).
@@ -118,7 +123,8 @@ impl<'a> World<'a> {
         }
         // Hashed rather than ordered: names are long and alike, and comparing them is most of
         // what an ordered map would do here.
-        let mut claim_idx: HashMap<&str, usize> = HashMap::with_capacity(snap.node_claims.len());
+        let mut claim_idx: FxHashMap<&str, usize> =
+            FxHashMap::with_capacity_and_hasher(snap.node_claims.len(), Default::default());
         for (i, c) in snap.node_claims.iter().enumerate() {
             let name = adapt::object_name_ref(&c.metadata, ObjectKind::NodeClaim)?;
             if claim_idx.insert(name, i).is_some() {
@@ -130,13 +136,18 @@ impl<'a> World<'a> {
                 ));
             }
         }
-        let type_idx: HashMap<&str, &InstanceType> =
-            types.iter().map(|t| (t.name.as_str(), t)).collect();
+        // The first of a name, as a search along the list would find.
+        let mut type_idx: FxHashMap<&str, usize> =
+            FxHashMap::with_capacity_and_hasher(types.len(), Default::default());
+        for (i, t) in types.iter().enumerate() {
+            type_idx.entry(t.name.as_str()).or_insert(i);
+        }
         let mut nodes = Vec::with_capacity(snap.nodes.len());
         let mut registered = vec![false; snap.node_claims.len()];
-        let mut names = HashSet::with_capacity(snap.nodes.len());
+        let mut names: FxHashMap<&str, ()> =
+            FxHashMap::with_capacity_and_hasher(snap.nodes.len(), Default::default());
         for n in &snap.nodes {
-            if n.name.is_empty() || !names.insert(n.name.as_str()) {
+            if n.name.is_empty() || names.insert(n.name.as_str(), ()).is_some() {
                 return Err(Error::new(
                     ObjectKind::Node,
                     &n.name,
@@ -159,19 +170,27 @@ impl<'a> World<'a> {
                 registered[c] = true;
             }
             let claim_obj = claim.map(|c| &snap.node_claims[c]);
-            let no_labels = BTreeMap::new();
-            let claim_labels = claim_obj
-                .and_then(|c| c.metadata.labels.as_ref())
-                .unwrap_or(&no_labels);
-            let on_node = adapt::pool_label(&n.labels);
-            let pool_name = pool_label_of(n, claim_obj);
+            // The node's own labels, and its NodeClaim's for those it lacks.
+            let on_node = adapt::WellKnown::of(&n.labels);
+            let known = on_node.or(|| {
+                claim_obj
+                    .and_then(|c| c.metadata.labels.as_ref())
+                    .map(adapt::WellKnown::of)
+                    .unwrap_or_default()
+            });
+            debug_assert_eq!(known.pool, pool_label_of(n, claim_obj));
+            let pool_name = known.pool;
             let pool = pool_name.and_then(|p| pool_idx.get(p).copied());
-            let label = |key: &str| n.labels.get(key).or_else(|| claim_labels.get(key)).cloned();
-            let instance_type = label(api::labels::INSTANCE_TYPE);
-            let zone = label(api::labels::ZONE);
-            let capacity_type = adapt::capacity_type_label(&n.labels)
-                .or_else(|| adapt::capacity_type_label(claim_labels))
-                .map(str::to_string);
+            let (instance_type, zone, capacity_type) =
+                (known.instance_type, known.zone, known.capacity_type);
+            let type_index = instance_type.and_then(|t| type_idx.get(t).copied());
+            let offering = match (type_index, zone, capacity_type) {
+                (Some(t), Some(z), Some(c)) => types[t]
+                    .offerings
+                    .iter()
+                    .position(|o| o.zone == z && o.capacity_type == c),
+                _ => None,
+            };
             if let Some(p) = n.price
                 && (!p.is_finite() || p < 0.0)
             {
@@ -182,14 +201,9 @@ impl<'a> World<'a> {
                     format!("{p} is not a price"),
                 ));
             }
-            let price = n.price.or_else(|| {
-                let t = type_idx.get(instance_type.as_deref()?)?;
-                let (z, c) = (zone.as_deref()?, capacity_type.as_deref()?);
-                t.offerings
-                    .iter()
-                    .find(|o| o.zone == z && o.capacity_type == c)
-                    .map(|o| o.price)
-            });
+            let price = n
+                .price
+                .or_else(|| Some(types[type_index?].offerings[offering?].price));
             let (expire_after, tgp) = match claim_obj {
                 Some(c) => {
                     let nm = c.metadata.name.as_deref().unwrap_or_default();
@@ -219,13 +233,15 @@ impl<'a> World<'a> {
             nodes.push(NodeInfo {
                 pool,
                 managed: pool_name.is_some(),
-                pool_on_node: on_node.is_some(),
+                pool_on_node: on_node.pool.is_some(),
                 claim,
                 created: claim_obj.and_then(claim_time).or(n.created),
                 price,
                 instance_type,
+                type_index,
                 zone,
                 capacity_type,
+                offering,
                 expire_after,
                 termination_grace_period: tgp,
             });

@@ -1,6 +1,6 @@
 //! Interned labels, requirement sets and label selectors: the set algebra the solver runs on.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::model::{LabelSelector, Operator, Requirement, SelectorOperator};
 
@@ -12,7 +12,7 @@ use crate::model::{LabelSelector, Operator, Requirement, SelectorOperator};
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Interner<'a> {
     base: Option<&'a Interner<'a>>,
-    map: HashMap<String, u32>,
+    map: FxHashMap<String, u32>,
     names: Vec<String>,
     nums: Vec<Option<i64>>,
 }

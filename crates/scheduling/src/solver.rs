@@ -3,7 +3,9 @@
 //! still fit. Pure: same input, same output.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 
 use crate::error::{Kind, ModelError};
 use crate::model::{
@@ -371,9 +373,9 @@ pub(crate) struct Solver<'a> {
     k_pool: u32,
     dims: Vec<String>,
     zones: Vec<u32>,
-    zone_idx: HashMap<u32, usize>,
+    zone_idx: FxHashMap<u32, usize>,
     cts: Vec<u32>,
-    ct_idx: HashMap<u32, usize>,
+    ct_idx: FxHashMap<u32, usize>,
     type_key: Vec<bool>,
     types: Cow<'a, [PType]>,
     pools: Vec<PPool>,
@@ -389,13 +391,13 @@ pub(crate) struct Solver<'a> {
     claims: Vec<Claim>,
     open: BTreeSet<(usize, usize)>,
     alts: Vec<AltInfo>,
-    alt_ids: HashMap<ReqSet, usize>,
+    alt_ids: FxHashMap<ReqSet, usize>,
     groups: Vec<Group>,
-    group_ids: HashMap<GroupKey, usize>,
+    group_ids: FxHashMap<GroupKey, usize>,
     pods: Vec<PPod>,
-    domain_cache: HashMap<(u32, Vec<usize>), Vec<u32>>,
+    domain_cache: FxHashMap<(u32, Vec<usize>), Vec<u32>>,
     placements: Vec<(usize, usize)>,
-    ns_labels: HashMap<String, Labels>,
+    ns_labels: FxHashMap<String, Labels>,
     pub(crate) claim_order: ClaimOrder,
 }
 
@@ -481,9 +483,9 @@ impl<'a> Solver<'a> {
             k_pool,
             dims,
             zones: vec![],
-            zone_idx: HashMap::new(),
+            zone_idx: FxHashMap::default(),
             cts: vec![],
-            ct_idx: HashMap::new(),
+            ct_idx: FxHashMap::default(),
             type_key: vec![],
             types: Cow::Owned(vec![]),
             pools: vec![],
@@ -496,13 +498,13 @@ impl<'a> Solver<'a> {
             claims: vec![],
             open: BTreeSet::new(),
             alts: vec![],
-            alt_ids: HashMap::new(),
+            alt_ids: FxHashMap::default(),
             groups: vec![],
-            group_ids: HashMap::new(),
+            group_ids: FxHashMap::default(),
             pods: vec![],
-            domain_cache: HashMap::new(),
+            domain_cache: FxHashMap::default(),
             placements: vec![],
-            ns_labels: HashMap::new(),
+            ns_labels: FxHashMap::default(),
             claim_order: ClaimOrder::default(),
         };
         s.prepare_types(snap, k_itype)?;
@@ -1179,7 +1181,7 @@ impl<'a> Solver<'a> {
 
     fn prepare_pods(&mut self, snap: &'a Snapshot) -> Result<(), ModelError> {
         self.check_pods(snap.pods.iter())?;
-        let slot_of: HashMap<String, usize> = self
+        let slot_of: FxHashMap<String, usize> = self
             .slots
             .iter()
             .enumerate()
@@ -2956,7 +2958,7 @@ pub(crate) mod access {
             let np = self.pools.len();
             type Key = (Vec<i64>, usize, Vec<bool>);
             let mut classes: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
-            let mut compat_cache: HashMap<(usize, Vec<bool>), Vec<bool>> = HashMap::new();
+            let mut compat_cache: FxHashMap<(usize, Vec<bool>), Vec<bool>> = FxHashMap::default();
             for &pi in &loose {
                 let tol: Vec<bool> = (0..np)
                     .map(|p| self.taint_block(pi, &self.pools[p].taints).is_none())

@@ -839,19 +839,13 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 return Some(format!("template label {k}={v} differs"));
             }
         }
-        if let Some(t) = &info.instance_type {
-            match self.world.types.iter().find(|x| &x.name == t) {
-                None => return Some(format!("instance type {t} no longer offered")),
-                Some(it) => {
-                    if let (Some(z), Some(c)) = (&info.zone, &info.capacity_type)
-                        && !it
-                            .offerings
-                            .iter()
-                            .any(|o| &o.zone == z && &o.capacity_type == c)
-                    {
-                        return Some(format!("no {c} offering of {t} in {z} any more"));
-                    }
-                }
+        // World resolved the type and its offering.
+        if let Some(t) = info.instance_type {
+            if info.type_index.is_none() {
+                return Some(format!("instance type {t} no longer offered"));
+            }
+            if let (Some(z), Some(c), None) = (info.zone, info.capacity_type, info.offering) {
+                return Some(format!("no {c} offering of {t} in {z} any more"));
             }
         }
         None
@@ -1388,7 +1382,7 @@ impl<'w, 'a> Ctx<'w, 'a> {
         };
         let all_spot = nodes
             .iter()
-            .all(|&i| self.world.nodes[i].capacity_type.as_deref() == Some("spot"));
+            .all(|&i| self.world.nodes[i].capacity_type == Some("spot"));
         let can_spot = self
             .world
             .types
@@ -1430,9 +1424,8 @@ impl<'w, 'a> Ctx<'w, 'a> {
             // Replacing several nodes by one of their own types is just deleting the others.
             let mut limit = f64::INFINITY;
             for &i in nodes {
-                if let (Some(t), Some(p)) =
-                    (&self.world.nodes[i].instance_type, self.cands[i].price)
-                    && plan.instance_types.iter().any(|o| &o.name == t)
+                if let (Some(t), Some(p)) = (self.world.nodes[i].instance_type, self.cands[i].price)
+                    && plan.instance_types.iter().any(|o| o.name == t)
                 {
                     limit = limit.min(p);
                 }

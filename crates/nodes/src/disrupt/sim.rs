@@ -18,7 +18,9 @@
 //! Tests compare both forms on random clusters.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use ballast_scheduling::{
     self as sched, NewClaim, Pod, PodRef, PreparedCluster, Resources, SolveOptions, Taint,
@@ -133,7 +135,7 @@ pub struct Sim<'w, 'a> {
     /// `usage_nodes` prepared for the leftovers' solves, made on first need.
     usage: Option<PreparedCluster>,
     /// Leftover solves made in this pass, by the leftovers' placement-order keys.
-    leftover_plans: HashMap<Vec<(i32, i64, i64)>, Vec<LeftoverPlan>>,
+    leftover_plans: FxHashMap<Vec<(i32, i64, i64)>, Vec<LeftoverPlan>>,
     /// Whether a NodePool has limits (then a leftover solve also depends on the usage left).
     limited: bool,
     in_flight_nodes: Vec<sched::Node>,
@@ -291,7 +293,7 @@ impl<'w, 'a> Sim<'w, 'a> {
             usage_nodes,
             usage_of,
             usage: None,
-            leftover_plans: HashMap::new(),
+            leftover_plans: FxHashMap::default(),
             limited: world.pools.iter().any(|p| p.model.model.limits.is_some()),
             in_flight_nodes,
             prepared: None,

@@ -32,13 +32,13 @@ struct Base {
     /// Bound pods on known slots, in snapshot order.
     bound: Vec<BoundInfo>,
     /// Bound pods by namespace id.
-    by_ns: HashMap<u32, Vec<usize>>,
+    by_ns: FxHashMap<u32, Vec<usize>>,
     /// Required anti-affinity terms of bound pods, in snapshot order: slot, key, namespaces,
     /// selector.
     anti: Vec<(usize, u32, NsScope, Selector)>,
     /// Snapshot pods (pending or bound) by namespace and name → the node they are bound to, if
     /// it is one of the snapshot's nodes.
-    names: HashMap<String, HashMap<String, Option<usize>>>,
+    names: FxHashMap<String, FxHashMap<String, Option<usize>>>,
     /// Per extended dimension: no NodePool DaemonSet overhead uses it (so when no pending pod
     /// requests it, tracking it changes nothing unless a node is overcommitted in it).
     inert: Vec<bool>,
@@ -221,22 +221,22 @@ impl Base {
                 slot_ct[slot] = Some(c);
             }
         }
-        let slot_of: HashMap<String, usize> = s
+        let slot_of: FxHashMap<String, usize> = s
             .slots
             .iter()
             .enumerate()
             .map(|(i, sl)| (sl.name.clone(), i))
             .collect();
-        let node_of: HashMap<&str, usize> = snap
+        let node_of: FxHashMap<&str, usize> = snap
             .nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.name.as_str(), i))
             .collect();
         let mut bound = vec![];
-        let mut by_ns: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut by_ns: FxHashMap<u32, Vec<usize>> = FxHashMap::default();
         let mut anti = vec![];
-        let mut names: HashMap<String, HashMap<String, Option<usize>>> = HashMap::new();
+        let mut names: FxHashMap<String, FxHashMap<String, Option<usize>>> = FxHashMap::default();
         for p in &snap.pods {
             names.entry(p.namespace.clone()).or_default().insert(
                 p.name.clone(),
@@ -396,11 +396,11 @@ impl Base {
             claims: vec![],
             open: BTreeSet::new(),
             alts: vec![],
-            alt_ids: HashMap::new(),
+            alt_ids: FxHashMap::default(),
             groups: vec![],
-            group_ids: HashMap::new(),
+            group_ids: FxHashMap::default(),
             pods: vec![],
-            domain_cache: HashMap::new(),
+            domain_cache: FxHashMap::default(),
             placements: vec![],
             ns_labels: b.ns_labels.clone(),
             claim_order: ClaimOrder::default(),

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use ballast_api::nodes as api;
 use ballast_scheduling::{self as sched, LabelSelector, Pod, Taint, TaintEffect};
 
-use super::sim::{D, Rv, effective_rv, placement_order, prefix};
+use super::sim::{D, Head, Rv, effective_rv, placement_order};
 use super::{DisruptionOptions, eviction_cost};
 use crate::adapt;
 use crate::revisions::ByRevision;
@@ -90,8 +90,8 @@ pub(crate) struct FastPod {
     pub simple: bool,
     pub unconstrained: bool,
     pub key: (i32, i64, i64),
-    pub ns_prefix: u128,
-    pub name_prefix: u128,
+    pub ns: Head,
+    pub name: Head,
 }
 
 /// A movable pod with something to say about moving it.
@@ -370,12 +370,11 @@ fn read_facts(
         let unconstrained = mp.node_selector.is_empty()
             && na.required.is_empty()
             && mp.volumes.iter().all(|v| v.zones.is_empty());
-        let (ns_prefix, name_prefix) = (prefix(&mp.namespace), prefix(&mp.name));
         fast.push(FastPod {
             // cpu and memory are the first two dimensions.
             key: (-mp.priority, -req[0], -req[1]),
-            ns_prefix,
-            name_prefix,
+            ns: Head::of(&mp.namespace),
+            name: Head::of(&mp.name),
             req,
             at: match mp {
                 Cow::Borrowed(_) => PodAt::Snapshot(k),

@@ -90,26 +90,55 @@ struct LeftoverPlan {
 /// The solver's placement order: priority, CPU and memory descending, then namespace and name
 /// (`ap` and `bp` are the pods `a` and `b` stand for).
 pub(crate) fn placement_order(a: &FastPod, ap: &Pod, b: &FastPod, bp: &Pod) -> std::cmp::Ordering {
-    // The prefixes order names as the strings do, so the strings are only read on a tie.
+    // The heads order names as the strings do, so the strings are only read when both are
+    // longer than a head and their heads tie.
     a.key
         .cmp(&b.key)
-        .then_with(|| a.ns_prefix.cmp(&b.ns_prefix))
-        .then_with(|| ap.namespace.cmp(&bp.namespace))
-        .then_with(|| a.name_prefix.cmp(&b.name_prefix))
-        .then_with(|| ap.name.cmp(&bp.name))
+        .then_with(|| a.ns.cmp_then(&b.ns, || ap.namespace.cmp(&bp.namespace)))
+        .then_with(|| a.name.cmp_then(&b.name, || ap.name.cmp(&bp.name)))
 }
 
-/// The first bytes of `s` as a big-endian number, zero-padded: for strings without NUL bytes
-/// (Kubernetes names), a smaller prefix means a smaller string, and equal prefixes say nothing.
-pub(crate) fn prefix(s: &str) -> u128 {
-    let b = s.as_bytes();
-    if let Some(head) = b.first_chunk::<16>() {
-        return u128::from_be_bytes(*head);
+/// The first [`Head::BYTES`] bytes of a string as a big-endian number (zero-padded), and its
+/// length: enough to order most names without reading them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    prefix: u128,
+    len: usize,
+}
+
+impl Head {
+    pub const BYTES: usize = 16;
+
+    pub fn of(s: &str) -> Head {
+        let b = s.as_bytes();
+        let prefix = match b.first_chunk::<16>() {
+            Some(head) => u128::from_be_bytes(*head),
+            // Byte by byte: copying a variable length into a buffer is a call to memcpy.
+            None => (0..16).fold(0u128, |v, i| {
+                v << 8 | u128::from(b.get(i).copied().unwrap_or(0))
+            }),
+        };
+        Head { prefix, len: b.len() }
     }
-    // Byte by byte: copying a variable length into a buffer is a call to memcpy.
-    (0..16).fold(0u128, |v, i| {
-        v << 8 | u128::from(b.get(i).copied().unwrap_or(0))
-    })
+
+    /// The order of the two strings, with `full` comparing them when the heads cannot tell.
+    ///
+    /// A smaller prefix means a smaller string. When prefixes tie and one string fits in its
+    /// head, it is the other's beginning (padding and NUL bytes alike are zeros, and the rest of
+    /// the shorter is all padding), so the shorter is the smaller, or they are equal.
+    pub fn cmp_then(
+        &self,
+        other: &Head,
+        full: impl FnOnce() -> std::cmp::Ordering,
+    ) -> std::cmp::Ordering {
+        self.prefix.cmp(&other.prefix).then_with(|| {
+            if self.len.min(other.len) <= Self::BYTES {
+                self.len.cmp(&other.len)
+            } else {
+                full()
+            }
+        })
+    }
 }
 
 pub struct Sim<'w, 'a> {
@@ -833,6 +862,50 @@ fn interpret(sol: sched::Solution, mut moves: Moves) -> Outcome {
         Outcome::NewNodes {
             moves,
             claims: sol.new_claims,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Head;
+    use proptest::prelude::*;
+
+    fn head_order(a: &str, b: &str) -> std::cmp::Ordering {
+        Head::of(a).cmp_then(&Head::of(b), || a.cmp(b))
+    }
+
+    #[test]
+    fn heads_order_names_as_strings() {
+        let names = [
+            "",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "svc-27-94",
+            "svc-27-95",
+            "svc-27-9",
+            "exactly-16-bytes",
+            "exactly-16-bytes\0",
+            "exactly-16-bytesz",
+            "exactly-16-byte",
+            "a-much-longer-pod-name-7d9f8c-x2k9p",
+            "a-much-longer-pod-name-7d9f8c-x2k9q",
+            "a-much-longer-po",
+            "é-accented",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(head_order(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn heads_order_random_names(a in "[ab\0]{0,20}", b in "[ab\0]{0,20}") {
+            prop_assert_eq!(head_order(&a, &b), a.cmp(&b));
         }
     }
 }

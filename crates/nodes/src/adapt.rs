@@ -1034,7 +1034,10 @@ mod tests {
                 (api::labels::CAPACITY_TYPE, "spot"),
                 ("nodes.ballast.dev/instance-size", "large"),
             ],
-            &[(api::labels::ZONE, "z2"), ("topology.kubernetes.io/zon", "no")],
+            &[
+                (api::labels::ZONE, "z2"),
+                ("topology.kubernetes.io/zon", "no"),
+            ],
         ];
         for case in cases {
             let labels: BTreeMap<String, String> = case
@@ -1055,7 +1058,10 @@ mod tests {
             (api::labels::NODEPOOL.to_string(), "p".to_string()),
         ]);
         let w = WellKnown::of(&node).or(|| WellKnown::of(&claim));
-        assert_eq!((w.zone, w.pool, w.instance_type), (Some("z1"), Some("p"), None));
+        assert_eq!(
+            (w.zone, w.pool, w.instance_type),
+            (Some("z1"), Some("p"), None)
+        );
     }
 
     #[test]

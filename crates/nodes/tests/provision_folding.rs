@@ -324,7 +324,7 @@ fn plain_cluster_same_explanations() {
 /// One edit between two provisioning calls: (kind, node, pod), indices taken modulo the sizes.
 /// Kinds: 0 remove a bound pod; 1 bind the first pending pod to the node; 2 mark the node
 /// deleting or not (no new revision: the memo must see it by itself); 3 drop the first pending
-/// pod; 4 nothing.
+/// pod; 4 move the node to the other zone (a label change, no new revision either); 5 nothing.
 type Edit = (u8, usize, usize);
 
 fn apply(s: &mut ClusterSnapshot, (kind, n, k): Edit, revision: &mut u64) {
@@ -357,6 +357,12 @@ fn apply(s: &mut ClusterSnapshot, (kind, n, k): Edit, revision: &mut u64) {
             s.pending_pods.remove(0);
             false
         }
+        4 => {
+            let zone = s.nodes[n].labels.get(ZONE).map(String::as_str);
+            let other = if zone == Some("b") { "a" } else { "b" };
+            s.nodes[n].labels.insert(ZONE.into(), other.into());
+            false
+        }
         _ => false,
     };
     if changed {
@@ -377,7 +383,7 @@ proptest! {
     fn memo_across_calls_decides_as_unfolded(
         s in spec(),
         revised in prop::collection::vec(prop::bool::weighted(0.8), 8),
-        edits in prop::collection::vec((0u8..5, 0usize..16, 0usize..16), 1..8),
+        edits in prop::collection::vec((0u8..6, 0usize..16, 0usize..16), 1..8),
     ) {
         let mut snap = build(&s);
         let mut revision = 0;

@@ -118,7 +118,10 @@ impl Head {
                 v << 8 | u128::from(b.get(i).copied().unwrap_or(0))
             }),
         };
-        Head { prefix, len: b.len() }
+        Head {
+            prefix,
+            len: b.len(),
+        }
     }
 
     /// The order of the two strings, with `full` comparing them when the heads cannot tell.

@@ -131,6 +131,30 @@ impl<'l> WellKnown<'l> {
         w
     }
 
+    /// The value of label `key` as [`model_label`] reads it, when `key` is one of the labels
+    /// read here (None: look it up).
+    pub fn get(&self, key: &str) -> Option<Option<&'l str>> {
+        // A key with two spellings is left to the lookup: which one wins depends on the key
+        // asked for. (Today's renames keep the spelling, so this answers all four.)
+        if RENAMES
+            .iter()
+            .any(|(a, m)| a != m && (*a == key || *m == key))
+        {
+            return None;
+        }
+        if key == api::labels::INSTANCE_TYPE {
+            Some(self.instance_type)
+        } else if key == api::labels::ZONE {
+            Some(self.zone)
+        } else if key == api::labels::NODEPOOL {
+            Some(self.pool)
+        } else if key == api::labels::CAPACITY_TYPE {
+            Some(self.capacity_type)
+        } else {
+            None
+        }
+    }
+
     /// Each label from `self`, or else from `other`.
     pub fn or(self, other: impl FnOnce() -> WellKnown<'l>) -> WellKnown<'l> {
         if self.pool.is_some()
@@ -362,13 +386,15 @@ pub fn model_requirement(
 
 /// Whether a label set satisfies a requirement (absent labels satisfy only NotIn/DoesNotExist).
 pub fn requirement_holds(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
-    let v = labels
-        .get(&r.key)
-        .or_else(|| labels.get(to_api_key(&r.key)));
+    requirement_holds_for(r, model_label(labels, &r.key).map(String::as_str))
+}
+
+/// [`requirement_holds`] given the value of the requirement's key (None: absent).
+pub fn requirement_holds_for(r: &Requirement, v: Option<&str>) -> bool {
     let int = |s: &str| s.trim().parse::<i64>().ok();
     match r.operator {
-        Operator::In => v.is_some_and(|v| r.values.contains(v)),
-        Operator::NotIn => v.is_none_or(|v| !r.values.contains(v)),
+        Operator::In => v.is_some_and(|v| r.values.iter().any(|x| x == v)),
+        Operator::NotIn => v.is_none_or(|v| !r.values.iter().any(|x| x == v)),
         Operator::Exists => v.is_some(),
         Operator::DoesNotExist => v.is_none(),
         Operator::Gt => {
@@ -1050,6 +1076,20 @@ mod tests {
             let get = |k: &str| labels.get(k).map(String::as_str);
             assert_eq!(w.instance_type, get(api::labels::INSTANCE_TYPE), "{case:?}");
             assert_eq!(w.zone, get(api::labels::ZONE), "{case:?}");
+            for k in [
+                api::labels::INSTANCE_TYPE,
+                api::labels::ZONE,
+                api::labels::NODEPOOL,
+                sched::labels::NODEPOOL,
+                api::labels::CAPACITY_TYPE,
+                sched::labels::CAPACITY_TYPE,
+                "x",
+            ] {
+                let looked_up = model_label(&labels, k).map(String::as_str);
+                assert!(w.get(k).is_none_or(|v| v == looked_up), "{case:?} {k}");
+            }
+            assert_eq!(w.get("x"), None);
+            assert!(w.get(api::labels::ZONE).is_some());
         }
         // A node's own labels win; its NodeClaim's fill the gaps, field by field.
         let node = BTreeMap::from([(api::labels::ZONE.to_string(), "z1".to_string())]);

@@ -40,6 +40,8 @@ pub struct NodeInfo<'a> {
     pub managed: bool,
     /// The NodePool label is on the node itself.
     pub pool_on_node: bool,
+    /// The well-known labels on the node itself (not its NodeClaim's).
+    pub on_node: adapt::WellKnown<'a>,
     /// Index into `snapshot.node_claims`.
     pub claim: Option<usize>,
     pub created: Option<Timestamp>,
@@ -234,6 +236,7 @@ impl<'a> World<'a> {
                 pool,
                 managed: pool_name.is_some(),
                 pool_on_node: on_node.pool.is_some(),
+                on_node,
                 claim,
                 created: claim_obj.and_then(claim_time).or(n.created),
                 price,

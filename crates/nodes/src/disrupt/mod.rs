@@ -827,7 +827,12 @@ impl<'w, 'a> Ctx<'w, 'a> {
         }
         // requirement_holds reads either spelling of a key, so the node's own labels do.
         for r in &pool.model.model.requirements {
-            if !adapt::requirement_holds(r, &n.labels) {
+            let holds = match info.on_node.get(&r.key) {
+                Some(v) => adapt::requirement_holds_for(r, v),
+                None => adapt::requirement_holds(r, &n.labels),
+            };
+            debug_assert_eq!(holds, adapt::requirement_holds(r, &n.labels));
+            if !holds {
                 return Some(format!(
                     "no longer matches requirement {} {:?} {:?}",
                     r.key, r.operator, r.values

@@ -8,7 +8,7 @@ use ballast_api::common::parse_duration_seconds;
 use ballast_api::nodes::{ConsolidationPolicy, DisruptionReason, NodeClaim, NodePool};
 use ballast_scheduling::{self as sched, InstanceType, Resources};
 use jiff::Timestamp;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::adapt::{self, PoolModel};
 use crate::budget::Budget;
@@ -38,9 +38,8 @@ pub struct NodeInfo<'a> {
     pub pool: Option<usize>,
     /// A NodePool label is on the node or its NodeClaim (the pool may be unknown).
     pub managed: bool,
-    /// The NodePool label is on the node itself.
-    pub pool_on_node: bool,
-    /// The well-known labels on the node itself (not its NodeClaim's).
+    /// The well-known labels on the node itself (not its NodeClaim's): `on_node.pool` says
+    /// whether the NodePool label is on the node.
     pub on_node: adapt::WellKnown<'a>,
     /// Index into `snapshot.node_claims`.
     pub claim: Option<usize>,
@@ -146,10 +145,10 @@ impl<'a> World<'a> {
         }
         let mut nodes = Vec::with_capacity(snap.nodes.len());
         let mut registered = vec![false; snap.node_claims.len()];
-        let mut names: FxHashMap<&str, ()> =
-            FxHashMap::with_capacity_and_hasher(snap.nodes.len(), Default::default());
+        let mut names: FxHashSet<&str> =
+            FxHashSet::with_capacity_and_hasher(snap.nodes.len(), Default::default());
         for n in &snap.nodes {
-            if n.name.is_empty() || names.insert(n.name.as_str(), ()).is_some() {
+            if n.name.is_empty() || !names.insert(n.name.as_str()) {
                 return Err(Error::new(
                     ObjectKind::Node,
                     &n.name,
@@ -235,7 +234,6 @@ impl<'a> World<'a> {
             nodes.push(NodeInfo {
                 pool,
                 managed: pool_name.is_some(),
-                pool_on_node: on_node.pool.is_some(),
                 on_node,
                 claim,
                 created: claim_obj.and_then(claim_time).or(n.created),

@@ -275,7 +275,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         for (i, n) in snap.nodes.iter().enumerate() {
             // Pools named by the node's own label (World resolved it).
             let info = &world.nodes[i];
-            if let Some(pool) = info.pool.filter(|_| info.pool_on_node) {
+            if let Some(pool) = info.pool.filter(|_| info.on_node.pool.is_some()) {
                 usage_of[i] = Some(usage_nodes.len());
                 usage_nodes.push(stand_in(
                     format!("~usage-{i:06}"),

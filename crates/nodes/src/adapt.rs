@@ -398,10 +398,10 @@ pub fn requirement_holds_for(r: &Requirement, v: Option<&str>) -> bool {
         Operator::Exists => v.is_some(),
         Operator::DoesNotExist => v.is_none(),
         Operator::Gt => {
-            matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b)
+            matches!((v.and_then(int), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a > b)
         }
         Operator::Lt => {
-            matches!((v.and_then(|v| int(v)), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b)
+            matches!((v.and_then(int), r.values.first().and_then(|x| int(x))), (Some(a), Some(b)) if a < b)
         }
     }
 }

@@ -73,7 +73,9 @@ pub fn parse_quantity(text: &str) -> Result<f64, ParseError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
-    let base: f64 = number.parse().map_err(|_| ParseError::Quantity(text.to_string()))?;
+    let base: f64 = number
+        .parse()
+        .map_err(|_| ParseError::Quantity(text.to_string()))?;
     let factor = match suffix {
         "" => 1.0,
         "n" => 1e-9,
@@ -92,7 +94,9 @@ pub fn parse_quantity(text: &str) -> Result<f64, ParseError> {
         "Pi" => 1024f64.powi(5),
         "Ei" => 1024f64.powi(6),
         exp if exp.starts_with(['e', 'E']) => {
-            let e: i32 = exp[1..].parse().map_err(|_| ParseError::Quantity(text.to_string()))?;
+            let e: i32 = exp[1..]
+                .parse()
+                .map_err(|_| ParseError::Quantity(text.to_string()))?;
             10f64.powi(e)
         }
         _ => return Err(ParseError::Quantity(text.to_string())),
@@ -105,13 +109,16 @@ pub fn parse_quantity(text: &str) -> Result<f64, ParseError> {
 pub fn quantity_milli(q: &Quantity) -> Result<i64, ParseError> {
     let v = parse_quantity(&q.0)?;
     // Exact decimal arithmetic where it fits: through a float, "700m" would read as 701.
-    Ok(exact_milli(q.0.trim()).unwrap_or_else(|| (v * 1000.0).ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64))
+    Ok(exact_milli(q.0.trim())
+        .unwrap_or_else(|| (v * 1000.0).ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64))
 }
 
 /// `quantity_milli` of a syntactically valid quantity in integer arithmetic, or `None` when the
 /// numbers do not fit an i128 (the caller then falls back to floats).
 fn exact_milli(s: &str) -> Option<i64> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     let (negative, digits) = match number.as_bytes().first() {
         Some(b'-') => (true, &number[1..]),
@@ -173,13 +180,17 @@ pub fn parse_duration_seconds(text: &str) -> Result<f64, ParseError> {
     let mut total = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         if num_end == 0 {
             return Err(err());
         }
         let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -245,7 +256,10 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = parse_quantity(text).unwrap();
-            assert!((got - want).abs() <= want.abs() * 1e-12, "{text}: {got} != {want}");
+            assert!(
+                (got - want).abs() <= want.abs() * 1e-12,
+                "{text}: {got} != {want}"
+            );
         }
         for bad in ["", "abc", "1.2.3", "5 m", "1Kb", "--1", "1mi"] {
             assert!(parse_quantity(bad).is_err(), "{bad} should be rejected");
@@ -258,11 +272,33 @@ mod tests {
         assert_eq!(quantity_milli(&Quantity("1".into())).unwrap(), 1000);
         assert_eq!(quantity_milli(&Quantity("1n".into())).unwrap(), 1);
         // Exact: through floats these read one thousandth too high.
-        for (text, want) in [("700m", 700), ("2300m", 2300), ("9m", 9), ("0.7", 700), ("1.1", 1100), ("123456789n", 124)] {
-            assert_eq!(quantity_milli(&Quantity(text.into())).unwrap(), want, "{text}");
+        for (text, want) in [
+            ("700m", 700),
+            ("2300m", 2300),
+            ("9m", 9),
+            ("0.7", 700),
+            ("1.1", 1100),
+            ("123456789n", 124),
+        ] {
+            assert_eq!(
+                quantity_milli(&Quantity(text.into())).unwrap(),
+                want,
+                "{text}"
+            );
         }
-        for (text, want) in [("1Ki", 1_024_000), ("1.5Gi", 1_610_612_736_000), ("1e3", 1_000_000), ("5e-4", 1), ("-1.5", -1500), ("-1n", 0)] {
-            assert_eq!(quantity_milli(&Quantity(text.into())).unwrap(), want, "{text}");
+        for (text, want) in [
+            ("1Ki", 1_024_000),
+            ("1.5Gi", 1_610_612_736_000),
+            ("1e3", 1_000_000),
+            ("5e-4", 1),
+            ("-1.5", -1500),
+            ("-1n", 0),
+        ] {
+            assert_eq!(
+                quantity_milli(&Quantity(text.into())).unwrap(),
+                want,
+                "{text}"
+            );
         }
         for n in 1..20_000i64 {
             assert_eq!(quantity_milli(&Quantity(format!("{n}m"))).unwrap(), n);
@@ -277,7 +313,10 @@ mod tests {
         assert_eq!(parse_duration_seconds("720h").unwrap(), 720.0 * 3600.0);
         assert_eq!(parse_duration_seconds("1.5s").unwrap(), 1.5);
         for bad in ["", "h", "10", "10d", "1h-5m"] {
-            assert!(parse_duration_seconds(bad).is_err(), "{bad} should be rejected");
+            assert!(
+                parse_duration_seconds(bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 }

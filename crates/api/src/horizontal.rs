@@ -35,8 +35,16 @@ pub const DEFAULT_COOLDOWN_SECONDS: i32 = 300;
     printcolumn(name = "Targets", type_ = "string", json_path = ".status.targets"),
     printcolumn(name = "MinPods", type_ = "integer", json_path = ".spec.minReplicas"),
     printcolumn(name = "MaxPods", type_ = "integer", json_path = ".spec.maxReplicas"),
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.currentReplicas"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.currentReplicas"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"),
@@ -105,11 +113,13 @@ impl HorizontalAutoscalerSpec {
     }
     /// syncPeriodSeconds with its default.
     pub fn sync_period_seconds(&self) -> i32 {
-        self.sync_period_seconds.unwrap_or(DEFAULT_SYNC_PERIOD_SECONDS)
+        self.sync_period_seconds
+            .unwrap_or(DEFAULT_SYNC_PERIOD_SECONDS)
     }
     /// cooldownPeriodSeconds with its default.
     pub fn cooldown_period_seconds(&self) -> i32 {
-        self.cooldown_period_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS)
+        self.cooldown_period_seconds
+            .unwrap_or(DEFAULT_COOLDOWN_SECONDS)
     }
 }
 

@@ -41,5 +41,9 @@ pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
 
 /// All CRDs as one multi-document YAML stream.
 pub fn all_crds_yaml() -> String {
-    crds().iter().map(crd_yaml).collect::<Vec<_>>().join("---\n")
+    crds()
+        .iter()
+        .map(crd_yaml)
+        .collect::<Vec<_>>()
+        .join("---\n")
 }

@@ -51,7 +51,10 @@ pub fn yaml_documents(text: &str) -> Vec<Result<Value, DocumentError>> {
             Ok(Value::Null) => {}
             Ok(v) => out.push(Ok(v)),
             Err(e) => {
-                out.push(Err(DocumentError { index, message: e.to_string() }));
+                out.push(Err(DocumentError {
+                    index,
+                    message: e.to_string(),
+                }));
                 // The parser cannot resynchronise after a syntax error.
                 break;
             }
@@ -67,7 +70,11 @@ static SCHEMAS: LazyLock<BTreeMap<(String, String), Value>> = LazyLock::new(|| {
         let group = crd.spec.group.clone();
         let kind = crd.spec.names.kind.clone();
         for version in &crd.spec.versions {
-            if let Some(schema) = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) {
+            if let Some(schema) = version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+            {
                 let v = serde_json::to_value(schema).expect("CRD schemas serialize");
                 map.insert((format!("{group}/{}", version.name), kind.clone()), v);
             }
@@ -84,21 +91,37 @@ pub fn is_ballast_kind(api_version: &str, kind: &str) -> bool {
 /// Validates one object given as JSON.
 pub fn validate_object(object: &Value) -> ObjectReport {
     let label = crate::convert::describe(object);
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(schema) = SCHEMAS.get(&(api_version.to_string(), kind.to_string())) else {
         let known: Vec<String> = SCHEMAS.keys().map(|(v, k)| format!("{v} {k}")).collect();
         return ObjectReport {
             object: label,
             errors: vec![FieldError {
                 field: "apiVersion/kind".into(),
-                message: format!("{api_version:?} {kind:?} is not a Ballast kind (known: {})", known.join(", ")),
+                message: format!(
+                    "{api_version:?} {kind:?} is not a Ballast kind (known: {})",
+                    known.join(", ")
+                ),
             }],
         };
     };
     let mut errors = Vec::new();
-    if object.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty) {
-        errors.push(FieldError { field: "metadata.name".into(), message: "Required value".into() });
+    if object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        errors.push(FieldError {
+            field: "metadata.name".into(),
+            message: "Required value".into(),
+        });
     }
     let mut body = object.clone();
     if let Some(m) = body.as_object_mut() {
@@ -112,19 +135,29 @@ pub fn validate_object(object: &Value) -> ObjectReport {
     if errors.is_empty() {
         if let Err(cel_errors) = kube::core::cel::Validator::new().validate(schema, &body, None) {
             for e in cel_errors {
-                errors.push(FieldError { field: cel_field(&e.field_path), message: e.message.clone() });
+                errors.push(FieldError {
+                    field: cel_field(&e.field_path),
+                    message: e.message.clone(),
+                });
             }
         }
     }
     if errors.is_empty() {
         semantic_checks(kind, &body, &mut errors);
     }
-    ObjectReport { object: label, errors }
+    ObjectReport {
+        object: label,
+        errors,
+    }
 }
 
 fn cel_field(path: &str) -> String {
     let p = path.trim_start_matches('.');
-    if p.is_empty() { "(object)".into() } else { p.to_string() }
+    if p.is_empty() {
+        "(object)".into()
+    } else {
+        p.to_string()
+    }
 }
 
 /// Validates every document of a YAML stream.
@@ -135,14 +168,21 @@ pub fn validate_yaml_stream(text: &str) -> Vec<ObjectReport> {
             Ok(v) => validate_object(&v),
             Err(e) => ObjectReport {
                 object: format!("document {}", e.index + 1),
-                errors: vec![FieldError { field: "(yaml)".into(), message: e.message }],
+                errors: vec![FieldError {
+                    field: "(yaml)".into(),
+                    message: e.message,
+                }],
             },
         })
         .collect()
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -158,42 +198,66 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
-    let field = if path.is_empty() { "(object)".to_string() } else { path.to_string() };
-    let mut err = |message: String| errors.push(FieldError { field: field.clone(), message });
+    let field = if path.is_empty() {
+        "(object)".to_string()
+    } else {
+        path.to_string()
+    };
+    let mut err = |message: String| {
+        errors.push(FieldError {
+            field: field.clone(),
+            message,
+        })
+    };
     if value.is_null() {
         // The API server prunes nulls of non-nullable fields before validating.
         return;
     }
-    if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    if schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
         && schema.get("properties").is_none()
     {
         return;
     }
-    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true);
     let actual = type_name(value);
     if int_or_string {
         if actual != "integer" && actual != "string" {
-            err(format!("Invalid value: {actual}: must be an integer or a string"));
+            err(format!(
+                "Invalid value: {actual}: must be an integer or a string"
+            ));
             return;
         }
     } else if let Some(want) = schema.get("type").and_then(Value::as_str) {
         let ok = want == actual || (want == "number" && actual == "integer");
         if !ok {
-            err(format!("Invalid value: \"{actual}\": must be of type {want}"));
+            err(format!(
+                "Invalid value: \"{actual}\": must be of type {want}"
+            ));
             return;
         }
     }
     if let Some(Value::Array(options)) = schema.get("enum") {
         if !options.contains(value) {
             let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-            err(format!("Unsupported value: {value}: supported values: {}", list.join(", ")));
+            err(format!(
+                "Unsupported value: {value}: supported values: {}",
+                list.join(", ")
+            ));
         }
     }
     match value {
         Value::String(s) => {
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
                 if (s.chars().count() as u64) < min {
-                    err(format!("Invalid value: {value}: must be at least {min} characters long"));
+                    err(format!(
+                        "Invalid value: {value}: must be at least {min} characters long"
+                    ));
                 }
             }
             if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
@@ -203,7 +267,9 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
             }
             if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
                 match regex::Regex::new(p) {
-                    Ok(re) if !re.is_match(s) => err(format!("Invalid value: {value}: should match '{p}'")),
+                    Ok(re) if !re.is_match(s) => {
+                        err(format!("Invalid value: {value}: should match '{p}'"))
+                    }
                     _ => {}
                 }
             }
@@ -212,19 +278,26 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
             let x = n.as_f64().unwrap_or_default();
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
                 if x < min {
-                    err(format!("Invalid value: {n}: must be greater than or equal to {min}"));
+                    err(format!(
+                        "Invalid value: {n}: must be greater than or equal to {min}"
+                    ));
                 }
             }
             if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
                 if x > max {
-                    err(format!("Invalid value: {n}: must be less than or equal to {max}"));
+                    err(format!(
+                        "Invalid value: {n}: must be less than or equal to {max}"
+                    ));
                 }
             }
         }
         Value::Array(items) => {
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
                 if items.len() as u64 > max {
-                    err(format!("Too many: {}: must have at most {max} items", items.len()));
+                    err(format!(
+                        "Too many: {}: must have at most {max} items",
+                        items.len()
+                    ));
                 }
             }
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
@@ -241,13 +314,19 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
         Value::Object(map) => {
             if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
                 if map.len() as u64 > max {
-                    err(format!("Too many: {}: must have at most {max} items", map.len()));
+                    err(format!(
+                        "Too many: {}: must have at most {max} items",
+                        map.len()
+                    ));
                 }
             }
             if let Some(Value::Array(required)) = schema.get("required") {
                 for r in required.iter().filter_map(Value::as_str) {
                     if map.get(r).is_none_or(Value::is_null) {
-                        errors.push(FieldError { field: join(path, r), message: "Required value".into() });
+                        errors.push(FieldError {
+                            field: join(path, r),
+                            message: "Required value".into(),
+                        });
                     }
                 }
             }
@@ -260,7 +339,10 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
                 } else if let Some(s) = additional.filter(|a| a.is_object()) {
                     check_schema(s, v, &child, errors);
                 } else if additional.and_then(Value::as_bool) != Some(true) {
-                    errors.push(FieldError { field: child, message: "unknown field".into() });
+                    errors.push(FieldError {
+                        field: child,
+                        message: "unknown field".into(),
+                    });
                 }
             }
         }
@@ -270,17 +352,24 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
 
 /// Reads a five-field cron expression (or an `@daily`-style macro).
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    expr.parse::<croner::Cron>().map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
+    expr.parse::<croner::Cron>()
+        .map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
 }
 
 fn semantic_checks(kind: &str, body: &Value, errors: &mut Vec<FieldError>) {
     match kind {
         "NodePool" => {
-            if let Some(budgets) = body.pointer("/spec/disruption/budgets").and_then(Value::as_array) {
+            if let Some(budgets) = body
+                .pointer("/spec/disruption/budgets")
+                .and_then(Value::as_array)
+            {
                 for (i, b) in budgets.iter().enumerate() {
                     if let Some(s) = b.get("schedule").and_then(Value::as_str) {
                         if let Err(message) = parse_cron(s) {
-                            errors.push(FieldError { field: format!("spec.disruption.budgets[{i}].schedule"), message });
+                            errors.push(FieldError {
+                                field: format!("spec.disruption.budgets[{i}].schedule"),
+                                message,
+                            });
                         }
                     }
                 }
@@ -293,7 +382,10 @@ fn semantic_checks(kind: &str, body: &Value, errors: &mut Vec<FieldError>) {
                         for key in ["start", "end"] {
                             if let Some(s) = cron.get(key).and_then(Value::as_str) {
                                 if let Err(message) = parse_cron(s) {
-                                    errors.push(FieldError { field: format!("spec.metrics[{i}].event.cron.{key}"), message });
+                                    errors.push(FieldError {
+                                        field: format!("spec.metrics[{i}].event.cron.{key}"),
+                                        message,
+                                    });
                                 }
                             }
                         }

@@ -21,11 +21,31 @@ pub type ResourceList = BTreeMap<String, Quantity>;
     shortname = "vza",
     namespaced,
     status = "VerticalAutoscalerStatus",
-    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.updatePolicy.updateMode"),
-    printcolumn(name = "CPU", type_ = "string", json_path = ".status.recommendation.containerRecommendations[0].target.cpu"),
-    printcolumn(name = "Mem", type_ = "string", json_path = ".status.recommendation.containerRecommendations[0].target.memory"),
-    printcolumn(name = "Provided", type_ = "string", json_path = ".status.conditions[?(@.type=='RecommendationProvided')].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Mode",
+        type_ = "string",
+        json_path = ".spec.updatePolicy.updateMode"
+    ),
+    printcolumn(
+        name = "CPU",
+        type_ = "string",
+        json_path = ".status.recommendation.containerRecommendations[0].target.cpu"
+    ),
+    printcolumn(
+        name = "Mem",
+        type_ = "string",
+        json_path = ".status.recommendation.containerRecommendations[0].target.memory"
+    ),
+    printcolumn(
+        name = "Provided",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='RecommendationProvided')].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct VerticalAutoscalerSpec {

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "ballast", version, about = "Ballast: horizontal, vertical and node autoscaling for Kubernetes, and an offline simulator of them")]
+#[command(
+    name = "ballast",
+    version,
+    about = "Ballast: horizontal, vertical and node autoscaling for Kubernetes, and an offline simulator of them"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -128,14 +132,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Controller(args) => match args.reconciler {
             Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
             Reconciler::Nodes => crate::nodes_cmd::controller(&args.nodes),
-            _ => bail!("`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)", args.reconciler),
+            _ => bail!(
+                "`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)",
+                args.reconciler
+            ),
         },
         Command::Simulate(args) => simulate(args),
         Command::Bench(args) => crate::horizontal_bench::run(&args),
         Command::Explain(args) => match args.decision {
-            Decision::Horizontal => crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output),
-            Decision::Provision => crate::nodes_cmd::explain_provision(&read_input(&args.file)?, args.output),
-            Decision::Disruption => crate::nodes_cmd::explain_disruption(&read_input(&args.file)?, args.output),
+            Decision::Horizontal => {
+                crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output)
+            }
+            Decision::Provision => {
+                crate::nodes_cmd::explain_provision(&read_input(&args.file)?, args.output)
+            }
+            Decision::Disruption => {
+                crate::nodes_cmd::explain_disruption(&read_input(&args.file)?, args.output)
+            }
         },
     }
 }
@@ -143,7 +156,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn read_input(file: &str) -> Result<String> {
     if file == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
         Ok(s)
     } else {
         std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
@@ -162,7 +177,8 @@ fn write_crds(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for crd in ballast_api::crds() {
         let path = dir.join(ballast_api::crd_file_name(&crd));
-        std::fs::write(&path, ballast_api::crd_yaml(&crd)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, ballast_api::crd_yaml(&crd))
+            .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -204,7 +220,11 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&converted)?);
         }
     }
-    Ok(if failed || (args.strict && dropped) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed || (args.strict && dropped) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
@@ -230,7 +250,11 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
             println!("{} valid, {invalid} invalid", reports.len() - invalid);
         }
     }
-    Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The bundled default scenario: `simulations/api-daily.yaml` from the working directory, or
@@ -250,9 +274,11 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         let b = indicatif::ProgressBar::new(1000);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {percent}% {elapsed}")
-                .expect("the template is valid")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {percent}% {elapsed}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
         );
         b
     };
@@ -263,7 +289,8 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     })
     .map_err(|e| anyhow::anyhow!(e))?;
     bar.finish_and_clear();
-    let written = ballast_sim::write_outputs(&args.out, &results).with_context(|| format!("writing {}", args.out.display()))?;
+    let written = ballast_sim::write_outputs(&args.out, &results)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     if args.json {
         print!("{}", ballast_sim::report::json(&results));
     } else {

@@ -12,8 +12,8 @@ use ballast_controller::nodes::NodesOptions;
 use ballast_controller::nodes::disruption::DisruptionShellOptions;
 use ballast_controller::nodes::interruption::InterruptionOptions;
 use ballast_nodes::{
-    ClusterSnapshot, Destination, DisruptionDecision, DisruptionOptions, ProvisionOptions, ProvisioningDecision,
-    Verdict,
+    ClusterSnapshot, Destination, DisruptionDecision, DisruptionOptions, ProvisionOptions,
+    ProvisioningDecision, Verdict,
 };
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
@@ -122,12 +122,18 @@ impl NodesFlags {
 
 /// `ballast controller nodes`: runs until SIGTERM / Ctrl+C.
 pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match (flags.provider, &flags.catalog) {
-        (Provider::Kwok, None) => bail!("--provider kwok needs --catalog FILE (e.g. simulations/catalogs/aws-like.yaml)"),
+        (Provider::Kwok, None) => {
+            bail!("--provider kwok needs --catalog FILE (e.g. simulations/catalogs/aws-like.yaml)")
+        }
         #[cfg(feature = "aws")]
         (Provider::Aws, _) => {
             aws_options(flags)?;
@@ -138,7 +144,10 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
         ),
         _ => {}
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(async {
         let config = kube::Config::infer()
             .await
@@ -147,12 +156,15 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
         match flags.provider {
             Provider::Kwok => {
                 let catalog = flags.catalog.clone().unwrap_or_default();
-                let provider = ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
-                    .map_err(anyhow::Error::msg)?;
+                let provider =
+                    ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
+                        .map_err(anyhow::Error::msg)?;
                 serve_and_run(flags, config, provider).await
             }
             #[cfg(not(feature = "aws"))]
-            Provider::Aws => bail!("--provider aws: this ballast was built without the AWS provider (--features aws)"),
+            Provider::Aws => bail!(
+                "--provider aws: this ballast was built without the AWS provider (--features aws)"
+            ),
             #[cfg(feature = "aws")]
             Provider::Aws => {
                 let (opts, prices) = aws_options(flags)?;
@@ -170,21 +182,38 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
 
 /// The aws provider's options and price file from the flags and the standard AWS variables.
 #[cfg(feature = "aws")]
-pub fn aws_options(flags: &NodesFlags) -> Result<(ballast_cloud_aws::AwsOptions, ballast_scheduling::catalog::CatalogFile)> {
+pub fn aws_options(
+    flags: &NodesFlags,
+) -> Result<(
+    ballast_cloud_aws::AwsOptions,
+    ballast_scheduling::catalog::CatalogFile,
+)> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let Some(price_file) = &flags.price_file else {
-        bail!("--provider aws needs --price-file FILE (on-demand prices; e.g. simulations/catalogs/aws-like.yaml)")
+        bail!(
+            "--provider aws needs --price-file FILE (on-demand prices; e.g. simulations/catalogs/aws-like.yaml)"
+        )
     };
     let prices = ballast_cloud_aws::catalog::load_prices(price_file).map_err(anyhow::Error::msg)?;
     let Some(cluster) = flags.cluster_name.clone().filter(|c| !c.is_empty()) else {
         bail!("--provider aws needs --cluster-name NAME (the ownership tag of its instances)")
     };
-    let Some(region) = flags.aws_region.clone().or_else(|| var("AWS_REGION")).or_else(|| var("AWS_DEFAULT_REGION")) else {
+    let Some(region) = flags
+        .aws_region
+        .clone()
+        .or_else(|| var("AWS_REGION"))
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+    else {
         bail!("--provider aws needs --aws-region REGION (or AWS_REGION)")
     };
-    let credentials = ballast_cloud_aws::StaticCredentials::from_env().map_err(anyhow::Error::msg)?;
+    let credentials =
+        ballast_cloud_aws::StaticCredentials::from_env().map_err(anyhow::Error::msg)?;
     let mut opts = ballast_cloud_aws::AwsOptions::new(&region, &cluster, credentials);
-    opts.endpoint = flags.aws_endpoint.clone().or_else(|| var("AWS_ENDPOINT_URL_EC2")).or_else(|| var("AWS_ENDPOINT_URL"));
+    opts.endpoint = flags
+        .aws_endpoint
+        .clone()
+        .or_else(|| var("AWS_ENDPOINT_URL_EC2"))
+        .or_else(|| var("AWS_ENDPOINT_URL"));
     if let Some(e) = &opts.endpoint
         && !(e.starts_with("http://") || e.starts_with("https://"))
     {
@@ -318,10 +347,20 @@ pub fn render_provision(d: &ProvisioningDecision, now: Timestamp) -> String {
                 p.capacity_type,
                 p.price,
                 p.pods.len(),
-                serde_json::to_string(&p.requests).unwrap_or_default().replace('"', "")
+                serde_json::to_string(&p.requests)
+                    .unwrap_or_default()
+                    .replace('"', "")
             );
-            let types: Vec<String> = p.instance_types.iter().map(|t| format!("{} ${:.4}", t.name, t.price)).collect();
-            let _ = writeln!(o, "      may launch as (cheapest first): {}", list(&types, 8));
+            let types: Vec<String> = p
+                .instance_types
+                .iter()
+                .map(|t| format!("{} ${:.4}", t.name, t.price))
+                .collect();
+            let _ = writeln!(
+                o,
+                "      may launch as (cheapest first): {}",
+                list(&types, 8)
+            );
             let _ = writeln!(
                 o,
                 "      zones: {}; capacity types: {}",
@@ -380,7 +419,11 @@ pub fn render_provision(d: &ProvisioningDecision, now: Timestamp) -> String {
 pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
     let mut o = String::new();
     // The core formats a zero cost of an empty node as "-0.00".
-    let _ = writeln!(o, "Disruption at {now}: {}", d.summary.replace("cost -0.00", "cost 0.00"));
+    let _ = writeln!(
+        o,
+        "Disruption at {now}: {}",
+        d.summary.replace("cost -0.00", "cost 0.00")
+    );
     if let Some(a) = &d.action {
         let _ = writeln!(o, "\nAction: {} of {}", a.method, a.nodes.join(", "));
         let _ = writeln!(o, "  why: {}", a.why);
@@ -396,11 +439,20 @@ pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
             let _ = writeln!(
                 o,
                 "  replacement {}: {} {} {} ${:.4}/h (NodePool {})",
-                r.plan.name, r.plan.instance_type, r.plan.zone, r.plan.capacity_type, r.plan.price, r.plan.node_pool
+                r.plan.name,
+                r.plan.instance_type,
+                r.plan.zone,
+                r.plan.capacity_type,
+                r.plan.price,
+                r.plan.node_pool
             );
         }
         for m in &a.moves {
-            let to = if m.to_replacement { "replacement " } else { "node " };
+            let to = if m.to_replacement {
+                "replacement "
+            } else {
+                "node "
+            };
             let _ = writeln!(o, "  {} → {to}{}", m.pod, m.to);
         }
         if let Some(t) = a.drain_deadline {
@@ -414,7 +466,10 @@ pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
     let _ = writeln!(o, "\nNodes:");
     for n in &d.nodes {
         let chosen = d.action.as_ref().is_some_and(|a| a.nodes.contains(&n.node));
-        let price = n.price.map(|p| format!("${p:.4}/h")).unwrap_or_else(|| "price unknown".into());
+        let price = n
+            .price
+            .map(|p| format!("${p:.4}/h"))
+            .unwrap_or_else(|| "price unknown".into());
         let _ = writeln!(
             o,
             "  {}{}  NodePool {}  {price}  disruption cost {:.2}",
@@ -424,7 +479,10 @@ pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
             z(n.disruption_cost)
         );
         for note in &n.notes {
-            let method = note.method.map(|m| m.to_string()).unwrap_or_else(|| "all methods".into());
+            let method = note
+                .method
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "all methods".into());
             let verdict = match note.verdict {
                 Verdict::Chosen => "chosen",
                 Verdict::Possible => "possible",
@@ -436,7 +494,10 @@ pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
     if !d.budgets.is_empty() {
         let _ = writeln!(o, "\nBudgets:");
         for b in &d.budgets {
-            let allowed = b.allowed.map(|a| a.to_string()).unwrap_or_else(|| "unlimited".into());
+            let allowed = b
+                .allowed
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "unlimited".into());
             let _ = writeln!(
                 o,
                 "  NodePool {} {:?}: {} node(s), {allowed} allowed ({}), {} disrupting, {} left",
@@ -458,7 +519,9 @@ mod tests {
     use super::*;
 
     fn example(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nodes/examples").join(name);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../nodes/examples")
+            .join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
@@ -472,10 +535,17 @@ mod tests {
         assert!(text.contains("may launch as (cheapest first)"), "{text}");
         assert!(text.contains("shop/api-2 → node general-1"), "{text}");
         assert!(text.contains("ml/train-2  [LimitsReached]"), "{text}");
-        assert!(text.contains("NodePool gpu: NodePool limits reached (nodes)"), "{text}");
-        assert!(text.contains("shop/arm-1  [UnsatisfiableRequirements]"), "{text}");
+        assert!(
+            text.contains("NodePool gpu: NodePool limits reached (nodes)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shop/arm-1  [UnsatisfiableRequirements]"),
+            "{text}"
+        );
         // Zone spread: the three web pods end up in both zones.
-        let zones: std::collections::BTreeSet<&str> = d.node_claims.iter().map(|c| c.zone.as_str()).collect();
+        let zones: std::collections::BTreeSet<&str> =
+            d.node_claims.iter().map(|c| c.zone.as_str()).collect();
         assert_eq!(zones.len(), 2, "{text}");
         let json = serde_json::to_value(&d).unwrap();
         assert!(json["nodeClaims"][0]["nodeClaim"]["metadata"]["name"].is_string());
@@ -486,13 +556,25 @@ mod tests {
     fn disruption_example_explains_every_node() {
         let f = read_snapshot(&example("disruption.yaml")).unwrap();
         let now = f.now.unwrap();
-        let opts = DisruptionOptions { explain_all: true, ..Default::default() };
+        let opts = DisruptionOptions {
+            explain_all: true,
+            ..Default::default()
+        };
         let d = ballast_nodes::disrupt(&f.snapshot, now, &opts).unwrap();
         let text = render_disruption(&d, now);
         assert!(text.contains("Action: emptiness of empty-1"), "{text}");
-        assert!(text.contains("big-1") && text.contains("can be deleted, its pods fit elsewhere"), "{text}");
-        assert!(text.contains("pod batch/job-1 has the do-not-disrupt annotation"), "{text}");
-        assert!(text.contains("PDB shop/db allows no disruption of pod shop/db-1 now"), "{text}");
+        assert!(
+            text.contains("big-1") && text.contains("can be deleted, its pods fit elsewhere"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pod batch/job-1 has the do-not-disrupt annotation"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PDB shop/db allows no disruption of pod shop/db-1 now"),
+            "{text}"
+        );
         assert!(text.contains("consolidateAfter not reached"), "{text}");
         assert!(!text.contains("-0.00"), "{text}");
     }
@@ -513,11 +595,26 @@ mod tests {
         let f = nodes_flags(&["--provider", "aws"]).unwrap();
         let e = aws_options(&f).unwrap_err().to_string();
         assert!(e.contains("--price-file"), "{e}");
-        let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations/catalogs/aws-like.yaml");
-        let f = nodes_flags(&["--provider", "aws", "--price-file", prices.to_str().unwrap()]).unwrap();
+        let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../simulations/catalogs/aws-like.yaml");
+        let f = nodes_flags(&[
+            "--provider",
+            "aws",
+            "--price-file",
+            prices.to_str().unwrap(),
+        ])
+        .unwrap();
         let e = aws_options(&f).unwrap_err().to_string();
         assert!(e.contains("--cluster-name"), "{e}");
-        let f = nodes_flags(&["--provider", "aws", "--price-file", "/nonexistent/prices.yaml", "--cluster-name", "c1"]).unwrap();
+        let f = nodes_flags(&[
+            "--provider",
+            "aws",
+            "--price-file",
+            "/nonexistent/prices.yaml",
+            "--cluster-name",
+            "c1",
+        ])
+        .unwrap();
         let e = aws_options(&f).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/prices.yaml"), "{e}");
         let f = nodes_flags(&[
@@ -551,10 +648,15 @@ mod tests {
         ])
         .unwrap();
         let i = f.options().interruption.expect("interruption options");
-        assert_eq!(i.queue_url, "http://127.0.0.1:25000/123456789012/interruptions");
+        assert_eq!(
+            i.queue_url,
+            "http://127.0.0.1:25000/123456789012/interruptions"
+        );
         assert_eq!(i.endpoint.as_deref(), Some("http://127.0.0.1:25000"));
         assert_eq!(i.region.as_deref(), Some("eu-west-1"));
-        let e = nodes_flags(&["--interruption-region", "eu-west-1"]).unwrap_err().to_string();
+        let e = nodes_flags(&["--interruption-region", "eu-west-1"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--interruption-queue"), "{e}");
     }
 

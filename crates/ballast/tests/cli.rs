@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn ballast(args: &[&str], stdin: Option<&str>) -> Output {
@@ -18,7 +21,12 @@ fn ballast(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("ballast runs");
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -42,7 +50,11 @@ fn crds_folder_is_fresh() {
         }
     }
     let mut extra: Vec<String> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     extra.retain(|f| f.ends_with(".yaml") && !expected.contains(f));
     assert!(
@@ -57,20 +69,41 @@ fn crds_command_prints_the_folder() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let from_files: Vec<String> = ballast_api::crds()
         .iter()
-        .map(|c| std::fs::read_to_string(repo_root().join("crds").join(ballast_api::crd_file_name(c))).unwrap_or_default())
+        .map(|c| {
+            std::fs::read_to_string(repo_root().join("crds").join(ballast_api::crd_file_name(c)))
+                .unwrap_or_default()
+        })
         .collect();
     assert_eq!(text(&out.stdout), from_files.join("---\n"));
 }
 
 #[test]
 fn seed_examples_convert_then_validate() {
-    for fixture in ["seed-api-hpa.yaml", "seed-spot-general.yaml", "keda-scaledobject.yaml", "vpa.yaml", "karpenter-v1.yaml"] {
+    for fixture in [
+        "seed-api-hpa.yaml",
+        "seed-spot-general.yaml",
+        "keda-scaledobject.yaml",
+        "vpa.yaml",
+        "karpenter-v1.yaml",
+    ] {
         let path = format!("crates/api/tests/fixtures/{fixture}");
         let converted = ballast(&["convert", "-f", &path], None);
-        assert!(converted.status.success(), "{fixture}: {}", text(&converted.stderr));
+        assert!(
+            converted.status.success(),
+            "{fixture}: {}",
+            text(&converted.stderr)
+        );
         let validated = ballast(&["validate", "-f", "-"], Some(&text(&converted.stdout)));
-        assert!(validated.status.success(), "{fixture}: {}", text(&validated.stdout));
-        assert!(text(&validated.stdout).contains(" 0 invalid"), "{}", text(&validated.stdout));
+        assert!(
+            validated.status.success(),
+            "{fixture}: {}",
+            text(&validated.stdout)
+        );
+        assert!(
+            text(&validated.stdout).contains(" 0 invalid"),
+            "{}",
+            text(&validated.stdout)
+        );
     }
 }
 
@@ -79,7 +112,11 @@ fn convert_reports_dropped_fields_and_strict_fails_on_them() {
     let path = "crates/api/tests/fixtures/keda-scaledobject.yaml";
     let out = ballast(&["convert", "-f", path], None);
     assert!(out.status.success());
-    assert!(text(&out.stderr).contains("dropped spec.triggers[4]"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("dropped spec.triggers[4]"),
+        "{}",
+        text(&out.stderr)
+    );
     let strict = ballast(&["convert", "--strict", "-f", path], None);
     assert_eq!(strict.status.code(), Some(1));
 }
@@ -108,12 +145,19 @@ spec:
     assert_eq!(out.status.code(), Some(1));
     let report = text(&out.stdout);
     assert!(report.contains("HorizontalAutoscaler default/web: spec.minReplicas: minReplicas must be less than or equal to maxReplicas"), "{report}");
-    assert!(report.contains("NodePool general: spec.limits.cpu"), "{report}");
+    assert!(
+        report.contains("NodePool general: spec.limits.cpu"),
+        "{report}"
+    );
 }
 
 #[test]
 fn missing_file_is_a_clear_error() {
     let out = ballast(&["validate", "-f", "no/such/file.yaml"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("reading no/such/file.yaml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("reading no/such/file.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
 }

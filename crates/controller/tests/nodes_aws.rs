@@ -755,11 +755,13 @@ async fn node_class_drift_on_ec2_replaces_the_node() -> Result<()> {
     let moto = service_or_skip!(bed.moto_url(), Ok(()));
     let run = Run::start_with(&bed, &moto, "nodes-aws-drift", None, |o| {
         o.drift_interval = Duration::from_secs(2);
-        o.disruption = Some(ballast_controller::nodes::disruption::DisruptionShellOptions {
-            poll: Duration::from_secs(2),
-            validation_delay: Duration::from_secs(1),
-            ..Default::default()
-        });
+        o.disruption = Some(
+            ballast_controller::nodes::disruption::DisruptionShellOptions {
+                poll: Duration::from_secs(2),
+                validation_delay: Duration::from_secs(1),
+                ..Default::default()
+            },
+        );
     })
     .await?;
     with_run(run, async |run| {
@@ -802,7 +804,11 @@ async fn node_class_drift_on_ec2_replaces_the_node() -> Result<()> {
         // The class changes under the running instance.
         let patch = json!({ "spec": { "userData": "#!/bin/sh\necho drifted" } });
         Api::<Ec2NodeClass>::all(run.client.clone())
-            .patch(run.ns.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                run.ns.name(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await?;
         let message = poll_until(
             "Drifted=True on the NodeClaim",
@@ -846,7 +852,11 @@ async fn node_class_drift_on_ec2_replaces_the_node() -> Result<()> {
         .await?;
         ns.wait_deployment_ready("web", 1, T).await?;
         let cs = run.claims().await?;
-        ensure!(cs.len() == 1, "{} NodeClaims after the replacement", cs.len());
+        ensure!(
+            cs.len() == 1,
+            "{} NodeClaims after the replacement",
+            cs.len()
+        );
         ensure!(
             condition(&cs[0], "Drifted").is_none(),
             "the replacement is not drifted: {:?}",

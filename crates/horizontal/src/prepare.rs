@@ -288,7 +288,11 @@ impl Prepared {
             phase: p.phase,
             deleting: false,
             ready: p.ready.map(|(ready, since)| Ready {
-                status: if ready { ConditionStatus::True } else { ConditionStatus::False },
+                status: if ready {
+                    ConditionStatus::True
+                } else {
+                    ConditionStatus::False
+                },
                 since,
             }),
             start: p.start,
@@ -309,7 +313,13 @@ impl Prepared {
     /// Sets pod `pod`'s request of the resource per-pod metric `metric` reads (milli-units; used
     /// by Utilization targets). Ignored for metrics that do not read per-pod samples.
     pub fn set_pod_request(&mut self, metric: usize, pod: usize, request_milli: i64) {
-        if let Some(MetricView { reading: Reading::PerPod(PerPod { requests: Ok(req), .. }), .. }) = self.metrics.get_mut(metric) {
+        if let Some(MetricView {
+            reading: Reading::PerPod(PerPod {
+                requests: Ok(req), ..
+            }),
+            ..
+        }) = self.metrics.get_mut(metric)
+        {
             if let Some(slot) = req.get_mut(pod) {
                 *slot = request_milli;
             }
@@ -318,10 +328,25 @@ impl Prepared {
 
     /// Sets pod `pod`'s sample of per-pod metric `metric` (milli-units, taken at `at`, averaged
     /// over `window`). Ignored for metrics that do not read per-pod samples.
-    pub fn set_pod_sample(&mut self, metric: usize, pod: usize, value_milli: i64, at: Millis, window: Millis) {
-        if let Some(MetricView { reading: Reading::PerPod(pp), .. }) = self.metrics.get_mut(metric) {
+    pub fn set_pod_sample(
+        &mut self,
+        metric: usize,
+        pod: usize,
+        value_milli: i64,
+        at: Millis,
+        window: Millis,
+    ) {
+        if let Some(MetricView {
+            reading: Reading::PerPod(pp),
+            ..
+        }) = self.metrics.get_mut(metric)
+        {
             if let Some(slot) = pp.samples.get_mut(pod) {
-                *slot = Some(Sample { value: value_milli, at, window });
+                *slot = Some(Sample {
+                    value: value_milli,
+                    at,
+                    window,
+                });
             }
         }
     }

@@ -18,7 +18,11 @@ use std::time::Instant;
 
 fn scenario(hours: u32, saturated: bool) -> String {
     // CPU per unit of load, and the load range: saturated = 40 + 100 × 4.5 = 490m = 70% of 700m.
-    let (per_unit, min, max) = if saturated { (4.5, 4000, 14000) } else { (6.0, 8000, 22000) };
+    let (per_unit, min, max) = if saturated {
+        (4.5, 4000, 14000)
+    } else {
+        (6.0, 8000, 22000)
+    };
     let mut y = String::new();
     let _ = write!(
         y,
@@ -77,7 +81,15 @@ inlineObjects:
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -105,19 +117,44 @@ fn main() {
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     let s = &r.summary;
     let sim_s = s.hours * 3600.0;
-    let peak_live = r.series.iter().map(|row| row.workloads.iter().map(|w| w.ready).sum::<usize>()).max().unwrap_or(0);
+    let peak_live = r
+        .series
+        .iter()
+        .map(|row| row.workloads.iter().map(|w| w.ready).sum::<usize>())
+        .max()
+        .unwrap_or(0);
     println!(
         "sim scale bench{}: {hours} h simulated, 50 autoscalers (15 s sync), peak {} nodes, peak {peak_live} pods ready, {} pods created",
         if saturated { " (--saturated)" } else { "" },
         s.peak_nodes,
         s.pods_created
     );
-    println!("  wall {wall:.2} s  →  {:.0}x real time; CPU {cpu:.2} s  →  {:.0}x", sim_s / wall, sim_s / cpu.max(1e-9));
+    println!(
+        "  wall {wall:.2} s  →  {:.0}x real time; CPU {cpu:.2} s  →  {:.0}x",
+        sim_s / wall,
+        sim_s / cpu.max(1e-9)
+    );
     println!("  peak RSS {:.0} MiB", peak_rss_mib());
-    println!("  cost ${:.0} vs bound ${:.0} (x{:.3}); scale events {}; disruptions {}; errors {}", s.cost, s.lower_bound_cost, s.cost_over_lower_bound, s.scale_events, s.disruptions, s.errors.len());
-    let phases: Vec<String> = r.phase_seconds.iter().map(|(k, v)| format!("{k} {v:.2}s")).collect();
+    println!(
+        "  cost ${:.0} vs bound ${:.0} (x{:.3}); scale events {}; disruptions {}; errors {}",
+        s.cost,
+        s.lower_bound_cost,
+        s.cost_over_lower_bound,
+        s.scale_events,
+        s.disruptions,
+        s.errors.len()
+    );
+    let phases: Vec<String> = r
+        .phase_seconds
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}s"))
+        .collect();
     println!("  time by phase: {}", phases.join(", "));
-    let counts: Vec<String> = r.phase_counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let counts: Vec<String> = r
+        .phase_counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     println!("  events by phase: {}", counts.join(", "));
     for e in s.errors.iter().take(3) {
         println!("  error: {e}");

@@ -7,8 +7,8 @@ use crate::state::*;
 use ballast_api::HorizontalAutoscaler;
 use ballast_api::horizontal::{EventSourceType, MetricSourceType};
 use ballast_horizontal::snapshot::{
-    ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample, PodSnapshot, ReadyCondition,
-    Snapshot as HorizontalSnapshot, TargetScale,
+    ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample,
+    PodSnapshot, ReadyCondition, Snapshot as HorizontalSnapshot, TargetScale,
 };
 use ballast_horizontal::{Outcome, PodFacts, Prepared};
 use ballast_scheduling::model::Taint;
@@ -35,7 +35,11 @@ pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String>
     let mut out = Vec::new();
     for a in &sc.autoscalers {
         let name = a.metadata.name.clone().unwrap_or_default();
-        let ns = a.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = a
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let target = &a.spec.scale_target_ref;
         let w = sc
             .workloads
@@ -56,7 +60,10 @@ pub(crate) fn autoscalers(sc: &Scenario) -> Result<Vec<AutoscalerState>, String>
 }
 
 fn timestamp(sim: &Sim, at: Millis) -> jiff::Timestamp {
-    sim.sc.start.checked_add(jiff::SignedDuration::from_millis(at)).unwrap_or(sim.sc.start)
+    sim.sc
+        .start
+        .checked_add(jiff::SignedDuration::from_millis(at))
+        .unwrap_or(sim.sc.start)
 }
 
 /// What the metrics pipeline shows for one autoscaler at this sync, in numbers.
@@ -72,7 +79,10 @@ struct Observation {
 }
 
 enum MetricObs {
-    PerPod { value_milli: i64, request_milli: i64 },
+    PerPod {
+        value_milli: i64,
+        request_milli: i64,
+    },
     Value(i64),
     Unavailable(String),
     Nothing,
@@ -88,9 +98,18 @@ fn observe(sim: &Sim, i: usize) -> Observation {
     // sync reads these and no pod record.
     let live = sim.workloads[w].pods.len();
     let ready_now = sim.ready_pods(w);
-    let per_pod_load = if ready_now > 0 { (load / ready_now as f64).min(spec.per_pod.capacity) } else { 0.0 };
+    let per_pod_load = if ready_now > 0 {
+        (load / ready_now as f64).min(spec.per_pod.capacity)
+    } else {
+        0.0
+    };
     let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
-    let memory = spec.per_pod.memory.as_deref().and_then(|m| ballast_api::common::parse_quantity(m).ok()).unwrap_or(0.0);
+    let memory = spec
+        .per_pod
+        .memory
+        .as_deref()
+        .and_then(|m| ballast_api::common::parse_quantity(m).ok())
+        .unwrap_or(0.0);
     let total = match spec.kind {
         WorkloadKind::Service => load,
         WorkloadKind::Queue => sim.workloads[w].backlog,
@@ -103,22 +122,49 @@ fn observe(sim: &Sim, i: usize) -> Observation {
         .iter()
         .map(|m| match m.type_ {
             MetricSourceType::Resource | MetricSourceType::ContainerResource => {
-                let name = m.resource.as_ref().map(|r| r.name.as_str()).or(m.container_resource.as_ref().map(|r| r.name.as_str())).unwrap_or("cpu");
+                let name = m
+                    .resource
+                    .as_ref()
+                    .map(|r| r.name.as_str())
+                    .or(m.container_resource.as_ref().map(|r| r.name.as_str()))
+                    .unwrap_or("cpu");
                 match name {
                     // CPU quantities are in cores: a millicore is one milli-unit.
-                    "cpu" => MetricObs::PerPod { value_milli: cpu_usage.max(0.0).round() as i64, request_milli: spec.pod.requests.cpu_millis },
-                    "memory" => MetricObs::PerPod { value_milli: milli(memory), request_milli: spec.pod.requests.memory_bytes.saturating_mul(1000) },
-                    other => MetricObs::Unavailable(format!("the simulator has no usage for resource {other}")),
+                    "cpu" => MetricObs::PerPod {
+                        value_milli: cpu_usage.max(0.0).round() as i64,
+                        request_milli: spec.pod.requests.cpu_millis,
+                    },
+                    "memory" => MetricObs::PerPod {
+                        value_milli: milli(memory),
+                        request_milli: spec.pod.requests.memory_bytes.saturating_mul(1000),
+                    },
+                    other => MetricObs::Unavailable(format!(
+                        "the simulator has no usage for resource {other}"
+                    )),
                 }
             }
-            MetricSourceType::Pods => MetricObs::PerPod { value_milli: milli(per_pod_load), request_milli: 0 },
-            MetricSourceType::Event if m.event.as_ref().is_some_and(|e| e.type_ == EventSourceType::Cron) => MetricObs::Nothing,
-            MetricSourceType::Object | MetricSourceType::External | MetricSourceType::Prometheus | MetricSourceType::Event => {
-                MetricObs::Value(milli(total))
+            MetricSourceType::Pods => MetricObs::PerPod {
+                value_milli: milli(per_pod_load),
+                request_milli: 0,
+            },
+            MetricSourceType::Event
+                if m.event
+                    .as_ref()
+                    .is_some_and(|e| e.type_ == EventSourceType::Cron) =>
+            {
+                MetricObs::Nothing
             }
+            MetricSourceType::Object
+            | MetricSourceType::External
+            | MetricSourceType::Prometheus
+            | MetricSourceType::Event => MetricObs::Value(milli(total)),
         })
         .collect();
-    Observation { live, seen_at, per_metric }
+    Observation {
+        live,
+        seen_at,
+        per_metric,
+    }
 }
 
 /// The snapshot the live controller would build (string form), for the first sync and, in
@@ -130,7 +176,11 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
     let mut requests = BTreeMap::new();
     for (k, v) in spec.pod.requests.iter() {
         if v > 0 && k != "pods" {
-            let q = if k == "cpu" { format!("{v}m") } else { v.to_string() };
+            let q = if k == "cpu" {
+                format!("{v}m")
+            } else {
+                v.to_string()
+            };
             requests.insert(k.to_string(), Quantity(q));
         }
     }
@@ -144,14 +194,29 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
             let ready = pod.is_ready(sim.now);
             PodSnapshot {
                 name: pod.spec.name.clone(),
-                phase: if pod.node.is_some() { PodPhase::Running } else { PodPhase::Pending },
+                phase: if pod.node.is_some() {
+                    PodPhase::Running
+                } else {
+                    PodPhase::Pending
+                },
                 ready: pod.bound_at.map(|b| ReadyCondition {
-                    status: if ready { ConditionStatus::True } else { ConditionStatus::False },
-                    last_transition_time: timestamp(sim, if ready { pod.ready_at.unwrap_or(b) } else { b }),
+                    status: if ready {
+                        ConditionStatus::True
+                    } else {
+                        ConditionStatus::False
+                    },
+                    last_transition_time: timestamp(
+                        sim,
+                        if ready { pod.ready_at.unwrap_or(b) } else { b },
+                    ),
                 }),
                 start_time: pod.bound_at.map(|b| timestamp(sim, b)),
                 deleting: false,
-                containers: vec![ContainerSnapshot { name: "app".into(), requests: requests.clone(), restart_policy: None }],
+                containers: vec![ContainerSnapshot {
+                    name: "app".into(),
+                    requests: requests.clone(),
+                    restart_policy: None,
+                }],
                 init_containers: vec![],
                 requests: BTreeMap::new(),
             }
@@ -175,8 +240,14 @@ fn full_snapshot(sim: &Sim, i: usize, obs: &Observation) -> HorizontalSnapshot {
                 ),
                 ..Default::default()
             },
-            MetricObs::Value(v) => MetricReading { value: Some(Quantity(format!("{v}m"))), ..Default::default() },
-            MetricObs::Unavailable(e) => MetricReading { error: Some(e.clone()), ..Default::default() },
+            MetricObs::Value(v) => MetricReading {
+                value: Some(Quantity(format!("{v}m"))),
+                ..Default::default()
+            },
+            MetricObs::Unavailable(e) => MetricReading {
+                error: Some(e.clone()),
+                ..Default::default()
+            },
             MetricObs::Nothing => MetricReading::default(),
         })
         .collect();
@@ -221,15 +292,23 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
         for t in &sim.workloads[w].times {
             let ready = t.ready_at.is_some();
             facts.push(PodFacts {
-                phase: if t.bound_at.is_some() { PodPhase::Running } else { PodPhase::Pending },
-                ready: t.bound_at.map(|b| (ready, unix(if ready { t.ready_at.unwrap_or(b) } else { b }))),
+                phase: if t.bound_at.is_some() {
+                    PodPhase::Running
+                } else {
+                    PodPhase::Pending
+                },
+                ready: t
+                    .bound_at
+                    .map(|b| (ready, unix(if ready { t.ready_at.unwrap_or(b) } else { b }))),
                 start: t.bound_at.map(unix),
             });
         }
     }
     let st = &mut sim.autoscalers[i];
     st.facts = facts;
-    let Some(prepared) = st.prepared.as_mut() else { return };
+    let Some(prepared) = st.prepared.as_mut() else {
+        return;
+    };
     prepared.set_now(now_ms);
     prepared.set_replicas(desired, obs.live as i32);
     if !same_pods {
@@ -238,7 +317,10 @@ fn refresh(sim: &mut Sim, i: usize, obs: &Observation) {
     }
     for (m, reading) in obs.per_metric.iter().enumerate() {
         match reading {
-            MetricObs::PerPod { value_milli, request_milli } => {
+            MetricObs::PerPod {
+                value_milli,
+                request_milli,
+            } => {
                 for (k, t) in sim.workloads[w].times.iter().enumerate() {
                     if !same_pods {
                         prepared.set_pod_request(m, k, *request_milli);
@@ -262,8 +344,15 @@ pub(crate) fn horizontal(sim: &mut Sim, i: usize) -> Option<i32> {
         match ballast_horizontal::prepare(&full_snapshot(sim, i, &obs)) {
             Ok(p) => sim.autoscalers[i].prepared = Some(Box::new(p)),
             Err(e) => {
-                let name = sim.autoscalers[i].object.metadata.name.clone().unwrap_or_default();
-                sim.rec.errors.push(format!("t={}s: autoscaler {name}: {e}", secs(sim.now)));
+                let name = sim.autoscalers[i]
+                    .object
+                    .metadata
+                    .name
+                    .clone()
+                    .unwrap_or_default();
+                sim.rec
+                    .errors
+                    .push(format!("t={}s: autoscaler {name}: {e}", secs(sim.now)));
                 return None;
             }
         }
@@ -313,7 +402,12 @@ impl Launch {
     fn from_plan(plan: ballast_nodes::adapt::LaunchPlan) -> Launch {
         let claim = plan.node_claim;
         let labels = claim.metadata.labels.clone().unwrap_or_default();
-        let taints = claim.spec.taints.iter().map(ballast_nodes::adapt::model_taint).collect();
+        let taints = claim
+            .spec
+            .taints
+            .iter()
+            .map(ballast_nodes::adapt::model_taint)
+            .collect();
         Launch {
             node_pool: plan.node_pool,
             instance_type: plan.instance_type,
@@ -393,7 +487,10 @@ fn pending_pods(sim: &Sim, pending: &[PodId]) -> Vec<ballast_nodes::snapshot::Pe
         .iter()
         .map(|&p| {
             let pod = &sim.pods[p];
-            ballast_nodes::snapshot::PendingPod { pod: pod.spec.clone(), first_seen: pod.unschedulable_since.map(|t| timestamp(sim, t)) }
+            ballast_nodes::snapshot::PendingPod {
+                pod: pod.spec.clone(),
+                first_seen: pod.unschedulable_since.map(|t| timestamp(sim, t)),
+            }
         })
         .collect()
 }
@@ -401,7 +498,10 @@ fn pending_pods(sim: &Sim, pending: &[PodId]) -> Vec<ballast_nodes::snapshot::Pe
 /// The cluster as the node controllers observe it: registered nodes with their pods, the
 /// NodeClaims (in flight or not), pending pods, pools, PDBs and the catalog. Built from scratch;
 /// the engine keeps the same snapshot up to date in `Observed` instead.
-pub(crate) fn cluster_snapshot(sim: &Sim, pending: &[PodId]) -> ballast_nodes::snapshot::ClusterSnapshot {
+pub(crate) fn cluster_snapshot(
+    sim: &Sim,
+    pending: &[PodId],
+) -> ballast_nodes::snapshot::ClusterSnapshot {
     let mut snap = ballast_nodes::snapshot::ClusterSnapshot {
         node_pools: sim.sc.node_pools.clone(),
         instance_types: sim.types.clone(),
@@ -444,11 +544,21 @@ impl Observed {
     pub(crate) fn build(sim: &Sim) -> Observed {
         let snap = cluster_snapshot(sim, &[]);
         let live = |n: &&SimNode| n.is_live();
-        let ids = |f: &dyn Fn(&SimNode) -> bool| -> Vec<NodeId> { sim.nodes.iter().enumerate().filter(|(_, n)| live(n) && f(n)).map(|(i, _)| i).collect() };
+        let ids = |f: &dyn Fn(&SimNode) -> bool| -> Vec<NodeId> {
+            sim.nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| live(n) && f(n))
+                .map(|(i, _)| i)
+                .collect()
+        };
         let mut o = Observed {
             nodes: ids(&|n| n.ready_at.is_some()),
             claims: ids(&|n| n.claim.is_some()),
-            snap: ballast_nodes::snapshot::ClusterSnapshot { pdbs: vec![], ..snap },
+            snap: ballast_nodes::snapshot::ClusterSnapshot {
+                pdbs: vec![],
+                ..snap
+            },
             revisions: 0,
             memo: Default::default(),
             provision_memo: Default::default(),
@@ -467,7 +577,9 @@ impl Observed {
 
     /// Pod `p` was bound to node `n` (and is its last pod).
     pub(crate) fn bound(sim: &mut Sim, p: PodId, n: NodeId) {
-        let Ok(i) = sim.observed.nodes.binary_search(&n) else { return };
+        let Ok(i) = sim.observed.nodes.binary_search(&n) else {
+            return;
+        };
         let bp = bound_pod(sim, p);
         let at = timestamp(sim, sim.nodes[n].last_pod_event);
         let node = &mut sim.observed.snap.nodes[i];
@@ -478,7 +590,9 @@ impl Observed {
 
     /// The pod at position `k` of node `n`'s pods left it.
     pub(crate) fn left(sim: &mut Sim, n: NodeId, k: usize) {
-        let Ok(i) = sim.observed.nodes.binary_search(&n) else { return };
+        let Ok(i) = sim.observed.nodes.binary_search(&n) else {
+            return;
+        };
         let at = timestamp(sim, sim.nodes[n].last_pod_event);
         let node = &mut sim.observed.snap.nodes[i];
         node.pods.remove(k);
@@ -488,7 +602,9 @@ impl Observed {
 
     /// Node `n` was launched from a NodeClaim.
     pub(crate) fn launched(sim: &mut Sim, n: NodeId) {
-        let Some(c) = sim.nodes[n].claim.clone() else { return };
+        let Some(c) = sim.nodes[n].claim.clone() else {
+            return;
+        };
         let o = &mut sim.observed;
         if let Err(i) = o.claims.binary_search(&n) {
             o.claims.insert(i, n);
@@ -544,7 +660,10 @@ impl Observed {
                 }
             }
             if kept != built {
-                sim.rec.errors.push(format!("t={}s: the kept cluster snapshot differs from a rebuilt one", secs(sim.now)));
+                sim.rec.errors.push(format!(
+                    "t={}s: the kept cluster snapshot differs from a rebuilt one",
+                    secs(sim.now)
+                ));
             }
         }
     }
@@ -558,20 +677,36 @@ pub(crate) fn provision(sim: &mut Sim, unschedulable: &[PodId]) -> Vec<Launch> {
     let now = timestamp(sim, sim.now);
     let opts = ballast_nodes::provision::ProvisionOptions::default();
     let observed = &mut sim.observed;
-    let result = ballast_nodes::provision_with_memo(&observed.snap, now, &opts, &mut observed.provision_memo);
+    let result = ballast_nodes::provision_with_memo(
+        &observed.snap,
+        now,
+        &opts,
+        &mut observed.provision_memo,
+    );
     sim.observed.snap.pending_pods.clear();
     match result {
         Ok(decision) => {
             for e in &decision.skipped {
-                sim.rec.errors.push(format!("t={}s: provisioning skipped: {e}", secs(sim.now)));
+                sim.rec
+                    .errors
+                    .push(format!("t={}s: provisioning skipped: {e}", secs(sim.now)));
             }
             for u in &decision.unschedulable {
-                *sim.rec.pending_reasons.entry(u.message.clone()).or_insert(0) += 1;
+                *sim.rec
+                    .pending_reasons
+                    .entry(u.message.clone())
+                    .or_insert(0) += 1;
             }
-            decision.node_claims.into_iter().map(Launch::from_plan).collect()
+            decision
+                .node_claims
+                .into_iter()
+                .map(Launch::from_plan)
+                .collect()
         }
         Err(e) => {
-            sim.rec.errors.push(format!("t={}s: provisioning: {e}", secs(sim.now)));
+            sim.rec
+                .errors
+                .push(format!("t={}s: provisioning: {e}", secs(sim.now)));
             vec![]
         }
     }
@@ -587,8 +722,17 @@ pub(crate) fn pool_timers(sc: &Scenario) -> BTreeMap<String, (Option<f64>, Optio
     sc.node_pools
         .iter()
         .map(|p| {
-            let after = read(p.spec.disruption.as_ref().and_then(|d| d.consolidate_after.as_deref()), Some(0.0));
-            let expire = read(p.spec.template.spec.expire_after.as_deref(), Some(720.0 * 3600.0));
+            let after = read(
+                p.spec
+                    .disruption
+                    .as_ref()
+                    .and_then(|d| d.consolidate_after.as_deref()),
+                Some(0.0),
+            );
+            let expire = read(
+                p.spec.template.spec.expire_after.as_deref(),
+                Some(720.0 * 3600.0),
+            );
             (p.metadata.name.clone().unwrap_or_default(), (after, expire))
         })
         .collect()
@@ -597,7 +741,10 @@ pub(crate) fn pool_timers(sc: &Scenario) -> BTreeMap<String, (Option<f64>, Optio
 /// Timers of a node: when it becomes consolidatable and when it expires.
 fn node_timers(node: &SimNode) -> [Option<Millis>; 2] {
     let (after, expire) = node.pool_timers;
-    [after.map(|a| node.last_pod_event + a), expire.map(|e| node.created + e)]
+    [
+        after.map(|a| node.last_pod_event + a),
+        expire.map(|e| node.created + e),
+    ]
 }
 
 /// Whether some node's consolidateAfter or expireAfter has run out: otherwise every graceful
@@ -621,10 +768,17 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
     let now = timestamp(sim, sim.now);
     let opts = ballast_nodes::disrupt::DisruptionOptions::default();
     let observed = &mut sim.observed;
-    let decision = match ballast_nodes::disrupt::disrupt_with_memo(&observed.snap, now, &opts, &mut observed.memo) {
+    let decision = match ballast_nodes::disrupt::disrupt_with_memo(
+        &observed.snap,
+        now,
+        &opts,
+        &mut observed.memo,
+    ) {
         Ok(d) => d,
         Err(e) => {
-            sim.rec.errors.push(format!("t={}s: disruption: {e}", secs(sim.now)));
+            sim.rec
+                .errors
+                .push(format!("t={}s: disruption: {e}", secs(sim.now)));
             return (None, sim.now + 3_600_000);
         }
     };
@@ -639,7 +793,11 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
                 Some(DisruptionPlan {
                     method: format!("{:?}", action.method),
                     nodes,
-                    replacement: action.replacements.into_iter().next().map(|r| Launch::from_plan(r.plan)),
+                    replacement: action
+                        .replacements
+                        .into_iter()
+                        .next()
+                        .map(|r| Launch::from_plan(r.plan)),
                     savings_per_hour: action.savings,
                 }),
                 sim.now,
@@ -648,7 +806,12 @@ pub(crate) fn disrupt(sim: &mut Sim) -> (Option<DisruptionPlan>, Millis) {
     }
     // Look again when a timer runs out, and at least every five minutes (budget windows).
     let mut wake = sim.now + PERIODIC_DISRUPTION_MS;
-    for node in sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.ready_at.is_some()) {
+    for node in sim
+        .live_nodes
+        .iter()
+        .map(|&n| &sim.nodes[n])
+        .filter(|n| n.ready_at.is_some())
+    {
         for t in node_timers(node).into_iter().flatten() {
             if t > sim.now {
                 wake = wake.min(t);

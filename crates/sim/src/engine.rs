@@ -96,11 +96,15 @@ pub struct Outcome {
 
 impl Sim {
     pub fn new(sc: Scenario) -> Result<Sim, String> {
-        let types = sc.catalog.instance_types().map_err(|e| format!("catalog: {e}"))?;
+        let types = sc
+            .catalog
+            .instance_types()
+            .map_err(|e| format!("catalog: {e}"))?;
         let type_idx = type_index(&types);
         let end = millis(sc.duration_seconds);
         let zoned = sc.start.to_zoned(jiff::tz::TimeZone::UTC);
-        let start_day_seconds = zoned.hour() as f64 * 3600.0 + zoned.minute() as f64 * 60.0 + zoned.second() as f64;
+        let start_day_seconds =
+            zoned.hour() as f64 * 3600.0 + zoned.minute() as f64 * 60.0 + zoned.second() as f64;
         let start_weekday = zoned.weekday().to_monday_zero_offset() as u8;
         let autoscalers = cores::autoscalers(&sc)?;
         let rec = Recorder::new(&sc);
@@ -166,7 +170,15 @@ impl Sim {
     fn start(&mut self) -> Result<(), String> {
         for group in self.sc.start_nodes.clone() {
             for _ in 0..group.count {
-                let id = self.add_node(&group.instance_type, &group.zone, &group.capacity_type, group.node_pool.clone(), &group.labels, &group.taints, None)?;
+                let id = self.add_node(
+                    &group.instance_type,
+                    &group.zone,
+                    &group.capacity_type,
+                    group.node_pool.clone(),
+                    &group.labels,
+                    &group.taints,
+                    None,
+                )?;
                 self.nodes[id].ready_at = Some(0);
             }
         }
@@ -179,7 +191,12 @@ impl Sim {
         self.warm_start = false;
         self.observed = Observed::build(self);
         self.observing = true;
-        let arrivals: Vec<Millis> = self.sc.batch_pods.iter().map(|b| millis(b.arrive)).collect();
+        let arrivals: Vec<Millis> = self
+            .sc
+            .batch_pods
+            .iter()
+            .map(|b| millis(b.arrive))
+            .collect();
         for (i, at) in arrivals.into_iter().enumerate() {
             self.push(at, Event::BatchArrive(i));
         }
@@ -188,7 +205,10 @@ impl Sim {
             self.push(period, Event::HpaSync(i));
         }
         self.push(0, Event::Sample);
-        self.push(millis(self.sc.settings.disruption_interval_seconds), Event::Disrupt);
+        self.push(
+            millis(self.sc.settings.disruption_interval_seconds),
+            Event::Disrupt,
+        );
         if !self.pending.is_empty() {
             self.queue_schedule();
         }
@@ -293,7 +313,14 @@ impl Sim {
 
     pub(crate) fn load(&self, w: usize, at: Millis) -> f64 {
         let wl = &self.sc.workloads[w];
-        load_at(&wl.load, self.sc.traces.get(&wl.name), secs(at), self.start_day_seconds, self.start_weekday).max(0.0)
+        load_at(
+            &wl.load,
+            self.sc.traces.get(&wl.name),
+            secs(at),
+            self.start_day_seconds,
+            self.start_weekday,
+        )
+        .max(0.0)
     }
 
     /// Ready pods of workload `w`. A pod's `ready_at` is never later than the event that sets
@@ -366,9 +393,15 @@ impl Sim {
                 let wl = &self.sc.workloads[w];
                 let n = self.workloads[w].next_pod;
                 self.workloads[w].next_pod += 1;
-                let mut spec = SchedPod::new(&wl.namespace, &format!("{}-{n}", wl.name), wl.pod.requests.clone());
+                let mut spec = SchedPod::new(
+                    &wl.namespace,
+                    &format!("{}-{n}", wl.name),
+                    wl.pod.requests.clone(),
+                );
                 spec.labels = wl.pod.labels.clone();
-                spec.labels.entry("app".into()).or_insert_with(|| wl.name.clone());
+                spec.labels
+                    .entry("app".into())
+                    .or_insert_with(|| wl.name.clone());
                 spec.node_selector = wl.pod.node_selector.clone();
                 spec.tolerations = wl.pod.tolerations.clone();
                 spec.topology_spread_constraints = wl.pod.topology_spread_constraints.clone();
@@ -381,7 +414,12 @@ impl Sim {
             let now = self.now;
             victims.sort_by_key(|&p| {
                 let pod = &self.pods[p];
-                (pod.node.is_some(), pod.is_ready(now), Reverse(pod.created), Reverse(p))
+                (
+                    pod.node.is_some(),
+                    pod.is_ready(now),
+                    Reverse(pod.created),
+                    Reverse(p),
+                )
             });
             let excess = victims.len() - desired;
             for p in victims.into_iter().take(excess) {
@@ -519,7 +557,11 @@ impl Sim {
 
     fn has_hard_spread(&self, p: PodId) -> bool {
         use ballast_scheduling::model::WhenUnsatisfiable;
-        self.pods[p].spec.topology_spread_constraints.iter().any(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
+        self.pods[p]
+            .spec
+            .topology_spread_constraints
+            .iter()
+            .any(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
     }
 
     fn best_node(&self, p: PodId, scoring: Scoring) -> Option<NodeId> {
@@ -532,15 +574,27 @@ impl Sim {
             if !node.schedulable() || !node.fits(&pod.requests) {
                 continue;
             }
-            if !node.hard_taints().all(|t| tolerated(&pod.spec.tolerations, t)) || !node_fits_pod(&pod.spec, &node.labels) {
+            if !node
+                .hard_taints()
+                .all(|t| tolerated(&pod.spec.tolerations, t))
+                || !node_fits_pod(&pod.spec, &node.labels)
+            {
                 continue;
             }
             if !self.spread_ok(spread.get_or_insert_with(|| self.spread_counts(p)), n) {
                 continue;
             }
-            let share = |alloc: i64, used: i64, wanted: i64| if alloc <= 0 { 1.0 } else { (used + wanted) as f64 / alloc as f64 };
+            let share = |alloc: i64, used: i64, wanted: i64| {
+                if alloc <= 0 {
+                    1.0
+                } else {
+                    (used + wanted) as f64 / alloc as f64
+                }
+            };
             let (a, u, r) = (&node.allocatable, &node.used, &pod.requests);
-            let used = (share(a.cpu_millis, u.cpu_millis, r.cpu_millis) + share(a.memory_bytes, u.memory_bytes, r.memory_bytes)) / 2.0;
+            let used = (share(a.cpu_millis, u.cpu_millis, r.cpu_millis)
+                + share(a.memory_bytes, u.memory_bytes, r.memory_bytes))
+                / 2.0;
             let score = match scoring {
                 Scoring::LeastAllocated => 1.0 - used,
                 Scoring::MostAllocated => used,
@@ -565,7 +619,12 @@ impl Sim {
             }
             let key = c.topology_key.as_str();
             let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-            for node in self.live_nodes.iter().map(|&x| &self.nodes[x]).filter(|x| x.schedulable()) {
+            for node in self
+                .live_nodes
+                .iter()
+                .map(|&x| &self.nodes[x])
+                .filter(|x| x.schedulable())
+            {
                 if let Some(d) = node.labels.get(key) {
                     let matching = node
                         .pods
@@ -573,14 +632,23 @@ impl Sim {
                         .filter(|&&q| {
                             let other = &self.pods[q].spec;
                             other.namespace == pod.spec.namespace
-                                && c.label_selector.as_ref().is_some_and(|s| s.match_labels.iter().all(|(k, v)| other.labels.get(k) == Some(v)))
+                                && c.label_selector.as_ref().is_some_and(|s| {
+                                    s.match_labels
+                                        .iter()
+                                        .all(|(k, v)| other.labels.get(k) == Some(v))
+                                })
                         })
                         .count() as i64;
                     *counts.entry(d.as_str()).or_insert(0) += matching;
                 }
             }
             let min = counts.values().copied().min().unwrap_or(0);
-            out.push(Spread { key, max_skew: c.max_skew as i64, counts, min });
+            out.push(Spread {
+                key,
+                max_skew: c.max_skew as i64,
+                counts,
+                min,
+            });
         }
         out
     }
@@ -589,7 +657,9 @@ impl Sim {
     /// constraint's key, and one more pod in its domain must keep the skew within bounds.
     fn spread_ok(&self, spread: &[Spread<'_>], n: NodeId) -> bool {
         spread.iter().all(|s| {
-            let Some(domain) = self.nodes[n].labels.get(s.key) else { return false };
+            let Some(domain) = self.nodes[n].labels.get(s.key) else {
+                return false;
+            };
             let here = s.counts.get(domain.as_str()).copied().unwrap_or(0);
             here + 1 - s.min <= s.max_skew
         })
@@ -658,7 +728,10 @@ impl Sim {
         taints: &[ballast_scheduling::model::Taint],
         claim: Option<ballast_api::NodeClaim>,
     ) -> Result<NodeId, String> {
-        let ti = *self.type_idx.get(instance_type).ok_or_else(|| format!("instance type {instance_type:?} is not in the catalog"))?;
+        let ti = *self
+            .type_idx
+            .get(instance_type)
+            .ok_or_else(|| format!("instance type {instance_type:?} is not in the catalog"))?;
         let t = &self.types[ti];
         let offering = t
             .offerings
@@ -668,9 +741,15 @@ impl Sim {
         let id = self.nodes.len();
         let name = format!("node-{id:05}");
         let mut labels = ballast_nodes::adapt::api_labels(&t.labels);
-        labels.insert(ballast_api::nodes::labels::INSTANCE_TYPE.into(), t.name.clone());
+        labels.insert(
+            ballast_api::nodes::labels::INSTANCE_TYPE.into(),
+            t.name.clone(),
+        );
         labels.insert(ballast_api::nodes::labels::ZONE.into(), zone.into());
-        labels.insert(ballast_api::nodes::labels::CAPACITY_TYPE.into(), capacity_type.into());
+        labels.insert(
+            ballast_api::nodes::labels::CAPACITY_TYPE.into(),
+            capacity_type.into(),
+        );
         labels.insert(ballast_api::nodes::labels::HOSTNAME.into(), name.clone());
         if let Some(pool) = &node_pool {
             labels.insert(ballast_api::nodes::labels::NODEPOOL.into(), pool.clone());
@@ -711,7 +790,15 @@ impl Sim {
 
     /// Launches a node: it becomes Ready after the instance type's start-up time.
     pub(crate) fn launch(&mut self, plan: cores::Launch) -> Result<NodeId, String> {
-        let id = self.add_node(&plan.instance_type, &plan.zone, &plan.capacity_type, Some(plan.node_pool), &plan.labels, &plan.taints, Some(plan.claim))?;
+        let id = self.add_node(
+            &plan.instance_type,
+            &plan.zone,
+            &plan.capacity_type,
+            Some(plan.node_pool),
+            &plan.labels,
+            &plan.taints,
+            Some(plan.claim),
+        )?;
         self.claims_made += 1;
         let base = self
             .sc
@@ -751,7 +838,9 @@ impl Sim {
     // ---- provisioner ------------------------------------------------------------------
 
     fn queue_provision(&mut self) {
-        let (Some(first), Some(last)) = (self.batch_first, self.batch_last_new) else { return };
+        let (Some(first), Some(last)) = (self.batch_first, self.batch_last_new) else {
+            return;
+        };
         let s = &self.sc.settings;
         let at = (last + millis(s.batch_idle_seconds)).min(first + millis(s.batch_max_seconds));
         if self.provision_queued.is_none_or(|q| q > at) {
@@ -767,14 +856,21 @@ impl Sim {
         self.provision_queued = None;
         self.batch_first = None;
         self.batch_last_new = None;
-        let unschedulable: Vec<PodId> = self.pending.iter().copied().filter(|&p| self.pods[p].unschedulable_since.is_some()).collect();
+        let unschedulable: Vec<PodId> = self
+            .pending
+            .iter()
+            .copied()
+            .filter(|&p| self.pods[p].unschedulable_since.is_some())
+            .collect();
         if unschedulable.is_empty() {
             return;
         }
         let plans = cores::provision(self, &unschedulable);
         for plan in plans {
             if let Err(e) = self.launch(plan) {
-                self.rec.errors.push(format!("t={}s: launch: {e}", secs(self.now)));
+                self.rec
+                    .errors
+                    .push(format!("t={}s: launch: {e}", secs(self.now)));
             }
         }
         // Pods the provisioner left alone are looked at again on the next scheduling failure.
@@ -808,12 +904,19 @@ impl Sim {
             self.nodes[n].cordoned = true;
             Observed::cordoned(self, n);
         }
-        self.rec.disruptions.push((secs(self.now), plan.method.clone(), plan.nodes.len(), plan.savings_per_hour));
+        self.rec.disruptions.push((
+            secs(self.now),
+            plan.method.clone(),
+            plan.nodes.len(),
+            plan.savings_per_hour,
+        ));
         let replacement = match plan.replacement {
             Some(r) => match self.launch(r) {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    self.rec.errors.push(format!("t={}s: replacement: {e}", secs(self.now)));
+                    self.rec
+                        .errors
+                        .push(format!("t={}s: replacement: {e}", secs(self.now)));
                     for &n in &plan.nodes {
                         self.nodes[n].cordoned = false;
                         Observed::cordoned(self, n);
@@ -823,14 +926,20 @@ impl Sim {
             },
             None => None,
         };
-        self.disrupting = Some(Disrupting { nodes: plan.nodes, replacement, draining: false });
+        self.disrupting = Some(Disrupting {
+            nodes: plan.nodes,
+            replacement,
+            draining: false,
+        });
         if replacement.is_none() {
             self.start_drain();
         }
     }
 
     fn start_drain(&mut self) {
-        let Some(d) = self.disrupting.as_mut() else { return };
+        let Some(d) = self.disrupting.as_mut() else {
+            return;
+        };
         d.draining = true;
         let nodes = d.nodes.clone();
         for n in nodes {
@@ -921,32 +1030,60 @@ impl Sim {
         for &p in &self.pending {
             let pod = &self.pods[p];
             if pod.node.is_some() || pod.gone.is_some() {
-                errors.push(format!("pod {} is in the pending set but bound or gone", pod.spec.name));
+                errors.push(format!(
+                    "pod {} is in the pending set but bound or gone",
+                    pod.spec.name
+                ));
             }
         }
         for p in pods {
             let pod = &self.pods[p];
             let pending = pod.node.is_none() && pod.gone.is_none();
             if pending && !self.pending.contains(&p) {
-                errors.push(format!("pod {} is pending but not in the pending set", pod.spec.name));
+                errors.push(format!(
+                    "pod {} is pending but not in the pending set",
+                    pod.spec.name
+                ));
             }
             if let (Some(n), None) = (pod.node, pod.gone) {
                 if !self.nodes[n].pods.contains(&p) {
-                    errors.push(format!("pod {} bound to {} which does not list it", pod.spec.name, self.nodes[n].name));
+                    errors.push(format!(
+                        "pod {} bound to {} which does not list it",
+                        pod.spec.name, self.nodes[n].name
+                    ));
                 }
             }
         }
         for (w, state) in self.workloads.iter().enumerate() {
-            if state.pods.iter().any(|&p| self.pods[p].gone.is_some() || self.pods[p].owner != Owner::Workload(w)) {
-                errors.push(format!("workload {} lists a pod that is gone or not its own", self.sc.workloads[w].name));
+            if state
+                .pods
+                .iter()
+                .any(|&p| self.pods[p].gone.is_some() || self.pods[p].owner != Owner::Workload(w))
+            {
+                errors.push(format!(
+                    "workload {} lists a pod that is gone or not its own",
+                    self.sc.workloads[w].name
+                ));
             }
-            let times = state.pods.iter().map(|&p| PodTimes { bound_at: self.pods[p].bound_at, ready_at: self.pods[p].ready_at });
+            let times = state.pods.iter().map(|&p| PodTimes {
+                bound_at: self.pods[p].bound_at,
+                ready_at: self.pods[p].ready_at,
+            });
             if state.times.len() != state.pods.len() || !times.eq(state.times.iter().copied()) {
-                errors.push(format!("workload {}: the kept pod times differ from the pods", self.sc.workloads[w].name));
+                errors.push(format!(
+                    "workload {}: the kept pod times differ from the pods",
+                    self.sc.workloads[w].name
+                ));
             }
-            let ready = state.live_pods(&self.pods).filter(|&p| self.pods[p].is_ready(self.now)).count();
+            let ready = state
+                .live_pods(&self.pods)
+                .filter(|&p| self.pods[p].is_ready(self.now))
+                .count();
             if ready != state.ready {
-                errors.push(format!("workload {}: {ready} pods Ready but counted {}", self.sc.workloads[w].name, state.ready));
+                errors.push(format!(
+                    "workload {}: {ready} pods Ready but counted {}",
+                    self.sc.workloads[w].name, state.ready
+                ));
             }
         }
         if self.live_batch.iter().any(|&p| self.pods[p].gone.is_some()) {
@@ -963,22 +1100,39 @@ impl Sim {
                     Owner::Batch(_) => batch += 1,
                 }
             }
-            if per_workload.iter().zip(&self.workloads).any(|(&n, w)| n != w.pods.len()) || batch != self.live_batch.len() {
+            if per_workload
+                .iter()
+                .zip(&self.workloads)
+                .any(|(&n, w)| n != w.pods.len())
+                || batch != self.live_batch.len()
+            {
                 errors.push("the lists of live pods differ from the pods".to_string());
             }
-            let live: Vec<NodeId> = (0..self.nodes.len()).filter(|&n| self.nodes[n].is_live()).collect();
-            let named = live.len() == self.node_ids.len() && live.iter().all(|&n| self.node_ids.get(&self.nodes[n].name) == Some(&n));
+            let live: Vec<NodeId> = (0..self.nodes.len())
+                .filter(|&n| self.nodes[n].is_live())
+                .collect();
+            let named = live.len() == self.node_ids.len()
+                && live
+                    .iter()
+                    .all(|&n| self.node_ids.get(&self.nodes[n].name) == Some(&n));
             if live != self.live_nodes || !named {
                 errors.push("the index of live nodes differs from the nodes".to_string());
             }
         }
-        let nodes: Vec<NodeId> = if everything { (0..self.nodes.len()).collect() } else { self.live_nodes.clone() };
+        let nodes: Vec<NodeId> = if everything {
+            (0..self.nodes.len()).collect()
+        } else {
+            self.live_nodes.clone()
+        };
         for node in nodes.into_iter().map(|n| &self.nodes[n]) {
             let mut sum = Resources::default();
             for &p in &node.pods {
                 let pod = &self.pods[p];
                 if pod.gone.is_some() || pod.node.is_none() {
-                    errors.push(format!("{} lists pod {} which is not bound there", node.name, pod.spec.name));
+                    errors.push(format!(
+                        "{} lists pod {} which is not bound there",
+                        node.name, pod.spec.name
+                    ));
                 }
                 let r = &pod.requests;
                 sum.cpu_millis += r.cpu_millis;
@@ -989,19 +1143,30 @@ impl Sim {
                     *sum.extended.entry(k.clone()).or_insert(0) += v;
                 }
             }
-            let same = sum.iter().chain(node.used.iter()).all(|(k, _)| sum.get(k) == node.used.get(k));
+            let same = sum
+                .iter()
+                .chain(node.used.iter())
+                .all(|(k, _)| sum.get(k) == node.used.get(k));
             if !same {
-                errors.push(format!("{}: used {:?} is not the sum of its pods {:?}", node.name, node.used, sum));
+                errors.push(format!(
+                    "{}: used {:?} is not the sum of its pods {:?}",
+                    node.name, node.used, sum
+                ));
             }
             if node.used.iter().any(|(k, v)| v > node.allocatable.get(k)) {
-                errors.push(format!("{} is overcommitted: {:?} > {:?}", node.name, node.used, node.allocatable));
+                errors.push(format!(
+                    "{} is overcommitted: {:?} > {:?}",
+                    node.name, node.used, node.allocatable
+                ));
             }
             if node.terminated.is_some() && !node.pods.is_empty() {
                 errors.push(format!("{} is terminated but holds pods", node.name));
             }
         }
         for e in errors.into_iter().take(10) {
-            self.rec.errors.push(format!("t={}s: invariant: {e}", secs(self.now)));
+            self.rec
+                .errors
+                .push(format!("t={}s: invariant: {e}", secs(self.now)));
         }
     }
 
@@ -1034,7 +1199,10 @@ fn phase_of(ev: &Event) -> &'static str {
 /// CPU seconds this thread has used: per-phase figures that other processes on the machine
 /// do not inflate (wall-clock time would count their turns on the CPU too).
 fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime only writes the timespec we pass, which lives on this stack frame.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc != 0 {

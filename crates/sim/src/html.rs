@@ -29,25 +29,44 @@ fn plot(title: &str, y_label: &str, lines: &[Line]) -> String {
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        let x_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).fold(1.0, f64::max);
-        let y_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(1.0, f64::max) * 1.1;
+        let x_max = lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+            .fold(1.0, f64::max);
+        let y_max = lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(1.0, f64::max)
+            * 1.1;
         let chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(0.0..x_max, 0.0..y_max);
-        let Ok(mut chart) = chart else { return svg_error(title) };
-        let _ = chart.configure_mesh().x_desc("hours").y_desc(y_label).light_line_style(WHITE.mix(0.0)).draw();
+        let Ok(mut chart) = chart else {
+            return svg_error(title);
+        };
+        let _ = chart
+            .configure_mesh()
+            .x_desc("hours")
+            .y_desc(y_label)
+            .light_line_style(WHITE.mix(0.0))
+            .draw();
         for l in lines {
             let style = ShapeStyle::from(&l.color).stroke_width(if l.dashed { 1 } else { 2 });
             let series = chart.draw_series(LineSeries::new(l.points.iter().copied(), style));
             if let Ok(s) = series {
                 let c = l.color;
-                s.label(l.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+                s.label(l.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
             }
         }
-        let _ = chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw();
+        let _ = chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw();
         let _ = root.present();
     }
     svg
@@ -58,12 +77,17 @@ fn svg_error(title: &str) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The whole page.
 pub fn page(results: &[VariantResult]) -> String {
-    let name = results.first().map(|r| r.summary.scenario.as_str()).unwrap_or("scenario");
+    let name = results
+        .first()
+        .map(|r| r.summary.scenario.as_str())
+        .unwrap_or("scenario");
     let mut out = String::new();
     let _ = write!(
         out,
@@ -76,13 +100,27 @@ pub fn page(results: &[VariantResult]) -> String {
     );
     for v in results {
         let s = &v.summary;
-        let _ = write!(out, "<h2>{}</h2><p>{}</p>", escape(&s.variant), escape(&s.description));
+        let _ = write!(
+            out,
+            "<h2>{}</h2><p>{}</p>",
+            escape(&s.variant),
+            escape(&s.description)
+        );
         let _ = write!(
             out,
             "<p>cost ${:.2} (lower bound ${:.2}, ×{:.3}); peak {} nodes; CPU allocation mean {:.1}% (p95 {:.1}%); \
              pod wait p95 {:.1}s, max {:.1}s; under-provisioned {:.1} min; {} scale events; {} evictions.</p>",
-            s.cost, s.lower_bound_cost, s.cost_over_lower_bound, s.peak_nodes, s.cpu_allocation_mean, s.cpu_allocation_p95,
-            s.pod_wait_p95_seconds, s.pod_wait_max_seconds, s.under_provision_minutes, s.scale_events, s.evictions
+            s.cost,
+            s.lower_bound_cost,
+            s.cost_over_lower_bound,
+            s.peak_nodes,
+            s.cpu_allocation_mean,
+            s.cpu_allocation_p95,
+            s.pod_wait_p95_seconds,
+            s.pod_wait_max_seconds,
+            s.under_provision_minutes,
+            s.scale_events,
+            s.evictions
         );
         let hours = |t: f64| t / 3600.0;
         for (w, name) in v.workload_names.iter().enumerate() {
@@ -90,40 +128,100 @@ pub fn page(results: &[VariantResult]) -> String {
                 Line {
                     label: "needed (load ÷ pod capacity)".into(),
                     color: COLORS[1],
-                    points: v.series.iter().map(|r| (hours(r.t_seconds), r.workloads[w].needed)).collect(),
+                    points: v
+                        .series
+                        .iter()
+                        .map(|r| (hours(r.t_seconds), r.workloads[w].needed))
+                        .collect(),
                     dashed: true,
                 },
                 Line {
                     label: "desired".into(),
                     color: COLORS[0],
-                    points: v.series.iter().map(|r| (hours(r.t_seconds), r.workloads[w].desired as f64)).collect(),
+                    points: v
+                        .series
+                        .iter()
+                        .map(|r| (hours(r.t_seconds), r.workloads[w].desired as f64))
+                        .collect(),
                     dashed: false,
                 },
                 Line {
                     label: "ready".into(),
                     color: COLORS[2],
-                    points: v.series.iter().map(|r| (hours(r.t_seconds), r.workloads[w].ready as f64)).collect(),
+                    points: v
+                        .series
+                        .iter()
+                        .map(|r| (hours(r.t_seconds), r.workloads[w].ready as f64))
+                        .collect(),
                     dashed: false,
                 },
             ];
-            out.push_str(&plot(&format!("{name}: replicas vs load"), "replicas", &lines));
+            out.push_str(&plot(
+                &format!("{name}: replicas vs load"),
+                "replicas",
+                &lines,
+            ));
         }
         let nodes = vec![
-            Line { label: "nodes".into(), color: COLORS[0], points: v.series.iter().map(|r| (hours(r.t_seconds), r.nodes as f64)).collect(), dashed: false },
-            Line { label: "cost $/h ×10".into(), color: COLORS[3], points: v.series.iter().map(|r| (hours(r.t_seconds), r.cost_per_hour * 10.0)).collect(), dashed: false },
+            Line {
+                label: "nodes".into(),
+                color: COLORS[0],
+                points: v
+                    .series
+                    .iter()
+                    .map(|r| (hours(r.t_seconds), r.nodes as f64))
+                    .collect(),
+                dashed: false,
+            },
+            Line {
+                label: "cost $/h ×10".into(),
+                color: COLORS[3],
+                points: v
+                    .series
+                    .iter()
+                    .map(|r| (hours(r.t_seconds), r.cost_per_hour * 10.0))
+                    .collect(),
+                dashed: false,
+            },
             Line {
                 label: "lower bound $/h ×10".into(),
                 color: COLORS[4],
-                points: v.series.iter().map(|r| (hours(r.t_seconds), r.lower_bound_per_hour * 10.0)).collect(),
+                points: v
+                    .series
+                    .iter()
+                    .map(|r| (hours(r.t_seconds), r.lower_bound_per_hour * 10.0))
+                    .collect(),
                 dashed: true,
             },
         ];
         out.push_str(&plot("nodes and cost", "nodes, $/h ×10", &nodes));
         let pending = vec![
-            Line { label: "pending pods".into(), color: COLORS[3], points: v.series.iter().map(|r| (hours(r.t_seconds), r.pending_pods as f64)).collect(), dashed: false },
-            Line { label: "CPU allocation %".into(), color: COLORS[2], points: v.series.iter().map(|r| (hours(r.t_seconds), r.cpu_allocation)).collect(), dashed: true },
+            Line {
+                label: "pending pods".into(),
+                color: COLORS[3],
+                points: v
+                    .series
+                    .iter()
+                    .map(|r| (hours(r.t_seconds), r.pending_pods as f64))
+                    .collect(),
+                dashed: false,
+            },
+            Line {
+                label: "CPU allocation %".into(),
+                color: COLORS[2],
+                points: v
+                    .series
+                    .iter()
+                    .map(|r| (hours(r.t_seconds), r.cpu_allocation))
+                    .collect(),
+                dashed: true,
+            },
         ];
-        out.push_str(&plot("pending pods and CPU allocation", "pods, %", &pending));
+        out.push_str(&plot(
+            "pending pods and CPU allocation",
+            "pods, %",
+            &pending,
+        ));
     }
     out.push_str("</body></html>\n");
     out

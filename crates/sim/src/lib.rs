@@ -25,12 +25,23 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
     let sim = Sim::new(scenario).map_err(|e| format!("{label}: {e}"))?;
     let outcome = sim.run(progress);
     let rec = outcome.recorder;
-    let summary = rec.summary.ok_or_else(|| format!("{label}: the run produced no summary"))?;
-    Ok(VariantResult { summary, series: rec.series, workload_names, phase_seconds: rec.phase_seconds, phase_counts: rec.phase_counts })
+    let summary = rec
+        .summary
+        .ok_or_else(|| format!("{label}: the run produced no summary"))?;
+    Ok(VariantResult {
+        summary,
+        series: rec.series,
+        workload_names,
+        phase_seconds: rec.phase_seconds,
+        phase_counts: rec.phase_counts,
+    })
 }
 
 /// Loads a scenario file and runs every variant in order. `progress(variant index, fraction)`.
-pub fn run_file(path: &Path, progress: &mut dyn FnMut(usize, f64)) -> Result<Vec<VariantResult>, String> {
+pub fn run_file(
+    path: &Path,
+    progress: &mut dyn FnMut(usize, f64),
+) -> Result<Vec<VariantResult>, String> {
     let scenarios = scenario::load(path).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.into_iter().enumerate() {
@@ -40,7 +51,10 @@ pub fn run_file(path: &Path, progress: &mut dyn FnMut(usize, f64)) -> Result<Vec
 }
 
 /// Writes `report.json`, `summary.csv`, `<variant>.csv` and `report.html` into `dir`.
-pub fn write_outputs(dir: &Path, results: &[VariantResult]) -> std::io::Result<Vec<std::path::PathBuf>> {
+pub fn write_outputs(
+    dir: &Path,
+    results: &[VariantResult],
+) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     let mut put = |name: String, body: String| -> std::io::Result<()> {

@@ -154,7 +154,11 @@ fn percentile(v: &[f64], q: f64) -> f64 {
 }
 
 fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 /// Rounds for stable, readable output (the JSON is compared byte for byte across runs).
@@ -203,7 +207,11 @@ pub(crate) fn sample(sim: &mut Sim) {
         // The fewest pods that serve the load (a queue: its arrival rate) at full capacity; a
         // workload no autoscaler scales needs its replicas whatever the load.
         let autoscaled = autoscaled[w];
-        let floor = if autoscaled { 0 } else { sim.workloads[w].desired.max(0) as usize };
+        let floor = if autoscaled {
+            0
+        } else {
+            sim.workloads[w].desired.max(0) as usize
+        };
         let mut per_pod = spec.pod.requests.clone();
         per_pod.pods = 1;
         demand.push((per_pod, (needed.ceil() as usize).max(floor)));
@@ -224,14 +232,28 @@ pub(crate) fn sample(sim: &mut Sim) {
     }
     // Static nodes (no NodePool) are paid whatever the policy, so any plan costs at least their
     // price; and at least the demand's fractional packing. The larger of the two is a valid bound.
-    let static_cost: f64 = sim.live_nodes.iter().map(|&n| &sim.nodes[n]).filter(|n| n.node_pool.is_none()).map(|n| n.price).sum();
-    let lb = fractional_lower_bound_counted(&demand, &sim.types, &Resources::default(), &|_| true).value.max(static_cost);
+    let static_cost: f64 = sim
+        .live_nodes
+        .iter()
+        .map(|&n| &sim.nodes[n])
+        .filter(|n| n.node_pool.is_none())
+        .map(|n| n.price)
+        .sum();
+    let lb = fractional_lower_bound_counted(&demand, &sim.types, &Resources::default(), &|_| true)
+        .value
+        .max(static_cost);
     let dt_h = sim.sc.settings.sample_seconds / 3600.0;
     // The bound is integrated over the same steps as the samples (left rule).
     if now < sim.end {
         sim.rec.lower_bound_cost += lb * dt_h.min(secs(sim.end - now) / 3600.0);
     }
-    let pct = |a: i64, b: i64| if b > 0 { 100.0 * a as f64 / b as f64 } else { 0.0 };
+    let pct = |a: i64, b: i64| {
+        if b > 0 {
+            100.0 * a as f64 / b as f64
+        } else {
+            0.0
+        }
+    };
     let row = SampleRow {
         t_seconds: secs(now),
         nodes,
@@ -240,7 +262,11 @@ pub(crate) fn sample(sim: &mut Sim) {
         lower_bound_per_hour: r3(lb),
         pending_pods: sim.pending.len(),
         cpu_allocation: r3(pct(req.cpu_millis, alloc.cpu_millis)),
-        cpu_usage: r3(if alloc.cpu_millis > 0 { 100.0 * used_cpu / alloc.cpu_millis as f64 } else { 0.0 }),
+        cpu_usage: r3(if alloc.cpu_millis > 0 {
+            100.0 * used_cpu / alloc.cpu_millis as f64
+        } else {
+            0.0
+        }),
         memory_allocation: r3(pct(req.memory_bytes, alloc.memory_bytes)),
         workloads,
     };
@@ -263,8 +289,18 @@ pub(crate) fn finish(sim: &mut Sim) {
     }
     let cost: f64 = cost_by_type.values().sum();
     let rec = &sim.rec;
-    let alloc: Vec<f64> = rec.series.iter().filter(|s| s.nodes_ready > 0).map(|s| s.cpu_allocation).collect();
-    let usage: Vec<f64> = rec.series.iter().filter(|s| s.nodes_ready > 0).map(|s| s.cpu_usage).collect();
+    let alloc: Vec<f64> = rec
+        .series
+        .iter()
+        .filter(|s| s.nodes_ready > 0)
+        .map(|s| s.cpu_allocation)
+        .collect();
+    let usage: Vec<f64> = rec
+        .series
+        .iter()
+        .filter(|s| s.nodes_ready > 0)
+        .map(|s| s.cpu_usage)
+        .collect();
     let workloads = sim
         .sc
         .workloads
@@ -272,7 +308,11 @@ pub(crate) fn finish(sim: &mut Sim) {
         .enumerate()
         .map(|(w, spec)| {
             let st = &sim.workloads[w];
-            let ready: Vec<f64> = rec.series.iter().map(|s| s.workloads[w].ready as f64).collect();
+            let ready: Vec<f64> = rec
+                .series
+                .iter()
+                .map(|s| s.workloads[w].ready as f64)
+                .collect();
             WorkloadSummary {
                 name: spec.name.clone(),
                 under_provision_minutes: r(secs(st.under_ms) / 60.0, 2),
@@ -282,7 +322,12 @@ pub(crate) fn finish(sim: &mut Sim) {
                 }),
                 rescales: st.rescales,
                 mean_ready: r3(mean(&ready)),
-                max_desired: rec.series.iter().map(|s| s.workloads[w].desired).max().unwrap_or(0),
+                max_desired: rec
+                    .series
+                    .iter()
+                    .map(|s| s.workloads[w].desired)
+                    .max()
+                    .unwrap_or(0),
             }
         })
         .collect::<Vec<_>>();
@@ -296,7 +341,10 @@ pub(crate) fn finish(sim: &mut Sim) {
         lower_bound_cost: r(lb, 4),
         cost_over_lower_bound: if lb > 0.0 { r(cost / lb, 4) } else { 0.0 },
         node_hours_by_type: node_hours.into_iter().map(|(k, v)| (k, r(v, 4))).collect(),
-        cost_by_type: cost_by_type.into_iter().map(|(k, v)| (k, r(v, 4))).collect(),
+        cost_by_type: cost_by_type
+            .into_iter()
+            .map(|(k, v)| (k, r(v, 4)))
+            .collect(),
         nodes_launched: rec.nodes_launched,
         nodes_terminated: rec.nodes_terminated,
         peak_nodes: rec.series.iter().map(|s| s.nodes).max().unwrap_or(0),
@@ -318,7 +366,12 @@ pub(crate) fn finish(sim: &mut Sim) {
         disruption_log: rec
             .disruptions
             .iter()
-            .map(|(t, m, n, s)| DisruptionEntry { t_seconds: *t, method: m.clone(), nodes: *n, savings_per_hour: r(*s, 4) })
+            .map(|(t, m, n, s)| DisruptionEntry {
+                t_seconds: *t,
+                method: m.clone(),
+                nodes: *n,
+                savings_per_hour: r(*s, 4),
+            })
             .collect(),
         pending_reasons: rec.pending_reasons.clone(),
         errors: rec.errors.clone(),
@@ -346,7 +399,10 @@ pub struct ReportFile<'a> {
 
 pub fn json(results: &[VariantResult]) -> String {
     let file = ReportFile {
-        scenario: results.first().map(|r| r.summary.scenario.as_str()).unwrap_or(""),
+        scenario: results
+            .first()
+            .map(|r| r.summary.scenario.as_str())
+            .unwrap_or(""),
         variants: results.iter().map(|r| &r.summary).collect(),
     };
     serde_json::to_string_pretty(&file).expect("reports serialize") + "\n"
@@ -361,28 +417,59 @@ pub fn summary_csv(results: &[VariantResult]) -> String {
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            s.variant, s.cost, s.lower_bound_cost, s.cost_over_lower_bound, s.peak_nodes, s.nodes_launched, s.cpu_allocation_mean,
-            s.cpu_allocation_p95, s.cpu_usage_mean, s.cpu_usage_p95, s.pending_pod_seconds, s.pod_wait_p95_seconds,
-            s.pod_wait_max_seconds, s.under_provision_minutes, s.scale_events, s.evictions, s.disruptions
+            s.variant,
+            s.cost,
+            s.lower_bound_cost,
+            s.cost_over_lower_bound,
+            s.peak_nodes,
+            s.nodes_launched,
+            s.cpu_allocation_mean,
+            s.cpu_allocation_p95,
+            s.cpu_usage_mean,
+            s.cpu_usage_p95,
+            s.pending_pod_seconds,
+            s.pod_wait_p95_seconds,
+            s.pod_wait_max_seconds,
+            s.under_provision_minutes,
+            s.scale_events,
+            s.evictions,
+            s.disruptions
         );
     }
     out
 }
 
 pub fn series_csv(v: &VariantResult) -> String {
-    let mut out = String::from("t_seconds,nodes,nodes_ready,cost_per_hour,lower_bound_per_hour,pending_pods,cpu_allocation,cpu_usage,memory_allocation");
+    let mut out = String::from(
+        "t_seconds,nodes,nodes_ready,cost_per_hour,lower_bound_per_hour,pending_pods,cpu_allocation,cpu_usage,memory_allocation",
+    );
     for name in &v.workload_names {
-        let _ = write!(out, ",{name}_load,{name}_needed,{name}_desired,{name}_ready,{name}_backlog");
+        let _ = write!(
+            out,
+            ",{name}_load,{name}_needed,{name}_desired,{name}_ready,{name}_backlog"
+        );
     }
     out.push('\n');
     for s in &v.series {
         let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{}",
-            s.t_seconds, s.nodes, s.nodes_ready, s.cost_per_hour, s.lower_bound_per_hour, s.pending_pods, s.cpu_allocation, s.cpu_usage, s.memory_allocation
+            s.t_seconds,
+            s.nodes,
+            s.nodes_ready,
+            s.cost_per_hour,
+            s.lower_bound_per_hour,
+            s.pending_pods,
+            s.cpu_allocation,
+            s.cpu_usage,
+            s.memory_allocation
         );
         for w in &s.workloads {
-            let _ = write!(out, ",{},{},{},{},{}", w.load, w.needed, w.desired, w.ready, w.backlog);
+            let _ = write!(
+                out,
+                ",{},{},{},{},{}",
+                w.load, w.needed, w.desired, w.ready, w.backlog
+            );
         }
         out.push('\n');
     }
@@ -395,15 +482,34 @@ pub fn terminal_table(results: &[VariantResult]) -> String {
     let _ = writeln!(
         out,
         "{:<24} {:>10} {:>10} {:>7} {:>6} {:>8} {:>8} {:>9} {:>9} {:>8} {:>7}",
-        "variant", "cost $", "bound $", "×bound", "nodes", "cpu avg%", "cpu p95%", "wait p95", "wait max", "under m", "evict"
+        "variant",
+        "cost $",
+        "bound $",
+        "×bound",
+        "nodes",
+        "cpu avg%",
+        "cpu p95%",
+        "wait p95",
+        "wait max",
+        "under m",
+        "evict"
     );
     for v in results {
         let s = &v.summary;
         let _ = writeln!(
             out,
             "{:<24} {:>10.2} {:>10.2} {:>7.3} {:>6} {:>8.1} {:>8.1} {:>8.1}s {:>8.1}s {:>8.1} {:>7}",
-            s.variant, s.cost, s.lower_bound_cost, s.cost_over_lower_bound, s.peak_nodes, s.cpu_allocation_mean, s.cpu_allocation_p95,
-            s.pod_wait_p95_seconds, s.pod_wait_max_seconds, s.under_provision_minutes, s.evictions
+            s.variant,
+            s.cost,
+            s.lower_bound_cost,
+            s.cost_over_lower_bound,
+            s.peak_nodes,
+            s.cpu_allocation_mean,
+            s.cpu_allocation_p95,
+            s.pod_wait_p95_seconds,
+            s.pod_wait_max_seconds,
+            s.under_provision_minutes,
+            s.evictions
         );
     }
     out

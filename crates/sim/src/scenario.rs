@@ -14,14 +14,25 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {field}: {message}")]
-    Invalid { path: String, field: String, message: String },
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
 }
 
 impl ScenarioError {
     pub fn invalid(path: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ScenarioError::Invalid { path: path.display().to_string(), field: field.into(), message: message.into() }
+        ScenarioError::Invalid {
+            path: path.display().to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -216,7 +227,12 @@ pub struct PerPod {
 
 impl Default for PerPod {
     fn default() -> Self {
-        PerPod { capacity: 100.0, cpu_per_unit: 5.0, base_cpu: 20.0, memory: None }
+        PerPod {
+            capacity: 100.0,
+            cpu_per_unit: 5.0,
+            base_cpu: 20.0,
+            memory: None,
+        }
     }
 }
 
@@ -351,7 +367,10 @@ pub struct Scenario {
 /// Reads a scenario file and everything it points to; returns one runnable scenario per
 /// variant (or one "baseline" when the file lists none).
 pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     load_str(&text, path)
 }
 
@@ -366,8 +385,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         CatalogRef::Inline(c) => c.clone(),
         CatalogRef::Path(p) => {
             let cp = resolve(p);
-            let t = std::fs::read_to_string(&cp).map_err(|source| ScenarioError::Read { path: cp.display().to_string(), source })?;
-            serde_yaml::from_str(&t).map_err(|e| ScenarioError::invalid(&cp, "(catalog)", e.to_string()))?
+            let t = std::fs::read_to_string(&cp).map_err(|source| ScenarioError::Read {
+                path: cp.display().to_string(),
+                source,
+            })?;
+            serde_yaml::from_str(&t)
+                .map_err(|e| ScenarioError::invalid(&cp, "(catalog)", e.to_string()))?
         }
     };
 
@@ -375,9 +398,17 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     let mut objects: Vec<(String, Value)> = Vec::new();
     for f in &file.objects {
         let op = resolve(f);
-        let t = std::fs::read_to_string(&op).map_err(|source| ScenarioError::Read { path: op.display().to_string(), source })?;
-        for (i, doc) in ballast_api::validate::yaml_documents(&t).into_iter().enumerate() {
-            let v = doc.map_err(|e| ScenarioError::invalid(&op, format!("document {}", i + 1), e.message))?;
+        let t = std::fs::read_to_string(&op).map_err(|source| ScenarioError::Read {
+            path: op.display().to_string(),
+            source,
+        })?;
+        for (i, doc) in ballast_api::validate::yaml_documents(&t)
+            .into_iter()
+            .enumerate()
+        {
+            let v = doc.map_err(|e| {
+                ScenarioError::invalid(&op, format!("document {}", i + 1), e.message)
+            })?;
             objects.push((op.display().to_string(), v));
         }
     }
@@ -386,19 +417,30 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     }
 
     let variants = if file.variants.is_empty() {
-        vec![Variant { name: "baseline".into(), description: String::new(), patches: vec![] }]
+        vec![Variant {
+            name: "baseline".into(),
+            description: String::new(),
+            patches: vec![],
+        }]
     } else {
         file.variants.clone()
     };
 
     let duration_seconds = ballast_api::common::parse_duration_seconds(&file.duration)
         .map_err(|e| ScenarioError::invalid(path, "duration", e.to_string()))?;
-    let start: jiff::Timestamp =
-        file.start.parse().map_err(|e: jiff::Error| ScenarioError::invalid(path, "start", e.to_string()))?;
+    let start: jiff::Timestamp = file
+        .start
+        .parse()
+        .map_err(|e: jiff::Error| ScenarioError::invalid(path, "start", e.to_string()))?;
 
     let mut traces = BTreeMap::new();
     for w in &file.workloads {
-        if let LoadSpec::Trace { path: p, repeat, scale } = &w.load {
+        if let LoadSpec::Trace {
+            path: p,
+            repeat,
+            scale,
+        } = &w.load
+        {
             let tp = resolve(p);
             let t = crate::trace::Trace::read_csv(&tp, *repeat, *scale)?;
             traces.insert(w.name.clone(), t);
@@ -406,10 +448,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     }
     let mut batch_pods = Vec::new();
     for (i, b) in file.batch.iter().enumerate() {
-        batch_pods.extend(crate::trace::batch_pods(b, &resolve, duration_seconds, start).map_err(|e| match e {
-            ScenarioError::Invalid { path, field, message } => ScenarioError::Invalid { path, field: format!("batch[{i}].{field}"), message },
-            other => other,
-        })?);
+        batch_pods.extend(
+            crate::trace::batch_pods(b, &resolve, duration_seconds, start).map_err(
+                |e| match e {
+                    ScenarioError::Invalid {
+                        path,
+                        field,
+                        message,
+                    } => ScenarioError::Invalid {
+                        path,
+                        field: format!("batch[{i}].{field}"),
+                        message,
+                    },
+                    other => other,
+                },
+            )?,
+        );
     }
 
     let mut out = Vec::new();
@@ -419,16 +473,22 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         let mut objs = objects.clone();
         for (pi, patch) in variant.patches.iter().enumerate() {
             let field = format!("variants[{}].patches[{pi}]", variant.name);
-            apply_patch(patch, &mut objs, &mut workloads, &mut settings).map_err(|m| ScenarioError::invalid(path, &field, m))?;
+            apply_patch(patch, &mut objs, &mut workloads, &mut settings)
+                .map_err(|m| ScenarioError::invalid(path, &field, m))?;
         }
         let mut node_pools = Vec::new();
         let mut autoscalers = Vec::new();
         for (src, obj) in &objs {
-            let obj = to_ballast(obj).map_err(|m| ScenarioError::invalid(Path::new(src), "(object)", m))?;
+            let obj = to_ballast(obj)
+                .map_err(|m| ScenarioError::invalid(Path::new(src), "(object)", m))?;
             let report = ballast_api::validate::validate_object(&obj);
             if !report.is_valid() {
                 let errs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-                return Err(ScenarioError::invalid(Path::new(src), report.object, errs.join("; ")));
+                return Err(ScenarioError::invalid(
+                    Path::new(src),
+                    report.object,
+                    errs.join("; "),
+                ));
             }
             match obj.get("kind").and_then(Value::as_str) {
                 Some("NodePool") => node_pools.push(parse_obj(&obj, src)?),
@@ -438,16 +498,28 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         }
         for (i, w) in workloads.iter().enumerate() {
             if w.per_pod.capacity <= 0.0 {
-                return Err(ScenarioError::invalid(path, format!("workloads[{i}].perPod.capacity"), "must be above 0"));
+                return Err(ScenarioError::invalid(
+                    path,
+                    format!("workloads[{i}].perPod.capacity"),
+                    "must be above 0",
+                ));
             }
             if w.replicas < 0 {
-                return Err(ScenarioError::invalid(path, format!("workloads[{i}].replicas"), "must not be negative"));
+                return Err(ScenarioError::invalid(
+                    path,
+                    format!("workloads[{i}].replicas"),
+                    "must not be negative",
+                ));
             }
         }
         out.push(Scenario {
             name: file.name.clone(),
             variant: variant.name.clone(),
-            description: if variant.description.is_empty() { file.description.clone() } else { variant.description.clone() },
+            description: if variant.description.is_empty() {
+                file.description.clone()
+            } else {
+                variant.description.clone()
+            },
             duration_seconds,
             start,
             seed: file.seed,
@@ -464,8 +536,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     Ok(out)
 }
 
-fn serde_path_to_error_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ScenarioError> {
-    let value: Value = serde_yaml::from_str(text).map_err(|e| ScenarioError::invalid(path, "(yaml)", e.to_string()))?;
+fn serde_path_to_error_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ScenarioError> {
+    let value: Value = serde_yaml::from_str(text)
+        .map_err(|e| ScenarioError::invalid(path, "(yaml)", e.to_string()))?;
     serde_json::from_value(value.clone()).map_err(|e| {
         // Re-run with field tracking for a precise message.
         let tracked: Result<T, _> = serde_path_to_error::deserialize(value);
@@ -477,17 +553,24 @@ fn serde_path_to_error_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &P
 }
 
 fn parse_obj<T: serde::de::DeserializeOwned>(obj: &Value, src: &str) -> Result<T, ScenarioError> {
-    serde_path_to_error::deserialize(obj.clone()).map_err(|e| ScenarioError::invalid(Path::new(src), e.path().to_string(), e.inner().to_string()))
+    serde_path_to_error::deserialize(obj.clone()).map_err(|e| {
+        ScenarioError::invalid(Path::new(src), e.path().to_string(), e.inner().to_string())
+    })
 }
 
 /// Ballast objects pass through; upstream ones are converted (notes are not fatal here).
 fn to_ballast(obj: &Value) -> Result<Value, String> {
-    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
     if ballast_api::validate::is_ballast_kind(api_version, kind) {
         return Ok(obj.clone());
     }
-    ballast_api::convert::convert(obj).map(|c| c.object).map_err(|e| e.to_string())
+    ballast_api::convert::convert(obj)
+        .map(|c| c.object)
+        .map_err(|e| e.to_string())
 }
 
 fn merge(target: &mut Value, patch: &Value) {
@@ -505,8 +588,16 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-fn apply_patch(patch: &Patch, objs: &mut [(String, Value)], workloads: &mut [Workload], settings: &mut Settings) -> Result<(), String> {
-    let (kind, name) = patch.target.split_once('/').unwrap_or((patch.target.as_str(), ""));
+fn apply_patch(
+    patch: &Patch,
+    objs: &mut [(String, Value)],
+    workloads: &mut [Workload],
+    settings: &mut Settings,
+) -> Result<(), String> {
+    let (kind, name) = patch
+        .target
+        .split_once('/')
+        .unwrap_or((patch.target.as_str(), ""));
     match kind {
         "Settings" => {
             let mut v = serde_json::to_value(&*settings).expect("settings serialize");
@@ -514,7 +605,10 @@ fn apply_patch(patch: &Patch, objs: &mut [(String, Value)], workloads: &mut [Wor
             *settings = serde_json::from_value(v).map_err(|e| format!("Settings: {e}"))?;
         }
         "Workload" => {
-            let w = workloads.iter_mut().find(|w| w.name == name).ok_or_else(|| format!("no workload named {name:?}"))?;
+            let w = workloads
+                .iter_mut()
+                .find(|w| w.name == name)
+                .ok_or_else(|| format!("no workload named {name:?}"))?;
             let mut v = serde_json::to_value(&*w).expect("workloads serialize");
             merge(&mut v, &patch.merge);
             *w = serde_json::from_value(v).map_err(|e| format!("Workload/{name}: {e}"))?;
@@ -522,7 +616,10 @@ fn apply_patch(patch: &Patch, objs: &mut [(String, Value)], workloads: &mut [Wor
         _ => {
             let hit = objs.iter_mut().find(|(_, o)| {
                 let k = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-                let n = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let n = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 n == name && (k == kind || upstream_kind_of(k) == Some(kind))
             });
             let (_, obj) = hit.ok_or_else(|| format!("no object {kind}/{name} in the scenario"))?;

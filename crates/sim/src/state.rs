@@ -60,12 +60,18 @@ impl SimNode {
         room(r.cpu_millis, a.cpu_millis, u.cpu_millis)
             && room(r.memory_bytes, a.memory_bytes, u.memory_bytes)
             && room(r.pods, a.pods, u.pods)
-            && room(r.ephemeral_storage_bytes, a.ephemeral_storage_bytes, u.ephemeral_storage_bytes)
+            && room(
+                r.ephemeral_storage_bytes,
+                a.ephemeral_storage_bytes,
+                u.ephemeral_storage_bytes,
+            )
             && r.extended.iter().all(|(k, &v)| room(v, a.get(k), u.get(k)))
     }
     /// Blocks scheduling of a pod without a matching toleration.
     pub fn hard_taints(&self) -> impl Iterator<Item = &Taint> {
-        self.taints.iter().filter(|t| matches!(t.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute))
+        self.taints
+            .iter()
+            .filter(|t| matches!(t.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute))
     }
 }
 
@@ -136,11 +142,18 @@ impl WorkloadState {
     }
 
     pub fn live_pods<'a>(&'a self, pods: &'a [SimPod]) -> impl Iterator<Item = PodId> + 'a {
-        self.pods.iter().copied().filter(move |&p| pods[p].gone.is_none())
+        self.pods
+            .iter()
+            .copied()
+            .filter(move |&p| pods[p].gone.is_none())
     }
 }
 
 /// Instance types by name.
 pub fn type_index(types: &[InstanceType]) -> BTreeMap<String, usize> {
-    types.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect()
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect()
 }

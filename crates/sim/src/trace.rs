@@ -16,7 +16,10 @@ pub struct Trace {
 impl Trace {
     /// Reads `seconds,value` or `HH:MM,value` rows; a first row that does not parse is a header.
     pub fn read_csv(path: &Path, repeat: bool, scale: f64) -> Result<Trace, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut points = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -24,21 +27,38 @@ impl Trace {
                 continue;
             }
             let mut cols = line.split(',');
-            let (t, v) = (cols.next().unwrap_or("").trim(), cols.next().unwrap_or("").trim());
+            let (t, v) = (
+                cols.next().unwrap_or("").trim(),
+                cols.next().unwrap_or("").trim(),
+            );
             let parsed = parse_time(t).zip(v.parse::<f64>().ok());
             match parsed {
                 Some((t, v)) => points.push((t, v * scale)),
                 None if points.is_empty() && i == 0 => continue, // header
-                None => return Err(ScenarioError::invalid(path, format!("line {}", i + 1), format!("{line:?} is not `time,value`"))),
+                None => {
+                    return Err(ScenarioError::invalid(
+                        path,
+                        format!("line {}", i + 1),
+                        format!("{line:?} is not `time,value`"),
+                    ));
+                }
             }
         }
         if points.is_empty() {
             return Err(ScenarioError::invalid(path, "(trace)", "no points"));
         }
         if points.windows(2).any(|w| w[1].0 < w[0].0) {
-            return Err(ScenarioError::invalid(path, "(trace)", "times must not go back"));
+            return Err(ScenarioError::invalid(
+                path,
+                "(trace)",
+                "times must not go back",
+            ));
         }
-        let period = if repeat { points.last().map(|p| p.0).filter(|p| *p > 0.0) } else { None };
+        let period = if repeat {
+            points.last().map(|p| p.0).filter(|p| *p > 0.0)
+        } else {
+            None
+        };
         Ok(Trace { points, period })
     }
 
@@ -57,7 +77,11 @@ impl Trace {
         }
         let (t0, v0) = pts[i - 1];
         let (t1, v1) = pts[i];
-        if t1 <= t0 { v1 } else { v0 + (v1 - v0) * (t - t0) / (t1 - t0) }
+        if t1 <= t0 {
+            v1
+        } else {
+            v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+        }
     }
 }
 
@@ -79,10 +103,21 @@ fn parse_time(s: &str) -> Option<f64> {
 }
 
 /// The load of a workload at `t` seconds after the start; `weekday` is 0 = Monday.
-pub fn load_at(spec: &LoadSpec, trace: Option<&Trace>, t: f64, start_day_seconds: f64, start_weekday: u8) -> f64 {
+pub fn load_at(
+    spec: &LoadSpec,
+    trace: Option<&Trace>,
+    t: f64,
+    start_day_seconds: f64,
+    start_weekday: u8,
+) -> f64 {
     match spec {
         LoadSpec::Constant { value } => *value,
-        LoadSpec::Diurnal { min, max, trough_hour, weekend_factor } => {
+        LoadSpec::Diurnal {
+            min,
+            max,
+            trough_hour,
+            weekend_factor,
+        } => {
             let abs = start_day_seconds + t;
             let hour = (abs / 3600.0).rem_euclid(24.0);
             let phase = (hour - trough_hour) / 24.0 * std::f64::consts::TAU;
@@ -124,9 +159,18 @@ pub(crate) fn batch_pods(
     start: jiff::Timestamp,
 ) -> Result<Vec<BatchPod>, ScenarioError> {
     match source {
-        BatchSource::Burst { name, at, count, requests, run_seconds, tolerations, node_selector } => {
-            let at_s = ballast_api::common::parse_duration_seconds(at)
-                .map_err(|e| ScenarioError::invalid(Path::new("(scenario)"), "at", e.to_string()))?;
+        BatchSource::Burst {
+            name,
+            at,
+            count,
+            requests,
+            run_seconds,
+            tolerations,
+            node_selector,
+        } => {
+            let at_s = ballast_api::common::parse_duration_seconds(at).map_err(|e| {
+                ScenarioError::invalid(Path::new("(scenario)"), "at", e.to_string())
+            })?;
             Ok((0..*count)
                 .map(|i| BatchPod {
                     name: format!("{name}-{i:05}"),
@@ -138,25 +182,47 @@ pub(crate) fn batch_pods(
                 })
                 .collect())
         }
-        BatchSource::Openb { path, from_seconds, limit, skip_gpu } => {
+        BatchSource::Openb {
+            path,
+            from_seconds,
+            limit,
+            skip_gpu,
+        } => {
             let _ = start;
             let p = resolve(path);
-            let mut rdr = csv::Reader::from_path(&p).map_err(|e| ScenarioError::invalid(&p, "(csv)", e.to_string()))?;
-            let headers = rdr.headers().map_err(|e| ScenarioError::invalid(&p, "(csv header)", e.to_string()))?.clone();
+            let mut rdr = csv::Reader::from_path(&p)
+                .map_err(|e| ScenarioError::invalid(&p, "(csv)", e.to_string()))?;
+            let headers = rdr
+                .headers()
+                .map_err(|e| ScenarioError::invalid(&p, "(csv header)", e.to_string()))?
+                .clone();
             let col = |name: &str| -> Result<usize, ScenarioError> {
-                headers.iter().position(|h| h == name).ok_or_else(|| ScenarioError::invalid(&p, name, "column missing"))
+                headers
+                    .iter()
+                    .position(|h| h == name)
+                    .ok_or_else(|| ScenarioError::invalid(&p, name, "column missing"))
             };
-            let (c_name, c_cpu, c_mem, c_gpu, c_create, c_delete) =
-                (col("name")?, col("cpu_milli")?, col("memory_mib")?, col("num_gpu")?, col("creation_time")?, col("deletion_time")?);
+            let (c_name, c_cpu, c_mem, c_gpu, c_create, c_delete) = (
+                col("name")?,
+                col("cpu_milli")?,
+                col("memory_mib")?,
+                col("num_gpu")?,
+                col("creation_time")?,
+                col("deletion_time")?,
+            );
             let mut pods = Vec::new();
             for (i, rec) in rdr.records().enumerate() {
-                let rec = rec.map_err(|e| ScenarioError::invalid(&p, format!("row {}", i + 2), e.to_string()))?;
+                let rec = rec.map_err(|e| {
+                    ScenarioError::invalid(&p, format!("row {}", i + 2), e.to_string())
+                })?;
                 let num = |c: usize| -> Result<f64, ScenarioError> {
-                    rec.get(c)
-                        .unwrap_or("")
-                        .trim()
-                        .parse::<f64>()
-                        .map_err(|_| ScenarioError::invalid(&p, format!("row {} column {}", i + 2, &headers[c]), "not a number"))
+                    rec.get(c).unwrap_or("").trim().parse::<f64>().map_err(|_| {
+                        ScenarioError::invalid(
+                            &p,
+                            format!("row {} column {}", i + 2, &headers[c]),
+                            "not a number",
+                        )
+                    })
                 };
                 if *skip_gpu && num(c_gpu)? > 0.0 {
                     continue;
@@ -181,7 +247,11 @@ pub(crate) fn batch_pods(
                     run_seconds: (leave - arrive).max(1.0),
                 });
             }
-            pods.sort_by(|a, b| a.arrive.total_cmp(&b.arrive).then_with(|| a.name.cmp(&b.name)));
+            pods.sort_by(|a, b| {
+                a.arrive
+                    .total_cmp(&b.arrive)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
             if let Some(l) = limit {
                 pods.truncate(*l);
             }
@@ -196,7 +266,10 @@ mod tests {
 
     #[test]
     fn traces_interpolate_and_repeat() {
-        let t = Trace { points: vec![(0.0, 10.0), (100.0, 20.0), (200.0, 10.0)], period: Some(200.0) };
+        let t = Trace {
+            points: vec![(0.0, 10.0), (100.0, 20.0), (200.0, 10.0)],
+            period: Some(200.0),
+        };
         assert_eq!(t.at(0.0), 10.0);
         assert_eq!(t.at(50.0), 15.0);
         assert_eq!(t.at(150.0), 15.0);
@@ -207,7 +280,12 @@ mod tests {
 
     #[test]
     fn diurnal_peaks_twelve_hours_after_trough() {
-        let spec = LoadSpec::Diurnal { min: 100.0, max: 500.0, trough_hour: 4.0, weekend_factor: 0.5 };
+        let spec = LoadSpec::Diurnal {
+            min: 100.0,
+            max: 500.0,
+            trough_hour: 4.0,
+            weekend_factor: 0.5,
+        };
         assert!((load_at(&spec, None, 4.0 * 3600.0, 0.0, 0) - 100.0).abs() < 1e-9);
         assert!((load_at(&spec, None, 16.0 * 3600.0, 0.0, 0) - 500.0).abs() < 1e-9);
         // Saturday (day 5 from a Monday start) is halved.

@@ -4,14 +4,20 @@ use ballast_sim::report::VariantResult;
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Runs a scenario written inline (relative paths resolve against `simulations/`).
 fn run_inline(yaml: &str) -> Vec<VariantResult> {
     let path = repo().join("simulations/inline-test.yaml");
     let scenarios = ballast_sim::scenario::load_str(yaml, &path).unwrap_or_else(|e| panic!("{e}"));
-    scenarios.into_iter().map(|s| ballast_sim::run(s, &mut |_| {}).unwrap()).collect()
+    scenarios
+        .into_iter()
+        .map(|s| ballast_sim::run(s, &mut |_| {}).unwrap())
+        .collect()
 }
 
 fn approx(a: f64, b: f64, rel: f64) -> bool {
@@ -53,11 +59,23 @@ fn constant_load_of_three_nodes_costs_three_nodes() {
     assert_eq!(s.pods_never_scheduled, 0);
     // Nodes start after the 1 s batch window; c6i.xlarge costs $0.17/h.
     let expected = 3.0 * 0.17 * (2.0 - 1.0 / 3600.0);
-    assert!(approx(s.cost, expected, 0.001), "cost {} expected {expected}", s.cost);
+    assert!(
+        approx(s.cost, expected, 0.001),
+        "cost {} expected {expected}",
+        s.cost
+    );
     // Every pod waited for a node: the batch window plus the 60 s node start-up.
-    assert!(approx(s.pod_wait_max_seconds, 61.0, 0.01), "{}", s.pod_wait_max_seconds);
+    assert!(
+        approx(s.pod_wait_max_seconds, 61.0, 0.01),
+        "{}",
+        s.pod_wait_max_seconds
+    );
     // Cost is the sum of node-hours times price (both reported to four decimals).
-    let by_type: f64 = s.node_hours_by_type.iter().map(|(t, h)| h * if t == "c6i.xlarge" { 0.17 } else { f64::NAN }).sum();
+    let by_type: f64 = s
+        .node_hours_by_type
+        .iter()
+        .map(|(t, h)| h * if t == "c6i.xlarge" { 0.17 } else { f64::NAN })
+        .sum();
     assert!((s.cost - by_type).abs() < 5e-4, "{} vs {by_type}", s.cost);
     let summed: f64 = s.cost_by_type.values().sum();
     assert!((s.cost - summed).abs() < 5e-4, "{} vs {summed}", s.cost);
@@ -119,7 +137,10 @@ fn same_seed_gives_byte_identical_reports() {
         let mut sc = scenarios.remove(0);
         sc.duration_seconds = 6.0 * 3600.0;
         let r = ballast_sim::run(sc, &mut |_| {}).unwrap();
-        (ballast_sim::report::json(std::slice::from_ref(&r)), ballast_sim::report::series_csv(&r))
+        (
+            ballast_sim::report::json(std::slice::from_ref(&r)),
+            ballast_sim::report::series_csv(&r),
+        )
     };
     let (a, a_csv) = run();
     let (b, b_csv) = run();
@@ -131,7 +152,8 @@ fn same_seed_gives_byte_identical_reports() {
 fn bundled_scenarios_load_and_every_pod_is_accounted_for() {
     for name in ["api-daily.yaml", "batch-burst.yaml", "week-mix.yaml"] {
         let path = repo().join("simulations").join(name);
-        let scenarios = ballast_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let scenarios =
+            ballast_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!scenarios.is_empty());
         let mut sc = scenarios.into_iter().next().unwrap();
         sc.duration_seconds = sc.duration_seconds.min(4.0 * 3600.0);
@@ -140,7 +162,12 @@ fn bundled_scenarios_load_and_every_pod_is_accounted_for() {
         // Invariants checked at every sample inside the engine are reported as errors.
         assert!(s.errors.is_empty(), "{name}: {:?}", s.errors);
         assert!(s.cost > 0.0, "{name}");
-        assert!(s.lower_bound_cost <= s.cost + 1e-9, "{name}: bound {} above cost {}", s.lower_bound_cost, s.cost);
+        assert!(
+            s.lower_bound_cost <= s.cost + 1e-9,
+            "{name}: bound {} above cost {}",
+            s.lower_bound_cost,
+            s.cost
+        );
     }
 }
 
@@ -148,16 +175,25 @@ fn bundled_scenarios_load_and_every_pod_is_accounted_for() {
 fn bad_scenarios_name_the_field() {
     let path = repo().join("simulations/inline-test.yaml");
     let bad = THREE_NODES.replace("replicas: 9", "replicas: nine");
-    let err = ballast_sim::scenario::load_str(&bad, &path).unwrap_err().to_string();
+    let err = ballast_sim::scenario::load_str(&bad, &path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("workloads[0].replicas"), "{err}");
 
     let bad = THREE_NODES.replace("duration: 2h", "duration: two hours");
-    let err = ballast_sim::scenario::load_str(&bad, &path).unwrap_err().to_string();
+    let err = ballast_sim::scenario::load_str(&bad, &path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("duration"), "{err}");
 
     let bad = THREE_NODES.replace("values: [c6i.xlarge]", "values: []");
-    let err = ballast_sim::scenario::load_str(&bad, &path).unwrap_err().to_string();
-    assert!(err.contains("NodePool only-xlarge") && err.contains("requirements[0]"), "{err}");
+    let err = ballast_sim::scenario::load_str(&bad, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("NodePool only-xlarge") && err.contains("requirements[0]"),
+        "{err}"
+    );
 }
 
 /// The openb trace through the provisioner and disruption cores, when the shared data is there.
@@ -165,7 +201,11 @@ fn bad_scenarios_name_the_field() {
 fn openb_trace_runs_with_cost_against_the_bound() {
     let data = repo().join("../shared/data/alibaba-openb/openb_pod_list_default.csv");
     if !data.exists() {
-        assert!(std::env::var("CI").is_err(), "CI must have ../shared/data: {}", data.display());
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have ../shared/data: {}",
+            data.display()
+        );
         eprintln!("skipped: no {}", data.display());
         return;
     }
@@ -177,22 +217,43 @@ fn openb_trace_runs_with_cost_against_the_bound() {
     let s = &r.summary;
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert!(s.batch_pods_finished > 0);
-    assert!(s.cost >= s.lower_bound_cost && s.lower_bound_cost > 0.0, "{} vs {}", s.cost, s.lower_bound_cost);
-    eprintln!("openb 12h: cost ${:.2}, bound ${:.2}, ratio {:.3}", s.cost, s.lower_bound_cost, s.cost_over_lower_bound);
+    assert!(
+        s.cost >= s.lower_bound_cost && s.lower_bound_cost > 0.0,
+        "{} vs {}",
+        s.cost,
+        s.lower_bound_cost
+    );
+    eprintln!(
+        "openb 12h: cost ${:.2}, bound ${:.2}, ratio {:.3}",
+        s.cost, s.lower_bound_cost, s.cost_over_lower_bound
+    );
 }
 
 #[test]
 fn variant_patches_reach_the_objects() {
     let path = repo().join("simulations/api-daily.yaml");
     let scenarios = ballast_sim::scenario::load(&path).unwrap();
-    let spot = scenarios.iter().find(|s| s.variant == "spot-batch").expect("the spot-batch variant");
-    let pool = spot.node_pools.iter().find(|p| p.metadata.name.as_deref() == Some("spot-general")).unwrap();
+    let spot = scenarios
+        .iter()
+        .find(|s| s.variant == "spot-batch")
+        .expect("the spot-batch variant");
+    let pool = spot
+        .node_pools
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("spot-general"))
+        .unwrap();
     let reqs = &pool.spec.template.spec.requirements;
     assert!(
-        reqs.iter().any(|r| r.key == "nodes.ballast.dev/capacity-type" && r.values == ["spot"]),
+        reqs.iter()
+            .any(|r| r.key == "nodes.ballast.dev/capacity-type" && r.values == ["spot"]),
         "{reqs:?}"
     );
     let cpu80 = scenarios.iter().find(|s| s.variant == "hpa-cpu80").unwrap();
-    let target = cpu80.autoscalers[0].spec.metrics[0].resource.as_ref().unwrap().target.average_utilization;
+    let target = cpu80.autoscalers[0].spec.metrics[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .target
+        .average_utilization;
     assert_eq!(target, Some(80));
 }

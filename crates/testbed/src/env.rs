@@ -23,7 +23,8 @@ impl TestBedEnv {
         if let Some(f) = std::env::var_os("BALLAST_TESTBED_ENV") {
             return f.into();
         }
-        let dir = std::env::var_os("BALLAST_TESTBED_DIR").unwrap_or_else(|| "/tmp/ballast-testbed".into());
+        let dir = std::env::var_os("BALLAST_TESTBED_DIR")
+            .unwrap_or_else(|| "/tmp/ballast-testbed".into());
         PathBuf::from(dir).join("env")
     }
 
@@ -31,7 +32,10 @@ impl TestBedEnv {
     pub fn load() -> Result<TestBedEnv> {
         let file = Self::default_file();
         let mut env = match std::fs::read_to_string(&file) {
-            Ok(text) => TestBedEnv { vars: parse(&text), file: Some(file.clone()) },
+            Ok(text) => TestBedEnv {
+                vars: parse(&text),
+                file: Some(file.clone()),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => TestBedEnv::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
         };
@@ -48,12 +52,18 @@ impl TestBedEnv {
 
     /// Parses env-file text (for tests of this crate).
     pub fn from_text(text: &str) -> TestBedEnv {
-        TestBedEnv { vars: parse(text), file: None }
+        TestBedEnv {
+            vars: parse(text),
+            file: None,
+        }
     }
 
     /// One variable.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// All variables, sorted by name.
@@ -76,7 +86,9 @@ fn parse(text: &str) -> BTreeMap<String, String> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
@@ -107,8 +119,14 @@ mod tests {
              export EMPTY=''\n\
              not a line\n",
         );
-        assert_eq!(env.get("BALLAST_KUBECONFIG"), Some("/tmp/ballast-testbed/kubeconfig"));
-        assert_eq!(env.get("BALLAST_RABBITMQ_URL"), Some("amqp://guest:guest@127.0.0.1:25672/%2f"));
+        assert_eq!(
+            env.get("BALLAST_KUBECONFIG"),
+            Some("/tmp/ballast-testbed/kubeconfig")
+        );
+        assert_eq!(
+            env.get("BALLAST_RABBITMQ_URL"),
+            Some("amqp://guest:guest@127.0.0.1:25672/%2f")
+        );
         assert_eq!(env.get("BARE"), Some("x=y"));
         assert_eq!(env.get("QUOTED"), Some("two words"));
         assert_eq!(env.get("EMPTY"), None);

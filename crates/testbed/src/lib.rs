@@ -30,11 +30,11 @@
 //! Network rule: everything here only ever connects to 127.0.0.1 (the kubeconfig's server is
 //! checked to be loopback, and HTTP clients ignore proxy variables).
 
+pub mod crds;
+pub mod ec2_faults;
 mod env;
 mod namespace;
 mod objects;
-pub mod crds;
-pub mod ec2_faults;
 pub mod services;
 pub mod wait;
 
@@ -123,10 +123,12 @@ impl TestBed {
         let path = env
             .get("BALLAST_KUBECONFIG")
             .context("BALLAST_KUBECONFIG not set: the control plane is not up")?;
-        let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {path}"))?;
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .with_context(|| format!("loading kubeconfig {path}"))?;
+        let kubeconfig =
+            Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {path}"))?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {path}"))?;
         match config.cluster_url.host() {
             Some("127.0.0.1" | "localhost" | "[::1]") => {}
             other => bail!("refusing non-loopback API server {other:?} in {path} (network rule)"),
@@ -142,7 +144,11 @@ impl TestBed {
         if version.git_version.is_empty() {
             bail!("API server returned an empty version");
         }
-        Ok(TestBed { client, config, env })
+        Ok(TestBed {
+            client,
+            config,
+            env,
+        })
     }
 
     /// A client for the test bed's API server (admin rights).
@@ -191,7 +197,9 @@ impl TestBed {
     /// scrapes an endpoint of its own (127.0.0.1 targets only; others are dropped by relabelling).
     pub fn prometheus_targets_dir(&self) -> Option<String> {
         self.prometheus_url()?;
-        self.env.get("BALLAST_PROMETHEUS_TARGETS_DIR").map(str::to_owned)
+        self.env
+            .get("BALLAST_PROMETHEUS_TARGETS_DIR")
+            .map(str::to_owned)
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -207,7 +215,9 @@ impl TestBed {
     /// `http://guest:guest@127.0.0.1:PORT` of the RabbitMQ management API.
     pub fn rabbitmq_management_url(&self) -> Option<String> {
         self.rabbitmq_url()?;
-        self.env.get("BALLAST_RABBITMQ_MANAGEMENT_URL").map(str::to_owned)
+        self.env
+            .get("BALLAST_RABBITMQ_MANAGEMENT_URL")
+            .map(str::to_owned)
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust authentication).

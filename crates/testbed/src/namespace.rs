@@ -52,11 +52,20 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .with_context(|| format!("creating namespace {name}"))?;
-        let this = TestNamespace { name, client, config: bed.kube_config().clone(), nodes: Mutex::new(Vec::new()), done: false };
+        let this = TestNamespace {
+            name,
+            client,
+            config: bed.kube_config().clone(),
+            nodes: Mutex::new(Vec::new()),
+            done: false,
+        };
         // Pods are rejected until the serviceaccount controller has made `default`.
-        wait::poll_until("ServiceAccount default", Duration::from_secs(60), Duration::from_millis(200), || async {
-            Ok(this.api::<ServiceAccount>().get_opt("default").await?)
-        })
+        wait::poll_until(
+            "ServiceAccount default",
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || async { Ok(this.api::<ServiceAccount>().get_opt("default").await?) },
+        )
         .await?;
         Ok(this)
     }
@@ -105,14 +114,18 @@ impl TestNamespace {
 
     /// Lets a pod run on this test's nodes and only there (node selector + toleration).
     pub fn isolate(&self, spec: &mut PodSpec) {
-        spec.node_selector.get_or_insert_with(BTreeMap::new).insert(ISOLATION_KEY.to_owned(), self.name.clone());
-        spec.tolerations.get_or_insert_with(Vec::new).push(Toleration {
-            key: Some(ISOLATION_KEY.to_owned()),
-            operator: Some("Equal".to_owned()),
-            value: Some(self.name.clone()),
-            effect: Some("NoSchedule".to_owned()),
-            ..Default::default()
-        });
+        spec.node_selector
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ISOLATION_KEY.to_owned(), self.name.clone());
+        spec.tolerations
+            .get_or_insert_with(Vec::new)
+            .push(Toleration {
+                key: Some(ISOLATION_KEY.to_owned()),
+                operator: Some("Equal".to_owned()),
+                value: Some(self.name.clone()),
+                effect: Some("NoSchedule".to_owned()),
+                ..Default::default()
+            });
     }
 
     /// Creates a Deployment whose pods run on this test's kwok nodes.
@@ -137,13 +150,28 @@ impl TestNamespace {
     }
 
     /// Waits until the Deployment has exactly `replicas` ready, up-to-date pods.
-    pub async fn wait_deployment_ready(&self, name: &str, replicas: i32, timeout: Duration) -> Result<Deployment> {
-        wait::wait_for(&self.api::<Deployment>(), name, timeout, wait::deployment_ready(replicas)).await
+    pub async fn wait_deployment_ready(
+        &self,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> Result<Deployment> {
+        wait::wait_for(
+            &self.api::<Deployment>(),
+            name,
+            timeout,
+            wait::deployment_ready(replicas),
+        )
+        .await
     }
 
     /// Pods in this namespace matching a label selector (`""` for all).
     pub async fn pods(&self, selector: &str) -> Result<Vec<Pod>> {
-        Ok(self.api::<Pod>().list(&ListParams::default().labels(selector)).await?.items)
+        Ok(self
+            .api::<Pod>()
+            .list(&ListParams::default().labels(selector))
+            .await?
+            .items)
     }
 
     /// Deletes the namespace and this test's nodes now (otherwise done on drop).
@@ -165,7 +193,9 @@ impl Drop for TestNamespace {
         let name = self.name.clone();
         let nodes = std::mem::take(&mut *self.nodes.lock().unwrap());
         let worker = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async move { delete_all(Client::try_from(config)?, &name, &nodes).await })
         });
         if let Ok(Err(e)) = worker.join() {
@@ -177,15 +207,30 @@ impl Drop for TestNamespace {
 async fn delete_all(client: Client, namespace: &str, nodes: &[String]) -> Result<()> {
     let dp = DeleteParams::background();
     let mut first_err = None;
-    if let Err(e) = Api::<Namespace>::all(client.clone()).delete(namespace, &dp).await {
-        first_err.get_or_insert(anyhow::Error::from(e).context(format!("deleting namespace {namespace}")));
+    if let Err(e) = Api::<Namespace>::all(client.clone())
+        .delete(namespace, &dp)
+        .await
+    {
+        first_err.get_or_insert(
+            anyhow::Error::from(e).context(format!("deleting namespace {namespace}")),
+        );
     } else if !nodes.is_empty() {
         // kwok finishes pod deletion only on nodes that still exist; without them pods would wait
         // for the pod GC. So let the namespace's pods go first, then the nodes.
         let pods = Api::<Pod>::namespaced(client.clone(), namespace);
-        let gone = wait::poll_until("pods of the namespace to go", Duration::from_secs(60), Duration::from_millis(250), || async {
-            Ok(pods.list_metadata(&ListParams::default().limit(1)).await?.items.is_empty().then_some(()))
-        })
+        let gone = wait::poll_until(
+            "pods of the namespace to go",
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            || async {
+                Ok(pods
+                    .list_metadata(&ListParams::default().limit(1))
+                    .await?
+                    .items
+                    .is_empty()
+                    .then_some(()))
+            },
+        )
         .await;
         if let Err(e) = gone {
             eprintln!("testbed: {namespace}: {e:#}");
@@ -194,7 +239,8 @@ async fn delete_all(client: Client, namespace: &str, nodes: &[String]) -> Result
     let api = Api::<Node>::all(client);
     for node in nodes {
         if let Err(e) = api.delete(node, &dp).await {
-            first_err.get_or_insert(anyhow::Error::from(e).context(format!("deleting node {node}")));
+            first_err
+                .get_or_insert(anyhow::Error::from(e).context(format!("deleting node {node}")));
         }
     }
     first_err.map_or(Ok(()), Err)
@@ -204,18 +250,33 @@ async fn delete_all(client: Client, namespace: &str, nodes: &[String]) -> Result
 fn sanitize(prefix: &str) -> String {
     let mut s: String = prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     s.truncate(40);
     let s = s.trim_matches('-');
-    if s.is_empty() { "test".to_owned() } else { s.to_owned() }
+    if s.is_empty() {
+        "test".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// Six base-36 characters, different for every call (randomly keyed hash of time and a counter).
 fn random_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.write_u32(std::process::id());
     let mut n = h.finish();
@@ -241,6 +302,9 @@ mod tests {
         let b = random_suffix();
         assert_eq!(a.len(), 6);
         assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 }

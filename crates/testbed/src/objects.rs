@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, Node, NodeSpec, NodeStatus, PodSpec, PodTemplateSpec, ResourceRequirements, Taint};
+use k8s_openapi::api::core::v1::{
+    Container, Node, NodeSpec, NodeStatus, PodSpec, PodTemplateSpec, ResourceRequirements, Taint,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -23,11 +25,21 @@ impl KwokNode {
     /// A node with 4 CPUs, 16Gi memory and 110 pods. Inside a [`crate::TestNamespace`] the final
     /// name is `<namespace>-<name>` (node names are cluster-wide).
     pub fn new(name: impl Into<String>) -> KwokNode {
-        let capacity = [("cpu", "4"), ("memory", "16Gi"), ("pods", "110"), ("ephemeral-storage", "100Gi")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        KwokNode { name: name.into(), capacity, labels: BTreeMap::new(), taints: Vec::new() }
+        let capacity = [
+            ("cpu", "4"),
+            ("memory", "16Gi"),
+            ("pods", "110"),
+            ("ephemeral-storage", "100Gi"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        KwokNode {
+            name: name.into(),
+            capacity,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+        }
     }
 
     /// CPU capacity (= allocatable), e.g. `"4"` or `"3500m"`.
@@ -58,8 +70,18 @@ impl KwokNode {
     }
 
     /// A taint; `effect` is `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
-    pub fn taint(mut self, key: impl Into<String>, value: impl Into<String>, effect: impl Into<String>) -> Self {
-        self.taints.push(Taint { key: key.into(), value: Some(value.into()), effect: effect.into(), ..Default::default() });
+    pub fn taint(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        effect: impl Into<String>,
+    ) -> Self {
+        self.taints.push(Taint {
+            key: key.into(),
+            value: Some(value.into()),
+            effect: effect.into(),
+            ..Default::default()
+        });
         self
     }
 
@@ -75,13 +97,19 @@ impl KwokNode {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         labels.extend(self.labels.clone());
-        let quantities: BTreeMap<String, Quantity> =
-            self.capacity.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect();
+        let quantities: BTreeMap<String, Quantity> = self
+            .capacity
+            .iter()
+            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+            .collect();
         Node {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 labels: Some(labels),
-                annotations: Some(BTreeMap::from([(KWOK_NODE_ANNOTATION.0.to_owned(), KWOK_NODE_ANNOTATION.1.to_owned())])),
+                annotations: Some(BTreeMap::from([(
+                    KWOK_NODE_ANNOTATION.0.to_owned(),
+                    KWOK_NODE_ANNOTATION.1.to_owned(),
+                )])),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -115,7 +143,10 @@ impl TestDeployment {
             labels: BTreeMap::from([("app".to_owned(), name.clone())]),
             name,
             replicas: 1,
-            requests: BTreeMap::from([("cpu".to_owned(), "100m".to_owned()), ("memory".to_owned(), "64Mi".to_owned())]),
+            requests: BTreeMap::from([
+                ("cpu".to_owned(), "100m".to_owned()),
+                ("memory".to_owned(), "64Mi".to_owned()),
+            ]),
             image: "registry.k8s.io/pause:3.10".to_owned(),
         }
     }
@@ -142,18 +173,33 @@ impl TestDeployment {
     pub fn build(&self) -> Deployment {
         let selector = BTreeMap::from([("app".to_owned(), self.name.clone())]);
         Deployment {
-            metadata: ObjectMeta { name: Some(self.name.clone()), labels: Some(selector.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(selector.clone()),
+                ..Default::default()
+            },
             spec: Some(DeploymentSpec {
                 replicas: Some(self.replicas),
-                selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+                selector: LabelSelector {
+                    match_labels: Some(selector),
+                    ..Default::default()
+                },
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(self.labels.clone()), ..Default::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.labels.clone()),
+                        ..Default::default()
+                    }),
                     spec: Some(PodSpec {
                         containers: vec![Container {
                             name: "app".to_owned(),
                             image: Some(self.image.clone()),
                             resources: Some(ResourceRequirements {
-                                requests: Some(self.requests.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect()),
+                                requests: Some(
+                                    self.requests
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                                        .collect(),
+                                ),
                                 ..Default::default()
                             }),
                             ..Default::default()

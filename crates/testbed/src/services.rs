@@ -15,8 +15,15 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn loopback_addr(url: &str) -> Result<String> {
     let u = Url::parse(url).with_context(|| format!("parsing {url}"))?;
     let host = u.host_str().context("URL without host")?;
-    ensure!(matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1"), "refusing non-loopback address {host} (network rule)");
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    ensure!(
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1"),
+        "refusing non-loopback address {host} (network rule)"
+    );
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
     let port = u.port_or_known_default().context("URL without port")?;
     Ok(format!("{host}:{port}"))
 }
@@ -107,7 +114,11 @@ async fn read_resp(r: &mut BufReader<TcpStream>) -> Result<RespValue> {
 /// bed uses trust authentication) and returns the rows of the last result set as text.
 pub async fn postgres_query(url: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
     let u = Url::parse(url)?;
-    let user = if u.username().is_empty() { "postgres" } else { u.username() };
+    let user = if u.username().is_empty() {
+        "postgres"
+    } else {
+        u.username()
+    };
     let db = u.path().trim_start_matches('/');
     let db = if db.is_empty() { user } else { db };
     let mut stream = BufReader::new(connect(url).await?);
@@ -124,7 +135,10 @@ pub async fn postgres_query(url: &str, sql: &str) -> Result<Vec<Vec<Option<Strin
         loop {
             let (tag, msg) = pg_read(&mut stream).await?;
             match tag {
-                b'R' => ensure!(msg.get(..4) == Some(&[0, 0, 0, 0][..]), "postgres: server wants a password (expected trust)"),
+                b'R' => ensure!(
+                    msg.get(..4) == Some(&[0, 0, 0, 0][..]),
+                    "postgres: server wants a password (expected trust)"
+                ),
                 b'E' => bail!("postgres: {}", pg_error(&msg)),
                 b'Z' => break,
                 _ => {} // ParameterStatus, BackendKeyData, NoticeResponse
@@ -160,7 +174,10 @@ pub async fn postgres_query(url: &str, sql: &str) -> Result<Vec<Vec<Option<Strin
 async fn pg_read(r: &mut BufReader<TcpStream>) -> Result<(u8, Vec<u8>)> {
     let tag = r.read_u8().await?;
     let len = r.read_i32().await?;
-    ensure!((4..1 << 30).contains(&len), "postgres: bad message length {len}");
+    ensure!(
+        (4..1 << 30).contains(&len),
+        "postgres: bad message length {len}"
+    );
     let mut msg = vec![0; len as usize - 4];
     r.read_exact(&mut msg).await?;
     Ok((tag, msg))
@@ -215,7 +232,11 @@ pub struct AmqpHello {
 /// accepts the credentials and virtual host.
 pub async fn amqp_handshake(url: &str) -> Result<AmqpHello> {
     let u = Url::parse(url)?;
-    let user = if u.username().is_empty() { "guest" } else { u.username() };
+    let user = if u.username().is_empty() {
+        "guest"
+    } else {
+        u.username()
+    };
     let pass = u.password().unwrap_or("guest");
     let vhost = match u.path().trim_start_matches('/') {
         "" | "%2f" | "%2F" => "/".to_owned(),
@@ -284,10 +305,16 @@ async fn amqp_send(w: &mut TcpStream, payload: &[u8]) -> Result<()> {
 }
 
 /// Reads method frames on channel 0 until one arrives; fails unless it is `want`.
-async fn amqp_expect(r: &mut BufReader<TcpStream>, want: (u16, u16), what: &str) -> Result<Vec<u8>> {
+async fn amqp_expect(
+    r: &mut BufReader<TcpStream>,
+    want: (u16, u16),
+    what: &str,
+) -> Result<Vec<u8>> {
     loop {
         let mut head = [0u8; 7];
-        r.read_exact(&mut head).await.with_context(|| format!("amqp: connection closed waiting for {what}"))?;
+        r.read_exact(&mut head)
+            .await
+            .with_context(|| format!("amqp: connection closed waiting for {what}"))?;
         let size = u32::from_be_bytes(head[3..7].try_into()?) as usize;
         ensure!(size < 1 << 20, "amqp: frame too large");
         let mut payload = vec![0; size + 1];
@@ -296,24 +323,49 @@ async fn amqp_expect(r: &mut BufReader<TcpStream>, want: (u16, u16), what: &str)
         if head[0] != 1 {
             continue; // heartbeat
         }
-        let got = (u16::from_be_bytes(payload[0..2].try_into()?), u16::from_be_bytes(payload[2..4].try_into()?));
+        let got = (
+            u16::from_be_bytes(payload[0..2].try_into()?),
+            u16::from_be_bytes(payload[2..4].try_into()?),
+        );
         if got == (10, 50) {
-            let code = payload.get(4..6).map(|c| u16::from_be_bytes([c[0], c[1]])).unwrap_or(0);
-            let text = payload.get(7..7 + *payload.get(6).unwrap_or(&0) as usize).map(String::from_utf8_lossy);
-            bail!("amqp: broker closed the connection waiting for {what}: {code} {}", text.unwrap_or_default());
+            let code = payload
+                .get(4..6)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .unwrap_or(0);
+            let text = payload
+                .get(7..7 + *payload.get(6).unwrap_or(&0) as usize)
+                .map(String::from_utf8_lossy);
+            bail!(
+                "amqp: broker closed the connection waiting for {what}: {code} {}",
+                text.unwrap_or_default()
+            );
         }
-        ensure!(got == want, "amqp: expected {what} {want:?}, got method {got:?}");
+        ensure!(
+            got == want,
+            "amqp: expected {what} {want:?}, got method {got:?}"
+        );
         return Ok(payload);
     }
 }
 
 fn parse_start(p: &[u8]) -> Result<AmqpHello> {
-    let version = (*p.get(4).context("short Start")?, *p.get(5).context("short Start")?);
+    let version = (
+        *p.get(4).context("short Start")?,
+        *p.get(5).context("short Start")?,
+    );
     let tlen = u32::from_be_bytes(p.get(6..10).context("short Start")?.try_into()?) as usize;
     let table = p.get(10..10 + tlen).context("short Start table")?;
     let mech_at = 10 + tlen;
-    let mlen = u32::from_be_bytes(p.get(mech_at..mech_at + 4).context("short Start")?.try_into()?) as usize;
-    let mechanisms = String::from_utf8_lossy(p.get(mech_at + 4..mech_at + 4 + mlen).context("short Start")?).into_owned();
+    let mlen = u32::from_be_bytes(
+        p.get(mech_at..mech_at + 4)
+            .context("short Start")?
+            .try_into()?,
+    ) as usize;
+    let mechanisms = String::from_utf8_lossy(
+        p.get(mech_at + 4..mech_at + 4 + mlen)
+            .context("short Start")?,
+    )
+    .into_owned();
     Ok(AmqpHello {
         version,
         product: table_string(table, "product"),
@@ -329,7 +381,9 @@ fn table_string(mut t: &[u8], key: &str) -> Option<String> {
         let rest = &rest[klen as usize..];
         let (&ty, rest) = rest.split_first()?;
         let len = match ty {
-            b'S' | b'F' | b'A' | b'x' => 4 + u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize,
+            b'S' | b'F' | b'A' | b'x' => {
+                4 + u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize
+            }
             b't' | b'b' | b'B' => 1,
             b's' | b'u' => 2,
             b'I' | b'i' | b'f' => 4,
@@ -379,16 +433,24 @@ pub async fn moto_ec2(moto_url: &str, action: &str, params: &[(&str, &str)]) -> 
         .context("moto: request failed")?;
     let status = resp.status();
     let text = resp.text().await?;
-    ensure!(status.is_success(), "moto: {action} returned {status}: {text}");
+    ensure!(
+        status.is_success(),
+        "moto: {action} returned {status}: {text}"
+    );
     Ok(text)
 }
 
 /// moto's default subnets (one per zone of us-east-1): zone → subnet id.
-pub async fn moto_default_subnets(moto_url: &str) -> Result<std::collections::BTreeMap<String, String>> {
+pub async fn moto_default_subnets(
+    moto_url: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
     let xml = moto_ec2(
         moto_url,
         "DescribeSubnets",
-        &[("Filter.1.Name", "default-for-az"), ("Filter.1.Value.1", "true")],
+        &[
+            ("Filter.1.Name", "default-for-az"),
+            ("Filter.1.Value.1", "true"),
+        ],
     )
     .await?;
     let field = |item: &str, tag: &str| -> Option<String> {
@@ -431,7 +493,9 @@ pub async fn moto_default_subnets(moto_url: &str) -> Result<std::collections::BT
 pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -443,8 +507,14 @@ mod tests {
 
     #[test]
     fn only_loopback_addresses() {
-        assert_eq!(loopback_addr("redis://127.0.0.1:26379").unwrap(), "127.0.0.1:26379");
-        assert_eq!(loopback_addr("postgres://postgres@localhost:25432/postgres").unwrap(), "127.0.0.1:25432");
+        assert_eq!(
+            loopback_addr("redis://127.0.0.1:26379").unwrap(),
+            "127.0.0.1:26379"
+        );
+        assert_eq!(
+            loopback_addr("postgres://postgres@localhost:25432/postgres").unwrap(),
+            "127.0.0.1:25432"
+        );
         assert_eq!(loopback_addr("http://127.0.0.1").unwrap(), "127.0.0.1:80");
         assert!(loopback_addr("redis://10.0.0.1:6379").is_err());
         assert!(loopback_addr("http://example.com:80").is_err());
@@ -471,6 +541,9 @@ mod tests {
         row.push(b'1');
         row.extend_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(pg_data_row(&row).unwrap(), vec![Some("1".to_owned()), None]);
-        assert_eq!(pg_error(b"SERROR\0C42P01\0Mrelation \"x\" does not exist\0\0"), "relation \"x\" does not exist");
+        assert_eq!(
+            pg_error(b"SERROR\0C42P01\0Mrelation \"x\" does not exist\0\0"),
+            "relation \"x\" does not exist"
+        );
     }
 }

@@ -36,7 +36,9 @@ fn load(path: &Path) -> Result<Vec<CustomResourceDefinition>> {
             "{}: a document that is not a CustomResourceDefinition",
             path.display()
         );
-        out.push(serde_yaml::from_value(value).with_context(|| format!("parsing {}", path.display()))?);
+        out.push(
+            serde_yaml::from_value(value).with_context(|| format!("parsing {}", path.display()))?,
+        );
     }
     Ok(out)
 }
@@ -45,14 +47,20 @@ fn established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
 }
 
 #[tokio::test]
 async fn crds_install_and_cel_rules_reject_invalid_objects() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let files = crd_files()?;
-    ensure!(!files.is_empty(), "crds/ has no YAML files: generate them with `ballast crds`");
+    ensure!(
+        !files.is_empty(),
+        "crds/ has no YAML files: generate them with `ballast crds`"
+    );
 
     // Apply every CRD, collecting failures, so one run names all CRDs the API server refuses.
     let crds: Api<CustomResourceDefinition> = Api::all(bed.client());
@@ -61,7 +69,13 @@ async fn crds_install_and_cel_rules_reject_invalid_objects() -> Result<()> {
     for file in &files {
         for crd in load(file)? {
             let name = crd.metadata.name.clone().context("CRD without name")?;
-            let applied = crds.patch(&name, &PatchParams::apply("ballast-testbed").force(), &Patch::Apply(&crd)).await;
+            let applied = crds
+                .patch(
+                    &name,
+                    &PatchParams::apply("ballast-testbed").force(),
+                    &Patch::Apply(&crd),
+                )
+                .await;
             if let Err(e) = applied {
                 let msg = match e {
                     kube::Error::Api(s) => s.message,
@@ -71,14 +85,19 @@ async fn crds_install_and_cel_rules_reject_invalid_objects() -> Result<()> {
                 continue;
             }
             wait_for(&crds, &name, Duration::from_secs(30), established).await?;
-            if crd.spec.group == "autoscaling.ballast.dev" && crd.spec.names.kind == "HorizontalAutoscaler" {
+            if crd.spec.group == "autoscaling.ballast.dev"
+                && crd.spec.names.kind == "HorizontalAutoscaler"
+            {
                 hza_plural = Some(crd.spec.names.plural.clone());
             }
             eprintln!("installed {name}");
         }
     }
     let Some(plural) = hza_plural else {
-        bail!("the HorizontalAutoscaler CRD is missing from crds/ or was refused:\n{}", refused.join("\n"))
+        bail!(
+            "the HorizontalAutoscaler CRD is missing from crds/ or was refused:\n{}",
+            refused.join("\n")
+        )
     };
 
     let ns = bed.namespace("crds").await?;
@@ -101,18 +120,35 @@ async fn crds_install_and_cel_rules_reject_invalid_objects() -> Result<()> {
     };
 
     // The control: the same object with consistent bounds is accepted.
-    api.create(&PostParams::default(), &object("valid", 1, 2)).await.context("creating a valid HorizontalAutoscaler")?;
+    api.create(&PostParams::default(), &object("valid", 1, 2))
+        .await
+        .context("creating a valid HorizontalAutoscaler")?;
 
-    match api.create(&PostParams::default(), &object("invalid", 5, 2)).await {
+    match api
+        .create(&PostParams::default(), &object("invalid", 5, 2))
+        .await
+    {
         Err(kube::Error::Api(status)) => {
             eprintln!("rejected: {} {}", status.code, status.message);
-            ensure!(status.code == 422, "expected 422 Unprocessable Entity, got {status:?}");
-            ensure!(status.message.contains("minReplicas"), "message does not mention minReplicas: {}", status.message);
+            ensure!(
+                status.code == 422,
+                "expected 422 Unprocessable Entity, got {status:?}"
+            );
+            ensure!(
+                status.message.contains("minReplicas"),
+                "message does not mention minReplicas: {}",
+                status.message
+            );
         }
         Err(e) => bail!("unexpected error: {e}"),
         Ok(o) => bail!("the API server accepted minReplicas 5 > maxReplicas 2: {o:?}"),
     }
     ns.cleanup().await?;
-    ensure!(refused.is_empty(), "the API server refused {} CRD(s):\n{}", refused.len(), refused.join("\n"));
+    ensure!(
+        refused.is_empty(),
+        "the API server refused {} CRD(s):\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
     Ok(())
 }

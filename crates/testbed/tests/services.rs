@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use ballast_testbed::services::{RespValue, amqp_handshake, moto_ec2, postgres_query, redis_command};
+use ballast_testbed::services::{
+    RespValue, amqp_handshake, moto_ec2, postgres_query, redis_command,
+};
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{service_or_skip, testbed_or_skip};
 
@@ -15,16 +17,30 @@ async fn prometheus_has_scraped_series() -> Result<()> {
     // The test bed's Prometheus scrapes itself and etcd every 2s.
     for job in ["prometheus", "etcd"] {
         let query = format!("up{{job=\"{job}\"}}");
-        let value = poll_until(&query, Duration::from_secs(60), Duration::from_millis(500), || async {
-            let res = prom.query(query.as_str()).get().await?;
-            Ok(res.data().as_vector().and_then(|v| v.first()).map(|s| s.sample().value()).filter(|v| *v == 1.0))
-        })
+        let value = poll_until(
+            &query,
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            || async {
+                let res = prom.query(query.as_str()).get().await?;
+                Ok(res
+                    .data()
+                    .as_vector()
+                    .and_then(|v| v.first())
+                    .map(|s| s.sample().value())
+                    .filter(|v| *v == 1.0))
+            },
+        )
         .await?;
         eprintln!("{query} = {value}");
     }
     // A series from the scraped target itself, not only the synthetic `up`.
     let res = prom.query("etcd_server_has_leader").get().await?;
-    let v = res.data().as_vector().and_then(|v| v.first()).map(|s| s.sample().value());
+    let v = res
+        .data()
+        .as_vector()
+        .and_then(|v| v.first())
+        .map(|s| s.sample().value());
     ensure!(v == Some(1.0), "etcd_server_has_leader = {v:?}");
     Ok(())
 }
@@ -52,8 +68,13 @@ async fn postgres_runs_queries() -> Result<()> {
     ensure!(rows[0][0].as_deref() == Some("2"));
     ensure!(rows[0][1].as_deref() == Some("postgres"));
     eprintln!("{}", rows[0][2].as_deref().unwrap_or_default());
-    let err = postgres_query(&url, "SELECT * FROM no_such_table").await.unwrap_err();
-    ensure!(format!("{err:#}").contains("does not exist"), "unexpected error {err:#}");
+    let err = postgres_query(&url, "SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
+    ensure!(
+        format!("{err:#}").contains("does not exist"),
+        "unexpected error {err:#}"
+    );
     Ok(())
 }
 
@@ -63,8 +84,16 @@ async fn rabbitmq_accepts_amqp_connections_and_serves_management_api() -> Result
     let url = service_or_skip!(bed.rabbitmq_url(), Ok(()));
     let hello = amqp_handshake(&url).await?;
     ensure!(hello.version == (0, 9), "AMQP version {:?}", hello.version);
-    ensure!(hello.product.as_deref() == Some("RabbitMQ"), "product {:?}", hello.product);
-    ensure!(hello.mechanisms.split(' ').any(|m| m == "PLAIN"), "mechanisms {}", hello.mechanisms);
+    ensure!(
+        hello.product.as_deref() == Some("RabbitMQ"),
+        "product {:?}",
+        hello.product
+    );
+    ensure!(
+        hello.mechanisms.split(' ').any(|m| m == "PLAIN"),
+        "mechanisms {}",
+        hello.mechanisms
+    );
 
     let mgmt = bed.rabbitmq_management_url().context("management URL")?;
     let mgmt = reqwest::Url::parse(&mgmt)?;
@@ -80,7 +109,10 @@ async fn rabbitmq_accepts_amqp_connections_and_serves_management_api() -> Result
         .error_for_status()?
         .json()
         .await?;
-    ensure!(overview["rabbitmq_version"].as_str() == hello.server_version.as_deref(), "overview {overview}");
+    ensure!(
+        overview["rabbitmq_version"].as_str() == hello.server_version.as_deref(),
+        "overview {overview}"
+    );
     eprintln!("RabbitMQ {:?}", hello.server_version);
     Ok(())
 }
@@ -90,8 +122,16 @@ async fn moto_answers_ec2_describe_regions() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let url = service_or_skip!(bed.moto_url(), Ok(()));
     let xml = moto_ec2(&url, "DescribeRegions", &[]).await?;
-    ensure!(xml.contains("<regionName>us-east-1</regionName>"), "DescribeRegions: {xml}");
-    let xml = moto_ec2(&url, "DescribeInstanceTypes", &[("InstanceType.1", "m5.large")]).await?;
+    ensure!(
+        xml.contains("<regionName>us-east-1</regionName>"),
+        "DescribeRegions: {xml}"
+    );
+    let xml = moto_ec2(
+        &url,
+        "DescribeInstanceTypes",
+        &[("InstanceType.1", "m5.large")],
+    )
+    .await?;
     ensure!(xml.contains("m5.large"), "DescribeInstanceTypes: {xml}");
     Ok(())
 }

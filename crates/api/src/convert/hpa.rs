@@ -3,7 +3,10 @@
 //! v2 and v2beta2 share our field names, so the spec is read as is. v1's
 //! `targetCPUUtilizationPercentage` becomes one CPU Utilization metric.
 
-use super::{ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as, to_value};
+use super::{
+    ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as,
+    to_value,
+};
 use crate::horizontal::HorizontalAutoscalerSpec;
 use serde_json::{Value, json};
 
@@ -11,7 +14,10 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     let mut notes = Vec::new();
     let metadata = carry_metadata(source, true, &mut notes);
     let mut spec = source.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let api_version = source.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = source
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
 
     if api_version == "autoscaling/v1" {
         if let Some(map) = spec.as_object_mut() {
@@ -34,7 +40,12 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     dropped_fields(&spec, &carried, "spec", &mut notes);
     Ok(Converted {
         source: label.to_string(),
-        object: object("autoscaling.ballast.dev/v1", "HorizontalAutoscaler", metadata, carried),
+        object: object(
+            "autoscaling.ballast.dev/v1",
+            "HorizontalAutoscaler",
+            metadata,
+            carried,
+        ),
         notes,
     })
 }

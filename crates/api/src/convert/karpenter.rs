@@ -5,7 +5,10 @@
 //! `nodes.ballast.dev/capacity-type`, `karpenter.k8s.aws/instance-*` →
 //! `nodes.ballast.dev/instance-*`), each rename noted. v1beta1's moved fields are moved.
 
-use super::{ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as, to_value};
+use super::{
+    ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as,
+    to_value,
+};
 use crate::nodes::{Ec2NodeClassSpec, NodePoolSpec, labels};
 use serde_json::{Map, Value, json};
 
@@ -16,27 +19,53 @@ fn rename_label(key: &str) -> Option<String> {
     if key == "karpenter.sh/capacity-type" {
         return Some(labels::CAPACITY_TYPE.to_string());
     }
-    key.strip_prefix("karpenter.k8s.aws/").map(|rest| format!("{GROUP}/{rest}"))
+    key.strip_prefix("karpenter.k8s.aws/")
+        .map(|rest| format!("{GROUP}/{rest}"))
 }
 
-fn note(notes: &mut Vec<Note>, kind: NoteKind, field: impl Into<String>, message: impl Into<String>) {
-    notes.push(Note { kind, field: field.into(), message: message.into() });
+fn note(
+    notes: &mut Vec<Note>,
+    kind: NoteKind,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) {
+    notes.push(Note {
+        kind,
+        field: field.into(),
+        message: message.into(),
+    });
 }
 
 /// Renames the keys of a requirement list in place and drops requirements on labels Ballast
 /// sets itself.
 fn carry_requirements(reqs: &mut Value, path: &str, notes: &mut Vec<Note>) {
-    let Some(list) = reqs.as_array_mut() else { return };
+    let Some(list) = reqs.as_array_mut() else {
+        return;
+    };
     let mut kept = Vec::with_capacity(list.len());
     for (i, req) in list.drain(..).enumerate() {
-        let key = req.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+        let key = req
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if key == "karpenter.sh/nodepool" {
-            note(notes, NoteKind::Dropped, format!("{path}[{i}]"), "Ballast sets the nodepool label itself");
+            note(
+                notes,
+                NoteKind::Dropped,
+                format!("{path}[{i}]"),
+                "Ballast sets the nodepool label itself",
+            );
             continue;
         }
         let mut req = req;
         if let Some(new) = rename_label(&key) {
-            note(notes, NoteKind::Changed, format!("{path}[{i}].key"), format!("{key} → {new}"));
+            note(
+                notes,
+                NoteKind::Changed,
+                format!("{path}[{i}].key"),
+                format!("{key} → {new}"),
+            );
             req["key"] = Value::String(new);
         }
         kept.push(req);
@@ -45,12 +74,19 @@ fn carry_requirements(reqs: &mut Value, path: &str, notes: &mut Vec<Note>) {
 }
 
 fn carry_label_map(map: &mut Value, path: &str, notes: &mut Vec<Note>) {
-    let Some(obj) = map.as_object_mut() else { return };
+    let Some(obj) = map.as_object_mut() else {
+        return;
+    };
     let renamed: Map<String, Value> = std::mem::take(obj)
         .into_iter()
         .map(|(k, v)| match rename_label(&k) {
             Some(new) => {
-                note(notes, NoteKind::Changed, format!("{path}.{k}"), format!("key renamed to {new}"));
+                note(
+                    notes,
+                    NoteKind::Changed,
+                    format!("{path}.{k}"),
+                    format!("key renamed to {new}"),
+                );
                 (new, v)
             }
             None => (k, v),
@@ -62,7 +98,10 @@ fn carry_label_map(map: &mut Value, path: &str, notes: &mut Vec<Note>) {
 /// Maps a Karpenter node class reference (v1 `group` or v1beta1 `apiVersion`) to Ballast's.
 fn carry_node_class_ref(spec: &mut Map<String, Value>, path: &str, notes: &mut Vec<Note>) {
     let Some(reference) = spec.get("nodeClassRef").cloned() else {
-        spec.insert("nodeClassRef".into(), json!({ "group": GROUP, "kind": "Ec2NodeClass", "name": "default" }));
+        spec.insert(
+            "nodeClassRef".into(),
+            json!({ "group": GROUP, "kind": "Ec2NodeClass", "name": "default" }),
+        );
         note(
             notes,
             NoteKind::Changed,
@@ -71,20 +110,39 @@ fn carry_node_class_ref(spec: &mut Map<String, Value>, path: &str, notes: &mut V
         );
         return;
     };
-    let kind = reference.get("kind").and_then(Value::as_str).unwrap_or("EC2NodeClass");
-    let name = reference.get("name").and_then(Value::as_str).unwrap_or("default");
+    let kind = reference
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("EC2NodeClass");
+    let name = reference
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
     let new_kind = match kind {
         "EC2NodeClass" => "Ec2NodeClass",
         "KWOKNodeClass" | "KwokNodeClass" => "KwokNodeClass",
         other => {
-            note(notes, NoteKind::Changed, format!("{path}.nodeClassRef.kind"), format!("{other} has no Ballast provider; kept as is"));
+            note(
+                notes,
+                NoteKind::Changed,
+                format!("{path}.nodeClassRef.kind"),
+                format!("{other} has no Ballast provider; kept as is"),
+            );
             other
         }
     };
     if reference.get("apiVersion").is_some() {
-        note(notes, NoteKind::Changed, format!("{path}.nodeClassRef.apiVersion"), format!("became group {GROUP}"));
+        note(
+            notes,
+            NoteKind::Changed,
+            format!("{path}.nodeClassRef.apiVersion"),
+            format!("became group {GROUP}"),
+        );
     }
-    spec.insert("nodeClassRef".into(), json!({ "group": GROUP, "kind": new_kind, "name": name }));
+    spec.insert(
+        "nodeClassRef".into(),
+        json!({ "group": GROUP, "kind": new_kind, "name": name }),
+    );
 }
 
 pub(super) fn convert_nodepool(source: &Value, label: &str) -> Result<Converted, ConvertError> {
@@ -96,20 +154,48 @@ pub(super) fn convert_nodepool(source: &Value, label: &str) -> Result<Converted,
     // v1beta1 → v1 shape.
     if beta {
         if let Some(disruption) = spec.get_mut("disruption").and_then(Value::as_object_mut) {
-            if disruption.get("consolidationPolicy").and_then(Value::as_str) == Some("WhenUnderutilized") {
-                disruption.insert("consolidationPolicy".into(), json!("WhenEmptyOrUnderutilized"));
-                note(&mut notes, NoteKind::Changed, "spec.disruption.consolidationPolicy", "WhenUnderutilized → WhenEmptyOrUnderutilized");
+            if disruption
+                .get("consolidationPolicy")
+                .and_then(Value::as_str)
+                == Some("WhenUnderutilized")
+            {
+                disruption.insert(
+                    "consolidationPolicy".into(),
+                    json!("WhenEmptyOrUnderutilized"),
+                );
+                note(
+                    &mut notes,
+                    NoteKind::Changed,
+                    "spec.disruption.consolidationPolicy",
+                    "WhenUnderutilized → WhenEmptyOrUnderutilized",
+                );
             }
             if let Some(expire) = disruption.remove("expireAfter") {
-                if let Some(tspec) = spec.pointer_mut("/template/spec").and_then(Value::as_object_mut) {
+                if let Some(tspec) = spec
+                    .pointer_mut("/template/spec")
+                    .and_then(Value::as_object_mut)
+                {
                     tspec.insert("expireAfter".into(), expire);
                 }
-                note(&mut notes, NoteKind::Changed, "spec.disruption.expireAfter", "moved to spec.template.spec.expireAfter");
+                note(
+                    &mut notes,
+                    NoteKind::Changed,
+                    "spec.disruption.expireAfter",
+                    "moved to spec.template.spec.expireAfter",
+                );
             }
         }
-        if let Some(tspec) = spec.pointer_mut("/template/spec").and_then(Value::as_object_mut) {
+        if let Some(tspec) = spec
+            .pointer_mut("/template/spec")
+            .and_then(Value::as_object_mut)
+        {
             if tspec.remove("kubelet").is_some() {
-                note(&mut notes, NoteKind::Dropped, "spec.template.spec.kubelet", "kubelet settings belong to the node class: set them in Ec2NodeClass.spec.kubelet");
+                note(
+                    &mut notes,
+                    NoteKind::Dropped,
+                    "spec.template.spec.kubelet",
+                    "kubelet settings belong to the node class: set them in Ec2NodeClass.spec.kubelet",
+                );
             }
         }
     }
@@ -117,7 +203,10 @@ pub(super) fn convert_nodepool(source: &Value, label: &str) -> Result<Converted,
     if spec.pointer("/template/spec").is_none() {
         spec["template"]["spec"] = json!({});
     }
-    if let Some(tspec) = spec.pointer_mut("/template/spec").and_then(Value::as_object_mut) {
+    if let Some(tspec) = spec
+        .pointer_mut("/template/spec")
+        .and_then(Value::as_object_mut)
+    {
         carry_node_class_ref(tspec, "spec.template.spec", &mut notes);
         if let Some(reqs) = tspec.get_mut("requirements") {
             carry_requirements(reqs, "spec.template.spec.requirements", &mut notes);

@@ -11,8 +11,17 @@ use super::{ConvertError, Converted, Note, NoteKind, carry_metadata, object, rea
 use crate::horizontal::HorizontalAutoscalerSpec;
 use serde_json::{Map, Value, json};
 
-fn note(notes: &mut Vec<Note>, kind: NoteKind, field: impl Into<String>, message: impl Into<String>) {
-    notes.push(Note { kind, field: field.into(), message: message.into() });
+fn note(
+    notes: &mut Vec<Note>,
+    kind: NoteKind,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) {
+    notes.push(Note {
+        kind,
+        field: field.into(),
+        message: message.into(),
+    });
 }
 
 /// Takes metadata keys out of a trigger's metadata one by one, so the leftovers can be
@@ -38,7 +47,12 @@ impl Metadata {
     }
     fn finish(self, notes: &mut Vec<Note>) {
         for key in self.left.keys() {
-            note(notes, NoteKind::Dropped, format!("{}.{key}", self.path), "no Ballast equivalent for this trigger setting");
+            note(
+                notes,
+                NoteKind::Dropped,
+                format!("{}.{key}", self.path),
+                "no Ballast equivalent for this trigger setting",
+            );
         }
     }
 }
@@ -62,20 +76,52 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     let mut out = Map::new();
 
     // Target reference.
-    let target_ref = spec.get("scaleTargetRef").cloned().unwrap_or_else(|| json!({}));
+    let target_ref = spec
+        .get("scaleTargetRef")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let mut reference = Map::new();
-    reference.insert("apiVersion".into(), target_ref.get("apiVersion").cloned().unwrap_or(json!("apps/v1")));
-    reference.insert("kind".into(), target_ref.get("kind").cloned().unwrap_or(json!("Deployment")));
-    reference.insert("name".into(), target_ref.get("name").cloned().unwrap_or(Value::Null));
+    reference.insert(
+        "apiVersion".into(),
+        target_ref
+            .get("apiVersion")
+            .cloned()
+            .unwrap_or(json!("apps/v1")),
+    );
+    reference.insert(
+        "kind".into(),
+        target_ref
+            .get("kind")
+            .cloned()
+            .unwrap_or(json!("Deployment")),
+    );
+    reference.insert(
+        "name".into(),
+        target_ref.get("name").cloned().unwrap_or(Value::Null),
+    );
     if target_ref.get("envSourceContainerName").is_some() {
-        note(&mut notes, NoteKind::Dropped, "spec.scaleTargetRef.envSourceContainerName", "Ballast reads settings from the trigger and its secret, not from container env");
+        note(
+            &mut notes,
+            NoteKind::Dropped,
+            "spec.scaleTargetRef.envSourceContainerName",
+            "Ballast reads settings from the trigger and its secret, not from container env",
+        );
     }
     out.insert("scaleTargetRef".into(), Value::Object(reference));
 
     // Replica bounds and timing (KEDA defaults: min 0, max 100, polling 30s, cooldown 300s).
-    let min = spec.get("minReplicaCount").and_then(Value::as_i64).unwrap_or(0);
-    out.insert("maxReplicas".into(), spec.get("maxReplicaCount").cloned().unwrap_or(json!(100)));
-    out.insert("syncPeriodSeconds".into(), spec.get("pollingInterval").cloned().unwrap_or(json!(30)));
+    let min = spec
+        .get("minReplicaCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    out.insert(
+        "maxReplicas".into(),
+        spec.get("maxReplicaCount").cloned().unwrap_or(json!(100)),
+    );
+    out.insert(
+        "syncPeriodSeconds".into(),
+        spec.get("pollingInterval").cloned().unwrap_or(json!(30)),
+    );
     if let Some(v) = spec.get("cooldownPeriod") {
         out.insert("cooldownPeriodSeconds".into(), v.clone());
     }
@@ -94,26 +140,49 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
         if let Some(b) = advanced.pointer("/horizontalPodAutoscalerConfig/behavior") {
             out.insert("behavior".into(), b.clone());
         }
-        if advanced.pointer("/horizontalPodAutoscalerConfig/name").is_some() {
-            note(&mut notes, NoteKind::Dropped, "spec.advanced.horizontalPodAutoscalerConfig.name", "Ballast makes no HPA object");
+        if advanced
+            .pointer("/horizontalPodAutoscalerConfig/name")
+            .is_some()
+        {
+            note(
+                &mut notes,
+                NoteKind::Dropped,
+                "spec.advanced.horizontalPodAutoscalerConfig.name",
+                "Ballast makes no HPA object",
+            );
         }
         if advanced.get("restoreToOriginalReplicaCount").is_some() {
-            note(&mut notes, NoteKind::Dropped, "spec.advanced.restoreToOriginalReplicaCount", "deleting a HorizontalAutoscaler leaves the replica count as it is");
+            note(
+                &mut notes,
+                NoteKind::Dropped,
+                "spec.advanced.restoreToOriginalReplicaCount",
+                "deleting a HorizontalAutoscaler leaves the replica count as it is",
+            );
         }
         if advanced.get("scalingModifiers").is_some() {
-            note(&mut notes, NoteKind::Dropped, "spec.advanced.scalingModifiers", "formulas over triggers are not supported yet; each trigger scales on its own and the largest proposal wins");
+            note(
+                &mut notes,
+                NoteKind::Dropped,
+                "spec.advanced.scalingModifiers",
+                "formulas over triggers are not supported yet; each trigger scales on its own and the largest proposal wins",
+            );
         }
     }
 
     // Triggers → metrics.
     let mut metrics = Vec::new();
     let mut any_event_metric = false;
-    let triggers = spec.get("triggers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let triggers = spec
+        .get("triggers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (i, trigger) in triggers.iter().enumerate() {
         let path = format!("spec.triggers[{i}]");
         match trigger_metric(trigger, &path, label, &mut notes)? {
             Some(metric) => {
-                any_event_metric |= metric["type"] != "Resource" && metric["type"] != "ContainerResource";
+                any_event_metric |=
+                    metric["type"] != "Resource" && metric["type"] != "ContainerResource";
                 metrics.push(metric);
             }
             None => {}
@@ -121,7 +190,12 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     }
     // KEDA's minReplicaCount 0 needs a metric that can wake the workload from zero.
     let min = if min == 0 && !any_event_metric {
-        note(&mut notes, NoteKind::Changed, "spec.minReplicaCount", "0 needs an event or Prometheus trigger; set to 1");
+        note(
+            &mut notes,
+            NoteKind::Changed,
+            "spec.minReplicaCount",
+            "0 needs an event or Prometheus trigger; set to 1",
+        );
         1
     } else {
         min
@@ -130,33 +204,64 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     out.insert("metrics".into(), Value::Array(metrics));
 
     // KEDA pause annotations → fields.
-    if let Some(ann) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+    if let Some(ann) = metadata
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+    {
         if let Some(v) = ann.remove("autoscaling.keda.sh/paused") {
             out.insert("paused".into(), json!(v.as_str() == Some("true")));
-            note(&mut notes, NoteKind::Changed, "metadata.annotations[autoscaling.keda.sh/paused]", "became spec.paused");
+            note(
+                &mut notes,
+                NoteKind::Changed,
+                "metadata.annotations[autoscaling.keda.sh/paused]",
+                "became spec.paused",
+            );
         }
         if let Some(v) = ann.remove("autoscaling.keda.sh/paused-replicas") {
-            let n: i64 = v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| ConvertError::Invalid {
-                source_object: label.to_string(),
-                field: "metadata.annotations[autoscaling.keda.sh/paused-replicas]".into(),
-                message: format!("{v} is not a whole number"),
-            })?;
+            let n: i64 =
+                v.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ConvertError::Invalid {
+                        source_object: label.to_string(),
+                        field: "metadata.annotations[autoscaling.keda.sh/paused-replicas]".into(),
+                        message: format!("{v} is not a whole number"),
+                    })?;
             out.insert("paused".into(), json!(true));
             out.insert("pausedReplicas".into(), json!(n));
-            note(&mut notes, NoteKind::Changed, "metadata.annotations[autoscaling.keda.sh/paused-replicas]", "became spec.paused and spec.pausedReplicas");
+            note(
+                &mut notes,
+                NoteKind::Changed,
+                "metadata.annotations[autoscaling.keda.sh/paused-replicas]",
+                "became spec.paused and spec.pausedReplicas",
+            );
         }
-        for (key, direction) in [("autoscaling.keda.sh/paused-scale-in", "scaleDown"), ("autoscaling.keda.sh/paused-scale-out", "scaleUp")] {
+        for (key, direction) in [
+            ("autoscaling.keda.sh/paused-scale-in", "scaleDown"),
+            ("autoscaling.keda.sh/paused-scale-out", "scaleUp"),
+        ] {
             if let Some(v) = ann.remove(key) {
                 if v.as_str() == Some("true") {
                     let behavior = out.entry("behavior").or_insert_with(|| json!({}));
-                    let rules = behavior.as_object_mut().expect("behavior is an object").entry(direction).or_insert_with(|| json!({}));
+                    let rules = behavior
+                        .as_object_mut()
+                        .expect("behavior is an object")
+                        .entry(direction)
+                        .or_insert_with(|| json!({}));
                     rules["selectPolicy"] = json!("Disabled");
                 }
-                note(&mut notes, NoteKind::Changed, format!("metadata.annotations[{key}]"), format!("became spec.behavior.{direction}.selectPolicy: Disabled"));
+                note(
+                    &mut notes,
+                    NoteKind::Changed,
+                    format!("metadata.annotations[{key}]"),
+                    format!("became spec.behavior.{direction}.selectPolicy: Disabled"),
+                );
             }
         }
         if ann.is_empty() {
-            metadata.as_object_mut().expect("metadata is an object").remove("annotations");
+            metadata
+                .as_object_mut()
+                .expect("metadata is an object")
+                .remove("annotations");
         }
     }
 
@@ -164,19 +269,36 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     let typed: HorizontalAutoscalerSpec = read_as(&spec_value, "spec", label)?;
     Ok(Converted {
         source: label.to_string(),
-        object: object("autoscaling.ballast.dev/v1", "HorizontalAutoscaler", metadata, to_value(&typed)),
+        object: object(
+            "autoscaling.ballast.dev/v1",
+            "HorizontalAutoscaler",
+            metadata,
+            to_value(&typed),
+        ),
         notes,
     })
 }
 
 /// One KEDA trigger as one Ballast metric (None when the trigger type is not supported, with a
 /// note saying so).
-fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note>) -> Result<Option<Value>, ConvertError> {
-    let kind = trigger.get("type").and_then(Value::as_str).unwrap_or_default();
+fn trigger_metric(
+    trigger: &Value,
+    path: &str,
+    label: &str,
+    notes: &mut Vec<Note>,
+) -> Result<Option<Value>, ConvertError> {
+    let kind = trigger
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let metric_type = trigger.get("metricType").and_then(Value::as_str);
     let name = trigger.get("name").and_then(Value::as_str);
     let mut md = Metadata {
-        left: trigger.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default(),
+        left: trigger
+            .get("metadata")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
         path: format!("{path}.metadata"),
     };
     if trigger.get("authenticationRef").is_some() {
@@ -188,13 +310,21 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
         );
     }
     if trigger.get("useCachedMetrics").is_some() {
-        note(notes, NoteKind::Dropped, format!("{path}.useCachedMetrics"), "Ballast reads each source once per sync period already");
+        note(
+            notes,
+            NoteKind::Dropped,
+            format!("{path}.useCachedMetrics"),
+            "Ballast reads each source once per sync period already",
+        );
     }
     let avg = metric_type.unwrap_or("AverageValue");
 
     let metric = match kind {
         "cpu" | "memory" => {
-            let mt = metric_type.map(str::to_string).or_else(|| md.take("type")).unwrap_or_else(|| "Utilization".into());
+            let mt = metric_type
+                .map(str::to_string)
+                .or_else(|| md.take("type"))
+                .unwrap_or_else(|| "Utilization".into());
             let value = md.need("value", label)?;
             let tgt = match mt.as_str() {
                 "Utilization" => {
@@ -208,13 +338,18 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
                 other => target(other, &value),
             };
             match md.take("containerName") {
-                Some(container) => json!({ "type": "ContainerResource", "containerResource": { "name": kind, "container": container, "target": tgt } }),
+                Some(container) => {
+                    json!({ "type": "ContainerResource", "containerResource": { "name": kind, "container": container, "target": tgt } })
+                }
                 None => json!({ "type": "Resource", "resource": { "name": kind, "target": tgt } }),
             }
         }
         "prometheus" => {
             let mut p = Map::new();
-            p.insert("serverAddress".into(), json!(md.need("serverAddress", label)?));
+            p.insert(
+                "serverAddress".into(),
+                json!(md.need("serverAddress", label)?),
+            );
             p.insert("query".into(), json!(md.need("query", label)?));
             p.insert("target".into(), target(avg, &md.need("threshold", label)?));
             if let Some(a) = md.take("activationThreshold") {
@@ -241,7 +376,14 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
                 src.insert("enableTls".into(), json!(tls == "true"));
             }
             let threshold = md.take("listLength").unwrap_or_else(|| "5".into());
-            event("redis-list", "redisList", Value::Object(src), target(avg, &threshold), md.take("activationListLength"), name)
+            event(
+                "redis-list",
+                "redisList",
+                Value::Object(src),
+                target(avg, &threshold),
+                md.take("activationListLength"),
+                name,
+            )
         }
         "rabbitmq" => {
             let mut src = Map::new();
@@ -250,12 +392,22 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
             }
             src.insert("queueName".into(), json!(md.need("queueName", label)?));
             let mode = md.take("mode");
-            let threshold = md.take("value").or_else(|| md.take("queueLength")).unwrap_or_else(|| "20".into());
+            let threshold = md
+                .take("value")
+                .or_else(|| md.take("queueLength"))
+                .unwrap_or_else(|| "20".into());
             if mode.as_deref() == Some("MessageRate") {
                 src.insert("mode".into(), json!("MessageRate"));
             }
             md.take("protocol");
-            event("rabbitmq", "rabbitmq", Value::Object(src), target(avg, &threshold), md.take("activationValue"), name)
+            event(
+                "rabbitmq",
+                "rabbitmq",
+                Value::Object(src),
+                target(avg, &threshold),
+                md.take("activationValue"),
+                name,
+            )
         }
         "postgresql" => {
             let mut src = Map::new();
@@ -270,13 +422,27 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
                 src.insert("sslMode".into(), json!(ssl));
             }
             let threshold = md.need("targetQueryValue", label)?;
-            event("postgresql", "postgresql", Value::Object(src), target(avg, &threshold), md.take("activationTargetQueryValue"), name)
+            event(
+                "postgresql",
+                "postgresql",
+                Value::Object(src),
+                target(avg, &threshold),
+                md.take("activationTargetQueryValue"),
+                name,
+            )
         }
         "kafka" => {
-            let servers: Vec<String> = md.need("bootstrapServers", label)?.split(',').map(|s| s.trim().to_string()).collect();
+            let servers: Vec<String> = md
+                .need("bootstrapServers", label)?
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect();
             let mut src = Map::new();
             src.insert("bootstrapServers".into(), json!(servers));
-            src.insert("consumerGroup".into(), json!(md.need("consumerGroup", label)?));
+            src.insert(
+                "consumerGroup".into(),
+                json!(md.need("consumerGroup", label)?),
+            );
             if let Some(topic) = md.take("topic") {
                 src.insert("topic".into(), json!(topic));
             }
@@ -284,7 +450,14 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
                 src.insert("limitToPartitionsWithLag".into(), json!(l == "true"));
             }
             let threshold = md.take("lagThreshold").unwrap_or_else(|| "10".into());
-            event("kafka", "kafka", Value::Object(src), target(avg, &threshold), md.take("activationLagThreshold"), name)
+            event(
+                "kafka",
+                "kafka",
+                Value::Object(src),
+                target(avg, &threshold),
+                md.take("activationLagThreshold"),
+                name,
+            )
         }
         "aws-sqs-queue" => {
             let mut src = Map::new();
@@ -299,7 +472,14 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
                 src.insert("includeInFlight".into(), json!(f == "true"));
             }
             let threshold = md.take("queueLength").unwrap_or_else(|| "5".into());
-            event("aws-sqs", "awsSqs", Value::Object(src), target(avg, &threshold), md.take("activationQueueLength"), name)
+            event(
+                "aws-sqs",
+                "awsSqs",
+                Value::Object(src),
+                target(avg, &threshold),
+                md.take("activationQueueLength"),
+                name,
+            )
         }
         "cron" => {
             let mut src = Map::new();
@@ -317,14 +497,20 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
                     message: format!("{desired:?} is not a whole number"),
                 })?),
             );
-            let mut e = json!({ "type": "Event", "event": { "type": "cron", "cron": Value::Object(src) } });
+            let mut e =
+                json!({ "type": "Event", "event": { "type": "cron", "cron": Value::Object(src) } });
             if let Some(n) = name {
                 e["event"]["name"] = json!(n);
             }
             e
         }
         other => {
-            note(notes, NoteKind::Dropped, path.to_string(), format!("trigger type {other:?} is not supported yet"));
+            note(
+                notes,
+                NoteKind::Dropped,
+                path.to_string(),
+                format!("trigger type {other:?} is not supported yet"),
+            );
             return Ok(None);
         }
     };
@@ -332,7 +518,14 @@ fn trigger_metric(trigger: &Value, path: &str, label: &str, notes: &mut Vec<Note
     Ok(Some(metric))
 }
 
-fn event(kind: &str, field: &str, source: Value, target: Value, activation: Option<String>, name: Option<&str>) -> Value {
+fn event(
+    kind: &str,
+    field: &str,
+    source: Value,
+    target: Value,
+    activation: Option<String>,
+    name: Option<&str>,
+) -> Value {
     let mut e = Map::new();
     e.insert("type".into(), json!(kind));
     e.insert(field.into(), source);

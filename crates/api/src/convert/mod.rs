@@ -57,9 +57,19 @@ pub struct Converted {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertError {
     #[error("{source_object}: {field}: {message}")]
-    Invalid { source_object: String, field: String, message: String },
-    #[error("{source_object}: apiVersion {api_version:?} kind {kind:?} is not something Ballast converts (it converts HorizontalPodAutoscaler, ScaledObject, VerticalPodAutoscaler, Karpenter NodePool and EC2NodeClass)")]
-    Unsupported { source_object: String, api_version: String, kind: String },
+    Invalid {
+        source_object: String,
+        field: String,
+        message: String,
+    },
+    #[error(
+        "{source_object}: apiVersion {api_version:?} kind {kind:?} is not something Ballast converts (it converts HorizontalPodAutoscaler, ScaledObject, VerticalPodAutoscaler, Karpenter NodePool and EC2NodeClass)"
+    )]
+    Unsupported {
+        source_object: String,
+        api_version: String,
+        kind: String,
+    },
 }
 
 /// Converts one upstream object, given as JSON.
@@ -72,10 +82,16 @@ pub fn convert(source: &Value) -> Result<Converted, ConvertError> {
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::convert(source, &label),
         ("keda.sh", "ScaledObject") => keda::convert(source, &label),
         ("autoscaling.k8s.io", "VerticalPodAutoscaler") => vpa::convert(source, &label),
-        ("autoscaling.k8s.io", "VerticalPodAutoscalerCheckpoint") => vpa::convert_checkpoint(source, &label),
+        ("autoscaling.k8s.io", "VerticalPodAutoscalerCheckpoint") => {
+            vpa::convert_checkpoint(source, &label)
+        }
         ("karpenter.sh", "NodePool") => karpenter::convert_nodepool(source, &label),
         ("karpenter.k8s.aws", "EC2NodeClass") => karpenter::convert_ec2nodeclass(source, &label),
-        _ => Err(ConvertError::Unsupported { source_object: label, api_version, kind }),
+        _ => Err(ConvertError::Unsupported {
+            source_object: label,
+            api_version,
+            kind,
+        }),
     }
 }
 
@@ -96,15 +112,24 @@ pub fn convert_yaml_stream(text: &str) -> Vec<Result<Converted, ConvertError>> {
 }
 
 pub(crate) fn str_at(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// `Kind namespace/name` of an object.
 pub(crate) fn describe(v: &Value) -> String {
     let kind = str_at(v, "kind");
     let meta = v.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
-    match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
+    match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
@@ -115,7 +140,10 @@ pub(crate) fn describe(v: &Value) -> String {
 /// left out without a note.
 pub(crate) fn carry_metadata(source: &Value, namespaced: bool, notes: &mut Vec<Note>) -> Value {
     let mut out = Map::new();
-    let meta = source.get("metadata").cloned().unwrap_or(Value::Object(Map::new()));
+    let meta = source
+        .get("metadata")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
     for key in ["name", "labels"] {
         if let Some(v) = meta.get(key) {
             out.insert(key.into(), v.clone());
@@ -147,10 +175,18 @@ pub(crate) fn carry_metadata(source: &Value, namespaced: bool, notes: &mut Vec<N
 
 /// Reads `value` (found at `path` in the source) into a Ballast type, with an error that names
 /// the offending field.
-pub(crate) fn read_as<T: DeserializeOwned>(value: &Value, path: &str, label: &str) -> Result<T, ConvertError> {
+pub(crate) fn read_as<T: DeserializeOwned>(
+    value: &Value,
+    path: &str,
+    label: &str,
+) -> Result<T, ConvertError> {
     serde_path_to_error::deserialize(value.clone()).map_err(|e| {
         let inner = e.path().to_string();
-        let field = if inner == "." || inner.is_empty() { path.to_string() } else { format!("{path}.{inner}") };
+        let field = if inner == "." || inner.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{inner}")
+        };
         ConvertError::Invalid {
             source_object: label.to_string(),
             field,

@@ -37,9 +37,18 @@ fn seed_hpa_converts_field_for_field() {
     assert_eq!(o["metadata"]["namespace"], "app");
     assert_eq!(o["spec"]["minReplicas"], 3);
     assert_eq!(o["spec"]["maxReplicas"], 20);
-    assert_eq!(o["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"], 60);
-    assert_eq!(o["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 60);
-    assert_eq!(o["spec"]["metrics"][1]["pods"]["target"]["averageValue"], "50");
+    assert_eq!(
+        o["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"],
+        60
+    );
+    assert_eq!(
+        o["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    assert_eq!(
+        o["spec"]["metrics"][1]["pods"]["target"]["averageValue"],
+        "50"
+    );
     // The typed object reads back as the same spec the HPA had.
     let typed: crate::HorizontalAutoscaler = serde_json::from_value(o.clone()).unwrap();
     assert_eq!(typed.spec.metrics.len(), 2);
@@ -53,10 +62,20 @@ fn seed_nodepool_converts_from_v1beta1() {
     assert_eq!(o["apiVersion"], "nodes.ballast.dev/v1");
     assert_eq!(o["spec"]["disruption"]["consolidationPolicy"], "WhenEmpty");
     assert_eq!(o["spec"]["template"]["spec"]["taints"][0]["value"], "batch");
-    assert_eq!(o["spec"]["template"]["spec"]["requirements"][0]["values"][1], "arm64");
+    assert_eq!(
+        o["spec"]["template"]["spec"]["requirements"][0]["values"][1],
+        "arm64"
+    );
     // v1beta1 had no required node class: the default is filled in and said.
-    assert_eq!(o["spec"]["template"]["spec"]["nodeClassRef"]["kind"], "Ec2NodeClass");
-    assert!(has_note(&c, NoteKind::Changed, "spec.template.spec.nodeClassRef"), "{:?}", c.notes);
+    assert_eq!(
+        o["spec"]["template"]["spec"]["nodeClassRef"]["kind"],
+        "Ec2NodeClass"
+    );
+    assert!(
+        has_note(&c, NoteKind::Changed, "spec.template.spec.nodeClassRef"),
+        "{:?}",
+        c.notes
+    );
 }
 
 #[test]
@@ -68,9 +87,19 @@ fn karpenter_v1_labels_are_renamed_and_said() {
     assert_eq!(reqs[0]["key"], "nodes.ballast.dev/capacity-type");
     assert_eq!(reqs[1]["key"], "nodes.ballast.dev/instance-category");
     assert_eq!(reqs[1]["minValues"], 2);
-    assert!(has_note(&pool, NoteKind::Changed, "spec.template.spec.requirements[0].key"));
-    assert_eq!(pool.object["spec"]["template"]["spec"]["nodeClassRef"]["group"], "nodes.ballast.dev");
-    assert_eq!(pool.object["spec"]["disruption"]["budgets"][1]["reasons"][0], "Drifted");
+    assert!(has_note(
+        &pool,
+        NoteKind::Changed,
+        "spec.template.spec.requirements[0].key"
+    ));
+    assert_eq!(
+        pool.object["spec"]["template"]["spec"]["nodeClassRef"]["group"],
+        "nodes.ballast.dev"
+    );
+    assert_eq!(
+        pool.object["spec"]["disruption"]["budgets"][1]["reasons"][0],
+        "Drifted"
+    );
     assert_eq!(class.object["kind"], "Ec2NodeClass");
     assert_eq!(class.object["spec"]["kubelet"]["maxPods"], 110);
     assert!(class.notes.is_empty(), "{:?}", class.notes);
@@ -88,9 +117,16 @@ fn keda_triggers_become_metrics_and_losses_are_listed() {
     assert_eq!(spec["cooldownPeriodSeconds"], 120);
     assert_eq!(spec["fallback"]["replicas"], 6);
     assert_eq!(spec["behavior"]["scaleDown"]["selectPolicy"], "Disabled");
-    assert_eq!(spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"], 60);
+    assert_eq!(
+        spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        60
+    );
     let metrics = spec["metrics"].as_array().unwrap();
-    assert_eq!(metrics.len(), 4, "new-relic is not supported and must be left out");
+    assert_eq!(
+        metrics.len(),
+        4,
+        "new-relic is not supported and must be left out"
+    );
     assert_eq!(metrics[0]["prometheus"]["target"]["averageValue"], "100");
     assert_eq!(metrics[0]["prometheus"]["activationThreshold"], "5");
     assert_eq!(metrics[1]["event"]["type"], "redis-list");
@@ -105,7 +141,11 @@ fn keda_triggers_become_metrics_and_losses_are_listed() {
         "spec.triggers[0].metadata.namespace",
         "spec.advanced.restoreToOriginalReplicaCount",
     ] {
-        assert!(has_note(&c, NoteKind::Dropped, field), "{field} not reported in {:?}", c.notes);
+        assert!(
+            has_note(&c, NoteKind::Dropped, field),
+            "{field} not reported in {:?}",
+            c.notes
+        );
     }
     assert!(c.object["metadata"].get("annotations").is_none());
 }
@@ -115,8 +155,14 @@ fn vpa_converts() {
     let [c] = convert_all("vpa.yaml").try_into().unwrap();
     assert_valid_and_round_trips(&c);
     assert!(c.notes.is_empty(), "{:?}", c.notes);
-    assert_eq!(c.object["spec"]["updatePolicy"]["updateMode"], "InPlaceOrRecreate");
-    assert_eq!(c.object["spec"]["resourcePolicy"]["containerPolicies"][0]["maxAllowed"]["memory"], "4Gi");
+    assert_eq!(
+        c.object["spec"]["updatePolicy"]["updateMode"],
+        "InPlaceOrRecreate"
+    );
+    assert_eq!(
+        c.object["spec"]["resourcePolicy"]["containerPolicies"][0]["maxAllowed"]["memory"],
+        "4Gi"
+    );
 }
 
 #[test]
@@ -128,8 +174,15 @@ fn hpa_v1_target_cpu_becomes_a_metric() {
     });
     let c = convert(&src).unwrap();
     assert_valid_and_round_trips(&c);
-    assert_eq!(c.object["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
-    assert!(has_note(&c, NoteKind::Changed, "spec.targetCPUUtilizationPercentage"));
+    assert_eq!(
+        c.object["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    assert!(has_note(
+        &c,
+        NoteKind::Changed,
+        "spec.targetCPUUtilizationPercentage"
+    ));
 }
 
 #[test]
@@ -140,7 +193,11 @@ fn unknown_fields_are_reported_not_silently_dropped() {
         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5, "futureKnob": {"a": 1}}
     });
     let c = convert(&src).unwrap();
-    assert!(has_note(&c, NoteKind::Dropped, "spec.futureKnob"), "{:?}", c.notes);
+    assert!(
+        has_note(&c, NoteKind::Dropped, "spec.futureKnob"),
+        "{:?}",
+        c.notes
+    );
 }
 
 #[test]
@@ -165,7 +222,8 @@ fn bad_source_names_the_field() {
 
 #[test]
 fn unsupported_kinds_are_refused_by_name() {
-    let src = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
+    let src =
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
     let err = convert(&src).unwrap_err().to_string();
     assert!(err.contains("ConfigMap"), "{err}");
 }

@@ -1,7 +1,10 @@
 //! `autoscaling.k8s.io/v1` VerticalPodAutoscaler (and its checkpoints) → Ballast's vertical
 //! objects. The field names are the same; the checkpoint's `vpaObjectName` is renamed.
 
-use super::{ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as, to_value};
+use super::{
+    ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as,
+    to_value,
+};
 use crate::vertical::{VerticalAutoscalerCheckpointSpec, VerticalAutoscalerSpec};
 use serde_json::{Value, json};
 
@@ -14,7 +17,12 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     dropped_fields(&spec, &carried, "spec", &mut notes);
     Ok(Converted {
         source: label.to_string(),
-        object: object("autoscaling.ballast.dev/v1", "VerticalAutoscaler", metadata, carried),
+        object: object(
+            "autoscaling.ballast.dev/v1",
+            "VerticalAutoscaler",
+            metadata,
+            carried,
+        ),
         notes,
     })
 }
@@ -36,9 +44,18 @@ pub(super) fn convert_checkpoint(source: &Value, label: &str) -> Result<Converte
     let typed: VerticalAutoscalerCheckpointSpec = read_as(&spec, "spec", label)?;
     let carried = to_value(&typed);
     dropped_fields(&spec, &carried, "spec", &mut notes);
-    let mut obj = object("autoscaling.ballast.dev/v1", "VerticalAutoscalerCheckpoint", metadata, carried);
+    let mut obj = object(
+        "autoscaling.ballast.dev/v1",
+        "VerticalAutoscalerCheckpoint",
+        metadata,
+        carried,
+    );
     if let Some(status) = source.get("status") {
         obj["status"] = status.clone();
     }
-    Ok(Converted { source: label.to_string(), object: obj, notes })
+    Ok(Converted {
+        source: label.to_string(),
+        object: obj,
+        notes,
+    })
 }

@@ -24,7 +24,9 @@ fn with(mut v: Value, pointer: &str, new: Value) -> Value {
         return v;
     }
     let (parent, key) = pointer.rsplit_once('/').unwrap();
-    let parent = v.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+    let parent = v
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
     parent[key] = new;
     v
 }
@@ -74,11 +76,21 @@ fn validation_table() {
     for (name, object, field, words) in cases() {
         let report = validate_object(&object);
         match field {
-            None => assert!(report.is_valid(), "{name}: unexpected errors {:?}", report.errors),
+            None => assert!(
+                report.is_valid(),
+                "{name}: unexpected errors {:?}",
+                report.errors
+            ),
             Some(field) => {
                 let hit = report.errors.iter().find(|e| e.field == field);
-                let Some(hit) = hit else { panic!("{name}: no error at {field}: {:?}", report.errors) };
-                assert!(hit.message.contains(words), "{name}: {:?} lacks {words:?}", hit.message);
+                let Some(hit) = hit else {
+                    panic!("{name}: no error at {field}: {:?}", report.errors)
+                };
+                assert!(
+                    hit.message.contains(words),
+                    "{name}: {:?} lacks {words:?}",
+                    hit.message
+                );
             }
         }
     }
@@ -88,23 +100,52 @@ fn validation_table() {
 fn nodepool_budget_rules() {
     let mut p = pool(json!([]));
     p["spec"]["disruption"] = json!({"budgets": [{"nodes": "10%"}, {"nodes": "0", "schedule": "0 9 * * 1-5", "duration": "8h"}]});
-    assert!(validate_object(&p).is_valid(), "{:?}", validate_object(&p).errors);
+    assert!(
+        validate_object(&p).is_valid(),
+        "{:?}",
+        validate_object(&p).errors
+    );
 
     p["spec"]["disruption"]["budgets"][1] = json!({"nodes": "0", "schedule": "0 9 * * 1-5"});
     let r = validate_object(&p);
-    assert!(r.errors.iter().any(|e| e.message.contains("schedule and duration go together")), "{:?}", r.errors);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.message.contains("schedule and duration go together")),
+        "{:?}",
+        r.errors
+    );
 
     p["spec"]["disruption"]["budgets"][1] = json!({"nodes": "150%"});
     let r = validate_object(&p);
-    assert!(r.errors.iter().any(|e| e.field == "spec.disruption.budgets[1].nodes"), "{:?}", r.errors);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.field == "spec.disruption.budgets[1].nodes"),
+        "{:?}",
+        r.errors
+    );
 
-    p["spec"]["disruption"]["budgets"][1] = json!({"nodes": "1", "schedule": "61 * * * *", "duration": "1h"});
+    p["spec"]["disruption"]["budgets"][1] =
+        json!({"nodes": "1", "schedule": "61 * * * *", "duration": "1h"});
     let r = validate_object(&p);
-    assert!(r.errors.iter().any(|e| e.field == "spec.disruption.budgets[1].schedule"), "{:?}", r.errors);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.field == "spec.disruption.budgets[1].schedule"),
+        "{:?}",
+        r.errors
+    );
 
     p["spec"]["disruption"] = json!({"consolidateAfter": "five minutes"});
     let r = validate_object(&p);
-    assert!(r.errors.iter().any(|e| e.field == "spec.disruption.consolidateAfter"), "{:?}", r.errors);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.field == "spec.disruption.consolidateAfter"),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[test]
@@ -116,7 +157,13 @@ fn vertical_min_above_max_is_rejected() {
                  "resourcePolicy": {"containerPolicies": [{"containerName": "*", "minAllowed": {"cpu": "2"}, "maxAllowed": {"cpu": "500m"}}]}}
     });
     let r = validate_object(&v);
-    assert!(r.errors.iter().any(|e| e.message.contains("minAllowed must not exceed maxAllowed")), "{:?}", r.errors);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.message.contains("minAllowed must not exceed maxAllowed")),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[test]
@@ -124,6 +171,10 @@ fn yaml_stream_reports_each_document() {
     let text = "apiVersion: nodes.ballast.dev/v1\nkind: NodePool\nmetadata: {name: a}\nspec: {}\n---\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\n";
     let reports = validate_yaml_stream(text);
     assert_eq!(reports.len(), 2);
-    assert!(reports[0].errors.iter().any(|e| e.field == "spec.template"), "{:?}", reports[0].errors);
+    assert!(
+        reports[0].errors.iter().any(|e| e.field == "spec.template"),
+        "{:?}",
+        reports[0].errors
+    );
     assert!(!reports[1].is_valid());
 }

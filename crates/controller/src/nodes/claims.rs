@@ -242,7 +242,10 @@ async fn reconcile<P: CloudProvider>(
         return Ok(Action::await_change());
     }
     if claim.metadata.deletion_timestamp.is_some() {
-        ctx.drift_checks.lock().expect("lock").remove(&claim.name_any());
+        ctx.drift_checks
+            .lock()
+            .expect("lock")
+            .remove(&claim.name_any());
         return termination::terminate(&claim, &ctx).await;
     }
     let name = claim.name_any();

@@ -46,7 +46,11 @@ pub fn due_in(last: Option<&Checked>, class: &str, now: Timestamp, every: Durati
     if last.class != class {
         return Duration::ZERO;
     }
-    let wait = if last.answered { every } else { every.min(RETRY) };
+    let wait = if last.answered {
+        every
+    } else {
+        every.min(RETRY)
+    };
     let elapsed = now
         .duration_since(last.at)
         .try_into()
@@ -164,11 +168,19 @@ mod tests {
     #[test]
     fn the_drifted_condition_follows_the_answer() {
         let base = vec![cond("Initialized", "True"), cond("Ready", "True")];
-        let d = conditions(&base, Some("subnet s-1 is no longer selected"), ts(5), Some(2));
+        let d = conditions(
+            &base,
+            Some("subnet s-1 is no longer selected"),
+            ts(5),
+            Some(2),
+        );
         assert!(is_drifted(&d));
         let c = d.iter().find(|c| c.type_ == CONDITION).unwrap();
         assert_eq!(c.reason, REASON);
-        assert_eq!(c.message, "node class drift: subnet s-1 is no longer selected");
+        assert_eq!(
+            c.message,
+            "node class drift: subnet s-1 is no longer selected"
+        );
         assert_eq!(c.last_transition_time, Time(ts(5)));
         assert_eq!(d.len(), 3);
         // Still drifted later (another reason): the transition time stays.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The single test command: builds (or reuses) the test bed, starts it, runs every unit and
+# The single test command: builds (or reuses) the test bed, runs the guards (tests/guards.sh:
+# rustfmt, pure cores' dependency trees, clippy), starts the bed, runs every unit and
 # integration test of the workspace against it, and stops what it started, also on failure or
 # interrupt. The exit code is the tests' result.
 #
@@ -66,6 +67,9 @@ flock -s 8 # "a run is using the bed" (waits while a finishing run is stopping i
 
 log "build (cache: $BALLAST_CACHE)"
 run "$TB" build
+
+log "guards: rustfmt, pure cores' dependency trees, clippy -D warnings"
+run "$ROOT/tests/guards.sh"
 
 for c in "${COMPONENTS[@]}"; do
   "$TB" is-up "$c" || echo "$c" >>"$STARTED"

@@ -1198,6 +1198,7 @@ fn phase_of(ev: &Event) -> &'static str {
 
 /// CPU seconds this thread has used: per-phase figures that other processes on the machine
 /// do not inflate (wall-clock time would count their turns on the CPU too).
+#[allow(unsafe_code)] // the workspace's one audited unsafe call
 fn thread_cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

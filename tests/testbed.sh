@@ -2,8 +2,10 @@
 # Ballast test bed: a real Kubernetes control plane, kwok nodes and the real services, as plain local
 # processes on 127.0.0.1 (no Docker, no kind).
 #
-#   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl and kwok (no-op when warm)
-#   tests/testbed.sh up [COMPONENT...]     start components (default: kube); waits until each is ready
+#   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl, kwok and metrics-server
+#                                          (no-op when warm)
+#   tests/testbed.sh up [COMPONENT...]     start components (default: kube metrics-server); waits until
+#                                          each is ready
 #   tests/testbed.sh down [COMPONENT...]   stop what this script started (pidfiles; default: all)
 #   tests/testbed.sh is-up COMPONENT       exit status 0 if the component is running
 #   tests/testbed.sh env                   print `export ...` lines for the running components
@@ -11,12 +13,14 @@
 #   tests/testbed.sh clean                 down, then remove the runtime directory
 #
 # Components: kube (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
-#             prometheus, redis, rabbitmq, postgres, moto, or `all`.
+#             metrics-server (needs kube), prometheus, redis, rabbitmq, postgres, moto, or `all`.
 #
 # Network rule: every process started here listens on 127.0.0.1 and only ever dials 127.0.0.1.
 # The API server is reached through kubeconfigs pointing at https://127.0.0.1:PORT, the endpoint
 # reconciler is off (nothing routes to the `kubernetes` ClusterIP), kwok gives nodes 127.0.0.1 and pods
-# fake IPs nobody dials, and Prometheus only keeps 127.0.0.1/localhost targets.
+# fake IPs nobody dials, and Prometheus only keeps 127.0.0.1/localhost targets. metrics-server scrapes
+# kwok's emulated kubelet endpoints on 127.0.0.1 (node InternalIP 127.0.0.1, kubelet port = kwok's
+# port), and its APIService reaches it through an ExternalName `localhost` Service.
 #
 # Paths (override with the environment):
 #   BALLAST_CACHE        build cache, default ~/.cache/ballast (binaries under bin/<name>-<version>/)
@@ -34,6 +38,7 @@ RT="${BALLAST_TESTBED_DIR:-/tmp/ballast-testbed}"
 K8S_BIN="$CACHE/bin/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
+METRICS_SERVER_BIN="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 MOTO_VENV="$CACHE/venv/moto-$MOTO_VERSION"
 
 ETCD_PORT="${BALLAST_ETCD_PORT:-23790}"
@@ -42,6 +47,7 @@ APISERVER_PORT="${BALLAST_APISERVER_PORT:-26443}"
 KCM_PORT="${BALLAST_KCM_PORT:-20257}"
 SCHEDULER_PORT="${BALLAST_SCHEDULER_PORT:-20259}"
 KWOK_PORT="${BALLAST_KWOK_PORT:-20247}"
+METRICS_SERVER_PORT="${BALLAST_METRICS_SERVER_PORT:-24443}"
 PROMETHEUS_PORT="${BALLAST_PROMETHEUS_PORT:-29090}"
 REDIS_PORT="${BALLAST_REDIS_PORT:-26379}"
 RABBITMQ_PORT="${BALLAST_RABBITMQ_PORT:-25672}"
@@ -56,7 +62,10 @@ POD_CIDR="10.128.0.0/16"     # kwok's fake pod IPs; nothing dials them
 READY_TIMEOUT="${BALLAST_READY_TIMEOUT:-120}"
 
 KUBE_PARTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-SERVICES=(prometheus redis rabbitmq postgres moto)
+# metrics-server first: `up` starts SERVICES in this order after kube, `down` stops them before kube.
+SERVICES=(metrics-server prometheus redis rabbitmq postgres moto)
+# Its resolution: the shortest metrics-server accepts (the delay from a usage change to the metric).
+METRIC_RESOLUTION=10s
 
 log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { printf '[testbed] error: %s\n' "$*" >&2; exit 1; }
@@ -90,7 +99,18 @@ etcd_binary_ok() {
 }
 
 kwok_binary_ok() {
-  [[ -x "$KWOK_BIN/kwok" && -s "$KWOK_BIN/stages.yaml" && "$("$KWOK_BIN/kwok" --version 2>/dev/null)" == *"version $KWOK_VERSION "* ]]
+  [[ -x "$KWOK_BIN/kwok" && "$("$KWOK_BIN/kwok" --version 2>/dev/null)" == *"version $KWOK_VERSION "* ]]
+}
+
+# The kwok configuration taken from its release: default stages and the kubelet resource-metrics
+# endpoint (see build_kwok).
+kwok_configs_ok() {
+  [[ -s "$KWOK_BIN/stages.yaml" && -s "$KWOK_BIN/metrics-resource.yaml" ]]
+}
+
+metrics_server_binary_ok() {
+  [[ -x "$METRICS_SERVER_BIN/metrics-server" &&
+    "$("$METRICS_SERVER_BIN/metrics-server" --version 2>/dev/null)" == "$METRICS_SERVER_VERSION" ]]
 }
 
 go_env() {
@@ -128,22 +148,55 @@ build_etcd() {
 # kwok v0.8 has no built-in stages: it needs Stage objects through --config. We take the default
 # ones ("fast" node initialisation, node heartbeat with lease, fast pod lifecycle) from the kwok
 # module that was just downloaded, i.e. exactly what that release ships, rather than copies of ours.
+# The same goes for the Metric object emulating each node's kubelet `/metrics/resource` endpoint
+# (container/pod/node CPU and memory, from the ResourceUsage objects: tests/testbed/kwok/).
 build_kwok() {
-  if kwok_binary_ok; then log "kwok $KWOK_VERSION: cached in $KWOK_BIN"; return; fi
+  if kwok_binary_ok && kwok_configs_ok; then log "kwok $KWOK_VERSION: cached in $KWOK_BIN"; return; fi
   go_env
+  if kwok_binary_ok; then
+    log "kwok $KWOK_VERSION: adding its release configuration to $KWOK_BIN"
+    kwok_release_configs "$KWOK_BIN"
+    kwok_configs_ok || die "kwok $KWOK_VERSION configuration incomplete in $KWOK_BIN"
+    return
+  fi
   log "building kwok $KWOK_VERSION"
-  local tmp="$KWOK_BIN.tmp.$$" dir f
+  local tmp="$KWOK_BIN.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp"
   GOFLAGS= GOBIN="$tmp" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  kwok_release_configs "$tmp"
+  rm -rf "$KWOK_BIN"; mv "$tmp" "$KWOK_BIN"
+  kwok_binary_ok && kwok_configs_ok || die "built kwok does not report $KWOK_VERSION"
+}
+
+kwok_release_configs() { # DIR: writes stages.yaml and metrics-resource.yaml from the kwok module
+  local out="$1" dir f
   dir="$(GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
   [[ -d "$dir/kustomize/stage" ]] || die "kwok module source not found (go mod download sigs.k8s.io/kwok@$KWOK_VERSION)"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     [[ -s "$dir/kustomize/stage/$f" ]] || die "kwok $KWOK_VERSION has no stage $f"
     printf -- '---\n'; cat "$dir/kustomize/stage/$f"; printf '\n'
-  done > "$tmp/stages.yaml"
-  rm -rf "$KWOK_BIN"; mv "$tmp" "$KWOK_BIN"
-  kwok_binary_ok || die "built kwok does not report $KWOK_VERSION"
+  done > "$out/stages.yaml.tmp"
+  mv "$out/stages.yaml.tmp" "$out/stages.yaml"
+  f="$dir/kustomize/metrics/resource/metrics-resource.yaml"
+  [[ -s $f ]] || die "kwok $KWOK_VERSION has no $f"
+  cp "$f" "$out/metrics-resource.yaml.tmp"
+  mv "$out/metrics-resource.yaml.tmp" "$out/metrics-resource.yaml"
+}
+
+# metrics-server's go.mod has no replace directives: `go install module@version` builds it. The
+# version is stamped where its `--version` reads it (client-go's version package).
+build_metrics_server() {
+  if metrics_server_binary_ok; then log "metrics-server $METRICS_SERVER_VERSION: cached in $METRICS_SERVER_BIN"; return; fi
+  go_env
+  log "building metrics-server $METRICS_SERVER_VERSION"
+  local tmp="$METRICS_SERVER_BIN.tmp.$$" pkg=k8s.io/client-go/pkg/version
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  GOFLAGS= GOBIN="$tmp" go install -trimpath \
+    -ldflags "-s -w -X $pkg.gitVersion=$METRICS_SERVER_VERSION -X $pkg.gitTreeState=clean" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  rm -rf "$METRICS_SERVER_BIN"; mv "$tmp" "$METRICS_SERVER_BIN"
+  metrics_server_binary_ok || die "built metrics-server does not report $METRICS_SERVER_VERSION"
 }
 
 ensure_moto() {
@@ -195,6 +248,7 @@ cmd_build() {
   build_etcd
   build_kube
   build_kwok
+  build_metrics_server
   log "build done in $((SECONDS - t0))s"
 }
 
@@ -327,6 +381,21 @@ subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,
   echo ok > "$PKI/done"
 }
 
+# metrics-server's serving certificate (for the aggregator, which checks the name
+# <service>.<namespace>.svc of the APIService's Service) and its client certificate. Made on
+# demand, so a bed whose PKI predates metrics-server gets them too.
+ensure_metrics_server_pki() {
+  [[ -s "$PKI/metrics-server-serving.crt" && -s "$PKI/metrics-server.crt" ]] && return
+  sign metrics-server-serving ca "/CN=metrics-server" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:metrics-server.kube-system.svc"
+  sign metrics-server ca "/CN=system:metrics-server" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  chmod 644 "$PKI"/*.crt
+}
+
 b64() { base64 -w0 < "$1"; }
 
 write_kubeconfig() { # FILE USER
@@ -366,7 +435,8 @@ apiserver_ready() {
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$RT/kubeconfig" "$@"; }
 
 up_kube() {
-  kube_binaries_ok && etcd_binary_ok && kwok_binary_ok || die "binaries missing: run tests/testbed.sh build first"
+  kube_binaries_ok && etcd_binary_ok && kwok_binary_ok && kwok_configs_ok ||
+    die "binaries missing: run tests/testbed.sh build first"
   ensure_pki
   write_kubeconfig "$RT/kubeconfig" admin
   write_kubeconfig "$RT/kube-controller-manager.kubeconfig" kube-controller-manager
@@ -423,9 +493,13 @@ up_kube() {
       --leader-elect=false --profiling=false --v=1 --kube-api-qps=200 --kube-api-burst=400
   fi
   if ! running kwok; then
-    spawn kwok "$KWOK_BIN/kwok" --kubeconfig="$RT/kubeconfig" --config="$KWOK_BIN/stages.yaml" \
+    # --node-port: nodes advertise kwok's own server as their kubelet endpoint (127.0.0.1:KWOK_PORT),
+    # where it serves /metrics/nodes/NODE/metrics/resource from the Metric and usage configs.
+    spawn kwok "$KWOK_BIN/kwok" --kubeconfig="$RT/kubeconfig" \
+      --config="$KWOK_BIN/stages.yaml" --config="$KWOK_BIN/metrics-resource.yaml" \
+      --config="$TB_SRC/kwok/usage-from-annotations.yaml" \
       --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-      --node-ip=127.0.0.1 --cidr="$POD_CIDR" --server-address="127.0.0.1:$KWOK_PORT" \
+      --node-ip=127.0.0.1 --node-port="$KWOK_PORT" --cidr="$POD_CIDR" --server-address="127.0.0.1:$KWOK_PORT" \
       --node-lease-duration-seconds=40
   fi
   wait_ready kube-controller-manager http_ok -k "https://127.0.0.1:$KCM_PORT/healthz"
@@ -433,6 +507,79 @@ up_kube() {
   wait_ready kwok http_ok "http://127.0.0.1:$KWOK_PORT/healthz"
   # Pods can only be created once the `default` ServiceAccount exists (serviceaccount controller).
   wait_ready kube-controller-manager kubectl_ -n default get serviceaccount default
+}
+
+# metrics-server scrapes every node's kubelet resource endpoint, which kwok emulates on
+# 127.0.0.1:KWOK_PORT (plain HTTP: --deprecated-kubelet-completely-insecure; the path comes from the
+# node annotation metrics.k8s.io/resource-metrics-path, see crates/testbed KwokNode), and serves
+# metrics.k8s.io through the aggregator.
+up_metrics_server() {
+  running metrics-server && return
+  running kube-apiserver || die "metrics-server needs kube: tests/testbed.sh up kube metrics-server"
+  metrics_server_binary_ok || die "metrics-server missing: run tests/testbed.sh build first"
+  ensure_metrics_server_pki
+  write_kubeconfig "$RT/metrics-server.kubeconfig" metrics-server
+  metrics_server_manifests | kubectl_ apply --server-side --force-conflicts --field-manager=ballast-testbed -f - >/dev/null
+  spawn metrics-server "$METRICS_SERVER_BIN/metrics-server" \
+    --bind-address=127.0.0.1 --secure-port="$METRICS_SERVER_PORT" \
+    --tls-cert-file="$PKI/metrics-server-serving.crt" --tls-private-key-file="$PKI/metrics-server-serving.key" \
+    --kubeconfig="$RT/metrics-server.kubeconfig" \
+    --authentication-kubeconfig="$RT/metrics-server.kubeconfig" \
+    --authorization-kubeconfig="$RT/metrics-server.kubeconfig" \
+    --metric-resolution="$METRIC_RESOLUTION" --kubelet-request-timeout=5s \
+    --kubelet-preferred-address-types=InternalIP --kubelet-use-node-status-port --kubelet-port="$KWOK_PORT" \
+    --deprecated-kubelet-completely-insecure --profiling=false --v=1
+  # /livez, not /readyz: readiness waits for a first scrape, and the bed may have no node yet.
+  wait_ready metrics-server http_ok -k "https://127.0.0.1:$METRICS_SERVER_PORT/livez"
+  wait_ready metrics-server kubectl_ wait --for=condition=Available --timeout=2s apiservice/v1beta1.metrics.k8s.io
+}
+
+# RBAC of the metrics-server user, and its APIService behind an ExternalName `localhost` Service
+# (the aggregator dials localhost:METRICS_SERVER_PORT and checks the certificate against the CA).
+metrics_server_manifests() {
+  cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "ballast-testbed:metrics-server"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, nodes/metrics, pods]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ballast-testbed:metrics-server"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "ballast-testbed:metrics-server"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ballast-testbed:metrics-server:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: "ballast-testbed:metrics-server:auth-reader", namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "extension-apiserver-authentication-reader"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec: {type: ExternalName, externalName: localhost}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {namespace: kube-system, name: metrics-server, port: $METRICS_SERVER_PORT}
+  caBundle: $(b64 "$PKI/ca.crt")
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
 }
 
 up_prometheus() {
@@ -451,6 +598,21 @@ scrape_configs:
 - job_name: etcd
   static_configs:
   - targets: ['127.0.0.1:$ETCD_PORT']
+# kwok's emulated kubelet resource endpoints, one target per kwok node (kwok's service discovery
+# lists them, all on kwok's own 127.0.0.1 port): container_cpu_usage_seconds_total,
+# container_memory_working_set_bytes, ... from the pods' usage annotations, labelled
+# namespace/pod/container, plus node=<node>.
+- job_name: kwok-resource
+  http_sd_configs:
+  - url: 'http://127.0.0.1:$KWOK_PORT/discovery/prometheus'
+    refresh_interval: 5s
+  relabel_configs:
+  - source_labels: [__address__]
+    regex: '(127\.0\.0\.1|localhost):[0-9]+'
+    action: keep
+  - source_labels: [__metrics_path__]
+    regex: '/metrics/nodes/([^/]+)/.*'
+    target_label: node
 - job_name: testbed
   file_sd_configs:
   - files: ['$dir/targets/*.json', '$dir/targets/*.yaml']
@@ -556,7 +718,12 @@ write_env() {
       echo "export BALLAST_KUBE_APISERVER='https://127.0.0.1:$APISERVER_PORT'"
       echo "export BALLAST_KUBECTL='$K8S_BIN/kubectl'"
       echo "export BALLAST_KWOK_STAGES='$KWOK_BIN/stages.yaml'"
+      echo "export BALLAST_KWOK_URL='http://127.0.0.1:$KWOK_PORT'"
     fi
+    running metrics-server && {
+      echo "export BALLAST_METRICS_SERVER_URL='https://127.0.0.1:$METRICS_SERVER_PORT'"
+      echo "export BALLAST_METRIC_RESOLUTION_SECONDS='${METRIC_RESOLUTION%s}'"
+    }
     running prometheus && {
       echo "export BALLAST_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'"
       echo "export BALLAST_PROMETHEUS_TARGETS_DIR='$RT/prometheus/targets'"
@@ -592,12 +759,12 @@ with_lock() {
 
 cmd_up() {
   local want=() c
-  (($#)) || set -- kube
+  (($#)) || set -- kube metrics-server
   for c in "$@"; do
     case "$c" in
       all) want+=(kube "${SERVICES[@]}") ;;
-      kube | prometheus | redis | rabbitmq | postgres | moto) want+=("$c") ;;
-      *) die "unknown component '$c' (kube, prometheus, redis, rabbitmq, postgres, moto, all)" ;;
+      kube | metrics-server | prometheus | redis | rabbitmq | postgres | moto) want+=("$c") ;;
+      *) die "unknown component '$c' (kube, metrics-server, prometheus, redis, rabbitmq, postgres, moto, all)" ;;
     esac
   done
   with_lock
@@ -608,7 +775,7 @@ cmd_up() {
   # kube first so that Prometheus finds etcd; the rest in the order given.
   for c in kube "${SERVICES[@]}"; do
     [[ " ${want[*]} " == *" $c "* ]] || continue
-    "up_$c"
+    "up_${c//-/_}"
     write_env
   done
   write_env
@@ -633,6 +800,13 @@ stop_component() {
       stop epmd
       ;;
     postgres) stop postgres INT ;; # fast shutdown: do not wait for clients
+    metrics-server)
+      stop metrics-server
+      # An APIService without its server makes every discovery call warn: unregister it.
+      if running kube-apiserver; then
+        kubectl_ delete apiservice v1beta1.metrics.k8s.io --ignore-not-found --wait=false >/dev/null 2>&1 || true
+      fi
+      ;;
     *) stop "$1" ;;
   esac
 }
@@ -647,7 +821,7 @@ cmd_down() {
   for c in "${want[@]}"; do
     case "$c" in
       kube) ;;
-      prometheus | redis | rabbitmq | postgres | moto) stop_component "$c" & pids+=($!) ;;
+      metrics-server | prometheus | redis | rabbitmq | postgres | moto) stop_component "$c" & pids+=($!) ;;
       *) die "unknown component '$c'" ;;
     esac
   done
@@ -661,14 +835,14 @@ cmd_is_up() {
   local c="${1:-kube}" part
   case "$c" in
     kube) for part in "${KUBE_PARTS[@]}"; do running "$part" || return 1; done ;;
-    prometheus | redis | rabbitmq | postgres | moto) running "$c" ;;
+    metrics-server | prometheus | redis | rabbitmq | postgres | moto) running "$c" ;;
     *) die "unknown component '$c'" ;;
   esac
 }
 
 cmd_status() {
   local c pid
-  for c in "${KUBE_PARTS[@]}" prometheus redis rabbitmq epmd postgres moto; do
+  for c in "${KUBE_PARTS[@]}" metrics-server prometheus redis rabbitmq epmd postgres moto; do
     if running "$c"; then read -r pid _ <"$(pidfile "$c")"; printf '%-24s running (pid %s)\n' "$c" "$pid"
     else printf '%-24s stopped\n' "$c"; fi
   done

@@ -1,11 +1,12 @@
-//! The horizontal reconciler against the REAL test bed (`tests/testbed.sh up kube prometheus`):
-//! kube-apiserver (with the aggregation layer), kube-controller-manager (without the HPA
-//! controller), kube-scheduler, kwok, Prometheus. Everything listens on and dials 127.0.0.1.
+//! The horizontal reconciler against the REAL test bed (`tests/testbed.sh up kube metrics-server
+//! prometheus`): kube-apiserver (with the aggregation layer), kube-controller-manager (without the
+//! HPA controller), kube-scheduler, kwok, metrics-server, Prometheus. Everything listens on and dials 127.0.0.1.
 //!
-//! - `cpu_utilization_through_metrics_k8s_io`: a test `metrics.k8s.io/v1beta1` server (HTTPS on
-//!   127.0.0.1, values set by the test) registered as an APIService whose Service is an
-//!   `ExternalName: localhost`; the API server proxies the reconciler's reads to it. Scale up on
-//!   high CPU, back down on low CPU.
+//! - `cpu_utilization_through_metrics_k8s_io`: the bed's metrics pipeline (`tests/testbed.sh up
+//!   metrics-server`): kwok reports each pod's CPU from its usage annotation on the node's
+//!   emulated kubelet endpoint, metrics-server scrapes it every 10 s and serves
+//!   `metrics.k8s.io/v1beta1` through the aggregator. Scale up on high CPU, back down once the
+//!   test annotates the pods with low CPU.
 //! - `prometheus_query_scales_up_and_down_with_conditions_and_events`: a series the test serves
 //!   on 127.0.0.1 and the bed's Prometheus scrapes (file_sd); then the conditions and events as
 //!   `kubectl describe` reads them.
@@ -20,33 +21,26 @@
 //! test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh`
 //! sets).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_controller::horizontal::{Config, HorizontalController};
 use ballast_metrics::MetricsConfig;
-use ballast_metrics::kube_metrics::{ContainerMetrics, PodMetrics};
+use ballast_testbed::usage::{set_usage_of_pods, wait_for_pod_metrics};
 use ballast_testbed::wait::{poll_until, wait_for};
 use ballast_testbed::{
     KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Service};
+use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::api::events::v1::Event as EventsEvent;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use prometheus_client::registry::Registry;
 use serde::Deserialize as _;
@@ -469,294 +463,6 @@ impl Drop for Series {
     }
 }
 
-// ---- a test metrics.k8s.io server ---------------------------------------------------------------
-
-const APISERVICE: &str = "v1beta1.metrics.k8s.io";
-
-/// CPU usage (milli-cores) per namespace, the same for every running pod of it.
-type Usage = Arc<Mutex<HashMap<String, u64>>>;
-
-#[derive(Clone)]
-struct MetricsState {
-    client: Client,
-    usage: Usage,
-}
-
-async fn api_resources() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": "metrics.k8s.io/v1beta1",
-        "resources": [
-            { "name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"] },
-            { "name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"] }
-        ]
-    }))
-}
-
-async fn pod_metrics(
-    State(s): State<MetricsState>,
-    Path(ns): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<axum::Json<serde_json::Value>, (axum::http::StatusCode, String)> {
-    let err = |e: kube::Error| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let usage = s.usage.lock().unwrap().get(&ns).copied();
-    let mut lp = ListParams::default();
-    if let Some(sel) = q.as_deref().and_then(|q| query_param(q, "labelSelector")) {
-        lp = lp.labels(&sel);
-    }
-    let pods = Api::<Pod>::namespaced(s.client.clone(), &ns)
-        .list(&lp)
-        .await
-        .map_err(err)?;
-    let now = jiff::Timestamp::now();
-    let items: Vec<PodMetrics> = match usage {
-        None => Vec::new(),
-        Some(milli) => pods
-            .items
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .map(|p| PodMetrics {
-                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                    name: p.metadata.name.clone(),
-                    namespace: Some(ns.clone()),
-                    labels: p.metadata.labels.clone(),
-                    ..Default::default()
-                },
-                timestamp: Some(now.to_string()),
-                // A short window: samples are trusted 1 s after a pod turns ready.
-                window: Some("1s".into()),
-                containers: vec![ContainerMetrics {
-                    name: "app".into(),
-                    usage: BTreeMap::from([
-                        ("cpu".to_string(), Quantity(format!("{milli}m"))),
-                        ("memory".to_string(), Quantity("10Mi".into())),
-                    ]),
-                }],
-            })
-            .collect(),
-    };
-    let mut v =
-        serde_json::to_value(ballast_metrics::kube_metrics::PodMetricsList { items }).unwrap();
-    v["kind"] = json!("PodMetricsList");
-    v["apiVersion"] = json!("metrics.k8s.io/v1beta1");
-    v["metadata"] = json!({});
-    Ok(axum::Json(v))
-}
-
-/// One parameter of a query string, percent-decoded.
-fn query_param(query: &str, key: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// axum listener doing the TLS handshake.
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => return (tls, addr),
-                _ => continue,
-            }
-        }
-    }
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-/// A self-signed certificate for `localhost` (made with the openssl command: test data).
-fn self_signed(dir: &std::path::Path) -> Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    std::fs::create_dir_all(dir)?;
-    let (key, cert) = (dir.join("tls.key"), dir.join("tls.crt"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .context("running openssl")?;
-    ensure!(
-        out.status.success(),
-        "openssl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(&cert)?.collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(&key)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// The test metrics server and its APIService registration; unregistered on drop.
-struct MetricsApi {
-    client: Client,
-    usage: Usage,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MetricsApi {
-    async fn start(bed: &TestBed, ns: &TestNamespace) -> Result<MetricsApi> {
-        let dir = std::env::temp_dir().join(format!("ballast-hza-metrics-{}", std::process::id()));
-        let tls = self_signed(&dir)?;
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let port = tcp.local_addr()?.port();
-        let usage: Usage = Arc::default();
-        let app = Router::new()
-            .route("/apis/metrics.k8s.io/v1beta1", get(api_resources))
-            .route(
-                "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
-                get(pod_metrics),
-            )
-            .with_state(MetricsState {
-                client: bed.client(),
-                usage: usage.clone(),
-            });
-        let listener = TlsListener {
-            tcp,
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
-        };
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-
-        // Network rule: the Service is an ExternalName `localhost`, so the aggregator dials
-        // localhost:PORT (the APIService's port), never a ClusterIP.
-        let svc: Service = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": { "name": "test-metrics-server", "namespace": ns.name() },
-            "spec": { "type": "ExternalName", "externalName": "localhost" }
-        }))?;
-        ns.api::<Service>()
-            .create(&PostParams::default(), &svc)
-            .await
-            .context("creating the ExternalName Service")?;
-        let apiservice: APIService = serde_json::from_value(json!({
-            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-            "metadata": { "name": APISERVICE },
-            "spec": {
-                "group": "metrics.k8s.io", "version": "v1beta1",
-                "service": { "namespace": ns.name(), "name": "test-metrics-server", "port": port },
-                "insecureSkipTLSVerify": true,
-                "groupPriorityMinimum": 100, "versionPriority": 100
-            }
-        }))?;
-        let api: Api<APIService> = Api::all(bed.client());
-        api.patch(
-            APISERVICE,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&apiservice),
-        )
-        .await
-        .context("registering the APIService")?;
-        let this = MetricsApi {
-            client: bed.client(),
-            usage,
-            task,
-        };
-        wait_for(
-            &api,
-            APISERVICE,
-            Duration::from_secs(60),
-            |a: &APIService| {
-                a.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Available" && c.status == "True")
-                    })
-            },
-        )
-        .await
-        .context("the APIService did not become Available")?;
-        Ok(this)
-    }
-
-    fn set_cpu(&self, ns: &TestNamespace, milli: u64) {
-        self.usage
-            .lock()
-            .unwrap()
-            .insert(ns.name().to_owned(), milli);
-    }
-}
-
-impl Drop for MetricsApi {
-    fn drop(&mut self) {
-        self.task.abort();
-        let client = self.client.clone();
-        // Drop cannot await: unregister from a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async move {
-                let api: Api<APIService> = Api::all(client);
-                api.delete(APISERVICE, &DeleteParams::default()).await.ok()
-            })
-        })
-        .join();
-    }
-}
-
 async fn node_and_deployment(ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
     ns.create_deployment(TestDeployment::new(name).replicas(replicas))
         .await?;
@@ -767,16 +473,44 @@ async fn node_and_deployment(ns: &TestNamespace, name: &str, replicas: i32) -> R
 
 // ---- (a) CPU utilization through metrics.k8s.io ---------------------------------------------------
 
+/// CPU per pod, just under the 100m request: metrics-server's rate is within a fraction of a
+/// millicore of it and quantities round up, so each pod reads as 100m, i.e. 100%.
+const HIGH_CPU: &str = "99500u";
+const LOW_CPU: &str = "5m";
+const MEMORY: &str = "10Mi";
+
+/// Waits until metrics-server serves `cpu` for every pod of `app=<name>`.
+async fn wait_usage_served(bed: &TestBed, ns: &TestNamespace, name: &str, cpu: &str) -> Result<()> {
+    // A pod's first value needs two scrapes after it started; a changed one up to two more.
+    let timeout = bed.metric_resolution() * 6;
+    for pod in ns.pods(&format!("app={name}")).await? {
+        let pod = pod.metadata.name.context("pod without a name")?;
+        let got =
+            wait_for_pod_metrics(&bed.client(), ns.name(), &pod, cpu, MEMORY, timeout).await?;
+        eprintln!("{pod}: {got:?}");
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
     install_crds(&bed.client()).await?;
     let ns = bed.namespace("hza-cpu").await?;
     ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
         .await?;
-    let metrics = MetricsApi::start(&bed, &ns).await?;
-    metrics.set_cpu(&ns, 100); // 100% of the 100m request: above the 50% target
-    node_and_deployment(&ns, "web", 2).await?;
+    // Every pod, also each one the scale-up adds, starts at 100% of its 100m request: above the
+    // 50% target. kwok reports the pods' usage annotations; metrics-server serves them.
+    ns.create_deployment(
+        TestDeployment::new("web")
+            .replicas(2)
+            .usage(HIGH_CPU, MEMORY),
+    )
+    .await?;
+    ns.wait_deployment_ready("web", 2, Duration::from_secs(90))
+        .await?;
+    wait_usage_served(&bed, &ns, "web", HIGH_CPU).await?;
 
     create_hza(&ns, "web", json!({
         "scaleTargetRef": deployment_target("web"),
@@ -789,8 +523,9 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     .await?;
     let ctl = start_controller(&bed, &ns, None)?;
 
-    // 100% / 50% → ratio 2 → 4 replicas; the new pods also report 100% → 6 (maxReplicas).
-    wait_replicas(&ns, "web", 6, Duration::from_secs(90)).await?;
+    // 100% / 50% → ratio 2 → 4 replicas; once metrics-server reports the new pods (also 100%),
+    // 6 (maxReplicas).
+    wait_replicas(&ns, "web", 6, Duration::from_secs(180)).await?;
     let h = wait_condition(&ns, "web", "ScalingActive", "True", "ValidMetricFound").await?;
     let current = &h.status.as_ref().unwrap().current_metrics;
     ensure!(
@@ -808,9 +543,11 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     )
     .await?;
 
-    // Low CPU: back to minReplicas once the 5 s window has passed.
-    metrics.set_cpu(&ns, 5);
-    wait_replicas(&ns, "web", 2, Duration::from_secs(90)).await?;
+    // Low CPU on every pod: back to minReplicas once metrics-server reports it and the 5 s
+    // window has passed.
+    let annotated = set_usage_of_pods(&bed.client(), ns.name(), "app=web", LOW_CPU, MEMORY).await?;
+    ensure!(annotated.len() == 6, "annotated {annotated:?}");
+    wait_replicas(&ns, "web", 2, Duration::from_secs(120)).await?;
     wait_event(
         &ns,
         "web",
@@ -820,7 +557,6 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     .await?;
 
     ctl.stop().await?;
-    drop(metrics);
     ns.cleanup().await?;
     Ok(())
 }

@@ -36,6 +36,7 @@ mod env;
 mod namespace;
 mod objects;
 pub mod services;
+pub mod usage;
 pub mod wait;
 
 use std::time::Duration;
@@ -76,6 +77,8 @@ pub enum Service {
     RabbitMq,
     Postgres,
     Moto,
+    /// metrics-server, serving `metrics.k8s.io` from kwok's emulated kubelets (see [`usage`]).
+    MetricsServer,
 }
 
 impl Service {
@@ -87,6 +90,7 @@ impl Service {
             Service::RabbitMq => "BALLAST_RABBITMQ_URL",
             Service::Postgres => "BALLAST_POSTGRES_URL",
             Service::Moto => "BALLAST_MOTO_URL",
+            Service::MetricsServer => "BALLAST_METRICS_SERVER_URL",
         }
     }
 
@@ -98,6 +102,7 @@ impl Service {
             Service::RabbitMq => "rabbitmq",
             Service::Postgres => "postgres",
             Service::Moto => "moto",
+            Service::MetricsServer => "metrics-server",
         }
     }
 }
@@ -228,6 +233,20 @@ impl TestBed {
     /// `http://127.0.0.1:PORT` of the moto server (EC2, SQS, ...; credentials `testing`/`testing`).
     pub fn moto_url(&self) -> Option<String> {
         self.service_url(Service::Moto)
+    }
+
+    /// `https://127.0.0.1:PORT` of metrics-server. Tests read its metrics through the API server
+    /// (`metrics.k8s.io/v1beta1`, [`usage::pod_metrics`]); `Some` says the pipeline is up.
+    pub fn metrics_server_url(&self) -> Option<String> {
+        self.service_url(Service::MetricsServer)
+    }
+
+    /// How often metrics-server scrapes kwok (`--metric-resolution`), 10 s on the bed.
+    pub fn metric_resolution(&self) -> Duration {
+        self.env
+            .get("BALLAST_METRIC_RESOLUTION_SECONDS")
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::from_secs(10), Duration::from_secs)
     }
 
     /// Creates an isolated namespace `<prefix>-<random>`; see [`TestNamespace`].

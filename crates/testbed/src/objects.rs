@@ -10,9 +10,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::KWOK_NODE_ANNOTATION;
+use crate::usage::{RESOURCE_METRICS_PATH_ANNOTATION, resource_metrics_path, usage_annotations};
 
 /// A node simulated by kwok: annotated `kwok.x-k8s.io/node=fake`, with the given capacity,
-/// labels and taints. kwok makes it Ready and runs the pods bound to it.
+/// labels and taints. kwok makes it Ready and runs the pods bound to it, and emulates its kubelet
+/// resource endpoint, which the annotation `metrics.k8s.io/resource-metrics-path` points
+/// metrics-server at.
 #[derive(Clone, Debug)]
 pub struct KwokNode {
     pub(crate) name: String,
@@ -106,10 +109,16 @@ impl KwokNode {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
                 labels: Some(labels),
-                annotations: Some(BTreeMap::from([(
-                    KWOK_NODE_ANNOTATION.0.to_owned(),
-                    KWOK_NODE_ANNOTATION.1.to_owned(),
-                )])),
+                annotations: Some(BTreeMap::from([
+                    (
+                        KWOK_NODE_ANNOTATION.0.to_owned(),
+                        KWOK_NODE_ANNOTATION.1.to_owned(),
+                    ),
+                    (
+                        RESOURCE_METRICS_PATH_ANNOTATION.to_owned(),
+                        resource_metrics_path(name),
+                    ),
+                ])),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -132,6 +141,7 @@ pub struct TestDeployment {
     replicas: i32,
     labels: BTreeMap<String, String>,
     requests: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
     image: String,
 }
 
@@ -147,6 +157,7 @@ impl TestDeployment {
                 ("cpu".to_owned(), "100m".to_owned()),
                 ("memory".to_owned(), "64Mi".to_owned()),
             ]),
+            annotations: BTreeMap::new(),
             image: "registry.k8s.io/pause:3.10".to_owned(),
         }
     }
@@ -169,6 +180,20 @@ impl TestDeployment {
         self
     }
 
+    /// An annotation of the pod template (every pod gets it; changing it later means a rollout).
+    pub fn pod_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// The CPU and memory (quantities) every pod's container uses from its start, as kwok
+    /// reports it to metrics-server and Prometheus; see [`crate::usage`]. Change a running pod's
+    /// usage with [`crate::usage::set_pod_usage`].
+    pub fn usage(mut self, cpu: &str, memory: &str) -> Self {
+        self.annotations.extend(usage_annotations(cpu, memory));
+        self
+    }
+
     /// The Deployment object (no namespace set).
     pub fn build(&self) -> Deployment {
         let selector = BTreeMap::from([("app".to_owned(), self.name.clone())]);
@@ -187,6 +212,8 @@ impl TestDeployment {
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(self.labels.clone()),
+                        annotations: (!self.annotations.is_empty())
+                            .then(|| self.annotations.clone()),
                         ..Default::default()
                     }),
                     spec: Some(PodSpec {

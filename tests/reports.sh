@@ -13,7 +13,8 @@ for s in simulations/*.yaml; do
   name="$(basename "$s" .yaml)"
   rm -rf "${out:?}/$name"
   mkdir -p "$out/$name"
-  # the speed line (wall time) is the one line that differs between runs
-  "$bin" simulate "$s" --quiet --out "$out/$name" | grep -v "real time" >"$out/$name/stdout.txt"
+  # the speed line (wall time) and the output folder are what differ between two runs
+  "$bin" simulate "$s" --quiet --out "$out/$name" | grep -v "real time" |
+    sed "s|$out/$name|OUT|g" >"$out/$name/stdout.txt"
 done
 echo "reports of $(ls simulations/*.yaml | wc -l) scenarios in $out"

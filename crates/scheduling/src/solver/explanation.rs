@@ -1,25 +1,26 @@
-//! Explanations.
+//! Explanations: why a candidate was rejected ([`Rejection`], cheap, built on every try) and
+//! why a pod could not be placed anywhere ([`Unschedulable`], built once per failed pod).
 
 use super::*;
 
 /// Why one candidate was rejected (cheap to build; turned into a `Reason` only for reports).
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum Why {
+pub(super) enum Rejection {
     Cordoned,
     Taint(Taint),
-    Req(u32),
+    Requirement(u32),
     Volume,
     Exceeds { dim: usize, need: i64, largest: i64 },
-    NoFit(RV),
+    NoFit(ResourceVector),
     NoOffering,
     Resource { dim: usize, need: i64, free: i64 },
     Limits(usize),
     MinValues { key: u32, min: u32, left: u32 },
     Spread(usize),
     Affinity(usize),
-    Anti(usize),
+    AntiAffinity(usize),
     InverseAnti(usize),
-    TopoKey(u32),
+    TopologyKey(u32),
     Port(u16),
     Conflict,
 }
@@ -27,27 +28,27 @@ pub(super) enum Why {
 impl<'a> Solver<'a> {
     pub(super) fn dropped_names(&self, pi: usize) -> Vec<String> {
         let p = &self.pods[pi];
-        let pod = &self.pod_src[p.src];
+        let pod = &self.pod_sources[p.source];
         p.soft[..p.relaxed]
             .iter()
             .map(|s| match s {
-                Soft::NodePref(i) => format!(
+                Preference::NodePreference(i) => format!(
                     "preferred node affinity term (weight {})",
-                    p.pref_node[*i].0
+                    p.preferred_node_terms[*i].0
                 ),
-                Soft::Spread(i) => format!(
+                Preference::Spread(i) => format!(
                     "ScheduleAnyway topology spread on {}",
                     self.keys.name(self.groups[p.spread[*i].group].key)
                 ),
-                Soft::Affinity(i) => format!(
+                Preference::Affinity(i) => format!(
                     "preferred pod affinity on {}",
-                    self.keys.name(self.groups[p.aff[*i].group].key)
+                    self.keys.name(self.groups[p.affinity[*i].group].key)
                 ),
-                Soft::Anti(i) => format!(
+                Preference::AntiAffinity(i) => format!(
                     "preferred pod anti-affinity on {}",
                     self.keys.name(self.groups[p.anti[*i].group].key)
                 ),
-                Soft::PreferNoSchedule => {
+                Preference::PreferNoSchedule => {
                     let _ = pod;
                     "PreferNoSchedule taints".to_string()
                 }
@@ -55,27 +56,27 @@ impl<'a> Solver<'a> {
             .collect()
     }
 
-    pub(super) fn reason(&self, w: &Why) -> Reason {
+    pub(super) fn reason(&self, w: &Rejection) -> Reason {
         let dim = |d: usize| {
             if d == LIMIT_NODES {
                 "nodes".to_string()
             } else {
-                self.dims[d].clone()
+                self.cluster.dimensions[d].clone()
             }
         };
         match w {
-            Why::Cordoned => Reason::Cordoned,
-            Why::Taint(t) => Reason::TaintNotTolerated { taint: t.clone() },
-            Why::Req(k) => Reason::Requirement {
+            Rejection::Cordoned => Reason::Cordoned,
+            Rejection::Taint(t) => Reason::TaintNotTolerated { taint: t.clone() },
+            Rejection::Requirement(k) => Reason::Requirement {
                 key: self.keys.name(*k).to_string(),
                 wanted: String::new(),
                 offered: String::new(),
             },
-            Why::Volume => Reason::VolumeZone {
+            Rejection::Volume => Reason::VolumeZone {
                 volumes: vec![],
                 zones: vec![],
             },
-            Why::Exceeds {
+            Rejection::Exceeds {
                 dim: d,
                 need,
                 largest,
@@ -84,24 +85,24 @@ impl<'a> Solver<'a> {
                 needed: *need,
                 largest: *largest,
             },
-            Why::NoFit(rv) => Reason::NoInstanceTypeFits {
-                needed: self.resources(rv),
+            Rejection::NoFit(vector) => Reason::NoInstanceTypeFits {
+                needed: self.resources(vector),
             },
-            Why::NoOffering => Reason::NoAvailableOffering,
-            Why::Resource { dim: d, need, free } => Reason::InsufficientResource {
+            Rejection::NoOffering => Reason::NoAvailableOffering,
+            Rejection::Resource { dim: d, need, free } => Reason::InsufficientResource {
                 resource: dim(*d),
                 needed: *need,
                 free: *free,
             },
-            Why::Limits(d) => Reason::LimitsReached { resource: dim(*d) },
-            Why::MinValues { key, min, left } => Reason::MinValues {
+            Rejection::Limits(d) => Reason::LimitsReached { resource: dim(*d) },
+            Rejection::MinValues { key, min, left } => Reason::MinValues {
                 key: self.keys.name(*key).to_string(),
                 min: *min,
                 left: *left,
             },
-            Why::Spread(g) => {
+            Rejection::Spread(g) => {
                 let skew = match self.groups[*g].kind {
-                    GKind::Spread { skew, .. } => skew,
+                    GroupKind::Spread { skew, .. } => skew,
                     _ => 0,
                 };
                 Reason::TopologySpread {
@@ -109,20 +110,20 @@ impl<'a> Solver<'a> {
                     max_skew: skew,
                 }
             }
-            Why::Affinity(g) => Reason::PodAffinity {
+            Rejection::Affinity(g) => Reason::PodAffinity {
                 key: self.keys.name(self.groups[*g].key).to_string(),
             },
-            Why::Anti(g) => Reason::PodAntiAffinity {
+            Rejection::AntiAffinity(g) => Reason::PodAntiAffinity {
                 key: self.keys.name(self.groups[*g].key).to_string(),
             },
-            Why::InverseAnti(g) => Reason::ExistingPodAntiAffinity {
+            Rejection::InverseAnti(g) => Reason::ExistingPodAntiAffinity {
                 key: self.keys.name(self.groups[*g].key).to_string(),
             },
-            Why::TopoKey(k) => Reason::TopologyKeyUndetermined {
+            Rejection::TopologyKey(k) => Reason::TopologyKeyUndetermined {
                 key: self.keys.name(*k).to_string(),
             },
-            Why::Port(p) => Reason::HostPortConflict { port: *p },
-            Why::Conflict => Reason::ConflictingPreferences,
+            Rejection::Port(p) => Reason::HostPortConflict { port: *p },
+            Rejection::Conflict => Reason::ConflictingPreferences,
         }
     }
 
@@ -139,11 +140,17 @@ impl<'a> Solver<'a> {
                 let k = self.keys.get(&key);
                 let wanted = k
                     .and_then(|k| {
-                        p.eff_alts
+                        p.alternative_ids
                             .iter()
-                            .find_map(|&a| reqset_get(&self.alts[a].rs, k))
+                            .find_map(|&a| reqset_get(&self.alternatives[a].rs, k))
                     })
-                    .or_else(|| k.and_then(|k| p.hard_alts.iter().find_map(|a| reqset_get(a, k))))
+                    .or_else(|| {
+                        k.and_then(|k| {
+                            p.required_alternatives
+                                .iter()
+                                .find_map(|a| reqset_get(a, k))
+                        })
+                    })
                     .map(|v| v.describe(&self.vals))
                     .unwrap_or_default();
                 let offered = match (k, offered) {
@@ -157,7 +164,7 @@ impl<'a> Solver<'a> {
                 }
             }
             Reason::VolumeZone { .. } => {
-                let pod = &self.pod_src[self.pods[pi].src];
+                let pod = &self.pod_sources[self.pods[pi].source];
                 let vols: Vec<&crate::model::VolumeTopology> =
                     pod.volumes.iter().filter(|v| !v.zones.is_empty()).collect();
                 let mut zones: Vec<String> =
@@ -176,25 +183,27 @@ impl<'a> Solver<'a> {
     pub(super) fn pool_offers(&self, pool: usize, key: u32) -> String {
         let pp = &self.pools[pool];
         let mut vals = BTreeSet::new();
-        if key == self.k_zone {
+        if key == self.cluster.zone_key {
             for t in pp.types.iter() {
-                for c in bits_of(pp.cmask) {
-                    for z in bits_of(self.types[t].zc[c] & pp.zmask) {
-                        vals.insert(self.vals.name(self.zones[z]).to_string());
+                for c in mask_bits(pp.capacity_mask) {
+                    for z in
+                        mask_bits(self.cluster.types[t].zones_by_capacity_type[c] & pp.zone_mask)
+                    {
+                        vals.insert(self.vals.name(self.cluster.zones[z]).to_string());
                     }
                 }
             }
-        } else if key == self.k_ct {
+        } else if key == self.cluster.capacity_type_key {
             for t in pp.types.iter() {
-                for c in bits_of(pp.cmask) {
-                    if self.types[t].zc[c] & pp.zmask != 0 {
-                        vals.insert(self.vals.name(self.cts[c]).to_string());
+                for c in mask_bits(pp.capacity_mask) {
+                    if self.cluster.types[t].zones_by_capacity_type[c] & pp.zone_mask != 0 {
+                        vals.insert(self.vals.name(self.cluster.capacity_types[c]).to_string());
                     }
                 }
             }
         } else if self.is_type_key(key) {
             for t in pp.types.iter() {
-                if let Some(v) = label(&self.types[t].labels, key) {
+                if let Some(v) = label(&self.cluster.types[t].labels, key) {
                     vals.insert(self.vals.name(v).to_string());
                 }
             }
@@ -203,10 +212,10 @@ impl<'a> Solver<'a> {
                 let first: Vec<String> = vals.into_iter().take(12).collect();
                 return format!("{} values: {} ...", n, first.join(","));
             }
-        } else if key == self.k_host {
+        } else if key == self.cluster.hostname_key {
             return "a new hostname".into();
         } else {
-            return reqset_get(&pp.reqs, key)
+            return reqset_get(&pp.requirements, key)
                 .map(|v| v.describe(&self.vals))
                 .unwrap_or_else(|| "no such label".into());
         }
@@ -218,9 +227,9 @@ impl<'a> Solver<'a> {
     }
 
     pub(super) fn explain(&self, pi: usize) -> Unschedulable {
-        let pod = self.pod_src[self.pods[pi].src].key();
+        let pod = self.pod_sources[self.pods[pi].source].key();
         let mut node_pools = vec![];
-        if self.opts.allow_new_nodes {
+        if self.cluster.options.allow_new_nodes {
             for pool in 0..self.pools.len() {
                 if let Err(w) = self.try_new(pi, pool) {
                     let f = |k: u32| self.pool_offers(pool, k);
@@ -262,8 +271,8 @@ impl<'a> Solver<'a> {
             }
         };
         for &s in &self.live {
-            if let Err(w) = self.try_slot(pi, s) {
-                let f = |k: u32| match label(&self.slots[s].labels, k) {
+            if let Err(w) = self.try_existing(pi, s) {
+                let f = |k: u32| match label(&self.cluster.slots[s].labels, k) {
                     Some(v) => self.vals.name(v).to_string(),
                     None => "no such label".to_string(),
                 };
@@ -274,10 +283,10 @@ impl<'a> Solver<'a> {
             if let Err(w) = self.try_claim(pi, c) {
                 let r = match w {
                     // On a NodeClaim of this solve, "largest type" means what is left of it.
-                    Why::Exceeds { dim, .. } | Why::Resource { dim, .. } => {
+                    Rejection::Exceeds { dim, .. } | Rejection::Resource { dim, .. } => {
                         Reason::InsufficientResource {
-                            resource: self.dims[dim].clone(),
-                            needed: self.pods[pi].req.0[dim],
+                            resource: self.cluster.dimensions[dim].clone(),
+                            needed: self.pods[pi].requests.0[dim],
                             free: c.max_alloc.0[dim] - c.used.0[dim],
                         }
                     }
@@ -290,7 +299,7 @@ impl<'a> Solver<'a> {
             b.1.cmp(&a.1)
                 .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
         });
-        if node_pools.is_empty() && self.opts.allow_new_nodes && self.pools.is_empty() {
+        if node_pools.is_empty() && self.cluster.options.allow_new_nodes && self.pools.is_empty() {
             node_pools.push(("-".into(), Reason::NoNodePools));
         }
         Unschedulable {

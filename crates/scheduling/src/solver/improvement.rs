@@ -1,11 +1,13 @@
-//! Improvement.
+//! Improvement passes after the first fit (`SolveOptions::improve`): repack pods nothing ties to
+//! their node into fewer, fuller NodeClaims, and empty the emptiest ones into room others already
+//! pay for. A move never raises a receiver's price, so the total only falls.
 
 use super::*;
 
 impl Solver<'_> {
     pub(crate) fn claim_price(&self, ci: usize) -> f64 {
         let c = &self.claims[ci];
-        self.cheapest(&c.types, c.zmask, c.cmask)
+        self.cheapest(&c.types, c.zone_mask, c.capacity_mask)
             .map(|x| x.3)
             .unwrap_or(0.0)
     }
@@ -15,9 +17,9 @@ impl Solver<'_> {
     /// A pod that nothing topological or port-related ties to its node can be moved freely.
     pub(crate) fn pod_is_free(&self, pi: usize) -> bool {
         let p = &self.pods[pi];
-        p.member.is_empty()
+        p.counted_in.is_empty()
             && p.spread.is_empty()
-            && p.aff.is_empty()
+            && p.affinity.is_empty()
             && p.anti.is_empty()
             && p.ports.is_empty()
     }
@@ -33,19 +35,19 @@ impl Solver<'_> {
             return false;
         };
         let after = self
-            .cheapest(&tr.types, tr.zmask, tr.cmask)
+            .cheapest(&tr.types, tr.zone_mask, tr.capacity_mask)
             .map(|x| x.3)
             .unwrap_or(f64::INFINITY);
         if after > before + 1e-12 {
             return false;
         }
         // Take the pod off `from`.
-        let req = self.pods[pi].req;
+        let requests = self.pods[pi].requests;
         let c = &mut self.claims[from];
         let n = c.pods.len();
-        self.open.remove(&(n, from));
+        self.open_claims.remove(&(n, from));
         c.pods.retain(|&x| x != pi);
-        c.used = c.used.sub(&req);
+        c.used = c.used.sub(&requests);
         self.placements.retain(|(p, _)| *p != pi);
         if self.claims[from].pods.is_empty() {
             self.claims[from].alive = false;
@@ -55,7 +57,7 @@ impl Solver<'_> {
             self.pools[pool].claims -= 1;
         } else {
             self.recompute_claim(from);
-            self.open.insert((n - 1, from));
+            self.open_claims.insert((n - 1, from));
         }
         self.commit_claim(pi, to, tr);
         true
@@ -66,10 +68,10 @@ impl Solver<'_> {
     /// disappear, thinned ones may drop to a cheaper type.
     pub(crate) fn improve(&mut self) {
         let n = self.claims.len();
-        let chosen_alloc = |s: &Self, ci: usize| -> Option<RV> {
+        let chosen_alloc = |s: &Self, ci: usize| -> Option<ResourceVector> {
             let c = &s.claims[ci];
-            s.cheapest(&c.types, c.zmask, c.cmask)
-                .map(|(t, ..)| s.types[t].alloc)
+            s.cheapest(&c.types, c.zone_mask, c.capacity_mask)
+                .map(|(t, ..)| s.cluster.types[t].alloc)
         };
         let fill = |s: &Self, ci: usize| -> f64 {
             let Some(a) = chosen_alloc(s, ci) else {
@@ -88,7 +90,7 @@ impl Solver<'_> {
             .collect();
         order.sort();
         // Room each claim already pays for; refreshed for the two claims a move touches.
-        let mut room: Vec<Option<RV>> = (0..n)
+        let mut room: Vec<Option<ResourceVector>> = (0..n)
             .map(|ci| {
                 if self.claim_alive(ci) && !self.pool_limited(ci) {
                     chosen_alloc(self, ci).map(|a| a.sub(&self.claims[ci].used))
@@ -102,11 +104,17 @@ impl Solver<'_> {
                 continue;
             }
             let mut pods = self.claims[from].pods.clone();
-            pods.sort_by(|&a, &b| self.pods[b].req.0.cmp(&self.pods[a].req.0).then(a.cmp(&b)));
+            pods.sort_by(|&a, &b| {
+                self.pods[b]
+                    .requests
+                    .0
+                    .cmp(&self.pods[a].requests.0)
+                    .then(a.cmp(&b))
+            });
             for pi in pods {
-                let req = self.pods[pi].req;
+                let requests = self.pods[pi].requests;
                 for to in 0..n {
-                    if to == from || !room[to].is_some_and(|r| req.le(&r)) {
+                    if to == from || !room[to].is_some_and(|r| requests.le(&r)) {
                         continue;
                     }
                     if self.move_free_pod(pi, from, to) {
@@ -144,7 +152,7 @@ impl Solver<'_> {
                 self.claims[ci]
                     .pods
                     .iter()
-                    .all(|&pi| self.pod_is_free(pi) && self.pods[pi].eff_alts.len() == 1)
+                    .all(|&pi| self.pod_is_free(pi) && self.pods[pi].alternative_ids.len() == 1)
             })
             .collect();
         if eligible.is_empty() {
@@ -162,7 +170,7 @@ impl Solver<'_> {
         let mut loose: Vec<usize> = vec![];
         for &ci in eligible {
             let n = self.claims[ci].pods.len();
-            self.open.remove(&(n, ci));
+            self.open_claims.remove(&(n, ci));
             loose.append(&mut self.claims[ci].pods);
             self.claims[ci].alive = false;
             let pool = self.claims[ci].pool;
@@ -177,9 +185,9 @@ impl Solver<'_> {
         let mut compat_cache: FxHashMap<(usize, Vec<bool>), Vec<bool>> = FxHashMap::default();
         for &pi in &loose {
             let tol: Vec<bool> = (0..np)
-                .map(|p| self.taint_block(pi, &self.pools[p].taints).is_none())
+                .map(|p| self.blocking_taint(pi, &self.pools[p].taints).is_none())
                 .collect();
-            let alt = self.pods[pi].eff_alts[0];
+            let alt = self.pods[pi].alternative_ids[0];
             let ok = compat_cache
                 .entry((alt, tol.clone()))
                 .or_insert_with(|| {
@@ -189,37 +197,37 @@ impl Solver<'_> {
                 })
                 .clone();
             classes
-                .entry((self.pods[pi].req.0.to_vec(), alt, ok))
+                .entry((self.pods[pi].requests.0.to_vec(), alt, ok))
                 .or_default()
                 .push(pi);
         }
         // Value of one pod of a class: the cheapest dominant-share price over what it fits.
         let mut list: Vec<(f64, Key, Vec<usize>)> = vec![];
         for (key, pods) in classes {
-            let req = self.pods[pods[0]].req;
+            let requests = self.pods[pods[0]].requests;
             let mut v = f64::INFINITY;
             for (p, pool) in self.pools.iter().enumerate() {
                 if !key.2[p] {
                     continue;
                 }
                 for t in pool.types.iter() {
-                    if !self.alts[key.1].types.0[t / 64] & (1 << (t % 64)) != 0 {
+                    if !self.alternatives[key.1].types.0[t / 64] & (1 << (t % 64)) != 0 {
                         continue;
                     }
-                    let cap = self.types[t].alloc.sub(&pool.overhead);
-                    if !req.le(&cap) {
+                    let cap = self.cluster.types[t].alloc.sub(&pool.overhead);
+                    if !requests.le(&cap) {
                         continue;
                     }
                     let Some(price) = self.type_price(
                         t,
-                        pool.zmask & self.alts[key.1].zmask,
-                        pool.cmask & self.alts[key.1].cmask,
+                        pool.zone_mask & self.alternatives[key.1].zone_mask,
+                        pool.capacity_mask & self.alternatives[key.1].capacity_mask,
                     ) else {
                         continue;
                     };
                     let share = (0..DIMS)
                         .filter(|&d| cap.0[d] > 0)
-                        .map(|d| req.0[d] as f64 / cap.0[d] as f64)
+                        .map(|d| requests.0[d] as f64 / cap.0[d] as f64)
                         .fold(0.0, f64::max);
                     v = v.min(price * share);
                 }
@@ -233,8 +241,9 @@ impl Solver<'_> {
         }
         list.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let mut left: Vec<usize> = list.iter().map(|x| x.2.len()).collect();
-        let reqs: Vec<RV> = list.iter().map(|x| self.pods[x.2[0]].req).collect();
-        let dims: Vec<Vec<usize>> = reqs
+        let requirements: Vec<ResourceVector> =
+            list.iter().map(|x| self.pods[x.2[0]].requests).collect();
+        let dimensions: Vec<Vec<usize>> = requirements
             .iter()
             .map(|r| (0..DIMS).filter(|&d| r.0[d] > 0).collect())
             .collect();
@@ -260,32 +269,32 @@ impl Solver<'_> {
                 };
                 let overhead = self.pools[p].overhead;
                 for t in tr0.types.iter() {
-                    let Some(price) = self.type_price(t, tr0.zmask, tr0.cmask) else {
+                    let Some(price) = self.type_price(t, tr0.zone_mask, tr0.capacity_mask) else {
                         continue;
                     };
-                    let cap = self.types[t].alloc.sub(&overhead);
-                    let mut used = self.pods[seed].req;
+                    let cap = self.cluster.types[t].alloc.sub(&overhead);
+                    let mut used = self.pods[seed].requests;
                     let mut value = list[seed_class].0;
                     for &c in &active {
                         let avail = left[c] - usize::from(c == seed_class);
                         let item = &list[c];
                         if avail == 0
                             || !item.1.2[p]
-                            || self.alts[item.1.1].types.0[t / 64] & (1 << (t % 64)) == 0
+                            || self.alternatives[item.1.1].types.0[t / 64] & (1 << (t % 64)) == 0
                         {
                             continue;
                         }
-                        let req = &reqs[c];
+                        let requests = &requirements[c];
                         let mut k = avail as i64;
-                        for &d in &dims[c] {
-                            k = k.min((cap.0[d] - used.0[d]).max(0) / req.0[d]);
+                        for &d in &dimensions[c] {
+                            k = k.min((cap.0[d] - used.0[d]).max(0) / requests.0[d]);
                             if k == 0 {
                                 break;
                             }
                         }
                         if k > 0 {
-                            for &d in &dims[c] {
-                                used.0[d] += req.0[d] * k;
+                            for &d in &dimensions[c] {
+                                used.0[d] += requests.0[d] * k;
                             }
                             value += item.0 * k as f64;
                         }
@@ -322,11 +331,11 @@ impl Solver<'_> {
             let ci = self.claims.len() - 1;
             self.commit_claim(seed, ci, tr);
             left[seed_class] -= 1;
-            let cap = self.types[t].alloc;
+            let cap = self.cluster.types[t].alloc;
             for &c2 in &active {
                 while left[c2] > 0 {
                     let pi = list[c2].2[list[c2].2.len() - left[c2]];
-                    if !self.claims[ci].used.add(&self.pods[pi].req).le(&cap) {
+                    if !self.claims[ci].used.add(&self.pods[pi].requests).le(&cap) {
                         break;
                     }
                     match self.try_claim(pi, &self.claims[ci]) {
@@ -344,11 +353,11 @@ impl Solver<'_> {
         }
     }
 
-    pub(super) fn type_price(&self, t: usize, zmask: u64, cmask: u64) -> Option<f64> {
-        self.types[t]
+    pub(super) fn type_price(&self, t: usize, zone_mask: u64, capacity_mask: u64) -> Option<f64> {
+        self.cluster.types[t]
             .offers
             .iter()
-            .filter(|(z, c, _)| zmask & (1 << z) != 0 && cmask & (1 << c) != 0)
+            .filter(|(z, c, _)| zone_mask & (1 << z) != 0 && capacity_mask & (1 << c) != 0)
             .map(|x| x.2)
             .min_by(|a, b| a.total_cmp(b))
     }
@@ -358,24 +367,24 @@ impl Solver<'_> {
     pub(super) fn recompute_claim(&mut self, ci: usize) {
         let pool = self.claims[ci].pool;
         let pods = self.claims[ci].pods.clone();
-        let mut c = self.fresh_claim(pool);
+        let mut c = self.empty_claim(pool);
         c.slot = self.claims[ci].slot;
         // Keep pins and requirement narrowing made by the pods that stay.
-        c.zmask = self.claims[ci].zmask;
-        c.cmask = self.claims[ci].cmask;
-        c.reqs = self.claims[ci].reqs.clone();
+        c.zone_mask = self.claims[ci].zone_mask;
+        c.capacity_mask = self.claims[ci].capacity_mask;
+        c.requirements = self.claims[ci].requirements.clone();
         let mut used = self.pools[pool].overhead;
         for &pi in &pods {
-            used = used.add(&self.pods[pi].req);
+            used = used.add(&self.pods[pi].requests);
         }
         let mut types = self.pools[pool].types.clone();
         for &pi in &pods {
             // The alternative each pod used is not stored: intersect with the union of its
             // alternatives' type masks, a superset that the old set is inside of.
-            let mut any = Bits::new(self.types.len(), false);
-            for &ai in &self.pods[pi].eff_alts {
+            let mut any = TypeSet::new(self.cluster.types.len(), false);
+            for &ai in &self.pods[pi].alternative_ids {
                 for w in 0..any.0.len() {
-                    any.0[w] |= self.alts[ai].types.0[w];
+                    any.0[w] |= self.alternatives[ai].types.0[w];
                 }
             }
             types.and(&any);
@@ -383,21 +392,21 @@ impl Solver<'_> {
         // Never widen past what the claim allowed before for type-keyed reasons: keep only
         // types the old set had or that differ from it only by resource fit.
         let old = self.claims[ci].types.clone();
-        let (zm, cm) = (c.zmask, c.cmask);
-        types.retain(|t| self.offer_ok(t, zm, cm) && used.le(&self.types[t].alloc));
+        let (zm, cm) = (c.zone_mask, c.capacity_mask);
+        types.retain(|t| self.offer_ok(t, zm, cm) && used.le(&self.cluster.types[t].alloc));
         let keep_old_keys = self.claims[ci]
             .pods
             .iter()
-            .any(|&pi| !self.pod_is_free(pi) || self.pods[pi].eff_alts.len() != 1);
+            .any(|&pi| !self.pod_is_free(pi) || self.pods[pi].alternative_ids.len() != 1);
         if keep_old_keys {
             types = old.clone();
-            types.retain(|t| used.le(&self.types[t].alloc));
+            types.retain(|t| used.le(&self.cluster.types[t].alloc));
         }
-        let mut max_alloc = RV::default();
-        let mut min_alloc = RV([i64::MAX; DIMS]);
+        let mut max_alloc = ResourceVector::default();
+        let mut min_alloc = ResourceVector([i64::MAX; DIMS]);
         for t in types.iter() {
-            max_alloc = max_alloc.max(&self.types[t].alloc);
-            min_alloc = min_alloc.min(&self.types[t].alloc);
+            max_alloc = max_alloc.max(&self.cluster.types[t].alloc);
+            min_alloc = min_alloc.min(&self.cluster.types[t].alloc);
         }
         let cl = &mut self.claims[ci];
         cl.types = types;

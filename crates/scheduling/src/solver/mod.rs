@@ -1,6 +1,30 @@
-//! The solver: first-fit-decreasing over existing nodes, NodeClaims opened in this solve, then new
-//! NodeClaims from NodePools by weight; each open NodeClaim keeps the set of instance types that
-//! still fit. Pure: same input, same output.
+//! The solver: where pending pods go. First fit, in a fixed pod order, over existing nodes, then
+//! NodeClaims opened in this solve, then new NodeClaims from NodePools by weight; each open
+//! NodeClaim keeps the set of instance types that still fit it and becomes its cheapest one at the
+//! end. Pure: same input, same output.
+//!
+//! ```text
+//!  Snapshot ──► compile.rs      Compiled: dimensions, zones and capacity types numbered,
+//!     │                         instance types + offerings, NodePools, existing nodes (slots)
+//!     │         resources.rs    ResourceVector, TypeSet: the values everything computes with
+//!     ▼
+//!  pending.rs   PendingPod per pod, in placement order (priority, cpu, memory, name):
+//!     │         requests, requirement alternatives, topology terms, preferences to relax
+//!     │         ── bound pods counted into the topology groups (topology.rs)
+//!     ▼
+//!  run():  for each pod  placement.rs  existing slot? ─► open NodeClaim? ─► new NodeClaim?
+//!     │                   topology.rs   which domain (zone, host, ...) each term allows
+//!     │    none placed this round ─► relax one preference of each failed pod, try again
+//!     ▼
+//!  improvement.rs   (options.improve) repack free pods, empty the emptiest NodeClaims
+//!     ▼
+//!  plan.rs          Solution: placements, NodeClaims with their cheapest type and offering,
+//!                   explanation.rs: for each pod left, why (Reason per NodePool and node)
+//! ```
+//!
+//! The fixed part ([`compile::Compiled`], built once) and the changing part ([`Solver`]: usage,
+//! open claims, topology counts, the pods) are separate types; `prepared.rs` builds one
+//! `Compiled` for many solves that each take some nodes away.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,8 +33,8 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Kind, ModelError};
 use crate::model::{
-    HostPort, NodeInclusionPolicy, Pod, PodAffinityTerm, Resources, Snapshot, Taint, TaintEffect,
-    Toleration, WhenUnsatisfiable, labels as wk,
+    EPHEMERAL_TAINTS, HostPort, NodeInclusionPolicy, Pod, PodAffinityTerm, Resources, Snapshot,
+    Taint, TaintEffect, Toleration, WhenUnsatisfiable, labels as wk,
 };
 use crate::req::{
     Interner, Labels, ReqSet, Selector, VSet, intern_labels, label, reqset_add, reqset_get,
@@ -23,9 +47,9 @@ use crate::solution::{
 mod compile;
 mod explanation;
 mod improvement;
+mod pending;
 mod placement;
 mod plan;
-mod pods;
 pub(crate) mod prepared;
 mod resources;
 mod state;
@@ -33,32 +57,26 @@ mod topology;
 
 use compile::*;
 use explanation::*;
+use pending::*;
 use placement::*;
-use pods::*;
 pub(crate) use resources::*;
 pub(crate) use state::Solver;
 use topology::*;
 
 pub(crate) const DIMS: usize = 12;
 const BUILTIN: [&str; 4] = ["cpu", "memory", "pods", "ephemeral-storage"];
-const EPHEMERAL_TAINTS: [&str; 4] = [
-    "node.kubernetes.io/not-ready",
-    "node.kubernetes.io/unreachable",
-    "node.cloudprovider.kubernetes.io/uninitialized",
-    "karpenter.sh/unregistered",
-];
 
 const LIMIT_NODES: usize = usize::MAX;
 
 impl<'a> Solver<'a> {
-    pub(crate) fn new(snap: &'a Snapshot, opts: &SolveOptions) -> Result<Self, ModelError> {
+    pub(crate) fn new(snap: &'a Snapshot, options: &SolveOptions) -> Result<Self, ModelError> {
         // Resource dimensions: the built-ins plus extended resources that pending pods request or
         // that NodePool limits name.
-        let dims = solve_dims(
+        let dimensions = solve_dims(
             snap.pods.iter().filter(|p| p.node_name.is_none()),
             &snap.node_pools,
         )?;
-        let mut s = Solver::prepare_cluster(snap, opts, dims)?;
+        let mut s = Solver::prepare_cluster(snap, options, dimensions)?;
         s.prepare_pods(snap)?;
         Ok(s)
     }
@@ -94,7 +112,7 @@ impl<'a> Solver<'a> {
             placed[pi] = true;
         }
         let failed: BTreeSet<usize> = (0..self.pods.len()).filter(|&pi| !placed[pi]).collect();
-        if self.opts.improve {
+        if self.cluster.options.improve {
             self.repack_free();
             self.improve();
         }

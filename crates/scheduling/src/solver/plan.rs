@@ -1,4 +1,5 @@
-//! Plan.
+//! The plan: the final state turned into a [`Solution`] (placements, and each NodeClaim with its
+//! cheapest instance type, zone, capacity type and labels).
 
 use super::*;
 
@@ -15,18 +16,18 @@ impl<'a> Solver<'a> {
             sol.new_claims.push(self.resolve_claim(ci));
         }
         for &(pi, slot) in &self.placements {
-            let pod = self.pod_src[self.pods[pi].src].key();
-            let target = if slot < self.n_existing {
-                Target::Node(self.slots[slot].name.clone())
+            let pod = self.pod_sources[self.pods[pi].source].key();
+            let target = if slot < self.cluster.existing_count {
+                Target::Node(self.cluster.slots[slot].name.clone())
             } else {
-                Target::NewClaim(index[slot - self.n_existing])
+                Target::NewClaim(index[slot - self.cluster.existing_count])
             };
             sol.placements.push(Placement { pod, target });
         }
         for pi in 0..self.pods.len() {
             if self.pods[pi].relaxed > 0 && !failed.contains(&pi) {
                 sol.relaxed.push(Relaxed {
-                    pod: self.pod_src[self.pods[pi].src].key(),
+                    pod: self.pod_sources[self.pods[pi].source].key(),
                     dropped: self.dropped_names(pi),
                 });
             }
@@ -40,10 +41,14 @@ impl<'a> Solver<'a> {
     pub(super) fn resolve_claim(&self, ci: usize) -> NewClaim {
         let c = &self.claims[ci];
         let pool = &self.pools[c.pool];
-        let (t, z, ct, price) =
-            self.cheapest(&c.types, c.zmask, c.cmask)
-                .unwrap_or((0, 0, 0, f64::NAN));
-        if self.types.is_empty() || self.zones.is_empty() || self.cts.is_empty() || price.is_nan() {
+        let (t, z, ct, price) = self
+            .cheapest(&c.types, c.zone_mask, c.capacity_mask)
+            .unwrap_or((0, 0, 0, f64::NAN));
+        if self.cluster.types.is_empty()
+            || self.cluster.zones.is_empty()
+            || self.cluster.capacity_types.is_empty()
+            || price.is_nan()
+        {
             // Every living claim keeps a type with an offering, so this is never taken; it only
             // keeps bad data from panicking.
             return NewClaim {
@@ -59,7 +64,7 @@ impl<'a> Solver<'a> {
                 pods: c
                     .pods
                     .iter()
-                    .map(|&pi| self.pod_src[self.pods[pi].src].key())
+                    .map(|&pi| self.pod_sources[self.pods[pi].source].key())
                     .collect(),
                 instance_type_options: vec![],
                 pinned: self.pinned_names(ci),
@@ -67,39 +72,42 @@ impl<'a> Solver<'a> {
         }
         let name = claim_name(&pool.name, ci);
         let mut labels: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in &c.reqs {
+        for (k, v) in &c.requirements {
             if let Some(val) = self.label_value(v) {
                 labels.insert(self.keys.name(*k).to_string(), val);
             }
         }
-        for &(k, v) in &self.types[t].labels {
+        for &(k, v) in &self.cluster.types[t].labels {
             labels.insert(self.keys.name(k).to_string(), self.vals.name(v).to_string());
         }
-        labels.insert(wk::ZONE.into(), self.vals.name(self.zones[z]).to_string());
+        labels.insert(
+            wk::ZONE.into(),
+            self.vals.name(self.cluster.zones[z]).to_string(),
+        );
         labels.insert(
             wk::CAPACITY_TYPE.into(),
-            self.vals.name(self.cts[ct]).to_string(),
+            self.vals.name(self.cluster.capacity_types[ct]).to_string(),
         );
         labels.insert(wk::HOSTNAME.into(), name.clone());
         labels.insert(wk::NODEPOOL.into(), pool.name.clone());
-        let mut opts: Vec<(f64, &str)> = c
+        let mut options: Vec<(f64, &str)> = c
             .types
             .iter()
             .filter_map(|t| {
-                let one = Bits::new(self.types.len(), false);
+                let one = TypeSet::new(self.cluster.types.len(), false);
                 let mut one = one;
                 one.set(t);
-                self.cheapest(&one, c.zmask, c.cmask)
-                    .map(|(_, _, _, p)| (p, self.types[t].name.as_str()))
+                self.cheapest(&one, c.zone_mask, c.capacity_mask)
+                    .map(|(_, _, _, p)| (p, self.cluster.types[t].name.as_str()))
             })
             .collect();
-        opts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+        options.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
         NewClaim {
             name,
             node_pool: pool.name.clone(),
-            instance_type: self.types[t].name.clone(),
-            zone: self.vals.name(self.zones[z]).to_string(),
-            capacity_type: self.vals.name(self.cts[ct]).to_string(),
+            instance_type: self.cluster.types[t].name.clone(),
+            zone: self.vals.name(self.cluster.zones[z]).to_string(),
+            capacity_type: self.vals.name(self.cluster.capacity_types[ct]).to_string(),
             price,
             labels,
             taints: pool.taints.clone(),
@@ -107,11 +115,11 @@ impl<'a> Solver<'a> {
             pods: c
                 .pods
                 .iter()
-                .map(|&pi| self.pod_src[self.pods[pi].src].key())
+                .map(|&pi| self.pod_sources[self.pods[pi].source].key())
                 .collect(),
-            instance_type_options: opts
+            instance_type_options: options
                 .into_iter()
-                .take(self.opts.max_instance_type_options.max(1))
+                .take(self.cluster.options.max_instance_type_options.max(1))
                 .map(|(_, n)| n.to_string())
                 .collect(),
             pinned: self.pinned_names(ci),

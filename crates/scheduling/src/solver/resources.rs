@@ -5,37 +5,37 @@ use super::*;
 
 /// A fixed resource vector: cpu, memory, pods, ephemeral-storage, then up to 8 extended resources.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub(crate) struct RV(pub [i64; DIMS]);
+pub(crate) struct ResourceVector(pub [i64; DIMS]);
 
-impl RV {
-    pub(super) fn add(&self, o: &RV) -> RV {
+impl ResourceVector {
+    pub(super) fn add(&self, o: &ResourceVector) -> ResourceVector {
         let mut r = *self;
         for i in 0..DIMS {
             r.0[i] = r.0[i].saturating_add(o.0[i]);
         }
         r
     }
-    pub(super) fn sub(&self, o: &RV) -> RV {
+    pub(super) fn sub(&self, o: &ResourceVector) -> ResourceVector {
         let mut r = *self;
         for i in 0..DIMS {
             r.0[i] = r.0[i].saturating_sub(o.0[i]);
         }
         r
     }
-    pub(super) fn le(&self, o: &RV) -> bool {
+    pub(super) fn le(&self, o: &ResourceVector) -> bool {
         (0..DIMS).all(|i| self.0[i] <= o.0[i])
     }
-    pub(super) fn first_over(&self, o: &RV) -> Option<usize> {
+    pub(super) fn first_over(&self, o: &ResourceVector) -> Option<usize> {
         (0..DIMS).find(|&i| self.0[i] > o.0[i])
     }
-    pub(super) fn max(&self, o: &RV) -> RV {
+    pub(super) fn max(&self, o: &ResourceVector) -> ResourceVector {
         let mut r = *self;
         for i in 0..DIMS {
             r.0[i] = r.0[i].max(o.0[i]);
         }
         r
     }
-    pub(super) fn min(&self, o: &RV) -> RV {
+    pub(super) fn min(&self, o: &ResourceVector) -> ResourceVector {
         let mut r = *self;
         for i in 0..DIMS {
             r.0[i] = r.0[i].min(o.0[i]);
@@ -46,10 +46,10 @@ impl RV {
 
 /// A set of instance types as a bitset.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub(crate) struct Bits(pub(super) Vec<u64>);
+pub(crate) struct TypeSet(pub(super) Vec<u64>);
 
-impl Bits {
-    pub(super) fn new(n: usize, all: bool) -> Bits {
+impl TypeSet {
+    pub(super) fn new(n: usize, all: bool) -> TypeSet {
         let mut v = vec![if all { u64::MAX } else { 0 }; n.div_ceil(64)];
         if all
             && !n.is_multiple_of(64)
@@ -57,12 +57,12 @@ impl Bits {
         {
             *last = (1u64 << (n % 64)) - 1;
         }
-        Bits(v)
+        TypeSet(v)
     }
     pub(super) fn set(&mut self, i: usize) {
         self.0[i / 64] |= 1 << (i % 64);
     }
-    pub(super) fn and(&mut self, o: &Bits) {
+    pub(super) fn and(&mut self, o: &TypeSet) {
         for (a, b) in self.0.iter_mut().zip(&o.0) {
             *a &= b;
         }
@@ -99,7 +99,7 @@ impl Bits {
     }
 }
 
-pub(super) fn bits_of(mask: u64) -> impl Iterator<Item = usize> {
+pub(super) fn mask_bits(mask: u64) -> impl Iterator<Item = usize> {
     let mut w = mask;
     std::iter::from_fn(move || {
         if w == 0 {
@@ -111,7 +111,7 @@ pub(super) fn bits_of(mask: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-pub(super) fn dims_err(kind: Kind, name: &str, field: &str, why: String) -> ModelError {
+pub(super) fn dimension_error(kind: Kind, name: &str, field: &str, why: String) -> ModelError {
     ModelError::new(kind, name, field, why)
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn solve_dims<'p>(
     pods: impl Iterator<Item = &'p Pod>,
     node_pools: &[crate::model::NodePool],
 ) -> Result<Vec<String>, ModelError> {
-    let mut dims: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
+    let mut dimensions: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
     let mut ext = BTreeSet::new();
     for p in pods {
         for (k, v) in p.effective_requests().iter() {
@@ -151,6 +151,6 @@ pub(crate) fn solve_dims<'p>(
             ),
         ));
     }
-    dims.extend(ext);
-    Ok(dims)
+    dimensions.extend(ext);
+    Ok(dimensions)
 }

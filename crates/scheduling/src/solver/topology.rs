@@ -1,28 +1,29 @@
-//! Topology groups.
+//! Topology: groups of pods counted per domain of a key (zone, hostname, ...) for spread,
+//! affinity and anti-affinity, and the choice of a domain for a pod that satisfies every term.
 
 use super::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum GKind {
+pub(super) enum GroupKind {
     Spread { skew: i32, min_domains: i32 },
     Affinity,
-    Anti,
+    AntiAffinity,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct GroupKey {
-    pub(super) kind: GKind,
+    pub(super) kind: GroupKind,
     pub(super) key: u32,
-    pub(super) ns: NsScope,
+    pub(super) ns: NamespaceScope,
     pub(super) sel: Selector,
     pub(super) eligible: Vec<u32>,
 }
 
 #[derive(Clone)]
 pub(super) struct Group {
-    pub(super) kind: GKind,
+    pub(super) kind: GroupKind,
     pub(super) key: u32,
-    pub(super) ns: NsScope,
+    pub(super) ns: NamespaceScope,
     pub(super) sel: Selector,
     /// Domains that count toward the minimum (spread on keys other than hostname).
     pub(super) eligible: Vec<u32>,
@@ -47,7 +48,7 @@ impl Group {
     }
 }
 
-pub(super) enum DomOpts {
+pub(super) enum DomainOptions {
     Fixed(Option<u32>),
     Choice(Vec<(u32, f64)>),
 }
@@ -73,47 +74,55 @@ impl<'a> Solver<'a> {
     }
 
     /// Domains of `key` a pod with these alternatives could reach (None: no node-affinity filter).
-    pub(super) fn eligible_domains(&mut self, key: u32, alts: Option<&[usize]>) -> Vec<u32> {
+    pub(super) fn eligible_domains(
+        &mut self,
+        key: u32,
+        alternatives: Option<&[usize]>,
+    ) -> Vec<u32> {
         let ck = (
             key,
-            alts.map(|a| a.to_vec()).unwrap_or_else(|| vec![usize::MAX]),
+            alternatives
+                .map(|a| a.to_vec())
+                .unwrap_or_else(|| vec![usize::MAX]),
         );
         if let Some(d) = self.domain_cache.get(&ck) {
             return d.clone();
         }
         let mut out = BTreeSet::new();
         for &s in &self.live {
-            let ok = match alts {
+            let ok = match alternatives {
                 None => true,
                 Some(a) => a.iter().any(|&ai| {
-                    self.alts[ai]
-                        .rs
-                        .iter()
-                        .all(|(k, v)| v.allows(label(&self.slots[s].labels, *k), &self.vals))
+                    self.alternatives[ai].rs.iter().all(|(k, v)| {
+                        v.allows(label(&self.cluster.slots[s].labels, *k), &self.vals)
+                    })
                 }),
             };
-            if ok && let Some(d) = self.slot_dom(s, key) {
+            if ok && let Some(d) = self.slot_domain(s, key) {
                 out.insert(d);
             }
         }
-        if self.opts.allow_new_nodes {
+        if self.cluster.options.allow_new_nodes {
             for p in 0..self.pools.len() {
-                let alt_list: Vec<Option<usize>> = match alts {
+                let alt_list: Vec<Option<usize>> = match alternatives {
                     None => vec![None],
                     Some(a) => a.iter().map(|&x| Some(x)).collect(),
                 };
                 for ai in alt_list {
                     let pool = &self.pools[p];
                     let mut types = pool.types.clone();
-                    let (mut zm, mut cm) = (pool.zmask, pool.cmask);
-                    let mut reqs = pool.reqs.clone();
+                    let (mut zm, mut cm) = (pool.zone_mask, pool.capacity_mask);
+                    let mut requirements = pool.requirements.clone();
                     if let Some(ai) = ai {
-                        let a = &self.alts[ai];
+                        let a = &self.alternatives[ai];
                         types.and(&a.types);
-                        zm &= a.zmask;
-                        cm &= a.cmask;
-                        reqs = reqset_merge(&reqs, &a.other, &self.vals);
-                        if reqs.iter().any(|(k, v)| v.is_empty() && *k != self.k_host) {
+                        zm &= a.zone_mask;
+                        cm &= a.capacity_mask;
+                        requirements = reqset_merge(&requirements, &a.other, &self.vals);
+                        if requirements
+                            .iter()
+                            .any(|(k, v)| v.is_empty() && *k != self.cluster.hostname_key)
+                        {
                             continue;
                         }
                     }
@@ -121,12 +130,12 @@ impl<'a> Solver<'a> {
                     if types.is_empty() {
                         continue;
                     }
-                    if key == self.k_zone || key == self.k_ct {
+                    if key == self.cluster.zone_key || key == self.cluster.capacity_type_key {
                         for t in types.iter() {
-                            for c in bits_of(cm) {
-                                let zs = self.types[t].zc[c] & zm;
-                                if key == self.k_zone {
-                                    out.extend(bits_of(zs).map(|z| z as u32));
+                            for c in mask_bits(cm) {
+                                let zs = self.cluster.types[t].zones_by_capacity_type[c] & zm;
+                                if key == self.cluster.zone_key {
+                                    out.extend(mask_bits(zs).map(|z| z as u32));
                                 } else if zs != 0 {
                                     out.insert(c as u32);
                                 }
@@ -134,11 +143,12 @@ impl<'a> Solver<'a> {
                         }
                     } else if self.is_type_key(key) {
                         for t in types.iter() {
-                            if let Some(v) = label(&self.types[t].labels, key) {
+                            if let Some(v) = label(&self.cluster.types[t].labels, key) {
                                 out.insert(v);
                             }
                         }
-                    } else if let Some(v) = reqset_get(&reqs, key).and_then(|v| v.single()) {
+                    } else if let Some(v) = reqset_get(&requirements, key).and_then(|v| v.single())
+                    {
                         out.insert(v);
                     }
                 }
@@ -150,13 +160,13 @@ impl<'a> Solver<'a> {
     }
 
     /// Minimum count over the domains a spread group counts.
-    pub(super) fn spread_min(&self, g: usize) -> u32 {
+    pub(super) fn spread_minimum(&self, g: usize) -> u32 {
         let grp = &self.groups[g];
-        let GKind::Spread { min_domains, .. } = grp.kind else {
+        let GroupKind::Spread { min_domains, .. } = grp.kind else {
             return 0;
         };
-        if grp.key == self.k_host {
-            if self.opts.allow_new_nodes && !self.pools.is_empty() {
+        if grp.key == self.cluster.hostname_key {
+            if self.cluster.options.allow_new_nodes && !self.pools.is_empty() {
                 return 0;
             }
             return self
@@ -177,7 +187,7 @@ impl<'a> Solver<'a> {
     }
 
     /// Keys the pod's placement must pin down, with the groups that care.
-    pub(super) fn topo_keys(&self, pi: usize) -> Vec<u32> {
+    pub(super) fn topology_keys(&self, pi: usize) -> Vec<u32> {
         let p = &self.pods[pi];
         let mut keys: Vec<u32> = vec![];
         let mut add = |k: u32| {
@@ -185,12 +195,12 @@ impl<'a> Solver<'a> {
                 keys.push(k);
             }
         };
-        for t in p.spread.iter().chain(&p.aff).chain(&p.anti) {
+        for t in p.spread.iter().chain(&p.affinity).chain(&p.anti) {
             if p.active(t) {
                 add(self.groups[t.group].key);
             }
         }
-        for &g in &p.member {
+        for &g in &p.counted_in {
             add(self.groups[g].key);
         }
         keys
@@ -198,28 +208,28 @@ impl<'a> Solver<'a> {
 
     /// Picks a domain per topology key that satisfies every constraint, given the options a
     /// candidate offers.
-    pub(super) fn topo_choose(
+    pub(super) fn choose_domains(
         &self,
         pi: usize,
-        opts: &mut dyn FnMut(&Self, u32) -> Result<DomOpts, Why>,
-    ) -> Result<Vec<(u32, Option<u32>)>, Why> {
+        options: &mut dyn FnMut(&Self, u32) -> Result<DomainOptions, Rejection>,
+    ) -> Result<Vec<(u32, Option<u32>)>, Rejection> {
         let p = &self.pods[pi];
-        let keys = self.topo_keys(pi);
+        let keys = self.topology_keys(pi);
         let mut chosen = Vec::with_capacity(keys.len());
         for key in keys {
-            let o = opts(self, key)?;
+            let o = options(self, key)?;
             let (mut cands, fixed_none) = match o {
-                DomOpts::Fixed(None) => (vec![], true),
-                DomOpts::Fixed(Some(d)) => (vec![(d, 0.0)], false),
-                DomOpts::Choice(v) => (v, false),
+                DomainOptions::Fixed(None) => (vec![], true),
+                DomainOptions::Fixed(Some(d)) => (vec![(d, 0.0)], false),
+                DomainOptions::Choice(v) => (v, false),
             };
             if fixed_none {
                 // The node lacks the label: spread and affinity on it cannot hold, anti-affinity can.
-                for t in p.spread.iter().chain(&p.aff) {
+                for t in p.spread.iter().chain(&p.affinity) {
                     if p.active(t) && self.groups[t.group].key == key {
                         return Err(match self.groups[t.group].kind {
-                            GKind::Affinity => Why::Affinity(t.group),
-                            _ => Why::Spread(t.group),
+                            GroupKind::Affinity => Rejection::Affinity(t.group),
+                            _ => Rejection::Spread(t.group),
                         });
                     }
                 }
@@ -232,17 +242,17 @@ impl<'a> Solver<'a> {
                 if !p.active(t) || g.key != key {
                     continue;
                 }
-                let GKind::Spread { skew, .. } = g.kind else {
+                let GroupKind::Spread { skew, .. } = g.kind else {
                     continue;
                 };
-                let min = self.spread_min(t.group);
+                let min = self.spread_minimum(t.group);
                 let before = cands.len();
                 cands.retain(|&(d, _)| (g.count(d) + 1) as i64 - min as i64 <= skew as i64);
                 if cands.is_empty() && before > 0 {
-                    why = Some(Why::Spread(t.group));
+                    why = Some(Rejection::Spread(t.group));
                 }
             }
-            for t in &p.aff {
+            for t in &p.affinity {
                 let g = &self.groups[t.group];
                 if !p.active(t) || g.key != key {
                     continue;
@@ -253,7 +263,7 @@ impl<'a> Solver<'a> {
                 let before = cands.len();
                 cands.retain(|&(d, _)| g.count(d) > 0);
                 if cands.is_empty() && before > 0 {
-                    why = Some(Why::Affinity(t.group));
+                    why = Some(Rejection::Affinity(t.group));
                 }
             }
             for t in &p.anti {
@@ -264,22 +274,22 @@ impl<'a> Solver<'a> {
                 let before = cands.len();
                 cands.retain(|&(d, _)| g.count(d) == 0);
                 if cands.is_empty() && before > 0 {
-                    why = Some(Why::Anti(t.group));
+                    why = Some(Rejection::AntiAffinity(t.group));
                 }
             }
-            for &gi in &p.member {
+            for &gi in &p.counted_in {
                 let g = &self.groups[gi];
-                if g.kind != GKind::Anti || g.key != key || g.owners.is_empty() {
+                if g.kind != GroupKind::AntiAffinity || g.key != key || g.owners.is_empty() {
                     continue;
                 }
                 let before = cands.len();
                 cands.retain(|&(d, _)| g.owners_in(d) == 0);
                 if cands.is_empty() && before > 0 {
-                    why = Some(Why::InverseAnti(gi));
+                    why = Some(Rejection::InverseAnti(gi));
                 }
             }
             if cands.is_empty() {
-                return Err(why.unwrap_or(Why::TopoKey(key)));
+                return Err(why.unwrap_or(Rejection::TopologyKey(key)));
             }
             let pick = if cands.len() == 1 {
                 cands[0].0
@@ -293,12 +303,12 @@ impl<'a> Solver<'a> {
                     .map(|t| t.group)
                     .collect();
                 let counted: Vec<usize> = p
-                    .member
+                    .counted_in
                     .iter()
                     .copied()
                     .filter(|&g| {
                         self.groups[g].key == key
-                            && matches!(self.groups[g].kind, GKind::Spread { .. })
+                            && matches!(self.groups[g].kind, GroupKind::Spread { .. })
                     })
                     .collect();
                 let score = |d: u32| -> (u64, u64) {
@@ -316,7 +326,7 @@ impl<'a> Solver<'a> {
                     if sc < best_score
                         || (sc == best_score
                             && (c.1 < best.1
-                                || (c.1 == best.1 && self.dom_before(key, c.0, best.0))))
+                                || (c.1 == best.1 && self.domain_before(key, c.0, best.0))))
                     {
                         best = c;
                         best_score = sc;
@@ -331,15 +341,15 @@ impl<'a> Solver<'a> {
 
     /// Cheap rejection on topology keys whose domain a NodeClaim already has fixed (its
     /// hostname, and zone or capacity type once pinned), before any set is cloned.
-    pub(super) fn quick_topo(&self, pi: usize, c: &Claim) -> Result<(), Why> {
+    pub(super) fn quick_topology_check(&self, pi: usize, c: &OpenClaim) -> Result<(), Rejection> {
         let p = &self.pods[pi];
         let fixed = |key: u32| -> Option<u32> {
-            if key == self.k_host {
+            if key == self.cluster.hostname_key {
                 Some(c.slot as u32)
-            } else if key == self.k_zone && c.zmask.count_ones() == 1 {
-                Some(c.zmask.trailing_zeros())
-            } else if key == self.k_ct && c.cmask.count_ones() == 1 {
-                Some(c.cmask.trailing_zeros())
+            } else if key == self.cluster.zone_key && c.zone_mask.count_ones() == 1 {
+                Some(c.zone_mask.trailing_zeros())
+            } else if key == self.cluster.capacity_type_key && c.capacity_mask.count_ones() == 1 {
+                Some(c.capacity_mask.trailing_zeros())
             } else {
                 None
             }
@@ -347,51 +357,52 @@ impl<'a> Solver<'a> {
         for t in &p.anti {
             let g = &self.groups[t.group];
             if p.active(t) && fixed(g.key).is_some_and(|d| g.count(d) > 0) {
-                return Err(Why::Anti(t.group));
+                return Err(Rejection::AntiAffinity(t.group));
             }
         }
-        for &gi in &p.member {
+        for &gi in &p.counted_in {
             let g = &self.groups[gi];
-            if g.kind == GKind::Anti && fixed(g.key).is_some_and(|d| g.owners_in(d) > 0) {
-                return Err(Why::InverseAnti(gi));
+            if g.kind == GroupKind::AntiAffinity && fixed(g.key).is_some_and(|d| g.owners_in(d) > 0)
+            {
+                return Err(Rejection::InverseAnti(gi));
             }
         }
         for t in &p.spread {
             let g = &self.groups[t.group];
-            let GKind::Spread { skew, .. } = g.kind else {
+            let GroupKind::Spread { skew, .. } = g.kind else {
                 continue;
             };
             if !p.active(t) {
                 continue;
             }
             if let Some(d) = fixed(g.key)
-                && (g.count(d) + 1) as i64 - self.spread_min(t.group) as i64 > skew as i64
+                && (g.count(d) + 1) as i64 - self.spread_minimum(t.group) as i64 > skew as i64
             {
-                return Err(Why::Spread(t.group));
+                return Err(Rejection::Spread(t.group));
             }
         }
-        for t in &p.aff {
+        for t in &p.affinity {
             let g = &self.groups[t.group];
             if p.active(t)
                 && !(g.total == 0 && t.self_match)
                 && fixed(g.key).is_some_and(|d| g.count(d) == 0)
             {
-                return Err(Why::Affinity(t.group));
+                return Err(Rejection::Affinity(t.group));
             }
         }
         Ok(())
     }
 
-    pub(super) fn record(&mut self, pi: usize, doms: &[(u32, Option<u32>)]) {
+    pub(super) fn record_placement(&mut self, pi: usize, doms: &[(u32, Option<u32>)]) {
         let dom = |k: u32| doms.iter().find(|(kk, _)| *kk == k).and_then(|(_, d)| *d);
-        let member = std::mem::take(&mut self.pods[pi].member);
-        for &g in &member {
+        let counted_in = std::mem::take(&mut self.pods[pi].counted_in);
+        for &g in &counted_in {
             if let Some(d) = dom(self.groups[g].key) {
                 Group::bump(&mut self.groups[g].counts, d);
                 self.groups[g].total += 1;
             }
         }
-        self.pods[pi].member = member;
+        self.pods[pi].counted_in = counted_in;
         let owned: Vec<usize> = self.pods[pi]
             .anti
             .iter()
@@ -408,21 +419,30 @@ impl<'a> Solver<'a> {
     // ---------------------------------------------------------------------------------------
     // Existing nodes.
 
-    pub(super) fn claim_dom_opts(&self, c: &Claim, tr: &Trial, key: u32) -> Result<DomOpts, Why> {
-        if key == self.k_host {
-            return Ok(DomOpts::Fixed(Some(c.slot as u32)));
+    pub(super) fn claim_domain_options(
+        &self,
+        c: &OpenClaim,
+        tr: &Trial,
+        key: u32,
+    ) -> Result<DomainOptions, Rejection> {
+        if key == self.cluster.hostname_key {
+            return Ok(DomainOptions::Fixed(Some(c.slot as u32)));
         }
-        if key == self.k_zone || key == self.k_ct {
-            let is_zone = key == self.k_zone;
-            let mask = if is_zone { tr.zmask } else { tr.cmask };
+        if key == self.cluster.zone_key || key == self.cluster.capacity_type_key {
+            let is_zone = key == self.cluster.zone_key;
+            let mask = if is_zone {
+                tr.zone_mask
+            } else {
+                tr.capacity_mask
+            };
             if mask.count_ones() == 1 {
-                return Ok(DomOpts::Fixed(Some(mask.trailing_zeros())));
+                return Ok(DomainOptions::Fixed(Some(mask.trailing_zeros())));
             }
             // Domains some remaining type can actually be launched in, with the cheapest price.
             let mut best: BTreeMap<u32, f64> = BTreeMap::new();
             for t in tr.types.iter() {
-                for &(z, ci, price) in &self.types[t].offers {
-                    if tr.zmask & (1 << z) == 0 || tr.cmask & (1 << ci) == 0 {
+                for &(z, ci, price) in &self.cluster.types[t].offers {
+                    if tr.zone_mask & (1 << z) == 0 || tr.capacity_mask & (1 << ci) == 0 {
                         continue;
                     }
                     let d = if is_zone { z as u32 } else { ci as u32 };
@@ -432,13 +452,13 @@ impl<'a> Solver<'a> {
                     }
                 }
             }
-            return Ok(DomOpts::Choice(best.into_iter().collect()));
+            return Ok(DomainOptions::Choice(best.into_iter().collect()));
         }
         if self.is_type_key(key) {
             let mut vals = BTreeSet::new();
             let mut missing = false;
             for t in tr.types.iter() {
-                match label(&self.types[t].labels, key) {
+                match label(&self.cluster.types[t].labels, key) {
                     Some(v) => {
                         vals.insert(v);
                     }
@@ -447,42 +467,42 @@ impl<'a> Solver<'a> {
             }
             if missing {
                 return if vals.is_empty() {
-                    Ok(DomOpts::Fixed(None))
+                    Ok(DomainOptions::Fixed(None))
                 } else {
-                    Err(Why::TopoKey(key))
+                    Err(Rejection::TopologyKey(key))
                 };
             }
             let v: Vec<u32> = vals.into_iter().collect();
             return Ok(if v.len() == 1 {
-                DomOpts::Fixed(Some(v[0]))
+                DomainOptions::Fixed(Some(v[0]))
             } else {
-                DomOpts::Choice(v.into_iter().map(|d| (d, 0.0)).collect())
+                DomainOptions::Choice(v.into_iter().map(|d| (d, 0.0)).collect())
             });
         }
-        match reqset_get(&tr.reqs, key) {
-            None => Ok(DomOpts::Fixed(None)),
-            Some(v) if v.single().is_some() => Ok(DomOpts::Fixed(v.single())),
-            Some(v) if v.absent_ok && v.present_empty() => Ok(DomOpts::Fixed(None)),
-            Some(v) if !v.complement && !v.absent_ok => {
-                Ok(DomOpts::Choice(v.vals.iter().map(|&d| (d, 0.0)).collect()))
-            }
-            Some(_) => Err(Why::TopoKey(key)),
+        match reqset_get(&tr.requirements, key) {
+            None => Ok(DomainOptions::Fixed(None)),
+            Some(v) if v.single().is_some() => Ok(DomainOptions::Fixed(v.single())),
+            Some(v) if v.absent_ok && v.present_empty() => Ok(DomainOptions::Fixed(None)),
+            Some(v) if !v.complement && !v.absent_ok => Ok(DomainOptions::Choice(
+                v.vals.iter().map(|&d| (d, 0.0)).collect(),
+            )),
+            Some(_) => Err(Rejection::TopologyKey(key)),
         }
     }
 
     pub(super) fn pin(&self, tr: &mut Trial, key: u32, d: u32) {
-        if key == self.k_host {
+        if key == self.cluster.hostname_key {
             return;
         }
-        if key == self.k_zone {
-            tr.zmask &= 1 << d;
-        } else if key == self.k_ct {
-            tr.cmask &= 1 << d;
+        if key == self.cluster.zone_key {
+            tr.zone_mask &= 1 << d;
+        } else if key == self.cluster.capacity_type_key {
+            tr.capacity_mask &= 1 << d;
         } else if self.is_type_key(key) {
             tr.types
-                .retain(|t| label(&self.types[t].labels, key) == Some(d));
+                .retain(|t| label(&self.cluster.types[t].labels, key) == Some(d));
         } else {
-            reqset_add(&mut tr.reqs, key, VSet::only(d), &self.vals);
+            reqset_add(&mut tr.requirements, key, VSet::only(d), &self.vals);
         }
     }
 }

@@ -1,15 +1,17 @@
-//! Compiling pods.
+//! Compiling the pending pods: their order, requests, required node affinity as alternatives
+//! (each one requirement set), topology terms (spread, affinity, anti-affinity) as groups, and the
+//! preferences that may be relaxed one by one. Bound pods are counted into the groups here too.
 
 use super::*;
 
 /// One requirement alternative compiled against the catalog.
 #[derive(Clone)]
-pub(super) struct AltInfo {
+pub(super) struct Alternative {
     pub(super) rs: ReqSet,
-    pub(super) types: Bits,
+    pub(super) types: TypeSet,
     pub(super) has_type_keys: bool,
-    pub(super) zmask: u64,
-    pub(super) cmask: u64,
+    pub(super) zone_mask: u64,
+    pub(super) capacity_mask: u64,
     pub(super) host_fresh_ok: bool,
     pub(super) other: ReqSet,
 }
@@ -17,31 +19,31 @@ pub(super) struct AltInfo {
 /// An existing node or in-flight claim; what changes during a solve (requests used, host ports)
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) enum NsScope {
+pub(super) enum NamespaceScope {
     All,
     Set(Vec<u32>),
 }
 
-impl NsScope {
+impl NamespaceScope {
     pub(super) fn has(&self, ns: u32) -> bool {
         match self {
-            NsScope::All => true,
-            NsScope::Set(v) => v.binary_search(&ns).is_ok(),
+            NamespaceScope::All => true,
+            NamespaceScope::Set(v) => v.binary_search(&ns).is_ok(),
         }
     }
 }
 
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Soft {
-    NodePref(usize),
+pub(super) enum Preference {
+    NodePreference(usize),
     Spread(usize),
     Affinity(usize),
-    Anti(usize),
+    AntiAffinity(usize),
     PreferNoSchedule,
 }
 
 #[derive(Clone)]
-pub(super) struct Term {
+pub(super) struct GroupTerm {
     pub(super) group: usize,
     /// Position in the relaxation order, None for a hard term.
     pub(super) soft: Option<usize>,
@@ -49,77 +51,83 @@ pub(super) struct Term {
 }
 
 #[derive(Clone)]
-pub(super) struct PPod {
-    pub(super) src: usize,
+pub(super) struct PendingPod {
+    pub(super) source: usize,
     pub(super) ns: u32,
     pub(super) labels: Labels,
-    pub(super) req: RV,
-    pub(super) hard_alts: Vec<ReqSet>,
-    pub(super) hard_problem: Option<Why>,
-    pub(super) pref_node: Vec<(i32, ReqSet)>,
-    pub(super) spread: Vec<Term>,
-    pub(super) aff: Vec<Term>,
-    pub(super) anti: Vec<Term>,
-    pub(super) member: Vec<usize>,
+    pub(super) requests: ResourceVector,
+    pub(super) required_alternatives: Vec<ReqSet>,
+    pub(super) hard_problem: Option<Rejection>,
+    pub(super) preferred_node_terms: Vec<(i32, ReqSet)>,
+    pub(super) spread: Vec<GroupTerm>,
+    pub(super) affinity: Vec<GroupTerm>,
+    pub(super) anti: Vec<GroupTerm>,
+    pub(super) counted_in: Vec<usize>,
     pub(super) ports: Vec<HostPort>,
-    pub(super) soft: Vec<Soft>,
-    pub(super) pns_soft: Option<usize>,
+    pub(super) soft: Vec<Preference>,
+    pub(super) prefer_no_schedule_step: Option<usize>,
     pub(super) relaxed: usize,
-    pub(super) eff_alts: Vec<usize>,
+    pub(super) alternative_ids: Vec<usize>,
 }
 
-impl PPod {
-    pub(super) fn active(&self, t: &Term) -> bool {
+impl PendingPod {
+    pub(super) fn active(&self, t: &GroupTerm) -> bool {
         t.soft.is_none_or(|p| p >= self.relaxed)
     }
-    pub(super) fn pns_active(&self) -> bool {
-        self.pns_soft.is_some_and(|p| p >= self.relaxed)
+    pub(super) fn prefer_no_schedule_active(&self) -> bool {
+        self.prefer_no_schedule_step
+            .is_some_and(|p| p >= self.relaxed)
     }
 }
 
 impl<'a> Solver<'a> {
-    pub(super) fn alt_id(&mut self, rs: &ReqSet) -> usize {
-        if let Some(&i) = self.alt_ids.get(rs) {
+    pub(super) fn alternative_id(&mut self, rs: &ReqSet) -> usize {
+        if let Some(&i) = self.alternative_index.get(rs) {
             return i;
         }
         let (types, has_type_keys) = self.type_mask(rs);
-        let zmask = self.zone_mask(reqset_get(rs, self.k_zone));
-        let cmask = self.ct_mask(reqset_get(rs, self.k_ct));
-        let host_fresh_ok = reqset_get(rs, self.k_host).is_none_or(|v| v.allows_fresh_value());
+        let zone_mask = self.zones_allowed(reqset_get(rs, self.cluster.zone_key));
+        let capacity_mask =
+            self.capacity_types_allowed(reqset_get(rs, self.cluster.capacity_type_key));
+        let host_fresh_ok =
+            reqset_get(rs, self.cluster.hostname_key).is_none_or(|v| v.allows_fresh_value());
         let other: ReqSet = rs
             .iter()
             .filter(|(k, _)| {
-                !self.is_type_key(*k) && *k != self.k_zone && *k != self.k_ct && *k != self.k_host
+                !self.is_type_key(*k)
+                    && *k != self.cluster.zone_key
+                    && *k != self.cluster.capacity_type_key
+                    && *k != self.cluster.hostname_key
             })
             .cloned()
             .collect();
-        let id = self.alts.len();
-        self.alts.push(AltInfo {
+        let id = self.alternatives.len();
+        self.alternatives.push(Alternative {
             rs: rs.clone(),
             types,
             has_type_keys,
-            zmask,
-            cmask,
+            zone_mask,
+            capacity_mask,
             host_fresh_ok,
             other,
         });
-        self.alt_ids.insert(rs.clone(), id);
+        self.alternative_index.insert(rs.clone(), id);
         id
     }
 
-    pub(super) fn ns_scope(&mut self, term: &PodAffinityTerm, own: &str) -> NsScope {
+    pub(super) fn ns_scope(&mut self, term: &PodAffinityTerm, own: &str) -> NamespaceScope {
         let mut set: Vec<u32> = term.namespaces.iter().map(|n| self.vals.id(n)).collect();
         match &term.namespace_selector {
             Some(sel) if sel.match_labels.is_empty() && sel.match_expressions.is_empty() => {
-                return NsScope::All;
+                return NamespaceScope::All;
             }
             Some(sel) => {
                 let compiled = Selector::compile(Some(sel), &mut self.keys, &mut self.vals);
-                let mut names: Vec<&String> = self.ns_labels.keys().collect();
+                let mut names: Vec<&String> = self.cluster.namespace_labels.keys().collect();
                 names.sort();
                 let picked: Vec<String> = names
                     .into_iter()
-                    .filter(|n| compiled.matches(&self.ns_labels[*n]))
+                    .filter(|n| compiled.matches(&self.cluster.namespace_labels[*n]))
                     .cloned()
                     .collect();
                 for n in picked {
@@ -131,7 +139,7 @@ impl<'a> Solver<'a> {
         }
         set.sort_unstable();
         set.dedup();
-        NsScope::Set(set)
+        NamespaceScope::Set(set)
     }
 
     /// Rejects pods without a name, duplicates and negative quantities.
@@ -182,6 +190,7 @@ impl<'a> Solver<'a> {
     pub(super) fn prepare_pods(&mut self, snap: &'a Snapshot) -> Result<(), ModelError> {
         self.check_pods(snap.pods.iter())?;
         let slot_of: FxHashMap<String, usize> = self
+            .cluster
             .slots
             .iter()
             .enumerate()
@@ -194,7 +203,7 @@ impl<'a> Solver<'a> {
             let Some(slot) = p.node_name.as_deref().and_then(|n| slot_of.get(n).copied()) else {
                 continue;
             };
-            let r = self.rv(&p.effective_requests());
+            let r = self.vector(&p.effective_requests());
             self.slot_used.to_mut()[slot] = self.slot_used[slot].add(&r);
             self.slot_ports.to_mut()[slot].extend(p.host_ports.iter().cloned());
             if self.groups.is_empty() && p.affinity.pod_anti_affinity.required.is_empty() {
@@ -206,15 +215,15 @@ impl<'a> Solver<'a> {
                 let grp = &self.groups[g];
                 if grp.ns.has(ns)
                     && grp.sel.matches(&labels)
-                    && let Some(d) = self.slot_dom(slot, grp.key)
+                    && let Some(d) = self.slot_domain(slot, grp.key)
                 {
                     Group::bump(&mut self.groups[g].counts, d);
                     self.groups[g].total += 1;
                 }
             }
             for term in &p.affinity.pod_anti_affinity.required {
-                let (key, ns_scope, sel) = self.anti_term(term, &p.namespace);
-                self.own_anti(slot, key, ns_scope, sel);
+                let (key, ns_scope, sel) = self.compile_anti_term(term, &p.namespace);
+                self.record_anti_affinity_owner(slot, key, ns_scope, sel);
             }
         }
         self.set_members();
@@ -222,11 +231,11 @@ impl<'a> Solver<'a> {
     }
 
     /// A bound pod's required anti-affinity term, compiled: topology key, namespaces, selector.
-    pub(super) fn anti_term(
+    pub(super) fn compile_anti_term(
         &mut self,
         term: &PodAffinityTerm,
         ns: &str,
-    ) -> (u32, NsScope, Selector) {
+    ) -> (u32, NamespaceScope, Selector) {
         let key = self.keys.id(&term.topology_key);
         let ns_scope = self.ns_scope(term, ns);
         let sel = Selector::compile(term.label_selector.as_ref(), &mut self.keys, &mut self.vals);
@@ -235,15 +244,21 @@ impl<'a> Solver<'a> {
 
     /// Records that a pod bound to `slot` keeps the pods its anti-affinity term selects out of
     /// its domain.
-    pub(super) fn own_anti(&mut self, slot: usize, key: u32, ns: NsScope, sel: Selector) {
+    pub(super) fn record_anti_affinity_owner(
+        &mut self,
+        slot: usize,
+        key: u32,
+        ns: NamespaceScope,
+        sel: Selector,
+    ) {
         let g = self.group(GroupKey {
-            kind: GKind::Anti,
+            kind: GroupKind::AntiAffinity,
             key,
             ns,
             sel,
             eligible: vec![],
         });
-        if let Some(d) = self.slot_dom(slot, key) {
+        if let Some(d) = self.slot_domain(slot, key) {
             Group::bump(&mut self.groups[g].owners, d);
         }
     }
@@ -263,7 +278,7 @@ impl<'a> Solver<'a> {
                 .then(pa.namespace.cmp(&pb.namespace))
                 .then(pa.name.cmp(&pb.name))
         });
-        self.pod_src = keyed.iter().map(|(_, p)| *p).collect();
+        self.pod_sources = keyed.iter().map(|(_, p)| *p).collect();
         for (i, (eff, _)) in keyed.iter().enumerate() {
             let pp = self.prepare_pod(i, eff)?;
             self.pods.push(pp);
@@ -272,19 +287,19 @@ impl<'a> Solver<'a> {
         let pns: Vec<Taint> = self
             .live
             .iter()
-            .flat_map(|&s| self.slots[s].taints.iter())
+            .flat_map(|&s| self.cluster.slots[s].taints.iter())
             .chain(self.pools.iter().flat_map(|p| p.taints.iter()))
             .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
             .cloned()
             .collect();
         for pi in 0..self.pods.len() {
-            let tol = &self.pod_src[self.pods[pi].src].tolerations;
+            let tol = &self.pod_sources[self.pods[pi].source].tolerations;
             if pns.iter().any(|t| !crate::model::tolerated(tol, t)) {
                 let pos = self.pods[pi].soft.len();
-                self.pods[pi].soft.push(Soft::PreferNoSchedule);
-                self.pods[pi].pns_soft = Some(pos);
+                self.pods[pi].soft.push(Preference::PreferNoSchedule);
+                self.pods[pi].prefer_no_schedule_step = Some(pos);
             }
-            self.refresh_alts(pi);
+            self.refresh_alternatives(pi);
         }
         Ok(())
     }
@@ -293,20 +308,24 @@ impl<'a> Solver<'a> {
     pub(super) fn set_members(&mut self) {
         for pi in 0..self.pods.len() {
             let p = &self.pods[pi];
-            let member: Vec<usize> = (0..self.groups.len())
+            let counted_in: Vec<usize> = (0..self.groups.len())
                 .filter(|&g| self.groups[g].ns.has(p.ns) && self.groups[g].sel.matches(&p.labels))
                 .collect();
-            self.pods[pi].member = member;
+            self.pods[pi].counted_in = counted_in;
         }
     }
 
-    pub(super) fn prepare_pod(&mut self, src: usize, eff: &Resources) -> Result<PPod, ModelError> {
-        let p: &'a Pod = self.pod_src[src];
+    pub(super) fn prepare_pod(
+        &mut self,
+        source: usize,
+        eff: &Resources,
+    ) -> Result<PendingPod, ModelError> {
+        let p: &'a Pod = self.pod_sources[source];
         let name = p.key().to_string();
         let e = |field: &str, why: String| ModelError::new(Kind::Pod, &name, field, why);
         let ns = self.vals.id(&p.namespace);
         let labels = intern_labels(&mut self.keys, &mut self.vals, &p.labels);
-        let req = self.rv(eff);
+        let requests = self.vector(eff);
         let mut base: ReqSet = vec![];
         for (k, v) in &p.node_selector {
             let (k, v) = (self.keys.id(k), self.vals.id(v));
@@ -325,9 +344,9 @@ impl<'a> Solver<'a> {
             };
             let v = VSet::from_req(&r, &mut self.vals)
                 .map_err(|w| e(&format!("volumes[{vi}].zones"), w))?;
-            reqset_add(&mut base, self.k_zone, v, &self.vals);
-            if reqset_get(&base, self.k_zone).is_some_and(|v| v.is_empty()) {
-                hard_problem = Some(Why::Volume);
+            reqset_add(&mut base, self.cluster.zone_key, v, &self.vals);
+            if reqset_get(&base, self.cluster.zone_key).is_some_and(|v| v.is_empty()) {
+                hard_problem = Some(Rejection::Volume);
             }
         }
         let compile_term = |s: &mut Self,
@@ -344,39 +363,42 @@ impl<'a> Solver<'a> {
             Ok(rs)
         };
         let na = &p.affinity.node_affinity;
-        let mut hard_alts = vec![];
+        let mut required_alternatives = vec![];
         if na.required.is_empty() {
-            hard_alts.push(base.clone());
+            required_alternatives.push(base.clone());
         } else {
             for (ti, t) in na.required.iter().enumerate() {
                 let rs = compile_term(self, &format!("affinity.nodeAffinity.required[{ti}]"), t)?;
-                hard_alts.push(reqset_merge(&base, &rs, &self.vals));
+                required_alternatives.push(reqset_merge(&base, &rs, &self.vals));
             }
         }
-        let before = hard_alts.len();
-        hard_alts.retain(|rs| rs.iter().all(|(_, v)| !v.is_empty()));
-        if hard_alts.is_empty() && hard_problem.is_none() && before > 0 {
+        let before = required_alternatives.len();
+        required_alternatives.retain(|rs| rs.iter().all(|(_, v)| !v.is_empty()));
+        if required_alternatives.is_empty() && hard_problem.is_none() && before > 0 {
             let k = self
                 .first_key(base.iter().map(|(k, _)| *k))
-                .unwrap_or(self.k_zone);
-            hard_problem = Some(Why::Req(k));
+                .unwrap_or(self.cluster.zone_key);
+            hard_problem = Some(Rejection::Requirement(k));
         }
-        let mut pref_node = vec![];
+        let mut preferred_node_terms = vec![];
         for (ti, t) in na.preferred.iter().enumerate() {
             let rs = compile_term(
                 self,
                 &format!("affinity.nodeAffinity.preferred[{ti}]"),
                 &t.preference,
             )?;
-            pref_node.push((t.weight, rs));
+            preferred_node_terms.push((t.weight, rs));
         }
         let mut soft = vec![];
-        let mut order: Vec<usize> = (0..pref_node.len()).collect();
-        order.sort_by_key(|&i| (pref_node[i].0, i));
-        soft.extend(order.into_iter().map(Soft::NodePref));
+        let mut order: Vec<usize> = (0..preferred_node_terms.len()).collect();
+        order.sort_by_key(|&i| (preferred_node_terms[i].0, i));
+        soft.extend(order.into_iter().map(Preference::NodePreference));
 
         // Domains a spread constraint counts come from the pod's required node constraints.
-        let hard_alt_ids: Vec<usize> = hard_alts.iter().map(|rs| self.alt_id(rs)).collect();
+        let hard_alt_ids: Vec<usize> = required_alternatives
+            .iter()
+            .map(|rs| self.alternative_id(rs))
+            .collect();
         let mut spread = vec![];
         for (ci, c) in p.topology_spread_constraints.iter().enumerate() {
             if c.max_skew < 1 {
@@ -401,45 +423,45 @@ impl<'a> Solver<'a> {
                 }
             }
             let sel = Selector::compile(sel.as_ref(), &mut self.keys, &mut self.vals);
-            let eligible = if key == self.k_host {
+            let eligible = if key == self.cluster.hostname_key {
                 vec![]
             } else {
-                let alts = match c.node_affinity_policy {
+                let alternatives = match c.node_affinity_policy {
                     NodeInclusionPolicy::Honor => Some(hard_alt_ids.as_slice()),
                     NodeInclusionPolicy::Ignore => None,
                 };
-                self.eligible_domains(key, alts)
+                self.eligible_domains(key, alternatives)
             };
-            let kind = GKind::Spread {
+            let kind = GroupKind::Spread {
                 skew: c.max_skew,
                 min_domains: c.min_domains.unwrap_or(1).max(1),
             };
             let g = self.group(GroupKey {
                 kind,
                 key,
-                ns: NsScope::Set(vec![ns]),
+                ns: NamespaceScope::Set(vec![ns]),
                 sel,
                 eligible,
             });
             let soft_pos = match c.when_unsatisfiable {
                 WhenUnsatisfiable::DoNotSchedule => None,
                 WhenUnsatisfiable::ScheduleAnyway => {
-                    soft.push(Soft::Spread(spread.len()));
+                    soft.push(Preference::Spread(spread.len()));
                     Some(soft.len() - 1)
                 }
             };
-            spread.push(Term {
+            spread.push(GroupTerm {
                 group: g,
                 soft: soft_pos,
                 self_match: false,
             });
         }
         let terms = |s: &mut Self,
-                     kind: GKind,
+                     kind: GroupKind,
                      pa: &crate::model::PodAffinity,
                      field: &str,
-                     soft: &mut Vec<Soft>|
-         -> Result<Vec<Term>, ModelError> {
+                     soft: &mut Vec<Preference>|
+         -> Result<Vec<GroupTerm>, ModelError> {
             let mut out = vec![];
             let mut prefs: Vec<(i32, usize, &PodAffinityTerm)> = pa
                 .preferred
@@ -470,12 +492,12 @@ impl<'a> Solver<'a> {
                 });
                 let soft_pos = pref.map(|_| {
                     soft.push(match kind {
-                        GKind::Affinity => Soft::Affinity(out.len()),
-                        _ => Soft::Anti(out.len()),
+                        GroupKind::Affinity => Preference::Affinity(out.len()),
+                        _ => Preference::AntiAffinity(out.len()),
                     });
                     soft.len() - 1
                 });
-                out.push(Term {
+                out.push(GroupTerm {
                     group: g,
                     soft: soft_pos,
                     self_match,
@@ -483,59 +505,60 @@ impl<'a> Solver<'a> {
             }
             Ok(out)
         };
-        let aff = terms(
+        let affinity = terms(
             self,
-            GKind::Affinity,
+            GroupKind::Affinity,
             &p.affinity.pod_affinity,
             "affinity.podAffinity",
             &mut soft,
         )?;
         let anti = terms(
             self,
-            GKind::Anti,
+            GroupKind::AntiAffinity,
             &p.affinity.pod_anti_affinity,
             "affinity.podAntiAffinity",
             &mut soft,
         )?;
-        Ok(PPod {
-            src,
+        Ok(PendingPod {
+            source,
             ns,
             labels,
-            req,
-            hard_alts,
+            requests,
+            required_alternatives,
             hard_problem,
-            pref_node,
+            preferred_node_terms,
             spread,
-            aff,
+            affinity,
             anti,
-            member: vec![],
+            counted_in: vec![],
             ports: p.host_ports.clone(),
             soft,
-            pns_soft: None,
+            prefer_no_schedule_step: None,
             relaxed: 0,
-            eff_alts: vec![],
+            alternative_ids: vec![],
         })
     }
 
     /// Recomputes the pod's effective alternatives: each required term ANDed with the preferred
     /// node terms still in force.
-    pub(super) fn refresh_alts(&mut self, pi: usize) {
+    pub(super) fn refresh_alternatives(&mut self, pi: usize) {
         let p = &self.pods[pi];
         let mut active_prefs: ReqSet = vec![];
         for (pos, s) in p.soft.iter().enumerate() {
-            if let Soft::NodePref(i) = s
+            if let Preference::NodePreference(i) = s
                 && pos >= p.relaxed
             {
-                active_prefs = reqset_merge(&active_prefs, &p.pref_node[*i].1, &self.vals);
+                active_prefs =
+                    reqset_merge(&active_prefs, &p.preferred_node_terms[*i].1, &self.vals);
             }
         }
         let merged: Vec<ReqSet> = p
-            .hard_alts
+            .required_alternatives
             .iter()
             .map(|a| reqset_merge(a, &active_prefs, &self.vals))
             .filter(|rs| rs.iter().all(|(_, v)| !v.is_empty()))
             .collect();
-        let ids: Vec<usize> = merged.iter().map(|rs| self.alt_id(rs)).collect();
-        self.pods[pi].eff_alts = ids;
+        let ids: Vec<usize> = merged.iter().map(|rs| self.alternative_id(rs)).collect();
+        self.pods[pi].alternative_ids = ids;
     }
 }

@@ -384,6 +384,117 @@ impl<'a> Solver<'a> {
             .any(|c| self.cluster.types[t].zones_by_capacity_type[c] & zone_mask != 0)
     }
 
+    /// One NodePool compiled: its requirements split into type, zone, capacity-type and other
+    /// keys; the instance types it may launch (requirements, an available offering, room for its
+    /// DaemonSet overhead); limits as a vector. `index` is its position in the snapshot.
+    fn compile_pool(
+        &mut self,
+        index: usize,
+        np: &crate::model::NodePool,
+    ) -> Result<CompiledPool, ModelError> {
+        let pi = index;
+        let e = |field: &str, why: String| ModelError::new(Kind::NodePool, &np.name, field, why);
+        if !(0..=100).contains(&np.weight) {
+            return Err(e("weight", format!("{} is outside 0..=100", np.weight)));
+        }
+        self.check_nonneg(
+            Kind::NodePool,
+            &np.name,
+            "daemonsetOverhead",
+            &np.daemonset_overhead,
+        )?;
+        let mut rs: ReqSet = vec![];
+        let mut min_values = vec![];
+        for (i, r) in np.requirements.iter().enumerate() {
+            let v = VSet::from_req(r, &mut self.vals)
+                .map_err(|w| e(&format!("requirements[{i}]"), w))?;
+            let k = self.keys.id(&r.key);
+            if k == self.cluster.hostname_key {
+                return Err(e(
+                    &format!("requirements[{i}].key"),
+                    "a NodePool cannot require a hostname".into(),
+                ));
+            }
+            if let Some(m) = r.min_values {
+                if m == 0 {
+                    return Err(e(
+                        &format!("requirements[{i}].minValues"),
+                        "must be at least 1".into(),
+                    ));
+                }
+                min_values.push((k, m));
+            }
+            reqset_add(&mut rs, k, v, &self.vals);
+        }
+        for (k, v) in &np.labels {
+            let (k, v) = (self.keys.id(k), self.vals.id(v));
+            reqset_add(&mut rs, k, VSet::only(v), &self.vals);
+        }
+        let pv = self.vals.id(&np.name);
+        reqset_add(
+            &mut rs,
+            self.cluster.nodepool_key,
+            VSet::only(pv),
+            &self.vals,
+        );
+        if self.cluster.type_label_key.len() < self.keys.len() {
+            self.cluster.type_label_key.resize(self.keys.len(), false);
+        }
+        let (mut types, _) = self.type_mask(&rs);
+        let zone_mask = self.zones_allowed(reqset_get(&rs, self.cluster.zone_key));
+        let capacity_mask =
+            self.capacity_types_allowed(reqset_get(&rs, self.cluster.capacity_type_key));
+        let overhead = self.vector(&np.daemonset_overhead);
+        types.retain(|t| {
+            self.offer_ok(t, zone_mask, capacity_mask) && overhead.le(&self.cluster.types[t].alloc)
+        });
+        let other: ReqSet = rs
+            .into_iter()
+            .filter(|(k, _)| {
+                !self.is_type_key(*k)
+                    && *k != self.cluster.zone_key
+                    && *k != self.cluster.capacity_type_key
+            })
+            .collect();
+        let mut max_alloc = ResourceVector::default();
+        for t in types.iter() {
+            max_alloc = max_alloc.max(&self.cluster.types[t].alloc);
+        }
+        let (limits, limit_nodes) = match &np.limits {
+            None => (None, None),
+            Some(l) => {
+                self.check_nonneg(Kind::NodePool, &np.name, "limits", l)?;
+                let mut v = ResourceVector([i64::MAX; DIMS]);
+                for (k, amount) in l.iter() {
+                    if let Some(d) = self.cluster.dimensions.iter().position(|n| n == k) {
+                        v.0[d] = amount;
+                    }
+                }
+                (Some(v), l.extended.get("nodes").copied())
+            }
+        };
+        let taints: Vec<Taint> = np.taints.clone();
+        Ok(CompiledPool {
+            source: pi,
+            name: np.name.clone(),
+            weight: np.weight,
+            requirements: other,
+            types,
+            zone_mask,
+            capacity_mask,
+            taints,
+            overhead,
+            max_alloc,
+            min_values,
+            limits,
+            limit_nodes,
+            usage: ResourceVector::default(),
+            usage_nodes: 0,
+            reserved: ResourceVector::default(),
+            claims: 0,
+        })
+    }
+
     pub(super) fn prepare_pools(&mut self, snap: &Snapshot) -> Result<(), ModelError> {
         let mut names = BTreeSet::new();
         for (pi, np) in snap.node_pools.iter().enumerate() {
@@ -395,106 +506,8 @@ impl<'a> Solver<'a> {
             if !names.insert(np.name.clone()) {
                 return Err(e("name", "duplicate NodePool".into()));
             }
-            if !(0..=100).contains(&np.weight) {
-                return Err(e("weight", format!("{} is outside 0..=100", np.weight)));
-            }
-            self.check_nonneg(
-                Kind::NodePool,
-                &np.name,
-                "daemonsetOverhead",
-                &np.daemonset_overhead,
-            )?;
-            let mut rs: ReqSet = vec![];
-            let mut min_values = vec![];
-            for (i, r) in np.requirements.iter().enumerate() {
-                let v = VSet::from_req(r, &mut self.vals)
-                    .map_err(|w| e(&format!("requirements[{i}]"), w))?;
-                let k = self.keys.id(&r.key);
-                if k == self.cluster.hostname_key {
-                    return Err(e(
-                        &format!("requirements[{i}].key"),
-                        "a NodePool cannot require a hostname".into(),
-                    ));
-                }
-                if let Some(m) = r.min_values {
-                    if m == 0 {
-                        return Err(e(
-                            &format!("requirements[{i}].minValues"),
-                            "must be at least 1".into(),
-                        ));
-                    }
-                    min_values.push((k, m));
-                }
-                reqset_add(&mut rs, k, v, &self.vals);
-            }
-            for (k, v) in &np.labels {
-                let (k, v) = (self.keys.id(k), self.vals.id(v));
-                reqset_add(&mut rs, k, VSet::only(v), &self.vals);
-            }
-            let pv = self.vals.id(&np.name);
-            reqset_add(
-                &mut rs,
-                self.cluster.nodepool_key,
-                VSet::only(pv),
-                &self.vals,
-            );
-            if self.cluster.type_label_key.len() < self.keys.len() {
-                self.cluster.type_label_key.resize(self.keys.len(), false);
-            }
-            let (mut types, _) = self.type_mask(&rs);
-            let zone_mask = self.zones_allowed(reqset_get(&rs, self.cluster.zone_key));
-            let capacity_mask =
-                self.capacity_types_allowed(reqset_get(&rs, self.cluster.capacity_type_key));
-            let overhead = self.vector(&np.daemonset_overhead);
-            types.retain(|t| {
-                self.offer_ok(t, zone_mask, capacity_mask)
-                    && overhead.le(&self.cluster.types[t].alloc)
-            });
-            let other: ReqSet = rs
-                .into_iter()
-                .filter(|(k, _)| {
-                    !self.is_type_key(*k)
-                        && *k != self.cluster.zone_key
-                        && *k != self.cluster.capacity_type_key
-                })
-                .collect();
-            let mut max_alloc = ResourceVector::default();
-            for t in types.iter() {
-                max_alloc = max_alloc.max(&self.cluster.types[t].alloc);
-            }
-            let (limits, limit_nodes) = match &np.limits {
-                None => (None, None),
-                Some(l) => {
-                    self.check_nonneg(Kind::NodePool, &np.name, "limits", l)?;
-                    let mut v = ResourceVector([i64::MAX; DIMS]);
-                    for (k, amount) in l.iter() {
-                        if let Some(d) = self.cluster.dimensions.iter().position(|n| n == k) {
-                            v.0[d] = amount;
-                        }
-                    }
-                    (Some(v), l.extended.get("nodes").copied())
-                }
-            };
-            let taints: Vec<Taint> = np.taints.clone();
-            self.pools.push(CompiledPool {
-                source: pi,
-                name: np.name.clone(),
-                weight: np.weight,
-                requirements: other,
-                types,
-                zone_mask,
-                capacity_mask,
-                taints,
-                overhead,
-                max_alloc,
-                min_values,
-                limits,
-                limit_nodes,
-                usage: ResourceVector::default(),
-                usage_nodes: 0,
-                reserved: ResourceVector::default(),
-                claims: 0,
-            });
+            let pool = self.compile_pool(pi, np)?;
+            self.pools.push(pool);
         }
         // Weight first, then name.
         self.pools
@@ -509,10 +522,15 @@ impl<'a> Solver<'a> {
         self.pools.iter().position(|p| p.name == name)
     }
 
-    pub(super) fn prepare_slots(&mut self, snap: &Snapshot) -> Result<(), ModelError> {
+    /// Existing nodes as slots, by name: labels (with a hostname), taints (ephemeral and startup
+    /// taints dropped while initializing), allocatable; capacity counted into the NodePool.
+    fn prepare_nodes(
+        &mut self,
+        snap: &Snapshot,
+        names: &mut BTreeSet<String>,
+    ) -> Result<(), ModelError> {
         let mut order: Vec<usize> = (0..snap.nodes.len()).collect();
         order.sort_by(|&a, &b| snap.nodes[a].name.cmp(&snap.nodes[b].name));
-        let mut names = BTreeSet::new();
         for &ni in &order {
             let n = &snap.nodes[ni];
             if n.name.is_empty() || !names.insert(n.name.clone()) {
@@ -558,6 +576,16 @@ impl<'a> Solver<'a> {
                 cordoned: n.unschedulable,
             });
         }
+        Ok(())
+    }
+
+    /// In-flight claims as slots, by name: labels from the NodePool, the claim and its instance
+    /// type; allocatable of the type less the NodePool's DaemonSet overhead.
+    fn prepare_in_flight(
+        &mut self,
+        snap: &Snapshot,
+        names: &mut BTreeSet<String>,
+    ) -> Result<(), ModelError> {
         let mut inflight: Vec<usize> = (0..snap.in_flight.len()).collect();
         inflight.sort_by(|&a, &b| snap.in_flight[a].name.cmp(&snap.in_flight[b].name));
         for ci in inflight {
@@ -615,6 +643,15 @@ impl<'a> Solver<'a> {
                 cordoned: false,
             });
         }
+        Ok(())
+    }
+
+    /// The existing nodes (by name) and then the in-flight claims (by name) as slots, counted
+    /// into their NodePools' usage; names must be unique across both.
+    pub(super) fn prepare_slots(&mut self, snap: &Snapshot) -> Result<(), ModelError> {
+        let mut names = BTreeSet::new();
+        self.prepare_nodes(snap, &mut names)?;
+        self.prepare_in_flight(snap, &mut names)?;
         self.cluster.existing_count = self.cluster.slots.len();
         self.slot_used = Cow::Owned(vec![ResourceVector::default(); self.cluster.existing_count]);
         self.slot_ports = Cow::Owned(vec![vec![]; self.cluster.existing_count]);

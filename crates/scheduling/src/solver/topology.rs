@@ -291,52 +291,57 @@ impl<'a> Solver<'a> {
             if cands.is_empty() {
                 return Err(why.unwrap_or(Rejection::TopologyKey(key)));
             }
-            let pick = if cands.len() == 1 {
-                cands[0].0
-            } else {
-                // Balance: the pod's own spread groups first, then the spread groups it counts in;
-                // then the cheaper domain, then the lower index.
-                let own: Vec<usize> = p
-                    .spread
-                    .iter()
-                    .filter(|t| p.active(t) && self.groups[t.group].key == key)
-                    .map(|t| t.group)
-                    .collect();
-                let counted: Vec<usize> = p
-                    .counted_in
-                    .iter()
-                    .copied()
-                    .filter(|&g| {
-                        self.groups[g].key == key
-                            && matches!(self.groups[g].kind, GroupKind::Spread { .. })
-                    })
-                    .collect();
-                let score = |d: u32| -> (u64, u64) {
-                    let a: u64 = own.iter().map(|&g| self.groups[g].count(d) as u64).sum();
-                    let b: u64 = counted
-                        .iter()
-                        .map(|&g| self.groups[g].count(d) as u64)
-                        .sum();
-                    (a, b)
-                };
-                let mut best = cands[0];
-                let mut best_score = score(best.0);
-                for &c in &cands[1..] {
-                    let sc = score(c.0);
-                    if sc < best_score
-                        || (sc == best_score
-                            && (c.1 < best.1
-                                || (c.1 == best.1 && self.domain_before(key, c.0, best.0))))
-                    {
-                        best = c;
-                        best_score = sc;
-                    }
-                }
-                best.0
-            };
+            let pick = self.pick_balanced(pi, key, &cands);
             chosen.push((key, Some(pick)));
         }
         Ok(chosen)
+    }
+
+    /// Of several allowed domains of `key` (with the cheapest price of each), the one that keeps
+    /// things balanced: fewest pods of the pod's own spread groups, then of the spread groups it
+    /// counts in; then the cheaper domain, then the one that sorts first. `cands` is not empty.
+    fn pick_balanced(&self, pi: usize, key: u32, cands: &[(u32, f64)]) -> u32 {
+        if cands.len() == 1 {
+            return cands[0].0;
+        }
+        let p = &self.pods[pi];
+        // Balance: the pod's own spread groups first, then the spread groups it counts in;
+        // then the cheaper domain, then the lower index.
+        let own: Vec<usize> = p
+            .spread
+            .iter()
+            .filter(|t| p.active(t) && self.groups[t.group].key == key)
+            .map(|t| t.group)
+            .collect();
+        let counted: Vec<usize> = p
+            .counted_in
+            .iter()
+            .copied()
+            .filter(|&g| {
+                self.groups[g].key == key && matches!(self.groups[g].kind, GroupKind::Spread { .. })
+            })
+            .collect();
+        let score = |d: u32| -> (u64, u64) {
+            let a: u64 = own.iter().map(|&g| self.groups[g].count(d) as u64).sum();
+            let b: u64 = counted
+                .iter()
+                .map(|&g| self.groups[g].count(d) as u64)
+                .sum();
+            (a, b)
+        };
+        let mut best = cands[0];
+        let mut best_score = score(best.0);
+        for &c in &cands[1..] {
+            let sc = score(c.0);
+            if sc < best_score
+                || (sc == best_score
+                    && (c.1 < best.1 || (c.1 == best.1 && self.domain_before(key, c.0, best.0))))
+            {
+                best = c;
+                best_score = sc;
+            }
+        }
+        best.0
     }
 
     /// Cheap rejection on topology keys whose domain a NodeClaim already has fixed (its

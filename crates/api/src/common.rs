@@ -1,6 +1,7 @@
 //! Pieces shared by every Ballast API group: quantities, durations, object references and
 //! the schema helpers that make the API server check them.
 
+use ballast_quantity::Suffix;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
@@ -63,43 +64,31 @@ pub enum ParseError {
     Duration(String),
 }
 
-/// Reads a Kubernetes quantity into a float of base units ("500m" → 0.5, "1Ki" → 1024).
+/// Reads a Kubernetes quantity into a float of base units ("500m" → 0.5, "1Ki" → 1024): the
+/// grammar of `ballast-quantity`, within [`QUANTITY_PATTERN`], evaluated as the number times the
+/// suffix's factor.
 pub fn parse_quantity(text: &str) -> Result<f64, ParseError> {
     let s = text.trim();
+    let bad = || ParseError::Quantity(text.to_string());
     if !QUANTITY_RE.is_match(s) {
-        return Err(ParseError::Quantity(text.to_string()));
+        return Err(bad());
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    let base: f64 = number
-        .parse()
-        .map_err(|_| ParseError::Quantity(text.to_string()))?;
-    let factor = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exp if exp.starts_with(['e', 'E']) => {
-            let e: i32 = exp[1..]
-                .parse()
-                .map_err(|_| ParseError::Quantity(text.to_string()))?;
-            10f64.powi(e)
-        }
-        _ => return Err(ParseError::Quantity(text.to_string())),
+    let parsed = ballast_quantity::parse(s).map_err(|_| bad())?;
+    let base: f64 = parsed.number.parse().map_err(|_| bad())?;
+    let factor = match parsed.suffix {
+        Suffix::None => 1.0,
+        Suffix::Si(-9) => 1e-9,
+        Suffix::Si(-6) => 1e-6,
+        Suffix::Si(-3) => 1e-3,
+        Suffix::Si(3) => 1e3,
+        Suffix::Si(6) => 1e6,
+        Suffix::Si(9) => 1e9,
+        Suffix::Si(12) => 1e12,
+        Suffix::Si(15) => 1e15,
+        Suffix::Si(18) => 1e18,
+        Suffix::Si(_) => return Err(bad()),
+        Suffix::Binary(k) => 1024f64.powi(k as i32),
+        Suffix::Exponent(e) => 10f64.powi(e),
     };
     Ok(base * factor)
 }
@@ -108,61 +97,12 @@ pub fn parse_quantity(text: &str) -> Result<f64, ParseError> {
 /// ("0.5" cpu → 500, "1Gi" → 1073741824000). Saturates at the i64 range.
 pub fn quantity_milli(q: &Quantity) -> Result<i64, ParseError> {
     let v = parse_quantity(&q.0)?;
-    // Exact decimal arithmetic where it fits: through a float, "700m" would read as 701.
-    Ok(exact_milli(q.0.trim())
-        .unwrap_or_else(|| (v * 1000.0).ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64))
-}
-
-/// `quantity_milli` of a syntactically valid quantity in integer arithmetic, or `None` when the
-/// numbers do not fit an i128 (the caller then falls back to floats).
-fn exact_milli(s: &str) -> Option<i64> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    let (negative, digits) = match number.as_bytes().first() {
-        Some(b'-') => (true, &number[1..]),
-        Some(b'+') => (false, &number[1..]),
-        _ => (false, number),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let mut num: i128 = 0;
-    for d in int.bytes().chain(frac.bytes()) {
-        num = num.checked_mul(10)?.checked_add(i128::from(d - b'0'))?;
-    }
-    // value = num × 10^exp10 × 1024^binary, in thousandths.
-    let mut exp10: i32 = 3 - i32::try_from(frac.len()).ok()?;
-    let mut binary = 0u32;
-    match suffix {
-        "" => {}
-        "n" => exp10 -= 9,
-        "u" => exp10 -= 6,
-        "m" => exp10 -= 3,
-        "k" => exp10 += 3,
-        "M" => exp10 += 6,
-        "G" => exp10 += 9,
-        "T" => exp10 += 12,
-        "P" => exp10 += 15,
-        "E" => exp10 += 18,
-        "Ki" => binary = 1,
-        "Mi" => binary = 2,
-        "Gi" => binary = 3,
-        "Ti" => binary = 4,
-        "Pi" => binary = 5,
-        "Ei" => binary = 6,
-        e => exp10 = exp10.checked_add(e[1..].parse::<i32>().ok()?)?,
-    }
-    num = num.checked_mul(1024i128.checked_pow(binary)?)?;
-    let den = if exp10 >= 0 {
-        num = num.checked_mul(10i128.checked_pow(exp10.unsigned_abs())?)?;
-        1
-    } else {
-        10i128.checked_pow(exp10.unsigned_abs())?
-    };
-    let num = if negative { -num } else { num };
-    // Round up (towards +∞), as Kubernetes' MilliValue does.
-    let milli = num.div_euclid(den) + i128::from(num.rem_euclid(den) != 0);
-    Some(milli.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+    // Exact integer arithmetic where it fits: through a float, "700m" would read as 701.
+    let exact = ballast_quantity::parse(q.0.trim())
+        .ok()
+        .and_then(|p| p.scaled_ceil(1000))
+        .map(|m| m.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64);
+    Ok(exact.unwrap_or_else(|| (v * 1000.0).ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64))
 }
 
 /// Reads a quantity as a float of base units.

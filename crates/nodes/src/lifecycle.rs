@@ -4,19 +4,11 @@
 
 use ballast_api::common::{Condition, Time};
 use ballast_api::nodes::NodeClaim;
-use ballast_scheduling::{Resources, Taint};
+use ballast_scheduling::{EPHEMERAL_TAINTS, Resources, Taint};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::adapt;
-
-/// Taints every node starts with that go away on their own.
-pub const EPHEMERAL_TAINTS: [&str; 4] = [
-    "node.kubernetes.io/not-ready",
-    "node.kubernetes.io/unreachable",
-    "node.cloudprovider.kubernetes.io/uninitialized",
-    "karpenter.sh/unregistered",
-];
 
 /// What the shell observed about a NodeClaim's instance and node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

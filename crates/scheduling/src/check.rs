@@ -124,14 +124,7 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
                 .map(|p| p.startup_taints.clone())
                 .unwrap_or_default();
             taints.retain(|t| {
-                !startup.contains(t)
-                    && ![
-                        "node.kubernetes.io/not-ready",
-                        "node.kubernetes.io/unreachable",
-                        "node.cloudprovider.kubernetes.io/uninitialized",
-                        "karpenter.sh/unregistered",
-                    ]
-                    .contains(&t.key.as_str())
+                !startup.contains(t) && !crate::model::EPHEMERAL_TAINTS.contains(&t.key.as_str())
             });
         }
         nodes.push(CNode {

@@ -303,6 +303,17 @@ pub enum TaintEffect {
     NoExecute,
 }
 
+/// Keys of the taints a node carries only until it has started (not ready, unreachable,
+/// cloud provider not initialized, not registered): a node that is still initializing is
+/// scheduled as if it did not have them. The one list the scheduling core, the snapshot check
+/// and the NodeClaim lifecycle share.
+pub const EPHEMERAL_TAINTS: [&str; 4] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+    "karpenter.sh/unregistered",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Taint {

@@ -5,94 +5,21 @@
 
 use std::fmt;
 
-/// Why a quantity string could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quantity {input:?}: {why}")]
-pub struct QuantityError {
-    pub input: String,
-    pub why: &'static str,
-}
-
-fn err(input: &str, why: &'static str) -> QuantityError {
-    QuantityError {
-        input: input.to_string(),
-        why,
-    }
-}
+pub use ballast_quantity::QuantityError;
+use ballast_quantity::Suffix;
 
 /// Parses a quantity and returns its value multiplied by `scale` (1000 for millicores, 1 for
-/// bytes or counts), rounded up to an integer.
+/// bytes or counts), rounded up toward +∞ to an integer (the grammar and arithmetic of
+/// `ballast-quantity`). Resource amounts finer than a milli (`n`, `u`) are refused here.
 pub fn parse_scaled(input: &str, scale: i64) -> Result<i64, QuantityError> {
-    let s = input.trim();
-    if s.is_empty() {
-        return Err(err(input, "empty"));
+    let parsed = ballast_quantity::parse(input)?;
+    if matches!(parsed.suffix, Suffix::Si(e) if e < -3) {
+        return Err(QuantityError {
+            input: input.to_string(),
+            why: "unknown suffix",
+        });
     }
-    let (neg, body) = match s.as_bytes()[0] {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let digits_end = body
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(body.len());
-    let (number, suffix) = body.split_at(digits_end);
-    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-        return Err(err(input, "no number"));
-    }
-    // Value held as mantissa * 10^exp10 * 2^exp2, mantissa an exact integer.
-    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    if int_part.len() + frac_part.len() > 30 {
-        return Err(err(input, "too many digits"));
-    }
-    let mut mantissa: i128 = 0;
-    for c in int_part.bytes().chain(frac_part.bytes()) {
-        mantissa = mantissa * 10 + i128::from(c - b'0');
-    }
-    let mut exp10: i32 = -(frac_part.len() as i32);
-    let mut exp2: i32 = 0;
-    match suffix {
-        "" => {}
-        "m" => exp10 -= 3,
-        "k" => exp10 += 3,
-        "M" => exp10 += 6,
-        "G" => exp10 += 9,
-        "T" => exp10 += 12,
-        "P" => exp10 += 15,
-        "E" => exp10 += 18,
-        "Ki" => exp2 += 10,
-        "Mi" => exp2 += 20,
-        "Gi" => exp2 += 30,
-        "Ti" => exp2 += 40,
-        "Pi" => exp2 += 50,
-        "Ei" => exp2 += 60,
-        other => {
-            let rest = other
-                .strip_prefix('e')
-                .or_else(|| other.strip_prefix('E'))
-                .ok_or_else(|| err(input, "unknown suffix"))?;
-            let e: i32 = rest.parse().map_err(|_| err(input, "bad exponent"))?;
-            if e.abs() > 30 {
-                return Err(err(input, "exponent out of range"));
-            }
-            exp10 += e;
-        }
-    }
-    let mut num: i128 = mantissa * i128::from(scale);
-    let mut den: i128 = 1;
-    let overflow = || err(input, "out of range");
-    if exp10 >= 0 {
-        let scale10 = 10i128.checked_pow(exp10 as u32).ok_or_else(overflow)?;
-        num = num.checked_mul(scale10).ok_or_else(overflow)?;
-    } else {
-        den = 10i128.checked_pow((-exp10) as u32).ok_or_else(overflow)?;
-    }
-    num = num.checked_mul(1i128 << exp2).ok_or_else(overflow)?;
-    let value = (num + den - 1) / den;
-    if value > i128::from(i64::MAX) {
-        return Err(overflow());
-    }
-    let value = value as i64;
-    Ok(if neg { -value } else { value })
+    ballast_quantity::parse_scaled(input, scale)
 }
 
 /// CPU quantity in millicores.
@@ -168,6 +95,29 @@ mod tests {
         assert!(parse_units("9999999999999Ei").is_err());
         assert!(parse_units("1e30E").is_err());
         assert!(parse_units("99999999999999999999999999999e30").is_err());
+    }
+
+    /// Edge cases where this parser and `ballast-api`'s once disagreed; both now read through
+    /// `ballast-quantity`.
+    #[test]
+    fn edge_cases_shared_with_the_api() {
+        for (text, millis) in [
+            ("-0.0001", 0),                           // toward +∞ (was -1: rounded away from 0)
+            ("-1.0001", -1000),                       // toward +∞ (was -1001)
+            ("1e-31", 1),                             // any exponent that fits (was refused)
+            ("0.0000000000000000000000000000001", 1), // any digit count that fits (was refused)
+        ] {
+            assert_eq!(parse_cpu_millis(text).unwrap(), millis, "{text}");
+        }
+        assert_eq!(parse_units("-0.1").unwrap(), 0);
+        assert!(
+            parse_cpu_millis("1n").is_err(),
+            "finer than a milli: refused here"
+        );
+        assert!(
+            parse_units("1e30").is_err(),
+            "out of range is an error, not saturation"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ struct Base {
     /// Snapshot node index → slot.
     node_slot: Vec<usize>,
     /// Per slot: the NodePool whose usage counts the node, and the capacity counted.
-    slot_pool: Vec<Option<(usize, RV)>>,
+    slot_pool: Vec<Option<(usize, ResourceVector)>>,
     /// Per slot: its zone and capacity type indices when no offering or in-flight claim names
     /// them (so removing every node that carries one changes the solve's zones).
     slot_zone: Vec<Option<usize>>,
@@ -35,7 +35,7 @@ struct Base {
     by_ns: FxHashMap<u32, Vec<usize>>,
     /// Required anti-affinity terms of bound pods, in snapshot order: slot, key, namespaces,
     /// selector.
-    anti: Vec<(usize, u32, NsScope, Selector)>,
+    anti: Vec<(usize, u32, NamespaceScope, Selector)>,
     /// Snapshot pods (pending or bound) by namespace and name → the node they are bound to, if
     /// it is one of the snapshot's nodes.
     names: FxHashMap<String, FxHashMap<String, Option<usize>>>,
@@ -60,7 +60,7 @@ struct Base {
 /// returns the full solve's error.
 pub struct PreparedCluster {
     snapshot: Snapshot,
-    opts: SolveOptions,
+    options: SolveOptions,
     base: Option<Base>,
 }
 
@@ -83,7 +83,7 @@ impl PreparedCluster {
         let base = Base::new(&snapshot, options, extended).ok();
         PreparedCluster {
             snapshot,
-            opts: options.clone(),
+            options: options.clone(),
             base,
         }
     }
@@ -144,7 +144,7 @@ impl PreparedCluster {
         {
             return Ok(sol);
         }
-        crate::solve(&self.reduced(removed, pending), &self.opts)
+        crate::solve(&self.reduced(removed, pending), &self.options)
     }
 
     /// The prepared path alone: None where `solve_without` falls back to a full solve. For
@@ -156,17 +156,21 @@ impl PreparedCluster {
 }
 
 impl Base {
-    fn new(snap: &Snapshot, opts: &SolveOptions, extended: &[String]) -> Result<Base, ModelError> {
+    fn new(
+        snap: &Snapshot,
+        options: &SolveOptions,
+        extended: &[String],
+    ) -> Result<Base, ModelError> {
         // Every pod's extended resources get a dimension, so any of them may become pending.
         let mut probe = Pod::default();
         for r in extended {
             probe.requests.set(r, 1);
         }
-        let dims = solve_dims(
+        let dimensions = solve_dims(
             snap.pods.iter().chain(std::iter::once(&probe)),
             &snap.node_pools,
         )?;
-        let mut s = Solver::prepare_cluster(snap, opts, dims)?;
+        let mut s = Solver::prepare_cluster(snap, options, dimensions)?;
         s.check_pods(snap.pods.iter())?;
         let mut order: Vec<usize> = (0..snap.nodes.len()).collect();
         order.sort_by(|&a, &b| snap.nodes[a].name.cmp(&snap.nodes[b].name));
@@ -175,53 +179,65 @@ impl Base {
             node_slot[ni] = slot;
         }
         // Zones and capacity types that only nodes name.
-        let mut zone_pinned = vec![false; s.zones.len()];
-        let mut ct_pinned = vec![false; s.cts.len()];
+        let mut zone_pinned = vec![false; s.cluster.zones.len()];
+        let mut ct_pinned = vec![false; s.cluster.capacity_types.len()];
         for t in &snap.instance_types {
             for o in &t.offerings {
                 if let Some(v) = s.vals.get(&o.zone)
-                    && let Some(&z) = s.zone_idx.get(&v)
+                    && let Some(&z) = s.cluster.zone_index.get(&v)
                 {
                     zone_pinned[z] = true;
                 }
                 if let Some(v) = s.vals.get(&o.capacity_type)
-                    && let Some(&c) = s.ct_idx.get(&v)
+                    && let Some(&c) = s.cluster.capacity_type_index.get(&v)
                 {
                     ct_pinned[c] = true;
                 }
             }
         }
         for c in &snap.in_flight {
-            if let Some(&z) = s.vals.get(&c.zone).and_then(|v| s.zone_idx.get(&v)) {
+            if let Some(&z) = s
+                .vals
+                .get(&c.zone)
+                .and_then(|v| s.cluster.zone_index.get(&v))
+            {
                 zone_pinned[z] = true;
             }
-            if let Some(&ct) = s.vals.get(&c.capacity_type).and_then(|v| s.ct_idx.get(&v)) {
+            if let Some(&ct) = s
+                .vals
+                .get(&c.capacity_type)
+                .and_then(|v| s.cluster.capacity_type_index.get(&v))
+            {
                 ct_pinned[ct] = true;
             }
         }
-        let mut slot_pool = vec![None; s.n_existing];
-        let mut slot_zone = vec![None; s.n_existing];
-        let mut slot_ct = vec![None; s.n_existing];
+        let mut slot_pool = vec![None; s.cluster.existing_count];
+        let mut slot_zone = vec![None; s.cluster.existing_count];
+        let mut slot_ct = vec![None; s.cluster.existing_count];
         for (ni, n) in snap.nodes.iter().enumerate() {
             let slot = node_slot[ni];
             if let Some(p) = n.labels.get(wk::NODEPOOL).and_then(|p| s.pool_by_name(p)) {
                 let cap = n.capacity.as_ref().unwrap_or(&n.allocatable);
-                slot_pool[slot] = Some((p, s.rv(cap)));
+                slot_pool[slot] = Some((p, s.vector(cap)));
             }
             if let Some(z) = n.labels.get(wk::ZONE)
-                && let Some(&z) = s.vals.get(z).and_then(|v| s.zone_idx.get(&v))
+                && let Some(&z) = s.vals.get(z).and_then(|v| s.cluster.zone_index.get(&v))
                 && !zone_pinned[z]
             {
                 slot_zone[slot] = Some(z);
             }
             if let Some(c) = n.labels.get(wk::CAPACITY_TYPE)
-                && let Some(&c) = s.vals.get(c).and_then(|v| s.ct_idx.get(&v))
+                && let Some(&c) = s
+                    .vals
+                    .get(c)
+                    .and_then(|v| s.cluster.capacity_type_index.get(&v))
                 && !ct_pinned[c]
             {
                 slot_ct[slot] = Some(c);
             }
         }
         let slot_of: FxHashMap<String, usize> = s
+            .cluster
             .slots
             .iter()
             .enumerate()
@@ -245,28 +261,28 @@ impl Base {
             let Some(slot) = p.node_name.as_deref().and_then(|n| slot_of.get(n).copied()) else {
                 continue;
             };
-            let r = s.rv(&p.effective_requests());
+            let r = s.vector(&p.effective_requests());
             s.slot_used.to_mut()[slot] = s.slot_used[slot].add(&r);
             s.slot_ports.to_mut()[slot].extend(p.host_ports.iter().cloned());
             let ns = s.vals.id(&p.namespace);
             let labels = intern_labels(&mut s.keys, &mut s.vals, &p.labels);
             for term in &p.affinity.pod_anti_affinity.required {
-                let (key, ns_scope, sel) = s.anti_term(term, &p.namespace);
+                let (key, ns_scope, sel) = s.compile_anti_term(term, &p.namespace);
                 anti.push((slot, key, ns_scope, sel));
             }
             by_ns.entry(ns).or_default().push(bound.len());
             bound.push(BoundInfo { slot, labels });
         }
-        if s.type_key.len() < s.keys.len() {
-            s.type_key.resize(s.keys.len(), false);
+        if s.cluster.type_label_key.len() < s.keys.len() {
+            s.cluster.type_label_key.resize(s.keys.len(), false);
         }
         let inert = (0..DIMS)
             .map(|d| s.pools.iter().all(|p| p.overhead.0[d] == 0))
             .collect();
         let mut overcommitted = vec![];
-        for slot in 0..s.n_existing {
+        for slot in 0..s.cluster.existing_count {
             for d in 0..DIMS {
-                if s.slot_used[slot].0[d] > s.slots[slot].alloc.0[d] {
+                if s.slot_used[slot].0[d] > s.cluster.slots[slot].alloc.0[d] {
                     overcommitted.push((slot, d));
                 }
             }
@@ -294,7 +310,7 @@ impl Base {
         pending: &[&'b Pod],
     ) -> Option<Solution> {
         let b = &self.solver;
-        let mut gone = vec![false; b.n_existing];
+        let mut gone = vec![false; b.cluster.existing_count];
         let mut zone_left: BTreeMap<usize, usize> = BTreeMap::new();
         let mut ct_left: BTreeMap<usize, usize> = BTreeMap::new();
         for &i in removed {
@@ -312,7 +328,7 @@ impl Base {
         // A zone or capacity type only removed nodes carry would leave the reduced solve's
         // zone (capacity type) numbering.
         for (z, n) in zone_left {
-            let carried = (0..b.n_existing)
+            let carried = (0..b.cluster.existing_count)
                 .filter(|&s| self.slot_zone[s] == Some(z))
                 .count();
             if carried == n {
@@ -320,7 +336,7 @@ impl Base {
             }
         }
         for (c, n) in ct_left {
-            let carried = (0..b.n_existing)
+            let carried = (0..b.cluster.existing_count)
                 .filter(|&s| self.slot_ct[s] == Some(c))
                 .count();
             if carried == n {
@@ -351,13 +367,13 @@ impl Base {
         }
         // Resource dimensions: the reduced solve's must be ours, and ours beyond them must not
         // matter.
-        let dims = solve_dims(pend.iter().copied(), &snap.node_pools).ok()?;
-        if dims != b.dims {
-            if dims.iter().any(|d| !b.dims.contains(d)) {
+        let dimensions = solve_dims(pend.iter().copied(), &snap.node_pools).ok()?;
+        if dimensions != b.cluster.dimensions {
+            if dimensions.iter().any(|d| !b.cluster.dimensions.contains(d)) {
                 return None;
             }
-            for (d, name) in b.dims.iter().enumerate().skip(BUILTIN.len()) {
-                if dims.contains(name) {
+            for (d, name) in b.cluster.dimensions.iter().enumerate().skip(BUILTIN.len()) {
+                if dimensions.contains(name) {
                     continue;
                 }
                 if !self.inert[d]
@@ -371,41 +387,29 @@ impl Base {
             }
         }
         let mut s = Solver {
-            pod_src: vec![],
-            opts: b.opts.clone(),
+            cluster: b.cluster.borrowed(),
+            pod_sources: vec![],
             keys: Interner::layered(&b.keys),
             vals: Interner::layered(&b.vals),
-            k_zone: b.k_zone,
-            k_ct: b.k_ct,
-            k_host: b.k_host,
-            k_pool: b.k_pool,
-            dims: b.dims.clone(),
-            zones: b.zones.clone(),
-            zone_idx: b.zone_idx.clone(),
-            cts: b.cts.clone(),
-            ct_idx: b.ct_idx.clone(),
-            type_key: b.type_key.clone(),
-            types: Cow::Borrowed(&b.types),
             pools: b.pools.clone(),
-            slots: Cow::Borrowed(&b.slots),
             slot_used: Cow::Borrowed(&b.slot_used),
             slot_ports: Cow::Borrowed(&b.slot_ports),
-            n_existing: b.n_existing,
-            live: (0..b.n_existing).filter(|&s| !gone[s]).collect(),
+            live: (0..b.cluster.existing_count)
+                .filter(|&s| !gone[s])
+                .collect(),
             placeable: b.placeable.iter().copied().filter(|&s| !gone[s]).collect(),
             claims: vec![],
-            open: BTreeSet::new(),
-            alts: vec![],
-            alt_ids: FxHashMap::default(),
+            open_claims: BTreeSet::new(),
+            alternatives: vec![],
+            alternative_index: FxHashMap::default(),
             groups: vec![],
             group_ids: FxHashMap::default(),
             pods: vec![],
             domain_cache: FxHashMap::default(),
             placements: vec![],
-            ns_labels: b.ns_labels.clone(),
             claim_order: ClaimOrder::default(),
         };
-        for slot in (0..b.n_existing).filter(|&s| gone[s]) {
+        for slot in (0..b.cluster.existing_count).filter(|&s| gone[s]) {
             if let Some((p, cap)) = &self.slot_pool[slot] {
                 let pool = &mut s.pools[*p];
                 if pool.usage.0.contains(&i64::MAX) {
@@ -424,15 +428,15 @@ impl Base {
                 let bp = &self.bound[bi];
                 if !gone[bp.slot]
                     && s.groups[g].sel.matches(&bp.labels)
-                    && let Some(d) = s.slot_dom(bp.slot, key)
+                    && let Some(d) = s.slot_domain(bp.slot, key)
                 {
                     Group::bump(&mut s.groups[g].counts, d);
                     s.groups[g].total += 1;
                 }
             };
             match &ns {
-                NsScope::All => (0..self.bound.len()).for_each(|bi| count(bi, &mut s)),
-                NsScope::Set(v) => {
+                NamespaceScope::All => (0..self.bound.len()).for_each(|bi| count(bi, &mut s)),
+                NamespaceScope::Set(v) => {
                     for n in v {
                         for &bi in self.by_ns.get(n).map(|v| &v[..]).unwrap_or(&[]) {
                             count(bi, &mut s);
@@ -443,7 +447,7 @@ impl Base {
         }
         for (slot, key, ns, sel) in &self.anti {
             if !gone[*slot] {
-                s.own_anti(*slot, *key, ns.clone(), sel.clone());
+                s.record_anti_affinity_owner(*slot, *key, ns.clone(), sel.clone());
             }
         }
         s.set_members();

@@ -34,6 +34,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Measure a reconciler against a live (test) cluster: throughput, CPU, memory.
     Bench(crate::horizontal_bench::BenchArgs),
+    /// Replay recorded usage through a core's modes and compare them.
+    Evaluate(crate::evaluate_cmd::EvaluateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +141,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Simulate(args) => simulate(args),
         Command::Bench(args) => crate::horizontal_bench::run(&args),
+        Command::Evaluate(args) => crate::evaluate_cmd::run(&args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => {
                 crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output)
@@ -212,7 +215,9 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
         Format::Yaml => {
             let docs: Vec<String> = converted
                 .iter()
-                .map(|c| serde_yaml::to_string(&c.object).expect("JSON values serialize as YAML"))
+                .map(|c| {
+                    ballast_api::yaml::to_string(&c.object).expect("JSON values serialize as YAML")
+                })
                 .collect();
             print!("{}", docs.join("---\n"));
         }

@@ -19,7 +19,8 @@ pub struct EvaluateArgs {
     /// What to evaluate.
     #[arg(value_enum)]
     pub what: Evaluated,
-    /// Folder of usage series, one `<name>.csv` or `<name>.csv.gz` per workload.
+    /// Folder of usage series, one `<name>.csv` or `<name>.csv.gz` per workload (a
+    /// `manifest.csv` is skipped).
     pub dir: PathBuf,
     /// Minutes between two recommendations.
     #[arg(long, default_value_t = 5)]
@@ -27,6 +28,9 @@ pub struct EvaluateArgs {
     /// Hours of each series before scoring starts.
     #[arg(long, default_value_t = 24)]
     pub warmup: i64,
+    /// Set the per-pod floors (25m CPU, 250Mi memory) to zero in both modes.
+    #[arg(long)]
+    pub no_floors: bool,
     /// Print the figures as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -38,6 +42,7 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode> {
     let options = ReplayOptions {
         step_seconds: args.every.max(1) * 60,
         warmup_seconds: args.warmup.max(0) * 3600,
+        floors: !args.no_floors,
         ..ReplayOptions::default()
     };
     let started = std::time::Instant::now();
@@ -47,11 +52,12 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode> {
     } else {
         print!("{}", table(&results));
         println!(
-            "{} series from {}, a recommendation every {} min, {} h warm-up, {:.1}s",
+            "{} series from {}, a recommendation every {} min, {} h warm-up, floors {}, {:.1}s",
             series.len(),
             args.dir.display(),
             args.every,
             args.warmup,
+            if args.no_floors { "off" } else { "on" },
             started.elapsed().as_secs_f64()
         );
     }
@@ -71,7 +77,7 @@ fn read_dir(dir: &Path) -> Result<Vec<Series>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        if name != "manifest.csv" && (name.ends_with(".csv") || name.ends_with(".csv.gz")) {
             paths.push(path);
         }
     }

@@ -41,11 +41,12 @@ const fn candidate(source: Source, percentile: f64, margin: f64) -> Candidate {
 }
 
 /// The CPU candidates; the first is the Percentile mode's default.
-pub const CPU_CANDIDATES: [Candidate; 8] = [
+pub const CPU_CANDIDATES: [Candidate; 9] = [
     candidate(Source::Long, 0.90, 0.15),
     candidate(Source::Long, 0.80, 0.15),
     candidate(Source::Long, 0.95, 0.0),
     candidate(Source::Long, 0.70, 0.15),
+    candidate(Source::Short, 0.80, 0.0),
     candidate(Source::Short, 0.80, 0.15),
     candidate(Source::Short, 0.90, 0.15),
     candidate(Source::Short, 0.95, 0.15),
@@ -74,7 +75,7 @@ pub const COST_HALF_LIFE_SECONDS: f64 = 2.0 * 86_400.0;
 /// Cost of one CPU sample above the limit (a relative slack of 1 costs 1).
 pub const CPU_OVERRUN_COST: f64 = 6.0;
 /// Cost of one memory sample above the limit.
-pub const MEMORY_OVERRUN_COST: f64 = 40.0;
+pub const MEMORY_OVERRUN_COST: f64 = 100.0;
 /// Cost of moving a limit, per unit of relative change.
 pub const CHANGE_COST: f64 = 2.0;
 /// A challenger must cost this fraction less than the chosen candidate to replace it.

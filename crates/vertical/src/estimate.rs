@@ -4,7 +4,7 @@
 //! bounds then widen with little history: with confidence `c = min(days of history, samples ÷
 //! samples per day)`, the upper bound is multiplied by `1 + 1/c` and the lower bound by
 //! `(1 + 0.001/c)⁻²`. Adaptive mode takes the target from the chosen candidate and keeps the
-//! Percentile mode's bound-to-target ratios. Last, each value is raised to the per-container
+//! Percentile mode's bounds, widened to hold that target. Last, each value is raised to the per-container
 //! floor (the per-pod minimum split evenly across the pod's containers).
 
 use ballast_api::vertical::EstimatorMode;
@@ -81,19 +81,12 @@ fn percentile_estimate(
     })
 }
 
-/// The same bounds around another target: the ratios bound ÷ target are kept.
+/// The Percentile mode's bounds, widened to hold another target.
 fn retarget(e: Estimate, target: f64) -> Estimate {
-    if e.target <= 0.0 {
-        return Estimate {
-            target,
-            lower: target.min(e.lower),
-            upper: target.max(e.upper),
-        };
-    }
     Estimate {
         target,
-        lower: e.lower * target / e.target,
-        upper: e.upper * target / e.target,
+        lower: target.min(e.lower),
+        upper: target.max(e.upper),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct ReplayOptions {
     pub warmup_seconds: i64,
     /// Seconds between samples of the series (sets the confidence's samples per day).
     pub sample_seconds: i64,
+    /// Keep the per-pod floors (25m, 250Mi); false sets them to zero in both modes, to compare
+    /// the estimators alone.
+    pub floors: bool,
 }
 
 impl Default for ReplayOptions {
@@ -36,6 +39,7 @@ impl Default for ReplayOptions {
             step_seconds: 300,
             warmup_seconds: 86_400,
             sample_seconds: 300,
+            floors: true,
         }
     }
 }
@@ -183,10 +187,14 @@ fn slack(target: f64, usage: f64) -> f64 {
 
 /// The settings of a mode for series sampled every `options.sample_seconds`.
 pub fn settings_for(mode: EstimatorMode, options: &ReplayOptions) -> Settings {
+    let defaults = Settings::default();
+    let floor = |v: f64| if options.floors { v } else { 0.0 };
     Settings {
         mode,
         samples_per_day: 86_400.0 / options.sample_seconds.max(1) as f64,
-        ..Settings::default()
+        pod_min_cpu: floor(defaults.pod_min_cpu),
+        pod_min_memory: floor(defaults.pod_min_memory),
+        ..defaults
     }
 }
 

@@ -113,6 +113,7 @@ pub enum Decision {
     Horizontal,
     Provision,
     Disruption,
+    Vertical,
 }
 
 #[derive(Args, Debug)]
@@ -151,6 +152,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Decision::Disruption => {
                 crate::nodes_cmd::explain_disruption(&read_input(&args.file)?, args.output)
+            }
+            Decision::Vertical => {
+                crate::evaluate_cmd::explain(&read_input(&args.file)?, args.output)
             }
         },
     }

@@ -1,5 +1,6 @@
 //! `ballast evaluate vertical DIR`: replays a folder of usage series (`*.csv` or `*.csv.gz`) through
-//! both estimator modes of the vertical core and prints the table of slack, overruns and evictions.
+//! both estimator modes of the vertical core and prints the table of slack, overruns and evictions;
+//! and `ballast explain vertical -f SNAPSHOT`.
 
 use anyhow::{Context, Result, bail};
 use ballast_vertical::evaluate::{ReplayOptions, evaluate, table};
@@ -60,6 +61,21 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode> {
             if args.no_floors { "off" } else { "on" },
             started.elapsed().as_secs_f64()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ballast explain vertical -f SNAPSHOT`: the recommendation of a snapshot and why.
+pub fn explain(text: &str, output: Option<crate::cli::Format>) -> Result<ExitCode> {
+    let snapshot: ballast_vertical::explain::Snapshot =
+        serde_yaml::from_str(text).context("reading the vertical snapshot")?;
+    let explanation = ballast_vertical::explain::explain(&snapshot)?;
+    match output {
+        Some(crate::cli::Format::Json) => {
+            println!("{}", serde_json::to_string_pretty(&explanation)?)
+        }
+        Some(crate::cli::Format::Yaml) => print!("{}", ballast_api::yaml::to_string(&explanation)?),
+        None => print!("{}", explanation.text()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod estimate;
 pub mod evaluate;
+pub mod explain;
 pub mod histogram;
 pub mod policy;
 pub mod recommend;

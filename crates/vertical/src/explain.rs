@@ -85,6 +85,9 @@ pub fn explain(snapshot: &Snapshot) -> Result<Explanation, Error> {
     })
 }
 
+/// Formats an amount with its unit.
+type Unit = fn(f64) -> String;
+
 #[derive(Clone, Copy)]
 enum Event {
     Cpu(f64),
@@ -120,8 +123,7 @@ impl Explanation {
             ));
             let cpu = |v: f64| format!("{:.0}m", (v * 1000.0).ceil());
             let memory = |v: f64| format!("{:.1}Mi", v / 1048576.0);
-            let units: [(&str, _, fn(f64) -> String); 2] =
-                [("cpu", c.cpu, cpu), ("memory", c.memory, memory)];
+            let units: [(&str, _, Unit); 2] = [("cpu", c.cpu, cpu), ("memory", c.memory, memory)];
             for (what, r, unit) in units {
                 if let Some(r) = r {
                     out.push_str(&format!(

@@ -169,7 +169,7 @@ impl DecayingHistogram {
 
     /// Adds `weight` at `value` observed at unix second `at`.
     pub fn add(&mut self, layout: &BucketLayout, value: f64, weight: f64, at: i64) {
-        if !(weight > 0.0) {
+        if weight.is_nan() || weight <= 0.0 {
             return;
         }
         let w = weight * self.decay_factor(at);
@@ -179,7 +179,7 @@ impl DecayingHistogram {
 
     /// Removes a sample added earlier with the same value, weight and time.
     pub fn subtract(&mut self, layout: &BucketLayout, value: f64, weight: f64, at: i64) {
-        if !(weight > 0.0) || self.weights.is_empty() {
+        if weight.is_nan() || weight <= 0.0 || self.weights.is_empty() {
             return;
         }
         let w = weight * self.decay_factor(at);

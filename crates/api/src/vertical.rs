@@ -1,7 +1,10 @@
 //! `VerticalAutoscaler` and `VerticalAutoscalerCheckpoint` (autoscaling.ballast.dev/v1): the
 //! VPA `autoscaling.k8s.io/v1` spec and status under Ballast's group.
 
-use crate::common::{Condition, CrossVersionObjectReference, Time, resource_list_schema};
+use crate::common::{
+    Condition, CrossVersionObjectReference, Time, duration_schema, quantity_schema,
+    resource_list_schema,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -58,6 +61,71 @@ pub struct VerticalAutoscalerSpec {
     /// Named recommenders to use (empty: the default one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recommenders: Vec<RecommenderSelector>,
+    /// How recommendations are estimated from usage (absent: the VPA recommender's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimation: Option<Estimation>,
+}
+
+/// Which estimator turns usage histograms into a recommendation.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum EstimatorMode {
+    /// Fixed percentiles plus a safety margin (the VPA recommender's way).
+    #[default]
+    Percentile,
+    /// Per container, the candidate estimator with the lowest recent cost of overrun, slack and
+    /// change.
+    Adaptive,
+}
+
+/// Per-object overrides of the estimation; every field is optional.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Estimation {
+    /// Estimator (default Percentile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<EstimatorMode>,
+    /// CPU overrides (default: P90 target, P50 lower, P95 upper, 24h half-life, 15% margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<ResourceEstimation>,
+    /// Memory overrides, over per-interval peaks (same defaults as CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ResourceEstimation>,
+    /// Smallest CPU of a whole pod, split evenly across its containers (default 25m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity_schema")]
+    pub pod_min_cpu: Option<Quantity>,
+    /// Smallest memory of a whole pod, split evenly across its containers (default 250Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity_schema")]
+    pub pod_min_memory: Option<Quantity>,
+}
+
+/// How one resource's usage histogram is read.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("!has(self.lowerBoundPercentile) || !has(self.targetPercentile) || self.lowerBoundPercentile <= self.targetPercentile").message("lowerBoundPercentile must not exceed targetPercentile"))]
+#[x_kube(validation = Rule::new("!has(self.upperBoundPercentile) || !has(self.targetPercentile) || self.targetPercentile <= self.upperBoundPercentile").message("targetPercentile must not exceed upperBoundPercentile"))]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceEstimation {
+    /// Percentile of the target, in (0, 100] (default 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 100))]
+    pub target_percentile: Option<f64>,
+    /// Percentile of the lower bound, in (0, 100] (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 100))]
+    pub lower_bound_percentile: Option<f64>,
+    /// Percentile of the upper bound, in (0, 100] (default 95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 100))]
+    pub upper_bound_percentile: Option<f64>,
+    /// Age at which a sample weighs half as much as a new one (default 24h, at least 1m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_schema")]
+    pub half_life: Option<String>,
+    /// Percent added on top of each percentile, 0 to 1000 (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub safety_margin_percent: Option<f64>,
 }
 
 /// How recommendations are applied.
@@ -228,16 +296,54 @@ pub struct VerticalAutoscalerCheckpointStatus {
     pub last_sample_start: Option<Time>,
     #[serde(default)]
     pub total_samples_count: i64,
+    /// Peak of the current memory interval, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak: Option<f64>,
+    /// When the current memory interval ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_interval_end: Option<Time>,
+    /// State of the Adaptive estimator (absent in Percentile mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveCheckpoint>,
 }
 
-/// A decaying histogram stored sparsely: bucket index → weight scaled to at most 10000.
+/// The Adaptive estimator's short histograms and candidates.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AdaptiveCheckpoint {
+    pub cpu_short_histogram: HistogramCheckpoint,
+    pub memory_short_histogram: HistogramCheckpoint,
+    pub cpu: CandidatesCheckpoint,
+    pub memory: CandidatesCheckpoint,
+}
+
+/// Limits and decayed costs of one resource's candidate estimators.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidatesCheckpoint {
+    #[schemars(length(max = 64))]
+    pub limits: Vec<f64>,
+    #[schemars(length(max = 64))]
+    pub costs: Vec<f64>,
+    /// Index of the candidate followed.
+    #[schemars(range(min = 0, max = 63))]
+    pub chosen: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sample: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh: Option<Time>,
+}
+
+/// A decaying histogram stored sparsely: bucket index → weight relative to the reference time,
+/// exact (unlike the VPA's checkpoints, which scale weights to integers up to 10000, so a restored
+/// histogram gives the very same percentiles as the saved one).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HistogramCheckpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_timestamp: Option<Time>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub bucket_weights: BTreeMap<String, u32>,
+    pub bucket_weights: BTreeMap<String, f64>,
     #[serde(default)]
     pub total_weight: f64,
 }

@@ -34,6 +34,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Measure a reconciler against a live (test) cluster: throughput, CPU, memory.
     Bench(crate::horizontal_bench::BenchArgs),
+    /// Replay recorded usage through a core's modes and compare them.
+    Evaluate(crate::evaluate_cmd::EvaluateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +113,7 @@ pub enum Decision {
     Horizontal,
     Provision,
     Disruption,
+    Vertical,
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +142,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Simulate(args) => simulate(args),
         Command::Bench(args) => crate::horizontal_bench::run(&args),
+        Command::Evaluate(args) => crate::evaluate_cmd::run(&args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => {
                 crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output)
@@ -148,6 +152,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Decision::Disruption => {
                 crate::nodes_cmd::explain_disruption(&read_input(&args.file)?, args.output)
+            }
+            Decision::Vertical => {
+                crate::evaluate_cmd::explain(&read_input(&args.file)?, args.output)
             }
         },
     }
@@ -212,7 +219,9 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
         Format::Yaml => {
             let docs: Vec<String> = converted
                 .iter()
-                .map(|c| serde_yaml::to_string(&c.object).expect("JSON values serialize as YAML"))
+                .map(|c| {
+                    ballast_api::yaml::to_string(&c.object).expect("JSON values serialize as YAML")
+                })
                 .collect();
             print!("{}", docs.join("---\n"));
         }

@@ -1,6 +1,7 @@
 //! `ballast`: one binary for the whole suite.
 
 mod cli;
+mod evaluate_cmd;
 mod horizontal_bench;
 mod horizontal_cmd;
 mod nodes_cmd;

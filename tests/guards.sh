@@ -17,8 +17,7 @@ if ! cargo fmt --all -- --check >/dev/null; then
   exit 1
 fi
 
-CORES=(ballast-quantity ballast-api ballast-horizontal ballast-scheduling ballast-nodes ballast-sim ballast-cloud)
-[[ -f crates/vertical/Cargo.toml ]] && CORES+=(ballast-vertical)
+CORES=(ballast-quantity ballast-api ballast-horizontal ballast-scheduling ballast-nodes ballast-sim ballast-cloud ballast-vertical)
 FORBIDDEN='^(tokio|hyper|hyper-util|kube-client|kube-runtime|reqwest|aws-sdk-[a-z0-9-]+|aws-config) '
 log "pure cores' dependency trees: ${CORES[*]}"
 bad=0

@@ -32,8 +32,6 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run one decision offline on a snapshot file and say why.
     Explain(ExplainArgs),
-    /// Measure a reconciler against a live (test) cluster: throughput, CPU, memory.
-    Bench(crate::horizontal_bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -138,7 +136,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ),
         },
         Command::Simulate(args) => simulate(args),
-        Command::Bench(args) => crate::horizontal_bench::run(&args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => {
                 crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output)
@@ -286,8 +283,7 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let results = ballast_sim::run_file(&path, &mut |variant, fraction| {
         bar.set_message(format!("variant {}", variant + 1));
         bar.set_position((fraction * 1000.0) as u64);
-    })
-    .map_err(|e| anyhow::anyhow!(e))?;
+    })?;
     bar.finish_and_clear();
     let written = ballast_sim::write_outputs(&args.out, &results)
         .with_context(|| format!("writing {}", args.out.display()))?;

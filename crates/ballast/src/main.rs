@@ -1,7 +1,6 @@
 //! `ballast`: one binary for the whole suite.
 
 mod cli;
-mod horizontal_bench;
 mod horizontal_cmd;
 mod nodes_cmd;
 

@@ -32,8 +32,6 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run one decision offline on a snapshot file and say why.
     Explain(ExplainArgs),
-    /// Measure a reconciler against a live (test) cluster: throughput, CPU, memory.
-    Bench(crate::horizontal_bench::BenchArgs),
     /// Replay recorded usage through a core's modes and compare them.
     Evaluate(crate::evaluate_cmd::EvaluateArgs),
 }
@@ -141,7 +139,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ),
         },
         Command::Simulate(args) => simulate(args),
-        Command::Bench(args) => crate::horizontal_bench::run(&args),
         Command::Evaluate(args) => crate::evaluate_cmd::run(&args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => {
@@ -295,8 +292,7 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let results = ballast_sim::run_file(&path, &mut |variant, fraction| {
         bar.set_message(format!("variant {}", variant + 1));
         bar.set_position((fraction * 1000.0) as u64);
-    })
-    .map_err(|e| anyhow::anyhow!(e))?;
+    })?;
     bar.finish_and_clear();
     let written = ballast_sim::write_outputs(&args.out, &results)
         .with_context(|| format!("writing {}", args.out.display()))?;

@@ -2,7 +2,6 @@
 
 mod cli;
 mod evaluate_cmd;
-mod horizontal_bench;
 mod horizontal_cmd;
 mod nodes_cmd;
 

@@ -2,32 +2,73 @@
 //! in-memory cluster, in which every autoscaling decision is taken by the same pure cores the
 //! live controllers run (`ballast-horizontal`, `ballast-nodes`, `ballast-scheduling`).
 //!
+//! The rooms, each depending only on those listed before it: `state` (node, pod and workload
+//! records), `event` (events and wake-ups), `record` (what a run counts), `observed` (the node
+//! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
+//! on it), `cores` (the Ballast decisions, reading the world), `report` (reads the world and the
+//! record), `engine` (the event queue, dispatching to the world and the cores).
+//!
 //! Deterministic: the same scenario and seed give byte-identical reports.
 
 mod cores;
 mod engine;
+mod event;
 pub mod html;
+mod observed;
+mod record;
 pub mod report;
 pub mod scenario;
 mod state;
 pub mod trace;
+mod world;
 
 use report::VariantResult;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-pub use engine::Sim;
+pub use engine::{SetupError, Simulation};
 pub use scenario::{Scenario, ScenarioError};
+pub use world::WorldError;
+
+/// Why a scenario file or a variant of it cannot be run. Each message is whole (it names the
+/// file, the variant and the field where it can, and says what the inner error says), so the
+/// inner errors are held as fields, not as sources a caller would print a second time.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The scenario file (or a file it points to) cannot be read or is invalid.
+    #[error("{0}")]
+    Scenario(ScenarioError),
+    /// A variant's start state cannot be built (an unknown instance type or offering of the start
+    /// nodes, a bad catalog, an autoscaler without its workload).
+    #[error("{}: scenario {scenario}, variant {variant}: {error}", path.display())]
+    Setup {
+        path: PathBuf,
+        scenario: String,
+        variant: String,
+        error: SetupError,
+    },
+}
+
+impl From<ScenarioError> for SimError {
+    fn from(error: ScenarioError) -> SimError {
+        SimError::Scenario(error)
+    }
+}
 
 /// Runs one prepared scenario (one variant).
-pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantResult, String> {
+pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantResult, SimError> {
     let workload_names = scenario.workloads.iter().map(|w| w.name.clone()).collect();
-    let label = format!("{}/{}", scenario.name, scenario.variant);
-    let sim = Sim::new(scenario).map_err(|e| format!("{label}: {e}"))?;
-    let outcome = sim.run(progress);
-    let rec = outcome.recorder;
-    let summary = rec
-        .summary
-        .ok_or_else(|| format!("{label}: the run produced no summary"))?;
+    let (path, name, variant) = (
+        scenario.path.clone(),
+        scenario.name.clone(),
+        scenario.variant.clone(),
+    );
+    let simulation = Simulation::new(scenario).map_err(|error| SimError::Setup {
+        path,
+        scenario: name,
+        variant,
+        error,
+    })?;
+    let (rec, summary) = simulation.run(progress);
     Ok(VariantResult {
         summary,
         series: rec.series,
@@ -41,15 +82,14 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
 pub fn run_file(
     path: &Path,
     progress: &mut dyn FnMut(usize, f64),
-) -> Result<Vec<VariantResult>, String> {
-    let scenarios = scenario::load(path).map_err(|e| e.to_string())?;
+) -> Result<Vec<VariantResult>, SimError> {
+    let scenarios = scenario::load(path)?;
     let mut out = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.into_iter().enumerate() {
         out.push(run(sc, &mut |f| progress(i, f))?);
     }
     Ok(out)
 }
-
 /// Writes `report.json`, `summary.csv`, `<variant>.csv` and `report.html` into `dir`.
 pub fn write_outputs(
     dir: &Path,

@@ -1,87 +1,17 @@
 //! What a run measures, and the report files: JSON, CSV, an HTML page with plots, and a
 //! terminal summary.
 
-use crate::engine::Sim;
-use crate::scenario::{Scenario, WorkloadKind};
+use crate::record::Sample;
+use crate::scenario::WorkloadKind;
 use crate::state::*;
+use crate::world::World;
 use ballast_scheduling::bound::fractional_lower_bound_counted;
 use ballast_scheduling::model::Resources;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// One sample of the time series.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SampleRow {
-    pub t_seconds: f64,
-    pub nodes: usize,
-    pub nodes_ready: usize,
-    /// $ per hour of every live node.
-    pub cost_per_hour: f64,
-    /// Lower bound of $ per hour for the demand at this instant.
-    pub lower_bound_per_hour: f64,
-    pub pending_pods: usize,
-    /// Requested ÷ allocatable CPU over ready nodes, percent.
-    pub cpu_allocation: f64,
-    /// Used ÷ allocatable CPU over ready nodes, percent.
-    pub cpu_usage: f64,
-    pub memory_allocation: f64,
-    pub workloads: Vec<WorkloadSample>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadSample {
-    pub load: f64,
-    /// Replicas the load needs at 100% of a pod's capacity.
-    pub needed: f64,
-    pub desired: i32,
-    pub ready: usize,
-    pub backlog: f64,
-}
-
-/// Accumulators filled while the simulation runs.
-#[derive(Debug, Clone, Default)]
-pub struct Recorder {
-    pub series: Vec<SampleRow>,
-    /// Seconds each pod waited between creation and binding (till the end for pods never bound).
-    pub waits: Vec<f64>,
-    pub never_scheduled: usize,
-    pub scale_events: u64,
-    pub evictions: u64,
-    pub nodes_launched: u64,
-    pub nodes_terminated: u64,
-    pub batch_finished: u64,
-    /// (t seconds, method, nodes, savings $/h)
-    pub disruptions: Vec<(f64, String, usize, f64)>,
-    pub lower_bound_cost: f64,
-    pub errors: Vec<String>,
-    /// Why the provisioner left pods pending: explanation → times seen.
-    pub pending_reasons: BTreeMap<String, u64>,
-    /// CPU seconds spent per phase (for benchmarks; not part of the report, which must be
-    /// byte-identical across runs).
-    pub phase_seconds: BTreeMap<&'static str, f64>,
-    /// How often each phase ran (a disruption pass counts as "disrupt pass").
-    pub phase_counts: BTreeMap<&'static str, u64>,
-    pub summary: Option<Summary>,
-}
-
-impl Recorder {
-    pub fn new(_sc: &Scenario) -> Self {
-        Recorder::default()
-    }
-
-    pub(crate) fn pod_done(&mut self, pod: &SimPod, now: Millis) {
-        match pod.bound_at {
-            Some(b) => self.waits.push(secs(b - pod.created)),
-            None => {
-                self.waits.push(secs(now - pod.created));
-                self.never_scheduled += 1;
-            }
-        }
-    }
-}
+pub use crate::record::{Recorder, SampleRow, WorkloadSample};
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -167,14 +97,22 @@ fn r(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-pub(crate) fn sample(sim: &mut Sim) {
-    let now = sim.now;
+/// The live nodes now: how many, how many Ready, their $ per hour, and the allocatable and
+/// requested resources of the Ready ones.
+struct NodeTotals {
+    nodes: usize,
+    ready: usize,
+    cost: f64,
+    alloc: Resources,
+    req: Resources,
+}
+
+fn node_totals(world: &World) -> NodeTotals {
     let mut alloc = Resources::default();
     let mut req = Resources::default();
-    let mut used_cpu = 0.0;
     let mut cost = 0.0;
     let (mut nodes, mut ready) = (0, 0);
-    for n in sim.live_nodes.iter().map(|&n| &sim.nodes[n]) {
+    for n in world.live_nodes.iter().map(|&n| &world.nodes[n]) {
         nodes += 1;
         cost += n.price;
         if n.ready_at.is_some() {
@@ -189,28 +127,44 @@ pub(crate) fn sample(sim: &mut Sim) {
             }
         }
     }
+    NodeTotals {
+        nodes,
+        ready,
+        cost,
+        alloc,
+        req,
+    }
+}
+
+/// The sample of the cluster as it is now.
+pub(crate) fn sample(world: &World) -> Sample {
+    let now = world.now;
+    let NodeTotals {
+        nodes,
+        ready,
+        cost,
+        alloc,
+        req,
+    } = node_totals(world);
+    let mut used_cpu = 0.0;
     let mut workloads = Vec::new();
     // (requests, pods asking for them).
     let mut demand: Vec<(Resources, usize)> = Vec::new();
-    let mut autoscaled = vec![false; sim.workloads.len()];
-    for a in &sim.autoscalers {
-        autoscaled[a.workload] = true;
-    }
-    for w in 0..sim.workloads.len() {
-        let spec = &sim.sc.workloads[w];
-        let load = sim.load(w, now);
-        let ready_pods = sim.ready_pods(w);
+    for w in 0..world.workloads.len() {
+        let spec = &world.sc.workloads[w];
+        let load = world.load(w, now);
+        let ready_pods = world.ready_pods(w);
         let needed = load / spec.per_pod.capacity;
         // CPU the ready pods use for the load they serve.
         let served = load.min(ready_pods as f64 * spec.per_pod.capacity);
         used_cpu += ready_pods as f64 * spec.per_pod.base_cpu + served * spec.per_pod.cpu_per_unit;
         // The fewest pods that serve the load (a queue: its arrival rate) at full capacity; a
         // workload no autoscaler scales needs its replicas whatever the load.
-        let autoscaled = autoscaled[w];
+        let autoscaled = world.autoscaled[w];
         let floor = if autoscaled {
             0
         } else {
-            sim.workloads[w].desired.max(0) as usize
+            world.workloads[w].desired.max(0) as usize
         };
         let mut per_pod = spec.pod.requests.clone();
         per_pod.pods = 1;
@@ -218,13 +172,13 @@ pub(crate) fn sample(sim: &mut Sim) {
         workloads.push(WorkloadSample {
             load: r3(load),
             needed: r3(needed),
-            desired: sim.workloads[w].desired,
+            desired: world.workloads[w].desired,
             ready: ready_pods,
-            backlog: r3(sim.workloads[w].backlog),
+            backlog: r3(world.workloads[w].backlog),
         });
     }
     // Batch pods that have arrived and not finished are demand too; so is what static pods use.
-    for p in sim.live_batch.iter().map(|&p| &sim.pods[p]) {
+    for p in world.live_batch.iter().map(|&p| &world.pods[p]) {
         demand.push((p.requests.clone(), 1));
         if p.node.is_some() {
             used_cpu += p.requests.cpu_millis as f64;
@@ -232,21 +186,20 @@ pub(crate) fn sample(sim: &mut Sim) {
     }
     // Static nodes (no NodePool) are paid whatever the policy, so any plan costs at least their
     // price; and at least the demand's fractional packing. The larger of the two is a valid bound.
-    let static_cost: f64 = sim
+    let static_cost: f64 = world
         .live_nodes
         .iter()
-        .map(|&n| &sim.nodes[n])
+        .map(|&n| &world.nodes[n])
         .filter(|n| n.node_pool.is_none())
         .map(|n| n.price)
         .sum();
-    let lb = fractional_lower_bound_counted(&demand, &sim.types, &Resources::default(), &|_| true)
-        .value
-        .max(static_cost);
-    let dt_h = sim.sc.settings.sample_seconds / 3600.0;
+    let lb =
+        fractional_lower_bound_counted(&demand, &world.types, &Resources::default(), &|_| true)
+            .value
+            .max(static_cost);
+    let dt_h = world.sc.settings.sample_seconds / 3600.0;
     // The bound is integrated over the same steps as the samples (left rule).
-    if now < sim.end {
-        sim.rec.lower_bound_cost += lb * dt_h.min(secs(sim.end - now) / 3600.0);
-    }
+    let lower_bound_cost = (now < world.end).then(|| lb * dt_h.min(secs(world.end - now) / 3600.0));
     let pct = |a: i64, b: i64| {
         if b > 0 {
             100.0 * a as f64 / b as f64
@@ -260,7 +213,7 @@ pub(crate) fn sample(sim: &mut Sim) {
         nodes_ready: ready,
         cost_per_hour: r3(cost),
         lower_bound_per_hour: r3(lb),
-        pending_pods: sim.pending.len(),
+        pending_pods: world.pending.len(),
         cpu_allocation: r3(pct(req.cpu_millis, alloc.cpu_millis)),
         cpu_usage: r3(if alloc.cpu_millis > 0 {
             100.0 * used_cpu / alloc.cpu_millis as f64
@@ -270,25 +223,36 @@ pub(crate) fn sample(sim: &mut Sim) {
         memory_allocation: r3(pct(req.memory_bytes, alloc.memory_bytes)),
         workloads,
     };
-    sim.rec.series.push(row);
+    Sample {
+        row,
+        lower_bound_cost,
+    }
 }
 
 fn r3(x: f64) -> f64 {
     r(x, 3)
 }
 
-pub(crate) fn finish(sim: &mut Sim) {
-    let end = sim.end;
+/// Node-hours and $ of every node the run launched, by instance type, up to the end.
+fn hours_by_type(world: &World) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let end = world.end;
     let mut node_hours: BTreeMap<String, f64> = BTreeMap::new();
     let mut cost_by_type: BTreeMap<String, f64> = BTreeMap::new();
-    for n in &sim.nodes {
+    for n in &world.nodes {
         let stop = n.terminated.unwrap_or(end).min(end);
         let hours = secs(stop - n.created).max(0.0) / 3600.0;
         *node_hours.entry(n.instance_type.clone()).or_insert(0.0) += hours;
         *cost_by_type.entry(n.instance_type.clone()).or_insert(0.0) += hours * n.price;
     }
+    (node_hours, cost_by_type)
+}
+
+/// The summary of a run that has come to its end.
+pub(crate) fn finish(world: &World) -> Summary {
+    let end = world.end;
+    let (node_hours, cost_by_type) = hours_by_type(world);
     let cost: f64 = cost_by_type.values().sum();
-    let rec = &sim.rec;
+    let rec = &world.rec;
     let alloc: Vec<f64> = rec
         .series
         .iter()
@@ -301,13 +265,13 @@ pub(crate) fn finish(sim: &mut Sim) {
         .filter(|s| s.nodes_ready > 0)
         .map(|s| s.cpu_usage)
         .collect();
-    let workloads = sim
+    let workloads = world
         .sc
         .workloads
         .iter()
         .enumerate()
         .map(|(w, spec)| {
-            let st = &sim.workloads[w];
+            let st = &world.workloads[w];
             let ready: Vec<f64> = rec
                 .series
                 .iter()
@@ -333,9 +297,9 @@ pub(crate) fn finish(sim: &mut Sim) {
         .collect::<Vec<_>>();
     let lb = rec.lower_bound_cost;
     let summary = Summary {
-        scenario: sim.sc.name.clone(),
-        variant: sim.sc.variant.clone(),
-        description: sim.sc.description.clone(),
+        scenario: world.sc.name.clone(),
+        variant: world.sc.variant.clone(),
+        description: world.sc.description.clone(),
         hours: r3(secs(end) / 3600.0),
         cost: r(cost, 4),
         lower_bound_cost: r(lb, 4),
@@ -355,7 +319,7 @@ pub(crate) fn finish(sim: &mut Sim) {
         pending_pod_seconds: r(rec.waits.iter().sum(), 2),
         pod_wait_p95_seconds: r(percentile(&rec.waits, 0.95), 2),
         pod_wait_max_seconds: r(rec.waits.iter().copied().fold(0.0, f64::max), 2),
-        pods_created: sim.pods.len(),
+        pods_created: world.pods.len(),
         pods_never_scheduled: rec.never_scheduled,
         under_provision_minutes: r(workloads.iter().map(|w| w.under_provision_minutes).sum(), 2),
         scale_events: rec.scale_events,
@@ -376,7 +340,7 @@ pub(crate) fn finish(sim: &mut Sim) {
         pending_reasons: rec.pending_reasons.clone(),
         errors: rec.errors.clone(),
     };
-    sim.rec.summary = Some(summary);
+    summary
 }
 
 /// One variant's results.

@@ -347,6 +347,8 @@ pub struct Patch {
 /// A scenario ready to run: files read, objects parsed and validated, one variant applied.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// The file the scenario was read from.
+    pub path: PathBuf,
     pub name: String,
     pub variant: String,
     pub description: String,
@@ -513,6 +515,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             }
         }
         out.push(Scenario {
+            path: path.to_path_buf(),
             name: file.name.clone(),
             variant: variant.name.clone(),
             description: if variant.description.is_empty() {

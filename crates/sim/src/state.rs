@@ -136,6 +136,23 @@ pub struct PodTimes {
 }
 
 impl WorkloadState {
+    /// A workload at `desired` replicas with no pods yet.
+    pub fn new(desired: i32) -> WorkloadState {
+        WorkloadState {
+            desired,
+            pods: vec![],
+            times: vec![],
+            ready: 0,
+            pods_version: 0,
+            next_pod: 0,
+            backlog: 0.0,
+            backlog_at: 0,
+            unserved: 0.0,
+            under_ms: 0,
+            rescales: 0,
+        }
+    }
+
     /// Where pod `p` is in `pods` (and `times`).
     pub fn slot(&self, p: PodId) -> Option<usize> {
         self.pods.iter().position(|&x| x == p)

@@ -1,5 +1,6 @@
-//! `ballast bench horizontal`: the horizontal reconciler against a live cluster (the test bed),
+//! `ballast-bench horizontal`: the horizontal reconciler against a live cluster (the test bed),
 //! keeping N HorizontalAutoscalers on their sync period, with the controller's CPU and memory.
+//! A test tool, outside the `ballast` binary: it runs that binary as the controller.
 //!
 //! 1. installs the HorizontalAutoscaler CRD (server-side apply) and makes a namespace
 //!    `ballast-bench-<id>` with kwok nodes (annotated `kwok.x-k8s.io/node=fake`, tainted for the
@@ -7,7 +8,8 @@
 //! 2. creates N Deployments of one kwok pod each and N HorizontalAutoscalers on them, each with
 //!    one Prometheus metric (default `sum(up{job="prometheus"})`, target AverageValue 1: the
 //!    steady state, no rescale) and `syncPeriodSeconds` (default 15);
-//! 3. starts `ballast controller horizontal --namespace ...` as a child process (this binary),
+//! 3. starts `ballast controller horizontal --namespace ...` as a child process (`--ballast`,
+//!    by default the `ballast` binary next to this one),
 //!    waits until every object has a status (the first full sync), then for `--duration`
 //!    samples the child's CPU time and RSS from /proc and its /metrics (reconciles, status
 //!    patches, sync delay, reconcile time);
@@ -33,7 +35,12 @@ use kube::{Api, Client, CustomResourceExt};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::Format;
+/// A report's format other than the terminal table.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum BenchTarget {
@@ -120,6 +127,26 @@ pub struct BenchArgs {
     /// Print the report as JSON (or YAML).
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Format>,
+    /// The `ballast` binary run as the controller (default: the one next to this program, as
+    /// `cargo build -p ballast` leaves it).
+    #[arg(long)]
+    pub ballast: Option<std::path::PathBuf>,
+}
+
+/// The `ballast` binary the bench runs as the controller.
+fn ballast_binary(args: &BenchArgs) -> Result<std::path::PathBuf> {
+    if let Some(path) = &args.ballast {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("the bench's own path has no folder")?;
+    let path = dir.join("ballast");
+    ensure!(
+        path.exists(),
+        "no ballast binary at {} (build it with `cargo build --release -p ballast`, or pass --ballast)",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// What a run measured.
@@ -611,10 +638,10 @@ async fn bench(
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     progress(format!("{running} pods running; starting the controller"));
 
-    // The controller: this binary, as a separate process, so its CPU and memory are its own.
+    // The controller: the ballast binary, as a separate process, so its CPU and memory are its own.
     let port = free_port()?;
     let log = std::env::temp_dir().join(format!("ballast-bench-{id}-controller.log"));
-    let exe = std::env::current_exe()?;
+    let exe = ballast_binary(args)?;
     let child = Command::new(&exe)
         .args([
             "controller",

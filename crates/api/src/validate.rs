@@ -132,14 +132,14 @@ pub fn validate_object(object: &Value) -> ObjectReport {
     }
     check_schema(schema, &body, "", &mut errors);
     // CEL only runs on structurally valid objects, as in the API server.
-    if errors.is_empty() {
-        if let Err(cel_errors) = kube::core::cel::Validator::new().validate(schema, &body, None) {
-            for e in cel_errors {
-                errors.push(FieldError {
-                    field: cel_field(&e.field_path),
-                    message: e.message.clone(),
-                });
-            }
+    if errors.is_empty()
+        && let Err(cel_errors) = kube::core::cel::Validator::new().validate(schema, &body, None)
+    {
+        for e in cel_errors {
+            errors.push(FieldError {
+                field: cel_field(&e.field_path),
+                message: e.message.clone(),
+            });
         }
     }
     if errors.is_empty() {
@@ -242,28 +242,28 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
             return;
         }
     }
-    if let Some(Value::Array(options)) = schema.get("enum") {
-        if !options.contains(value) {
-            let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-            err(format!(
-                "Unsupported value: {value}: supported values: {}",
-                list.join(", ")
-            ));
-        }
+    if let Some(Value::Array(options)) = schema.get("enum")
+        && !options.contains(value)
+    {
+        let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        err(format!(
+            "Unsupported value: {value}: supported values: {}",
+            list.join(", ")
+        ));
     }
     match value {
         Value::String(s) => {
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-                if (s.chars().count() as u64) < min {
-                    err(format!(
-                        "Invalid value: {value}: must be at least {min} characters long"
-                    ));
-                }
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+                && (s.chars().count() as u64) < min
+            {
+                err(format!(
+                    "Invalid value: {value}: must be at least {min} characters long"
+                ));
             }
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-                if s.chars().count() as u64 > max {
-                    err(format!("Too long: may not be longer than {max}"));
-                }
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+                && s.chars().count() as u64 > max
+            {
+                err(format!("Too long: may not be longer than {max}"));
             }
             if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
                 match regex::Regex::new(p) {
@@ -276,34 +276,34 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
         }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or_default();
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                if x < min {
-                    err(format!(
-                        "Invalid value: {n}: must be greater than or equal to {min}"
-                    ));
-                }
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                && x < min
+            {
+                err(format!(
+                    "Invalid value: {n}: must be greater than or equal to {min}"
+                ));
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                if x > max {
-                    err(format!(
-                        "Invalid value: {n}: must be less than or equal to {max}"
-                    ));
-                }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                && x > max
+            {
+                err(format!(
+                    "Invalid value: {n}: must be less than or equal to {max}"
+                ));
             }
         }
         Value::Array(items) => {
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-                if items.len() as u64 > max {
-                    err(format!(
-                        "Too many: {}: must have at most {max} items",
-                        items.len()
-                    ));
-                }
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                err(format!(
+                    "Too many: {}: must have at most {max} items",
+                    items.len()
+                ));
             }
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-                if (items.len() as u64) < min {
-                    err(format!("Invalid value: must have at least {min} items"));
-                }
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                && (items.len() as u64) < min
+            {
+                err(format!("Invalid value: must have at least {min} items"));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
@@ -312,13 +312,13 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
             }
         }
         Value::Object(map) => {
-            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
-                if map.len() as u64 > max {
-                    err(format!(
-                        "Too many: {}: must have at most {max} items",
-                        map.len()
-                    ));
-                }
+            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+                && map.len() as u64 > max
+            {
+                err(format!(
+                    "Too many: {}: must have at most {max} items",
+                    map.len()
+                ));
             }
             if let Some(Value::Array(required)) = schema.get("required") {
                 for r in required.iter().filter_map(Value::as_str) {
@@ -364,13 +364,13 @@ fn semantic_checks(kind: &str, body: &Value, errors: &mut Vec<FieldError>) {
                 .and_then(Value::as_array)
             {
                 for (i, b) in budgets.iter().enumerate() {
-                    if let Some(s) = b.get("schedule").and_then(Value::as_str) {
-                        if let Err(message) = parse_cron(s) {
-                            errors.push(FieldError {
-                                field: format!("spec.disruption.budgets[{i}].schedule"),
-                                message,
-                            });
-                        }
+                    if let Some(s) = b.get("schedule").and_then(Value::as_str)
+                        && let Err(message) = parse_cron(s)
+                    {
+                        errors.push(FieldError {
+                            field: format!("spec.disruption.budgets[{i}].schedule"),
+                            message,
+                        });
                     }
                 }
             }
@@ -380,13 +380,13 @@ fn semantic_checks(kind: &str, body: &Value, errors: &mut Vec<FieldError>) {
                 for (i, m) in metrics.iter().enumerate() {
                     if let Some(cron) = m.pointer("/event/cron") {
                         for key in ["start", "end"] {
-                            if let Some(s) = cron.get(key).and_then(Value::as_str) {
-                                if let Err(message) = parse_cron(s) {
-                                    errors.push(FieldError {
-                                        field: format!("spec.metrics[{i}].event.cron.{key}"),
-                                        message,
-                                    });
-                                }
+                            if let Some(s) = cron.get(key).and_then(Value::as_str)
+                                && let Err(message) = parse_cron(s)
+                            {
+                                errors.push(FieldError {
+                                    field: format!("spec.metrics[{i}].event.cron.{key}"),
+                                    message,
+                                });
                             }
                         }
                     }

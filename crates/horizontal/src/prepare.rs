@@ -319,10 +319,9 @@ impl Prepared {
             }),
             ..
         }) = self.metrics.get_mut(metric)
+            && let Some(slot) = req.get_mut(pod)
         {
-            if let Some(slot) = req.get_mut(pod) {
-                *slot = request_milli;
-            }
+            *slot = request_milli;
         }
     }
 
@@ -340,23 +339,22 @@ impl Prepared {
             reading: Reading::PerPod(pp),
             ..
         }) = self.metrics.get_mut(metric)
+            && let Some(slot) = pp.samples.get_mut(pod)
         {
-            if let Some(slot) = pp.samples.get_mut(pod) {
-                *slot = Some(Sample {
-                    value: value_milli,
-                    at,
-                    window,
-                });
-            }
+            *slot = Some(Sample {
+                value: value_milli,
+                at,
+                window,
+            });
         }
     }
 
     /// Sets the single value read for metric `metric` (Object, External, Prometheus, Event).
     pub fn set_value(&mut self, metric: usize, value_milli: i64) {
-        if let Some(m) = self.metrics.get_mut(metric) {
-            if matches!(m.reading, Reading::Value(_)) {
-                m.reading = Reading::Value(value_milli);
-            }
+        if let Some(m) = self.metrics.get_mut(metric)
+            && matches!(m.reading, Reading::Value(_))
+        {
+            m.reading = Reading::Value(value_milli);
         }
     }
 

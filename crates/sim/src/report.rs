@@ -296,7 +296,8 @@ pub(crate) fn finish(world: &World) -> Summary {
         })
         .collect::<Vec<_>>();
     let lb = rec.lower_bound_cost;
-    let summary = Summary {
+
+    Summary {
         scenario: world.sc.name.clone(),
         variant: world.sc.variant.clone(),
         description: world.sc.description.clone(),
@@ -339,8 +340,7 @@ pub(crate) fn finish(world: &World) -> Summary {
             .collect(),
         pending_reasons: rec.pending_reasons.clone(),
         errors: rec.errors.clone(),
-    };
-    summary
+    }
 }
 
 /// One variant's results.

@@ -19,20 +19,19 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
         .and_then(Value::as_str)
         .unwrap_or_default();
 
-    if api_version == "autoscaling/v1" {
-        if let Some(map) = spec.as_object_mut() {
-            if let Some(pct) = map.remove("targetCPUUtilizationPercentage") {
-                map.insert(
+    if api_version == "autoscaling/v1"
+        && let Some(map) = spec.as_object_mut()
+        && let Some(pct) = map.remove("targetCPUUtilizationPercentage")
+    {
+        map.insert(
                     "metrics".into(),
                     json!([{ "type": "Resource", "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": pct } } }]),
                 );
-                notes.push(Note {
-                    kind: NoteKind::Changed,
-                    field: "spec.targetCPUUtilizationPercentage".into(),
-                    message: "became a Resource cpu Utilization metric".into(),
-                });
-            }
-        }
+        notes.push(Note {
+            kind: NoteKind::Changed,
+            field: "spec.targetCPUUtilizationPercentage".into(),
+            message: "became a Resource cpu Utilization metric".into(),
+        });
     }
 
     let typed: HorizontalAutoscalerSpec = read_as(&spec, "spec", label)?;

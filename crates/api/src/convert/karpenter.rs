@@ -188,15 +188,14 @@ pub(super) fn convert_nodepool(source: &Value, label: &str) -> Result<Converted,
         if let Some(tspec) = spec
             .pointer_mut("/template/spec")
             .and_then(Value::as_object_mut)
+            && tspec.remove("kubelet").is_some()
         {
-            if tspec.remove("kubelet").is_some() {
-                note(
-                    &mut notes,
-                    NoteKind::Dropped,
-                    "spec.template.spec.kubelet",
-                    "kubelet settings belong to the node class: set them in Ec2NodeClass.spec.kubelet",
-                );
-            }
+            note(
+                &mut notes,
+                NoteKind::Dropped,
+                "spec.template.spec.kubelet",
+                "kubelet settings belong to the node class: set them in Ec2NodeClass.spec.kubelet",
+            );
         }
     }
 

@@ -179,13 +179,10 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
         .unwrap_or_default();
     for (i, trigger) in triggers.iter().enumerate() {
         let path = format!("spec.triggers[{i}]");
-        match trigger_metric(trigger, &path, label, &mut notes)? {
-            Some(metric) => {
-                any_event_metric |=
-                    metric["type"] != "Resource" && metric["type"] != "ContainerResource";
-                metrics.push(metric);
-            }
-            None => {}
+        if let Some(metric) = trigger_metric(trigger, &path, label, &mut notes)? {
+            any_event_metric |=
+                metric["type"] != "Resource" && metric["type"] != "ContainerResource";
+            metrics.push(metric);
         }
     }
     // KEDA's minReplicaCount 0 needs a metric that can wake the workload from zero.

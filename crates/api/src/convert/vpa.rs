@@ -31,15 +31,15 @@ pub(super) fn convert_checkpoint(source: &Value, label: &str) -> Result<Converte
     let mut notes = Vec::new();
     let metadata = carry_metadata(source, true, &mut notes);
     let mut spec = source.get("spec").cloned().unwrap_or_else(|| json!({}));
-    if let Some(map) = spec.as_object_mut() {
-        if let Some(name) = map.remove("vpaObjectName") {
-            map.insert("verticalAutoscalerName".into(), name);
-            notes.push(Note {
-                kind: NoteKind::Changed,
-                field: "spec.vpaObjectName".into(),
-                message: "renamed to spec.verticalAutoscalerName".into(),
-            });
-        }
+    if let Some(map) = spec.as_object_mut()
+        && let Some(name) = map.remove("vpaObjectName")
+    {
+        map.insert("verticalAutoscalerName".into(), name);
+        notes.push(Note {
+            kind: NoteKind::Changed,
+            field: "spec.vpaObjectName".into(),
+            message: "renamed to spec.verticalAutoscalerName".into(),
+        });
     }
     let typed: VerticalAutoscalerCheckpointSpec = read_as(&spec, "spec", label)?;
     let carried = to_value(&typed);

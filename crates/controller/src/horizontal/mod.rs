@@ -509,14 +509,13 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     let previous = ctx.schedule.get(&key).filter(|s| s.uid == uid);
     if let Some(s) = &previous
         && s.generation == hza.metadata.generation
+        && now < s.due
     {
-        if now < s.due {
-            ctx.metrics
-                .reconciles
-                .get_or_create(&Metrics::label("outcome", "skipped"))
-                .inc();
-            return Ok(Action::requeue(s.due - now));
-        }
+        ctx.metrics
+            .reconciles
+            .get_or_create(&Metrics::label("outcome", "skipped"))
+            .inc();
+        return Ok(Action::requeue(s.due - now));
     }
     let Ok(_permit) = ctx.permits.acquire().await else {
         return Ok(Action::await_change());

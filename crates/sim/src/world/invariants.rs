@@ -60,13 +60,13 @@ impl World {
                     pod.spec.name
                 ));
             }
-            if let (Some(n), None) = (pod.node, pod.gone) {
-                if !self.nodes[n].pods.contains(&p) {
-                    errors.push(format!(
-                        "pod {} bound to {} which does not list it",
-                        pod.spec.name, self.nodes[n].name
-                    ));
-                }
+            if let (Some(n), None) = (pod.node, pod.gone)
+                && !self.nodes[n].pods.contains(&p)
+            {
+                errors.push(format!(
+                    "pod {} bound to {} which does not list it",
+                    pod.spec.name, self.nodes[n].name
+                ));
             }
         }
     }

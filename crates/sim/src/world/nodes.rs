@@ -181,10 +181,11 @@ impl World {
         self.observe(|o, r| o.ready(r, n));
         self.changed_since_disruption = true;
         self.queue_schedule();
-        if let Some(d) = &self.disrupting {
-            if d.replacement == Some(n) && !d.draining {
-                self.start_drain();
-            }
+        if let Some(d) = &self.disrupting
+            && d.replacement == Some(n)
+            && !d.draining
+        {
+            self.start_drain();
         }
     }
 
@@ -273,10 +274,10 @@ impl World {
             return;
         }
         self.terminate(n);
-        if let Some(d) = &self.disrupting {
-            if d.nodes.iter().all(|&x| self.nodes[x].terminated.is_some()) {
-                self.disrupting = None;
-            }
+        if let Some(d) = &self.disrupting
+            && d.nodes.iter().all(|&x| self.nodes[x].terminated.is_some())
+        {
+            self.disrupting = None;
         }
     }
 }

@@ -5,8 +5,10 @@
 //! gets an account of what each method thought of it, so `ballast explain disruption` can say why
 //! a node stays.
 
-pub mod memo;
-pub mod sim;
+mod memo;
+mod movable_pod;
+mod options;
+mod what_if;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -19,60 +21,11 @@ use serde::{Deserialize, Serialize};
 use crate::adapt::{self, LaunchPlan};
 use crate::budget;
 use crate::error::Error;
-use crate::snapshot::{BoundPod, ClusterNode, ClusterSnapshot, POD_DELETION_COST};
+use crate::snapshot::{ClusterNode, ClusterSnapshot};
 use crate::world::{REASONS, World};
-pub use memo::DisruptionMemo;
-pub use sim::{Dest, Moves, Outcome, SimulationMode};
-
-/// How a PodDisruptionBudget stops a disruption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum PdbMode {
-    /// Karpenter's rule: a node is blocked when one of its pods is covered by a PDB that allows
-    /// no disruption right now, or by more than one PDB (the Eviction API refuses those).
-    #[default]
-    Karpenter,
-    /// Also block an action that would evict more of a PDB's pods than it allows right now.
-    Strict,
-}
-
-/// Disruption knobs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct DisruptionOptions {
-    /// Most candidates multi-node consolidation looks at (Karpenter: 100).
-    pub multi_node_max_candidates: usize,
-    /// Replace spot nodes with cheaper spot nodes.
-    pub spot_to_spot: bool,
-    /// Cheaper instance types a single spot node's replacement must be able to choose from.
-    pub spot_to_spot_min_types: usize,
-    /// Like Cluster Autoscaler: a pod without a controller cannot move.
-    pub block_unowned_pods: bool,
-    /// Like Cluster Autoscaler: a pod with local storage cannot move.
-    pub block_local_storage: bool,
-    /// Like Cluster Autoscaler: a kube-system pod without a PDB cannot move.
-    pub block_kube_system_without_pdb: bool,
-    pub pdb_mode: PdbMode,
-    /// Evaluate every method and candidate even after one is chosen (for explanations and
-    /// benchmarks); the chosen action is the same.
-    pub explain_all: bool,
-    pub simulation: SimulationMode,
-}
-
-impl Default for DisruptionOptions {
-    fn default() -> Self {
-        DisruptionOptions {
-            multi_node_max_candidates: 100,
-            spot_to_spot: true,
-            spot_to_spot_min_types: 15,
-            block_unowned_pods: true,
-            block_local_storage: true,
-            block_kube_system_without_pdb: true,
-            pdb_mode: PdbMode::Karpenter,
-            explain_all: false,
-            simulation: SimulationMode::Fast,
-        }
-    }
-}
+pub use memo::{DisruptionMemo, eviction_cost};
+pub use options::{DisruptionOptions, PdbMode, SimulationMode};
+use what_if::{NewHome, Rehoming, WhatIf};
 
 /// A disruption method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -463,20 +416,6 @@ fn plus(t: Timestamp, s: f64) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// The eviction cost of one pod: 1 + deletionCost/2^27 + priority/2^25, clamped to [-10, 10].
-pub fn eviction_cost(p: &BoundPod) -> f64 {
-    let mut c = 1.0;
-    if let Some(dc) = p
-        .annotations
-        .get(POD_DELETION_COST)
-        .and_then(|v| v.trim().parse::<f64>().ok())
-    {
-        c += dc / 2f64.powi(27);
-    }
-    c += f64::from(p.pod.priority) / 2f64.powi(25);
-    c.clamp(-10.0, 10.0)
-}
-
 /// Active do-not-disrupt on a pod or node: Some(None) for "true", Some(Some(until)) for a
 /// duration not yet elapsed since `since`, None otherwise.
 fn do_not_disrupt(
@@ -508,7 +447,7 @@ struct Ctx<'w, 'a> {
     notes: Vec<Vec<Note>>,
     /// Available disruptions per (pool, reason).
     budget: BTreeMap<(usize, usize), u64>,
-    sim: sim::Sim<'w, 'a>,
+    sim: WhatIf<'w, 'a>,
 }
 
 fn reason_idx(r: DisruptionReason) -> usize {
@@ -535,7 +474,7 @@ pub fn disrupt_with_memo(
     let world = World::new(snap)?;
     let prepared = memo.prepare(&world, opts);
     let mut skipped = world.skipped.clone();
-    let sim = sim::Sim::new(&world, &prepared, opts.simulation, &mut skipped);
+    let sim = WhatIf::new(&world, &prepared, opts.simulation, &mut skipped);
     let mut ctx = Ctx {
         world: &world,
         now,
@@ -1124,14 +1063,14 @@ impl<'w, 'a> Ctx<'w, 'a> {
             }
             let outcome = self.sim.evaluate(&[i], None)?;
             let (moves, claims) = match outcome {
-                Outcome::Unplaceable { pod, why } => {
+                Rehoming::Unplaceable { pod, why } => {
                     self.note(i, m, Verdict::Rejected, Why::PodsDoNotFit { pod, why });
                     continue;
                 }
-                Outcome::Fits { moves } => (moves, vec![]),
-                Outcome::NewNodes { moves, claims } => (moves, claims),
+                Rehoming::Fits { moves } => (moves, vec![]),
+                Rehoming::NewNodes { moves, claims } => (moves, claims),
                 // Only given for a price limit, and drift asks with none.
-                Outcome::NoCheaperNode => {
+                Rehoming::NoCheaperNode => {
                     let current = self.cands[i].price.unwrap_or(0.0);
                     self.note(i, m, Verdict::Rejected, Why::NoCheaperNodeHolds { current });
                     continue;
@@ -1260,16 +1199,16 @@ impl<'w, 'a> Ctx<'w, 'a> {
 
     /// Pod moves in the order the simulation committed them; `claims` maps the simulation's
     /// claim indices to the replacements kept (in order).
-    fn moves(&self, moves: Vec<(PodRef, Dest)>, replacements: &[Replacement]) -> Vec<PodMove> {
+    fn moves(&self, moves: Vec<(PodRef, NewHome)>, replacements: &[Replacement]) -> Vec<PodMove> {
         moves
             .into_iter()
             .filter_map(|(pod, to)| match to {
-                Dest::Node(n) => Some(PodMove {
+                NewHome::Node(n) => Some(PodMove {
                     pod,
                     to: n,
                     to_replacement: false,
                 }),
-                Dest::Claim(i) => replacements.get(i).map(|r| PodMove {
+                NewHome::Claim(i) => replacements.get(i).map(|r| PodMove {
                     pod,
                     to: r.plan.name.clone(),
                     to_replacement: true,
@@ -1360,9 +1299,9 @@ impl<'w, 'a> Ctx<'w, 'a> {
             .fold(0.0, f64::max);
         let outcome = self.sim.evaluate(nodes, Some(price))?;
         let (moves, claim) = match outcome {
-            Outcome::NoCheaperNode => return Ok(Err(Why::NoCheaperNodeHolds { current: price })),
-            Outcome::Unplaceable { pod, why } => return Ok(Err(Why::PodsDoNotFit { pod, why })),
-            Outcome::Fits { moves } => {
+            Rehoming::NoCheaperNode => return Ok(Err(Why::NoCheaperNodeHolds { current: price })),
+            Rehoming::Unplaceable { pod, why } => return Ok(Err(Why::PodsDoNotFit { pod, why })),
+            Rehoming::Fits { moves } => {
                 if 100.0 < min_savings {
                     return Ok(Err(Why::BelowMinSavings {
                         percent: 100.0,
@@ -1378,12 +1317,12 @@ impl<'w, 'a> Ctx<'w, 'a> {
                 );
                 return Ok(Ok(a));
             }
-            Outcome::NewNodes { claims, .. } if claims.len() > 1 => {
+            Rehoming::NewNodes { claims, .. } if claims.len() > 1 => {
                 return Ok(Err(Why::WouldNeedNodes {
                     count: claims.len(),
                 }));
             }
-            Outcome::NewNodes { moves, mut claims } => (moves, claims.remove(0)),
+            Rehoming::NewNodes { moves, mut claims } => (moves, claims.remove(0)),
         };
         let all_spot = nodes
             .iter()
@@ -1750,7 +1689,7 @@ pub fn action_as_plan(
     let mut skipped = vec![];
     let mut memo = DisruptionMemo::default();
     let prepared = memo.prepare(&world, &DisruptionOptions::default());
-    let sim = sim::Sim::new(&world, &prepared, SimulationMode::FullSolve, &mut skipped);
+    let sim = WhatIf::new(&world, &prepared, SimulationMode::FullSolve, &mut skipped);
     let idx: Vec<usize> = action
         .nodes
         .iter()

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use super::context::{Candidate, DisruptionContext, plus, seconds_between};
 use super::memo::NodeFacts;
 use super::report::{Method, Note, Verdict, Why};
+use crate::world::PoolInfo;
 
 /// Active do-not-disrupt on a pod or node: Some(None) for "true", Some(Some(until)) for a
 /// duration not yet elapsed since `since`, None otherwise.
@@ -59,75 +60,9 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
                 _ if n.deleting => Err(Why::Deleting),
                 _ => Ok(()),
             };
-            let mut blockers = vec![];
-            if let Some(until) = do_not_disrupt(&n.annotations, info.created, now) {
-                blockers.push(Why::NodeDoNotDisrupt { until });
-            }
-            for &k in &f.do_not_disrupt {
-                let p = &n.pods[k];
-                if let Some(until) = do_not_disrupt(&p.annotations, p.started, now) {
-                    blockers.push(Why::PodDoNotDisrupt {
-                        pod: p.key(),
-                        until,
-                    });
-                }
-            }
-            for flag in &f.flagged {
-                let p = &n.pods[flag.pod];
-                let name = |b: usize| format!("{}/{}", snap.pdbs[b].namespace, snap.pdbs[b].name);
-                if flag.pdbs.len() > 1 {
-                    blockers.push(Why::MultiplePdbs {
-                        pod: p.key(),
-                        pdbs: flag.pdbs.iter().map(|&b| name(b)).collect(),
-                    });
-                } else if let Some(&b) = flag
-                    .pdbs
-                    .first()
-                    .filter(|&&b| snap.pdbs[b].disruptions_allowed <= 0)
-                {
-                    blockers.push(Why::PdbBlocks {
-                        pod: p.key(),
-                        pdb: name(b),
-                    });
-                }
-                if let Some(cause) = &flag.cannot_move {
-                    blockers.push(Why::PodCannotMove {
-                        pod: p.key(),
-                        cause: cause.clone(),
-                    });
-                }
-            }
+            let blockers = self.blockers(i, f);
             let pool = info.pool.map(|p| &self.world.pools[p]);
-            let unconsolidatable = match pool {
-                None => None,
-                Some(pl) => match pl.consolidate_after {
-                    None => Some(Why::ConsolidationDisabled),
-                    Some(after) => {
-                        let claim = info.claim.map(|c| &snap.node_claims[c]);
-                        let status = claim.and_then(|c| c.status.as_ref());
-                        let initialized_at = status
-                            .and_then(|s| {
-                                s.conditions
-                                    .iter()
-                                    .find(|c| c.type_ == "Initialized" && c.status == "True")
-                            })
-                            .map(|c| c.last_transition_time.0);
-                        let last = n
-                            .last_pod_event
-                            .or(status.and_then(|s| s.last_pod_event_time.as_ref().map(|t| t.0)))
-                            .or(initialized_at)
-                            .or(info.created);
-                        match last {
-                            Some(t) if after > 0.0 && seconds_between(t, now) < after => {
-                                Some(Why::ConsolidateAfter {
-                                    remaining_seconds: after - seconds_between(t, now),
-                                })
-                            }
-                            _ => None,
-                        }
-                    }
-                },
-            };
+            let unconsolidatable = pool.and_then(|pl| self.consolidation_wait(i, pl));
             let drifted = pool.and_then(|pl| self.drift_reason(i, pl));
             let (expired, expires_in) = match (info.expire_after, info.created) {
                 (Some(e), Some(c)) => {
@@ -168,6 +103,90 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
                     verdict: Verdict::Rejected,
                     why: w,
                 });
+            }
+        }
+    }
+
+    /// Why graceful methods must leave node `i`: do-not-disrupt on the node or a pod, a PDB
+    /// that allows no disruption or several PDBs on one pod, pods that cannot move.
+    fn blockers(&self, i: usize, f: &NodeFacts) -> Vec<Why> {
+        let snap = self.world.snap;
+        let now = self.now;
+        let n = self.node(i);
+        let info = &self.world.nodes[i];
+        let mut blockers = vec![];
+        if let Some(until) = do_not_disrupt(&n.annotations, info.created, now) {
+            blockers.push(Why::NodeDoNotDisrupt { until });
+        }
+        for &k in &f.do_not_disrupt {
+            let p = &n.pods[k];
+            if let Some(until) = do_not_disrupt(&p.annotations, p.started, now) {
+                blockers.push(Why::PodDoNotDisrupt {
+                    pod: p.key(),
+                    until,
+                });
+            }
+        }
+        for flag in &f.flagged {
+            let p = &n.pods[flag.pod];
+            let name = |b: usize| format!("{}/{}", snap.pdbs[b].namespace, snap.pdbs[b].name);
+            if flag.pdbs.len() > 1 {
+                blockers.push(Why::MultiplePdbs {
+                    pod: p.key(),
+                    pdbs: flag.pdbs.iter().map(|&b| name(b)).collect(),
+                });
+            } else if let Some(&b) = flag
+                .pdbs
+                .first()
+                .filter(|&&b| snap.pdbs[b].disruptions_allowed <= 0)
+            {
+                blockers.push(Why::PdbBlocks {
+                    pod: p.key(),
+                    pdb: name(b),
+                });
+            }
+            if let Some(cause) = &flag.cannot_move {
+                blockers.push(Why::PodCannotMove {
+                    pod: p.key(),
+                    cause: cause.clone(),
+                });
+            }
+        }
+        blockers
+    }
+
+    /// Why consolidation must wait for node `i` of `pool`: consolidateAfter is Never, or has
+    /// not passed since the node's last pod event (or initialization, or creation).
+    fn consolidation_wait(&self, i: usize, pool: &PoolInfo) -> Option<Why> {
+        let snap = self.world.snap;
+        let now = self.now;
+        let n = self.node(i);
+        let info = &self.world.nodes[i];
+        match pool.consolidate_after {
+            None => Some(Why::ConsolidationDisabled),
+            Some(after) => {
+                let claim = info.claim.map(|c| &snap.node_claims[c]);
+                let status = claim.and_then(|c| c.status.as_ref());
+                let initialized_at = status
+                    .and_then(|s| {
+                        s.conditions
+                            .iter()
+                            .find(|c| c.type_ == "Initialized" && c.status == "True")
+                    })
+                    .map(|c| c.last_transition_time.0);
+                let last = n
+                    .last_pod_event
+                    .or(status.and_then(|s| s.last_pod_event_time.as_ref().map(|t| t.0)))
+                    .or(initialized_at)
+                    .or(info.created);
+                match last {
+                    Some(t) if after > 0.0 && seconds_between(t, now) < after => {
+                        Some(Why::ConsolidateAfter {
+                            remaining_seconds: after - seconds_between(t, now),
+                        })
+                    }
+                    _ => None,
+                }
             }
         }
     }

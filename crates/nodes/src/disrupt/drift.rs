@@ -7,7 +7,7 @@ use ballast_api::nodes::{self as api, DisruptionReason};
 
 use super::context::{DisruptionContext, plus};
 use super::report::{Action, Method, Replacement, Verdict, Why};
-use super::what_if::Rehoming;
+use super::what_if::{Moves, Rehoming};
 use crate::adapt;
 use crate::error::Error;
 use crate::world::PoolInfo;
@@ -15,30 +15,8 @@ use crate::world::PoolInfo;
 impl<'w, 'a> DisruptionContext<'w, 'a> {
     pub(super) fn drift(&mut self) -> Result<Option<Action>, Error> {
         let m = Method::Drift;
-        let mut order = vec![];
-        for i in 0..self.candidates.len() {
-            if self.candidates[i].eligible.is_err() {
-                continue;
-            }
-            match self.candidates[i].drifted.clone() {
-                None => self.note(i, m, Verdict::Rejected, Why::NotDrifted),
-                Some(_) => order.push(i),
-            }
-        }
-        // Empty nodes first (cheapest to replace), then oldest first.
-        order.sort_by(|&a, &b| {
-            let (ca, cb) = (&self.candidates[a], &self.candidates[b]);
-            (!ca.movable.is_empty())
-                .cmp(&!cb.movable.is_empty())
-                .then_with(|| {
-                    self.world.nodes[a]
-                        .created
-                        .cmp(&self.world.nodes[b].created)
-                })
-                .then_with(|| self.node(a).name.cmp(&self.node(b).name))
-        });
         let mut found: Option<Action> = None;
-        for i in order {
+        for i in self.drifted_in_order() {
             let drift = self.candidates[i].drifted.clone().unwrap_or_default();
             if found.is_some() && !self.opts.explain_all {
                 self.note(
@@ -71,65 +49,113 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
                     Why::BlockersOverriddenByGracePeriod,
                 );
             }
-            if let Some(w) = self.strict_pdb(&[i]) {
-                self.note(i, m, Verdict::Rejected, w);
+            let Some((moves, replacements)) = self.drift_replacement(i)? else {
                 continue;
-            }
-            let outcome = self.what_if.evaluate(&[i], None)?;
-            let (moves, claims) = match outcome {
-                Rehoming::Unplaceable { pod, why } => {
-                    self.note(i, m, Verdict::Rejected, Why::PodsDoNotFit { pod, why });
-                    continue;
-                }
-                Rehoming::Fits { moves } => (moves, vec![]),
-                Rehoming::NewNodes { moves, claims } => (moves, claims),
-                // Only given for a price limit, and drift asks with none.
-                Rehoming::NoCheaperNode => {
-                    let current = self.candidates[i].price.unwrap_or(0.0);
-                    self.note(i, m, Verdict::Rejected, Why::NoCheaperNodeHolds { current });
-                    continue;
-                }
             };
-            let mut replacements = vec![];
-            let mut failed = None;
-            for (k, c) in claims.iter().enumerate() {
-                match self.plan_for(c, &[i], k, &|_, _| true) {
-                    Ok(p) => replacements.push(Replacement {
-                        plan: p,
-                        model: c.clone(),
-                    }),
-                    Err(e) => failed = Some(e),
-                }
-            }
-            if let Some(e) = failed {
-                self.note(
-                    i,
-                    m,
-                    Verdict::Rejected,
-                    Why::Error {
-                        message: e.to_string(),
-                    },
-                );
-                continue;
-            }
             self.note(i, m, Verdict::Possible, Why::Drifted { why: drift.clone() });
             if found.is_none() {
-                let mut a = self.base_action(m, &[i], String::new());
-                a.savings =
-                    a.removed_price - replacements.iter().map(|r| r.plan.price).sum::<f64>();
-                let moves = self.what_if.moves(moves);
-                a.moves = self.moves(moves, &replacements);
-                a.why = format!(
-                    "replace drifted node {} ({drift}) with {} new node(s)",
-                    a.nodes[0],
-                    replacements.len()
-                );
-                a.replacements = replacements;
-                a.drain_deadline = grace.map(|g| plus(self.now, g));
-                found = Some(a);
+                found = Some(self.drift_action(i, &drift, moves, replacements));
             }
         }
         Ok(found)
+    }
+
+    /// Eligible drifted nodes, empty ones first (cheapest to replace), then oldest first; the
+    /// others are noted as not drifted.
+    fn drifted_in_order(&mut self) -> Vec<usize> {
+        let m = Method::Drift;
+        let mut order = vec![];
+        for i in 0..self.candidates.len() {
+            if self.candidates[i].eligible.is_err() {
+                continue;
+            }
+            match self.candidates[i].drifted.clone() {
+                None => self.note(i, m, Verdict::Rejected, Why::NotDrifted),
+                Some(_) => order.push(i),
+            }
+        }
+        order.sort_by(|&a, &b| {
+            let (ca, cb) = (&self.candidates[a], &self.candidates[b]);
+            (!ca.movable.is_empty())
+                .cmp(&!cb.movable.is_empty())
+                .then_with(|| {
+                    self.world.nodes[a]
+                        .created
+                        .cmp(&self.world.nodes[b].created)
+                })
+                .then_with(|| self.node(a).name.cmp(&self.node(b).name))
+        });
+        order
+    }
+
+    /// Where drifted node `i`'s pods would go and the new nodes they need, at any price; None
+    /// (with a note why) when they cannot go.
+    fn drift_replacement(&mut self, i: usize) -> Result<Option<(Moves, Vec<Replacement>)>, Error> {
+        let m = Method::Drift;
+        if let Some(w) = self.strict_pdb(&[i]) {
+            self.note(i, m, Verdict::Rejected, w);
+            return Ok(None);
+        }
+        let outcome = self.what_if.evaluate(&[i], None)?;
+        let (moves, claims) = match outcome {
+            Rehoming::Unplaceable { pod, why } => {
+                self.note(i, m, Verdict::Rejected, Why::PodsDoNotFit { pod, why });
+                return Ok(None);
+            }
+            Rehoming::Fits { moves } => (moves, vec![]),
+            Rehoming::NewNodes { moves, claims } => (moves, claims),
+            // Only given for a price limit, and drift asks with none.
+            Rehoming::NoCheaperNode => {
+                let current = self.candidates[i].price.unwrap_or(0.0);
+                self.note(i, m, Verdict::Rejected, Why::NoCheaperNodeHolds { current });
+                return Ok(None);
+            }
+        };
+        let mut replacements = vec![];
+        let mut failed = None;
+        for (k, c) in claims.iter().enumerate() {
+            match self.plan_for(c, &[i], k, &|_, _| true) {
+                Ok(p) => replacements.push(Replacement {
+                    plan: p,
+                    model: c.clone(),
+                }),
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            self.note(
+                i,
+                m,
+                Verdict::Rejected,
+                Why::Error {
+                    message: e.to_string(),
+                },
+            );
+            return Ok(None);
+        }
+        Ok(Some((moves, replacements)))
+    }
+
+    /// Replace drifted node `i` (`drift` says why) by `replacements`.
+    fn drift_action(
+        &self,
+        i: usize,
+        drift: &str,
+        moves: Moves,
+        replacements: Vec<Replacement>,
+    ) -> Action {
+        let mut a = self.base_action(Method::Drift, &[i], String::new());
+        a.savings = a.removed_price - replacements.iter().map(|r| r.plan.price).sum::<f64>();
+        let moves = self.what_if.moves(moves);
+        a.moves = self.moves(moves, &replacements);
+        a.why = format!(
+            "replace drifted node {} ({drift}) with {} new node(s)",
+            a.nodes[0],
+            replacements.len()
+        );
+        a.replacements = replacements;
+        a.drain_deadline = self.candidates[i].grace.map(|g| plus(self.now, g));
+        a
     }
 
     pub(super) fn drift_reason(&self, i: usize, pool: &PoolInfo) -> Option<String> {

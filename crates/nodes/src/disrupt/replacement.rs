@@ -79,6 +79,132 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
             filter,
         )
     }
+
+    /// The one node, cheaper than `price` (what `nodes` cost together), to launch for the pods
+    /// the what-if placement put on `claim`; or why there is none. Spot nodes are replaced by
+    /// spot only (when allowed, and from the cheapest `spot_to_spot_min_types` types); a multi-node
+    /// replacement must also be cheaper than any of the nodes of one of its own types.
+    pub(super) fn replacement_plan(
+        &self,
+        nodes: &[usize],
+        claim: &NewClaim,
+        price: f64,
+        multi: bool,
+    ) -> Result<LaunchPlan, Why> {
+        let spot_to_spot = self.spot_to_spot(nodes, claim);
+        if spot_to_spot && !self.opts.spot_to_spot {
+            return Err(Why::SpotToSpotDisabled);
+        }
+        // No offering of the replacement's types is cheaper: no plan could be (the same answer
+        // `plan_for` gives, without building one).
+        let first = cheaper(price, spot_to_spot);
+        if !self.any_offering(claim, &first) {
+            return Err(Why::NotCheaper { current: price });
+        }
+        let mut plan = self
+            .plan_for(claim, nodes, 0, &first)
+            .map_err(|_| Why::NotCheaper { current: price })?;
+        // Karpenter narrows on-demand→[spot, on-demand] to spot: the price filter assumed spot.
+        if !spot_to_spot
+            && plan.capacity_types.len() > 1
+            && plan.capacity_types.iter().any(|c| c == "spot")
+            && let Ok(p) = self.plan_for(claim, nodes, 0, &cheaper(price, true))
+        {
+            plan = p;
+        }
+        if multi {
+            plan = self.below_own_types(plan, nodes, claim, price, spot_to_spot)?;
+        }
+        if spot_to_spot && !multi {
+            plan = self.cheapest_spot_types(plan, nodes, claim, price)?;
+        }
+        Ok(plan)
+    }
+
+    /// Whether all `nodes` are spot and one of the claim's types has a spot offering.
+    fn spot_to_spot(&self, nodes: &[usize], claim: &NewClaim) -> bool {
+        let all_spot = nodes
+            .iter()
+            .all(|&i| self.world.nodes[i].capacity_type == Some("spot"));
+        let can_spot = self
+            .world
+            .types
+            .iter()
+            .filter(|t| claim.instance_type_options.contains(&t.name))
+            .any(|t| {
+                t.offerings
+                    .iter()
+                    .any(|o| o.capacity_type == "spot" && o.available)
+            });
+        all_spot && can_spot
+    }
+
+    /// Replacing several nodes by one of their own types is just deleting the others: the plan
+    /// again, cheaper than the cheapest of the nodes whose type it may launch.
+    fn below_own_types(
+        &self,
+        plan: LaunchPlan,
+        nodes: &[usize],
+        claim: &NewClaim,
+        price: f64,
+        spot_to_spot: bool,
+    ) -> Result<LaunchPlan, Why> {
+        let mut limit = f64::INFINITY;
+        for &i in nodes {
+            if let (Some(t), Some(p)) =
+                (self.world.nodes[i].instance_type, self.candidates[i].price)
+                && plan.instance_types.iter().any(|o| o.name == t)
+            {
+                limit = limit.min(p);
+            }
+        }
+        if !limit.is_finite() {
+            return Ok(plan);
+        }
+        let spot_only = spot_to_spot || plan.capacity_types == ["spot"];
+        self.plan_for(claim, nodes, 0, &cheaper(price.min(limit), spot_only))
+            .map_err(|_| Why::NotCheaper { current: price })
+    }
+
+    /// A spot-to-spot plan needs `spot_to_spot_min_types` cheaper types, and launches only the
+    /// cheapest ones (enough for minValues) so the result is never immediately consolidatable.
+    fn cheapest_spot_types(
+        &self,
+        plan: LaunchPlan,
+        nodes: &[usize],
+        claim: &NewClaim,
+        price: f64,
+    ) -> Result<LaunchPlan, Why> {
+        let need = self.opts.spot_to_spot_min_types;
+        if plan.instance_types.len() < need {
+            return Err(Why::SpotToSpotTooFewTypes {
+                have: plan.instance_types.len(),
+                need,
+            });
+        }
+        let pool = &self.world.pools[self.world.pool_idx[&claim.node_pool]];
+        let keep = need.max(min_values_needed(&plan, pool, &self.world.types));
+        if plan.instance_types.len() <= keep {
+            return Ok(plan);
+        }
+        let names: BTreeSet<String> = plan
+            .instance_types
+            .iter()
+            .take(keep)
+            .map(|o| o.name.clone())
+            .collect();
+        let limit = price;
+        Ok(self
+            .plan_for(claim, nodes, 0, &move |t: &str, o: &sched::Offering| {
+                names.contains(t) && o.price < limit && o.capacity_type == "spot"
+            })
+            .unwrap_or(plan))
+    }
+}
+
+/// An offering filter: cheaper than `limit`, and spot only when `spot_only`.
+fn cheaper(limit: f64, spot_only: bool) -> impl Fn(&str, &sched::Offering) -> bool {
+    move |_: &str, o: &sched::Offering| o.price < limit && (!spot_only || o.capacity_type == "spot")
 }
 
 fn type_values(plan: &LaunchPlan, key: &str, types: &[sched::InstanceType]) -> BTreeSet<String> {
@@ -120,11 +246,7 @@ pub(super) fn min_values_violation(
 }
 
 /// Fewest cheapest types that still satisfy every minValues of the pool.
-pub(super) fn min_values_needed(
-    plan: &LaunchPlan,
-    pool: &PoolInfo,
-    types: &[sched::InstanceType],
-) -> usize {
+fn min_values_needed(plan: &LaunchPlan, pool: &PoolInfo, types: &[sched::InstanceType]) -> usize {
     let mut n = 0;
     for r in &pool.model.model.requirements {
         let Some(need) = r.min_values else { continue };

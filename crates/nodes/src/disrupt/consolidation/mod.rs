@@ -7,12 +7,8 @@
 mod multi;
 mod single;
 
-use std::collections::BTreeSet;
-
-use ballast_scheduling as sched;
-
 use super::context::DisruptionContext;
-use super::replacement::{min_values_needed, min_values_violation};
+use super::replacement::min_values_violation;
 use super::report::{Action, Method, Replacement, Why};
 use super::what_if::Rehoming;
 use crate::error::Error;
@@ -62,100 +58,10 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
             }
             Rehoming::NewNodes { moves, mut claims } => (moves, claims.remove(0)),
         };
-        let all_spot = nodes
-            .iter()
-            .all(|&i| self.world.nodes[i].capacity_type == Some("spot"));
-        let can_spot = self
-            .world
-            .types
-            .iter()
-            .filter(|t| claim.instance_type_options.contains(&t.name))
-            .any(|t| {
-                t.offerings
-                    .iter()
-                    .any(|o| o.capacity_type == "spot" && o.available)
-            });
-        let spot_to_spot = all_spot && can_spot;
-        if spot_to_spot && !self.opts.spot_to_spot {
-            return Ok(Err(Why::SpotToSpotDisabled));
-        }
-        let cheaper = |limit: f64, spot_only: bool| {
-            move |_: &str, o: &sched::Offering| {
-                o.price < limit && (!spot_only || o.capacity_type == "spot")
-            }
-        };
-        // No offering of the replacement's types is cheaper: no plan could be (the same answer
-        // `plan_for` gives, without building one).
-        let first = cheaper(price, spot_to_spot);
-        if !self.any_offering(&claim, &first) {
-            return Ok(Err(Why::NotCheaper { current: price }));
-        }
-        let mut plan = match self.plan_for(&claim, nodes, 0, &first) {
+        let plan = match self.replacement_plan(nodes, &claim, price, multi) {
             Ok(p) => p,
-            Err(_) => return Ok(Err(Why::NotCheaper { current: price })),
+            Err(w) => return Ok(Err(w)),
         };
-        // Karpenter narrows on-demand→[spot, on-demand] to spot: the price filter assumed spot.
-        if !spot_to_spot
-            && plan.capacity_types.len() > 1
-            && plan.capacity_types.iter().any(|c| c == "spot")
-            && let Ok(p) = self.plan_for(&claim, nodes, 0, &cheaper(price, true))
-        {
-            plan = p;
-        }
-        if multi {
-            // Replacing several nodes by one of their own types is just deleting the others.
-            let mut limit = f64::INFINITY;
-            for &i in nodes {
-                if let (Some(t), Some(p)) =
-                    (self.world.nodes[i].instance_type, self.candidates[i].price)
-                    && plan.instance_types.iter().any(|o| o.name == t)
-                {
-                    limit = limit.min(p);
-                }
-            }
-            if limit.is_finite() {
-                match self.plan_for(
-                    &claim,
-                    nodes,
-                    0,
-                    &cheaper(
-                        price.min(limit),
-                        spot_to_spot || plan.capacity_types == ["spot"],
-                    ),
-                ) {
-                    Ok(p) => plan = p,
-                    Err(_) => return Ok(Err(Why::NotCheaper { current: price })),
-                }
-            }
-        }
-        if spot_to_spot && !multi {
-            let need = self.opts.spot_to_spot_min_types;
-            if plan.instance_types.len() < need {
-                return Ok(Err(Why::SpotToSpotTooFewTypes {
-                    have: plan.instance_types.len(),
-                    need,
-                }));
-            }
-            // Launch only the cheapest ones so the result is never immediately consolidatable.
-            let pool = &self.world.pools[self.world.pool_idx[&claim.node_pool]];
-            let keep = need.max(min_values_needed(&plan, pool, &self.world.types));
-            if plan.instance_types.len() > keep {
-                let names: BTreeSet<String> = plan
-                    .instance_types
-                    .iter()
-                    .take(keep)
-                    .map(|o| o.name.clone())
-                    .collect();
-                let limit = price;
-                if let Ok(p) =
-                    self.plan_for(&claim, nodes, 0, &move |t: &str, o: &sched::Offering| {
-                        names.contains(t) && o.price < limit && o.capacity_type == "spot"
-                    })
-                {
-                    plan = p;
-                }
-            }
-        }
         let pool = &self.world.pools[self.world.pool_idx[&claim.node_pool]];
         if let Some(w) = min_values_violation(&plan, pool, &self.world.types) {
             return Ok(Err(w));

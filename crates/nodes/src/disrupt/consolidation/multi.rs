@@ -73,10 +73,21 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
                 }
             }
         }
-        match &best {
+        self.note_multi_node(&usable[..max], best.as_ref(), last_fail);
+        Ok(best)
+    }
+    /// Notes for the evaluated candidates: in the chosen set, or why not.
+    fn note_multi_node(
+        &mut self,
+        evaluated: &[usize],
+        best: Option<&Action>,
+        last_fail: Option<Why>,
+    ) {
+        let m = Method::MultiNodeConsolidation;
+        match best {
             Some(a) => {
                 let chosen: BTreeSet<&String> = a.nodes.iter().collect();
-                for &i in &usable[..max] {
+                for &i in evaluated {
                     if chosen.contains(&self.node(i).name) {
                         self.note(
                             i,
@@ -103,7 +114,7 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
             }
             None => {
                 let w = last_fail.unwrap_or(Why::TooFewCandidates);
-                for &i in &usable[..max] {
+                for &i in evaluated {
                     self.note(
                         i,
                         m,
@@ -117,6 +128,5 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
                 }
             }
         }
-        Ok(best)
     }
 }

@@ -158,56 +158,7 @@ impl<'w, 'a> WhatIf<'w, 'a> {
         }
         let pods: Vec<&'a [MovablePod]> = prepared.nodes.iter().map(|f| &f.fast[..]).collect();
         let spare: Vec<Quantities> = order.iter().map(|&i| spare_by_node[i]).collect();
-        let mut usage_nodes = vec![];
-        let mut usage_of = vec![None; snap.nodes.len()];
-        let stand_in = |name: String, pool: &str, capacity: &Resources| sched::Node {
-            name,
-            labels: BTreeMap::from([(sched::labels::NODEPOOL.to_string(), pool.to_string())]),
-            taints: vec![],
-            allocatable: Resources::default(),
-            capacity: Some(capacity.clone()),
-            unschedulable: true,
-            initializing: false,
-        };
-        for (i, n) in snap.nodes.iter().enumerate() {
-            // Pools named by the node's own label (World resolved it).
-            let info = &world.nodes[i];
-            if let Some(pool) = info.pool.filter(|_| info.on_node.pool.is_some()) {
-                usage_of[i] = Some(usage_nodes.len());
-                usage_nodes.push(stand_in(
-                    format!("~usage-{i:06}"),
-                    &world.pools[pool].model.name,
-                    n.capacity.as_ref().unwrap_or(&n.allocatable),
-                ));
-            }
-        }
-        let mut in_flight_nodes = vec![];
-        for c in world.in_flight_claims(skipped) {
-            let Some(t) = world.types.iter().find(|t| t.name == c.instance_type) else {
-                continue;
-            };
-            let p = world.pool_idx[&c.node_pool];
-            usage_nodes.push(stand_in(
-                format!("~usage-claim-{}", c.name),
-                &c.node_pool,
-                &t.capacity,
-            ));
-            let mut l = t.labels.clone();
-            l.extend(world.pools[p].model.model.labels.clone());
-            l.insert(sched::labels::NODEPOOL.into(), c.node_pool.clone());
-            l.insert(sched::labels::INSTANCE_TYPE.into(), c.instance_type.clone());
-            l.insert(sched::labels::ZONE.into(), c.zone.clone());
-            l.insert(sched::labels::CAPACITY_TYPE.into(), c.capacity_type.clone());
-            in_flight_nodes.push(sched::Node {
-                name: c.name.clone(),
-                labels: l,
-                taints: vec![],
-                allocatable: t.allocatable(),
-                capacity: Some(t.capacity.clone()),
-                unschedulable: true,
-                initializing: false,
-            });
-        }
+        let (usage_nodes, usage_of, in_flight_nodes) = usage_stand_ins(world, skipped);
         let mut sim = WhatIf {
             world,
             mode,
@@ -340,6 +291,89 @@ impl<'w, 'a> WhatIf<'w, 'a> {
             && node_fits_pod(pod, self.node_labels(node))
     }
 
+    /// Takes the candidates' room away; returns the spare room and block summaries as they were
+    /// (the saved lists [`WhatIf::put_back`] restores).
+    fn take_out(
+        &mut self,
+        cands: &[usize],
+    ) -> (Vec<(usize, Quantities)>, Vec<(usize, Quantities)>) {
+        let mut saved: Vec<(usize, Quantities)> = vec![];
+        let mut saved_blocks: Vec<(usize, Quantities)> = vec![];
+        for &c in cands {
+            if let Some(p) = self.pos[c] {
+                saved.push((p, self.spare[p]));
+                self.spare[p] = [i64::MIN / 4; DIMENSIONS];
+                let b = p / BLOCK;
+                if !saved_blocks.iter().any(|(x, _)| *x == b) {
+                    saved_blocks.push((b, self.block_max[b]));
+                }
+                self.block_max[b] = self.block_summary(b);
+            }
+        }
+        (saved, saved_blocks)
+    }
+
+    /// The first node (position in `order`) with room for `req` that pod `k` of node `n` may go
+    /// to, skipping blocks whose largest room is too small.
+    fn first_fit(&self, n: usize, k: usize, req: &Quantities) -> Option<usize> {
+        for b in 0..self.block_max.len() {
+            if !fits(req, &self.block_max[b]) {
+                continue;
+            }
+            for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
+                if fits(req, &self.spare[p]) && self.compatible(n, k, self.order[p]) {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes `req` from the spare room of position `p`, saving what changes first.
+    fn take_room(
+        &mut self,
+        p: usize,
+        req: &Quantities,
+        saved: &mut Vec<(usize, Quantities)>,
+        saved_blocks: &mut Vec<(usize, Quantities)>,
+    ) {
+        if !saved.iter().any(|(q, _)| *q == p) {
+            saved.push((p, self.spare[p]));
+        }
+        let before = self.spare[p];
+        for (s, r) in self.spare[p].iter_mut().zip(req) {
+            *s -= r;
+        }
+        // Where room shrank, the block's summary changes only if this node held its largest room
+        // (a negative request, invalid but possible, grows it).
+        let b = p / BLOCK;
+        let max = &self.block_max[b];
+        if (0..DIMENSIONS).any(|d| req[d] < 0 || (req[d] > 0 && before[d] == max[d])) {
+            if !saved_blocks.iter().any(|(x, _)| *x == b) {
+                saved_blocks.push((b, self.block_max[b]));
+            }
+            self.block_max[b] = self.block_summary(b);
+        }
+    }
+
+    /// Restores what [`WhatIf::take_out`] and [`WhatIf::take_room`] saved.
+    fn put_back(
+        &mut self,
+        saved: Vec<(usize, Quantities)>,
+        saved_blocks: Vec<(usize, Quantities)>,
+    ) {
+        for (p, s) in saved.into_iter().rev() {
+            self.spare[p] = s;
+        }
+        for (b, m) in saved_blocks {
+            self.block_max[b] = m;
+        }
+        debug_assert!(
+            (0..self.block_max.len()).all(|b| self.block_max[b] == self.block_summary(b)),
+            "block summaries put back as they were"
+        );
+    }
+
     fn evaluate_fast(
         &mut self,
         cands: &[usize],
@@ -362,19 +396,7 @@ impl<'w, 'a> WhatIf<'w, 'a> {
         }
         // Take the candidates out: no room on them. Spare room and block summaries are saved
         // as they were before their first change, and put back at the end.
-        let mut saved: Vec<(usize, Quantities)> = vec![];
-        let mut saved_blocks: Vec<(usize, Quantities)> = vec![];
-        for &c in cands {
-            if let Some(p) = self.pos[c] {
-                saved.push((p, self.spare[p]));
-                self.spare[p] = [i64::MIN / 4; DIMENSIONS];
-                let b = p / BLOCK;
-                if !saved_blocks.iter().any(|(x, _)| *x == b) {
-                    saved_blocks.push((b, self.block_max[b]));
-                }
-                self.block_max[b] = self.block_summary(b);
-            }
-        }
+        let (mut saved, mut saved_blocks) = self.take_out(cands);
         let mut moves = Moves::default();
         let mut left: Vec<(usize, usize)> = vec![];
         // The leftovers' summed requests, while a cheaper node could still hold them.
@@ -382,37 +404,10 @@ impl<'w, 'a> WhatIf<'w, 'a> {
         let mut no_cheaper_node = false;
         for &(n, k) in &evicted {
             let req = self.pods[n][k].req;
-            let mut placed = None;
-            'blocks: for b in 0..self.block_max.len() {
-                if !fits(&req, &self.block_max[b]) {
-                    continue;
-                }
-                for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
-                    if fits(&req, &self.spare[p]) && self.compatible(n, k, self.order[p]) {
-                        placed = Some(p);
-                        break 'blocks;
-                    }
-                }
-            }
+            let placed = self.first_fit(n, k, &req);
             match placed {
                 Some(p) => {
-                    if !saved.iter().any(|(q, _)| *q == p) {
-                        saved.push((p, self.spare[p]));
-                    }
-                    let before = self.spare[p];
-                    for (s, r) in self.spare[p].iter_mut().zip(req) {
-                        *s -= r;
-                    }
-                    // Where room shrank, the block's summary changes only if this node held
-                    // its largest room (a negative request, invalid but possible, grows it).
-                    let b = p / BLOCK;
-                    let max = &self.block_max[b];
-                    if (0..DIMENSIONS).any(|d| req[d] < 0 || (req[d] > 0 && before[d] == max[d])) {
-                        if !saved_blocks.iter().any(|(x, _)| *x == b) {
-                            saved_blocks.push((b, self.block_max[b]));
-                        }
-                        self.block_max[b] = self.block_summary(b);
-                    }
+                    self.take_room(p, &req, &mut saved, &mut saved_blocks);
                     moves.fast.push((n, k, self.order[p]));
                 }
                 None => {
@@ -430,17 +425,7 @@ impl<'w, 'a> WhatIf<'w, 'a> {
                 }
             }
         }
-        // Put everything back.
-        for (p, s) in saved.into_iter().rev() {
-            self.spare[p] = s;
-        }
-        for (b, m) in saved_blocks {
-            self.block_max[b] = m;
-        }
-        debug_assert!(
-            (0..self.block_max.len()).all(|b| self.block_max[b] == self.block_summary(b)),
-            "block summaries put back as they were"
-        );
+        self.put_back(saved, saved_blocks);
         if no_cheaper_node {
             return Ok(Rehoming::NoCheaperNode);
         }
@@ -616,6 +601,68 @@ impl<'w, 'a> WhatIf<'w, 'a> {
         out.extend(m.solved);
         out
     }
+}
+
+/// What counts against NodePool limits, as capacity-only cordoned stand-ins: one per node with a
+/// known NodePool (and node index → its stand-in), then one per in-flight claim; and the
+/// in-flight claims as cordoned nodes.
+#[allow(clippy::type_complexity)]
+fn usage_stand_ins(
+    world: &World<'_>,
+    skipped: &mut Vec<Error>,
+) -> (Vec<sched::Node>, Vec<Option<usize>>, Vec<sched::Node>) {
+    let snap = world.snap;
+    let mut usage_nodes = vec![];
+    let mut usage_of = vec![None; snap.nodes.len()];
+    let stand_in = |name: String, pool: &str, capacity: &Resources| sched::Node {
+        name,
+        labels: BTreeMap::from([(sched::labels::NODEPOOL.to_string(), pool.to_string())]),
+        taints: vec![],
+        allocatable: Resources::default(),
+        capacity: Some(capacity.clone()),
+        unschedulable: true,
+        initializing: false,
+    };
+    for (i, n) in snap.nodes.iter().enumerate() {
+        // Pools named by the node's own label (World resolved it).
+        let info = &world.nodes[i];
+        if let Some(pool) = info.pool.filter(|_| info.on_node.pool.is_some()) {
+            usage_of[i] = Some(usage_nodes.len());
+            usage_nodes.push(stand_in(
+                format!("~usage-{i:06}"),
+                &world.pools[pool].model.name,
+                n.capacity.as_ref().unwrap_or(&n.allocatable),
+            ));
+        }
+    }
+    let mut in_flight_nodes = vec![];
+    for c in world.in_flight_claims(skipped) {
+        let Some(t) = world.types.iter().find(|t| t.name == c.instance_type) else {
+            continue;
+        };
+        let p = world.pool_idx[&c.node_pool];
+        usage_nodes.push(stand_in(
+            format!("~usage-claim-{}", c.name),
+            &c.node_pool,
+            &t.capacity,
+        ));
+        let mut l = t.labels.clone();
+        l.extend(world.pools[p].model.model.labels.clone());
+        l.insert(sched::labels::NODEPOOL.into(), c.node_pool.clone());
+        l.insert(sched::labels::INSTANCE_TYPE.into(), c.instance_type.clone());
+        l.insert(sched::labels::ZONE.into(), c.zone.clone());
+        l.insert(sched::labels::CAPACITY_TYPE.into(), c.capacity_type.clone());
+        in_flight_nodes.push(sched::Node {
+            name: c.name.clone(),
+            labels: l,
+            taints: vec![],
+            allocatable: t.allocatable(),
+            capacity: Some(t.capacity.clone()),
+            unschedulable: true,
+            initializing: false,
+        });
+    }
+    (usage_nodes, usage_of, in_flight_nodes)
 }
 
 /// Whether two pods are the same but for their identity (namespace, name, labels, node).

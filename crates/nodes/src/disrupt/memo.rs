@@ -19,13 +19,15 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use ballast_api::nodes as api;
-use ballast_scheduling::{self as sched, LabelSelector, Pod, Taint, TaintEffect};
+use ballast_scheduling::{self as sched, LabelSelector, Taint, TaintEffect};
 
-use super::sim::{D, Head, Rv, effective_rv, placement_order};
-use super::{DisruptionOptions, eviction_cost};
+use super::movable_pod::{
+    DIMENSIONS, Head, MovablePod, PodAt, Quantities, effective_quantities, placement_order, pod_of,
+};
+use super::options::DisruptionOptions;
 use crate::adapt;
 use crate::revisions::ByRevision;
-use crate::snapshot::{ClusterNode, SAFE_TO_EVICT, selector_matches};
+use crate::snapshot::{BoundPod, ClusterNode, POD_DELETION_COST, SAFE_TO_EVICT, selector_matches};
 use crate::world::World;
 
 /// Kept across disruption passes by a caller that sets [`ClusterNode::pods_revision`]; see
@@ -74,26 +76,6 @@ struct NodeMemo {
     facts: Option<NodeFacts>,
 }
 
-/// Where a pod of the simulation is: in its node's list in the snapshot, or translated.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum PodAt {
-    Snapshot(usize),
-    /// A copy whose label keys were translated to the scheduling model's spelling.
-    Owned(Box<Pod>),
-}
-
-/// A movable pod prepared for the fast simulation.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct FastPod {
-    pub at: PodAt,
-    pub req: Rv,
-    pub simple: bool,
-    pub unconstrained: bool,
-    pub key: (i32, i64, i64),
-    pub ns: Head,
-    pub name: Head,
-}
-
 /// A movable pod with something to say about moving it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Flagged {
@@ -109,9 +91,9 @@ pub(crate) struct Flagged {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NodeFacts {
     /// Summed effective requests of the active pods.
-    pub used: Rv,
+    pub used: Quantities,
     /// Movable pods, in placement order.
-    pub fast: Vec<FastPod>,
+    pub fast: Vec<MovablePod>,
     /// Indices of the movable pods, in the node's order.
     pub movable: Vec<usize>,
     /// Σ eviction cost over active pods, and Σ max(0, cost) over movable ones.
@@ -128,6 +110,20 @@ pub(crate) struct NodeFacts {
 pub(crate) struct Prepared<'m> {
     pub context: &'m Context,
     pub nodes: Vec<&'m NodeFacts>,
+}
+
+/// The eviction cost of one pod: 1 + deletionCost/2^27 + priority/2^25, clamped to [-10, 10].
+pub fn eviction_cost(p: &BoundPod) -> f64 {
+    let mut c = 1.0;
+    if let Some(dc) = p
+        .annotations
+        .get(POD_DELETION_COST)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        c += dc / 2f64.powi(27);
+    }
+    c += f64::from(p.pod.priority) / 2f64.powi(25);
+    c.clamp(-10.0, 10.0)
 }
 
 fn extended_names(n: &ClusterNode) -> BTreeSet<String> {
@@ -199,12 +195,12 @@ impl DisruptionMemo {
                 }
             }
         }
-        let fast_ok = ext.len() <= D - 4;
+        let fast_ok = ext.len() <= DIMENSIONS - 4;
         let mut dims: Vec<String> = ["cpu", "memory", "pods", "ephemeral-storage"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        dims.extend(ext.into_iter().take(D - 4));
+        dims.extend(ext.into_iter().take(DIMENSIONS - 4));
         let mut prefer_no_schedule: Vec<Taint> = snap
             .nodes
             .iter()
@@ -265,14 +261,6 @@ impl DisruptionMemo {
     }
 }
 
-/// The pod `f` of node `n` stands for.
-pub(crate) fn pod_of<'p>(n: &'p ClusterNode, f: &'p FastPod) -> &'p Pod {
-    match &f.at {
-        PodAt::Snapshot(k) => &n.pods[*k].pod,
-        PodAt::Owned(p) => p,
-    }
-}
-
 /// Reads one node's pods under `context`.
 fn read_facts(
     n: &ClusterNode,
@@ -281,7 +269,7 @@ fn read_facts(
     context: &Context,
 ) -> NodeFacts {
     let dims = &context.dims;
-    let mut used = [0i64; D];
+    let mut used = [0i64; DIMENSIONS];
     let mut fast = Vec::with_capacity(n.pods.len());
     let mut movable = Vec::with_capacity(n.pods.len());
     let mut do_not_disrupt = vec![];
@@ -291,7 +279,7 @@ fn read_facts(
         if p.terminal {
             continue;
         }
-        let req = effective_rv(dims, &p.pod);
+        let req = effective_quantities(dims, &p.pod);
         for (u, r) in used.iter_mut().zip(req) {
             *u = u.saturating_add(r);
         }
@@ -370,7 +358,7 @@ fn read_facts(
         let unconstrained = mp.node_selector.is_empty()
             && na.required.is_empty()
             && mp.volumes.iter().all(|v| v.zones.is_empty());
-        fast.push(FastPod {
+        fast.push(MovablePod {
             // cpu and memory are the first two dimensions.
             key: (-mp.priority, -req[0], -req[1]),
             ns: Head::of(&mp.namespace),

@@ -27,46 +27,36 @@ use ballast_scheduling::{
     TaintEffect, check::node_fits_pod,
 };
 
-use super::memo::{FastPod, Prepared, pod_of};
+use super::memo::Prepared;
+use super::movable_pod::{DIMENSIONS, MovablePod, Quantities, placement_order, pod_of, quantities};
+use super::options::SimulationMode;
 use crate::adapt;
 use crate::error::Error;
 use crate::world::World;
 
-pub(crate) const D: usize = 12;
+/// Nodes per block of the spare-room summaries.
 const BLOCK: usize = 16;
-pub(crate) type Rv = [i64; D];
-
-/// How the simulation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum SimulationMode {
-    /// Incremental first-fit for plain pods, the solver on the cluster prepared once otherwise
-    /// (same answers, faster).
-    #[default]
-    Fast,
-    /// A full solve of a freshly built snapshot every time.
-    FullSolve,
-}
 
 /// A simulated pod's destination: an existing node, or one of the new claims (by index).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dest {
+pub enum NewHome {
     Node(String),
     Claim(usize),
 }
 
 /// Pod moves in the order the simulation committed them, named only when asked
-/// ([`Sim::moves`]): most simulations are rejected and their moves never read.
+/// ([`WhatIf::moves`]): most simulations are rejected and their moves never read.
 #[derive(Debug, Clone, Default)]
 pub struct Moves {
-    /// Placed by the fast form: (node, pod of `Sim::pods`, target node).
+    /// Placed by the fast form: (node, pod of `WhatIf::pods`, target node).
     fast: Vec<(usize, usize, usize)>,
     /// Then those of a solution.
-    solved: Vec<(PodRef, Dest)>,
+    solved: Vec<(PodRef, NewHome)>,
 }
 
 /// Where the pods of a set of nodes would go.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum Rehoming {
     /// Every pod fits on the remaining nodes.
     Fits { moves: Moves },
     /// Some pods need new NodeClaims.
@@ -87,64 +77,7 @@ struct LeftoverPlan {
     solution: sched::Solution,
 }
 
-/// The solver's placement order: priority, CPU and memory descending, then namespace and name
-/// (`ap` and `bp` are the pods `a` and `b` stand for).
-pub(crate) fn placement_order(a: &FastPod, ap: &Pod, b: &FastPod, bp: &Pod) -> std::cmp::Ordering {
-    // The heads order names as the strings do, so the strings are only read when both are
-    // longer than a head and their heads tie.
-    a.key
-        .cmp(&b.key)
-        .then_with(|| a.ns.cmp_then(&b.ns, || ap.namespace.cmp(&bp.namespace)))
-        .then_with(|| a.name.cmp_then(&b.name, || ap.name.cmp(&bp.name)))
-}
-
-/// The first [`Head::BYTES`] bytes of a string as a big-endian number (zero-padded), and its
-/// length: enough to order most names without reading them again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Head {
-    prefix: u128,
-    len: usize,
-}
-
-impl Head {
-    pub const BYTES: usize = 16;
-
-    pub fn of(s: &str) -> Head {
-        let b = s.as_bytes();
-        let prefix = match b.first_chunk::<16>() {
-            Some(head) => u128::from_be_bytes(*head),
-            // Byte by byte: copying a variable length into a buffer is a call to memcpy.
-            None => (0..16).fold(0u128, |v, i| {
-                v << 8 | u128::from(b.get(i).copied().unwrap_or(0))
-            }),
-        };
-        Head {
-            prefix,
-            len: b.len(),
-        }
-    }
-
-    /// The order of the two strings, with `full` comparing them when the heads cannot tell.
-    ///
-    /// A smaller prefix means a smaller string. When prefixes tie and one string fits in its
-    /// head, it is the other's beginning (padding and NUL bytes alike are zeros, and the rest of
-    /// the shorter is all padding), so the shorter is the smaller, or they are equal.
-    pub fn cmp_then(
-        &self,
-        other: &Head,
-        full: impl FnOnce() -> std::cmp::Ordering,
-    ) -> std::cmp::Ordering {
-        self.prefix.cmp(&other.prefix).then_with(|| {
-            if self.len.min(other.len) <= Self::BYTES {
-                self.len.cmp(&other.len)
-            } else {
-                full()
-            }
-        })
-    }
-}
-
-pub struct Sim<'w, 'a> {
+pub struct WhatIf<'w, 'a> {
     world: &'w World<'a>,
     mode: SimulationMode,
     dims: Vec<String>,
@@ -152,13 +85,13 @@ pub struct Sim<'w, 'a> {
     order: Vec<usize>,
     /// Node index → position in `order`.
     pos: Vec<Option<usize>>,
-    spare: Vec<Rv>,
-    block_max: Vec<Rv>,
+    spare: Vec<Quantities>,
+    block_max: Vec<Quantities>,
     /// Node labels in the model's keys, made when a constrained pod first asks.
     labels: Vec<OnceCell<BTreeMap<String, String>>>,
     hard_taints: Vec<Vec<Taint>>,
     /// Per node, its movable pods prepared for the fast path, in placement order.
-    pods: Vec<&'a [FastPod]>,
+    pods: Vec<&'a [MovablePod]>,
     /// Stand-ins for what counts against NodePool limits: one capacity-only node per node with a
     /// known NodePool, then one per in-flight claim.
     usage_nodes: Vec<sched::Node>,
@@ -176,49 +109,13 @@ pub struct Sim<'w, 'a> {
     fast_ok: bool,
     /// (cheapest allowed offering, allocatable) of every instance type some NodePool may launch,
     /// cheapest first: the lower bound on what a replacement for given pods can cost.
-    type_floor: Vec<(f64, Rv)>,
+    type_floor: Vec<(f64, Quantities)>,
     pub full_solves: usize,
     pub fast_evaluations: usize,
 }
 
-/// `r` in the simulation's dimensions: cpu, memory, pods and ephemeral storage first (always),
-/// then the extended resources in `dims[4..]`.
-fn rv(dims: &[String], r: &Resources) -> Rv {
-    let mut v = [0i64; D];
-    v[0] = r.cpu_millis;
-    v[1] = r.memory_bytes;
-    v[2] = r.pods;
-    v[3] = r.ephemeral_storage_bytes;
-    if !r.extended.is_empty() {
-        for (i, d) in dims.iter().enumerate().skip(4) {
-            v[i] = r.extended.get(d).copied().unwrap_or(0);
-        }
-    }
-    v
-}
-
-/// A pod's effective requests (as `Pod::effective_requests`) in the simulation's dimensions,
-/// without building the map.
-pub(crate) fn effective_rv(dims: &[String], p: &Pod) -> Rv {
-    let mut v = rv(dims, &p.requests);
-    for init in &p.init_containers {
-        let r = rv(dims, init);
-        for d in 0..D {
-            v[d] = v[d].max(r[d]);
-        }
-    }
-    if p.overhead != Resources::default() {
-        let o = rv(dims, &p.overhead);
-        for d in 0..D {
-            v[d] = v[d].saturating_add(o[d]);
-        }
-    }
-    v[2] = 1; // "pods": one slot
-    v
-}
-
-fn fits(req: &Rv, spare: &Rv) -> bool {
-    (0..D).all(|d| req[d] <= spare[d])
+fn fits(req: &Quantities, spare: &Quantities) -> bool {
+    (0..DIMENSIONS).all(|d| req[d] <= spare[d])
 }
 
 /// Whether the pods of a node may land on it in a disruption simulation.
@@ -226,13 +123,13 @@ pub fn is_target(n: &crate::snapshot::ClusterNode) -> bool {
     n.initialized && n.ready && !n.deleting && !n.unschedulable
 }
 
-impl<'w, 'a> Sim<'w, 'a> {
+impl<'w, 'a> WhatIf<'w, 'a> {
     pub(crate) fn new(
         world: &'w World<'a>,
         prepared: &Prepared<'a>,
         mode: SimulationMode,
         skipped: &mut Vec<Error>,
-    ) -> Sim<'w, 'a> {
+    ) -> WhatIf<'w, 'a> {
         let snap = world.snap;
         let dims = prepared.context.dims.clone();
         let mut order: Vec<usize> = (0..snap.nodes.len())
@@ -253,65 +150,16 @@ impl<'w, 'a> Sim<'w, 'a> {
                     .cloned()
                     .collect(),
             );
-            let mut s = rv(&dims, &n.allocatable);
+            let mut s = quantities(&dims, &n.allocatable);
             for (s, u) in s.iter_mut().zip(facts.used) {
                 *s = s.saturating_sub(u);
             }
             spare_by_node.push(s);
         }
-        let pods: Vec<&'a [FastPod]> = prepared.nodes.iter().map(|f| &f.fast[..]).collect();
-        let spare: Vec<Rv> = order.iter().map(|&i| spare_by_node[i]).collect();
-        let mut usage_nodes = vec![];
-        let mut usage_of = vec![None; snap.nodes.len()];
-        let stand_in = |name: String, pool: &str, capacity: &Resources| sched::Node {
-            name,
-            labels: BTreeMap::from([(sched::labels::NODEPOOL.to_string(), pool.to_string())]),
-            taints: vec![],
-            allocatable: Resources::default(),
-            capacity: Some(capacity.clone()),
-            unschedulable: true,
-            initializing: false,
-        };
-        for (i, n) in snap.nodes.iter().enumerate() {
-            // Pools named by the node's own label (World resolved it).
-            let info = &world.nodes[i];
-            if let Some(pool) = info.pool.filter(|_| info.on_node.pool.is_some()) {
-                usage_of[i] = Some(usage_nodes.len());
-                usage_nodes.push(stand_in(
-                    format!("~usage-{i:06}"),
-                    &world.pools[pool].model.name,
-                    n.capacity.as_ref().unwrap_or(&n.allocatable),
-                ));
-            }
-        }
-        let mut in_flight_nodes = vec![];
-        for c in world.in_flight_claims(skipped) {
-            let Some(t) = world.types.iter().find(|t| t.name == c.instance_type) else {
-                continue;
-            };
-            let p = world.pool_idx[&c.node_pool];
-            usage_nodes.push(stand_in(
-                format!("~usage-claim-{}", c.name),
-                &c.node_pool,
-                &t.capacity,
-            ));
-            let mut l = t.labels.clone();
-            l.extend(world.pools[p].model.model.labels.clone());
-            l.insert(sched::labels::NODEPOOL.into(), c.node_pool.clone());
-            l.insert(sched::labels::INSTANCE_TYPE.into(), c.instance_type.clone());
-            l.insert(sched::labels::ZONE.into(), c.zone.clone());
-            l.insert(sched::labels::CAPACITY_TYPE.into(), c.capacity_type.clone());
-            in_flight_nodes.push(sched::Node {
-                name: c.name.clone(),
-                labels: l,
-                taints: vec![],
-                allocatable: t.allocatable(),
-                capacity: Some(t.capacity.clone()),
-                unschedulable: true,
-                initializing: false,
-            });
-        }
-        let mut sim = Sim {
+        let pods: Vec<&'a [MovablePod]> = prepared.nodes.iter().map(|f| &f.fast[..]).collect();
+        let spare: Vec<Quantities> = order.iter().map(|&i| spare_by_node[i]).collect();
+        let (usage_nodes, usage_of, in_flight_nodes) = usage_stand_ins(world, skipped);
+        let mut sim = WhatIf {
             world,
             mode,
             dims,
@@ -343,7 +191,7 @@ impl<'w, 'a> Sim<'w, 'a> {
 
     /// Whether a node some NodePool may launch for less than `below` could hold `need` (requests
     /// only: DaemonSet overhead and the pods' constraints can only make it harder).
-    fn cheaper_node_could_hold(&self, need: &Rv, below: f64) -> bool {
+    fn cheaper_node_could_hold(&self, need: &Quantities, below: f64) -> bool {
         self.type_floor
             .iter()
             .take_while(|(price, _)| *price < below)
@@ -351,8 +199,8 @@ impl<'w, 'a> Sim<'w, 'a> {
     }
 
     /// Summed requests of the candidates' movable pods named in `keys`.
-    fn requests_of(&self, cands: &[usize], keys: &[PodRef]) -> Rv {
-        let mut sum = [0i64; D];
+    fn requests_of(&self, cands: &[usize], keys: &[PodRef]) -> Quantities {
+        let mut sum = [0i64; DIMENSIONS];
         for &c in cands {
             for p in self.pods[c] {
                 let pod = self.pod(c, p);
@@ -369,10 +217,10 @@ impl<'w, 'a> Sim<'w, 'a> {
         sum
     }
 
-    fn block_summary(&self, b: usize) -> Rv {
-        let mut m = [i64::MIN; D];
+    fn block_summary(&self, b: usize) -> Quantities {
+        let mut m = [i64::MIN; DIMENSIONS];
         for s in &self.spare[b * BLOCK..((b + 1) * BLOCK).min(self.spare.len())] {
-            for d in 0..D {
+            for d in 0..DIMENSIONS {
                 m[d] = m[d].max(s[d]);
             }
         }
@@ -393,7 +241,7 @@ impl<'w, 'a> Sim<'w, 'a> {
         &mut self,
         cands: &[usize],
         replace_below: Option<f64>,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Rehoming, Error> {
         if self.mode == SimulationMode::Fast && self.plain(cands) {
             self.fast_evaluations += 1;
             return self.evaluate_fast(cands, replace_below);
@@ -401,11 +249,11 @@ impl<'w, 'a> Sim<'w, 'a> {
         self.full_solves += 1;
         let (outcome, left) = self.evaluate_full(cands)?;
         match replace_below {
-            Some(below) if !matches!(outcome, Outcome::Fits { .. }) => {
+            Some(below) if !matches!(outcome, Rehoming::Fits { .. }) => {
                 if self.cheaper_node_could_hold(&self.requests_of(cands, &left), below) {
                     Ok(outcome)
                 } else {
-                    Ok(Outcome::NoCheaperNode)
+                    Ok(Rehoming::NoCheaperNode)
                 }
             }
             _ => Ok(outcome),
@@ -423,7 +271,7 @@ impl<'w, 'a> Sim<'w, 'a> {
     }
 
     /// The pod a prepared pod of node `n` stands for.
-    fn pod(&self, n: usize, p: &'a FastPod) -> &'a Pod {
+    fn pod(&self, n: usize, p: &'a MovablePod) -> &'a Pod {
         pod_of(&self.world.snap.nodes[n], p)
     }
 
@@ -443,11 +291,94 @@ impl<'w, 'a> Sim<'w, 'a> {
             && node_fits_pod(pod, self.node_labels(node))
     }
 
+    /// Takes the candidates' room away; returns the spare room and block summaries as they were
+    /// (the saved lists [`WhatIf::put_back`] restores).
+    fn take_out(
+        &mut self,
+        cands: &[usize],
+    ) -> (Vec<(usize, Quantities)>, Vec<(usize, Quantities)>) {
+        let mut saved: Vec<(usize, Quantities)> = vec![];
+        let mut saved_blocks: Vec<(usize, Quantities)> = vec![];
+        for &c in cands {
+            if let Some(p) = self.pos[c] {
+                saved.push((p, self.spare[p]));
+                self.spare[p] = [i64::MIN / 4; DIMENSIONS];
+                let b = p / BLOCK;
+                if !saved_blocks.iter().any(|(x, _)| *x == b) {
+                    saved_blocks.push((b, self.block_max[b]));
+                }
+                self.block_max[b] = self.block_summary(b);
+            }
+        }
+        (saved, saved_blocks)
+    }
+
+    /// The first node (position in `order`) with room for `req` that pod `k` of node `n` may go
+    /// to, skipping blocks whose largest room is too small.
+    fn first_fit(&self, n: usize, k: usize, req: &Quantities) -> Option<usize> {
+        for b in 0..self.block_max.len() {
+            if !fits(req, &self.block_max[b]) {
+                continue;
+            }
+            for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
+                if fits(req, &self.spare[p]) && self.compatible(n, k, self.order[p]) {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes `req` from the spare room of position `p`, saving what changes first.
+    fn take_room(
+        &mut self,
+        p: usize,
+        req: &Quantities,
+        saved: &mut Vec<(usize, Quantities)>,
+        saved_blocks: &mut Vec<(usize, Quantities)>,
+    ) {
+        if !saved.iter().any(|(q, _)| *q == p) {
+            saved.push((p, self.spare[p]));
+        }
+        let before = self.spare[p];
+        for (s, r) in self.spare[p].iter_mut().zip(req) {
+            *s -= r;
+        }
+        // Where room shrank, the block's summary changes only if this node held its largest room
+        // (a negative request, invalid but possible, grows it).
+        let b = p / BLOCK;
+        let max = &self.block_max[b];
+        if (0..DIMENSIONS).any(|d| req[d] < 0 || (req[d] > 0 && before[d] == max[d])) {
+            if !saved_blocks.iter().any(|(x, _)| *x == b) {
+                saved_blocks.push((b, self.block_max[b]));
+            }
+            self.block_max[b] = self.block_summary(b);
+        }
+    }
+
+    /// Restores what [`WhatIf::take_out`] and [`WhatIf::take_room`] saved.
+    fn put_back(
+        &mut self,
+        saved: Vec<(usize, Quantities)>,
+        saved_blocks: Vec<(usize, Quantities)>,
+    ) {
+        for (p, s) in saved.into_iter().rev() {
+            self.spare[p] = s;
+        }
+        for (b, m) in saved_blocks {
+            self.block_max[b] = m;
+        }
+        debug_assert!(
+            (0..self.block_max.len()).all(|b| self.block_max[b] == self.block_summary(b)),
+            "block summaries put back as they were"
+        );
+    }
+
     fn evaluate_fast(
         &mut self,
         cands: &[usize],
         replace_below: Option<f64>,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Rehoming, Error> {
         let mut evicted: Vec<(usize, usize)> = cands
             .iter()
             .flat_map(|&n| (0..self.pods[n].len()).map(move |k| (n, k)))
@@ -465,57 +396,18 @@ impl<'w, 'a> Sim<'w, 'a> {
         }
         // Take the candidates out: no room on them. Spare room and block summaries are saved
         // as they were before their first change, and put back at the end.
-        let mut saved: Vec<(usize, Rv)> = vec![];
-        let mut saved_blocks: Vec<(usize, Rv)> = vec![];
-        for &c in cands {
-            if let Some(p) = self.pos[c] {
-                saved.push((p, self.spare[p]));
-                self.spare[p] = [i64::MIN / 4; D];
-                let b = p / BLOCK;
-                if !saved_blocks.iter().any(|(x, _)| *x == b) {
-                    saved_blocks.push((b, self.block_max[b]));
-                }
-                self.block_max[b] = self.block_summary(b);
-            }
-        }
+        let (mut saved, mut saved_blocks) = self.take_out(cands);
         let mut moves = Moves::default();
         let mut left: Vec<(usize, usize)> = vec![];
         // The leftovers' summed requests, while a cheaper node could still hold them.
-        let mut need = [0i64; D];
+        let mut need = [0i64; DIMENSIONS];
         let mut no_cheaper_node = false;
         for &(n, k) in &evicted {
             let req = self.pods[n][k].req;
-            let mut placed = None;
-            'blocks: for b in 0..self.block_max.len() {
-                if !fits(&req, &self.block_max[b]) {
-                    continue;
-                }
-                for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
-                    if fits(&req, &self.spare[p]) && self.compatible(n, k, self.order[p]) {
-                        placed = Some(p);
-                        break 'blocks;
-                    }
-                }
-            }
+            let placed = self.first_fit(n, k, &req);
             match placed {
                 Some(p) => {
-                    if !saved.iter().any(|(q, _)| *q == p) {
-                        saved.push((p, self.spare[p]));
-                    }
-                    let before = self.spare[p];
-                    for (s, r) in self.spare[p].iter_mut().zip(req) {
-                        *s -= r;
-                    }
-                    // Where room shrank, the block's summary changes only if this node held
-                    // its largest room (a negative request, invalid but possible, grows it).
-                    let b = p / BLOCK;
-                    let max = &self.block_max[b];
-                    if (0..D).any(|d| req[d] < 0 || (req[d] > 0 && before[d] == max[d])) {
-                        if !saved_blocks.iter().any(|(x, _)| *x == b) {
-                            saved_blocks.push((b, self.block_max[b]));
-                        }
-                        self.block_max[b] = self.block_summary(b);
-                    }
+                    self.take_room(p, &req, &mut saved, &mut saved_blocks);
                     moves.fast.push((n, k, self.order[p]));
                 }
                 None => {
@@ -533,22 +425,12 @@ impl<'w, 'a> Sim<'w, 'a> {
                 }
             }
         }
-        // Put everything back.
-        for (p, s) in saved.into_iter().rev() {
-            self.spare[p] = s;
-        }
-        for (b, m) in saved_blocks {
-            self.block_max[b] = m;
-        }
-        debug_assert!(
-            (0..self.block_max.len()).all(|b| self.block_max[b] == self.block_summary(b)),
-            "block summaries put back as they were"
-        );
+        self.put_back(saved, saved_blocks);
         if no_cheaper_node {
-            return Ok(Outcome::NoCheaperNode);
+            return Ok(Rehoming::NoCheaperNode);
         }
         if left.is_empty() {
-            return Ok(Outcome::Fits { moves });
+            return Ok(Rehoming::Fits { moves });
         }
         // The leftovers go to new NodeClaims exactly as in a full solve: nothing they do can
         // touch the existing nodes, so a solve over just them and the pools' usage (without the
@@ -677,7 +559,7 @@ impl<'w, 'a> Sim<'w, 'a> {
 
     /// The outcome of a solve, and the pods it leaves for new nodes: those on new claims and
     /// those it cannot place at all.
-    fn evaluate_full(&mut self, cands: &[usize]) -> Result<(Outcome, Vec<PodRef>), Error> {
+    fn evaluate_full(&mut self, cands: &[usize]) -> Result<(Rehoming, Vec<PodRef>), Error> {
         if self.mode == SimulationMode::Fast {
             // The prepared cluster lists the nodes in snapshot order (then the in-flight ones),
             // so candidates keep their indices; their movable pods go pending.
@@ -705,24 +587,82 @@ impl<'w, 'a> Sim<'w, 'a> {
     }
 
     /// The moves, named.
-    pub fn moves(&self, m: Moves) -> Vec<(PodRef, Dest)> {
-        let mut out: Vec<(PodRef, Dest)> = m
+    pub fn moves(&self, m: Moves) -> Vec<(PodRef, NewHome)> {
+        let mut out: Vec<(PodRef, NewHome)> = m
             .fast
             .into_iter()
             .map(|(n, k, to)| {
                 (
                     self.pod_at(n, k).key(),
-                    Dest::Node(self.world.snap.nodes[to].name.clone()),
+                    NewHome::Node(self.world.snap.nodes[to].name.clone()),
                 )
             })
             .collect();
         out.extend(m.solved);
         out
     }
+}
 
-    pub fn dims(&self) -> &[String] {
-        &self.dims
+/// What counts against NodePool limits, as capacity-only cordoned stand-ins: one per node with a
+/// known NodePool (and node index → its stand-in), then one per in-flight claim; and the
+/// in-flight claims as cordoned nodes.
+#[allow(clippy::type_complexity)]
+fn usage_stand_ins(
+    world: &World<'_>,
+    skipped: &mut Vec<Error>,
+) -> (Vec<sched::Node>, Vec<Option<usize>>, Vec<sched::Node>) {
+    let snap = world.snap;
+    let mut usage_nodes = vec![];
+    let mut usage_of = vec![None; snap.nodes.len()];
+    let stand_in = |name: String, pool: &str, capacity: &Resources| sched::Node {
+        name,
+        labels: BTreeMap::from([(sched::labels::NODEPOOL.to_string(), pool.to_string())]),
+        taints: vec![],
+        allocatable: Resources::default(),
+        capacity: Some(capacity.clone()),
+        unschedulable: true,
+        initializing: false,
+    };
+    for (i, n) in snap.nodes.iter().enumerate() {
+        // Pools named by the node's own label (World resolved it).
+        let info = &world.nodes[i];
+        if let Some(pool) = info.pool.filter(|_| info.on_node.pool.is_some()) {
+            usage_of[i] = Some(usage_nodes.len());
+            usage_nodes.push(stand_in(
+                format!("~usage-{i:06}"),
+                &world.pools[pool].model.name,
+                n.capacity.as_ref().unwrap_or(&n.allocatable),
+            ));
+        }
     }
+    let mut in_flight_nodes = vec![];
+    for c in world.in_flight_claims(skipped) {
+        let Some(t) = world.types.iter().find(|t| t.name == c.instance_type) else {
+            continue;
+        };
+        let p = world.pool_idx[&c.node_pool];
+        usage_nodes.push(stand_in(
+            format!("~usage-claim-{}", c.name),
+            &c.node_pool,
+            &t.capacity,
+        ));
+        let mut l = t.labels.clone();
+        l.extend(world.pools[p].model.model.labels.clone());
+        l.insert(sched::labels::NODEPOOL.into(), c.node_pool.clone());
+        l.insert(sched::labels::INSTANCE_TYPE.into(), c.instance_type.clone());
+        l.insert(sched::labels::ZONE.into(), c.zone.clone());
+        l.insert(sched::labels::CAPACITY_TYPE.into(), c.capacity_type.clone());
+        in_flight_nodes.push(sched::Node {
+            name: c.name.clone(),
+            labels: l,
+            taints: vec![],
+            allocatable: t.allocatable(),
+            capacity: Some(t.capacity.clone()),
+            unschedulable: true,
+            initializing: false,
+        });
+    }
+    (usage_nodes, usage_of, in_flight_nodes)
 }
 
 /// Whether two pods are the same but for their identity (namespace, name, labels, node).
@@ -795,7 +735,7 @@ fn left_for_new_nodes(sol: &sched::Solution) -> Vec<PodRef> {
 /// allows, and the type's allocatable, cheapest first. A pool is taken to allow a type unless
 /// one of its requirements rules out a value the type is known to have (its name or a label),
 /// so the list errs on the side of more types, never fewer.
-fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Rv)> {
+fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Quantities)> {
     let mut out = vec![];
     for t in world.types.iter() {
         let mut cheapest = f64::INFINITY;
@@ -823,7 +763,7 @@ fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Rv)> {
             }
         }
         if cheapest.is_finite() {
-            out.push((cheapest, rv(dims, &t.allocatable())));
+            out.push((cheapest, quantities(dims, &t.allocatable())));
         }
     }
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -843,9 +783,9 @@ pub fn solve_options() -> SolveOptions {
 
 /// Reads a solution; `moves` are placements already made on existing nodes (fast path), and the
 /// solution's placements follow in the solver's order (which topology checks depend on).
-fn interpret(sol: sched::Solution, mut moves: Moves) -> Outcome {
+fn interpret(sol: sched::Solution, mut moves: Moves) -> Rehoming {
     if let Some(u) = sol.unschedulable.first() {
-        return Outcome::Unplaceable {
+        return Rehoming::Unplaceable {
             pod: u.pod.clone(),
             why: u.to_string(),
         };
@@ -854,61 +794,17 @@ fn interpret(sol: sched::Solution, mut moves: Moves) -> Outcome {
         moves.solved.push((
             pl.pod.clone(),
             match &pl.target {
-                sched::Target::Node(n) => Dest::Node(n.clone()),
-                sched::Target::NewClaim(i) => Dest::Claim(*i),
+                sched::Target::Node(n) => NewHome::Node(n.clone()),
+                sched::Target::NewClaim(i) => NewHome::Claim(*i),
             },
         ));
     }
     if sol.new_claims.is_empty() {
-        Outcome::Fits { moves }
+        Rehoming::Fits { moves }
     } else {
-        Outcome::NewNodes {
+        Rehoming::NewNodes {
             moves,
             claims: sol.new_claims,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Head;
-    use proptest::prelude::*;
-
-    fn head_order(a: &str, b: &str) -> std::cmp::Ordering {
-        Head::of(a).cmp_then(&Head::of(b), || a.cmp(b))
-    }
-
-    #[test]
-    fn heads_order_names_as_strings() {
-        let names = [
-            "",
-            "a",
-            "a\0",
-            "a\0\0",
-            "ab",
-            "svc-27-94",
-            "svc-27-95",
-            "svc-27-9",
-            "exactly-16-bytes",
-            "exactly-16-bytes\0",
-            "exactly-16-bytesz",
-            "exactly-16-byte",
-            "a-much-longer-pod-name-7d9f8c-x2k9p",
-            "a-much-longer-pod-name-7d9f8c-x2k9q",
-            "a-much-longer-po",
-            "é-accented",
-        ];
-        for a in names {
-            for b in names {
-                assert_eq!(head_order(a, b), a.cmp(b), "{a:?} vs {b:?}");
-            }
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn heads_order_random_names(a in "[ab\0]{0,20}", b in "[ab\0]{0,20}") {
-            prop_assert_eq!(head_order(&a, &b), a.cmp(&b));
         }
     }
 }

@@ -36,7 +36,7 @@ pub use world::WorldError;
 pub enum SimError {
     /// The scenario file (or a file it points to) cannot be read or is invalid.
     #[error("{0}")]
-    Scenario(ScenarioError),
+    Scenario(Box<ScenarioError>),
     /// A variant's start state cannot be built (an unknown instance type or offering of the start
     /// nodes, a bad catalog, an autoscaler without its workload).
     #[error("{}: scenario {scenario}, variant {variant}: {error}", path.display())]
@@ -44,13 +44,13 @@ pub enum SimError {
         path: PathBuf,
         scenario: String,
         variant: String,
-        error: SetupError,
+        error: Box<SetupError>,
     },
 }
 
 impl From<ScenarioError> for SimError {
     fn from(error: ScenarioError) -> SimError {
-        SimError::Scenario(error)
+        SimError::Scenario(Box::new(error))
     }
 }
 
@@ -66,7 +66,7 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
         path,
         scenario: name,
         variant,
-        error,
+        error: Box::new(error),
     })?;
     let (rec, summary) = simulation.run(progress);
     Ok(VariantResult {

@@ -132,12 +132,15 @@ pub fn disrupt_with_memo(
     })
 }
 
+/// What each method said in a pass, in [`METHODS`] order.
+type MethodNotes = Vec<(Method, String)>;
+
 /// Asks every method in [`METHODS`] order: the first action found is chosen; later methods are
 /// not evaluated unless `explain_all`. Returns the action and one line per method.
 fn ask_methods(
     ctx: &mut DisruptionContext<'_, '_>,
     pending_first: usize,
-) -> Result<(Option<Action>, Vec<(Method, String)>), Error> {
+) -> Result<(Option<Action>, MethodNotes), Error> {
     let mut methods = vec![];
     let mut action: Option<Action> = None;
     for method in METHODS {

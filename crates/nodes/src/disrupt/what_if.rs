@@ -293,10 +293,7 @@ impl<'w, 'a> WhatIf<'w, 'a> {
 
     /// Takes the candidates' room away; returns the spare room and block summaries as they were
     /// (the saved lists [`WhatIf::put_back`] restores).
-    fn take_out(
-        &mut self,
-        cands: &[usize],
-    ) -> (Vec<(usize, Quantities)>, Vec<(usize, Quantities)>) {
+    fn take_out(&mut self, cands: &[usize]) -> (SavedRoom, SavedRoom) {
         let mut saved: Vec<(usize, Quantities)> = vec![];
         let mut saved_blocks: Vec<(usize, Quantities)> = vec![];
         for &c in cands {
@@ -770,6 +767,9 @@ fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Quantities)> {
     out
 }
 
+/// Spare room taken away for a what-if, as (position, room) pairs to put back afterwards.
+type SavedRoom = Vec<(usize, Quantities)>;
+
 /// Options for disruption simulations: new NodeClaims allowed, every instance type listed.
 pub fn solve_options() -> SolveOptions {
     SolveOptions {
@@ -777,7 +777,6 @@ pub fn solve_options() -> SolveOptions {
         relax_preferences: true,
         max_instance_type_options: usize::MAX,
         improve: true,
-        ..SolveOptions::default()
     }
 }
 

@@ -32,7 +32,7 @@ impl<'a> Solver<'a> {
         p.soft[..p.relaxed]
             .iter()
             .map(|s| match s {
-                Preference::NodePreference(i) => format!(
+                Preference::NodeAffinity(i) => format!(
                     "preferred node affinity term (weight {})",
                     p.preferred_node_terms[*i].0
                 ),

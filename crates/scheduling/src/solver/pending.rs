@@ -35,7 +35,7 @@ impl NamespaceScope {
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Preference {
-    NodePreference(usize),
+    NodeAffinity(usize),
     Spread(usize),
     Affinity(usize),
     AntiAffinity(usize),
@@ -392,7 +392,7 @@ impl<'a> Solver<'a> {
         let mut soft = vec![];
         let mut order: Vec<usize> = (0..preferred_node_terms.len()).collect();
         order.sort_by_key(|&i| (preferred_node_terms[i].0, i));
-        soft.extend(order.into_iter().map(Preference::NodePreference));
+        soft.extend(order.into_iter().map(Preference::NodeAffinity));
 
         // Domains a spread constraint counts come from the pod's required node constraints.
         let hard_alt_ids: Vec<usize> = required_alternatives
@@ -545,7 +545,7 @@ impl<'a> Solver<'a> {
         let p = &self.pods[pi];
         let mut active_prefs: ReqSet = vec![];
         for (pos, s) in p.soft.iter().enumerate() {
-            if let Preference::NodePreference(i) = s
+            if let Preference::NodeAffinity(i) = s
                 && pos >= p.relaxed
             {
                 active_prefs =

@@ -483,7 +483,7 @@ impl<'a> Solver<'a> {
         }
         let dropped = self.pods[pi].soft[self.pods[pi].relaxed];
         self.pods[pi].relaxed += 1;
-        if matches!(dropped, Preference::NodePreference(_)) {
+        if matches!(dropped, Preference::NodeAffinity(_)) {
             self.refresh_alternatives(pi);
         }
         true

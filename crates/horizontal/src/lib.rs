@@ -15,9 +15,11 @@
 //!  (serde)   (parse once)  (numbers only, reusable buffers)  (conditions, events, status, reasons)
 //! ```
 //!
-//! [`explain`] runs the three. See `docs/horizontal.md`.
+//! [`explain`] runs the three. [`persist`] says when a decided status must be written and what a
+//! restarted controller assumes about the decisions it did not see. See `docs/horizontal.md`.
 
 pub mod decide;
+pub mod persist;
 pub mod prepare;
 pub mod render;
 mod selector;

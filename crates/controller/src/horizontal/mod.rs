@@ -29,7 +29,6 @@
 pub mod events;
 pub mod metrics;
 pub mod patch;
-pub mod persist;
 pub mod pods;
 pub mod selector;
 pub mod target;
@@ -43,7 +42,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
-use ballast_horizontal::{ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot};
+use ballast_horizontal::{
+    ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot, persist,
+};
 use ballast_metrics::{MetricSource, MetricsConfig};
 use futures::StreamExt;
 use jiff::Timestamp;

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use ballast_api::nodes::{NodeClaim, NodeClaimStatus, labels};
 use ballast_cloud::{CloudError, CloudProvider, Instance, LaunchOffering, LaunchRequest};
-use ballast_nodes::adapt::{self, requirement_holds};
-use ballast_nodes::lifecycle::{ConditionState, Status, merge_conditions};
-use ballast_nodes::{ClaimObservation, ObjectKind, ObservedNode, claim_lifecycle};
+use ballast_nodes::{
+    ClaimObservation, ConditionState, ObjectKind, ObservedNode, Status, claim_lifecycle,
+    merge_conditions, model_requirement, observe, requirement_holds, resources_to_list,
+};
 use ballast_scheduling::{self as sched, InstanceType};
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -22,7 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, convert, drift, termination};
+use super::{Ctx, FIELD_MANAGER, drift, termination};
 
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
 pub const MAX_OFFERINGS: usize = 60;
@@ -65,7 +66,7 @@ pub fn offerings_for(claim: &NodeClaim, types: &[InstanceType]) -> Vec<LaunchOff
         .requirements
         .iter()
         .filter_map(|r| {
-            adapt::model_requirement(r, ObjectKind::NodeClaim, &name, "spec.requirements").ok()
+            model_requirement(r, ObjectKind::NodeClaim, &name, "spec.requirements").ok()
         })
         .filter(|r| known.contains(r.key.as_str()))
         .collect();
@@ -167,9 +168,9 @@ async fn launch<P: CloudProvider>(
 fn observed(node: &Node) -> ObservedNode {
     ObservedNode {
         name: node.name_any(),
-        ready: convert::node_ready(node),
-        taints: convert::node_taints(node),
-        allocatable: convert::resources(node.status.as_ref().and_then(|s| s.allocatable.as_ref())),
+        ready: observe::node_ready(node),
+        taints: observe::node_taints(node),
+        allocatable: observe::resources(node.status.as_ref().and_then(|s| s.allocatable.as_ref())),
     }
 }
 
@@ -231,7 +232,7 @@ async fn mark_initialized<P: CloudProvider>(ctx: &Ctx<P>, node: &Node) -> Result
 }
 
 fn resource_list(r: &sched::Resources) -> Option<ballast_api::nodes::ResourceList> {
-    (!r.is_zero()).then(|| adapt::resources_to_list(r))
+    (!r.is_zero()).then(|| resources_to_list(r))
 }
 
 async fn reconcile<P: CloudProvider>(
@@ -486,7 +487,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             Api::<Node>::all(ctx.client.clone()),
             nodes_cfg,
             move |node: Node| {
-                let pid = convert::provider_id(&node).map(str::to_string);
+                let pid = observe::provider_id(&node).map(str::to_string);
                 store
                     .state()
                     .iter()

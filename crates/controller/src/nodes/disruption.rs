@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use ballast_api::nodes::{NodeClaim, labels};
 use ballast_cloud::CloudProvider;
+use ballast_nodes::observe;
 use ballast_nodes::{Action, DisruptionDecision, DisruptionOptions, disrupt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -22,7 +23,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::claims::patch_params;
 use super::cluster::{self, SnapshotInputs, claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, convert, termination};
+use super::{Ctx, FIELD_MANAGER, termination};
 
 /// Knobs of the disruption shell.
 #[derive(Debug, Clone)]
@@ -49,9 +50,9 @@ impl Default for DisruptionShellOptions {
 
 /// Pods that count as arrivals and departures (not DaemonSet, mirror or finished pods).
 fn counted(p: &Pod) -> bool {
-    !convert::is_terminal(p)
+    !observe::is_terminal(p)
         && !matches!(
-            convert::owner_kind(p).as_deref(),
+            observe::owner_kind(p).as_deref(),
             Some("DaemonSet" | "Node")
         )
 }
@@ -84,7 +85,7 @@ impl PodEvents {
             let pods = by_node.remove(&name).unwrap_or_default();
             if let Some(prev) = self.seen.get(&name)
                 && *prev != pods
-                && let Some(pid) = convert::provider_id(&node)
+                && let Some(pid) = observe::provider_id(&node)
                 && let Some(c) = claims.iter().find(|c| claim_provider_id(c) == Some(pid))
             {
                 let patch =
@@ -114,7 +115,7 @@ async fn decide<P: CloudProvider>(
         // Every pod waiting for a node, also those the scheduler has not tried yet: a node made
         // for a pod the scheduler has not bound yet must not look empty.
         .state_filter(|p| {
-            convert::is_unbound(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
+            observe::is_unbound(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
         })
         .into_iter()
         .map(|p| (p, now))
@@ -212,7 +213,7 @@ async fn execute<P: CloudProvider>(
                 ctx.stores
                     .node_claims
                     .find(|c| c.metadata.name.as_deref() == Some(n.as_str()))
-                    .is_some_and(|c| convert::claim_condition(&c, "Initialized"))
+                    .is_some_and(|c| observe::claim_condition(&c, "Initialized"))
             });
             if ready {
                 break;

@@ -27,7 +27,6 @@
 
 pub mod claims;
 pub mod cluster;
-pub mod convert;
 pub mod disruption;
 pub mod drift;
 pub mod events;

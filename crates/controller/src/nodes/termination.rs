@@ -12,6 +12,7 @@ use std::time::Duration;
 use ballast_api::common::parse_duration_seconds;
 use ballast_api::nodes::{NodeClaim, labels};
 use ballast_cloud::{CloudError, CloudProvider};
+use ballast_nodes::observe;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{DeleteParams, EvictParams, Patch};
@@ -20,7 +21,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::claims::{ReconcileError, patch_params};
 use super::cluster::claim_provider_id;
-use super::{Ctx, convert, node_termination};
+use super::{Ctx, node_termination};
 
 /// Priority classes whose pods are evicted after the others.
 const CRITICAL: [&str; 2] = ["system-cluster-critical", "system-node-critical"];
@@ -28,10 +29,10 @@ const CRITICAL: [&str; 2] = ["system-cluster-critical", "system-node-critical"];
 /// Eviction order: 0 ordinary pods, 1 critical pods, 2 DaemonSet pods; None: not evicted at all
 /// (finished pods, mirror pods).
 pub fn drain_group(p: &Pod) -> Option<usize> {
-    if convert::is_terminal(p) {
+    if observe::is_terminal(p) {
         return None;
     }
-    match convert::owner_kind(p).as_deref() {
+    match observe::owner_kind(p).as_deref() {
         Some("Node") => None,
         Some("DaemonSet") => Some(2),
         _ if p

@@ -1,7 +1,7 @@
 //! Interruption handling: a loop long-polls an SQS queue fed by EventBridge rules (EC2 spot
 //! interruption warnings, rebalance recommendations, instance state changes, AWS Health
 //! scheduled changes), maps each message's instance ID to the NodeClaim whose provider ID ends
-//! with it, and acts as [`message::response`] says:
+//! with it, and acts as [`ballast_cloud::interruption::response`] says:
 //!
 //! - disrupt (spot interruption, stopping / stopped / shutting-down / terminated, scheduled
 //!   change): for a spot interruption the offering (instance type, zone, capacity type) is
@@ -17,13 +17,12 @@
 //! the queue and comes back after its visibility timeout. The loop never stops on a bad message;
 //! receive errors are retried with backoff (1 s doubling to 60 s).
 
-pub mod message;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use ballast_api::nodes::{NodeClaim, labels};
+use ballast_cloud::interruption::{self as message, Notice, Response};
 use ballast_cloud::{CloudProvider, OfferingKey};
 use ballast_metrics::{AwsCredentials, SqsClient, SqsClientOptions, SqsMessage};
 use jiff::Timestamp;
@@ -36,7 +35,6 @@ use prometheus_client::registry::Registry;
 
 use super::cluster::claim_provider_id;
 use super::{Ctx, termination};
-use message::{Notice, Response};
 
 type Labels = Vec<(&'static str, String)>;
 

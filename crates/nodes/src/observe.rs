@@ -1,13 +1,15 @@
-//! Kubernetes objects → the node cores' snapshot types: pods into the scheduling model (requests,
+//! Kubernetes objects as the node cores observe them: pods into the scheduling model (requests,
 //! selectors, affinity, tolerations, spread, host ports, volume zones, priority) and the
-//! disruption facts (owner, local storage, start time), nodes into `ClusterNode`s, PDBs,
-//! DaemonSets and namespaces. Pure functions, unit-tested here.
+//! disruption facts (owner, local storage, start time), nodes into [`ClusterNode`]s, PDBs,
+//! DaemonSets and namespaces, plus the pod and node predicates the controllers select with
+//! (provisionable, unbound, terminal, ready). Pure functions of the objects; the live controller
+//! builds its [`crate::ClusterSnapshot`] with them.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
+use crate::snapshot::{self, BoundPod, ClusterNode, PendingPod};
 use ballast_api::nodes::{NodeClaim, labels};
-use ballast_nodes::snapshot::{self, BoundPod, ClusterNode, PendingPod};
 use ballast_scheduling::quantity::{parse_cpu_millis, parse_units};
 use ballast_scheduling::{self as sched, Resources};
 use jiff::Timestamp;

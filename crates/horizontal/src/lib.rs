@@ -22,14 +22,14 @@ pub mod decide;
 pub mod persist;
 pub mod prepare;
 pub mod render;
-mod selector;
+pub mod selector;
 pub mod snapshot;
 
 pub use decide::{
     Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,
     Stabilization, decide,
 };
-pub use prepare::{History, Millis, PodFacts, Prepared, prepare};
+pub use prepare::{History, Millis, PodFacts, Prepared, effective_metrics, prepare};
 pub use render::{Decision, Event, EventType, Explanation, MetricProposal, milli_quantity, render};
 pub use snapshot::{
     ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample,

@@ -10,6 +10,7 @@
 //!   move, with a reason for every node.
 //! - [`adapt`]: NodePool / NodeClaim objects to and from the scheduling model.
 //! - [`observe`]: Pods, Nodes, PDBs, DaemonSets, volumes and namespaces as the snapshot types.
+//! - [`resource_list`]: the one conversion between resource lists and model resources.
 //!
 //! See `docs/nodes.md`.
 
@@ -20,13 +21,14 @@ pub mod error;
 pub mod lifecycle;
 pub mod observe;
 pub mod provision;
+pub mod resource_list;
 mod revisions;
 pub mod snapshot;
 mod world;
 
 pub use adapt::{
     LaunchPlan, TypeOption, model_requirement, node_claim_to_in_flight, node_pool_to_model,
-    pool_label, requirement_holds, resources_from_list, resources_to_list, template_hash,
+    pool_label, requirement_holds, template_hash,
 };
 pub use disrupt::{
     Action, DisruptionDecision, DisruptionOptions, Method, NodeReport, PdbMode, PodMove,
@@ -42,6 +44,7 @@ pub use provision::{
     ProvisionMemo, ProvisionOptions, ProvisioningDecision, batch_state, batch_state_for, provision,
     provision_with_memo,
 };
+pub use resource_list::{readable_resources, resources_from_list, resources_to_list};
 pub use snapshot::{
     BoundPod, ClusterNode, ClusterSnapshot, DaemonSet, PendingPod, PodDisruptionBudget,
 };

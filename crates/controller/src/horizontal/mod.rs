@@ -27,10 +27,10 @@
 //! change (new `generation`) does, at once.
 
 pub mod events;
+pub mod label_index;
 pub mod metrics;
 pub mod patch;
 pub mod pods;
-pub mod selector;
 pub mod target;
 
 use std::collections::{HashMap, HashSet};
@@ -57,9 +57,10 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
+use ballast_horizontal::selector::Selector;
+use label_index::LabelIndex;
 pub use metrics::Metrics;
 use pods::{IndexedPod, PodIndex};
-use selector::{LabelIndex, Selector};
 use target::Targets;
 
 /// Name the controller reports in events and uses as field manager.

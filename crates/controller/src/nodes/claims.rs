@@ -170,7 +170,9 @@ fn observed(node: &Node) -> ObservedNode {
         name: node.name_any(),
         ready: observe::node_ready(node),
         taints: observe::node_taints(node),
-        allocatable: observe::resources(node.status.as_ref().and_then(|s| s.allocatable.as_ref())),
+        allocatable: ballast_nodes::readable_resources(
+            node.status.as_ref().and_then(|s| s.allocatable.as_ref()),
+        ),
     }
 }
 

@@ -346,7 +346,7 @@ pub fn snapshot(stores: &Stores, input: SnapshotInputs<'_>) -> ClusterSnapshot {
 /// Capacity of a NodeClaim: its status once launched, else its planned instance type's.
 pub fn claim_capacity(c: &NodeClaim, types: &[InstanceType]) -> ballast_scheduling::Resources {
     if let Some(cap) = c.status.as_ref().and_then(|s| s.capacity.as_ref()) {
-        return observe::resources(Some(cap));
+        return ballast_nodes::readable_resources(Some(cap));
     }
     let it = c
         .metadata

@@ -119,7 +119,7 @@ struct Run {
     ns: TestNamespace,
     client: Client,
     config: kube::Config,
-    controller: tokio::task::JoinHandle<Result<()>>,
+    controller: tokio::task::JoinHandle<Result<(), ballast_controller::nodes::Error>>,
 }
 
 impl Run {

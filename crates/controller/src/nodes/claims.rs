@@ -16,34 +16,18 @@ use ballast_scheduling::{self as sched, InstanceType};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Taint};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, drift, termination};
+use super::error::Error;
+use super::{Ctx, drift, patch_params, termination};
 
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
 pub const MAX_OFFERINGS: usize = 60;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("kube: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("cloud provider: {0}")]
-    Cloud(#[from] CloudError),
-    #[error("{0}")]
-    Other(String),
-}
-
-pub(crate) fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
-}
 
 /// The offerings a NodeClaim may launch as, cheapest first: every available offering of the
 /// catalog whose instance type, zone, capacity type and type labels satisfy the NodeClaim's
@@ -240,7 +224,7 @@ fn resource_list(r: &sched::Resources) -> Option<ballast_api::nodes::ResourceLis
 async fn reconcile<P: CloudProvider>(
     claim: Arc<NodeClaim>,
     ctx: Arc<Ctx<P>>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Action, Error> {
     if !ctx.stores.pool_in_scope(claim_pool(&claim)) {
         return Ok(Action::await_change());
     }
@@ -261,7 +245,7 @@ async fn reconcile<P: CloudProvider>(
             .await?;
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
-    let now = Timestamp::now();
+    let now = ctx.now();
     let mut obs = ClaimObservation::default();
     let mut instance: Option<Instance> = None;
     let mut provider_id = claim_provider_id(&claim).map(str::to_string);
@@ -467,11 +451,7 @@ async fn check_drift<P: CloudProvider>(
     }
 }
 
-fn error_policy<P: CloudProvider>(
-    claim: Arc<NodeClaim>,
-    e: &ReconcileError,
-    _ctx: Arc<Ctx<P>>,
-) -> Action {
+fn error_policy<P: CloudProvider>(claim: Arc<NodeClaim>, e: &Error, _ctx: Arc<Ctx<P>>) -> Action {
     tracing::warn!(nodeclaim = %claim.name_any(), error = %e, "NodeClaim reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

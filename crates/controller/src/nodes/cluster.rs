@@ -8,7 +8,6 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
 use ballast_api::nodes::{NodeClaim, NodePool, labels};
 use ballast_nodes::observe::{self, VolumeIndex};
 use ballast_nodes::{BoundPod, ClusterSnapshot};
@@ -25,6 +24,8 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use super::error::Error;
 
 /// What changed, as counters (watch receivers see the latest value).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,7 +104,7 @@ impl Stores {
         client: &Client,
         pool_selector: Option<&str>,
         tasks: &mut JoinSet<()>,
-    ) -> Result<Stores> {
+    ) -> Result<Stores, Error> {
         let (tx, rx) = watch::channel(Changes::default());
         let tx = Arc::new(tx);
         let all = watcher::Config::default;
@@ -152,10 +153,13 @@ impl Stores {
             stores.storage_classes.wait_until_ready().await?;
             Ok::<_, reflector::store::WriterDropped>(())
         };
-        tokio::time::timeout(Duration::from_secs(120), ready)
+        const FILL_SECONDS: u64 = 120;
+        tokio::time::timeout(Duration::from_secs(FILL_SECONDS), ready)
             .await
-            .context("the caches did not fill within 120s (are the CRDs installed? RBAC?)")?
-            .context("a reflector stopped")?;
+            .map_err(|_| Error::CachesNotFilled {
+                seconds: FILL_SECONDS,
+            })?
+            .map_err(|_| Error::ReflectorStopped)?;
         stores.note_pools();
         Ok(stores)
     }

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
 use ballast_api::nodes::{NodeClaim, labels};
 use ballast_cloud::CloudProvider;
 use ballast_nodes::observe;
@@ -21,9 +20,9 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{DeleteParams, Patch, PostParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::claims::patch_params;
 use super::cluster::{self, SnapshotInputs, claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, termination};
+use super::error::Error;
+use super::{Ctx, FIELD_MANAGER, patch_params, termination};
 
 /// Knobs of the disruption shell.
 #[derive(Debug, Clone)]
@@ -106,8 +105,8 @@ impl PodEvents {
 async fn decide<P: CloudProvider>(
     ctx: &Ctx<P>,
     opts: &DisruptionOptions,
-) -> Result<DisruptionDecision> {
-    let now = Timestamp::now();
+) -> Result<DisruptionDecision, Error> {
+    let now = ctx.now();
     let types = ctx.instance_types(now).await?;
     let pending: Vec<(Arc<Pod>, Timestamp)> = ctx
         .stores
@@ -166,7 +165,7 @@ async fn execute<P: CloudProvider>(
     ctx: &Ctx<P>,
     action: &Action,
     shell: &DisruptionShellOptions,
-) -> Result<()> {
+) -> Result<(), Error> {
     for n in &action.nodes {
         if let Some(node) = ctx
             .stores
@@ -235,10 +234,9 @@ async fn execute<P: CloudProvider>(
                 for n in &action.nodes {
                     untaint(ctx, n).await;
                 }
-                bail!(
-                    "replacements {} did not become Initialized; the nodes stay",
-                    made.join(", ")
-                );
+                return Err(Error::ReplacementsNotInitialized {
+                    claims: made.join(", "),
+                });
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -289,7 +287,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut events = PodEvents::default();
     loop {
         tokio::time::sleep(shell.poll).await;
-        events.record(&ctx, Timestamp::now()).await;
+        events.record(&ctx, ctx.now()).await;
         let first = match decide(&ctx, &shell.options).await {
             Ok(d) => d,
             Err(e) => {
@@ -311,7 +309,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         }
         tracing::info!(method = %action.method, nodes = ?action.nodes, savings = action.savings, "disruption candidate; validating after the delay: {}", action.why);
         tokio::time::sleep(shell.validation_delay).await;
-        events.record(&ctx, Timestamp::now()).await;
+        events.record(&ctx, ctx.now()).await;
         let again = match decide(&ctx, &shell.options).await {
             Ok(d) => d,
             Err(e) => {

@@ -28,9 +28,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::Ctx;
-use super::claims::{ReconcileError, patch_params};
 use super::cluster::{Stores, claim_provider_id, node_pool_of};
+use super::error::Error;
+use super::{Ctx, patch_params};
 
 /// What [`node_step`] looks at on a Node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,10 +188,7 @@ async fn add_finalizer(client: &Client, node: &Node) -> Result<(), kube::Error> 
     Ok(())
 }
 
-async fn reconcile<P: CloudProvider>(
-    node: Arc<Node>,
-    ctx: Arc<Ctx<P>>,
-) -> Result<Action, ReconcileError> {
+async fn reconcile<P: CloudProvider>(node: Arc<Node>, ctx: Arc<Ctx<P>>) -> Result<Action, Error> {
     let name = node.name_any();
     let in_scope = ctx.stores.pool_in_scope(node_pool_of(&node).as_deref());
     let claim = if in_scope {
@@ -276,11 +273,7 @@ async fn reconcile<P: CloudProvider>(
     }
 }
 
-fn error_policy<P: CloudProvider>(
-    node: Arc<Node>,
-    e: &ReconcileError,
-    _ctx: Arc<Ctx<P>>,
-) -> Action {
+fn error_policy<P: CloudProvider>(node: Arc<Node>, e: &Error, _ctx: Arc<Ctx<P>>) -> Action {
     tracing::warn!(node = %node.name_any(), error = %e, "node termination reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

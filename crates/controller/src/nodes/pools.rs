@@ -167,7 +167,7 @@ fn limits_reached(s: Option<&NodePoolStatus>) -> bool {
 
 /// Writes every pool's status where it changed.
 pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingExplanation]) {
-    let now = Timestamp::now();
+    let now = ctx.now();
     let types = match ctx.instance_types(now).await {
         Ok(t) => t,
         Err(e) => {

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use ballast_api::nodes::NodeClaim;
 use ballast_cloud::CloudProvider;
 use ballast_nodes::{
@@ -22,6 +21,7 @@ use kube::api::PostParams;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{self, SnapshotInputs};
+use super::error::Error;
 use super::{Ctx, FIELD_MANAGER, pools};
 
 /// Event reason for a pod no NodePool can take (requirements, taints, no pool at all).
@@ -84,7 +84,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut last_status: Option<Instant> = None;
     let mut dirty = false;
     loop {
-        let now = Timestamp::now();
+        let now = ctx.now();
         let pending = pending_pods(&ctx);
         let live: BTreeSet<String> = pending.iter().map(|p| uid(p)).collect();
         b.first_seen.retain(|k, _| live.contains(k));
@@ -170,7 +170,7 @@ async fn solve<P: CloudProvider>(
     pending: &[(Arc<Pod>, Timestamp)],
     now: Timestamp,
     b: &mut Batch,
-) -> Result<()> {
+) -> Result<(), Error> {
     let types = ctx.instance_types(now).await?;
     let recent = ctx.recent_claims();
     let snap = cluster::snapshot(

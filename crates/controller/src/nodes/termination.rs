@@ -19,9 +19,9 @@ use kube::api::{DeleteParams, EvictParams, Patch};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use super::claims::{ReconcileError, patch_params};
 use super::cluster::claim_provider_id;
-use super::{Ctx, node_termination};
+use super::error::Error;
+use super::{Ctx, node_termination, patch_params};
 
 /// Priority classes whose pods are evicted after the others.
 const CRITICAL: [&str; 2] = ["system-cluster-critical", "system-node-critical"];
@@ -165,10 +165,7 @@ fn force_at(claim: &NodeClaim) -> Option<Timestamp> {
 }
 
 /// Terminates a NodeClaim that is being deleted.
-pub async fn terminate<P: CloudProvider>(
-    claim: &NodeClaim,
-    ctx: &Ctx<P>,
-) -> Result<Action, ReconcileError> {
+pub async fn terminate<P: CloudProvider>(claim: &NodeClaim, ctx: &Ctx<P>) -> Result<Action, Error> {
     if !claim
         .finalizers()
         .iter()
@@ -195,7 +192,7 @@ pub async fn terminate<P: CloudProvider>(
         });
     if let Some(node) = &node {
         cordon_and_taint(ctx, node).await?;
-        let force = force_at(claim).is_some_and(|t| Timestamp::now() >= t);
+        let force = force_at(claim).is_some_and(|t| ctx.now() >= t);
         let st = drain(ctx, &node.name_any(), claim, force).await?;
         if st.remaining > 0 {
             tracing::debug!(nodeclaim = %name, node = %node.name_any(), remaining = st.remaining, blocked = st.blocked, "draining");

@@ -143,7 +143,8 @@ pub fn controller(flags: &HorizontalFlags) -> Result<ExitCode> {
         let result = reconciler.run(stopped()).await;
         signal.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        result.map(|()| ExitCode::SUCCESS)
+        result?;
+        Ok(ExitCode::SUCCESS)
     })
 }
 

@@ -258,7 +258,8 @@ async fn serve_and_run<P: ballast_cloud::CloudProvider>(
     let result = ballast_controller::nodes::run(config, provider, opts, stopped()).await;
     signal.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    result.map(|()| ExitCode::SUCCESS)
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A snapshot file: a `ClusterSnapshot` plus the decision time and optional knobs.

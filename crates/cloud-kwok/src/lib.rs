@@ -26,14 +26,11 @@ use ballast_api::nodes::{KwokNodeClass, KwokNodeClassSpec, NodeClaim, TaintEffec
 use ballast_cloud::{
     CloudError, CloudProvider, Instance, LaunchOffering, LaunchRequest, OfferingKey,
 };
+use ballast_nodes::{readable_resources, resources_to_list};
+use ballast_scheduling::InstanceType;
 use ballast_scheduling::catalog::CatalogFile;
-use ballast_scheduling::quantity::{
-    format_bytes, format_cpu_millis, parse_cpu_millis, parse_units,
-};
-use ballast_scheduling::{InstanceType, Resources};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Taint};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
@@ -152,34 +149,6 @@ pub fn region_of(zone: &str) -> String {
     }
 }
 
-fn resource_list(r: &Resources) -> BTreeMap<String, Quantity> {
-    r.iter()
-        .map(|(k, v)| {
-            let text = match k {
-                "cpu" => format_cpu_millis(v),
-                "memory" | "ephemeral-storage" => format_bytes(v),
-                _ => v.to_string(),
-            };
-            (k.to_string(), Quantity(text))
-        })
-        .collect()
-}
-
-fn parse_list(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
-    let mut r = Resources::default();
-    for (k, Quantity(q)) in list.into_iter().flatten() {
-        let v = if k == "cpu" {
-            parse_cpu_millis(q)
-        } else {
-            parse_units(q)
-        };
-        if let Ok(v) = v {
-            r.set(k, v);
-        }
-    }
-    r
-}
-
 fn effect(e: TaintEffect) -> &'static str {
     match e {
         TaintEffect::NoSchedule => "NoSchedule",
@@ -244,8 +213,8 @@ pub fn node_for(claim: &NodeClaim, offering: &LaunchOffering, class: &KwokNodeCl
             ..Default::default()
         }),
         status: Some(NodeStatus {
-            capacity: Some(resource_list(&t.capacity)),
-            allocatable: Some(resource_list(&t.allocatable())),
+            capacity: Some(resources_to_list(&t.capacity)),
+            allocatable: Some(resources_to_list(&t.allocatable())),
             ..Default::default()
         }),
     }
@@ -271,8 +240,8 @@ pub fn instance_of(node: &Node) -> Option<Instance> {
         zone: get(labels::ZONE),
         capacity_type: get(labels::CAPACITY_TYPE),
         image_id: None,
-        capacity: parse_list(status.and_then(|s| s.capacity.as_ref())),
-        allocatable: parse_list(status.and_then(|s| s.allocatable.as_ref())),
+        capacity: readable_resources(status.and_then(|s| s.capacity.as_ref())),
+        allocatable: readable_resources(status.and_then(|s| s.allocatable.as_ref())),
         created: node.metadata.creation_timestamp.as_ref().map(|t| t.0),
         provider_id,
     })

@@ -11,6 +11,11 @@
 //! them in [`UnavailableOfferings`] (for a while), retries the launch with the offerings left, and
 //! masks them from the catalog the provisioner solves with, so the next NodeClaim picks another
 //! offering.
+//!
+//! [`interruption`]: what an EC2 interruption message from the interruption queue says and what
+//! to do about it (pure; the controller's queue loop calls it).
+
+pub mod interruption;
 
 use std::collections::BTreeMap;
 use std::fmt;

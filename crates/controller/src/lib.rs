@@ -2,7 +2,11 @@
 //! pure core takes, run the core, and carry out its decision (scale writes, status, events,
 //! NodeClaims, instances). No decision logic lives here: it is in `ballast-horizontal`,
 //! `ballast-nodes` and `ballast-scheduling`, shared with the simulator and `ballast explain`.
+//! The time every decision is made at comes from the [`Clock`] in the reconciler's options.
 
+pub mod clock;
 pub mod horizontal;
 pub mod nodes;
 pub mod runtime;
+
+pub use clock::Clock;

@@ -7,13 +7,28 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+
+/// Why the metrics endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address is not a loopback one and serving on any address was not allowed.
+    #[error(
+        "refusing to serve metrics on the non-loopback address {addr} (pass a 127.0.0.1 address)"
+    )]
+    NotLoopback { addr: SocketAddr },
+    /// The address could not be bound (or its bound address read).
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
 
 /// A health check: `true` means healthy.
 pub type HealthCheck = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -59,18 +74,19 @@ pub async fn serve(
     registry: Arc<Registry>,
     health: HealthCheck,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(
-    SocketAddr,
-    impl std::future::Future<Output = std::io::Result<()>>,
-)> {
-    anyhow::ensure!(
-        allow_any || addr.ip().is_loopback(),
-        "refusing to serve metrics on the non-loopback address {addr} (pass a 127.0.0.1 address)"
-    );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let bound = listener.local_addr()?;
+) -> Result<
+    (
+        SocketAddr,
+        impl std::future::Future<Output = std::io::Result<()>>,
+    ),
+    ServeError,
+> {
+    if !(allow_any || addr.ip().is_loopback()) {
+        return Err(ServeError::NotLoopback { addr });
+    }
+    let bind = |source| ServeError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+    let bound = listener.local_addr().map_err(bind)?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

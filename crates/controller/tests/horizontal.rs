@@ -188,7 +188,7 @@ fn prometheus_metric(query: &str, average_value: &str) -> serde_json::Value {
 /// A reconciler running in this test's runtime, restricted to one namespace.
 struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), ballast_controller::horizontal::Error>>,
     registry: Arc<Registry>,
 }
 
@@ -227,7 +227,7 @@ impl Running {
             let _ = tx.send(());
         }
         match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
-            Ok(joined) => joined.context("controller task panicked")?,
+            Ok(joined) => Ok(joined.context("controller task panicked")??),
             Err(_) => bail!("the controller did not stop within 30s"),
         }
     }

@@ -119,7 +119,7 @@ struct Run {
     ns: TestNamespace,
     client: Client,
     config: kube::Config,
-    controller: tokio::task::JoinHandle<Result<()>>,
+    controller: tokio::task::JoinHandle<Result<(), ballast_controller::nodes::Error>>,
 }
 
 impl Run {
@@ -1885,7 +1885,7 @@ async fn spot_interruption_from_sqs_drains_and_replaces_the_node() -> Result<()>
                 .as_ref()
                 .and_then(|s| s.provider_id.clone())
                 .context("node without providerID")?;
-            Ok(ballast_controller::nodes::interruption::message::instance_id(&pid).to_owned())
+            Ok(ballast_cloud::interruption::instance_id(&pid).to_owned())
         };
         let claim_of = async |n: &Node| -> Result<NodeClaim> {
             run.claims("spot")

@@ -15,19 +15,21 @@
 //!  (serde)   (parse once)  (numbers only, reusable buffers)  (conditions, events, status, reasons)
 //! ```
 //!
-//! [`explain`] runs the three. See `docs/horizontal.md`.
+//! [`explain`] runs the three. [`persist`] says when a decided status must be written and what a
+//! restarted controller assumes about the decisions it did not see. See `docs/horizontal.md`.
 
 pub mod decide;
+pub mod persist;
 pub mod prepare;
 pub mod render;
-mod selector;
+pub mod selector;
 pub mod snapshot;
 
 pub use decide::{
     Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,
     Stabilization, decide,
 };
-pub use prepare::{History, Millis, PodFacts, Prepared, prepare};
+pub use prepare::{History, Millis, PodFacts, Prepared, effective_metrics, prepare};
 pub use render::{Decision, Event, EventType, Explanation, MetricProposal, milli_quantity, render};
 pub use snapshot::{
     ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample,

@@ -437,11 +437,7 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
         downscale_window_ms: c.downscale_stabilization_seconds * 1000,
     };
 
-    let metric_specs: Vec<MetricSpec> = if object.spec.metrics.is_empty() {
-        vec![default_cpu_metric()]
-    } else {
-        object.spec.metrics.clone()
-    };
+    let metric_specs = effective_metrics(object);
     if snapshot.metrics.len() > metric_specs.len() {
         return Err(SnapshotError::invalid(
             format!("metrics[{}]", metric_specs.len()),
@@ -511,6 +507,17 @@ fn object_label(o: &HorizontalAutoscaler) -> String {
         o.metadata.namespace.as_deref().unwrap_or("default"),
         o.metadata.name.as_deref().unwrap_or("")
     )
+}
+
+/// The metrics an autoscaler's decision uses, in order: its `spec.metrics`, or one metric of 80%
+/// average CPU utilization when it lists none (the HPA's default). The shell reads one value for
+/// each of these, in this order.
+pub fn effective_metrics(object: &HorizontalAutoscaler) -> Vec<MetricSpec> {
+    if object.spec.metrics.is_empty() {
+        vec![default_cpu_metric()]
+    } else {
+        object.spec.metrics.clone()
+    }
 }
 
 fn default_cpu_metric() -> MetricSpec {

@@ -1,8 +1,130 @@
-//! Syntax check of a label-selector string (the `status.selector` of a scale subresource), with
-//! the grammar of Kubernetes' `labels.Parse`: comma-separated requirements `key`, `!key`,
-//! `key=value`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key>1`, `key<1`.
-//! The pods themselves are selected by the I/O shell; the core only needs to know whether the
-//! selector is usable, to report `InvalidSelector` as upstream does.
+//! Label selectors in string form (the `status.selector` of a scale subresource): the one grammar
+//! of Kubernetes' `labels.Parse` the core checks and the shell selects pods with. Comma-separated
+//! requirements, all of which must hold: `key`, `!key`, `key=value`, `key==value`, `key!=value`,
+//! `key in (a,b)`, `key notin (a,b)`, `key>1`, `key<1`. Keys and values are checked as label
+//! keys and values; a value may be empty (`key=`, and an empty slot of a list: `key in (a,)`
+//! holds `a` and the empty value).
+//!
+//! The core reports a selector [`Selector::parse`] refuses as `InvalidSelector`; the shell selects
+//! pods only with a selector it accepts.
+
+use std::collections::BTreeMap;
+
+/// Why a selector string is not a selector (the message says where and what was expected).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct SelectorError {
+    /// What is wrong, for the `InvalidSelector` condition.
+    pub reason: String,
+}
+
+impl From<String> for SelectorError {
+    fn from(reason: String) -> Self {
+        SelectorError { reason }
+    }
+}
+
+/// One requirement of a selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// `key`: the label is present.
+    Exists(String),
+    /// `!key`: the label is absent.
+    NotExists(String),
+    /// `key=value`, `key==value`.
+    Equals(String, String),
+    /// `key!=value` (an absent label holds it).
+    NotEquals(String, String),
+    /// `key in (a,b)`.
+    In(String, Vec<String>),
+    /// `key notin (a,b)` (an absent label holds it).
+    NotIn(String, Vec<String>),
+    /// `key>n`: the label is an integer above `n`.
+    Gt(String, i64),
+    /// `key<n`: the label is an integer below `n`.
+    Lt(String, i64),
+}
+
+impl Requirement {
+    /// Whether the labels satisfy this requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let int = |k: &str| labels.get(k).and_then(|l| l.parse::<i64>().ok());
+        match self {
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::NotExists(k) => !labels.contains_key(k),
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
+            Requirement::Gt(k, n) => int(k).is_some_and(|l| l > *n),
+            Requirement::Lt(k, n) => int(k).is_some_and(|l| l < *n),
+        }
+    }
+}
+
+/// A parsed selector: every requirement must hold. The empty selector selects everything (the
+/// core refuses it as a scale target's selector before anything is selected with it).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Selector(pub Vec<Requirement>);
+
+impl Selector {
+    /// Parses `app=web,tier in (a,b)`; the error says what is wrong and where.
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        let tokens = lex(text)?;
+        let mut parser = Parser { tokens, at: 0 };
+        let mut requirements = Vec::new();
+        if parser.tokens.is_empty() {
+            return Ok(Selector(requirements));
+        }
+        loop {
+            requirements.push(parser.requirement()?);
+            match parser.peek() {
+                None => return Ok(Selector(requirements)),
+                Some(Token::Comma) => {
+                    parser.at += 1;
+                    if parser.peek().is_none() {
+                        return Err(SelectorError::from(
+                            "the selector ends with ','".to_string(),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "expected ',' between requirements, found {}",
+                        describe(other)
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// Whether the labels satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| r.matches(labels))
+    }
+
+    /// Whether this selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `key=value` requirements (and `key in (v)` with one value): a pod must carry each of
+    /// these labels to match, so they can pick candidates from a label index.
+    pub fn required_labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().filter_map(|r| match r {
+            Requirement::Equals(k, v) => Some((k.as_str(), v.as_str())),
+            Requirement::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// Checks the selector's syntax. The empty string is syntactically valid (it selects
+/// everything); the caller rejects it separately.
+pub(crate) fn check(selector: &str) -> Result<(), String> {
+    Selector::parse(selector).map(drop).map_err(|e| e.reason)
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -129,118 +251,119 @@ fn check_value(v: &str) -> Result<(), String> {
     }
 }
 
-/// Checks the selector's syntax. The empty string is syntactically valid (it selects
-/// everything); the caller rejects it separately.
-pub(crate) fn check(selector: &str) -> Result<(), String> {
-    let tokens = lex(selector)?;
-    if tokens.is_empty() {
-        return Ok(());
+/// A cursor over the tokens of one selector.
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
     }
-    let mut i = 0;
-    let next_ident = |i: &mut usize, what: &str| -> Result<String, String> {
-        match tokens.get(*i) {
+
+    fn ident(&mut self, what: &str) -> Result<String, String> {
+        match self.tokens.get(self.at) {
             Some(Token::Ident(s)) => {
-                *i += 1;
+                self.at += 1;
                 Ok(s.clone())
             }
             other => Err(format!("expected {what}, found {}", describe(other))),
         }
-    };
-    loop {
-        if tokens.get(i) == Some(&Token::Not) {
-            i += 1;
-            let key = next_ident(&mut i, "a label key after '!'")?;
+    }
+
+    fn requirement(&mut self) -> Result<Requirement, String> {
+        if self.peek() == Some(&Token::Not) {
+            self.at += 1;
+            let key = self.ident("a label key after '!'")?;
             check_key(&key)?;
-        } else {
-            let key = next_ident(&mut i, "a label key")?;
-            check_key(&key)?;
-            match tokens.get(i) {
-                None | Some(Token::Comma) => {}
-                Some(Token::Eq | Token::DoubleEq | Token::NotEq) => {
-                    i += 1;
-                    // A value may be empty (`key=`).
-                    match tokens.get(i) {
-                        Some(Token::Ident(v)) => {
-                            check_value(v)?;
-                            i += 1;
-                        }
-                        None | Some(Token::Comma) => {}
-                        other => {
-                            return Err(format!(
-                                "expected a label value, found {}",
-                                describe(other)
-                            ));
-                        }
-                    }
-                }
-                Some(Token::Gt | Token::Lt) => {
-                    i += 1;
-                    let v = next_ident(&mut i, "an integer")?;
-                    if v.parse::<i64>().is_err() {
-                        return Err(format!(
-                            "for 'Gt', 'Lt' operators, the value must be an integer, got {v:?}"
-                        ));
-                    }
-                }
-                Some(Token::Ident(op)) if op == "in" || op == "notin" => {
-                    i += 1;
-                    if tokens.get(i) != Some(&Token::Open) {
-                        return Err(format!(
-                            "expected '(' after '{op}', found {}",
-                            describe(tokens.get(i))
-                        ));
-                    }
-                    i += 1;
-                    loop {
-                        match tokens.get(i) {
-                            Some(Token::Ident(v)) => {
-                                check_value(v)?;
-                                i += 1;
-                            }
-                            Some(Token::Comma) | Some(Token::Close) => {}
-                            other => {
-                                return Err(format!(
-                                    "expected a label value, found {}",
-                                    describe(other)
-                                ));
-                            }
-                        }
-                        match tokens.get(i) {
-                            Some(Token::Comma) => i += 1,
-                            Some(Token::Close) => {
-                                i += 1;
-                                break;
-                            }
-                            other => {
-                                return Err(format!(
-                                    "expected ',' or ')', found {}",
-                                    describe(other)
-                                ));
-                            }
-                        }
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "expected an operator after {key:?}, found {}",
-                        describe(other)
-                    ));
-                }
-            }
+            return Ok(Requirement::NotExists(key));
         }
-        match tokens.get(i) {
-            None => return Ok(()),
-            Some(Token::Comma) => {
-                i += 1;
-                if tokens.get(i).is_none() {
-                    return Err("the selector ends with ','".into());
+        let key = self.ident("a label key")?;
+        check_key(&key)?;
+        match self.peek().cloned() {
+            None | Some(Token::Comma) => Ok(Requirement::Exists(key)),
+            Some(op @ (Token::Eq | Token::DoubleEq | Token::NotEq)) => {
+                self.at += 1;
+                let value = self.optional_value()?;
+                Ok(if op == Token::NotEq {
+                    Requirement::NotEquals(key, value)
+                } else {
+                    Requirement::Equals(key, value)
+                })
+            }
+            Some(op @ (Token::Gt | Token::Lt)) => {
+                self.at += 1;
+                let v = self.ident("an integer")?;
+                let n = v.parse::<i64>().map_err(|_| {
+                    format!("for 'Gt', 'Lt' operators, the value must be an integer, got {v:?}")
+                })?;
+                Ok(if op == Token::Gt {
+                    Requirement::Gt(key, n)
+                } else {
+                    Requirement::Lt(key, n)
+                })
+            }
+            Some(Token::Ident(op)) if op == "in" || op == "notin" => {
+                self.at += 1;
+                let values = self.values(&op)?;
+                Ok(if op == "in" {
+                    Requirement::In(key, values)
+                } else {
+                    Requirement::NotIn(key, values)
+                })
+            }
+            other => Err(format!(
+                "expected an operator after {key:?}, found {}",
+                describe(other.as_ref())
+            )),
+        }
+    }
+
+    /// The value after `=`, `==` or `!=`: empty when the requirement ends there.
+    fn optional_value(&mut self) -> Result<String, String> {
+        match self.peek() {
+            Some(Token::Ident(v)) => {
+                let v = v.clone();
+                check_value(&v)?;
+                self.at += 1;
+                Ok(v)
+            }
+            None | Some(Token::Comma) => Ok(String::new()),
+            other => Err(format!("expected a label value, found {}", describe(other))),
+        }
+    }
+
+    /// `(a, b)` after `in` / `notin`; an empty slot is the empty value.
+    fn values(&mut self, op: &str) -> Result<Vec<String>, String> {
+        if self.peek() != Some(&Token::Open) {
+            return Err(format!(
+                "expected '(' after '{op}', found {}",
+                describe(self.peek())
+            ));
+        }
+        self.at += 1;
+        let mut values = Vec::new();
+        loop {
+            match self.peek() {
+                Some(Token::Ident(v)) => {
+                    let v = v.clone();
+                    check_value(&v)?;
+                    self.at += 1;
+                    values.push(v);
+                }
+                Some(Token::Comma) | Some(Token::Close) => values.push(String::new()),
+                other => {
+                    return Err(format!("expected a label value, found {}", describe(other)));
                 }
             }
-            other => {
-                return Err(format!(
-                    "expected ',' between requirements, found {}",
-                    describe(other)
-                ));
+            match self.peek() {
+                Some(Token::Comma) => self.at += 1,
+                Some(Token::Close) => {
+                    self.at += 1;
+                    return Ok(values);
+                }
+                other => return Err(format!("expected ',' or ')', found {}", describe(other))),
             }
         }
     }
@@ -264,7 +387,14 @@ fn describe(t: Option<&Token>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 
     #[test]
     fn accepts_the_grammar_of_labels_parse() {
@@ -295,8 +425,75 @@ mod tests {
             "Upper_Case.Prefix/app=x",
             "rank>three",
             "app=web;tier=db",
+            "app ~ x",
+            "gen>x",
         ] {
-            assert!(check(bad).is_err(), "{bad} should be rejected");
+            assert!(Selector::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn parses_and_matches_every_operator() {
+        let l = labels(&[("app", "web"), ("tier", "front"), ("gen", "3")]);
+        for (sel, want) in [
+            ("app=web", true),
+            ("app==web", true),
+            ("app=api", false),
+            ("app!=api", true),
+            ("app", true),
+            ("!app", false),
+            ("!zone", true),
+            ("tier in (front, back)", true),
+            ("tier notin (front)", false),
+            ("zone notin (a)", true),
+            ("gen>2", true),
+            ("gen<3", false),
+            ("app=web,tier=front", true),
+            ("app=web, tier=back", false),
+            ("", true),
+            ("app=", false),
+        ] {
+            let s = Selector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
+            assert_eq!(s.matches(&l), want, "{sel}");
+        }
+    }
+
+    /// Where the shell's former parser and the core's former check differed. The shell parsed
+    /// (and selected pods with) selectors whose keys or values are not label keys or values;
+    /// those are now refused, as the core always reported them `InvalidSelector`. Empty slots of
+    /// a value list were the empty value in the shell and accepted by the core: kept.
+    #[test]
+    fn edge_cases_of_the_two_former_grammars() {
+        let empty_app = labels(&[("app", "")]);
+        let web = labels(&[("app", "web")]);
+        let rows: [(&str, Option<(bool, bool)>); 9] = [
+            // selector, None if refused, else (matches app="", matches app=web)
+            ("app in ()", Some((true, false))),
+            ("app in (web,)", Some((true, true))),
+            ("app notin (,web)", Some((false, false))),
+            ("app!=", Some((false, true))),
+            ("-app=web", None),
+            ("a/b/c=web", None),
+            ("app=web-", None),
+            ("app\u{a0}=web", None),
+            ("app=web\u{a0}", None),
+        ];
+        for (text, want) in rows {
+            match (Selector::parse(text), want) {
+                (Ok(s), Some((empty, w))) => {
+                    assert_eq!(s.matches(&empty_app), empty, "{text}");
+                    assert_eq!(s.matches(&web), w, "{text}");
+                }
+                (Err(_), None) => {}
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn required_labels_are_the_equalities() {
+        let s = Selector::parse("app=web,tier in (a),gen in (a,b),!x,y!=z").unwrap();
+        let req: Vec<_> = s.required_labels().collect();
+        assert_eq!(req, vec![("app", "web"), ("tier", "a")]);
     }
 }

@@ -44,10 +44,8 @@ mod secrets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ballast_api::horizontal::{
-    HorizontalAutoscaler, MetricSourceType, MetricSpec, MetricTarget, MetricTargetType,
-    ResourceMetricSource,
-};
+use ballast_api::horizontal::{HorizontalAutoscaler, MetricSourceType, MetricSpec};
+use ballast_horizontal::effective_metrics;
 pub use ballast_horizontal::snapshot::{MetricReading, PodSample};
 use futures::future::join_all;
 use kube::Client;
@@ -131,26 +129,6 @@ struct Inner {
     prometheus: prometheus::PrometheusReader,
     events: event::EventReaders,
     permits: Semaphore,
-}
-
-/// The metrics an autoscaler uses: its `spec.metrics`, or 80% CPU utilization when it lists
-/// none (as the HPA and the decision core do).
-pub fn effective_metrics(hza: &HorizontalAutoscaler) -> Vec<MetricSpec> {
-    if !hza.spec.metrics.is_empty() {
-        return hza.spec.metrics.clone();
-    }
-    vec![MetricSpec {
-        type_: MetricSourceType::Resource,
-        resource: Some(ResourceMetricSource {
-            name: "cpu".into(),
-            target: MetricTarget {
-                type_: MetricTargetType::Utilization,
-                average_utilization: Some(80),
-                ..Default::default()
-            },
-        }),
-        ..Default::default()
-    }]
 }
 
 /// The reading to put in a snapshot: the value, or the error's message.

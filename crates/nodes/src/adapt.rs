@@ -12,20 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use ballast_api::common::parse_duration_seconds;
 use ballast_api::nodes::{
     self as api, NodeClaim, NodeClaimSpec, NodePool, NodeSelectorRequirementWithMinValues,
-    RequirementOperator, ResourceList, ResourceRequirements,
-};
-use ballast_scheduling::quantity::{
-    format_bytes, format_cpu_millis, parse_cpu_millis, parse_units,
+    RequirementOperator, ResourceRequirements,
 };
 use ballast_scheduling::{
     self as sched, InFlightClaim, InstanceType, NewClaim, NodeSelectorTerm, Operator, Pod, PodRef,
     Requirement, Resources, Taint, TaintEffect,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ObjectKind};
+use crate::resource_list::{resources_from_list, resources_to_list};
 use crate::snapshot::DaemonSet;
 
 /// Label keys whose API spelling differs from the scheduling model's.
@@ -258,49 +255,6 @@ pub fn model_pod_cow(p: &Pod) -> std::borrow::Cow<'_, Pod> {
         }
     }
     std::borrow::Cow::Owned(p)
-}
-
-/// Reads a resource list (`cpu: 500m`, `memory: 1Gi`, `nodes: 10`) into model resources.
-pub fn resources_from_list(
-    list: &ResourceList,
-    kind: ObjectKind,
-    name: &str,
-    field: &str,
-) -> Result<Resources, Error> {
-    let mut r = Resources::default();
-    for (k, Quantity(text)) in list {
-        let parsed = if k == "cpu" {
-            parse_cpu_millis(text)
-        } else {
-            parse_units(text)
-        };
-        let v =
-            parsed.map_err(|e| Error::new(kind, name, format!("{field}.{k}"), e.to_string()))?;
-        if v < 0 {
-            return Err(Error::new(
-                kind,
-                name,
-                format!("{field}.{k}"),
-                format!("negative quantity {text}"),
-            ));
-        }
-        r.set(k, v);
-    }
-    Ok(r)
-}
-
-/// Writes model resources as a resource list.
-pub fn resources_to_list(r: &Resources) -> ResourceList {
-    r.iter()
-        .map(|(k, v)| {
-            let text = match k {
-                "cpu" => format_cpu_millis(v),
-                "memory" | "ephemeral-storage" => format_bytes(v),
-                _ => v.to_string(),
-            };
-            (k.to_string(), Quantity(text))
-        })
-        .collect()
 }
 
 /// An API taint as a model taint.

@@ -9,6 +9,8 @@
 //!   consolidation, in that order — honouring budgets, PDBs, do-not-disrupt and pods that cannot
 //!   move, with a reason for every node.
 //! - [`adapt`]: NodePool / NodeClaim objects to and from the scheduling model.
+//! - [`observe`]: Pods, Nodes, PDBs, DaemonSets, volumes and namespaces as the snapshot types.
+//! - [`resource_list`]: the one conversion between resource lists and model resources.
 //!
 //! See `docs/nodes.md`.
 
@@ -17,25 +19,32 @@ pub mod budget;
 pub mod disrupt;
 pub mod error;
 pub mod lifecycle;
+pub mod observe;
 pub mod provision;
+pub mod resource_list;
 mod revisions;
 pub mod snapshot;
 mod world;
 
 pub use adapt::{
-    LaunchPlan, TypeOption, node_claim_to_in_flight, node_pool_to_model, template_hash,
+    LaunchPlan, TypeOption, model_requirement, node_claim_to_in_flight, node_pool_to_model,
+    pool_label, requirement_holds, template_hash,
 };
 pub use disrupt::{
     Action, DisruptionDecision, DisruptionOptions, Method, NodeReport, PdbMode, PodMove,
     Replacement, SimulationMode, Verdict, Why, action_as_plan, disrupt,
 };
 pub use error::{Error, ObjectKind};
-pub use lifecycle::{ClaimObservation, Lifecycle, LifecycleOptions, ObservedNode, claim_lifecycle};
+pub use lifecycle::{
+    ClaimObservation, ConditionState, Lifecycle, LifecycleOptions, ObservedNode, Status,
+    claim_lifecycle, merge_conditions,
+};
 pub use provision::{
-    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, ProvisionMemo,
-    ProvisionOptions, ProvisioningDecision, batch_state, batch_state_for, provision,
+    BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, PodPlacement,
+    ProvisionMemo, ProvisionOptions, ProvisioningDecision, batch_state, batch_state_for, provision,
     provision_with_memo,
 };
+pub use resource_list::{readable_resources, resources_from_list, resources_to_list};
 pub use snapshot::{
     BoundPod, ClusterNode, ClusterSnapshot, DaemonSet, PendingPod, PodDisruptionBudget,
 };

@@ -21,6 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
+use crate::Clock;
+
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 const MAX_ENTRIES: usize = 50_000;
 
@@ -53,6 +55,7 @@ pub struct Recorder {
     client: Client,
     controller: String,
     instance: String,
+    clock: Clock,
     cache: Mutex<HashMap<Key, Seen>>,
 }
 
@@ -68,15 +71,18 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 impl Recorder {
+    /// A recorder writing as `controller` / `instance`, stamping events with `clock`'s time.
     pub fn new(
         client: Client,
         controller: impl Into<String>,
         instance: impl Into<String>,
+        clock: Clock,
     ) -> Recorder {
         Recorder {
             client,
             controller: controller.into(),
             instance: instance.into(),
+            clock,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -87,7 +93,7 @@ impl Recorder {
         ev: &Event<'_>,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let namespace = regarding
             .namespace
             .clone()

@@ -26,12 +26,12 @@
 //! the object is due (its own status write, a label change) does not trigger a decision; a spec
 //! change (new `generation`) does, at once.
 
+pub mod error;
 pub mod events;
+pub mod label_index;
 pub mod metrics;
 pub mod patch;
-pub mod persist;
 pub mod pods;
-pub mod selector;
 pub mod target;
 
 use std::collections::{HashMap, HashSet};
@@ -41,9 +41,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
-use ballast_horizontal::{ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot};
+use ballast_horizontal::{
+    ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot, persist,
+};
 use ballast_metrics::{MetricSource, MetricsConfig};
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -56,9 +57,13 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
+use crate::Clock;
+
+use ballast_horizontal::selector::Selector;
+pub use error::Error;
+use label_index::LabelIndex;
 pub use metrics::Metrics;
 use pods::{IndexedPod, PodIndex};
-use selector::{LabelIndex, Selector};
 use target::Targets;
 
 /// Name the controller reports in events and uses as field manager.
@@ -81,6 +86,8 @@ pub struct Config {
     pub max_backoff: Duration,
     /// `reportingInstance` of events (the pod name in a Deployment).
     pub instance: String,
+    /// Where every decision's `now` (and every event's time) comes from.
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -92,22 +99,9 @@ impl Default for Config {
             concurrency: 64,
             max_backoff: Duration::from_secs(60),
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
+            clock: Clock::system(),
         }
     }
-}
-
-/// Why a reconcile could not finish (the decision itself reports target, selector and metric
-/// problems through conditions and events, not through this).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("the object has no namespace")]
-    NoNamespace,
-    #[error("snapshot: {0}")]
-    Snapshot(#[from] ballast_horizontal::SnapshotError),
-    #[error("writing the status of {key}: {message}")]
-    Status { key: String, message: String },
-    #[error("encoding the status: {0}")]
-    Encode(#[from] serde_json::Error),
 }
 
 // ---- per-object schedule --------------------------------------------------------------------
@@ -312,9 +306,9 @@ impl HorizontalController {
         client: Client,
         config: Config,
         registry: &mut Registry,
-    ) -> anyhow::Result<HorizontalController> {
+    ) -> Result<HorizontalController, Error> {
         let source = MetricSource::new(client.clone(), config.metrics.clone())
-            .context("building the metric readers")?;
+            .map_err(Error::MetricReaders)?;
         let ctx = Context {
             targets: Targets::new(client.clone()),
             pods: Arc::new(PodIndex::default()),
@@ -323,6 +317,7 @@ impl HorizontalController {
                 client.clone(),
                 CONTROLLER_NAME,
                 config.instance.clone(),
+                config.clock.clone(),
             ),
             schedule: Schedule::new(),
             selectors: Selectors::default(),
@@ -347,7 +342,7 @@ impl HorizontalController {
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         let ctx = self.ctx;
         let client = ctx.client.clone();
         let (hzas, pods): (Api<HorizontalAutoscaler>, Api<Pod>) = match &ctx.config.namespace {
@@ -360,7 +355,7 @@ impl HorizontalController {
         // Fail early and clearly when the CRD is not installed or not readable.
         hzas.list_metadata(&kube::api::ListParams::default().limit(1))
             .await
-            .context("listing HorizontalAutoscalers (is the CRD installed? see crds/)")?;
+            .map_err(Error::NoCrd)?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let closing = ctx.clone();
@@ -589,7 +584,7 @@ async fn decide_and_apply(
     ctx: &Context,
     memo: Option<Memo>,
 ) -> (Result<Decision, Error>, Option<Memo>) {
-    let now = Timestamp::now();
+    let now = ctx.config.clock.now();
     // The status the decision starts from: ours when this process made the last decision (the
     // object's may lag by the history that only aged), else the stored one, resumed ([`persist`]).
     let mut autoscaler = hza.clone();

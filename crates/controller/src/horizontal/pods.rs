@@ -22,7 +22,8 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
 
-use super::selector::{LabelIndex, Selector};
+use super::label_index::LabelIndex;
+use ballast_horizontal::selector::Selector;
 
 /// A pod as the index keeps it.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,41 +8,26 @@ use std::time::Duration;
 
 use ballast_api::nodes::{NodeClaim, NodeClaimStatus, labels};
 use ballast_cloud::{CloudError, CloudProvider, Instance, LaunchOffering, LaunchRequest};
-use ballast_nodes::adapt::{self, requirement_holds};
-use ballast_nodes::lifecycle::{ConditionState, Status, merge_conditions};
-use ballast_nodes::{ClaimObservation, ObjectKind, ObservedNode, claim_lifecycle};
+use ballast_nodes::{
+    ClaimObservation, ConditionState, ObjectKind, ObservedNode, Status, claim_lifecycle,
+    merge_conditions, model_requirement, observe, requirement_holds, resources_to_list,
+};
 use ballast_scheduling::{self as sched, InstanceType};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Taint};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, convert, drift, termination};
+use super::error::Error;
+use super::{Ctx, drift, patch_params, termination};
 
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
 pub const MAX_OFFERINGS: usize = 60;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("kube: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("cloud provider: {0}")]
-    Cloud(#[from] CloudError),
-    #[error("{0}")]
-    Other(String),
-}
-
-pub(crate) fn patch_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    }
-}
 
 /// The offerings a NodeClaim may launch as, cheapest first: every available offering of the
 /// catalog whose instance type, zone, capacity type and type labels satisfy the NodeClaim's
@@ -65,7 +50,7 @@ pub fn offerings_for(claim: &NodeClaim, types: &[InstanceType]) -> Vec<LaunchOff
         .requirements
         .iter()
         .filter_map(|r| {
-            adapt::model_requirement(r, ObjectKind::NodeClaim, &name, "spec.requirements").ok()
+            model_requirement(r, ObjectKind::NodeClaim, &name, "spec.requirements").ok()
         })
         .filter(|r| known.contains(r.key.as_str()))
         .collect();
@@ -167,9 +152,11 @@ async fn launch<P: CloudProvider>(
 fn observed(node: &Node) -> ObservedNode {
     ObservedNode {
         name: node.name_any(),
-        ready: convert::node_ready(node),
-        taints: convert::node_taints(node),
-        allocatable: convert::resources(node.status.as_ref().and_then(|s| s.allocatable.as_ref())),
+        ready: observe::node_ready(node),
+        taints: observe::node_taints(node),
+        allocatable: ballast_nodes::readable_resources(
+            node.status.as_ref().and_then(|s| s.allocatable.as_ref()),
+        ),
     }
 }
 
@@ -231,13 +218,13 @@ async fn mark_initialized<P: CloudProvider>(ctx: &Ctx<P>, node: &Node) -> Result
 }
 
 fn resource_list(r: &sched::Resources) -> Option<ballast_api::nodes::ResourceList> {
-    (!r.is_zero()).then(|| adapt::resources_to_list(r))
+    (!r.is_zero()).then(|| resources_to_list(r))
 }
 
 async fn reconcile<P: CloudProvider>(
     claim: Arc<NodeClaim>,
     ctx: Arc<Ctx<P>>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Action, Error> {
     if !ctx.stores.pool_in_scope(claim_pool(&claim)) {
         return Ok(Action::await_change());
     }
@@ -258,7 +245,7 @@ async fn reconcile<P: CloudProvider>(
             .await?;
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
-    let now = Timestamp::now();
+    let now = ctx.now();
     let mut obs = ClaimObservation::default();
     let mut instance: Option<Instance> = None;
     let mut provider_id = claim_provider_id(&claim).map(str::to_string);
@@ -464,11 +451,7 @@ async fn check_drift<P: CloudProvider>(
     }
 }
 
-fn error_policy<P: CloudProvider>(
-    claim: Arc<NodeClaim>,
-    e: &ReconcileError,
-    _ctx: Arc<Ctx<P>>,
-) -> Action {
+fn error_policy<P: CloudProvider>(claim: Arc<NodeClaim>, e: &Error, _ctx: Arc<Ctx<P>>) -> Action {
     tracing::warn!(nodeclaim = %claim.name_any(), error = %e, "NodeClaim reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
@@ -486,7 +469,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             Api::<Node>::all(ctx.client.clone()),
             nodes_cfg,
             move |node: Node| {
-                let pid = convert::provider_id(&node).map(str::to_string);
+                let pid = observe::provider_id(&node).map(str::to_string);
                 store
                     .state()
                     .iter()

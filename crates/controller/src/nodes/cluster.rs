@@ -8,10 +8,9 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
 use ballast_api::nodes::{NodeClaim, NodePool, labels};
-use ballast_nodes::adapt;
-use ballast_nodes::snapshot::{BoundPod, ClusterSnapshot};
+use ballast_nodes::observe::{self, VolumeIndex};
+use ballast_nodes::{BoundPod, ClusterSnapshot};
 use ballast_scheduling::InstanceType;
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -26,7 +25,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::convert::{self, VolumeIndex};
+use super::error::Error;
 
 /// What changed, as counters (watch receivers see the latest value).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,7 +104,7 @@ impl Stores {
         client: &Client,
         pool_selector: Option<&str>,
         tasks: &mut JoinSet<()>,
-    ) -> Result<Stores> {
+    ) -> Result<Stores, Error> {
         let (tx, rx) = watch::channel(Changes::default());
         let tx = Arc::new(tx);
         let all = watcher::Config::default;
@@ -154,10 +153,13 @@ impl Stores {
             stores.storage_classes.wait_until_ready().await?;
             Ok::<_, reflector::store::WriterDropped>(())
         };
-        tokio::time::timeout(Duration::from_secs(120), ready)
+        const FILL_SECONDS: u64 = 120;
+        tokio::time::timeout(Duration::from_secs(FILL_SECONDS), ready)
             .await
-            .context("the caches did not fill within 120s (are the CRDs installed? RBAC?)")?
-            .context("a reflector stopped")?;
+            .map_err(|_| Error::CachesNotFilled {
+                seconds: FILL_SECONDS,
+            })?
+            .map_err(|_| Error::ReflectorStopped)?;
         stores.note_pools();
         Ok(stores)
     }
@@ -206,7 +208,7 @@ impl Stores {
     /// The node with this provider ID.
     pub fn node_by_provider_id(&self, provider_id: &str) -> Option<Arc<Node>> {
         self.nodes
-            .find(|n| convert::provider_id(n) == Some(provider_id))
+            .find(|n| observe::provider_id(n) == Some(provider_id))
     }
 
     /// Pods bound to the node.
@@ -280,7 +282,7 @@ pub fn snapshot(stores: &Stores, input: SnapshotInputs<'_>) -> ClusterSnapshot {
             pods_by_node
                 .entry(n)
                 .or_default()
-                .push(convert::bound_pod(&p, &vols));
+                .push(observe::bound_pod(&p, &vols));
         }
     }
     for v in pods_by_node.values_mut() {
@@ -292,8 +294,8 @@ pub fn snapshot(stores: &Stores, input: SnapshotInputs<'_>) -> ClusterSnapshot {
         .iter()
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
-            let claim = convert::provider_id(n).and_then(|pid| by_pid.get(pid).copied());
-            convert::cluster_node(
+            let claim = observe::provider_id(n).and_then(|pid| by_pid.get(pid).copied());
+            observe::cluster_node(
                 n,
                 claim,
                 pods_by_node.remove(&name).unwrap_or_default(),
@@ -308,27 +310,27 @@ pub fn snapshot(stores: &Stores, input: SnapshotInputs<'_>) -> ClusterSnapshot {
         .pdbs
         .state()
         .iter()
-        .map(|p| convert::pdb(p))
+        .map(|p| observe::pdb(p))
         .collect();
     pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let mut daemon_sets: Vec<_> = stores
         .daemon_sets
         .state()
         .iter()
-        .filter_map(|d| convert::daemon_set(d, &vols))
+        .filter_map(|d| observe::daemon_set(d, &vols))
         .collect();
     daemon_sets.sort_by_key(|a| a.pod.key());
     let mut namespaces: Vec<_> = stores
         .namespaces
         .state()
         .iter()
-        .map(|n| convert::namespace(n))
+        .map(|n| observe::namespace(n))
         .collect();
     namespaces.sort_by(|a, b| a.name.cmp(&b.name));
     let mut pending: Vec<_> = input
         .pending
         .iter()
-        .map(|(p, seen)| convert::pending_pod(p, &vols, *seen))
+        .map(|(p, seen)| observe::pending_pod(p, &vols, *seen))
         .collect();
     pending.sort_by_key(|a| a.pod.key());
     ClusterSnapshot {
@@ -348,7 +350,7 @@ pub fn snapshot(stores: &Stores, input: SnapshotInputs<'_>) -> ClusterSnapshot {
 /// Capacity of a NodeClaim: its status once launched, else its planned instance type's.
 pub fn claim_capacity(c: &NodeClaim, types: &[InstanceType]) -> ballast_scheduling::Resources {
     if let Some(cap) = c.status.as_ref().and_then(|s| s.capacity.as_ref()) {
-        return convert::resources(Some(cap));
+        return ballast_nodes::readable_resources(Some(cap));
     }
     let it = c
         .metadata
@@ -373,7 +375,7 @@ pub fn node_pool_of(node: &Node) -> Option<String> {
     node.metadata
         .labels
         .as_ref()
-        .and_then(|l| adapt::pool_label(l).map(str::to_string))
+        .and_then(|l| ballast_nodes::pool_label(l).map(str::to_string))
 }
 
 #[cfg(test)]

@@ -11,18 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
 use ballast_api::nodes::{NodeClaim, labels};
 use ballast_cloud::CloudProvider;
+use ballast_nodes::observe;
 use ballast_nodes::{Action, DisruptionDecision, DisruptionOptions, disrupt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{DeleteParams, Patch, PostParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::claims::patch_params;
 use super::cluster::{self, SnapshotInputs, claim_pool, claim_provider_id};
-use super::{Ctx, FIELD_MANAGER, convert, termination};
+use super::error::Error;
+use super::{Ctx, FIELD_MANAGER, patch_params, termination};
 
 /// Knobs of the disruption shell.
 #[derive(Debug, Clone)]
@@ -49,9 +49,9 @@ impl Default for DisruptionShellOptions {
 
 /// Pods that count as arrivals and departures (not DaemonSet, mirror or finished pods).
 fn counted(p: &Pod) -> bool {
-    !convert::is_terminal(p)
+    !observe::is_terminal(p)
         && !matches!(
-            convert::owner_kind(p).as_deref(),
+            observe::owner_kind(p).as_deref(),
             Some("DaemonSet" | "Node")
         )
 }
@@ -84,7 +84,7 @@ impl PodEvents {
             let pods = by_node.remove(&name).unwrap_or_default();
             if let Some(prev) = self.seen.get(&name)
                 && *prev != pods
-                && let Some(pid) = convert::provider_id(&node)
+                && let Some(pid) = observe::provider_id(&node)
                 && let Some(c) = claims.iter().find(|c| claim_provider_id(c) == Some(pid))
             {
                 let patch =
@@ -105,8 +105,8 @@ impl PodEvents {
 async fn decide<P: CloudProvider>(
     ctx: &Ctx<P>,
     opts: &DisruptionOptions,
-) -> Result<DisruptionDecision> {
-    let now = Timestamp::now();
+) -> Result<DisruptionDecision, Error> {
+    let now = ctx.now();
     let types = ctx.instance_types(now).await?;
     let pending: Vec<(Arc<Pod>, Timestamp)> = ctx
         .stores
@@ -114,7 +114,7 @@ async fn decide<P: CloudProvider>(
         // Every pod waiting for a node, also those the scheduler has not tried yet: a node made
         // for a pod the scheduler has not bound yet must not look empty.
         .state_filter(|p| {
-            convert::is_unbound(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
+            observe::is_unbound(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
         })
         .into_iter()
         .map(|p| (p, now))
@@ -165,7 +165,7 @@ async fn execute<P: CloudProvider>(
     ctx: &Ctx<P>,
     action: &Action,
     shell: &DisruptionShellOptions,
-) -> Result<()> {
+) -> Result<(), Error> {
     for n in &action.nodes {
         if let Some(node) = ctx
             .stores
@@ -212,7 +212,7 @@ async fn execute<P: CloudProvider>(
                 ctx.stores
                     .node_claims
                     .find(|c| c.metadata.name.as_deref() == Some(n.as_str()))
-                    .is_some_and(|c| convert::claim_condition(&c, "Initialized"))
+                    .is_some_and(|c| observe::claim_condition(&c, "Initialized"))
             });
             if ready {
                 break;
@@ -234,10 +234,9 @@ async fn execute<P: CloudProvider>(
                 for n in &action.nodes {
                     untaint(ctx, n).await;
                 }
-                bail!(
-                    "replacements {} did not become Initialized; the nodes stay",
-                    made.join(", ")
-                );
+                return Err(Error::ReplacementsNotInitialized {
+                    claims: made.join(", "),
+                });
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -288,7 +287,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut events = PodEvents::default();
     loop {
         tokio::time::sleep(shell.poll).await;
-        events.record(&ctx, Timestamp::now()).await;
+        events.record(&ctx, ctx.now()).await;
         let first = match decide(&ctx, &shell.options).await {
             Ok(d) => d,
             Err(e) => {
@@ -310,7 +309,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         }
         tracing::info!(method = %action.method, nodes = ?action.nodes, savings = action.savings, "disruption candidate; validating after the delay: {}", action.why);
         tokio::time::sleep(shell.validation_delay).await;
-        events.record(&ctx, Timestamp::now()).await;
+        events.record(&ctx, ctx.now()).await;
         let again = match decide(&ctx, &shell.options).await {
             Ok(d) => d,
             Err(e) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ballast_api::common::Condition;
 use ballast_api::nodes::NodeClaim;
-use ballast_nodes::lifecycle::{ConditionState, Status, merge_conditions};
+use ballast_nodes::{ConditionState, Status, merge_conditions};
 use jiff::Timestamp;
 
 /// The condition type the disruption core reads.

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use anyhow::Result;
 use ballast_api::nodes::NodeClaim;
 use ballast_cloud::{CloudError, CloudProvider, Instance};
 use jiff::{SignedDuration, Timestamp};
@@ -16,6 +15,7 @@ use kube::api::DeleteParams;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id, node_pool_of};
+use super::error::Error;
 use super::{Ctx, node_termination};
 
 fn older_than(t: Option<Timestamp>, now: Timestamp, grace: SignedDuration) -> bool {
@@ -137,8 +137,8 @@ async fn release_orphaned_nodes<P: CloudProvider>(
     }
 }
 
-async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<()> {
-    let now = Timestamp::now();
+async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<(), Error> {
+    let now = ctx.now();
     let grace =
         SignedDuration::try_from(ctx.opts.gc_grace).unwrap_or(SignedDuration::from_secs(30));
     release_orphaned_nodes(ctx, now, grace).await;

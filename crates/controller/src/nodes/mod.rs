@@ -27,9 +27,9 @@
 
 pub mod claims;
 pub mod cluster;
-pub mod convert;
 pub mod disruption;
 pub mod drift;
+pub mod error;
 pub mod events;
 pub mod gc;
 pub mod interruption;
@@ -43,20 +43,31 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
 use ballast_api::nodes::NodeClaim;
 use ballast_cloud::{CloudProvider, Instance, UnavailableOfferings};
 use ballast_nodes::{BatchWindow, LifecycleOptions};
 use ballast_scheduling::{InstanceType, SolveOptions};
 use jiff::{SignedDuration, Timestamp};
 use kube::Client;
+use kube::api::PatchParams;
 use tokio::task::JoinSet;
 
+use crate::Clock;
+
 pub use cluster::Stores;
+pub use error::Error;
 pub use events::Events;
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "ballast-nodes";
+
+/// Patch parameters of every write: our field manager.
+pub(crate) fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
 
 /// Knobs of the node controllers.
 #[derive(Debug, Clone)]
@@ -84,6 +95,8 @@ pub struct NodesOptions {
     pub interruption: Option<interruption::InterruptionOptions>,
     /// How often the provider is asked whether an initialized NodeClaim drifted ([`drift`]).
     pub drift_interval: Duration,
+    /// Where every decision's `now` comes from.
+    pub clock: Clock,
 }
 
 impl Default for NodesOptions {
@@ -102,6 +115,7 @@ impl Default for NodesOptions {
             disruption: Some(disruption::DisruptionShellOptions::default()),
             interruption: None,
             drift_interval: Duration::from_secs(300),
+            clock: Clock::system(),
         }
     }
 }
@@ -126,6 +140,11 @@ pub struct Ctx<P> {
 }
 
 impl<P: CloudProvider> Ctx<P> {
+    /// The time now, from the options' clock.
+    pub fn now(&self) -> Timestamp {
+        self.opts.clock.now()
+    }
+
     /// The provider's instance types with recently unavailable offerings masked.
     pub async fn instance_types(
         &self,
@@ -172,7 +191,7 @@ pub async fn run<P: CloudProvider>(
     provider: P,
     opts: NodesOptions,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<()> {
+) -> Result<(), Error> {
     let sqs = match &opts.interruption {
         Some(i) => Some(i.client()?),
         None => None,
@@ -215,10 +234,8 @@ pub async fn run<P: CloudProvider>(
     tokio::select! {
         _ = shutdown => tracing::info!("node controllers stopping"),
         Some(r) = tasks.join_next() => {
-            if let Err(e) = r {
-                anyhow::bail!("a node controller task failed: {e}");
-            }
-            anyhow::bail!("a node controller task stopped");
+            r?;
+            return Err(Error::TaskStopped);
         }
     }
     tasks.shutdown().await;

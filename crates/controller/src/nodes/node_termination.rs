@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use ballast_api::nodes::{NodeClaim, labels};
 use ballast_cloud::CloudProvider;
+use ballast_nodes::observe;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, Patch};
@@ -27,9 +28,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::claims::{ReconcileError, patch_params};
 use super::cluster::{Stores, claim_provider_id, node_pool_of};
-use super::{Ctx, convert};
+use super::error::Error;
+use super::{Ctx, patch_params};
 
 /// What [`node_step`] looks at on a Node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub fn has_finalizer(node: &Node) -> bool {
 /// Whether a NodeClaim is the one of this Node: same provider ID, else the node name its status
 /// recorded.
 pub fn claim_owns(claim: &NodeClaim, node: &Node) -> bool {
-    match (claim_provider_id(claim), convert::provider_id(node)) {
+    match (claim_provider_id(claim), observe::provider_id(node)) {
         (Some(c), Some(n)) => c == n,
         _ => {
             claim.status.as_ref().and_then(|s| s.node_name.as_deref())
@@ -187,10 +188,7 @@ async fn add_finalizer(client: &Client, node: &Node) -> Result<(), kube::Error> 
     Ok(())
 }
 
-async fn reconcile<P: CloudProvider>(
-    node: Arc<Node>,
-    ctx: Arc<Ctx<P>>,
-) -> Result<Action, ReconcileError> {
+async fn reconcile<P: CloudProvider>(node: Arc<Node>, ctx: Arc<Ctx<P>>) -> Result<Action, Error> {
     let name = node.name_any();
     let in_scope = ctx.stores.pool_in_scope(node_pool_of(&node).as_deref());
     let claim = if in_scope {
@@ -275,11 +273,7 @@ async fn reconcile<P: CloudProvider>(
     }
 }
 
-fn error_policy<P: CloudProvider>(
-    node: Arc<Node>,
-    e: &ReconcileError,
-    _ctx: Arc<Ctx<P>>,
-) -> Action {
+fn error_policy<P: CloudProvider>(node: Arc<Node>, e: &Error, _ctx: Arc<Ctx<P>>) -> Action {
     tracing::warn!(node = %node.name_any(), error = %e, "node termination reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

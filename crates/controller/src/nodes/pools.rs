@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use ballast_api::nodes::{NodePool, NodePoolStatus};
 use ballast_cloud::CloudProvider;
-use ballast_nodes::adapt;
-use ballast_nodes::lifecycle::{ConditionState, Status, merge_conditions};
-use ballast_nodes::{ObjectKind, PendingExplanation};
+use ballast_nodes::{
+    ConditionState, ObjectKind, PendingExplanation, Status, merge_conditions, node_pool_to_model,
+    resources_from_list, resources_to_list,
+};
 use ballast_scheduling::{self as sched, Resources};
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -119,7 +120,7 @@ pub fn pool_status(
 ) -> NodePoolStatus {
     let name = pool.metadata.name.clone().unwrap_or_default();
     let used = usage(claims, types);
-    let compiled = adapt::node_pool_to_model(pool, Resources::default());
+    let compiled = node_pool_to_model(pool, Resources::default());
     let ready = match &compiled {
         Ok(_) => ConditionState {
             type_: "Ready".into(),
@@ -134,9 +135,11 @@ pub fn pool_status(
             message: e.to_string(),
         },
     };
-    let limits = pool.spec.limits.as_ref().and_then(|l| {
-        adapt::resources_from_list(l, ObjectKind::NodePool, &name, "spec.limits").ok()
-    });
+    let limits = pool
+        .spec
+        .limits
+        .as_ref()
+        .and_then(|l| resources_from_list(l, ObjectKind::NodePool, &name, "spec.limits").ok());
     let lim = limits_condition(&name, limits.as_ref(), &used, pending);
     let existing = pool
         .status
@@ -144,7 +147,7 @@ pub fn pool_status(
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
     let conditions = merge_conditions(&existing, &[ready, lim], now, pool.metadata.generation);
-    let mut resources: BTreeMap<_, _> = adapt::resources_to_list(&used);
+    let mut resources: BTreeMap<_, _> = resources_to_list(&used);
     resources
         .entry("nodes".into())
         .or_insert_with(|| k8s_openapi::apimachinery::pkg::api::resource::Quantity("0".into()));
@@ -164,7 +167,7 @@ fn limits_reached(s: Option<&NodePoolStatus>) -> bool {
 
 /// Writes every pool's status where it changed.
 pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingExplanation]) {
-    let now = Timestamp::now();
+    let now = ctx.now();
     let types = match ctx.instance_types(now).await {
         Ok(t) => t,
         Err(e) => {

@@ -7,12 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use ballast_api::nodes::NodeClaim;
 use ballast_cloud::CloudProvider;
-use ballast_nodes::provision::PodPlacement;
 use ballast_nodes::{
-    Destination, PendingCategory, PendingExplanation, ProvisionOptions, batch_state, provision,
+    Destination, PendingCategory, PendingExplanation, PodPlacement, ProvisionOptions, batch_state,
+    observe, provision,
 };
 use ballast_scheduling::PodRef;
 use jiff::Timestamp;
@@ -22,7 +21,8 @@ use kube::api::PostParams;
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{self, SnapshotInputs};
-use super::{Ctx, FIELD_MANAGER, convert, pools};
+use super::error::Error;
+use super::{Ctx, FIELD_MANAGER, pools};
 
 /// Event reason for a pod no NodePool can take (requirements, taints, no pool at all).
 pub const NO_COMPATIBLE_NODEPOOL: &str = "NoCompatibleNodePool";
@@ -52,7 +52,7 @@ fn pod_key(p: &Pod) -> PodRef {
 /// Pending pods this controller provisions for.
 fn pending_pods<P: CloudProvider>(ctx: &Ctx<P>) -> Vec<Arc<Pod>> {
     let mut pods = ctx.stores.pods.state_filter(|p| {
-        convert::is_provisionable(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
+        observe::is_provisionable(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
     });
     pods.sort_by_key(|p| pod_key(p));
     pods
@@ -84,7 +84,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut last_status: Option<Instant> = None;
     let mut dirty = false;
     loop {
-        let now = Timestamp::now();
+        let now = ctx.now();
         let pending = pending_pods(&ctx);
         let live: BTreeSet<String> = pending.iter().map(|p| uid(p)).collect();
         b.first_seen.retain(|k, _| live.contains(k));
@@ -170,7 +170,7 @@ async fn solve<P: CloudProvider>(
     pending: &[(Arc<Pod>, Timestamp)],
     now: Timestamp,
     b: &mut Batch,
-) -> Result<()> {
+) -> Result<(), Error> {
     let types = ctx.instance_types(now).await?;
     let recent = ctx.recent_claims();
     let snap = cluster::snapshot(
@@ -290,7 +290,7 @@ fn leaving_pods<P: CloudProvider>(ctx: &Ctx<P>) -> usize {
         .state()
         .iter()
         .filter(|n| {
-            let claim_deleting = convert::provider_id(n).is_some_and(|pid| {
+            let claim_deleting = observe::provider_id(n).is_some_and(|pid| {
                 claims.iter().any(|c| {
                     cluster::claim_provider_id(c) == Some(pid)
                         && c.metadata.deletion_timestamp.is_some()
@@ -317,9 +317,9 @@ fn leaving_pods<P: CloudProvider>(ctx: &Ctx<P>) -> usize {
                 .and_then(|s| s.node_name.as_ref())
                 .is_some_and(|n| deleting.contains(n))
                 && p.metadata.deletion_timestamp.is_none()
-                && !convert::is_terminal(p)
+                && !observe::is_terminal(p)
                 && !matches!(
-                    convert::owner_kind(p).as_deref(),
+                    observe::owner_kind(p).as_deref(),
                     Some("DaemonSet" | "Node")
                 )
         })

@@ -12,15 +12,16 @@ use std::time::Duration;
 use ballast_api::common::parse_duration_seconds;
 use ballast_api::nodes::{NodeClaim, labels};
 use ballast_cloud::{CloudError, CloudProvider};
+use ballast_nodes::observe;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::{DeleteParams, EvictParams, Patch};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use super::claims::{ReconcileError, patch_params};
 use super::cluster::claim_provider_id;
-use super::{Ctx, convert, node_termination};
+use super::error::Error;
+use super::{Ctx, node_termination, patch_params};
 
 /// Priority classes whose pods are evicted after the others.
 const CRITICAL: [&str; 2] = ["system-cluster-critical", "system-node-critical"];
@@ -28,10 +29,10 @@ const CRITICAL: [&str; 2] = ["system-cluster-critical", "system-node-critical"];
 /// Eviction order: 0 ordinary pods, 1 critical pods, 2 DaemonSet pods; None: not evicted at all
 /// (finished pods, mirror pods).
 pub fn drain_group(p: &Pod) -> Option<usize> {
-    if convert::is_terminal(p) {
+    if observe::is_terminal(p) {
         return None;
     }
-    match convert::owner_kind(p).as_deref() {
+    match observe::owner_kind(p).as_deref() {
         Some("Node") => None,
         Some("DaemonSet") => Some(2),
         _ if p
@@ -164,10 +165,7 @@ fn force_at(claim: &NodeClaim) -> Option<Timestamp> {
 }
 
 /// Terminates a NodeClaim that is being deleted.
-pub async fn terminate<P: CloudProvider>(
-    claim: &NodeClaim,
-    ctx: &Ctx<P>,
-) -> Result<Action, ReconcileError> {
+pub async fn terminate<P: CloudProvider>(claim: &NodeClaim, ctx: &Ctx<P>) -> Result<Action, Error> {
     if !claim
         .finalizers()
         .iter()
@@ -194,7 +192,7 @@ pub async fn terminate<P: CloudProvider>(
         });
     if let Some(node) = &node {
         cordon_and_taint(ctx, node).await?;
-        let force = force_at(claim).is_some_and(|t| Timestamp::now() >= t);
+        let force = force_at(claim).is_some_and(|t| ctx.now() >= t);
         let st = drain(ctx, &node.name_any(), claim, force).await?;
         if st.remaining > 0 {
             tracing::debug!(nodeclaim = %name, node = %node.name_any(), remaining = st.remaining, blocked = st.blocked, "draining");

@@ -1,7 +1,7 @@
 //! Interruption handling: a loop long-polls an SQS queue fed by EventBridge rules (EC2 spot
 //! interruption warnings, rebalance recommendations, instance state changes, AWS Health
 //! scheduled changes), maps each message's instance ID to the NodeClaim whose provider ID ends
-//! with it, and acts as [`message::response`] says:
+//! with it, and acts as [`ballast_cloud::interruption::response`] says:
 //!
 //! - disrupt (spot interruption, stopping / stopped / shutting-down / terminated, scheduled
 //!   change): for a spot interruption the offering (instance type, zone, capacity type) is
@@ -17,16 +17,13 @@
 //! the queue and comes back after its visibility timeout. The loop never stops on a bad message;
 //! receive errors are retried with backoff (1 s doubling to 60 s).
 
-pub mod message;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
 use ballast_api::nodes::{NodeClaim, labels};
+use ballast_cloud::interruption::{self as message, Notice, Response};
 use ballast_cloud::{CloudProvider, OfferingKey};
 use ballast_metrics::{AwsCredentials, SqsClient, SqsClientOptions, SqsMessage};
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::DeleteParams;
 use kube::{Api, Resource, ResourceExt};
@@ -35,8 +32,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::cluster::claim_provider_id;
+use super::error::Error;
 use super::{Ctx, termination};
-use message::{Notice, Response};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -154,15 +151,14 @@ impl InterruptionOptions {
     }
 
     /// The queue's client; an error names the setting that is wrong.
-    pub fn client(&self) -> Result<SqsClient> {
-        let creds = self.credentials.clone().ok_or_else(|| {
-            anyhow!(
-                "interruption queue {}: no AWS credentials (set AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN for temporary ones)",
-                self.queue_url
-            )
-        })?;
-        SqsClient::new(
+    pub fn client(&self) -> Result<SqsClient, Error> {
+        let creds = self
+            .credentials
+            .clone()
+            .ok_or_else(|| Error::NoCredentials {
+                queue: self.queue_url.clone(),
+            })?;
+        Ok(SqsClient::new(
             &self.queue_url,
             creds,
             SqsClientOptions {
@@ -171,8 +167,7 @@ impl InterruptionOptions {
                 fields: Some(("--interruption-queue", "--interruption-endpoint")),
                 ..Default::default()
             },
-        )
-        .map_err(|e| anyhow!("{e}"))
+        )?)
     }
 }
 
@@ -276,11 +271,9 @@ async fn act_on<P: CloudProvider>(
         Response::Disrupt { mark_unavailable } => {
             if mark_unavailable && let Some(k) = offering(&claim, node.as_deref()) {
                 tracing::info!(offering = %k, "marking the interrupted offering unavailable");
-                ctx.mark_unavailable(std::slice::from_ref(&k), Timestamp::now());
+                ctx.mark_unavailable(std::slice::from_ref(&k), ctx.now());
             }
-            let delay = n
-                .time
-                .map(|t| Timestamp::now().duration_since(t).as_secs_f64());
+            let delay = n.time.map(|t| ctx.now().duration_since(t).as_secs_f64());
             tracing::warn!(instance, nodeclaim = %name, node = ?node.as_ref().map(|x| x.name_any()), kind = %n.kind, seconds_since_published = ?delay, "{note}");
             ctx.events
                 .warning(&claim.object_ref(&()), reason, "Interruption", note.clone())

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// What happened to an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
+pub enum NoticeKind {
     /// The spot instance will be reclaimed in two minutes.
     SpotInterruption,
     /// The spot instance is at elevated risk of interruption.
@@ -28,25 +28,25 @@ pub enum Kind {
     ScheduledChange,
 }
 
-impl Kind {
+impl NoticeKind {
     /// The `kind` label of the metrics.
     pub fn label(self) -> &'static str {
         match self {
-            Kind::SpotInterruption => "spot_interruption",
-            Kind::RebalanceRecommendation => "rebalance_recommendation",
-            Kind::StateChange => "state_change",
-            Kind::ScheduledChange => "scheduled_change",
+            NoticeKind::SpotInterruption => "spot_interruption",
+            NoticeKind::RebalanceRecommendation => "rebalance_recommendation",
+            NoticeKind::StateChange => "state_change",
+            NoticeKind::ScheduledChange => "scheduled_change",
         }
     }
 }
 
-impl std::fmt::Display for Kind {
+impl std::fmt::Display for NoticeKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Kind::SpotInterruption => "spot interruption",
-            Kind::RebalanceRecommendation => "rebalance recommendation",
-            Kind::StateChange => "state change",
-            Kind::ScheduledChange => "scheduled change",
+            NoticeKind::SpotInterruption => "spot interruption",
+            NoticeKind::RebalanceRecommendation => "rebalance recommendation",
+            NoticeKind::StateChange => "state change",
+            NoticeKind::ScheduledChange => "scheduled change",
         })
     }
 }
@@ -54,7 +54,7 @@ impl std::fmt::Display for Kind {
 /// One understood message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    pub kind: Kind,
+    pub kind: NoticeKind,
     /// The instances it is about (EC2 events name one; a Health event may name several).
     pub instance_ids: Vec<String>,
     /// The event's `id`.
@@ -172,7 +172,7 @@ pub fn parse(body: &str) -> Result<Notice, ParseError> {
         more,
     };
     let mut notice = Notice {
-        kind: Kind::SpotInterruption,
+        kind: NoticeKind::SpotInterruption,
         instance_ids: vec![],
         event_id: str_field(&v, "id").map(str::to_owned),
         time: str_field(&v, "time").and_then(|t| t.parse().ok()),
@@ -190,11 +190,11 @@ pub fn parse(body: &str) -> Result<Notice, ParseError> {
             notice.detail = str_field(detail, "instance-action").map(str::to_owned);
         }
         ("aws.ec2", REBALANCE) => {
-            notice.kind = Kind::RebalanceRecommendation;
+            notice.kind = NoticeKind::RebalanceRecommendation;
             notice.instance_ids = instance()?;
         }
         ("aws.ec2", STATE) => {
-            notice.kind = Kind::StateChange;
+            notice.kind = NoticeKind::StateChange;
             notice.instance_ids = instance()?;
             notice.state = Some(
                 str_field(detail, "state")
@@ -210,7 +210,7 @@ pub fn parse(body: &str) -> Result<Notice, ParseError> {
                     ", service {service:?}, category {category:?} (only EC2 scheduledChange)"
                 )));
             }
-            notice.kind = Kind::ScheduledChange;
+            notice.kind = NoticeKind::ScheduledChange;
             notice.detail = str_field(detail, "eventTypeCode").map(str::to_owned);
             notice.instance_ids = detail
                 .get("affectedEntities")
@@ -233,11 +233,11 @@ pub fn parse(body: &str) -> Result<Notice, ParseError> {
 /// would replace spot nodes on every risk signal (Karpenter does the same by default).
 pub fn response(n: &Notice) -> Response {
     match n.kind {
-        Kind::SpotInterruption => Response::Disrupt {
+        NoticeKind::SpotInterruption => Response::Disrupt {
             mark_unavailable: true,
         },
-        Kind::RebalanceRecommendation => Response::Notify,
-        Kind::StateChange
+        NoticeKind::RebalanceRecommendation => Response::Notify,
+        NoticeKind::StateChange
             if n.state
                 .as_deref()
                 .is_some_and(|s| DISRUPTING_STATES.contains(&s)) =>
@@ -246,8 +246,8 @@ pub fn response(n: &Notice) -> Response {
                 mark_unavailable: false,
             }
         }
-        Kind::StateChange => Response::Ignore,
-        Kind::ScheduledChange => Response::Disrupt {
+        NoticeKind::StateChange => Response::Ignore,
+        NoticeKind::ScheduledChange => Response::Disrupt {
             mark_unavailable: false,
         },
     }
@@ -260,19 +260,19 @@ pub fn event(n: &Notice, instance: &str) -> (&'static str, String) {
         .map(|t| format!(" (published {t})"))
         .unwrap_or_default();
     match n.kind {
-        Kind::SpotInterruption => (
+        NoticeKind::SpotInterruption => (
             "SpotInterrupted",
             format!(
                 "spot interruption warning for instance {instance}{when}: the offering is marked unavailable, the node is drained and its NodeClaim deleted"
             ),
         ),
-        Kind::RebalanceRecommendation => (
+        NoticeKind::RebalanceRecommendation => (
             "SpotRebalanceRecommendation",
             format!(
                 "rebalance recommendation for instance {instance}{when}: elevated risk of interruption; no action"
             ),
         ),
-        Kind::StateChange => {
+        NoticeKind::StateChange => {
             let state = n.state.as_deref().unwrap_or("?");
             let reason = match state {
                 "stopping" | "stopped" => "InstanceStopping",
@@ -286,7 +286,7 @@ pub fn event(n: &Notice, instance: &str) -> (&'static str, String) {
                 ),
             )
         }
-        Kind::ScheduledChange => (
+        NoticeKind::ScheduledChange => (
             "InstanceScheduledChange",
             format!(
                 "AWS Health scheduled change {} for instance {instance}{when}: the node is drained and its NodeClaim deleted",
@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn spot_interruption() {
         let n = parse(SPOT_MSG).unwrap();
-        assert_eq!(n.kind, Kind::SpotInterruption);
+        assert_eq!(n.kind, NoticeKind::SpotInterruption);
         assert_eq!(n.instance_ids, vec!["i-0a1b2c3d4e5f60718"]);
         assert_eq!(
             n.event_id.as_deref(),
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn rebalance_only_notifies() {
         let n = parse(REBALANCE_MSG).unwrap();
-        assert_eq!(n.kind, Kind::RebalanceRecommendation);
+        assert_eq!(n.kind, NoticeKind::RebalanceRecommendation);
         assert_eq!(n.instance_ids, vec!["i-09f8e7d6c5b4a3210"]);
         assert_eq!(response(&n), Response::Notify);
         assert_eq!(event(&n, "x").0, "SpotRebalanceRecommendation");
@@ -448,7 +448,7 @@ mod tests {
         ];
         for (state, want, reason) in table {
             let n = parse(&state_msg(state)).unwrap_or_else(|e| panic!("{state}: {e}"));
-            assert_eq!(n.kind, Kind::StateChange, "{state}");
+            assert_eq!(n.kind, NoticeKind::StateChange, "{state}");
             assert_eq!(n.instance_ids, vec!["i-0123456789abcdef0"], "{state}");
             assert_eq!(response(&n), want, "{state}");
             assert_eq!(event(&n, "i").0, reason, "{state}");
@@ -463,7 +463,7 @@ mod tests {
             r#"[{"entityValue": "i-0fedcba9876543210"}, {"entityValue": "i-0aaaabbbbccccdddd"}]"#,
         ))
         .unwrap();
-        assert_eq!(n.kind, Kind::ScheduledChange);
+        assert_eq!(n.kind, NoticeKind::ScheduledChange);
         assert_eq!(
             n.instance_ids,
             vec!["i-0fedcba9876543210", "i-0aaaabbbbccccdddd"]

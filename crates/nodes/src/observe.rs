@@ -1,14 +1,16 @@
-//! Kubernetes objects → the node cores' snapshot types: pods into the scheduling model (requests,
+//! Kubernetes objects as the node cores observe them: pods into the scheduling model (requests,
 //! selectors, affinity, tolerations, spread, host ports, volume zones, priority) and the
-//! disruption facts (owner, local storage, start time), nodes into `ClusterNode`s, PDBs,
-//! DaemonSets and namespaces. Pure functions, unit-tested here.
+//! disruption facts (owner, local storage, start time), nodes into [`ClusterNode`]s, PDBs,
+//! DaemonSets and namespaces, plus the pod and node predicates the controllers select with
+//! (provisionable, unbound, terminal, ready). Pure functions of the objects; the live controller
+//! builds its [`crate::ClusterSnapshot`] with them.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
+use crate::resource_list::readable_resources;
+use crate::snapshot::{self, BoundPod, ClusterNode, PendingPod};
 use ballast_api::nodes::{NodeClaim, labels};
-use ballast_nodes::snapshot::{self, BoundPod, ClusterNode, PendingPod};
-use ballast_scheduling::quantity::{parse_cpu_millis, parse_units};
 use ballast_scheduling::{self as sched, Resources};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -18,31 +20,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Annotation of mirror (static) pods.
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Zone label spellings a PV's node affinity may use.
 const ZONE_KEYS: [&str; 2] = [labels::ZONE, "failure-domain.beta.kubernetes.io/zone"];
-
-/// A resource list as model resources; unreadable entries are left out.
-pub fn resources(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
-    let mut r = Resources::default();
-    for (k, Quantity(q)) in list.into_iter().flatten() {
-        let v = if k == "cpu" {
-            parse_cpu_millis(q)
-        } else {
-            parse_units(q)
-        };
-        if let Ok(v) = v
-            && v >= 0
-        {
-            r.set(k, v);
-        }
-    }
-    r
-}
 
 fn add(into: &mut Resources, r: &Resources) {
     for (k, v) in r.iter() {
@@ -52,7 +35,7 @@ fn add(into: &mut Resources, r: &Resources) {
 }
 
 fn requests(c: &Container) -> Resources {
-    resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()))
+    readable_resources(c.resources.as_ref().and_then(|r| r.requests.as_ref()))
 }
 
 /// A taint in the model's form (unknown effects read as NoSchedule).
@@ -284,13 +267,14 @@ fn sum_requests(spec: &PodSpec) -> (Resources, Vec<Resources>) {
     }
     add(&mut app, &sidecars);
     // Pod-level resources, when set, stand for the containers' sum.
-    let pod_level = resources(spec.resources.as_ref().and_then(|r| r.requests.as_ref()));
+    let pod_level = readable_resources(spec.resources.as_ref().and_then(|r| r.requests.as_ref()));
     for (k, v) in pod_level.iter() {
         app.set(k, v);
     }
     (app, inits)
 }
 
+/// A pod in the scheduling model's form.
 /// A pod in the scheduling model's form.
 pub fn model_pod(pod: &Pod, volumes: &VolumeIndex) -> sched::Pod {
     let namespace = pod
@@ -302,6 +286,26 @@ pub fn model_pod(pod: &Pod, volumes: &VolumeIndex) -> sched::Pod {
     let empty = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty);
     let (req, init_containers) = sum_requests(spec);
+    sched::Pod {
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        requests: req,
+        init_containers,
+        overhead: readable_resources(spec.overhead.as_ref()),
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        affinity: affinity(spec),
+        tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
+        topology_spread_constraints: spread_constraints(spec),
+        host_ports: host_ports(spec),
+        volumes: volume_topologies(spec, &namespace, &name, volumes),
+        priority: spec.priority.unwrap_or(0),
+        node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
+        namespace,
+        name,
+    }
+}
+
+/// The pod's node affinity, pod affinity and pod anti-affinity.
+fn affinity(spec: &PodSpec) -> sched::Affinity {
     let aff = spec.affinity.as_ref();
     let na = aff.and_then(|a| a.node_affinity.as_ref());
     let node_affinity = sched::NodeAffinity {
@@ -327,8 +331,34 @@ pub fn model_pod(pod: &Pod, volumes: &VolumeIndex) -> sched::Pod {
     };
     let pa = aff.and_then(|a| a.pod_affinity.as_ref());
     let paa = aff.and_then(|a| a.pod_anti_affinity.as_ref());
-    let host_ports = spec
-        .containers
+    sched::Affinity {
+        node_affinity,
+        pod_affinity: pod_affinity(
+            pa.and_then(|p| {
+                p.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
+            pa.and_then(|p| {
+                p.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
+        ),
+        pod_anti_affinity: pod_affinity(
+            paa.and_then(|p| {
+                p.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
+            paa.and_then(|p| {
+                p.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            }),
+        ),
+    }
+}
+
+/// The host ports of every container and init container (port 0 or unset: none).
+fn host_ports(spec: &PodSpec) -> Vec<sched::HostPort> {
+    spec.containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .flat_map(|c| c.ports.iter().flatten())
@@ -344,9 +374,17 @@ pub fn model_pod(pod: &Pod, volumes: &VolumeIndex) -> sched::Pod {
                 host_ip: p.host_ip.clone().unwrap_or_default(),
             })
         })
-        .collect();
-    let vols = spec
-        .volumes
+        .collect()
+}
+
+/// The zones each of the pod's claims allows (ephemeral volumes by their claim's name).
+fn volume_topologies(
+    spec: &PodSpec,
+    namespace: &str,
+    name: &str,
+    volumes: &VolumeIndex,
+) -> Vec<sched::VolumeTopology> {
+    spec.volumes
         .iter()
         .flatten()
         .filter_map(|v| {
@@ -357,69 +395,35 @@ pub fn model_pod(pod: &Pod, volumes: &VolumeIndex) -> sched::Pod {
             };
             Some(sched::VolumeTopology {
                 name: claim.clone(),
-                zones: volumes.zones(&namespace, &claim),
+                zones: volumes.zones(namespace, &claim),
             })
         })
-        .collect();
-    sched::Pod {
-        labels: pod.metadata.labels.clone().unwrap_or_default(),
-        requests: req,
-        init_containers,
-        overhead: resources(spec.overhead.as_ref()),
-        node_selector: spec.node_selector.clone().unwrap_or_default(),
-        affinity: sched::Affinity {
-            node_affinity,
-            pod_affinity: pod_affinity(
-                pa.and_then(|p| {
-                    p.required_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
-                pa.and_then(|p| {
-                    p.preferred_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
-            ),
-            pod_anti_affinity: pod_affinity(
-                paa.and_then(|p| {
-                    p.required_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
-                paa.and_then(|p| {
-                    p.preferred_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
-            ),
-        },
-        tolerations: spec.tolerations.iter().flatten().map(toleration).collect(),
-        topology_spread_constraints: spec
-            .topology_spread_constraints
-            .iter()
-            .flatten()
-            .map(|c| sched::TopologySpreadConstraint {
-                max_skew: c.max_skew,
-                topology_key: c.topology_key.clone(),
-                when_unsatisfiable: if c.when_unsatisfiable == "ScheduleAnyway" {
-                    sched::WhenUnsatisfiable::ScheduleAnyway
-                } else {
-                    sched::WhenUnsatisfiable::DoNotSchedule
-                },
-                label_selector: c.label_selector.as_ref().map(label_selector),
-                min_domains: c.min_domains,
-                match_label_keys: c.match_label_keys.clone().unwrap_or_default(),
-                node_affinity_policy: if c.node_affinity_policy.as_deref() == Some("Ignore") {
-                    sched::NodeInclusionPolicy::Ignore
-                } else {
-                    sched::NodeInclusionPolicy::Honor
-                },
-            })
-            .collect(),
-        host_ports,
-        volumes: vols,
-        priority: spec.priority.unwrap_or(0),
-        node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
-        namespace,
-        name,
-    }
+        .collect()
+}
+
+/// The pod's topology spread constraints.
+fn spread_constraints(spec: &PodSpec) -> Vec<sched::TopologySpreadConstraint> {
+    spec.topology_spread_constraints
+        .iter()
+        .flatten()
+        .map(|c| sched::TopologySpreadConstraint {
+            max_skew: c.max_skew,
+            topology_key: c.topology_key.clone(),
+            when_unsatisfiable: if c.when_unsatisfiable == "ScheduleAnyway" {
+                sched::WhenUnsatisfiable::ScheduleAnyway
+            } else {
+                sched::WhenUnsatisfiable::DoNotSchedule
+            },
+            label_selector: c.label_selector.as_ref().map(label_selector),
+            min_domains: c.min_domains,
+            match_label_keys: c.match_label_keys.clone().unwrap_or_default(),
+            node_affinity_policy: if c.node_affinity_policy.as_deref() == Some("Ignore") {
+                sched::NodeInclusionPolicy::Ignore
+            } else {
+                sched::NodeInclusionPolicy::Honor
+            },
+        })
+        .collect()
 }
 
 /// Kind of the pod's controlling owner; `Node` for mirror (static) pods.
@@ -571,10 +575,10 @@ pub fn cluster_node(
     last_pod_event: Option<Timestamp>,
 ) -> ClusterNode {
     let status = node.status.as_ref();
-    let allocatable = resources(status.and_then(|s| s.allocatable.as_ref()));
+    let allocatable = readable_resources(status.and_then(|s| s.allocatable.as_ref()));
     let capacity = status
         .and_then(|s| s.capacity.as_ref())
-        .map(|c| resources(Some(c)));
+        .map(|c| readable_resources(Some(c)));
     ClusterNode {
         name: node.metadata.name.clone().unwrap_or_default(),
         node_claim: claim.and_then(|c| c.metadata.name.clone()),

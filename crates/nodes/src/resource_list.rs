@@ -90,9 +90,17 @@ mod tests {
     /// The three readings this module replaced agreed on every well-formed list; they differed
     /// only on bad entries. Each row: entry, what the strict reading says, what the lenient one
     /// keeps.
+    /// (resource, quantity, strict reading, lenient reading)
+    type Row = (
+        &'static str,
+        &'static str,
+        Result<i64, &'static str>,
+        Option<i64>,
+    );
+
     #[test]
     fn one_rule_for_every_entry() {
-        let rows: [(&str, &str, Result<i64, &str>, Option<i64>); 9] = [
+        let rows: [Row; 9] = [
             ("cpu", "500m", Ok(500), Some(500)),
             ("cpu", "2", Ok(2000), Some(2000)),
             ("memory", "1Gi", Ok(1 << 30), Some(1 << 30)),

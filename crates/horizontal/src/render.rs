@@ -4,11 +4,10 @@
 //! message follow the HPA controller, so `kubectl describe` reads the same.
 
 mod metric;
+mod path;
 
-use crate::decide::{
-    Cooldown, Limit, MetricError, MetricState, Outcome, Path, Reason, Stabilization,
-};
-use crate::prepare::{Millis, Prepared, SelectorCheck};
+use crate::decide::{Cooldown, Limit, MetricState, Outcome, Path, Reason, Stabilization};
+use crate::prepare::{Millis, Prepared};
 use ballast_api::common::{Condition, Time};
 use ballast_api::horizontal::{
     HorizontalAutoscalerStatus, MetricFailureCount, MetricStatus, ScaleEvent, ScalingHistory,
@@ -16,10 +15,7 @@ use ballast_api::horizontal::{
 };
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use metric::{
-    failure_reason, metric_error_outer, metric_error_text, metric_explanation, metric_status,
-    target_text,
-};
+use metric::{metric_error_text, metric_explanation, metric_status, target_text};
 use serde::Serialize;
 use std::fmt;
 
@@ -287,19 +283,97 @@ fn history(out: &Outcome, p: &Prepared) -> ScalingHistory {
     }
 }
 
+/// What the sections of [`render`] write, in order: the conditions of the new status, the events
+/// and the explanation lines.
+struct Draft {
+    now: Time,
+    conditions: Vec<Condition>,
+    events: Vec<Event>,
+    lines: Vec<String>,
+}
+
+impl Draft {
+    /// Sets one condition at the decision's time.
+    fn condition(&mut self, type_: &str, status: bool, reason: &str, message: String) {
+        set_condition(
+            &mut self.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            &self.now,
+        );
+    }
+
+    /// Sets the `AbleToScale` condition.
+    fn able(&mut self, status: bool, reason: &str, message: String) {
+        self.condition("AbleToScale", status, reason, message);
+    }
+}
+
+/// The inputs of one render with the metric proposals made from them.
+struct Evaluated<'a> {
+    p: &'a Prepared,
+    out: &'a Outcome,
+    metrics: &'a [MetricProposal],
+    /// Each metric's error text, by position in `spec.metrics` (none if it did not fail).
+    errors: &'a [Option<String>],
+}
+
 /// Turns the numbers of a decision into conditions, events, status and reasons.
 pub fn render(p: &Prepared, out: &Outcome) -> Decision {
-    let now = time(p.now);
-    let object = &p.object;
-    let old = object.status.clone().unwrap_or_default();
-    let mut conditions = old.conditions.clone();
-    let mut events = Vec::new();
-    let mut lines = Vec::new();
-    let spec = &p.spec;
-    let target_ref = object.spec.scale_target_ref.to_string();
+    let old = p.object.status.clone().unwrap_or_default();
+    let mut d = Draft {
+        now: time(p.now),
+        conditions: old.conditions.clone(),
+        events: Vec::new(),
+        lines: Vec::new(),
+    };
+    let target_ref = p.object.spec.scale_target_ref.to_string();
     let reason = reason_text(p, out);
+    let (metrics, errors) = metric_proposals(p, out);
+    d.lines.push(target_line(p, &target_ref));
+    if out.path != Path::FailedGetScale {
+        d.able(
+            true,
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale".into(),
+        );
+    }
+    let evaluated = Evaluated {
+        p,
+        out,
+        metrics: &metrics,
+        errors: &errors,
+    };
+    path::explain_path(&mut d, &evaluated);
+    activation_condition(&mut d, p, out);
+    fallback_condition(&mut d, p, out);
+    paused_condition(&mut d, p);
+    rescale(&mut d, out, &reason);
+    let status = new_status(p, out, &old, &metrics, &d, &target_ref);
+    Decision {
+        autoscaler: p.key(),
+        target: target_ref,
+        now: d.now.0,
+        path: out.path,
+        current_replicas: out.current,
+        desired_replicas: out.desired,
+        rescale: out.rescale,
+        reason,
+        metrics,
+        conditions: d.conditions,
+        events: d.events,
+        status,
+        requeue_after_seconds: p.object.spec.sync_period_seconds(),
+        explanation: Explanation(d.lines),
+        previous_desired: old.desired_replicas,
+        previous_last_scale_time: old.last_scale_time.clone(),
+    }
+}
 
-    // Metrics.
+/// The proposal of each evaluated metric, and each metric's error text.
+fn metric_proposals(p: &Prepared, out: &Outcome) -> (Vec<MetricProposal>, Vec<Option<String>>) {
     let mut metrics = Vec::new();
     let mut errors: Vec<Option<String>> = vec![None; p.metrics.len()];
     if out.metrics_evaluated {
@@ -316,366 +390,35 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 ratio: mo.ratio.is_finite().then_some(mo.ratio),
                 current: metric_status(p, i, mo),
                 target: target_text(p, i, Some(mo)),
-                active: spec.activation_mode.then_some(mo.active),
+                active: p.spec.activation_mode.then_some(mo.active),
                 error,
                 failures: mo.failures,
                 explanation,
             });
         }
     }
+    (metrics, errors)
+}
 
-    lines.push(format!(
+/// The first explanation line: the target, its replicas and the bounds.
+fn target_line(p: &Prepared, target_ref: &str) -> String {
+    format!(
         "target {target_ref}: {} replica(s) (scale spec), {} (scale status); bounds [{}, {}]{}",
         p.scale.spec_replicas,
         p.scale.status_replicas,
-        spec.min,
-        spec.max,
-        match (spec.activation_mode, spec.idle) {
+        p.spec.min,
+        p.spec.max,
+        match (p.spec.activation_mode, p.spec.idle) {
             (true, Some(idle)) => format!("; activation mode, idle at {idle}"),
             (true, None) => "; activation mode (scale to zero)".into(),
             _ => String::new(),
         }
-    ));
+    )
+}
 
-    let able = |conds: &mut Vec<Condition>, ok: bool, reason: &str, msg: String| {
-        set_condition(conds, "AbleToScale", ok, reason, msg, &now)
-    };
-
-    if out.path != Path::FailedGetScale {
-        able(
-            &mut conditions,
-            true,
-            "SucceededGetScale",
-            "the HPA controller was able to get the target's current scale".into(),
-        );
-    }
-
-    let metric_lines = |lines: &mut Vec<String>| {
-        for m in &metrics {
-            let act = match m.active {
-                Some(true) => " [active]",
-                Some(false) => " [inactive]",
-                None => "",
-            };
-            let prop = m.replicas.map(|r| format!(" → {r}")).unwrap_or_default();
-            lines.push(format!(
-                "metric {} ({}){act}: {}{prop}",
-                m.index, m.name, m.explanation
-            ));
-        }
-    };
-
-    let fail_events = |events: &mut Vec<Event>| {
-        for (i, mo) in out.metrics.iter().enumerate() {
-            // At zero or idle replicas a per-pod metric has no pods to read: not worth a warning.
-            let expected = matches!(out.path, Path::Idle | Path::Activated)
-                && mo.error == Some(MetricError::NoPods);
-            if mo.error.is_some() && !expected {
-                events.push(Event {
-                    type_: EventType::Warning,
-                    reason: failure_reason(&p.metric_specs[i]).into(),
-                    message: errors[i].clone().unwrap_or_default(),
-                });
-            }
-        }
-    };
-
-    match out.path {
-        Path::FailedGetScale => {
-            let err = p.scale.error.clone().unwrap_or_default();
-            able(
-                &mut conditions,
-                false,
-                "FailedGetScale",
-                format!("the HPA controller was unable to get the target's current scale: {err}"),
-            );
-            events.push(Event {
-                type_: EventType::Warning,
-                reason: "FailedGetScale".into(),
-                message: err.clone(),
-            });
-            lines.push(format!(
-                "the target's scale could not be read ({err}): nothing is changed"
-            ));
-        }
-        Path::InvalidSpec => {
-            let (field, msg) = spec.error.clone().unwrap_or_default();
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                false,
-                "InvalidSpec",
-                format!("{field}: {msg}"),
-                &now,
-            );
-            events.push(Event {
-                type_: EventType::Warning,
-                reason: "InvalidSpec".into(),
-                message: format!("{field}: {msg}"),
-            });
-            lines.push(format!(
-                "the spec is invalid ({field}: {msg}): nothing is changed"
-            ));
-        }
-        Path::Paused => {
-            metric_lines(&mut lines);
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                false,
-                "ScalingPaused",
-                "autoscaling is paused (spec.paused)".into(),
-                &now,
-            );
-            if out.rescale {
-                lines.push(format!(
-                    "paused: setting the target to spec.pausedReplicas = {}",
-                    out.desired
-                ));
-            } else {
-                lines.push("paused: the replica count is left as it is".into());
-            }
-        }
-        Path::ScalingDisabled => {
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                false,
-                "ScalingDisabled",
-                "scaling is disabled since the replica count of the target is zero".into(),
-                &now,
-            );
-            lines.push(format!(
-                "the target has 0 replicas and minReplicas is {}: autoscaling is disabled until something else scales it up",
-                spec.min
-            ));
-        }
-        Path::InvalidSelector => {
-            let (reason, cond_msg, event_reason, event_msg) = match &p.scale.selector {
-                SelectorCheck::Empty => (
-                    "InvalidSelector",
-                    "the HPA target's scale is missing a selector".to_string(),
-                    "SelectorRequired",
-                    "selector is required".to_string(),
-                ),
-                SelectorCheck::Invalid(e) => {
-                    let msg = format!(
-                        "couldn't convert selector into a corresponding internal selector object: {e}"
-                    );
-                    ("InvalidSelector", msg.clone(), "InvalidSelector", msg)
-                }
-                SelectorCheck::Ambiguous(others) => {
-                    let msg = format!(
-                        "pods by selector {} are controlled by multiple HPAs: [{}, {others}]",
-                        p.object.spec.scale_target_ref.name,
-                        p.key()
-                    );
-                    ("AmbiguousSelector", msg.clone(), "AmbiguousSelector", msg)
-                }
-                SelectorCheck::Ok => (
-                    "InvalidSelector",
-                    String::new(),
-                    "InvalidSelector",
-                    String::new(),
-                ),
-            };
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                false,
-                reason,
-                cond_msg,
-                &now,
-            );
-            events.push(Event {
-                type_: EventType::Warning,
-                reason: event_reason.into(),
-                message: event_msg.clone(),
-            });
-            events.push(Event {
-                type_: EventType::Warning,
-                reason: "FailedComputeMetricsReplicas".into(),
-                message: event_msg.clone(),
-            });
-            lines.push(format!(
-                "selector problem ({event_msg}): nothing is changed"
-            ));
-        }
-        Path::AboveMax => {
-            lines.push(format!(
-                "current replicas {} above maxReplicas {}: set to {} without reading metrics",
-                out.current, spec.max, out.desired
-            ));
-        }
-        Path::BelowMin => {
-            lines.push(format!(
-                "current replicas {} below minReplicas {}: set to {} without reading metrics",
-                out.current, out.floor, out.desired
-            ));
-        }
-        Path::MetricsFailed => {
-            metric_lines(&mut lines);
-            fail_events(&mut events);
-            let first = out.first_invalid.unwrap_or(0);
-            let first_err = errors[first].clone().unwrap_or_default();
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                false,
-                failure_reason(&p.metric_specs[first]),
-                format!("the HPA was unable to compute the replica count: {first_err}"),
-                &now,
-            );
-            let msg = format!(
-                "invalid metrics ({} invalid out of {}), first error is: {}",
-                out.invalid,
-                out.metrics.len(),
-                metric_error_outer(&p.metric_specs[first], &first_err)
-            );
-            events.push(Event {
-                type_: EventType::Warning,
-                reason: "FailedComputeMetricsReplicas".into(),
-                message: msg,
-            });
-            if out.invalid as usize >= out.metrics.len() {
-                lines.push("every metric failed: nothing is changed".into());
-            } else {
-                let best = out.best.map(|i| out.metrics[i].replicas).unwrap_or(0);
-                lines.push(format!(
-                    "{} metric(s) failed and the valid ones propose {best} < current {}: no scale-down on partial data, nothing is changed",
-                    out.invalid, out.current
-                ));
-            }
-        }
-        Path::Normal | Path::Activated => {
-            metric_lines(&mut lines);
-            fail_events(&mut events);
-            let best_name = out
-                .best
-                .map(|i| p.metrics[i].name.clone())
-                .unwrap_or_default();
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                true,
-                "ValidMetricFound",
-                format!(
-                    "the HPA was able to successfully calculate a replica count from {best_name}"
-                ),
-                &now,
-            );
-            if out.invalid > 0 {
-                lines.push(format!(
-                    "{} metric(s) failed, but the valid ones scale up: going on, the failures are reported",
-                    out.invalid
-                ));
-            }
-            if out.path == Path::Activated {
-                lines.push(format!(
-                    "{} is active while at {} replica(s): activating to at least {} (max of the proposals: {})",
-                    out.first_active.map(|i| p.metrics[i].name.as_str()).unwrap_or("a metric"),
-                    out.current,
-                    out.floor,
-                    out.prenormalized
-                ));
-            } else {
-                if let Cooldown::CoolingDown { until } = out.cooldown {
-                    lines.push(format!(
-                        "no metric is active; cooling down until {} before going to {} replica(s)",
-                        time(until).0,
-                        spec.idle.unwrap_or(0)
-                    ));
-                }
-                lines.push(format!(
-                    "largest proposal: {} ({})",
-                    out.prenormalized,
-                    if best_name.is_empty() {
-                        "no metric".into()
-                    } else {
-                        best_name.clone()
-                    }
-                ));
-            }
-            let (sreason, smsg) = stabilization_condition(out.stabilization);
-            able(&mut conditions, true, sreason, smsg.into());
-            let window = match &spec.behavior {
-                None => format!(
-                    "highest recommendation of the last {}s (downscale window)",
-                    p.config.downscale_window_ms / 1000
-                ),
-                Some(b) => format!(
-                    "between the lowest recommendation of the last {}s (scale-up window) and the highest of the last {}s (scale-down window), starting from {}",
-                    b.up.window_ms / 1000,
-                    b.down.window_ms / 1000,
-                    out.current
-                ),
-            };
-            lines.push(format!(
-                "stabilization, {window}: {} → {} ({sreason})",
-                out.prenormalized, out.stabilized
-            ));
-            let bound = match (&spec.behavior, out.rate_limit) {
-                (None, Some(l)) => format!(
-                    "bounds [{}, min({}, scale-up limit max(2×{}, 4) = {l})]",
-                    out.floor, spec.max, out.current
-                ),
-                (Some(_), Some(l)) if out.stabilized > out.current => {
-                    format!(
-                        "scale-up policies allow up to {l}, maxReplicas {}",
-                        spec.max
-                    )
-                }
-                (Some(_), Some(l)) => format!(
-                    "scale-down policies allow down to {l}, minReplicas {}",
-                    out.floor
-                ),
-                _ => format!("bounds [{}, {}]", out.floor, spec.max),
-            };
-            set_condition(
-                &mut conditions,
-                "ScalingLimited",
-                out.limited,
-                limit_name(out.limit),
-                limit_message(out.limit).into(),
-                &now,
-            );
-            lines.push(format!(
-                "limits, {bound}: {} → {} ({})",
-                out.stabilized,
-                out.desired,
-                limit_name(out.limit)
-            ));
-        }
-        Path::Deactivated | Path::Idle => {
-            metric_lines(&mut lines);
-            fail_events(&mut events);
-            let idle = spec.idle.unwrap_or(0);
-            set_condition(
-                &mut conditions,
-                "ScalingActive",
-                false,
-                "ScalingIdle",
-                format!(
-                    "no metric is active: the target is held at {idle} replica(s) until one is"
-                ),
-                &now,
-            );
-            if out.path == Path::Deactivated {
-                lines.push(format!(
-                    "no metric active for more than cooldownPeriodSeconds ({}s): going to {} replica(s)",
-                    spec.cooldown_ms / 1000,
-                    out.desired
-                ));
-            } else {
-                lines.push(format!(
-                    "no metric is active: staying at {} replica(s)",
-                    out.current
-                ));
-            }
-        }
-    }
-
-    // KEDA-like conditions.
+/// The KEDA-like `Active` condition (activation mode, metrics read, not paused).
+fn activation_condition(d: &mut Draft, p: &Prepared, out: &Outcome) {
+    let spec = &p.spec;
     if spec.activation_mode && out.metrics_evaluated && out.path != Path::Paused {
         let (status, reason, msg) = if out.any_active {
             let name = out
@@ -700,55 +443,61 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 "scaling is not performed because no metric is active".to_string(),
             )
         };
-        set_condition(&mut conditions, "Active", status, reason, msg, &now);
+        d.condition("Active", status, reason, msg);
     }
+}
+
+/// The KEDA-like `Fallback` condition, when a fallback is set and metrics were read.
+fn fallback_condition(d: &mut Draft, p: &Prepared, out: &Outcome) {
+    let spec = &p.spec;
     if spec.fallback.is_some() && out.metrics_evaluated {
         if out.fallback {
-            set_condition(
-                &mut conditions,
+            d.condition(
                 "Fallback",
                 true,
                 "FallbackExists",
                 "at least one metric keeps failing and proposes the fallback replica count".into(),
-                &now,
             );
-            lines.push("fallback: a failing metric proposes the fallback replica count".into());
+            d.lines
+                .push("fallback: a failing metric proposes the fallback replica count".into());
         } else {
-            set_condition(
-                &mut conditions,
+            d.condition(
                 "Fallback",
                 false,
                 "NoFallbackFound",
                 "no metric is falling back".into(),
-                &now,
             );
         }
     }
-    if spec.paused || conditions.iter().any(|c| c.type_ == "Paused") {
+}
+
+/// The `Paused` condition: true while paused, false (`ScalingResumed`) once it exists and the
+/// object is no longer paused.
+fn paused_condition(d: &mut Draft, p: &Prepared) {
+    let spec = &p.spec;
+    if spec.paused || d.conditions.iter().any(|c| c.type_ == "Paused") {
         if spec.paused {
-            set_condition(
-                &mut conditions,
+            d.condition(
                 "Paused",
                 true,
                 "ScalingPaused",
                 "autoscaling is paused (spec.paused)".into(),
-                &now,
             );
         } else {
-            set_condition(
-                &mut conditions,
+            d.condition(
                 "Paused",
                 false,
                 "ScalingResumed",
                 "autoscaling is not paused".into(),
-                &now,
             );
         }
     }
+}
 
+/// The rescale (condition, event, line), or the line saying the count is kept.
+fn rescale(d: &mut Draft, out: &Outcome, reason: &str) {
     if out.rescale {
-        able(
-            &mut conditions,
+        d.able(
             true,
             "SucceededRescale",
             format!(
@@ -756,20 +505,31 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                 out.desired
             ),
         );
-        events.push(Event {
+        d.events.push(Event {
             type_: EventType::Normal,
             reason: "SuccessfulRescale".into(),
             message: format!("New size: {}; reason: {reason}", out.desired),
         });
-        lines.push(format!(
+        d.lines.push(format!(
             "decision: scale {} → {} (reason: {reason})",
             out.current, out.desired
         ));
     } else if !matches!(out.path, Path::FailedGetScale | Path::InvalidSpec) {
-        lines.push(format!("decision: keep {} replica(s)", out.current));
+        d.lines
+            .push(format!("decision: keep {} replica(s)", out.current));
     }
+}
 
-    // Status.
+/// The new status: only the conditions change when the scale could not be read.
+fn new_status(
+    p: &Prepared,
+    out: &Outcome,
+    old: &HorizontalAutoscalerStatus,
+    metrics: &[MetricProposal],
+    d: &Draft,
+    target_ref: &str,
+) -> HorizontalAutoscalerStatus {
+    let object = &p.object;
     let evaluated_statuses: Vec<MetricStatus> =
         metrics.iter().filter_map(|m| m.current.clone()).collect();
     let targets: Vec<String> = (0..p.metrics.len())
@@ -785,9 +545,9 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
             )
         })
         .collect();
-    let status = match out.path {
+    match out.path {
         Path::FailedGetScale => HorizontalAutoscalerStatus {
-            conditions: conditions.clone(),
+            conditions: d.conditions.clone(),
             ..old.clone()
         },
         _ => {
@@ -798,7 +558,7 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
             HorizontalAutoscalerStatus {
                 observed_generation: object.metadata.generation,
                 last_scale_time: if out.rescale {
-                    Some(now.clone())
+                    Some(d.now.clone())
                 } else {
                     old.last_scale_time.clone()
                 },
@@ -811,31 +571,12 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
                     out.current
                 },
                 current_metrics: evaluated_statuses,
-                conditions: conditions.clone(),
-                reference: Some(target_ref.clone()),
+                conditions: d.conditions.clone(),
+                reference: Some(target_ref.to_string()),
                 targets: Some(targets.join(", ")),
                 history: Some(history(out, p)),
             }
         }
-    };
-
-    Decision {
-        autoscaler: p.key(),
-        target: target_ref,
-        now: now.0,
-        path: out.path,
-        current_replicas: out.current,
-        desired_replicas: out.desired,
-        rescale: out.rescale,
-        reason,
-        metrics,
-        conditions,
-        events,
-        status,
-        requeue_after_seconds: object.spec.sync_period_seconds(),
-        explanation: Explanation(lines),
-        previous_desired: old.desired_replicas,
-        previous_last_scale_time: old.last_scale_time.clone(),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{
     CronView, DEFAULT_SAMPLE_WINDOW_MS, Kind, MetricView, PerPod, Reading, Sample, Target, millis,
 };
-use crate::snapshot::{Snapshot, SnapshotError};
+use crate::snapshot::{PodSample, Snapshot, SnapshotError};
 use ballast_api::common::{parse_duration_seconds, quantity_milli};
 use ballast_api::horizontal::{
     EventSourceType, MetricSourceType, MetricSpec, MetricTarget, MetricTargetType,
@@ -472,59 +472,7 @@ fn prepare_reading(
     }
     let per_pod = matches!(kind, Kind::Resource { .. } | Kind::Pods);
     if per_pod {
-        let Some(samples) = &r.pods else {
-            return Ok(Reading::Error(format!(
-                "{field}: a {:?} metric is read as per-pod samples (`pods`), got a single value",
-                ms.type_
-            )));
-        };
-        let mut aligned = vec![None; snapshot.pods.len()];
-        let mut extra = Vec::new();
-        for (j, s) in samples.iter().enumerate() {
-            let value = match quantity_milli(&s.value) {
-                Ok(v) => v,
-                Err(e) => return Ok(Reading::Error(format!("{field}.pods[{j}].value: {e}"))),
-            };
-            let window = match &s.window {
-                None => DEFAULT_SAMPLE_WINDOW_MS,
-                Some(w) => match parse_duration_seconds(w) {
-                    Ok(secs) => (secs * 1000.0).round() as i64,
-                    Err(e) => {
-                        return Err(SnapshotError::invalid(
-                            format!("{field}.pods[{j}].window"),
-                            e.to_string(),
-                        ));
-                    }
-                },
-            };
-            let at = s
-                .timestamp
-                .as_ref()
-                .map(millis)
-                .unwrap_or_else(|| millis(&snapshot.now));
-            let sample = Sample { value, at, window };
-            match index.get(s.pod.as_str()) {
-                Some(&p) => {
-                    if aligned[p].is_some() {
-                        return Err(SnapshotError::invalid(
-                            format!("{field}.pods[{j}].pod"),
-                            format!("a second sample for pod {:?}", s.pod),
-                        ));
-                    }
-                    aligned[p] = Some(sample);
-                }
-                None => extra.push(sample),
-            }
-        }
-        let requests = match (kind, target) {
-            (Kind::Resource { .. }, Ok(Target::Utilization(_))) => pod_requests(ms, snapshot),
-            _ => Ok(Vec::new()),
-        };
-        return Ok(Reading::PerPod(PerPod {
-            samples: aligned,
-            extra,
-            requests,
-        }));
+        return per_pod_reading(&field, ms, kind, target, r.pods.as_deref(), snapshot, index);
     }
     let values: Vec<&Quantity> = match (&r.value, &r.values) {
         (Some(v), _) => vec![v],
@@ -545,6 +493,72 @@ fn prepare_reading(
         }
     }
     Ok(Reading::Value(total))
+}
+
+/// A per-pod reading: the samples lined up with the pods by name (the rest kept as extra), and the
+/// pods' requests when the target is a utilization.
+fn per_pod_reading(
+    field: &str,
+    ms: &MetricSpec,
+    kind: &Kind,
+    target: &Result<Target, String>,
+    pods: Option<&[PodSample]>,
+    snapshot: &Snapshot,
+    index: &HashMap<&str, usize>,
+) -> Result<Reading, SnapshotError> {
+    let Some(samples) = pods else {
+        return Ok(Reading::Error(format!(
+            "{field}: a {:?} metric is read as per-pod samples (`pods`), got a single value",
+            ms.type_
+        )));
+    };
+    let mut aligned = vec![None; snapshot.pods.len()];
+    let mut extra = Vec::new();
+    for (j, s) in samples.iter().enumerate() {
+        let value = match quantity_milli(&s.value) {
+            Ok(v) => v,
+            Err(e) => return Ok(Reading::Error(format!("{field}.pods[{j}].value: {e}"))),
+        };
+        let window = match &s.window {
+            None => DEFAULT_SAMPLE_WINDOW_MS,
+            Some(w) => match parse_duration_seconds(w) {
+                Ok(secs) => (secs * 1000.0).round() as i64,
+                Err(e) => {
+                    return Err(SnapshotError::invalid(
+                        format!("{field}.pods[{j}].window"),
+                        e.to_string(),
+                    ));
+                }
+            },
+        };
+        let at = s
+            .timestamp
+            .as_ref()
+            .map(millis)
+            .unwrap_or_else(|| millis(&snapshot.now));
+        let sample = Sample { value, at, window };
+        match index.get(s.pod.as_str()) {
+            Some(&p) => {
+                if aligned[p].is_some() {
+                    return Err(SnapshotError::invalid(
+                        format!("{field}.pods[{j}].pod"),
+                        format!("a second sample for pod {:?}", s.pod),
+                    ));
+                }
+                aligned[p] = Some(sample);
+            }
+            None => extra.push(sample),
+        }
+    }
+    let requests = match (kind, target) {
+        (Kind::Resource { .. }, Ok(Target::Utilization(_))) => pod_requests(ms, snapshot),
+        _ => Ok(Vec::new()),
+    };
+    Ok(Reading::PerPod(PerPod {
+        samples: aligned,
+        extra,
+        requests,
+    }))
 }
 
 /// Per-pod requests of the metric's resource: the named container, else pod-level requests,

@@ -6,7 +6,7 @@
 //! `nodes.ballast.dev/instance-*`), each rename noted. v1beta1's moved fields are moved.
 
 use super::{
-    ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as,
+    ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, note, object, read_as,
     to_value,
 };
 use crate::nodes::{Ec2NodeClassSpec, NodePoolSpec, labels};
@@ -21,19 +21,6 @@ fn rename_label(key: &str) -> Option<String> {
     }
     key.strip_prefix("karpenter.k8s.aws/")
         .map(|rest| format!("{GROUP}/{rest}"))
-}
-
-fn note(
-    notes: &mut Vec<Note>,
-    kind: NoteKind,
-    field: impl Into<String>,
-    message: impl Into<String>,
-) {
-    notes.push(Note {
-        kind,
-        field: field.into(),
-        message: message.into(),
-    });
 }
 
 /// Renames the keys of a requirement list in place and drops requirements on labels Ballast

@@ -7,22 +7,11 @@
 //! `aws-sqs-queue`, `cron` → Event metrics; `cpu`, `memory` → Resource (or ContainerResource)
 //! metrics. KEDA metadata keys with no Ballast equivalent are reported one by one.
 
-use super::{ConvertError, Converted, Note, NoteKind, carry_metadata, object, read_as, to_value};
+use super::{
+    ConvertError, Converted, Note, NoteKind, carry_metadata, note, object, read_as, to_value,
+};
 use crate::horizontal::HorizontalAutoscalerSpec;
 use serde_json::{Map, Value, json};
-
-fn note(
-    notes: &mut Vec<Note>,
-    kind: NoteKind,
-    field: impl Into<String>,
-    message: impl Into<String>,
-) {
-    notes.push(Note {
-        kind,
-        field: field.into(),
-        message: message.into(),
-    });
-}
 
 /// Takes metadata keys out of a trigger's metadata one by one, so the leftovers can be
 /// reported.

@@ -111,6 +111,20 @@ pub fn convert_yaml_stream(text: &str) -> Vec<Result<Converted, ConvertError>> {
         .collect()
 }
 
+/// Adds one note about `field` of the source object to a conversion's notes.
+pub(crate) fn note(
+    notes: &mut Vec<Note>,
+    kind: NoteKind,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) {
+    notes.push(Note {
+        kind,
+        field: field.into(),
+        message: message.into(),
+    });
+}
+
 pub(crate) fn str_at(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_str)

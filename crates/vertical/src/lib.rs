@@ -13,6 +13,8 @@
 //! - [`settings`]: defaults and per-object overrides;
 //! - [`checkpoint`]: state to and from `VerticalAutoscalerCheckpoint`;
 //! - [`recommend`]: the entry point;
+//! - [`workload`]: one object's containers, fed by observed samples and OOM kills;
+//! - [`status`]: the object's status (recommendation, conditions) and events after a pass;
 //! - [`series`] and [`evaluate`]: replaying usage traces to measure the estimators.
 
 pub mod adaptive;
@@ -27,8 +29,11 @@ pub mod policy;
 pub mod recommend;
 pub mod series;
 pub mod settings;
+pub mod status;
+pub mod workload;
 
 pub use aggregate::ContainerState;
 pub use error::Error;
 pub use recommend::{Recommendation, TrackedContainer, recommend, recommend_with};
 pub use settings::Settings;
+pub use workload::{OomKill, UsageSample, Workload};

@@ -1,8 +1,8 @@
 //! Kubernetes events (`events.k8s.io/v1`) on the autoscalers, as `kubectl describe` shows them.
 //!
 //! Like kube-runtime's `events::Recorder` (same object shape: `reportingController`,
-//! `reportingInstance`, `regarding`, `action`, `note`), with two differences the horizontal
-//! reconciler needs:
+//! `reportingInstance`, `regarding`, `action`, `note`), with two differences the horizontal and
+//! vertical reconcilers need:
 //! - the deduplication key includes the message: kube's `Recorder` keys on type, reason and
 //!   action only and re-sends the *first* event's note as a series, so a second
 //!   `SuccessfulRescale` within six minutes ("New size: 2") would show the first one's

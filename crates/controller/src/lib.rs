@@ -5,8 +5,11 @@
 //! The time every decision is made at comes from the [`Clock`] in the reconciler's options.
 
 pub mod clock;
+pub mod events;
 pub mod horizontal;
 pub mod nodes;
 pub mod runtime;
+pub mod scale;
+
 
 pub use clock::Clock;

@@ -1,4 +1,5 @@
-//! The target's `scale` subresource, for any kind that has one: `scaleTargetRef.apiVersion` and
+//! A target's `scale` subresource (the horizontal reconciler reads and writes it, the vertical
+//! one reads its selector), for any kind that has one: `scaleTargetRef.apiVersion` and
 //! `kind` are resolved to a resource through discovery (cached), then the scale is read and
 //! written through `GET`/`PATCH .../NAME/scale` (`autoscaling/v1` `Scale`), as the HPA does.
 

@@ -4,7 +4,7 @@
 //! every `spec.syncPeriodSeconds` (default 15 s):
 //!
 //! 1. read the target's `scale` subresource, for any kind that has one (resolved through
-//!    discovery, cached: Deployment, StatefulSet, ReplicaSet, custom resources) — [`target`];
+//!    discovery, cached: Deployment, StatefulSet, ReplicaSet, custom resources) — [`crate::scale`];
 //! 2. select its pods from the shared pod index (one watch, no LIST per reconcile) — [`pods`];
 //!    and note which other autoscalers select the same pods (`AmbiguousSelector`);
 //! 3. read every metric with `ballast-metrics`;
@@ -13,7 +13,7 @@
 //! 6. patch the status subresource with what changed (conditions, current metrics, and the
 //!    history that stabilization windows and rate policies need, so a restart forgets nothing);
 //! 7. publish the decision's events (`SuccessfulRescale`, `FailedGetScale`,
-//!    `FailedGetResourceMetric`, `FailedRescale`, ...) — [`events`];
+//!    `FailedGetResourceMetric`, `FailedRescale`, ...) — [`crate::events`];
 //! 8. requeue after the sync period, or, when the decision reported an error (target, selector,
 //!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to `max(period, max_backoff)`.
 //!
@@ -27,12 +27,10 @@
 //! change (new `generation`) does, at once.
 
 pub mod error;
-pub mod events;
 pub mod label_index;
 pub mod metrics;
 pub mod patch;
 pub mod pods;
-pub mod target;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -59,12 +57,13 @@ use prometheus_client::registry::Registry;
 
 use crate::Clock;
 
+use crate::events;
+use crate::scale::{self as target, Targets};
 use ballast_horizontal::selector::Selector;
 pub use error::Error;
 use label_index::LabelIndex;
 pub use metrics::Metrics;
 use pods::{IndexedPod, PodIndex};
-use target::Targets;
 
 /// Name the controller reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-horizontal";

@@ -91,6 +91,8 @@ pub struct ControllerArgs {
     pub horizontal: crate::horizontal_cmd::HorizontalFlags,
     #[command(flatten)]
     pub nodes: crate::nodes_cmd::NodesFlags,
+    #[command(flatten)]
+    pub vertical: crate::vertical_cmd::VerticalFlags,
 }
 
 #[derive(Args, Debug)]
@@ -135,8 +137,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Controller(args) => match args.reconciler {
             Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
             Reconciler::Nodes => crate::nodes_cmd::controller(&args.nodes),
+            Reconciler::Vertical => {
+                crate::vertical_cmd::controller(&args.horizontal, &args.vertical)
+            }
             _ => bail!(
-                "`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)",
+                "`ballast controller {:?}` is not built yet (run each reconciler as its own process)",
                 args.reconciler
             ),
         },

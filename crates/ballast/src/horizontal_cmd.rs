@@ -85,7 +85,7 @@ impl HorizontalFlags {
     }
 }
 
-fn init_logs(json: bool) {
+pub(crate) fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
     });
@@ -99,7 +99,7 @@ fn init_logs(json: bool) {
     };
 }
 
-fn runtime(worker_threads: usize) -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime(worker_threads: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads.max(1))
         .enable_all()

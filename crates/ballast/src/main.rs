@@ -4,6 +4,7 @@ mod cli;
 mod evaluate_cmd;
 mod horizontal_cmd;
 mod nodes_cmd;
+mod vertical_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

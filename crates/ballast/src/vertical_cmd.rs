@@ -1,0 +1,99 @@
+//! `ballast controller vertical`: the recommender.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use ballast_controller::runtime;
+use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender};
+use clap::Args;
+use prometheus_client::registry::Registry;
+
+use crate::horizontal_cmd::{HorizontalFlags, init_logs};
+
+/// Flags of `ballast controller vertical` (with `--namespace`, `--prometheus-url`,
+/// `--metrics-addr`, `--metrics-bind-any`, `--log-json` and `--worker-threads`, shared with the
+/// horizontal reconciler).
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Vertical recommender")]
+pub struct VerticalFlags {
+    /// Time between two passes over every VerticalAutoscaler (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = duration)]
+    pub recommender_interval: Duration,
+    /// Time between two checkpoint writes (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub checkpoint_interval: Duration,
+    /// How far back usage history is read from `--prometheus-url` for an autoscaler without a
+    /// checkpoint (Go duration; no history is read without `--prometheus-url`).
+    #[arg(long, value_name = "DURATION", default_value = "192h", value_parser = duration)]
+    pub history_length: Duration,
+    /// Step of the history queries (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub history_resolution: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    let seconds = ballast_api::common::parse_duration_seconds(text).map_err(|e| e.to_string())?;
+    if seconds < 1.0 {
+        return Err(format!("{text:?} is shorter than one second"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl VerticalFlags {
+    pub fn config(&self, shared: &HorizontalFlags) -> Config {
+        Config {
+            namespace: shared.namespace.clone(),
+            interval: self.recommender_interval,
+            checkpoint_interval: self.checkpoint_interval,
+            history: HistoryConfig {
+                prometheus_url: shared.prometheus_url.clone(),
+                length: self.history_length,
+                resolution: self.history_resolution,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// `ballast controller vertical`: runs until SIGTERM / Ctrl+C, then saves checkpoints.
+pub fn controller(shared: &HorizontalFlags, flags: &VerticalFlags) -> Result<ExitCode> {
+    init_logs(shared.log_json);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::horizontal_cmd::runtime(shared.worker_threads)?.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let mut registry = Registry::default();
+        let recommender = VerticalRecommender::new(client, flags.config(shared), &mut registry);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let (addr, server) = runtime::serve(
+            shared.metrics_addr,
+            shared.metrics_bind_any,
+            Arc::new(registry),
+            recommender.health(),
+            stopped(),
+        )
+        .await?;
+        tracing::info!(%addr, "serving /metrics and /healthz");
+        let server = tokio::spawn(server);
+        let signal = tokio::spawn(async move {
+            runtime::shutdown_signal().await;
+            tracing::info!("shutdown requested: saving checkpoints");
+            let _ = stop_tx.send(true);
+        });
+        let result = recommender.run(stopped()).await;
+        signal.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        result?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

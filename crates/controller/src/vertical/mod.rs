@@ -1,0 +1,239 @@
+//! The `VerticalAutoscaler` recommender.
+//!
+//! One watch on `VerticalAutoscaler`s and one on pods fill two caches; then, every `interval`
+//! (60 s by default, the VPA recommender's loop):
+//!
+//! 1. per namespace holding autoscalers, one `metrics.k8s.io` list of pod usage — [`usage`];
+//! 2. per autoscaler: its settings (`spec.estimation`), its target's `scale` subresource (any
+//!    kind with one: the selector), the target's pods from the cache;
+//! 3. the pods' container usage and OOM kills feed the object's [`Workload`] (one decaying
+//!    histogram set per container name, each window counted once); an autoscaler seen for the
+//!    first time without a checkpoint first reads its history from Prometheus — [`history`];
+//! 4. `ballast_vertical::recommend` gives the recommendation, `ballast_vertical::status::status`
+//!    the status and events; the status is patched when it changed — [`crate::events`].
+//!
+//! Every `checkpoint_interval` (and at shutdown) each container's histograms are saved in a
+//! `VerticalAutoscalerCheckpoint`; at start they are read back, so a restart forgets nothing
+//! [`checkpoints`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
+//! unreadable metrics) gets a condition and a warning event; the others keep going.
+
+pub mod checkpoints;
+pub mod history;
+pub mod metrics;
+mod pass;
+pub mod usage;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ballast_api::vertical::VerticalAutoscaler;
+use ballast_vertical::Settings;
+use ballast_vertical::Workload;
+use ballast_vertical::status::History;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use prometheus_client::registry::Registry;
+
+use crate::Clock;
+use crate::events::Recorder;
+use crate::runtime::HealthCheck;
+use crate::scale::Targets;
+pub use history::HistoryConfig;
+pub use metrics::Metrics;
+
+/// Name the recommender reports in events and uses as field manager.
+pub const CONTROLLER_NAME: &str = "ballast-vertical";
+
+/// Settings of the vertical recommender.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch only this namespace (autoscalers and pods); all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Time between two passes over every autoscaler.
+    pub interval: Duration,
+    /// Time between two checkpoint writes.
+    pub checkpoint_interval: Duration,
+    /// Where history is read from for autoscalers without a checkpoint.
+    pub history: HistoryConfig,
+    /// `reportingInstance` of events.
+    pub instance: String,
+    /// Where every recommendation's `now` comes from.
+    pub clock: Clock,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: None,
+            interval: Duration::from_secs(60),
+            checkpoint_interval: Duration::from_secs(600),
+            history: HistoryConfig::default(),
+            instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// Why the recommender stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A watch ended before its cache was filled.
+    #[error("the {what} watch ended before its first list (check RBAC: list/watch {what})")]
+    CacheNeverReady { what: &'static str },
+}
+
+/// What the recommender keeps per autoscaler between passes.
+struct Tracked {
+    uid: String,
+    settings: Settings,
+    workload: Workload,
+    history: History,
+}
+
+/// The recommender: build with [`VerticalRecommender::new`], run with [`VerticalRecommender::run`].
+pub struct VerticalRecommender {
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    targets: Targets,
+    http: reqwest::Client,
+    last_pass: Arc<Mutex<Instant>>,
+}
+
+impl VerticalRecommender {
+    /// A recommender on `client`, its metrics registered in `registry`.
+    pub fn new(client: Client, config: Config, registry: &mut Registry) -> VerticalRecommender {
+        VerticalRecommender {
+            recorder: Recorder::new(
+                client.clone(),
+                CONTROLLER_NAME,
+                config.instance.clone(),
+                config.clock.clone(),
+            ),
+            targets: Targets::new(client.clone()),
+            metrics: Metrics::new(registry),
+            http: reqwest::Client::new(),
+            last_pass: Arc::new(Mutex::new(Instant::now())),
+            client,
+            config,
+        }
+    }
+
+    /// Healthy while passes keep completing (none late by more than three intervals plus a
+    /// minute).
+    pub fn health(&self) -> HealthCheck {
+        let last = self.last_pass.clone();
+        let limit = self.config.interval * 3 + Duration::from_secs(60);
+        Arc::new(move || last.lock().map(|t| t.elapsed() < limit).unwrap_or(false))
+    }
+
+    /// Runs until `shutdown` resolves, then saves checkpoints once more.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
+        let pods = self.watch::<Pod>("pods");
+        autoscalers
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::CacheNeverReady {
+                what: "verticalautoscalers",
+            })?;
+        pods.wait_until_ready()
+            .await
+            .map_err(|_| Error::CacheNeverReady { what: "pods" })?;
+        let mut saved =
+            match checkpoints::load(&self.client, self.config.namespace.as_deref()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "starting without checkpoints");
+                    Default::default()
+                }
+            };
+        tracing::info!(checkpoints = saved.len(), "vertical recommender started");
+        let mut tracked = HashMap::new();
+        let mut last_checkpoint = Instant::now();
+        tokio::pin!(shutdown);
+        loop {
+            let started = Instant::now();
+            self.pass(&autoscalers, &pods, &mut tracked, &mut saved)
+                .await;
+            self.metrics.passes.inc();
+            self.metrics
+                .pass_seconds
+                .observe(started.elapsed().as_secs_f64());
+            if let Ok(mut t) = self.last_pass.lock() {
+                *t = Instant::now();
+            }
+            if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                self.save_checkpoints(&autoscalers, &tracked).await;
+                last_checkpoint = Instant::now();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        self.save_checkpoints(&autoscalers, &tracked).await;
+        Ok(())
+    }
+
+    /// A cache of `K` in the configured scope, filled by a background watch.
+    fn watch<K>(&self, what: &'static str) -> Store<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let api: Api<K> = match self.config.namespace.as_deref() {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let (store, writer) = reflector::store();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .touched_objects();
+        tokio::spawn(async move {
+            stream
+                .for_each(|r| async move {
+                    if let Err(e) = r {
+                        tracing::warn!(watch = what, error = %e, "watch error");
+                    }
+                })
+                .await;
+        });
+        store
+    }
+
+    async fn save_checkpoints(
+        &self,
+        autoscalers: &Store<VerticalAutoscaler>,
+        tracked: &HashMap<(String, String), Tracked>,
+    ) {
+        let now = self.config.clock.now();
+        for va in autoscalers.state() {
+            let key = pass::key(&va);
+            let Some(t) = tracked.get(&key).filter(|t| !t.workload.is_empty()) else {
+                continue;
+            };
+            match checkpoints::save(&self.client, &va, &t.workload, now, CONTROLLER_NAME).await {
+                Ok(n) => {
+                    self.metrics.checkpoints.inc_by(n as u64);
+                }
+                Err(e) => {
+                    self.metrics.checkpoint_errors.inc();
+                    tracing::warn!(object = %format!("{}/{}", key.0, key.1), error = %e, "checkpoint not written");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The vertical recommender against the REAL test bed (`tests/testbed.sh up kube metrics-server
+//! prometheus`): kube-apiserver with the aggregation layer, kwok emulating each node's kubelet
+//! resource-metrics endpoint from the pods' usage annotations, metrics-server serving
+//! `metrics.k8s.io`, Prometheus scraping kwok. Everything on 127.0.0.1.
+//!
+//! - `recommendations_from_metrics_server_and_restored_from_checkpoints`: a Deployment's usage
+//!   becomes `status.recommendation` and conditions; checkpoints are written; a new recommender
+//!   starts from them (its sample count goes on from the saved one).
+//! - `an_oom_kill_raises_memory`: an `OOMKilled` last state in a pod's status raises the memory
+//!   target.
+//! - `bad_objects_get_conditions_and_the_rest_go_on`: missing target, a kind without a scale
+//!   subresource, an estimation the core refuses, a target without pods; a healthy object in the
+//!   same namespace keeps getting its recommendation.
+//! - `history_is_read_from_prometheus`: an object without a checkpoint starts from the history of
+//!   its pods' series in Prometheus.
+//!
+//! Each test runs its own recommender restricted to its own namespace. Without a test bed every
+//! test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh`
+//! sets).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use ballast_api::common::parse_quantity;
+use ballast_api::vertical::{VerticalAutoscaler, VerticalAutoscalerCheckpoint};
+use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender};
+use ballast_testbed::usage::wait_for_pod_metrics;
+use ballast_testbed::wait::poll_until;
+use ballast_testbed::{
+    KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip,
+};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use prometheus_client::registry::Registry;
+use serde::Deserialize as _;
+use serde_json::json;
+
+const MANAGER: &str = "ballast-vertical-test";
+const CPU: &str = "300m";
+const MEMORY: &str = "400Mi";
+const MIB: f64 = 1024.0 * 1024.0;
+
+async fn install_crds(bed: &TestBed) -> Result<()> {
+    let mut crds = Vec::new();
+    for file in [
+        "verticalautoscalers.autoscaling.ballast.dev.yaml",
+        "verticalautoscalercheckpoints.autoscaling.ballast.dev.yaml",
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crds")
+            .join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(doc)?;
+            if !value.is_null() {
+                crds.push(serde_yaml::from_value::<CustomResourceDefinition>(value)?);
+            }
+        }
+    }
+    ballast_testbed::crds::apply(&bed.client(), crds, MANAGER, Duration::from_secs(30)).await
+}
+
+struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ballast_controller::vertical::Error>>,
+    registry: Arc<Registry>,
+}
+
+fn start(bed: &TestBed, ns: &TestNamespace, history: HistoryConfig) -> Running {
+    let config = Config {
+        namespace: Some(ns.name().to_owned()),
+        interval: Duration::from_secs(2),
+        checkpoint_interval: Duration::from_secs(4),
+        history,
+        instance: format!("test-{}", ns.name()),
+        ..Default::default()
+    };
+    let mut registry = Registry::default();
+    let recommender = VerticalRecommender::new(bed.client(), config, &mut registry);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(recommender.run(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        stop: Some(tx),
+        task,
+        registry: Arc::new(registry),
+    }
+}
+
+impl Running {
+    /// Graceful stop: the pass in flight finishes, checkpoints are saved, then `run` returns.
+    async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
+            Ok(joined) => Ok(joined.context("recommender task panicked")??),
+            Err(_) => bail!("the recommender did not stop within 30s"),
+        }
+    }
+
+    /// A counter of the recommender's /metrics (summed over matching label sets).
+    fn counter(&self, name: &str, labels: &str) -> f64 {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}_total")) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn create_va(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Result<()> {
+    let va: VerticalAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.ballast.dev/v1",
+        "kind": "VerticalAutoscaler",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))?;
+    ns.api::<VerticalAutoscaler>()
+        .create(&PostParams::default(), &va)
+        .await
+        .with_context(|| format!("creating VerticalAutoscaler {name}"))?;
+    Ok(())
+}
+
+fn deployment(name: &str) -> serde_json::Value {
+    json!({ "targetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name } })
+}
+
+/// Waits until the object's condition `type_` has `status` (and `reason`, when given).
+async fn wait_condition(
+    ns: &TestNamespace,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<VerticalAutoscaler> {
+    poll_until(
+        &format!("{name}: condition {type_}={status} {reason:?}"),
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || async {
+            let va = ns.api::<VerticalAutoscaler>().get(name).await?;
+            let hit = va.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == type_ && c.status == status && reason.is_none_or(|r| c.reason == r)
+                })
+            });
+            Ok(hit.then_some(va))
+        },
+    )
+    .await
+}
+
+/// The recommended target of container `app` for `resource`, base units.
+fn target(va: &VerticalAutoscaler, resource: &str) -> Option<f64> {
+    let rec = va.status.as_ref()?.recommendation.as_ref()?;
+    let c = rec
+        .container_recommendations
+        .iter()
+        .find(|c| c.container_name == "app")?;
+    parse_quantity(&c.target.get(resource)?.0).ok()
+}
+
+async fn wait_event(ns: &TestNamespace, name: &str, reason: &str) -> Result<Event> {
+    poll_until(
+        &format!("event {reason} on {name}"),
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let list = ns.api::<Event>().list(&ListParams::default()).await?;
+            Ok(list.items.into_iter().find(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            }))
+        },
+    )
+    .await
+}
+
+/// The sample count of a checkpoint and when it was written.
+async fn checkpoint(ns: &TestNamespace, name: &str) -> Result<Option<(i64, jiff::Timestamp)>> {
+    let api = ns.api::<VerticalAutoscalerCheckpoint>();
+    Ok(api
+        .get_opt(name)
+        .await?
+        .and_then(|c| c.status)
+        .and_then(|s| Some((s.total_samples_count, s.last_update_time?.0))))
+}
+
+/// A node, and a Deployment `name` whose pods use `CPU` and `MEMORY`, served by metrics-server.
+async fn workload(bed: &TestBed, ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
+    ns.create_deployment(
+        TestDeployment::new(name)
+            .replicas(replicas)
+            .usage(CPU, MEMORY),
+    )
+    .await?;
+    ns.wait_deployment_ready(name, replicas, Duration::from_secs(90))
+        .await?;
+    let timeout = bed.metric_resolution() * 6;
+    for pod in ns.pods(&format!("app={name}")).await? {
+        let pod = pod.metadata.name.context("pod without a name")?;
+        wait_for_pod_metrics(&bed.client(), ns.name(), &pod, CPU, MEMORY, timeout).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommendations_from_metrics_server_and_restored_from_checkpoints() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-rec").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 2).await?;
+    create_va(&ns, "web", deployment("web")).await?;
+    let first = start(&bed, &ns, HistoryConfig::default());
+
+    let va = wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    let (cpu, memory) = (target(&va, "cpu"), target(&va, "memory"));
+    // P90 of 300m plus the 15% margin; P90 of the 400Mi peaks plus 15%.
+    ensure!(
+        cpu.is_some_and(|c| (0.3..0.5).contains(&c)),
+        "cpu target {cpu:?}"
+    );
+    ensure!(
+        memory.is_some_and(|m| (400.0 * MIB..600.0 * MIB).contains(&m)),
+        "memory target {memory:?}"
+    );
+    wait_condition(&ns, "web", "LowConfidence", "True", Some("LowConfidence")).await?;
+    wait_condition(&ns, "web", "NoPodsMatched", "False", Some("PodsMatched")).await?;
+    let event = wait_event(&ns, "web", "RecommendationProvided").await?;
+    ensure!(
+        event
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("app: cpu")),
+        "{event:?}"
+    );
+    ensure!(first.counter("ballast_vertical_samples", "live") >= 2.0);
+
+    // Checkpoints are written every 4 s, and once more at stop. Two pods and a 10 s metrics
+    // resolution: 4 samples after two windows.
+    let saved = poll_until(
+        "checkpoint web-app with 4 samples",
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        || async { Ok(checkpoint(&ns, "web-app").await?.filter(|c| c.0 >= 4)) },
+    )
+    .await?;
+    first.stop().await?;
+    let (at_stop, stopped_at) = checkpoint(&ns, "web-app").await?.context("no checkpoint")?;
+    ensure!(at_stop >= saved.0, "{at_stop} < {}", saved.0);
+
+    // A new recommender restores the histograms: its first checkpoint counts on from the saved
+    // sample count (a fresh start would write at most the 2 samples of one window).
+    let second = start(&bed, &ns, HistoryConfig::default());
+    let (restored, _) = poll_until(
+        "a checkpoint written by the new recommender",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            Ok(checkpoint(&ns, "web-app")
+                .await?
+                .filter(|c| c.1 > stopped_at))
+        },
+    )
+    .await?;
+    ensure!(
+        restored >= at_stop,
+        "restored {restored} samples, saved {at_stop}"
+    );
+    let va = wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    eprintln!(
+        "after restart: cpu {:?}, memory {:?} (before: {cpu:?}, {memory:?})",
+        target(&va, "cpu"),
+        target(&va, "memory")
+    );
+    second.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_kill_raises_memory() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-oom").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 1).await?;
+    create_va(&ns, "web", deployment("web")).await?;
+    let running = start(&bed, &ns, HistoryConfig::default());
+    let va = wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    let before = target(&va, "memory").context("no memory target")?;
+
+    // The kubelet's report of an OOM kill: the container's last state.
+    let pod = ns.pods("app=web").await?.remove(0);
+    let pod_name = pod.metadata.name.clone().context("pod without a name")?;
+    let finished = jiff::Timestamp::now().to_string();
+    let status = json!({ "status": { "containerStatuses": [{
+        "name": "app", "ready": true, "restartCount": 1, "image": "registry.k8s.io/pause:3.10",
+        "imageID": "", "started": true, "state": { "running": { "startedAt": finished } },
+        "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled",
+            "startedAt": finished, "finishedAt": finished } }
+    }]}});
+    ns.api::<Pod>()
+        .patch_status(
+            &pod_name,
+            &PatchParams::default(),
+            &Patch::Strategic(&status),
+        )
+        .await
+        .context("patching the pod's status")?;
+
+    // max(peak × 1.2, peak + 100Mi) = 500Mi becomes the interval's peak: +15% → 575Mi.
+    let va = poll_until(
+        "memory target above the OOM bump",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let va = ns.api::<VerticalAutoscaler>().get("web").await?;
+            Ok(target(&va, "memory")
+                .is_some_and(|m| m >= 500.0 * MIB)
+                .then_some(va))
+        },
+    )
+    .await?;
+    let after = target(&va, "memory").unwrap_or(0.0);
+    ensure!(after > before, "memory target {before} → {after}");
+    ensure!(running.counter("ballast_vertical_oom_kills", "") >= 1.0);
+    running.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_get_conditions_and_the_rest_go_on() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-bad").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 1).await?;
+    ns.create_deployment(TestDeployment::new("idle").replicas(0))
+        .await?;
+    create_va(&ns, "missing", deployment("nope")).await?;
+    create_va(
+        &ns,
+        "no-scale",
+        json!({ "targetRef": { "apiVersion": "v1", "kind": "ConfigMap", "name": "kube-root-ca.crt" } }),
+    )
+    .await?;
+    let mut refused = deployment("web");
+    refused["estimation"] = json!({ "cpu": { "halfLife": "10s" } });
+    create_va(&ns, "refused", refused).await?;
+    create_va(&ns, "no-pods", deployment("idle")).await?;
+    create_va(&ns, "web", deployment("web")).await?;
+    let running = start(&bed, &ns, HistoryConfig::default());
+
+    let cases = [
+        ("missing", "ConfigUnsupported", "TargetNotFound"),
+        ("no-scale", "ConfigUnsupported", "NoScaleSubresource"),
+        ("refused", "ConfigUnsupported", "InvalidSpec"),
+        ("no-pods", "NoPodsMatched", "NoPodsMatched"),
+    ];
+    for (name, type_, reason) in cases {
+        let va = wait_condition(&ns, name, type_, "True", Some(reason)).await?;
+        let provided = va.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "RecommendationProvided")
+        });
+        ensure!(
+            provided.is_some_and(|c| c.status == "False"),
+            "{name}: {provided:?}"
+        );
+        let event = wait_event(&ns, name, reason).await?;
+        eprintln!("{name}: {:?}", event.note);
+    }
+    let refused = ns.api::<VerticalAutoscaler>().get("refused").await?;
+    let message = refused
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "ConfigUnsupported"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("estimation.cpu.halfLife"),
+        "the message names the field: {message}"
+    );
+    wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    running.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_read_from_prometheus() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-hist").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 2).await?;
+    // Prometheus scrapes kwok's resource endpoint every 2 s: wait for the pods' series.
+    let client = bed.prometheus().context("no Prometheus client")?;
+    let query = format!(
+        r#"count(container_memory_working_set_bytes{{namespace="{}",container="app"}})"#,
+        ns.name()
+    );
+    poll_until(
+        "the pods' series in Prometheus",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || async {
+            let r = client.query(&query).get().await?;
+            let n = r
+                .data()
+                .as_vector()
+                .and_then(|v| v.first())
+                .map_or(0.0, |s| s.sample().value());
+            Ok((n >= 2.0).then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    create_va(&ns, "web", deployment("web")).await?;
+    let running = start(
+        &bed,
+        &ns,
+        HistoryConfig {
+            prometheus_url: Some(prometheus),
+            length: Duration::from_secs(600),
+            resolution: Duration::from_secs(5),
+            ..Default::default()
+        },
+    );
+    let va = wait_condition(
+        &ns,
+        "web",
+        "FetchingHistory",
+        "False",
+        Some("HistoryLoaded"),
+    )
+    .await?;
+    let message = va
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "FetchingHistory"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        running.counter("ballast_vertical_samples", "history") >= 2.0,
+        "history samples: {message}"
+    );
+    wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    running.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}

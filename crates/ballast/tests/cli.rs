@@ -161,3 +161,51 @@ fn missing_file_is_a_clear_error() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = ballast(&["--version"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("ballast {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn completions_cover_the_subcommands_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _ballast"),
+        ("zsh", "#compdef ballast"),
+        ("fish", "complete -c ballast"),
+    ] {
+        let out = ballast(&["completions", shell], None);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: no `{marker}`");
+        for sub in ["controller", "simulate", "explain", "completions"] {
+            assert!(script.contains(sub), "{shell}: `{sub}` is not completed");
+        }
+    }
+    let out = ballast(&["completions", "tcsh"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn bash_completion_is_valid_bash() {
+    let out = ballast(&["completions", "bash"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    bash.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let checked = bash.wait_with_output().unwrap();
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+}

@@ -143,7 +143,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(args),
         Command::Controller(args) => match args.reconciler {
             Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
-            Reconciler::Nodes => crate::nodes_cmd::controller(&args.nodes),
+            Reconciler::Nodes => {
+                crate::horizontal_cmd::init_logs(args.horizontal.log_json);
+                crate::nodes_cmd::controller(&args.nodes)
+            }
             _ => bail!(
                 "`ballast controller {:?}` is not built yet (see the horizontal and nodes issues)",
                 args.reconciler

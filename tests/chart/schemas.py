@@ -129,7 +129,8 @@ def main(argv):
         count = from_openapi(out_dir, paths[0])
     else:
         count = from_crds(out_dir, paths)
-    print(f"{count} schemas from {' '.join(paths)} in {out_dir}", file=sys.stderr)
+    source = paths[0] if len(paths) == 1 else f"{len(paths)} files"
+    print(f"{count} schemas from {source} in {out_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

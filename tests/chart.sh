@@ -5,10 +5,11 @@
 #     kinds from the bed's /openapi/v2 (Kubernetes v1.35), the Ballast kinds from crds/; the chart's
 #     CRDs (--include-crds) and the Ballast objects of simulations/objects are validated too. Only
 #     ServiceMonitor (a Prometheus Operator CRD, not on the bed) is skipped;
-#  3. kubectl apply --server-side --dry-run=server of the rendered chart into a fresh namespace;
-#  4. helm install into that namespace, then each ServiceAccount's role checked with
-#     SubjectAccessReviews: what it needs is allowed, a few writes and Secrets beyond it are
-#     denied; helm uninstall, and its cluster-scoped objects are gone.
+#  3. kubectl apply --server-side --dry-run=server of the rendered chart into a fresh namespace
+#     that enforces Pod Security `restricted` (an API server warning fails the test);
+#  4. helm install into that namespace: the ReplicaSets' pods must be admitted; then each
+#     ServiceAccount's role checked with SubjectAccessReviews: what it needs is allowed, a few
+#     writes and Secrets beyond it are denied; helm uninstall, and its RBAC objects are gone.
 # The chart's CRDs stay installed (Helm never deletes crds/), as after `crds::apply` in the tests.
 #
 # Needs `tests/testbed.sh build` (helm, kubeconform) and `tests/testbed.sh up kube`; python3 with

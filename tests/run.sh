@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The single test command: builds (or reuses) the test bed, runs the guards (tests/guards.sh:
-# rustfmt, pure cores' dependency trees, clippy), starts the bed, runs every unit and
-# integration test of the workspace against it, and stops what it started, also on failure or
-# interrupt. The exit code is the tests' result.
+# rustfmt, pure cores' dependency trees, clippy), starts the bed, runs the Helm chart's tests
+# (tests/chart.sh) and every unit and integration test of the workspace against it, and stops
+# what it started, also on failure or interrupt. The exit code is the tests' result.
 #
 #   tests/run.sh                       cargo test --workspace --features ballast/aws --no-fail-fast
 #   tests/run.sh -p ballast-testbed    other cargo test arguments instead of --workspace
@@ -82,9 +82,16 @@ export BALLAST_REQUIRE_TESTBED=1
 # Everything the tests dial is loopback: never through a proxy.
 export NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost,::1${no_proxy:+,$no_proxy}"
 
+# The Helm chart against the bed (lint, kubeconform, dry-run, install, RBAC); the cargo tests run
+# even when it fails, and the run then fails with its status.
+log "chart: helm lint, helm template | kubeconform -strict, dry-run, helm install, RBAC"
+chart_rc=0
+run "$ROOT/tests/chart.sh" || chart_rc=$?
+
 args=("$@")
 # --features ballast/aws: the binary with its EC2 provider (off by default so that `ballast simulate`
 # does not compile aws-sdk-ec2).
 ((${#args[@]})) || args=(--workspace --features ballast/aws)
 log "cargo test --no-fail-fast ${args[*]} (target: $CARGO_TARGET_DIR)"
 run cargo test --no-fail-fast "${args[@]}"
+((chart_rc == 0)) || { log "FAILED: tests/chart.sh (exit $chart_rc)"; exit "$chart_rc"; }

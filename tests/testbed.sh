@@ -2,7 +2,8 @@
 # Ballast test bed: a real Kubernetes control plane, kwok nodes and the real services, as plain local
 # processes on 127.0.0.1 (no Docker, no kind).
 #
-#   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl, kwok and metrics-server
+#   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl, kwok, metrics-server,
+#                                          helm and kubeconform
 #                                          (no-op when warm)
 #   tests/testbed.sh up [COMPONENT...]     start components (default: kube metrics-server); waits until
 #                                          each is ready
@@ -39,6 +40,8 @@ K8S_BIN="$CACHE/bin/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
 METRICS_SERVER_BIN="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
+HELM_BIN="$CACHE/bin/helm-$HELM_VERSION"
+KUBECONFORM_BIN="$CACHE/bin/kubeconform-$KUBECONFORM_VERSION"
 MOTO_VENV="$CACHE/venv/moto-$MOTO_VERSION"
 
 ETCD_PORT="${BALLAST_ETCD_PORT:-23790}"
@@ -199,6 +202,38 @@ build_metrics_server() {
   metrics_server_binary_ok || die "built metrics-server does not report $METRICS_SERVER_VERSION"
 }
 
+helm_binary_ok() {
+  [[ -x "$HELM_BIN/helm" && "$("$HELM_BIN/helm" version --short 2>/dev/null)" == "$HELM_VERSION" ]]
+}
+
+kubeconform_binary_ok() {
+  [[ -x "$KUBECONFORM_BIN/kubeconform" && "$("$KUBECONFORM_BIN/kubeconform" -v 2>/dev/null)" == "$KUBECONFORM_VERSION" ]]
+}
+
+# Helm and kubeconform for tests/chart.sh: `go install module/cmd@version`, with the version each
+# reports set by ldflags (neither reads it from the module's build information).
+build_chart_tools() {
+  if helm_binary_ok; then log "helm $HELM_VERSION: cached in $HELM_BIN"; else
+    log "building helm $HELM_VERSION"
+    local tmp="$HELM_BIN.tmp.$$"
+    go_env
+    GOFLAGS= GOBIN="$tmp" go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+    rm -rf "$HELM_BIN"; mv "$tmp" "$HELM_BIN"
+    helm_binary_ok || die "built helm does not report $HELM_VERSION"
+  fi
+  if kubeconform_binary_ok; then log "kubeconform $KUBECONFORM_VERSION: cached in $KUBECONFORM_BIN"; else
+    log "building kubeconform $KUBECONFORM_VERSION"
+    local tmp="$KUBECONFORM_BIN.tmp.$$"
+    go_env
+    GOFLAGS= GOBIN="$tmp" go install -trimpath -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
+      "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+    rm -rf "$KUBECONFORM_BIN"; mv "$tmp" "$KUBECONFORM_BIN"
+    kubeconform_binary_ok || die "built kubeconform does not report $KUBECONFORM_VERSION"
+  fi
+}
+
 ensure_moto() {
   [[ -x "$MOTO_VENV/bin/moto_server" ]] && return
   log "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
@@ -249,6 +284,7 @@ cmd_build() {
   build_kube
   build_kwok
   build_metrics_server
+  build_chart_tools
   log "build done in $((SECONDS - t0))s"
 }
 

@@ -36,6 +36,15 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Replay recorded usage through a core's modes and compare them.
     Evaluate(crate::evaluate_cmd::EvaluateArgs),
+    /// Print a shell completion script (e.g. `ballast completions bash > /etc/bash_completion.d/ballast`).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -136,7 +145,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(args),
         Command::Controller(args) => match args.reconciler {
             Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
-            Reconciler::Nodes => crate::nodes_cmd::controller(&args.nodes),
+            Reconciler::Nodes => {
+                crate::horizontal_cmd::init_logs(args.horizontal.log_json);
+                crate::nodes_cmd::controller(&args.nodes)
+            }
             Reconciler::Vertical => {
                 crate::vertical_cmd::controller(&args.horizontal, &args.vertical)
             }
@@ -147,6 +159,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Simulate(args) => simulate(args),
         Command::Evaluate(args) => crate::evaluate_cmd::run(&args),
+        Command::Completions(args) => completions(args),
         Command::Explain(args) => match args.decision {
             Decision::Horizontal => {
                 crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output)
@@ -193,6 +206,13 @@ fn write_crds(dir: &Path) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Writes the completion script of `args.shell` for every subcommand and flag to standard output.
+fn completions(args: CompletionsArgs) -> Result<ExitCode> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(args.shell, &mut command, "ballast", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn convert(args: ConvertArgs) -> Result<ExitCode> {

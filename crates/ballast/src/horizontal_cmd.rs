@@ -56,7 +56,7 @@ pub struct HorizontalFlags {
     /// period with 0.08 core where two threads took 0.12 (cross-thread wake-ups).
     #[arg(long, default_value_t = 1)]
     pub worker_threads: usize,
-    /// Log as JSON lines.
+    /// Log as JSON lines (every reconciler).
     #[arg(long)]
     pub log_json: bool,
 }
@@ -85,6 +85,8 @@ impl HorizontalFlags {
     }
 }
 
+/// Installs the log subscriber of a controller: `RUST_LOG` (default `info`), text or JSON lines on
+/// standard error. A second call keeps the first subscriber.
 pub(crate) fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")

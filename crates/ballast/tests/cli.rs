@@ -36,31 +36,37 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The CRD folders that must hold exactly what `ballast crds --dir` writes: the repository's and
+/// the Helm chart's (Helm installs the files of a chart's `crds/` as they are).
+const CRD_FOLDERS: [&str; 2] = ["crds", "deploy/helm/ballast/crds"];
+
 #[test]
-fn crds_folder_is_fresh() {
-    let dir = repo_root().join("crds");
-    let mut stale = Vec::new();
-    let mut expected = Vec::new();
-    for crd in ballast_api::crds() {
-        let name = ballast_api::crd_file_name(&crd);
-        expected.push(name.clone());
-        let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
-        if on_disk != ballast_api::crd_yaml(&crd) {
-            stale.push(name);
+fn crds_folders_are_fresh() {
+    for folder in CRD_FOLDERS {
+        let dir = repo_root().join(folder);
+        let mut stale = Vec::new();
+        let mut expected = Vec::new();
+        for crd in ballast_api::crds() {
+            let name = ballast_api::crd_file_name(&crd);
+            expected.push(name.clone());
+            let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+            if on_disk != ballast_api::crd_yaml(&crd) {
+                stale.push(name);
+            }
         }
+        let mut extra: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        extra.retain(|f| f.ends_with(".yaml") && !expected.contains(f));
+        assert!(
+            stale.is_empty() && extra.is_empty(),
+            "{folder}/ is stale (changed or missing: {stale:?}; not generated: {extra:?}); regenerate with `cargo run -p ballast -- crds --dir {folder}`"
+        );
     }
-    let mut extra: Vec<String> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    extra.retain(|f| f.ends_with(".yaml") && !expected.contains(f));
-    assert!(
-        stale.is_empty() && extra.is_empty(),
-        "crds/ is stale (changed or missing: {stale:?}; not generated: {extra:?}); regenerate with `cargo run -p ballast -- crds --dir crds`"
-    );
 }
 
 #[test]
@@ -160,4 +166,52 @@ fn missing_file_is_a_clear_error() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = ballast(&["--version"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("ballast {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn completions_cover_the_subcommands_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _ballast"),
+        ("zsh", "#compdef ballast"),
+        ("fish", "complete -c ballast"),
+    ] {
+        let out = ballast(&["completions", shell], None);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: no `{marker}`");
+        for sub in ["controller", "simulate", "explain", "completions"] {
+            assert!(script.contains(sub), "{shell}: `{sub}` is not completed");
+        }
+    }
+    let out = ballast(&["completions", "tcsh"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn bash_completion_is_valid_bash() {
+    let out = ballast(&["completions", "bash"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    bash.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let checked = bash.wait_with_output().unwrap();
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
 }

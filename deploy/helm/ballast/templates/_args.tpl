@@ -1,0 +1,56 @@
+{{/* Command-line flags of each reconciler after `controller NAME`. Called with the root context. */}}
+
+{{- define "ballast.args.horizontal" -}}
+{{- $v := .Values.horizontal -}}
+- --metrics-addr=0.0.0.0:{{ $v.metricsPort }}
+- --metrics-bind-any
+{{- with $v.prometheusUrl }}
+- {{ printf "--prometheus-url=%s" . | quote }}
+{{- end }}
+{{- with $v.namespace }}
+- {{ printf "--namespace=%s" . | quote }}
+{{- end }}
+{{- if .Values.logJson }}
+- --log-json
+{{- end }}
+{{- end }}
+
+{{- define "ballast.args.nodes" -}}
+{{- $v := .Values.nodes -}}
+- --provider={{ $v.provider }}
+{{- if $v.catalogConfigMap }}
+- --{{ ternary "price-file" "catalog" (eq $v.provider "aws") }}=/etc/ballast/catalog.yaml
+{{- end }}
+{{- with $v.clusterName }}
+- {{ printf "--cluster-name=%s" . | quote }}
+{{- end }}
+{{- with $v.awsRegion }}
+- {{ printf "--aws-region=%s" . | quote }}
+{{- end }}
+{{- with $v.interruptionQueue }}
+- {{ printf "--interruption-queue=%s" . | quote }}
+{{- end }}
+{{- with $v.nodepoolSelector }}
+- {{ printf "--nodepool-selector=%s" . | quote }}
+{{- end }}
+- --nodes-health-addr=0.0.0.0:{{ $v.metricsPort }}
+- --nodes-health-bind-any
+{{- if .Values.logJson }}
+- --log-json
+{{- end }}
+{{- end }}
+
+{{- define "ballast.args.vertical" -}}
+{{- $v := .Values.vertical -}}
+- --metrics-addr=0.0.0.0:{{ $v.metricsPort }}
+- --metrics-bind-any
+{{- with $v.prometheusUrl }}
+- {{ printf "--prometheus-url=%s" . | quote }}
+{{- end }}
+{{- with $v.namespace }}
+- {{ printf "--namespace=%s" . | quote }}
+{{- end }}
+{{- if .Values.logJson }}
+- --log-json
+{{- end }}
+{{- end }}

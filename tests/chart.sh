@@ -163,6 +163,7 @@ can nodes no delete apps deployments default
 can nodes no patch autoscaling.ballast.dev horizontalautoscalers default
 can vertical yes create autoscaling.ballast.dev verticalautoscalercheckpoints default
 can vertical yes patch autoscaling.ballast.dev verticalautoscalers/status default
+can vertical yes patch autoscaling.ballast.dev verticalautoscalercheckpoints/status default
 can vertical yes get apps deployments/scale default
 can vertical yes list metrics.k8s.io pods default
 can vertical no patch apps deployments/scale default

@@ -11,6 +11,8 @@
 //! - `bad_objects_get_conditions_and_the_rest_go_on`: missing target, a kind without a scale
 //!   subresource, an estimation the core refuses, a target without pods; a healthy object in the
 //!   same namespace keeps getting its recommendation.
+//! - `unreadable_metrics_get_a_condition`: a recommender whose user may not read
+//!   `metrics.k8s.io` (impersonated, bound to a Role without it) says so in `MetricsUnavailable`.
 //! - `history_is_read_from_prometheus`: an object without a checkpoint starts from the history of
 //!   its pods' series in Prometheus.
 //!
@@ -33,6 +35,7 @@ use ballast_testbed::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use prometheus_client::registry::Registry;
@@ -72,6 +75,10 @@ struct Running {
 }
 
 fn start(bed: &TestBed, ns: &TestNamespace, history: HistoryConfig) -> Running {
+    start_with(bed.client(), ns, history)
+}
+
+fn start_with(client: kube::Client, ns: &TestNamespace, history: HistoryConfig) -> Running {
     let config = Config {
         namespace: Some(ns.name().to_owned()),
         interval: Duration::from_secs(2),
@@ -81,7 +88,7 @@ fn start(bed: &TestBed, ns: &TestNamespace, history: HistoryConfig) -> Running {
         ..Default::default()
     };
     let mut registry = Registry::default();
-    let recommender = VerticalRecommender::new(bed.client(), config, &mut registry);
+    let recommender = VerticalRecommender::new(client, config, &mut registry);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(recommender.run(async move {
         let _ = rx.await;
@@ -407,6 +414,77 @@ async fn bad_objects_get_conditions_and_the_rest_go_on() -> Result<()> {
         "the message names the field: {message}"
     );
     wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    running.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// A client acting as `user`, who may do in `ns` everything the recommender needs except reading
+/// `metrics.k8s.io`.
+async fn client_without_metrics(
+    bed: &TestBed,
+    ns: &TestNamespace,
+    user: &str,
+) -> Result<kube::Client> {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": { "name": user },
+        "rules": [
+            { "apiGroups": ["autoscaling.ballast.dev"], "resources": ["*"], "verbs": ["*"] },
+            { "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"] },
+            { "apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get"] },
+            { "apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"] }
+        ]
+    }))?;
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": user },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+    }))?;
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await?;
+    let mut config = bed.kube_config().clone();
+    config.auth_info.impersonate = Some(user.to_owned());
+    Ok(kube::Client::try_from(config)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_metrics_get_a_condition() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-nometrics").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 1).await?;
+    create_va(&ns, "web", deployment("web")).await?;
+    let client = client_without_metrics(&bed, &ns, &format!("{}-recommender", ns.name())).await?;
+    let running = start_with(client, &ns, HistoryConfig::default());
+    let va = wait_condition(
+        &ns,
+        "web",
+        "MetricsUnavailable",
+        "True",
+        Some("FailedGetResourceMetric"),
+    )
+    .await?;
+    let conditions = &va.status.as_ref().context("no status")?.conditions;
+    let message = conditions
+        .iter()
+        .find(|c| c.type_ == "MetricsUnavailable")
+        .map(|c| c.message.as_str())
+        .unwrap_or_default();
+    ensure!(message.contains("forbidden"), "{message}");
+    ensure!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "RecommendationProvided" && c.reason == "NoUsageYet"),
+        "{conditions:?}"
+    );
+    wait_event(&ns, "web", "FailedGetResourceMetric").await?;
     running.stop().await?;
     ns.cleanup().await?;
     Ok(())

@@ -161,18 +161,29 @@ fn bad_objects_are_reported_and_the_others_go_on() {
 }
 
 #[test]
-fn policies_reach_the_core() {
-    let capped = scenario("6h", "").replace(
-        "targetRef: { apiVersion: apps/v1, kind: Deployment, name: app }",
-        "targetRef: { apiVersion: apps/v1, kind: Deployment, name: app }\n    resourcePolicy: { containerPolicies: [{ containerName: \"*\", maxAllowed: { cpu: 200m }, controlledResources: [cpu] }] }",
+fn variant_patches_reach_the_policy() {
+    let yaml = scenario("6h", "")
+        + r#"variants:
+- name: as-written
+- name: capped
+  patches:
+  - target: VerticalAutoscaler/app
+    merge: { spec: { resourcePolicy: { containerPolicies: [{ containerName: "*", maxAllowed: { cpu: 200m }, controlledResources: [cpu] }] } } }
+"#;
+    let [plain, capped] = run_inline(&yaml).try_into().ok().unwrap();
+    assert!(
+        capped.summary.errors.is_empty(),
+        "{:?}",
+        capped.summary.errors
     );
-    let r = only(run_inline(&capped));
-    assert!(r.summary.errors.is_empty(), "{:?}", r.summary.errors);
-    let c = &find(&r, "default/app").containers[0];
+    let c = &find(&capped, "default/app").containers[0];
     let cpu = c.cpu.unwrap();
     assert_eq!(cpu.target, 0.2);
     assert!(cpu.uncapped_target > 0.3, "{cpu:?}");
     assert!(c.memory.is_none(), "memory is not controlled: {c:?}");
+    let c = &find(&plain, "default/app").containers[0];
+    assert_eq!(c.cpu.unwrap().target, cpu.uncapped_target);
+    assert!(c.memory.is_some());
 }
 
 #[test]
@@ -238,4 +249,16 @@ fn the_bundled_vertical_scenario_recommends_for_every_workload() {
             "{v:?}"
         );
     }
+}
+
+#[test]
+fn an_upstream_vertical_pod_autoscaler_is_converted() {
+    let yaml = scenario("2h", "").replace(
+        "apiVersion: autoscaling.ballast.dev/v1\n  kind: VerticalAutoscaler",
+        "apiVersion: autoscaling.k8s.io/v1\n  kind: VerticalPodAutoscaler",
+    );
+    assert!(yaml.contains("VerticalPodAutoscaler"));
+    let r = only(run_inline(&yaml));
+    assert!(r.summary.errors.is_empty(), "{:?}", r.summary.errors);
+    assert!(find(&r, "default/app").containers[0].cpu.is_some());
 }

@@ -14,7 +14,8 @@
 //!
 //! Every `checkpoint_interval` (and at shutdown) each container's histograms are saved in a
 //! `VerticalAutoscalerCheckpoint`; at start they are read back, so a restart forgets nothing
-//! [`checkpoints`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
+//! [`checkpoints`]. With a webhook listener ([`VerticalRecommender::with_webhook`]) the same
+//! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
 
 pub mod checkpoints;
@@ -22,6 +23,7 @@ pub mod history;
 pub mod metrics;
 mod pass;
 pub mod usage;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,7 +35,7 @@ use ballast_vertical::Settings;
 use ballast_vertical::Workload;
 use ballast_vertical::status::History;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{LimitRange, Pod};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -104,6 +106,9 @@ pub struct VerticalRecommender {
     targets: Targets,
     http: reqwest::Client,
     last_pass: Arc<Mutex<Instant>>,
+    /// What the admission webhook reads, kept by the passes.
+    index: Arc<webhook::Index>,
+    webhook: Option<webhook::TlsListener>,
 }
 
 impl VerticalRecommender {
@@ -120,9 +125,17 @@ impl VerticalRecommender {
             metrics: Metrics::new(registry),
             http: reqwest::Client::new(),
             last_pass: Arc::new(Mutex::new(Instant::now())),
+            index: Arc::default(),
+            webhook: None,
             client,
             config,
         }
+    }
+
+    /// Also serves the admission webhook on `listener` (from [`webhook::TlsListener::bind`]).
+    pub fn with_webhook(mut self, listener: webhook::TlsListener) -> VerticalRecommender {
+        self.webhook = Some(listener);
+        self
     }
 
     /// Healthy while passes keep completing (none late by more than three intervals plus a
@@ -134,7 +147,20 @@ impl VerticalRecommender {
     }
 
     /// Runs until `shutdown` resolves, then saves checkpoints once more.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let (stop_webhook, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(listener) = self.webhook.take() {
+            let limit_ranges = self.watch::<LimitRange>("limitranges");
+            let index = self.index.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = webhook_stopped.await;
+                };
+                if let Err(e) = webhook::serve(listener, index, limit_ranges, stopped).await {
+                    tracing::error!(error = %e, "the admission webhook stopped");
+                }
+            });
+        }
         let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
         let pods = self.watch::<Pod>("pods");
         autoscalers
@@ -178,6 +204,7 @@ impl VerticalRecommender {
                 _ = &mut shutdown => break,
             }
         }
+        let _ = stop_webhook.send(());
         self.save_checkpoints(&autoscalers, &tracked).await;
         Ok(())
     }

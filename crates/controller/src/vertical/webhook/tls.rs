@@ -29,8 +29,12 @@ pub struct Certificate {
 /// Why the webhook's TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("reading {path}: {source}")]
-    Read { path: String, source: io::Error },
+    #[error("{path}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("generating the webhook certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("the webhook certificate or key is not usable: {0}")]
@@ -44,7 +48,7 @@ impl Certificate {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|source| TlsError::Read {
-                path: path.display().to_string(),
+                path: format!("reading {}", path.display()),
                 source,
             })
         };

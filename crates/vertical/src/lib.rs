@@ -8,6 +8,7 @@
 //! - [`histogram`]: decaying exponential-bucket histograms;
 //! - [`aggregate`]: one container's usage state (CPU samples, memory interval peaks, OOM bumps);
 //! - [`adaptive`]: the model-choosing estimator;
+//! - [`window`]: peaks of recent time windows (the Adaptive mode's moving-window signal);
 //! - [`estimate`]: percentiles, margins, confidence, floors;
 //! - [`policy`]: container policies (mode, controlled resources, min/max allowed);
 //! - [`settings`]: defaults and per-object overrides;
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod recommend;
 pub mod series;
 pub mod settings;
+pub mod window;
 
 pub use aggregate::ContainerState;
 pub use error::Error;

@@ -38,6 +38,35 @@ pub struct Candidate {
     pub margin: f64,
 }
 
+impl Candidate {
+    /// The candidate in words, e.g. "P90 of the long histogram +15%" or "peak of the last 1h15m
+    /// +10%".
+    pub fn describe(&self) -> String {
+        let margin = (self.margin * 100.0).round();
+        match self.source {
+            Source::Window(count) => {
+                let minutes = (i64::from(count) + 1) * crate::window::WINDOW_SECONDS / 60;
+                let (h, m) = (minutes / 60, minutes % 60);
+                let span = match (h, m) {
+                    (0, m) => format!("{m}m"),
+                    (h, 0) => format!("{h}h"),
+                    (h, m) => format!("{h}h{m}m"),
+                };
+                format!("peak of the last {span} +{margin}%")
+            }
+            Source::Long | Source::Short => format!(
+                "P{} of the {} histogram +{margin}%",
+                (self.percentile * 100.0).round(),
+                if self.source == Source::Long {
+                    "long"
+                } else {
+                    "short"
+                }
+            ),
+        }
+    }
+}
+
 const fn candidate(source: Source, percentile: f64, margin: f64) -> Candidate {
     Candidate {
         source,
@@ -344,6 +373,14 @@ impl AdaptiveState {
             .unwrap_or_else(|| limit(&MEMORY, &c, long, &self.memory_short))
     }
 
+    /// The highest usage of the last day (open window and every closed one), CPU then memory.
+    pub fn day_peaks(&self) -> (f64, f64) {
+        (
+            self.cpu_windows.max(crate::window::WINDOW_COUNT),
+            self.memory_windows.max(crate::window::WINDOW_COUNT),
+        )
+    }
+
     /// The model sets, CPU then memory (for checkpoints).
     pub fn model_sets(&self) -> (&ModelSet, &ModelSet) {
         (&self.cpu, &self.memory)
@@ -391,6 +428,23 @@ mod tests {
     use ballast_api::vertical::EstimatorMode;
 
     const T: i64 = 1_700_000_000 / WINDOW_SECONDS * WINDOW_SECONDS;
+
+    #[test]
+    fn candidates_in_words() {
+        let table = [
+            (window(4, 0.1), "peak of the last 1h15m +10%"),
+            (window(3, 0.25), "peak of the last 1h +25%"),
+            (window(0, 0.5), "peak of the last 15m +50%"),
+            (CPU_CANDIDATES[0], "P90 of the long histogram +15%"),
+            (
+                candidate(Source::Short, 0.99, 0.0),
+                "P99 of the short histogram +0%",
+            ),
+        ];
+        for (c, words) in table {
+            assert_eq!(c.describe(), words);
+        }
+    }
 
     #[test]
     fn window_limit_table() {

@@ -80,13 +80,16 @@ const fn window(windows: u16, margin: f64) -> Candidate {
 }
 
 /// The CPU candidates; the first is the Percentile mode's default.
-pub const CPU_CANDIDATES: [Candidate; 21] = [
+pub const CPU_CANDIDATES: [Candidate; 24] = [
     candidate(Source::Long, 0.90, 0.15),
     candidate(Source::Long, 0.80, 0.15),
     candidate(Source::Long, 0.95, 0.0),
     candidate(Source::Long, 0.70, 0.15),
     candidate(Source::Short, 0.80, 0.0),
     candidate(Source::Short, 0.90, 0.15),
+    window(1, 0.1),
+    window(1, 0.25),
+    window(1, 0.5),
     window(4, 0.1),
     window(4, 0.25),
     window(4, 0.5),

@@ -234,19 +234,24 @@ impl ModelSet {
         self.limits[i] = fresh;
     }
 
-    /// Sets every window candidate's limit from `windows`.
+    /// Sets every window candidate's limit from `windows` (one pass over the closed windows when
+    /// the candidates come in ascending window counts, as the lists do).
     fn follow_windows(&mut self, candidates: &[Candidate], windows: &WindowPeaks, tuning: &Tuning) {
-        let mut seen: Option<(u16, f64)> = None;
+        let closed = windows.closed_peaks();
+        let (mut scanned, mut running) = (0, 0.0f64);
         for (i, c) in candidates.iter().enumerate() {
             let Source::Window(count) = c.source else {
                 continue;
             };
-            let peak = match seen {
-                Some((k, peak)) if k == count => peak,
-                _ => windows.max(usize::from(count)),
-            };
-            seen = Some((count, peak));
-            let fresh = peak * (1.0 + c.margin);
+            let count = usize::from(count).min(closed.len());
+            if count < scanned {
+                (scanned, running) = (0, 0.0);
+            }
+            running = closed[scanned..count]
+                .iter()
+                .fold(running, |a, b| a.max(*b));
+            scanned = count;
+            let fresh = running.max(windows.open_peak()) * (1.0 + c.margin);
             if fresh != self.limits[i] {
                 self.move_limit(i, fresh, tuning.change_cost);
             }

@@ -57,11 +57,16 @@ impl WindowPeaks {
         if self.open_start == 0 {
             self.open_start = start;
         } else if start > self.open_start {
+            // the open window and every empty one up to `start` close; the record keeps a day
             let skipped = ((start - self.open_start) / WINDOW_SECONDS - 1) as usize;
-            self.closed.insert(0, self.open_peak);
-            let empty = skipped.min(WINDOW_COUNT);
-            self.closed.splice(0..0, std::iter::repeat_n(0.0, empty));
-            self.closed.truncate(WINDOW_COUNT);
+            if skipped >= WINDOW_COUNT {
+                self.closed.clear();
+            } else {
+                self.closed.truncate(WINDOW_COUNT - skipped - 1);
+                self.closed.reserve_exact(WINDOW_COUNT - self.closed.len());
+                let newest = std::iter::repeat_n(0.0, skipped).chain([self.open_peak]);
+                self.closed.splice(0..0, newest);
+            }
             while self.closed.last() == Some(&0.0) {
                 self.closed.pop();
             }
@@ -76,6 +81,12 @@ impl WindowPeaks {
     /// Highest peak of the `count` newest closed windows (0 when there are none).
     pub fn closed_max(&self, count: usize) -> f64 {
         self.closed.iter().take(count).fold(0.0, |a, b| a.max(*b))
+    }
+
+    /// Peaks of the closed windows, newest first (an empty window is 0; the record ends at its
+    /// last non-empty window).
+    pub fn closed_peaks(&self) -> &[f64] {
+        &self.closed
     }
 
     /// Peak of the open window so far.

@@ -3,7 +3,7 @@
 //! and `ballast explain vertical -f SNAPSHOT`.
 
 use anyhow::{Context, Result, bail};
-use ballast_vertical::evaluate::{ReplayOptions, evaluate, table};
+use ballast_vertical::evaluate::{ReplayOptions, evaluate, halves, table};
 use ballast_vertical::series::{Series, parse};
 use clap::{Args, ValueEnum};
 use std::io::Read;
@@ -32,6 +32,10 @@ pub struct EvaluateArgs {
     /// Set the per-pod floors (25m CPU, 250Mi memory) to zero in both modes.
     #[arg(long)]
     pub no_floors: bool,
+    /// Also print the figures of the series at even and at odd positions in name order (the
+    /// Adaptive mode's costs were tuned on the even half; the odd half is held out).
+    #[arg(long)]
+    pub split: bool,
     /// Print the figures as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -48,10 +52,28 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode> {
     };
     let started = std::time::Instant::now();
     let results = evaluate(&series, &options)?;
+    let split = if args.split {
+        let (even, odd) = halves(&series);
+        Some((evaluate(&even, &options)?, evaluate(&odd, &options)?))
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        let value = match &split {
+            None => serde_json::to_value(&results)?,
+            Some((even, odd)) => {
+                serde_json::json!({"all": results, "evenPositions": even, "oddPositions": odd})
+            }
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", table(&results));
+        if let Some((even, odd)) = &split {
+            print!("\nseries at even positions (0, 2, 4, ...; the costs were tuned on these):\n");
+            print!("{}", table(even));
+            print!("\nseries at odd positions (held out):\n");
+            print!("{}", table(odd));
+        }
         println!(
             "{} series from {}, a recommendation every {} min, {} h warm-up, floors {}, {:.1}s",
             series.len(),

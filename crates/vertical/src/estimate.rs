@@ -4,7 +4,7 @@
 //! bounds then widen with little history: with confidence `c = min(days of history, samples ÷
 //! samples per day)`, the upper bound is multiplied by `1 + 1/c` and the lower bound by
 //! `(1 + 0.001/c)⁻²`. Adaptive mode takes the target from the chosen candidate and keeps the
-//! Percentile mode's bounds, widened to hold that target. Last, each value is raised to the per-container
+//! Percentile mode's bounds, widened to hold that target and (upper bound) the last day's peak. Last, each value is raised to the per-container
 //! floor (the per-pod minimum split evenly across the pod's containers).
 
 use ballast_api::vertical::EstimatorMode;
@@ -81,12 +81,13 @@ fn percentile_estimate(
     })
 }
 
-/// The Percentile mode's bounds, widened to hold another target.
-fn retarget(e: Estimate, target: f64) -> Estimate {
+/// The Percentile mode's bounds, widened to hold another target and, above, the last day's peak
+/// plus the resource's margin (a request that covers the day's peak is not worth an eviction).
+fn retarget(e: Estimate, target: f64, day_peak: f64) -> Estimate {
     Estimate {
         target,
         lower: target.min(e.lower),
-        upper: target.max(e.upper),
+        upper: target.max(e.upper).max(day_peak),
     }
 }
 
@@ -98,8 +99,11 @@ pub fn estimate(state: &ContainerState, settings: &Settings) -> Estimates {
     if settings.mode == EstimatorMode::Adaptive
         && let Some(a) = state.adaptive()
     {
-        cpu = cpu.map(|e| retarget(e, a.cpu_target(&state.cpu).max(0.0)));
-        memory = memory.map(|e| retarget(e, a.memory_target(&state.memory).max(0.0)));
+        let (cpu_day, memory_day) = a.day_peaks();
+        let cpu_peak = cpu_day * (1.0 + settings.cpu.safety_margin);
+        let memory_peak = memory_day * (1.0 + settings.memory.safety_margin);
+        cpu = cpu.map(|e| retarget(e, a.cpu_target(&state.cpu).max(0.0), cpu_peak));
+        memory = memory.map(|e| retarget(e, a.memory_target(&state.memory).max(0.0), memory_peak));
     }
     Estimates {
         cpu,
@@ -160,6 +164,35 @@ mod tests {
             upper: 0.0,
         });
         assert!(memory.target > 1.15e9 && memory.target < 1.15e9 * 1.05);
+    }
+
+    #[test]
+    fn retarget_widens_the_bounds() {
+        let e = Estimate {
+            target: 1.0,
+            lower: 0.5,
+            upper: 2.0,
+        };
+        // (target, day peak, target, lower, upper)
+        let table = [
+            (1.5, 0.0, 1.5, 0.5, 2.0),
+            (0.3, 0.0, 0.3, 0.3, 2.0),
+            (3.0, 0.0, 3.0, 0.5, 3.0),
+            (1.0, 2.5, 1.0, 0.5, 2.5),
+            (3.0, 2.5, 3.0, 0.5, 3.0),
+        ];
+        for (target, peak, t, l, u) in table {
+            let want = Estimate {
+                target: t,
+                lower: l,
+                upper: u,
+            };
+            assert_eq!(
+                retarget(e, target, peak),
+                want,
+                "target {target} peak {peak}"
+            );
+        }
     }
 
     #[test]

@@ -220,6 +220,21 @@ pub fn evaluate(series: &[Series], options: &ReplayOptions) -> Result<Vec<ModeRe
     Ok(out)
 }
 
+/// The series at even positions (0, 2, 4, … in the given order) and those at odd positions: the
+/// Adaptive mode's cost weights were tuned on the even half of the development traces, so the odd
+/// half shows whether they hold on series they were not fitted to.
+pub fn halves(series: &[Series]) -> (Vec<Series>, Vec<Series>) {
+    let pick = |parity: usize| {
+        series
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, s)| s.clone())
+            .collect()
+    };
+    (pick(0), pick(1))
+}
+
 /// The results as a plain-text table, with the Adaptive mode's change against Percentile.
 pub fn table(results: &[ModeResult]) -> String {
     let mut out = format!(

@@ -8,6 +8,7 @@
 //! - [`histogram`]: decaying exponential-bucket histograms;
 //! - [`aggregate`]: one container's usage state (CPU samples, memory interval peaks, OOM bumps);
 //! - [`adaptive`]: the model-choosing estimator;
+//! - [`window`]: peaks of recent time windows (the Adaptive mode's moving-window signal);
 //! - [`estimate`]: percentiles, margins, confidence, floors;
 //! - [`policy`]: container policies (mode, controlled resources, min/max allowed);
 //! - [`settings`]: defaults and per-object overrides;
@@ -32,6 +33,7 @@ pub mod recommend;
 pub mod series;
 pub mod settings;
 pub mod status;
+pub mod window;
 pub mod workload;
 
 pub use aggregate::ContainerState;

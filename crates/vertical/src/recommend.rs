@@ -151,13 +151,9 @@ fn describe_mode(settings: &Settings, state: &ContainerState) -> String {
             let (ci, cpu) = a.cpu_choice();
             let (mi, memory) = a.memory_choice();
             format!(
-                "adaptive: cpu candidate {ci} (P{} of the {:?} histogram +{}%), memory candidate {mi} (P{} of the {:?} histogram +{}%)",
-                pct(cpu.percentile),
-                cpu.source,
-                pct(cpu.margin),
-                pct(memory.percentile),
-                memory.source,
-                pct(memory.margin)
+                "adaptive: cpu candidate {ci} ({}), memory candidate {mi} ({})",
+                cpu.describe(),
+                memory.describe()
             )
         }
         _ => format!(

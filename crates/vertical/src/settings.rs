@@ -4,6 +4,7 @@ use ballast_api::common::{parse_duration_seconds, parse_quantity};
 use ballast_api::vertical::{EstimatorMode, ResourceEstimation, VerticalAutoscalerSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::adaptive::Tuning;
 use crate::error::Error;
 
 /// How one resource's histogram is read.
@@ -37,6 +38,9 @@ pub struct Settings {
     pub memory_interval_seconds: i64,
     /// Samples a day that count as a full day of confidence (1440: one a minute).
     pub samples_per_day: f64,
+    /// Cost weights of the Adaptive mode's candidates.
+    #[serde(default)]
+    pub adaptive: Tuning,
 }
 
 /// One day in seconds.
@@ -62,6 +66,7 @@ impl Default for Settings {
             pod_min_memory: 250.0 * MIB,
             memory_interval_seconds: DAY_SECONDS,
             samples_per_day: 1440.0,
+            adaptive: Tuning::default(),
         }
     }
 }

@@ -315,6 +315,29 @@ pub struct AdaptiveCheckpoint {
     pub memory_short_histogram: HistogramCheckpoint,
     pub cpu: CandidatesCheckpoint,
     pub memory: CandidatesCheckpoint,
+    /// Peaks of the recent CPU usage windows (the window candidates' signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_windows: Option<WindowPeaksCheckpoint>,
+    /// Peaks of the recent memory usage windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_windows: Option<WindowPeaksCheckpoint>,
+}
+
+/// The peaks of a resource's recent fixed-length usage windows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowPeaksCheckpoint {
+    /// When the open (current) window started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_start: Option<Time>,
+    /// Peak of the open window.
+    #[serde(default)]
+    pub open_peak: f64,
+    /// Peaks of the closed windows, newest first (entry j: the window that started j + 1 windows
+    /// before the open one; 0 when it saw no sample).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 96))]
+    pub closed_peaks: Vec<f64>,
 }
 
 /// Limits and decayed costs of one resource's candidate estimators.

@@ -2,15 +2,11 @@
 //!
 //! The round trip is exact: weights, totals and costs are kept as they are (a JSON number holds
 //! an `f64` exactly), times are whole seconds, so a restored state recommends the very same values.
-//!
-//! The Adaptive mode's window peaks ride in its short histograms' `bucketWeights`, under keys
-//! that are not bucket indices: `openWindow:<unix second>` for the open window's start and peak,
-//! `window:<unix second>` for each non-empty closed window.
 
 use ballast_api::common::Time;
 use ballast_api::vertical::{
     AdaptiveCheckpoint, CandidatesCheckpoint, HistogramCheckpoint,
-    VerticalAutoscalerCheckpointStatus,
+    VerticalAutoscalerCheckpointStatus, WindowPeaksCheckpoint,
 };
 use jiff::Timestamp;
 
@@ -20,11 +16,6 @@ use crate::error::Error;
 use crate::histogram::DecayingHistogram;
 use crate::settings::Settings;
 use crate::window::WindowPeaks;
-
-/// Key prefix of the open window's peak in a short histogram checkpoint.
-pub const OPEN_WINDOW_KEY: &str = "openWindow:";
-/// Key prefix of a closed window's peak in a short histogram checkpoint.
-pub const WINDOW_KEY: &str = "window:";
 
 /// Format version written in `status.version`.
 pub const VERSION: &str = "ballast/v1";
@@ -56,9 +47,6 @@ fn restore_histogram(
 ) -> Result<DecayingHistogram, Error> {
     let mut buckets = Vec::with_capacity(c.bucket_weights.len());
     for (key, weight) in &c.bucket_weights {
-        if key.starts_with(OPEN_WINDOW_KEY) || key.starts_with(WINDOW_KEY) {
-            continue;
-        }
         let index: u16 = key
             .parse()
             .ok()
@@ -87,58 +75,42 @@ fn restore_histogram(
     ))
 }
 
-/// A short histogram with the window peaks of the same resource.
-fn save_short(h: &DecayingHistogram, w: &WindowPeaks) -> HistogramCheckpoint {
-    let mut c = save_histogram(h);
-    let ((start, peak), closed) = w.parts();
-    if start != 0 {
-        c.bucket_weights
-            .insert(format!("{OPEN_WINDOW_KEY}{start}"), peak);
+fn save_windows(w: &WindowPeaks) -> Option<WindowPeaksCheckpoint> {
+    if w.is_empty() {
+        return None;
     }
-    for (start, peak) in closed {
-        c.bucket_weights
-            .insert(format!("{WINDOW_KEY}{start}"), peak);
-    }
-    c
+    let ((start, peak), _) = w.parts();
+    Some(WindowPeaksCheckpoint {
+        open_start: time(start),
+        open_peak: peak,
+        closed_peaks: w.closed_peaks().to_vec(),
+    })
 }
 
-/// The window peaks saved by [`save_short`].
 fn restore_windows(
-    c: &HistogramCheckpoint,
+    c: &Option<WindowPeaksCheckpoint>,
     object: &str,
     field: &str,
 ) -> Result<WindowPeaks, Error> {
-    let mut open = (0, 0.0);
-    let mut closed = Vec::new();
-    for (key, peak) in &c.bucket_weights {
-        let (prefix, rest) = if let Some(rest) = key.strip_prefix(OPEN_WINDOW_KEY) {
-            (OPEN_WINDOW_KEY, rest)
-        } else if let Some(rest) = key.strip_prefix(WINDOW_KEY) {
-            (WINDOW_KEY, rest)
-        } else {
-            continue;
-        };
-        let start: i64 = rest.parse().map_err(|_| {
-            Error::invalid(
-                object,
-                &format!("{field}.bucketWeights"),
-                format!("{key:?} does not end with a unix second"),
-            )
-        })?;
-        if !peak.is_finite() || *peak < 0.0 {
-            return Err(Error::invalid(
-                object,
-                &format!("{field}.bucketWeights.{key}"),
-                format!("{peak} is not a usage peak"),
-            ));
-        }
-        if prefix == OPEN_WINDOW_KEY {
-            open = (start, *peak);
-        } else {
-            closed.push((start, *peak));
-        }
+    let Some(c) = c else {
+        return Ok(WindowPeaks::new());
+    };
+    let peaks = std::iter::once(&c.open_peak).chain(&c.closed_peaks);
+    if let Some(bad) = peaks.into_iter().find(|p| !p.is_finite() || **p < 0.0) {
+        return Err(Error::invalid(
+            object,
+            field,
+            format!("{bad} is not a usage peak"),
+        ));
     }
-    Ok(WindowPeaks::from_parts(open, &closed))
+    let open = seconds(&c.open_start);
+    let closed: Vec<(i64, f64)> = c
+        .closed_peaks
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (open - (j as i64 + 1) * crate::window::WINDOW_SECONDS, *p))
+        .collect();
+    Ok(WindowPeaks::from_parts((open, c.open_peak), &closed))
 }
 
 fn save_models(m: &ModelSet) -> CandidatesCheckpoint {
@@ -179,8 +151,10 @@ pub fn save(state: &ContainerState, now: Timestamp) -> VerticalAutoscalerCheckpo
         let (cpu_short, memory_short) = a.short_histograms();
         let (cpu, memory) = a.model_sets();
         AdaptiveCheckpoint {
-            cpu_short_histogram: save_short(cpu_short, &a.cpu_windows),
-            memory_short_histogram: save_short(memory_short, &a.memory_windows),
+            cpu_short_histogram: save_histogram(cpu_short),
+            memory_short_histogram: save_histogram(memory_short),
+            cpu_windows: save_windows(&a.cpu_windows),
+            memory_windows: save_windows(&a.memory_windows),
             cpu: save_models(cpu),
             memory: save_models(memory),
         }
@@ -253,16 +227,8 @@ fn restore_adaptive(
         object,
         &format!("{f}.memoryShortHistogram"),
     )?;
-    a.cpu_windows = restore_windows(
-        &c.cpu_short_histogram,
-        object,
-        &format!("{f}.cpuShortHistogram"),
-    )?;
-    a.memory_windows = restore_windows(
-        &c.memory_short_histogram,
-        object,
-        &format!("{f}.memoryShortHistogram"),
-    )?;
+    a.cpu_windows = restore_windows(&c.cpu_windows, object, &format!("{f}.cpuWindows"))?;
+    a.memory_windows = restore_windows(&c.memory_windows, object, &format!("{f}.memoryWindows"))?;
     a.cpu = restore_models(&c.cpu, a.cpu.limits.len(), object, &format!("{f}.cpu"))?;
     a.memory = restore_models(
         &c.memory,

@@ -16,6 +16,10 @@
 //! `VerticalAutoscalerCheckpoint`; at start they are read back, so a restart forgets nothing
 //! [`checkpoints`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
+//!
+//! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits; the
+//! moment it leads it reads the checkpoints (the previous leader saved them at its shutdown) and
+//! starts its passes. `/readyz` is true once the caches are synced ([`VerticalRecommender::readiness`]).
 
 pub mod checkpoints;
 pub mod history;
@@ -41,6 +45,8 @@ use prometheus_client::registry::Registry;
 
 use crate::Clock;
 use crate::events::Recorder;
+use crate::health::Ready;
+use crate::leader::Leadership;
 use crate::runtime::HealthCheck;
 use crate::scale::Targets;
 pub use history::HistoryConfig;
@@ -64,6 +70,9 @@ pub struct Config {
     pub instance: String,
     /// Where every recommendation's `now` comes from.
     pub clock: Clock,
+    /// Whether this process leads (always, without leader election): only the leader runs
+    /// passes and writes.
+    pub leadership: Leadership,
 }
 
 impl Default for Config {
@@ -75,6 +84,7 @@ impl Default for Config {
             history: HistoryConfig::default(),
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
             clock: Clock::system(),
+            leadership: Leadership::always(),
         }
     }
 }
@@ -104,6 +114,7 @@ pub struct VerticalRecommender {
     targets: Targets,
     http: reqwest::Client,
     last_pass: Arc<Mutex<Instant>>,
+    ready: Ready,
 }
 
 impl VerticalRecommender {
@@ -120,17 +131,27 @@ impl VerticalRecommender {
             metrics: Metrics::new(registry),
             http: reqwest::Client::new(),
             last_pass: Arc::new(Mutex::new(Instant::now())),
+            ready: Ready::default(),
             client,
             config,
         }
     }
 
     /// Healthy while passes keep completing (none late by more than three intervals plus a
-    /// minute).
+    /// minute); a standby, which runs no pass, is healthy.
     pub fn health(&self) -> HealthCheck {
         let last = self.last_pass.clone();
         let limit = self.config.interval * 3 + Duration::from_secs(60);
-        Arc::new(move || last.lock().map(|t| t.elapsed() < limit).unwrap_or(false))
+        let leadership = self.config.leadership.clone();
+        Arc::new(move || {
+            !leadership.is_leading() || last.lock().map(|t| t.elapsed() < limit).unwrap_or(false)
+        })
+    }
+
+    /// Ready once both caches are synced (a standby too).
+    pub fn readiness(&self) -> HealthCheck {
+        let ready = self.ready.clone();
+        Arc::new(move || ready.get())
     }
 
     /// Runs until `shutdown` resolves, then saves checkpoints once more.
@@ -146,6 +167,18 @@ impl VerticalRecommender {
         pods.wait_until_ready()
             .await
             .map_err(|_| Error::CacheNeverReady { what: "pods" })?;
+        self.ready.set(true);
+        tokio::pin!(shutdown);
+        if !self.config.leadership.is_leading() {
+            tracing::info!("caches synced; standing by until this process leads");
+            tokio::select! {
+                _ = self.config.leadership.wait_leading() => {}
+                _ = &mut shutdown => return Ok(()),
+            }
+            if let Ok(mut t) = self.last_pass.lock() {
+                *t = Instant::now();
+            }
+        }
         let mut saved =
             match checkpoints::load(&self.client, self.config.namespace.as_deref()).await {
                 Ok(s) => s,
@@ -157,7 +190,6 @@ impl VerticalRecommender {
         tracing::info!(checkpoints = saved.len(), "vertical recommender started");
         let mut tracked = HashMap::new();
         let mut last_checkpoint = Instant::now();
-        tokio::pin!(shutdown);
         loop {
             let started = Instant::now();
             self.pass(&autoscalers, &pods, &mut tracked, &mut saved)

@@ -63,31 +63,54 @@ pub enum LeaderError {
     Timing(#[from] TimingError),
 }
 
+/// Until when a process leads, as its elector last published it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Term {
+    /// Not leading.
+    Standby,
+    /// Leading until this instant unless the elector renews first.
+    Until(Instant),
+    /// Always leading (no election).
+    Always,
+}
+
 /// Whether this process leads: cheap to clone, shared by the reconcilers of one process.
+///
+/// The answer is checked against the leader's renew deadline at each call, so a reconcile that
+/// runs before the elector noticed a missed deadline (after a long pause of the process) sees that
+/// it no longer leads.
 #[derive(Clone, Debug)]
 pub struct Leadership {
-    leading: watch::Receiver<bool>,
+    term: watch::Receiver<Term>,
 }
 
 impl Leadership {
     /// A process without leader election: it always leads.
     pub fn always() -> Leadership {
-        let (_, leading) = watch::channel(true);
-        Leadership { leading }
+        let (_, term) = watch::channel(Term::Always);
+        Leadership { term }
     }
 
     /// Whether this process leads now.
     pub fn is_leading(&self) -> bool {
-        *self.leading.borrow()
+        leads(&self.term.borrow(), Instant::now())
     }
 
     /// Resolves once this process leads (at once when it does); never when the elector stopped
     /// without leading.
     pub async fn wait_leading(&self) {
-        let mut rx = self.leading.clone();
-        if rx.wait_for(|l| *l).await.is_err() {
+        let mut rx = self.term.clone();
+        if rx.wait_for(|t| leads(t, Instant::now())).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+fn leads(term: &Term, now: Instant) -> bool {
+    match term {
+        Term::Standby => false,
+        Term::Until(d) => now < *d,
+        Term::Always => true,
     }
 }
 
@@ -102,7 +125,7 @@ pub struct LeaderElector {
     api: Api<Lease>,
     config: LeaderConfig,
     election: Election,
-    leading: watch::Sender<bool>,
+    term: watch::Sender<Term>,
     last_error: String,
 }
 
@@ -113,15 +136,15 @@ impl LeaderElector {
         config: LeaderConfig,
     ) -> Result<(LeaderElector, Leadership), LeaderError> {
         config.timing.validate()?;
-        let (leading, rx) = watch::channel(false);
+        let (term, rx) = watch::channel(Term::Standby);
         let elector = LeaderElector {
             api: Api::namespaced(client, &config.namespace),
             election: Election::new(config.identity.clone(), config.timing),
             config,
-            leading,
+            term,
             last_error: "none".to_owned(),
         };
-        Ok((elector, Leadership { leading: rx }))
+        Ok((elector, Leadership { term: rx }))
     }
 
     /// Runs until `shutdown` resolves (then releases the lease if held and returns `Ok`) or the
@@ -206,22 +229,21 @@ impl LeaderElector {
         self.last_error = format!("{what}: {e}");
     }
 
-    /// Tells the reconcilers whether this process leads; an error once it led and no more.
+    /// Tells the reconcilers until when this process leads; an error once it led and no more.
     fn publish(&mut self) -> Result<(), LeaderError> {
         let now = Instant::now();
-        let leads = self.election.is_leader(now);
-        let led = *self.leading.borrow();
-        if led && !leads {
-            return Err(self.lost());
+        let led = *self.term.borrow() != Term::Standby;
+        if !self.election.is_leader(now) {
+            return if led { Err(self.lost()) } else { Ok(()) };
         }
-        if leads != led {
-            self.leading.send_replace(leads);
+        if let Some(until) = self.election.leads_until() {
+            self.term.send_replace(Term::Until(until));
         }
         Ok(())
     }
 
     fn lost(&mut self) -> LeaderError {
-        self.leading.send_replace(false);
+        self.term.send_replace(Term::Standby);
         LeaderError::Lost {
             namespace: self.config.namespace.clone(),
             name: self.config.name.clone(),
@@ -233,8 +255,7 @@ impl LeaderElector {
     /// Gives the lease up when this process holds it (best effort, bounded by the renew
     /// deadline): the reconcilers stop first, so nothing writes after.
     async fn release(&mut self) {
-        let was_leading = self.leading.send_replace(false);
-        if !was_leading {
+        if self.term.send_replace(Term::Standby) == Term::Standby {
             return;
         }
         let give_up = async {

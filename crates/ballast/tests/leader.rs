@@ -10,6 +10,10 @@
 //!   printed); SIGTERM: the leader releases the lease and the standby takes over in about a retry
 //!   period; SIGSTOP for longer than the lease: a standby takes over, and the stopped leader, once
 //!   continued, exits non-zero without writing.
+//! - `nodes_failover_never_launches_twice`: two `ballast controller nodes --leader-elect` processes
+//!   (kwok provider) on the test's own NodePool: one pending pod gets one NodeClaim, every event is
+//!   the leader's; after SIGKILL of the leader a second pod gets its node from the standby (figure
+//!   printed), and still one NodeClaim per pod.
 //!
 //! Without a test bed every test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
 
@@ -19,11 +23,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use ballast_api::horizontal::HorizontalAutoscaler;
+use ballast_api::nodes::{KwokNodeClass, NodeClaim, NodePool, labels};
 use ballast_controller::leader::{LeaderConfig, LeaderElector, Leadership, Timing};
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestDeployment, TestNamespace, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
@@ -129,7 +135,26 @@ struct Replica {
 }
 
 impl Replica {
+    /// `ballast controller horizontal` restricted to `ns`, its Lease in `ns`.
     fn start(bed: &TestBed, ns: &str, name: &'static str, logs: &Path) -> Result<Replica> {
+        let args = [
+            "controller",
+            "horizontal",
+            "--namespace",
+            ns,
+            "--metrics-addr",
+        ];
+        Replica::spawn(bed, ns, name, logs, &args)
+    }
+
+    /// `ballast ARGS... ADDR --leader-elect --leader-election-namespace ns`, ADDR a free port.
+    fn spawn(
+        bed: &TestBed,
+        ns: &str,
+        name: &'static str,
+        logs: &Path,
+        args: &[&str],
+    ) -> Result<Replica> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -139,15 +164,10 @@ impl Replica {
             .get("BALLAST_KUBECONFIG")
             .context("BALLAST_KUBECONFIG")?;
         let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .args([
-                "controller",
-                "horizontal",
-                "--namespace",
-                ns,
-                "--leader-elect",
-            ])
-            .args(["--leader-election-namespace", ns])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--leader-elect", "--leader-election-namespace", ns])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)
             .env("RUST_LOG", "info,ballast_controller=debug,kube=warn")
@@ -446,4 +466,247 @@ async fn horizontal_failover_between_processes() -> Result<()> {
     }
     drop(replicas_by_name);
     ns.cleanup().await
+}
+
+// ---- nodes ---------------------------------------------------------------------------------------
+
+const RUN_LABEL: &str = "test.ballast.dev/run";
+
+fn nodes_api<K>(client: &Client) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    K::DynamicType: Default,
+{
+    Api::all(client.clone())
+}
+
+/// The run's NodeClaims (of its one NodePool), by name.
+async fn claims(client: &Client, ns: &str) -> Result<Vec<NodeClaim>> {
+    let lp = ListParams::default().labels(&format!("{}={ns}", labels::NODEPOOL));
+    Ok(nodes_api::<NodeClaim>(client).list(&lp).await?.items)
+}
+
+/// Events of the nodes reconciler in `ns`, by `reportingInstance`.
+async fn node_events_by_instance(
+    ns: &TestNamespace,
+) -> Result<std::collections::BTreeMap<String, i32>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in ns.api::<Event>().list(&ListParams::default()).await? {
+        if e.reporting_controller.as_deref() == Some("ballast-nodes") {
+            let n = e.series.as_ref().map_or(1, |s| s.count);
+            *out.entry(e.reporting_instance.unwrap_or_default())
+                .or_insert(0) += n;
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the pool (its NodeClaims go with it, drained by the live leader), then the class;
+/// finalizers are removed from whatever is left after a minute.
+async fn cleanup_nodes(client: &Client, ns: &TestNamespace) {
+    let dp = kube::api::DeleteParams::background();
+    let _ = ns
+        .api::<Deployment>()
+        .delete_collection(&dp, &ListParams::default())
+        .await;
+    let _ = nodes_api::<NodePool>(client).delete(ns.name(), &dp).await;
+    for c in claims(client, ns.name()).await.unwrap_or_default() {
+        let _ = nodes_api::<NodeClaim>(client)
+            .delete(&c.metadata.name.unwrap_or_default(), &dp)
+            .await;
+    }
+    let gone = poll_until(
+        "the run's NodeClaims to go",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async { Ok(claims(client, ns.name()).await?.is_empty().then_some(())) },
+    )
+    .await;
+    if gone.is_err() {
+        let patch = json!({ "metadata": { "finalizers": null } });
+        for c in claims(client, ns.name()).await.unwrap_or_default() {
+            let _ = nodes_api::<NodeClaim>(client)
+                .patch(
+                    &c.metadata.name.unwrap_or_default(),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await;
+        }
+    }
+    let lp = ListParams::default().labels(&format!("{}={}", labels::NODEPOOL, ns.name()));
+    for n in nodes_api::<Node>(client)
+        .list(&lp)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        let name = n.metadata.name.unwrap_or_default();
+        let patch = json!({ "metadata": { "finalizers": null } });
+        let _ = nodes_api::<Node>(client)
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await;
+        let _ = nodes_api::<Node>(client).delete(&name, &dp).await;
+    }
+    let _ = nodes_api::<KwokNodeClass>(client)
+        .delete(ns.name(), &dp)
+        .await;
+}
+
+#[tokio::test]
+async fn nodes_failover_never_launches_twice() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let client = bed.client();
+    let crds: Vec<CustomResourceDefinition> = ballast_api::crds()
+        .into_iter()
+        .filter(|c| c.spec.group == "nodes.ballast.dev")
+        .collect();
+    ballast_testbed::crds::apply(
+        &client,
+        crds,
+        "ballast-leader-test",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let ns = bed.namespace("leader-nodes").await?;
+    let name = ns.name().to_owned();
+    let logs = std::env::temp_dir().join(format!("ballast-{name}"));
+    std::fs::create_dir_all(&logs)?;
+    let selector = format!("{RUN_LABEL}={name}");
+    let args = [
+        "controller",
+        "nodes",
+        "--provider",
+        "kwok",
+        "--catalog",
+        "simulations/catalogs/aws-like.yaml",
+        "--nodepool-selector",
+        &selector,
+        "--provision-namespace",
+        &name,
+        "--no-disruption",
+        "--batch-max",
+        "3",
+        "--nodes-health-addr",
+    ];
+    let mut replicas_by_name = vec![
+        Replica::spawn(&bed, &name, "a", &logs, &args)?,
+        Replica::spawn(&bed, &name, "b", &logs, &args)?,
+    ];
+    for r in &replicas_by_name {
+        r.wait_ready().await?;
+    }
+    let first = poll_until(
+        "a nodes lease holder",
+        Duration::from_secs(30),
+        FAST,
+        || async {
+            let lease = ns.api::<Lease>().get_opt("ballast-nodes").await?;
+            Ok(lease
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity)
+                .filter(|h| !h.is_empty()))
+        },
+    )
+    .await?;
+    println!("first nodes leader: {first}");
+    let class: KwokNodeClass = serde_json::from_value(json!({
+        "apiVersion": "nodes.ballast.dev/v1", "kind": "KwokNodeClass",
+        "metadata": { "name": name, "labels": { RUN_LABEL: name } }, "spec": {},
+    }))?;
+    nodes_api::<KwokNodeClass>(&client)
+        .create(&PostParams::default(), &class)
+        .await?;
+    // One c6i.large (2 CPU) per 1500m pod: each replica of the Deployment needs its own node.
+    let pool: NodePool = serde_json::from_value(json!({
+        "apiVersion": "nodes.ballast.dev/v1", "kind": "NodePool",
+        "metadata": { "name": name, "labels": { RUN_LABEL: name } },
+        "spec": { "template": {
+            "metadata": { "labels": { ballast_testbed::ISOLATION_KEY: name } },
+            "spec": {
+                "nodeClassRef": { "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": name },
+                "requirements": [
+                    { "key": labels::CAPACITY_TYPE, "operator": "In", "values": ["on-demand"] },
+                    { "key": labels::INSTANCE_TYPE, "operator": "In", "values": ["c6i.large"] }
+                ],
+                "taints": [{ "key": ballast_testbed::ISOLATION_KEY, "value": name, "effect": "NoSchedule" }]
+            }
+        } }
+    }))?;
+    nodes_api::<NodePool>(&client)
+        .create(&PostParams::default(), &pool)
+        .await?;
+    let result = nodes_failover_body(&bed, &ns, &mut replicas_by_name, &first, &args, &logs).await;
+    cleanup_nodes(&client, &ns).await;
+    if result.is_err() {
+        for r in &replicas_by_name {
+            eprintln!("{}", r.tail());
+        }
+    }
+    drop(replicas_by_name);
+    result?;
+    ns.cleanup().await
+}
+
+async fn nodes_failover_body(
+    bed: &TestBed,
+    ns: &TestNamespace,
+    replicas_by_name: &mut Vec<Replica>,
+    first: &str,
+    args: &[&str],
+    logs: &Path,
+) -> Result<()> {
+    let client = bed.client();
+    ns.create_deployment(
+        TestDeployment::new("big")
+            .replicas(1)
+            .request("cpu", "1500m"),
+    )
+    .await?;
+    poll_until("one NodeClaim", Duration::from_secs(60), FAST, || async {
+        Ok((!claims(&client, ns.name()).await?.is_empty()).then_some(()))
+    })
+    .await?;
+    // Time for a second launch, were the standby deciding too.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let n = claims(&client, ns.name()).await?.len();
+    ensure!(n == 1, "{n} NodeClaims for one pending pod");
+    let events = node_events_by_instance(ns).await?;
+    println!("nodes events by reportingInstance: {events:?}");
+    ensure!(
+        !events.is_empty() && events.keys().all(|k| k == first),
+        "events from other instances than the leader {first}: {events:?}"
+    );
+
+    // SIGKILL of the leader, then a second pod: the standby launches its node.
+    let leader = if first == "a" { 0 } else { 1 };
+    let killed = Instant::now();
+    replicas_by_name[leader].signal("KILL")?;
+    ns.scale_deployment("big", 2).await?;
+    poll_until(
+        "a second NodeClaim",
+        Duration::from_secs(60),
+        FAST,
+        || async { Ok((claims(&client, ns.name()).await?.len() >= 2).then_some(())) },
+    )
+    .await?;
+    let takeover = killed.elapsed();
+    println!(
+        "nodes: the standby created a NodeClaim {:.2} s after SIGKILL of the leader",
+        takeover.as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n = claims(&client, ns.name()).await?.len();
+    ensure!(n == 2, "{n} NodeClaims for two pods");
+    ensure!(
+        takeover < Duration::from_secs(30),
+        "takeover took {takeover:?}"
+    );
+    // A fresh standby, for the cleanup to have a leader should this one stop.
+    replicas_by_name.push(Replica::spawn(bed, ns.name(), "c", logs, args)?);
+    Ok(())
 }

@@ -299,12 +299,17 @@ impl LeaderElector {
     /// The Lease to write: `read` (keeping its metadata, so its `resourceVersion` guards the
     /// replace) with `record` as its spec, or a new one.
     fn lease(&self, read: Option<Lease>, record: &Record) -> Lease {
-        let metadata = read.map(|l| l.metadata).unwrap_or_else(|| ObjectMeta {
-            name: Some(self.config.name.clone()),
-            namespace: Some(self.config.namespace.clone()),
-            ..Default::default()
-        });
-        let previous = LeaseSpec::default();
+        let metadata = read
+            .map(|l| ObjectMeta {
+                // Left out: the server keeps them (sending them would replace them).
+                managed_fields: None,
+                ..l.metadata
+            })
+            .unwrap_or_else(|| ObjectMeta {
+                name: Some(self.config.name.clone()),
+                namespace: Some(self.config.namespace.clone()),
+                ..Default::default()
+            });
         Lease {
             metadata,
             spec: Some(LeaseSpec {
@@ -313,7 +318,7 @@ impl LeaderElector {
                 acquire_time: record.acquire_time.map(MicroTime),
                 renew_time: record.renew_time.map(MicroTime),
                 lease_transitions: Some(record.transitions),
-                ..previous
+                ..LeaseSpec::default()
             }),
         }
     }
@@ -359,5 +364,42 @@ async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leadership(term: Term) -> (watch::Sender<Term>, Leadership) {
+        let (tx, term) = watch::channel(term);
+        (tx, Leadership { term })
+    }
+
+    #[test]
+    fn leading_ends_at_the_renew_deadline_even_unpublished() {
+        let now = Instant::now();
+        let (_tx, l) = leadership(Term::Until(now + Duration::from_secs(10)));
+        assert!(l.is_leading());
+        // The elector has not run since its deadline passed (a paused process): not leading.
+        let (_tx, l) = leadership(Term::Until(now - Duration::from_millis(1)));
+        assert!(!l.is_leading());
+        let (_tx, l) = leadership(Term::Standby);
+        assert!(!l.is_leading());
+        assert!(Leadership::always().is_leading());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_leadership() {
+        Leadership::always().wait_leading().await;
+        let (tx, l) = leadership(Term::Standby);
+        let waiter = tokio::spawn(async move { l.wait_leading().await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        tx.send_replace(Term::Until(Instant::now() + Duration::from_secs(10)));
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("leading")
+            .expect("task");
     }
 }

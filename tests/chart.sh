@@ -100,7 +100,10 @@ sed 's/^/    /' "$WORK/dry-run.txt" >&2
 
 log "helm install $RELEASE -n $NS"
 INSTALLED=1
-"$HELM" install "$RELEASE" "$CHART" -n "$NS" -f "$ALL_VALUES" \
+# Installed without the vertical webhook: its configuration names a Service, and the bed's API
+# server must never dial a ClusterIP (the webhook itself is tested through clientConfig.url in
+# crates/controller/tests/vertical.rs); it is rendered, validated and dry-run above.
+"$HELM" install "$RELEASE" "$CHART" -n "$NS" -f "$ALL_VALUES" --set vertical.webhook.enabled=false \
   --set serviceMonitor.enabled=false --set "horizontal.secretNamespaces={$SECRETS_NS}" >"$WORK/install.txt" ||
   { cat "$WORK/install.txt" >&2; die "helm install"; }
 "$HELM" status "$RELEASE" -n "$NS" >"$WORK/status.txt"

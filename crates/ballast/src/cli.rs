@@ -334,6 +334,7 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
         let wall = started.elapsed().as_secs_f64();
         println!("{}", path.display());
         print!("{}", ballast_sim::report::terminal_table(&results));
+        print!("{}", ballast_sim::report::vertical_table(&results));
         println!(
             "{} variant(s), {:.0} simulated hours in {:.2}s wall ({:.0}x real time)",
             results.len(),

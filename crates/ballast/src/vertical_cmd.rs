@@ -1,12 +1,14 @@
 //! `ballast controller vertical`: the recommender.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use ballast_controller::runtime;
-use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender};
+use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender, webhook};
 use clap::Args;
 use prometheus_client::registry::Registry;
 
@@ -32,6 +34,17 @@ pub struct VerticalFlags {
     /// Step of the history queries (Go duration).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
     pub history_resolution: Duration,
+    /// Serve the mutating admission webhook (sets requests of new pods) on this address, over TLS.
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Folder holding the webhook's `tls.crt` and `tls.key` (and `ca.crt`); without it a CA and a
+    /// certificate for 127.0.0.1 and localhost are made at start.
+    #[arg(long, value_name = "DIR", requires = "webhook_addr")]
+    pub webhook_cert_dir: Option<PathBuf>,
+    /// MutatingWebhookConfiguration whose `caBundle`s this process sets to its CA at start (for a
+    /// generated certificate).
+    #[arg(long, value_name = "NAME", requires = "webhook_addr")]
+    pub webhook_configuration: Option<String>,
 }
 
 /// A Go duration of at least one second (a clap value parser).
@@ -60,6 +73,45 @@ impl VerticalFlags {
     }
 }
 
+/// The webhook's listener, with its certificate read or made; the configuration's `caBundle` set
+/// when asked.
+async fn webhook_listener(
+    client: &kube::Client,
+    flags: &VerticalFlags,
+    addr: SocketAddr,
+) -> Result<webhook::TlsListener> {
+    let certificate = match &flags.webhook_cert_dir {
+        Some(dir) => webhook::Certificate::from_dir(dir)?,
+        None => webhook::Certificate::generate(&[])?,
+    };
+    let listener = webhook::TlsListener::bind(addr, &certificate).await?;
+    let addr = webhook::local_addr(&listener)?;
+    tracing::info!(%addr, path = webhook::PATH, "serving the admission webhook");
+    if let Some(name) = &flags.webhook_configuration {
+        set_ca_bundle(client, name, &certificate.ca_pem)
+            .await
+            .with_context(|| {
+                format!("setting the caBundle of MutatingWebhookConfiguration {name}")
+            })?;
+    }
+    Ok(listener)
+}
+
+async fn set_ca_bundle(client: &kube::Client, name: &str, ca_pem: &str) -> Result<()> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let api: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let text = |e: kube::Error| anyhow::anyhow!(ballast_controller::scale::error_text(&e));
+    let mut config = api.get(name).await.map_err(text)?;
+    for w in config.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
+    }
+    api.replace(name, &Default::default(), &config)
+        .await
+        .map_err(text)?;
+    Ok(())
+}
+
 /// `ballast controller vertical`: runs until SIGTERM / Ctrl+C, then saves checkpoints (and, with
 /// `--leader-elect`, releases the lease).
 pub fn controller(
@@ -77,7 +129,10 @@ pub fn controller(
         let mut config = flags.config(shared);
         config.leadership = election.leadership.clone();
         let mut registry = Registry::default();
-        let recommender = VerticalRecommender::new(client, config, &mut registry);
+        let mut recommender = VerticalRecommender::new(client.clone(), config, &mut registry);
+        if let Some(addr) = flags.webhook_addr {
+            recommender = recommender.with_webhook(webhook_listener(&client, flags, addr).await?);
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();

@@ -11,6 +11,12 @@
 //! - `bad_objects_get_conditions_and_the_rest_go_on`: missing target, a kind without a scale
 //!   subresource, an estimation the core refuses, a target without pods; a healthy object in the
 //!   same namespace keeps getting its recommendation.
+//! - `unreadable_metrics_get_a_condition`: a recommender whose user may not read
+//!   `metrics.k8s.io` (impersonated, bound to a Role without it) says so in `MetricsUnavailable`.
+//! - `the_webhook_sizes_new_pods_and_a_webhook_down_blocks_nothing`: the recommender's mutating
+//!   webhook, registered with `clientConfig.url: https://127.0.0.1:PORT` and its generated CA, sets
+//!   the requests of a new pod of an `Initial` object; once it is stopped (`failurePolicy:
+//!   Ignore`), pods are still created, unchanged.
 //! - `history_is_read_from_prometheus`: an object without a checkpoint starts from the history of
 //!   its pods' series in Prometheus.
 //!
@@ -25,14 +31,17 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail, ensure};
 use ballast_api::common::parse_quantity;
 use ballast_api::vertical::{VerticalAutoscaler, VerticalAutoscalerCheckpoint};
-use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender};
+use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender, webhook};
 use ballast_testbed::usage::wait_for_pod_metrics;
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{
     KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip,
 };
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use prometheus_client::registry::Registry;
@@ -72,6 +81,10 @@ struct Running {
 }
 
 fn start(bed: &TestBed, ns: &TestNamespace, history: HistoryConfig) -> Running {
+    start_with(bed.client(), ns, history)
+}
+
+fn start_with(client: kube::Client, ns: &TestNamespace, history: HistoryConfig) -> Running {
     let config = Config {
         namespace: Some(ns.name().to_owned()),
         interval: Duration::from_secs(2),
@@ -81,7 +94,7 @@ fn start(bed: &TestBed, ns: &TestNamespace, history: HistoryConfig) -> Running {
         ..Default::default()
     };
     let mut registry = Registry::default();
-    let recommender = VerticalRecommender::new(bed.client(), config, &mut registry);
+    let recommender = VerticalRecommender::new(client, config, &mut registry);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(recommender.run(async move {
         let _ = rx.await;
@@ -408,6 +421,223 @@ async fn bad_objects_get_conditions_and_the_rest_go_on() -> Result<()> {
     );
     wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
     running.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// A client acting as `user`, who may do in `ns` everything the recommender needs except reading
+/// `metrics.k8s.io`.
+async fn client_without_metrics(
+    bed: &TestBed,
+    ns: &TestNamespace,
+    user: &str,
+) -> Result<kube::Client> {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": { "name": user },
+        "rules": [
+            { "apiGroups": ["autoscaling.ballast.dev"], "resources": ["*"], "verbs": ["*"] },
+            { "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"] },
+            { "apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get"] },
+            { "apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"] }
+        ]
+    }))?;
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": user },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }]
+    }))?;
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await?;
+    let mut config = bed.kube_config().clone();
+    config.auth_info.impersonate = Some(user.to_owned());
+    Ok(kube::Client::try_from(config)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_metrics_get_a_condition() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-nometrics").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 1).await?;
+    create_va(&ns, "web", deployment("web")).await?;
+    let client = client_without_metrics(&bed, &ns, &format!("{}-recommender", ns.name())).await?;
+    let running = start_with(client, &ns, HistoryConfig::default());
+    let va = wait_condition(
+        &ns,
+        "web",
+        "MetricsUnavailable",
+        "True",
+        Some("FailedGetResourceMetric"),
+    )
+    .await?;
+    let conditions = &va.status.as_ref().context("no status")?.conditions;
+    let message = conditions
+        .iter()
+        .find(|c| c.type_ == "MetricsUnavailable")
+        .map(|c| c.message.as_str())
+        .unwrap_or_default();
+    ensure!(message.contains("forbidden"), "{message}");
+    ensure!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "RecommendationProvided" && c.reason == "NoUsageYet"),
+        "{conditions:?}"
+    );
+    wait_event(&ns, "web", "FailedGetResourceMetric").await?;
+    running.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// Registers the webhook at `addr` for pods of `ns` (cluster-scoped: the caller deletes it).
+async fn register_webhook(
+    bed: &TestBed,
+    ns: &TestNamespace,
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+) -> Result<String> {
+    let name = format!("ballast-vertical-{}", ns.name());
+    let mut config: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "webhooks": [{
+            "name": "pods.vertical.ballast.dev",
+            "clientConfig": { "url": format!("https://127.0.0.1:{}{}", addr.port(), webhook::PATH) },
+            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns.name() } },
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5
+        }]
+    }))?;
+    for w in config.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
+    }
+    kube::Api::<MutatingWebhookConfiguration>::all(bed.client())
+        .create(&PostParams::default(), &config)
+        .await
+        .context("creating the MutatingWebhookConfiguration")?;
+    Ok(name)
+}
+
+/// The CPU request of container `app` of the pods of `app=web` created after `known`.
+async fn new_pods(ns: &TestNamespace, known: &[String]) -> Result<Vec<Pod>> {
+    Ok(ns
+        .pods("app=web")
+        .await?
+        .into_iter()
+        .filter(|p| !known.contains(&p.metadata.name.clone().unwrap_or_default()))
+        .collect())
+}
+
+fn cpu_request(pod: &Pod) -> Option<f64> {
+    let c = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "app")?;
+    parse_quantity(&c.resources.as_ref()?.requests.as_ref()?.get("cpu")?.0).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_sizes_new_pods_and_a_webhook_down_blocks_nothing() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vza-hook").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 1).await?;
+    let mut spec = deployment("web");
+    spec["updatePolicy"] = json!({ "updateMode": "Initial" });
+    create_va(&ns, "web", spec).await?;
+
+    let certificate = webhook::Certificate::generate(&[])?;
+    let listener = webhook::TlsListener::bind("127.0.0.1:0".parse()?, &certificate).await?;
+    let addr = webhook::local_addr(&listener)?;
+    let config = Config {
+        namespace: Some(ns.name().to_owned()),
+        interval: Duration::from_secs(2),
+        instance: format!("test-{}", ns.name()),
+        ..Default::default()
+    };
+    let mut registry = Registry::default();
+    let recommender =
+        VerticalRecommender::new(bed.client(), config, &mut registry).with_webhook(listener);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(recommender.run(async move {
+        let _ = rx.await;
+    }));
+    let running = Running {
+        stop: Some(tx),
+        task,
+        registry: Arc::new(registry),
+    };
+    let hook = register_webhook(&bed, &ns, addr, &certificate.ca_pem).await?;
+    let va = wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
+    let target_cpu = target(&va, "cpu").context("no cpu target")?;
+
+    // A new pod of the target gets the recommendation (the old one keeps 100m: Initial).
+    let known: Vec<String> = ns
+        .pods("app=web")
+        .await?
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    ns.scale_deployment("web", 2).await?;
+    let created = poll_until(
+        "a second pod",
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || async { Ok(new_pods(&ns, &known).await?.into_iter().next()) },
+    )
+    .await?;
+    let got = cpu_request(&created);
+    ensure!(
+        got.is_some_and(|c| (c - target_cpu).abs() < 0.0011),
+        "new pod's cpu request {got:?}, target {target_cpu}"
+    );
+    let note = created
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(webhook::ANNOTATION))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        note.starts_with("web: app: cpu request"),
+        "annotation: {note:?}"
+    );
+    eprintln!("new pod: {note}");
+
+    // The webhook stops; pods are still created (failurePolicy: Ignore), unchanged.
+    running.stop().await?;
+    let mut known = known;
+    known.extend(created.metadata.name.clone());
+    ns.scale_deployment("web", 3).await?;
+    let plain = poll_until(
+        "a third pod without the webhook",
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+        || async { Ok(new_pods(&ns, &known).await?.into_iter().next()) },
+    )
+    .await?;
+    ensure!(
+        cpu_request(&plain) == Some(0.1),
+        "{:?}",
+        cpu_request(&plain)
+    );
+    kube::Api::<MutatingWebhookConfiguration>::all(bed.client())
+        .delete(&hook, &Default::default())
+        .await?;
     ns.cleanup().await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! (`crate::world`, which models Kubernetes without Ballast) or to a decision (`crate::cores`,
 //! the real Ballast cores), whose answer the cluster then carries out. It owns no cluster state.
 
-use crate::cores::{self, AutoscalerState};
+use crate::cores::{self, AutoscalerState, VerticalState};
 use crate::event::Event;
 use crate::record::Recorder;
 use crate::scenario::Scenario;
@@ -16,6 +16,8 @@ use std::collections::BinaryHeap;
 pub struct Simulation {
     world: World,
     autoscalers: Vec<AutoscalerState>,
+    /// The `VerticalAutoscaler` objects and the usage they have seen.
+    verticals: Vec<VerticalState>,
     /// Events by time, then by the order they were asked for.
     queue: BinaryHeap<Reverse<(Millis, u64, Event)>>,
     seq: u64,
@@ -44,9 +46,11 @@ impl Simulation {
             world.autoscaled[a.workload] = true;
         }
         world.start()?;
+        let verticals = cores::verticals(&world.sc, &mut world.rec);
         let mut sim = Simulation {
             world,
             autoscalers,
+            verticals,
             queue: BinaryHeap::new(),
             seq: 0,
             disrupt_wake: 0,
@@ -84,6 +88,9 @@ impl Simulation {
         for i in 0..self.autoscalers.len() {
             let period = self.autoscalers[i].sync_period;
             self.push(period, Event::HpaSync(i));
+        }
+        if !self.verticals.is_empty() {
+            self.push(cores::RECOMMEND_PERIOD_MS, Event::Recommend);
         }
         self.push(0, Event::Sample);
         let disruption = millis(self.world.sc.settings.disruption_interval_seconds);
@@ -125,7 +132,10 @@ impl Simulation {
         *rec.phase_seconds.entry(phase.0).or_insert(0.0) += thread_cpu_seconds() - phase.1;
         self.world.now = end;
         self.world.finish();
-        let summary = crate::report::finish(&self.world);
+        let mut summary = crate::report::finish(&self.world);
+        let mean_ready: Vec<f64> = summary.workloads.iter().map(|w| w.mean_ready).collect();
+        summary.vertical =
+            crate::vertical_report::summarize(&self.world, &self.verticals, &mean_ready);
         progress(1.0);
         (self.world.rec, summary)
     }
@@ -156,6 +166,10 @@ impl Simulation {
             Event::PodReady(p) => self.world.pod_started(p),
             Event::PodFinish(p) => self.world.pod_finished(p),
             Event::BatchArrive(i) => self.world.batch_arrives(i),
+            Event::Recommend => {
+                cores::recommend(&mut self.world, &mut self.verticals);
+                self.push(now + cores::RECOMMEND_PERIOD_MS, Event::Recommend);
+            }
         }
     }
 
@@ -204,6 +218,7 @@ impl Simulation {
             self.world.advance_backlog(w);
         }
         self.world.check_invariants();
+        cores::observe_usage(&self.world, &mut self.verticals);
         let sample = crate::report::sample(&self.world);
         self.world.rec.add_sample(sample);
     }
@@ -217,6 +232,7 @@ fn phase_of(ev: &Event) -> &'static str {
         Event::Schedule => "schedule",
         Event::Provision => "provision",
         Event::Disrupt => "disrupt",
+        Event::Recommend => "vertical",
         _ => "other",
     }
 }

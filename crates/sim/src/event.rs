@@ -27,6 +27,8 @@ pub(crate) enum Event {
     PodFinish(PodId),
     /// Batch pod `i` of the scenario is created.
     BatchArrive(usize),
+    /// The vertical recommender's loop: every `VerticalAutoscaler` gets a recommendation.
+    Recommend,
 }
 
 /// Wake-ups asked for and not yet queued, oldest first.

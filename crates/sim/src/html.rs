@@ -1,7 +1,7 @@
 //! The HTML report: one section per variant with SVG plots drawn by `plotters`
 //! (replicas against the load's need, nodes and cost over time, pending pods).
 
-use crate::report::{VariantResult, terminal_table};
+use crate::report::{VariantResult, VerticalSummary, terminal_table};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -122,6 +122,7 @@ pub fn page(results: &[VariantResult]) -> String {
             s.scale_events,
             s.evictions
         );
+        out.push_str(&vertical_table(&s.vertical));
         let hours = |t: f64| t / 3600.0;
         for (w, name) in v.workload_names.iter().enumerate() {
             let lines = vec![
@@ -224,5 +225,69 @@ pub fn page(results: &[VariantResult]) -> String {
         ));
     }
     out.push_str("</body></html>\n");
+    out
+}
+
+/// Cores as millicores, bytes as mebibytes.
+fn cpu_cell(cores: f64) -> String {
+    format!("{:.0}m", cores * 1000.0)
+}
+fn memory_cell(bytes: f64) -> String {
+    format!("{:.0}Mi", bytes / (1024.0 * 1024.0))
+}
+
+/// The variant's `VerticalAutoscaler` recommendations against the requests (empty without any).
+fn vertical_table(verticals: &[VerticalSummary]) -> String {
+    if verticals.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h3>Vertical recommendations (requests are not changed)</h3>\
+         <table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\">\
+         <tr><th>workload</th><th>container</th><th>CPU request</th><th>CPU target [lower, upper]</th>\
+         <th>memory request</th><th>memory target [lower, upper]</th><th>mean pods</th>\
+         <th>$/h requested</th><th>$/h at target</th></tr>",
+    );
+    for v in verticals {
+        let bounds = |r: Option<&crate::report::ResourceSizing>, unit: fn(f64) -> String| {
+            r.map_or("-".to_string(), |r| {
+                format!(
+                    "{} [{}, {}]",
+                    unit(r.target),
+                    unit(r.lower_bound),
+                    unit(r.upper_bound)
+                )
+            })
+        };
+        let rows: Vec<(String, String, String)> = if v.containers.is_empty() {
+            vec![("-".into(), "-".into(), "-".into())]
+        } else {
+            v.containers
+                .iter()
+                .map(|c| {
+                    (
+                        c.container.clone(),
+                        bounds(c.cpu.as_ref(), cpu_cell),
+                        bounds(c.memory.as_ref(), memory_cell),
+                    )
+                })
+                .collect()
+        };
+        for (container, cpu, memory) in rows {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{cpu}</td><td>{}</td><td>{memory}</td>\
+                 <td>{:.1}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                escape(&v.workload),
+                escape(&container),
+                cpu_cell(v.requested_cpu),
+                memory_cell(v.requested_memory),
+                v.mean_ready,
+                v.cost_per_hour_requested,
+                v.cost_per_hour_recommended
+            );
+        }
+    }
+    out.push_str("</table>");
     out
 }

@@ -1,12 +1,14 @@
 //! Ballast's capacity simulator: a discrete-event simulation with a virtual clock and an
 //! in-memory cluster, in which every autoscaling decision is taken by the same pure cores the
-//! live controllers run (`ballast-horizontal`, `ballast-nodes`, `ballast-scheduling`).
+//! live controllers run (`ballast-horizontal`, `ballast-nodes`, `ballast-scheduling`,
+//! `ballast-vertical`).
 //!
 //! The rooms, each depending only on those listed before it: `state` (node, pod and workload
 //! records), `event` (events and wake-ups), `record` (what a run counts), `observed` (the node
 //! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
-//! on it), `cores` (the Ballast decisions, reading the world), `report` (reads the world and the
-//! record), `engine` (the event queue, dispatching to the world and the cores).
+//! on it), `cores` (the Ballast decisions, reading the world), `vertical_report` (the vertical
+//! recommendations against the requests, priced), `report` (reads the world and the record),
+//! `engine` (the event queue, dispatching to the world and the cores).
 //!
 //! Deterministic: the same scenario and seed give byte-identical reports.
 
@@ -20,6 +22,7 @@ pub mod report;
 pub mod scenario;
 mod state;
 pub mod trace;
+mod vertical_report;
 mod world;
 
 use report::VariantResult;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use crate::record::{Recorder, SampleRow, WorkloadSample};
+pub use crate::vertical_report::{ContainerSizing, ResourceSizing, VerticalSummary};
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +51,9 @@ pub struct Summary {
     /// Why the provisioner left pods pending (explanation → provisioning passes that said it).
     pub pending_reasons: BTreeMap<String, u64>,
     pub errors: Vec<String>,
+    /// Each `VerticalAutoscaler`'s requests against its recommendation (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vertical: Vec<VerticalSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -340,6 +344,7 @@ pub(crate) fn finish(world: &World) -> Summary {
             .collect(),
         pending_reasons: rec.pending_reasons.clone(),
         errors: rec.errors.clone(),
+        vertical: Vec::new(),
     }
 }
 
@@ -475,6 +480,19 @@ pub fn terminal_table(results: &[VariantResult]) -> String {
             s.under_provision_minutes,
             s.evictions
         );
+    }
+    out
+}
+
+/// The vertical recommendations of every variant as a fixed-width table for the terminal; empty
+/// when no variant has a `VerticalAutoscaler`.
+pub fn vertical_table(results: &[VariantResult]) -> String {
+    if results.iter().all(|v| v.summary.vertical.is_empty()) {
+        return String::new();
+    }
+    let mut out = crate::vertical_report::table_header();
+    for v in results {
+        crate::vertical_report::table_rows(&v.summary.variant, &v.summary.vertical, &mut out);
     }
     out
 }

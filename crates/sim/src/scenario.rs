@@ -2,6 +2,7 @@
 //! their real CRD format, workloads with load traces, batch pod lists, and variants to compare.
 //! See `simulations/README.md` for the format with examples.
 
+use ballast_api::vertical::VerticalAutoscaler;
 use ballast_api::{HorizontalAutoscaler, NodePool};
 use ballast_scheduling::catalog::CatalogFile;
 use ballast_scheduling::model::{Resources, Taint, Toleration, TopologySpreadConstraint};
@@ -220,9 +221,35 @@ pub struct PerPod {
     pub cpu_per_unit: f64,
     /// CPU millicores used when idle.
     pub base_cpu: f64,
-    /// Working-set memory in bytes (constant).
+    /// Working-set memory in bytes when idle (a quantity).
     #[serde(default)]
     pub memory: Option<String>,
+    /// Working-set memory added per unit of load the pod serves (a quantity, e.g. `2Mi`); absent:
+    /// memory stays at `memory` whatever the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_unit: Option<String>,
+}
+
+impl PerPod {
+    /// CPU millicores one ready pod uses while serving `load` units per second.
+    pub fn cpu_millis(&self, load: f64) -> f64 {
+        self.base_cpu + load * self.cpu_per_unit
+    }
+
+    /// Working-set bytes one ready pod uses while serving `load` units per second (a quantity
+    /// that does not parse counts as 0; `load` checks them).
+    pub fn memory_bytes(&self, load: f64) -> f64 {
+        let bytes = |q: &Option<String>| {
+            q.as_deref()
+                .and_then(|m| ballast_api::common::parse_quantity(m).ok())
+                .unwrap_or(0.0)
+        };
+        let per_unit = match &self.memory_per_unit {
+            Some(_) => bytes(&self.memory_per_unit) * load,
+            None => 0.0,
+        };
+        bytes(&self.memory) + per_unit
+    }
 }
 
 impl Default for PerPod {
@@ -232,6 +259,7 @@ impl Default for PerPod {
             cpu_per_unit: 5.0,
             base_cpu: 20.0,
             memory: None,
+            memory_per_unit: None,
         }
     }
 }
@@ -336,7 +364,7 @@ pub struct Variant {
 }
 
 /// A JSON merge patch (RFC 7386) applied to one thing: `HorizontalAutoscaler/NAME`,
-/// `NodePool/NAME`, `Workload/NAME` or `Settings`.
+/// `VerticalAutoscaler/NAME`, `NodePool/NAME`, `Workload/NAME` or `Settings`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Patch {
@@ -358,6 +386,8 @@ pub struct Scenario {
     pub catalog: CatalogFile,
     pub node_pools: Vec<NodePool>,
     pub autoscalers: Vec<HorizontalAutoscaler>,
+    /// `VerticalAutoscaler` objects: recommendations only, requests are not changed.
+    pub verticals: Vec<VerticalAutoscaler>,
     pub start_nodes: Vec<StartNodes>,
     pub workloads: Vec<Workload>,
     /// Load traces read from files, by workload name.
@@ -480,6 +510,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         }
         let mut node_pools = Vec::new();
         let mut autoscalers = Vec::new();
+        let mut verticals = Vec::new();
         for (src, obj) in &objs {
             let obj = to_ballast(obj)
                 .map_err(|m| ScenarioError::invalid(Path::new(src), "(object)", m))?;
@@ -495,6 +526,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             match obj.get("kind").and_then(Value::as_str) {
                 Some("NodePool") => node_pools.push(parse_obj(&obj, src)?),
                 Some("HorizontalAutoscaler") => autoscalers.push(parse_obj(&obj, src)?),
+                Some("VerticalAutoscaler") => verticals.push(parse_obj(&obj, src)?),
                 _ => {} // node classes and the like carry nothing the simulation needs
             }
         }
@@ -505,6 +537,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
                     format!("workloads[{i}].perPod.capacity"),
                     "must be above 0",
                 ));
+            }
+            if let Some(q) = &w.per_pod.memory_per_unit {
+                check_memory_per_unit(q).map_err(|m| {
+                    ScenarioError::invalid(path, format!("workloads[{i}].perPod.memoryPerUnit"), m)
+                })?;
             }
             if w.replicas < 0 {
                 return Err(ScenarioError::invalid(
@@ -529,6 +566,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             catalog: catalog.clone(),
             node_pools,
             autoscalers,
+            verticals,
             start_nodes: file.start_nodes.clone(),
             workloads,
             traces: traces.clone(),
@@ -537,6 +575,15 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         });
     }
     Ok(out)
+}
+
+/// A memory quantity per unit of load: it must parse and not be negative.
+fn check_memory_per_unit(q: &str) -> Result<(), String> {
+    match ballast_api::common::parse_quantity(q) {
+        Ok(v) if v >= 0.0 => Ok(()),
+        Ok(_) => Err(format!("{q:?} is negative")),
+        Err(e) => Err(format!("{q:?}: {e}")),
+    }
 }
 
 fn serde_path_to_error_yaml<T: serde::de::DeserializeOwned>(
@@ -638,6 +685,7 @@ fn upstream_kind_of(k: &str) -> Option<&'static str> {
     match k {
         "HorizontalPodAutoscaler" | "ScaledObject" => Some("HorizontalAutoscaler"),
         "NodePool" => Some("NodePool"),
+        "VerticalPodAutoscaler" => Some("VerticalAutoscaler"),
         _ => None,
     }
 }

@@ -13,12 +13,14 @@
 //! - [`settings`]: defaults and per-object overrides;
 //! - [`checkpoint`]: state to and from `VerticalAutoscalerCheckpoint`;
 //! - [`recommend`]: the entry point;
+//! - [`apply`]: a container's new requests and limits, and which pods the updater updates;
 //! - [`workload`]: one object's containers, fed by observed samples and OOM kills;
 //! - [`status`]: the object's status (recommendation, conditions) and events after a pass;
 //! - [`series`] and [`evaluate`]: replaying usage traces to measure the estimators.
 
 pub mod adaptive;
 pub mod aggregate;
+pub mod apply;
 pub mod checkpoint;
 pub mod error;
 pub mod estimate;

@@ -14,7 +14,8 @@
 //!
 //! Every `checkpoint_interval` (and at shutdown) each container's histograms are saved in a
 //! `VerticalAutoscalerCheckpoint`; at start they are read back, so a restart forgets nothing
-//! [`checkpoints`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
+//! [`checkpoints`]. With a webhook listener ([`VerticalRecommender::with_webhook`]) the same
+//! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
 //!
 //! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits; the
@@ -26,6 +27,7 @@ pub mod history;
 pub mod metrics;
 mod pass;
 pub mod usage;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,7 +39,7 @@ use ballast_vertical::Settings;
 use ballast_vertical::Workload;
 use ballast_vertical::status::History;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{LimitRange, Pod};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -115,6 +117,9 @@ pub struct VerticalRecommender {
     http: reqwest::Client,
     last_pass: Arc<Mutex<Instant>>,
     ready: Ready,
+    /// What the admission webhook reads, kept by the passes.
+    index: Arc<webhook::Index>,
+    webhook: Option<webhook::TlsListener>,
 }
 
 impl VerticalRecommender {
@@ -132,9 +137,17 @@ impl VerticalRecommender {
             http: reqwest::Client::new(),
             last_pass: Arc::new(Mutex::new(Instant::now())),
             ready: Ready::default(),
+            index: Arc::default(),
+            webhook: None,
             client,
             config,
         }
+    }
+
+    /// Also serves the admission webhook on `listener` (from [`webhook::TlsListener::bind`]).
+    pub fn with_webhook(mut self, listener: webhook::TlsListener) -> VerticalRecommender {
+        self.webhook = Some(listener);
+        self
     }
 
     /// Healthy while passes keep completing (none late by more than three intervals plus a
@@ -155,7 +168,20 @@ impl VerticalRecommender {
     }
 
     /// Runs until `shutdown` resolves, then saves checkpoints once more.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let (stop_webhook, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(listener) = self.webhook.take() {
+            let limit_ranges = self.watch::<LimitRange>("limitranges");
+            let index = self.index.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = webhook_stopped.await;
+                };
+                if let Err(e) = webhook::serve(listener, index, limit_ranges, stopped).await {
+                    tracing::error!(error = %e, "the admission webhook stopped");
+                }
+            });
+        }
         let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
         let pods = self.watch::<Pod>("pods");
         autoscalers
@@ -210,6 +236,7 @@ impl VerticalRecommender {
                 _ = &mut shutdown => break,
             }
         }
+        let _ = stop_webhook.send(());
         self.save_checkpoints(&autoscalers, &tracked).await;
         Ok(())
     }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use ballast_api::vertical::VerticalAutoscaler;
+use ballast_api::vertical::{VerticalAutoscaler, VerticalAutoscalerStatus};
 use ballast_horizontal::selector::Selector;
 use ballast_vertical::status::{ConfigProblem, History, Note, Observation};
 use ballast_vertical::{Settings, Workload};
@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 
 use super::checkpoints::Saved;
 use super::usage::{self, NamespaceUsage, Oom, Sample};
+use super::webhook::Entry;
 use super::{Metrics, Tracked, VerticalRecommender, history};
 use crate::events;
 use crate::scale::error_text;
@@ -64,6 +65,8 @@ impl VerticalRecommender {
             }
         }
         tracked.retain(|k, _| present.contains(k));
+        self.index
+            .retain(&|ns, name| present.contains(&(ns.to_owned(), name.to_owned())));
         self.metrics.objects.set(tracked.len() as i64);
         let containers: usize = tracked.values().map(|t| t.workload.tracked().len()).sum();
         self.metrics.containers.set(containers as i64);
@@ -87,7 +90,9 @@ impl VerticalRecommender {
             Ok(s) => s,
             Err(e) => {
                 observed.problem = Some(problem("InvalidSpec", e.to_string()));
-                return self.finish(va, &observed).await;
+                self.index.set(&ns, &name, None);
+                self.finish(va, &observed).await;
+                return;
             }
         };
         let entry = self.track(va, &settings, tracked, saved);
@@ -96,7 +101,9 @@ impl VerticalRecommender {
             Err(p) => {
                 observed.problem = Some(p);
                 observed.history = entry.history.clone();
-                return self.finish(va, &observed).await;
+                self.index.set(&ns, &name, None);
+                self.finish(va, &observed).await;
+                return;
             }
         };
         if entry.history == History::Fetching {
@@ -126,7 +133,13 @@ impl VerticalRecommender {
             Ok(r) => observed.recommendation = Some(r),
             Err(e) => observed.problem = Some(problem("InvalidSpec", e.to_string())),
         }
-        self.finish(va, &observed).await;
+        let status = self.finish(va, &observed).await;
+        let entry = Entry {
+            selector: Arc::new(selector),
+            spec: va.spec.clone(),
+            recommendation: status.recommendation,
+        };
+        self.index.set(&ns, &name, Some(entry));
     }
 
     /// The object's entry, created (from its checkpoints when there are some) on first sight or
@@ -224,7 +237,11 @@ impl VerticalRecommender {
     }
 
     /// Writes the status when it changed and publishes the events of the pass.
-    async fn finish(&self, va: &VerticalAutoscaler, observed: &Observation<'_>) {
+    async fn finish(
+        &self,
+        va: &VerticalAutoscaler,
+        observed: &Observation<'_>,
+    ) -> VerticalAutoscalerStatus {
         let now: Timestamp = self.config.clock.now();
         let (status, notes) = ballast_vertical::status::status(va.status.as_ref(), observed, now);
         if va.status.as_ref() != Some(&status)
@@ -236,12 +253,13 @@ impl VerticalRecommender {
         for note in &notes {
             self.publish(va, note).await;
         }
+        status
     }
 
     async fn write_status(
         &self,
         va: &VerticalAutoscaler,
-        status: &ballast_api::vertical::VerticalAutoscalerStatus,
+        status: &VerticalAutoscalerStatus,
     ) -> Result<(), String> {
         let ns = va.namespace().unwrap_or_default();
         let api: kube::Api<VerticalAutoscaler> = kube::Api::namespaced(self.client.clone(), &ns);

@@ -96,13 +96,8 @@ fn observe(world: &World, st: &AutoscalerState) -> Observation {
     } else {
         0.0
     };
-    let cpu_usage = spec.per_pod.base_cpu + per_pod_load * spec.per_pod.cpu_per_unit;
-    let memory = spec
-        .per_pod
-        .memory
-        .as_deref()
-        .and_then(|m| ballast_api::common::parse_quantity(m).ok())
-        .unwrap_or(0.0);
+    let cpu_usage = spec.per_pod.cpu_millis(per_pod_load);
+    let memory = spec.per_pod.memory_bytes(per_pod_load);
     let total = match spec.kind {
         WorkloadKind::Service => load,
         WorkloadKind::Queue => world.workloads[w].backlog,

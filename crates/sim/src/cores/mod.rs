@@ -4,6 +4,10 @@
 
 mod horizontal;
 mod nodes;
+mod vertical;
 
 pub(crate) use horizontal::{AutoscalerState, autoscalers, horizontal};
 pub(crate) use nodes::{disrupt, disruption_due, pool_timers, provision};
+pub(crate) use vertical::{
+    RECOMMEND_PERIOD_MS, VerticalState, observe_usage, recommend, verticals,
+};

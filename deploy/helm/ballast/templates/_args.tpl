@@ -44,6 +44,10 @@
 {{- $v := .Values.vertical -}}
 - --metrics-addr=0.0.0.0:{{ $v.metricsPort }}
 - --metrics-bind-any
+{{- if $v.webhook.enabled }}
+- --webhook-addr=0.0.0.0:{{ $v.webhook.port }}
+- --webhook-cert-dir=/etc/ballast/webhook
+{{- end }}
 {{- with $v.prometheusUrl }}
 - {{ printf "--prometheus-url=%s" . | quote }}
 {{- end }}

@@ -18,7 +18,8 @@
 //! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
 //!
-//! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits; the
+//! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits (its
+//! webhook, if served, answers from the recommendations the leader writes in the statuses); the
 //! moment it leads it reads the checkpoints (the previous leader saved them at its shutdown) and
 //! starts its passes. `/readyz` is true once the caches are synced ([`VerticalRecommender::readiness`]).
 
@@ -120,6 +121,8 @@ pub struct VerticalRecommender {
     /// What the admission webhook reads, kept by the passes.
     index: Arc<webhook::Index>,
     webhook: Option<webhook::TlsListener>,
+    /// Whether this process serves the webhook (a standby then keeps its index too).
+    webhook_served: bool,
 }
 
 impl VerticalRecommender {
@@ -139,6 +142,7 @@ impl VerticalRecommender {
             ready: Ready::default(),
             index: Arc::default(),
             webhook: None,
+            webhook_served: false,
             client,
             config,
         }
@@ -171,6 +175,7 @@ impl VerticalRecommender {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (stop_webhook, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(listener) = self.webhook.take() {
+            self.webhook_served = true;
             let limit_ranges = self.watch::<LimitRange>("limitranges");
             let index = self.index.clone();
             tokio::spawn(async move {
@@ -197,9 +202,16 @@ impl VerticalRecommender {
         tokio::pin!(shutdown);
         if !self.config.leadership.is_leading() {
             tracing::info!("caches synced; standing by until this process leads");
-            tokio::select! {
-                _ = self.config.leadership.wait_leading() => {}
-                _ = &mut shutdown => return Ok(()),
+            // The webhook of a standby answers from the leader's recommendations.
+            loop {
+                if self.webhook_served {
+                    self.index_from_statuses(&autoscalers).await;
+                }
+                tokio::select! {
+                    _ = self.config.leadership.wait_leading() => break,
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(self.config.interval) => {}
+                }
             }
             if let Ok(mut t) = self.last_pass.lock() {
                 *t = Instant::now();

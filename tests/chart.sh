@@ -7,6 +7,7 @@
 #     ServiceMonitor (a Prometheus Operator CRD, not on the bed) is skipped;
 #  3. kubectl apply --server-side --dry-run=server of the rendered chart into a fresh namespace
 #     that enforces Pod Security `restricted` (an API server warning fails the test);
+#     Without leader election, more than one replica of a reconciler is refused;
 #  4. helm install into that namespace: the ReplicaSets' pods must be admitted; then each
 #     ServiceAccount's role checked with SubjectAccessReviews: what it needs is allowed, a few
 #     writes and Secrets beyond it are denied; helm uninstall, and its RBAC objects are gone.
@@ -74,6 +75,12 @@ mapfile -t objects < <(grep -l '^apiVersion: \(autoscaling\|nodes\)\.ballast\.de
   -schema-location "$WORK/schemas/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" \
   -skip monitoring.coreos.com/v1/ServiceMonitor \
   "$WORK/default.yaml" "$WORK/all.yaml" "${objects[@]}" >&2 || die "kubeconform"
+# Without leader election two replicas of one reconciler would both write: the chart refuses it.
+! "$HELM" template ballast "$CHART" --set leaderElection.enabled=false >/dev/null 2>"$WORK/refused.txt" ||
+  die "leaderElection.enabled=false with 2 replicas rendered"
+grep -q 'replicas would all write' "$WORK/refused.txt" || { cat "$WORK/refused.txt" >&2; die "no reason given"; }
+"$HELM" template ballast "$CHART" --set leaderElection.enabled=false --set horizontal.replicas=1 \
+  --set nodes.replicas=1 --set vertical.replicas=1 | grep -q 'type: Recreate' || die "no Recreate without leader election"
 # kubeconform fails on a kind it has no schema for (no -ignore-missing-schemas). What was rendered:
 grep -h '^kind: ' "$WORK/all.yaml" | sort | uniq -c | sed 's/^/    rendered: /' >&2
 
@@ -107,22 +114,23 @@ for c in horizontal nodes vertical; do
   done
 done
 
-# The ReplicaSets' pods pass the namespace's `restricted` enforcement (they stay Pending: no node).
+# The ReplicaSets' pods (two per reconciler: leader election) pass the namespace's `restricted`
+# enforcement (they stay Pending: no node).
 for ((i = 0; i < 60; i++)); do
   pods="$("$KUBECTL" get pods -n "$NS" -o name | wc -l)"
-  ((pods == 3)) && break
+  ((pods == 6)) && break
   sleep 0.5
 done
-((pods == 3)) || {
+((pods == 6)) || {
   "$KUBECTL" get events -n "$NS" --field-selector reason=FailedCreate >&2 || true
-  die "$pods of 3 pods created in $NS (restricted)"
+  die "$pods of 6 pods created in $NS (restricted)"
 }
 
-# can SA yes|no VERB GROUP RESOURCE[/SUBRESOURCE] [NAMESPACE]: a SubjectAccessReview for the
-# ServiceAccount SA must answer as expected (GROUP `core` for ""; no NAMESPACE: every namespace).
+# can SA yes|no VERB GROUP RESOURCE[/SUBRESOURCE] [NAMESPACE [NAME]]: a SubjectAccessReview for
+# the ServiceAccount SA must answer as expected (GROUP `core` for ""; no NAMESPACE: every namespace).
 failures=0
 can() {
-  local sa="$1" want="$2" verb="$3" group="$4" resource="${5%%/*}" sub= ns="${6:-}" got
+  local sa="$1" want="$2" verb="$3" group="$4" resource="${5%%/*}" sub= ns="${6:-}" name="${7:-}" got
   [[ $5 != */* ]] || sub="${5#*/}"
   [[ $group != core ]] || group=
   got="$("$KUBECTL" create -o jsonpath='{.status.allowed}' -f - <<EOF
@@ -131,12 +139,12 @@ kind: SubjectAccessReview
 spec:
   user: system:serviceaccount:$NS:$RELEASE-$sa
   groups: [system:serviceaccounts, "system:serviceaccounts:$NS", system:authenticated]
-  resourceAttributes: { verb: $verb, group: "$group", resource: $resource, subresource: "$sub", namespace: "$ns" }
+  resourceAttributes: { verb: $verb, group: "$group", resource: $resource, subresource: "$sub", namespace: "$ns", name: "$name" }
 EOF
 )"
   [[ $got == true ]] && got=yes || got=no
   if [[ $got != "$want" ]]; then
-    log "  $sa: $verb $4 $5 ${ns:-(all namespaces)} -> $got, want $want"
+    log "  $sa: $verb $4 $5 ${ns:-(all namespaces)} $name -> $got, want $want"
     failures=$((failures + 1))
   fi
 }
@@ -173,6 +181,17 @@ can vertical no patch apps deployments/scale default
 can vertical no create core pods/eviction default
 can vertical no delete core pods default
 can vertical no get core secrets default
+# Leader election: each reconciler its own Lease, in the release's namespace only.
+for c in horizontal nodes vertical; do
+  can "$c" yes create coordination.k8s.io leases "$NS"
+  can "$c" yes get coordination.k8s.io leases "$NS" "$RELEASE-$c"
+  can "$c" yes update coordination.k8s.io leases "$NS" "$RELEASE-$c"
+  can "$c" no delete coordination.k8s.io leases "$NS" "$RELEASE-$c"
+  can "$c" no create coordination.k8s.io leases default
+  can "$c" no update coordination.k8s.io leases default "$RELEASE-$c"
+done
+can horizontal no update coordination.k8s.io leases "$NS" "$RELEASE-nodes"
+can nodes no update coordination.k8s.io leases "$NS" "$RELEASE-horizontal"
 ((failures == 0)) || die "$failures RBAC answers differ"
 
 log "helm uninstall $RELEASE"
@@ -183,4 +202,7 @@ for c in horizontal nodes vertical; do
 done
 ! "$KUBECTL" get role -n "$SECRETS_NS" "$RELEASE-horizontal-secrets" -o name >/dev/null 2>&1 ||
   die "Role $RELEASE-horizontal-secrets left behind"
+for c in horizontal nodes vertical; do
+  ! "$KUBECTL" get role -n "$NS" "$RELEASE-$c-leader" -o name >/dev/null 2>&1 || die "Role $RELEASE-$c-leader left behind"
+done
 log "chart tests passed"

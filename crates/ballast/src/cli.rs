@@ -102,6 +102,8 @@ pub struct ControllerArgs {
     pub nodes: crate::nodes_cmd::NodesFlags,
     #[command(flatten)]
     pub vertical: crate::vertical_cmd::VerticalFlags,
+    #[command(flatten)]
+    pub leader: crate::leader_cmd::LeaderFlags,
 }
 
 #[derive(Args, Debug)]
@@ -144,13 +146,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(args) => convert(args),
         Command::Validate(args) => validate(args),
         Command::Controller(args) => match args.reconciler {
-            Reconciler::Horizontal => crate::horizontal_cmd::controller(&args.horizontal),
+            Reconciler::Horizontal => {
+                crate::horizontal_cmd::controller(&args.horizontal, &args.leader)
+            }
             Reconciler::Nodes => {
                 crate::horizontal_cmd::init_logs(args.horizontal.log_json);
-                crate::nodes_cmd::controller(&args.nodes)
+                crate::nodes_cmd::controller(&args.nodes, &args.leader)
             }
             Reconciler::Vertical => {
-                crate::vertical_cmd::controller(&args.horizontal, &args.vertical)
+                crate::vertical_cmd::controller(&args.horizontal, &args.vertical, &args.leader)
             }
             _ => bail!(
                 "`ballast controller {:?}` is not built yet (run each reconciler as its own process)",

@@ -14,6 +14,7 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 
 use crate::cli::Format;
+use crate::leader_cmd::LeaderFlags;
 
 /// Flags of `ballast controller horizontal`.
 #[derive(Args, Debug, Clone)]
@@ -22,7 +23,7 @@ pub struct HorizontalFlags {
     /// Prometheus base URL for Prometheus metrics that set no `serverAddress`.
     #[arg(long, value_name = "URL")]
     pub prometheus_url: Option<String>,
-    /// Where to serve /metrics and /healthz (a loopback address; 127.0.0.1:0 picks a port).
+    /// Where to serve /metrics, /healthz and /readyz (a loopback address; 127.0.0.1:0 picks a port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
     /// Serve /metrics on a non-loopback address (in a pod, for the Prometheus of the cluster).
@@ -109,16 +110,20 @@ pub(crate) fn runtime(worker_threads: usize) -> Result<tokio::runtime::Runtime> 
         .context("starting the async runtime")
 }
 
-/// `ballast controller horizontal`: runs until SIGTERM / Ctrl+C.
-pub fn controller(flags: &HorizontalFlags) -> Result<ExitCode> {
+/// `ballast controller horizontal`: runs until SIGTERM / Ctrl+C (with `--leader-elect`, then
+/// releases the lease).
+pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitCode> {
     init_logs(flags.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
     runtime(flags.worker_threads)?.block_on(async {
         let client = kube::Client::try_default()
             .await
             .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let election = leader.start(&client, "horizontal")?;
+        let mut config = flags.config();
+        config.leadership = election.leadership.clone();
         let mut registry = Registry::default();
-        let reconciler = HorizontalController::new(client, flags.config(), &mut registry)?;
+        let reconciler = HorizontalController::new(client, config, &mut registry)?;
         let health = reconciler.health();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -131,18 +136,26 @@ pub fn controller(flags: &HorizontalFlags) -> Result<ExitCode> {
             flags.metrics_addr,
             flags.metrics_bind_any,
             Arc::new(registry),
-            Arc::new(move || health.is_ready()),
+            runtime::Probes {
+                live: Arc::new({
+                    let health = health.clone();
+                    move || health.is_live()
+                }),
+                ready: Arc::new(move || health.is_ready()),
+            },
             stopped(),
         )
         .await?;
-        tracing::info!(%addr, "serving /metrics and /healthz");
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
         let server = tokio::spawn(server);
         let signal = tokio::spawn(async move {
             runtime::shutdown_signal().await;
             tracing::info!("shutdown requested: finishing the reconciles in flight");
             let _ = stop_tx.send(true);
         });
-        let result = reconciler.run(stopped()).await;
+        let result = election
+            .guard(async { Ok(reconciler.run(stopped()).await?) })
+            .await;
         signal.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         result?;

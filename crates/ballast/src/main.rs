@@ -3,6 +3,7 @@
 mod cli;
 mod evaluate_cmd;
 mod horizontal_cmd;
+mod leader_cmd;
 mod nodes_cmd;
 mod vertical_cmd;
 

@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
 use crate::cli::Format;
+use crate::leader_cmd::LeaderFlags;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Provider {
@@ -89,7 +90,7 @@ pub struct NodesFlags {
     /// AWS_DEFAULT_REGION, else the queue URL's sqs.REGION host, else us-east-1).
     #[arg(long, value_name = "REGION", requires = "interruption_queue")]
     pub interruption_region: Option<String>,
-    /// Where the nodes reconciler serves /healthz and /metrics (a loopback address).
+    /// Where the nodes reconciler serves /metrics, /healthz and /readyz (a loopback address).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9465")]
     pub nodes_health_addr: SocketAddr,
     /// Serve /healthz on a non-loopback address (in a pod, for the kubelet's probes).
@@ -120,8 +121,9 @@ impl NodesFlags {
     }
 }
 
-/// `ballast controller nodes`: runs until SIGTERM / Ctrl+C.
-pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
+/// `ballast controller nodes`: runs until SIGTERM / Ctrl+C (with `--leader-elect`, then releases
+/// the lease).
+pub fn controller(flags: &NodesFlags, leader: &LeaderFlags) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
     });
@@ -159,7 +161,7 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
                 let provider =
                     ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
                         .map_err(anyhow::Error::msg)?;
-                serve_and_run(flags, config, provider).await
+                serve_and_run(flags, leader, config, provider).await
             }
             #[cfg(not(feature = "aws"))]
             Provider::Aws => bail!(
@@ -174,7 +176,7 @@ pub fn controller(flags: &NodesFlags) -> Result<ExitCode> {
                     ballast_cloud_aws::NodeClasses::Kube(client.clone()),
                 )
                 .map_err(anyhow::Error::msg)?;
-                serve_and_run(flags, config, provider).await
+                serve_and_run(flags, leader, config, provider).await
             }
         }
     })
@@ -225,6 +227,7 @@ pub fn aws_options(
 /// Serves /healthz and /metrics and runs the node controllers with `provider` until a signal.
 async fn serve_and_run<P: ballast_cloud::CloudProvider>(
     flags: &NodesFlags,
+    leader: &LeaderFlags,
     config: kube::Config,
     provider: P,
 ) -> Result<ExitCode> {
@@ -235,7 +238,10 @@ async fn serve_and_run<P: ballast_cloud::CloudProvider>(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let opts = flags.options();
+    let election = leader.start(&kube::Client::try_from(config.clone())?, "nodes")?;
+    let mut opts = flags.options();
+    opts.leadership = election.leadership.clone();
+    let (heartbeats, ready) = (opts.heartbeats.clone(), opts.ready.clone());
     let mut registry = Registry::default();
     if let Some(i) = &opts.interruption {
         i.metrics.register(&mut registry);
@@ -244,18 +250,25 @@ async fn serve_and_run<P: ballast_cloud::CloudProvider>(
         flags.nodes_health_addr,
         flags.nodes_health_bind_any,
         Arc::new(registry),
-        Arc::new(|| true),
+        ballast_controller::runtime::Probes {
+            live: Arc::new(move || heartbeats.healthy()),
+            ready: Arc::new(move || ready.get()),
+        },
         stopped(),
     )
     .await?;
-    tracing::info!(%addr, "serving /healthz and /metrics");
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     let server = tokio::spawn(server);
     let signal = tokio::spawn(async move {
         ballast_controller::runtime::shutdown_signal().await;
         tracing::info!("shutdown requested");
         let _ = stop_tx.send(true);
     });
-    let result = ballast_controller::nodes::run(config, provider, opts, stopped()).await;
+    let result = election
+        .guard(async {
+            Ok(ballast_controller::nodes::run(config, provider, opts, stopped()).await?)
+        })
+        .await;
     signal.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     result?;

@@ -13,6 +13,7 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 
 use crate::horizontal_cmd::{HorizontalFlags, init_logs};
+use crate::leader_cmd::LeaderFlags;
 
 /// Flags of `ballast controller vertical` (with `--namespace`, `--prometheus-url`,
 /// `--metrics-addr`, `--metrics-bind-any`, `--log-json` and `--worker-threads`, shared with the
@@ -46,7 +47,8 @@ pub struct VerticalFlags {
     pub webhook_configuration: Option<String>,
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+/// A Go duration of at least one second (a clap value parser).
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let seconds = ballast_api::common::parse_duration_seconds(text).map_err(|e| e.to_string())?;
     if seconds < 1.0 {
         return Err(format!("{text:?} is shorter than one second"));
@@ -110,17 +112,24 @@ async fn set_ca_bundle(client: &kube::Client, name: &str, ca_pem: &str) -> Resul
     Ok(())
 }
 
-/// `ballast controller vertical`: runs until SIGTERM / Ctrl+C, then saves checkpoints.
-pub fn controller(shared: &HorizontalFlags, flags: &VerticalFlags) -> Result<ExitCode> {
+/// `ballast controller vertical`: runs until SIGTERM / Ctrl+C, then saves checkpoints (and, with
+/// `--leader-elect`, releases the lease).
+pub fn controller(
+    shared: &HorizontalFlags,
+    flags: &VerticalFlags,
+    leader: &LeaderFlags,
+) -> Result<ExitCode> {
     init_logs(shared.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::horizontal_cmd::runtime(shared.worker_threads)?.block_on(async {
         let client = kube::Client::try_default()
             .await
             .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let election = leader.start(&client, "vertical")?;
+        let mut config = flags.config(shared);
+        config.leadership = election.leadership.clone();
         let mut registry = Registry::default();
-        let mut recommender =
-            VerticalRecommender::new(client.clone(), flags.config(shared), &mut registry);
+        let mut recommender = VerticalRecommender::new(client.clone(), config, &mut registry);
         if let Some(addr) = flags.webhook_addr {
             recommender = recommender.with_webhook(webhook_listener(&client, flags, addr).await?);
         }
@@ -135,18 +144,23 @@ pub fn controller(shared: &HorizontalFlags, flags: &VerticalFlags) -> Result<Exi
             shared.metrics_addr,
             shared.metrics_bind_any,
             Arc::new(registry),
-            recommender.health(),
+            runtime::Probes {
+                live: recommender.health(),
+                ready: recommender.readiness(),
+            },
             stopped(),
         )
         .await?;
-        tracing::info!(%addr, "serving /metrics and /healthz");
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
         let server = tokio::spawn(server);
         let signal = tokio::spawn(async move {
             runtime::shutdown_signal().await;
             tracing::info!("shutdown requested: saving checkpoints");
             let _ = stop_tx.send(true);
         });
-        let result = recommender.run(stopped()).await;
+        let result = election
+            .guard(async { Ok(recommender.run(stopped()).await?) })
+            .await;
         signal.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         result?;

@@ -6,7 +6,9 @@
 
 pub mod clock;
 pub mod events;
+pub mod health;
 pub mod horizontal;
+pub mod leader;
 pub mod nodes;
 pub mod runtime;
 pub mod scale;

@@ -1,5 +1,7 @@
 //! Process plumbing shared by the reconcilers: the loopback HTTP endpoint serving `/metrics`
-//! (prometheus-client text format) and `/healthz`, and the shutdown signal (SIGTERM or Ctrl+C).
+//! (prometheus-client text format), `/healthz` (liveness: the reconcile loops are not stuck) and
+//! `/readyz` (readiness: the caches are synced; a standby of leader election is ready too, since
+//! readiness means "can take over"), and the shutdown signal (SIGTERM or Ctrl+C).
 //!
 //! Owned by the horizontal reconciler's authors; the nodes reconciler may use it as is (register
 //! its metrics in the same [`Registry`], pass its own health check).
@@ -33,10 +35,19 @@ pub enum ServeError {
 /// A health check: `true` means healthy.
 pub type HealthCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// The two probes a process answers.
+#[derive(Clone)]
+pub struct Probes {
+    /// `/healthz`: false when a reconcile loop is stuck (the kubelet restarts the container).
+    pub live: HealthCheck,
+    /// `/readyz`: true once the caches are synced.
+    pub ready: HealthCheck,
+}
+
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
-    health: HealthCheck,
+    probes: Probes,
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -59,7 +70,15 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    if (s.health)() {
+    if (s.probes.live)() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "stuck\n")
+    }
+}
+
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    if (s.probes.ready)() {
         (StatusCode::OK, "ok\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
@@ -72,7 +91,7 @@ pub async fn serve(
     addr: SocketAddr,
     allow_any: bool,
     registry: Arc<Registry>,
-    health: HealthCheck,
+    probes: Probes,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<
     (
@@ -90,7 +109,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(AppState { registry, health });
+        .route("/readyz", get(readyz))
+        .with_state(AppState { registry, probes });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .into_future();

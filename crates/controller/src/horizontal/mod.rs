@@ -25,6 +25,10 @@
 //! sharded or held only for a copy, never across an API call. A watch event that arrives before
 //! the object is due (its own status write, a label change) does not trigger a decision; a spec
 //! change (new `generation`) does, at once.
+//!
+//! Under leader election ([`Config::leadership`]) a standby keeps its pod index and autoscaler
+//! cache warm but decides nothing (a reconcile returns at once); the moment it leads, every
+//! autoscaler is reconciled.
 
 pub mod error;
 pub mod label_index;
@@ -58,6 +62,8 @@ use prometheus_client::registry::Registry;
 use crate::Clock;
 
 use crate::events;
+use crate::health::Heartbeats;
+use crate::leader::Leadership;
 use crate::scale::{self as target, Targets};
 use ballast_horizontal::selector::Selector;
 pub use error::Error;
@@ -87,6 +93,9 @@ pub struct Config {
     pub instance: String,
     /// Where every decision's `now` (and every event's time) comes from.
     pub clock: Clock,
+    /// Whether this process leads (always, without leader election): only the leader decides
+    /// and writes.
+    pub leadership: Leadership,
 }
 
 impl Default for Config {
@@ -99,6 +108,7 @@ impl Default for Config {
             max_backoff: Duration::from_secs(60),
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
             clock: Clock::system(),
+            leadership: Leadership::always(),
         }
     }
 }
@@ -280,18 +290,29 @@ struct Context {
     permits: tokio::sync::Semaphore,
 }
 
-/// Health of a running reconciler, for `/healthz`.
+/// Health of a running reconciler, for `/readyz` and `/healthz`.
 #[derive(Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    heartbeats: Heartbeats,
 }
 
 impl Health {
-    /// True once the pod index is synced and the controller runs; false again after shutdown.
+    /// True once the pod index is synced and the controller runs (a standby too: its caches are
+    /// warm); false again after shutdown.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+
+    /// False when the housekeeping loop, which turns every 10 s on the reconciles' runtime, has
+    /// not turned for a minute (a wedged runtime).
+    pub fn is_live(&self) -> bool {
+        self.heartbeats.healthy()
+    }
 }
+
+/// How late the housekeeping loop may be before `/healthz` fails.
+const HOUSEKEEPING_LIMIT: Duration = Duration::from_secs(60);
 
 /// The horizontal reconciler, ready to run.
 pub struct HorizontalController {
@@ -396,9 +417,25 @@ impl HorizontalController {
             kube::runtime::controller::Config::default().concurrency(0),
         );
         let store = controller.store();
-        let housekeeping = tokio::spawn(housekeeping(ctx.clone(), store, stopped()));
-
         let health = self.health.clone();
+        let housekeeping = tokio::spawn(housekeeping(
+            ctx.clone(),
+            store,
+            health.heartbeats.clone(),
+            stopped(),
+        ));
+        // A standby's reconciles return at once; the moment it leads, every object is reconciled.
+        let (lead_tx, lead_rx) = futures::channel::mpsc::unbounded::<()>();
+        let leadership = ctx.config.leadership.clone();
+        let promoted = tokio::spawn(async move {
+            if !leadership.is_leading() {
+                leadership.wait_leading().await;
+                tracing::info!("leading: reconciling every autoscaler");
+                let _ = lead_tx.unbounded_send(());
+            }
+        });
+        let controller = controller.reconcile_all_on(lead_rx);
+
         health.ready.store(true, Ordering::Release);
         tracing::info!(pods = ctx.pods.len(), "pod index synced; reconciling");
         controller
@@ -415,6 +452,7 @@ impl HorizontalController {
             .await;
         health.ready.store(false, Ordering::Release);
         pod_task.abort();
+        promoted.abort();
         housekeeping.abort();
         stopper.abort();
         tracing::info!("horizontal reconciler stopped");
@@ -434,10 +472,12 @@ fn trim(h: &mut HorizontalAutoscaler) {
 async fn housekeeping(
     ctx: Arc<Context>,
     store: Store<HorizontalAutoscaler>,
+    heartbeats: Heartbeats,
     stopped: impl Future<Output = ()>,
 ) {
     let mut stopped = std::pin::pin!(stopped);
     loop {
+        heartbeats.beat("housekeeping", HOUSEKEEPING_LIMIT);
         tokio::select! {
             _ = &mut stopped => return,
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
@@ -497,7 +537,7 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     let key = format!("{ns}/{name}");
     let uid = hza.uid().unwrap_or_default();
     let mut now = Instant::now();
-    if hza.meta().deletion_timestamp.is_some() {
+    if hza.meta().deletion_timestamp.is_some() || !ctx.config.leadership.is_leading() {
         return Ok(Action::await_change());
     }
     let previous = ctx.schedule.get(&key).filter(|s| s.uid == uid);

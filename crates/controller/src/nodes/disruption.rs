@@ -285,7 +285,9 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         return;
     };
     let mut events = PodEvents::default();
+    let limit = shell.poll + shell.validation_delay + super::provisioner::STUCK_AFTER;
     loop {
+        ctx.opts.heartbeats.beat("disruption", limit);
         tokio::time::sleep(shell.poll).await;
         events.record(&ctx, ctx.now()).await;
         let first = match decide(&ctx, &shell.options).await {

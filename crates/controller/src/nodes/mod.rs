@@ -21,6 +21,11 @@
 //! - [`interruption`]: spot interruption, state-change and scheduled-change messages from an
 //!   SQS queue delete the NodeClaim (same drain) after cordoning its node.
 //!
+//! Under leader election ([`NodesOptions::leadership`]) a standby fills its caches ([`Stores`])
+//! and starts none of the controllers above until it leads. The provisioner and disruption loops
+//! beat [`NodesOptions::heartbeats`], which `/healthz` reads; [`NodesOptions::ready`] is set once
+//! the caches are synced (`/readyz`).
+//!
 //! Scope: a NodePool label selector restricts which NodePools (and so which NodeClaims, nodes and
 //! instances) this process manages, and a namespace list which pending pods it provisions for,
 //! so several instances (or tests) can share a cluster.
@@ -53,6 +58,8 @@ use kube::api::PatchParams;
 use tokio::task::JoinSet;
 
 use crate::Clock;
+use crate::health::{Heartbeats, Ready};
+use crate::leader::Leadership;
 
 pub use cluster::Stores;
 pub use error::Error;
@@ -97,6 +104,13 @@ pub struct NodesOptions {
     pub drift_interval: Duration,
     /// Where every decision's `now` comes from.
     pub clock: Clock,
+    /// Whether this process leads (always, without leader election): the controllers start
+    /// when it does.
+    pub leadership: Leadership,
+    /// The turns of the provisioner and disruption loops (`/healthz`).
+    pub heartbeats: Heartbeats,
+    /// Set once the caches are synced (`/readyz`).
+    pub ready: Ready,
 }
 
 impl Default for NodesOptions {
@@ -116,6 +130,9 @@ impl Default for NodesOptions {
             interruption: None,
             drift_interval: Duration::from_secs(300),
             clock: Clock::system(),
+            leadership: Leadership::always(),
+            heartbeats: Heartbeats::default(),
+            ready: Ready::default(),
         }
     }
 }
@@ -202,6 +219,22 @@ pub async fn run<P: CloudProvider>(
     let evictions = Client::try_from(no_retry)?;
     let mut tasks = JoinSet::new();
     let stores = Stores::start(&client, opts.nodepool_selector.as_deref(), &mut tasks).await?;
+    opts.ready.set(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    if !opts.leadership.is_leading() {
+        tracing::info!("caches synced; standing by until this process leads");
+        tokio::select! {
+            _ = opts.leadership.wait_leading() => {}
+            _ = &mut shutdown => {
+                tasks.shutdown().await;
+                return Ok(());
+            }
+            Some(r) = tasks.join_next() => {
+                r?;
+                return Err(Error::TaskStopped);
+            }
+        }
+    }
     tracing::info!(
         provider = provider.name(),
         nodepools = stores.node_pools.len(),
@@ -232,7 +265,7 @@ pub async fn run<P: CloudProvider>(
         tasks.spawn(interruption::run(ctx.clone(), sqs));
     }
     tokio::select! {
-        _ = shutdown => tracing::info!("node controllers stopping"),
+        _ = &mut shutdown => tracing::info!("node controllers stopping"),
         Some(r) = tasks.join_next() => {
             r?;
             return Err(Error::TaskStopped);

@@ -75,6 +75,9 @@ fn uid(p: &Pod) -> String {
         .unwrap_or_else(|| pod_key(p).to_string())
 }
 
+/// How much later than its longest wait a loop may turn before `/healthz` calls it stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(300);
+
 /// The provisioner loop.
 pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut changes = ctx.stores.changes.clone();
@@ -84,6 +87,9 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut last_status: Option<Instant> = None;
     let mut dirty = false;
     loop {
+        ctx.opts
+            .heartbeats
+            .beat("provisioner", ctx.opts.status_interval + STUCK_AFTER);
         let now = ctx.now();
         let pending = pending_pods(&ctx);
         let live: BTreeSet<String> = pending.iter().map(|p| uid(p)).collect();

@@ -17,6 +17,11 @@
 //! [`checkpoints`]. With a webhook listener ([`VerticalRecommender::with_webhook`]) the same
 //! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
+//!
+//! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits (its
+//! webhook, if served, answers from the recommendations the leader writes in the statuses); the
+//! moment it leads it reads the checkpoints (the previous leader saved them at its shutdown) and
+//! starts its passes. `/readyz` is true once the caches are synced ([`VerticalRecommender::readiness`]).
 
 pub mod checkpoints;
 pub mod history;
@@ -43,6 +48,8 @@ use prometheus_client::registry::Registry;
 
 use crate::Clock;
 use crate::events::Recorder;
+use crate::health::Ready;
+use crate::leader::Leadership;
 use crate::runtime::HealthCheck;
 use crate::scale::Targets;
 pub use history::HistoryConfig;
@@ -66,6 +73,9 @@ pub struct Config {
     pub instance: String,
     /// Where every recommendation's `now` comes from.
     pub clock: Clock,
+    /// Whether this process leads (always, without leader election): only the leader runs
+    /// passes and writes.
+    pub leadership: Leadership,
 }
 
 impl Default for Config {
@@ -77,6 +87,7 @@ impl Default for Config {
             history: HistoryConfig::default(),
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
             clock: Clock::system(),
+            leadership: Leadership::always(),
         }
     }
 }
@@ -106,9 +117,12 @@ pub struct VerticalRecommender {
     targets: Targets,
     http: reqwest::Client,
     last_pass: Arc<Mutex<Instant>>,
+    ready: Ready,
     /// What the admission webhook reads, kept by the passes.
     index: Arc<webhook::Index>,
     webhook: Option<webhook::TlsListener>,
+    /// Whether this process serves the webhook (a standby then keeps its index too).
+    webhook_served: bool,
 }
 
 impl VerticalRecommender {
@@ -125,8 +139,10 @@ impl VerticalRecommender {
             metrics: Metrics::new(registry),
             http: reqwest::Client::new(),
             last_pass: Arc::new(Mutex::new(Instant::now())),
+            ready: Ready::default(),
             index: Arc::default(),
             webhook: None,
+            webhook_served: false,
             client,
             config,
         }
@@ -139,17 +155,27 @@ impl VerticalRecommender {
     }
 
     /// Healthy while passes keep completing (none late by more than three intervals plus a
-    /// minute).
+    /// minute); a standby, which runs no pass, is healthy.
     pub fn health(&self) -> HealthCheck {
         let last = self.last_pass.clone();
         let limit = self.config.interval * 3 + Duration::from_secs(60);
-        Arc::new(move || last.lock().map(|t| t.elapsed() < limit).unwrap_or(false))
+        let leadership = self.config.leadership.clone();
+        Arc::new(move || {
+            !leadership.is_leading() || last.lock().map(|t| t.elapsed() < limit).unwrap_or(false)
+        })
+    }
+
+    /// Ready once both caches are synced (a standby too).
+    pub fn readiness(&self) -> HealthCheck {
+        let ready = self.ready.clone();
+        Arc::new(move || ready.get())
     }
 
     /// Runs until `shutdown` resolves, then saves checkpoints once more.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (stop_webhook, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(listener) = self.webhook.take() {
+            self.webhook_served = true;
             let limit_ranges = self.watch::<LimitRange>("limitranges");
             let index = self.index.clone();
             tokio::spawn(async move {
@@ -172,6 +198,25 @@ impl VerticalRecommender {
         pods.wait_until_ready()
             .await
             .map_err(|_| Error::CacheNeverReady { what: "pods" })?;
+        self.ready.set(true);
+        tokio::pin!(shutdown);
+        if !self.config.leadership.is_leading() {
+            tracing::info!("caches synced; standing by until this process leads");
+            // The webhook of a standby answers from the leader's recommendations.
+            loop {
+                if self.webhook_served {
+                    self.index_from_statuses(&autoscalers).await;
+                }
+                tokio::select! {
+                    _ = self.config.leadership.wait_leading() => break,
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(self.config.interval) => {}
+                }
+            }
+            if let Ok(mut t) = self.last_pass.lock() {
+                *t = Instant::now();
+            }
+        }
         let mut saved =
             match checkpoints::load(&self.client, self.config.namespace.as_deref()).await {
                 Ok(s) => s,
@@ -183,7 +228,6 @@ impl VerticalRecommender {
         tracing::info!(checkpoints = saved.len(), "vertical recommender started");
         let mut tracked = HashMap::new();
         let mut last_checkpoint = Instant::now();
-        tokio::pin!(shutdown);
         loop {
             let started = Instant::now();
             self.pass(&autoscalers, &pods, &mut tracked, &mut saved)

@@ -72,6 +72,27 @@ impl VerticalRecommender {
         self.metrics.containers.set(containers as i64);
     }
 
+    /// A standby's webhook index, from what the leader writes: each object's
+    /// `status.recommendation` and its target's selector (a read). Nothing is written.
+    pub(super) async fn index_from_statuses(&self, autoscalers: &Store<VerticalAutoscaler>) {
+        let mut present = HashSet::new();
+        for va in autoscalers.state() {
+            let (ns, name) = key(&va);
+            let entry = match self.selector(&ns, &va).await {
+                Ok(selector) => Some(Entry {
+                    selector: Arc::new(selector),
+                    spec: va.spec.clone(),
+                    recommendation: va.status.as_ref().and_then(|s| s.recommendation.clone()),
+                }),
+                Err(_) => None,
+            };
+            self.index.set(&ns, &name, entry);
+            present.insert((ns, name));
+        }
+        self.index
+            .retain(&|ns, name| present.contains(&(ns.to_owned(), name.to_owned())));
+    }
+
     async fn reconcile(
         &self,
         va: &VerticalAutoscaler,

@@ -58,3 +58,14 @@
 - --log-json
 {{- end }}
 {{- end }}
+
+{{/* Leader election flags (when leaderElection.enabled). Called with (dict "root" $ "component" NAME). */}}
+{{- define "ballast.args.leader" -}}
+{{- $l := .root.Values.leaderElection -}}
+- --leader-elect
+- --leader-election-namespace={{ .root.Release.Namespace }}
+- --leader-election-id={{ include "ballast.componentName" . }}
+- --leader-election-lease-duration={{ $l.leaseDuration }}
+- --leader-election-renew-deadline={{ $l.renewDeadline }}
+- --leader-election-retry-period={{ $l.retryPeriod }}
+{{- end }}

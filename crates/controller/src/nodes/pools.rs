@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use ballast_api::nodes::{NodePool, NodePoolStatus};
+use ballast_api::nodes::{NodePool, NodePoolStatus, ResourceList};
 use ballast_cloud::CloudProvider;
 use ballast_nodes::{
-    ConditionState, ObjectKind, PendingExplanation, Status, merge_conditions, node_pool_to_model,
-    resources_from_list, resources_to_list,
+    ConditionState, PendingExplanation, Status, limits, merge_conditions, node_pool_to_model,
+    resources_to_list,
 };
 use ballast_scheduling::{self as sched, Resources};
 use jiff::Timestamp;
@@ -51,7 +51,7 @@ fn limits_prefix() -> String {
 /// this pool could not take because of its limits.
 pub fn limits_condition(
     pool: &str,
-    limits: Option<&Resources>,
+    limits: Option<&ResourceList>,
     used: &Resources,
     pending: &[PendingExplanation],
 ) -> ConditionState {
@@ -64,10 +64,12 @@ pub fn limits_condition(
         };
     };
     let prefix = limits_prefix();
-    let full: Vec<String> = limits
+    let full: Vec<String> = limits::limits_reached(limits, used)
         .iter()
-        .filter(|(k, l)| used.get(k) >= *l)
-        .map(|(k, l)| format!("{k} {} of {}", show(k, used.get(k)), show(k, l)))
+        .map(|u| {
+            let k = u.resource.as_str();
+            format!("{k} {} of {}", show(k, u.used), show(k, u.limit))
+        })
         .collect();
     let blocked = pending
         .iter()
@@ -135,12 +137,7 @@ pub fn pool_status(
             message: e.to_string(),
         },
     };
-    let limits = pool
-        .spec
-        .limits
-        .as_ref()
-        .and_then(|l| resources_from_list(l, ObjectKind::NodePool, &name, "spec.limits").ok());
-    let lim = limits_condition(&name, limits.as_ref(), &used, pending);
+    let lim = limits_condition(&name, pool.spec.limits.as_ref(), &used, pending);
     let existing = pool
         .status
         .as_ref()
@@ -220,10 +217,14 @@ pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingE
 mod tests {
     use super::*;
     use ballast_nodes::PendingCategory;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     #[test]
     fn limits_condition_names_what_is_used_up() {
-        let limits = Resources::cpu_mem(8000, 0).with("nodes", 2);
+        let limits: ResourceList = [("cpu", "8"), ("nodes", "2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+            .collect();
         let used = Resources::cpu_mem(8000, 32 << 30).with("nodes", 2);
         let c = limits_condition("general", Some(&limits), &used, &[]);
         assert_eq!(c.status, Status::True);
@@ -254,5 +255,15 @@ mod tests {
         let c = limits_condition("other", Some(&limits), &used, &pending);
         assert_eq!(c.status, Status::False);
         assert_eq!(limits_condition("x", None, &used, &[]).reason, "NoLimits");
+    }
+
+    /// A zero limit is reached before the pool has any node: the pool says so instead of
+    /// "room left under every limit".
+    #[test]
+    fn zero_limits_are_reached() {
+        let limits: ResourceList = [("cpu".to_string(), Quantity("0".into()))].into();
+        let c = limits_condition("zero", Some(&limits), &Resources::default(), &[]);
+        assert_eq!(c.status, Status::True);
+        assert_eq!(c.message, "in use: cpu 0 of 0");
     }
 }

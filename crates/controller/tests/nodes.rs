@@ -31,6 +31,8 @@
 //!   the Deployment's available replicas never below replicas − 1 (PDB maxUnavailable 1).
 //! - `drift_replaces_nodes_one_at_a_time_within_the_budget`: a budget of one node: a watch never
 //!   sees two drifted nodes disrupted at once.
+//! - `stale_disruption_taints_are_cleared_at_start`: a node tainted and cordoned for a disruption
+//!   by a controller killed right after is untainted and uncordoned by the next one at start.
 //! - `spot_interruption_from_sqs_drains_and_replaces_the_node`: interruption messages from an
 //!   SQS queue on moto (`tests/testbed.sh up moto`).
 //!
@@ -2038,4 +2040,75 @@ fn cloud_offering(n: &Node) -> (String, String, String) {
         label(n, labels::ZONE).to_owned(),
         label(n, labels::CAPACITY_TYPE).to_owned(),
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_disruption_taints_are_cleared_at_start() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let run = Run::start(
+        &bed,
+        "nodes-stale",
+        &[("general", json!({}), json!({}))],
+        |_| {},
+    )
+    .await?;
+    deploy(
+        &run.ns,
+        TestDeployment::new("web").replicas(1).request("cpu", "1"),
+        |_| {},
+    )
+    .await?;
+    run.ns.wait_deployment_ready("web", 1, T).await?;
+    let node = run.ready_nodes("general", 1, T).await?.remove(0);
+    // The controller dies right after tainting the node for a disruption.
+    run.controller.abort();
+    let mut taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    taints.push(k8s_openapi::api::core::v1::Taint {
+        key: labels::DISRUPTED_TAINT.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    });
+    let patch = json!({ "spec": { "unschedulable": true, "taints": taints } });
+    run.nodes()
+        .patch(
+            &node.name_any(),
+            &PatchParams::apply(MANAGER),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let provider = KwokProvider::from_catalog_file(run.client.clone(), catalog())
+        .map_err(anyhow::Error::msg)?;
+    let o = NodesOptions {
+        nodepool_selector: Some(format!("{RUN_LABEL}={}", run.ns.name())),
+        namespaces: vec![run.ns.name().to_string()],
+        disruption: None,
+        ..Default::default()
+    };
+    let run = run.with_controller(provider, o);
+    with_run(run, &["general"], async |run| {
+        poll_until(
+            "the stale disruption taint removed",
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || async {
+                let n = run.nodes().get(&node.name_any()).await?;
+                let spec = n.spec.unwrap_or_default();
+                let tainted = spec
+                    .taints
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|t| t.key == labels::DISRUPTED_TAINT);
+                Ok((!tainted && spec.unschedulable != Some(true)).then_some(()))
+            },
+        )
+        .await?;
+        let left = run.pool_nodes("general").await?;
+        ensure!(left.len() == 1, "{} nodes left", left.len());
+        Ok(())
+    })
+    .await
 }

@@ -1,5 +1,5 @@
 //! NodePool status: resources in use by the pool's NodeClaims (capacity summed, plus `nodes`), a
-//! `Ready` condition (the pool compiles) and a `LimitsReached` condition (its limits stop growth:
+//! `Ready` condition (the pool compiles, and none of its NodeClaims fails to launch) and a `LimitsReached` condition (its limits stop growth:
 //! usage at a limit, or pending pods the solver could not place because of them). An event on the
 //! pool when its limits start stopping growth.
 
@@ -112,6 +112,28 @@ fn show(k: &str, v: i64) -> String {
     }
 }
 
+/// Why the pool cannot launch nodes now: the first of its NodeClaims that has no instance and a
+/// `Launched=False` condition (a missing node class, a cloud error that persists), with its
+/// message. The disruption core reads the resulting `Ready=False` so the pool's pending pods do
+/// not hold back disruption elsewhere.
+pub fn launch_failure(claims: &[&ballast_api::nodes::NodeClaim]) -> Option<String> {
+    claims.iter().find_map(|c| {
+        let s = c.status.as_ref()?;
+        if s.provider_id.is_some() {
+            return None;
+        }
+        let failed = s
+            .conditions
+            .iter()
+            .find(|x| x.type_ == "Launched" && x.status == "False")?;
+        Some(format!(
+            "NodeClaim {} cannot launch: {}",
+            c.metadata.name.as_deref().unwrap_or_default(),
+            failed.message
+        ))
+    })
+}
+
 /// The status a pool should have now.
 pub fn pool_status(
     pool: &NodePool,
@@ -124,6 +146,12 @@ pub fn pool_status(
     let used = usage(claims, types);
     let compiled = node_pool_to_model(pool, Resources::default());
     let ready = match &compiled {
+        Ok(_) if let Some(failing) = launch_failure(claims) => ConditionState {
+            type_: "Ready".into(),
+            status: Status::False,
+            reason: "LaunchFailing".into(),
+            message: failing,
+        },
         Ok(_) => ConditionState {
             type_: "Ready".into(),
             status: Status::True,
@@ -265,5 +293,29 @@ mod tests {
         let c = limits_condition("zero", Some(&limits), &Resources::default(), &[]);
         assert_eq!(c.status, Status::True);
         assert_eq!(c.message, "in use: cpu 0 of 0");
+    }
+
+    #[test]
+    fn a_claim_failing_to_launch_names_the_pool_not_ready() {
+        let claim = |name: &str, pid: Option<&str>, launched: &str| {
+            serde_json::from_value::<ballast_api::nodes::NodeClaim>(serde_json::json!({
+                "apiVersion": "nodes.ballast.dev/v1", "kind": "NodeClaim",
+                "metadata": { "name": name },
+                "spec": { "nodeClassRef": { "group": "g", "kind": "k", "name": "n" } },
+                "status": { "providerID": pid, "conditions": [{
+                    "type": "Launched", "status": launched, "reason": "LaunchFailed",
+                    "message": "KwokNodeClass gone not found",
+                    "lastTransitionTime": "2025-06-01T11:00:00Z" }] },
+            }))
+            .unwrap()
+        };
+        let launching = claim("a", None, "Unknown");
+        let running = claim("b", Some("kwok://b"), "False");
+        let failing = claim("c", None, "False");
+        assert_eq!(launch_failure(&[&launching, &running]), None);
+        assert_eq!(
+            launch_failure(&[&launching, &failing]).as_deref(),
+            Some("NodeClaim c cannot launch: KwokNodeClass gone not found")
+        );
     }
 }

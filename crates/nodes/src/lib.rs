@@ -12,6 +12,8 @@
 //! - [`observe`]: Pods, Nodes, PDBs, DaemonSets, volumes and namespaces as the snapshot types.
 //! - [`limits`]: NodePool limits as the solver reads them (zero limits kept) and which are
 //!   reached.
+//! - [`pool_types`]: whether a NodePool's requirements leave it any instance type, and which
+//!   requirements to blame.
 //! - [`resource_list`]: the one conversion between resource lists and model resources.
 //!
 //! See `docs/nodes.md`.
@@ -23,6 +25,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod limits;
 pub mod observe;
+pub mod pool_types;
 pub mod provision;
 pub mod resource_list;
 mod revisions;
@@ -43,6 +46,7 @@ pub use lifecycle::{
     claim_lifecycle, merge_conditions,
 };
 pub use limits::{LimitUse, limits_reached, pool_limits};
+pub use pool_types::{NoInstanceType, no_instance_type};
 pub use provision::{
     BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, PodPlacement,
     ProvisionMemo, ProvisionOptions, ProvisioningDecision, batch_state, batch_state_for, provision,

@@ -1,5 +1,6 @@
 //! NodePool status: resources in use by the pool's NodeClaims (capacity summed, plus `nodes`), a
-//! `Ready` condition (the pool compiles, and none of its NodeClaims fails to launch) and a `LimitsReached` condition (its limits stop growth:
+//! `Ready` condition (the pool compiles, some instance type meets its requirements, and none of
+//! its NodeClaims fails to launch) and a `LimitsReached` condition (its limits stop growth:
 //! usage at a limit, or pending pods the solver could not place because of them). An event on the
 //! pool when its limits start stopping growth.
 
@@ -8,8 +9,8 @@ use std::collections::BTreeMap;
 use ballast_api::nodes::{NodePool, NodePoolStatus, ResourceList};
 use ballast_cloud::CloudProvider;
 use ballast_nodes::{
-    ConditionState, PendingExplanation, Status, limits, merge_conditions, node_pool_to_model,
-    resources_to_list,
+    ConditionState, PendingExplanation, Status, limits, merge_conditions, no_instance_type,
+    node_pool_to_model, resources_to_list,
 };
 use ballast_scheduling::{self as sched, Resources};
 use jiff::Timestamp;
@@ -146,6 +147,12 @@ pub fn pool_status(
     let used = usage(claims, types);
     let compiled = node_pool_to_model(pool, Resources::default());
     let ready = match &compiled {
+        Ok(m) if let Some(none) = no_instance_type(&m.model, types) => ConditionState {
+            type_: "Ready".into(),
+            status: Status::False,
+            reason: "NoInstanceType".into(),
+            message: none.to_string(),
+        },
         Ok(_) if let Some(failing) = launch_failure(claims) => ConditionState {
             type_: "Ready".into(),
             status: Status::False,
@@ -316,6 +323,51 @@ mod tests {
         assert_eq!(
             launch_failure(&[&launching, &failing]).as_deref(),
             Some("NodeClaim c cannot launch: KwokNodeClass gone not found")
+        );
+    }
+
+    #[test]
+    fn a_pool_no_type_satisfies_is_not_ready() {
+        let pool = |family: &str| -> NodePool {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "nodes.ballast.dev/v1", "kind": "NodePool",
+                "metadata": { "name": "p" },
+                "spec": { "template": { "spec": {
+                    "nodeClassRef": { "group": "g", "kind": "k", "name": "n" },
+                    "requirements": [{ "key": "kubernetes.io/arch", "operator": "In",
+                                       "values": [family] }],
+                } } },
+            }))
+            .unwrap()
+        };
+        let types = vec![sched::InstanceType {
+            name: "m1".into(),
+            capacity: Resources::cpu_mem(2000, 1 << 30),
+            overhead: Resources::default(),
+            labels: [("kubernetes.io/arch".to_string(), "amd64".to_string())].into(),
+            offerings: vec![sched::Offering {
+                zone: "z1".into(),
+                capacity_type: "on-demand".into(),
+                price: 0.1,
+                available: true,
+            }],
+        }];
+        let ready = |p: &NodePool| {
+            pool_status(p, &[], &types, &[], Timestamp::UNIX_EPOCH)
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+        };
+        assert_eq!(ready(&pool("amd64")).status, "True");
+        let c = ready(&pool("arm64"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NoInstanceType")
+        );
+        assert_eq!(
+            c.message,
+            "requirement kubernetes.io/arch In [arm64] leaves no instance type"
         );
     }
 }

@@ -6,7 +6,8 @@
 //! 1. read the target's `scale` subresource, for any kind that has one (resolved through
 //!    discovery, cached: Deployment, StatefulSet, ReplicaSet, custom resources) — [`crate::scale`];
 //! 2. select its pods from the shared pod index (one watch, no LIST per reconcile) — [`pods`];
-//!    and note which other autoscalers select the same pods (`AmbiguousSelector`);
+//!    and note which other autoscalers select the same pods (`AmbiguousSelector`), from an index
+//!    completed with every autoscaler of the namespace before the first decision — [`ambiguity`];
 //! 3. read every metric with `ballast-metrics`;
 //! 4. build the [`Snapshot`] and run the pure core (`ballast_horizontal::explain`);
 //! 5. write the scale when the decision says so (a failed write becomes `FailedRescale`);
@@ -26,17 +27,18 @@
 //! the object is due (its own status write, a label change) does not trigger a decision; a spec
 //! change (new `generation`) does, at once.
 
+mod ambiguity;
 pub mod error;
 pub mod label_index;
 pub mod metrics;
 pub mod patch;
 pub mod pods;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
@@ -59,11 +61,11 @@ use crate::Clock;
 
 use crate::events;
 use crate::scale::{self as target, Targets};
+use ambiguity::Selectors;
 use ballast_horizontal::selector::Selector;
 pub use error::Error;
-use label_index::LabelIndex;
 pub use metrics::Metrics;
-use pods::{IndexedPod, PodIndex};
+use pods::PodIndex;
 
 /// Name the controller reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-horizontal";
@@ -168,102 +170,6 @@ impl Schedule {
     }
 }
 
-// ---- selectors of all autoscalers (AmbiguousSelector) ---------------------------------------
-
-/// The target selector each autoscaler used last, by namespace, indexed by one required label
-/// (selectors that require none are checked against every pod).
-#[derive(Default)]
-struct NsSelectors {
-    by_name: HashMap<String, Arc<Selector>>,
-    index: LabelIndex,
-    unindexed: HashSet<String>,
-}
-
-impl NsSelectors {
-    fn remove(&mut self, name: &str) {
-        if let Some(old) = self.by_name.remove(name) {
-            match old.required_labels().next() {
-                Some((k, v)) => self.index.remove(k, v, name),
-                None => {
-                    self.unindexed.remove(name);
-                }
-            }
-        }
-    }
-
-    fn insert(&mut self, name: &str, sel: Arc<Selector>) {
-        self.remove(name);
-        match sel.required_labels().next() {
-            Some((k, v)) => self.index.insert(k, v, name),
-            None => {
-                self.unindexed.insert(name.to_owned());
-            }
-        }
-        self.by_name.insert(name.to_owned(), sel);
-    }
-}
-
-#[derive(Default)]
-struct Selectors {
-    map: RwLock<HashMap<String, NsSelectors>>,
-}
-
-impl Selectors {
-    fn set(&self, ns: &str, name: &str, sel: Option<Arc<Selector>>) {
-        {
-            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-            let current = map.get(ns).and_then(|m| m.by_name.get(name));
-            if current.map(|s| &**s) == sel.as_deref() {
-                return;
-            }
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        match sel {
-            Some(s) => map.entry(ns.to_owned()).or_default().insert(name, s),
-            None => {
-                if let Some(m) = map.get_mut(ns) {
-                    m.remove(name);
-                    if m.by_name.is_empty() {
-                        map.remove(ns);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Other autoscalers of `ns` whose selector selects one of `pods`, as `ns/name`, sorted.
-    /// Candidates: the selectors indexed under one of the pods' labels, and those requiring none.
-    fn others_selecting(&self, ns: &str, name: &str, pods: &[Arc<IndexedPod>]) -> Vec<String> {
-        if pods.is_empty() {
-            return Vec::new();
-        }
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let Some(m) = map.get(ns) else {
-            return Vec::new();
-        };
-        let mut candidates: HashSet<&str> = m.unindexed.iter().map(String::as_str).collect();
-        for p in pods {
-            for (k, v) in &p.labels {
-                if let Some(names) = m.index.get(k, v) {
-                    candidates.extend(names.iter().map(String::as_str));
-                }
-            }
-        }
-        candidates.remove(name);
-        let mut out: Vec<String> = candidates
-            .into_iter()
-            .filter(|other| {
-                m.by_name
-                    .get(*other)
-                    .is_some_and(|sel| pods.iter().any(|p| sel.matches(&p.labels)))
-            })
-            .map(|other| format!("{ns}/{other}"))
-            .collect();
-        out.sort();
-        out
-    }
-}
-
 // ---- the controller -------------------------------------------------------------------------
 
 struct Context {
@@ -275,6 +181,9 @@ struct Context {
     recorder: events::Recorder,
     schedule: Schedule,
     selectors: Selectors,
+    /// Every autoscaler watched (set once the controller runs): the ambiguity index is completed
+    /// from it before a decision is taken.
+    objects: std::sync::OnceLock<Store<HorizontalAutoscaler>>,
     metrics: Arc<Metrics>,
     /// Decisions running at once (`Config::concurrency`), granted in FIFO order.
     permits: tokio::sync::Semaphore,
@@ -320,6 +229,7 @@ impl HorizontalController {
             ),
             schedule: Schedule::new(),
             selectors: Selectors::default(),
+            objects: std::sync::OnceLock::new(),
             permits: tokio::sync::Semaphore::new(usize::from(config.concurrency.max(1))),
             metrics: Metrics::new(registry),
             client,
@@ -396,6 +306,7 @@ impl HorizontalController {
             kube::runtime::controller::Config::default().concurrency(0),
         );
         let store = controller.store();
+        let _ = ctx.objects.set(store.clone());
         let housekeeping = tokio::spawn(housekeeping(ctx.clone(), store, stopped()));
 
         let health = self.health.clone();
@@ -448,7 +359,7 @@ async fn housekeeping(
             };
             if store.get(&ObjectRef::new(name).within(ns)).is_none() {
                 ctx.schedule.remove(&key);
-                ctx.selectors.set(ns, name, None);
+                ctx.selectors.forget(ns, name);
             }
         }
         ctx.metrics.objects.set(store.state().len() as i64);
@@ -632,7 +543,13 @@ async fn decide_and_apply_from(
     let mut pods = Vec::new();
     let mut others = Vec::new();
     let mut readings = Vec::new();
-    let mut own_selector = None;
+    // No decision before the index knows every autoscaler of the namespace.
+    if let Some(objects) = ctx.objects.get() {
+        ctx.selectors
+            .complete(ns, name, objects, &ctx.targets)
+            .await;
+    }
+    ctx.selectors.record(ns, name, &read);
     if read.scale.error.is_none()
         && !read.scale.selector.trim().is_empty()
         && let Ok(sel) = Selector::parse(&read.scale.selector)
@@ -641,14 +558,12 @@ async fn decide_and_apply_from(
         let selected = ctx.pods.select(ns, &sel);
         others = ctx.selectors.others_selecting(ns, name, &selected);
         pods = selected.iter().map(|p| p.snapshot.clone()).collect();
-        own_selector = Some(sel);
         if others.is_empty() {
             let t = Instant::now();
             readings = ctx.source.readings(hza, &read.scale.selector).await;
             ctx.metrics.step("metrics", t);
         }
     }
-    ctx.selectors.set(ns, name, own_selector);
 
     let snapshot = Snapshot {
         autoscaler,
@@ -818,37 +733,6 @@ mod tests {
             backoff(30, Duration::from_secs(600), m),
             Duration::from_secs(600)
         );
-    }
-
-    #[test]
-    fn other_autoscalers_selecting_the_same_pods() {
-        let pod = |labels: &[(&str, &str)]| {
-            Arc::new(IndexedPod {
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                snapshot: Default::default(),
-            })
-        };
-        let s = Selectors::default();
-        let sel = |t: &str| Some(Arc::new(Selector::parse(t).unwrap()));
-        s.set("ns", "web", sel("app=web"));
-        s.set("ns", "web-canary", sel("app=web,track=canary"));
-        s.set("ns", "api", sel("app=api"));
-        s.set("ns", "everything", sel("tier"));
-        s.set("other", "web", sel("app=web"));
-        let web = [pod(&[("app", "web"), ("track", "stable")])];
-        assert!(s.others_selecting("ns", "web", &web).is_empty());
-        let canary = [pod(&[("app", "web"), ("track", "canary")])];
-        assert_eq!(s.others_selecting("ns", "web", &canary), ["ns/web-canary"]);
-        let front = [pod(&[("app", "api"), ("tier", "front")])];
-        assert_eq!(s.others_selecting("ns", "api", &front), ["ns/everything"]);
-        // A changed selector moves in the index.
-        s.set("ns", "web-canary", sel("app=other"));
-        assert!(s.others_selecting("ns", "web", &canary).is_empty());
-        s.set("ns", "everything", None);
-        assert!(s.others_selecting("ns", "api", &front).is_empty());
     }
 
     #[test]

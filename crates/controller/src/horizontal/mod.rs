@@ -16,7 +16,8 @@
 //! 7. publish the decision's events (`SuccessfulRescale`, `FailedGetScale`,
 //!    `FailedGetResourceMetric`, `FailedRescale`, ...) — [`crate::events`];
 //! 8. requeue after the sync period, or, when the decision reported an error (target, selector,
-//!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to `max(period, max_backoff)`.
+//!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to four periods, at most
+//!    `max_backoff` unless one period is longer.
 //!
 //! Objects are reconciled concurrently (`concurrency` decisions at once, taken in the order they
 //! fell due: a fair semaphore, not the runtime's queue, whose order among expired entries lets
@@ -367,8 +368,18 @@ async fn housekeeping(
     }
 }
 
+/// Periods an object's retry delay may grow to: a source that comes back is read again within
+/// this many sync periods, not after the global cap.
+const BACKOFF_PERIODS: u32 = 4;
+
+/// The delay before retrying an object after its `failures`-th failure in a row: 1 s, 2 s, 4 s
+/// ..., capped at `BACKOFF_PERIODS` sync periods and at `max_backoff`, but never below one
+/// period (a failing object is not decided more rarely than a healthy one's period allows).
 fn backoff(failures: u32, period: Duration, max_backoff: Duration) -> Duration {
-    let cap = period.max(max_backoff);
+    let cap = period
+        .saturating_mul(BACKOFF_PERIODS)
+        .min(max_backoff)
+        .max(period);
     let exp = failures.saturating_sub(1).min(20);
     Duration::from_secs(1u64 << exp).min(cap)
 }
@@ -722,6 +733,33 @@ fn error_policy(hza: Arc<HorizontalAutoscaler>, error: &Error, ctx: Arc<Context>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The retry delay of an object that keeps failing is capped by its own sync period
+    /// (`BACKOFF_PERIODS` periods), never above `max_backoff` unless one period is longer.
+    #[test]
+    fn backoff_is_capped_by_the_sync_period() {
+        let s = Duration::from_secs;
+        // (period, max_backoff, failures, delay)
+        let rows = [
+            (5, 60, 1, 1),
+            (5, 60, 3, 4),
+            (5, 60, 5, 16),
+            (5, 60, 6, 20),
+            (5, 60, 20, 20),
+            (1, 60, 9, 4),
+            (15, 60, 9, 60),
+            (30, 60, 9, 60),
+            (600, 60, 30, 600),
+            (5, 8, 9, 8),
+        ];
+        for (period, max, failures, want) in rows {
+            assert_eq!(
+                backoff(failures, s(period), s(max)),
+                s(want),
+                "period {period}s, max {max}s, failure {failures}"
+            );
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -33,6 +33,9 @@
 //!   sees two drifted nodes disrupted at once.
 //! - `stale_disruption_taints_are_cleared_at_start`: a node tainted and cordoned for a disruption
 //!   by a controller killed right after is untainted and uncordoned by the next one at start.
+//! - `a_pool_that_cannot_launch_does_not_stop_disruption_elsewhere`: a pod only a pool with a
+//!   missing node class could take; that pool goes `Ready=False` (`LaunchFailing`) and the other
+//!   pool's empty node is still removed while the pod waits.
 //! - `spot_interruption_from_sqs_drains_and_replaces_the_node`: interruption messages from an
 //!   SQS queue on moto (`tests/testbed.sh up moto`).
 //!
@@ -2108,6 +2111,78 @@ async fn stale_disruption_taints_are_cleared_at_start() -> Result<()> {
         .await?;
         let left = run.pool_nodes("general").await?;
         ensure!(left.len() == 1, "{} nodes left", left.len());
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_cannot_launch_does_not_stop_disruption_elsewhere() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let d = json!({ "disruption": { "consolidateAfter": "5s", "budgets": [{ "nodes": "100%" }] } });
+    let missing = json!({ "nodeClassRef": {
+        "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": "no-such-class" } });
+    let run = Run::start(
+        &bed,
+        "nodes-broken",
+        &[("good", d, json!({})), ("broken", json!({}), missing)],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["good", "broken"], async |run| {
+        let ns = &run.ns;
+        let good = run.pool_name("good");
+        deploy(
+            ns,
+            TestDeployment::new("web").replicas(2).request("cpu", "3"),
+            |t| {
+                t["spec"]["affinity"] = anti_affinity("web");
+                t["spec"]["nodeSelector"] = json!({ labels::NODEPOOL: good });
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 2, T).await?;
+        run.ready_nodes("good", 2, T).await?;
+        // A pod only the broken pool could take: its NodeClaim cannot launch.
+        let broken = run.pool_name("broken");
+        deploy(
+            ns,
+            TestDeployment::new("stuck").replicas(1).request("cpu", "1"),
+            |t| {
+                t["spec"]["nodeSelector"] = json!({ labels::NODEPOOL: broken });
+            },
+        )
+        .await?;
+        poll_until(
+            "the broken pool Ready=False",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let p = run.get_pool("broken").await?;
+                let ready = p
+                    .status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter())
+                    .find(|c| c.type_ == "Ready")
+                    .cloned();
+                Ok(ready
+                    .filter(|c| c.status == "False" && c.reason == "LaunchFailing")
+                    .map(|c| eprintln!("broken pool: {}", c.message)))
+            },
+        )
+        .await?;
+        ns.scale_deployment("web", 1).await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        poll_until(
+            "the good pool's empty node removed while the pod waits",
+            Duration::from_secs(120),
+            Duration::from_millis(500),
+            || async {
+                let nodes = run.pool_nodes("good").await?;
+                Ok((nodes.len() == 1).then_some(()))
+            },
+        )
+        .await?;
         Ok(())
     })
     .await

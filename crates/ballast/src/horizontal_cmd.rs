@@ -47,7 +47,8 @@ pub struct HorizontalFlags {
     /// Scale-down stabilization window for objects without `behavior.scaleDown`.
     #[arg(long, default_value_t = 300)]
     pub downscale_stabilization: i64,
-    /// Longest retry delay after an error (when above the object's sync period), seconds.
+    /// Longest retry delay after an error, seconds: the delay grows to four sync periods, at
+    /// most this, and never below one period.
     #[arg(long, default_value_t = 60)]
     pub max_backoff: u64,
     /// Metric reads in flight at once, over all objects.

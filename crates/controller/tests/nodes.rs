@@ -31,6 +31,11 @@
 //!   the Deployment's available replicas never below replicas − 1 (PDB maxUnavailable 1).
 //! - `drift_replaces_nodes_one_at_a_time_within_the_budget`: a budget of one node: a watch never
 //!   sees two drifted nodes disrupted at once.
+//! - `stale_disruption_taints_are_cleared_at_start`: a node tainted and cordoned for a disruption
+//!   by a controller killed right after is untainted and uncordoned by the next one at start.
+//! - `a_pool_that_cannot_launch_does_not_stop_disruption_elsewhere`: a pod only a pool with a
+//!   missing node class could take; that pool goes `Ready=False` (`LaunchFailing`) and the other
+//!   pool's empty node is still removed while the pod waits.
 //! - `spot_interruption_from_sqs_drains_and_replaces_the_node`: interruption messages from an
 //!   SQS queue on moto (`tests/testbed.sh up moto`).
 //!
@@ -2038,4 +2043,147 @@ fn cloud_offering(n: &Node) -> (String, String, String) {
         label(n, labels::ZONE).to_owned(),
         label(n, labels::CAPACITY_TYPE).to_owned(),
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_disruption_taints_are_cleared_at_start() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let run = Run::start(
+        &bed,
+        "nodes-stale",
+        &[("general", json!({}), json!({}))],
+        |_| {},
+    )
+    .await?;
+    deploy(
+        &run.ns,
+        TestDeployment::new("web").replicas(1).request("cpu", "1"),
+        |_| {},
+    )
+    .await?;
+    run.ns.wait_deployment_ready("web", 1, T).await?;
+    let node = run.ready_nodes("general", 1, T).await?.remove(0);
+    // The controller dies right after tainting the node for a disruption.
+    run.controller.abort();
+    let mut taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    taints.push(k8s_openapi::api::core::v1::Taint {
+        key: labels::DISRUPTED_TAINT.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    });
+    let patch = json!({ "spec": { "unschedulable": true, "taints": taints } });
+    run.nodes()
+        .patch(
+            &node.name_any(),
+            &PatchParams::apply(MANAGER),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let provider = KwokProvider::from_catalog_file(run.client.clone(), catalog())
+        .map_err(anyhow::Error::msg)?;
+    let o = NodesOptions {
+        nodepool_selector: Some(format!("{RUN_LABEL}={}", run.ns.name())),
+        namespaces: vec![run.ns.name().to_string()],
+        disruption: None,
+        ..Default::default()
+    };
+    let run = run.with_controller(provider, o);
+    with_run(run, &["general"], async |run| {
+        poll_until(
+            "the stale disruption taint removed",
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            || async {
+                let n = run.nodes().get(&node.name_any()).await?;
+                let spec = n.spec.unwrap_or_default();
+                let tainted = spec
+                    .taints
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|t| t.key == labels::DISRUPTED_TAINT);
+                Ok((!tainted && spec.unschedulable != Some(true)).then_some(()))
+            },
+        )
+        .await?;
+        let left = run.pool_nodes("general").await?;
+        ensure!(left.len() == 1, "{} nodes left", left.len());
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_cannot_launch_does_not_stop_disruption_elsewhere() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let d = json!({ "disruption": { "consolidateAfter": "5s", "budgets": [{ "nodes": "100%" }] } });
+    let missing = json!({ "nodeClassRef": {
+        "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": "no-such-class" } });
+    let run = Run::start(
+        &bed,
+        "nodes-broken",
+        &[("good", d, json!({})), ("broken", json!({}), missing)],
+        disruption_on,
+    )
+    .await?;
+    with_run(run, &["good", "broken"], async |run| {
+        let ns = &run.ns;
+        let good = run.pool_name("good");
+        deploy(
+            ns,
+            TestDeployment::new("web").replicas(2).request("cpu", "3"),
+            |t| {
+                t["spec"]["affinity"] = anti_affinity("web");
+                t["spec"]["nodeSelector"] = json!({ labels::NODEPOOL: good });
+            },
+        )
+        .await?;
+        ns.wait_deployment_ready("web", 2, T).await?;
+        run.ready_nodes("good", 2, T).await?;
+        // A pod only the broken pool could take: its NodeClaim cannot launch.
+        let broken = run.pool_name("broken");
+        deploy(
+            ns,
+            TestDeployment::new("stuck").replicas(1).request("cpu", "1"),
+            |t| {
+                t["spec"]["nodeSelector"] = json!({ labels::NODEPOOL: broken });
+            },
+        )
+        .await?;
+        poll_until(
+            "the broken pool Ready=False",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let p = run.get_pool("broken").await?;
+                let ready = p
+                    .status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter())
+                    .find(|c| c.type_ == "Ready")
+                    .cloned();
+                Ok(ready
+                    .filter(|c| c.status == "False" && c.reason == "LaunchFailing")
+                    .map(|c| eprintln!("broken pool: {}", c.message)))
+            },
+        )
+        .await?;
+        ns.scale_deployment("web", 1).await?;
+        ns.wait_deployment_ready("web", 1, T).await?;
+        poll_until(
+            "the good pool's empty node removed while the pod waits",
+            Duration::from_secs(120),
+            Duration::from_millis(500),
+            || async {
+                let nodes = run.pool_nodes("good").await?;
+                Ok((nodes.len() == 1).then_some(()))
+            },
+        )
+        .await?;
+        Ok(())
+    })
+    .await
 }

@@ -22,7 +22,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ObjectKind};
-use crate::resource_list::{resources_from_list, resources_to_list};
+use crate::limits::pool_limits;
+use crate::resource_list::resources_to_list;
 use crate::snapshot::DaemonSet;
 
 /// Label keys whose API spelling differs from the scheduling model's.
@@ -447,7 +448,7 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     }
     let limits = match &spec.limits {
         None => None,
-        Some(l) => Some(resources_from_list(l, k, &name, "spec.limits")?),
+        Some(l) => Some(pool_limits(l, &name)?),
     };
     let weight = spec.weight.unwrap_or(0);
     if !(0..=100).contains(&weight) {

@@ -10,6 +10,10 @@
 //!   move, with a reason for every node.
 //! - [`adapt`]: NodePool / NodeClaim objects to and from the scheduling model.
 //! - [`observe`]: Pods, Nodes, PDBs, DaemonSets, volumes and namespaces as the snapshot types.
+//! - [`limits`]: NodePool limits as the solver reads them (zero limits kept) and which are
+//!   reached.
+//! - [`pool_types`]: whether a NodePool's requirements leave it any instance type, and which
+//!   requirements to blame.
 //! - [`resource_list`]: the one conversion between resource lists and model resources.
 //!
 //! See `docs/nodes.md`.
@@ -19,7 +23,9 @@ pub mod budget;
 pub mod disrupt;
 pub mod error;
 pub mod lifecycle;
+pub mod limits;
 pub mod observe;
+pub mod pool_types;
 pub mod provision;
 pub mod resource_list;
 mod revisions;
@@ -39,6 +45,8 @@ pub use lifecycle::{
     ClaimObservation, ConditionState, Lifecycle, LifecycleOptions, ObservedNode, Status,
     claim_lifecycle, merge_conditions,
 };
+pub use limits::{LimitUse, limits_reached, pool_limits};
+pub use pool_types::{NoInstanceType, no_instance_type};
 pub use provision::{
     BatchState, BatchWindow, Destination, PendingCategory, PendingExplanation, PodPlacement,
     ProvisionMemo, ProvisionOptions, ProvisioningDecision, batch_state, batch_state_for, provision,

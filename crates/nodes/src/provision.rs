@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapt::{self, LaunchPlan};
 use crate::error::Error;
+use crate::pool_types::{NoInstanceType, no_instance_type};
 use crate::snapshot::{ClusterSnapshot, selector_matches};
 use crate::world::World;
 
@@ -326,10 +327,18 @@ fn provision_with(
             },
         })
         .collect();
+    let without_types: BTreeMap<&str, NoInstanceType> = world
+        .pools
+        .iter()
+        .filter_map(|p| {
+            let why = no_instance_type(&p.model.model, &world.types)?;
+            Some((p.model.name.as_str(), why))
+        })
+        .collect();
     let unschedulable = solution
         .unschedulable
         .iter()
-        .map(|u| explain_pending(u, pods_by_key.get(&u.pod).copied()))
+        .map(|u| explain_with_pools(u, pods_by_key.get(&u.pod).copied(), &without_types))
         .collect();
     Ok(ProvisioningDecision {
         cost_per_hour: plans.iter().map(|p| p.price).sum(),
@@ -339,6 +348,48 @@ fn provision_with(
         relaxed: solution.relaxed.clone(),
         skipped,
     })
+}
+
+/// [`explain_pending`], with the reason of each pool that has no instance type at all replaced by
+/// the requirements to blame (the solver only sees that the pool's largest type offers nothing);
+/// such a pool counts as [`PendingCategory::UnsatisfiableRequirements`].
+fn explain_with_pools(
+    u: &sched::Unschedulable,
+    pod: Option<&sched::Pod>,
+    without_types: &BTreeMap<&str, NoInstanceType>,
+) -> PendingExplanation {
+    let mut e = explain_pending(u, pod);
+    if !u
+        .node_pools
+        .iter()
+        .any(|(p, _)| without_types.contains_key(p.as_str()))
+    {
+        return e;
+    }
+    let live = sched::Unschedulable {
+        node_pools: u
+            .node_pools
+            .iter()
+            .filter(|(p, _)| !without_types.contains_key(p.as_str()))
+            .cloned()
+            .collect(),
+        ..u.clone()
+    };
+    e.category = PendingCategory::UnsatisfiableRequirements;
+    if !live.node_pools.is_empty() {
+        e.category = e.category.min(explain_pending(&live, pod).category);
+    }
+    for (pool, why) in e.node_pools.iter_mut() {
+        if let Some(nt) = without_types.get(pool.as_str()) {
+            let new = nt.to_string();
+            e.message = e.message.replace(
+                &format!(" NodePool {pool}: {why};"),
+                &format!(" NodePool {pool}: {new};"),
+            );
+            *why = new;
+        }
+    }
+    e
 }
 
 /// Turns the solver's account of an unplaceable pod into a category and a sentence. With the

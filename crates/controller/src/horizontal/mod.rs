@@ -6,7 +6,8 @@
 //! 1. read the target's `scale` subresource, for any kind that has one (resolved through
 //!    discovery, cached: Deployment, StatefulSet, ReplicaSet, custom resources) — [`crate::scale`];
 //! 2. select its pods from the shared pod index (one watch, no LIST per reconcile) — [`pods`];
-//!    and note which other autoscalers select the same pods (`AmbiguousSelector`);
+//!    and note which other autoscalers select the same pods (`AmbiguousSelector`), from an index
+//!    completed with every autoscaler of the namespace before the first decision — [`ambiguity`];
 //! 3. read every metric with `ballast-metrics`;
 //! 4. build the [`Snapshot`] and run the pure core (`ballast_horizontal::explain`);
 //! 5. write the scale when the decision says so (a failed write becomes `FailedRescale`);
@@ -15,7 +16,8 @@
 //! 7. publish the decision's events (`SuccessfulRescale`, `FailedGetScale`,
 //!    `FailedGetResourceMetric`, `FailedRescale`, ...) — [`crate::events`];
 //! 8. requeue after the sync period, or, when the decision reported an error (target, selector,
-//!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to `max(period, max_backoff)`.
+//!    metrics, rescale), after a backoff of 1 s, 2 s, 4 s ... up to four periods, at most
+//!    `max_backoff` unless one period is longer.
 //!
 //! Objects are reconciled concurrently (`concurrency` decisions at once, taken in the order they
 //! fell due: a fair semaphore, not the runtime's queue, whose order among expired entries lets
@@ -30,17 +32,18 @@
 //! cache warm but decides nothing (a reconcile returns at once); the moment it leads, every
 //! autoscaler is reconciled.
 
+mod ambiguity;
 pub mod error;
 pub mod label_index;
 pub mod metrics;
 pub mod patch;
 pub mod pods;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
@@ -65,11 +68,11 @@ use crate::events;
 use crate::health::Heartbeats;
 use crate::leader::Leadership;
 use crate::scale::{self as target, Targets};
+use ambiguity::Selectors;
 use ballast_horizontal::selector::Selector;
 pub use error::Error;
-use label_index::LabelIndex;
 pub use metrics::Metrics;
-use pods::{IndexedPod, PodIndex};
+use pods::PodIndex;
 
 /// Name the controller reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-horizontal";
@@ -178,102 +181,6 @@ impl Schedule {
     }
 }
 
-// ---- selectors of all autoscalers (AmbiguousSelector) ---------------------------------------
-
-/// The target selector each autoscaler used last, by namespace, indexed by one required label
-/// (selectors that require none are checked against every pod).
-#[derive(Default)]
-struct NsSelectors {
-    by_name: HashMap<String, Arc<Selector>>,
-    index: LabelIndex,
-    unindexed: HashSet<String>,
-}
-
-impl NsSelectors {
-    fn remove(&mut self, name: &str) {
-        if let Some(old) = self.by_name.remove(name) {
-            match old.required_labels().next() {
-                Some((k, v)) => self.index.remove(k, v, name),
-                None => {
-                    self.unindexed.remove(name);
-                }
-            }
-        }
-    }
-
-    fn insert(&mut self, name: &str, sel: Arc<Selector>) {
-        self.remove(name);
-        match sel.required_labels().next() {
-            Some((k, v)) => self.index.insert(k, v, name),
-            None => {
-                self.unindexed.insert(name.to_owned());
-            }
-        }
-        self.by_name.insert(name.to_owned(), sel);
-    }
-}
-
-#[derive(Default)]
-struct Selectors {
-    map: RwLock<HashMap<String, NsSelectors>>,
-}
-
-impl Selectors {
-    fn set(&self, ns: &str, name: &str, sel: Option<Arc<Selector>>) {
-        {
-            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-            let current = map.get(ns).and_then(|m| m.by_name.get(name));
-            if current.map(|s| &**s) == sel.as_deref() {
-                return;
-            }
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        match sel {
-            Some(s) => map.entry(ns.to_owned()).or_default().insert(name, s),
-            None => {
-                if let Some(m) = map.get_mut(ns) {
-                    m.remove(name);
-                    if m.by_name.is_empty() {
-                        map.remove(ns);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Other autoscalers of `ns` whose selector selects one of `pods`, as `ns/name`, sorted.
-    /// Candidates: the selectors indexed under one of the pods' labels, and those requiring none.
-    fn others_selecting(&self, ns: &str, name: &str, pods: &[Arc<IndexedPod>]) -> Vec<String> {
-        if pods.is_empty() {
-            return Vec::new();
-        }
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let Some(m) = map.get(ns) else {
-            return Vec::new();
-        };
-        let mut candidates: HashSet<&str> = m.unindexed.iter().map(String::as_str).collect();
-        for p in pods {
-            for (k, v) in &p.labels {
-                if let Some(names) = m.index.get(k, v) {
-                    candidates.extend(names.iter().map(String::as_str));
-                }
-            }
-        }
-        candidates.remove(name);
-        let mut out: Vec<String> = candidates
-            .into_iter()
-            .filter(|other| {
-                m.by_name
-                    .get(*other)
-                    .is_some_and(|sel| pods.iter().any(|p| sel.matches(&p.labels)))
-            })
-            .map(|other| format!("{ns}/{other}"))
-            .collect();
-        out.sort();
-        out
-    }
-}
-
 // ---- the controller -------------------------------------------------------------------------
 
 struct Context {
@@ -285,6 +192,9 @@ struct Context {
     recorder: events::Recorder,
     schedule: Schedule,
     selectors: Selectors,
+    /// Every autoscaler watched (set once the controller runs): the ambiguity index is completed
+    /// from it before a decision is taken.
+    objects: std::sync::OnceLock<Store<HorizontalAutoscaler>>,
     metrics: Arc<Metrics>,
     /// Decisions running at once (`Config::concurrency`), granted in FIFO order.
     permits: tokio::sync::Semaphore,
@@ -341,6 +251,7 @@ impl HorizontalController {
             ),
             schedule: Schedule::new(),
             selectors: Selectors::default(),
+            objects: std::sync::OnceLock::new(),
             permits: tokio::sync::Semaphore::new(usize::from(config.concurrency.max(1))),
             metrics: Metrics::new(registry),
             client,
@@ -417,6 +328,7 @@ impl HorizontalController {
             kube::runtime::controller::Config::default().concurrency(0),
         );
         let store = controller.store();
+        let _ = ctx.objects.set(store.clone());
         let health = self.health.clone();
         let housekeeping = tokio::spawn(housekeeping(
             ctx.clone(),
@@ -488,7 +400,7 @@ async fn housekeeping(
             };
             if store.get(&ObjectRef::new(name).within(ns)).is_none() {
                 ctx.schedule.remove(&key);
-                ctx.selectors.set(ns, name, None);
+                ctx.selectors.forget(ns, name);
             }
         }
         ctx.metrics.objects.set(store.state().len() as i64);
@@ -496,8 +408,18 @@ async fn housekeeping(
     }
 }
 
+/// Periods an object's retry delay may grow to: a source that comes back is read again within
+/// this many sync periods, not after the global cap.
+const BACKOFF_PERIODS: u32 = 4;
+
+/// The delay before retrying an object after its `failures`-th failure in a row: 1 s, 2 s, 4 s
+/// ..., capped at `BACKOFF_PERIODS` sync periods and at `max_backoff`, but never below one
+/// period (a failing object is not decided more rarely than a healthy one's period allows).
 fn backoff(failures: u32, period: Duration, max_backoff: Duration) -> Duration {
-    let cap = period.max(max_backoff);
+    let cap = period
+        .saturating_mul(BACKOFF_PERIODS)
+        .min(max_backoff)
+        .max(period);
     let exp = failures.saturating_sub(1).min(20);
     Duration::from_secs(1u64 << exp).min(cap)
 }
@@ -672,7 +594,13 @@ async fn decide_and_apply_from(
     let mut pods = Vec::new();
     let mut others = Vec::new();
     let mut readings = Vec::new();
-    let mut own_selector = None;
+    // No decision before the index knows every autoscaler of the namespace.
+    if let Some(objects) = ctx.objects.get() {
+        ctx.selectors
+            .complete(ns, name, objects, &ctx.targets)
+            .await;
+    }
+    ctx.selectors.record(ns, name, &read);
     if read.scale.error.is_none()
         && !read.scale.selector.trim().is_empty()
         && let Ok(sel) = Selector::parse(&read.scale.selector)
@@ -681,14 +609,12 @@ async fn decide_and_apply_from(
         let selected = ctx.pods.select(ns, &sel);
         others = ctx.selectors.others_selecting(ns, name, &selected);
         pods = selected.iter().map(|p| p.snapshot.clone()).collect();
-        own_selector = Some(sel);
         if others.is_empty() {
             let t = Instant::now();
             readings = ctx.source.readings(hza, &read.scale.selector).await;
             ctx.metrics.step("metrics", t);
         }
     }
-    ctx.selectors.set(ns, name, own_selector);
 
     let snapshot = Snapshot {
         autoscaler,
@@ -848,6 +774,33 @@ fn error_policy(hza: Arc<HorizontalAutoscaler>, error: &Error, ctx: Arc<Context>
 mod tests {
     use super::*;
 
+    /// The retry delay of an object that keeps failing is capped by its own sync period
+    /// (`BACKOFF_PERIODS` periods), never above `max_backoff` unless one period is longer.
+    #[test]
+    fn backoff_is_capped_by_the_sync_period() {
+        let s = Duration::from_secs;
+        // (period, max_backoff, failures, delay)
+        let rows = [
+            (5, 60, 1, 1),
+            (5, 60, 3, 4),
+            (5, 60, 5, 16),
+            (5, 60, 6, 20),
+            (5, 60, 20, 20),
+            (1, 60, 9, 4),
+            (15, 60, 9, 60),
+            (30, 60, 9, 60),
+            (600, 60, 30, 600),
+            (5, 8, 9, 8),
+        ];
+        for (period, max, failures, want) in rows {
+            assert_eq!(
+                backoff(failures, s(period), s(max)),
+                s(want),
+                "period {period}s, max {max}s, failure {failures}"
+            );
+        }
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let p = Duration::from_secs(15);
@@ -858,37 +811,6 @@ mod tests {
             backoff(30, Duration::from_secs(600), m),
             Duration::from_secs(600)
         );
-    }
-
-    #[test]
-    fn other_autoscalers_selecting_the_same_pods() {
-        let pod = |labels: &[(&str, &str)]| {
-            Arc::new(IndexedPod {
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                snapshot: Default::default(),
-            })
-        };
-        let s = Selectors::default();
-        let sel = |t: &str| Some(Arc::new(Selector::parse(t).unwrap()));
-        s.set("ns", "web", sel("app=web"));
-        s.set("ns", "web-canary", sel("app=web,track=canary"));
-        s.set("ns", "api", sel("app=api"));
-        s.set("ns", "everything", sel("tier"));
-        s.set("other", "web", sel("app=web"));
-        let web = [pod(&[("app", "web"), ("track", "stable")])];
-        assert!(s.others_selecting("ns", "web", &web).is_empty());
-        let canary = [pod(&[("app", "web"), ("track", "canary")])];
-        assert_eq!(s.others_selecting("ns", "web", &canary), ["ns/web-canary"]);
-        let front = [pod(&[("app", "api"), ("tier", "front")])];
-        assert_eq!(s.others_selecting("ns", "api", &front), ["ns/everything"]);
-        // A changed selector moves in the index.
-        s.set("ns", "web-canary", sel("app=other"));
-        assert!(s.others_selecting("ns", "web", &canary).is_empty());
-        s.set("ns", "everything", None);
-        assert!(s.others_selecting("ns", "api", &front).is_empty());
     }
 
     #[test]

@@ -161,6 +161,55 @@ async fn untaint<P: CloudProvider>(ctx: &Ctx<P>, node: &str) {
     }
 }
 
+/// Whether a node carries our disruption taint.
+fn has_disruption_taint(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| ts.iter().any(|t| t.key == labels::DISRUPTED_TAINT))
+}
+
+/// The nodes whose disruption taint no disruption in flight explains: tainted, in scope, not
+/// being deleted, and with a NodeClaim that is not being deleted either (a deleted NodeClaim's
+/// node is being drained, and keeps its taint). A disruption is carried out by one pass of one
+/// process, so at start every other taint was left by a process that died mid-action.
+pub fn stale_disruption_taints(
+    nodes: &[Arc<Node>],
+    claims: &[Arc<NodeClaim>],
+    in_scope: impl Fn(&Node) -> bool,
+) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| has_disruption_taint(n) && n.metadata.deletion_timestamp.is_none())
+        .filter(|n| in_scope(n))
+        .filter(|n| {
+            let pid = observe::provider_id(n);
+            claims.iter().any(|c| {
+                pid.is_some()
+                    && claim_provider_id(c) == pid
+                    && c.metadata.deletion_timestamp.is_none()
+            })
+        })
+        .map(|n| n.name_any())
+        .collect()
+}
+
+/// At start: removes the disruption taint (and the cordon) that a process killed in the middle of
+/// an action left on nodes with no disruption in flight, as Karpenter does.
+pub async fn clear_stale_taints<P: CloudProvider>(ctx: &Ctx<P>) {
+    let stale = stale_disruption_taints(&ctx.stores.nodes.state(), &ctx.stores.claims(), |n| {
+        ctx.stores
+            .pool_in_scope(cluster::node_pool_of(n).as_deref())
+    });
+    for node in stale {
+        tracing::info!(
+            node,
+            "removing a disruption taint no disruption in flight explains"
+        );
+        untaint(ctx, &node).await;
+    }
+}
+
 async fn execute<P: CloudProvider>(
     ctx: &Ctx<P>,
     action: &Action,
@@ -339,5 +388,64 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         if let Err(e) = execute(&ctx, &action2, &shell).await {
             tracing::warn!(error = %format!("{e:#}"), "disruption failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    fn node(name: &str, tainted: bool, deleting: bool) -> Arc<Node> {
+        let taints = if tainted {
+            json!([{ "key": labels::DISRUPTED_TAINT, "effect": "NoSchedule" }])
+        } else {
+            json!([])
+        };
+        let mut n: Node = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": { "providerID": format!("kwok://{name}"), "taints": taints },
+        }))
+        .unwrap();
+        if deleting {
+            n.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        }
+        Arc::new(n)
+    }
+
+    fn claim(node: &str, deleting: bool) -> Arc<NodeClaim> {
+        let mut c: NodeClaim = serde_json::from_value(json!({
+            "apiVersion": "nodes.ballast.dev/v1", "kind": "NodeClaim",
+            "metadata": { "name": format!("{node}-claim") },
+            "spec": { "nodeClassRef": { "group": "g", "kind": "k", "name": "n" } },
+            "status": { "providerID": format!("kwok://{node}") },
+        }))
+        .unwrap();
+        if deleting {
+            c.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        }
+        Arc::new(c)
+    }
+
+    #[test]
+    fn only_taints_without_a_disruption_in_flight_are_stale() {
+        let nodes = vec![
+            node("stale", true, false),
+            node("draining", true, false),
+            node("plain", false, false),
+            node("going", true, true),
+            node("orphan", true, false),
+            node("theirs", true, false),
+        ];
+        let claims = vec![
+            claim("stale", false),
+            claim("draining", true),
+            claim("plain", false),
+            claim("going", false),
+            claim("theirs", false),
+        ];
+        let got = stale_disruption_taints(&nodes, &claims, |n| n.name_any() != "theirs");
+        assert_eq!(got, vec!["stale".to_string()]);
     }
 }

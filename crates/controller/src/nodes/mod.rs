@@ -17,7 +17,8 @@
 //!   deletes its NodeClaim, so the same drain runs before the Node goes.
 //! - [`gc`]: instances without a NodeClaim and NodeClaims without an instance are removed.
 //! - [`pools`]: NodePool status (resources in use, `Ready`, `LimitsReached`).
-//! - [`disruption`]: one disruption action at a time from `disrupt`.
+//! - [`disruption`]: one disruption action at a time from `disrupt`; at start, disruption taints
+//!   that no disruption in flight explains (left by a process killed mid-action) are removed.
 //! - [`interruption`]: spot interruption, state-change and scheduled-change messages from an
 //!   SQS queue delete the NodeClaim (same drain) after cordoning its node.
 //!
@@ -254,6 +255,7 @@ pub async fn run<P: CloudProvider>(
         recent_claims: Mutex::default(),
         drift_checks: Mutex::default(),
     });
+    disruption::clear_stale_taints(&ctx).await;
     tasks.spawn(provisioner::run(ctx.clone()));
     tasks.spawn(claims::run(ctx.clone()));
     tasks.spawn(node_termination::run(ctx.clone()));

@@ -1,15 +1,16 @@
 //! NodePool status: resources in use by the pool's NodeClaims (capacity summed, plus `nodes`), a
-//! `Ready` condition (the pool compiles) and a `LimitsReached` condition (its limits stop growth:
+//! `Ready` condition (the pool compiles, some instance type meets its requirements, and none of
+//! its NodeClaims fails to launch) and a `LimitsReached` condition (its limits stop growth:
 //! usage at a limit, or pending pods the solver could not place because of them). An event on the
 //! pool when its limits start stopping growth.
 
 use std::collections::BTreeMap;
 
-use ballast_api::nodes::{NodePool, NodePoolStatus};
+use ballast_api::nodes::{NodePool, NodePoolStatus, ResourceList};
 use ballast_cloud::CloudProvider;
 use ballast_nodes::{
-    ConditionState, ObjectKind, PendingExplanation, Status, merge_conditions, node_pool_to_model,
-    resources_from_list, resources_to_list,
+    ConditionState, PendingExplanation, Status, limits, merge_conditions, no_instance_type,
+    node_pool_to_model, resources_to_list,
 };
 use ballast_scheduling::{self as sched, Resources};
 use jiff::Timestamp;
@@ -51,7 +52,7 @@ fn limits_prefix() -> String {
 /// this pool could not take because of its limits.
 pub fn limits_condition(
     pool: &str,
-    limits: Option<&Resources>,
+    limits: Option<&ResourceList>,
     used: &Resources,
     pending: &[PendingExplanation],
 ) -> ConditionState {
@@ -64,10 +65,12 @@ pub fn limits_condition(
         };
     };
     let prefix = limits_prefix();
-    let full: Vec<String> = limits
+    let full: Vec<String> = limits::limits_reached(limits, used)
         .iter()
-        .filter(|(k, l)| used.get(k) >= *l)
-        .map(|(k, l)| format!("{k} {} of {}", show(k, used.get(k)), show(k, l)))
+        .map(|u| {
+            let k = u.resource.as_str();
+            format!("{k} {} of {}", show(k, u.used), show(k, u.limit))
+        })
         .collect();
     let blocked = pending
         .iter()
@@ -110,6 +113,28 @@ fn show(k: &str, v: i64) -> String {
     }
 }
 
+/// Why the pool cannot launch nodes now: the first of its NodeClaims that has no instance and a
+/// `Launched=False` condition (a missing node class, a cloud error that persists), with its
+/// message. The disruption core reads the resulting `Ready=False` so the pool's pending pods do
+/// not hold back disruption elsewhere.
+pub fn launch_failure(claims: &[&ballast_api::nodes::NodeClaim]) -> Option<String> {
+    claims.iter().find_map(|c| {
+        let s = c.status.as_ref()?;
+        if s.provider_id.is_some() {
+            return None;
+        }
+        let failed = s
+            .conditions
+            .iter()
+            .find(|x| x.type_ == "Launched" && x.status == "False")?;
+        Some(format!(
+            "NodeClaim {} cannot launch: {}",
+            c.metadata.name.as_deref().unwrap_or_default(),
+            failed.message
+        ))
+    })
+}
+
 /// The status a pool should have now.
 pub fn pool_status(
     pool: &NodePool,
@@ -122,6 +147,18 @@ pub fn pool_status(
     let used = usage(claims, types);
     let compiled = node_pool_to_model(pool, Resources::default());
     let ready = match &compiled {
+        Ok(m) if let Some(none) = no_instance_type(&m.model, types) => ConditionState {
+            type_: "Ready".into(),
+            status: Status::False,
+            reason: "NoInstanceType".into(),
+            message: none.to_string(),
+        },
+        Ok(_) if let Some(failing) = launch_failure(claims) => ConditionState {
+            type_: "Ready".into(),
+            status: Status::False,
+            reason: "LaunchFailing".into(),
+            message: failing,
+        },
         Ok(_) => ConditionState {
             type_: "Ready".into(),
             status: Status::True,
@@ -135,12 +172,7 @@ pub fn pool_status(
             message: e.to_string(),
         },
     };
-    let limits = pool
-        .spec
-        .limits
-        .as_ref()
-        .and_then(|l| resources_from_list(l, ObjectKind::NodePool, &name, "spec.limits").ok());
-    let lim = limits_condition(&name, limits.as_ref(), &used, pending);
+    let lim = limits_condition(&name, pool.spec.limits.as_ref(), &used, pending);
     let existing = pool
         .status
         .as_ref()
@@ -220,10 +252,14 @@ pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingE
 mod tests {
     use super::*;
     use ballast_nodes::PendingCategory;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     #[test]
     fn limits_condition_names_what_is_used_up() {
-        let limits = Resources::cpu_mem(8000, 0).with("nodes", 2);
+        let limits: ResourceList = [("cpu", "8"), ("nodes", "2")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+            .collect();
         let used = Resources::cpu_mem(8000, 32 << 30).with("nodes", 2);
         let c = limits_condition("general", Some(&limits), &used, &[]);
         assert_eq!(c.status, Status::True);
@@ -254,5 +290,84 @@ mod tests {
         let c = limits_condition("other", Some(&limits), &used, &pending);
         assert_eq!(c.status, Status::False);
         assert_eq!(limits_condition("x", None, &used, &[]).reason, "NoLimits");
+    }
+
+    /// A zero limit is reached before the pool has any node: the pool says so instead of
+    /// "room left under every limit".
+    #[test]
+    fn zero_limits_are_reached() {
+        let limits: ResourceList = [("cpu".to_string(), Quantity("0".into()))].into();
+        let c = limits_condition("zero", Some(&limits), &Resources::default(), &[]);
+        assert_eq!(c.status, Status::True);
+        assert_eq!(c.message, "in use: cpu 0 of 0");
+    }
+
+    #[test]
+    fn a_claim_failing_to_launch_names_the_pool_not_ready() {
+        let claim = |name: &str, pid: Option<&str>, launched: &str| {
+            serde_json::from_value::<ballast_api::nodes::NodeClaim>(serde_json::json!({
+                "apiVersion": "nodes.ballast.dev/v1", "kind": "NodeClaim",
+                "metadata": { "name": name },
+                "spec": { "nodeClassRef": { "group": "g", "kind": "k", "name": "n" } },
+                "status": { "providerID": pid, "conditions": [{
+                    "type": "Launched", "status": launched, "reason": "LaunchFailed",
+                    "message": "KwokNodeClass gone not found",
+                    "lastTransitionTime": "2025-06-01T11:00:00Z" }] },
+            }))
+            .unwrap()
+        };
+        let launching = claim("a", None, "Unknown");
+        let running = claim("b", Some("kwok://b"), "False");
+        let failing = claim("c", None, "False");
+        assert_eq!(launch_failure(&[&launching, &running]), None);
+        assert_eq!(
+            launch_failure(&[&launching, &failing]).as_deref(),
+            Some("NodeClaim c cannot launch: KwokNodeClass gone not found")
+        );
+    }
+
+    #[test]
+    fn a_pool_no_type_satisfies_is_not_ready() {
+        let pool = |family: &str| -> NodePool {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "nodes.ballast.dev/v1", "kind": "NodePool",
+                "metadata": { "name": "p" },
+                "spec": { "template": { "spec": {
+                    "nodeClassRef": { "group": "g", "kind": "k", "name": "n" },
+                    "requirements": [{ "key": "kubernetes.io/arch", "operator": "In",
+                                       "values": [family] }],
+                } } },
+            }))
+            .unwrap()
+        };
+        let types = vec![sched::InstanceType {
+            name: "m1".into(),
+            capacity: Resources::cpu_mem(2000, 1 << 30),
+            overhead: Resources::default(),
+            labels: [("kubernetes.io/arch".to_string(), "amd64".to_string())].into(),
+            offerings: vec![sched::Offering {
+                zone: "z1".into(),
+                capacity_type: "on-demand".into(),
+                price: 0.1,
+                available: true,
+            }],
+        }];
+        let ready = |p: &NodePool| {
+            pool_status(p, &[], &types, &[], Timestamp::UNIX_EPOCH)
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+        };
+        assert_eq!(ready(&pool("amd64")).status, "True");
+        let c = ready(&pool("arm64"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NoInstanceType")
+        );
+        assert_eq!(
+            c.message,
+            "requirement kubernetes.io/arch In [arm64] leaves no instance type"
+        );
     }
 }

@@ -13,7 +13,8 @@
 //!                budget left per NodePool and reason           budgets.rs
 //!                where evicted pods would land (what-if)       what_if.rs
 //!
-//! pending pods that provisioning would place? the graceful methods wait (not expiration)
+//! pending pods that provisioning would place? the graceful methods wait (not expiration);
+//!   pods only a pool that cannot launch could take do not count  pending.rs
 //!   1. emptiness     delete nodes with no pods to move         emptiness.rs
 //!   2. drift         replace one node its NodePool disowns     drift.rs
 //!   3. expiration    delete nodes past expireAfter (forceful)  expiration.rs
@@ -55,6 +56,7 @@ mod expiration;
 mod memo;
 mod movable_pod;
 mod options;
+mod pending;
 mod replacement;
 mod report;
 mod what_if;
@@ -67,6 +69,7 @@ use crate::error::Error;
 use crate::snapshot::ClusterSnapshot;
 use crate::world::World;
 use context::DisruptionContext;
+use pending::pending_placeable;
 use what_if::WhatIf;
 
 pub use action_plan::action_as_plan;
@@ -238,14 +241,4 @@ fn node_reports(ctx: &mut DisruptionContext<'_, '_>) -> Vec<NodeReport> {
             notes: std::mem::take(&mut ctx.notes[i]),
         })
         .collect()
-}
-
-/// Pending pods that existing or new capacity would take: while there are some, graceful
-/// methods wait (removing capacity now would race the provisioner).
-fn pending_placeable(snap: &ClusterSnapshot, now: Timestamp) -> Result<usize, Error> {
-    if snap.pending_pods.is_empty() {
-        return Ok(0);
-    }
-    let d = crate::provision::provision(snap, now, &crate::provision::ProvisionOptions::default())?;
-    Ok(d.placements.len())
 }

@@ -68,6 +68,18 @@ flock -s 8 # "a run is using the bed" (waits while a finishing run is stopping i
 log "build (cache: $BALLAST_CACHE)"
 run "$TB" build
 
+# Cargo keys a workspace member's build by paths relative to the workspace, so a target folder
+# last filled from another checkout (CI's clone, a worktree) counts as fresh here, and tests keep
+# the other checkout's CARGO_MANIFEST_DIR (files they read would not be found). Touching the
+# sources once per change of checkout recompiles the workspace's crates, not their dependencies.
+marker="$CARGO_TARGET_DIR/.ballast-checkout"
+if [[ "$(cat "$marker" 2>/dev/null)" != "$ROOT" ]]; then
+  log "target folder last built from another checkout: recompiling the workspace crates"
+  find "$ROOT/crates" -name '*.rs' -exec touch {} +
+  mkdir -p "$CARGO_TARGET_DIR"
+  printf '%s\n' "$ROOT" >"$marker"
+fi
+
 log "guards: rustfmt, pure cores' dependency trees, clippy -D warnings"
 run "$ROOT/tests/guards.sh"
 

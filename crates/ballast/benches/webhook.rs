@@ -120,6 +120,7 @@ async fn send(client: &reqwest::Client, url: &str, body: String) -> Duration {
     let started = Instant::now();
     let response = client
         .post(url)
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cli::Format;
 use crate::leader_cmd::LeaderFlags;
+use crate::serve_cmd::{Endpoint, serve_and_run, stopped};
 
 /// Flags of `ballast controller horizontal`.
 #[derive(Args, Debug, Clone)]
@@ -126,41 +127,27 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
         let mut registry = Registry::default();
         let reconciler = HorizontalController::new(client, config, &mut registry)?;
         let health = reconciler.health();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
+        let probes = runtime::Probes {
+            live: Arc::new({
+                let health = health.clone();
+                move || health.is_live()
+            }),
+            ready: Arc::new(move || health.is_ready()),
         };
-        let (addr, server) = runtime::serve(
-            flags.metrics_addr,
-            flags.metrics_bind_any,
-            Arc::new(registry),
-            runtime::Probes {
-                live: Arc::new({
-                    let health = health.clone();
-                    move || health.is_live()
-                }),
-                ready: Arc::new(move || health.is_ready()),
-            },
-            stopped(),
+        let endpoint = Endpoint {
+            addr: flags.metrics_addr,
+            bind_any: flags.metrics_bind_any,
+        };
+        let finishing = "finishing the reconciles in flight";
+        serve_and_run(
+            endpoint,
+            registry,
+            probes,
+            election,
+            finishing,
+            |stop| async { Ok(reconciler.run(stopped(stop)).await?) },
         )
-        .await?;
-        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-        let server = tokio::spawn(server);
-        let signal = tokio::spawn(async move {
-            runtime::shutdown_signal().await;
-            tracing::info!("shutdown requested: finishing the reconciles in flight");
-            let _ = stop_tx.send(true);
-        });
-        let result = election
-            .guard(async { Ok(reconciler.run(stopped()).await?) })
-            .await;
-        signal.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        result?;
-        Ok(ExitCode::SUCCESS)
+        .await
     })
 }
 

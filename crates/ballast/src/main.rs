@@ -5,6 +5,7 @@ mod evaluate_cmd;
 mod horizontal_cmd;
 mod leader_cmd;
 mod nodes_cmd;
+mod serve_cmd;
 mod vertical_cmd;
 
 use clap::Parser;

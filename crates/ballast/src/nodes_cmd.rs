@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::cli::Format;
 use crate::leader_cmd::LeaderFlags;
+use crate::serve_cmd::{Endpoint, serve_and_run, stopped};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Provider {
@@ -161,7 +162,7 @@ pub fn controller(flags: &NodesFlags, leader: &LeaderFlags) -> Result<ExitCode> 
                 let provider =
                     ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
                         .map_err(anyhow::Error::msg)?;
-                serve_and_run(flags, leader, config, provider).await
+                serve_and_run_nodes(flags, leader, config, provider).await
             }
             #[cfg(not(feature = "aws"))]
             Provider::Aws => bail!(
@@ -176,7 +177,7 @@ pub fn controller(flags: &NodesFlags, leader: &LeaderFlags) -> Result<ExitCode> 
                     ballast_cloud_aws::NodeClasses::Kube(client.clone()),
                 )
                 .map_err(anyhow::Error::msg)?;
-                serve_and_run(flags, leader, config, provider).await
+                serve_and_run_nodes(flags, leader, config, provider).await
             }
         }
     })
@@ -225,19 +226,12 @@ pub fn aws_options(
 }
 
 /// Serves /healthz and /metrics and runs the node controllers with `provider` until a signal.
-async fn serve_and_run<P: ballast_cloud::CloudProvider>(
+async fn serve_and_run_nodes<P: ballast_cloud::CloudProvider>(
     flags: &NodesFlags,
     leader: &LeaderFlags,
     config: kube::Config,
     provider: P,
 ) -> Result<ExitCode> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
     let election = leader.start(&kube::Client::try_from(config.clone())?, "nodes")?;
     let mut opts = flags.options();
     opts.leadership = election.leadership.clone();
@@ -246,33 +240,26 @@ async fn serve_and_run<P: ballast_cloud::CloudProvider>(
     if let Some(i) = &opts.interruption {
         i.metrics.register(&mut registry);
     }
-    let (addr, server) = ballast_controller::runtime::serve(
-        flags.nodes_health_addr,
-        flags.nodes_health_bind_any,
-        Arc::new(registry),
-        ballast_controller::runtime::Probes {
-            live: Arc::new(move || heartbeats.healthy()),
-            ready: Arc::new(move || ready.get()),
+    let probes = ballast_controller::runtime::Probes {
+        live: Arc::new(move || heartbeats.healthy()),
+        ready: Arc::new(move || ready.get()),
+    };
+    let endpoint = Endpoint {
+        addr: flags.nodes_health_addr,
+        bind_any: flags.nodes_health_bind_any,
+    };
+    let stopping = "stopping the node controllers";
+    serve_and_run(
+        endpoint,
+        registry,
+        probes,
+        election,
+        stopping,
+        |stop| async {
+            Ok(ballast_controller::nodes::run(config, provider, opts, stopped(stop)).await?)
         },
-        stopped(),
     )
-    .await?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    let server = tokio::spawn(server);
-    let signal = tokio::spawn(async move {
-        ballast_controller::runtime::shutdown_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
-    let result = election
-        .guard(async {
-            Ok(ballast_controller::nodes::run(config, provider, opts, stopped()).await?)
-        })
-        .await;
-    signal.abort();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    result?;
-    Ok(ExitCode::SUCCESS)
+    .await
 }
 
 /// A snapshot file: a `ClusterSnapshot` plus the decision time and optional knobs.

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -14,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::horizontal_cmd::{HorizontalFlags, init_logs};
 use crate::leader_cmd::LeaderFlags;
+use crate::serve_cmd::{Endpoint, serve_and_run, stopped};
 
 /// Flags of `ballast controller vertical` (with `--namespace`, `--prometheus-url`,
 /// `--metrics-addr`, `--metrics-bind-any`, `--log-json` and `--worker-threads`, shared with the
@@ -133,37 +133,18 @@ pub fn controller(
         if let Some(addr) = flags.webhook_addr {
             recommender = recommender.with_webhook(webhook_listener(&client, flags, addr).await?);
         }
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = move || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
+        let probes = runtime::Probes {
+            live: recommender.health(),
+            ready: recommender.readiness(),
         };
-        let (addr, server) = runtime::serve(
-            shared.metrics_addr,
-            shared.metrics_bind_any,
-            Arc::new(registry),
-            runtime::Probes {
-                live: recommender.health(),
-                ready: recommender.readiness(),
-            },
-            stopped(),
-        )
-        .await?;
-        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-        let server = tokio::spawn(server);
-        let signal = tokio::spawn(async move {
-            runtime::shutdown_signal().await;
-            tracing::info!("shutdown requested: saving checkpoints");
-            let _ = stop_tx.send(true);
-        });
-        let result = election
-            .guard(async { Ok(recommender.run(stopped()).await?) })
-            .await;
-        signal.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-        result?;
-        Ok(ExitCode::SUCCESS)
+        let endpoint = Endpoint {
+            addr: shared.metrics_addr,
+            bind_any: shared.metrics_bind_any,
+        };
+        let saving = "saving checkpoints";
+        serve_and_run(endpoint, registry, probes, election, saving, |stop| async {
+            Ok(recommender.run(stopped(stop)).await?)
+        })
+        .await
     })
 }

@@ -83,12 +83,12 @@ pub struct ValidateArgs {
     pub output: Option<Format>,
 }
 
+/// Each reconciler runs as its own process (its own Deployment, role and leader election).
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Reconciler {
     Horizontal,
     Vertical,
     Nodes,
-    All,
 }
 
 #[derive(Args, Debug)]
@@ -156,10 +156,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Reconciler::Vertical => {
                 crate::vertical_cmd::controller(&args.horizontal, &args.vertical, &args.leader)
             }
-            _ => bail!(
-                "`ballast controller {:?}` is not built yet (run each reconciler as its own process)",
-                args.reconciler
-            ),
         },
         Command::Simulate(args) => simulate(args),
         Command::Evaluate(args) => crate::evaluate_cmd::run(&args),

@@ -145,7 +145,7 @@ impl VerticalRecommender {
         let samples: Vec<_> = seen.samples.iter().map(Sample::borrow).collect();
         let ooms: Vec<_> = seen.ooms.iter().map(Oom::borrow).collect();
         let counted = entry.workload.observe(&samples, &ooms, &settings);
-        self.count(&self.metrics, "live", counted.samples as u64);
+        self.count("live", counted.samples as u64);
         self.metrics.oom_kills.inc_by(counted.oom_kills as u64);
         entry.workload.retain_pods(&|uid| seen.live.contains(uid));
         let recommendation =
@@ -241,7 +241,7 @@ impl VerticalRecommender {
             Ok(samples) => {
                 let borrowed: Vec<_> = samples.iter().map(Sample::borrow).collect();
                 let counted = workload.observe(&borrowed, &[], settings);
-                self.count(&self.metrics, "history", counted.samples as u64);
+                self.count("history", counted.samples as u64);
                 History::Loaded {
                     samples: counted.samples as u64,
                 }
@@ -250,8 +250,8 @@ impl VerticalRecommender {
         }
     }
 
-    fn count(&self, metrics: &Metrics, source: &str, n: u64) {
-        metrics
+    fn count(&self, source: &str, n: u64) {
+        self.metrics
             .samples
             .get_or_create(&Metrics::label("source", source))
             .inc_by(n);

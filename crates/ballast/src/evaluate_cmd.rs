@@ -89,8 +89,11 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode> {
 
 /// `ballast explain vertical -f SNAPSHOT`: the recommendation of a snapshot and why.
 pub fn explain(text: &str, output: Option<crate::cli::Format>) -> Result<ExitCode> {
+    const WHAT: &str = "vertical snapshot";
+    let map = crate::strict::mapping(text, "a vertical snapshot (see docs/vertical.md)")?;
+    crate::strict::known_keys::<ballast_vertical::explain::Snapshot>(&map, &[], WHAT)?;
     let snapshot: ballast_vertical::explain::Snapshot =
-        serde_yaml::from_str(text).context("reading the vertical snapshot")?;
+        crate::strict::typed(serde_json::Value::Object(map), "", WHAT)?;
     let explanation = ballast_vertical::explain::explain(&snapshot)?;
     match output {
         Some(crate::cli::Format::Json) => {

@@ -153,6 +153,10 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
 
 /// `ballast explain horizontal -f SNAPSHOT [-o json|yaml]`.
 pub fn explain(text: &str, output: Option<Format>) -> Result<ExitCode> {
+    crate::strict::mapping(
+        text,
+        "a horizontal snapshot (see docs/horizontal.md, \"Snapshot format\")",
+    )?;
     let snapshot = Snapshot::from_yaml(text)?;
     let decision = ballast_horizontal::explain(&snapshot)?;
     match output {

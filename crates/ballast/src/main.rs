@@ -6,6 +6,7 @@ mod horizontal_cmd;
 mod leader_cmd;
 mod nodes_cmd;
 mod serve_cmd;
+mod strict;
 mod vertical_cmd;
 
 use clap::Parser;

@@ -18,11 +18,11 @@ use ballast_nodes::{
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
 
 use crate::cli::Format;
 use crate::leader_cmd::LeaderFlags;
 use crate::serve_cmd::{Endpoint, serve_and_run, stopped};
+use crate::strict;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Provider {
@@ -263,28 +263,54 @@ async fn serve_and_run_nodes<P: ballast_cloud::CloudProvider>(
 }
 
 /// A snapshot file: a `ClusterSnapshot` plus the decision time and optional knobs.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct SnapshotFile {
-    /// The decision time (default: now).
-    #[serde(default)]
-    now: Option<Timestamp>,
-    #[serde(default)]
+    /// The decision time: required, nothing else gives the time.
+    now: Timestamp,
     provision_options: Option<ProvisionOptions>,
-    #[serde(default)]
     disruption_options: Option<DisruptionOptions>,
-    #[serde(flatten)]
     snapshot: ClusterSnapshot,
 }
 
+/// Reads a node snapshot strictly: an empty file, a file of another kind, a missing `now` or a
+/// field the format does not have is an error naming it.
 fn read_snapshot(text: &str) -> Result<SnapshotFile> {
-    serde_yaml::from_str(text).context("not a node snapshot (see docs/nodes.md, \"The snapshot\")")
+    const WHAT: &str = "node snapshot";
+    let mut map = strict::mapping(
+        text,
+        "a node snapshot (see docs/nodes.md, \"The snapshot\")",
+    )?;
+    strict::known_keys::<ClusterSnapshot>(
+        &map,
+        &["now", "provisionOptions", "disruptionOptions"],
+        WHAT,
+    )?;
+    let Some(now) = map.remove("now") else {
+        bail!(
+            "{WHAT}: now: missing: the decision time (RFC 3339, e.g. \"2025-06-01T12:00:00Z\"); nothing else gives it"
+        )
+    };
+    let now = strict::typed(now, "now", WHAT)?;
+    let provision_options = map
+        .remove("provisionOptions")
+        .map(|v| strict::typed(v, "provisionOptions", WHAT))
+        .transpose()?;
+    let disruption_options = map
+        .remove("disruptionOptions")
+        .map(|v| strict::typed(v, "disruptionOptions", WHAT))
+        .transpose()?;
+    let snapshot = strict::typed(serde_json::Value::Object(map), "", WHAT)?;
+    Ok(SnapshotFile {
+        now,
+        provision_options,
+        disruption_options,
+        snapshot,
+    })
 }
 
 /// `ballast explain provision -f SNAPSHOT [-o json|yaml]`.
 pub fn explain_provision(text: &str, output: Option<Format>) -> Result<ExitCode> {
     let f = read_snapshot(text)?;
-    let now = f.now.unwrap_or_else(Timestamp::now);
+    let now = f.now;
     let opts = f.provision_options.unwrap_or_default();
     let d = ballast_nodes::provision(&f.snapshot, now, &opts)?;
     match output {
@@ -299,7 +325,7 @@ pub fn explain_provision(text: &str, output: Option<Format>) -> Result<ExitCode>
 /// evaluated (`explainAll`), so each node says why it stays.
 pub fn explain_disruption(text: &str, output: Option<Format>) -> Result<ExitCode> {
     let f = read_snapshot(text)?;
-    let now = f.now.unwrap_or_else(Timestamp::now);
+    let now = f.now;
     let mut opts = f.disruption_options.unwrap_or_default();
     opts.explain_all = true;
     let d = ballast_nodes::disrupt(&f.snapshot, now, &opts)?;
@@ -529,7 +555,7 @@ mod tests {
     #[test]
     fn provision_example_explains_claims_and_pending_pods() {
         let f = read_snapshot(&example("provision.yaml")).unwrap();
-        let now = f.now.unwrap();
+        let now = f.now;
         let d = ballast_nodes::provision(&f.snapshot, now, &ProvisionOptions::default()).unwrap();
         let text = render_provision(&d, now);
         assert!(text.contains("NodeClaims to create:"), "{text}");
@@ -556,7 +582,7 @@ mod tests {
     #[test]
     fn disruption_example_explains_every_node() {
         let f = read_snapshot(&example("disruption.yaml")).unwrap();
-        let now = f.now.unwrap();
+        let now = f.now;
         let opts = DisruptionOptions {
             explain_all: true,
             ..Default::default()
@@ -662,9 +688,39 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_file_without_now_or_options() {
-        let f = read_snapshot("nodes: []\npendingPods: []\n").unwrap();
-        assert!(f.now.is_none() && f.provision_options.is_none());
-        assert!(read_snapshot("nodes: 3").is_err());
+    fn snapshot_files_are_read_strictly() {
+        let f = read_snapshot("now: 2025-06-01T12:00:00Z\nnodes: []\npendingPods: []\n").unwrap();
+        assert!(f.provision_options.is_none() && f.disruption_options.is_none());
+        let refused = [
+            ("", "the file is empty"),
+            ("nodes: []\n", "now: missing"),
+            ("now: 2025-06-01T12:00:00Z\nnodes: 3", "nodes: invalid type"),
+            (
+                "now: 2025-06-01T12:00:00Z\nnodePoolz: []",
+                "did you mean `nodePools`",
+            ),
+            ("now: yesterday\n", "now: "),
+            (
+                "now: 2025-06-01T12:00:00Z\nautoscaler: {}",
+                "unknown field `autoscaler`",
+            ),
+            (
+                "apiVersion: v1\nkind: Pod\n",
+                "this is a Kubernetes object (v1 Pod)",
+            ),
+            (
+                "now: 2025-06-01T12:00:00Z\nprovisionOptions: {maxNodeClaimz: 3}",
+                "unknown field `provisionOptions.maxNodeClaimz`",
+            ),
+        ];
+        for (text, fragment) in refused {
+            let e = format!(
+                "{:#}",
+                read_snapshot(text)
+                    .err()
+                    .unwrap_or_else(|| panic!("{text:?} was accepted"))
+            );
+            assert!(e.contains(fragment), "{text:?}: {e}");
+        }
     }
 }

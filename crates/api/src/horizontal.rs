@@ -319,7 +319,8 @@ pub enum EventSourceType {
     validation = Rule::new("(has(self.redisList) ? 1 : 0) + (has(self.rabbitmq) ? 1 : 0) + (has(self.postgresql) ? 1 : 0) + (has(self.kafka) ? 1 : 0) + (has(self.awsSqs) ? 1 : 0) + (has(self.cron) ? 1 : 0) == 1").message("exactly one event source must be set"),
     validation = Rule::new("self.type == 'redis-list' ? has(self.redisList) : self.type == 'rabbitmq' ? has(self.rabbitmq) : self.type == 'postgresql' ? has(self.postgresql) : self.type == 'kafka' ? has(self.kafka) : self.type == 'aws-sqs' ? has(self.awsSqs) : has(self.cron)").message("the field named by type must be set (redis-list needs redisList, aws-sqs needs awsSqs, ...)"),
     validation = Rule::new("self.type == 'cron' || has(self.target)").message("every event source but cron needs a target"),
-    validation = Rule::new("!has(self.target) || self.target.type != 'Utilization'").message("an Event metric takes a Value or AverageValue target")
+    validation = Rule::new("!has(self.target) || self.target.type != 'Utilization'").message("an Event metric takes a Value or AverageValue target"),
+    validation = Rule::new("!has(self.rabbitmq) || has(self.rabbitmq.url) || has(self.credentialsRef)").message("a rabbitmq source needs rabbitmq.url or a credentialsRef whose Secret holds the url").field_path(".rabbitmq.url")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EventMetricSource {

@@ -131,8 +131,10 @@ pub fn validate_object(object: &Value) -> ObjectReport {
         m.remove("kind");
     }
     check_schema(schema, &body, "", &mut errors);
-    // CEL only runs on structurally valid objects, as in the API server.
-    if errors.is_empty()
+    // CEL runs unless a value has the wrong type or a required field is missing (its rules
+    // could not be evaluated); a value out of range or an unknown field does not hide the
+    // rules' findings.
+    if !errors.iter().any(breaks_rules)
         && let Err(cel_errors) = kube::core::cel::Validator::new().validate(schema, &body, None)
     {
         for e in cel_errors {
@@ -149,6 +151,13 @@ pub fn validate_object(object: &Value) -> ObjectReport {
         object: label,
         errors,
     }
+}
+
+/// Whether a schema error leaves the object unfit for its CEL rules.
+fn breaks_rules(e: &FieldError) -> bool {
+    e.message == "Required value"
+        || e.message.contains("must be of type")
+        || e.message.contains("must be an integer or a string")
 }
 
 fn cel_field(path: &str) -> String {

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use ballast_api::convert::{ConvertError, Converted};
+use ballast_api::validate::{FieldError, ObjectReport};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -231,7 +232,14 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
                     eprintln!("{}: {n}", c.source);
                     dropped |= n.kind == ballast_api::convert::NoteKind::Dropped;
                 }
-                converted.push(c);
+                let refused = refusals(c);
+                for line in &refused {
+                    eprintln!("error: {line}");
+                }
+                failed |= !refused.is_empty();
+                if refused.is_empty() {
+                    converted.push(c);
+                }
             }
             Err(e @ (ConvertError::Invalid { .. } | ConvertError::Unsupported { .. })) => {
                 eprintln!("error: {e}");
@@ -262,7 +270,7 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let text = read_input(&args.file)?;
-    let reports = ballast_api::validate::validate_yaml_stream(&text);
+    let reports = validate_documents(&text);
     if reports.is_empty() {
         bail!("{}: no objects found", args.file);
     }
@@ -288,6 +296,44 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Why the object a conversion made would be refused by the API server or its controller (the
+/// source's own values out of range: `minReplicas: -3`, min above max, a zero target...).
+fn refusals(c: &Converted) -> Vec<String> {
+    let mut report = ballast_api::validate::validate_object(&c.object);
+    crate::check::add_core_problems(&c.object, &mut report);
+    report
+        .errors
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: the converted {} would be refused: {e}",
+                c.source, report.object
+            )
+        })
+        .collect()
+}
+
+/// The schema's, CEL's and the controllers' verdict on every document of a YAML stream.
+fn validate_documents(text: &str) -> Vec<ObjectReport> {
+    ballast_api::validate::yaml_documents(text)
+        .into_iter()
+        .map(|doc| match doc {
+            Ok(object) => {
+                let mut report = ballast_api::validate::validate_object(&object);
+                crate::check::add_core_problems(&object, &mut report);
+                report
+            }
+            Err(e) => ObjectReport {
+                object: format!("document {}", e.index + 1),
+                errors: vec![FieldError {
+                    field: "(yaml)".into(),
+                    message: e.message,
+                }],
+            },
+        })
+        .collect()
 }
 
 /// The bundled default scenario: `simulations/api-daily.yaml` from the working directory, or

@@ -1,5 +1,6 @@
 //! `ballast`: one binary for the whole suite.
 
+mod check;
 mod cli;
 mod evaluate_cmd;
 mod horizontal_cmd;

@@ -21,6 +21,7 @@
 pub mod decide;
 pub mod persist;
 pub mod prepare;
+pub mod problems;
 pub mod render;
 pub mod selector;
 pub mod snapshot;

@@ -67,6 +67,8 @@ fn cases() -> Vec<(&'static str, Value, Option<&'static str>, &'static str)> {
         ("Gt with a word", pool(json!([{"key": "cpu", "operator": "Gt", "values": ["many"]}])), Some("spec.template.spec.requirements[0]"), "one integer value"),
         ("restricted label", pool(json!([{"key": "nodes.ballast.dev/nodepool", "operator": "Exists"}])), Some("spec.template.spec.requirements[0]"), "set by Ballast"),
         ("minValues above values", pool(json!([{"key": "k", "operator": "In", "values": ["a"], "minValues": 2}])), Some("spec.template.spec.requirements[0]"), "minValues"),
+        ("rabbitmq without url", hza(with(base_spec(), "/metrics/0", json!({"type": "Event", "event": {"type": "rabbitmq", "rabbitmq": {"queueName": "q"}, "target": {"type": "AverageValue", "averageValue": "5"}}}))), Some("spec.metrics[0].event.rabbitmq.url"), "needs rabbitmq.url or a credentialsRef"),
+        ("a range error does not hide a rule", hza(with(with(base_spec(), "/minReplicas", json!(15)), "/metrics/0/resource/target/averageUtilization", json!(0))), Some("spec.minReplicas"), "minReplicas must be less than or equal to maxReplicas"),
         ("not a ballast kind", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}), Some("apiVersion/kind"), "not a Ballast kind"),
     ]
 }

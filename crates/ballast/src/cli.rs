@@ -237,7 +237,7 @@ fn convert(args: ConvertArgs) -> Result<ExitCode> {
                     eprintln!("error: {line}");
                 }
                 failed |= !refused.is_empty();
-                if refused.is_empty() {
+                if refused.is_empty() && !c.object.is_null() {
                     converted.push(c);
                 }
             }
@@ -301,6 +301,13 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
 /// Why the object a conversion made would be refused by the API server or its controller (the
 /// source's own values out of range: `minReplicas: -3`, min above max, a zero target...).
 fn refusals(c: &Converted) -> Vec<String> {
+    let api_version = c.object.get("apiVersion").and_then(|v| v.as_str());
+    let kind = c.object.get("kind").and_then(|v| v.as_str());
+    match (api_version, kind) {
+        (Some(v), Some(k)) if ballast_api::validate::is_ballast_kind(v, k) => {}
+        // Kept objects (a Secret, a Deployment) are the API server's to judge.
+        _ => return Vec::new(),
+    }
     let mut report = ballast_api::validate::validate_object(&c.object);
     crate::check::add_core_problems(&c.object, &mut report);
     report

@@ -1,7 +1,8 @@
 //! `autoscaling/v2` (and v2beta2, v1) HorizontalPodAutoscaler → `HorizontalAutoscaler`.
 //!
 //! v2 and v2beta2 share our field names, so the spec is read as is. v1's
-//! `targetCPUUtilizationPercentage` becomes one CPU Utilization metric.
+//! `targetCPUUtilizationPercentage` becomes one CPU Utilization metric. A field our spec does
+//! not have is not an HPA field: an error, as the API server would give.
 
 use super::{
     ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, object, read_as,
@@ -36,7 +37,17 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
 
     let typed: HorizontalAutoscalerSpec = read_as(&spec, "spec", label)?;
     let carried = to_value(&typed);
-    dropped_fields(&spec, &carried, "spec", &mut notes);
+    // Our spec holds every HorizontalPodAutoscaler field: one it drops is not an HPA field at
+    // all (a typo the API server would refuse too), not a loss.
+    let mut unknown = Vec::new();
+    dropped_fields(&spec, &carried, "spec", &mut unknown);
+    if let Some(first) = unknown.first() {
+        return Err(ConvertError::Invalid {
+            source_object: label.to_string(),
+            field: first.field.clone(),
+            message: format!("unknown field: not part of {api_version} HorizontalPodAutoscaler"),
+        });
+    }
     Ok(Converted {
         source: label.to_string(),
         object: object(

@@ -7,6 +7,7 @@
 //! `aws-sqs-queue`, `cron` → Event metrics; `cpu`, `memory` → Resource (or ContainerResource)
 //! metrics. KEDA metadata keys with no Ballast equivalent are reported one by one.
 
+use super::keda_auth::{Authentications, secret_of};
 use super::{
     ConvertError, Converted, Note, NoteKind, carry_metadata, note, object, read_as, to_value,
 };
@@ -58,7 +59,14 @@ fn target(metric_type: &str, threshold: &str) -> Value {
     }
 }
 
-pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertError> {
+pub(super) fn convert(
+    source: &Value,
+    label: &str,
+    auths: &Authentications,
+) -> Result<Converted, ConvertError> {
+    let namespace = source
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
     let mut notes = Vec::new();
     let mut metadata = carry_metadata(source, true, &mut notes);
     let spec = source.get("spec").cloned().unwrap_or_else(|| json!({}));
@@ -168,7 +176,14 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
         .unwrap_or_default();
     for (i, trigger) in triggers.iter().enumerate() {
         let path = format!("spec.triggers[{i}]");
-        if let Some(metric) = trigger_metric(trigger, &path, label, &mut notes)? {
+        let trigger_in = Trigger {
+            value: trigger,
+            path: &path,
+            label,
+            namespace,
+            auths,
+        };
+        if let Some(metric) = trigger_metric(&trigger_in, &mut notes)? {
             any_event_metric |=
                 metric["type"] != "Resource" && metric["type"] != "ContainerResource";
             metrics.push(metric);
@@ -265,9 +280,62 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
     })
 }
 
+/// One trigger of a ScaledObject and what converting it needs.
+struct Trigger<'a> {
+    value: &'a Value,
+    /// `spec.triggers[i]`.
+    path: &'a str,
+    label: &'a str,
+    /// The ScaledObject's namespace (TriggerAuthentications are looked up in it).
+    namespace: Option<&'a str>,
+    auths: &'a Authentications,
+}
+
 /// One KEDA trigger as one Ballast metric (None when the trigger type is not supported, with a
-/// note saying so).
-fn trigger_metric(
+/// note saying so), its `authenticationRef` resolved to a `credentialsRef`.
+fn trigger_metric(t: &Trigger, notes: &mut Vec<Note>) -> Result<Option<Value>, ConvertError> {
+    let kind = t
+        .value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(key) = t
+        .value
+        .get("metadata")
+        .and_then(Value::as_object)
+        .and_then(|m| m.keys().find(|k| k.ends_with("FromEnv")))
+    {
+        return Err(ConvertError::Invalid {
+            source_object: t.label.to_string(),
+            field: format!("{}.metadata.{key}", t.path),
+            message: "Ballast does not read the target's container environment: write the value itself in the metadata, or a secret value in a Secret named by an authenticationRef".into(),
+        });
+    }
+    let secret = secret_of(t.value, kind, t.namespace, t.path, t.label, t.auths)?;
+    let Some(mut metric) = source_metric(t.value, t.path, t.label, notes)? else {
+        return Ok(None);
+    };
+    if let Some(name) = secret {
+        let source = if kind == "prometheus" {
+            "prometheus"
+        } else {
+            "event"
+        };
+        metric[source]["credentialsRef"] = json!({ "name": name });
+        note(
+            notes,
+            NoteKind::Changed,
+            format!("{}.authenticationRef", t.path),
+            format!(
+                "became {source}.credentialsRef {name:?} (the Secret its TriggerAuthentication names)"
+            ),
+        );
+    }
+    Ok(Some(metric))
+}
+
+/// The metric of one trigger, without its credentials.
+fn source_metric(
     trigger: &Value,
     path: &str,
     label: &str,
@@ -287,14 +355,6 @@ fn trigger_metric(
             .unwrap_or_default(),
         path: format!("{path}.metadata"),
     };
-    if trigger.get("authenticationRef").is_some() {
-        note(
-            notes,
-            NoteKind::Dropped,
-            format!("{path}.authenticationRef"),
-            "TriggerAuthentication is not read: put the credentials in a Secret and set the metric's credentialsRef (keys per source in the HorizontalAutoscaler docs)",
-        );
-    }
     if trigger.get("useCachedMetrics").is_some() {
         note(
             notes,

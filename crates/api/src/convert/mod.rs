@@ -8,7 +8,10 @@
 mod hpa;
 mod karpenter;
 mod keda;
+mod keda_auth;
 mod vpa;
+
+pub use keda_auth::Authentications;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +25,9 @@ pub enum NoteKind {
     Dropped,
     /// The field was carried over with a different name or value.
     Changed,
+    /// The object is not an upstream autoscaler and was kept as it is (a Secret, a Deployment,
+    /// a Ballast object), or was used by another conversion and is not emitted.
+    Kept,
 }
 
 /// A remark about one field of the source object.
@@ -38,6 +44,7 @@ impl std::fmt::Display for Note {
         let word = match self.kind {
             NoteKind::Dropped => "dropped",
             NoteKind::Changed => "changed",
+            NoteKind::Kept => "kept",
         };
         write!(f, "{word} {}: {}", self.field, self.message)
     }
@@ -48,7 +55,8 @@ impl std::fmt::Display for Note {
 pub struct Converted {
     /// `Kind namespace/name` of the source object.
     pub source: String,
-    /// The Ballast object, ready to serialize as YAML.
+    /// The Ballast object, ready to serialize as YAML; `Null` when nothing is emitted (a KEDA
+    /// TriggerAuthentication, whose Secret the converted metrics name directly).
     pub object: Value,
     pub notes: Vec<Note>,
 }
@@ -72,15 +80,39 @@ pub enum ConvertError {
     },
 }
 
-/// Converts one upstream object, given as JSON.
+/// Converts one upstream object, given as JSON, alone (a KEDA `authenticationRef` cannot be
+/// resolved: see [`convert_in`]).
 pub fn convert(source: &Value) -> Result<Converted, ConvertError> {
+    convert_in(source, &Authentications::default())
+}
+
+/// Converts one upstream object among the TriggerAuthentications of its input.
+pub fn convert_in(source: &Value, auths: &Authentications) -> Result<Converted, ConvertError> {
     let api_version = str_at(source, "apiVersion");
     let kind = str_at(source, "kind");
     let label = describe(source);
     let group = api_version.split('/').next().unwrap_or_default();
     match (group, kind.as_str()) {
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::convert(source, &label),
-        ("keda.sh", "ScaledObject") => keda::convert(source, &label),
+        ("keda.sh", "ScaledObject") => keda::convert(source, &label, auths),
+        ("keda.sh", "TriggerAuthentication" | "ClusterTriggerAuthentication") => Ok(Converted {
+            source: label,
+            object: Value::Null,
+            notes: vec![Note {
+                kind: NoteKind::Kept,
+                field: "(object)".into(),
+                message: "not emitted: Ballast has no TriggerAuthentication; the converted metrics name its Secret in credentialsRef".into(),
+            }],
+        }),
+        (g, _) if !UPSTREAM_GROUPS.contains(&g) => Ok(Converted {
+            source: label,
+            object: source.clone(),
+            notes: vec![Note {
+                kind: NoteKind::Kept,
+                field: "(object)".into(),
+                message: "not an upstream autoscaling object: kept unchanged".into(),
+            }],
+        }),
         ("autoscaling.k8s.io", "VerticalPodAutoscaler") => vpa::convert(source, &label),
         ("autoscaling.k8s.io", "VerticalPodAutoscalerCheckpoint") => {
             vpa::convert_checkpoint(source, &label)
@@ -95,20 +127,49 @@ pub fn convert(source: &Value) -> Result<Converted, ConvertError> {
     }
 }
 
-/// Converts every document of a YAML stream. Empty documents are skipped; each other document
-/// yields its own result, so one bad object never hides the others.
+/// API groups whose objects are converted (or refused); objects of other groups are kept as they
+/// are, so a whole manifest (Deployments, Secrets...) can go through `convert`.
+const UPSTREAM_GROUPS: [&str; 5] = [
+    "autoscaling",
+    "keda.sh",
+    "autoscaling.k8s.io",
+    "karpenter.sh",
+    "karpenter.k8s.aws",
+];
+
+/// Converts every document of a YAML stream; a `kind: List` (what `kubectl get -o yaml`
+/// prints) counts as its items. Empty documents are skipped; each other object yields its own
+/// result, so one bad object never hides the others. TriggerAuthentications anywhere in the
+/// stream resolve the `authenticationRef`s of its ScaledObjects.
 pub fn convert_yaml_stream(text: &str) -> Vec<Result<Converted, ConvertError>> {
-    crate::validate::yaml_documents(text)
-        .into_iter()
-        .map(|doc| match doc {
-            Ok(value) => convert(&value),
-            Err(e) => Err(ConvertError::Invalid {
+    let mut objects = Vec::new();
+    let mut results = Vec::new();
+    for doc in crate::validate::yaml_documents(text) {
+        match doc {
+            Ok(value) => objects.extend(list_items(value)),
+            Err(e) => results.push(Err(ConvertError::Invalid {
                 source_object: format!("document {}", e.index + 1),
                 field: "(yaml)".into(),
                 message: e.message,
-            }),
-        })
-        .collect()
+            })),
+        }
+    }
+    let mut auths = Authentications::default();
+    for object in &objects {
+        auths.offer(object);
+    }
+    let mut converted: Vec<_> = objects.iter().map(|o| convert_in(o, &auths)).collect();
+    converted.append(&mut results);
+    converted
+}
+
+/// The items of a `v1 List`, or the object itself.
+fn list_items(value: Value) -> Vec<Value> {
+    let is_list = str_at(&value, "kind") == "List" && str_at(&value, "apiVersion") == "v1";
+    match value.get("items").and_then(Value::as_array) {
+        Some(items) if is_list => items.clone(),
+        _ => vec![value],
+    }
 }
 
 /// Adds one note about `field` of the source object to a conversion's notes.

@@ -107,8 +107,9 @@ fn karpenter_v1_labels_are_renamed_and_said() {
 
 #[test]
 fn keda_triggers_become_metrics_and_losses_are_listed() {
-    let [c] = convert_all("keda-scaledobject.yaml").try_into().unwrap();
+    let [c, auth] = convert_all("keda-scaledobject.yaml").try_into().unwrap();
     assert_valid_and_round_trips(&c);
+    assert!(auth.object.is_null() && has_note(&auth, NoteKind::Kept, "(object)"));
     let spec = &c.object["spec"];
     assert_eq!(spec["scaleTargetRef"]["kind"], "Deployment");
     assert_eq!(spec["minReplicas"], 0);
@@ -132,12 +133,15 @@ fn keda_triggers_become_metrics_and_losses_are_listed() {
     assert_eq!(metrics[1]["event"]["type"], "redis-list");
     assert_eq!(metrics[1]["event"]["name"], "backlog");
     assert_eq!(metrics[1]["event"]["target"]["averageValue"], "10");
+    assert_eq!(
+        metrics[1]["event"]["credentialsRef"]["name"],
+        "redis-secret"
+    );
     assert_eq!(metrics[2]["event"]["awsSqs"]["region"], "us-east-1");
     assert_eq!(metrics[2]["event"]["target"]["averageValue"], "5");
     assert_eq!(metrics[3]["event"]["cron"]["desiredReplicas"], 4);
     for field in [
         "spec.triggers[4]",
-        "spec.triggers[1].authenticationRef",
         "spec.triggers[0].metadata.namespace",
         "spec.advanced.restoreToOriginalReplicaCount",
     ] {
@@ -148,6 +152,11 @@ fn keda_triggers_become_metrics_and_losses_are_listed() {
         );
     }
     assert!(c.object["metadata"].get("annotations").is_none());
+    assert!(has_note(
+        &c,
+        NoteKind::Changed,
+        "spec.triggers[1].authenticationRef"
+    ));
 }
 
 #[test]
@@ -186,17 +195,17 @@ fn hpa_v1_target_cpu_becomes_a_metric() {
 }
 
 #[test]
-fn unknown_fields_are_reported_not_silently_dropped() {
+fn an_unknown_hpa_field_is_an_error_naming_it() {
     let src = serde_json::json!({
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5, "futureKnob": {"a": 1}}
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilisation": 50}}}]}
     });
-    let c = convert(&src).unwrap();
+    let err = convert(&src).unwrap_err().to_string();
     assert!(
-        has_note(&c, NoteKind::Dropped, "spec.futureKnob"),
-        "{:?}",
-        c.notes
+        err.contains("spec.metrics[0].resource.target.averageUtilisation: unknown field"),
+        "{err}"
     );
 }
 
@@ -221,21 +230,103 @@ fn bad_source_names_the_field() {
 }
 
 #[test]
-fn unsupported_kinds_are_refused_by_name() {
-    let src =
-        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
+fn unsupported_kinds_are_refused_by_name_and_other_objects_kept() {
+    let src = serde_json::json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": {"name": "x"}});
     let err = convert(&src).unwrap_err().to_string();
-    assert!(err.contains("ConfigMap"), "{err}");
+    assert!(err.contains("ScaledJob"), "{err}");
+    let secret =
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+    let kept = convert(&secret).unwrap();
+    assert_eq!(kept.object, secret);
+    assert!(has_note(&kept, NoteKind::Kept, "(object)"));
 }
 
 #[test]
 fn one_bad_document_does_not_hide_the_others() {
     let text = format!(
-        "{}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n---\n{}",
+        "{}\n---\napiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {{name: s}}\n---\n{}",
         fixture("seed-api-hpa.yaml"),
         fixture("vpa.yaml")
     );
     let results = convert_yaml_stream(&text);
     assert_eq!(results.len(), 3);
     assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
+}
+
+#[test]
+fn a_list_counts_as_its_items() {
+    let text = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}\n- {}\n",
+        serde_json::to_string(
+            &yaml_documents(&fixture("seed-api-hpa.yaml"))[0]
+                .as_ref()
+                .unwrap()
+        )
+        .unwrap(),
+        serde_json::to_string(&yaml_documents(&fixture("vpa.yaml"))[0].as_ref().unwrap()).unwrap(),
+    );
+    let kinds: Vec<String> = convert_yaml_stream(&text)
+        .into_iter()
+        .map(|r| r.unwrap().object["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["HorizontalAutoscaler", "VerticalAutoscaler"]);
+}
+
+fn scaled_object(trigger: serde_json::Value) -> String {
+    let object = serde_json::json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "q", "namespace": "jobs"},
+        "spec": {"scaleTargetRef": {"name": "q"}, "triggers": [trigger]}
+    });
+    serde_json::to_string(&object).unwrap()
+}
+
+#[test]
+fn credentials_that_cannot_work_are_errors() {
+    let rabbit = serde_json::json!({"type": "rabbitmq", "metadata": {"queueName": "q"}, "authenticationRef": {"name": "a"}});
+    let auth = |key: &str| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {{name: a, namespace: jobs}}\nspec: {{secretTargetRef: [{{parameter: host, name: rabbit, key: {key}}}]}}\n"
+        )
+    };
+    let cases = [
+        (
+            scaled_object(
+                serde_json::json!({"type": "rabbitmq", "metadata": {"hostFromEnv": "AMQP_URL", "queueName": "q"}}),
+            ),
+            "spec.triggers[0].metadata.hostFromEnv: Ballast does not read",
+        ),
+        (scaled_object(rabbit.clone()), "which is not in the input"),
+        (
+            format!(
+                "{}\n---\n{}",
+                scaled_object(rabbit.clone()),
+                auth("amqp-url")
+            ),
+            "Ballast reads key \"url\" of Secret \"rabbit\"",
+        ),
+        (
+            format!(
+                "{}\n---\napiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {{name: a, namespace: jobs}}\nspec: {{podIdentity: {{provider: aws}}}}\n",
+                scaled_object(rabbit.clone())
+            ),
+            "uses spec.podIdentity",
+        ),
+    ];
+    for (text, fragment) in cases {
+        let err = convert_yaml_stream(&text)
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap_or_else(|| panic!("accepted: {text}"))
+            .to_string();
+        assert!(err.contains(fragment), "{err}");
+    }
+    let good = format!("{}\n---\n{}", scaled_object(rabbit), auth("url"));
+    let converted = convert_yaml_stream(&good);
+    let c = converted[0].as_ref().unwrap();
+    assert_eq!(
+        c.object["spec"]["metrics"][0]["event"]["credentialsRef"]["name"],
+        "rabbit"
+    );
+    assert_valid_and_round_trips(c);
 }

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::LazyLock;
 
 /// One problem with one field.
@@ -135,7 +137,7 @@ pub fn validate_object(object: &Value) -> ObjectReport {
     // could not be evaluated); a value out of range or an unknown field does not hide the
     // rules' findings.
     if !errors.iter().any(breaks_rules)
-        && let Err(cel_errors) = kube::core::cel::Validator::new().validate(schema, &body, None)
+        && let Err(cel_errors) = check_rules(api_version, kind, schema, &body)
     {
         for e in cel_errors {
             errors.push(FieldError {
@@ -151,6 +153,45 @@ pub fn validate_object(object: &Value) -> ObjectReport {
         object: label,
         errors,
     }
+}
+
+thread_local! {
+    /// The CEL functions, registered once per thread.
+    static RULES: kube::core::cel::Validator = kube::core::cel::Validator::new();
+    /// Each kind's rules, compiled once per thread (compiling dominates checking one object).
+    static COMPILED: RefCell<HashMap<(String, String), Rc<kube::core::cel::CompiledSchema>>> =
+        RefCell::new(HashMap::new());
+    /// The schemas' patterns, compiled once per thread.
+    static PATTERNS: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::new(HashMap::new());
+}
+
+/// Evaluates the CEL rules of `apiVersion`/`kind` (whose schema is `schema`) on `body`.
+fn check_rules(
+    api_version: &str,
+    kind: &str,
+    schema: &Value,
+    body: &Value,
+) -> Result<(), kube::core::cel::ValidationErrors> {
+    let key = (api_version.to_string(), kind.to_string());
+    let compiled = COMPILED.with(|c| {
+        c.borrow_mut()
+            .entry(key)
+            .or_insert_with(|| Rc::new(kube::core::cel::compile_schema(schema)))
+            .clone()
+    });
+    RULES.with(|v| v.validate_compiled(&compiled, body, None))
+}
+
+/// Whether `text` matches the schema pattern `pattern` (a pattern that does not compile
+/// matches everything, as before: the schema is ours and tested).
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    PATTERNS.with(|p| {
+        p.borrow_mut()
+            .entry(pattern.to_string())
+            .or_insert_with(|| regex::Regex::new(pattern).ok())
+            .as_ref()
+            .is_none_or(|re| re.is_match(text))
+    })
 }
 
 /// Whether a schema error leaves the object unfit for its CEL rules.
@@ -274,13 +315,10 @@ fn check_schema(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fiel
             {
                 err(format!("Too long: may not be longer than {max}"));
             }
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                match regex::Regex::new(p) {
-                    Ok(re) if !re.is_match(s) => {
-                        err(format!("Invalid value: {value}: should match '{p}'"))
-                    }
-                    _ => {}
-                }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+                && !matches_pattern(p, s)
+            {
+                err(format!("Invalid value: {value}: should match '{p}'"));
             }
         }
         Value::Number(n) => {

@@ -178,16 +178,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The text of `file` (`-`: standard input), refused when too large or too deeply nested
+/// ([`crate::strict::guard`]).
 fn read_input(file: &str) -> Result<String> {
+    let limit = crate::strict::MAX_INPUT_BYTES as u64 + 1;
+    let mut text = String::new();
     if file == "-" {
-        let mut s = String::new();
         std::io::stdin()
-            .read_to_string(&mut s)
+            .take(limit)
+            .read_to_string(&mut text)
             .context("reading standard input")?;
-        Ok(s)
     } else {
-        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+        std::fs::File::open(file)
+            .and_then(|f| f.take(limit).read_to_string(&mut text))
+            .with_context(|| format!("reading {file}"))?;
     }
+    crate::strict::guard(&text, file)?;
+    Ok(text)
 }
 
 fn crds(args: CrdsArgs) -> Result<ExitCode> {

@@ -11,6 +11,47 @@ use anyhow::{Result, anyhow, bail};
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::{Map, Value};
 
+/// Largest input file read (64 MiB): far above any real set of objects or snapshot, far below
+/// what would make a command run for minutes.
+pub const MAX_INPUT_BYTES: usize = 64 << 20;
+/// Deepest flow nesting (`[[[...`, `{{{...`) read: Ballast's objects nest about 10 levels; the
+/// YAML parser slows down with the square of the depth.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// Refuses an input too large or too deeply nested to be an honest one, before any parsing,
+/// naming the limit and where it was passed.
+pub fn guard(text: &str, file: &str) -> Result<()> {
+    if text.len() > MAX_INPUT_BYTES {
+        bail!(
+            "{file}: {} bytes, above the {} MiB input limit; split the objects into several files",
+            text.len(),
+            MAX_INPUT_BYTES >> 20
+        );
+    }
+    for (number, line) in text.lines().enumerate() {
+        let mut depth = 0usize;
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '#') => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '[' | '{') => depth += 1,
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_FLOW_DEPTH {
+                bail!(
+                    "{file}: line {}: brackets nested deeper than {MAX_FLOW_DEPTH} levels; no Ballast input nests that deep",
+                    number + 1
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads `text` as a YAML mapping: errs on an empty file, a non-mapping document, and on the
 /// shapes of other files users confuse it with. `what` names the expected file in errors
 /// (`a node snapshot (see docs/nodes.md, "The snapshot")`).
@@ -242,6 +283,24 @@ mod tests {
                 (want, got) => panic!("{text:?}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn guard_refuses_deep_flow_nesting_but_not_brackets_in_strings() {
+        let deep = format!("spec: {}{}", "[".repeat(100), "]".repeat(100));
+        let e = guard(&deep, "f.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("f.yaml: line 1: brackets nested deeper than 64"),
+            "{e}"
+        );
+        let quoted = format!(
+            "query: '{}'\nother: \"{}\" # {}",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        guard(&quoted, "f.yaml").unwrap();
+        guard("a: [[1, 2], {b: [3]}]", "f.yaml").unwrap();
     }
 
     #[test]

@@ -40,8 +40,22 @@ fn utilization() -> Value {
     json!({ "type": "Utilization", "averageUtilization": 60 })
 }
 
-/// (resource, container, coordinated) of each clash, in order.
-fn summary(c: &[Clash]) -> Vec<(Resource, Option<String>, bool)> {
+/// (resource, container, coordinated) of a clash.
+type Summary = (Resource, Option<String>, bool);
+
+/// (case, vertical spec, known containers, namespace, target, metrics, expected clashes)
+type Case<'a> = (
+    &'a str,
+    Value,
+    Vec<&'a str>,
+    &'a str,
+    Value,
+    Value,
+    Vec<Summary>,
+);
+
+/// The summary of each clash, in order.
+fn summary(c: &[Clash]) -> Vec<Summary> {
     c.iter()
         .map(|c| (c.resource, c.container.clone(), c.coordinated))
         .collect()
@@ -60,8 +74,7 @@ fn clash_table() {
         spec
     };
     let cpu_util = json!([resource("cpu", utilization())]);
-    // (case, vertical spec, known containers, namespace, target, metrics, expected clashes)
-    let cases: Vec<(&str, Value, Vec<&str>, &str, Value, Value, Vec<_>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "cpu utilization against default policies",
             base(json!({})),

@@ -28,7 +28,7 @@ use ballast_api::horizontal::{HorizontalAutoscaler, MetricSourceType, MetricTarg
 use ballast_api::vertical::{HorizontalCoordination, UpdateMode, VerticalAutoscaler};
 use jiff::Timestamp;
 
-use crate::policy::{Resource, container_policy};
+use crate::policy::{Resource, container_policy, fallback_policy};
 use crate::status::{Note, set_condition};
 
 /// Condition type on a `VerticalAutoscaler` (always present).
@@ -179,13 +179,13 @@ fn controls(
         .as_ref()
         .map(|p| p.container_policies.as_slice())
         .unwrap_or_default();
-    let named = policies
-        .iter()
-        .filter_map(|p| p.container_name.as_deref())
-        .filter(|n| *n != "*");
-    // A name no policy uses gets the `"*"` policy, or the default one.
-    let unnamed = "\u{0}unnamed container";
-    named.chain([unnamed]).any(controlled)
+    let fallback = fallback_policy(spec, name).is_ok_and(|p| p.controls(resource));
+    fallback
+        || policies
+            .iter()
+            .filter_map(|p| p.container_name.as_deref())
+            .filter(|n| *n != "*")
+            .any(controlled)
 }
 
 /// The requests a vertical object holds: per resource, every container or the named ones.

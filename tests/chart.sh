@@ -158,6 +158,8 @@ can horizontal yes list metrics.k8s.io pods default
 can horizontal yes get external.metrics.k8s.io queue_length default
 can horizontal yes get core secrets "$SECRETS_NS"
 can horizontal yes create events.k8s.io events default
+can horizontal yes watch autoscaling.ballast.dev verticalautoscalers default
+can horizontal no patch autoscaling.ballast.dev verticalautoscalers/status default
 can horizontal no get core secrets default
 can horizontal no list core secrets "$SECRETS_NS"
 can horizontal no delete apps deployments default
@@ -176,6 +178,8 @@ can vertical yes create autoscaling.ballast.dev verticalautoscalercheckpoints de
 can vertical yes patch autoscaling.ballast.dev verticalautoscalers/status default
 can vertical yes patch autoscaling.ballast.dev verticalautoscalercheckpoints/status default
 can vertical yes get apps deployments/scale default
+can vertical yes watch autoscaling.ballast.dev horizontalautoscalers default
+can vertical no patch autoscaling.ballast.dev horizontalautoscalers/status default
 can vertical yes list metrics.k8s.io pods default
 can vertical no patch apps deployments/scale default
 can vertical no create core pods/eviction default

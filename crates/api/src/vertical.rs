@@ -64,6 +64,22 @@ pub struct VerticalAutoscalerSpec {
     /// How recommendations are estimated from usage (absent: the VPA recommender's defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimation: Option<Estimation>,
+    /// What to do when a `HorizontalAutoscaler` on the same target scales on the utilization of
+    /// a resource this object controls (Ballast's; default Coordinated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizontal_coordination: Option<HorizontalCoordination>,
+}
+
+/// How requests are applied while a `HorizontalAutoscaler` on the same target scales on the
+/// utilization (usage / request) of a resource this object controls.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum HorizontalCoordination {
+    /// Hold that resource's requests: never lowered, raised only up to the recommendation's
+    /// lower bound; the other resources are applied as recommended.
+    #[default]
+    Coordinated,
+    /// Apply every recommendation anyway (the two autoscalers may fight).
+    Ignore,
 }
 
 /// Which estimator turns usage histograms into a recommendation.

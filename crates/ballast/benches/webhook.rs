@@ -51,6 +51,7 @@ fn index() -> Arc<Index> {
             selector: Arc::new(selector),
             spec,
             recommendation: Some(recommendation),
+            held: Default::default(),
         };
         index.set("bench", &format!("w{i}"), Some(entry));
     }

@@ -16,6 +16,8 @@
 //! - [`recommend`]: the entry point;
 //! - [`apply`]: a container's new requests and limits, and which pods the updater updates;
 //! - [`workload`]: one object's containers, fed by observed samples and OOM kills;
+//! - [`coordination`]: when a horizontal autoscaler on the same target fights the requests, and
+//!   which requests are then held;
 //! - [`status`]: the object's status (recommendation, conditions) and events after a pass;
 //! - [`series`] and [`evaluate`]: replaying usage traces to measure the estimators.
 
@@ -23,6 +25,7 @@ pub mod adaptive;
 pub mod aggregate;
 pub mod apply;
 pub mod checkpoint;
+pub mod coordination;
 pub mod error;
 pub mod estimate;
 pub mod evaluate;

@@ -74,13 +74,29 @@ pub fn container_policy(
     let exact = policies
         .iter()
         .position(|p| p.container_name.as_deref() == Some(container));
+    match exact {
+        Some(index) => parse(&policies[index], name, index),
+        None => fallback_policy(spec, name),
+    }
+}
+
+/// The policy of a container no policy names: the `"*"` one, or the default.
+pub fn fallback_policy(
+    spec: &VerticalAutoscalerSpec,
+    name: &str,
+) -> Result<ContainerPolicy, Error> {
+    let policies = spec
+        .resource_policy
+        .as_ref()
+        .map(|p| p.container_policies.as_slice())
+        .unwrap_or_default();
     let wildcard = policies
         .iter()
         .position(|p| matches!(p.container_name.as_deref(), None | Some("*")));
-    let Some(index) = exact.or(wildcard) else {
-        return Ok(ContainerPolicy::default());
-    };
-    parse(&policies[index], name, index)
+    match wildcard {
+        Some(index) => parse(&policies[index], name, index),
+        None => Ok(ContainerPolicy::default()),
+    }
 }
 
 fn parse(p: &ContainerResourcePolicy, name: &str, index: usize) -> Result<ContainerPolicy, Error> {

@@ -12,6 +12,7 @@
 //! | `FetchingHistory` | the history is being read from Prometheus |
 //! | `ConfigUnsupported` | the target or the spec cannot be used (reason says which) |
 //! | `MetricsUnavailable` | the usage of the pods could not be read this pass (ours) |
+//! | `HorizontalConflict` | a `HorizontalAutoscaler` on the target scales on the utilization of a resource whose requests this object applies (ours; reason `Coordinated` or `NotCoordinated`, see [`crate::coordination`]) |
 //!
 //! A configuration problem keeps the last recommendation in the status (an updater keeps what it
 //! had) but sets `RecommendationProvided` False. Warnings are returned every pass while a problem
@@ -21,6 +22,7 @@ use ballast_api::common::{Condition, Time};
 use ballast_api::vertical::VerticalAutoscalerStatus;
 use jiff::Timestamp;
 
+use crate::coordination::{Finding, VERTICAL_CONDITION, record};
 use crate::recommend::Recommendation;
 
 /// Why an object cannot be served.
@@ -60,6 +62,8 @@ pub struct Observation<'a> {
     pub history: History,
     /// The recommendation of this pass (None with a problem, or when it failed).
     pub recommendation: Option<&'a Recommendation>,
+    /// The clashes with horizontal autoscalers (None: not known this pass, the condition stays).
+    pub horizontal: Option<Finding>,
 }
 
 /// An event to publish on the object.
@@ -117,6 +121,7 @@ pub fn status(
     no_pods(observed, &mut set, &mut notes);
     metrics(observed, &mut set, &mut notes);
     history(observed, &mut set, &mut notes);
+    horizontal(observed, &mut conditions, &mut notes, now);
     let recommendation = match (observed.recommendation, &observed.problem) {
         (Some(r), None) if provided => Some(r.to_status()),
         _ => previous.and_then(|p| p.recommendation.clone()),
@@ -215,6 +220,25 @@ fn history(observed: &Observation<'_>, set: &mut Setter<'_>, notes: &mut Vec<Not
     }
 }
 
+fn horizontal(
+    observed: &Observation<'_>,
+    conditions: &mut Vec<Condition>,
+    notes: &mut Vec<Note>,
+    now: Timestamp,
+) {
+    let known = conditions.iter().any(|c| c.type_ == VERTICAL_CONDITION);
+    let finding = match &observed.horizontal {
+        Some(f) => f.clone(),
+        None if known => return,
+        None => Finding {
+            conflict: false,
+            reason: "NotChecked",
+            message: "the horizontal autoscalers are not read yet".into(),
+        },
+    };
+    notes.extend(record(conditions, VERTICAL_CONDITION, &finding, now));
+}
+
 fn warning(reason: &'static str, message: String) -> Note {
     Note {
         warning: true,
@@ -249,7 +273,7 @@ fn is_true(conditions: &[Condition], type_: &str) -> bool {
 }
 
 /// Sets a condition; its transition time moves only when its status flips.
-fn set_condition(
+pub fn set_condition(
     list: &mut Vec<Condition>,
     type_: &str,
     value: bool,
@@ -404,6 +428,29 @@ mod tests {
                 "FetchingHistory",
                 "True",
                 "FetchingHistory",
+            ),
+            (
+                Observation {
+                    pods_matched: 1,
+                    horizontal: Some(Finding {
+                        conflict: true,
+                        reason: "Coordinated",
+                        message: "HorizontalAutoscaler web scales on spec.metrics[0]".into(),
+                    }),
+                    ..Default::default()
+                },
+                "HorizontalConflict",
+                "True",
+                "Coordinated",
+            ),
+            (
+                Observation {
+                    pods_matched: 1,
+                    ..Default::default()
+                },
+                "HorizontalConflict",
+                "False",
+                "NotChecked",
             ),
         ];
         for (i, (observed, type_, status_, reason)) in cases.iter().enumerate() {

@@ -13,6 +13,8 @@
 //! 5. write the scale when the decision says so (a failed write becomes `FailedRescale`);
 //! 6. patch the status subresource with what changed (conditions, current metrics, and the
 //!    history that stabilization windows and rate policies need, so a restart forgets nothing);
+//!    and the `VerticalConflict` condition when a `VerticalAutoscaler` applies the requests a
+//!    utilization metric divides by (from a cache of those, one watch) — [`vertical`];
 //! 7. publish the decision's events (`SuccessfulRescale`, `FailedGetScale`,
 //!    `FailedGetResourceMetric`, `FailedRescale`, ...) — [`crate::events`];
 //! 8. requeue after the sync period, or, when the decision reported an error (target, selector,
@@ -38,6 +40,7 @@ pub mod label_index;
 pub mod metrics;
 pub mod patch;
 pub mod pods;
+mod vertical;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -195,6 +198,8 @@ struct Context {
     /// Every autoscaler watched (set once the controller runs): the ambiguity index is completed
     /// from it before a decision is taken.
     objects: std::sync::OnceLock<Store<HorizontalAutoscaler>>,
+    /// Every vertical autoscaler watched (set once the controller runs), for `VerticalConflict`.
+    verticals: std::sync::OnceLock<Store<ballast_api::vertical::VerticalAutoscaler>>,
     metrics: Arc<Metrics>,
     /// Decisions running at once (`Config::concurrency`), granted in FIFO order.
     permits: tokio::sync::Semaphore,
@@ -252,6 +257,7 @@ impl HorizontalController {
             schedule: Schedule::new(),
             selectors: Selectors::default(),
             objects: std::sync::OnceLock::new(),
+            verticals: std::sync::OnceLock::new(),
             permits: tokio::sync::Semaphore::new(usize::from(config.concurrency.max(1))),
             metrics: Metrics::new(registry),
             client,
@@ -305,11 +311,15 @@ impl HorizontalController {
         };
 
         let pod_task = tokio::spawn(ctx.pods.clone().run(pods));
+        let (verticals, vertical_task) =
+            vertical::watch(client.clone(), ctx.config.namespace.as_deref());
+        let _ = ctx.verticals.set(verticals);
         tracing::info!(namespace = ?ctx.config.namespace, "waiting for the pod index to sync");
         tokio::select! {
             _ = ctx.pods.wait_synced() => {}
             _ = stopped() => {
                 pod_task.abort();
+                vertical_task.abort();
                 stopper.abort();
                 return Ok(());
             }
@@ -364,6 +374,7 @@ impl HorizontalController {
             .await;
         health.ready.store(false, Ordering::Release);
         pod_task.abort();
+        vertical_task.abort();
         promoted.abort();
         housekeeping.abort();
         stopper.abort();
@@ -449,6 +460,7 @@ fn event_action(reason: &str) -> &'static str {
         "FailedGetScale" => "GetScale",
         r if r.starts_with("FailedGet") => "GetMetrics",
         "SelectorRequired" | "InvalidSelector" | "AmbiguousSelector" => "SelectPods",
+        "VerticalConflict" | "ConflictResolved" => "CheckVertical",
         _ => "ComputeReplicas",
     }
 }
@@ -667,6 +679,10 @@ async fn decide_and_apply_from(
         }
     }
 
+    let conflict = ctx
+        .verticals
+        .get()
+        .and_then(|v| vertical::mark(&mut decision, hza, v, now));
     // Status before events: the history must be stored even if an event cannot be.
     let t = Instant::now();
     let status_result = write_status(written, ns, name, &decision, ctx).await;
@@ -684,6 +700,9 @@ async fn decide_and_apply_from(
             .await;
         }
         ctx.metrics.step("events", t);
+    }
+    if let Some(note) = conflict {
+        publish(ctx, hza, note.warning, note.reason, &note.message).await;
     }
     status_result.map(|wrote| (decision, wrote))
 }

@@ -14,7 +14,10 @@
 //!
 //! Every `checkpoint_interval` (and at shutdown) each container's histograms are saved in a
 //! `VerticalAutoscalerCheckpoint`; at start they are read back, so a restart forgets nothing
-//! [`checkpoints`]. With a webhook listener ([`VerticalRecommender::with_webhook`]) the same
+//! [`checkpoints`]. A third watch, on `HorizontalAutoscaler`s, finds the ones scaling the same
+//! target on the utilization of a controlled request (`ballast_vertical::coordination`): the
+//! object's `HorizontalConflict` condition says so, and with `horizontalCoordination:
+//! Coordinated` the webhook holds those requests. With a webhook listener ([`VerticalRecommender::with_webhook`]) the same
 //! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
 //!
@@ -35,6 +38,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_api::vertical::VerticalAutoscaler;
 use ballast_vertical::Settings;
 use ballast_vertical::Workload;
@@ -123,6 +127,8 @@ pub struct VerticalRecommender {
     webhook: Option<webhook::TlsListener>,
     /// Whether this process serves the webhook (a standby then keeps its index too).
     webhook_served: bool,
+    /// The horizontal autoscalers, for the conflicts on a shared target (set by `run`).
+    horizontals: Option<Store<HorizontalAutoscaler>>,
 }
 
 impl VerticalRecommender {
@@ -143,6 +149,7 @@ impl VerticalRecommender {
             index: Arc::default(),
             webhook: None,
             webhook_served: false,
+            horizontals: None,
             client,
             config,
         }
@@ -188,6 +195,8 @@ impl VerticalRecommender {
             });
         }
         let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
+        // Not waited for: until it is filled the HorizontalConflict condition stays as it was.
+        self.horizontals = Some(self.watch::<HorizontalAutoscaler>("horizontalautoscalers"));
         let pods = self.watch::<Pod>("pods");
         autoscalers
             .wait_until_ready()

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use ballast_api::vertical::{VerticalAutoscaler, VerticalAutoscalerStatus};
 use ballast_horizontal::selector::Selector;
+use ballast_vertical::coordination::{self, Clash, Held};
 use ballast_vertical::status::{ConfigProblem, History, Note, Observation};
 use ballast_vertical::{Settings, Workload};
+use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
@@ -83,6 +85,7 @@ impl VerticalRecommender {
                     selector: Arc::new(selector),
                     spec: va.spec.clone(),
                     recommendation: va.status.as_ref().and_then(|s| s.recommendation.clone()),
+                    held: Held::from_clashes(&self.clashes(&va).unwrap_or_default()),
                 }),
                 Err(_) => None,
             };
@@ -154,13 +157,31 @@ impl VerticalRecommender {
             Ok(r) => observed.recommendation = Some(r),
             Err(e) => observed.problem = Some(problem("InvalidSpec", e.to_string())),
         }
+        let clashes = self.clashes(va);
+        observed.horizontal = clashes.as_deref().map(coordination::vertical_finding);
         let status = self.finish(va, &observed).await;
         let entry = Entry {
             selector: Arc::new(selector),
             spec: va.spec.clone(),
             recommendation: status.recommendation,
+            held: Held::from_clashes(&clashes.unwrap_or_default()),
         };
         self.index.set(&ns, &name, Some(entry));
+    }
+
+    /// The clashes of `va` with the horizontal autoscalers of its namespace; None until their
+    /// cache is filled.
+    fn clashes(&self, va: &VerticalAutoscaler) -> Option<Vec<Clash>> {
+        let store = self.horizontals.as_ref()?;
+        store.wait_until_ready().now_or_never()?.ok()?;
+        let ns = va.namespace();
+        let clashes = store
+            .state()
+            .iter()
+            .filter(|h| h.namespace() == ns && h.metadata.deletion_timestamp.is_none())
+            .flat_map(|h| coordination::clashes(va, h))
+            .collect();
+        Some(clashes)
     }
 
     /// The object's entry, created (from its checkpoints when there are some) on first sight or

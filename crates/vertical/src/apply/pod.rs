@@ -1,6 +1,10 @@
 //! A new pod's containers sized from an object's recommendation: what the admission webhook
 //! writes. Containers without a recommendation, with `mode: Off`, and resources not in
 //! `controlledResources` are left as they are.
+//!
+//! A request [`Held`] because a horizontal autoscaler scales on its utilization
+//! ([`crate::coordination`]) is never lowered: it stays as it is when at or above the
+//! recommendation's lower bound, and is raised to that bound when below it (or unset).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +14,7 @@ use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::resize::{LimitRangeBounds, Values, resize};
+use crate::coordination::Held;
 use crate::error::Error;
 use crate::policy::{Resource, container_policy};
 use crate::recommend::{cpu_quantity, memory_quantity};
@@ -32,13 +37,33 @@ pub struct ContainerChange {
 }
 
 /// The changes to `containers` from `recommendation` under the policies of `spec` (object
-/// `name`). Only containers whose resources change are returned.
+/// `name`). Only containers whose resources change are returned. Nothing is held: see
+/// [`plan_held`].
 pub fn plan(
     containers: &[Container],
     recommendation: &RecommendedPodResources,
     spec: &VerticalAutoscalerSpec,
     name: &str,
     limit_range: &ContainerLimitRange,
+) -> Result<Vec<ContainerChange>, Error> {
+    plan_held(
+        containers,
+        recommendation,
+        spec,
+        name,
+        limit_range,
+        &Held::none(),
+    )
+}
+
+/// [`plan`], with the requests in `held` never lowered and raised only to the lower bound.
+pub fn plan_held(
+    containers: &[Container],
+    recommendation: &RecommendedPodResources,
+    spec: &VerticalAutoscalerSpec,
+    name: &str,
+    limit_range: &ContainerLimitRange,
+    held: &Held,
 ) -> Result<Vec<ContainerChange>, Error> {
     let mut out = Vec::new();
     for (index, c) in containers.iter().enumerate() {
@@ -70,11 +95,30 @@ pub fn plan(
                 request: read(&resources.requests, key),
                 limit: read(&resources.limits, key),
             };
+            let target = if held.holds(resource, &c.name) {
+                let lower = read(&rec.lower_bound, key);
+                match floor(current.request, lower) {
+                    Some(floor) => floor,
+                    None => {
+                        notes.push(format!(
+                            "{key} request held (horizontal scaling on its utilization)"
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                target
+            };
             let r = resize(resource, current, target, policy.controlled_values, bounds);
             notes.push(format!(
                 "{key} request {}",
                 quantity(resource, r.values.request)
             ));
+            if held.holds(resource, &c.name) {
+                notes.push(format!(
+                    "{key} held: raised only to the lower bound (horizontal scaling on its utilization)"
+                ));
+            }
             notes.extend(r.notes);
             write(&mut resources.requests, key, resource, r.values.request);
             if current.limit.is_some() {
@@ -91,6 +135,16 @@ pub fn plan(
         }
     }
     Ok(out)
+}
+
+/// The request a held resource is raised to: the lower bound when the request is below it or
+/// unset; None (left as it is) otherwise, or without a lower bound.
+fn floor(request: Option<f64>, lower_bound: Option<f64>) -> Option<f64> {
+    let lower = lower_bound?;
+    match request {
+        Some(r) if r >= lower => None,
+        _ => Some(lower),
+    }
 }
 
 fn read(list: &Option<BTreeMap<String, Quantity>>, key: &str) -> Option<f64> {
@@ -232,5 +286,112 @@ mod tests {
                 "{policies}"
             );
         }
+    }
+    fn with_lower_bound(mut rec: RecommendedPodResources, cpu: &str) -> RecommendedPodResources {
+        for c in &mut rec.container_recommendations {
+            c.lower_bound = Some([("cpu".to_string(), Quantity(cpu.into()))].into());
+        }
+        rec
+    }
+
+    #[test]
+    fn held_cpu_is_never_lowered_and_raised_only_to_the_lower_bound() {
+        use crate::coordination::Clash;
+        let held = Held::from_clashes(&[Clash {
+            vertical: "web".into(),
+            horizontal: "web".into(),
+            metric: 0,
+            resource: Resource::Cpu,
+            container: None,
+            coordinated: true,
+        }]);
+        let rec = with_lower_bound(recommendation("app", "300m", "128Mi"), "200m");
+        // (case, cpu request, policies, expected (cpu, memory) requests; None: left alone)
+        let cases = [
+            (
+                "above the floor: untouched",
+                Some("500m"),
+                serde_json::json!([]),
+                Some(("500m", "134217728")),
+            ),
+            (
+                "at the floor: untouched",
+                Some("200m"),
+                serde_json::json!([]),
+                Some(("200m", "134217728")),
+            ),
+            (
+                "below the floor: raised to it",
+                Some("100m"),
+                serde_json::json!([]),
+                Some(("200m", "134217728")),
+            ),
+            (
+                "no request: the floor",
+                None,
+                serde_json::json!([]),
+                Some(("200m", "134217728")),
+            ),
+            (
+                "a container not controlled is left alone",
+                Some("100m"),
+                serde_json::json!([{ "containerName": "app", "mode": "Off" }]),
+                None,
+            ),
+        ];
+        for (case, cpu, policies, want) in cases {
+            let mut requests = vec![("memory", "64Mi")];
+            requests.extend(cpu.map(|c| ("cpu", c)));
+            let containers = [container("app", &requests, &[])];
+            let got = plan_held(
+                &containers,
+                &rec,
+                &spec(policies),
+                "web",
+                &Default::default(),
+                &held,
+            )
+            .unwrap_or_default();
+            let have = got.first().map(|c| {
+                let r = c.resources.requests.clone().unwrap_or_default();
+                (r["cpu"].0.clone(), r["memory"].0.clone())
+            });
+            assert_eq!(
+                have,
+                want.map(|(a, b)| (a.to_string(), b.to_string())),
+                "{case}"
+            );
+        }
+        // Nothing held: the cpu request follows the target, down as well as up.
+        let containers = [container("app", &[("cpu", "500m")], &[])];
+        let got = plan(
+            &containers,
+            &rec,
+            &spec(serde_json::json!([])),
+            "web",
+            &Default::default(),
+        )
+        .unwrap_or_default();
+        let cpu = got
+            .first()
+            .and_then(|c| c.resources.requests.clone())
+            .map(|r| r["cpu"].0.clone());
+        assert_eq!(cpu.as_deref(), Some("300m"));
+        // Held without a lower bound: left as it is.
+        let bare = recommendation("app", "300m", "128Mi");
+        let got = plan_held(
+            &containers,
+            &bare,
+            &spec(serde_json::json!([])),
+            "web",
+            &Default::default(),
+            &held,
+        )
+        .unwrap_or_default();
+        let cpu = got
+            .first()
+            .and_then(|c| c.resources.requests.clone())
+            .map(|r| r["cpu"].0.clone());
+        assert_eq!(cpu.as_deref(), Some("500m"));
     }
 }

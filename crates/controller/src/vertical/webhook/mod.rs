@@ -7,7 +7,8 @@
 //! The recommender's passes keep an [`Index`] of (selector, spec, recommendation) per object; a
 //! LimitRange cache gives the namespace's container bounds. Changes are written as one JSON patch
 //! (each changed container's `resources`) plus the annotation [`ANNOTATION`] saying what was set
-//! and why a value differs from the recommendation.
+//! and why a value differs from the recommendation. Requests [`Entry::held`] because a horizontal
+//! autoscaler scales on their utilization are never lowered (`apply::pod::plan_held`).
 
 pub mod tls;
 
@@ -21,8 +22,9 @@ use axum::{Json, Router};
 use ballast_api::common::parse_quantity;
 use ballast_api::vertical::{RecommendedPodResources, UpdateMode, VerticalAutoscalerSpec};
 use ballast_horizontal::selector::Selector;
-use ballast_vertical::apply::pod::{ContainerChange, ContainerLimitRange, plan};
+use ballast_vertical::apply::pod::{ContainerChange, ContainerLimitRange, plan_held};
 use ballast_vertical::apply::resize::LimitRangeBounds;
+use ballast_vertical::coordination::Held;
 use k8s_openapi::api::core::v1::{LimitRange, Pod};
 use kube::ResourceExt;
 use kube::core::DynamicObject;
@@ -42,6 +44,8 @@ pub struct Entry {
     pub selector: Arc<Selector>,
     pub spec: VerticalAutoscalerSpec,
     pub recommendation: Option<RecommendedPodResources>,
+    /// Requests a horizontal autoscaler scales on (`horizontalCoordination: Coordinated`).
+    pub held: Held,
 }
 
 /// `namespace` → object name → entry; written by the recommender's passes.
@@ -174,12 +178,13 @@ fn respond(
         return Ok(None);
     }
     let bounds = container_limit_range(&w.limit_ranges, &namespace);
-    let changes = plan(
+    let changes = plan_held(
         &spec.containers,
         recommendation,
         &entry.spec,
         &name,
         &bounds,
+        &entry.held,
     )
     .map_err(|e| e.to_string())?;
     if changes.is_empty() {

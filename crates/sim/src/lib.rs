@@ -8,6 +8,7 @@
 //! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
 //! on it), `cores` (the Ballast decisions, reading the world), `vertical_report` (the vertical
 //! recommendations against the requests, priced), `report` (reads the world and the record),
+//! `vertical_compare` (a variant with its vertical autoscaling forced off, side by side),
 //! `engine` (the event queue, dispatching to the world and the cores).
 //!
 //! Deterministic: the same scenario and seed give byte-identical reports.
@@ -22,6 +23,7 @@ pub mod report;
 pub mod scenario;
 mod state;
 pub mod trace;
+mod vertical_compare;
 mod vertical_report;
 mod world;
 
@@ -65,13 +67,26 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
         scenario.name.clone(),
         scenario.variant.clone(),
     );
-    let simulation = Simulation::new(scenario).map_err(|error| SimError::Setup {
-        path,
-        scenario: name,
-        variant,
+    let setup = |error| SimError::Setup {
+        path: path.clone(),
+        scenario: name.clone(),
+        variant: variant.clone(),
         error: Box::new(error),
-    })?;
-    let (rec, summary) = simulation.run(progress);
+    };
+    // Vertical autoscaling applied: the same variant with every object Off, for the comparison.
+    let without = match vertical_compare::applies(&scenario) {
+        true => {
+            Some(Simulation::new(vertical_compare::without_vertical(&scenario)).map_err(setup)?)
+        }
+        false => None,
+    };
+    let simulation = Simulation::new(scenario).map_err(setup)?;
+    let share = if without.is_some() { 0.5 } else { 1.0 };
+    let (rec, mut summary) = simulation.run(&mut |f| progress(f * share));
+    if let Some(off) = without {
+        let (_, off_summary) = off.run(&mut |f| progress(0.5 + f * 0.5));
+        vertical_compare::attach(&mut summary, &off_summary);
+    }
     Ok(VariantResult {
         summary,
         series: rec.series,

@@ -247,3 +247,37 @@ fn an_object_without_an_update_mode_recreates() {
     assert_eq!(a.mode, "Recreate", "the API's default");
     assert!(a.evictions > 0, "{a:?}");
 }
+
+/// An HPA on CPU utilization, which reads each pod's own request.
+const CPU_HPA: &str = r#"- apiVersion: autoscaling.ballast.dev/v1
+  kind: HorizontalAutoscaler
+  metadata: { name: app }
+  spec:
+    scaleTargetRef: { apiVersion: apps/v1, kind: Deployment, name: app }
+    minReplicas: 2
+    maxReplicas: 20
+    metrics:
+    - type: Resource
+      resource: { name: cpu, target: { type: Utilization, averageUtilization: 70 } }"#;
+
+#[test]
+fn an_hpa_on_cpu_reads_utilization_against_the_smaller_requests() {
+    let mean_ready = |mode: &str| {
+        let case = Case {
+            duration: "30h",
+            mode,
+            replicas: 4,
+            pdb: "",
+            load: CONSTANT_LOAD,
+            extra: CPU_HPA,
+        };
+        let r = only(run_inline(&case.yaml()));
+        assert!(r.summary.errors.is_empty(), "{:?}", r.summary.errors);
+        r.summary.workloads[0].mean_ready
+    };
+    // Off: about 300m of 1 CPU, 30%, so the HPA holds its minimum. Recreate: the requests
+    // shrink to about the usage, utilization rises past 70% and the HPA scales out (the conflict
+    // of a vertical and a horizontal autoscaler on the same resource).
+    let (off, recreate) = (mean_ready("\"Off\""), mean_ready("Recreate"));
+    assert!(recreate > off + 0.5, "Off {off}, Recreate {recreate}");
+}

@@ -281,3 +281,36 @@ fn an_hpa_on_cpu_reads_utilization_against_the_smaller_requests() {
     let (off, recreate) = (mean_ready("\"Off\""), mean_ready("Recreate"));
     assert!(recreate > off + 0.5, "Off {off}, Recreate {recreate}");
 }
+
+#[test]
+fn admission_follows_the_container_policy() {
+    let case = Case {
+        duration: "4h",
+        mode: "Initial",
+        replicas: 2,
+        pdb: "",
+        load: STEP_LOAD,
+        extra: HPA,
+    };
+    let with_policy = |policy: &str| {
+        let yaml = case.yaml().replace(
+            "    updatePolicy: { updateMode: Initial }\n",
+            &format!(
+                "    updatePolicy: {{ updateMode: Initial }}\n    resourcePolicy: {{ containerPolicies: [{policy}] }}\n"
+            ),
+        );
+        assert!(yaml.contains("containerPolicies"), "{yaml}");
+        let r = only(run_inline(&yaml));
+        assert!(r.summary.errors.is_empty(), "{:?}", r.summary.errors);
+        applied(&r).clone()
+    };
+    // Memory only: new pods keep the template's CPU request.
+    let memory = with_policy("{ containerName: \"*\", controlledResources: [memory] }");
+    assert!(memory.pods_sized > 0, "{memory:?}");
+    assert_eq!(memory.mean_requested_cpu, 1.0, "{memory:?}");
+    assert!(memory.mean_requested_memory < 2048.0 * 1024.0 * 1024.0);
+    // The container left alone: no pod is sized.
+    let off = with_policy("{ containerName: \"*\", mode: \"Off\" }");
+    assert_eq!(off.pods_sized, 0, "{off:?}");
+    assert_eq!(off.mean_requested_cpu, 1.0, "{off:?}");
+}

@@ -59,8 +59,9 @@ fn evicts(mode: UpdateMode) -> bool {
 }
 
 /// The requests the admission webhook would give a new pod of `v`'s workload now, from the
-/// template's: None without a recommendation, or when the policy leaves the container alone.
-fn admitted_requests(world: &mut World, v: &VerticalState) -> Option<Resources> {
+/// template's, and whether it changed them (false: the policy leaves the container alone, or the
+/// recommendation is the template's). None without a recommendation or when `plan` fails.
+fn admitted_requests(world: &mut World, v: &VerticalState) -> Option<(Resources, bool)> {
     let (_, rec) = v.latest.as_ref()?;
     let template = &world.sc.workloads[v.workload].pod.requests;
     let container = Container {
@@ -95,16 +96,17 @@ fn admitted_requests(world: &mut World, v: &VerticalState) -> Option<Resources> 
             return None;
         }
     };
-    let change = changes.first()?;
-    let requests = change.resources.requests.as_ref()?;
     let mut out = template.clone();
+    let Some(requests) = changes.first().and_then(|c| c.resources.requests.as_ref()) else {
+        return Some((out, false));
+    };
     if let Some(cores) = read(requests, "cpu") {
         out.cpu_millis = (cores * 1000.0).round() as i64;
     }
     if let Some(bytes) = read(requests, "memory") {
         out.memory_bytes = bytes.round() as i64;
     }
-    Some(out)
+    Some((out, true))
 }
 
 fn read(list: &ResourceList, key: &str) -> Option<f64> {
@@ -114,8 +116,8 @@ fn read(list: &ResourceList, key: &str) -> Option<f64> {
 /// After a recommendation: the new pods of each applying object's workload get it.
 pub(crate) fn admit(world: &mut World, verticals: &[VerticalState]) {
     for v in verticals.iter().filter(|v| !v.failed && admits(v.mode)) {
-        if let Some(requests) = admitted_requests(world, v) {
-            world.set_pod_requests(v.workload, requests, true);
+        if let Some((requests, sized)) = admitted_requests(world, v) {
+            world.set_pod_requests(v.workload, requests, sized);
         }
     }
 }

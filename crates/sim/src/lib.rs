@@ -59,7 +59,9 @@ impl From<ScenarioError> for SimError {
     }
 }
 
-/// Runs one prepared scenario (one variant).
+/// Runs one prepared scenario (one variant). A variant one of whose `VerticalAutoscaler`s applies
+/// its recommendations is run a second time with every object `Off`, and its summary says both
+/// (`verticalComparison`).
 pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantResult, SimError> {
     let workload_names = scenario.workloads.iter().map(|w| w.name.clone()).collect();
     let (path, name, variant) = (
@@ -73,18 +75,17 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
         variant: variant.clone(),
         error: Box::new(error),
     };
-    // Vertical autoscaling applied: the same variant with every object Off, for the comparison.
-    let without = match vertical_compare::applies(&scenario) {
-        true => {
-            Some(Simulation::new(vertical_compare::without_vertical(&scenario)).map_err(setup)?)
-        }
-        false => None,
-    };
+    // Vertical autoscaling applied: the same variant with every object Off, for the comparison
+    // (built once the first run is over, so that one cluster is held at a time).
+    let off =
+        vertical_compare::applies(&scenario).then(|| vertical_compare::without_vertical(&scenario));
     let simulation = Simulation::new(scenario).map_err(setup)?;
-    let share = if without.is_some() { 0.5 } else { 1.0 };
+    let share = if off.is_some() { 0.5 } else { 1.0 };
     let (rec, mut summary) = simulation.run(&mut |f| progress(f * share));
-    if let Some(off) = without {
-        let (_, off_summary) = off.run(&mut |f| progress(0.5 + f * 0.5));
+    if let Some(off) = off {
+        let (_, off_summary) = Simulation::new(off)
+            .map_err(setup)?
+            .run(&mut |f| progress(0.5 + f * 0.5));
         vertical_compare::attach(&mut summary, &off_summary);
     }
     Ok(VariantResult {

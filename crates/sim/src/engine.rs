@@ -168,6 +168,8 @@ impl Simulation {
             Event::BatchArrive(i) => self.world.batch_arrives(i),
             Event::Recommend => {
                 cores::recommend(&mut self.world, &mut self.verticals);
+                cores::admit(&mut self.world, &self.verticals);
+                cores::update(&mut self.world, &self.verticals);
                 self.push(now + cores::RECOMMEND_PERIOD_MS, Event::Recommend);
             }
         }

@@ -27,7 +27,8 @@ pub(crate) enum Event {
     PodFinish(PodId),
     /// Batch pod `i` of the scenario is created.
     BatchArrive(usize),
-    /// The vertical recommender's loop: every `VerticalAutoscaler` gets a recommendation.
+    /// The vertical recommender's loop: every `VerticalAutoscaler` gets a recommendation, which
+    /// the admission of new pods then uses, and the updater evicts pods off it (`Recreate`).
     Recommend,
 }
 

@@ -8,6 +8,7 @@
 //! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
 //! on it), `cores` (the Ballast decisions, reading the world), `vertical_report` (the vertical
 //! recommendations against the requests, priced), `report` (reads the world and the record),
+//! `vertical_compare` (a variant with its vertical autoscaling forced off, side by side),
 //! `engine` (the event queue, dispatching to the world and the cores).
 //!
 //! Deterministic: the same scenario and seed give byte-identical reports.
@@ -22,6 +23,7 @@ pub mod report;
 pub mod scenario;
 mod state;
 pub mod trace;
+mod vertical_compare;
 mod vertical_report;
 mod world;
 
@@ -57,7 +59,9 @@ impl From<ScenarioError> for SimError {
     }
 }
 
-/// Runs one prepared scenario (one variant).
+/// Runs one prepared scenario (one variant). A variant one of whose `VerticalAutoscaler`s applies
+/// its recommendations is run a second time with every object `Off`, and its summary says both
+/// (`verticalComparison`).
 pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantResult, SimError> {
     let workload_names = scenario.workloads.iter().map(|w| w.name.clone()).collect();
     let (path, name, variant) = (
@@ -65,13 +69,25 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
         scenario.name.clone(),
         scenario.variant.clone(),
     );
-    let simulation = Simulation::new(scenario).map_err(|error| SimError::Setup {
-        path,
-        scenario: name,
-        variant,
+    let setup = |error| SimError::Setup {
+        path: path.clone(),
+        scenario: name.clone(),
+        variant: variant.clone(),
         error: Box::new(error),
-    })?;
-    let (rec, summary) = simulation.run(progress);
+    };
+    // Vertical autoscaling applied: the same variant with every object Off, for the comparison
+    // (built once the first run is over, so that one cluster is held at a time).
+    let off =
+        vertical_compare::applies(&scenario).then(|| vertical_compare::without_vertical(&scenario));
+    let simulation = Simulation::new(scenario).map_err(setup)?;
+    let share = if off.is_some() { 0.5 } else { 1.0 };
+    let (rec, mut summary) = simulation.run(&mut |f| progress(f * share));
+    if let Some(off) = off {
+        let (_, off_summary) = Simulation::new(off)
+            .map_err(setup)?
+            .run(&mut |f| progress(0.5 + f * 0.5));
+        vertical_compare::attach(&mut summary, &off_summary);
+    }
     Ok(VariantResult {
         summary,
         series: rec.series,

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use crate::record::{Recorder, SampleRow, WorkloadSample};
-pub use crate::vertical_report::{ContainerSizing, ResourceSizing, VerticalSummary};
+pub use crate::vertical_report::{
+    AppliedSizing, ContainerSizing, ResourceSizing, VerticalComparison, VerticalSummary,
+};
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +56,10 @@ pub struct Summary {
     /// Each `VerticalAutoscaler`'s requests against its recommendation (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vertical: Vec<VerticalSummary>,
+    /// The same variant with every `VerticalAutoscaler` `Off`, side by side (absent when no
+    /// object applies its recommendations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertical_comparison: Option<VerticalComparison>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,7 +176,8 @@ pub(crate) fn sample(world: &World) -> Sample {
         } else {
             world.workloads[w].desired.max(0) as usize
         };
-        let mut per_pod = spec.pod.requests.clone();
+        // A new pod's requests: the template's, or a vertical recommendation's once applied.
+        let mut per_pod = world.workloads[w].pod_requests.clone();
         per_pod.pods = 1;
         demand.push((per_pod, (needed.ceil() as usize).max(floor)));
         workloads.push(WorkloadSample {
@@ -345,6 +352,7 @@ pub(crate) fn finish(world: &World) -> Summary {
         pending_reasons: rec.pending_reasons.clone(),
         errors: rec.errors.clone(),
         vertical: Vec::new(),
+        vertical_comparison: None,
     }
 }
 
@@ -490,9 +498,14 @@ pub fn vertical_table(results: &[VariantResult]) -> String {
     if results.iter().all(|v| v.summary.vertical.is_empty()) {
         return String::new();
     }
-    let mut out = crate::vertical_report::table_header();
+    let applied = results
+        .iter()
+        .any(|v| v.summary.vertical_comparison.is_some());
+    let mut out = crate::vertical_report::table_header(applied);
     for v in results {
         crate::vertical_report::table_rows(&v.summary.variant, &v.summary.vertical, &mut out);
     }
+    let summaries: Vec<&Summary> = results.iter().map(|v| &v.summary).collect();
+    out.push_str(&crate::vertical_compare::table(&summaries));
     out
 }

@@ -386,7 +386,7 @@ pub struct Scenario {
     pub catalog: CatalogFile,
     pub node_pools: Vec<NodePool>,
     pub autoscalers: Vec<HorizontalAutoscaler>,
-    /// `VerticalAutoscaler` objects: recommendations only, requests are not changed.
+    /// `VerticalAutoscaler` objects: recommendations, applied as each one's `updateMode` says.
     pub verticals: Vec<VerticalAutoscaler>,
     pub start_nodes: Vec<StartNodes>,
     pub workloads: Vec<Workload>,

@@ -126,6 +126,15 @@ pub struct WorkloadState {
     pub unserved: f64,
     pub under_ms: Millis,
     pub rescales: u32,
+    /// The requests the Deployment controller gives a new pod: the template's, or what the
+    /// admission of an applying `VerticalAutoscaler` sets (`sized`).
+    pub pod_requests: Resources,
+    /// New pods get the requests of a vertical recommendation.
+    pub sized: bool,
+    /// Pods created with a vertical recommendation's requests.
+    pub pods_sized: u64,
+    /// Pods the vertical updater evicted.
+    pub vertical_evictions: u64,
 }
 
 /// When a live pod of a workload was bound and became Ready.
@@ -136,8 +145,8 @@ pub struct PodTimes {
 }
 
 impl WorkloadState {
-    /// A workload at `desired` replicas with no pods yet.
-    pub fn new(desired: i32) -> WorkloadState {
+    /// A workload at `desired` replicas with no pods yet, whose pods ask for `pod_requests`.
+    pub fn new(desired: i32, pod_requests: Resources) -> WorkloadState {
         WorkloadState {
             desired,
             pods: vec![],
@@ -150,6 +159,10 @@ impl WorkloadState {
             unserved: 0.0,
             under_ms: 0,
             rescales: 0,
+            pod_requests,
+            sized: false,
+            pods_sized: 0,
+            vertical_evictions: 0,
         }
     }
 

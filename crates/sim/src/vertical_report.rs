@@ -8,7 +8,7 @@
 //! the pool buys), then multiplied by the workload's mean Ready replicas over the run (the same
 //! replicas at both sizes). A resource the recommendation leaves out keeps its request.
 
-use crate::cores::VerticalState;
+use crate::cores::{VerticalState, admits};
 use crate::state::secs;
 use crate::world::World;
 use ballast_scheduling::bound::fractional_lower_bound_counted;
@@ -41,6 +41,56 @@ pub struct VerticalSummary {
     pub cost_per_hour_requested: f64,
     /// $ per hour of the same pods at the recommended targets.
     pub cost_per_hour_recommended: f64,
+    /// What applying the recommendations did (absent for an object in mode `Off`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedSizing>,
+}
+
+/// What an applying `VerticalAutoscaler` did to its workload's pods over the run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedSizing {
+    /// `Initial`, `Recreate` or `InPlaceOrRecreate` (simulated as `Recreate`); `Auto` and an
+    /// absent mode read as `Recreate`.
+    pub mode: String,
+    /// Pods the updater evicted.
+    pub evictions: u64,
+    /// Pods created with the recommendation's requests.
+    pub pods_sized: u64,
+    /// Mean CPU request of a Ready pod over the run's samples, cores.
+    pub mean_requested_cpu: f64,
+    /// Mean memory request of a Ready pod over the run's samples, bytes.
+    pub mean_requested_memory: f64,
+    /// $ per hour of the workload's pods at those mean requests (× its mean Ready replicas).
+    pub cost_per_hour_applied: f64,
+    /// $ per hour of the workload's pods in the same scenario with every object `Off` (template
+    /// requests × that run's mean Ready replicas).
+    pub cost_per_hour_without: Option<f64>,
+}
+
+/// The same variant with and without vertical autoscaling applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerticalComparison {
+    /// $ over the run with the recommendations applied (the variant as written).
+    pub cost_with: f64,
+    /// $ over the run with every `VerticalAutoscaler` in mode `Off`.
+    pub cost_without: f64,
+    /// `costWithout − costWith`.
+    pub cost_saved: f64,
+    /// Node-hours over the run, every instance type.
+    pub node_hours_with: f64,
+    pub node_hours_without: f64,
+    /// Seconds pods waited for a node, summed.
+    pub pending_pod_seconds_with: f64,
+    pub pending_pod_seconds_without: f64,
+    /// Minutes a workload had less capacity than its load, summed.
+    pub under_provision_minutes_with: f64,
+    pub under_provision_minutes_without: f64,
+    /// Pods the vertical updater evicted (every object).
+    pub evictions: u64,
+    /// Pods created with a recommendation's requests (every object).
+    pub pods_sized: u64,
 }
 
 /// One container's recommendation.
@@ -152,9 +202,33 @@ pub(crate) fn summarize(
                 low_confidence: rec.is_some_and(|r| r.low_confidence),
                 cost_per_hour_requested: round(price * mean_ready, 4),
                 cost_per_hour_recommended: round(price_at * mean_ready, 4),
+                applied: applied(world, v, mean_ready),
             }
         })
         .collect()
+}
+
+/// What applying `v`'s recommendations did (None in mode `Off`).
+fn applied(world: &World, v: &VerticalState, mean_ready: f64) -> Option<AppliedSizing> {
+    if !admits(v.mode) {
+        return None;
+    }
+    let state = &world.workloads[v.workload];
+    let tally = &v.requested;
+    let mut mean = world.sc.workloads[v.workload].pod.requests.clone();
+    if tally.pods > 0 {
+        mean.cpu_millis = (tally.cpu_millis / tally.pods as f64).round() as i64;
+        mean.memory_bytes = (tally.memory_bytes / tally.pods as f64).round() as i64;
+    }
+    Some(AppliedSizing {
+        mode: format!("{:?}", v.mode),
+        evictions: state.vertical_evictions,
+        pods_sized: state.pods_sized,
+        mean_requested_cpu: round(mean.cpu_millis as f64 / 1000.0, 3),
+        mean_requested_memory: mean.memory_bytes as f64,
+        cost_per_hour_applied: round(pod_price(world, &mean) * mean_ready, 4),
+        cost_per_hour_without: None,
+    })
 }
 
 /// Cores as millicores ("250m").
@@ -181,10 +255,16 @@ fn resource_text(requested: f64, r: Option<&ResourceSizing>, unit: fn(f64) -> St
     }
 }
 
-/// The header of the text table ([`table_rows`] writes its rows).
-pub fn table_header() -> String {
+/// The header of the text table ([`table_rows`] writes its rows); `applied`: some object applies
+/// its recommendations (the request shown is then the template's).
+pub fn table_header(applied: bool) -> String {
+    let requests = if applied {
+        "request: the template's"
+    } else {
+        "requests unchanged"
+    };
     format!(
-        "vertical recommendations per pod (request → target [lower, upper]; requests unchanged; $/h at the mean ready replicas)\n{:<16} {:<22} {:<14} {:<34} {:<38} {:>6} {:>9} {:>9}\n",
+        "vertical recommendations per pod (request → target [lower, upper]; {requests}; $/h at the mean ready replicas)\n{:<16} {:<22} {:<14} {:<34} {:<38} {:>6} {:>9} {:>9}\n",
         "variant", "workload", "container", "cpu", "memory", "pods", "$/h req", "$/h rec"
     )
 }

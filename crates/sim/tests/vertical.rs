@@ -24,7 +24,8 @@ fn run_inline(yaml: &str) -> Vec<VariantResult> {
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// A VerticalAutoscaler on `app` (constant load: every pod serves 100 units per second) plus
-/// `EXTRA`; static nodes so nothing but the load moves.
+/// `EXTRA`; static nodes so nothing but the load moves. The object recommends only (`Off`):
+/// applying is `vertical_apply.rs`'s.
 const BASE: &str = r#"
 name: vertical
 duration: DURATION
@@ -37,6 +38,7 @@ inlineObjects:
   metadata: { name: app }
   spec:
     targetRef: { apiVersion: apps/v1, kind: Deployment, name: app }
+    updatePolicy: { updateMode: "Off" }
 EXTRA
 workloads:
 - name: app
@@ -212,7 +214,7 @@ fn same_seed_gives_the_same_report() {
 
 #[test]
 fn scenarios_without_vertical_objects_report_as_before() {
-    let object = "- apiVersion: autoscaling.ballast.dev/v1\n  kind: VerticalAutoscaler\n  metadata: { name: app }\n  spec:\n    targetRef: { apiVersion: apps/v1, kind: Deployment, name: app }\n";
+    let object = "- apiVersion: autoscaling.ballast.dev/v1\n  kind: VerticalAutoscaler\n  metadata: { name: app }\n  spec:\n    targetRef: { apiVersion: apps/v1, kind: Deployment, name: app }\n    updatePolicy: { updateMode: \"Off\" }\n";
     let yaml =
         scenario("1h", "").replace(&format!("inlineObjects:\n{object}"), "inlineObjects: []\n");
     let results = run_inline(&yaml);

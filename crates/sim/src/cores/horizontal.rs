@@ -12,6 +12,7 @@ use ballast_horizontal::snapshot::{
     PodSnapshot, ReadyCondition, Snapshot as HorizontalSnapshot, TargetScale,
 };
 use ballast_horizontal::{Outcome as Decision, PodFacts, Prepared as PreparedAutoscaler};
+use ballast_scheduling::model::Resources;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
@@ -75,11 +76,31 @@ struct Observation {
 enum MetricObs {
     PerPod {
         value_milli: i64,
-        request_milli: i64,
+        request: RequestOf,
     },
     Value(i64),
     Unavailable(String),
     Nothing,
+}
+
+/// Which request a per-pod metric's utilization is read against: each pod's own (requests are
+/// per pod once a vertical recommendation sizes new pods).
+#[derive(Clone, Copy)]
+enum RequestOf {
+    Cpu,
+    Memory,
+    Nothing,
+}
+
+impl RequestOf {
+    /// Pod `pod`'s request, milli-units (CPU in cores).
+    fn milli(self, pod: &SimPod) -> i64 {
+        match self {
+            RequestOf::Cpu => pod.spec.requests.cpu_millis,
+            RequestOf::Memory => pod.spec.requests.memory_bytes.saturating_mul(1000),
+            RequestOf::Nothing => 0,
+        }
+    }
 }
 
 fn observe(world: &World, st: &AutoscalerState) -> Observation {
@@ -120,11 +141,11 @@ fn observe(world: &World, st: &AutoscalerState) -> Observation {
                     // CPU quantities are in cores: a millicore is one milli-unit.
                     "cpu" => MetricObs::PerPod {
                         value_milli: cpu_usage.max(0.0).round() as i64,
-                        request_milli: spec.pod.requests.cpu_millis,
+                        request: RequestOf::Cpu,
                     },
                     "memory" => MetricObs::PerPod {
                         value_milli: milli(memory),
-                        request_milli: spec.pod.requests.memory_bytes.saturating_mul(1000),
+                        request: RequestOf::Memory,
                     },
                     other => MetricObs::Unavailable(format!(
                         "the simulator has no usage for resource {other}"
@@ -133,7 +154,7 @@ fn observe(world: &World, st: &AutoscalerState) -> Observation {
             }
             MetricSourceType::Pods => MetricObs::PerPod {
                 value_milli: milli(per_pod_load),
-                request_milli: 0,
+                request: RequestOf::Nothing,
             },
             MetricSourceType::Event
                 if m.event
@@ -155,22 +176,27 @@ fn observe(world: &World, st: &AutoscalerState) -> Observation {
     }
 }
 
-/// The snapshot the live controller would build (string form), for the first sync and, in
-/// debug builds, to cross-check the numeric path.
-fn full_snapshot(world: &World, st: &AutoscalerState, obs: &Observation) -> HorizontalSnapshot {
-    let w = st.workload;
-    let spec = &world.sc.workloads[w];
-    let mut requests = BTreeMap::new();
-    for (k, v) in spec.pod.requests.iter() {
+/// A pod's requests as its container's resource list (the pod slot left out).
+fn request_list(requests: &Resources) -> BTreeMap<String, Quantity> {
+    let mut out = BTreeMap::new();
+    for (k, v) in requests.iter() {
         if v > 0 && k != "pods" {
             let q = if k == "cpu" {
                 format!("{v}m")
             } else {
                 v.to_string()
             };
-            requests.insert(k.to_string(), Quantity(q));
+            out.insert(k.to_string(), Quantity(q));
         }
     }
+    out
+}
+
+/// The snapshot the live controller would build (string form), for the first sync and, in
+/// debug builds, to cross-check the numeric path.
+fn full_snapshot(world: &World, st: &AutoscalerState, obs: &Observation) -> HorizontalSnapshot {
+    let w = st.workload;
+    let spec = &world.sc.workloads[w];
     // This path reads the pod records themselves.
     let live = &world.workloads[w].pods;
     let sampled = |p: PodId| world.pods[p].ready_at.is_some_and(|r| r <= obs.seen_at);
@@ -201,7 +227,7 @@ fn full_snapshot(world: &World, st: &AutoscalerState, obs: &Observation) -> Hori
                 deleting: false,
                 containers: vec![ContainerSnapshot {
                     name: "app".into(),
-                    requests: requests.clone(),
+                    requests: request_list(&pod.spec.requests),
                     restart_policy: None,
                 }],
                 init_containers: vec![],
@@ -305,11 +331,12 @@ fn refresh(world: &World, st: &mut AutoscalerState, obs: &Observation) {
         match reading {
             MetricObs::PerPod {
                 value_milli,
-                request_milli,
+                request,
             } => {
+                let pods = &world.workloads[w].pods;
                 for (k, t) in world.workloads[w].times.iter().enumerate() {
                     if !same_pods {
-                        prepared.set_pod_request(m, k, *request_milli);
+                        prepared.set_pod_request(m, k, request.milli(&world.pods[pods[k]]));
                     }
                     if t.ready_at.is_some_and(|r| r <= obs.seen_at) {
                         prepared.set_pod_sample(m, k, *value_milli, seen_ms, WINDOW_MS);

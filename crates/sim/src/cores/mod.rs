@@ -5,9 +5,11 @@
 mod horizontal;
 mod nodes;
 mod vertical;
+mod vertical_apply;
 
 pub(crate) use horizontal::{AutoscalerState, autoscalers, horizontal};
 pub(crate) use nodes::{disrupt, disruption_due, pool_timers, provision};
 pub(crate) use vertical::{
     RECOMMEND_PERIOD_MS, VerticalState, observe_usage, recommend, verticals,
 };
+pub(crate) use vertical_apply::{admit, admits, update, update_mode};

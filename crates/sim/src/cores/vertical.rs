@@ -1,21 +1,23 @@
 //! The vertical recommendation: the usage of each `VerticalAutoscaler`'s target workload, fed
 //! into the vertical core's container state at every sample of the run, and the core's
 //! recommendation asked for at a fixed period of virtual time (the recommender's loop).
-//! Recommendation only: the pods' requests are not changed.
+//! Applying the recommendations (update modes) is `vertical_apply`'s.
 //!
 //! A simulated pod has one container, named after its workload. Every Ready pod adds one CPU
 //! and one memory sample per sample of the run (the vertical core aggregates a workload's pods
 //! by container name); its usage is what the horizontal adapter's metrics show: the load split
 //! evenly over the Ready pods, at most a pod's capacity each, turned into CPU by
 //! `perPod.baseCpu` and `perPod.cpuPerUnit`, and into memory by `perPod.memory` and
-//! `perPod.memoryPerUnit`.
+//! `perPod.memoryPerUnit`. A CPU sample weighs the pod's own CPU request (requests are per pod
+//! once recommendations are applied).
 
+use crate::cores::vertical_apply::update_mode;
 use crate::observed::timestamp;
 use crate::record::Recorder;
 use crate::scenario::Scenario;
 use crate::state::Millis;
 use crate::world::World;
-use ballast_api::vertical::VerticalAutoscaler;
+use ballast_api::vertical::{UpdateMode, VerticalAutoscaler};
 use ballast_vertical::{ContainerState, Recommendation, Settings, TrackedContainer};
 
 /// Virtual milliseconds between two recommendations (the VPA recommender's one-minute loop).
@@ -34,12 +36,23 @@ pub(crate) struct VerticalState {
     /// The name of the pods' one container.
     pub container: String,
     usage: ContainerState,
-    /// The container's CPU request, cores (CPU samples weigh it).
-    request_cores: f64,
     /// The last recommendation and when it was made; None before the first.
     pub latest: Option<(Millis, Recommendation)>,
     /// The core refused the object (reported once); it is asked nothing more.
-    failed: bool,
+    pub failed: bool,
+    /// How its recommendations are applied (`vertical_apply::update_mode`).
+    pub mode: UpdateMode,
+    /// The requests of the workload's Ready pods, summed over the samples.
+    pub requested: RequestTally,
+}
+
+/// Requests of Ready pods summed over samples: their mean is what a Ready pod asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct RequestTally {
+    pub cpu_millis: f64,
+    pub memory_bytes: f64,
+    /// Ready pods counted (a pod counts once per sample).
+    pub pods: u64,
 }
 
 /// `namespace/name` of a `VerticalAutoscaler`.
@@ -83,17 +96,17 @@ pub(crate) fn verticals(sc: &Scenario, rec: &mut Recorder) -> Vec<VerticalState>
                 continue;
             }
         };
-        let workload = &sc.workloads[w];
         out.push(VerticalState {
             object: object.clone(),
             name,
             workload: w,
             settings,
-            container: workload.name.clone(),
+            container: sc.workloads[w].name.clone(),
             usage: ContainerState::new(&settings),
-            request_cores: workload.pod.requests.cpu_millis as f64 / 1000.0,
             latest: None,
             failed: false,
+            mode: update_mode(object),
+            requested: RequestTally::default(),
         });
     }
     out
@@ -112,9 +125,18 @@ pub(crate) fn observe_usage(world: &World, verticals: &mut [VerticalState]) {
         let per_pod_load = (load / ready as f64).min(spec.per_pod.capacity);
         let cores = spec.per_pod.cpu_millis(per_pod_load).max(0.0) / 1000.0;
         let bytes = spec.per_pod.memory_bytes(per_pod_load).max(0.0);
-        for _ in 0..ready {
-            v.usage.add_cpu(at, cores, v.request_cores);
+        let pods = &world.workloads[v.workload].pods;
+        for pod in pods.iter().map(|&p| &world.pods[p]) {
+            if pod.ready_at.is_none() {
+                continue;
+            }
+            let request = &pod.requests;
+            v.usage
+                .add_cpu(at, cores, request.cpu_millis as f64 / 1000.0);
             v.usage.add_memory(at, bytes);
+            v.requested.cpu_millis += request.cpu_millis as f64;
+            v.requested.memory_bytes += request.memory_bytes as f64;
+            v.requested.pods += 1;
         }
     }
 }

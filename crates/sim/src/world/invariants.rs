@@ -8,7 +8,9 @@ use ballast_scheduling::model::Resources;
 impl World {
     /// Conservation: every pod is pending, bound or gone, exactly once; a node's bookkeeping
     /// equals its pods' requests and never exceeds what it can hold; gone nodes hold nothing;
-    /// the indexes of live nodes, live batch pods and Ready counts agree with the records.
+    /// the indexes of live nodes, live batch pods and Ready counts agree with the records; a
+    /// pod's counted requests are those of its spec (what the scheduler and the node controllers
+    /// read), whatever a vertical recommendation set them to.
     ///
     /// Debug builds look at every pod and node the run ever made. Release builds look at the
     /// live ones (the workloads' pod lists, the live batch pods, the pending set, the live
@@ -23,6 +25,7 @@ impl World {
         }
         if everything {
             self.check_indexes(&mut errors);
+            self.check_requests(&mut errors);
         }
         self.check_nodes(everything, &mut errors);
         for e in errors.into_iter().take(10) {
@@ -102,6 +105,19 @@ impl World {
                 errors.push(format!(
                     "workload {}: {ready} pods Ready but counted {}",
                     self.sc.workloads[w].name, state.ready
+                ));
+            }
+        }
+    }
+
+    /// Every live pod counts the requests its spec asks for (the requests are per pod: a
+    /// vertical recommendation sizes new pods, and a pod keeps its requests for its life).
+    fn check_requests(&self, errors: &mut Vec<String>) {
+        for pod in self.pods.iter().filter(|p| p.gone.is_none()) {
+            if pod.requests != pod.spec.effective_requests() {
+                errors.push(format!(
+                    "pod {}: counted requests {:?} differ from its spec's",
+                    pod.spec.name, pod.requests
                 ));
             }
         }

@@ -115,7 +115,7 @@ impl World {
             workloads: sc
                 .workloads
                 .iter()
-                .map(|w| WorkloadState::new(w.replicas))
+                .map(|w| WorkloadState::new(w.replicas, w.pod.requests.clone()))
                 .collect(),
             autoscaled: vec![false; sc.workloads.len()],
             type_idx: type_index(&types),

@@ -5,7 +5,7 @@ use super::World;
 use crate::event::Event;
 use crate::scenario::WorkloadKind;
 use crate::state::*;
-use ballast_scheduling::model::Pod as SchedPod;
+use ballast_scheduling::model::{Pod as SchedPod, Resources};
 use std::cmp::Reverse;
 
 impl World {
@@ -128,7 +128,7 @@ impl World {
         let mut spec = SchedPod::new(
             &wl.namespace,
             &format!("{}-{n}", wl.name),
-            wl.pod.requests.clone(),
+            self.workloads[w].pod_requests.clone(),
         );
         spec.labels = wl.pod.labels.clone();
         spec.labels
@@ -139,6 +139,26 @@ impl World {
         spec.topology_spread_constraints = wl.pod.topology_spread_constraints.clone();
         spec.priority = wl.pod.priority;
         spec
+    }
+
+    /// From now on workload `w`'s new pods ask for `requests` (`sized`: a vertical
+    /// recommendation's, as its admission sets them). Live pods keep theirs.
+    pub(crate) fn set_pod_requests(&mut self, w: usize, requests: Resources, sized: bool) {
+        let state = &mut self.workloads[w];
+        state.pod_requests = requests;
+        state.sized = sized;
+    }
+
+    /// The vertical updater evicts pod `p` of workload `w` (through the Eviction API): it is gone
+    /// and the Deployment controller makes its replacement, which gets the current requests.
+    pub(crate) fn evict_for_update(&mut self, p: PodId, w: usize) {
+        if self.pods[p].gone.is_some() || self.pods[p].owner != Owner::Workload(w) {
+            return;
+        }
+        self.remove_pod(p, true);
+        self.rec.evictions += 1;
+        self.workloads[w].vertical_evictions += 1;
+        self.reconcile_workload(w);
     }
 
     /// Creates a pending pod and asks for a scheduling pass.
@@ -159,6 +179,9 @@ impl World {
         });
         match owner {
             Owner::Workload(w) => {
+                if self.workloads[w].sized {
+                    self.workloads[w].pods_sized += 1;
+                }
                 self.workloads[w].pods.push(id);
                 self.workloads[w].times.push(PodTimes::default());
                 self.workloads[w].pods_version += 1;

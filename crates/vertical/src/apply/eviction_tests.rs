@@ -1,4 +1,5 @@
 use super::*;
+use crate::apply::fallback::ResizeState;
 use proptest::prelude::*;
 
 const NOW: i64 = 1_000_000;
@@ -131,6 +132,41 @@ fn an_early_oom_kill_qualifies_and_requirements_veto() {
     assert!(updated(&choose(&[down], &higher_only, NOW)).is_empty());
     let up = pod("c", HOUR, 0.1, 0.5);
     assert_eq!(updated(&choose(&[up], &higher_only, NOW)), ["c"]);
+}
+
+#[test]
+fn resizes_under_way_wait_and_overdue_ones_go_first() {
+    // a: far out of bounds but its resize is under way; b: within bounds but its resize is
+    // overdue; c: out of bounds.
+    let pods = [
+        pod("a", HOUR, 0.05, 0.5),
+        pod("b", HOUR, 0.5, 0.5),
+        pod("c", HOUR, 0.1, 0.5),
+        pod("d", HOUR, 0.5, 0.5),
+    ];
+    let resizes = BTreeMap::from([
+        (
+            "a".to_owned(),
+            ResizeState::Waiting("resize Deferred for 10s".into()),
+        ),
+        (
+            "b".to_owned(),
+            ResizeState::Overdue("resize Deferred for 400s".into()),
+        ),
+    ]);
+    let got = choose_with(&pods, &resizes, &limits(2, None), NOW);
+    assert_eq!(updated(&got), ["b", "c"], "{got:?}");
+    let a = got.iter().find(|c| c.pod == "a");
+    assert!(
+        a.is_some_and(|c| c.reason.starts_with("in-place resize under way")),
+        "{a:?}"
+    );
+    // the PDB still bounds the pass, overdue pods first
+    let got = choose_with(&pods, &resizes, &limits(2, Some(1)), NOW);
+    assert_eq!(updated(&got), ["b"], "{got:?}");
+    // below minReplicas nothing moves, overdue or not
+    let got = choose_with(&pods[..1], &resizes, &limits(2, None), NOW);
+    assert!(updated(&got).is_empty(), "{got:?}");
 }
 
 fn arbitrary_pod() -> impl Strategy<Value = PodView> {

@@ -18,6 +18,9 @@
 //! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
 //!
+//! With an updater ([`VerticalRecommender::with_updater`]), every `updater.interval` the leader
+//! also applies the recommendations to running pods (evictions, in-place resizes) — [`updater`].
+//!
 //! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits (its
 //! webhook, if served, answers from the recommendations the leader writes in the statuses); the
 //! moment it leads it reads the checkpoints (the previous leader saved them at its shutdown) and
@@ -27,6 +30,7 @@ pub mod checkpoints;
 pub mod history;
 pub mod metrics;
 mod pass;
+pub mod updater;
 pub mod usage;
 pub mod webhook;
 
@@ -41,6 +45,7 @@ use ballast_vertical::Workload;
 use ballast_vertical::status::History;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -54,6 +59,7 @@ use crate::runtime::HealthCheck;
 use crate::scale::Targets;
 pub use history::HistoryConfig;
 pub use metrics::Metrics;
+pub use updater::UpdaterConfig;
 
 /// Name the recommender reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-vertical";
@@ -123,6 +129,10 @@ pub struct VerticalRecommender {
     webhook: Option<webhook::TlsListener>,
     /// Whether this process serves the webhook (a standby then keeps its index too).
     webhook_served: bool,
+    /// The updater's settings, when it runs.
+    updater: Option<UpdaterConfig>,
+    /// The client evictions go through (one that does not retry 429s).
+    evictions: Client,
 }
 
 impl VerticalRecommender {
@@ -143,6 +153,8 @@ impl VerticalRecommender {
             index: Arc::default(),
             webhook: None,
             webhook_served: false,
+            updater: None,
+            evictions: client.clone(),
             client,
             config,
         }
@@ -151,6 +163,15 @@ impl VerticalRecommender {
     /// Also serves the admission webhook on `listener` (from [`webhook::TlsListener::bind`]).
     pub fn with_webhook(mut self, listener: webhook::TlsListener) -> VerticalRecommender {
         self.webhook = Some(listener);
+        self
+    }
+
+    /// Also runs the updater with `config`, evicting through `evictions`: a client built with
+    /// `default_retry: false`, so that a PDB's 429 comes back at once (a retrying client would
+    /// wait out its backoff on each refused eviction).
+    pub fn with_updater(mut self, config: UpdaterConfig, evictions: Client) -> VerticalRecommender {
+        self.updater = Some(config);
+        self.evictions = evictions;
         self
     }
 
@@ -174,9 +195,11 @@ impl VerticalRecommender {
     /// Runs until `shutdown` resolves, then saves checkpoints once more.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (stop_webhook, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
+        let limit_ranges = (self.webhook.is_some() || self.updater.is_some())
+            .then(|| self.watch::<LimitRange>("limitranges"));
         if let Some(listener) = self.webhook.take() {
             self.webhook_served = true;
-            let limit_ranges = self.watch::<LimitRange>("limitranges");
+            let limit_ranges = limit_ranges.clone().unwrap_or_else(|| reflector::store().0);
             let index = self.index.clone();
             tokio::spawn(async move {
                 let stopped = async move {
@@ -189,6 +212,10 @@ impl VerticalRecommender {
         }
         let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
         let pods = self.watch::<Pod>("pods");
+        let budgets = self
+            .updater
+            .is_some()
+            .then(|| self.watch::<PodDisruptionBudget>("poddisruptionbudgets"));
         autoscalers
             .wait_until_ready()
             .await
@@ -198,24 +225,17 @@ impl VerticalRecommender {
         pods.wait_until_ready()
             .await
             .map_err(|_| Error::CacheNeverReady { what: "pods" })?;
+        if let Some(b) = &budgets {
+            b.wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNeverReady {
+                    what: "poddisruptionbudgets",
+                })?;
+        }
         self.ready.set(true);
         tokio::pin!(shutdown);
-        if !self.config.leadership.is_leading() {
-            tracing::info!("caches synced; standing by until this process leads");
-            // The webhook of a standby answers from the leader's recommendations.
-            loop {
-                if self.webhook_served {
-                    self.index_from_statuses(&autoscalers).await;
-                }
-                tokio::select! {
-                    _ = self.config.leadership.wait_leading() => break,
-                    _ = &mut shutdown => return Ok(()),
-                    _ = tokio::time::sleep(self.config.interval) => {}
-                }
-            }
-            if let Ok(mut t) = self.last_pass.lock() {
-                *t = Instant::now();
-            }
+        if !self.standby(&autoscalers, &mut shutdown).await {
+            return Ok(());
         }
         let mut saved =
             match checkpoints::load(&self.client, self.config.namespace.as_deref()).await {
@@ -228,29 +248,92 @@ impl VerticalRecommender {
         tracing::info!(checkpoints = saved.len(), "vertical recommender started");
         let mut tracked = HashMap::new();
         let mut last_checkpoint = Instant::now();
+        let updater = match (self.updater.clone(), budgets, limit_ranges) {
+            (Some(config), Some(budgets), Some(limit_ranges)) => {
+                Some((config, budgets, limit_ranges))
+            }
+            _ => None,
+        };
+        let start = tokio::time::Instant::now();
+        let mut next_pass = start;
+        // The first update follows the first pass (the index it reads is then filled).
+        let mut next_update = updater.as_ref().map(|(c, _, _)| start + c.interval);
         loop {
-            let started = Instant::now();
-            self.pass(&autoscalers, &pods, &mut tracked, &mut saved)
-                .await;
-            self.metrics.passes.inc();
-            self.metrics
-                .pass_seconds
-                .observe(started.elapsed().as_secs_f64());
-            if let Ok(mut t) = self.last_pass.lock() {
-                *t = Instant::now();
-            }
-            if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
-                self.save_checkpoints(&autoscalers, &tracked).await;
-                last_checkpoint = Instant::now();
-            }
+            let update_at =
+                next_update.unwrap_or_else(|| start + Duration::from_secs(30 * 365 * 86_400));
             tokio::select! {
-                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = tokio::time::sleep_until(next_pass) => {
+                    self.timed_pass(&autoscalers, &pods, &mut tracked, &mut saved).await;
+                    if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                        self.save_checkpoints(&autoscalers, &tracked).await;
+                        last_checkpoint = Instant::now();
+                    }
+                    next_pass = tokio::time::Instant::now() + self.config.interval;
+                }
+                _ = tokio::time::sleep_until(update_at), if next_update.is_some() => {
+                    if let Some((config, budgets, limit_ranges)) = &updater {
+                        let caches = updater::Caches {
+                            autoscalers: &autoscalers,
+                            pods: &pods,
+                            budgets,
+                            limit_ranges,
+                        };
+                        self.update(&caches, config).await;
+                        next_update = Some(tokio::time::Instant::now() + config.interval);
+                    }
+                }
                 _ = &mut shutdown => break,
             }
         }
         let _ = stop_webhook.send(());
         self.save_checkpoints(&autoscalers, &tracked).await;
         Ok(())
+    }
+
+    /// Waits while this process does not lead (its webhook answering from the statuses); false
+    /// when `shutdown` came first.
+    async fn standby(
+        &self,
+        autoscalers: &Store<VerticalAutoscaler>,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
+        if self.config.leadership.is_leading() {
+            return true;
+        }
+        tracing::info!("caches synced; standing by until this process leads");
+        loop {
+            if self.webhook_served {
+                self.index_from_statuses(autoscalers).await;
+            }
+            tokio::select! {
+                _ = self.config.leadership.wait_leading() => break,
+                _ = shutdown.as_mut() => return false,
+                _ = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+        if let Ok(mut t) = self.last_pass.lock() {
+            *t = Instant::now();
+        }
+        true
+    }
+
+    /// One recommender pass, counted and timed.
+    async fn timed_pass(
+        &self,
+        autoscalers: &Store<VerticalAutoscaler>,
+        pods: &Store<Pod>,
+        tracked: &mut HashMap<(String, String), Tracked>,
+        saved: &mut checkpoints::Saved,
+    ) {
+        let started = Instant::now();
+        self.pass(autoscalers, pods, tracked, saved).await;
+        self.metrics.passes.inc();
+        self.metrics
+            .pass_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Ok(mut t) = self.last_pass.lock() {
+            *t = Instant::now();
+        }
     }
 
     /// A cache of `K` in the configured scope, filled by a background watch.

@@ -200,3 +200,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn resizes_under_way_are_never_updated_and_the_bounds_hold(
+        pods in proptest::collection::vec(arbitrary_pod(), 0..12),
+        states in proptest::collection::vec(0u8..3, 12),
+        min_replicas in 1i32..6,
+        pdb in proptest::option::of(0u32..4),
+    ) {
+        let resizes: BTreeMap<String, ResizeState> = pods
+            .iter()
+            .zip(&states)
+            .map(|(p, s)| {
+                let state = match s {
+                    0 => ResizeState::Idle,
+                    1 => ResizeState::Waiting("under way".into()),
+                    _ => ResizeState::Overdue("overdue".into()),
+                };
+                (p.name.clone(), state)
+            })
+            .collect();
+        let l = limits(min_replicas, pdb);
+        let got = choose_with(&pods, &resizes, &l, NOW);
+        let n = updated(&got).len();
+        if (pods.len() as i32) < min_replicas {
+            prop_assert_eq!(n, 0);
+        }
+        if let Some(p) = pdb {
+            prop_assert!(n <= p as usize);
+        }
+        prop_assert!(n <= ((pods.len() as f64 * DEFAULT_TOLERANCE).floor() as usize).max(1));
+        for c in got.iter().filter(|c| c.update) {
+            prop_assert!(!matches!(resizes.get(&c.pod), Some(ResizeState::Waiting(_))), "{c:?}");
+        }
+    }
+}

@@ -200,15 +200,7 @@ impl VerticalRecommender {
         if let Some(listener) = self.webhook.take() {
             self.webhook_served = true;
             let limit_ranges = limit_ranges.clone().unwrap_or_else(|| reflector::store().0);
-            let index = self.index.clone();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = webhook_stopped.await;
-                };
-                if let Err(e) = webhook::serve(listener, index, limit_ranges, stopped).await {
-                    tracing::error!(error = %e, "the admission webhook stopped");
-                }
-            });
+            self.spawn_webhook(listener, limit_ranges, webhook_stopped);
         }
         let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
         let pods = self.watch::<Pod>("pods");
@@ -288,6 +280,24 @@ impl VerticalRecommender {
         let _ = stop_webhook.send(());
         self.save_checkpoints(&autoscalers, &tracked).await;
         Ok(())
+    }
+
+    /// Serves the webhook on `listener` in a task of its own until `stopped`.
+    fn spawn_webhook(
+        &self,
+        listener: webhook::TlsListener,
+        limit_ranges: Store<LimitRange>,
+        stopped: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let index = self.index.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = webhook::serve(listener, index, limit_ranges, stopped).await {
+                tracing::error!(error = %e, "the admission webhook stopped");
+            }
+        });
     }
 
     /// Waits while this process does not lead (its webhook answering from the statuses); false

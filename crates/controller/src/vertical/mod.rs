@@ -237,7 +237,8 @@ impl VerticalRecommender {
                     Default::default()
                 }
             };
-        tracing::info!(checkpoints = saved.len(), "vertical recommender started");
+        let updater_every = self.updater.as_ref().map(|u| u.interval);
+        tracing::info!(checkpoints = saved.len(), updater_interval = ?updater_every, "vertical recommender started");
         let mut tracked = HashMap::new();
         let mut last_checkpoint = Instant::now();
         let updater = match (self.updater.clone(), budgets, limit_ranges) {

@@ -13,6 +13,8 @@
 //!   (`PodResizePending`, reason `Deferred`) longer than the updater's pending timeout (6 s here,
 //!   5 min by default) gets the pod evicted; the other pod, resized without a pending condition,
 //!   stays.
+//! - `a_refused_resize_falls_back_to_eviction`: on pods whose status reports no container
+//!   resources (kwok's own), the API server refuses the resize and the updater evicts instead.
 //!
 //! **kwok runs no kubelet, and v0.8 emulates nothing of an in-place resize**: its pod stages
 //! (`pod-ready`, `pod-complete`, `pod-delete`) never write `status.containerStatuses[].resources`
@@ -417,6 +419,57 @@ async fn a_resize_left_pending_falls_back_to_eviction() -> Result<()> {
     ensure!(
         running.counter("ballast_vertical_evictions", r#"result="evicted""#) == 1.0,
         "only the deferred pod is evicted"
+    );
+    running.stop().await?;
+    delete_webhook(&bed, &hook).await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// Pods whose containers report no `resources` in their status (kwok's, untouched): the API
+/// server refuses the resize ("node without support for resize"), and the updater evicts the pod
+/// instead in the same pass; the replacements, sized by the webhook, are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resize_falls_back_to_eviction() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed).await?;
+    let ns = bed.namespace("vzu-refused").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    workload(&bed, &ns, "web", 2).await?;
+    let before = uids(&live_pods(&ns).await?);
+    create_va(&ns, "web", with_mode("InPlaceOrRecreate")).await?;
+    let (listener, hook) = webhook_for(&bed, &ns).await?;
+    let running = start(&bed, &ns, Timeouts::default(), Some(listener))?;
+
+    let event = wait_event(&ns, "web", "Evicted").await?;
+    let note = event.note.unwrap_or_default();
+    ensure!(note.contains("resize refused"), "{note}");
+    let replaced = poll_until(
+        "two new pods sized by the webhook",
+        T,
+        Duration::from_millis(500),
+        || async {
+            let pods = live_pods(&ns).await?;
+            let fresh = pods.iter().all(|p| {
+                !before.contains(&p.uid().unwrap_or_default())
+                    && cpu_request(p).is_some_and(|c| c > 0.1)
+            });
+            Ok((pods.len() == 2 && fresh).then_some(pods))
+        },
+    )
+    .await?;
+    eprintln!(
+        "{note}; pods now {:?}",
+        replaced.iter().map(cpu_request).collect::<Vec<_>>()
+    );
+    ensure!(running.counter("ballast_vertical_resizes", r#"result="refused""#) >= 2.0);
+    ensure!(
+        running.counter(
+            "ballast_vertical_evictions",
+            r#"cause="resize",result="evicted""#
+        ) >= 2.0
     );
     running.stop().await?;
     delete_webhook(&bed, &hook).await?;

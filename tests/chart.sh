@@ -181,9 +181,15 @@ can vertical yes get apps deployments/scale default
 can vertical yes watch autoscaling.ballast.dev horizontalautoscalers default
 can vertical no patch autoscaling.ballast.dev horizontalautoscalers/status default
 can vertical yes list metrics.k8s.io pods default
+can vertical yes create core pods/eviction default
+can vertical yes patch core pods/resize default
+can vertical yes watch policy poddisruptionbudgets
+can vertical yes list core limitranges default
 can vertical no patch apps deployments/scale default
-can vertical no create core pods/eviction default
 can vertical no delete core pods default
+can vertical no patch core pods default
+can vertical no update core pods/status default
+can vertical no delete policy poddisruptionbudgets default
 can vertical no get core secrets default
 # Leader election: each reconciler its own Lease, in the release's namespace only.
 for c in horizontal nodes vertical; do

@@ -1,4 +1,4 @@
-//! `ballast controller vertical`: the recommender.
+//! `ballast controller vertical`: the recommender, its admission webhook and the updater.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use ballast_controller::runtime;
-use ballast_controller::vertical::{Config, HistoryConfig, VerticalRecommender, webhook};
+use ballast_controller::vertical::{
+    Config, HistoryConfig, UpdaterConfig, VerticalRecommender, webhook,
+};
 use clap::Args;
 use prometheus_client::registry::Registry;
 
@@ -45,6 +47,14 @@ pub struct VerticalFlags {
     /// generated certificate).
     #[arg(long, value_name = "NAME", requires = "webhook_addr")]
     pub webhook_configuration: Option<String>,
+    /// Time between two passes of the updater (Go duration), which evicts or resizes in place the
+    /// pods of `Recreate` and `InPlaceOrRecreate` objects. The updater runs in a process that
+    /// serves the webhook (`--webhook-addr`): the pods it evicts are sized by it.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = duration)]
+    pub updater_interval: Duration,
+    /// Do not run the updater (recommendations and the webhook only).
+    #[arg(long)]
+    pub no_updater: bool,
 }
 
 /// A Go duration of at least one second (a clap value parser).
@@ -70,6 +80,14 @@ impl VerticalFlags {
             },
             ..Default::default()
         }
+    }
+
+    /// The updater's settings, when it runs: with the webhook and without `--no-updater`.
+    pub fn updater(&self) -> Option<UpdaterConfig> {
+        (self.webhook_addr.is_some() && !self.no_updater).then(|| UpdaterConfig {
+            interval: self.updater_interval,
+            ..Default::default()
+        })
     }
 }
 
@@ -122,9 +140,10 @@ pub fn controller(
     init_logs(shared.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::horizontal_cmd::runtime(shared.worker_threads)?.block_on(async {
-        let client = kube::Client::try_default()
+        let kube_config = kube::Config::infer()
             .await
             .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = kube::Client::try_from(kube_config.clone())?;
         let election = leader.start(&client, "vertical")?;
         let mut config = flags.config(shared);
         config.leadership = election.leadership.clone();
@@ -132,6 +151,12 @@ pub fn controller(
         let mut recommender = VerticalRecommender::new(client.clone(), config, &mut registry);
         if let Some(addr) = flags.webhook_addr {
             recommender = recommender.with_webhook(webhook_listener(&client, flags, addr).await?);
+        }
+        if let Some(updater) = flags.updater() {
+            // Evictions refused by a PDB (429) must come back at once, not after retries.
+            let mut no_retry = kube_config;
+            no_retry.default_retry = false;
+            recommender = recommender.with_updater(updater, kube::Client::try_from(no_retry)?);
         }
         let probes = runtime::Probes {
             live: recommender.health(),

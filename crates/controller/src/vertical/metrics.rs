@@ -1,4 +1,4 @@
-//! The vertical recommender's own Prometheus metrics (served on `/metrics`), prefixed
+//! The vertical recommender's (and updater's) own Prometheus metrics (served on `/metrics`), prefixed
 //! `ballast_vertical_`.
 
 use std::sync::Arc;
@@ -34,6 +34,14 @@ pub struct Metrics {
     /// Autoscalers tracked, and containers with a usage history.
     pub objects: Gauge<i64, AtomicI64>,
     pub containers: Gauge<i64, AtomicI64>,
+    /// Passes of the updater over every autoscaler.
+    pub updater_passes: Counter,
+    /// Evictions asked, by `cause` (`recommendation`: the pod's requests; `resize`: an in-place
+    /// resize refused or overdue) and `result` (`evicted`, `blocked` by a PDB, `failed`).
+    pub evictions: Family<Labels, Counter>,
+    /// In-place resizes asked, by `result` (`resized`, `refused`: the API server would not,
+    /// `failed`).
+    pub resizes: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -51,6 +59,9 @@ impl Metrics {
             event_errors: Counter::default(),
             objects: Gauge::default(),
             containers: Gauge::default(),
+            updater_passes: Counter::default(),
+            evictions: Family::default(),
+            resizes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("ballast_vertical");
         r.register("passes", "Passes over every autoscaler", m.passes.clone());
@@ -91,6 +102,21 @@ impl Metrics {
             "containers",
             "Containers with a usage history",
             m.containers.clone(),
+        );
+        r.register(
+            "updater_passes",
+            "Passes of the updater over every autoscaler",
+            m.updater_passes.clone(),
+        );
+        r.register(
+            "evictions",
+            "Evictions asked by the updater, by cause and result",
+            m.evictions.clone(),
+        );
+        r.register(
+            "resizes",
+            "In-place resizes asked by the updater, by result",
+            m.resizes.clone(),
         );
         Arc::new(m)
     }

@@ -21,6 +21,9 @@
 //! process serves the mutating admission webhook that sizes new pods — [`webhook`]. A bad object (missing target, no scale subresource, invalid spec, no pods,
 //! unreadable metrics) gets a condition and a warning event; the others keep going.
 //!
+//! With an updater ([`VerticalRecommender::with_updater`]), every `updater.interval` the leader
+//! also applies the recommendations to running pods (evictions, in-place resizes) — [`updater`].
+//!
 //! Under leader election ([`Config::leadership`]) a standby fills its two caches and waits (its
 //! webhook, if served, answers from the recommendations the leader writes in the statuses); the
 //! moment it leads it reads the checkpoints (the previous leader saved them at its shutdown) and
@@ -30,6 +33,7 @@ pub mod checkpoints;
 pub mod history;
 pub mod metrics;
 mod pass;
+pub mod updater;
 pub mod usage;
 pub mod webhook;
 
@@ -45,6 +49,7 @@ use ballast_vertical::Workload;
 use ballast_vertical::status::History;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -58,6 +63,7 @@ use crate::runtime::HealthCheck;
 use crate::scale::Targets;
 pub use history::HistoryConfig;
 pub use metrics::Metrics;
+pub use updater::UpdaterConfig;
 
 /// Name the recommender reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-vertical";
@@ -129,6 +135,10 @@ pub struct VerticalRecommender {
     webhook_served: bool,
     /// The horizontal autoscalers, for the conflicts on a shared target (set by `run`).
     horizontals: Option<Store<HorizontalAutoscaler>>,
+    /// The updater's settings, when it runs.
+    updater: Option<UpdaterConfig>,
+    /// The client evictions go through (one that does not retry 429s).
+    evictions: Client,
 }
 
 impl VerticalRecommender {
@@ -150,6 +160,8 @@ impl VerticalRecommender {
             webhook: None,
             webhook_served: false,
             horizontals: None,
+            updater: None,
+            evictions: client.clone(),
             client,
             config,
         }
@@ -158,6 +170,15 @@ impl VerticalRecommender {
     /// Also serves the admission webhook on `listener` (from [`webhook::TlsListener::bind`]).
     pub fn with_webhook(mut self, listener: webhook::TlsListener) -> VerticalRecommender {
         self.webhook = Some(listener);
+        self
+    }
+
+    /// Also runs the updater with `config`, evicting through `evictions`: a client built with
+    /// `default_retry: false`, so that a PDB's 429 comes back at once (a retrying client would
+    /// wait out its backoff on each refused eviction).
+    pub fn with_updater(mut self, config: UpdaterConfig, evictions: Client) -> VerticalRecommender {
+        self.updater = Some(config);
+        self.evictions = evictions;
         self
     }
 
@@ -181,23 +202,21 @@ impl VerticalRecommender {
     /// Runs until `shutdown` resolves, then saves checkpoints once more.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let (stop_webhook, webhook_stopped) = tokio::sync::oneshot::channel::<()>();
+        let limit_ranges = (self.webhook.is_some() || self.updater.is_some())
+            .then(|| self.watch::<LimitRange>("limitranges"));
         if let Some(listener) = self.webhook.take() {
             self.webhook_served = true;
-            let limit_ranges = self.watch::<LimitRange>("limitranges");
-            let index = self.index.clone();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = webhook_stopped.await;
-                };
-                if let Err(e) = webhook::serve(listener, index, limit_ranges, stopped).await {
-                    tracing::error!(error = %e, "the admission webhook stopped");
-                }
-            });
+            let limit_ranges = limit_ranges.clone().unwrap_or_else(|| reflector::store().0);
+            self.spawn_webhook(listener, limit_ranges, webhook_stopped);
         }
         let autoscalers = self.watch::<VerticalAutoscaler>("verticalautoscalers");
         // Not waited for: until it is filled the HorizontalConflict condition stays as it was.
         self.horizontals = Some(self.watch::<HorizontalAutoscaler>("horizontalautoscalers"));
         let pods = self.watch::<Pod>("pods");
+        let budgets = self
+            .updater
+            .is_some()
+            .then(|| self.watch::<PodDisruptionBudget>("poddisruptionbudgets"));
         autoscalers
             .wait_until_ready()
             .await
@@ -207,24 +226,17 @@ impl VerticalRecommender {
         pods.wait_until_ready()
             .await
             .map_err(|_| Error::CacheNeverReady { what: "pods" })?;
+        if let Some(b) = &budgets {
+            b.wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNeverReady {
+                    what: "poddisruptionbudgets",
+                })?;
+        }
         self.ready.set(true);
         tokio::pin!(shutdown);
-        if !self.config.leadership.is_leading() {
-            tracing::info!("caches synced; standing by until this process leads");
-            // The webhook of a standby answers from the leader's recommendations.
-            loop {
-                if self.webhook_served {
-                    self.index_from_statuses(&autoscalers).await;
-                }
-                tokio::select! {
-                    _ = self.config.leadership.wait_leading() => break,
-                    _ = &mut shutdown => return Ok(()),
-                    _ = tokio::time::sleep(self.config.interval) => {}
-                }
-            }
-            if let Ok(mut t) = self.last_pass.lock() {
-                *t = Instant::now();
-            }
+        if !self.standby(&autoscalers, &mut shutdown).await {
+            return Ok(());
         }
         let mut saved =
             match checkpoints::load(&self.client, self.config.namespace.as_deref()).await {
@@ -234,32 +246,114 @@ impl VerticalRecommender {
                     Default::default()
                 }
             };
-        tracing::info!(checkpoints = saved.len(), "vertical recommender started");
+        let updater_every = self.updater.as_ref().map(|u| u.interval);
+        tracing::info!(checkpoints = saved.len(), updater_interval = ?updater_every, "vertical recommender started");
         let mut tracked = HashMap::new();
         let mut last_checkpoint = Instant::now();
+        let updater = match (self.updater.clone(), budgets, limit_ranges) {
+            (Some(config), Some(budgets), Some(limit_ranges)) => {
+                Some((config, budgets, limit_ranges))
+            }
+            _ => None,
+        };
+        let start = tokio::time::Instant::now();
+        let mut next_pass = start;
+        // The first update follows the first pass (the index it reads is then filled).
+        let mut next_update = updater.as_ref().map(|(c, _, _)| start + c.interval);
         loop {
-            let started = Instant::now();
-            self.pass(&autoscalers, &pods, &mut tracked, &mut saved)
-                .await;
-            self.metrics.passes.inc();
-            self.metrics
-                .pass_seconds
-                .observe(started.elapsed().as_secs_f64());
-            if let Ok(mut t) = self.last_pass.lock() {
-                *t = Instant::now();
-            }
-            if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
-                self.save_checkpoints(&autoscalers, &tracked).await;
-                last_checkpoint = Instant::now();
-            }
+            let update_at =
+                next_update.unwrap_or_else(|| start + Duration::from_secs(30 * 365 * 86_400));
             tokio::select! {
-                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = tokio::time::sleep_until(next_pass) => {
+                    self.timed_pass(&autoscalers, &pods, &mut tracked, &mut saved).await;
+                    if last_checkpoint.elapsed() >= self.config.checkpoint_interval {
+                        self.save_checkpoints(&autoscalers, &tracked).await;
+                        last_checkpoint = Instant::now();
+                    }
+                    next_pass = tokio::time::Instant::now() + self.config.interval;
+                }
+                _ = tokio::time::sleep_until(update_at), if next_update.is_some() => {
+                    if let Some((config, budgets, limit_ranges)) = &updater {
+                        let caches = updater::Caches {
+                            autoscalers: &autoscalers,
+                            pods: &pods,
+                            budgets,
+                            limit_ranges,
+                        };
+                        self.update(&caches, config).await;
+                        next_update = Some(tokio::time::Instant::now() + config.interval);
+                    }
+                }
                 _ = &mut shutdown => break,
             }
         }
         let _ = stop_webhook.send(());
         self.save_checkpoints(&autoscalers, &tracked).await;
         Ok(())
+    }
+
+    /// Serves the webhook on `listener` in a task of its own until `stopped`.
+    fn spawn_webhook(
+        &self,
+        listener: webhook::TlsListener,
+        limit_ranges: Store<LimitRange>,
+        stopped: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let index = self.index.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = webhook::serve(listener, index, limit_ranges, stopped).await {
+                tracing::error!(error = %e, "the admission webhook stopped");
+            }
+        });
+    }
+
+    /// Waits while this process does not lead (its webhook answering from the statuses); false
+    /// when `shutdown` came first.
+    async fn standby(
+        &self,
+        autoscalers: &Store<VerticalAutoscaler>,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
+        if self.config.leadership.is_leading() {
+            return true;
+        }
+        tracing::info!("caches synced; standing by until this process leads");
+        loop {
+            if self.webhook_served {
+                self.index_from_statuses(autoscalers).await;
+            }
+            tokio::select! {
+                _ = self.config.leadership.wait_leading() => break,
+                _ = shutdown.as_mut() => return false,
+                _ = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+        if let Ok(mut t) = self.last_pass.lock() {
+            *t = Instant::now();
+        }
+        true
+    }
+
+    /// One recommender pass, counted and timed.
+    async fn timed_pass(
+        &self,
+        autoscalers: &Store<VerticalAutoscaler>,
+        pods: &Store<Pod>,
+        tracked: &mut HashMap<(String, String), Tracked>,
+        saved: &mut checkpoints::Saved,
+    ) {
+        let started = Instant::now();
+        self.pass(autoscalers, pods, tracked, saved).await;
+        self.metrics.passes.inc();
+        self.metrics
+            .pass_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Ok(mut t) = self.last_pass.lock() {
+            *t = Instant::now();
+        }
     }
 
     /// A cache of `K` in the configured scope, filled by a background watch.

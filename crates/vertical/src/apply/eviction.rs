@@ -11,9 +11,15 @@
 //! taken by priority (out-of-bounds first, then the largest relative change), at most
 //! `max(1, ⌊replicas × tolerance⌋)` per pass, never more than the PDB allows, and none when fewer
 //! than `minReplicas` pods are live.
+//!
+//! With in-place resizes ([`choose_with`]), a pod whose resize is under way is left alone, and
+//! one whose resize is overdue ([`super::fallback`]) qualifies first, whatever its requests.
+
+use std::collections::BTreeMap;
 
 use ballast_api::vertical::{ChangeRequirement, EvictionRequirement};
 
+use super::fallback::ResizeState;
 use crate::policy::Resource;
 
 /// Relative change of a request that makes an old pod worth updating.
@@ -78,7 +84,35 @@ pub struct Choice {
 
 /// The pods to update this pass, in order, then every other pod with why not.
 pub fn choose(pods: &[PodView], limits: &Limits, now: i64) -> Vec<Choice> {
-    let mut choices: Vec<Choice> = pods.iter().map(|p| qualify(p, limits, now)).collect();
+    choose_with(pods, &BTreeMap::new(), limits, now)
+}
+
+/// [`choose`] with the state of each pod's in-place resize (by pod name; absent: idle). A
+/// waiting pod is not updated; an overdue one is updated first (the caller evicts it).
+pub fn choose_with(
+    pods: &[PodView],
+    resizes: &BTreeMap<String, ResizeState>,
+    limits: &Limits,
+    now: i64,
+) -> Vec<Choice> {
+    let mut choices: Vec<Choice> = pods
+        .iter()
+        .map(|p| match resizes.get(&p.name) {
+            Some(ResizeState::Waiting(why)) => Choice {
+                pod: p.name.clone(),
+                update: false,
+                reason: format!("in-place resize under way: {why}"),
+                priority: (false, 0.0),
+            },
+            Some(ResizeState::Overdue(why)) => Choice {
+                pod: p.name.clone(),
+                update: true,
+                reason: why.clone(),
+                priority: (true, f64::INFINITY),
+            },
+            _ => qualify(p, limits, now),
+        })
+        .collect();
     choices.sort_by(|a, b| {
         (b.update, b.priority.0)
             .cmp(&(a.update, a.priority.0))

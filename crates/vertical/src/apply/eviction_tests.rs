@@ -1,4 +1,5 @@
 use super::*;
+use crate::apply::fallback::ResizeState;
 use proptest::prelude::*;
 
 const NOW: i64 = 1_000_000;
@@ -133,6 +134,41 @@ fn an_early_oom_kill_qualifies_and_requirements_veto() {
     assert_eq!(updated(&choose(&[up], &higher_only, NOW)), ["c"]);
 }
 
+#[test]
+fn resizes_under_way_wait_and_overdue_ones_go_first() {
+    // a: far out of bounds but its resize is under way; b: within bounds but its resize is
+    // overdue; c: out of bounds.
+    let pods = [
+        pod("a", HOUR, 0.05, 0.5),
+        pod("b", HOUR, 0.5, 0.5),
+        pod("c", HOUR, 0.1, 0.5),
+        pod("d", HOUR, 0.5, 0.5),
+    ];
+    let resizes = BTreeMap::from([
+        (
+            "a".to_owned(),
+            ResizeState::Waiting("resize Deferred for 10s".into()),
+        ),
+        (
+            "b".to_owned(),
+            ResizeState::Overdue("resize Deferred for 400s".into()),
+        ),
+    ]);
+    let got = choose_with(&pods, &resizes, &limits(2, None), NOW);
+    assert_eq!(updated(&got), ["b", "c"], "{got:?}");
+    let a = got.iter().find(|c| c.pod == "a");
+    assert!(
+        a.is_some_and(|c| c.reason.starts_with("in-place resize under way")),
+        "{a:?}"
+    );
+    // the PDB still bounds the pass, overdue pods first
+    let got = choose_with(&pods, &resizes, &limits(2, Some(1)), NOW);
+    assert_eq!(updated(&got), ["b"], "{got:?}");
+    // below minReplicas nothing moves, overdue or not
+    let got = choose_with(&pods[..1], &resizes, &limits(2, None), NOW);
+    assert!(updated(&got).is_empty(), "{got:?}");
+}
+
 fn arbitrary_pod() -> impl Strategy<Value = PodView> {
     ("[a-z]{3}", 0i64..(48 * HOUR), 0.01f64..4.0, 0.01f64..4.0)
         .prop_map(|(name, age, request, target)| pod(&name, age, request, target))
@@ -161,6 +197,42 @@ proptest! {
             let (request, b) = (request.unwrap_or(0.0), b.unwrap_or(bounds(0.0)));
             let young = NOW - p.started < MIN_AGE_SECONDS;
             prop_assert!(!(young && request >= b.lower && request <= b.upper), "{c:?}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn resizes_under_way_are_never_updated_and_the_bounds_hold(
+        pods in proptest::collection::vec(arbitrary_pod(), 0..12),
+        states in proptest::collection::vec(0u8..3, 12),
+        min_replicas in 1i32..6,
+        pdb in proptest::option::of(0u32..4),
+    ) {
+        let resizes: BTreeMap<String, ResizeState> = pods
+            .iter()
+            .zip(&states)
+            .map(|(p, s)| {
+                let state = match s {
+                    0 => ResizeState::Idle,
+                    1 => ResizeState::Waiting("under way".into()),
+                    _ => ResizeState::Overdue("overdue".into()),
+                };
+                (p.name.clone(), state)
+            })
+            .collect();
+        let l = limits(min_replicas, pdb);
+        let got = choose_with(&pods, &resizes, &l, NOW);
+        let n = updated(&got).len();
+        if (pods.len() as i32) < min_replicas {
+            prop_assert_eq!(n, 0);
+        }
+        if let Some(p) = pdb {
+            prop_assert!(n <= p as usize);
+        }
+        prop_assert!(n <= ((pods.len() as f64 * DEFAULT_TOLERANCE).floor() as usize).max(1));
+        for c in got.iter().filter(|c| c.update) {
+            prop_assert!(!matches!(resizes.get(&c.pod), Some(ResizeState::Waiting(_))), "{c:?}");
         }
     }
 }

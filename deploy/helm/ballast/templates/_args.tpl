@@ -47,6 +47,11 @@
 {{- if $v.webhook.enabled }}
 - --webhook-addr=0.0.0.0:{{ $v.webhook.port }}
 - --webhook-cert-dir=/etc/ballast/webhook
+{{- if $v.updater.enabled }}
+- {{ printf "--updater-interval=%s" $v.updater.interval | quote }}
+{{- else }}
+- --no-updater
+{{- end }}
 {{- end }}
 {{- with $v.prometheusUrl }}
 - {{ printf "--prometheus-url=%s" . | quote }}

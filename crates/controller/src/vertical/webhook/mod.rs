@@ -80,6 +80,12 @@ impl Index {
         }
     }
 
+    /// The entry of `namespace/name`, if the last pass set one.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Entry> {
+        let all = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        all.get(namespace)?.get(name).cloned()
+    }
+
     /// The first object (by name) of `namespace` whose selector matches `pod`.
     fn matching(&self, namespace: &str, pod: &Pod) -> Option<(String, Entry)> {
         let all = self.entries.read().unwrap_or_else(|e| e.into_inner());
@@ -229,7 +235,10 @@ fn patch(
 }
 
 /// The tightest `type: Container` bounds of the namespace's LimitRanges.
-fn container_limit_range(store: &Store<LimitRange>, namespace: &str) -> ContainerLimitRange {
+pub(crate) fn container_limit_range(
+    store: &Store<LimitRange>,
+    namespace: &str,
+) -> ContainerLimitRange {
     let mut out = ContainerLimitRange::default();
     for lr in store.state() {
         if lr.namespace().as_deref() != Some(namespace) {

@@ -814,6 +814,84 @@ async fn postgresql_query_value() -> Result<()> {
     result
 }
 
+/// `postgresql(url, query)` with `sslMode` and a credentials Secret.
+fn postgresql_tls(
+    url: &str,
+    query: &str,
+    ssl_mode: &str,
+    secret: Option<&str>,
+) -> Result<MetricSpec> {
+    let mut spec = postgresql(url, query)?;
+    let e = spec.event.as_mut().context("event")?;
+    e.credentials_ref = secret.map(|name| SecretReference { name: name.into() });
+    e.postgresql.as_mut().context("postgresql")?.ssl_mode = Some(ssl_mode.into());
+    Ok(spec)
+}
+
+/// 1 when the session reading it runs over TLS.
+const SESSION_USES_TLS: &str =
+    "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+#[tokio::test]
+async fn postgresql_over_tls() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    // The bed admits this role over TLS only: a value read as it was read over TLS.
+    let url = service_or_skip!(bed.postgres_tls_url(), Ok(()));
+    let ca = std::fs::read_to_string(service_or_skip!(bed.postgres_ca(), Ok(())))?;
+    let other_ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?
+        .cert
+        .pem();
+    let ns = bed.namespace("metrics-postgres-tls").await?;
+    create_secret(&ns, "pg-ca", &[("ca.crt", &ca)]).await?;
+    create_secret(&ns, "pg-keda-ca", &[("ca", &ca)]).await?;
+    create_secret(&ns, "pg-other-ca", &[("ca.crt", &other_ca)]).await?;
+    create_secret(&ns, "pg-broken-ca", &[("ca.crt", "not a certificate")]).await?;
+    let src = source(&bed, MetricsConfig::default());
+    let read = |mode: &str, secret: Option<&str>| {
+        let spec = postgresql_tls(&url, SESSION_USES_TLS, mode, secret);
+        let (src, ns) = (src.clone(), ns.name().to_owned());
+        async move { Ok::<_, anyhow::Error>(read_one(&src, &hza(&ns, vec![spec?])).await) }
+    };
+
+    // In clear text the server refuses the role: the TLS cases below cannot have fallen back.
+    let e = expect_error(
+        read("disable", None).await?,
+        FailureReason::FailedGetEventMetric,
+        "no encryption",
+    );
+    eprintln!("{e}");
+    for (mode, secret) in [
+        ("require", None),
+        ("prefer", None),
+        ("verify-full", Some("pg-ca")),
+        ("verify-full", Some("pg-keda-ca")),
+    ] {
+        let r = read(mode, secret).await?;
+        let value = value_of(&r.map_err(|e| anyhow::anyhow!("{mode} {secret:?}: {e}"))?);
+        assert_eq!(value, 1.0, "{mode} {secret:?}");
+    }
+    // verify-full checks the chain: neither the system roots nor another CA trust the bed's.
+    for secret in [None, Some("pg-other-ca")] {
+        let e = expect_error(
+            read("verify-full", secret).await?,
+            FailureReason::FailedGetEventMetric,
+            "invalid peer certificate",
+        );
+        eprintln!("{e}");
+    }
+    expect_error(
+        read("verify-full", Some("pg-broken-ca")).await?,
+        FailureReason::FailedGetEventMetric,
+        "holds no PEM certificate",
+    );
+    expect_error(
+        read("verify-ca", None).await?,
+        FailureReason::FailedGetEventMetric,
+        "use disable, prefer, require or verify-full",
+    );
+    Ok(())
+}
+
 // ---- SQS on moto --------------------------------------------------------------------------------
 
 /// Calls moto's SQS query API directly, independent of the reader under test. moto does not

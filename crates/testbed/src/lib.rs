@@ -231,6 +231,31 @@ impl TestBed {
         self.service_url(Service::Postgres)
     }
 
+    /// `postgres://ballast_tls@127.0.0.1:PORT/postgres`: a role the bed's PostgreSQL admits over
+    /// TLS only (its `pg_hba.conf` rejects it in clear text), so a read as it proves TLS was used.
+    pub fn postgres_tls_url(&self) -> Option<String> {
+        self.postgres_url()?;
+        self.postgres_tls_var("BALLAST_POSTGRES_TLS_URL")
+    }
+
+    /// Path of the PEM CA certificate that signed the bed's PostgreSQL server certificate (valid
+    /// for `127.0.0.1` and `localhost`).
+    pub fn postgres_ca(&self) -> Option<String> {
+        self.postgres_url()?;
+        self.postgres_tls_var("BALLAST_POSTGRES_CA")
+    }
+
+    fn postgres_tls_var(&self, var: &str) -> Option<String> {
+        match self.env.get(var) {
+            Some(v) => Some(v.to_owned()),
+            None if required() => panic!(
+                "{var} is not set: the test bed predates PostgreSQL TLS; run tests/testbed.sh down \
+                 and up postgres again"
+            ),
+            None => None,
+        }
+    }
+
     /// `http://127.0.0.1:PORT` of the moto server (EC2, SQS, ...; credentials `testing`/`testing`).
     pub fn moto_url(&self) -> Option<String> {
         self.service_url(Service::Moto)

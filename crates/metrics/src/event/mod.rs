@@ -4,6 +4,7 @@ pub(crate) mod postgres;
 pub(crate) mod rabbitmq;
 pub(crate) mod redis;
 pub mod sqs;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -27,6 +28,41 @@ pub(crate) struct EventReaders {
 
 fn missing(field: &str, type_: &str) -> ReadError {
     ReadError::InvalidSpec(format!("event type {type_} needs the event.{field} field"))
+}
+
+/// The PEM CA certificates of a credentials Secret, under `ca.crt` (the key of cert-manager and
+/// `kubernetes.io/tls` Secrets) or `ca` (KEDA's name for it).
+fn secret_ca(
+    s: &SecretData,
+) -> Result<Option<Vec<rustls::pki_types::CertificateDer<'static>>>, ReadError> {
+    let Some((key, pem)) = ["ca.crt", "ca"]
+        .into_iter()
+        .find_map(|k| s.get(k).transpose().map(|v| v.map(|v| (k, v))))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    tls::parse_ca(pem, &format!("key {key:?}"))
+        .map(Some)
+        .map_err(|e| s.invalid(e.to_string()))
+}
+
+/// PostgreSQL's password and CA from its Secret: a Secret must hold at least one of them.
+fn postgres_credentials(
+    s: &SecretData,
+) -> Result<
+    (
+        Option<&str>,
+        Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    ),
+    ReadError,
+> {
+    let ca = secret_ca(s)?;
+    let password = match &ca {
+        Some(_) => s.get("password")?,
+        None => Some(s.require("password")?),
+    };
+    Ok((password, ca))
 }
 
 /// Where an event source reads, for messages (never with credentials).
@@ -110,11 +146,11 @@ impl EventReaders {
                     .postgresql
                     .as_ref()
                     .ok_or_else(|| missing("postgresql", "postgresql"))?;
-                let password = match secret {
-                    Some(s) => Some(s.require("password")?),
-                    None => None,
+                let (password, ca) = match secret {
+                    Some(s) => postgres_credentials(s)?,
+                    None => (None, None),
                 };
-                self.postgres.read(src, password).await?
+                self.postgres.read(src, password, ca.as_deref()).await?
             }
             EventSourceType::AwsSqs => {
                 let src = e

@@ -53,6 +53,7 @@ KWOK_PORT="${BALLAST_KWOK_PORT:-20247}"
 METRICS_SERVER_PORT="${BALLAST_METRICS_SERVER_PORT:-24443}"
 PROMETHEUS_PORT="${BALLAST_PROMETHEUS_PORT:-29090}"
 REDIS_PORT="${BALLAST_REDIS_PORT:-26379}"
+REDIS_TLS_PORT="${BALLAST_REDIS_TLS_PORT:-$((REDIS_PORT + 1))}"
 RABBITMQ_PORT="${BALLAST_RABBITMQ_PORT:-25672}"
 RABBITMQ_MGMT_PORT="${BALLAST_RABBITMQ_MGMT_PORT:-25673}"
 RABBITMQ_DIST_PORT="${BALLAST_RABBITMQ_DIST_PORT:-25674}"
@@ -667,8 +668,13 @@ EOF
 up_redis() {
   running redis && return
   rm -rf "$RT/redis"; mkdir -p "$RT/redis"
+  service_tls "$RT/redis/tls" redis
+  # Clear text on REDIS_PORT, TLS (server authentication only) on REDIS_TLS_PORT.
   spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RT/redis" --save '' \
-    --appendonly no --protected-mode yes --daemonize no --logfile ''
+    --appendonly no --protected-mode yes --daemonize no --logfile '' \
+    --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$RT/redis/tls/server.crt" \
+    --tls-key-file "$RT/redis/tls/server.key" --tls-ca-cert-file "$RT/redis/tls/ca.crt" \
+    --tls-auth-clients no
   wait_ready redis redis_ping
 }
 redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
@@ -792,7 +798,11 @@ write_env() {
       echo "export BALLAST_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'"
       echo "export BALLAST_PROMETHEUS_TARGETS_DIR='$RT/prometheus/targets'"
     }
-    running redis && echo "export BALLAST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'"
+    running redis && {
+      echo "export BALLAST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'"
+      echo "export BALLAST_REDIS_TLS_ADDRESS='127.0.0.1:$REDIS_TLS_PORT'"
+      echo "export BALLAST_REDIS_CA='$RT/redis/tls/ca.crt'"
+    }
     running rabbitmq && {
       echo "export BALLAST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f'"
       echo "export BALLAST_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$RABBITMQ_MGMT_PORT'"

@@ -347,7 +347,7 @@ pub struct EventMetricSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "quantity_schema")]
     pub activation_threshold: Option<Quantity>,
-    /// Secret holding the credentials. Keys read per source: redis-list `password`;
+    /// Secret holding the credentials. Keys read per source: redis-list `password`, `ca.crt`;
     /// rabbitmq `url` (full AMQP or HTTP URL with user and password); postgresql `password`
     /// and `ca.crt` (PEM CA for `sslMode: verify-full`);
     /// kafka `username`, `password`; aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
@@ -367,6 +367,8 @@ pub struct RedisListSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 15))]
     pub database: Option<i32>,
+    /// Connect with TLS, verifying the chain (to the credentials Secret's `ca.crt` when set, else
+    /// the system roots) and the host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_tls: Option<bool>,
 }

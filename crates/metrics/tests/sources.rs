@@ -462,6 +462,53 @@ async fn redis_password_comes_from_the_secret() -> Result<()> {
 
 // ---- RabbitMQ -----------------------------------------------------------------------------------
 
+#[tokio::test]
+async fn redis_list_over_tls() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let url = service_or_skip!(bed.redis_url(), Ok(()));
+    // This port speaks TLS only: a value read there was read over TLS.
+    let address = service_or_skip!(bed.redis_tls_address(), Ok(()));
+    let ca = std::fs::read_to_string(service_or_skip!(bed.redis_ca(), Ok(())))?;
+    let other_ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?
+        .cert
+        .pem();
+    let ns = bed.namespace("metrics-redis-tls").await?;
+    create_secret(&ns, "redis-ca", &[("ca.crt", &ca)]).await?;
+    create_secret(&ns, "redis-other-ca", &[("ca.crt", &other_ca)]).await?;
+    create_secret(&ns, "redis-broken-ca", &[("ca", "not a certificate")]).await?;
+    let list = unique("ballast-tls-list");
+    redis_command(&url, &["RPUSH", &list, "a", "b", "c"]).await?;
+    let src = source(&bed, MetricsConfig::default());
+    let read = |tls: bool, secret: Option<&str>| {
+        let mut spec = redis_list(&address, &list, secret);
+        if let Some(e) = spec.event.as_mut() {
+            e.redis_list.as_mut().expect("redisList").enable_tls = Some(tls);
+        }
+        let (src, ns) = (src.clone(), ns.name().to_owned());
+        async move { read_one(&src, &hza(&ns, vec![spec])).await }
+    };
+    let result = async {
+        assert_eq!(value_of(&read(true, Some("redis-ca")).await?), 3.0);
+        for (tls, secret, message) in [
+            (true, None, "cannot connect"),
+            (true, Some("redis-other-ca"), "cannot connect"),
+            (true, Some("redis-broken-ca"), "holds no PEM certificate"),
+            (false, Some("redis-ca"), "cannot connect"),
+        ] {
+            let e = expect_error(
+                read(tls, secret).await,
+                FailureReason::FailedGetEventMetric,
+                message,
+            );
+            eprintln!("enableTls {tls} {secret:?}: {e}");
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    redis_command(&url, &["DEL", &list]).await?;
+    result
+}
+
 fn rabbitmq(
     url: Option<&str>,
     queue: &str,

@@ -47,6 +47,35 @@ fn secret_ca(
         .map_err(|e| s.invalid(e.to_string()))
 }
 
+/// What a Redis Secret holds.
+#[derive(Default)]
+struct RedisCredentials<'a> {
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+    ca: Option<&'a str>,
+}
+
+/// Redis's user, password and PEM CA (`ca.crt` or `ca`, checked to hold certificates) from its
+/// Secret: a Secret must hold `password` unless it holds a CA.
+fn redis_credentials(s: &SecretData) -> Result<RedisCredentials<'_>, ReadError> {
+    let ca = match s.get("ca.crt")? {
+        Some(pem) => Some(pem),
+        None => s.get("ca")?,
+    };
+    if ca.is_some() {
+        secret_ca(s)?;
+    }
+    let password = match ca {
+        Some(_) => s.get("password")?,
+        None => Some(s.require("password")?),
+    };
+    Ok(RedisCredentials {
+        username: s.get("username")?,
+        password,
+        ca,
+    })
+}
+
 /// PostgreSQL's password and CA from its Secret: a Secret must hold at least one of them.
 fn postgres_credentials(
     s: &SecretData,
@@ -124,11 +153,11 @@ impl EventReaders {
                     .redis_list
                     .as_ref()
                     .ok_or_else(|| missing("redisList", "redis-list"))?;
-                let (user, password) = match secret {
-                    Some(s) => (s.get("username")?, Some(s.require("password")?)),
-                    None => (None, None),
+                let c = match secret {
+                    Some(s) => redis_credentials(s)?,
+                    None => RedisCredentials::default(),
                 };
-                self.redis.read(src, user, password).await?
+                self.redis.read(src, c.username, c.password, c.ca).await?
             }
             EventSourceType::Rabbitmq => {
                 let src = e

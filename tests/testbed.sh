@@ -53,6 +53,7 @@ KWOK_PORT="${BALLAST_KWOK_PORT:-20247}"
 METRICS_SERVER_PORT="${BALLAST_METRICS_SERVER_PORT:-24443}"
 PROMETHEUS_PORT="${BALLAST_PROMETHEUS_PORT:-29090}"
 REDIS_PORT="${BALLAST_REDIS_PORT:-26379}"
+REDIS_TLS_PORT="${BALLAST_REDIS_TLS_PORT:-$((REDIS_PORT + 1))}"
 RABBITMQ_PORT="${BALLAST_RABBITMQ_PORT:-25672}"
 RABBITMQ_MGMT_PORT="${BALLAST_RABBITMQ_MGMT_PORT:-25673}"
 RABBITMQ_DIST_PORT="${BALLAST_RABBITMQ_DIST_PORT:-25674}"
@@ -667,8 +668,13 @@ EOF
 up_redis() {
   running redis && return
   rm -rf "$RT/redis"; mkdir -p "$RT/redis"
+  service_tls "$RT/redis/tls" redis
+  # Clear text on REDIS_PORT, TLS (server authentication only) on REDIS_TLS_PORT.
   spawn redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RT/redis" --save '' \
-    --appendonly no --protected-mode yes --daemonize no --logfile ''
+    --appendonly no --protected-mode yes --daemonize no --logfile '' \
+    --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$RT/redis/tls/server.crt" \
+    --tls-key-file "$RT/redis/tls/server.key" --tls-ca-cert-file "$RT/redis/tls/ca.crt" \
+    --tls-auth-clients no
   wait_ready redis redis_ping
 }
 redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
@@ -685,15 +691,43 @@ up_postgres() {
   bin="$(pg_bindir)" || die "postgresql not installed"
   is_root || user="$(id -un)"
   rm -rf "$dir"; mkdir -p "$dir/sock"
+  service_tls "$dir/tls" postgres
   is_root && chown -R "$user:" "$dir"
   as_user "$user" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$(logfile postgres-initdb)" 2>&1 ||
     { tail "$(logfile postgres-initdb)" >&2; die "initdb failed"; }
+  # The role ballast_tls is admitted over TLS only (first matching line wins); others as before.
+  local hba="$dir/data/pg_hba.conf"
+  { printf 'hostssl all ballast_tls 127.0.0.1/32 trust\nhost all ballast_tls 127.0.0.1/32 reject\n'
+    cat "$hba"; } >"$hba.new" && mv "$hba.new" "$hba"
+  is_root && chown "$user:" "$hba"
   local run=()
   is_root && run=(setpriv --reuid="$user" --regid="$user" --init-groups --)
   spawn postgres "${run[@]}" "$bin/postgres" -D "$dir/data" -p "$POSTGRES_PORT" \
     -c listen_addresses=127.0.0.1 -c unix_socket_directories="$dir/sock" \
+    -c ssl=on -c ssl_cert_file="$dir/tls/server.crt" -c ssl_key_file="$dir/tls/server.key" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200
   wait_ready postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres
+  "$bin/psql" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -d postgres \
+    -c 'CREATE ROLE ballast_tls LOGIN' >/dev/null || die "creating the postgres role ballast_tls failed"
+}
+
+# service_tls DIR NAME : a CA (ca.crt) and a server certificate for 127.0.0.1 and localhost signed
+# by it (server.crt, server.key), made fresh at each `up` of the service NAME.
+service_tls() {
+  local d="$1" name="$2"
+  mkdir -p "$d"
+  new_key "$d/ca.key"
+  openssl req -x509 -new -key "$d/ca.key" -subj "/CN=ballast-testbed-$name-ca" -days 365 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$d/ca.crt" 2>/dev/null || die "openssl: $name CA"
+  new_key "$d/server.key"
+  openssl req -new -key "$d/server.key" -subj "/CN=127.0.0.1" -out "$d/server.csr" 2>/dev/null
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 365 -sha256 -out "$d/server.crt" 2>/dev/null \
+    -extfile <(printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth") ||
+    die "openssl: $name server certificate"
+  rm -f "$d/server.csr" "$d/ca.key"
+  chmod 644 "$d/ca.crt"
 }
 
 RABBITMQ_ENV=()
@@ -764,12 +798,20 @@ write_env() {
       echo "export BALLAST_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'"
       echo "export BALLAST_PROMETHEUS_TARGETS_DIR='$RT/prometheus/targets'"
     }
-    running redis && echo "export BALLAST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'"
+    running redis && {
+      echo "export BALLAST_REDIS_URL='redis://127.0.0.1:$REDIS_PORT'"
+      echo "export BALLAST_REDIS_TLS_ADDRESS='127.0.0.1:$REDIS_TLS_PORT'"
+      echo "export BALLAST_REDIS_CA='$RT/redis/tls/ca.crt'"
+    }
     running rabbitmq && {
       echo "export BALLAST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f'"
       echo "export BALLAST_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$RABBITMQ_MGMT_PORT'"
     }
-    running postgres && echo "export BALLAST_POSTGRES_URL='postgres://postgres@127.0.0.1:$POSTGRES_PORT/postgres'"
+    running postgres && {
+      echo "export BALLAST_POSTGRES_URL='postgres://postgres@127.0.0.1:$POSTGRES_PORT/postgres'"
+      echo "export BALLAST_POSTGRES_TLS_URL='postgres://ballast_tls@127.0.0.1:$POSTGRES_PORT/postgres'"
+      echo "export BALLAST_POSTGRES_CA='$RT/postgres/tls/ca.crt'"
+    }
     running moto && {
       echo "export BALLAST_MOTO_URL='http://127.0.0.1:$MOTO_PORT'"
       echo "export AWS_ENDPOINT_URL='http://127.0.0.1:$MOTO_PORT'"

@@ -348,8 +348,9 @@ pub struct EventMetricSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "quantity_schema")]
     pub activation_threshold: Option<Quantity>,
-    /// Secret holding the credentials. Keys read per source: redis-list `password`;
-    /// rabbitmq `url` (full AMQP or HTTP URL with user and password); postgresql `password`;
+    /// Secret holding the credentials. Keys read per source: redis-list `password`, `ca.crt`;
+    /// rabbitmq `url` (full AMQP or HTTP URL with user and password); postgresql `password`
+    /// and `ca.crt` (PEM CA for `sslMode: verify-full`);
     /// kafka `username`, `password`; aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<SecretReference>,
@@ -367,6 +368,8 @@ pub struct RedisListSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 15))]
     pub database: Option<i32>,
+    /// Connect with TLS, verifying the chain (to the credentials Secret's `ca.crt` when set, else
+    /// the system roots) and the host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_tls: Option<bool>,
 }
@@ -411,7 +414,9 @@ pub struct PostgresqlSource {
     /// A query returning a single numeric value, e.g. `SELECT count(*) FROM jobs WHERE done = false`.
     #[schemars(length(min = 1))]
     pub query: String,
-    /// `disable`, `prefer` or `require` (default `disable`).
+    /// TLS as libpq's `sslmode`: `disable` (default), `prefer` (TLS when offered, certificate
+    /// not checked), `require` (TLS, certificate not checked) or `verify-full` (TLS, chain to the
+    /// system roots or the credentials Secret's `ca.crt`, and host name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_mode: Option<String>,
 }

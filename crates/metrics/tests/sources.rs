@@ -462,6 +462,53 @@ async fn redis_password_comes_from_the_secret() -> Result<()> {
 
 // ---- RabbitMQ -----------------------------------------------------------------------------------
 
+#[tokio::test]
+async fn redis_list_over_tls() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let url = service_or_skip!(bed.redis_url(), Ok(()));
+    // This port speaks TLS only: a value read there was read over TLS.
+    let address = service_or_skip!(bed.redis_tls_address(), Ok(()));
+    let ca = std::fs::read_to_string(service_or_skip!(bed.redis_ca(), Ok(())))?;
+    let other_ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?
+        .cert
+        .pem();
+    let ns = bed.namespace("metrics-redis-tls").await?;
+    create_secret(&ns, "redis-ca", &[("ca.crt", &ca)]).await?;
+    create_secret(&ns, "redis-other-ca", &[("ca.crt", &other_ca)]).await?;
+    create_secret(&ns, "redis-broken-ca", &[("ca", "not a certificate")]).await?;
+    let list = unique("ballast-tls-list");
+    redis_command(&url, &["RPUSH", &list, "a", "b", "c"]).await?;
+    let src = source(&bed, MetricsConfig::default());
+    let read = |tls: bool, secret: Option<&str>| {
+        let mut spec = redis_list(&address, &list, secret);
+        if let Some(e) = spec.event.as_mut() {
+            e.redis_list.as_mut().expect("redisList").enable_tls = Some(tls);
+        }
+        let (src, ns) = (src.clone(), ns.name().to_owned());
+        async move { read_one(&src, &hza(&ns, vec![spec])).await }
+    };
+    let result = async {
+        assert_eq!(value_of(&read(true, Some("redis-ca")).await?), 3.0);
+        for (tls, secret, message) in [
+            (true, None, "cannot connect"),
+            (true, Some("redis-other-ca"), "cannot connect"),
+            (true, Some("redis-broken-ca"), "holds no PEM certificate"),
+            (false, Some("redis-ca"), "cannot connect"),
+        ] {
+            let e = expect_error(
+                read(tls, secret).await,
+                FailureReason::FailedGetEventMetric,
+                message,
+            );
+            eprintln!("enableTls {tls} {secret:?}: {e}");
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    redis_command(&url, &["DEL", &list]).await?;
+    result
+}
+
 fn rabbitmq(
     url: Option<&str>,
     queue: &str,
@@ -812,6 +859,84 @@ async fn postgresql_query_value() -> Result<()> {
     .await;
     postgres_query(&url, &format!("DROP TABLE {table}")).await?;
     result
+}
+
+/// `postgresql(url, query)` with `sslMode` and a credentials Secret.
+fn postgresql_tls(
+    url: &str,
+    query: &str,
+    ssl_mode: &str,
+    secret: Option<&str>,
+) -> Result<MetricSpec> {
+    let mut spec = postgresql(url, query)?;
+    let e = spec.event.as_mut().context("event")?;
+    e.credentials_ref = secret.map(|name| SecretReference { name: name.into() });
+    e.postgresql.as_mut().context("postgresql")?.ssl_mode = Some(ssl_mode.into());
+    Ok(spec)
+}
+
+/// 1 when the session reading it runs over TLS.
+const SESSION_USES_TLS: &str =
+    "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+#[tokio::test]
+async fn postgresql_over_tls() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    // The bed admits this role over TLS only: a value read as it was read over TLS.
+    let url = service_or_skip!(bed.postgres_tls_url(), Ok(()));
+    let ca = std::fs::read_to_string(service_or_skip!(bed.postgres_ca(), Ok(())))?;
+    let other_ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?
+        .cert
+        .pem();
+    let ns = bed.namespace("metrics-postgres-tls").await?;
+    create_secret(&ns, "pg-ca", &[("ca.crt", &ca)]).await?;
+    create_secret(&ns, "pg-keda-ca", &[("ca", &ca)]).await?;
+    create_secret(&ns, "pg-other-ca", &[("ca.crt", &other_ca)]).await?;
+    create_secret(&ns, "pg-broken-ca", &[("ca.crt", "not a certificate")]).await?;
+    let src = source(&bed, MetricsConfig::default());
+    let read = |mode: &str, secret: Option<&str>| {
+        let spec = postgresql_tls(&url, SESSION_USES_TLS, mode, secret);
+        let (src, ns) = (src.clone(), ns.name().to_owned());
+        async move { Ok::<_, anyhow::Error>(read_one(&src, &hza(&ns, vec![spec?])).await) }
+    };
+
+    // In clear text the server refuses the role: the TLS cases below cannot have fallen back.
+    let e = expect_error(
+        read("disable", None).await?,
+        FailureReason::FailedGetEventMetric,
+        "no encryption",
+    );
+    eprintln!("{e}");
+    for (mode, secret) in [
+        ("require", None),
+        ("prefer", None),
+        ("verify-full", Some("pg-ca")),
+        ("verify-full", Some("pg-keda-ca")),
+    ] {
+        let r = read(mode, secret).await?;
+        let value = value_of(&r.map_err(|e| anyhow::anyhow!("{mode} {secret:?}: {e}"))?);
+        assert_eq!(value, 1.0, "{mode} {secret:?}");
+    }
+    // verify-full checks the chain: neither the system roots nor another CA trust the bed's.
+    for secret in [None, Some("pg-other-ca")] {
+        let e = expect_error(
+            read("verify-full", secret).await?,
+            FailureReason::FailedGetEventMetric,
+            "invalid peer certificate",
+        );
+        eprintln!("{e}");
+    }
+    expect_error(
+        read("verify-full", Some("pg-broken-ca")).await?,
+        FailureReason::FailedGetEventMetric,
+        "holds no PEM certificate",
+    );
+    expect_error(
+        read("verify-ca", None).await?,
+        FailureReason::FailedGetEventMetric,
+        "use disable, prefer, require or verify-full",
+    );
+    Ok(())
 }
 
 // ---- SQS on moto --------------------------------------------------------------------------------

@@ -213,6 +213,19 @@ impl TestBed {
         self.service_url(Service::Redis)
     }
 
+    /// `127.0.0.1:PORT` where the bed's Redis (the same server as [`TestBed::redis_url`]) speaks
+    /// TLS only, with a certificate for `127.0.0.1` and `localhost` signed by [`TestBed::redis_ca`].
+    pub fn redis_tls_address(&self) -> Option<String> {
+        self.redis_url()?;
+        self.tls_var("BALLAST_REDIS_TLS_ADDRESS")
+    }
+
+    /// Path of the PEM CA certificate that signed the bed's Redis server certificate.
+    pub fn redis_ca(&self) -> Option<String> {
+        self.redis_url()?;
+        self.tls_var("BALLAST_REDIS_CA")
+    }
+
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
     pub fn rabbitmq_url(&self) -> Option<String> {
         self.service_url(Service::RabbitMq)
@@ -229,6 +242,31 @@ impl TestBed {
     /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust authentication).
     pub fn postgres_url(&self) -> Option<String> {
         self.service_url(Service::Postgres)
+    }
+
+    /// `postgres://ballast_tls@127.0.0.1:PORT/postgres`: a role the bed's PostgreSQL admits over
+    /// TLS only (its `pg_hba.conf` rejects it in clear text), so a read as it proves TLS was used.
+    pub fn postgres_tls_url(&self) -> Option<String> {
+        self.postgres_url()?;
+        self.tls_var("BALLAST_POSTGRES_TLS_URL")
+    }
+
+    /// Path of the PEM CA certificate that signed the bed's PostgreSQL server certificate (valid
+    /// for `127.0.0.1` and `localhost`).
+    pub fn postgres_ca(&self) -> Option<String> {
+        self.postgres_url()?;
+        self.tls_var("BALLAST_POSTGRES_CA")
+    }
+
+    fn tls_var(&self, var: &str) -> Option<String> {
+        match self.env.get(var) {
+            Some(v) => Some(v.to_owned()),
+            None if required() => panic!(
+                "{var} is not set: the test bed predates its TLS ports; run tests/testbed.sh down \
+                 and up again"
+            ),
+            None => None,
+        }
     }
 
     /// `http://127.0.0.1:PORT` of the moto server (EC2, SQS, ...; credentials `testing`/`testing`).

@@ -4,6 +4,7 @@ pub(crate) mod postgres;
 pub(crate) mod rabbitmq;
 pub(crate) mod redis;
 pub mod sqs;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -27,6 +28,70 @@ pub(crate) struct EventReaders {
 
 fn missing(field: &str, type_: &str) -> ReadError {
     ReadError::InvalidSpec(format!("event type {type_} needs the event.{field} field"))
+}
+
+/// The PEM CA certificates of a credentials Secret, under `ca.crt` (the key of cert-manager and
+/// `kubernetes.io/tls` Secrets) or `ca` (KEDA's name for it).
+fn secret_ca(
+    s: &SecretData,
+) -> Result<Option<Vec<rustls::pki_types::CertificateDer<'static>>>, ReadError> {
+    let Some((key, pem)) = ["ca.crt", "ca"]
+        .into_iter()
+        .find_map(|k| s.get(k).transpose().map(|v| v.map(|v| (k, v))))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    tls::parse_ca(pem, &format!("key {key:?}"))
+        .map(Some)
+        .map_err(|e| s.invalid(e.to_string()))
+}
+
+/// What a Redis Secret holds.
+#[derive(Default)]
+struct RedisCredentials<'a> {
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+    ca: Option<&'a str>,
+}
+
+/// Redis's user, password and PEM CA (`ca.crt` or `ca`, checked to hold certificates) from its
+/// Secret: a Secret must hold `password` unless it holds a CA.
+fn redis_credentials(s: &SecretData) -> Result<RedisCredentials<'_>, ReadError> {
+    let ca = match s.get("ca.crt")? {
+        Some(pem) => Some(pem),
+        None => s.get("ca")?,
+    };
+    if ca.is_some() {
+        secret_ca(s)?;
+    }
+    let password = match ca {
+        Some(_) => s.get("password")?,
+        None => Some(s.require("password")?),
+    };
+    Ok(RedisCredentials {
+        username: s.get("username")?,
+        password,
+        ca,
+    })
+}
+
+/// PostgreSQL's password and CA from its Secret: a Secret must hold at least one of them.
+fn postgres_credentials(
+    s: &SecretData,
+) -> Result<
+    (
+        Option<&str>,
+        Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    ),
+    ReadError,
+> {
+    let ca = secret_ca(s)?;
+    let password = match &ca {
+        Some(_) => s.get("password")?,
+        None => Some(s.require("password")?),
+    };
+    Ok((password, ca))
 }
 
 /// Where an event source reads, for messages (never with credentials).
@@ -88,11 +153,11 @@ impl EventReaders {
                     .redis_list
                     .as_ref()
                     .ok_or_else(|| missing("redisList", "redis-list"))?;
-                let (user, password) = match secret {
-                    Some(s) => (s.get("username")?, Some(s.require("password")?)),
-                    None => (None, None),
+                let c = match secret {
+                    Some(s) => redis_credentials(s)?,
+                    None => RedisCredentials::default(),
                 };
-                self.redis.read(src, user, password).await?
+                self.redis.read(src, c.username, c.password, c.ca).await?
             }
             EventSourceType::Rabbitmq => {
                 let src = e
@@ -110,11 +175,11 @@ impl EventReaders {
                     .postgresql
                     .as_ref()
                     .ok_or_else(|| missing("postgresql", "postgresql"))?;
-                let password = match secret {
-                    Some(s) => Some(s.require("password")?),
-                    None => None,
+                let (password, ca) = match secret {
+                    Some(s) => postgres_credentials(s)?,
+                    None => (None, None),
                 };
-                self.postgres.read(src, password).await?
+                self.postgres.read(src, password, ca.as_deref()).await?
             }
             EventSourceType::AwsSqs => {
                 let src = e

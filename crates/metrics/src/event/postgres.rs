@@ -1,17 +1,25 @@
-//! PostgreSQL: one number from a query, on a cached connection per server, database, user and
-//! password. The query runs with the simple protocol, so any numeric type (or text holding a
-//! number) is read; a server-side `statement_timeout` cancels a hung query.
+//! PostgreSQL: one number from a query, on a cached connection per server, database, user,
+//! password and TLS setting. The query runs with the simple protocol, so any numeric type (or
+//! text holding a number) is read; a server-side `statement_timeout` cancels a hung query.
+//!
+//! `sslMode` follows libpq: `disable` (clear text), `prefer` (TLS when the server offers it,
+//! certificate not checked), `require` (TLS, certificate not checked), `verify-full` (TLS, chain
+//! to the system roots or the Secret's CA, and the host name).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_api::horizontal::PostgresqlSource;
+use rustls::pki_types::CertificateDer;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::cache::{Cache, key_with_secret};
 use crate::convert::parse_number;
 use crate::error::ReadError;
+use crate::event::tls::{Verification, client_config, fingerprint};
 
 pub(crate) struct PostgresReader {
     pub(crate) connections: Cache<Arc<Client>>,
@@ -19,18 +27,26 @@ pub(crate) struct PostgresReader {
     pub(crate) read_timeout: Duration,
 }
 
-fn ssl_mode(text: Option<&str>) -> Result<SslMode, ReadError> {
-    match text.map(str::trim).unwrap_or("") {
-        "" | "disable" => Ok(SslMode::Disable),
-        // Without a TLS connector, `prefer` connects in clear text (as libpq does without SSL).
-        "prefer" => Ok(SslMode::Prefer),
-        "require" => Err(ReadError::Unsupported(
-            "postgresql: sslMode require is not supported yet".into(),
-        )),
-        other => Err(ReadError::InvalidSpec(format!(
-            "postgresql.sslMode {other:?}: use disable, prefer or require"
-        ))),
-    }
+/// What `sslMode` asks for: the protocol's mode and how the server's certificate is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tls {
+    mode: SslMode,
+    verification: Verification,
+}
+
+fn ssl_mode(text: Option<&str>) -> Result<Tls, ReadError> {
+    let (mode, verification) = match text.map(str::trim).unwrap_or("") {
+        "" | "disable" => (SslMode::Disable, Verification::None),
+        "prefer" => (SslMode::Prefer, Verification::None),
+        "require" => (SslMode::Require, Verification::None),
+        "verify-full" => (SslMode::Require, Verification::Full),
+        other => {
+            return Err(ReadError::InvalidSpec(format!(
+                "postgresql.sslMode {other:?}: use disable, prefer, require or verify-full"
+            )));
+        }
+    };
+    Ok(Tls { mode, verification })
 }
 
 /// The first column of the first row of the messages a simple query returned.
@@ -54,57 +70,33 @@ pub(crate) fn first_value(messages: &[SimpleQueryMessage]) -> Result<f64, ReadEr
 }
 
 impl PostgresReader {
+    /// Reads the query's value; `password` and `ca` (PEM certificates trusted besides the
+    /// system roots under `verify-full`) come from the credentials Secret.
     pub(crate) async fn read(
         &self,
         src: &PostgresqlSource,
         password: Option<&str>,
+        ca: Option<&[CertificateDer<'static>]>,
     ) -> Result<f64, ReadError> {
-        let mode = ssl_mode(src.ssl_mode.as_deref())?;
+        let tls = ssl_mode(src.ssl_mode.as_deref())?;
         if src.query.trim().is_empty() {
             return Err(ReadError::InvalidSpec("postgresql.query is empty".into()));
         }
         let port = u16::try_from(src.port.unwrap_or(5432))
             .map_err(|_| ReadError::InvalidSpec(format!("postgresql.port {:?}", src.port)))?;
         let endpoint = format!("{}:{port}/{}", src.host, src.database);
+        let ca_key = fingerprint(ca.unwrap_or_default());
         let key = key_with_secret(
-            &format!("postgres://{}@{endpoint}?{mode:?}", src.user),
+            &format!(
+                "postgres://{}@{endpoint}?{:?}/{:?}/{ca_key}",
+                src.user, tls.mode, tls.verification
+            ),
             password,
         );
         let client = match self.connections.get(&key) {
             Some(c) if !c.is_closed() => c,
             _ => {
-                let mut config = tokio_postgres::Config::new();
-                config
-                    .host(&src.host)
-                    .port(port)
-                    .dbname(&src.database)
-                    .user(&src.user)
-                    .ssl_mode(mode)
-                    .application_name("ballast-metrics")
-                    .connect_timeout(self.connect_timeout)
-                    .options(format!(
-                        "-c statement_timeout={}",
-                        self.read_timeout.as_millis().max(1)
-                    ));
-                if let Some(p) = password {
-                    config.password(p);
-                }
-                let connect_error = |message: String| ReadError::Connect {
-                    endpoint: endpoint.clone(),
-                    message,
-                };
-                let (client, connection) =
-                    tokio::time::timeout(self.connect_timeout, config.connect(NoTls))
-                        .await
-                        .map_err(|_| connect_error("connection timed out".into()))?
-                        .map_err(|e| connect_error(crate::prometheus::error_chain(&e)))?;
-                let shown = endpoint.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(endpoint = %shown, error = %e, "postgresql connection closed");
-                    }
-                });
-                let client = Arc::new(client);
+                let client = Arc::new(self.connect(src, port, password, tls, ca).await?);
                 self.connections.replace(&key, client.clone());
                 client
             }
@@ -117,6 +109,68 @@ impl PostgresReader {
         })?;
         first_value(&messages)
     }
+
+    async fn connect(
+        &self,
+        src: &PostgresqlSource,
+        port: u16,
+        password: Option<&str>,
+        tls: Tls,
+        ca: Option<&[CertificateDer<'static>]>,
+    ) -> Result<Client, ReadError> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&src.host)
+            .port(port)
+            .dbname(&src.database)
+            .user(&src.user)
+            .ssl_mode(tls.mode)
+            .application_name("ballast-metrics")
+            .connect_timeout(self.connect_timeout)
+            .options(format!(
+                "-c statement_timeout={}",
+                self.read_timeout.as_millis().max(1)
+            ));
+        if let Some(p) = password {
+            config.password(p);
+        }
+        let endpoint = format!("{}:{port}/{}", src.host, src.database);
+        if tls.mode == SslMode::Disable {
+            return self.connect_with(&config, NoTls, endpoint).await;
+        }
+        let rustls = client_config(tls.verification, ca.unwrap_or_default())?;
+        self.connect_with(&config, MakeRustlsConnect::new(rustls), endpoint)
+            .await
+    }
+
+    /// Connects with `tls` and drives the connection on its own task.
+    async fn connect_with<T>(
+        &self,
+        config: &tokio_postgres::Config,
+        tls: T,
+        endpoint: String,
+    ) -> Result<Client, ReadError>
+    where
+        T: MakeTlsConnect<Socket>,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let connect_error = |message: String| ReadError::Connect {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let (client, connection) = tokio::time::timeout(self.connect_timeout, config.connect(tls))
+            .await
+            .map_err(|_| connect_error("connection timed out".into()))?
+            .map_err(|e| connect_error(crate::prometheus::error_chain(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(endpoint = %endpoint, error = %e, "postgresql connection closed");
+            }
+        });
+        Ok(client)
+    }
 }
 
 #[cfg(test)]
@@ -125,15 +179,29 @@ mod tests {
 
     #[test]
     fn ssl_modes() {
-        assert_eq!(ssl_mode(None).unwrap(), SslMode::Disable);
-        assert_eq!(ssl_mode(Some("disable")).unwrap(), SslMode::Disable);
-        assert_eq!(ssl_mode(Some("prefer")).unwrap(), SslMode::Prefer);
+        let tls = |mode, verification| Tls { mode, verification };
+        assert_eq!(
+            ssl_mode(None).unwrap(),
+            tls(SslMode::Disable, Verification::None)
+        );
+        assert_eq!(
+            ssl_mode(Some("disable")).unwrap(),
+            tls(SslMode::Disable, Verification::None)
+        );
+        assert_eq!(
+            ssl_mode(Some("prefer")).unwrap(),
+            tls(SslMode::Prefer, Verification::None)
+        );
+        assert_eq!(
+            ssl_mode(Some("require")).unwrap(),
+            tls(SslMode::Require, Verification::None)
+        );
+        assert_eq!(
+            ssl_mode(Some("verify-full")).unwrap(),
+            tls(SslMode::Require, Verification::Full)
+        );
         assert!(matches!(
-            ssl_mode(Some("require")),
-            Err(ReadError::Unsupported(_))
-        ));
-        assert!(matches!(
-            ssl_mode(Some("verify-full")),
+            ssl_mode(Some("verify-ca")),
             Err(ReadError::InvalidSpec(_))
         ));
     }

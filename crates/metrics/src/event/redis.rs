@@ -1,11 +1,16 @@
-//! Redis list length (`LLEN`), through one cached `ConnectionManager` per server, database and
-//! credentials (it reconnects by itself after a failure).
+//! Redis list length (`LLEN`), through one cached `ConnectionManager` per server, database,
+//! credentials and TLS setting (it reconnects by itself after a failure).
+//!
+//! `enableTls: true` connects with TLS (rustls), checking the certificate chain and host name
+//! against the system roots, or only against the credentials Secret's CA when it has one.
 
 use std::time::Duration;
 
 use ballast_api::horizontal::RedisListSource;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{
+    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
+};
 
 use crate::cache::{Cache, key_with_secret};
 use crate::error::ReadError;
@@ -45,18 +50,47 @@ pub(crate) fn host_port(address: &str) -> Result<(String, u16), ReadError> {
     }
 }
 
+/// A client for `host:port`, with TLS when `tls` (trusting only `ca` when given, else the system
+/// roots).
+fn client(
+    host: &str,
+    port: u16,
+    tls: bool,
+    ca: Option<&str>,
+    settings: RedisConnectionInfo,
+) -> redis::RedisResult<redis::Client> {
+    let address = if tls {
+        ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host.to_owned(), port)
+    };
+    let info: ConnectionInfo = address.into_connection_info()?.set_redis_settings(settings);
+    match ca {
+        Some(pem) if tls => redis::Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.as_bytes().to_vec()),
+            },
+        ),
+        _ => redis::Client::open(info),
+    }
+}
+
 impl RedisReader {
     pub(crate) async fn read(
         &self,
         src: &RedisListSource,
         username: Option<&str>,
         password: Option<&str>,
+        ca: Option<&str>,
     ) -> Result<f64, ReadError> {
-        if src.enable_tls == Some(true) {
-            return Err(ReadError::Unsupported(
-                "redis-list: enableTls is not supported yet".into(),
-            ));
-        }
+        let tls = src.enable_tls == Some(true);
         if src.list_name.is_empty() {
             return Err(ReadError::InvalidSpec("redisList.listName is empty".into()));
         }
@@ -64,7 +98,12 @@ impl RedisReader {
         let db = i64::from(src.database.unwrap_or(0));
         let endpoint = format!("{host}:{port}");
         let secret = password.map(|p| format!("{}:{p}", username.unwrap_or("")));
-        let key = key_with_secret(&format!("redis://{endpoint}/{db}"), secret.as_deref());
+        let scheme = if tls { "rediss" } else { "redis" };
+        let ca_key = key_with_secret("", ca);
+        let key = key_with_secret(
+            &format!("{scheme}://{endpoint}/{db}?{ca_key}"),
+            secret.as_deref(),
+        );
         let mut conn = match self.connections.get(&key) {
             Some(c) => c,
             None => {
@@ -75,11 +114,7 @@ impl RedisReader {
                 if let Some(p) = password {
                     settings = settings.set_password(p);
                 }
-                let info = ConnectionAddr::Tcp(host.clone(), port)
-                    .into_connection_info()
-                    .map_err(|e| ReadError::InvalidSpec(format!("redis {endpoint}: {e}")))?
-                    .set_redis_settings(settings);
-                let client = redis::Client::open(info)
+                let client = client(&host, port, tls, ca, settings)
                     .map_err(|e| ReadError::InvalidSpec(format!("redis {endpoint}: {e}")))?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.connect_timeout))

@@ -33,7 +33,7 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Run a capacity simulation in virtual time and report cost and waiting.
     Simulate(SimulateArgs),
-    /// Run one decision offline on a snapshot file and say why.
+    /// Run one decision on a snapshot file, or on the cluster now (`--live`), and say why.
     Explain(ExplainArgs),
     /// Replay recorded usage through a core's modes and compare them.
     Evaluate(crate::evaluate_cmd::EvaluateArgs),
@@ -131,14 +131,25 @@ pub enum Decision {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["file", "live"])))]
 pub struct ExplainArgs {
     #[arg(value_enum)]
     pub decision: Decision,
-    /// Snapshot file.
-    #[arg(short = 'f', long = "filename")]
-    pub file: String,
+    /// Snapshot file (`-` for standard input).
+    #[arg(short = 'f', long = "filename", conflicts_with = "live")]
+    pub file: Option<String>,
+    /// Capture the snapshot from the cluster of the current kubeconfig instead of a file, as the
+    /// controller would see it now: `NAMESPACE/NAME` of a HorizontalAutoscaler (horizontal only).
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub live: Option<String>,
+    /// With `--live`: also write the captured snapshot to this file, as YAML that `-f` reads.
+    #[arg(long, value_name = "FILE", requires = "live", conflicts_with = "file")]
+    pub save_snapshot: Option<PathBuf>,
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Format>,
+    /// How `--live` reads metrics and decides: the flags of `ballast controller horizontal`.
+    #[command(flatten)]
+    pub capture: crate::horizontal_cmd::DecisionFlags,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -161,20 +172,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Simulate(args) => simulate(args),
         Command::Evaluate(args) => crate::evaluate_cmd::run(&args),
         Command::Completions(args) => completions(args),
-        Command::Explain(args) => match args.decision {
-            Decision::Horizontal => {
-                crate::horizontal_cmd::explain(&read_input(&args.file)?, args.output)
+        Command::Explain(args) => explain(args),
+    }
+}
+
+fn explain(args: ExplainArgs) -> Result<ExitCode> {
+    let file = match (&args.live, &args.file) {
+        (Some(target), _) => {
+            if args.decision != Decision::Horizontal {
+                bail!(
+                    "--live is available for horizontal decisions only; explain a snapshot file with -f"
+                );
             }
-            Decision::Provision => {
-                crate::nodes_cmd::explain_provision(&read_input(&args.file)?, args.output)
-            }
-            Decision::Disruption => {
-                crate::nodes_cmd::explain_disruption(&read_input(&args.file)?, args.output)
-            }
-            Decision::Vertical => {
-                crate::evaluate_cmd::explain(&read_input(&args.file)?, args.output)
-            }
-        },
+            let save = args.save_snapshot.as_deref();
+            return crate::horizontal_cmd::explain_live(target, &args.capture, save, args.output);
+        }
+        (None, Some(file)) => file,
+        (None, None) => bail!("explain needs -f SNAPSHOT or --live NAMESPACE/NAME"),
+    };
+    let text = read_input(file)?;
+    match args.decision {
+        Decision::Horizontal => crate::horizontal_cmd::explain(&text, args.output),
+        Decision::Provision => crate::nodes_cmd::explain_provision(&text, args.output),
+        Decision::Disruption => crate::nodes_cmd::explain_disruption(&text, args.output),
+        Decision::Vertical => crate::evaluate_cmd::explain(&text, args.output),
     }
 }
 

@@ -1,15 +1,16 @@
 //! `ballast controller horizontal` and `ballast explain horizontal`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
-use ballast_controller::horizontal::{Config, HorizontalController};
+use anyhow::{Context as _, Result, bail};
+use ballast_controller::horizontal::{Config, HorizontalController, capture};
 use ballast_controller::runtime;
 use ballast_horizontal::Snapshot;
-use ballast_metrics::MetricsConfig;
+use ballast_metrics::{MetricSource, MetricsConfig};
 use clap::Args;
 use prometheus_client::registry::Registry;
 
@@ -17,25 +18,15 @@ use crate::cli::Format;
 use crate::leader_cmd::LeaderFlags;
 use crate::serve_cmd::{Endpoint, serve_and_run, stopped};
 
-/// Flags of `ballast controller horizontal`.
+/// What a horizontal decision depends on besides the cluster: the metric readers and the
+/// controller-wide settings. Shared by `ballast controller horizontal` and
+/// `ballast explain horizontal --live`, so a capture reads and decides as the controller does.
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Horizontal reconciler")]
-pub struct HorizontalFlags {
+#[command(next_help_heading = "Horizontal decision")]
+pub struct DecisionFlags {
     /// Prometheus base URL for Prometheus metrics that set no `serverAddress`.
     #[arg(long, value_name = "URL")]
     pub prometheus_url: Option<String>,
-    /// Where to serve /metrics, /healthz and /readyz (a loopback address; 127.0.0.1:0 picks a port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
-    pub metrics_addr: SocketAddr,
-    /// Serve /metrics on a non-loopback address (in a pod, for the Prometheus of the cluster).
-    #[arg(long)]
-    pub metrics_bind_any: bool,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, value_name = "NS")]
-    pub namespace: Option<String>,
-    /// Reconciles running at once.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: u16,
     /// Tolerance around the target when an object sets none.
     #[arg(long, default_value_t = ballast_api::horizontal::DEFAULT_TOLERANCE)]
     pub tolerance: f64,
@@ -48,13 +39,55 @@ pub struct HorizontalFlags {
     /// Scale-down stabilization window for objects without `behavior.scaleDown`.
     #[arg(long, default_value_t = 300)]
     pub downscale_stabilization: i64,
+    /// Metric reads in flight at once, over all objects.
+    #[arg(long, default_value_t = 64)]
+    pub max_concurrent_reads: usize,
+}
+
+impl DecisionFlags {
+    /// The metric readers' settings (with the AWS credentials of the environment).
+    pub fn metrics(&self) -> MetricsConfig {
+        MetricsConfig {
+            prometheus_url: self.prometheus_url.clone(),
+            max_concurrent_reads: self.max_concurrent_reads,
+            ..Default::default()
+        }
+        .with_aws_env()
+    }
+
+    /// The controller-wide decision settings.
+    pub fn decision(&self) -> ballast_horizontal::ControllerConfig {
+        ballast_horizontal::ControllerConfig {
+            tolerance: self.tolerance,
+            cpu_initialization_period_seconds: self.cpu_initialization_period,
+            initial_readiness_delay_seconds: self.initial_readiness_delay,
+            downscale_stabilization_seconds: self.downscale_stabilization,
+        }
+    }
+}
+
+/// Flags of `ballast controller horizontal`.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Horizontal reconciler")]
+pub struct HorizontalFlags {
+    /// Where to serve /metrics, /healthz and /readyz (a loopback address; 127.0.0.1:0 picks a port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Serve /metrics on a non-loopback address (in a pod, for the Prometheus of the cluster).
+    #[arg(long)]
+    pub metrics_bind_any: bool,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub decision: DecisionFlags,
+    /// Reconciles running at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u16,
     /// Longest retry delay after an error, seconds: the delay grows to four sync periods, at
     /// most this, and never below one period.
     #[arg(long, default_value_t = 60)]
     pub max_backoff: u64,
-    /// Metric reads in flight at once, over all objects.
-    #[arg(long, default_value_t = 64)]
-    pub max_concurrent_reads: usize,
     /// Threads of the async runtime. The work is I/O: one thread keeps 2,000 objects on a 15 s
     /// period with 0.08 core where two threads took 0.12 (cross-thread wake-ups).
     #[arg(long, default_value_t = 1)]
@@ -66,21 +99,10 @@ pub struct HorizontalFlags {
 
 impl HorizontalFlags {
     pub fn config(&self) -> Config {
-        let decision = ballast_horizontal::ControllerConfig {
-            tolerance: self.tolerance,
-            cpu_initialization_period_seconds: self.cpu_initialization_period,
-            initial_readiness_delay_seconds: self.initial_readiness_delay,
-            downscale_stabilization_seconds: self.downscale_stabilization,
-        };
         Config {
             namespace: self.namespace.clone(),
-            metrics: MetricsConfig {
-                prometheus_url: self.prometheus_url.clone(),
-                max_concurrent_reads: self.max_concurrent_reads,
-                ..Default::default()
-            }
-            .with_aws_env(),
-            decision,
+            metrics: self.decision.metrics(),
+            decision: self.decision.decision(),
             concurrency: self.concurrency,
             max_backoff: Duration::from_secs(self.max_backoff),
             ..Default::default()
@@ -157,12 +179,68 @@ pub fn explain(text: &str, output: Option<Format>) -> Result<ExitCode> {
         text,
         "a horizontal snapshot (see docs/horizontal.md, \"Snapshot format\")",
     )?;
-    let snapshot = Snapshot::from_yaml(text)?;
-    let decision = ballast_horizontal::explain(&snapshot)?;
+    print_decision(&Snapshot::from_yaml(text)?, output)
+}
+
+/// `ballast explain horizontal --live NAMESPACE/NAME [--save-snapshot FILE] [-o json|yaml]`:
+/// captures the snapshot the controller would decide on now, from the current kubeconfig and
+/// the metric sources `flags` name, optionally saves it (YAML, readable by `-f`), and explains it.
+pub fn explain_live(
+    target: &str,
+    flags: &DecisionFlags,
+    save: Option<&Path>,
+    output: Option<Format>,
+) -> Result<ExitCode> {
+    let (namespace, name) = live_target(target)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let snapshot = runtime(1)?.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let source = MetricSource::new(client.clone(), flags.metrics())
+            .context("building the metric readers")?;
+        let now = jiff::Timestamp::now();
+        anyhow::Ok(capture(&client, &source, &flags.decision(), namespace, name, now).await?)
+    })?;
+    if let Some(path) = save {
+        std::fs::write(path, snapshot.to_yaml()?)
+            .with_context(|| format!("writing the snapshot to {}", path.display()))?;
+        eprintln!("saved the snapshot to {}", path.display());
+    }
+    print_decision(&snapshot, output)
+}
+
+/// `NAMESPACE/NAME` of `--live`, both parts non-empty.
+fn live_target(target: &str) -> Result<(&str, &str)> {
+    match target.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns, name))
+        }
+        _ => bail!("--live takes NAMESPACE/NAME, not {target:?}"),
+    }
+}
+
+/// Decides on `snapshot` and prints the decision: the explanation, or JSON or YAML.
+fn print_decision(snapshot: &Snapshot, output: Option<Format>) -> Result<ExitCode> {
+    let decision = ballast_horizontal::explain(snapshot)?;
     match output {
         None => print!("{decision}"),
         Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&decision)?),
         Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&decision)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_targets_are_namespace_slash_name() {
+        assert_eq!(live_target("shop/web").unwrap(), ("shop", "web"));
+        for bad in ["web", "/web", "shop/", "a/b/c", ""] {
+            let e = live_target(bad).unwrap_err().to_string();
+            assert!(e.contains("NAMESPACE/NAME"), "{bad}: {e}");
+        }
+    }
 }

@@ -73,7 +73,7 @@ impl VerticalFlags {
             interval: self.recommender_interval,
             checkpoint_interval: self.checkpoint_interval,
             history: HistoryConfig {
-                prometheus_url: shared.prometheus_url.clone(),
+                prometheus_url: shared.decision.prometheus_url.clone(),
                 length: self.history_length,
                 resolution: self.history_resolution,
                 ..Default::default()

@@ -215,3 +215,90 @@ fn bash_completion_is_valid_bash() {
     let checked = bash.wait_with_output().unwrap();
     assert!(checked.status.success(), "{}", text(&checked.stderr));
 }
+
+#[test]
+fn explain_takes_a_file_or_live_never_both() {
+    let snapshot = "crates/horizontal/examples/snapshot.yaml";
+    let out = ballast(
+        &[
+            "explain",
+            "horizontal",
+            "-f",
+            snapshot,
+            "--live",
+            "shop/web",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ballast(&["explain", "horizontal"], None);
+    assert_eq!(out.status.code(), Some(2), "neither -f nor --live");
+    let out = ballast(
+        &[
+            "explain",
+            "horizontal",
+            "-f",
+            snapshot,
+            "--save-snapshot",
+            "x.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "--save-snapshot needs --live");
+    let out = ballast(&["explain", "provision", "--live", "shop/web"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("horizontal decisions only"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ballast(&["explain", "horizontal", "--live", "web"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("NAMESPACE/NAME"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Installed as `kubectl-ballast`, the binary is the kubectl plugin `kubectl ballast`: it runs
+/// under that file name and its usage lines say `kubectl ballast`.
+#[cfg(unix)]
+#[test]
+fn runs_as_the_kubectl_plugin() {
+    let dir = std::env::temp_dir().join(format!("ballast-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("kubectl-ballast");
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ballast"), &plugin).unwrap();
+    let run = |args: &[&str]| Command::new(&plugin).args(args).output().unwrap();
+    let help = run(&["--help"]);
+    assert!(help.status.success(), "{}", text(&help.stderr));
+    assert!(
+        text(&help.stdout).contains("Usage: kubectl ballast"),
+        "{}",
+        text(&help.stdout)
+    );
+    let help = run(&["explain", "--help"]);
+    assert!(help.status.success(), "{}", text(&help.stderr));
+    let shown = text(&help.stdout);
+    assert!(shown.contains("Usage: kubectl ballast explain"), "{shown}");
+    assert!(shown.contains("--live <NAMESPACE/NAME>"), "{shown}");
+    let explained = run(&[
+        "explain",
+        "horizontal",
+        "-f",
+        &format!(
+            "{}/crates/horizontal/examples/snapshot.yaml",
+            repo_root().display()
+        ),
+    ]);
+    assert!(explained.status.success(), "{}", text(&explained.stderr));
+    assert!(text(&explained.stdout).contains("Decision:"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -215,6 +215,12 @@ impl Snapshot {
         })
     }
 
+    /// Writes the snapshot as YAML that [`Snapshot::from_yaml`] reads back to an equal snapshot
+    /// (the file `ballast explain horizontal --live --save-snapshot` writes).
+    pub fn to_yaml(&self) -> Result<String, SnapshotError> {
+        serde_yaml::to_string(self).map_err(|e| SnapshotError::Parse(e.to_string()))
+    }
+
     /// Reads a snapshot from JSON; errors name the offending field path.
     pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
         let de = &mut serde_json::Deserializer::from_str(text);

@@ -38,6 +38,14 @@ fn snapshots_round_trip_through_json() {
 }
 
 #[test]
+fn snapshots_round_trip_through_yaml() {
+    let s = example();
+    let back = Snapshot::from_yaml(&s.to_yaml().unwrap()).unwrap();
+    assert_eq!(explain(&back).unwrap(), explain(&s).unwrap());
+    assert_eq!(back.to_yaml().unwrap(), s.to_yaml().unwrap());
+}
+
+#[test]
 fn a_minimal_snapshot_needs_few_keys() {
     let text = r#"
 now: 2025-06-02T10:00:00Z

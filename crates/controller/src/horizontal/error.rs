@@ -20,6 +20,16 @@ pub enum Error {
     /// The metric readers could not be built.
     #[error("building the metric readers: {0}")]
     MetricReaders(#[source] reqwest::Error),
+    /// The HorizontalAutoscaler to capture does not exist (`ballast explain horizontal --live`).
+    #[error("HorizontalAutoscaler {key} not found")]
+    NotFound { key: String },
+    /// Reading the HorizontalAutoscaler `key`, or what its capture lists (`what`), failed.
+    #[error("reading {what} of HorizontalAutoscaler {key}: {message}")]
+    Read {
+        what: &'static str,
+        key: String,
+        message: String,
+    },
     /// HorizontalAutoscalers cannot be listed at start-up.
     #[error("listing HorizontalAutoscalers (is the CRD installed? see crds/): {0}")]
     NoCrd(#[source] kube::Error),

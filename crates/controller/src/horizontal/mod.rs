@@ -33,8 +33,12 @@
 //! Under leader election ([`Config::leadership`]) a standby keeps its pod index and autoscaler
 //! cache warm but decides nothing (a reconcile returns at once); the moment it leads, every
 //! autoscaler is reconciled.
+//!
+//! [`capture`] builds the snapshot of steps 1–3 for one object with direct reads instead of the
+//! caches, and decides nothing (`ballast explain horizontal --live`).
 
 mod ambiguity;
+pub mod capture;
 pub mod error;
 pub mod label_index;
 pub mod metrics;
@@ -73,6 +77,7 @@ use crate::leader::Leadership;
 use crate::scale::{self as target, Targets};
 use ambiguity::Selectors;
 use ballast_horizontal::selector::Selector;
+pub use capture::capture;
 pub use error::Error;
 pub use metrics::Metrics;
 use pods::PodIndex;

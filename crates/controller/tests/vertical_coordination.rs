@@ -19,7 +19,6 @@
 //!
 //! Without a test bed the test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
@@ -32,40 +31,16 @@ use ballast_testbed::wait::poll_until;
 use ballast_testbed::{
     KwokNode, TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip,
 };
-use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use prometheus_client::registry::Registry;
-use serde::Deserialize as _;
 use serde_json::json;
 
-const MANAGER: &str = "ballast-coordination-test";
-const CPU_REQUEST: f64 = 2.0;
+mod vertical_support;
+use vertical_support::{install_crds, register_webhook, wait_event};
 
-async fn install_crds(bed: &TestBed) -> Result<()> {
-    let mut crds = Vec::new();
-    for file in [
-        "horizontalautoscalers.autoscaling.ballast.dev.yaml",
-        "verticalautoscalers.autoscaling.ballast.dev.yaml",
-        "verticalautoscalercheckpoints.autoscaling.ballast.dev.yaml",
-    ] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../crds")
-            .join(file);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = serde_yaml::Value::deserialize(doc)?;
-            if !value.is_null() {
-                crds.push(serde_yaml::from_value::<CustomResourceDefinition>(value)?);
-            }
-        }
-    }
-    ballast_testbed::crds::apply(&bed.client(), crds, MANAGER, Duration::from_secs(30)).await
-}
+const CPU_REQUEST: f64 = 2.0;
 
 /// Runs `run(shutdown)` on a task; dropping the guard stops it.
 struct Task(
@@ -129,37 +104,6 @@ async fn start_controllers(bed: &TestBed, ns: &TestNamespace) -> Result<(Task, T
     let vertical = spawn(|stop| recommender.run(stop));
     let hook = register_webhook(bed, ns, addr, &certificate.ca_pem).await?;
     Ok((horizontal, vertical, hook))
-}
-
-/// Registers the webhook at `addr` for pods of `ns` (cluster-scoped: the caller deletes it).
-async fn register_webhook(
-    bed: &TestBed,
-    ns: &TestNamespace,
-    addr: std::net::SocketAddr,
-    ca_pem: &str,
-) -> Result<String> {
-    let name = format!("ballast-vertical-{}", ns.name());
-    let mut config: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "webhooks": [{
-            "name": "pods.vertical.ballast.dev",
-            "clientConfig": { "url": format!("https://127.0.0.1:{}{}", addr.port(), vertical::webhook::PATH) },
-            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns.name() } },
-            "failurePolicy": "Ignore",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 5
-        }]
-    }))?;
-    for w in config.webhooks.iter_mut().flatten() {
-        w.client_config.ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
-    }
-    kube::Api::<MutatingWebhookConfiguration>::all(bed.client())
-        .create(&PostParams::default(), &config)
-        .await
-        .context("creating the MutatingWebhookConfiguration")?;
-    Ok(name)
 }
 
 fn target() -> serde_json::Value {
@@ -230,22 +174,6 @@ async fn wait_conditions(
             let both = has(v, "HorizontalConflict", status, reason)
                 && has(h, "VerticalConflict", status, reason);
             Ok((provided && both).then_some(va))
-        },
-    )
-    .await
-}
-
-async fn wait_event(ns: &TestNamespace, name: &str, reason: &str) -> Result<Event> {
-    poll_until(
-        &format!("event {reason} on {name}"),
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || async {
-            let list = ns.api::<Event>().list(&ListParams::default()).await?;
-            Ok(list.items.into_iter().find(|e| {
-                e.reason.as_deref() == Some(reason)
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-            }))
         },
     )
     .await

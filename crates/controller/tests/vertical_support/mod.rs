@@ -32,6 +32,8 @@ pub const MIB: f64 = 1024.0 * 1024.0;
 pub async fn install_crds(bed: &TestBed) -> Result<()> {
     let mut crds = Vec::new();
     for file in [
+        // The coordination tests put a HorizontalAutoscaler beside the VerticalAutoscaler.
+        "horizontalautoscalers.autoscaling.ballast.dev.yaml",
         "verticalautoscalers.autoscaling.ballast.dev.yaml",
         "verticalautoscalercheckpoints.autoscaling.ballast.dev.yaml",
     ] {

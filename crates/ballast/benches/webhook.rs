@@ -5,6 +5,8 @@
 //!
 //! `cargo bench -p ballast --bench webhook` (`-- --seconds N --rate R` to change).
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,17 +17,9 @@ use k8s_openapi::api::core::v1::LimitRange;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::runtime::reflector;
 use serde_json::json;
+use support::{arg, percentile};
 
 const OBJECTS: usize = 200;
-
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn index() -> Arc<Index> {
     let index = Arc::new(Index::default());
@@ -93,13 +87,6 @@ fn review(n: usize) -> String {
         }
     })
     .to_string()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn summary(label: &str, mut latencies: Vec<Duration>, took: Duration) {

@@ -11,6 +11,8 @@
 //! Needs the bed: `tests/testbed.sh up kube`, then
 //! `cargo bench -p ballast --bench webhook_bed` (`-- --seconds N --rate R` to change).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,17 +29,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector;
 use serde_json::json;
+use support::{arg, percentile};
 
 const WEBHOOK: &str = "pods.vertical.ballast.dev";
-
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One object whose pods (`app=bench`) get 352m CPU and ~488Mi of memory.
 fn index(namespace: &str) -> Result<Arc<Index>> {
@@ -127,13 +121,6 @@ fn pod(n: usize) -> Result<Pod> {
                 "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } }]
         }
     }))?)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 /// Creates `total` pods at `rate` per second; the create latencies the client saw, sorted.

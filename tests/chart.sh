@@ -10,7 +10,9 @@
 #     Without leader election, more than one replica of a reconciler is refused;
 #  4. helm install into that namespace: the ReplicaSets' pods must be admitted; then each
 #     ServiceAccount's role checked with SubjectAccessReviews: what it needs is allowed, a few
-#     writes and Secrets beyond it are denied; helm uninstall, and its RBAC objects are gone.
+#     writes and Secrets beyond it are denied (`update` where the code only patches); the nodes
+#     reconciler's ValidatingAdmissionPolicy and binding exist; helm uninstall, and its RBAC
+#     objects and the policy are gone.
 # The chart's CRDs stay installed (Helm never deletes crds/), as after `crds::apply` in the tests.
 #
 # Needs `tests/testbed.sh build` (helm, kubeconform) and `tests/testbed.sh up kube`; python3 with
@@ -150,7 +152,8 @@ EOF
 }
 log "RBAC: each ServiceAccount's allowed and denied requests (SubjectAccessReviews)"
 can horizontal yes patch apps deployments/scale default
-can horizontal yes update apps statefulsets/scale default
+can horizontal yes patch apps statefulsets/scale default
+can horizontal no update apps statefulsets/scale default
 can horizontal yes get example.com widgets/scale default
 can horizontal yes watch core pods
 can horizontal yes patch autoscaling.ballast.dev horizontalautoscalers/status default
@@ -164,11 +167,19 @@ can horizontal no get core secrets default
 can horizontal no list core secrets "$SECRETS_NS"
 can horizontal no delete apps deployments default
 can horizontal no update apps deployments default
+can horizontal no update autoscaling.ballast.dev horizontalautoscalers/status default
+can horizontal no patch autoscaling.ballast.dev horizontalautoscalers default
 can horizontal no create nodes.ballast.dev nodeclaims
 can nodes yes create nodes.ballast.dev nodeclaims
 can nodes yes patch nodes.ballast.dev nodepools/status
 can nodes yes create core pods/eviction default
 can nodes yes delete core nodes
+can nodes yes patch core nodes
+can nodes no update core nodes
+can nodes no patch core nodes/status
+can nodes no update nodes.ballast.dev nodeclaims
+can nodes yes delete core pods default
+can nodes no patch core pods default
 can nodes yes watch policy poddisruptionbudgets
 can nodes no get core secrets default
 can nodes no patch apps deployments/scale default
@@ -191,6 +202,8 @@ can vertical no patch core pods default
 can vertical no update core pods/status default
 can vertical no delete policy poddisruptionbudgets default
 can vertical no get core secrets default
+can vertical no delete autoscaling.ballast.dev verticalautoscalercheckpoints default
+can vertical no update autoscaling.ballast.dev verticalautoscalers/status default
 # Leader election: each reconciler its own Lease, in the release's namespace only.
 for c in horizontal nodes vertical; do
   can "$c" yes create coordination.k8s.io leases "$NS"
@@ -203,6 +216,11 @@ done
 can horizontal no update coordination.k8s.io leases "$NS" "$RELEASE-nodes"
 can nodes no update coordination.k8s.io leases "$NS" "$RELEASE-horizontal"
 ((failures == 0)) || die "$failures RBAC answers differ"
+# What RBAC cannot restrict (which Nodes, which pods) the nodes reconciler's admission policy does;
+# that it denies is shown with the ServiceAccount's own token in crates/ballast/tests/rbac.rs.
+for kind in validatingadmissionpolicy validatingadmissionpolicybinding; do
+  "$KUBECTL" get "$kind" "$RELEASE-nodes" -o name >/dev/null || die "no $kind $RELEASE-nodes"
+done
 
 log "helm uninstall $RELEASE"
 "$HELM" uninstall "$RELEASE" -n "$NS" --wait >/dev/null
@@ -215,4 +233,6 @@ done
 for c in horizontal nodes vertical; do
   ! "$KUBECTL" get role -n "$NS" "$RELEASE-$c-leader" -o name >/dev/null 2>&1 || die "Role $RELEASE-$c-leader left behind"
 done
+! "$KUBECTL" get validatingadmissionpolicy "$RELEASE-nodes" -o name >/dev/null 2>&1 ||
+  die "ValidatingAdmissionPolicy $RELEASE-nodes left behind"
 log "chart tests passed"

@@ -11,7 +11,8 @@
 #  4. helm install into that namespace: the ReplicaSets' pods must be admitted; then each
 #     ServiceAccount's role checked with SubjectAccessReviews: what it needs is allowed, a few
 #     writes and Secrets beyond it are denied (`update` where the code only patches); the nodes
-#     reconciler's ValidatingAdmissionPolicy and binding exist; helm uninstall, and its RBAC
+#     reconciler's ValidatingAdmissionPolicy and binding exist, its CEL type-checked without
+#     warnings; helm uninstall, and its RBAC
 #     objects and the policy are gone.
 # The chart's CRDs stay installed (Helm never deletes crds/), as after `crds::apply` in the tests.
 #
@@ -221,6 +222,15 @@ can nodes no update coordination.k8s.io leases "$NS" "$RELEASE-horizontal"
 for kind in validatingadmissionpolicy validatingadmissionpolicybinding; do
   "$KUBECTL" get "$kind" "$RELEASE-nodes" -o name >/dev/null || die "no $kind $RELEASE-nodes"
 done
+# The API server type-checks the policy's CEL against the Node and Pod schemas: no warning.
+for ((i = 0; i < 20; i++)); do
+  checked="$("$KUBECTL" get validatingadmissionpolicy "$RELEASE-nodes" -o jsonpath='{.status.observedGeneration}')"
+  [[ -n $checked ]] && break
+  sleep 0.5
+done
+[[ -n $checked ]] || die "the API server did not type-check ValidatingAdmissionPolicy $RELEASE-nodes"
+warnings="$("$KUBECTL" get validatingadmissionpolicy "$RELEASE-nodes" -o jsonpath='{.status.typeChecking.expressionWarnings}')"
+[[ -z $warnings ]] || die "type-check warnings of the admission policy: $warnings"
 
 log "helm uninstall $RELEASE"
 "$HELM" uninstall "$RELEASE" -n "$NS" --wait >/dev/null

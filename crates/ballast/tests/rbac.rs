@@ -216,30 +216,85 @@ async fn identity(bed: &TestBed, ns: &str, component: &str, dir: &Path) -> Resul
     })
 }
 
-/// Starts `ballast controller COMPONENT ARGS... --leader-elect ... ADDR_FLAG ADDR` as `who`.
+/// The flags of `ballast controller COMPONENT` in this test, its address flag last (the address
+/// itself is added by [`Process::start`]).
+fn controller_args(component: &str, namespaces: &Namespaces) -> Vec<String> {
+    let ns = namespaces.release.name();
+    let own: Vec<String> = match component {
+        "horizontal" => vec!["--namespace".into(), ns.into()],
+        "vertical" => [
+            "--namespace",
+            ns,
+            "--recommender-interval",
+            "5s",
+            "--checkpoint-interval",
+            "5s",
+        ]
+        .map(String::from)
+        .to_vec(),
+        _ => {
+            let pool = namespaces.nodes.name();
+            let selector = format!("{RUN_LABEL}={pool}");
+            [
+                "--provider",
+                "kwok",
+                "--catalog",
+                "simulations/catalogs/aws-like.yaml",
+                "--nodepool-selector",
+                &selector,
+                "--provision-namespace",
+                pool,
+                "--disruption-poll",
+                "2",
+                "--batch-max",
+                "3",
+            ]
+            .map(String::from)
+            .to_vec()
+        }
+    };
+    let address = if component == "nodes" {
+        "--nodes-health-addr"
+    } else {
+        "--metrics-addr"
+    };
+    let mut all = vec!["controller".to_owned(), component.to_owned()];
+    all.extend(own);
+    all.extend(["--leader-elect", "--leader-election-namespace", ns].map(String::from));
+    all.push("--leader-election-id".into());
+    all.push(format!("{ns}-ballast-{component}"));
+    all.push(address.into());
+    all
+}
+
+/// Starts `ballast controller COMPONENT` as `who`, as the chart runs it (leader election), and
+/// waits until it is ready.
 async fn start(
     who: &Identity,
     component: &str,
-    args: &[&str],
-    addr_flag: &str,
     namespaces: &Namespaces,
     logs: &Path,
 ) -> Result<Process> {
-    let ns = namespaces.release.name();
-    let mut all = vec!["controller", component];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&[
-        "--leader-elect",
-        "--leader-election-namespace",
-        ns,
-        "--leader-election-id",
-        &who.account,
-        addr_flag,
-    ]);
+    let args = controller_args(component, namespaces);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = "info,ballast_controller=debug,kube=warn";
-    let mut p = Process::start(component, &all, &who.kubeconfig, log, logs)?;
+    let mut p = Process::start(component, &args, &who.kubeconfig, log, logs)?;
     p.wait_ready().await?;
     Ok(p)
+}
+
+/// Nothing the controllers did was refused (a 403 is logged as a warning or an error).
+fn never_refused(processes: &[Process]) -> Result<()> {
+    for p in processes {
+        let output = p.output().to_lowercase();
+        ensure!(
+            !output.contains("forbidden"),
+            "{} was refused something:\n{}",
+            p.name,
+            p.tail(40)
+        );
+    }
+    Ok(())
 }
 
 async fn run(bed: &TestBed, namespaces: &Namespaces) -> Result<()> {
@@ -252,81 +307,21 @@ async fn run(bed: &TestBed, namespaces: &Namespaces) -> Result<()> {
     let mut ledger = Ledger::default();
     let mut processes = Vec::new();
     let result = async {
-        let hargs = ["--namespace", ns];
-        let hz = start(
-            &horizontal,
-            "horizontal",
-            &hargs,
-            "--metrics-addr",
-            namespaces,
-            &logs,
-        );
-        processes.push(hz.await?);
+        processes.push(start(&horizontal, "horizontal", namespaces, &logs).await?);
         horizontal_works(namespaces, &mut ledger, &horizontal).await?;
-        let vargs = [
-            "--namespace",
-            ns,
-            "--recommender-interval",
-            "5s",
-            "--checkpoint-interval",
-            "5s",
-        ];
-        processes.push(
-            start(
-                &vertical,
-                "vertical",
-                &vargs,
-                "--metrics-addr",
-                namespaces,
-                &logs,
-            )
-            .await?,
-        );
+        processes.push(start(&vertical, "vertical", namespaces, &logs).await?);
         vertical_works(bed, namespaces, &mut ledger, &vertical).await?;
-        let selector = format!("{RUN_LABEL}={}", namespaces.nodes.name());
-        let nargs = [
-            "--provider",
-            "kwok",
-            "--catalog",
-            "simulations/catalogs/aws-like.yaml",
-            "--nodepool-selector",
-            &selector,
-            "--provision-namespace",
-            namespaces.nodes.name(),
-            "--disruption-poll",
-            "2",
-            "--batch-max",
-            "3",
-        ];
-        processes.push(
-            start(
-                &nodes,
-                "nodes",
-                &nargs,
-                "--nodes-health-addr",
-                namespaces,
-                &logs,
-            )
-            .await?,
-        );
+        processes.push(start(&nodes, "nodes", namespaces, &logs).await?);
         nodes_work(namespaces, &mut ledger, &nodes).await?;
-        for (who, c) in [
+        let all = [
             (&horizontal, "horizontal"),
             (&nodes, "nodes"),
             (&vertical, "vertical"),
-        ] {
-            leases_held(namespaces, &mut ledger, who, c).await?;
+        ];
+        for (who, component) in all {
+            leases_held(namespaces, &mut ledger, who, component).await?;
         }
-        // Nothing the controllers did was refused (a 403 is logged as a warning or error).
-        for p in &processes {
-            let output = p.output().to_lowercase();
-            ensure!(
-                !output.contains("forbidden"),
-                "{} was refused something:\n{}",
-                p.name,
-                p.tail(40)
-            );
-        }
+        never_refused(&processes)?;
         horizontal_denied(namespaces, &mut ledger, &horizontal).await?;
         vertical_denied(namespaces, &mut ledger, &vertical).await?;
         the_checks_can_fail(bed, namespaces, &horizontal, &nodes).await

@@ -15,7 +15,8 @@
 //!   are refused with 403: a Deployment deleted, Secrets outside `horizontal.secretNamespaces`,
 //!   `update` where the code only patches, a pod patched or deleted by the vertical reconciler,
 //!   and, by the admission policy, a Node not managed by Ballast patched, labelled, deleted or
-//!   created, an unbound pod deleted;
+//!   created, the managed label removed, an unbound pod deleted (a bound one may be: what a drain
+//!   past terminationGracePeriod does);
 //! - nothing the controllers did was refused: no output of theirs says "forbidden";
 //! - the checks can fail: with cluster-admin bound to the horizontal ServiceAccount a denial check
 //!   fails, and without the policy's binding the unmanaged Node's patch is admitted.
@@ -838,7 +839,7 @@ async fn nodes_denied(
         nodes.replace(managed, &dry_post(), &current),
     )
     .await?;
-    unbound_pod_denied(namespaces, ledger, who).await?;
+    pod_deletes(namespaces, ledger, who).await?;
     let what = "get Secret kube-system/probe";
     let system = Api::<Secret>::namespaced(c.clone(), "kube-system");
     let secret = system.get("probe");
@@ -855,12 +856,9 @@ async fn nodes_denied(
     .await
 }
 
-/// A pod bound to no node: the nodes reconciler may not delete it.
-async fn unbound_pod_denied(
-    namespaces: &Namespaces,
-    ledger: &mut Ledger,
-    who: &Identity,
-) -> Result<()> {
+/// A pod bound to no node: the nodes reconciler may not delete it. A bound pod it may (what a
+/// drain past a NodeClaim's terminationGracePeriod does; the policy cannot see the pod's node).
+async fn pod_deletes(namespaces: &Namespaces, ledger: &mut Ledger, who: &Identity) -> Result<()> {
     let ns = &namespaces.release;
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": "unbound" },
@@ -879,7 +877,16 @@ async fn unbound_pod_denied(
         true,
         pods.delete("unbound", &dry_delete()),
     )
-    .await
+    .await?;
+    let bound = ns
+        .pods("app=usage")
+        .await?
+        .into_iter()
+        .next()
+        .context("a usage pod")?
+        .name_any();
+    let what = format!("delete bound Pod {}/{bound} (dry run)", ns.name());
+    expect_allowed(ledger, who, &what, pods.delete(&bound, &dry_delete())).await
 }
 
 // ---- the checks can fail -------------------------------------------------------------------------

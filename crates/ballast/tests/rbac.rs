@@ -7,7 +7,8 @@
 //! TokenRequest API and writes a kubeconfig per reconciler with it. Then, under those tokens:
 //!
 //! - `ballast controller horizontal` scales a Deployment and writes its autoscaler's status and
-//!   events; `ballast controller vertical` writes a recommendation and checkpoints;
+//!   events; `ballast controller vertical` writes a recommendation and checkpoints, and its
+//!   updater evicts a pod of a `Recreate` object;
 //!   `ballast controller nodes` (kwok) launches a NodeClaim and its Node for a pending pod, drains
 //!   the node through the Eviction API when its NodeClaim is deleted, and removes an empty node;
 //!   each holds its Lease (leader election, as the chart runs them);
@@ -219,8 +220,9 @@ async fn identity(bed: &TestBed, ns: &str, component: &str, dir: &Path) -> Resul
 
 /// The flags of `ballast controller COMPONENT` in this test, its address flag last (the address
 /// itself is added by [`Process::start`]).
-fn controller_args(component: &str, namespaces: &Namespaces) -> Vec<String> {
+fn controller_args(component: &str, namespaces: &Namespaces) -> Result<Vec<String>> {
     let ns = namespaces.release.name();
+    let webhook = format!("127.0.0.1:{}", bed_support::free_port()?);
     let own: Vec<String> = match component {
         "horizontal" => vec!["--namespace".into(), ns.into()],
         "vertical" => [
@@ -230,6 +232,11 @@ fn controller_args(component: &str, namespaces: &Namespaces) -> Vec<String> {
             "5s",
             "--checkpoint-interval",
             "5s",
+            // The webhook serves (the updater runs only with it) but is not registered.
+            "--webhook-addr",
+            &webhook,
+            "--updater-interval",
+            "2s",
         ]
         .map(String::from)
         .to_vec(),
@@ -265,7 +272,7 @@ fn controller_args(component: &str, namespaces: &Namespaces) -> Vec<String> {
     all.push("--leader-election-id".into());
     all.push(format!("{ns}-ballast-{component}"));
     all.push(address.into());
-    all
+    Ok(all)
 }
 
 /// Starts `ballast controller COMPONENT` as `who`, as the chart runs it (leader election), and
@@ -276,7 +283,7 @@ async fn start(
     namespaces: &Namespaces,
     logs: &Path,
 ) -> Result<Process> {
-    let args = controller_args(component, namespaces);
+    let args = controller_args(component, namespaces)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = "info,ballast_controller=debug,kube=warn";
     let mut p = Process::start(component, &args, &who.kubeconfig, log, logs)?;
@@ -310,8 +317,9 @@ async fn run(bed: &TestBed, namespaces: &Namespaces) -> Result<()> {
     let result = async {
         processes.push(start(&horizontal, "horizontal", namespaces, &logs).await?);
         horizontal_works(namespaces, &mut ledger, &horizontal).await?;
+        vertical_workloads(bed, &namespaces.release).await?;
         processes.push(start(&vertical, "vertical", namespaces, &logs).await?);
-        vertical_works(bed, namespaces, &mut ledger, &vertical).await?;
+        vertical_works(namespaces, &mut ledger, &vertical).await?;
         processes.push(start(&nodes, "nodes", namespaces, &logs).await?);
         nodes_work(namespaces, &mut ledger, &nodes).await?;
         let all = [
@@ -524,39 +532,51 @@ fn secret(name: &str) -> Secret {
 
 // ---- vertical -----------------------------------------------------------------------------------
 
-/// A workload with usage on the test's (unmanaged) kwok node: a recommendation and checkpoints.
-async fn vertical_works(
-    bed: &TestBed,
-    namespaces: &Namespaces,
-    ledger: &mut Ledger,
-    who: &Identity,
-) -> Result<()> {
-    let ns = &namespaces.release;
+/// Deployments `usage` (one pod) and `evict` (two), each pod requesting 100m and using 300m, on the
+/// test's (unmanaged) kwok node, their usage served by metrics-server.
+async fn vertical_workloads(bed: &TestBed, ns: &TestNamespace) -> Result<()> {
     ns.create_kwok_node(KwokNode::new("plain").cpu("16").memory("64Gi"))
         .await?;
-    ns.create_deployment(
-        TestDeployment::new("usage")
-            .replicas(1)
-            .usage("300m", "400Mi"),
-    )
-    .await?;
-    ns.wait_deployment_ready("usage", 1, T).await?;
-    for pod in ns.pods("app=usage").await? {
+    for (name, replicas) in [("usage", 1), ("evict", 2)] {
+        let d = TestDeployment::new(name)
+            .replicas(replicas)
+            .usage("300m", "400Mi");
+        ns.create_deployment(d).await?;
+        ns.wait_deployment_ready(name, replicas, T).await?;
+    }
+    let timeout = bed.metric_resolution() * 6;
+    for pod in ns.pods("app in (usage, evict)").await? {
         let name = pod.name_any();
-        let timeout = bed.metric_resolution() * 6;
         wait_for_pod_metrics(&bed.client(), ns.name(), &name, "300m", "400Mi", timeout).await?;
     }
+    Ok(())
+}
+
+async fn create_va(ns: &TestNamespace, name: &str, mode: &str) -> Result<()> {
     let va: VerticalAutoscaler = serde_json::from_value(json!({
         "apiVersion": "autoscaling.ballast.dev/v1", "kind": "VerticalAutoscaler",
-        "metadata": { "name": "usage" },
+        "metadata": { "name": name },
         "spec": {
-            "targetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "usage" },
-            "updatePolicy": { "updateMode": "Off" }
+            "targetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
+            "updatePolicy": { "updateMode": mode }
         }
     }))?;
     ns.api::<VerticalAutoscaler>()
         .create(&PostParams::default(), &va)
         .await?;
+    Ok(())
+}
+
+/// `usage` (`Off`) gets a recommendation and checkpoints; a pod of `evict` (`Recreate`) is evicted
+/// by the updater through the Eviction API.
+async fn vertical_works(
+    namespaces: &Namespaces,
+    ledger: &mut Ledger,
+    who: &Identity,
+) -> Result<()> {
+    let ns = &namespaces.release;
+    create_va(ns, "usage", "Off").await?;
+    create_va(ns, "evict", "Recreate").await?;
     poll_until("usage's recommendation", T, POLL, || async {
         let va = ns.api::<VerticalAutoscaler>().get("usage").await?;
         Ok(va.status.and_then(|s| s.recommendation).map(|_| ()))
@@ -577,6 +597,23 @@ async fn vertical_works(
     ledger.allowed(
         &who.account,
         "create and patch verticalautoscalercheckpoints (apply)",
+    );
+    let evicted = poll_until("an Evicted event of ballast-vertical", T, POLL, || async {
+        let events = ns.api::<Event>().list(&ListParams::default()).await?;
+        Ok(events.items.into_iter().find(|e| {
+            e.reporting_controller.as_deref() == Some("ballast-vertical")
+                && e.reason.as_deref() == Some("Evicted")
+        }))
+    })
+    .await?;
+    // No more evictions: the replacement pods keep 100m (no webhook is registered).
+    ns.api::<VerticalAutoscaler>()
+        .delete("evict", &DeleteParams::default())
+        .await?;
+    let note = evicted.note.unwrap_or_default();
+    ledger.allowed(
+        &who.account,
+        &format!("create pods/eviction (the updater: {note})"),
     );
     Ok(())
 }

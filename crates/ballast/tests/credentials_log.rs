@@ -2,18 +2,20 @@
 //! rabbitmq postgres`).
 //!
 //! `credentials_never_appear_in_the_logs` runs `ballast controller horizontal` at `RUST_LOG=trace`
-//! on autoscalers whose event sources take their credentials from Secrets (`credentialsRef`, as
-//! users write them): Redis (an ACL user of the test with a random password), RabbitMQ (a user of
-//! the test, the password inside the Secret's `url`) and PostgreSQL (a password). One autoscaler of
-//! Redis and one of RabbitMQ use a wrong password. Once every autoscaler has reconciled several
+//! on autoscalers whose sources take their credentials from Secrets (`credentialsRef`, as users
+//! write them): Redis (an ACL user of the test with a random password), RabbitMQ (a user of the
+//! test, the password inside the Secret's `url`), PostgreSQL (a password), Prometheus (a bearer
+//! token; basic auth) and SQS on moto (a secret access key and a session token). One autoscaler of
+//! Redis and one of RabbitMQ use a wrong password (PostgreSQL, Prometheus and moto of the bed check
+//! none). Once every autoscaler has reconciled several
 //! times (the good ones scaled their Deployment, the bad ones report the failure in their status),
 //! the process's whole output (stdout and stderr), the autoscalers' statuses and the namespace's
 //! events are searched for each secret value, as written and base64-encoded: one found fails the
 //! test, naming where. The search is shown to work: the output does hold the Secrets' (non-secret)
 //! names and the failures it logged.
 //!
-//! Without a test bed or one of the services the test prints a skip note and passes, unless
-//! `BALLAST_REQUIRE_TESTBED=1`.
+//! Needs `tests/testbed.sh up kube redis rabbitmq postgres prometheus moto`. Without a test bed or
+//! one of the services the test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
 
 mod bed_support;
 
@@ -52,6 +54,8 @@ struct Services {
     rabbitmq_amqp: String,
     rabbitmq_management: String,
     postgres: String,
+    prometheus: String,
+    moto: String,
 }
 
 fn services(bed: &TestBed) -> Option<Services> {
@@ -63,6 +67,8 @@ fn services(bed: &TestBed) -> Option<Services> {
         rabbitmq_amqp: bed.rabbitmq_url()?,
         rabbitmq_management: bed.rabbitmq_management_url()?,
         postgres: bed.postgres_url()?,
+        prometheus: bed.prometheus_url()?,
+        moto: bed.moto_url()?.trim_end_matches('/').to_owned(),
     })
 }
 
@@ -75,6 +81,10 @@ struct Values {
     rabbit_password: String,
     rabbit_wrong: String,
     postgres_password: String,
+    prometheus_token: String,
+    prometheus_password: String,
+    aws_secret_key: String,
+    aws_session_token: String,
 }
 
 impl Values {
@@ -87,12 +97,20 @@ impl Values {
             rabbit_password: random_value("rabbitpw"),
             rabbit_wrong: random_value("rabbitwrong"),
             postgres_password: random_value("pgpw"),
+            prometheus_token: random_value("promtoken"),
+            prometheus_password: random_value("prompw"),
+            aws_secret_key: random_value("awssecret"),
+            aws_session_token: random_value("awssession"),
         }
     }
 
     /// The values that must never be seen.
-    fn secrets(&self) -> [(&'static str, &str); 5] {
+    fn secrets(&self) -> [(&'static str, &str); 9] {
         [
+            ("the Prometheus token", &self.prometheus_token),
+            ("the Prometheus password", &self.prometheus_password),
+            ("the AWS secret access key", &self.aws_secret_key),
+            ("the AWS session token", &self.aws_session_token),
             ("the Redis password", &self.redis_password),
             ("the wrong Redis password", &self.redis_wrong),
             ("the RabbitMQ password", &self.rabbit_password),
@@ -204,6 +222,11 @@ fn amqp_with(url: &str, user: &str, password: &str) -> Result<String> {
 
 /// A HorizontalAutoscaler `name` on Deployment `name` with one event metric.
 async fn autoscaler(ns: &TestNamespace, name: &str, event: Value) -> Result<()> {
+    autoscaler_on(ns, name, json!({ "type": "Event", "event": event })).await
+}
+
+/// A HorizontalAutoscaler `name` on Deployment `name` with one metric.
+async fn autoscaler_on(ns: &TestNamespace, name: &str, metric: Value) -> Result<()> {
     ns.create_deployment(TestDeployment::new(name).replicas(1))
         .await?;
     let hza: HorizontalAutoscaler = serde_json::from_value(json!({
@@ -212,7 +235,7 @@ async fn autoscaler(ns: &TestNamespace, name: &str, event: Value) -> Result<()> 
         "spec": {
             "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
             "minReplicas": 1, "maxReplicas": 10, "syncPeriodSeconds": 1,
-            "metrics": [{ "type": "Event", "event": event }]
+            "metrics": [metric]
         }
     }))?;
     ns.api::<HorizontalAutoscaler>()
@@ -284,6 +307,81 @@ async fn autoscalers(
     autoscaler(ns, "postgres", postgres).await
 }
 
+/// Prometheus with a bearer token and with basic auth (the bed's Prometheus checks neither).
+async fn prometheus_autoscalers(ns: &TestNamespace, s: &Services, v: &Values) -> Result<()> {
+    create_secret(ns, "prometheus-token", &[("token", &v.prometheus_token)]).await?;
+    let basic = [
+        ("username", "ballast"),
+        ("password", v.prometheus_password.as_str()),
+    ];
+    create_secret(ns, "prometheus-basic", &basic).await?;
+    for (name, secret, query) in [
+        ("prometheus", "prometheus-token", "vector(5)"),
+        ("prometheus-basic", "prometheus-basic", "vector(6)"),
+    ] {
+        let metric = json!({
+            "type": "Prometheus",
+            "prometheus": {
+                "serverAddress": s.prometheus, "query": query, "target": target(),
+                "credentialsRef": { "name": secret }
+            }
+        });
+        autoscaler_on(ns, name, metric).await?;
+    }
+    Ok(())
+}
+
+/// Calls moto's SQS query API (moto routes by the credential scope's service and checks no
+/// signature).
+async fn moto_sqs(moto: &str, params: &[(&str, &str)]) -> Result<String> {
+    let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
+    let response = ballast_testbed::http_client()
+        .post(format!("{moto}/"))
+        .header("authorization", scope)
+        .form(params)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    ensure!(status.is_success(), "moto {params:?}: {status} {text}");
+    Ok(text)
+}
+
+/// An SQS queue on moto holding 3 messages, read with the Secret's keys and session token.
+async fn sqs_autoscaler(ns: &TestNamespace, s: &Services, v: &Values) -> Result<()> {
+    let name = format!("{}-jobs", ns.name());
+    let created = moto_sqs(&s.moto, &[("Action", "CreateQueue"), ("QueueName", &name)]).await?;
+    let queue_url = created
+        .split("<QueueUrl>")
+        .nth(1)
+        .and_then(|t| t.split("</QueueUrl>").next())
+        .with_context(|| format!("no QueueUrl in {created}"))?
+        .to_owned();
+    for i in 0..3 {
+        let body = format!("job {i}");
+        moto_sqs(
+            &s.moto,
+            &[
+                ("Action", "SendMessage"),
+                ("QueueUrl", &queue_url),
+                ("MessageBody", &body),
+            ],
+        )
+        .await?;
+    }
+    let keys = [
+        ("awsAccessKeyID", "AKIDBALLASTTEST"),
+        ("awsSecretAccessKey", v.aws_secret_key.as_str()),
+        ("awsSessionToken", v.aws_session_token.as_str()),
+    ];
+    create_secret(ns, "aws", &keys).await?;
+    let sqs = json!({
+        "type": "aws-sqs", "target": target(), "credentialsRef": { "name": "aws" },
+        "awsSqs": { "queueUrl": queue_url, "region": "us-east-1" }
+    });
+    autoscaler(ns, "sqs", sqs).await
+}
+
 async fn replicas(ns: &TestNamespace, name: &str) -> Result<i32> {
     let d = ns.api::<Deployment>().get(name).await?;
     Ok(d.spec.and_then(|s| s.replicas).unwrap_or(0))
@@ -325,6 +423,8 @@ async fn credentials_never_appear_in_the_logs() -> Result<()> {
     let result = async {
         rabbit_user_and_queue(&s, &v, &queue, 2).await?;
         autoscalers(&ns, &s, &v, &list, &queue).await?;
+        prometheus_autoscalers(&ns, &s, &v).await?;
+        sqs_autoscaler(&ns, &s, &v).await?;
         run_and_search(&bed, &ns, &v).await
     }
     .await;
@@ -354,7 +454,15 @@ async fn run_and_search(bed: &TestBed, ns: &TestNamespace, v: &Values) -> Result
     let mut p = Process::start("horizontal", &args, kubeconfig.as_ref(), "trace", &logs)?;
     p.wait_ready().await?;
     let reconciled = async {
-        for (name, want) in [("redis", 3), ("rabbit", 2), ("postgres", 4)] {
+        let scaled = [
+            ("redis", 3),
+            ("rabbit", 2),
+            ("postgres", 4),
+            ("prometheus", 5),
+            ("prometheus-basic", 6),
+            ("sqs", 3),
+        ];
+        for (name, want) in scaled {
             poll_until(&format!("{name} scaled to {want}"), T, POLL, || async {
                 Ok((replicas(ns, name).await? == want).then_some(()))
             })

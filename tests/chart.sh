@@ -218,7 +218,7 @@ can horizontal no update coordination.k8s.io leases "$NS" "$RELEASE-nodes"
 can nodes no update coordination.k8s.io leases "$NS" "$RELEASE-horizontal"
 ((failures == 0)) || die "$failures RBAC answers differ"
 # What RBAC cannot restrict (which Nodes, which pods) the nodes reconciler's admission policy does;
-# that it denies is shown with the ServiceAccount's own token in crates/ballast/tests/rbac.rs.
+# that it denies is shown with the ServiceAccount's own token in crates/ballast/tests/rbac/.
 for kind in validatingadmissionpolicy validatingadmissionpolicybinding; do
   "$KUBECTL" get "$kind" "$RELEASE-nodes" -o name >/dev/null || die "no $kind $RELEASE-nodes"
 done

@@ -1,5 +1,5 @@
 //! Helpers shared by the bed tests that run `ballast` processes under the chart's own identities
-//! (`rbac.rs`, `credentials_log.rs`): a controller process with its whole output kept in a file,
+//! (`rbac/`, `credentials_log.rs`): a controller process with its whole output kept in a file,
 //! the chart rendered by the cached Helm and applied, a ServiceAccount token from the TokenRequest
 //! API and a kubeconfig holding it.
 #![allow(dead_code)]

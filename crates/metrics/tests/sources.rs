@@ -1340,7 +1340,7 @@ async fn several_metrics_read_in_order() -> Result<()> {
                     bootstrap_servers: vec!["127.0.0.1:9092".into()],
                     consumer_group: "g".into(),
                     topic: Some("t".into()),
-                    limit_to_partitions_with_lag: None,
+                    ..Default::default()
                 })
             }),
         ],

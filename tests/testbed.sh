@@ -270,8 +270,15 @@ kafka_jars_ok() {
 # mvn (tests/testbed/kafka/pom.xml) into $KAFKA_HOME/libs; Maven's own repository stays in the cache.
 build_kafka() {
   if kafka_jars_ok; then log "kafka $KAFKA_VERSION: cached in $KAFKA_HOME"; return; fi
-  command -v java >/dev/null || die "java (17 or later) is needed for the Kafka broker: apt-get install openjdk-17-jre-headless"
-  command -v mvn >/dev/null || die "mvn is needed to fetch the Kafka broker: apt-get install maven"
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  if ((${#missing[@]})); then
+    is_root || die "the Kafka broker needs java 17+ and mvn: apt-get install -y ${missing[*]}"
+    log "installing ${missing[*]} with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
   log "fetching kafka $KAFKA_VERSION and its dependencies with mvn"
   local tmp="$KAFKA_HOME.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp/libs"

@@ -3,7 +3,7 @@
 # processes on 127.0.0.1 (no Docker, no kind).
 #
 #   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl, kwok, metrics-server,
-#                                          helm and kubeconform
+#                                          helm, kubeconform and the Kafka broker's jars
 #                                          (no-op when warm)
 #   tests/testbed.sh up [COMPONENT...]     start components (default: kube metrics-server); waits until
 #                                          each is ready
@@ -14,7 +14,7 @@
 #   tests/testbed.sh clean                 down, then remove the runtime directory
 #
 # Components: kube (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
-#             metrics-server (needs kube), prometheus, redis, rabbitmq, postgres, moto, or `all`.
+#             metrics-server (needs kube), prometheus, redis, rabbitmq, postgres, moto, kafka, or `all`.
 #
 # Network rule: every process started here listens on 127.0.0.1 and only ever dials 127.0.0.1.
 # The API server is reached through kubeconfigs pointing at https://127.0.0.1:PORT, the endpoint
@@ -43,6 +43,7 @@ METRICS_SERVER_BIN="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
 HELM_BIN="$CACHE/bin/helm-$HELM_VERSION"
 KUBECONFORM_BIN="$CACHE/bin/kubeconform-$KUBECONFORM_VERSION"
 MOTO_VENV="$CACHE/venv/moto-$MOTO_VERSION"
+KAFKA_HOME="$CACHE/bin/kafka-$KAFKA_VERSION"
 
 ETCD_PORT="${BALLAST_ETCD_PORT:-23790}"
 ETCD_PEER_PORT="${BALLAST_ETCD_PEER_PORT:-23800}"
@@ -60,6 +61,15 @@ RABBITMQ_DIST_PORT="${BALLAST_RABBITMQ_DIST_PORT:-25674}"
 EPMD_PORT="${BALLAST_EPMD_PORT:-24369}"
 POSTGRES_PORT="${BALLAST_POSTGRES_PORT:-25432}"
 MOTO_PORT="${BALLAST_MOTO_PORT:-25000}"
+# Kafka: PLAINTEXT on KAFKA_PORT, SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256/512) and SSL next to it, then
+# the KRaft controller.
+KAFKA_PORT="${BALLAST_KAFKA_PORT:-29092}"
+KAFKA_SASL_PORT="${BALLAST_KAFKA_SASL_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_TLS_PORT="${BALLAST_KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}"
+KAFKA_CONTROLLER_PORT="${BALLAST_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 3))}"
+# The broker's users (test credentials of a bed on loopback, nothing else).
+KAFKA_PLAIN_USER=ballast-plain KAFKA_PLAIN_PASSWORD=plain-secret
+KAFKA_SCRAM_USER=ballast-scram KAFKA_SCRAM_PASSWORD=scram-secret
 
 SERVICE_CIDR="10.96.0.0/16"  # allocated to Services only; nothing routes or dials it
 POD_CIDR="10.128.0.0/16"     # kwok's fake pod IPs; nothing dials them
@@ -67,7 +77,7 @@ READY_TIMEOUT="${BALLAST_READY_TIMEOUT:-120}"
 
 KUBE_PARTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 # metrics-server first: `up` starts SERVICES in this order after kube, `down` stops them before kube.
-SERVICES=(metrics-server prometheus redis rabbitmq postgres moto)
+SERVICES=(metrics-server prometheus redis rabbitmq postgres moto kafka)
 # Its resolution: the shortest metrics-server accepts (the delay from a usage change to the metric).
 METRIC_RESOLUTION=10s
 
@@ -249,6 +259,36 @@ ensure_moto() {
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 }
 
+kafka_java() { java -Xmx512m -Xms128m -XX:+UseSerialGC -cp "$1/libs/*" "${@:2}"; }
+
+kafka_jars_ok() {
+  [[ -s "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] &&
+    [[ "$(kafka_java "$KAFKA_HOME" kafka.Kafka --version 2>/dev/null | tail -n 1)" == "$KAFKA_VERSION"* ]]
+}
+
+# The broker is org.apache.kafka:kafka_2.13 and its runtime dependencies, copied from Maven Central by
+# mvn (tests/testbed/kafka/pom.xml) into $KAFKA_HOME/libs; Maven's own repository stays in the cache.
+build_kafka() {
+  if kafka_jars_ok; then log "kafka $KAFKA_VERSION: cached in $KAFKA_HOME"; return; fi
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  if ((${#missing[@]})); then
+    is_root || die "the Kafka broker needs java 17+ and mvn: apt-get install -y ${missing[*]}"
+    log "installing ${missing[*]} with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  log "fetching kafka $KAFKA_VERSION and its dependencies with mvn"
+  local tmp="$KAFKA_HOME.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp/libs"
+  mvn -q -B -f "$TB_SRC/kafka/pom.xml" -Dmaven.repo.local="$CACHE/m2" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/libs" >&2 ||
+    die "mvn could not fetch kafka $KAFKA_VERSION"
+  rm -rf "$KAFKA_HOME"; mv "$tmp" "$KAFKA_HOME"
+  kafka_jars_ok || die "the fetched kafka does not report $KAFKA_VERSION"
+}
+
 # Debian packages for the services, installed on demand (as root, e.g. in CI).
 ensure_packages() {
   local missing=() c
@@ -286,6 +326,7 @@ cmd_build() {
   build_kwok
   build_metrics_server
   build_chart_tools
+  build_kafka
   log "build done in $((SECONDS - t0))s"
 }
 
@@ -711,10 +752,11 @@ up_postgres() {
     -c 'CREATE ROLE ballast_tls LOGIN' >/dev/null || die "creating the postgres role ballast_tls failed"
 }
 
-# service_tls DIR NAME : a CA (ca.crt) and a server certificate for 127.0.0.1 and localhost signed
-# by it (server.crt, server.key), made fresh at each `up` of the service NAME.
+# service_tls DIR NAME [client] : a CA (ca.crt) and a server certificate for 127.0.0.1 and localhost
+# signed by it (server.crt, server.key), made fresh at each `up` of the service NAME; with `client`,
+# a client certificate too (client.crt, client.key).
 service_tls() {
-  local d="$1" name="$2"
+  local d="$1" name="$2" client="${3:-}"
   mkdir -p "$d"
   new_key "$d/ca.key"
   openssl req -x509 -new -key "$d/ca.key" -subj "/CN=ballast-testbed-$name-ca" -days 365 -sha256 \
@@ -726,6 +768,14 @@ service_tls() {
     -days 365 -sha256 -out "$d/server.crt" 2>/dev/null \
     -extfile <(printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth") ||
     die "openssl: $name server certificate"
+  if [[ $client == client ]]; then
+    new_key "$d/client.key"
+    openssl req -new -key "$d/client.key" -subj "/CN=ballast-client" -out "$d/client.csr" 2>/dev/null
+    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+      -days 365 -sha256 -out "$d/client.crt" 2>/dev/null \
+      -extfile <(printf '%s\n' "extendedKeyUsage=clientAuth") || die "openssl: $name client certificate"
+    rm -f "$d/client.csr"
+  fi
   rm -f "$d/server.csr" "$d/ca.key"
   chmod 644 "$d/ca.crt"
 }
@@ -772,6 +822,60 @@ up_moto() {
   spawn moto "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   wait_ready moto http_ok "http://127.0.0.1:$MOTO_PORT/moto-api/data.json"
 }
+
+# A single-node KRaft cluster (broker and controller in one JVM) on 127.0.0.1: PLAINTEXT, SASL_PLAINTEXT
+# (PLAIN from the JAAS line below, SCRAM users written into the metadata at format time) and SSL (the
+# bed's CA; a client certificate is checked when one is sent). No authorizer: any user may do anything.
+up_kafka() {
+  running kafka && return
+  [[ -s "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] || build_kafka
+  local dir="$RT/kafka"
+  rm -rf "$dir"; mkdir -p "$dir/data"
+  service_tls "$dir/tls" kafka client
+  cat "$dir/tls/server.key" "$dir/tls/server.crt" > "$dir/tls/server.pem"
+  chmod 600 "$dir/tls/server.pem"
+  local jaas="org.apache.kafka.common.security"
+  cat > "$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_TLS_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_TLS_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.flush.interval.messages=1000000
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas.plain.PlainLoginModule required user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$jaas.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$jaas.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/server.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.crt
+ssl.client.auth=requested
+EOF
+  local scram="name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD" id
+  # A cluster id is 16 random bytes in unpadded URL-safe base64 (what `kafka-storage random-uuid` prints).
+  id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  kafka_java "$KAFKA_HOME" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+    --add-scram "SCRAM-SHA-256=[$scram]" --add-scram "SCRAM-SHA-512=[$scram]" \
+    >"$(logfile kafka-format)" 2>&1 || { tail "$(logfile kafka-format)" >&2; die "formatting the kafka storage failed"; }
+  spawn kafka java -Xmx512m -Xms256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$dir/server.properties"
+  wait_ready kafka kafka_ready
+}
+kafka_ready() { tcp_open "$KAFKA_PORT" && tcp_open "$KAFKA_SASL_PORT" && tcp_open "$KAFKA_TLS_PORT"; }
 
 # --------------------------------------------------------------------------------------------------
 # env
@@ -821,6 +925,18 @@ write_env() {
       # never let an AWS SDK reach for the instance metadata service (169.254.169.254)
       echo "export AWS_EC2_METADATA_DISABLED='true'"
     }
+    running kafka && {
+      echo "export BALLAST_KAFKA_ADDRESS='127.0.0.1:$KAFKA_PORT'"
+      echo "export BALLAST_KAFKA_SASL_ADDRESS='127.0.0.1:$KAFKA_SASL_PORT'"
+      echo "export BALLAST_KAFKA_TLS_ADDRESS='127.0.0.1:$KAFKA_TLS_PORT'"
+      echo "export BALLAST_KAFKA_CA='$RT/kafka/tls/ca.crt'"
+      echo "export BALLAST_KAFKA_CLIENT_CERT='$RT/kafka/tls/client.crt'"
+      echo "export BALLAST_KAFKA_CLIENT_KEY='$RT/kafka/tls/client.key'"
+      echo "export BALLAST_KAFKA_PLAIN_USER='$KAFKA_PLAIN_USER'"
+      echo "export BALLAST_KAFKA_PLAIN_PASSWORD='$KAFKA_PLAIN_PASSWORD'"
+      echo "export BALLAST_KAFKA_SCRAM_USER='$KAFKA_SCRAM_USER'"
+      echo "export BALLAST_KAFKA_SCRAM_PASSWORD='$KAFKA_SCRAM_PASSWORD'"
+    }
   } > "$f.tmp"
   mv "$f.tmp" "$f"
 }
@@ -841,8 +957,8 @@ cmd_up() {
   for c in "$@"; do
     case "$c" in
       all) want+=(kube "${SERVICES[@]}") ;;
-      kube | metrics-server | prometheus | redis | rabbitmq | postgres | moto) want+=("$c") ;;
-      *) die "unknown component '$c' (kube, metrics-server, prometheus, redis, rabbitmq, postgres, moto, all)" ;;
+      kube | metrics-server | prometheus | redis | rabbitmq | postgres | moto | kafka) want+=("$c") ;;
+      *) die "unknown component '$c' (kube, metrics-server, prometheus, redis, rabbitmq, postgres, moto, kafka, all)" ;;
     esac
   done
   with_lock
@@ -899,7 +1015,7 @@ cmd_down() {
   for c in "${want[@]}"; do
     case "$c" in
       kube) ;;
-      metrics-server | prometheus | redis | rabbitmq | postgres | moto) stop_component "$c" & pids+=($!) ;;
+      metrics-server | prometheus | redis | rabbitmq | postgres | moto | kafka) stop_component "$c" & pids+=($!) ;;
       *) die "unknown component '$c'" ;;
     esac
   done
@@ -913,14 +1029,14 @@ cmd_is_up() {
   local c="${1:-kube}" part
   case "$c" in
     kube) for part in "${KUBE_PARTS[@]}"; do running "$part" || return 1; done ;;
-    metrics-server | prometheus | redis | rabbitmq | postgres | moto) running "$c" ;;
+    metrics-server | prometheus | redis | rabbitmq | postgres | moto | kafka) running "$c" ;;
     *) die "unknown component '$c'" ;;
   esac
 }
 
 cmd_status() {
   local c pid
-  for c in "${KUBE_PARTS[@]}" metrics-server prometheus redis rabbitmq epmd postgres moto; do
+  for c in "${KUBE_PARTS[@]}" metrics-server prometheus redis rabbitmq epmd postgres moto kafka; do
     if running "$c"; then read -r pid _ <"$(pidfile "$c")"; printf '%-24s running (pid %s)\n' "$c" "$pid"
     else printf '%-24s stopped\n' "$c"; fi
   done

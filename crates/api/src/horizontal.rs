@@ -351,7 +351,8 @@ pub struct EventMetricSource {
     /// Secret holding the credentials. Keys read per source: redis-list `password`, `ca.crt`;
     /// rabbitmq `url` (full AMQP or HTTP URL with user and password); postgresql `password`
     /// and `ca.crt` (PEM CA for `sslMode: verify-full`);
-    /// kafka `username`, `password`; aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
+    /// kafka `username`, `password`, `sasl`, `tls` (`enable`/`disable`), `ca.crt` (or `ca`),
+    /// `cert` and `key` (PEM client certificate and unencrypted key); aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<SecretReference>,
 }
@@ -421,19 +422,85 @@ pub struct PostgresqlSource {
     pub ssl_mode: Option<String>,
 }
 
-/// Consumer-group lag of a Kafka topic.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+/// Consumer-group lag of a Kafka topic (or of every topic the group has committed offsets for).
+/// Per partition the lag is the log-end offset minus the group's committed offset; the value is
+/// their sum, with KEDA's rules below.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(
+    validation = Rule::new("!(has(self.allowIdleConsumers) && self.allowIdleConsumers && has(self.limitToPartitionsWithLag) && self.limitToPartitionsWithLag)").message("allowIdleConsumers and limitToPartitionsWithLag cannot both be true"),
+    validation = Rule::new("!has(self.partitionLimitation) || has(self.topic)").message("partitionLimitation needs a topic").field_path(".partitionLimitation")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSource {
+    /// `host:port` of one or more brokers; the first that answers is used.
     #[schemars(length(min = 1))]
     pub bootstrap_servers: Vec<String>,
     #[schemars(length(min = 1))]
     pub consumer_group: String,
+    /// The topic; unset: every topic the group has committed offsets for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    /// Cap the replica count at the number of partitions with lag (KEDA's default).
+    /// Only these partitions of `topic` count (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_limitation: Option<Vec<i32>>,
+    /// What a partition without a committed offset counts: `latest` (default; 1, or 0 with
+    /// `scaleToZeroOnInvalidOffset`) or `earliest` (every record it holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_reset_policy: Option<KafkaOffsetResetPolicy>,
+    /// With `offsetResetPolicy: latest`, a partition without a committed offset counts 0 instead
+    /// of 1 (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero_on_invalid_offset: Option<bool>,
+    /// Allow more replicas than partitions (default false: the lag asks for at most one replica
+    /// per partition under an AverageValue target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_idle_consumers: Option<bool>,
+    /// Cap at the number of partitions with lag instead of all partitions (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_to_partitions_with_lag: Option<bool>,
+    /// Leave out the lag of partitions whose committed offset has not moved since the previous
+    /// read (a consumer stuck on a message; default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_persistent_lag: Option<bool>,
+    /// SASL mechanism (default none). Username and password come from the credentials Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<KafkaSasl>,
+    /// Connect with TLS, verifying the chain (to the Secret's CA when set, else the system roots)
+    /// and the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_tls: Option<bool>,
+    /// With TLS, accept any server certificate (encrypts, does not authenticate the broker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsafe_ssl: Option<bool>,
+}
+
+/// Where a Kafka consumer starts on a partition without a committed offset.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum KafkaOffsetResetPolicy {
+    /// At the end: nothing is behind yet.
+    #[default]
+    Latest,
+    /// At the start: every record is behind.
+    Earliest,
+}
+
+/// A SASL mechanism of a Kafka broker (KEDA's names).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum KafkaSasl {
+    /// No SASL.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// SASL/PLAIN.
+    #[serde(rename = "plaintext")]
+    Plaintext,
+    /// SASL/SCRAM-SHA-256.
+    #[serde(rename = "scram_sha256")]
+    ScramSha256,
+    /// SASL/SCRAM-SHA-512.
+    #[serde(rename = "scram_sha512")]
+    ScramSha512,
 }
 
 /// An AWS SQS queue.

@@ -9,9 +9,8 @@
 //! | Object | `custom.metrics.k8s.io/v1beta2` `{resource}/{name}/{metric}` | one value |
 //! | External | `external.metrics.k8s.io/v1beta1` `{metric}` | several values (summed by the core) |
 //! | Prometheus | PromQL instant query | one value, or several (one per series) |
-//! | Event redis-list / rabbitmq / postgresql / aws-sqs | the service itself | one value |
+//! | Event redis-list / rabbitmq / postgresql / aws-sqs / kafka | the service itself | one value |
 //! | Event cron | nothing (the core evaluates the schedule) | empty |
-//! | Event kafka | not supported yet | error |
 //!
 //! A read never panics and never hangs: each runs under a timeout and a global concurrency
 //! limit, clients are cached per endpoint in bounded caches, and every failure is a
@@ -52,6 +51,7 @@ use kube::Client;
 use tokio::sync::Semaphore;
 
 pub use error::{FailureReason, MetricError, ReadError};
+pub use event::kafka::admin::KafkaAdmin;
 pub use event::sqs::{AwsCredentials, SqsClient, SqsClientOptions, SqsMessage, create_queue};
 pub use secrets::SecretData;
 
@@ -175,6 +175,11 @@ impl MetricSource {
                 },
                 postgres: event::postgres::PostgresReader {
                     connections: Cache::new(cap, idle),
+                    connect_timeout: config.connect_timeout,
+                    read_timeout: config.read_timeout,
+                },
+                kafka: event::kafka::KafkaReader {
+                    previous: Cache::new(cap, idle),
                     connect_timeout: config.connect_timeout,
                     read_timeout: config.read_timeout,
                 },

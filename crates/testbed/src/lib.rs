@@ -1,6 +1,6 @@
 //! Test support for Ballast integration tests against the local test bed.
 //!
-//! `tests/testbed.sh up [kube prometheus redis rabbitmq postgres moto]` starts a real control plane
+//! `tests/testbed.sh up [kube prometheus redis rabbitmq postgres moto kafka]` starts a real control plane
 //! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), kwok as fake kubelets and the
 //! real services, all on 127.0.0.1, and writes an env file (`$BALLAST_TESTBED_DIR/env`, default
 //! `/tmp/ballast-testbed/env`). [`TestBed::from_env`] reads the `BALLAST_*` variables from the
@@ -78,6 +78,8 @@ pub enum Service {
     RabbitMq,
     Postgres,
     Moto,
+    /// A single-node Kafka cluster (PLAINTEXT, SASL_PLAINTEXT and SSL listeners).
+    Kafka,
     /// metrics-server, serving `metrics.k8s.io` from kwok's emulated kubelets (see [`usage`]).
     MetricsServer,
 }
@@ -91,6 +93,7 @@ impl Service {
             Service::RabbitMq => "BALLAST_RABBITMQ_URL",
             Service::Postgres => "BALLAST_POSTGRES_URL",
             Service::Moto => "BALLAST_MOTO_URL",
+            Service::Kafka => "BALLAST_KAFKA_ADDRESS",
             Service::MetricsServer => "BALLAST_METRICS_SERVER_URL",
         }
     }
@@ -103,6 +106,7 @@ impl Service {
             Service::RabbitMq => "rabbitmq",
             Service::Postgres => "postgres",
             Service::Moto => "moto",
+            Service::Kafka => "kafka",
             Service::MetricsServer => "metrics-server",
         }
     }
@@ -256,6 +260,44 @@ impl TestBed {
     pub fn postgres_ca(&self) -> Option<String> {
         self.postgres_url()?;
         self.tls_var("BALLAST_POSTGRES_CA")
+    }
+
+    /// `127.0.0.1:PORT` of the bed's Kafka broker, PLAINTEXT listener (no login).
+    pub fn kafka_address(&self) -> Option<String> {
+        self.service_url(Service::Kafka)
+    }
+
+    /// The same broker's SASL_PLAINTEXT listener: `(address, [(mechanism user, password)])` with
+    /// the PLAIN user first, then the SCRAM user (SCRAM-SHA-256 and -512).
+    pub fn kafka_sasl(&self) -> Option<(String, [(String, String); 2])> {
+        self.kafka_address()?;
+        let var = |v: &str| self.tls_var(v);
+        Some((
+            var("BALLAST_KAFKA_SASL_ADDRESS")?,
+            [
+                (
+                    var("BALLAST_KAFKA_PLAIN_USER")?,
+                    var("BALLAST_KAFKA_PLAIN_PASSWORD")?,
+                ),
+                (
+                    var("BALLAST_KAFKA_SCRAM_USER")?,
+                    var("BALLAST_KAFKA_SCRAM_PASSWORD")?,
+                ),
+            ],
+        ))
+    }
+
+    /// The same broker's SSL listener: `(address, CA path, client certificate path, client key
+    /// path)`; the server certificate names `127.0.0.1` and `localhost`, and a client certificate
+    /// is checked when one is sent.
+    pub fn kafka_tls(&self) -> Option<(String, String, String, String)> {
+        self.kafka_address()?;
+        Some((
+            self.tls_var("BALLAST_KAFKA_TLS_ADDRESS")?,
+            self.tls_var("BALLAST_KAFKA_CA")?,
+            self.tls_var("BALLAST_KAFKA_CLIENT_CERT")?,
+            self.tls_var("BALLAST_KAFKA_CLIENT_KEY")?,
+        ))
     }
 
     fn tls_var(&self, var: &str) -> Option<String> {

@@ -47,6 +47,142 @@ impl Metadata {
     }
 }
 
+/// A KEDA boolean setting (Go's `strconv.ParseBool` spellings), if set.
+fn flag(md: &mut Metadata, key: &str, label: &str) -> Result<Option<bool>, ConvertError> {
+    let Some(text) = md.take(key) else {
+        return Ok(None);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" => Ok(Some(true)),
+        "false" | "f" | "0" => Ok(Some(false)),
+        _ => Err(ConvertError::Invalid {
+            source_object: label.to_string(),
+            field: format!("{}.{key}", md.path),
+            message: format!("{text:?} is not true or false"),
+        }),
+    }
+}
+
+/// KEDA's `partitionLimitation` (`1,2,10-12`) as the list of partitions.
+fn partition_list(text: &str) -> Result<Vec<i32>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let number = |t: &str| {
+            t.trim()
+                .parse::<i32>()
+                .map_err(|_| format!("{part:?} is not a partition number or range"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (number(a)?, number(b)?);
+                if a > b || b - a > 10_000 {
+                    return Err(format!("{part:?} is not an increasing range"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(number(part)?),
+        }
+    }
+    Ok(out)
+}
+
+/// A KEDA `kafka` trigger as a Ballast kafka event source.
+fn kafka(
+    md: &mut Metadata,
+    avg: &str,
+    name: Option<&str>,
+    label: &str,
+) -> Result<Value, ConvertError> {
+    let invalid = |md: &Metadata, key: &str, message: String| ConvertError::Invalid {
+        source_object: label.to_string(),
+        field: format!("{}.{key}", md.path),
+        message,
+    };
+    let servers: Vec<String> = md
+        .need("bootstrapServers", label)?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut src = Map::new();
+    src.insert("bootstrapServers".into(), json!(servers));
+    src.insert(
+        "consumerGroup".into(),
+        json!(md.need("consumerGroup", label)?),
+    );
+    if let Some(topic) = md.take("topic").filter(|t| !t.is_empty()) {
+        src.insert("topic".into(), json!(topic));
+    }
+    if let Some(text) = md.take("partitionLimitation") {
+        let list = partition_list(&text).map_err(|m| invalid(md, "partitionLimitation", m))?;
+        if !list.is_empty() {
+            src.insert("partitionLimitation".into(), json!(list));
+        }
+    }
+    if let Some(policy) = md.take("offsetResetPolicy") {
+        if policy != "latest" && policy != "earliest" {
+            let m = format!("{policy:?}: use latest or earliest");
+            return Err(invalid(md, "offsetResetPolicy", m));
+        }
+        src.insert("offsetResetPolicy".into(), json!(policy));
+    }
+    for key in [
+        "allowIdleConsumers",
+        "limitToPartitionsWithLag",
+        "excludePersistentLag",
+        "scaleToZeroOnInvalidOffset",
+        "unsafeSsl",
+    ] {
+        if let Some(b) = flag(md, key, label)? {
+            src.insert(key.into(), json!(b));
+        }
+    }
+    if src.get("allowIdleConsumers") == Some(&json!(true))
+        && src.get("limitToPartitionsWithLag") == Some(&json!(true))
+    {
+        let m = "cannot be true together with allowIdleConsumers".to_string();
+        return Err(invalid(md, "limitToPartitionsWithLag", m));
+    }
+    if src.contains_key("partitionLimitation") && !src.contains_key("topic") {
+        let m = "needs a topic (KEDA ignores it without one; remove it)".to_string();
+        return Err(invalid(md, "partitionLimitation", m));
+    }
+    if let Some(sasl) = md.take("sasl") {
+        if !matches!(
+            sasl.as_str(),
+            "none" | "plaintext" | "scram_sha256" | "scram_sha512"
+        ) {
+            let m = format!(
+                "SASL mechanism {sasl:?} is not supported: use none, plaintext, scram_sha256 or scram_sha512"
+            );
+            return Err(invalid(md, "sasl", m));
+        }
+        src.insert("sasl".into(), json!(sasl));
+    }
+    if let Some(tls) = md.take("tls") {
+        match tls.as_str() {
+            "enable" => src.insert("enableTls".into(), json!(true)),
+            "disable" => src.insert("enableTls".into(), json!(false)),
+            _ => {
+                return Err(invalid(
+                    md,
+                    "tls",
+                    format!("{tls:?}: use enable or disable"),
+                ));
+            }
+        };
+    }
+    let threshold = md.take("lagThreshold").unwrap_or_else(|| "10".into());
+    Ok(event(
+        "kafka",
+        "kafka",
+        Value::Object(src),
+        target(avg, &threshold),
+        md.take("activationLagThreshold"),
+        name,
+    ))
+}
+
 /// A KEDA threshold as a quantity value (KEDA writes them as strings).
 fn quantity(text: &str) -> Value {
     Value::String(text.trim().to_string())
@@ -477,34 +613,7 @@ fn source_metric(
                 name,
             )
         }
-        "kafka" => {
-            let servers: Vec<String> = md
-                .need("bootstrapServers", label)?
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .collect();
-            let mut src = Map::new();
-            src.insert("bootstrapServers".into(), json!(servers));
-            src.insert(
-                "consumerGroup".into(),
-                json!(md.need("consumerGroup", label)?),
-            );
-            if let Some(topic) = md.take("topic") {
-                src.insert("topic".into(), json!(topic));
-            }
-            if let Some(l) = md.take("limitToPartitionsWithLag") {
-                src.insert("limitToPartitionsWithLag".into(), json!(l == "true"));
-            }
-            let threshold = md.take("lagThreshold").unwrap_or_else(|| "10".into());
-            event(
-                "kafka",
-                "kafka",
-                Value::Object(src),
-                target(avg, &threshold),
-                md.take("activationLagThreshold"),
-                name,
-            )
-        }
+        "kafka" => kafka(&mut md, avg, name, label)?,
         "aws-sqs-queue" => {
             let mut src = Map::new();
             src.insert("queueUrl".into(), json!(md.need("queueURL", label)?));

@@ -330,3 +330,87 @@ fn credentials_that_cannot_work_are_errors() {
     );
     assert_valid_and_round_trips(c);
 }
+
+#[test]
+fn kafka_triggers_carry_every_setting() {
+    let trigger = serde_json::json!({"type": "kafka", "authenticationRef": {"name": "k"}, "metadata": {
+        "bootstrapServers": "b-1:9092, b-2:9092", "consumerGroup": "workers", "topic": "jobs",
+        "lagThreshold": "50", "activationLagThreshold": "3", "offsetResetPolicy": "earliest",
+        "allowIdleConsumers": "false", "limitToPartitionsWithLag": "true",
+        "excludePersistentLag": "true", "scaleToZeroOnInvalidOffset": "true",
+        "partitionLimitation": "0,2-4", "unsafeSsl": "false", "tls": "enable", "sasl": "scram_sha512",
+        "ensureEvenDistributionOfPartitions": "true"}});
+    let auth = "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {name: k, namespace: jobs}\nspec: {secretTargetRef: [{parameter: username, name: kafka, key: username}, {parameter: password, name: kafka, key: password}, {parameter: ca, name: kafka, key: ca}, {parameter: cert, name: kafka, key: cert}, {parameter: key, name: kafka, key: key}]}\n";
+    let text = format!("{}\n---\n{auth}", scaled_object(trigger));
+    let converted = convert_yaml_stream(&text);
+    let c = converted[0].as_ref().unwrap();
+    assert_valid_and_round_trips(c);
+    let event = &c.object["spec"]["metrics"][0]["event"];
+    assert_eq!(
+        event["kafka"],
+        serde_json::json!({"bootstrapServers": ["b-1:9092", "b-2:9092"], "consumerGroup": "workers",
+            "topic": "jobs", "partitionLimitation": [0, 2, 3, 4], "offsetResetPolicy": "earliest",
+            "allowIdleConsumers": false, "limitToPartitionsWithLag": true,
+            "excludePersistentLag": true, "scaleToZeroOnInvalidOffset": true, "unsafeSsl": false,
+            "sasl": "scram_sha512", "enableTls": true})
+    );
+    assert_eq!(event["target"]["averageValue"], "50");
+    assert_eq!(event["activationThreshold"], "3");
+    assert_eq!(event["credentialsRef"]["name"], "kafka");
+    assert!(has_note(
+        c,
+        NoteKind::Dropped,
+        "spec.triggers[0].metadata.ensureEvenDistributionOfPartitions"
+    ));
+    // Defaults: KEDA's lagThreshold 10, every topic of the group.
+    let plain = serde_json::json!({"type": "kafka", "metadata": {"bootstrapServers": "b:9092", "consumerGroup": "g"}});
+    let converted = convert_yaml_stream(&scaled_object(plain));
+    let c = converted[0].as_ref().unwrap();
+    assert_valid_and_round_trips(c);
+    let event = &c.object["spec"]["metrics"][0]["event"];
+    assert_eq!(event["target"]["averageValue"], "10");
+    assert!(event["kafka"].get("topic").is_none());
+}
+
+#[test]
+fn kafka_settings_that_cannot_work_are_errors() {
+    let cases = [
+        (
+            serde_json::json!({"sasl": "gssapi"}),
+            "metadata.sasl: SASL mechanism \"gssapi\" is not supported",
+        ),
+        (
+            serde_json::json!({"allowIdleConsumers": "true", "limitToPartitionsWithLag": "true"}),
+            "metadata.limitToPartitionsWithLag: cannot be true together",
+        ),
+        (
+            serde_json::json!({"excludePersistentLag": "yes"}),
+            "metadata.excludePersistentLag: \"yes\" is not true or false",
+        ),
+        (
+            serde_json::json!({"partitionLimitation": "1,x"}),
+            "\"x\" is not a partition number",
+        ),
+        (
+            serde_json::json!({"topic": "t", "partitionLimitation": "5-2"}),
+            "\"5-2\" is not an increasing range",
+        ),
+        (
+            serde_json::json!({"offsetResetPolicy": "none"}),
+            "use latest or earliest",
+        ),
+    ];
+    for (extra, fragment) in cases {
+        let mut metadata = serde_json::json!({"bootstrapServers": "b:9092", "consumerGroup": "g"});
+        for (k, v) in extra.as_object().unwrap() {
+            metadata[k] = v.clone();
+        }
+        let text = scaled_object(serde_json::json!({"type": "kafka", "metadata": metadata}));
+        let err = convert_yaml_stream(&text)
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap_or_else(|| panic!("accepted: {text}"))
+            .to_string();
+        assert!(err.contains(fragment), "{err}");
+    }
+}

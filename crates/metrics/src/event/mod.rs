@@ -1,5 +1,6 @@
 //! Event sources: the backlog of a queue or database, read straight from it.
 
+pub(crate) mod kafka;
 pub(crate) mod postgres;
 pub(crate) mod rabbitmq;
 pub(crate) mod redis;
@@ -20,6 +21,7 @@ pub(crate) struct EventReaders {
     pub(crate) redis: redis::RedisReader,
     pub(crate) rabbitmq: rabbitmq::RabbitReader,
     pub(crate) postgres: postgres::PostgresReader,
+    pub(crate) kafka: kafka::KafkaReader,
     pub(crate) http: reqwest::Client,
     pub(crate) aws_region: Option<String>,
     pub(crate) aws_credentials: Option<AwsCredentials>,
@@ -94,6 +96,15 @@ fn postgres_credentials(
     Ok((password, ca))
 }
 
+/// The per-replica value of an AverageValue target (the Kafka replica cap needs it).
+fn per_replica_target(e: &EventMetricSource) -> Option<f64> {
+    let t = e.target.as_ref()?;
+    if t.type_ != ballast_api::horizontal::MetricTargetType::AverageValue {
+        return None;
+    }
+    ballast_api::common::quantity_value(t.average_value.as_ref()?).ok()
+}
+
 /// Where an event source reads, for messages (never with credentials).
 pub(crate) fn describe(e: &EventMetricSource) -> String {
     match e.type_ {
@@ -126,7 +137,14 @@ pub(crate) fn describe(e: &EventMetricSource) -> String {
             None => "event source aws-sqs".into(),
         },
         EventSourceType::Kafka => match &e.kafka {
-            Some(k) => format!("event source kafka consumer group {:?}", k.consumer_group),
+            Some(k) => format!(
+                "event source kafka consumer group {:?} on {} at {}",
+                k.consumer_group,
+                k.topic
+                    .as_deref()
+                    .map_or("all its topics".to_string(), |t| format!("topic {t:?}")),
+                k.bootstrap_servers.join(",")
+            ),
             None => "event source kafka".into(),
         },
         EventSourceType::Cron => "event source cron".into(),
@@ -144,9 +162,8 @@ impl EventReaders {
         let value = match e.type_ {
             EventSourceType::Cron => return Ok(MetricReading::default()),
             EventSourceType::Kafka => {
-                return Err(ReadError::Unsupported(
-                    "kafka event source is not supported yet".into(),
-                ));
+                let src = e.kafka.as_ref().ok_or_else(|| missing("kafka", "kafka"))?;
+                self.kafka.read(src, per_replica_target(e), secret).await?
             }
             EventSourceType::RedisList => {
                 let src = e

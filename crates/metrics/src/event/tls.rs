@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::ReadError;
@@ -76,14 +76,23 @@ pub(crate) fn client_config(
     verification: Verification,
     extra_ca: &[CertificateDer<'static>],
 ) -> Result<ClientConfig, ReadError> {
+    client_config_with_identity(verification, extra_ca, None)
+}
+
+/// [`client_config`] that also presents `identity` (a certificate chain and its private key) when
+/// the server asks for a client certificate.
+pub(crate) fn client_config_with_identity(
+    verification: Verification,
+    extra_ca: &[CertificateDer<'static>],
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<ClientConfig, ReadError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ReadError::InvalidSpec(format!("TLS settings: {e}")))?;
-    let config = match verification {
+    let builder = match verification {
         Verification::None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly::new()))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly::new())),
         Verification::Full => {
             let mut roots = RootCertStore::empty();
             roots.add_parsable_certificates(system_roots().iter().cloned());
@@ -92,10 +101,15 @@ pub(crate) fn client_config(
                     ReadError::InvalidSpec(format!("TLS CA certificate not usable: {e}"))
                 })?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
         }
     };
-    Ok(config)
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ReadError::InvalidSpec(format!("TLS client certificate not usable: {e}"))),
+    }
 }
 
 /// Accepts any server certificate, checking only that the server holds its key.

@@ -211,7 +211,7 @@ pub fn explain_live(
 }
 
 /// `NAMESPACE/NAME` of `--live`, both parts non-empty.
-fn live_target(target: &str) -> Result<(&str, &str)> {
+pub(crate) fn live_target(target: &str) -> Result<(&str, &str)> {
     match target.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns, name))

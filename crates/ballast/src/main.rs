@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod evaluate_cmd;
 mod horizontal_cmd;
+mod kubeconfig;
 mod leader_cmd;
 mod nodes_cmd;
 mod nodes_explain_cmd;

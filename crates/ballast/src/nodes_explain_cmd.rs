@@ -101,9 +101,7 @@ pub fn explain_live(
     };
     let now = Timestamp::now();
     let snapshot = crate::horizontal_cmd::runtime(1)?.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = crate::kubeconfig::client().await?;
         capture_with(flags, &client, scope, pass, now).await
     })?;
     let file = SnapshotFile {

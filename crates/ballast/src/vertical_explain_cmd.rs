@@ -27,9 +27,7 @@ pub fn explain_live(target: &str, save: Option<&Path>, output: Option<Format>) -
     let (namespace, name) = crate::horizontal_cmd::live_target(target)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let snapshot = crate::horizontal_cmd::runtime(1)?.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = crate::kubeconfig::client().await?;
         let now = jiff::Timestamp::now();
         let capture = ballast_controller::vertical::capture::capture;
         anyhow::Ok(capture(&client, namespace, name, now).await?)

@@ -349,7 +349,7 @@ async fn live_errors_name_what_is_wrong() -> Result<()> {
     fails_naming(
         &dir.join("absent.kubeconfig"),
         &["explain", "provision", "--live", "--catalog", CATALOG],
-        "loading the kubeconfig",
+        "no kubeconfig: KUBECONFIG names",
     )?;
     let nobody = nobody_kubeconfig(&bed, &dir)?;
     fails_naming(

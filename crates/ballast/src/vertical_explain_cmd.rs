@@ -32,6 +32,11 @@ pub fn explain_live(target: &str, save: Option<&Path>, output: Option<Format>) -
         let capture = ballast_controller::vertical::capture::capture;
         anyhow::Ok(capture(&client, namespace, name, now).await?)
     })?;
+    if snapshot.checkpoints.is_empty() {
+        eprintln!(
+            "note: VerticalAutoscaler {target} has no checkpoints yet: the recommender writes them every --checkpoint-interval (10m by default) and when it stops"
+        );
+    }
     if let Some(path) = save {
         let value = serde_json::to_value(&snapshot).context("encoding the snapshot")?;
         std::fs::write(path, ballast_api::yaml::to_string(&value)?)

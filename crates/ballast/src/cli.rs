@@ -139,8 +139,14 @@ pub struct ExplainArgs {
     #[arg(short = 'f', long = "filename", conflicts_with = "live")]
     pub file: Option<String>,
     /// Capture the snapshot from the cluster of the current kubeconfig instead of a file, as the
-    /// controller would see it now: `NAMESPACE/NAME` of a HorizontalAutoscaler (horizontal only).
-    #[arg(long, value_name = "NAMESPACE/NAME")]
+    /// controller would see it now: `NAMESPACE/NAME` of a HorizontalAutoscaler or
+    /// VerticalAutoscaler; for provision and disruption nothing, or a NodePool to scope to.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME|POOL",
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
     pub live: Option<String>,
     /// With `--live`: also write the captured snapshot to this file, as YAML that `-f` reads.
     #[arg(long, value_name = "FILE", requires = "live", conflicts_with = "file")]
@@ -150,6 +156,9 @@ pub struct ExplainArgs {
     /// How `--live` reads metrics and decides: the flags of `ballast controller horizontal`.
     #[command(flatten)]
     pub capture: crate::horizontal_cmd::DecisionFlags,
+    /// How `--live` reads instance types and decides: the flags of `ballast controller nodes`.
+    #[command(flatten)]
+    pub nodes: crate::nodes_cmd::NodesDecisionFlags,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -177,25 +186,44 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn explain(args: ExplainArgs) -> Result<ExitCode> {
+    use ballast_controller::nodes::capture::Pass;
     let file = match (&args.live, &args.file) {
-        (Some(target), _) => {
-            if args.decision != Decision::Horizontal {
-                bail!(
-                    "--live is available for horizontal decisions only; explain a snapshot file with -f"
-                );
-            }
-            let save = args.save_snapshot.as_deref();
-            return crate::horizontal_cmd::explain_live(target, &args.capture, save, args.output);
-        }
+        (Some(target), _) => return explain_live(&args, target),
         (None, Some(file)) => file,
-        (None, None) => bail!("explain needs -f SNAPSHOT or --live NAMESPACE/NAME"),
+        (None, None) => bail!("explain needs -f SNAPSHOT or --live"),
     };
     let text = read_input(file)?;
     match args.decision {
         Decision::Horizontal => crate::horizontal_cmd::explain(&text, args.output),
-        Decision::Provision => crate::nodes_cmd::explain_provision(&text, args.output),
-        Decision::Disruption => crate::nodes_cmd::explain_disruption(&text, args.output),
-        Decision::Vertical => crate::evaluate_cmd::explain(&text, args.output),
+        Decision::Provision => {
+            crate::nodes_explain_cmd::explain_file(Pass::Provisioning, &text, args.output)
+        }
+        Decision::Disruption => {
+            crate::nodes_explain_cmd::explain_file(Pass::Disruption, &text, args.output)
+        }
+        Decision::Vertical => crate::vertical_explain_cmd::explain(&text, args.output),
+    }
+}
+
+/// `explain DECISION --live TARGET`: TARGET is `NAMESPACE/NAME` for horizontal and vertical, an
+/// optional NodePool for provision and disruption (empty: every pool in scope).
+fn explain_live(args: &ExplainArgs, target: &str) -> Result<ExitCode> {
+    use ballast_controller::nodes::capture::Pass;
+    let save = args.save_snapshot.as_deref();
+    let pool = Some(target).filter(|p| !p.is_empty());
+    match args.decision {
+        Decision::Horizontal => {
+            crate::horizontal_cmd::explain_live(target, &args.capture, save, args.output)
+        }
+        Decision::Vertical => crate::vertical_explain_cmd::explain_live(target, save, args.output),
+        Decision::Provision => {
+            let pass = Pass::Provisioning;
+            crate::nodes_explain_cmd::explain_live(pass, pool, &args.nodes, save, args.output)
+        }
+        Decision::Disruption => {
+            let pass = Pass::Disruption;
+            crate::nodes_explain_cmd::explain_live(pass, pool, &args.nodes, save, args.output)
+        }
     }
 }
 

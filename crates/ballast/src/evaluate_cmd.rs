@@ -1,6 +1,5 @@
 //! `ballast evaluate vertical DIR`: replays a folder of usage series (`*.csv` or `*.csv.gz`) through
-//! both estimator modes of the vertical core and prints the table of slack, overruns and evictions;
-//! and `ballast explain vertical -f SNAPSHOT`.
+//! both estimator modes of the vertical core and prints the table of slack, overruns and evictions.
 
 use anyhow::{Context, Result, bail};
 use ballast_vertical::evaluate::{ReplayOptions, evaluate, halves, table};
@@ -83,24 +82,6 @@ pub fn run(args: &EvaluateArgs) -> Result<ExitCode> {
             if args.no_floors { "off" } else { "on" },
             started.elapsed().as_secs_f64()
         );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `ballast explain vertical -f SNAPSHOT`: the recommendation of a snapshot and why.
-pub fn explain(text: &str, output: Option<crate::cli::Format>) -> Result<ExitCode> {
-    const WHAT: &str = "vertical snapshot";
-    let map = crate::strict::mapping(text, "a vertical snapshot (see docs/vertical.md)")?;
-    crate::strict::known_keys::<ballast_vertical::explain::Snapshot>(&map, &[], WHAT)?;
-    let snapshot: ballast_vertical::explain::Snapshot =
-        crate::strict::typed(serde_json::Value::Object(map), "", WHAT)?;
-    let explanation = ballast_vertical::explain::explain(&snapshot)?;
-    match output {
-        Some(crate::cli::Format::Json) => {
-            println!("{}", serde_json::to_string_pretty(&explanation)?)
-        }
-        Some(crate::cli::Format::Yaml) => print!("{}", ballast_api::yaml::to_string(&explanation)?),
-        None => print!("{}", explanation.text()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -140,9 +140,7 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
     init_logs(flags.log_json);
     let _ = rustls::crypto::ring::default_provider().install_default();
     runtime(flags.worker_threads)?.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = crate::kubeconfig::client().await?;
         let election = leader.start(&client, "horizontal")?;
         let mut config = flags.config();
         config.leadership = election.leadership.clone();
@@ -194,9 +192,7 @@ pub fn explain_live(
     let (namespace, name) = live_target(target)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let snapshot = runtime(1)?.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = crate::kubeconfig::client().await?;
         let source = MetricSource::new(client.clone(), flags.metrics())
             .context("building the metric readers")?;
         let now = jiff::Timestamp::now();
@@ -211,7 +207,7 @@ pub fn explain_live(
 }
 
 /// `NAMESPACE/NAME` of `--live`, both parts non-empty.
-fn live_target(target: &str) -> Result<(&str, &str)> {
+pub(crate) fn live_target(target: &str) -> Result<(&str, &str)> {
     match target.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
             Ok((ns, name))

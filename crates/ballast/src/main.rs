@@ -4,11 +4,14 @@ mod check;
 mod cli;
 mod evaluate_cmd;
 mod horizontal_cmd;
+mod kubeconfig;
 mod leader_cmd;
 mod nodes_cmd;
+mod nodes_explain_cmd;
 mod serve_cmd;
 mod strict;
 mod vertical_cmd;
+mod vertical_explain_cmd;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

@@ -1,6 +1,6 @@
-//! `ballast controller nodes` and `ballast explain provision|disruption`.
+//! `ballast controller nodes` and the flags its decisions share with `ballast explain
+//! provision|disruption --live`.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,20 +9,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use ballast_controller::nodes::NodesOptions;
+use ballast_controller::nodes::capture::Scope;
 use ballast_controller::nodes::disruption::DisruptionShellOptions;
 use ballast_controller::nodes::interruption::InterruptionOptions;
-use ballast_nodes::{
-    ClusterSnapshot, Destination, DisruptionDecision, DisruptionOptions, ProvisionOptions,
-    ProvisioningDecision, Verdict,
-};
+use ballast_nodes::{BatchWindow, DisruptionOptions, PdbMode, ProvisionOptions};
 use clap::{Args, ValueEnum};
-use jiff::Timestamp;
 use prometheus_client::registry::Registry;
 
-use crate::cli::Format;
 use crate::leader_cmd::LeaderFlags;
 use crate::serve_cmd::{Endpoint, serve_and_run, stopped};
-use crate::strict;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Provider {
@@ -33,10 +28,13 @@ pub enum Provider {
     Aws,
 }
 
-/// Flags of `ballast controller nodes`.
+/// What a node decision depends on besides the cluster: the provider and its instance types,
+/// the controller's scope, batching and disruption knobs. Shared by `ballast controller nodes`
+/// and `ballast explain provision|disruption --live`, so a capture reads and decides as the
+/// controller does.
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Nodes reconciler")]
-pub struct NodesFlags {
+#[command(next_help_heading = "Node decisions")]
+pub struct NodesDecisionFlags {
     /// Cloud provider that launches the nodes.
     #[arg(long, value_enum, default_value = "kwok")]
     pub provider: Provider,
@@ -71,6 +69,60 @@ pub struct NodesFlags {
     /// Batching: solve at the latest this long after the first pending pod (seconds).
     #[arg(long, default_value_t = 10.0)]
     pub batch_max: f64,
+    /// Multi-node consolidation looks at this many candidates at most.
+    #[arg(long, default_value_t = DisruptionOptions::default().multi_node_max_candidates)]
+    pub consolidation_max_candidates: usize,
+    /// Never replace a spot node with a cheaper spot node.
+    #[arg(long)]
+    pub no_spot_to_spot: bool,
+    /// Also refuse an action that would evict more of a PodDisruptionBudget's pods than it
+    /// allows now (default: only nodes with a pod a PDB allows no disruption of are blocked).
+    #[arg(long)]
+    pub strict_pdbs: bool,
+}
+
+impl NodesDecisionFlags {
+    /// The provisioning knobs (batching; the solver's defaults).
+    pub fn provision_options(&self) -> ProvisionOptions {
+        ProvisionOptions {
+            solve: Default::default(),
+            batch: BatchWindow {
+                idle_seconds: self.batch_idle,
+                max_seconds: self.batch_max,
+            },
+        }
+    }
+
+    /// The disruption knobs.
+    pub fn disruption_options(&self) -> DisruptionOptions {
+        DisruptionOptions {
+            multi_node_max_candidates: self.consolidation_max_candidates,
+            spot_to_spot: !self.no_spot_to_spot,
+            pdb_mode: if self.strict_pdbs {
+                PdbMode::Strict
+            } else {
+                PdbMode::Karpenter
+            },
+            ..Default::default()
+        }
+    }
+
+    /// What the controller manages: its NodePool selector and namespaces.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            nodepool_selector: self.nodepool_selector.as_deref(),
+            namespaces: &self.provision_namespaces,
+            pool: None,
+        }
+    }
+}
+
+/// Flags of `ballast controller nodes`.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Nodes reconciler")]
+pub struct NodesFlags {
+    #[command(flatten)]
+    pub decision: NodesDecisionFlags,
     /// Do not run the disruption controller (consolidation, emptiness, drift, expiration).
     #[arg(long)]
     pub no_disruption: bool,
@@ -101,15 +153,18 @@ pub struct NodesFlags {
 
 impl NodesFlags {
     pub fn options(&self) -> NodesOptions {
+        let decision = &self.decision;
+        let provision = decision.provision_options();
         let mut o = NodesOptions {
-            nodepool_selector: self.nodepool_selector.clone(),
-            namespaces: self.provision_namespaces.clone(),
+            nodepool_selector: decision.nodepool_selector.clone(),
+            namespaces: decision.provision_namespaces.clone(),
+            batch: provision.batch,
+            solve: provision.solve,
             ..Default::default()
         };
-        o.batch.idle_seconds = self.batch_idle;
-        o.batch.max_seconds = self.batch_max;
         o.disruption = (!self.no_disruption).then(|| DisruptionShellOptions {
             poll: Duration::from_secs(self.disruption_poll.max(1)),
+            options: decision.disruption_options(),
             ..Default::default()
         });
         o.interruption = self.interruption_queue.as_ref().map(|q| {
@@ -133,6 +188,37 @@ pub fn controller(flags: &NodesFlags, leader: &LeaderFlags) -> Result<ExitCode> 
         .with_writer(std::io::stderr)
         .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    check_provider(&flags.decision)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let config = kube::Config::infer()
+            .await
+            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        let client = kube::Client::try_from(config.clone())?;
+        match flags.decision.provider {
+            Provider::Kwok => {
+                let provider = kwok_provider(&flags.decision, client)?;
+                serve_and_run_nodes(flags, leader, config, provider).await
+            }
+            #[cfg(not(feature = "aws"))]
+            Provider::Aws => bail!(
+                "--provider aws: this ballast was built without the AWS provider (--features aws)"
+            ),
+            #[cfg(feature = "aws")]
+            Provider::Aws => {
+                let provider = aws_provider(&flags.decision, client)?;
+                serve_and_run_nodes(flags, leader, config, provider).await
+            }
+        }
+    })
+}
+
+/// Refuses provider flags that cannot work, before anything starts: the kwok provider needs a
+/// catalog, the aws one its settings (and a build with the `aws` feature).
+pub fn check_provider(flags: &NodesDecisionFlags) -> Result<()> {
     match (flags.provider, &flags.catalog) {
         (Provider::Kwok, None) => {
             bail!("--provider kwok needs --catalog FILE (e.g. simulations/catalogs/aws-like.yaml)")
@@ -147,46 +233,34 @@ pub fn controller(flags: &NodesFlags, leader: &LeaderFlags) -> Result<ExitCode> 
         ),
         _ => {}
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let config = kube::Config::infer()
-            .await
-            .context("loading the kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-        let client = kube::Client::try_from(config.clone())?;
-        match flags.provider {
-            Provider::Kwok => {
-                let catalog = flags.catalog.clone().unwrap_or_default();
-                let provider =
-                    ballast_cloud_kwok::KwokProvider::from_catalog_file(client.clone(), &catalog)
-                        .map_err(anyhow::Error::msg)?;
-                serve_and_run_nodes(flags, leader, config, provider).await
-            }
-            #[cfg(not(feature = "aws"))]
-            Provider::Aws => bail!(
-                "--provider aws: this ballast was built without the AWS provider (--features aws)"
-            ),
-            #[cfg(feature = "aws")]
-            Provider::Aws => {
-                let (opts, prices) = aws_options(flags)?;
-                let provider = ballast_cloud_aws::AwsProvider::new(
-                    opts,
-                    prices,
-                    ballast_cloud_aws::NodeClasses::Kube(client.clone()),
-                )
-                .map_err(anyhow::Error::msg)?;
-                serve_and_run_nodes(flags, leader, config, provider).await
-            }
-        }
-    })
+    Ok(())
+}
+
+/// The kwok provider with the instance types of `--catalog`.
+pub fn kwok_provider(
+    flags: &NodesDecisionFlags,
+    client: kube::Client,
+) -> Result<ballast_cloud_kwok::KwokProvider> {
+    let catalog = flags.catalog.clone().unwrap_or_default();
+    ballast_cloud_kwok::KwokProvider::from_catalog_file(client, &catalog)
+        .map_err(anyhow::Error::msg)
+}
+
+/// The EC2 provider of the flags and the standard AWS variables.
+#[cfg(feature = "aws")]
+pub fn aws_provider(
+    flags: &NodesDecisionFlags,
+    client: kube::Client,
+) -> Result<ballast_cloud_aws::AwsProvider> {
+    let (opts, prices) = aws_options(flags)?;
+    ballast_cloud_aws::AwsProvider::new(opts, prices, ballast_cloud_aws::NodeClasses::Kube(client))
+        .map_err(anyhow::Error::msg)
 }
 
 /// The aws provider's options and price file from the flags and the standard AWS variables.
 #[cfg(feature = "aws")]
 pub fn aws_options(
-    flags: &NodesFlags,
+    flags: &NodesDecisionFlags,
 ) -> Result<(
     ballast_cloud_aws::AwsOptions,
     ballast_scheduling::catalog::CatalogFile,
@@ -262,349 +336,9 @@ async fn serve_and_run_nodes<P: ballast_cloud::CloudProvider>(
     .await
 }
 
-/// A snapshot file: a `ClusterSnapshot` plus the decision time and optional knobs.
-struct SnapshotFile {
-    /// The decision time: required, nothing else gives the time.
-    now: Timestamp,
-    provision_options: Option<ProvisionOptions>,
-    disruption_options: Option<DisruptionOptions>,
-    snapshot: ClusterSnapshot,
-}
-
-/// Reads a node snapshot strictly: an empty file, a file of another kind, a missing `now` or a
-/// field the format does not have is an error naming it.
-fn read_snapshot(text: &str) -> Result<SnapshotFile> {
-    const WHAT: &str = "node snapshot";
-    let mut map = strict::mapping(
-        text,
-        "a node snapshot (see docs/nodes.md, \"The snapshot\")",
-    )?;
-    strict::known_keys::<ClusterSnapshot>(
-        &map,
-        &["now", "provisionOptions", "disruptionOptions"],
-        WHAT,
-    )?;
-    let Some(now) = map.remove("now") else {
-        bail!(
-            "{WHAT}: now: missing: the decision time (RFC 3339, e.g. \"2025-06-01T12:00:00Z\"); nothing else gives it"
-        )
-    };
-    let now = strict::typed(now, "now", WHAT)?;
-    let provision_options = map
-        .remove("provisionOptions")
-        .map(|v| strict::typed(v, "provisionOptions", WHAT))
-        .transpose()?;
-    let disruption_options = map
-        .remove("disruptionOptions")
-        .map(|v| strict::typed(v, "disruptionOptions", WHAT))
-        .transpose()?;
-    let snapshot = strict::typed(serde_json::Value::Object(map), "", WHAT)?;
-    Ok(SnapshotFile {
-        now,
-        provision_options,
-        disruption_options,
-        snapshot,
-    })
-}
-
-/// `ballast explain provision -f SNAPSHOT [-o json|yaml]`.
-pub fn explain_provision(text: &str, output: Option<Format>) -> Result<ExitCode> {
-    let f = read_snapshot(text)?;
-    let now = f.now;
-    let opts = f.provision_options.unwrap_or_default();
-    let d = ballast_nodes::provision(&f.snapshot, now, &opts)?;
-    match output {
-        None => print!("{}", render_provision(&d, now)),
-        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&d)?),
-        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&d)?),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `ballast explain disruption -f SNAPSHOT [-o json|yaml]`: every method and candidate is
-/// evaluated (`explainAll`), so each node says why it stays.
-pub fn explain_disruption(text: &str, output: Option<Format>) -> Result<ExitCode> {
-    let f = read_snapshot(text)?;
-    let now = f.now;
-    let mut opts = f.disruption_options.unwrap_or_default();
-    opts.explain_all = true;
-    let d = ballast_nodes::disrupt(&f.snapshot, now, &opts)?;
-    match output {
-        None => print!("{}", render_disruption(&d, now)),
-        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&d)?),
-        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&d)?),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `-0.00` reads oddly.
-fn z(x: f64) -> f64 {
-    if x == 0.0 { 0.0 } else { x }
-}
-
-fn list<T: std::fmt::Display>(items: &[T], max: usize) -> String {
-    let mut s: Vec<String> = items.iter().take(max).map(|x| x.to_string()).collect();
-    if items.len() > max {
-        s.push(format!("… (+{} more)", items.len() - max));
-    }
-    s.join(", ")
-}
-
-/// The human form of a provisioning decision.
-pub fn render_provision(d: &ProvisioningDecision, now: Timestamp) -> String {
-    let mut o = String::new();
-    let placed = d.placements.len();
-    let _ = writeln!(
-        o,
-        "Provisioning at {now}: {} new NodeClaim(s) at ${:.4}/h; {placed} pod(s) placed, {} stay pending",
-        d.node_claims.len(),
-        d.cost_per_hour,
-        d.unschedulable.len()
-    );
-    if !d.node_claims.is_empty() {
-        let _ = writeln!(o, "\nNodeClaims to create:");
-        for p in &d.node_claims {
-            let _ = writeln!(
-                o,
-                "  {}  NodePool {}  {} {} {}  ${:.4}/h  {} pod(s), requests {}",
-                p.name,
-                p.node_pool,
-                p.instance_type,
-                p.zone,
-                p.capacity_type,
-                p.price,
-                p.pods.len(),
-                serde_json::to_string(&p.requests)
-                    .unwrap_or_default()
-                    .replace('"', "")
-            );
-            let types: Vec<String> = p
-                .instance_types
-                .iter()
-                .map(|t| format!("{} ${:.4}", t.name, t.price))
-                .collect();
-            let _ = writeln!(
-                o,
-                "      may launch as (cheapest first): {}",
-                list(&types, 8)
-            );
-            let _ = writeln!(
-                o,
-                "      zones: {}; capacity types: {}",
-                p.zones.join(", "),
-                p.capacity_types.join(", ")
-            );
-            let _ = writeln!(o, "      pods: {}", list(&p.pods, 10));
-        }
-    }
-    let existing: Vec<String> = d
-        .placements
-        .iter()
-        .filter_map(|pl| match &pl.to {
-            Destination::Node(n) => Some(format!("{} → node {n}", pl.pod)),
-            Destination::InFlight(n) => Some(format!("{} → NodeClaim in flight {n}", pl.pod)),
-            Destination::NewNodeClaim(_) => None,
-        })
-        .collect();
-    if !existing.is_empty() {
-        let _ = writeln!(o, "\nPods that fit existing or in-flight capacity:");
-        for e in existing {
-            let _ = writeln!(o, "  {e}");
-        }
-    }
-    if !d.unschedulable.is_empty() {
-        let _ = writeln!(o, "\nPods that stay pending:");
-        for u in &d.unschedulable {
-            let _ = writeln!(o, "  {}  [{:?}]", u.pod, u.category);
-            for (pool, why) in &u.node_pools {
-                let _ = writeln!(o, "      NodePool {pool}: {why}");
-            }
-            for (why, n) in &u.nodes {
-                let _ = writeln!(o, "      {n} node(s): {why}");
-            }
-            if u.node_pools.is_empty() && u.nodes.is_empty() {
-                let _ = writeln!(o, "      {}", u.message);
-            }
-        }
-    }
-    if !d.relaxed.is_empty() {
-        let _ = writeln!(o, "\nPreferences dropped to place a pod:");
-        for r in &d.relaxed {
-            let _ = writeln!(o, "  {}: {}", r.pod, r.dropped.join("; "));
-        }
-    }
-    if !d.skipped.is_empty() {
-        let _ = writeln!(o, "\nLeft out (invalid):");
-        for e in &d.skipped {
-            let _ = writeln!(o, "  {e}");
-        }
-    }
-    o
-}
-
-/// The human form of a disruption decision.
-pub fn render_disruption(d: &DisruptionDecision, now: Timestamp) -> String {
-    let mut o = String::new();
-    // The core formats a zero cost of an empty node as "-0.00".
-    let _ = writeln!(
-        o,
-        "Disruption at {now}: {}",
-        d.summary.replace("cost -0.00", "cost 0.00")
-    );
-    if let Some(a) = &d.action {
-        let _ = writeln!(o, "\nAction: {} of {}", a.method, a.nodes.join(", "));
-        let _ = writeln!(o, "  why: {}", a.why);
-        let _ = writeln!(
-            o,
-            "  removes ${:.4}/h, saves ${:.4}/h, disruption cost {:.2}, evicts {} pod(s)",
-            a.removed_price,
-            a.savings,
-            z(a.disruption_cost),
-            a.pods_evicted.len()
-        );
-        for r in &a.replacements {
-            let _ = writeln!(
-                o,
-                "  replacement {}: {} {} {} ${:.4}/h (NodePool {})",
-                r.plan.name,
-                r.plan.instance_type,
-                r.plan.zone,
-                r.plan.capacity_type,
-                r.plan.price,
-                r.plan.node_pool
-            );
-        }
-        for m in &a.moves {
-            let to = if m.to_replacement {
-                "replacement "
-            } else {
-                "node "
-            };
-            let _ = writeln!(o, "  {} → {to}{}", m.pod, m.to);
-        }
-        if let Some(t) = a.drain_deadline {
-            let _ = writeln!(o, "  drain deadline (terminationGracePeriod): {t}");
-        }
-    }
-    let _ = writeln!(o, "\nMethods:");
-    for (m, line) in &d.methods {
-        let _ = writeln!(o, "  {m}: {line}");
-    }
-    let _ = writeln!(o, "\nNodes:");
-    for n in &d.nodes {
-        let chosen = d.action.as_ref().is_some_and(|a| a.nodes.contains(&n.node));
-        let price = n
-            .price
-            .map(|p| format!("${p:.4}/h"))
-            .unwrap_or_else(|| "price unknown".into());
-        let _ = writeln!(
-            o,
-            "  {}{}  NodePool {}  {price}  disruption cost {:.2}",
-            n.node,
-            if chosen { " (chosen)" } else { "" },
-            n.node_pool.as_deref().unwrap_or("-"),
-            z(n.disruption_cost)
-        );
-        for note in &n.notes {
-            let method = note
-                .method
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| "all methods".into());
-            let verdict = match note.verdict {
-                Verdict::Chosen => "chosen",
-                Verdict::Possible => "possible",
-                Verdict::Rejected => "no",
-            };
-            let _ = writeln!(o, "      {method}: {verdict}: {}", note.why);
-        }
-    }
-    if !d.budgets.is_empty() {
-        let _ = writeln!(o, "\nBudgets:");
-        for b in &d.budgets {
-            let allowed = b
-                .allowed
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "unlimited".into());
-            let _ = writeln!(
-                o,
-                "  NodePool {} {:?}: {} node(s), {allowed} allowed ({}), {} disrupting, {} left",
-                b.node_pool, b.reason, b.nodes, b.budget, b.disrupting, b.available
-            );
-        }
-    }
-    if !d.skipped.is_empty() {
-        let _ = writeln!(o, "\nLeft out (invalid):");
-        for e in &d.skipped {
-            let _ = writeln!(o, "  {e}");
-        }
-    }
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn example(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../nodes/examples")
-            .join(name);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
-
-    #[test]
-    fn provision_example_explains_claims_and_pending_pods() {
-        let f = read_snapshot(&example("provision.yaml")).unwrap();
-        let now = f.now;
-        let d = ballast_nodes::provision(&f.snapshot, now, &ProvisionOptions::default()).unwrap();
-        let text = render_provision(&d, now);
-        assert!(text.contains("NodeClaims to create:"), "{text}");
-        assert!(text.contains("may launch as (cheapest first)"), "{text}");
-        assert!(text.contains("shop/api-2 → node general-1"), "{text}");
-        assert!(text.contains("ml/train-2  [LimitsReached]"), "{text}");
-        assert!(
-            text.contains("NodePool gpu: NodePool limits reached (nodes)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("shop/arm-1  [UnsatisfiableRequirements]"),
-            "{text}"
-        );
-        // Zone spread: the three web pods end up in both zones.
-        let zones: std::collections::BTreeSet<&str> =
-            d.node_claims.iter().map(|c| c.zone.as_str()).collect();
-        assert_eq!(zones.len(), 2, "{text}");
-        let json = serde_json::to_value(&d).unwrap();
-        assert!(json["nodeClaims"][0]["nodeClaim"]["metadata"]["name"].is_string());
-        assert_eq!(json["unschedulable"].as_array().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn disruption_example_explains_every_node() {
-        let f = read_snapshot(&example("disruption.yaml")).unwrap();
-        let now = f.now;
-        let opts = DisruptionOptions {
-            explain_all: true,
-            ..Default::default()
-        };
-        let d = ballast_nodes::disrupt(&f.snapshot, now, &opts).unwrap();
-        let text = render_disruption(&d, now);
-        assert!(text.contains("Action: emptiness of empty-1"), "{text}");
-        assert!(
-            text.contains("big-1") && text.contains("can be deleted, its pods fit elsewhere"),
-            "{text}"
-        );
-        assert!(
-            text.contains("pod batch/job-1 has the do-not-disrupt annotation"),
-            "{text}"
-        );
-        assert!(
-            text.contains("PDB shop/db allows no disruption of pod shop/db-1 now"),
-            "{text}"
-        );
-        assert!(text.contains("consolidateAfter not reached"), "{text}");
-        assert!(!text.contains("-0.00"), "{text}");
-    }
 
     fn nodes_flags(args: &[&str]) -> Result<NodesFlags, clap::Error> {
         use clap::Parser;
@@ -620,7 +354,7 @@ mod tests {
     #[test]
     fn aws_flags_name_what_is_missing() {
         let f = nodes_flags(&["--provider", "aws"]).unwrap();
-        let e = aws_options(&f).unwrap_err().to_string();
+        let e = aws_options(&f.decision).unwrap_err().to_string();
         assert!(e.contains("--price-file"), "{e}");
         let prices = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../simulations/catalogs/aws-like.yaml");
@@ -631,7 +365,7 @@ mod tests {
             prices.to_str().unwrap(),
         ])
         .unwrap();
-        let e = aws_options(&f).unwrap_err().to_string();
+        let e = aws_options(&f.decision).unwrap_err().to_string();
         assert!(e.contains("--cluster-name"), "{e}");
         let f = nodes_flags(&[
             "--provider",
@@ -642,7 +376,7 @@ mod tests {
             "c1",
         ])
         .unwrap();
-        let e = aws_options(&f).unwrap_err().to_string();
+        let e = aws_options(&f.decision).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/prices.yaml"), "{e}");
         let f = nodes_flags(&[
             "--provider",
@@ -657,8 +391,33 @@ mod tests {
             "http://127.0.0.1:25000",
         ])
         .unwrap();
-        assert_eq!(f.aws_region.as_deref(), Some("eu-west-1"));
-        assert_eq!(f.aws_endpoint.as_deref(), Some("http://127.0.0.1:25000"));
+        assert_eq!(f.decision.aws_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            f.decision.aws_endpoint.as_deref(),
+            Some("http://127.0.0.1:25000")
+        );
+    }
+
+    #[test]
+    fn consolidation_flags_reach_the_disruption_pass() {
+        let f = nodes_flags(&["--catalog", "c.yaml"]).unwrap();
+        let shell = f.options().disruption.expect("disruption on by default");
+        assert_eq!(shell.options, DisruptionOptions::default());
+        let f = nodes_flags(&[
+            "--consolidation-max-candidates",
+            "7",
+            "--no-spot-to-spot",
+            "--strict-pdbs",
+            "--batch-max",
+            "3",
+        ])
+        .unwrap();
+        let shell = f.options().disruption.expect("disruption on by default");
+        assert_eq!(shell.options, f.decision.disruption_options());
+        assert_eq!(shell.options.multi_node_max_candidates, 7);
+        assert!(!shell.options.spot_to_spot);
+        assert_eq!(shell.options.pdb_mode, PdbMode::Strict);
+        assert_eq!(f.options().batch.max_seconds, 3.0);
     }
 
     #[test]
@@ -685,42 +444,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--interruption-queue"), "{e}");
-    }
-
-    #[test]
-    fn snapshot_files_are_read_strictly() {
-        let f = read_snapshot("now: 2025-06-01T12:00:00Z\nnodes: []\npendingPods: []\n").unwrap();
-        assert!(f.provision_options.is_none() && f.disruption_options.is_none());
-        let refused = [
-            ("", "the file is empty"),
-            ("nodes: []\n", "now: missing"),
-            ("now: 2025-06-01T12:00:00Z\nnodes: 3", "nodes: invalid type"),
-            (
-                "now: 2025-06-01T12:00:00Z\nnodePoolz: []",
-                "did you mean `nodePools`",
-            ),
-            ("now: yesterday\n", "now: "),
-            (
-                "now: 2025-06-01T12:00:00Z\nautoscaler: {}",
-                "unknown field `autoscaler`",
-            ),
-            (
-                "apiVersion: v1\nkind: Pod\n",
-                "this is a Kubernetes object (v1 Pod)",
-            ),
-            (
-                "now: 2025-06-01T12:00:00Z\nprovisionOptions: {maxNodeClaimz: 3}",
-                "unknown field `provisionOptions.maxNodeClaimz`",
-            ),
-        ];
-        for (text, fragment) in refused {
-            let e = format!(
-                "{:#}",
-                read_snapshot(text)
-                    .err()
-                    .unwrap_or_else(|| panic!("{text:?} was accepted"))
-            );
-            assert!(e.contains(fragment), "{text:?}: {e}");
-        }
     }
 }

@@ -250,10 +250,19 @@ fn explain_takes_a_file_or_live_never_both() {
         None,
     );
     assert_eq!(out.status.code(), Some(2), "--save-snapshot needs --live");
-    let out = ballast(&["explain", "provision", "--live", "shop/web"], None);
+    // The node decisions read instance types as the controller does: the kwok provider's need
+    // its catalog, named before anything is read.
+    let out = ballast(&["explain", "provision", "--live"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("horizontal decisions only"),
+        text(&out.stderr).contains("--provider kwok needs --catalog FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ballast(&["explain", "vertical", "--live", "web"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("NAMESPACE/NAME"),
         "{}",
         text(&out.stderr)
     );
@@ -288,7 +297,7 @@ fn runs_as_the_kubectl_plugin() {
     assert!(help.status.success(), "{}", text(&help.stderr));
     let shown = text(&help.stdout);
     assert!(shown.contains("Usage: kubectl ballast explain"), "{shown}");
-    assert!(shown.contains("--live <NAMESPACE/NAME>"), "{shown}");
+    assert!(shown.contains("--live [<NAMESPACE/NAME|POOL>]"), "{shown}");
     let explained = run(&[
         "explain",
         "horizontal",

@@ -1,7 +1,14 @@
-//! `ballast explain vertical`: a snapshot (an object, its containers' usage series, `now`) → the
-//! recommendation, its confidence and why.
+//! `ballast explain vertical`: a snapshot (an object, its containers' usage series or their
+//! checkpoints, `now`) → the recommendation, its confidence and why.
+//!
+//! A container is given either as usage series (`containers`: fed in time order) or as the
+//! status of its `VerticalAutoscalerCheckpoint` (`checkpoints`: restored exactly, as the
+//! recommender restores it), never both: a live capture holds checkpoints, a recorded trace
+//! series. Containers are recommended in name order, as the recommender tracks them.
 
-use ballast_api::vertical::VerticalAutoscaler;
+use std::collections::BTreeMap;
+
+use ballast_api::vertical::{VerticalAutoscaler, VerticalAutoscalerCheckpointStatus};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -32,13 +39,27 @@ pub struct ContainerUsage {
     pub oom_kills: Vec<i64>,
 }
 
+/// One container's saved state: the `status` of its `VerticalAutoscalerCheckpoint`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerCheckpoint {
+    /// The container (the checkpoint's `spec.containerName`).
+    pub name: String,
+    pub status: VerticalAutoscalerCheckpointStatus,
+}
+
 /// What `explain` reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub object: VerticalAutoscaler,
     pub now: Timestamp,
+    /// Containers given by their usage series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<ContainerUsage>,
+    /// Containers given by their checkpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<ContainerCheckpoint>,
 }
 
 /// The recommendation of a snapshot and the settings it was made with.
@@ -49,7 +70,10 @@ pub struct Explanation {
     pub recommendation: Recommendation,
 }
 
-/// Feeds every series, in time order, and recommends at `now`.
+/// Restores every checkpoint, feeds every series in time order, and recommends at `now`.
+///
+/// Errs when the object's settings are invalid, a container is named twice (in either list),
+/// or a checkpoint does not restore (each naming the field).
 pub fn explain(snapshot: &Snapshot) -> Result<Explanation, Error> {
     let name = snapshot
         .object
@@ -58,17 +82,11 @@ pub fn explain(snapshot: &Snapshot) -> Result<Explanation, Error> {
         .as_deref()
         .unwrap_or("<unnamed>");
     let settings = Settings::from_spec(&snapshot.object.spec, name)?;
-    let states: Vec<ContainerState> = snapshot
-        .containers
+    let states = states(snapshot, &settings, name)?;
+    let tracked: Vec<TrackedContainer<'_>> = states
         .iter()
-        .map(|c| feed(c, &settings))
-        .collect();
-    let tracked: Vec<TrackedContainer<'_>> = snapshot
-        .containers
-        .iter()
-        .zip(&states)
-        .map(|(c, state)| TrackedContainer {
-            name: &c.name,
+        .map(|(container, state)| TrackedContainer {
+            name: container,
             state,
         })
         .collect();
@@ -83,6 +101,60 @@ pub fn explain(snapshot: &Snapshot) -> Result<Explanation, Error> {
         settings,
         recommendation,
     })
+}
+
+/// `snapshot` with every container given as the checkpoint of its state at `now` (series fed,
+/// checkpoints kept): what a recommender that had seen the series would have saved. It
+/// explains as `snapshot` does.
+pub fn checkpointed(snapshot: &Snapshot) -> Result<Snapshot, Error> {
+    let name = snapshot
+        .object
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or("<unnamed>");
+    let settings = Settings::from_spec(&snapshot.object.spec, name)?;
+    let checkpoints = states(snapshot, &settings, name)?
+        .iter()
+        .map(|(container, state)| ContainerCheckpoint {
+            name: container.clone(),
+            status: crate::checkpoint::save(state, snapshot.now),
+        })
+        .collect();
+    Ok(Snapshot {
+        object: snapshot.object.clone(),
+        now: snapshot.now,
+        containers: Vec::new(),
+        checkpoints,
+    })
+}
+
+/// Each container's state, by name: restored from its checkpoint or fed its series.
+fn states(
+    snapshot: &Snapshot,
+    settings: &Settings,
+    name: &str,
+) -> Result<BTreeMap<String, ContainerState>, Error> {
+    let mut states = BTreeMap::new();
+    let mut add = |container: &str, field: String, state: ContainerState| {
+        if states.insert(container.to_string(), state).is_some() {
+            return Err(Error::invalid(
+                name,
+                &field,
+                format!("container {container:?} is given twice (as series or checkpoint)"),
+            ));
+        }
+        Ok(())
+    };
+    for (i, c) in snapshot.checkpoints.iter().enumerate() {
+        let object = format!("{name}: checkpoints[{i}] (container {})", c.name);
+        let state = crate::checkpoint::restore(&c.status, settings, &object)?;
+        add(&c.name, format!("checkpoints[{i}].name"), state)?;
+    }
+    for (i, c) in snapshot.containers.iter().enumerate() {
+        add(&c.name, format!("containers[{i}].name"), feed(c, settings))?;
+    }
+    Ok(states)
 }
 
 /// Formats an amount with its unit.

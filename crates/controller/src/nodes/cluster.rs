@@ -164,6 +164,51 @@ impl Stores {
         Ok(stores)
     }
 
+    /// Caches holding `objects` as they are (no watch, no change signals): what one list of each
+    /// kind read ([`super::capture`]). `pool_selector` scopes like [`Stores::start`]'s, so set
+    /// it (to the selector, or a description of how `objects.node_pools` were chosen) when the
+    /// pools were filtered.
+    pub fn from_objects(objects: Objects, pool_selector: Option<String>) -> Stores {
+        let (_tx, rx) = watch::channel(Changes::default());
+        let stores = Stores {
+            pods: filled(objects.pods),
+            nodes: filled(objects.nodes),
+            node_pools: filled(objects.node_pools),
+            node_claims: filled(objects.node_claims),
+            pdbs: filled(objects.pdbs),
+            daemon_sets: filled(objects.daemon_sets),
+            namespaces: filled(objects.namespaces),
+            pvcs: filled(objects.pvcs),
+            pvs: filled(objects.pvs),
+            storage_classes: filled(objects.storage_classes),
+            changes: rx,
+            seen_pools: Arc::default(),
+            pool_selector,
+        };
+        stores.note_pools();
+        stores
+    }
+
+    /// Pending pods the provisioner provisions for (those the kube-scheduler marked
+    /// unschedulable, in `namespaces`, all when empty), by namespace and name.
+    pub fn provisionable_pods(&self, namespaces: &[String]) -> Vec<Arc<Pod>> {
+        let mut pods = self.pods.state_filter(|p| {
+            observe::is_provisionable(p)
+                && in_namespaces(namespaces, p.metadata.namespace.as_deref())
+        });
+        pods.sort_by_key(|p| (p.metadata.namespace.clone(), p.metadata.name.clone()));
+        pods
+    }
+
+    /// Every pod of `namespaces` (all when empty) waiting for a node, also those the scheduler
+    /// has not tried yet: the disruption pass counts them, so a node made for a pod the
+    /// scheduler has not bound yet does not look empty.
+    pub fn unbound_pods(&self, namespaces: &[String]) -> Vec<Arc<Pod>> {
+        self.pods.state_filter(|p| {
+            observe::is_unbound(p) && in_namespaces(namespaces, p.metadata.namespace.as_deref())
+        })
+    }
+
     /// NodePools in scope, by name.
     pub fn pools(&self) -> BTreeMap<String, Arc<NodePool>> {
         self.note_pools();
@@ -224,6 +269,39 @@ impl Stores {
             &self.storage_classes.state(),
         )
     }
+}
+
+/// One list of every kind [`Stores`] caches.
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
+    pub node_pools: Vec<NodePool>,
+    pub node_claims: Vec<NodeClaim>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub namespaces: Vec<Namespace>,
+    pub pvcs: Vec<PersistentVolumeClaim>,
+    pub pvs: Vec<PersistentVolume>,
+    pub storage_classes: Vec<StorageClass>,
+}
+
+/// A cache holding `objects`.
+fn filled<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource + Clone + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(o));
+    }
+    reader
+}
+
+/// Whether a pod of namespace `ns` is in the scope of `namespaces` (all when empty).
+pub fn in_namespaces(namespaces: &[String], ns: Option<&str>) -> bool {
+    namespaces.is_empty() || ns.is_some_and(|n| namespaces.iter().any(|x| x == n))
 }
 
 /// The NodePool label of a NodeClaim.
@@ -383,19 +461,6 @@ pub(crate) mod tests {
     use super::*;
     use ballast_nodes::{ProvisionOptions, provision};
     use kube::ResourceExt;
-    use kube::runtime::watcher::Event;
-
-    fn store<K>(objs: Vec<K>) -> Store<K>
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-        K::DynamicType: Default + Eq + Hash + Clone,
-    {
-        let (reader, mut writer) = reflector::store();
-        for o in objs {
-            writer.apply_watcher_event(&Event::Apply(o));
-        }
-        reader
-    }
 
     /// Caches holding the given objects (no API server).
     pub(crate) fn stores(
@@ -405,22 +470,14 @@ pub(crate) mod tests {
         claims: Vec<NodeClaim>,
         pool_selector: Option<&str>,
     ) -> Stores {
-        let (_tx, rx) = watch::channel(Changes::default());
-        Stores {
-            pods: store(pods),
-            nodes: store(nodes),
-            node_pools: store(pools),
-            node_claims: store(claims),
-            pdbs: store(vec![]),
-            daemon_sets: store(vec![]),
-            namespaces: store(vec![]),
-            pvcs: store(vec![]),
-            pvs: store(vec![]),
-            storage_classes: store(vec![]),
-            changes: rx,
-            seen_pools: Arc::default(),
-            pool_selector: pool_selector.map(str::to_string),
-        }
+        let objects = Objects {
+            pods,
+            nodes,
+            node_pools: pools,
+            node_claims: claims,
+            ..Default::default()
+        };
+        Stores::from_objects(objects, pool_selector.map(str::to_string))
     }
 
     fn yaml<T: DeserializeOwned>(s: &str) -> T {

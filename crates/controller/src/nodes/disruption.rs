@@ -110,12 +110,7 @@ async fn decide<P: CloudProvider>(
     let types = ctx.instance_types(now).await?;
     let pending: Vec<(Arc<Pod>, Timestamp)> = ctx
         .stores
-        .pods
-        // Every pod waiting for a node, also those the scheduler has not tried yet: a node made
-        // for a pod the scheduler has not bound yet must not look empty.
-        .state_filter(|p| {
-            observe::is_unbound(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
-        })
+        .unbound_pods(&ctx.opts.namespaces)
         .into_iter()
         .map(|p| (p, now))
         .collect();

@@ -17,6 +17,8 @@
 //!   deletes its NodeClaim, so the same drain runs before the Node goes.
 //! - [`gc`]: instances without a NodeClaim and NodeClaims without an instance are removed.
 //! - [`pools`]: NodePool status (resources in use, `Ready`, `LimitsReached`).
+//! - [`capture`]: the snapshot the provisioner or the disruption pass would decide on, from one
+//!   list of each kind (for `ballast explain provision|disruption --live`); writes nothing.
 //! - [`disruption`]: one disruption action at a time from `disrupt`; at start, disruption taints
 //!   that no disruption in flight explains (left by a process killed mid-action) are removed.
 //! - [`interruption`]: spot interruption, state-change and scheduled-change messages from an
@@ -31,6 +33,7 @@
 //! instances) this process manages, and a namespace list which pending pods it provisions for,
 //! so several instances (or tests) can share a cluster.
 
+pub mod capture;
 pub mod claims;
 pub mod cluster;
 pub mod disruption;
@@ -197,8 +200,7 @@ impl<P: CloudProvider> Ctx<P> {
     }
 
     pub fn in_namespace_scope(&self, ns: Option<&str>) -> bool {
-        self.opts.namespaces.is_empty()
-            || ns.is_some_and(|n| self.opts.namespaces.iter().any(|x| x == n))
+        cluster::in_namespaces(&self.opts.namespaces, ns)
     }
 }
 

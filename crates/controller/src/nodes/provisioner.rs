@@ -51,11 +51,7 @@ fn pod_key(p: &Pod) -> PodRef {
 
 /// Pending pods this controller provisions for.
 fn pending_pods<P: CloudProvider>(ctx: &Ctx<P>) -> Vec<Arc<Pod>> {
-    let mut pods = ctx.stores.pods.state_filter(|p| {
-        observe::is_provisionable(p) && ctx.in_namespace_scope(p.metadata.namespace.as_deref())
-    });
-    pods.sort_by_key(|p| pod_key(p));
-    pods
+    ctx.stores.provisionable_pods(&ctx.opts.namespaces)
 }
 
 /// State kept between passes.

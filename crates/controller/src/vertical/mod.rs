@@ -14,7 +14,8 @@
 //!
 //! Every `checkpoint_interval` (and at shutdown) each container's histograms are saved in a
 //! `VerticalAutoscalerCheckpoint`; at start they are read back, so a restart forgets nothing
-//! [`checkpoints`]. A third watch, on `HorizontalAutoscaler`s, finds the ones scaling the same
+//! [`checkpoints`]; [`capture`] reads an object and its checkpoints for `ballast explain vertical
+//! --live`. A third watch, on `HorizontalAutoscaler`s, finds the ones scaling the same
 //! target on the utilization of a controlled request (`ballast_vertical::coordination`): the
 //! object's `HorizontalConflict` condition says so, and with `horizontalCoordination:
 //! Coordinated` the webhook holds those requests. With a webhook listener ([`VerticalRecommender::with_webhook`]) the same
@@ -29,6 +30,7 @@
 //! moment it leads it reads the checkpoints (the previous leader saved them at its shutdown) and
 //! starts its passes. `/readyz` is true once the caches are synced ([`VerticalRecommender::readiness`]).
 
+pub mod capture;
 pub mod checkpoints;
 pub mod history;
 pub mod metrics;

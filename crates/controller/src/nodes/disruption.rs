@@ -22,7 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{self, SnapshotInputs, claim_pool, claim_provider_id};
 use super::error::Error;
-use super::{Ctx, FIELD_MANAGER, patch_params, termination};
+use super::{Ctx, FIELD_MANAGER, metrics, patch_params, termination};
 
 /// Knobs of the disruption shell.
 #[derive(Debug, Clone)]
@@ -247,6 +247,8 @@ async fn execute<P: CloudProvider>(
             ]);
         }
         let created = api.create(&pp, &claim).await?;
+        let method = metrics::method_label(action.method);
+        ctx.opts.metrics.created(&r.plan.node_pool, method);
         ctx.recent_claims
             .lock()
             .expect("lock")
@@ -320,7 +322,16 @@ async fn execute<P: CloudProvider>(
                 .await;
         }
         match api.delete(claim, &DeleteParams::background()).await {
-            Ok(_) => {}
+            Ok(_) => {
+                let pool = ctx
+                    .stores
+                    .node_claims
+                    .find(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
+                    .and_then(|c| claim_pool(&c).map(str::to_owned))
+                    .unwrap_or_default();
+                let method = metrics::method_label(action.method);
+                ctx.opts.metrics.terminated(&pool, method);
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
@@ -346,6 +357,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
                 continue;
             }
         };
+        ctx.opts.metrics.budgets(&first);
         let Some(action) = first.action else {
             continue;
         };
@@ -370,6 +382,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         };
         let Some(action2) = again.action.filter(|a| same_action(&action, a)) else {
             tracing::info!(method = %action.method, nodes = ?action.nodes, "disruption no longer valid after the delay");
+            ctx.opts.metrics.disruption(&action, "invalidated");
             continue;
         };
         // Every node's NodeClaim must be ours.
@@ -385,8 +398,12 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             continue;
         }
         tracing::info!(method = %action2.method, nodes = ?action2.nodes, replacements = action2.replacements.len(), savings = action2.savings, "disrupting: {}", action2.why);
-        if let Err(e) = execute(&ctx, &action2, &shell).await {
-            tracing::warn!(error = %format!("{e:#}"), "disruption failed");
+        match execute(&ctx, &action2, &shell).await {
+            Ok(()) => ctx.opts.metrics.disruption(&action2, "disrupted"),
+            Err(e) => {
+                ctx.opts.metrics.disruption(&action2, "failed");
+                tracing::warn!(error = %format!("{e:#}"), "disruption failed");
+            }
         }
     }
 }

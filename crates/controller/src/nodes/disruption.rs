@@ -259,6 +259,9 @@ async fn execute<P: CloudProvider>(
     if !made.is_empty() {
         let deadline = Instant::now() + shell.replacement_timeout;
         loop {
+            // Waiting for replacements is a turn of the loop, not a stall (the wait may be
+            // longer than the heartbeat's limit).
+            ctx.opts.heartbeats.beat("disruption", stuck_limit(shell));
             let ready = made.iter().all(|n| {
                 ctx.stores
                     .node_claims
@@ -339,15 +342,19 @@ async fn execute<P: CloudProvider>(
     Ok(())
 }
 
+/// How late the disruption loop may turn before `/healthz` calls it stuck.
+fn stuck_limit(shell: &DisruptionShellOptions) -> Duration {
+    shell.poll + shell.validation_delay + super::provisioner::STUCK_AFTER
+}
+
 /// The disruption loop.
 pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let Some(shell) = ctx.opts.disruption.clone() else {
         return;
     };
     let mut events = PodEvents::default();
-    let limit = shell.poll + shell.validation_delay + super::provisioner::STUCK_AFTER;
     loop {
-        ctx.opts.heartbeats.beat("disruption", limit);
+        ctx.opts.heartbeats.beat("disruption", stuck_limit(&shell));
         tokio::time::sleep(shell.poll).await;
         events.record(&ctx, ctx.now()).await;
         let first = match decide(&ctx, &shell.options).await {

@@ -398,6 +398,36 @@ mod tests {
     }
 
     #[test]
+    fn budgets_count_the_nodes_they_held_back() {
+        let note = |why: serde_json::Value| serde_json::json!({ "method": "Drift", "verdict": "Rejected", "why": why });
+        let node = |name: &str, notes: Vec<serde_json::Value>| {
+            serde_json::json!({ "node": name, "nodePool": "general", "price": 0.1,
+                "disruptionCost": 1.0, "notes": notes })
+        };
+        let decision: DisruptionDecision = serde_json::from_value(serde_json::json!({
+            "action": null,
+            "nodes": [
+                node("a", vec![note(serde_json::json!({ "kind": "budget", "reason": "Drifted", "budget": "1" }))]),
+                node("b", vec![note(serde_json::json!({ "kind": "notDrifted" }))]),
+            ],
+            "budgets": [{ "nodePool": "general", "reason": "Drifted", "nodes": 2, "allowed": 1,
+                "disrupting": 1, "available": 0, "budget": "1" }],
+            "methods": [], "summary": "", "skipped": [], "simulations": [0, 0]
+        }))
+        .unwrap();
+        let m = NodesMetrics::default();
+        m.budgets(&decision);
+        m.budgets(&decision);
+        let out = text(&m);
+        for line in [
+            "ballast_nodes_disruption_budget_blocks_total{nodepool=\"general\",reason=\"Drifted\"} 2",
+            "ballast_nodes_nodepool_allowed_disruptions{nodepool=\"general\",reason=\"Drifted\"} 0",
+        ] {
+            assert!(out.contains(line), "{line} missing from\n{out}");
+        }
+    }
+
+    #[test]
     fn methods_are_snake_case() {
         assert_eq!(
             method_label(Method::MultiNodeConsolidation),

@@ -23,6 +23,11 @@
 # kwok's emulated kubelet endpoints on 127.0.0.1 (node InternalIP 127.0.0.1, kubelet port = kwok's
 # port), and its APIService reaches it through an ExternalName `localhost` Service.
 #
+# Scrape targets of tests: Prometheus re-reads $BALLAST_TESTBED_DIR/prometheus/targets/*.json and
+# *.yaml (file_sd, every 2s; `env` exports the folder as BALLAST_PROMETHEUS_TARGETS_DIR). A test
+# writes `[{"targets": ["127.0.0.1:PORT"], "labels": {"run": "NAME"}}]` there to have its own
+# endpoint (a controller's /metrics) scraped as job `testbed`, and removes the file when done.
+#
 # Paths (override with the environment):
 #   BALLAST_CACHE        build cache, default ~/.cache/ballast (binaries under bin/<name>-<version>/)
 #   BALLAST_TESTBED_DIR  runtime state (certs, data, logs, pidfiles, kubeconfig, env), default /tmp/ballast-testbed

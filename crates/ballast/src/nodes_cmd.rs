@@ -311,6 +311,7 @@ async fn serve_and_run_nodes<P: ballast_cloud::CloudProvider>(
     opts.leadership = election.leadership.clone();
     let (heartbeats, ready) = (opts.heartbeats.clone(), opts.ready.clone());
     let mut registry = Registry::default();
+    opts.metrics.register(&mut registry);
     if let Some(i) = &opts.interruption {
         i.metrics.register(&mut registry);
     }

@@ -17,28 +17,28 @@
 //!
 //! Without a test bed every test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use ballast_api::horizontal::HorizontalAutoscaler;
-use ballast_api::nodes::{KwokNodeClass, NodeClaim, NodePool, labels};
 use ballast_controller::leader::{LeaderConfig, LeaderElector, Leadership, Timing};
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestDeployment, TestNamespace, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
-use serde::Deserialize as _;
 use serde_json::json;
 
+mod process_support;
+use process_support::{
+    FAST, RUN_LABEL, Replica, claims, cleanup_nodes, create_kwok_pool, install_horizontal_crd,
+    install_node_crds,
+};
+
 const LEASE: &str = "ballast-horizontal";
-const FAST: Duration = Duration::from_millis(100);
 
 // ---- in-process electors -------------------------------------------------------------------------
 
@@ -126,155 +126,6 @@ async fn two_electors_share_one_lease() -> Result<()> {
 
 // ---- processes ---------------------------------------------------------------------------------
 
-/// One `ballast controller horizontal --leader-elect` process.
-struct Replica {
-    name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Replica {
-    /// `ballast controller horizontal` restricted to `ns`, its Lease in `ns`.
-    fn start(bed: &TestBed, ns: &str, name: &'static str, logs: &Path) -> Result<Replica> {
-        let args = [
-            "controller",
-            "horizontal",
-            "--namespace",
-            ns,
-            "--metrics-addr",
-        ];
-        Replica::spawn(bed, ns, name, logs, &args)
-    }
-
-    /// `ballast ARGS... ADDR --leader-elect --leader-election-namespace ns`, ADDR a free port.
-    fn spawn(
-        bed: &TestBed,
-        ns: &str,
-        name: &'static str,
-        logs: &Path,
-        args: &[&str],
-    ) -> Result<Replica> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = logs.join(format!("{name}.log"));
-        let kubeconfig = bed
-            .env()
-            .get("BALLAST_KUBECONFIG")
-            .context("BALLAST_KUBECONFIG")?;
-        let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .args(args)
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--leader-elect", "--leader-election-namespace", ns])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .env("KUBECONFIG", kubeconfig)
-            .env("POD_NAME", name)
-            .env("RUST_LOG", "info,ballast_controller=debug,kube=warn")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("ALL_PROXY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("starting ballast")?;
-        Ok(Replica {
-            name,
-            child,
-            port,
-            log,
-        })
-    }
-
-    async fn get(&self, path: &str) -> Result<(u16, String)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let r = ballast_testbed::http_client().get(&url).send().await?;
-        Ok((r.status().as_u16(), r.text().await?))
-    }
-
-    async fn wait_ready(&self) -> Result<()> {
-        poll_until(
-            &format!("{} /readyz", self.name),
-            Duration::from_secs(30),
-            FAST,
-            || async { Ok(matches!(self.get("/readyz").await, Ok((200, _))).then_some(())) },
-        )
-        .await
-        .with_context(|| self.tail())
-    }
-
-    /// The sum of every sample of `metric` in `/metrics`.
-    async fn counter(&self, metric: &str) -> Result<f64> {
-        let (_, text) = self.get("/metrics").await?;
-        Ok(sum(&text, metric))
-    }
-
-    fn signal(&self, signal: &str) -> Result<()> {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()?;
-        ensure!(status.success(), "kill -{signal} {}", self.name);
-        Ok(())
-    }
-
-    async fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if started.elapsed() > timeout {
-                bail!(
-                    "{} still runs after {timeout:?}\n{}",
-                    self.name,
-                    self.tail()
-                );
-            }
-            tokio::time::sleep(FAST).await;
-        }
-    }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!("--- {} log ---\n{}", self.name, lines[from..].join("\n"))
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sum(text: &str, metric: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(metric)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b)
-}
-
-async fn install_crd(client: &Client) -> Result<()> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../crds/horizontalautoscalers.autoscaling.ballast.dev.yaml");
-    let text = std::fs::read_to_string(&path)?;
-    let mut crds = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc)?;
-        if !value.is_null() {
-            crds.push(serde_yaml::from_value::<CustomResourceDefinition>(value)?);
-        }
-    }
-    ballast_testbed::crds::apply(client, crds, "ballast-leader-test", Duration::from_secs(30)).await
-}
-
 async fn holder(ns: &TestNamespace) -> Result<Option<String>> {
     let lease = ns.api::<Lease>().get_opt(LEASE).await?;
     Ok(lease
@@ -324,7 +175,7 @@ async fn wait_holder(ns: &TestNamespace, not: Option<&str>) -> Result<String> {
 async fn horizontal_failover_between_processes() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let client = bed.client();
-    install_crd(&client).await?;
+    install_horizontal_crd(&client).await?;
     let ns = bed.namespace("leader-hz").await?;
     let logs = std::env::temp_dir().join(format!("ballast-{}", ns.name()));
     std::fs::create_dir_all(&logs)?;
@@ -470,22 +321,6 @@ async fn horizontal_failover_between_processes() -> Result<()> {
 
 // ---- nodes ---------------------------------------------------------------------------------------
 
-const RUN_LABEL: &str = "test.ballast.dev/run";
-
-fn nodes_api<K>(client: &Client) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>,
-    K::DynamicType: Default,
-{
-    Api::all(client.clone())
-}
-
-/// The run's NodeClaims (of its one NodePool), by name.
-async fn claims(client: &Client, ns: &str) -> Result<Vec<NodeClaim>> {
-    let lp = ListParams::default().labels(&format!("{}={ns}", labels::NODEPOOL));
-    Ok(nodes_api::<NodeClaim>(client).list(&lp).await?.items)
-}
-
 /// Events of the nodes reconciler in `ns`, by `reportingInstance`.
 async fn node_events_by_instance(
     ns: &TestNamespace,
@@ -501,77 +336,11 @@ async fn node_events_by_instance(
     Ok(out)
 }
 
-/// Deletes the pool (its NodeClaims go with it, drained by the live leader), then the class;
-/// finalizers are removed from whatever is left after a minute.
-async fn cleanup_nodes(client: &Client, ns: &TestNamespace) {
-    let dp = kube::api::DeleteParams::background();
-    let _ = ns
-        .api::<Deployment>()
-        .delete_collection(&dp, &ListParams::default())
-        .await;
-    let _ = nodes_api::<NodePool>(client).delete(ns.name(), &dp).await;
-    for c in claims(client, ns.name()).await.unwrap_or_default() {
-        let _ = nodes_api::<NodeClaim>(client)
-            .delete(&c.metadata.name.unwrap_or_default(), &dp)
-            .await;
-    }
-    let gone = poll_until(
-        "the run's NodeClaims to go",
-        Duration::from_secs(60),
-        Duration::from_millis(500),
-        || async { Ok(claims(client, ns.name()).await?.is_empty().then_some(())) },
-    )
-    .await;
-    if gone.is_err() {
-        let patch = json!({ "metadata": { "finalizers": null } });
-        for c in claims(client, ns.name()).await.unwrap_or_default() {
-            let _ = nodes_api::<NodeClaim>(client)
-                .patch(
-                    &c.metadata.name.unwrap_or_default(),
-                    &kube::api::PatchParams::default(),
-                    &kube::api::Patch::Merge(&patch),
-                )
-                .await;
-        }
-    }
-    let lp = ListParams::default().labels(&format!("{}={}", labels::NODEPOOL, ns.name()));
-    for n in nodes_api::<Node>(client)
-        .list(&lp)
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default()
-    {
-        let name = n.metadata.name.unwrap_or_default();
-        let patch = json!({ "metadata": { "finalizers": null } });
-        let _ = nodes_api::<Node>(client)
-            .patch(
-                &name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
-            .await;
-        let _ = nodes_api::<Node>(client).delete(&name, &dp).await;
-    }
-    let _ = nodes_api::<KwokNodeClass>(client)
-        .delete(ns.name(), &dp)
-        .await;
-}
-
 #[tokio::test]
 async fn nodes_failover_never_launches_twice() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let client = bed.client();
-    let crds: Vec<CustomResourceDefinition> = ballast_api::crds()
-        .into_iter()
-        .filter(|c| c.spec.group == "nodes.ballast.dev")
-        .collect();
-    ballast_testbed::crds::apply(
-        &client,
-        crds,
-        "ballast-leader-test",
-        Duration::from_secs(30),
-    )
-    .await?;
+    install_node_crds(&client).await?;
     let ns = bed.namespace("leader-nodes").await?;
     let name = ns.name().to_owned();
     let logs = std::env::temp_dir().join(format!("ballast-{name}"));
@@ -614,32 +383,7 @@ async fn nodes_failover_never_launches_twice() -> Result<()> {
     )
     .await?;
     println!("first nodes leader: {first}");
-    let class: KwokNodeClass = serde_json::from_value(json!({
-        "apiVersion": "nodes.ballast.dev/v1", "kind": "KwokNodeClass",
-        "metadata": { "name": name, "labels": { RUN_LABEL: name } }, "spec": {},
-    }))?;
-    nodes_api::<KwokNodeClass>(&client)
-        .create(&PostParams::default(), &class)
-        .await?;
-    // One c6i.large (2 CPU) per 1500m pod: each replica of the Deployment needs its own node.
-    let pool: NodePool = serde_json::from_value(json!({
-        "apiVersion": "nodes.ballast.dev/v1", "kind": "NodePool",
-        "metadata": { "name": name, "labels": { RUN_LABEL: name } },
-        "spec": { "template": {
-            "metadata": { "labels": { ballast_testbed::ISOLATION_KEY: name } },
-            "spec": {
-                "nodeClassRef": { "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": name },
-                "requirements": [
-                    { "key": labels::CAPACITY_TYPE, "operator": "In", "values": ["on-demand"] },
-                    { "key": labels::INSTANCE_TYPE, "operator": "In", "values": ["c6i.large"] }
-                ],
-                "taints": [{ "key": ballast_testbed::ISOLATION_KEY, "value": name, "effect": "NoSchedule" }]
-            }
-        } }
-    }))?;
-    nodes_api::<NodePool>(&client)
-        .create(&PostParams::default(), &pool)
-        .await?;
+    create_kwok_pool(&client, &name).await?;
     let result = nodes_failover_body(&bed, &ns, &mut replicas_by_name, &first, &args, &logs).await;
     cleanup_nodes(&client, &ns).await;
     if result.is_err() {

@@ -136,6 +136,32 @@ pub enum CloudError {
     Other(String),
 }
 
+impl CloudError {
+    /// Every [`CloudError::code`], in declaration order.
+    pub const CODES: [&'static str; 6] = [
+        "insufficient_capacity",
+        "not_found",
+        "node_class",
+        "throttled",
+        "transient",
+        "other",
+    ];
+
+    /// The kind of error as a short snake_case word (`insufficient_capacity`, `not_found`,
+    /// `node_class`, `throttled`, `transient`, `other`): a bounded metric label, never a message.
+    pub fn code(&self) -> &'static str {
+        let i = match self {
+            CloudError::InsufficientCapacity { .. } => 0,
+            CloudError::NotFound { .. } => 1,
+            CloudError::NodeClass(_) => 2,
+            CloudError::Throttled { .. } => 3,
+            CloudError::Transient(_) => 4,
+            CloudError::Other(_) => 5,
+        };
+        Self::CODES[i]
+    }
+}
+
 fn join(keys: &[OfferingKey]) -> String {
     keys.iter()
         .map(|k| k.to_string())
@@ -288,6 +314,29 @@ mod tests {
             e.to_string(),
             "throttled: CreateFleet still refused after 4 attempt(s): RequestLimitExceeded: Request limit exceeded."
         );
+    }
+
+    #[test]
+    fn codes_are_bounded_words() {
+        let errors = [
+            CloudError::InsufficientCapacity {
+                offerings: vec![],
+                message: "m".into(),
+            },
+            CloudError::NotFound {
+                provider_id: "kwok://n".into(),
+            },
+            CloudError::NodeClass("missing".into()),
+            CloudError::Throttled {
+                operation: "CreateFleet".into(),
+                attempts: 1,
+                message: "m".into(),
+            },
+            CloudError::Transient("t".into()),
+            CloudError::Other("o".into()),
+        ];
+        let codes: Vec<&str> = errors.iter().map(CloudError::code).collect();
+        assert_eq!(codes, CloudError::CODES);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod horizontal;
 pub mod leader;
+pub mod metric_labels;
 pub mod nodes;
 pub mod runtime;
 pub mod scale;

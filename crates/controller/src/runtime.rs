@@ -132,3 +132,79 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{Heartbeats, Ready};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The status code of `GET path` on `addr`.
+    async fn status(addr: SocketAddr, path: &str) -> u16 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The probes as a controller wires them: `/readyz` follows the Ready flag, `/healthz` turns
+    /// 503 once a loop missed its heartbeat, and 200 again when it turns.
+    #[tokio::test]
+    async fn probes_follow_ready_and_heartbeats() {
+        let (beats, ready) = (Heartbeats::default(), Ready::default());
+        let probes = Probes {
+            live: Arc::new({
+                let b = beats.clone();
+                move || b.healthy()
+            }),
+            ready: Arc::new({
+                let r = ready.clone();
+                move || r.get()
+            }),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (addr, server) = serve(loopback, false, Arc::default(), probes, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        let server = tokio::spawn(server);
+        assert_eq!(status(addr, "/readyz").await, 503);
+        ready.set(true);
+        assert_eq!(status(addr, "/readyz").await, 200);
+        let limit = Duration::from_secs(60);
+        beats.beat("provisioner", limit);
+        assert_eq!(status(addr, "/healthz").await, 200);
+        // A turn that had to come at once: late as soon as any time passed.
+        beats.beat("provisioner", Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(status(addr, "/healthz").await, 503);
+        beats.beat("provisioner", limit);
+        assert_eq!(status(addr, "/healthz").await, 200);
+        assert_eq!(status(addr, "/metrics").await, 200);
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn non_loopback_addresses_are_refused() {
+        let any = SocketAddr::from(([0, 0, 0, 0], 0));
+        let probes = Probes {
+            live: Arc::new(|| true),
+            ready: Arc::new(|| true),
+        };
+        let e = serve(any, false, Arc::default(), probes, async {})
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("non-loopback"), "{e}");
+    }
+}

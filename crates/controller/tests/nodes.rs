@@ -25,12 +25,14 @@
 //!   holding our termination finalizer is released), a NodeClaim whose node was deleted is
 //!   deleted.
 //! - `emptiness_removes_empty_nodes`, `consolidation_leaves_one_cheapest_node` and
-//!   `drift_replaces_nodes_but_do_not_disrupt_pins`: the disruption controller.
+//!   `drift_replaces_nodes_but_do_not_disrupt_pins`: the disruption controller (emptiness: its
+//!   decision and the two NodeClaims it deleted are counted in the metrics).
 //! - `scale_down_consolidates_a_half_empty_pair_within_the_pdb`: scaled up one node per step,
 //!   then down; empty nodes go, the half-empty pair becomes one cheaper node, and watchers see
 //!   the Deployment's available replicas never below replicas − 1 (PDB maxUnavailable 1).
 //! - `drift_replaces_nodes_one_at_a_time_within_the_budget`: a budget of one node: a watch never
-//!   sees two drifted nodes disrupted at once.
+//!   sees two drifted nodes disrupted at once; the metrics count three drift replacements created
+//!   and terminated.
 //! - `stale_disruption_taints_are_cleared_at_start`: a node tainted and cordoned for a disruption
 //!   by a controller killed right after is untainted and uncordoned by the next one at start.
 //! - `a_pool_that_cannot_launch_does_not_stop_disruption_elsewhere`: a pod only a pool with a
@@ -51,8 +53,9 @@ use anyhow::{Context as _, Result, ensure};
 use ballast_api::nodes::{KwokNodeClass, NodeClaim, NodePool, labels};
 use ballast_cloud::{CloudProvider, Instance, LaunchOffering, LaunchRequest, OfferingKey};
 use ballast_cloud_kwok::KwokProvider;
+use ballast_controller::metric_labels::labels as metric_labels;
 use ballast_controller::nodes::interruption::{InterruptionMetrics, InterruptionOptions};
-use ballast_controller::nodes::{NodesOptions, disruption::DisruptionShellOptions};
+use ballast_controller::nodes::{NodesMetrics, NodesOptions, disruption::DisruptionShellOptions};
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestDeployment, TestNamespace, service_or_skip, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -1285,6 +1288,17 @@ impl IntoClaimSpec for ballast_api::nodes::NodeClaimTemplateSpec {
     }
 }
 
+/// The value of one series of a counter family (0 when it has none yet).
+fn count<const N: usize>(
+    family: &prometheus_client::metrics::family::Family<
+        ballast_controller::metric_labels::Labels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    pairs: [(&'static str, &str); N],
+) -> u64 {
+    family.get(&metric_labels(pairs)).map_or(0, |c| c.get())
+}
+
 fn disruption_on(o: &mut NodesOptions) {
     o.disruption = Some(DisruptionShellOptions {
         poll: Duration::from_secs(2),
@@ -1298,12 +1312,11 @@ fn disruption_on(o: &mut NodesOptions) {
 async fn emptiness_removes_empty_nodes() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let d = json!({ "disruption": { "consolidateAfter": "5s", "budgets": [{ "nodes": "100%" }] } });
-    let run = Run::start(
-        &bed,
-        "nodes-empty",
-        &[("general", d, json!({}))],
-        disruption_on,
-    )
+    let metrics = NodesMetrics::default();
+    let run = Run::start(&bed, "nodes-empty", &[("general", d, json!({}))], |o| {
+        disruption_on(o);
+        o.metrics = metrics.clone();
+    })
     .await?;
     with_run(run, &["general"], async |run| {
         let ns = &run.ns;
@@ -1340,6 +1353,23 @@ async fn emptiness_removes_empty_nodes() -> Result<()> {
             left[0].name_any() == kept,
             "the node with the pod went: {} left, pod on {kept}",
             left[0].name_any()
+        );
+        // The metrics say the same: emptiness deleted the two NodeClaims.
+        let pool = run.pool_name("general");
+        let (decisions, terminated) = (
+            &metrics.disruption_decisions,
+            &metrics.nodeclaims_terminated,
+        );
+        let done = [
+            ("method", "emptiness"),
+            ("decision", "delete"),
+            ("result", "disrupted"),
+        ];
+        ensure!(count(decisions, done) >= 1, "no emptiness decision counted");
+        let gone = count(terminated, [("nodepool", &pool), ("reason", "emptiness")]);
+        ensure!(
+            gone == 2,
+            "{gone} NodeClaims counted terminated by emptiness"
         );
         Ok(())
     })
@@ -1728,12 +1758,11 @@ async fn scale_down_consolidates_a_half_empty_pair_within_the_pdb() -> Result<()
 async fn drift_replaces_nodes_one_at_a_time_within_the_budget() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let d = json!({ "disruption": { "consolidateAfter": "Never", "budgets": [{ "nodes": "1" }] } });
-    let run = Run::start(
-        &bed,
-        "nodes-budget",
-        &[("general", d, json!({}))],
-        disruption_on,
-    )
+    let metrics = NodesMetrics::default();
+    let run = Run::start(&bed, "nodes-budget", &[("general", d, json!({}))], |o| {
+        disruption_on(o);
+        o.metrics = metrics.clone();
+    })
     .await?;
     with_run(run, &["general"], async |run| {
         let ns = &run.ns;
@@ -1773,6 +1802,15 @@ async fn drift_replaces_nodes_one_at_a_time_within_the_budget() -> Result<()> {
         ensure!(ever == originals, "disrupted {ever:?} of {originals:?}");
         ensure!(most == 1, "{most} nodes disrupted at once with a budget of 1");
         ns.wait_deployment_ready("web", 3, T).await?;
+        // The metrics: three drift replacements (the budget's blocks are printed: kwok drains a
+        // node before the next pass, so the budget seldom has to hold one back).
+        let pool = run.pool_name("general");
+        let m = &metrics;
+        let created = count(&m.nodeclaims_created, [("nodepool", &pool), ("reason", "drift")]);
+        let terminated = count(&m.nodeclaims_terminated, [("nodepool", &pool), ("reason", "drift")]);
+        let blocks = count(&m.budget_blocks, [("nodepool", &pool), ("reason", "Drifted")]);
+        println!("drift: {created} replacements created, {terminated} terminated, {blocks} budget blocks");
+        ensure!(created == 3 && terminated == 3, "{created} created, {terminated} terminated");
         Ok(())
     })
     .await

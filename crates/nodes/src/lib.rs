@@ -42,7 +42,7 @@ pub use disrupt::{
 };
 pub use error::{Error, ObjectKind};
 pub use lifecycle::{
-    ClaimObservation, ConditionState, Lifecycle, LifecycleOptions, ObservedNode, Status,
+    ClaimObservation, ConditionState, Lifecycle, LifecycleOptions, ObservedNode, Status, Timeout,
     claim_lifecycle, merge_conditions,
 };
 pub use limits::{LimitUse, limits_reached, pool_limits};

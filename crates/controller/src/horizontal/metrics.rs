@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+use crate::metric_labels::Labels;
 
 /// Counters, gauges and histograms of the horizontal reconciler.
 #[derive(Clone)]
@@ -125,6 +125,6 @@ impl Metrics {
     }
 
     pub(crate) fn label(key: &'static str, value: impl Into<String>) -> Labels {
-        vec![(key, value.into())]
+        crate::metric_labels::label(key, value)
     }
 }

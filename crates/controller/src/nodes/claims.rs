@@ -9,7 +9,7 @@ use std::time::Duration;
 use ballast_api::nodes::{NodeClaim, NodeClaimStatus, labels};
 use ballast_cloud::{CloudError, CloudProvider, Instance, LaunchOffering, LaunchRequest};
 use ballast_nodes::{
-    ClaimObservation, ConditionState, ObjectKind, ObservedNode, Status, claim_lifecycle,
+    ClaimObservation, ConditionState, ObjectKind, ObservedNode, Status, Timeout, claim_lifecycle,
     merge_conditions, model_requirement, observe, requirement_holds, resources_to_list,
 };
 use ballast_scheduling::{self as sched, InstanceType};
@@ -24,6 +24,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id};
 use super::error::Error;
+use super::metrics::terminated;
 use super::{Ctx, drift, patch_params, termination};
 
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
@@ -114,7 +115,11 @@ async fn launch<P: CloudProvider>(
             offerings: offerings.clone(),
         };
         match ctx.provider.create(&req).await {
-            Ok(i) => return Ok(i),
+            Ok(i) => {
+                let pool = claim_pool(claim).unwrap_or_default();
+                ctx.opts.metrics.launched(pool, &i.capacity_type);
+                return Ok(i);
+            }
             Err(CloudError::InsufficientCapacity {
                 offerings: failed,
                 message,
@@ -203,6 +208,9 @@ async fn sync_registration<P: CloudProvider>(
     Api::<Node>::all(ctx.client.clone())
         .patch(&node.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;
+    ctx.opts
+        .metrics
+        .registered(claim_pool(claim).unwrap_or_default());
     Ok(())
 }
 
@@ -275,6 +283,8 @@ async fn reconcile<P: CloudProvider>(
                     )
                     .await;
                 api.delete(&name, &DeleteParams::background()).await?;
+                let pool = claim_pool(&claim).unwrap_or_default();
+                ctx.opts.metrics.terminated(pool, terminated::LAUNCH_FAILED);
                 return Ok(Action::await_change());
             }
             Err(LaunchFailure::Retry(why)) => {
@@ -378,6 +388,12 @@ async fn reconcile<P: CloudProvider>(
             .warning(&claim.object_ref(&()), "Timeout", "Lifecycle", why)
             .await;
         api.delete(&name, &DeleteParams::background()).await?;
+        let reason = match t {
+            Timeout::Launch => terminated::LAUNCH_TIMEOUT,
+            Timeout::Registration => terminated::REGISTRATION_TIMEOUT,
+        };
+        let pool = claim_pool(&claim).unwrap_or_default();
+        ctx.opts.metrics.terminated(pool, reason);
         return Ok(Action::await_change());
     }
     let wait = match lc.requeue_at {

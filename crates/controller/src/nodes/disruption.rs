@@ -22,7 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{self, SnapshotInputs, claim_pool, claim_provider_id};
 use super::error::Error;
-use super::{Ctx, FIELD_MANAGER, patch_params, termination};
+use super::{Ctx, FIELD_MANAGER, metrics, patch_params, termination};
 
 /// Knobs of the disruption shell.
 #[derive(Debug, Clone)]
@@ -242,6 +242,8 @@ async fn execute<P: CloudProvider>(
             ]);
         }
         let created = api.create(&pp, &claim).await?;
+        let method = metrics::method_label(action.method);
+        ctx.opts.metrics.created(&r.plan.node_pool, method);
         ctx.recent_claims
             .lock()
             .expect("lock")
@@ -252,6 +254,9 @@ async fn execute<P: CloudProvider>(
     if !made.is_empty() {
         let deadline = Instant::now() + shell.replacement_timeout;
         loop {
+            // Waiting for replacements is a turn of the loop, not a stall (the wait may be
+            // longer than the heartbeat's limit).
+            ctx.opts.heartbeats.beat("disruption", stuck_limit(shell));
             let ready = made.iter().all(|n| {
                 ctx.stores
                     .node_claims
@@ -315,12 +320,26 @@ async fn execute<P: CloudProvider>(
                 .await;
         }
         match api.delete(claim, &DeleteParams::background()).await {
-            Ok(_) => {}
+            Ok(_) => {
+                let pool = ctx
+                    .stores
+                    .node_claims
+                    .find(|c| c.metadata.name.as_deref() == Some(claim.as_str()))
+                    .and_then(|c| claim_pool(&c).map(str::to_owned))
+                    .unwrap_or_default();
+                let method = metrics::method_label(action.method);
+                ctx.opts.metrics.terminated(&pool, method);
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// How late the disruption loop may turn before `/healthz` calls it stuck.
+fn stuck_limit(shell: &DisruptionShellOptions) -> Duration {
+    shell.poll + shell.validation_delay + super::provisioner::STUCK_AFTER
 }
 
 /// The disruption loop.
@@ -329,9 +348,8 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         return;
     };
     let mut events = PodEvents::default();
-    let limit = shell.poll + shell.validation_delay + super::provisioner::STUCK_AFTER;
     loop {
-        ctx.opts.heartbeats.beat("disruption", limit);
+        ctx.opts.heartbeats.beat("disruption", stuck_limit(&shell));
         tokio::time::sleep(shell.poll).await;
         events.record(&ctx, ctx.now()).await;
         let first = match decide(&ctx, &shell.options).await {
@@ -341,6 +359,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
                 continue;
             }
         };
+        ctx.opts.metrics.budgets(&first);
         let Some(action) = first.action else {
             continue;
         };
@@ -365,6 +384,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         };
         let Some(action2) = again.action.filter(|a| same_action(&action, a)) else {
             tracing::info!(method = %action.method, nodes = ?action.nodes, "disruption no longer valid after the delay");
+            ctx.opts.metrics.disruption(&action, "invalidated");
             continue;
         };
         // Every node's NodeClaim must be ours.
@@ -380,8 +400,12 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             continue;
         }
         tracing::info!(method = %action2.method, nodes = ?action2.nodes, replacements = action2.replacements.len(), savings = action2.savings, "disrupting: {}", action2.why);
-        if let Err(e) = execute(&ctx, &action2, &shell).await {
-            tracing::warn!(error = %format!("{e:#}"), "disruption failed");
+        match execute(&ctx, &action2, &shell).await {
+            Ok(()) => ctx.opts.metrics.disruption(&action2, "disrupted"),
+            Err(e) => {
+                ctx.opts.metrics.disruption(&action2, "failed");
+                tracing::warn!(error = %format!("{e:#}"), "disruption failed");
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{claim_pool, claim_provider_id, node_pool_of};
 use super::error::Error;
+use super::metrics::terminated;
 use super::{Ctx, node_termination};
 
 fn older_than(t: Option<Timestamp>, now: Timestamp, grace: SignedDuration) -> bool {
@@ -184,7 +185,10 @@ async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<(), Error> {
             .warning(&c.object_ref(&()), "InstanceGone", "GarbageCollection", why)
             .await;
         match api.delete(&c.name_any(), &DeleteParams::background()).await {
-            Ok(_) => {}
+            Ok(_) => {
+                let pool = claim_pool(&c).unwrap_or_default();
+                ctx.opts.metrics.terminated(pool, terminated::INSTANCE_GONE);
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
                 tracing::warn!(nodeclaim = %c.name_any(), error = %e, "deleting NodeClaim failed")

@@ -24,6 +24,9 @@
 //! - [`interruption`]: spot interruption, state-change and scheduled-change messages from an
 //!   SQS queue delete the NodeClaim (same drain) after cordoning its node.
 //!
+//! - [`metrics`]: what the controllers count (`ballast_nodes_*` on `/metrics`), recorded where
+//!   each thing happens; provider calls go through [`Metered`], which counts failures by code.
+//!
 //! Under leader election ([`NodesOptions::leadership`]) a standby fills its caches ([`Stores`])
 //! and starts none of the controllers above until it leads. The provisioner and disruption loops
 //! beat [`NodesOptions::heartbeats`], which `/healthz` reads; [`NodesOptions::ready`] is set once
@@ -42,6 +45,8 @@ pub mod error;
 pub mod events;
 pub mod gc;
 pub mod interruption;
+pub mod metered;
+pub mod metrics;
 pub mod node_termination;
 pub mod pools;
 pub mod provisioner;
@@ -68,6 +73,8 @@ use crate::leader::Leadership;
 pub use cluster::Stores;
 pub use error::Error;
 pub use events::Events;
+pub use metered::Metered;
+pub use metrics::NodesMetrics;
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "ballast-nodes";
@@ -115,6 +122,8 @@ pub struct NodesOptions {
     pub heartbeats: Heartbeats,
     /// Set once the caches are synced (`/readyz`).
     pub ready: Ready,
+    /// What the controllers count (`/metrics`, once registered).
+    pub metrics: NodesMetrics,
 }
 
 impl Default for NodesOptions {
@@ -137,6 +146,7 @@ impl Default for NodesOptions {
             leadership: Leadership::always(),
             heartbeats: Heartbeats::default(),
             ready: Ready::default(),
+            metrics: NodesMetrics::default(),
         }
     }
 }
@@ -249,7 +259,7 @@ pub async fn run<P: CloudProvider>(
         events: Events::new(client.clone()),
         client,
         evictions,
-        provider: Arc::new(provider),
+        provider: Arc::new(Metered::new(provider, opts.metrics.clone())),
         stores,
         unavailable: UnavailableOfferings::new(),
         opts,

@@ -28,8 +28,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use super::cluster::{Stores, claim_provider_id, node_pool_of};
+use super::cluster::{Stores, claim_pool, claim_provider_id, node_pool_of};
 use super::error::Error;
+use super::metrics::terminated;
 use super::{Ctx, patch_params};
 
 /// What [`node_step`] looks at on a Node.
@@ -247,7 +248,10 @@ async fn reconcile<P: CloudProvider>(node: Arc<Node>, ctx: Arc<Ctx<P>>) -> Resul
                 .delete(&cname, &DeleteParams::background())
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    let pool = claim_pool(&claim).unwrap_or_default();
+                    ctx.opts.metrics.terminated(pool, terminated::NODE_DELETED);
+                }
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }

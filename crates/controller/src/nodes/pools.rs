@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ballast_api::nodes::{NodePool, NodePoolStatus, ResourceList};
+use ballast_api::nodes::{NodeClaim, NodePool, NodePoolStatus, ResourceList, labels};
 use ballast_cloud::CloudProvider;
 use ballast_nodes::{
     ConditionState, PendingExplanation, Status, limits, merge_conditions, no_instance_type,
@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 
-use super::cluster::{claim_capacity, claim_pool};
+use super::cluster::{claim_capacity, claim_pool, claim_provider_id};
 use super::{Ctx, FIELD_MANAGER};
 
 /// Condition type set while the pool's limits keep it from growing.
@@ -197,7 +197,35 @@ fn limits_reached(s: Option<&NodePoolStatus>) -> bool {
     })
 }
 
-/// Writes every pool's status where it changed.
+/// The hourly price of a launched NodeClaim: its offering's (instance type, zone and capacity
+/// type from its labels) in the catalog; `None` before it launched or for an offering the catalog
+/// does not list.
+pub fn launched_price(claim: &NodeClaim, types: &[sched::InstanceType]) -> Option<f64> {
+    claim_provider_id(claim)?;
+    let l = claim.metadata.labels.as_ref()?;
+    let (name, zone, capacity) = (
+        l.get(labels::INSTANCE_TYPE)?,
+        l.get(labels::ZONE)?,
+        l.get(labels::CAPACITY_TYPE)?,
+    );
+    let t = types.iter().find(|t| &t.name == name)?;
+    t.offerings
+        .iter()
+        .find(|o| &o.zone == zone && &o.capacity_type == capacity)
+        .map(|o| o.price)
+}
+
+/// The hourly price and the count of a pool's launched NodeClaims (not being deleted).
+pub fn managed(claims: &[&NodeClaim], types: &[sched::InstanceType]) -> (f64, i64) {
+    claims
+        .iter()
+        .filter(|c| claim_provider_id(c).is_some())
+        .fold((0.0, 0), |(price, n), c| {
+            (price + launched_price(c, types).unwrap_or(0.0), n + 1)
+        })
+}
+
+/// Writes every pool's status where it changed, and sets the pools' price and node gauges.
 pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingExplanation]) {
     let now = ctx.now();
     let types = match ctx.instance_types(now).await {
@@ -209,6 +237,7 @@ pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingE
     };
     let claims = ctx.stores.claims();
     let api: Api<NodePool> = Api::all(ctx.client.clone());
+    let mut priced = BTreeMap::new();
     for (name, pool) in ctx.stores.pools() {
         let mine: Vec<&ballast_api::nodes::NodeClaim> = claims
             .iter()
@@ -217,6 +246,7 @@ pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingE
                 claim_pool(c) == Some(name.as_str()) && c.metadata.deletion_timestamp.is_none()
             })
             .collect();
+        priced.insert(name.clone(), managed(&mine, &types));
         let status = pool_status(&pool, &mine, &types, pending, now);
         if pool.status.as_ref() == Some(&status) {
             continue;
@@ -246,6 +276,7 @@ pub async fn update_statuses<P: CloudProvider>(ctx: &Ctx<P>, pending: &[PendingE
             }
         }
     }
+    ctx.opts.metrics.managed(&priced);
 }
 
 #[cfg(test)]
@@ -253,6 +284,46 @@ mod tests {
     use super::*;
     use ballast_nodes::PendingCategory;
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    #[test]
+    fn the_price_of_launched_claims_comes_from_their_offering() {
+        let claim = |name: &str, launched: bool| -> NodeClaim {
+            let mut c: NodeClaim = serde_json::from_value(serde_json::json!({
+                "apiVersion": "nodes.ballast.dev/v1", "kind": "NodeClaim",
+                "metadata": { "name": name, "labels": {
+                    labels::INSTANCE_TYPE: "m.large", labels::ZONE: "a",
+                    labels::CAPACITY_TYPE: "spot" } },
+                "spec": { "nodeClassRef": { "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": "k" } }
+            }))
+            .unwrap();
+            if launched {
+                c.status = Some(ballast_api::nodes::NodeClaimStatus {
+                    provider_id: Some(format!("kwok://{name}")),
+                    ..Default::default()
+                });
+            }
+            c
+        };
+        let offering = |capacity_type: &str, price: f64| sched::Offering {
+            zone: "a".into(),
+            capacity_type: capacity_type.into(),
+            price,
+            available: true,
+        };
+        let types = vec![sched::InstanceType {
+            name: "m.large".into(),
+            capacity: Resources::cpu_mem(2000, 8 << 30),
+            overhead: Resources::default(),
+            labels: Default::default(),
+            offerings: vec![offering("on-demand", 0.09), offering("spot", 0.03)],
+        }];
+        let (a, b, pending) = (claim("a", true), claim("b", true), claim("c", false));
+        assert_eq!(launched_price(&a, &types), Some(0.03));
+        assert_eq!(launched_price(&pending, &types), None);
+        let (price, nodes) = managed(&[&a, &b, &pending], &types);
+        assert!((price - 0.06).abs() < 1e-9, "{price}");
+        assert_eq!(nodes, 2);
+    }
 
     #[test]
     fn limits_condition_names_what_is_used_up() {

@@ -88,6 +88,10 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
             .beat("provisioner", ctx.opts.status_interval + STUCK_AFTER);
         let now = ctx.now();
         let pending = pending_pods(&ctx);
+        ctx.opts
+            .metrics
+            .pending_pods
+            .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
         let live: BTreeSet<String> = pending.iter().map(|p| uid(p)).collect();
         b.first_seen.retain(|k, _| live.contains(k));
         b.solved.retain(|k| live.contains(k));
@@ -114,7 +118,10 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
                 .collect();
             match solve(&ctx, &with_seen, now, &mut b).await {
                 Ok(()) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "provisioning pass failed"),
+                Err(e) => {
+                    ctx.opts.metrics.provisioning_failed();
+                    tracing::warn!(error = %format!("{e:#}"), "provisioning pass failed")
+                }
             }
             b.solved.extend(live.iter().cloned());
             last_solve = Some(Instant::now());
@@ -188,7 +195,18 @@ async fn solve<P: CloudProvider>(
         solve: ctx.opts.solve.clone(),
         batch: ctx.opts.batch,
     };
+    let started = Instant::now();
     let decision = provision(&snap, now, &opts)?;
+    let result = if decision.node_claims.is_empty() {
+        "no_launch"
+    } else {
+        "launch"
+    };
+    ctx.opts.metrics.provisioned(
+        result,
+        started.elapsed().as_secs_f64(),
+        &decision.unschedulable,
+    );
     for e in &decision.skipped {
         tracing::warn!(error = %e, "left out of the provisioning decision");
     }
@@ -203,6 +221,7 @@ async fn solve<P: CloudProvider>(
         let claim = claim_to_create(ctx, &plan.node_claim, &plan.node_pool);
         match api.create(&pp, &claim).await {
             Ok(created) => {
+                ctx.opts.metrics.created(&plan.node_pool, "provisioning");
                 tracing::info!(
                     nodeclaim = %plan.name,
                     nodepool = %plan.node_pool,

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+use crate::metric_labels::Labels;
 
 /// Counters and gauges of the vertical recommender.
 #[derive(Clone)]
@@ -123,6 +123,6 @@ impl Metrics {
 
     /// A one-label set.
     pub fn label(key: &'static str, value: &str) -> Labels {
-        vec![(key, value.to_owned())]
+        crate::metric_labels::label(key, value)
     }
 }

@@ -31,11 +31,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use super::cluster::claim_provider_id;
+use super::cluster::{claim_pool, claim_provider_id};
 use super::error::Error;
+use super::metrics::terminated;
 use super::{Ctx, termination};
-
-type Labels = Vec<(&'static str, String)>;
+use crate::metric_labels::{Labels, labels};
 
 /// Counters of the interruption loop, registered under `ballast_nodes_interruption_`.
 #[derive(Clone, Debug, Default)]
@@ -74,20 +74,14 @@ impl InterruptionMetrics {
 
     fn count(&self, kind: &str, outcome: &str) {
         self.messages
-            .get_or_create(&vec![
-                ("kind", kind.to_owned()),
-                ("outcome", outcome.to_owned()),
-            ])
+            .get_or_create(&labels([("kind", kind), ("outcome", outcome)]))
             .inc();
     }
 
     /// The count of one (kind, outcome) pair (tests, logs).
     pub fn get(&self, kind: &str, outcome: &str) -> u64 {
         self.messages
-            .get_or_create(&vec![
-                ("kind", kind.to_owned()),
-                ("outcome", outcome.to_owned()),
-            ])
+            .get_or_create(&labels([("kind", kind), ("outcome", outcome)]))
             .get()
     }
 }
@@ -292,7 +286,10 @@ async fn act_on<P: CloudProvider>(
                 .delete(&name, &DeleteParams::background())
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    let pool = claim_pool(&claim).unwrap_or_default();
+                    ctx.opts.metrics.terminated(pool, terminated::INTERRUPTION);
+                }
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e),
             }

@@ -348,9 +348,9 @@ pub struct EventMetricSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "quantity_schema")]
     pub activation_threshold: Option<Quantity>,
-    /// Secret holding the credentials. Keys read per source: redis-list `password`, `ca.crt`;
-    /// rabbitmq `url` (full AMQP or HTTP URL with user and password); postgresql `password`
-    /// and `ca.crt` (PEM CA for `sslMode: verify-full`);
+    /// Secret holding the credentials. Keys read per source: redis-list `password`; rabbitmq
+    /// `url` (full AMQP or HTTP URL with user and password); postgresql `password`; for these
+    /// three, TLS: `ca.crt` (PEM CA), `tls.crt` and `tls.key` (client certificate and key);
     /// kafka `username`, `password`; aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<SecretReference>,

@@ -480,9 +480,10 @@ async fn fallback_and_pause_with_a_source_down() -> Result<()> {
         wait_replicas(&ns, 3, t)
             .await
             .context("fallback replicas while Redis is down")?;
-        // PostgreSQL's 22 rows propose 5: the healthy source's higher demand wins.
-        postgres.push(22).await?;
-        wait_replicas(&ns, 5, t)
+        // PostgreSQL's 30 rows propose 6 (22 would be 5.5 per replica at 4, within the 10% tolerance):
+        // the healthy source's higher demand wins.
+        postgres.push(30).await?;
+        wait_replicas(&ns, 6, t)
             .await
             .context("higher demand than the fallback")?;
         // Paused with pausedReplicas: set once, then held against the demand.
@@ -490,7 +491,7 @@ async fn fallback_and_pause_with_a_source_down() -> Result<()> {
         wait_replicas(&ns, 1, t).await?;
         holds_replicas(&ns, 1, Duration::from_secs(8)).await?;
         patch_spec(&ns, json!({ "paused": null, "pausedReplicas": null })).await?;
-        wait_replicas(&ns, 5, t).await.context("resumed")?;
+        wait_replicas(&ns, 6, t).await.context("resumed")?;
         anyhow::Ok(())
     }
     .await;

@@ -265,7 +265,34 @@ impl Backlog {
                 postgres_query(url, &format!("DELETE FROM {table}")).await?;
             }
             Backlog::Sqs { moto, queue_url } => {
-                moto_sqs(moto, &[("Action", "PurgeQueue"), ("QueueUrl", queue_url)]).await?;
+                // PurgeQueue is allowed once a minute: receive and delete instead.
+                loop {
+                    let received = moto_sqs(
+                        moto,
+                        &[
+                            ("Action", "ReceiveMessage"),
+                            ("QueueUrl", queue_url),
+                            ("MaxNumberOfMessages", "10"),
+                        ],
+                    )
+                    .await?;
+                    let handles: Vec<&str> = received
+                        .split("<ReceiptHandle>")
+                        .skip(1)
+                        .filter_map(|s| s.split("</ReceiptHandle>").next())
+                        .collect();
+                    if handles.is_empty() {
+                        break;
+                    }
+                    for handle in handles {
+                        let params = [
+                            ("Action", "DeleteMessage"),
+                            ("QueueUrl", queue_url.as_str()),
+                            ("ReceiptHandle", handle),
+                        ];
+                        moto_sqs(moto, &params).await?;
+                    }
+                }
             }
         }
         Ok(())

@@ -63,6 +63,8 @@ REDIS_TLS_PORT="${BALLAST_REDIS_TLS_PORT:-$((REDIS_PORT + 1))}"
 RABBITMQ_PORT="${BALLAST_RABBITMQ_PORT:-25672}"
 RABBITMQ_MGMT_PORT="${BALLAST_RABBITMQ_MGMT_PORT:-25673}"
 RABBITMQ_DIST_PORT="${BALLAST_RABBITMQ_DIST_PORT:-25674}"
+RABBITMQ_TLS_PORT="${BALLAST_RABBITMQ_TLS_PORT:-$((RABBITMQ_PORT + 3))}"
+RABBITMQ_MGMT_TLS_PORT="${BALLAST_RABBITMQ_MGMT_TLS_PORT:-$((RABBITMQ_PORT + 4))}"
 EPMD_PORT="${BALLAST_EPMD_PORT:-24369}"
 POSTGRES_PORT="${BALLAST_POSTGRES_PORT:-25432}"
 MOTO_PORT="${BALLAST_MOTO_PORT:-25000}"
@@ -720,7 +722,7 @@ up_redis() {
     --appendonly no --protected-mode yes --daemonize no --logfile '' \
     --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$RT/redis/tls/server.crt" \
     --tls-key-file "$RT/redis/tls/server.key" --tls-ca-cert-file "$RT/redis/tls/ca.crt" \
-    --tls-auth-clients no
+    --tls-auth-clients optional
   wait_ready redis redis_ping
 }
 redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
@@ -741,9 +743,11 @@ up_postgres() {
   is_root && chown -R "$user:" "$dir"
   as_user "$user" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$(logfile postgres-initdb)" 2>&1 ||
     { tail "$(logfile postgres-initdb)" >&2; die "initdb failed"; }
-  # The role ballast_tls is admitted over TLS only (first matching line wins); others as before.
+  # The role ballast_tls is admitted over TLS only, ballast_mtls over TLS with a client certificate
+  # signed by the service CA (first matching line wins); others as before.
   local hba="$dir/data/pg_hba.conf"
   { printf 'hostssl all ballast_tls 127.0.0.1/32 trust\nhost all ballast_tls 127.0.0.1/32 reject\n'
+    printf 'hostssl all ballast_mtls 127.0.0.1/32 trust clientcert=verify-ca\nhost all ballast_mtls 127.0.0.1/32 reject\n'
     cat "$hba"; } >"$hba.new" && mv "$hba.new" "$hba"
   is_root && chown "$user:" "$hba"
   local run=()
@@ -751,17 +755,19 @@ up_postgres() {
   spawn postgres "${run[@]}" "$bin/postgres" -D "$dir/data" -p "$POSTGRES_PORT" \
     -c listen_addresses=127.0.0.1 -c unix_socket_directories="$dir/sock" \
     -c ssl=on -c ssl_cert_file="$dir/tls/server.crt" -c ssl_key_file="$dir/tls/server.key" \
+    -c ssl_ca_file="$dir/tls/ca.crt" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200
   wait_ready postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres
   "$bin/psql" -q -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -d postgres \
-    -c 'CREATE ROLE ballast_tls LOGIN' >/dev/null || die "creating the postgres role ballast_tls failed"
+    -c 'CREATE ROLE ballast_tls LOGIN' -c 'CREATE ROLE ballast_mtls LOGIN' >/dev/null ||
+    die "creating the postgres roles ballast_tls and ballast_mtls failed"
 }
 
-# service_tls DIR NAME [client] : a CA (ca.crt) and a server certificate for 127.0.0.1 and localhost
-# signed by it (server.crt, server.key), made fresh at each `up` of the service NAME; with `client`,
-# a client certificate too (client.crt, client.key).
+# service_tls DIR NAME : a CA (ca.crt), a server certificate for 127.0.0.1 and localhost signed
+# by it (server.crt, server.key) and a client certificate for mutual TLS (client.crt, client.key,
+# CN ballast_mtls), made fresh at each `up` of the service NAME.
 service_tls() {
-  local d="$1" name="$2" client="${3:-}"
+  local d="$1" name="$2"
   mkdir -p "$d"
   new_key "$d/ca.key"
   openssl req -x509 -new -key "$d/ca.key" -subj "/CN=ballast-testbed-$name-ca" -days 365 -sha256 \
@@ -773,15 +779,12 @@ service_tls() {
     -days 365 -sha256 -out "$d/server.crt" 2>/dev/null \
     -extfile <(printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth") ||
     die "openssl: $name server certificate"
-  if [[ $client == client ]]; then
-    new_key "$d/client.key"
-    openssl req -new -key "$d/client.key" -subj "/CN=ballast-client" -out "$d/client.csr" 2>/dev/null
-    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-      -days 365 -sha256 -out "$d/client.crt" 2>/dev/null \
-      -extfile <(printf '%s\n' "extendedKeyUsage=clientAuth") || die "openssl: $name client certificate"
-    rm -f "$d/client.csr"
-  fi
-  rm -f "$d/server.csr" "$d/ca.key"
+  new_key "$d/client.key"
+  openssl req -new -key "$d/client.key" -subj "/CN=ballast_mtls" -out "$d/client.csr" 2>/dev/null
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 365 -sha256 -out "$d/client.crt" 2>/dev/null \
+    -extfile <(printf '%s\n' "extendedKeyUsage=clientAuth") || die "openssl: $name client certificate"
+  rm -f "$d/server.csr" "$d/client.csr" "$d/ca.key"
   chmod 644 "$d/ca.crt"
 }
 
@@ -803,11 +806,24 @@ up_rabbitmq() {
   running rabbitmq && return
   local dir="$RT/rabbitmq"
   rm -rf "$dir"; mkdir -p "$dir/log" "$dir/mnesia"
+  service_tls "$dir/tls" rabbitmq
   rabbitmq_env
+  # AMQPS requires a client certificate (mutual TLS); HTTPS management does not ask for one.
   cat > "$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
+listeners.ssl.default = 127.0.0.1:$RABBITMQ_TLS_PORT
+ssl_options.cacertfile = $dir/tls/ca.crt
+ssl_options.certfile = $dir/tls/server.crt
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $RABBITMQ_MGMT_PORT
+management.ssl.ip = 127.0.0.1
+management.ssl.port = $RABBITMQ_MGMT_TLS_PORT
+management.ssl.cacertfile = $dir/tls/ca.crt
+management.ssl.certfile = $dir/tls/server.crt
+management.ssl.keyfile = $dir/tls/server.key
 loopback_users.guest = true
 EOF
   echo '[rabbitmq_management].' > "$dir/enabled_plugins"
@@ -818,7 +834,8 @@ EOF
   wait_ready rabbitmq rabbitmq_ready
 }
 rabbitmq_ready() {
-  tcp_open "$RABBITMQ_PORT" && http_ok -u guest:guest "http://127.0.0.1:$RABBITMQ_MGMT_PORT/api/overview"
+  tcp_open "$RABBITMQ_PORT" && tcp_open "$RABBITMQ_TLS_PORT" &&
+    http_ok -u guest:guest "http://127.0.0.1:$RABBITMQ_MGMT_PORT/api/overview"
 }
 
 up_moto() {
@@ -836,7 +853,7 @@ up_kafka() {
   [[ -s "$KAFKA_HOME/libs/kafka_2.13-$KAFKA_VERSION.jar" ]] || build_kafka
   local dir="$RT/kafka"
   rm -rf "$dir"; mkdir -p "$dir/data"
-  service_tls "$dir/tls" kafka client
+  service_tls "$dir/tls" kafka
   cat "$dir/tls/server.key" "$dir/tls/server.crt" > "$dir/tls/server.pem"
   chmod 600 "$dir/tls/server.pem"
   local jaas="org.apache.kafka.common.security"
@@ -915,11 +932,17 @@ write_env() {
     running rabbitmq && {
       echo "export BALLAST_RABBITMQ_URL='amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2f'"
       echo "export BALLAST_RABBITMQ_MANAGEMENT_URL='http://guest:guest@127.0.0.1:$RABBITMQ_MGMT_PORT'"
+      # AMQPS needs the client certificate (client.crt, client.key beside the CA); HTTPS does not.
+      echo "export BALLAST_RABBITMQ_TLS_URL='amqps://guest:guest@127.0.0.1:$RABBITMQ_TLS_PORT/%2f'"
+      echo "export BALLAST_RABBITMQ_MANAGEMENT_TLS_URL='https://guest:guest@127.0.0.1:$RABBITMQ_MGMT_TLS_PORT'"
+      echo "export BALLAST_RABBITMQ_CA='$RT/rabbitmq/tls/ca.crt'"
     }
     running postgres && {
       echo "export BALLAST_POSTGRES_URL='postgres://postgres@127.0.0.1:$POSTGRES_PORT/postgres'"
       echo "export BALLAST_POSTGRES_TLS_URL='postgres://ballast_tls@127.0.0.1:$POSTGRES_PORT/postgres'"
       echo "export BALLAST_POSTGRES_CA='$RT/postgres/tls/ca.crt'"
+      # needs the client certificate client.crt, client.key beside the CA
+      echo "export BALLAST_POSTGRES_MTLS_URL='postgres://ballast_mtls@127.0.0.1:$POSTGRES_PORT/postgres'"
     }
     running moto && {
       echo "export BALLAST_MOTO_URL='http://127.0.0.1:$MOTO_PORT'"

@@ -348,11 +348,11 @@ pub struct EventMetricSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "quantity_schema")]
     pub activation_threshold: Option<Quantity>,
-    /// Secret holding the credentials. Keys read per source: redis-list `password`, `ca.crt`;
-    /// rabbitmq `url` (full AMQP or HTTP URL with user and password); postgresql `password`
-    /// and `ca.crt` (PEM CA for `sslMode: verify-full`);
-    /// kafka `username`, `password`, `sasl`, `tls` (`enable`/`disable`), `ca.crt` (or `ca`),
-    /// `cert` and `key` (PEM client certificate and unencrypted key); aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
+    /// Secret holding the credentials. Keys read per source: redis-list `password`; rabbitmq
+    /// `url` (full AMQP or HTTP URL with user and password); postgresql `password`; kafka
+    /// `username`, `password`, `sasl`, `tls` (`enable`/`disable`); for these four, TLS: `ca.crt`
+    /// (PEM CA), `tls.crt` and `tls.key` (client certificate and unencrypted key; KEDA's `ca`,
+    /// `cert` and `key` are read too); aws-sqs `awsAccessKeyID`, `awsSecretAccessKey`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<SecretReference>,
 }

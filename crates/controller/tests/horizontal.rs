@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use axum::Router;
 use axum::routing::get;
 use ballast_api::horizontal::HorizontalAutoscaler;
@@ -189,11 +189,7 @@ fn prometheus_metric(query: &str, average_value: &str) -> serde_json::Value {
 }
 
 /// A reconciler running in this test's runtime, restricted to one namespace.
-struct Running {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), ballast_controller::horizontal::Error>>,
-    registry: Arc<Registry>,
-}
+type Running = ballast_testbed::running::Running<ballast_controller::horizontal::Error>;
 
 fn start_controller(
     bed: &TestBed,
@@ -212,44 +208,7 @@ fn start_controller(
     };
     let mut registry = Registry::default();
     let controller = HorizontalController::new(bed.client(), config, &mut registry)?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller.run(async move {
-        let _ = rx.await;
-    }));
-    Ok(Running {
-        stop: Some(tx),
-        task,
-        registry: Arc::new(registry),
-    })
-}
-
-impl Running {
-    /// Graceful stop: reconciles in flight finish, then `run` returns.
-    async fn stop(mut self) -> Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
-            Ok(joined) => Ok(joined.context("controller task panicked")??),
-            Err(_) => bail!("the controller did not stop within 30s"),
-        }
-    }
-
-    /// The value of a counter of the reconciler's /metrics (summed over matching label sets).
-    fn counter(&self, name: &str, labels: &str) -> f64 {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{name}_total")) && l.contains(labels))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    Ok(Running::spawn(|s| controller.run(s), registry))
 }
 
 async fn deployment_replicas(ns: &TestNamespace, name: &str) -> Result<i32> {

@@ -61,7 +61,7 @@ fn start_with(client: kube::Client, ns: &TestNamespace, history: HistoryConfig) 
     };
     let mut registry = Registry::default();
     let recommender = VerticalRecommender::new(client, config, &mut registry);
-    Running::spawn(recommender, registry)
+    Running::spawn(|s| recommender.run(s), registry)
 }
 
 /// The sample count of a checkpoint and when it was written.
@@ -373,7 +373,7 @@ async fn the_webhook_sizes_new_pods_and_a_webhook_down_blocks_nothing() -> Resul
     let mut registry = Registry::default();
     let recommender =
         VerticalRecommender::new(bed.client(), config, &mut registry).with_webhook(listener);
-    let running = Running::spawn(recommender, registry);
+    let running = Running::spawn(|s| recommender.run(s), registry);
     let hook = register_webhook(&bed, &ns, addr, &certificate.ca_pem).await?;
     let va = wait_condition(&ns, "web", "RecommendationProvided", "True", None).await?;
     let target_cpu = target(&va, "cpu").context("no cpu target")?;

@@ -86,7 +86,7 @@ fn start(
     if let Some(l) = listener {
         recommender = recommender.with_webhook(l);
     }
-    Ok(Running::spawn(recommender, registry))
+    Ok(Running::spawn(|s| recommender.run(s), registry))
 }
 
 /// The webhook's listener on a free port of 127.0.0.1, registered for `ns`; returns the

@@ -170,8 +170,10 @@ impl MetricSource {
                 },
                 rabbitmq: event::rabbitmq::RabbitReader {
                     http: http.clone(),
+                    tls_http: Cache::new(cap, idle),
                     connections: Cache::new(cap, idle),
                     connect_timeout: config.connect_timeout,
+                    read_timeout: config.read_timeout,
                 },
                 postgres: event::postgres::PostgresReader {
                     connections: Cache::new(cap, idle),

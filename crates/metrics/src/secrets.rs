@@ -56,6 +56,11 @@ impl SecretData {
             .ok_or_else(|| self.error(format!("has no key {key:?}")))
     }
 
+    /// `key "KEY" of Secret NAMESPACE/NAME`, for messages.
+    pub fn describe_key(&self, key: &str) -> String {
+        format!("key {key:?} of Secret {}/{}", self.namespace, self.name)
+    }
+
     /// An error about this Secret (e.g. a key combination that makes no sense).
     pub fn invalid(&self, message: impl Into<String>) -> ReadError {
         self.error(message.into())

@@ -36,6 +36,7 @@ mod env;
 pub mod horizontal_bench;
 mod namespace;
 mod objects;
+pub mod running;
 pub mod services;
 pub mod usage;
 pub mod wait;
@@ -300,6 +301,34 @@ impl TestBed {
         ))
     }
 
+    /// `postgres://ballast_mtls@127.0.0.1:PORT/postgres`: a role the bed's PostgreSQL admits over
+    /// TLS with a client certificate signed by [`TestBed::postgres_ca`] only (see
+    /// [`client_certificate_beside`]).
+    pub fn postgres_mtls_url(&self) -> Option<String> {
+        self.postgres_url()?;
+        self.tls_var("BALLAST_POSTGRES_MTLS_URL")
+    }
+
+    /// `amqps://guest:guest@127.0.0.1:PORT/%2f`: the bed's RabbitMQ over TLS, which requires a
+    /// client certificate signed by [`TestBed::rabbitmq_ca`] (see [`client_certificate_beside`]).
+    pub fn rabbitmq_tls_url(&self) -> Option<String> {
+        self.rabbitmq_url()?;
+        self.tls_var("BALLAST_RABBITMQ_TLS_URL")
+    }
+
+    /// `https://guest:guest@127.0.0.1:PORT` of the RabbitMQ management API over TLS (no client
+    /// certificate asked).
+    pub fn rabbitmq_management_tls_url(&self) -> Option<String> {
+        self.rabbitmq_url()?;
+        self.tls_var("BALLAST_RABBITMQ_MANAGEMENT_TLS_URL")
+    }
+
+    /// Path of the PEM CA certificate that signed the bed's RabbitMQ server certificate.
+    pub fn rabbitmq_ca(&self) -> Option<String> {
+        self.rabbitmq_url()?;
+        self.tls_var("BALLAST_RABBITMQ_CA")
+    }
+
     fn tls_var(&self, var: &str) -> Option<String> {
         match self.env.get(var) {
             Some(v) => Some(v.to_owned()),
@@ -334,6 +363,16 @@ impl TestBed {
     pub async fn namespace(&self, prefix: &str) -> Result<TestNamespace> {
         TestNamespace::create(self, prefix).await
     }
+}
+
+/// The client certificate and key (PEM file paths `client.crt`, `client.key`) the bed made beside
+/// a service's CA file `ca` (signed by that CA, for mutual TLS).
+pub fn client_certificate_beside(ca: &str) -> (String, String) {
+    let dir = std::path::Path::new(ca)
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    (path("client.crt"), path("client.key"))
 }
 
 /// Selects rustls' ring provider for the process. kube and reqwest together compile in both ring

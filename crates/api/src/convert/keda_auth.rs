@@ -41,24 +41,34 @@ impl Authentications {
     }
 }
 
-/// The Secret key Ballast reads for KEDA parameter `parameter` of trigger type `trigger`.
-fn ballast_key(trigger: &str, parameter: &str) -> Option<&'static str> {
+/// The Secret keys Ballast reads for KEDA parameter `parameter` of trigger type `trigger` (the
+/// first is the one to suggest).
+fn ballast_keys(trigger: &str, parameter: &str) -> Option<&'static [&'static str]> {
+    let tls = matches!(trigger, "redis" | "rabbitmq" | "postgresql" | "kafka");
+    match (parameter, tls) {
+        ("ca", true) => return Some(&["ca", "ca.crt"]),
+        ("cert", true) => return Some(&["cert", "tls.crt"]),
+        ("key", true) => return Some(&["key", "tls.key"]),
+        _ => {}
+    }
+    ballast_key(trigger, parameter).map(std::slice::from_ref)
+}
+
+/// The one Secret key Ballast reads for a credential parameter.
+fn ballast_key(trigger: &str, parameter: &str) -> Option<&'static &'static str> {
     match (trigger, parameter) {
-        ("redis", "password") => Some("password"),
-        ("rabbitmq", "host") => Some("url"),
-        ("postgresql", "password") => Some("password"),
-        ("kafka", "username") => Some("username"),
-        ("kafka", "password") => Some("password"),
-        ("kafka", "sasl") => Some("sasl"),
-        ("kafka", "tls") => Some("tls"),
-        ("kafka", "ca") => Some("ca"),
-        ("kafka", "cert") => Some("cert"),
-        ("kafka", "key") => Some("key"),
-        ("aws-sqs-queue", "awsAccessKeyID") => Some("awsAccessKeyID"),
-        ("aws-sqs-queue", "awsSecretAccessKey") => Some("awsSecretAccessKey"),
-        ("prometheus", "bearerToken") => Some("token"),
-        ("prometheus", "username") => Some("username"),
-        ("prometheus", "password") => Some("password"),
+        ("redis", "password") => Some(&"password"),
+        ("rabbitmq", "host") => Some(&"url"),
+        ("postgresql", "password") => Some(&"password"),
+        ("kafka", "username") => Some(&"username"),
+        ("kafka", "password") => Some(&"password"),
+        ("kafka", "sasl") => Some(&"sasl"),
+        ("kafka", "tls") => Some(&"tls"),
+        ("aws-sqs-queue", "awsAccessKeyID") => Some(&"awsAccessKeyID"),
+        ("aws-sqs-queue", "awsSecretAccessKey") => Some(&"awsSecretAccessKey"),
+        ("prometheus", "bearerToken") => Some(&"token"),
+        ("prometheus", "username") => Some(&"username"),
+        ("prometheus", "password") => Some(&"password"),
         _ => None,
     }
 }
@@ -112,12 +122,13 @@ pub fn secret_of(
         let parameter = str_at(entry, "parameter");
         let (entry_secret, key) = (str_at(entry, "name"), str_at(entry, "key"));
         let at = format!("{what}: spec.secretTargetRef[{i}]");
-        let Some(wanted) = ballast_key(trigger_type, &parameter) else {
+        let Some(accepted) = ballast_keys(trigger_type, &parameter) else {
             return Err(fail(format!(
                 "{at}: parameter {parameter:?} has no Ballast equivalent for trigger type {trigger_type:?}"
             )));
         };
-        if key != wanted {
+        let wanted = accepted[0];
+        if !accepted.contains(&key.as_str()) {
             return Err(fail(format!(
                 "{at}: Ballast reads key {wanted:?} of Secret {entry_secret:?} for {parameter:?}, not {key:?}: add key {wanted:?} to the Secret (same value) and convert again"
             )));

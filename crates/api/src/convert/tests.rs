@@ -414,3 +414,37 @@ fn kafka_settings_that_cannot_work_are_errors() {
         assert!(err.contains(fragment), "{err}");
     }
 }
+
+#[test]
+fn tls_parameters_map_to_the_secret_keys_ballast_reads() {
+    let rabbit = serde_json::json!({"type": "rabbitmq", "metadata": {"queueName": "q", "host": "amqps://rabbit:5671/%2f"}, "authenticationRef": {"name": "a"}});
+    let auth = |entries: &str| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata: {{name: a, namespace: jobs}}\nspec: {{secretTargetRef: [{entries}]}}\n"
+        )
+    };
+    // KEDA's key names and the kubernetes.io/tls ones are both read.
+    for entries in [
+        "{parameter: ca, name: rabbit-tls, key: ca}, {parameter: cert, name: rabbit-tls, key: cert}, {parameter: key, name: rabbit-tls, key: key}",
+        "{parameter: ca, name: rabbit-tls, key: ca.crt}, {parameter: cert, name: rabbit-tls, key: tls.crt}, {parameter: key, name: rabbit-tls, key: tls.key}",
+    ] {
+        let text = format!("{}\n---\n{}", scaled_object(rabbit.clone()), auth(entries));
+        let converted = convert_yaml_stream(&text);
+        let c = converted[0].as_ref().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.object["spec"]["metrics"][0]["event"]["credentialsRef"]["name"],
+            "rabbit-tls"
+        );
+    }
+    let text = format!(
+        "{}\n---\n{}",
+        scaled_object(rabbit),
+        auth("{parameter: cert, name: rabbit-tls, key: client.pem}")
+    );
+    let err = convert_yaml_stream(&text)
+        .into_iter()
+        .find_map(Result::err)
+        .expect("a key Ballast does not read")
+        .to_string();
+    assert!(err.contains("Ballast reads key \"cert\""), "{err}");
+}

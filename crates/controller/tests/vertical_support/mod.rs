@@ -4,13 +4,12 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use ballast_api::common::parse_quantity;
 use ballast_api::vertical::VerticalAutoscaler;
-use ballast_controller::vertical::{VerticalRecommender, webhook};
+use ballast_controller::vertical::webhook;
 use ballast_testbed::usage::wait_for_pod_metrics;
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestDeployment, TestNamespace};
@@ -20,7 +19,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
-use prometheus_client::registry::Registry;
 use serde::Deserialize as _;
 use serde_json::json;
 
@@ -53,53 +51,7 @@ pub async fn install_crds(bed: &TestBed) -> Result<()> {
 }
 
 /// A recommender running in a task of the test.
-pub struct Running {
-    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
-    pub task: tokio::task::JoinHandle<Result<(), ballast_controller::vertical::Error>>,
-    pub registry: Arc<Registry>,
-}
-
-impl Running {
-    /// Runs `recommender` (its metrics in `registry`) until [`Running::stop`].
-    pub fn spawn(recommender: VerticalRecommender, registry: Registry) -> Running {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(recommender.run(async move {
-            let _ = rx.await;
-        }));
-        Running {
-            stop: Some(tx),
-            task,
-            registry: Arc::new(registry),
-        }
-    }
-
-    /// Graceful stop: the pass in flight finishes, checkpoints are saved, then `run` returns.
-    pub async fn stop(mut self) -> Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
-            Ok(joined) => Ok(joined.context("recommender task panicked")??),
-            Err(_) => bail!("the recommender did not stop within 30s"),
-        }
-    }
-
-    /// A counter of the recommender's /metrics (summed over matching label sets).
-    pub fn counter(&self, name: &str, labels: &str) -> f64 {
-        let mut text = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{name}_total")) && l.contains(labels))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type Running = ballast_testbed::running::Running<ballast_controller::vertical::Error>;
 
 pub async fn create_va(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Result<()> {
     let va: VerticalAutoscaler = serde_json::from_value(json!({

@@ -16,6 +16,7 @@ use crate::convert::float_quantity;
 use crate::error::ReadError;
 use crate::secrets::SecretData;
 use sqs::AwsCredentials;
+use tls::TlsMaterial;
 
 pub(crate) struct EventReaders {
     pub(crate) redis: redis::RedisReader,
@@ -32,68 +33,48 @@ fn missing(field: &str, type_: &str) -> ReadError {
     ReadError::InvalidSpec(format!("event type {type_} needs the event.{field} field"))
 }
 
-/// The PEM CA certificates of a credentials Secret, under `ca.crt` (the key of cert-manager and
-/// `kubernetes.io/tls` Secrets) or `ca` (KEDA's name for it).
-fn secret_ca(
-    s: &SecretData,
-) -> Result<Option<Vec<rustls::pki_types::CertificateDer<'static>>>, ReadError> {
-    let Some((key, pem)) = ["ca.crt", "ca"]
-        .into_iter()
-        .find_map(|k| s.get(k).transpose().map(|v| v.map(|v| (k, v))))
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    tls::parse_ca(pem, &format!("key {key:?}"))
-        .map(Some)
-        .map_err(|e| s.invalid(e.to_string()))
-}
-
 /// What a Redis Secret holds.
 #[derive(Default)]
 struct RedisCredentials<'a> {
     username: Option<&'a str>,
     password: Option<&'a str>,
-    ca: Option<&'a str>,
+    tls: TlsMaterial,
 }
 
-/// Redis's user, password and PEM CA (`ca.crt` or `ca`, checked to hold certificates) from its
-/// Secret: a Secret must hold `password` unless it holds a CA.
+/// Redis's user, password and TLS material from its Secret: a Secret must hold `password` unless
+/// it holds TLS material.
 fn redis_credentials(s: &SecretData) -> Result<RedisCredentials<'_>, ReadError> {
-    let ca = match s.get("ca.crt")? {
-        Some(pem) => Some(pem),
-        None => s.get("ca")?,
-    };
-    if ca.is_some() {
-        secret_ca(s)?;
-    }
-    let password = match ca {
-        Some(_) => s.get("password")?,
-        None => Some(s.require("password")?),
+    let tls = TlsMaterial::from_secret(s)?;
+    let password = match tls.is_empty() {
+        false => s.get("password")?,
+        true => Some(s.require("password")?),
     };
     Ok(RedisCredentials {
         username: s.get("username")?,
         password,
-        ca,
+        tls,
     })
 }
 
-/// PostgreSQL's password and CA from its Secret: a Secret must hold at least one of them.
-fn postgres_credentials(
-    s: &SecretData,
-) -> Result<
-    (
-        Option<&str>,
-        Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
-    ),
-    ReadError,
-> {
-    let ca = secret_ca(s)?;
-    let password = match &ca {
-        Some(_) => s.get("password")?,
-        None => Some(s.require("password")?),
+/// PostgreSQL's password and TLS material from its Secret: a Secret must hold at least one.
+fn postgres_credentials(s: &SecretData) -> Result<(Option<&str>, TlsMaterial), ReadError> {
+    let tls = TlsMaterial::from_secret(s)?;
+    let password = match tls.is_empty() {
+        false => s.get("password")?,
+        true => Some(s.require("password")?),
     };
-    Ok((password, ca))
+    Ok((password, tls))
+}
+
+/// RabbitMQ's URL and TLS material from its Secret: a Secret must hold `url` unless it holds TLS
+/// material (the URL is then the source's).
+fn rabbitmq_credentials(s: &SecretData) -> Result<(Option<&str>, TlsMaterial), ReadError> {
+    let tls = TlsMaterial::from_secret(s)?;
+    let url = match tls.is_empty() {
+        false => s.get("url")?,
+        true => Some(s.require("url")?),
+    };
+    Ok((url, tls))
 }
 
 /// The per-replica value of an AverageValue target (the Kafka replica cap needs it).
@@ -174,29 +155,29 @@ impl EventReaders {
                     Some(s) => redis_credentials(s)?,
                     None => RedisCredentials::default(),
                 };
-                self.redis.read(src, c.username, c.password, c.ca).await?
+                self.redis.read(src, c.username, c.password, &c.tls).await?
             }
             EventSourceType::Rabbitmq => {
                 let src = e
                     .rabbitmq
                     .as_ref()
                     .ok_or_else(|| missing("rabbitmq", "rabbitmq"))?;
-                let url = match secret {
-                    Some(s) => Some(s.require("url")?),
-                    None => None,
+                let (url, tls) = match secret {
+                    Some(s) => rabbitmq_credentials(s)?,
+                    None => (None, TlsMaterial::default()),
                 };
-                self.rabbitmq.read(src, url).await?
+                self.rabbitmq.read(src, url, &tls).await?
             }
             EventSourceType::Postgresql => {
                 let src = e
                     .postgresql
                     .as_ref()
                     .ok_or_else(|| missing("postgresql", "postgresql"))?;
-                let (password, ca) = match secret {
+                let (password, tls) = match secret {
                     Some(s) => postgres_credentials(s)?,
-                    None => (None, None),
+                    None => (None, TlsMaterial::default()),
                 };
-                self.postgres.read(src, password, ca.as_deref()).await?
+                self.postgres.read(src, password, &tls).await?
             }
             EventSourceType::AwsSqs => {
                 let src = e

@@ -4,13 +4,13 @@
 //!
 //! `sslMode` follows libpq: `disable` (clear text), `prefer` (TLS when the server offers it,
 //! certificate not checked), `require` (TLS, certificate not checked), `verify-full` (TLS, chain
-//! to the system roots or the Secret's CA, and the host name).
+//! to the system roots or the Secret's CA, and the host name). A client certificate in the Secret
+//! (`tls.crt` and `tls.key`) is presented to a server that asks for one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_api::horizontal::PostgresqlSource;
-use rustls::pki_types::CertificateDer;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
@@ -19,7 +19,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::cache::{Cache, key_with_secret};
 use crate::convert::parse_number;
 use crate::error::ReadError;
-use crate::event::tls::{Verification, client_config, fingerprint};
+use crate::event::tls::{TlsMaterial, Verification, client_config};
 
 pub(crate) struct PostgresReader {
     pub(crate) connections: Cache<Arc<Client>>,
@@ -70,13 +70,13 @@ pub(crate) fn first_value(messages: &[SimpleQueryMessage]) -> Result<f64, ReadEr
 }
 
 impl PostgresReader {
-    /// Reads the query's value; `password` and `ca` (PEM certificates trusted besides the
-    /// system roots under `verify-full`) come from the credentials Secret.
+    /// Reads the query's value; `password` and `material` (a CA trusted besides the system roots
+    /// under `verify-full`, a client certificate) come from the credentials Secret.
     pub(crate) async fn read(
         &self,
         src: &PostgresqlSource,
         password: Option<&str>,
-        ca: Option<&[CertificateDer<'static>]>,
+        material: &TlsMaterial,
     ) -> Result<f64, ReadError> {
         let tls = ssl_mode(src.ssl_mode.as_deref())?;
         if src.query.trim().is_empty() {
@@ -85,7 +85,7 @@ impl PostgresReader {
         let port = u16::try_from(src.port.unwrap_or(5432))
             .map_err(|_| ReadError::InvalidSpec(format!("postgresql.port {:?}", src.port)))?;
         let endpoint = format!("{}:{port}/{}", src.host, src.database);
-        let ca_key = fingerprint(ca.unwrap_or_default());
+        let ca_key = material.fingerprint();
         let key = key_with_secret(
             &format!(
                 "postgres://{}@{endpoint}?{:?}/{:?}/{ca_key}",
@@ -96,7 +96,7 @@ impl PostgresReader {
         let client = match self.connections.get(&key) {
             Some(c) if !c.is_closed() => c,
             _ => {
-                let client = Arc::new(self.connect(src, port, password, tls, ca).await?);
+                let client = Arc::new(self.connect(src, port, password, tls, material).await?);
                 self.connections.replace(&key, client.clone());
                 client
             }
@@ -116,7 +116,7 @@ impl PostgresReader {
         port: u16,
         password: Option<&str>,
         tls: Tls,
-        ca: Option<&[CertificateDer<'static>]>,
+        material: &TlsMaterial,
     ) -> Result<Client, ReadError> {
         let mut config = tokio_postgres::Config::new();
         config
@@ -138,9 +138,16 @@ impl PostgresReader {
         if tls.mode == SslMode::Disable {
             return self.connect_with(&config, NoTls, endpoint).await;
         }
-        let rustls = client_config(tls.verification, ca.unwrap_or_default())?;
+        let rustls = client_config(tls.verification, material)?;
         self.connect_with(&config, MakeRustlsConnect::new(rustls), endpoint)
             .await
+            .map_err(|e| match e {
+                ReadError::Connect { endpoint, message } => ReadError::Connect {
+                    endpoint,
+                    message: material.explain(&message),
+                },
+                other => other,
+            })
     }
 
     /// Connects with `tls` and drives the connection on its own task.

@@ -1,28 +1,39 @@
 //! RabbitMQ queue length and message rate.
 //!
-//! - `amqp://` URL: a passive `queue.declare` on a cached connection (one per URL), which
-//!   answers the number of messages ready. `amqps://` is refused (no TLS built in yet).
+//! - `amqp://` or `amqps://` URL: a passive `queue.declare` on a cached connection (one per URL
+//!   and TLS material), which answers the number of messages ready.
 //! - `http(s)://` URL: the management API, `GET /api/queues/{vhost}/{queue}`: `messages_ready`
 //!   (QueueLength) or `message_stats.publish_details.rate` (MessageRate). As KEDA does, the URL's
 //!   path is the vhost (`/` when empty) and its user info the basic-auth credentials.
+//!
+//! `amqps` and `https` check the server's chain (to the system roots plus the credentials
+//! Secret's CA) and host name, and present the Secret's client certificate when it has one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_api::horizontal::{RabbitmqMode, RabbitmqSource};
 use lapin::options::QueueDeclareOptions;
+use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
 use lapin::types::FieldTable;
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
 use reqwest::Url;
 use serde::Deserialize;
 
 use crate::cache::{Cache, key_with_secret};
 use crate::error::ReadError;
+use crate::event::tls::{TlsMaterial, Verification, client_config};
 
 pub(crate) struct RabbitReader {
     pub(crate) http: reqwest::Client,
+    /// Management API clients for Secrets with TLS material, by its fingerprint.
+    pub(crate) tls_http: Cache<reqwest::Client>,
     pub(crate) connections: Cache<Arc<Connection>>,
     pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
 }
 
 /// A URL as it may be shown: without user info.
@@ -122,10 +133,13 @@ pub(crate) fn management_value(body: &[u8], mode: RabbitmqMode) -> Result<f64, R
 }
 
 impl RabbitReader {
+    /// Reads the queue; `secret_url` (the Secret's `url`, preferred to the source's) and `tls`
+    /// come from the credentials Secret.
     pub(crate) async fn read(
         &self,
         src: &RabbitmqSource,
         secret_url: Option<&str>,
+        tls: &TlsMaterial,
     ) -> Result<f64, ReadError> {
         let text = secret_url
             .or(src.url.as_deref())
@@ -142,18 +156,35 @@ impl RabbitReader {
         }
         let mode = src.mode.unwrap_or_default();
         match url.scheme() {
-            "http" | "https" => self.management(&url, &src.queue_name, mode).await,
-            "amqp" if mode == RabbitmqMode::MessageRate => Err(ReadError::InvalidSpec(
+            "http" | "https" => self.management(&url, &src.queue_name, mode, tls).await,
+            "amqp" | "amqps" if mode == RabbitmqMode::MessageRate => Err(ReadError::InvalidSpec(
                 "rabbitmq: mode MessageRate needs the management API (an http(s) URL)".into(),
             )),
-            "amqp" => self.amqp(text.trim(), &src.queue_name).await,
-            "amqps" => Err(ReadError::Unsupported(
-                "rabbitmq: amqps:// is not supported yet".into(),
-            )),
+            "amqp" | "amqps" => self.amqp(text.trim(), &src.queue_name, tls).await,
             other => Err(ReadError::InvalidSpec(format!(
-                "rabbitmq URL scheme {other:?}: use amqp or http(s)"
+                "rabbitmq URL scheme {other:?}: use amqp(s) or http(s)"
             ))),
         }
+    }
+
+    /// The HTTP client for `tls`: the shared one when the Secret holds no TLS material, else one
+    /// per material (cached, so connections are reused).
+    fn http_for(&self, tls: &TlsMaterial) -> Result<reqwest::Client, ReadError> {
+        if tls.is_empty() {
+            return Ok(self.http.clone());
+        }
+        let key = tls.fingerprint();
+        if let Some(client) = self.tls_http.get(&key) {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.read_timeout)
+            .tls_backend_preconfigured(client_config(Verification::Full, tls)?)
+            .build()
+            .map_err(|e| ReadError::InvalidSpec(format!("rabbitmq: HTTPS client: {e}")))?;
+        Ok(self.tls_http.insert(&key, client))
     }
 
     async fn management(
@@ -161,9 +192,10 @@ impl RabbitReader {
         url: &Url,
         queue: &str,
         mode: RabbitmqMode,
+        tls: &TlsMaterial,
     ) -> Result<f64, ReadError> {
         let (api, creds) = management_request(url, queue);
-        let mut req = self.http.get(api.clone());
+        let mut req = self.http_for(tls)?.get(api.clone());
         if let Some((user, password)) = creds {
             req = req.basic_auth(user, Some(password));
         }
@@ -171,7 +203,10 @@ impl RabbitReader {
             if e.is_connect() {
                 ReadError::Connect {
                     endpoint: redact(url.as_str()),
-                    message: crate::prometheus::error_chain(&e),
+                    message: match url.scheme() {
+                        "https" => tls.explain(&crate::prometheus::error_chain(&e)),
+                        _ => crate::prometheus::error_chain(&e),
+                    },
                 }
             } else {
                 ReadError::Source(format!(
@@ -200,8 +235,8 @@ impl RabbitReader {
         }
     }
 
-    async fn connection(&self, url: &str) -> Result<Arc<Connection>, ReadError> {
-        let key = key_with_secret("amqp", Some(url));
+    async fn connection(&self, url: &str, tls: &TlsMaterial) -> Result<Arc<Connection>, ReadError> {
+        let key = key_with_secret(&format!("amqp/{}", tls.fingerprint()), Some(url));
         if let Some(c) = self.connections.get(&key) {
             if c.status().connected() {
                 return Ok(c);
@@ -209,24 +244,21 @@ impl RabbitReader {
             self.connections.remove(&key);
         }
         let endpoint = redact(url);
-        let conn = tokio::time::timeout(
-            self.connect_timeout,
-            Connection::connect(url, ConnectionProperties::default()),
-        )
-        .await
-        .map_err(|_| ReadError::Connect {
-            endpoint: endpoint.clone(),
-            message: "connection timed out".into(),
-        })?
-        .map_err(|e| ReadError::Connect {
-            endpoint,
-            message: e.to_string(),
-        })?;
-        Ok(self.connections.insert(&key, Arc::new(conn)))
+        // Boxed: the connector's future nests lapin's types so deeply that checking `Send` on
+        // every future holding it exceeds the compiler's default recursion limit downstream.
+        let connecting: Pin<Box<dyn Future<Output = Result<Connection, ReadError>> + Send + '_>> =
+            Box::pin(connect(url, tls));
+        let connected = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| ReadError::Connect {
+                endpoint: endpoint.clone(),
+                message: "connection timed out".into(),
+            })??;
+        Ok(self.connections.insert(&key, Arc::new(connected)))
     }
 
-    async fn amqp(&self, url: &str, queue: &str) -> Result<f64, ReadError> {
-        let conn = self.connection(url).await?;
+    async fn amqp(&self, url: &str, queue: &str, tls: &TlsMaterial) -> Result<f64, ReadError> {
+        let conn = self.connection(url, tls).await?;
         let channel = conn.create_channel().await.map_err(|e| {
             ReadError::Source(format!(
                 "RabbitMQ {}: cannot open a channel: {e}",
@@ -248,6 +280,40 @@ impl RabbitReader {
             declared.map_err(|e| ReadError::Source(format!("RabbitMQ: queue {queue:?}: {e}")))?;
         Ok(f64::from(q.message_count()))
     }
+}
+
+/// Opens an AMQP connection to `url`; for `amqps`, TLS on rustls with the material's CA and
+/// client certificate, checking the chain and the host name.
+async fn connect(url: &str, tls: &TlsMaterial) -> Result<Connection, ReadError> {
+    let endpoint = redact(url);
+    let failed = |message: String| ReadError::Connect {
+        endpoint: endpoint.clone(),
+        message: tls.explain(&message),
+    };
+    let uri: AMQPUri = url
+        .parse()
+        .map_err(|e| ReadError::InvalidSpec(format!("rabbitmq URL {endpoint}: {e}")))?;
+    if uri.scheme == AMQPScheme::AMQP {
+        return Connection::connect_uri(uri, ConnectionProperties::default())
+            .await
+            .map_err(|e| ReadError::Connect {
+                endpoint: endpoint.clone(),
+                message: e.to_string(),
+            });
+    }
+    let connector = RustlsConnector::from(Arc::new(client_config(Verification::Full, tls)?));
+    let runtime = lapin::runtime::default_runtime().map_err(|e| failed(e.to_string()))?;
+    let open = async move |uri: AMQPUri, runtime| {
+        let mut plain = uri.clone();
+        plain.scheme = AMQPScheme::AMQP;
+        let stream = plain
+            .connect_with_config_async(TLSConfig::default(), &runtime)
+            .await?;
+        Ok(stream.into_rustls(&connector, &uri.authority.host).await?)
+    };
+    Connection::connector(uri, runtime, open, ConnectionProperties::default())
+        .await
+        .map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]

@@ -2,18 +2,21 @@
 //! credentials and TLS setting (it reconnects by itself after a failure).
 //!
 //! `enableTls: true` connects with TLS (rustls), checking the certificate chain and host name
-//! against the system roots, or only against the credentials Secret's CA when it has one.
+//! against the system roots, or only against the credentials Secret's CA when it has one. A client
+//! certificate in the Secret (`tls.crt` and `tls.key`) is presented to a server that asks for one.
 
 use std::time::Duration;
 
 use ballast_api::horizontal::RedisListSource;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
-    ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates,
+    ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
+    TlsCertificates,
 };
 
 use crate::cache::{Cache, key_with_secret};
 use crate::error::ReadError;
+use crate::event::tls::TlsMaterial;
 
 pub(crate) struct RedisReader {
     pub(crate) connections: Cache<ConnectionManager>,
@@ -50,13 +53,13 @@ pub(crate) fn host_port(address: &str) -> Result<(String, u16), ReadError> {
     }
 }
 
-/// A client for `host:port`, with TLS when `tls` (trusting only `ca` when given, else the system
-/// roots).
+/// A client for `host:port`, with TLS when `tls` (trusting only the material's CA when given, else
+/// the system roots, and presenting its client certificate when given).
 fn client(
     host: &str,
     port: u16,
     tls: bool,
-    ca: Option<&str>,
+    material: &TlsMaterial,
     settings: RedisConnectionInfo,
 ) -> redis::RedisResult<redis::Client> {
     let address = if tls {
@@ -70,16 +73,19 @@ fn client(
         ConnectionAddr::Tcp(host.to_owned(), port)
     };
     let info: ConnectionInfo = address.into_connection_info()?.set_redis_settings(settings);
-    match ca {
-        Some(pem) if tls => redis::Client::build_with_tls(
-            info,
-            TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.as_bytes().to_vec()),
-            },
-        ),
-        _ => redis::Client::open(info),
+    if !tls || material.is_empty() {
+        return redis::Client::open(info);
     }
+    redis::Client::build_with_tls(
+        info,
+        TlsCertificates {
+            client_tls: material.client.as_ref().map(|c| ClientTlsConfig {
+                client_cert: c.cert_pem.as_bytes().to_vec(),
+                client_key: c.key_pem.as_bytes().to_vec(),
+            }),
+            root_cert: material.ca_pem.as_ref().map(|pem| pem.as_bytes().to_vec()),
+        },
+    )
 }
 
 impl RedisReader {
@@ -88,7 +94,7 @@ impl RedisReader {
         src: &RedisListSource,
         username: Option<&str>,
         password: Option<&str>,
-        ca: Option<&str>,
+        material: &TlsMaterial,
     ) -> Result<f64, ReadError> {
         let tls = src.enable_tls == Some(true);
         if src.list_name.is_empty() {
@@ -99,7 +105,7 @@ impl RedisReader {
         let endpoint = format!("{host}:{port}");
         let secret = password.map(|p| format!("{}:{p}", username.unwrap_or("")));
         let scheme = if tls { "rediss" } else { "redis" };
-        let ca_key = key_with_secret("", ca);
+        let ca_key = material.fingerprint();
         let key = key_with_secret(
             &format!("{scheme}://{endpoint}/{db}?{ca_key}"),
             secret.as_deref(),
@@ -114,7 +120,7 @@ impl RedisReader {
                 if let Some(p) = password {
                     settings = settings.set_password(p);
                 }
-                let client = client(&host, port, tls, ca, settings)
+                let client = client(&host, port, tls, material, settings)
                     .map_err(|e| ReadError::InvalidSpec(format!("redis {endpoint}: {e}")))?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.connect_timeout))
@@ -132,7 +138,10 @@ impl RedisReader {
                 })?
                 .map_err(|e| ReadError::Connect {
                     endpoint: endpoint.clone(),
-                    message: e.to_string(),
+                    message: match tls {
+                        true => material.explain(&e.to_string()),
+                        false => e.to_string(),
+                    },
                 })?;
                 self.connections.insert(&key, manager)
             }

@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_api::horizontal::{KafkaSasl, KafkaSource};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::cache::Cache;
 use crate::error::ReadError;
-use crate::event::tls::{Verification, client_config_with_identity};
+use crate::event::tls::{TlsMaterial, Verification, client_config};
 use crate::secrets::SecretData;
 use lag::{LagRules, committed_offsets};
 use offsets::{Brokers, Query};
@@ -65,36 +63,6 @@ fn tls_enabled(src: &KafkaSource, secret: Option<&SecretData>) -> Result<bool, R
     }
 }
 
-/// The client certificate and key of the Secret (`cert` and `key`, or `tls.crt` and `tls.key`).
-fn identity(
-    s: &SecretData,
-) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ReadError> {
-    let cert = match s.get("cert")? {
-        Some(c) => Some(("cert", c)),
-        None => s.get("tls.crt")?.map(|c| ("tls.crt", c)),
-    };
-    let key = match s.get("key")? {
-        Some(k) => Some(("key", k)),
-        None => s.get("tls.key")?.map(|k| ("tls.key", k)),
-    };
-    match (cert, key) {
-        (None, None) => Ok(None),
-        (Some((cert_key, pem)), Some((key_key, key_pem))) => {
-            let chain = crate::event::tls::parse_ca(pem, &format!("key {cert_key:?}"))
-                .map_err(|e| s.invalid(e.to_string()))?;
-            let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
-                s.invalid(format!(
-                    "key {key_key:?}: not an unencrypted PEM private key: {e}"
-                ))
-            })?;
-            Ok(Some((chain, key)))
-        }
-        (Some((k, _)), None) | (None, Some((k, _))) => Err(s.invalid(format!(
-            "key {k:?} needs its pair (cert with key, or tls.crt with tls.key)"
-        ))),
-    }
-}
-
 /// The TLS settings and SASL login of `src` with its Secret.
 fn security(src: &KafkaSource, secret: Option<&SecretData>) -> Result<Security, ReadError> {
     let login = match sasl(src, secret)? {
@@ -123,19 +91,15 @@ fn security(src: &KafkaSource, secret: Option<&SecretData>) -> Result<Security, 
         }
     };
     let tls = if tls_enabled(src, secret)? {
-        let (ca, id) = match secret {
-            Some(s) => (super::secret_ca(s)?.unwrap_or_default(), identity(s)?),
-            None => (Vec::new(), None),
+        let material = match secret {
+            Some(s) => TlsMaterial::from_secret(s)?,
+            None => TlsMaterial::default(),
         };
         let verification = match src.unsafe_ssl {
             Some(true) => Verification::None,
             _ => Verification::Full,
         };
-        Some(Arc::new(client_config_with_identity(
-            verification,
-            &ca,
-            id,
-        )?))
+        Some(Arc::new(client_config(verification, &material)?))
     } else {
         None
     };
@@ -292,8 +256,8 @@ mod tests {
     #[test]
     fn a_client_certificate_needs_its_key() {
         let s = secret(&[("cert", "x")]);
-        let err = identity(&s).err().unwrap().to_string();
-        assert!(err.contains("needs its pair"), "{err}");
+        let err = TlsMaterial::from_secret(&s).err().unwrap().to_string();
+        assert!(err.contains("has no key tls.key (or key)"), "{err}");
     }
 
     #[test]

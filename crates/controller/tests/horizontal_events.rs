@@ -1,0 +1,531 @@
+//! Scale to and from zero on the backlog of the REAL event sources of the test bed
+//! (`tests/testbed.sh up kube redis rabbitmq postgres moto`), through the horizontal reconciler:
+//!
+//! - `redis_list_zero_to_n_and_back`, `rabbitmq_queue_zero_to_n_and_back`,
+//!   `postgresql_query_zero_to_n_and_back`, `sqs_queue_zero_to_n_and_back`: a consumer Deployment
+//!   of kwok pods at 0 replicas (minReplicas 0, activation threshold 0, 5 items per replica) goes
+//!   to 1 when the first item arrives, to 4 with 18 items, back to 0 once the backlog is empty and
+//!   the cooldown (10 s, set on the object) is over. The time from the first item to the scale to
+//!   1 with the default sync period (15 s) is printed for each of three activations.
+//! - `fallback_and_pause_with_a_source_down`: Redis is stopped (`tests/testbed.sh down redis`)
+//!   under an autoscaler reading Redis and PostgreSQL: the fallback replicas apply, a higher
+//!   demand of PostgreSQL wins over them, `paused` with `pausedReplicas` holds the count against
+//!   that demand, and unpausing resumes it. Redis is started again at the end.
+//!
+//! Each test runs its own reconciler restricted to its own namespace. Without a test bed every
+//! test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
+
+mod vertical_support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, ensure};
+use ballast_api::horizontal::HorizontalAutoscaler;
+use ballast_controller::horizontal::{Config, HorizontalController};
+use ballast_metrics::MetricsConfig;
+use ballast_testbed::services::{loopback_addr, postgres_query, redis_command};
+use ballast_testbed::wait::poll_until;
+use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace, testbed_or_skip};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams, PostParams};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+type Running = ballast_testbed::running::Running<ballast_controller::horizontal::Error>;
+
+/// Taken for reading by the tests that need Redis up, for writing by the one that stops it.
+static REDIS_UP: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+const CONSUMER: &str = "consumer";
+const ACTIVATION_TRIALS: usize = 3;
+
+fn start_controller(bed: &TestBed, ns: &TestNamespace) -> Result<Running> {
+    let config = Config {
+        namespace: Some(ns.name().to_owned()),
+        metrics: MetricsConfig {
+            read_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
+            ..Default::default()
+        },
+        instance: format!("test-{}", ns.name()),
+        ..Default::default()
+    };
+    let mut registry = Registry::default();
+    let controller = HorizontalController::new(bed.client(), config, &mut registry)?;
+    Ok(Running::spawn(|s| controller.run(s), registry))
+}
+
+/// A source of work the test fills and drains, and the metric that reads it.
+enum Backlog {
+    Redis {
+        url: String,
+        list: String,
+    },
+    Rabbit {
+        amqp: String,
+        management: String,
+        queue: String,
+    },
+    Postgres {
+        url: String,
+        table: String,
+    },
+    Sqs {
+        moto: String,
+        queue_url: String,
+    },
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+fn rabbit_base(management: &str) -> Result<String> {
+    Ok(format!("http://{}", loopback_addr(management)?))
+}
+
+/// Calls moto's SQS query API (it routes by the credential scope, so a dummy one is sent).
+async fn moto_sqs(moto: &str, params: &[(&str, &str)]) -> Result<String> {
+    let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
+    let resp = ballast_testbed::http_client()
+        .post(format!("{}/", moto.trim_end_matches('/')))
+        .header("authorization", scope)
+        .form(params)
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    ensure!(status.is_success(), "moto {params:?}: {status} {text}");
+    Ok(text)
+}
+
+impl Backlog {
+    /// The bed's source of `kind`, created empty; `None` when the bed does not run it.
+    async fn create(bed: &TestBed, kind: &str) -> Result<Option<Backlog>> {
+        let backlog = match kind {
+            "redis" => bed.redis_url().map(|url| Backlog::Redis {
+                url,
+                list: unique("ballast-consumer"),
+            }),
+            "rabbitmq" => match (bed.rabbitmq_url(), bed.rabbitmq_management_url()) {
+                (Some(amqp), Some(management)) => {
+                    let queue = unique("ballast-consumer");
+                    ballast_testbed::http_client()
+                        .put(format!(
+                            "{}/api/queues/%2F/{queue}",
+                            rabbit_base(&management)?
+                        ))
+                        .basic_auth("guest", Some("guest"))
+                        .json(&json!({"durable": false, "auto_delete": false}))
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    Some(Backlog::Rabbit {
+                        amqp,
+                        management,
+                        queue,
+                    })
+                }
+                _ => None,
+            },
+            "postgres" => match bed.postgres_url() {
+                Some(url) => {
+                    let table = unique("ballast_jobs");
+                    postgres_query(
+                        &url,
+                        &format!("CREATE TABLE {table} (id serial, body text)"),
+                    )
+                    .await?;
+                    Some(Backlog::Postgres { url, table })
+                }
+                None => None,
+            },
+            "sqs" => match bed.moto_url() {
+                Some(moto) => {
+                    let name = unique("ballast-consumer");
+                    let created =
+                        moto_sqs(&moto, &[("Action", "CreateQueue"), ("QueueName", &name)]).await?;
+                    let queue_url = created
+                        .split("<QueueUrl>")
+                        .nth(1)
+                        .and_then(|s| s.split("</QueueUrl>").next())
+                        .with_context(|| format!("no QueueUrl in {created}"))?
+                        .to_owned();
+                    Some(Backlog::Sqs { moto, queue_url })
+                }
+                None => None,
+            },
+            other => anyhow::bail!("no backlog kind {other}"),
+        };
+        Ok(backlog)
+    }
+
+    /// The event source reading this backlog (as the `event` of a metric).
+    fn source(&self) -> Result<serde_json::Value> {
+        Ok(match self {
+            Backlog::Redis { url, list } => json!({
+                "type": "redis-list",
+                "redisList": { "address": loopback_addr(url)?, "listName": list },
+            }),
+            Backlog::Rabbit { amqp, queue, .. } => json!({
+                "type": "rabbitmq",
+                "rabbitmq": { "url": amqp, "queueName": queue },
+            }),
+            Backlog::Postgres { url, table } => {
+                let addr = loopback_addr(url)?;
+                let (host, port) = addr.rsplit_once(':').context("host:port")?;
+                json!({
+                    "type": "postgresql",
+                    "postgresql": {
+                        "host": host, "port": port.parse::<i32>()?, "database": "postgres",
+                        "user": "postgres", "query": format!("SELECT count(*) FROM {table}"),
+                    },
+                })
+            }
+            Backlog::Sqs { queue_url, .. } => json!({
+                "type": "aws-sqs",
+                "awsSqs": { "queueUrl": queue_url, "region": "us-east-1" },
+                "credentialsRef": { "name": "aws" },
+            }),
+        })
+    }
+
+    async fn push(&self, n: usize) -> Result<()> {
+        match self {
+            Backlog::Redis { url, list } => {
+                let items: Vec<String> = (0..n).map(|i| format!("job{i}")).collect();
+                let mut args = vec!["RPUSH", list.as_str()];
+                args.extend(items.iter().map(String::as_str));
+                redis_command(url, &args).await?;
+            }
+            Backlog::Rabbit {
+                management, queue, ..
+            } => {
+                let url = format!(
+                    "{}/api/exchanges/%2F/amq.default/publish",
+                    rabbit_base(management)?
+                );
+                for i in 0..n {
+                    let body = json!({"properties": {}, "routing_key": queue, "payload": format!("job{i}"), "payload_encoding": "string"});
+                    let text = ballast_testbed::http_client()
+                        .post(&url)
+                        .basic_auth("guest", Some("guest"))
+                        .json(&body)
+                        .send()
+                        .await?
+                        .text()
+                        .await?;
+                    ensure!(text.contains("\"routed\":true"), "publish: {text}");
+                }
+            }
+            Backlog::Postgres { url, table } => {
+                let sql =
+                    format!("INSERT INTO {table} (body) SELECT 'job' FROM generate_series(1, {n})");
+                postgres_query(url, &sql).await?;
+            }
+            Backlog::Sqs { moto, queue_url } => {
+                for i in 0..n {
+                    let body = format!("job{i}");
+                    let params = [
+                        ("Action", "SendMessage"),
+                        ("QueueUrl", queue_url.as_str()),
+                        ("MessageBody", &body),
+                    ];
+                    moto_sqs(moto, &params).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<()> {
+        match self {
+            Backlog::Redis { url, list } => {
+                redis_command(url, &["DEL", list]).await?;
+            }
+            Backlog::Rabbit {
+                management, queue, ..
+            } => {
+                ballast_testbed::http_client()
+                    .delete(format!(
+                        "{}/api/queues/%2F/{queue}/contents",
+                        rabbit_base(management)?
+                    ))
+                    .basic_auth("guest", Some("guest"))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+            Backlog::Postgres { url, table } => {
+                postgres_query(url, &format!("DELETE FROM {table}")).await?;
+            }
+            Backlog::Sqs { moto, queue_url } => {
+                // PurgeQueue is allowed once a minute: receive and delete instead.
+                loop {
+                    let received = moto_sqs(
+                        moto,
+                        &[
+                            ("Action", "ReceiveMessage"),
+                            ("QueueUrl", queue_url),
+                            ("MaxNumberOfMessages", "10"),
+                        ],
+                    )
+                    .await?;
+                    let handles: Vec<&str> = received
+                        .split("<ReceiptHandle>")
+                        .skip(1)
+                        .filter_map(|s| s.split("</ReceiptHandle>").next())
+                        .collect();
+                    if handles.is_empty() {
+                        break;
+                    }
+                    for handle in handles {
+                        let params = [
+                            ("Action", "DeleteMessage"),
+                            ("QueueUrl", queue_url.as_str()),
+                            ("ReceiptHandle", handle),
+                        ];
+                        moto_sqs(moto, &params).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The namespace with a kwok node, the consumer Deployment at 0 replicas and the moto credentials.
+async fn consumer_namespace(bed: &TestBed, prefix: &str) -> Result<TestNamespace> {
+    vertical_support::install_crds(bed).await?;
+    let ns = bed.namespace(prefix).await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
+        .await?;
+    ns.create_deployment(TestDeployment::new(CONSUMER).replicas(0))
+        .await?;
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "aws" },
+        "stringData": { "awsAccessKeyID": "testing", "awsSecretAccessKey": "testing" },
+    }))?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(ns)
+}
+
+/// An autoscaler of the consumer on `events` (each with an AverageValue target of 5 per replica),
+/// minReplicas 0, the default sync period, a 10 s cooldown and no scale-down stabilization.
+async fn create_autoscaler(
+    ns: &TestNamespace,
+    events: Vec<serde_json::Value>,
+    extra: serde_json::Value,
+) -> Result<()> {
+    let metrics: Vec<serde_json::Value> = events
+        .into_iter()
+        .map(|mut e| {
+            e["target"] = json!({ "type": "AverageValue", "averageValue": "5" });
+            e["activationThreshold"] = json!("0");
+            json!({ "type": "Event", "event": e })
+        })
+        .collect();
+    let mut spec = json!({
+        "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": CONSUMER },
+        "minReplicas": 0,
+        "maxReplicas": 6,
+        "cooldownPeriodSeconds": 10,
+        "behavior": { "scaleDown": { "stabilizationWindowSeconds": 0 } },
+        "metrics": metrics,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    let obj: HorizontalAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling.ballast.dev/v1",
+        "kind": "HorizontalAutoscaler",
+        "metadata": { "name": CONSUMER, "namespace": ns.name() },
+        "spec": spec,
+    }))?;
+    ns.api::<HorizontalAutoscaler>()
+        .create(&PostParams::default(), &obj)
+        .await
+        .context("creating the HorizontalAutoscaler")?;
+    Ok(())
+}
+
+async fn replicas(ns: &TestNamespace) -> Result<i32> {
+    let d = ns.api::<Deployment>().get(CONSUMER).await?;
+    Ok(d.spec.and_then(|s| s.replicas).unwrap_or(-1))
+}
+
+/// Waits until the consumer has `want` replicas; the time it took.
+async fn wait_replicas(ns: &TestNamespace, want: i32, timeout: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    let r = poll_until(
+        &format!("{CONSUMER} at {want} replicas"),
+        timeout,
+        Duration::from_millis(100),
+        || async { Ok((replicas(ns).await? == want).then_some(())) },
+    )
+    .await;
+    if r.is_err() {
+        let h = ns.api::<HorizontalAutoscaler>().get(CONSUMER).await?;
+        eprintln!("{}", serde_json::to_string(&h.status).unwrap_or_default());
+    }
+    r.map(|()| started.elapsed())
+}
+
+/// Checks the consumer keeps `want` replicas for `period`.
+async fn holds_replicas(ns: &TestNamespace, want: i32, period: Duration) -> Result<()> {
+    let end = Instant::now() + period;
+    while Instant::now() < end {
+        let got = replicas(ns).await?;
+        ensure!(
+            got == want,
+            "{CONSUMER} went to {got} replicas, expected to stay at {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// 0 → 1 on the first item (timed), → 4 on 18 items, → 0 when empty after the cooldown; then
+/// two more timed activations.
+async fn zero_to_n_and_back(kind: &str) -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let Some(backlog) = Backlog::create(&bed, kind).await? else {
+        eprintln!("skipped: {kind} not running in the test bed");
+        return Ok(());
+    };
+    let ns = consumer_namespace(&bed, &format!("hza-zero-{kind}")).await?;
+    create_autoscaler(&ns, vec![backlog.source()?], json!({})).await?;
+    let running = start_controller(&bed, &ns)?;
+    // Idle at zero: nothing to do, nothing done.
+    holds_replicas(&ns, 0, Duration::from_secs(5)).await?;
+    let sync = Duration::from_secs(15);
+    let mut activations = Vec::new();
+    for trial in 0..ACTIVATION_TRIALS {
+        backlog.push(1).await?;
+        let took = wait_replicas(&ns, 1, sync * 3).await?;
+        eprintln!(
+            "activation {kind} trial {}: {} ms",
+            trial + 1,
+            took.as_millis()
+        );
+        activations.push(took);
+        if trial == 0 {
+            backlog.push(17).await?;
+            wait_replicas(&ns, 4, sync * 3).await?;
+        }
+        backlog.clear().await?;
+        wait_replicas(&ns, 0, sync * 4).await?;
+    }
+    activations.sort();
+    eprintln!(
+        "activation {kind}: p50 {} ms over {} trials (default sync period 15 s)",
+        activations[activations.len() / 2].as_millis(),
+        activations.len()
+    );
+    running.stop().await?;
+    ns.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_list_zero_to_n_and_back() -> Result<()> {
+    let _up = REDIS_UP.read().await;
+    zero_to_n_and_back("redis").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_queue_zero_to_n_and_back() -> Result<()> {
+    zero_to_n_and_back("rabbitmq").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_query_zero_to_n_and_back() -> Result<()> {
+    zero_to_n_and_back("postgres").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_zero_to_n_and_back() -> Result<()> {
+    zero_to_n_and_back("sqs").await
+}
+
+/// Runs `tests/testbed.sh ACTION redis` with the environment of the test bed in use.
+fn testbed_redis(action: &str) -> Result<()> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/testbed.sh");
+    let status = std::process::Command::new(script)
+        .args([action, "redis"])
+        .status()
+        .context("running tests/testbed.sh")?;
+    ensure!(
+        status.success(),
+        "tests/testbed.sh {action} redis: {status}"
+    );
+    Ok(())
+}
+
+async fn patch_spec(ns: &TestNamespace, spec: serde_json::Value) -> Result<()> {
+    ns.api::<HorizontalAutoscaler>()
+        .patch(
+            CONSUMER,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": spec })),
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_and_pause_with_a_source_down() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let (Some(redis), Some(postgres)) = (
+        Backlog::create(&bed, "redis").await?,
+        Backlog::create(&bed, "postgres").await?,
+    ) else {
+        eprintln!("skipped: redis and postgres must run in the test bed");
+        return Ok(());
+    };
+    let _down = REDIS_UP.write().await;
+    let ns = consumer_namespace(&bed, "hza-fallback").await?;
+    // Every 2 s (set on the object); after 2 failed reads in a row the fallback proposes 3.
+    let extra = json!({
+        "syncPeriodSeconds": 2,
+        "fallback": { "failureThreshold": 2, "replicas": 3 },
+    });
+    create_autoscaler(&ns, vec![redis.source()?, postgres.source()?], extra).await?;
+    let running = start_controller(&bed, &ns)?;
+    let t = Duration::from_secs(60);
+    redis.push(10).await?;
+    wait_replicas(&ns, 2, t).await?;
+
+    testbed_redis("down")?;
+    let result = async {
+        wait_replicas(&ns, 3, t)
+            .await
+            .context("fallback replicas while Redis is down")?;
+        // PostgreSQL's 30 rows propose 6 (22 would be 5.5 per replica at 4, within the 10% tolerance):
+        // the healthy source's higher demand wins.
+        postgres.push(30).await?;
+        wait_replicas(&ns, 6, t)
+            .await
+            .context("higher demand than the fallback")?;
+        // Paused with pausedReplicas: set once, then held against the demand.
+        patch_spec(&ns, json!({ "paused": true, "pausedReplicas": 1 })).await?;
+        wait_replicas(&ns, 1, t).await?;
+        holds_replicas(&ns, 1, Duration::from_secs(8)).await?;
+        patch_spec(&ns, json!({ "paused": null, "pausedReplicas": null })).await?;
+        wait_replicas(&ns, 6, t).await.context("resumed")?;
+        anyhow::Ok(())
+    }
+    .await;
+    let restarted = testbed_redis("up");
+    result?;
+    restarted?;
+    postgres.clear().await?;
+    running.stop().await?;
+    ns.cleanup().await
+}

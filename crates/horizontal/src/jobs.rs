@@ -53,7 +53,8 @@ pub struct JobPlan {
 
 /// A trigger's wanted Jobs: `ceil(backlog / per_job)`, 0 for an empty or negative backlog.
 pub fn wanted_by(reading: QueueReading) -> u64 {
-    if !(reading.backlog > 0.0) || !(reading.per_job > 0.0) {
+    let positive = |v: f64| v.partial_cmp(&0.0) == Some(std::cmp::Ordering::Greater);
+    if !positive(reading.backlog) || !positive(reading.per_job) {
         return 0;
     }
     let jobs = (reading.backlog / reading.per_job).ceil();

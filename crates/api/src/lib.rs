@@ -4,6 +4,7 @@
 pub mod common;
 pub mod convert;
 pub mod horizontal;
+pub mod jobs;
 pub mod nodes;
 pub mod validate;
 pub mod vertical;
@@ -13,6 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use horizontal::HorizontalAutoscaler;
+pub use jobs::JobAutoscaler;
 pub use nodes::{Ec2NodeClass, KwokNodeClass, NodeClaim, NodePool};
 pub use vertical::{VerticalAutoscaler, VerticalAutoscalerCheckpoint};
 
@@ -20,6 +22,7 @@ pub use vertical::{VerticalAutoscaler, VerticalAutoscalerCheckpoint};
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         HorizontalAutoscaler::crd(),
+        JobAutoscaler::crd(),
         VerticalAutoscaler::crd(),
         VerticalAutoscalerCheckpoint::crd(),
         NodePool::crd(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use ballast_controller::horizontal::{Config, HorizontalController, capture};
+use ballast_controller::jobs::{JobsConfig, JobsController};
 use ballast_controller::runtime;
 use ballast_horizontal::Snapshot;
 use ballast_metrics::{MetricSource, MetricsConfig};
@@ -145,6 +146,16 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
         let mut config = flags.config();
         config.leadership = election.leadership.clone();
         let mut registry = Registry::default();
+        let jobs = JobsController::new(
+            client.clone(),
+            MetricSource::new(client.clone(), config.metrics.clone())
+                .context("building the metric readers of the jobs loop")?,
+            JobsConfig {
+                namespace: config.namespace.clone(),
+                leadership: config.leadership.clone(),
+                ..Default::default()
+            },
+        );
         let reconciler = HorizontalController::new(client, config, &mut registry)?;
         let health = reconciler.health();
         let probes = runtime::Probes {
@@ -165,7 +176,14 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
             probes,
             election,
             finishing,
-            |stop| async { Ok(reconciler.run(stopped(stop)).await?) },
+            |stop| async {
+                // The jobs loop (JobAutoscalers) shares the process, sources and leader.
+                let ((), done) = tokio::join!(
+                    jobs.run(stopped(stop.clone())),
+                    reconciler.run(stopped(stop))
+                );
+                Ok(done?)
+            },
         )
         .await
     })

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod events;
 pub mod health;
 pub mod horizontal;
+pub mod jobs;
 pub mod leader;
 pub mod metric_labels;
 pub mod nodes;

@@ -19,6 +19,7 @@
 //! restarted controller assumes about the decisions it did not see. See `docs/horizontal.md`.
 
 pub mod decide;
+pub mod jobs;
 pub mod persist;
 pub mod prepare;
 pub mod problems;

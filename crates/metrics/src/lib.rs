@@ -43,7 +43,9 @@ mod secrets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ballast_api::horizontal::{HorizontalAutoscaler, MetricSourceType, MetricSpec};
+use ballast_api::horizontal::{
+    EventMetricSource, HorizontalAutoscaler, MetricSourceType, MetricSpec,
+};
 use ballast_horizontal::effective_metrics;
 pub use ballast_horizontal::snapshot::{MetricReading, PodSample};
 use futures::future::join_all;
@@ -321,15 +323,51 @@ impl MetricSource {
             }
             MetricSourceType::Event => {
                 let e = m.event.as_ref().ok_or_else(|| missing("event"))?;
-                let secret = match &e.credentials_ref {
-                    Some(r) if e.type_ != ballast_api::horizontal::EventSourceType::Cron => {
-                        Some(self.inner.secrets.get(namespace, &r.name).await?)
-                    }
-                    _ => None,
-                };
-                self.inner.events.read(e, secret.as_deref()).await
+                self.read_event_inner(namespace, e).await
             }
         }
+    }
+
+    /// Reads one event source for an object in `namespace` (a `JobAutoscaler`'s trigger), with
+    /// the same readers, caches, concurrency limit and timeout as the autoscalers' `Event`
+    /// metrics. `index` is the trigger's position, used in messages.
+    pub async fn read_event(
+        &self,
+        namespace: &str,
+        index: usize,
+        event: &EventMetricSource,
+    ) -> Result<MetricReading, MetricError> {
+        let fail = |error: ReadError| MetricError {
+            index,
+            reason: FailureReason::of(MetricSourceType::Event),
+            metric: event::describe(event),
+            error,
+        };
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return Err(fail(ReadError::Source(
+                "metric reader is shutting down".into(),
+            )));
+        };
+        let timeout = self.inner.config.read_timeout;
+        match tokio::time::timeout(timeout, self.read_event_inner(namespace, event)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(fail(e)),
+            Err(_) => Err(fail(ReadError::Timeout(timeout))),
+        }
+    }
+
+    async fn read_event_inner(
+        &self,
+        namespace: &str,
+        e: &EventMetricSource,
+    ) -> Result<MetricReading, ReadError> {
+        let secret = match &e.credentials_ref {
+            Some(r) if e.type_ != ballast_api::horizontal::EventSourceType::Cron => {
+                Some(self.inner.secrets.get(namespace, &r.name).await?)
+            }
+            _ => None,
+        };
+        self.inner.events.read(e, secret.as_deref()).await
     }
 
     /// Which metric and which source, for messages: `Resource cpu (metrics.k8s.io/v1beta1)`,

@@ -417,19 +417,22 @@ pub(super) fn convert(
 }
 
 /// One trigger of a ScaledObject and what converting it needs.
-struct Trigger<'a> {
-    value: &'a Value,
+pub(super) struct Trigger<'a> {
+    pub(super) value: &'a Value,
     /// `spec.triggers[i]`.
-    path: &'a str,
-    label: &'a str,
+    pub(super) path: &'a str,
+    pub(super) label: &'a str,
     /// The ScaledObject's namespace (TriggerAuthentications are looked up in it).
-    namespace: Option<&'a str>,
-    auths: &'a Authentications,
+    pub(super) namespace: Option<&'a str>,
+    pub(super) auths: &'a Authentications,
 }
 
 /// One KEDA trigger as one Ballast metric (None when the trigger type is not supported, with a
 /// note saying so), its `authenticationRef` resolved to a `credentialsRef`.
-fn trigger_metric(t: &Trigger, notes: &mut Vec<Note>) -> Result<Option<Value>, ConvertError> {
+pub(super) fn trigger_metric(
+    t: &Trigger,
+    notes: &mut Vec<Note>,
+) -> Result<Option<Value>, ConvertError> {
     let kind = t
         .value
         .get("type")

@@ -1,4 +1,4 @@
-//! Conversions from upstream objects (HPA, KEDA ScaledObject, VPA, Karpenter NodePool and
+//! Conversions from upstream objects (HPA, KEDA ScaledObject and ScaledJob, VPA, Karpenter NodePool and
 //! EC2NodeClass) to Ballast objects.
 //!
 //! Each conversion returns the new object and a list of notes: every field that could not be
@@ -9,6 +9,7 @@ mod hpa;
 mod karpenter;
 mod keda;
 mod keda_auth;
+mod keda_job;
 mod vpa;
 
 pub use keda_auth::Authentications;
@@ -71,7 +72,7 @@ pub enum ConvertError {
         message: String,
     },
     #[error(
-        "{source_object}: apiVersion {api_version:?} kind {kind:?} is not something Ballast converts (it converts HorizontalPodAutoscaler, ScaledObject, VerticalPodAutoscaler, Karpenter NodePool and EC2NodeClass)"
+        "{source_object}: apiVersion {api_version:?} kind {kind:?} is not something Ballast converts (it converts HorizontalPodAutoscaler, ScaledObject, ScaledJob, VerticalPodAutoscaler, Karpenter NodePool and EC2NodeClass)"
     )]
     Unsupported {
         source_object: String,
@@ -95,6 +96,7 @@ pub fn convert_in(source: &Value, auths: &Authentications) -> Result<Converted, 
     match (group, kind.as_str()) {
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::convert(source, &label),
         ("keda.sh", "ScaledObject") => keda::convert(source, &label, auths),
+        ("keda.sh", "ScaledJob") => keda_job::convert(source, &label, auths),
         ("keda.sh", "TriggerAuthentication" | "ClusterTriggerAuthentication") => Ok(Converted {
             source: label,
             object: Value::Null,

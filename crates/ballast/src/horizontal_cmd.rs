@@ -153,6 +153,7 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
             JobsConfig {
                 namespace: config.namespace.clone(),
                 leadership: config.leadership.clone(),
+                clock: config.clock.clone(),
                 ..Default::default()
             },
         );

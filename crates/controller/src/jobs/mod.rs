@@ -19,6 +19,7 @@ mod job;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use ballast_api::common::Time;
 use ballast_api::jobs::{JobAutoscaler, JobAutoscalerStatus, OWNER_LABEL};
 use ballast_horizontal::jobs::{JobCounts, JobLimits, QueueReading, plan};
 use ballast_metrics::MetricSource;
@@ -26,6 +27,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::clock::Clock;
 use crate::leader::Leadership;
 pub use count::{Classified, classify};
 pub use job::{new_job, template_hash};
@@ -52,6 +54,8 @@ pub struct JobsConfig {
     pub leadership: Leadership,
     /// How often the loop looks for objects that are due.
     pub tick: Duration,
+    /// Time of the status's conditions and `lastActiveTime`.
+    pub clock: Clock,
 }
 
 impl Default for JobsConfig {
@@ -60,6 +64,7 @@ impl Default for JobsConfig {
             namespace: None,
             leadership: Leadership::always(),
             tick: Duration::from_secs(1),
+            clock: Clock::system(),
         }
     }
 }
@@ -144,6 +149,7 @@ impl JobsController {
             source,
         };
         let readings = self.read(&namespace, object).await;
+        let now = Time(self.config.clock.now());
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let listed = jobs
             .list(&ListParams::default().labels(&format!("{OWNER_LABEL}={name}")))
@@ -186,11 +192,11 @@ impl JobsController {
                 let decided = plan(&readings, counts, limits);
                 let backlog: f64 = readings.iter().map(|r| r.backlog.max(0.0)).sum();
                 (
-                    ready_status(object, &classified, decided.active, backlog),
+                    ready_status(object, &classified, decided.active, backlog, &now),
                     decided.start,
                 )
             }
-            Err(message) => (failed_status(object, &classified, &message), 0),
+            Err(message) => (failed_status(object, &classified, &message, &now), 0),
         };
         let template = new_job(object, &hash).map_err(|message| Error::Spec {
             object: id.clone(),
@@ -286,12 +292,13 @@ fn condition(
     message: String,
     previous: Option<&ballast_api::common::Condition>,
     generation: Option<i64>,
+    now: &Time,
 ) -> ballast_api::common::Condition {
     let status = if ok { "True" } else { "False" };
     let since = previous
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| ballast_api::common::Time(jiff::Timestamp::now()));
+        .unwrap_or_else(|| now.clone());
     ballast_api::common::Condition {
         type_: type_.into(),
         status: status.into(),
@@ -319,10 +326,11 @@ fn ready_status(
     jobs: &Classified,
     active: bool,
     backlog: f64,
+    now: &Time,
 ) -> JobAutoscalerStatus {
     let generation = object.metadata.generation;
     let last_active = if active {
-        Some(ballast_api::common::Time(jiff::Timestamp::now()))
+        Some(now.clone())
     } else {
         object
             .status
@@ -339,6 +347,7 @@ fn ready_status(
                 "every trigger was read".into(),
                 previous(object, "Ready"),
                 generation,
+                now,
             ),
             condition(
                 "Active",
@@ -347,6 +356,7 @@ fn ready_status(
                 format!("backlog {backlog}"),
                 previous(object, "Active"),
                 generation,
+                now,
             ),
         ],
         last_active_time: last_active,
@@ -356,7 +366,12 @@ fn ready_status(
     }
 }
 
-fn failed_status(object: &JobAutoscaler, jobs: &Classified, message: &str) -> JobAutoscalerStatus {
+fn failed_status(
+    object: &JobAutoscaler,
+    jobs: &Classified,
+    message: &str,
+    now: &Time,
+) -> JobAutoscalerStatus {
     let generation = object.metadata.generation;
     let mut status = object.status.clone().unwrap_or_default();
     status.observed_generation = generation;
@@ -367,6 +382,7 @@ fn failed_status(object: &JobAutoscaler, jobs: &Classified, message: &str) -> Jo
         message.into(),
         previous(object, "Ready"),
         generation,
+        now,
     )];
     status.active_jobs = jobs.active as i32;
     status.pending_jobs = jobs.pending as i32;

@@ -97,7 +97,7 @@ impl Certificate {
                 .with_no_client_auth()
                 .with_single_cert(certs, key)
                 .map_err(|e| invalid(&e))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 }

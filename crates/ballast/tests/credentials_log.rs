@@ -19,7 +19,6 @@
 
 mod bed_support;
 
-use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
@@ -31,7 +30,6 @@ use ballast_testbed::{TestBed, TestDeployment, TestNamespace, service_or_skip, t
 use base64::Engine as _;
 use bed_support::Process;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
@@ -118,25 +116,6 @@ impl Values {
             ("the PostgreSQL password", &self.postgres_password),
         ]
     }
-}
-
-async fn create_secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) -> Result<()> {
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        string_data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
-    };
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await?;
-    Ok(())
 }
 
 /// `http://HOST:PORT` and the user and password of the management URL.
@@ -263,14 +242,12 @@ async fn autoscalers(
             "redisList": { "address": s.redis_address, "listName": list }
         })
     };
-    create_secret(
-        ns,
+    ns.create_secret(
         "redis",
         &[("username", &v.redis_user), ("password", &v.redis_password)],
     )
     .await?;
-    create_secret(
-        ns,
+    ns.create_secret(
         "redis-wrong",
         &[("username", &v.redis_user), ("password", &v.redis_wrong)],
     )
@@ -285,8 +262,8 @@ async fn autoscalers(
     };
     let good = amqp_with(&s.rabbitmq_amqp, &v.rabbit_user, &v.rabbit_password)?;
     let wrong = amqp_with(&s.rabbitmq_amqp, &v.rabbit_user, &v.rabbit_wrong)?;
-    create_secret(ns, "rabbit", &[("url", &good)]).await?;
-    create_secret(ns, "rabbit-wrong", &[("url", &wrong)]).await?;
+    ns.create_secret("rabbit", &[("url", &good)]).await?;
+    ns.create_secret("rabbit-wrong", &[("url", &wrong)]).await?;
     autoscaler(ns, "rabbit", rabbit("rabbit")).await?;
     autoscaler(ns, "rabbit-wrong", rabbit("rabbit-wrong")).await?;
     // postgres://USER@HOST:PORT/DB (the bed admits it without checking the password).
@@ -297,7 +274,8 @@ async fn autoscalers(
     let (user, rest) = rest.split_once('@').context("USER@ in the URL")?;
     let (host, rest) = rest.split_once(':').context("HOST:PORT in the URL")?;
     let port: u16 = rest.split('/').next().unwrap_or_default().parse()?;
-    create_secret(ns, "postgres", &[("password", &v.postgres_password)]).await?;
+    ns.create_secret("postgres", &[("password", &v.postgres_password)])
+        .await?;
     let postgres = json!({
         "type": "postgresql", "target": target(), "credentialsRef": { "name": "postgres" },
         "postgresql": {
@@ -309,12 +287,13 @@ async fn autoscalers(
 
 /// Prometheus with a bearer token and with basic auth (the bed's Prometheus checks neither).
 async fn prometheus_autoscalers(ns: &TestNamespace, s: &Services, v: &Values) -> Result<()> {
-    create_secret(ns, "prometheus-token", &[("token", &v.prometheus_token)]).await?;
+    ns.create_secret("prometheus-token", &[("token", &v.prometheus_token)])
+        .await?;
     let basic = [
         ("username", "ballast"),
         ("password", v.prometheus_password.as_str()),
     ];
-    create_secret(ns, "prometheus-basic", &basic).await?;
+    ns.create_secret("prometheus-basic", &basic).await?;
     for (name, secret, query) in [
         ("prometheus", "prometheus-token", "vector(5)"),
         ("prometheus-basic", "prometheus-basic", "vector(6)"),
@@ -374,7 +353,7 @@ async fn sqs_autoscaler(ns: &TestNamespace, s: &Services, v: &Values) -> Result<
         ("awsSecretAccessKey", v.aws_secret_key.as_str()),
         ("awsSessionToken", v.aws_session_token.as_str()),
     ];
-    create_secret(ns, "aws", &keys).await?;
+    ns.create_secret("aws", &keys).await?;
     let sqs = json!({
         "type": "aws-sqs", "target": target(), "credentialsRef": { "name": "aws" },
         "awsSqs": { "queueUrl": queue_url, "region": "us-east-1" }

@@ -6,7 +6,6 @@
 //! Without a test bed every test prints a skip note and passes, unless
 //! `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh` sets), when it fails.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
@@ -19,12 +18,8 @@ use ballast_api::horizontal::{
 use ballast_metrics::{FailureReason, MetricError, MetricReading, MetricSource, MetricsConfig};
 use ballast_testbed::services::{loopback_addr, redis_command};
 use ballast_testbed::wait::poll_until;
-use ballast_testbed::{TestNamespace, client_certificate_beside, service_or_skip, testbed_or_skip};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use ballast_testbed::{client_certificate_beside, service_or_skip, testbed_or_skip};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -102,26 +97,6 @@ fn error_of(r: Result<MetricReading, MetricError>, parts: &[&str]) -> String {
     text
 }
 
-async fn create_secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) -> Result<()> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
-    };
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .context("creating secret")?;
-    Ok(())
-}
-
 /// The PEM texts of a service's CA and of the client certificate and key the bed signed with it.
 fn bed_pems(ca_path: &str) -> Result<(String, String, String)> {
     let (cert, key) = client_certificate_beside(ca_path);
@@ -186,22 +161,16 @@ async fn rabbitmq_over_amqps_and_https() -> Result<()> {
     let https = service_or_skip!(bed.rabbitmq_management_tls_url(), Ok(()));
     let (ca, cert, key) = bed_pems(&service_or_skip!(bed.rabbitmq_ca(), Ok(())))?;
     let ns = bed.namespace("metrics-rabbit-tls").await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "mtls",
         &[("ca.crt", &ca), ("tls.crt", &cert), ("tls.key", &key)],
     )
     .await?;
-    create_secret(
-        &ns,
-        "keda-names",
-        &[("ca", &ca), ("cert", &cert), ("key", &key)],
-    )
-    .await?;
-    create_secret(&ns, "ca-only", &[("ca.crt", &ca)]).await?;
+    ns.create_secret("keda-names", &[("ca", &ca), ("cert", &cert), ("key", &key)])
+        .await?;
+    ns.create_secret("ca-only", &[("ca.crt", &ca)]).await?;
     let other = other_ca()?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "other-ca",
         &[("ca.crt", &other), ("tls.crt", &cert), ("tls.key", &key)],
     )
@@ -275,15 +244,16 @@ async fn postgresql_with_a_client_certificate() -> Result<()> {
     let url = service_or_skip!(bed.postgres_mtls_url(), Ok(()));
     let (ca, cert, key) = bed_pems(&service_or_skip!(bed.postgres_ca(), Ok(())))?;
     let ns = bed.namespace("metrics-postgres-mtls").await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "mtls",
         &[("ca.crt", &ca), ("tls.crt", &cert), ("tls.key", &key)],
     )
     .await?;
-    create_secret(&ns, "client-only", &[("tls.crt", &cert), ("tls.key", &key)]).await?;
-    create_secret(&ns, "ca-only", &[("ca.crt", &ca)]).await?;
-    create_secret(&ns, "half", &[("ca.crt", &ca), ("tls.crt", &cert)]).await?;
+    ns.create_secret("client-only", &[("tls.crt", &cert), ("tls.key", &key)])
+        .await?;
+    ns.create_secret("ca-only", &[("ca.crt", &ca)]).await?;
+    ns.create_secret("half", &[("ca.crt", &ca), ("tls.crt", &cert)])
+        .await?;
     let src = MetricSource::new(bed.client(), MetricsConfig::default())?;
     let at = |mode: &str, secret: &str| {
         Ok::<_, anyhow::Error>(hza(ns.name(), Some(secret), postgresql(&url, mode)?))
@@ -315,16 +285,14 @@ async fn redis_presents_a_client_certificate() -> Result<()> {
     let address = service_or_skip!(bed.redis_tls_address(), Ok(()));
     let (ca, cert, key) = bed_pems(&service_or_skip!(bed.redis_ca(), Ok(())))?;
     let ns = bed.namespace("metrics-redis-mtls").await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "mtls",
         &[("ca.crt", &ca), ("tls.crt", &cert), ("tls.key", &key)],
     )
     .await?;
     // A client key that does not belong to the certificate: the server refuses the handshake.
     let stranger = rcgen::KeyPair::generate()?.serialize_pem();
-    create_secret(
-        &ns,
+    ns.create_secret(
         "wrong-key",
         &[("ca.crt", &ca), ("tls.crt", &cert), ("tls.key", &stranger)],
     )

@@ -6,10 +6,9 @@
 //! Without a test bed every test prints a skip note and passes, unless
 //! `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh` sets), when it fails.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use ballast_api::common::{CrossVersionObjectReference, SecretReference};
 use ballast_api::horizontal::{
     EventMetricSource, EventSourceType, HorizontalAutoscaler, HorizontalAutoscalerSpec,
@@ -20,12 +19,8 @@ use ballast_horizontal::snapshot::{ControllerConfig, Snapshot, TargetScale};
 use ballast_metrics::{
     KafkaAdmin, MetricError, MetricReading, MetricSource, MetricsConfig, ReadError,
 };
-use ballast_testbed::{TestBed, TestNamespace, service_or_skip, testbed_or_skip};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use ballast_testbed::{TestBed, service_or_skip, testbed_or_skip};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -127,26 +122,6 @@ fn desired(h: &HorizontalAutoscaler, current: i32, reading: MetricReading) -> i3
     ballast_horizontal::explain(&snapshot)
         .expect("decision")
         .desired_replicas
-}
-
-async fn create_secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) -> Result<()> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
-    };
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .context("creating secret")?;
-    Ok(())
 }
 
 /// A topic with `records[i]` records in partition i and the group's commits (`None`: no commit).
@@ -365,20 +340,17 @@ async fn sasl_plain_and_scram_logins() -> Result<()> {
     let ns = bed.namespace("metrics-kafka-sasl").await?;
     let group = unique("sasl");
     let topic = topic_with_lag(&address, &group, &[9], &[Some(1)]).await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "plain",
         &[("username", &plain_user), ("password", &plain_password)],
     )
     .await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "scram",
         &[("username", &scram_user), ("password", &scram_password)],
     )
     .await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "scram-512",
         &[
             ("username", &scram_user),
@@ -418,14 +390,12 @@ async fn a_wrong_password_names_the_secret() -> Result<()> {
     let (sasl_address, [(plain_user, _), (scram_user, _)]) =
         service_or_skip!(bed.kafka_sasl(), Ok(()));
     let ns = bed.namespace("metrics-kafka-login").await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "bad-plain",
         &[("username", &plain_user), ("password", "wrong")],
     )
     .await?;
-    create_secret(
-        &ns,
+    ns.create_secret(
         "bad-scram",
         &[("username", &scram_user), ("password", "wrong")],
     )
@@ -464,9 +434,8 @@ async fn tls_with_the_bed_ca_and_a_client_certificate() -> Result<()> {
     let ns = bed.namespace("metrics-kafka-tls").await?;
     let group = unique("tls");
     let topic = topic_with_lag(&address, &group, &[4], &[Some(0)]).await?;
-    create_secret(&ns, "ca", &[("ca.crt", &ca)]).await?;
-    create_secret(
-        &ns,
+    ns.create_secret("ca", &[("ca.crt", &ca)]).await?;
+    ns.create_secret(
         "mutual",
         &[
             ("ca", &ca),
@@ -476,7 +445,7 @@ async fn tls_with_the_bed_ca_and_a_client_certificate() -> Result<()> {
         ],
     )
     .await?;
-    create_secret(&ns, "other-ca", &[("ca", &cert)]).await?;
+    ns.create_secret("other-ca", &[("ca", &cert)]).await?;
     let src = source(&bed);
     let tls = |secret: Option<&str>, unsafe_ssl: bool| {
         let mut k = kafka(&tls_address, &group, Some(&topic));

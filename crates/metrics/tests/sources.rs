@@ -5,7 +5,6 @@
 //! Without a test bed every test prints a skip note and passes, unless
 //! `BALLAST_REQUIRE_TESTBED=1` (as `tests/run.sh` sets), when it fails.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
@@ -22,12 +21,8 @@ use ballast_metrics::{
 };
 use ballast_testbed::services::{RespValue, loopback_addr, postgres_query, redis_command};
 use ballast_testbed::wait::poll_until;
-use ballast_testbed::{TestBed, TestNamespace, service_or_skip, testbed_or_skip};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use ballast_testbed::{TestBed, service_or_skip, testbed_or_skip};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::PostParams;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -117,26 +112,6 @@ fn value_of(r: &MetricReading) -> f64 {
         .as_ref()
         .unwrap_or_else(|| panic!("no single value in {r:?}"));
     ballast_api::common::quantity_milli(q).unwrap() as f64 / 1000.0
-}
-
-async fn create_secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) -> Result<()> {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        ..Default::default()
-    };
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .context("creating secret")?;
-    Ok(())
 }
 
 fn expect_error(
@@ -289,9 +264,11 @@ async fn prometheus_credentials_come_from_the_secret() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let url = service_or_skip!(bed.prometheus_url(), Ok(()));
     let ns = bed.namespace("metrics-prom").await?;
-    create_secret(&ns, "prom-token", &[("token", "abc")]).await?;
-    create_secret(&ns, "prom-basic", &[("username", "u"), ("password", "p")]).await?;
-    create_secret(&ns, "prom-empty", &[("unrelated", "x")]).await?;
+    ns.create_secret("prom-token", &[("token", "abc")]).await?;
+    ns.create_secret("prom-basic", &[("username", "u"), ("password", "p")])
+        .await?;
+    ns.create_secret("prom-empty", &[("unrelated", "x")])
+        .await?;
     let src = source(&bed, MetricsConfig::default());
     // The bed's Prometheus ignores Authorization: both succeed once the Secret is read.
     for secret in ["prom-token", "prom-basic"] {
@@ -412,19 +389,12 @@ async fn redis_password_comes_from_the_secret() -> Result<()> {
     .await?;
     ensure!(r == RespValue::Simple("OK".into()), "ACL SETUSER: {r:?}");
     redis_command(&url, &["RPUSH", &list, "1", "2"]).await?;
-    create_secret(
-        &ns,
-        "redis-good",
-        &[("username", &user), ("password", "s3cret")],
-    )
-    .await?;
-    create_secret(
-        &ns,
-        "redis-bad",
-        &[("username", &user), ("password", "wrong")],
-    )
-    .await?;
-    create_secret(&ns, "redis-nokey", &[("username", &user)]).await?;
+    ns.create_secret("redis-good", &[("username", &user), ("password", "s3cret")])
+        .await?;
+    ns.create_secret("redis-bad", &[("username", &user), ("password", "wrong")])
+        .await?;
+    ns.create_secret("redis-nokey", &[("username", &user)])
+        .await?;
     let src = source(&bed, MetricsConfig::default());
 
     let result = async {
@@ -473,9 +443,11 @@ async fn redis_list_over_tls() -> Result<()> {
         .cert
         .pem();
     let ns = bed.namespace("metrics-redis-tls").await?;
-    create_secret(&ns, "redis-ca", &[("ca.crt", &ca)]).await?;
-    create_secret(&ns, "redis-other-ca", &[("ca.crt", &other_ca)]).await?;
-    create_secret(&ns, "redis-broken-ca", &[("ca", "not a certificate")]).await?;
+    ns.create_secret("redis-ca", &[("ca.crt", &ca)]).await?;
+    ns.create_secret("redis-other-ca", &[("ca.crt", &other_ca)])
+        .await?;
+    ns.create_secret("redis-broken-ca", &[("ca", "not a certificate")])
+        .await?;
     let list = unique("ballast-tls-list");
     redis_command(&url, &["RPUSH", &list, "a", "b", "c"]).await?;
     let src = source(&bed, MetricsConfig::default());
@@ -706,9 +678,9 @@ async fn rabbitmq_url_comes_from_the_secret() -> Result<()> {
         .error_for_status()?;
     rabbit_publish(&management, &queue, 2).await?;
     // The spec has no URL: only the Secret's `url` (with the credentials) reaches the broker.
-    create_secret(&ns, "rabbit", &[("url", &amqp)]).await?;
+    ns.create_secret("rabbit", &[("url", &amqp)]).await?;
     let bad = amqp.replace("guest:guest", "guest:wrong");
-    create_secret(&ns, "rabbit-bad", &[("url", &bad)]).await?;
+    ns.create_secret("rabbit-bad", &[("url", &bad)]).await?;
     let src = source(&bed, MetricsConfig::default());
     let result = async {
         let h = hza(
@@ -889,10 +861,12 @@ async fn postgresql_over_tls() -> Result<()> {
         .cert
         .pem();
     let ns = bed.namespace("metrics-postgres-tls").await?;
-    create_secret(&ns, "pg-ca", &[("ca.crt", &ca)]).await?;
-    create_secret(&ns, "pg-keda-ca", &[("ca", &ca)]).await?;
-    create_secret(&ns, "pg-other-ca", &[("ca.crt", &other_ca)]).await?;
-    create_secret(&ns, "pg-broken-ca", &[("ca.crt", "not a certificate")]).await?;
+    ns.create_secret("pg-ca", &[("ca.crt", &ca)]).await?;
+    ns.create_secret("pg-keda-ca", &[("ca", &ca)]).await?;
+    ns.create_secret("pg-other-ca", &[("ca.crt", &other_ca)])
+        .await?;
+    ns.create_secret("pg-broken-ca", &[("ca.crt", "not a certificate")])
+        .await?;
     let src = source(&bed, MetricsConfig::default());
     let read = |mode: &str, secret: Option<&str>| {
         let spec = postgresql_tls(&url, SESSION_USES_TLS, mode, secret);
@@ -1008,8 +982,7 @@ async fn sqs_queue_depth_on_moto() -> Result<()> {
     )
     .await?;
 
-    create_secret(
-        &ns,
+    ns.create_secret(
         "aws",
         &[
             ("awsAccessKeyID", "testing"),
@@ -1017,7 +990,8 @@ async fn sqs_queue_depth_on_moto() -> Result<()> {
         ],
     )
     .await?;
-    create_secret(&ns, "aws-partial", &[("awsAccessKeyID", "testing")]).await?;
+    ns.create_secret("aws-partial", &[("awsAccessKeyID", "testing")])
+        .await?;
     // No controller-wide credentials: the Secret is the only way in.
     let src = source(&bed, MetricsConfig::default());
     let h = hza(ns.name(), vec![sqs(&queue_url, true, Some("aws"))]);

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result};
+use k8s_openapi::ByteString;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::Scale;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodSpec, ServiceAccount, Toleration};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, Pod, PodSpec, Secret, ServiceAccount, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
@@ -163,6 +166,27 @@ impl TestNamespace {
             wait::deployment_ready(replicas),
         )
         .await
+    }
+
+    /// Creates Secret `name` in this namespace holding `data` (key, text value).
+    pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> Result<()> {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        };
+        self.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .with_context(|| format!("creating Secret {}/{name}", self.name()))?;
+        Ok(())
     }
 
     /// Pods in this namespace matching a label selector (`""` for all).

@@ -11,6 +11,9 @@
 #   tests/testbed.sh is-up COMPONENT       exit status 0 if the component is running
 #   tests/testbed.sh env                   print `export ...` lines for the running components
 #   tests/testbed.sh status                show what is running
+#   tests/testbed.sh kill PART [SIGNAL]    stop one process (e.g. kube-apiserver, redis; SIGNAL e.g. KILL);
+#                                          `up` starts it again on the same ports and data
+#   tests/testbed.sh freeze|thaw PART      SIGSTOP / SIGCONT one process (a hung server)
 #   tests/testbed.sh clean                 down, then remove the runtime directory
 #
 # Components: kube (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
@@ -41,6 +44,13 @@ source "$TB_SRC/versions.env"
 
 CACHE="${BALLAST_CACHE:-$HOME/.cache/ballast}"
 RT="${BALLAST_TESTBED_DIR:-/tmp/ballast-testbed}"
+# The ports a running bed was started with (written by `up`), so that a later call without the
+# BALLAST_*_PORT variables (a test restarting one part) starts it on the same ports.
+if [[ -f "$RT/ports" ]]; then
+  while IFS='=' read -r var value; do
+    [[ $var == BALLAST_*_PORT && -z ${!var:-} ]] && export "$var=$value"
+  done <"$RT/ports"
+fi
 K8S_BIN="$CACHE/bin/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
@@ -969,6 +979,16 @@ write_env() {
   mv "$f.tmp" "$f"
 }
 
+write_ports() {
+  local var
+  for var in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT METRICS_SERVER_PORT \
+    PROMETHEUS_PORT REDIS_PORT REDIS_TLS_PORT RABBITMQ_PORT RABBITMQ_MGMT_PORT RABBITMQ_DIST_PORT \
+    RABBITMQ_TLS_PORT RABBITMQ_MGMT_TLS_PORT EPMD_PORT POSTGRES_PORT MOTO_PORT KAFKA_PORT KAFKA_SASL_PORT \
+    KAFKA_TLS_PORT KAFKA_CONTROLLER_PORT; do
+    echo "BALLAST_$var=${!var}"
+  done >"$RT/ports"
+}
+
 # --------------------------------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------------------------------
@@ -994,6 +1014,7 @@ cmd_up() {
   chmod 755 "$RT" # the postgres user must reach its data dir whatever our umask (keys stay 600)
   ensure_packages "${want[@]}"
   local t0=$SECONDS
+  write_ports
   # kube first so that Prometheus finds etcd; the rest in the order given.
   for c in kube "${SERVICES[@]}"; do
     [[ " ${want[*]} " == *" $c "* ]] || continue
@@ -1062,6 +1083,39 @@ cmd_is_up() {
   esac
 }
 
+# The processes `kill`, `freeze` and `thaw` act on: the control plane's parts and the services.
+FAULT_PARTS=("${KUBE_PARTS[@]}" "${SERVICES[@]}")
+
+fault_part() { # NAME: dies unless NAME is a part of the bed
+  [[ " ${FAULT_PARTS[*]} " == *" $1 "* ]] || die "unknown part '$1' (${FAULT_PARTS[*]})"
+}
+
+# kill PART [SIGNAL]: stop one process of the bed (`up` starts it again, on the same ports and
+# data). SIGNAL (e.g. KILL, a crash) goes to the process itself; without it, the part's usual stop.
+cmd_kill() {
+  local part="${1:-}" sig="${2:-}"
+  fault_part "$part"
+  with_lock
+  if [[ -n $sig ]]; then stop "$part" "$sig"; else
+    case "$part" in
+      etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok) stop "$part" ;;
+      *) stop_component "$part" ;;
+    esac
+  fi
+  write_env
+}
+
+# freeze PART / thaw PART: SIGSTOP / SIGCONT its process (it keeps its sockets open and answers
+# nothing: the fault a hung server makes).
+cmd_signal() {
+  local sig="$1" part="${2:-}" pid start
+  fault_part "$part"
+  running "$part" || die "$part is not running"
+  read -r pid start <"$(pidfile "$part")"
+  kill -s "$sig" "$pid"
+  log "$part (pid $pid): SIG$sig"
+}
+
 cmd_status() {
   local c pid
   for c in "${KUBE_PARTS[@]}" metrics-server prometheus redis rabbitmq epmd postgres moto kafka; do
@@ -1085,6 +1139,9 @@ main() {
     is-up) cmd_is_up "$@" ;;
     env) cmd_env ;;
     status) cmd_status ;;
+    kill) cmd_kill "$@" ;;
+    freeze) cmd_signal STOP "$@" ;;
+    thaw) cmd_signal CONT "$@" ;;
     clean) cmd_down; rm -rf "$RT" ;;
     *) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac

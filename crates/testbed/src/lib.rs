@@ -33,6 +33,7 @@
 pub mod crds;
 pub mod ec2_faults;
 mod env;
+pub mod faults;
 pub mod horizontal_bench;
 mod namespace;
 mod objects;

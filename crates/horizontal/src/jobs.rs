@@ -51,6 +51,34 @@ pub struct JobPlan {
     pub active: bool,
 }
 
+/// What the pending count reads of one unfinished Job.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnfinishedJob {
+    /// Its pods that are ready or succeeded (the Job's `status.ready + status.succeeded`).
+    pub started_pods: u32,
+    /// For each of its pods, the types of the pod's conditions whose status is True.
+    pub pods: Vec<Vec<String>>,
+}
+
+/// Whether `job` counts as pending.
+///
+/// With `required` conditions (`pendingPodConditions`), until one of its pods has every one of
+/// them True; without, until one of its pods is ready or has succeeded.
+pub fn is_pending(job: &UnfinishedJob, required: &[String]) -> bool {
+    if required.is_empty() {
+        return job.started_pods == 0;
+    }
+    !job.pods
+        .iter()
+        .any(|pod| required.iter().all(|c| pod.contains(c)))
+}
+
+/// The pending Jobs among `jobs` (see [`is_pending`]).
+pub fn pending_count(jobs: &[UnfinishedJob], required: &[String]) -> u32 {
+    let n = jobs.iter().filter(|j| is_pending(j, required)).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// A trigger's wanted Jobs: `ceil(backlog / per_job)`, 0 for an empty or negative backlog.
 pub fn wanted_by(reading: QueueReading) -> u64 {
     let positive = |v: f64| v.partial_cmp(&0.0) == Some(std::cmp::Ordering::Greater);
@@ -84,14 +112,16 @@ pub fn combine(readings: &[QueueReading], how: MultipleScalersCalculation) -> u6
 
 /// Jobs to start for `readings` with `counts` already there under `limits`.
 ///
-/// With `wanted` the combined Jobs capped at `max`, `a` the active and `p` the pending Jobs:
-/// - default: `wanted − a`;
-/// - custom: `wanted − deduction − ⌊a × running_share⌋`;
-/// - accurate: `max − a` when `wanted + a > max`, else `wanted − p`;
-/// - eager: `min(max − a, wanted)`;
+/// With `wanted` the combined Jobs capped at `max`, `r` the *running* Jobs (the active ones
+/// beyond `min`: the Jobs kept at all times wait for work and take none of the backlog) and `p`
+/// the pending Jobs:
+/// - default: `wanted − r`;
+/// - custom: `min(wanted − deduction − ⌊r × running_share⌋, max)`;
+/// - accurate: `max − r` when `wanted + r > max`, else `wanted − p`;
+/// - eager: `min(max − r − p, wanted)`;
 ///
-/// then never below `min − a` (the Jobs kept at all times), never so many that `a + start`
-/// exceeds `max`, and never negative.
+/// then never below `min − active` (the Jobs kept at all times), never so many that
+/// `active + start` exceeds `max`, and never negative.
 pub fn plan(readings: &[QueueReading], counts: JobCounts, limits: JobLimits) -> JobPlan {
     let max = i64::from(limits.max);
     let wanted = i64::try_from(combine(readings, limits.combine))
@@ -99,23 +129,25 @@ pub fn plan(readings: &[QueueReading], counts: JobCounts, limits: JobLimits) -> 
         .min(max);
     let active = i64::from(counts.active);
     let pending = i64::from(counts.pending.min(counts.active));
+    let min = i64::from(limits.min.min(limits.max));
+    let running = (active - min).max(0);
     let by_strategy = match limits.strategy {
-        JobScalingStrategy::Default => wanted - active,
+        JobScalingStrategy::Default => wanted - running,
         JobScalingStrategy::Custom => {
             let share = limits.running_share.clamp(0.0, 1.0);
-            let running_part = (active as f64 * share).floor() as i64;
-            wanted - limits.deduction - running_part
+            let running_part = (running as f64 * share).floor() as i64;
+            (wanted - limits.deduction - running_part).min(max)
         }
         JobScalingStrategy::Accurate => {
-            if wanted + active > max {
-                max - active
+            if wanted + running > max {
+                max - running
             } else {
                 wanted - pending
             }
         }
-        JobScalingStrategy::Eager => (max - active).min(wanted),
+        JobScalingStrategy::Eager => (max - running - pending).min(wanted),
     };
-    let floor = i64::from(limits.min.min(limits.max)) - active;
+    let floor = min - active;
     let room = max - active;
     let start = by_strategy.max(floor).min(room).max(0);
     JobPlan {
@@ -189,6 +221,59 @@ mod tests {
         }
     }
 
+    /// KEDA's documented examples (ScaledJob spec, `maxReplicaCount` and `minReplicaCount`):
+    /// (queue length, max, target per Job, min, unfinished Jobs, Jobs started).
+    const KEDA_EXAMPLES: &[(f64, u32, f64, u32, u32, u32)] = &[
+        (10.0, 3, 1.0, 0, 0, 3),
+        (10.0, 3, 2.0, 0, 0, 3),
+        (10.0, 3, 1.0, 0, 1, 2),
+        (10.0, 100, 1.0, 0, 0, 10),
+        (4.0, 3, 5.0, 0, 0, 1),
+        // min 2, both Jobs running idle, 3 messages: 3 more Jobs (the kept ones take none).
+        (3.0, 100, 1.0, 2, 2, 3),
+    ];
+
+    #[test]
+    fn default_strategy_matches_kedas_documented_examples() {
+        for &(queue, max, per_job, min, active, want) in KEDA_EXAMPLES {
+            let l = JobLimits {
+                min,
+                ..limits(Default, max)
+            };
+            let got = plan(&one(queue, per_job), counts(active, 0), l).start;
+            assert_eq!(
+                got, want,
+                "queue {queue}/{per_job} max {max} min {min} active {active}"
+            );
+        }
+    }
+
+    #[test]
+    fn strategies_count_only_the_jobs_beyond_min_as_running() {
+        let with_min = |strategy, backlog, active, pending| {
+            let l = JobLimits {
+                min: 2,
+                running_share: 1.0,
+                ..limits(strategy, 10)
+            };
+            plan(&one(backlog, 1.0), counts(active, pending), l).start
+        };
+        // 4 unfinished, min 2: 2 running.
+        assert_eq!(with_min(Default, 5.0, 4, 0), 3);
+        assert_eq!(with_min(Custom, 5.0, 4, 0), 3);
+        assert_eq!(with_min(Accurate, 5.0, 4, 1), 4);
+        // Accurate past max: max − running, within the room left (10 − 4).
+        assert_eq!(with_min(Accurate, 9.0, 4, 0), 6);
+        // Eager: the free slots less the pending Jobs.
+        assert_eq!(with_min(Eager, 20.0, 4, 0), 6);
+        assert_eq!(with_min(Eager, 20.0, 4, 3), 5);
+        // Eager without min: slots 10 − 3 running − 3 pending.
+        assert_eq!(
+            plan(&one(20.0, 1.0), counts(3, 3), limits(Eager, 10)).start,
+            4
+        );
+    }
+
     #[test]
     fn custom_deducts_a_constant_and_a_share_of_active_jobs() {
         let custom = |deduction, share, backlog, active| {
@@ -259,6 +344,55 @@ mod tests {
             assert_eq!(u64::from(plan(&readings, counts(0, 0), l).wanted), want);
         }
         assert_eq!(combine(&[], MultipleScalersCalculation::Avg), 0);
+    }
+
+    #[test]
+    fn pending_follows_the_listed_pod_conditions() {
+        let pod = |types: &[&str]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let job = |started_pods, pods: Vec<Vec<String>>| UnfinishedJob { started_pods, pods };
+        let required = vec!["PodScheduled".to_string(), "Initialized".to_string()];
+        // (job, conditions required, pending)
+        let table = [
+            // Without conditions: pending until a pod is ready or succeeded.
+            (job(0, vec![]), vec![], true),
+            (
+                job(0, vec![pod(&["PodScheduled", "Initialized"])]),
+                vec![],
+                true,
+            ),
+            (job(1, vec![]), vec![], false),
+            // With conditions: the Job's ready pods do not matter, the listed conditions do.
+            (job(1, vec![]), required.clone(), true),
+            (job(0, vec![pod(&["PodScheduled"])]), required.clone(), true),
+            (
+                job(0, vec![pod(&["PodScheduled", "Initialized"])]),
+                required.clone(),
+                false,
+            ),
+            (
+                job(0, vec![pod(&["Ready", "Initialized", "PodScheduled"])]),
+                required.clone(),
+                false,
+            ),
+            // Each listed condition on a different pod: no pod has them all.
+            (
+                job(0, vec![pod(&["PodScheduled"]), pod(&["Initialized"])]),
+                required.clone(),
+                true,
+            ),
+            // One pod of two has them all.
+            (
+                job(0, vec![pod(&[]), pod(&["Initialized", "PodScheduled"])]),
+                required.clone(),
+                false,
+            ),
+        ];
+        for (j, required, want) in &table {
+            assert_eq!(is_pending(j, required), *want, "{j:?} {required:?}");
+        }
+        let jobs: Vec<_> = table.iter().map(|(j, _, _)| j.clone()).collect();
+        assert_eq!(pending_count(&jobs, &[]), 7);
+        assert_eq!(pending_count(&jobs, &required), 5);
     }
 
     #[test]

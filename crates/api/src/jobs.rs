@@ -161,8 +161,8 @@ pub struct ScalingStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(0(\.[0-9]+)?|1(\.0+)?)$"))]
     pub custom_scaling_running_job_percentage: Option<String>,
-    /// Pod conditions (`PodScheduled`, `Initialized`, `Ready`, ...) a pod must have, all True,
-    /// for its Job not to count as pending (default: the pod is Running or finished).
+    /// Pod conditions (`PodScheduled`, `Initialized`, `Ready`, ...) one pod of a Job must have,
+    /// all True, for the Job not to count as pending (default: a pod is ready or succeeded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_pod_conditions: Vec<String>,
     /// How several triggers combine (default `max`).
@@ -198,7 +198,8 @@ pub enum MultipleScalersCalculation {
 pub struct JobAutoscalerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` (the sources were read and the Jobs listed) and `Active` (there is work).
+    /// `Ready` (the pass went through; False with the reason it stopped: `InvalidSpec`,
+    /// `SourceFailed`, `FailedListPods`, `FailedCreateJob`) and `Active` (there is work).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Last time a trigger had work.
@@ -207,7 +208,7 @@ pub struct JobAutoscalerStatus {
     /// Unfinished Jobs at the last pass (running and pending).
     #[serde(default)]
     pub active_jobs: i32,
-    /// Of those, Jobs whose pods have not started.
+    /// Of those, pending Jobs (see `scalingStrategy.pendingPodConditions`).
     #[serde(default)]
     pub pending_jobs: i32,
     /// The backlog read at the last pass, summed over the triggers.

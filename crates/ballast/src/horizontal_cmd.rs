@@ -154,6 +154,7 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
                 namespace: config.namespace.clone(),
                 leadership: config.leadership.clone(),
                 clock: config.clock.clone(),
+                instance: config.instance.clone(),
                 ..Default::default()
             },
         );

@@ -1,5 +1,6 @@
-//! The Jobs of one `JobAutoscaler`, sorted into unfinished (running, pending), succeeded and
-//! failed, and which of them to delete (rollout, history limits).
+//! The Jobs of one `JobAutoscaler`, sorted into unfinished, succeeded and failed, and which of
+//! them to delete (rollout, history limits). Which unfinished Jobs are pending is counted by
+//! `ballast_horizontal::jobs::pending_count` from what `pods.rs` reads.
 
 use ballast_api::jobs::{
     DEFAULT_HISTORY_LIMIT, JobAutoscalerSpec, Rollout, RolloutStrategy, TEMPLATE_HASH_ANNOTATION,
@@ -10,10 +11,9 @@ use kube::ResourceExt;
 /// The Jobs of one object after a list.
 #[derive(Debug, Default)]
 pub struct Classified {
-    /// Unfinished Jobs of the current template (and of older ones under `gradual`).
-    pub active: u32,
-    /// Of those, Jobs without a ready pod.
-    pub pending: u32,
+    /// Unfinished Jobs of the current template (and of older ones under `gradual`): name and
+    /// pods ready or succeeded.
+    pub unfinished: Vec<(String, u32)>,
     /// Unfinished Jobs of an older template, to delete (rollout `default`).
     pub outdated: Vec<String>,
     /// Succeeded Jobs, oldest first.
@@ -51,11 +51,11 @@ pub fn classify(mut jobs: Vec<Job>, hash: &str, rollout: Option<&Rollout>) -> Cl
         {
             out.outdated.push(name);
         } else {
-            out.active += 1;
-            let ready = job.status.as_ref().and_then(|s| s.ready).unwrap_or(0);
-            if ready == 0 {
-                out.pending += 1;
-            }
+            let status = job.status.as_ref();
+            let ready = status.and_then(|s| s.ready).unwrap_or(0);
+            let succeeded = status.and_then(|s| s.succeeded).unwrap_or(0);
+            let started = u32::try_from(ready.max(0) + succeeded.max(0)).unwrap_or(0);
+            out.unfinished.push((name, started));
         }
     }
     out
@@ -110,7 +110,7 @@ mod tests {
             job("f", "old", None, 1),
         ];
         let c = classify(jobs.clone(), "h", None);
-        assert_eq!((c.active, c.pending), (2, 1));
+        assert_eq!(c.unfinished, vec![("d".into(), 1), ("e".into(), 0)]);
         assert_eq!(c.outdated, vec!["f".to_string()]);
         let spec = JobAutoscalerSpec {
             successful_jobs_history_limit: Some(1),
@@ -123,7 +123,7 @@ mod tests {
             ..Default::default()
         };
         let c = classify(jobs, "h", Some(&gradual));
-        assert_eq!((c.active, c.pending), (3, 1));
+        assert_eq!(c.unfinished.len(), 3);
         assert!(c.outdated.is_empty());
     }
 }

@@ -20,7 +20,7 @@ pub fn template_hash(template: &serde_json::Value) -> String {
 /// The Job to create for `object` (template hash `hash`), or why its template is not a JobSpec.
 pub fn new_job(object: &JobAutoscaler, hash: &str) -> Result<Job, String> {
     let spec: JobSpec = serde_json::from_value(object.spec.job_target_ref.clone())
-        .map_err(|e| format!("jobTargetRef is not a Job spec: {e}"))?;
+        .map_err(|e| format!("spec.jobTargetRef: not a batch/v1 JobSpec: {e}"))?;
     let name = object.name_any();
     let mut labels = object.labels().clone();
     labels.insert(OWNER_LABEL.into(), name.clone());

@@ -1,49 +1,43 @@
 //! The jobs loop: starts Jobs for `JobAutoscaler`s. Run inside `ballast controller horizontal`
-//! (same event sources, same metric readers, same leader), one pass per object every
-//! `pollingInterval`:
+//! (same event sources, same metric readers, same leader).
 //!
-//! ```text
-//! read triggers (ballast_metrics::MetricSource::read_event)
-//!   → list the object's Jobs by owner label → count (count.rs)
-//!   → rollout: delete unfinished Jobs of an older template (strategy default)
-//!   → ballast_horizontal::jobs::plan → create Jobs (job.rs)
-//!   → delete finished Jobs past the history limits → status
-//! ```
+//! It reads two watch caches (watch.rs): the objects and the Jobs carrying the owner label. An
+//! object is passed (pass.rs) at once when it appears or its generation changes, and then every
+//! `pollingInterval`; each tick only looks through the cache for objects that are due. A pass
+//! checks the spec, counts the Jobs, reads the triggers, asks `ballast_horizontal::jobs::plan`,
+//! creates and deletes Jobs, writes the status and publishes events (`SuccessfulCreate`,
+//! `RolloutDeleteJobs`, and Warnings `InvalidSpec`, `SourceFailed`, `FailedListPods`,
+//! `FailedCreateJob`, `FailedDeleteJob`).
 //!
-//! A bad object (a source that cannot be read, a trigger without a target) gets `Ready=False`
-//! with the reason in its status; the other objects go on.
+//! A bad object gets `Ready=False` with the reason and a Warning event; the others go on.
 
 mod count;
+mod expect;
 mod job;
+mod pass;
+mod pods;
+mod settings;
+mod status;
+mod watch;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ballast_api::common::Time;
-use ballast_api::jobs::{JobAutoscaler, JobAutoscalerStatus, OWNER_LABEL};
-use ballast_horizontal::jobs::{JobCounts, JobLimits, QueueReading, plan};
+use ballast_api::jobs::JobAutoscaler;
 use ballast_metrics::MetricSource;
-use k8s_openapi::api::batch::v1::Job;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use crate::clock::Clock;
+use crate::events::{Event, Recorder};
 use crate::leader::Leadership;
 pub use count::{Classified, classify};
+use expect::Expectations;
 pub use job::{new_job, template_hash};
+pub use pods::JOB_NAME_LABEL;
+pub use status::Problem;
 
-/// Errors of one object's pass (reported in its status, never stopping the loop).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("JobAutoscaler {object}: {message}")]
-    Spec { object: String, message: String },
-    #[error("JobAutoscaler {object}: {source}")]
-    Kube {
-        object: String,
-        #[source]
-        source: kube::Error,
-    },
-}
+/// The `reportingController` of the loop's events.
+pub const CONTROLLER_NAME: &str = "ballast-jobs";
 
 /// Settings of the jobs loop.
 #[derive(Clone)]
@@ -52,10 +46,12 @@ pub struct JobsConfig {
     pub namespace: Option<String>,
     /// Passes run only while leading.
     pub leadership: Leadership,
-    /// How often the loop looks for objects that are due.
+    /// How often the loop looks through its cache for objects that are due.
     pub tick: Duration,
-    /// Time of the status's conditions and `lastActiveTime`.
+    /// Time of the status's conditions, `lastActiveTime` and events.
     pub clock: Clock,
+    /// The `reportingInstance` of events (the pod's name).
+    pub instance: String,
 }
 
 impl Default for JobsConfig {
@@ -65,6 +61,7 @@ impl Default for JobsConfig {
             leadership: Leadership::always(),
             tick: Duration::from_secs(1),
             clock: Clock::system(),
+            instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
         }
     }
 }
@@ -74,318 +71,151 @@ pub struct JobsController {
     client: Client,
     source: MetricSource,
     config: JobsConfig,
+    recorder: Recorder,
 }
 
-/// When each object was last passed and at which generation.
-type Due = HashMap<(String, String), (Instant, Option<i64>)>;
+/// An event of a pass.
+struct Note<'a> {
+    warning: bool,
+    reason: &'a str,
+    message: &'a str,
+}
+
+impl<'a> Note<'a> {
+    fn normal(reason: &'a str, message: &'a str) -> Note<'a> {
+        Note {
+            warning: false,
+            reason,
+            message,
+        }
+    }
+
+    fn warning(reason: &'a str, message: &'a str) -> Note<'a> {
+        Note {
+            warning: true,
+            reason,
+            message,
+        }
+    }
+}
+
+/// When each object was last passed, and at which generation.
+type Due = HashMap<String, (Instant, Option<i64>)>;
 
 impl JobsController {
     /// A loop on `client` reading sources through `source`.
     pub fn new(client: Client, source: MetricSource, config: JobsConfig) -> JobsController {
+        let recorder = Recorder::new(
+            client.clone(),
+            CONTROLLER_NAME,
+            config.instance.clone(),
+            config.clock.clone(),
+        );
         JobsController {
             client,
             source,
             config,
+            recorder,
         }
     }
 
     /// Runs until `shutdown` completes.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let caches = watch::start(&self.client, self.config.namespace.as_deref());
+        tokio::select! {
+            _ = &mut shutdown => return,
+            r = caches.ready() => if r.is_err() { return },
+        }
         let mut due = Due::new();
+        let mut expect = Expectations::default();
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
+                _ = caches.changed.notified() => {}
                 _ = tokio::time::sleep(self.config.tick) => {}
             }
             if !self.config.leadership.is_leading() {
                 continue;
             }
-            self.pass_due(&mut due).await;
+            self.pass_due(&caches, &mut due, &mut expect).await;
         }
     }
 
-    fn objects(&self) -> Api<JobAutoscaler> {
-        match &self.config.namespace {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        }
-    }
-
-    async fn pass_due(&self, due: &mut Due) {
-        let list = match self.objects().list(&ListParams::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing JobAutoscalers");
-                return;
-            }
-        };
+    /// Passes every cached object that is new, changed or due by its polling interval.
+    async fn pass_due(&self, caches: &watch::Caches, due: &mut Due, expect: &mut Expectations) {
+        let objects = caches.objects.state();
+        let keys: Vec<String> = objects.iter().map(|o| pass::key(o)).collect();
+        let watched: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        due.retain(|k, _| watched.contains(k.as_str()));
+        expect.retain(|k| watched.contains(k));
         let now = Instant::now();
-        for object in list.items {
-            let key = (object.namespace().unwrap_or_default(), object.name_any());
-            let period = Duration::from_secs(object.spec.polling_interval_seconds().max(1) as u64);
-            let generation = object.metadata.generation;
-            let is_due = match due.get(&key) {
-                Some((last, seen)) => *seen != generation || now.duration_since(*last) >= period,
-                None => true,
-            };
-            if !is_due || object.metadata.deletion_timestamp.is_some() {
+        for (object, key) in objects.iter().zip(&keys) {
+            if !is_due(object, due.get(key), now) {
                 continue;
             }
-            due.insert(key, (now, generation));
-            if let Err(e) = self.pass(&object).await {
-                tracing::warn!(error = %e, "job autoscaler pass");
-            }
+            due.insert(key.clone(), (now, object.metadata.generation));
+            let namespace = object.namespace().unwrap_or_default();
+            let cached = caches.jobs_of(&namespace, &object.name_any());
+            self.pass(object, cached, expect).await;
         }
     }
 
-    /// One pass over one object.
-    pub async fn pass(&self, object: &JobAutoscaler) -> Result<(), Error> {
-        let namespace = object.namespace().unwrap_or_default();
-        let name = object.name_any();
-        let id = format!("{namespace}/{name}");
-        let kube = |source| Error::Kube {
-            object: id.clone(),
-            source,
+    async fn publish(&self, object: &JobAutoscaler, note: Note<'_>) {
+        let action = match note.reason {
+            "SuccessfulCreate" | "FailedCreateJob" => "StartJobs",
+            "RolloutDeleteJobs" | "FailedDeleteJob" => "DeleteJobs",
+            "SourceFailed" => "ReadTriggers",
+            _ => "CheckSpec",
         };
-        let readings = self.read(&namespace, object).await;
-        let now = Time(self.config.clock.now());
-        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
-        let listed = jobs
-            .list(&ListParams::default().labels(&format!("{OWNER_LABEL}={name}")))
-            .await
-            .map_err(kube)?;
-        let hash = template_hash(&object.spec.job_target_ref);
-        let classified = classify(listed.items, &hash, object.spec.rollout.as_ref());
-        let policy = object
-            .spec
-            .rollout
-            .as_ref()
-            .map(|r| r.propagation_policy)
-            .unwrap_or_default();
-        let delete = DeleteParams {
-            propagation_policy: Some(match policy {
-                ballast_api::jobs::PropagationPolicy::Background => {
-                    kube::api::PropagationPolicy::Background
-                }
-                ballast_api::jobs::PropagationPolicy::Foreground => {
-                    kube::api::PropagationPolicy::Foreground
-                }
-            }),
-            ..Default::default()
+        let event = Event {
+            warning: note.warning,
+            reason: note.reason,
+            note: note.message,
+            action,
         };
-        for old in classified.to_delete(&object.spec) {
-            if let Err(e) = jobs.delete(&old, &delete).await {
-                tracing::warn!(job = %old, error = %e, "deleting a Job");
-            }
-        }
-        let (status, start) = match readings {
-            Ok(readings) => {
-                let limits = limits(object).map_err(|message| Error::Spec {
-                    object: id.clone(),
-                    message,
-                })?;
-                let counts = JobCounts {
-                    active: classified.active,
-                    pending: classified.pending,
-                };
-                let decided = plan(&readings, counts, limits);
-                let backlog: f64 = readings.iter().map(|r| r.backlog.max(0.0)).sum();
-                (
-                    ready_status(object, &classified, decided.active, backlog, &now),
-                    decided.start,
-                )
-            }
-            Err(message) => (failed_status(object, &classified, &message, &now), 0),
-        };
-        let template = new_job(object, &hash).map_err(|message| Error::Spec {
-            object: id.clone(),
-            message,
-        })?;
-        for _ in 0..start {
-            jobs.create(&PostParams::default(), &template)
-                .await
-                .map_err(kube)?;
-        }
-        let mut status = status;
-        status.active_jobs += start as i32;
-        status.pending_jobs += start as i32;
-        self.write_status(&namespace, &name, status)
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &pass::regarding(object))
             .await
-            .map_err(kube)
-    }
-
-    /// Each trigger's backlog and work per Job, or the first failure's message.
-    async fn read(
-        &self,
-        namespace: &str,
-        object: &JobAutoscaler,
-    ) -> Result<Vec<QueueReading>, String> {
-        let mut out = Vec::new();
-        for (i, trigger) in object.spec.triggers.iter().enumerate() {
-            let per_job = trigger
-                .target
-                .as_ref()
-                .and_then(|t| t.average_value.as_ref().or(t.value.as_ref()))
-                .and_then(|q| ballast_api::common::quantity_value(q).ok())
-                .filter(|v| *v > 0.0)
-                .ok_or_else(|| format!("triggers[{i}] needs a target above zero"))?;
-            let reading = self
-                .source
-                .read_event(namespace, i, trigger)
-                .await
-                .map_err(|e| e.reading_message())?;
-            let backlog = backlog_of(&reading).ok_or_else(|| format!("triggers[{i}]: no value"))?;
-            out.push(QueueReading { backlog, per_job });
+        {
+            tracing::warn!(object = %pass::key(object), reason = note.reason, error = %e, "publishing an event failed");
         }
-        Ok(out)
-    }
-
-    async fn write_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        status: JobAutoscalerStatus,
-    ) -> Result<(), kube::Error> {
-        let api: Api<JobAutoscaler> = Api::namespaced(self.client.clone(), namespace);
-        let patch = serde_json::json!({ "status": status });
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ())
     }
 }
 
-fn backlog_of(reading: &ballast_metrics::MetricReading) -> Option<f64> {
-    if let Some(v) = &reading.value {
-        return ballast_api::common::quantity_value(v).ok();
+/// Whether `object`, last passed as `last` (time, generation), is due at `now`.
+fn is_due(object: &JobAutoscaler, last: Option<&(Instant, Option<i64>)>, now: Instant) -> bool {
+    if object.metadata.deletion_timestamp.is_some() {
+        return false;
     }
-    let values = reading.values.as_ref()?;
-    values
-        .iter()
-        .map(|q| ballast_api::common::quantity_value(q).ok())
-        .sum()
-}
-
-/// The object's settings for the core.
-fn limits(object: &JobAutoscaler) -> Result<JobLimits, String> {
-    let strategy = object.spec.scaling_strategy.clone().unwrap_or_default();
-    let running_share = match &strategy.custom_scaling_running_job_percentage {
-        Some(text) => text
-            .parse::<f64>()
-            .map_err(|_| format!("customScalingRunningJobPercentage {text:?} is not a number"))?,
-        None => 0.0,
-    };
-    Ok(JobLimits {
-        strategy: strategy.strategy,
-        combine: strategy.multiple_scalers_calculation,
-        max: object.spec.max_replicas().max(0) as u32,
-        min: object.spec.min_replicas().max(0) as u32,
-        deduction: i64::from(strategy.custom_scaling_queue_length_deduction.unwrap_or(0)),
-        running_share,
-    })
-}
-
-fn condition(
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-    previous: Option<&ballast_api::common::Condition>,
-    generation: Option<i64>,
-    now: &Time,
-) -> ballast_api::common::Condition {
-    let status = if ok { "True" } else { "False" };
-    let since = previous
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| now.clone());
-    ballast_api::common::Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: since,
-        observed_generation: generation,
+    let period = Duration::from_secs(object.spec.polling_interval_seconds().max(1) as u64);
+    match last {
+        Some((at, generation)) => {
+            *generation != object.metadata.generation || now.duration_since(*at) >= period
+        }
+        None => true,
     }
 }
 
-fn previous<'a>(
-    object: &'a JobAutoscaler,
-    type_: &str,
-) -> Option<&'a ballast_api::common::Condition> {
-    object
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn ready_status(
-    object: &JobAutoscaler,
-    jobs: &Classified,
-    active: bool,
-    backlog: f64,
-    now: &Time,
-) -> JobAutoscalerStatus {
-    let generation = object.metadata.generation;
-    let last_active = if active {
-        Some(now.clone())
-    } else {
-        object
-            .status
-            .as_ref()
-            .and_then(|s| s.last_active_time.clone())
-    };
-    JobAutoscalerStatus {
-        observed_generation: generation,
-        conditions: vec![
-            condition(
-                "Ready",
-                true,
-                "SourcesRead",
-                "every trigger was read".into(),
-                previous(object, "Ready"),
-                generation,
-                now,
-            ),
-            condition(
-                "Active",
-                active,
-                if active { "Backlog" } else { "NoBacklog" },
-                format!("backlog {backlog}"),
-                previous(object, "Active"),
-                generation,
-                now,
-            ),
-        ],
-        last_active_time: last_active,
-        active_jobs: jobs.active as i32,
-        pending_jobs: jobs.pending as i32,
-        queue_length: Some(backlog.round() as i64),
+    #[test]
+    fn an_object_is_due_when_new_changed_or_its_interval_passed() {
+        let mut object = JobAutoscaler::new("work", Default::default());
+        object.spec.polling_interval = Some(30);
+        object.metadata.generation = Some(1);
+        let t0 = Instant::now();
+        assert!(is_due(&object, None, t0));
+        let last = (t0, Some(1));
+        assert!(!is_due(&object, Some(&last), t0 + Duration::from_secs(29)));
+        assert!(is_due(&object, Some(&last), t0 + Duration::from_secs(30)));
+        object.metadata.generation = Some(2);
+        assert!(is_due(&object, Some(&last), t0 + Duration::from_secs(1)));
+        object.metadata.deletion_timestamp =
+            Some(ballast_api::common::Time(jiff::Timestamp::UNIX_EPOCH));
+        assert!(!is_due(&object, None, t0));
     }
-}
-
-fn failed_status(
-    object: &JobAutoscaler,
-    jobs: &Classified,
-    message: &str,
-    now: &Time,
-) -> JobAutoscalerStatus {
-    let generation = object.metadata.generation;
-    let mut status = object.status.clone().unwrap_or_default();
-    status.observed_generation = generation;
-    status.conditions = vec![condition(
-        "Ready",
-        false,
-        "SourceFailed",
-        message.into(),
-        previous(object, "Ready"),
-        generation,
-        now,
-    )];
-    status.active_jobs = jobs.active as i32;
-    status.pending_jobs = jobs.pending as i32;
-    status.queue_length = None;
-    status
 }

@@ -6,8 +6,8 @@
 //!   empty list starts none; an object whose source cannot be read reports `SourceFailed`;
 //! - an invalid spec and a Job template the API server refuses get `Ready=False` naming the field
 //!   or the create failure, with a Warning event, while an object beside them starts its Jobs;
-//! - rollout `default` deletes the Jobs of the older template at once (a 60 s polling interval:
-//!   only the watch can act in time), `gradual` leaves them;
+//! - rollout `default` deletes the Jobs of the older template at once (a 60 s polling interval
+//!   and an hour between ticks: only the watch can act in time), `gradual` leaves them;
 //! - `pendingPodConditions`: a Job is pending until a pod has the listed conditions;
 //! - a Kafka consumer group's lag starts Jobs.
 //!
@@ -239,13 +239,14 @@ async fn rollout_default_replaces_older_jobs_and_gradual_keeps_them() -> Result<
     let objects: Api<JobAutoscaler> = ns.api();
     let jobs: Api<Job> = ns.api();
     let pp = PostParams::default();
-    // A minute between polls: acting within seconds on a change needs the watch.
+    // A minute between polls and an hour between ticks: only a watch event can wake the loop,
+    // so acting within seconds on a new object or a change shows the watch at work.
     for (name, strategy) in [("default", "default"), ("gradual", "gradual")] {
         let extra = json!({"pollingInterval": 60, "rollout": {"strategy": strategy}});
         let o = object(name, redis_trigger(&address, &list), extra)?;
         objects.create(&pp, &o).await?;
     }
-    let (stop, task) = start_loop(&bed, &ns)?;
+    let (stop, task) = start_loop_ticking(&bed, &ns, Duration::from_secs(3600))?;
     until(Duration::from_secs(20), "2 Jobs each", || async {
         Ok(jobs_of(&jobs, "default").await?.len() == 2
             && jobs_of(&jobs, "gradual").await?.len() == 2)

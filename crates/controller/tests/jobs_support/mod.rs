@@ -80,14 +80,19 @@ pub fn object(name: &str, trigger: Value, extra: Value) -> Result<JobAutoscaler>
     Ok(JobAutoscaler::new(name, spec))
 }
 
-/// Starts the loop on `ns` (200 ms ticks); stopped when the returned sender is dropped or sent.
-pub fn start_loop(
-    bed: &TestBed,
-    ns: &TestNamespace,
-) -> Result<(
+/// The handle of a running loop: send (or drop) to stop it, then await the task.
+pub type Running = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-)> {
+);
+
+/// Starts the loop on `ns` (200 ms ticks).
+pub fn start_loop(bed: &TestBed, ns: &TestNamespace) -> Result<Running> {
+    start_loop_ticking(bed, ns, Duration::from_millis(200))
+}
+
+/// Starts the loop on `ns`, looking for due objects every `tick` (watch events wake it too).
+pub fn start_loop_ticking(bed: &TestBed, ns: &TestNamespace, tick: Duration) -> Result<Running> {
     let client = bed.client();
     let source = MetricSource::new(
         client.clone(),
@@ -101,7 +106,7 @@ pub fn start_loop(
         source,
         JobsConfig {
             namespace: Some(ns.name().to_owned()),
-            tick: Duration::from_millis(200),
+            tick,
             ..Default::default()
         },
     );

@@ -141,6 +141,84 @@ impl Scenario {
             .count())
     }
 
+    /// The pool's nodes carrying the disruption taint.
+    pub async fn tainted_nodes(&self) -> Result<Vec<String>> {
+        Ok(self
+            .nodes()
+            .await?
+            .iter()
+            .filter(|n| {
+                let taints = n.spec.as_ref().and_then(|s| s.taints.as_ref());
+                taints.is_some_and(|ts| ts.iter().any(|t| t.key == labels::DISRUPTED_TAINT))
+            })
+            .map(|n| n.name_any())
+            .collect())
+    }
+
+    /// The pool's NodeClaims being deleted (their nodes draining), by name.
+    pub async fn deleting_claims(&self) -> Result<Vec<String>> {
+        Ok(self
+            .claims()
+            .await?
+            .iter()
+            .filter(|c| c.metadata.deletion_timestamp.is_some())
+            .map(|c| c.name_any())
+            .collect())
+    }
+
+    /// The pool's NodeClaims being deleted whose node still runs a pod of the namespace.
+    pub async fn draining_with_pods(&self) -> Result<Vec<String>> {
+        let mut out = vec![];
+        for c in self.claims().await? {
+            let node = c.status.as_ref().and_then(|s| s.node_name.clone());
+            if c.metadata.deletion_timestamp.is_some()
+                && let Some(node) = node
+                && self.pods_on(&[node]).await? > 0
+            {
+                out.push(c.name_any());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The namespace's pods on `nodes`.
+    pub async fn pods_on(&self, nodes: &[String]) -> Result<usize> {
+        let pods = self
+            .ns
+            .api::<Pod>()
+            .list(&ListParams::default())
+            .await?
+            .items;
+        Ok(pods
+            .iter()
+            .filter(|p| {
+                let on = p.spec.as_ref().and_then(|s| s.node_name.as_ref());
+                on.is_some_and(|n| nodes.contains(n))
+            })
+            .count())
+    }
+
+    /// The pool's nodes without any pod of the namespace (a NodeClaim made twice leaves one).
+    pub async fn empty_nodes(&self) -> Result<Vec<String>> {
+        let pods = self
+            .ns
+            .api::<Pod>()
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let used: BTreeSet<String> = pods
+            .iter()
+            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+            .collect();
+        Ok(self
+            .nodes()
+            .await?
+            .iter()
+            .map(|n| n.name_any())
+            .filter(|n| !used.contains(n))
+            .collect())
+    }
+
     /// How many of the namespace's pods are bound to a node.
     pub async fn pods_bound(&self) -> Result<usize> {
         let pods = self

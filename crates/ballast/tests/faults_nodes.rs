@@ -306,19 +306,33 @@ async fn kills_before_the_drain(
     Ok(())
 }
 
-/// Mid-drain (evictions held by the PDB): a SIGKILL and restart, then the API server crashed for
+/// Mid-drain (evictions held by the PDB from the moment the action tainted its nodes): a SIGKILL
+/// and restart, then the API server crashed for
 /// [`DOWN`]; the PDB lets evictions go again once it is back. Returns the time from its return
 /// to the end of the drain.
 async fn faults_mid_drain(
     s: &mut Scenario,
     controllers: &mut Vec<process_support::Replica>,
 ) -> Result<Duration> {
-    let draining = wait_step("a drain with pods", Duration::from_secs(90), || async {
+    // A decision taken: its nodes tainted (after any stale taint of a killed process is gone).
+    // From then on the PDB holds its drain.
+    let step = Duration::from_secs(90);
+    wait_step("no stale disruption taint", step, || async {
+        let clear = s.tainted_nodes().await?.is_empty() || !s.deleting_claims().await?.is_empty();
+        Ok(clear.then_some(()))
+    })
+    .await?;
+    wait_step("a node with pods tainted for disruption", step, || async {
+        let tainted = s.tainted_nodes().await?;
+        Ok((!tainted.is_empty() && s.pods_on(&tainted).await? > 0).then_some(()))
+    })
+    .await?;
+    s.set_max_unavailable("web", 0).await?;
+    let draining = wait_step("a drain with pods", step, || async {
         let d = s.draining_with_pods().await?;
         Ok((!d.is_empty()).then_some(d))
     })
     .await?;
-    s.set_max_unavailable("web", 0).await?;
     kill_and_restart(s, controllers, "mid-drain").await?;
     let back = {
         let _heal = Heal::new(&s.bed, Part::ApiServer);

@@ -129,6 +129,10 @@ pub struct NodesFlags {
     /// Seconds between disruption passes.
     #[arg(long, default_value_t = 10)]
     pub disruption_poll: u64,
+    /// Seconds a disruption pass waits before deciding again and acting only if the decision
+    /// holds (a pod that arrives or leaves meanwhile cancels the action).
+    #[arg(long, default_value_t = 15)]
+    pub disruption_validation_delay: u64,
     /// SQS queue URL of EC2 interruption events (spot interruption warnings, rebalance
     /// recommendations, instance state changes, AWS Health scheduled changes, sent by EventBridge
     /// rules): interrupted nodes are cordoned, drained and replaced. Credentials come from
@@ -164,6 +168,7 @@ impl NodesFlags {
         };
         o.disruption = (!self.no_disruption).then(|| DisruptionShellOptions {
             poll: Duration::from_secs(self.disruption_poll.max(1)),
+            validation_delay: Duration::from_secs(self.disruption_validation_delay),
             options: decision.disruption_options(),
             ..Default::default()
         });
@@ -404,6 +409,7 @@ mod tests {
         let f = nodes_flags(&["--catalog", "c.yaml"]).unwrap();
         let shell = f.options().disruption.expect("disruption on by default");
         assert_eq!(shell.options, DisruptionOptions::default());
+        assert_eq!(shell.validation_delay, Duration::from_secs(15));
         let f = nodes_flags(&[
             "--consolidation-max-candidates",
             "7",
@@ -411,9 +417,12 @@ mod tests {
             "--strict-pdbs",
             "--batch-max",
             "3",
+            "--disruption-validation-delay",
+            "2",
         ])
         .unwrap();
         let shell = f.options().disruption.expect("disruption on by default");
+        assert_eq!(shell.validation_delay, Duration::from_secs(2));
         assert_eq!(shell.options, f.decision.disruption_options());
         assert_eq!(shell.options.multi_node_max_candidates, 7);
         assert!(!shell.options.spot_to_spot);

@@ -15,5 +15,6 @@ pub mod nodes;
 pub mod runtime;
 pub mod scale;
 pub mod vertical;
+pub mod watch_backoff;
 
 pub use clock::Clock;

@@ -51,6 +51,18 @@ impl Replica {
         logs: &Path,
         args: &[&str],
     ) -> Result<Replica> {
+        Replica::spawn_with(bed, ns, name, logs, args, true)
+    }
+
+    /// `ballast ARGS... ADDR`, with `--leader-elect --leader-election-namespace ns` when `elect`.
+    pub fn spawn_with(
+        bed: &TestBed,
+        ns: &str,
+        name: &'static str,
+        logs: &Path,
+        args: &[&str],
+        elect: bool,
+    ) -> Result<Replica> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -62,7 +74,11 @@ impl Replica {
         let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
             .args(args)
             .arg(format!("127.0.0.1:{port}"))
-            .args(["--leader-elect", "--leader-election-namespace", ns])
+            .args(if elect {
+                vec!["--leader-elect", "--leader-election-namespace", ns]
+            } else {
+                vec![]
+            })
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)

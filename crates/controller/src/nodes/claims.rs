@@ -26,6 +26,7 @@ use super::cluster::{claim_pool, claim_provider_id};
 use super::error::Error;
 use super::metrics::terminated;
 use super::{Ctx, drift, patch_params, termination};
+use crate::watch_backoff::WatchBackoff;
 
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
 pub const MAX_OFFERINGS: usize = 60;
@@ -494,6 +495,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
                     .collect::<Vec<_>>()
             },
         )
+        .trigger_backoff(WatchBackoff::default())
         .run(reconcile::<P>, error_policy::<P>, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::error::Error;
+use crate::watch_backoff::WatchBackoff;
 
 /// What changed, as counters (watch receivers see the latest value).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,7 +80,9 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, cfg).default_backoff().reflect(writer);
+    let stream = watcher(api, cfg)
+        .backoff(WatchBackoff::default())
+        .reflect(writer);
     let kind = K::kind(&Default::default()).to_string();
     tasks.spawn(async move {
         let mut stream = std::pin::pin!(stream);

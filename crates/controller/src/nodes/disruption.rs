@@ -5,7 +5,8 @@
 //! it picks an action: wait `validation_delay`, decide again and go on only if the same method
 //! still picks the same nodes; taint them `nodes.ballast.dev/disrupted:NoSchedule`; launch the
 //! replacements and wait until they are Initialized (else untaint and give up); then delete the
-//! nodes' NodeClaims, whose termination drains them through the Eviction API.
+//! nodes' NodeClaims, whose termination drains them through the Eviction API. No action starts
+//! while a deleted NodeClaim's node still runs pods ([`drains_in_flight`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -189,6 +190,26 @@ pub fn stale_disruption_taints(
         .collect()
 }
 
+/// The NodeClaims being deleted whose node still runs pods that will need a new home (counted
+/// pods: not DaemonSet, mirror or finished ones). While one drains, no disruption starts: the
+/// decision cannot see that those pods are headed for the replacement made for them, and would
+/// call it empty (after a restart mid-drain, the replacement was deleted as empty).
+pub fn drains_in_flight(claims: &[Arc<NodeClaim>], pods: &[Arc<Pod>]) -> Vec<String> {
+    claims
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_some())
+        .filter(|c| {
+            let node = c.status.as_ref().and_then(|s| s.node_name.as_deref());
+            node.is_some_and(|n| {
+                pods.iter().any(|p| {
+                    counted(p) && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(n)
+                })
+            })
+        })
+        .map(|c| c.name_any())
+        .collect()
+}
+
 /// At start: removes the disruption taint (and the cordon) that a process killed in the middle of
 /// an action left on nodes with no disruption in flight, as Karpenter does.
 pub async fn clear_stale_taints<P: CloudProvider>(ctx: &Ctx<P>) {
@@ -363,6 +384,11 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         let Some(action) = first.action else {
             continue;
         };
+        let draining = drains_in_flight(&ctx.stores.claims(), &ctx.stores.pods.state());
+        if !draining.is_empty() {
+            tracing::debug!(method = %action.method, nodes = ?action.nodes, draining = ?draining, "disruption waits for the drains in flight");
+            continue;
+        }
         if !action.nodes.iter().all(|n| {
             ctx.stores
                 .nodes
@@ -445,6 +471,40 @@ mod tests {
             c.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
         }
         Arc::new(c)
+    }
+
+    fn pod(name: &str, node: &str, owner: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": { "name": name, "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": owner, "name": "o", "uid": "u"
+                }] },
+                "spec": { "nodeName": node, "containers": [] },
+                "status": { "phase": "Running" },
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_drain_is_in_flight_while_a_deleted_claims_node_runs_pods() {
+        let mut placed = (*claim("a", true)).clone();
+        placed.status.get_or_insert_default().node_name = Some("a".into());
+        let mut empty = (*claim("b", true)).clone();
+        empty.status.get_or_insert_default().node_name = Some("b".into());
+        let mut live = (*claim("c", false)).clone();
+        live.status.get_or_insert_default().node_name = Some("c".into());
+        let claims = vec![Arc::new(placed), Arc::new(empty), Arc::new(live)];
+        let pods = vec![
+            pod("web", "a", "ReplicaSet"),
+            pod("agent", "b", "DaemonSet"),
+            pod("api", "c", "ReplicaSet"),
+        ];
+        assert_eq!(
+            drains_in_flight(&claims, &pods),
+            vec!["a-claim".to_string()]
+        );
+        assert!(drains_in_flight(&claims, &pods[1..]).is_empty());
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! - [`interruption`]: spot interruption, state-change and scheduled-change messages from an
 //!   SQS queue delete the NodeClaim (same drain) after cordoning its node.
 //!
+//! - every watch retries through [`crate::watch_backoff::WatchBackoff`] (200 ms doubling to 2 s),
+//!   so the controllers see an API server that came back within seconds.
 //! - [`metrics`]: what the controllers count (`ballast_nodes_*` on `/metrics`), recorded where
 //!   each thing happens; provider calls go through [`Metered`], which counts failures by code.
 //!

@@ -32,6 +32,7 @@ use super::cluster::{Stores, claim_pool, claim_provider_id, node_pool_of};
 use super::error::Error;
 use super::metrics::terminated;
 use super::{Ctx, patch_params};
+use crate::watch_backoff::WatchBackoff;
 
 /// What [`node_step`] looks at on a Node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +287,7 @@ fn error_policy<P: CloudProvider>(node: Arc<Node>, e: &Error, _ctx: Arc<Ctx<P>>)
 pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let cfg = watcher::Config::default().labels(labels::NODEPOOL);
     Controller::new(Api::<Node>::all(ctx.client.clone()), cfg)
+        .trigger_backoff(WatchBackoff::default())
         .run(reconcile::<P>, error_policy::<P>, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {

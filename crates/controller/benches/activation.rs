@@ -181,6 +181,8 @@ async fn source_trials(
             eprintln!("{kind} trial {}: {} ms", trial + 1, took.as_millis());
             latencies.push(took);
             backlog.clear().await?;
+            // The last active time is stored in whole seconds: cooldown 0 is over a second later.
+            tokio::time::sleep(Duration::from_millis(1200)).await;
             let max = if trial % 2 == 0 { 7 } else { 6 };
             patch_spec(&ns, json!({ "maxReplicas": max })).await?;
         }

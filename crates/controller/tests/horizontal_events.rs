@@ -190,7 +190,7 @@ async fn zero_to_n_and_back(kind: &str) -> Result<()> {
     }
     activations.sort();
     eprintln!(
-        "activation {kind}: p50 {} ms over {} trials (default sync period 15 s)",
+        "activation {kind}: p50 {} ms over {} trials (default sync period 15 s, activation poll 250 ms)",
         activations[activations.len() / 2].as_millis(),
         activations.len()
     );
@@ -251,6 +251,8 @@ async fn activation_poll_wakes_an_object_with_a_long_sync_period() -> Result<()>
     // Poll off for this object: the spec change decides at once (empty backlog, no cooldown: to
     // zero), then the first item waits for the next sync.
     backlog.clear().await?;
+    // The last active time is stored in whole seconds: cooldown 0 is over a second later.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     patch_spec(&ns, json!({ "activationPollMilliseconds": 0 })).await?;
     wait_replicas(&ns, 0, Duration::from_secs(10)).await?;
     backlog.push(1).await?;

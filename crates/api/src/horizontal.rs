@@ -79,6 +79,13 @@ pub struct HorizontalAutoscalerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub sync_period_seconds: Option<i32>,
+    /// While the target rests at zero (or idle) replicas, milliseconds between two reads of its
+    /// event sources between syncs, so that the first item wakes it at once (default: the
+    /// controller's `--activation-poll`, 250 ms). 0 turns the poll off for this object (it then
+    /// wakes at its next sync); values from 1 to 99 count as 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 60000))]
+    pub activation_poll_milliseconds: Option<i32>,
     /// Replicas to keep while no metric is active (KEDA's idleReplicaCount); must be below
     /// minReplicas. Usually 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,12 +1,19 @@
 //! Scale to and from zero on the backlog of the REAL event sources of the test bed
-//! (`tests/testbed.sh up kube redis rabbitmq postgres moto`), through the horizontal reconciler:
+//! (`tests/testbed.sh up kube redis rabbitmq postgres moto kafka`), through the horizontal
+//! reconciler:
 //!
 //! - `redis_list_zero_to_n_and_back`, `rabbitmq_queue_zero_to_n_and_back`,
-//!   `postgresql_query_zero_to_n_and_back`, `sqs_queue_zero_to_n_and_back`: a consumer Deployment
-//!   of kwok pods at 0 replicas (minReplicas 0, activation threshold 0, 5 items per replica) goes
-//!   to 1 when the first item arrives, to 4 with 18 items, back to 0 once the backlog is empty and
-//!   the cooldown (10 s, set on the object) is over. The time from the first item to the scale to
-//!   1 with the default sync period (15 s) is printed for each of three activations.
+//!   `postgresql_query_zero_to_n_and_back`, `sqs_queue_zero_to_n_and_back`,
+//!   `kafka_lag_zero_to_n_and_back`: a consumer Deployment of kwok pods at 0 replicas
+//!   (minReplicas 0, activation threshold 0, 5 items per replica) goes to 1 when the first item
+//!   arrives, to 4 with 18 items, back to 0 once the backlog is empty and the cooldown (10 s, set
+//!   on the object) is over. The time from the first item to the scale to 1 (the default sync
+//!   period, 15 s, and the default activation poll, 250 ms) is printed for each of three
+//!   activations. Kafka's backlog is the lag of a consumer group on a topic of 6 partitions
+//!   (`offsetResetPolicy: earliest`; the group "consumes" by committing the log ends).
+//! - `activation_poll_wakes_an_object_with_a_long_sync_period`: with `syncPeriodSeconds: 60`,
+//!   the first item still scales the consumer from 0 to 1 within 5 s (the activation poll), and
+//!   with `activationPollMilliseconds: 0` it stays at 0 for those 5 s (the next sync decides).
 //! - `fallback_and_pause_with_a_source_down`: Redis is stopped (`tests/testbed.sh down redis`)
 //!   under an autoscaler reading Redis and PostgreSQL: the fallback replicas apply, a higher
 //!   demand of PostgreSQL wins over them, `paused` with `pausedReplicas` holds the count against
@@ -15,15 +22,16 @@
 //! Each test runs its own reconciler restricted to its own namespace. Without a test bed every
 //! test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
 
+mod backlog_support;
 mod vertical_support;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
+use backlog_support::Backlog;
 use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_controller::horizontal::{Config, HorizontalController};
 use ballast_metrics::MetricsConfig;
-use ballast_testbed::services::{loopback_addr, postgres_query, redis_command};
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -54,249 +62,6 @@ fn start_controller(bed: &TestBed, ns: &TestNamespace) -> Result<Running> {
     let mut registry = Registry::default();
     let controller = HorizontalController::new(bed.client(), config, &mut registry)?;
     Ok(Running::spawn(|s| controller.run(s), registry))
-}
-
-/// A source of work the test fills and drains, and the metric that reads it.
-enum Backlog {
-    Redis {
-        url: String,
-        list: String,
-    },
-    Rabbit {
-        amqp: String,
-        management: String,
-        queue: String,
-    },
-    Postgres {
-        url: String,
-        table: String,
-    },
-    Sqs {
-        moto: String,
-        queue_url: String,
-    },
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-fn rabbit_base(management: &str) -> Result<String> {
-    Ok(format!("http://{}", loopback_addr(management)?))
-}
-
-/// Calls moto's SQS query API (it routes by the credential scope, so a dummy one is sent).
-async fn moto_sqs(moto: &str, params: &[(&str, &str)]) -> Result<String> {
-    let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0";
-    let resp = ballast_testbed::http_client()
-        .post(format!("{}/", moto.trim_end_matches('/')))
-        .header("authorization", scope)
-        .form(params)
-        .send()
-        .await?;
-    let status = resp.status();
-    let text = resp.text().await?;
-    ensure!(status.is_success(), "moto {params:?}: {status} {text}");
-    Ok(text)
-}
-
-impl Backlog {
-    /// The bed's source of `kind`, created empty; `None` when the bed does not run it.
-    async fn create(bed: &TestBed, kind: &str) -> Result<Option<Backlog>> {
-        let backlog = match kind {
-            "redis" => bed.redis_url().map(|url| Backlog::Redis {
-                url,
-                list: unique("ballast-consumer"),
-            }),
-            "rabbitmq" => match (bed.rabbitmq_url(), bed.rabbitmq_management_url()) {
-                (Some(amqp), Some(management)) => {
-                    let queue = unique("ballast-consumer");
-                    ballast_testbed::http_client()
-                        .put(format!(
-                            "{}/api/queues/%2F/{queue}",
-                            rabbit_base(&management)?
-                        ))
-                        .basic_auth("guest", Some("guest"))
-                        .json(&json!({"durable": false, "auto_delete": false}))
-                        .send()
-                        .await?
-                        .error_for_status()?;
-                    Some(Backlog::Rabbit {
-                        amqp,
-                        management,
-                        queue,
-                    })
-                }
-                _ => None,
-            },
-            "postgres" => match bed.postgres_url() {
-                Some(url) => {
-                    let table = unique("ballast_jobs");
-                    postgres_query(
-                        &url,
-                        &format!("CREATE TABLE {table} (id serial, body text)"),
-                    )
-                    .await?;
-                    Some(Backlog::Postgres { url, table })
-                }
-                None => None,
-            },
-            "sqs" => match bed.moto_url() {
-                Some(moto) => {
-                    let name = unique("ballast-consumer");
-                    let created =
-                        moto_sqs(&moto, &[("Action", "CreateQueue"), ("QueueName", &name)]).await?;
-                    let queue_url = created
-                        .split("<QueueUrl>")
-                        .nth(1)
-                        .and_then(|s| s.split("</QueueUrl>").next())
-                        .with_context(|| format!("no QueueUrl in {created}"))?
-                        .to_owned();
-                    Some(Backlog::Sqs { moto, queue_url })
-                }
-                None => None,
-            },
-            other => anyhow::bail!("no backlog kind {other}"),
-        };
-        Ok(backlog)
-    }
-
-    /// The event source reading this backlog (as the `event` of a metric).
-    fn source(&self) -> Result<serde_json::Value> {
-        Ok(match self {
-            Backlog::Redis { url, list } => json!({
-                "type": "redis-list",
-                "redisList": { "address": loopback_addr(url)?, "listName": list },
-            }),
-            Backlog::Rabbit { amqp, queue, .. } => json!({
-                "type": "rabbitmq",
-                "rabbitmq": { "url": amqp, "queueName": queue },
-            }),
-            Backlog::Postgres { url, table } => {
-                let addr = loopback_addr(url)?;
-                let (host, port) = addr.rsplit_once(':').context("host:port")?;
-                json!({
-                    "type": "postgresql",
-                    "postgresql": {
-                        "host": host, "port": port.parse::<i32>()?, "database": "postgres",
-                        "user": "postgres", "query": format!("SELECT count(*) FROM {table}"),
-                    },
-                })
-            }
-            Backlog::Sqs { queue_url, .. } => json!({
-                "type": "aws-sqs",
-                "awsSqs": { "queueUrl": queue_url, "region": "us-east-1" },
-                "credentialsRef": { "name": "aws" },
-            }),
-        })
-    }
-
-    async fn push(&self, n: usize) -> Result<()> {
-        match self {
-            Backlog::Redis { url, list } => {
-                let items: Vec<String> = (0..n).map(|i| format!("job{i}")).collect();
-                let mut args = vec!["RPUSH", list.as_str()];
-                args.extend(items.iter().map(String::as_str));
-                redis_command(url, &args).await?;
-            }
-            Backlog::Rabbit {
-                management, queue, ..
-            } => {
-                let url = format!(
-                    "{}/api/exchanges/%2F/amq.default/publish",
-                    rabbit_base(management)?
-                );
-                for i in 0..n {
-                    let body = json!({"properties": {}, "routing_key": queue, "payload": format!("job{i}"), "payload_encoding": "string"});
-                    let text = ballast_testbed::http_client()
-                        .post(&url)
-                        .basic_auth("guest", Some("guest"))
-                        .json(&body)
-                        .send()
-                        .await?
-                        .text()
-                        .await?;
-                    ensure!(text.contains("\"routed\":true"), "publish: {text}");
-                }
-            }
-            Backlog::Postgres { url, table } => {
-                let sql =
-                    format!("INSERT INTO {table} (body) SELECT 'job' FROM generate_series(1, {n})");
-                postgres_query(url, &sql).await?;
-            }
-            Backlog::Sqs { moto, queue_url } => {
-                for i in 0..n {
-                    let body = format!("job{i}");
-                    let params = [
-                        ("Action", "SendMessage"),
-                        ("QueueUrl", queue_url.as_str()),
-                        ("MessageBody", &body),
-                    ];
-                    moto_sqs(moto, &params).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn clear(&self) -> Result<()> {
-        match self {
-            Backlog::Redis { url, list } => {
-                redis_command(url, &["DEL", list]).await?;
-            }
-            Backlog::Rabbit {
-                management, queue, ..
-            } => {
-                ballast_testbed::http_client()
-                    .delete(format!(
-                        "{}/api/queues/%2F/{queue}/contents",
-                        rabbit_base(management)?
-                    ))
-                    .basic_auth("guest", Some("guest"))
-                    .send()
-                    .await?
-                    .error_for_status()?;
-            }
-            Backlog::Postgres { url, table } => {
-                postgres_query(url, &format!("DELETE FROM {table}")).await?;
-            }
-            Backlog::Sqs { moto, queue_url } => {
-                // PurgeQueue is allowed once a minute: receive and delete instead.
-                loop {
-                    let received = moto_sqs(
-                        moto,
-                        &[
-                            ("Action", "ReceiveMessage"),
-                            ("QueueUrl", queue_url),
-                            ("MaxNumberOfMessages", "10"),
-                        ],
-                    )
-                    .await?;
-                    let handles: Vec<&str> = received
-                        .split("<ReceiptHandle>")
-                        .skip(1)
-                        .filter_map(|s| s.split("</ReceiptHandle>").next())
-                        .collect();
-                    if handles.is_empty() {
-                        break;
-                    }
-                    for handle in handles {
-                        let params = [
-                            ("Action", "DeleteMessage"),
-                            ("QueueUrl", queue_url.as_str()),
-                            ("ReceiptHandle", handle),
-                        ];
-                        moto_sqs(moto, &params).await?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The namespace with a kwok node, the consumer Deployment at 0 replicas and the moto credentials.
@@ -425,7 +190,7 @@ async fn zero_to_n_and_back(kind: &str) -> Result<()> {
     }
     activations.sort();
     eprintln!(
-        "activation {kind}: p50 {} ms over {} trials (default sync period 15 s)",
+        "activation {kind}: p50 {} ms over {} trials (default sync period 15 s, activation poll 250 ms)",
         activations[activations.len() / 2].as_millis(),
         activations.len()
     );
@@ -452,6 +217,62 @@ async fn postgresql_query_zero_to_n_and_back() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_queue_zero_to_n_and_back() -> Result<()> {
     zero_to_n_and_back("sqs").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_lag_zero_to_n_and_back() -> Result<()> {
+    zero_to_n_and_back("kafka").await
+}
+
+/// With a 60 s sync period an object at zero wakes on its first item within a few seconds: the
+/// activation poll, not the sync. With the poll off for the object it stays at zero meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activation_poll_wakes_an_object_with_a_long_sync_period() -> Result<()> {
+    let _up = REDIS_UP.read().await;
+    let bed = testbed_or_skip!(Ok(()));
+    let Some(backlog) = Backlog::create(&bed, "redis").await? else {
+        eprintln!("skipped: redis not running in the test bed");
+        return Ok(());
+    };
+    let ns = consumer_namespace(&bed, "hza-wake").await?;
+    let extra = json!({ "syncPeriodSeconds": 60, "cooldownPeriodSeconds": 0 });
+    create_autoscaler(&ns, vec![backlog.source()?], extra).await?;
+    let running = start_controller(&bed, &ns)?;
+    // The first decision (at start) leaves it at rest; the next sync is 30–60 s away.
+    wait_decided(&ns).await?;
+    backlog.push(1).await?;
+    let took = wait_replicas(&ns, 1, Duration::from_secs(5))
+        .await
+        .context("the activation poll did not wake the object at zero (sync period 60 s)")?;
+    eprintln!(
+        "activation with a 60 s sync period: {} ms",
+        took.as_millis()
+    );
+    // Poll off for this object: the spec change decides at once (empty backlog, no cooldown: to
+    // zero), then the first item waits for the next sync.
+    backlog.clear().await?;
+    // The last active time is stored in whole seconds: cooldown 0 is over a second later.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    patch_spec(&ns, json!({ "activationPollMilliseconds": 0 })).await?;
+    wait_replicas(&ns, 0, Duration::from_secs(10)).await?;
+    backlog.push(1).await?;
+    holds_replicas(&ns, 0, Duration::from_secs(5)).await?;
+    running.stop().await?;
+    ns.cleanup().await
+}
+
+/// Waits until the autoscaler has a status (its first decision was written).
+async fn wait_decided(ns: &TestNamespace) -> Result<()> {
+    poll_until(
+        "the first decision",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let h = ns.api::<HorizontalAutoscaler>().get(CONSUMER).await?;
+            Ok(h.status.and_then(|s| s.observed_generation).map(|_| ()))
+        },
+    )
+    .await
 }
 
 /// Runs `tests/testbed.sh ACTION redis` with the environment of the test bed in use.

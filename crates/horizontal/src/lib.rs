@@ -15,7 +15,8 @@
 //!  (serde)   (parse once)  (numbers only, reusable buffers)  (conditions, events, status, reasons)
 //! ```
 //!
-//! [`explain`] runs the three. [`persist`] says when a decided status must be written and what a
+//! [`explain`] runs the three. [`wake`] says whether a reading taken between two syncs would
+//! activate an object resting at zero (the controller's activation poll). [`persist`] says when a decided status must be written and what a
 //! restarted controller assumes about the decisions it did not see. See `docs/horizontal.md`.
 
 pub mod decide;
@@ -26,6 +27,7 @@ pub mod problems;
 pub mod render;
 pub mod selector;
 pub mod snapshot;
+pub mod wake;
 
 pub use decide::{
     Cooldown, Limit, MetricError, MetricOutcome, MetricState, Outcome, Path, Reason, Rule,

@@ -37,6 +37,13 @@ pub struct Metrics {
     /// Seconds spent per step of a reconcile: `scale` (discovery + GET scale), `metrics`,
     /// `decide`, `rescale`, `status`, `events`.
     pub step_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Event-source reads of the activation poll (one per distinct source per tick), by result
+    /// (`ok`, `error`).
+    pub activation_reads: Family<Labels, Counter>,
+    /// Objects resting at zero woken by the activation poll (a decision asked at once).
+    pub activation_wakes: Counter,
+    /// Objects resting at zero or idle replicas that the activation poll looks after.
+    pub resting: Gauge<i64, AtomicI64>,
     /// Autoscalers the controller tracks.
     pub objects: Gauge<i64, AtomicI64>,
     /// Pods in the pod index.
@@ -59,6 +66,9 @@ impl Metrics {
             step_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
             }),
+            activation_reads: Family::default(),
+            activation_wakes: Counter::default(),
+            resting: Gauge::default(),
             objects: Gauge::default(),
             pods: Gauge::default(),
         };
@@ -108,6 +118,21 @@ impl Metrics {
             "step_seconds",
             "Duration of the steps of a reconcile",
             m.step_seconds.clone(),
+        );
+        r.register(
+            "activation_reads",
+            "Event-source reads of the activation poll, by result",
+            m.activation_reads.clone(),
+        );
+        r.register(
+            "activation_wakes",
+            "Objects at rest woken by the activation poll",
+            m.activation_wakes.clone(),
+        );
+        r.register(
+            "resting",
+            "Objects at zero or idle replicas under the activation poll",
+            m.resting.clone(),
         );
         r.register(
             "objects",

@@ -34,6 +34,11 @@
 //! cache warm but decides nothing (a reconcile returns at once); the moment it leads, every
 //! autoscaler is reconciled.
 //!
+//! While an object rests at zero (or idle) replicas, [`wake`] reads its event sources every
+//! `activation_poll` (250 ms by default) and, when a reading would activate it, makes it due at
+//! once: its next decision follows the first item within a poll interval instead of a sync
+//! period.
+//!
 //! [`capture`] builds the snapshot of steps 1–3 for one object with direct reads instead of the
 //! caches, and decides nothing (`ballast explain horizontal --live`).
 
@@ -45,6 +50,7 @@ pub mod metrics;
 pub mod patch;
 pub mod pods;
 mod vertical;
+mod wake;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
 use ballast_horizontal::{
-    ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot, persist,
+    ControllerConfig as DecisionConfig, Decision, EventType, Path, Snapshot, TargetScale, persist,
 };
 use ballast_metrics::{MetricSource, MetricsConfig};
 use futures::StreamExt;
@@ -85,6 +91,9 @@ use pods::PodIndex;
 /// Name the controller reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-horizontal";
 
+/// Default interval of the activation poll ([`Config::activation_poll`]).
+pub const DEFAULT_ACTIVATION_POLL: Duration = Duration::from_millis(250);
+
 /// Settings of the horizontal reconciler.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -107,6 +116,10 @@ pub struct Config {
     /// Whether this process leads (always, without leader election): only the leader decides
     /// and writes.
     pub leadership: Leadership,
+    /// While an object rests at zero or idle replicas, how often its event sources are read
+    /// between syncs ([`wake`]; an object's `spec.activationPollMilliseconds` overrides it).
+    /// Zero turns the poll off.
+    pub activation_poll: Duration,
 }
 
 impl Default for Config {
@@ -120,6 +133,7 @@ impl Default for Config {
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| CONTROLLER_NAME.to_owned()),
             clock: Clock::system(),
             leadership: Leadership::always(),
+            activation_poll: DEFAULT_ACTIVATION_POLL,
         }
     }
 }
@@ -172,6 +186,12 @@ impl Schedule {
     fn set(&self, key: &str, state: ObjectState) {
         self.shard(key).insert(key.to_owned(), state);
     }
+    /// Makes `key` due now (the activation poll saw work for it).
+    fn make_due(&self, key: &str) {
+        if let Some(s) = self.shard(key).get_mut(key) {
+            s.due = Instant::now();
+        }
+    }
     fn remove(&self, key: &str) {
         self.shard(key).remove(key);
     }
@@ -199,6 +219,8 @@ struct Context {
     source: MetricSource,
     recorder: events::Recorder,
     schedule: Schedule,
+    /// Objects at rest, for the activation poll.
+    resting: wake::Resting,
     selectors: Selectors,
     /// Every autoscaler watched (set once the controller runs): the ambiguity index is completed
     /// from it before a decision is taken.
@@ -260,6 +282,7 @@ impl HorizontalController {
                 config.clock.clone(),
             ),
             schedule: Schedule::new(),
+            resting: wake::Resting::default(),
             selectors: Selectors::default(),
             objects: std::sync::OnceLock::new(),
             verticals: std::sync::OnceLock::new(),
@@ -361,7 +384,14 @@ impl HorizontalController {
                 let _ = lead_tx.unbounded_send(());
             }
         });
-        let controller = controller.reconcile_all_on(lead_rx);
+        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+        let controller = controller.reconcile_all_on(lead_rx).reconcile_on(wake_rx);
+        let poll = tokio::spawn(wake::run(
+            ctx.clone(),
+            controller.store(),
+            wake_tx,
+            stopped(),
+        ));
 
         health.ready.store(true, Ordering::Release);
         tracing::info!(pods = ctx.pods.len(), "pod index synced; reconciling");
@@ -381,6 +411,7 @@ impl HorizontalController {
         pod_task.abort();
         vertical_task.abort();
         promoted.abort();
+        poll.abort();
         housekeeping.abort();
         stopper.abort();
         tracing::info!("horizontal reconciler stopped");
@@ -416,6 +447,7 @@ async fn housekeeping(
             };
             if store.get(&ObjectRef::new(name).within(ns)).is_none() {
                 ctx.schedule.remove(&key);
+                ctx.resting.forget(&key);
                 ctx.selectors.forget(ns, name);
             }
         }
@@ -504,7 +536,7 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
 
     let memo = previous.as_ref().and_then(|s| s.memo.clone());
     // Boxed: objects waiting for a permit hold a small future, not the whole decision's state.
-    let (decision, memo) = Box::pin(decide_and_apply(&hza, &ns, &name, &ctx, memo)).await;
+    let (decision, memo, scale) = Box::pin(decide_and_apply(&hza, &ns, &name, &ctx, memo)).await;
     let period = period_of(&hza);
     let (outcome, failures, delay) = match &decision {
         Ok(d) if failed(d) => {
@@ -531,13 +563,18 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     ctx.schedule.set(
         &key,
         ObjectState {
-            uid,
+            uid: uid.clone(),
             generation: hza.metadata.generation,
             due,
             failures,
             memo,
         },
     );
+    // After the schedule holds the decided status: the activation poll decides from it.
+    match (&decision, &scale) {
+        (Ok(d), Some(scale)) => ctx.resting.after_decision(&key, &uid, d, scale),
+        _ => ctx.resting.forget(&key),
+    }
     ctx.metrics
         .reconciles
         .get_or_create(&Metrics::label("outcome", outcome))
@@ -554,14 +591,15 @@ async fn reconcile(hza: Arc<HorizontalAutoscaler>, ctx: Arc<Context>) -> Result<
     }
 }
 
-/// Steps 1–7 for one object; returns the decision as applied, and what to remember of the status.
+/// Steps 1–7 for one object; returns the decision as applied, what to remember of the status
+/// and the target's scale as read.
 async fn decide_and_apply(
     hza: &HorizontalAutoscaler,
     ns: &str,
     name: &str,
     ctx: &Context,
     memo: Option<Memo>,
-) -> (Result<Decision, Error>, Option<Memo>) {
+) -> (Result<Decision, Error>, Option<Memo>, Option<TargetScale>) {
     let now = ctx.config.clock.now();
     // The status the decision starts from: ours when this process made the last decision (the
     // object's may lag by the history that only aged), else the stored one, resumed ([`persist`]).
@@ -581,17 +619,17 @@ async fn decide_and_apply(
     let result =
         decide_and_apply_from(autoscaler, hza, ns, name, ctx, now, written.as_deref()).await;
     match result {
-        Ok((decision, wrote)) => {
+        Ok((decision, wrote, scale)) => {
             let decided = Arc::new(decision.status.clone());
             let written = if wrote {
                 Some(decided.clone())
             } else {
                 written
             };
-            (Ok(decision), Some(Memo { written, decided }))
+            (Ok(decision), Some(Memo { written, decided }), Some(scale))
         }
         // An invalid spec or an unwritable status: the next decision starts from the object.
-        Err(e) => (Err(e), None),
+        Err(e) => (Err(e), None, None),
     }
 }
 
@@ -603,7 +641,7 @@ async fn decide_and_apply_from(
     ctx: &Context,
     now: Timestamp,
     written: Option<&HorizontalAutoscalerStatus>,
-) -> Result<(Decision, bool), Error> {
+) -> Result<(Decision, bool, TargetScale), Error> {
     let target_ref = &hza.spec.scale_target_ref;
     let t = Instant::now();
     let read = ctx.targets.read(ns, target_ref).await;
@@ -709,7 +747,7 @@ async fn decide_and_apply_from(
     if let Some(note) = conflict {
         publish(ctx, hza, note.warning, note.reason, &note.message).await;
     }
-    status_result.map(|wrote| (decision, wrote))
+    status_result.map(|wrote| (decision, wrote, read.scale))
 }
 
 /// Patches the status with what changed since `written`; `Ok(false)` when nothing but time moved

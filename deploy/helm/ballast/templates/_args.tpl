@@ -4,6 +4,7 @@
 {{- $v := .Values.horizontal -}}
 - --metrics-addr=0.0.0.0:{{ $v.metricsPort }}
 - --metrics-bind-any
+- --activation-poll={{ $v.activationPollMilliseconds | int }}
 {{- with $v.prometheusUrl }}
 - {{ printf "--prometheus-url=%s" . | quote }}
 {{- end }}

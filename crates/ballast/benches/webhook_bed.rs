@@ -9,12 +9,16 @@
 //! create latency the client saw, and checks that the pods were resized.
 //!
 //! Needs the bed: `tests/testbed.sh up kube`, then
-//! `cargo bench -p ballast --bench webhook_bed` (`-- --seconds N --rate R` to change).
+//! `cargo bench -p ballast --bench webhook_bed` (`-- --seconds N --rate R` to change;
+//! `--pods bound|scheduled|unscheduled` for where the pods go after admission, see [`Placement`];
+//! `--webhook-thread` to serve the webhook on a runtime and thread of its own). It also counts the
+//! TLS connections the API server opened to the webhook.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -22,16 +26,15 @@ use ballast_api::vertical::{RecommendedContainerResources, RecommendedPodResourc
 use ballast_controller::vertical::webhook::{self, Certificate, Entry, Index, TlsListener};
 use ballast_horizontal::selector::Selector;
 use ballast_testbed::TestBed;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use ballast_testbed::webhook as webhook_config;
 use k8s_openapi::api::core::v1::{LimitRange, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::reflector;
 use serde_json::json;
-use support::{arg, percentile};
+use support::{arg, flag, percentile, word};
 
-const WEBHOOK: &str = "pods.vertical.ballast.dev";
+const WEBHOOK: &str = webhook_config::POD_WEBHOOK;
 
 /// One object whose pods (`app=bench`) get 352m CPU and ~488Mi of memory.
 fn index(namespace: &str) -> Result<Arc<Index>> {
@@ -62,28 +65,9 @@ fn index(namespace: &str) -> Result<Arc<Index>> {
 }
 
 async fn register(bed: &TestBed, namespace: &str, port: u16, ca_pem: &str) -> Result<String> {
-    let name = format!("ballast-bench-{namespace}");
-    let mut config: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "webhooks": [{
-            "name": WEBHOOK,
-            "clientConfig": { "url": format!("https://127.0.0.1:{port}{}", webhook::PATH) },
-            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace } },
-            "failurePolicy": "Ignore",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 5
-        }]
-    }))?;
-    for w in config.webhooks.iter_mut().flatten() {
-        w.client_config.ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
-    }
-    kube::Api::<MutatingWebhookConfiguration>::all(bed.client())
-        .create(&PostParams::default(), &config)
-        .await
-        .context("creating the MutatingWebhookConfiguration")?;
-    Ok(name)
+    let config = webhook_config::pods_configuration(&format!("ballast-bench-{namespace}"))?;
+    let path = webhook::PATH;
+    webhook_config::register(&bed.client(), config, port, path, ca_pem, namespace).await
 }
 
 /// The API server's admission histogram of our webhook: upper bound (s) → cumulative count.
@@ -111,25 +95,56 @@ async fn histogram(bed: &TestBed) -> Result<BTreeMap<String, f64>> {
     Ok(buckets)
 }
 
-fn pod(n: usize) -> Result<Pod> {
-    Ok(serde_json::from_value(json!({
+/// Where the bench's pods go after admission (`--pods`): `bound` (default) to a node that does
+/// not exist (no scheduler, no kubelet: only admission and storage), `scheduled` (the default
+/// scheduler tries them: unschedulable, so it writes a status and an event for each) or
+/// `unscheduled` (a scheduler name nobody serves: left pending, untouched).
+#[derive(Clone, Copy, Debug)]
+enum Placement {
+    Bound,
+    Scheduled,
+    Unscheduled,
+}
+
+impl Placement {
+    fn from_args() -> Result<Placement> {
+        match word("--pods", "bound").as_str() {
+            "bound" => Ok(Placement::Bound),
+            "scheduled" => Ok(Placement::Scheduled),
+            "unscheduled" => Ok(Placement::Unscheduled),
+            other => bail!("--pods {other:?}: bound, scheduled or unscheduled"),
+        }
+    }
+}
+
+fn pod(n: usize, placement: Placement) -> Result<Pod> {
+    let mut pod = json!({
         "metadata": { "name": format!("bench-{n}"), "labels": { "app": "bench" } },
         "spec": {
-            // Bound to a node that does not exist: no scheduling, no kubelet, only admission.
-            "nodeName": "ballast-bench-nowhere",
             "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10",
                 "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } }]
         }
-    }))?)
+    });
+    match placement {
+        Placement::Bound => pod["spec"]["nodeName"] = json!("ballast-bench-nowhere"),
+        Placement::Scheduled => {}
+        Placement::Unscheduled => pod["spec"]["schedulerName"] = json!("ballast-bench-nobody"),
+    }
+    Ok(serde_json::from_value(pod)?)
 }
 
 /// Creates `total` pods at `rate` per second; the create latencies the client saw, sorted.
-async fn create_pods(pods: kube::Api<Pod>, total: usize, rate: f64) -> Result<Vec<Duration>> {
+async fn create_pods(
+    pods: kube::Api<Pod>,
+    total: usize,
+    rate: f64,
+    placement: Placement,
+) -> Result<Vec<Duration>> {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     let mut calls = Vec::with_capacity(total);
     for n in 0..total {
         tick.tick().await;
-        let (pods, pod) = (pods.clone(), pod(n)?);
+        let (pods, pod) = (pods.clone(), pod(n, placement)?);
         calls.push(tokio::spawn(async move {
             let started = Instant::now();
             pods.create(&PostParams::default(), &pod)
@@ -150,25 +165,38 @@ async fn run(bed: &TestBed, seconds: f64, rate: f64) -> Result<()> {
     let certificate = Certificate::generate(&[])?;
     let listener = TlsListener::bind("127.0.0.1:0".parse()?, &certificate).await?;
     let port = webhook::local_addr(&listener)?.port();
+    let handshakes = listener.handshakes();
     let (limit_ranges, _writer) = reflector::store::<LimitRange>();
-    tokio::spawn(webhook::serve(
+    let serving = webhook::serve(
         listener,
         index(ns.name())?,
         limit_ranges,
         std::future::pending(),
-    ));
+    );
+    let _webhook_thread = if flag("--webhook-thread") {
+        // A runtime of its own on a thread of its own: the webhook does not share the bench's
+        // two workers with the client creating the pods.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Some(std::thread::spawn(move || runtime.block_on(serving)))
+    } else {
+        tokio::spawn(serving);
+        None
+    };
+    let placement = Placement::from_args()?;
     let config = register(bed, ns.name(), port, &certificate.ca_pem).await?;
     // The API server picks a new webhook configuration up within a second or so.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = histogram(bed).await?;
+    let connections_before = handshakes.load(Ordering::Relaxed);
     let total = (seconds * rate) as usize;
     let started = Instant::now();
-    let created = create_pods(ns.api::<Pod>(), total, rate).await;
+    let created = create_pods(ns.api::<Pod>(), total, rate, placement).await;
     let took = started.elapsed();
     let after = histogram(bed).await?;
-    let _ = kube::Api::<MutatingWebhookConfiguration>::all(bed.client())
-        .delete(&config, &DeleteParams::default())
-        .await;
+    let connections = handshakes.load(Ordering::Relaxed) - connections_before;
+    webhook_config::unregister(&bed.client(), &config).await;
     let latencies = created?;
     let sized = ns.api::<Pod>().get("bench-0").await?;
     let cpu = sized
@@ -181,7 +209,12 @@ async fn run(bed: &TestBed, seconds: f64, rate: f64) -> Result<()> {
     if cpu.as_deref() != Some("352m") {
         bail!("pod bench-0 was not sized by the webhook (cpu request {cpu:?})");
     }
-    report(&before, &after, &latencies, took, rate)
+    report(&before, &after, &latencies, took, rate)?;
+    println!(
+        "TLS connections the API server opened to the webhook during the run: {connections} (for {} pods)",
+        latencies.len()
+    );
+    Ok(())
 }
 
 fn report(

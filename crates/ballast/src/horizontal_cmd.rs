@@ -173,6 +173,7 @@ pub fn controller(flags: &HorizontalFlags, leader: &LeaderFlags) -> Result<ExitC
                 move || health.is_live()
             }),
             ready: Arc::new(move || health.is_ready()),
+            leading: runtime::leading(election.leadership.clone()),
         };
         let endpoint = Endpoint {
             addr: flags.metrics_addr,

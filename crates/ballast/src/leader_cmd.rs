@@ -66,6 +66,7 @@ impl LeaderFlags {
         let Some(config) = self.config(reconciler) else {
             return Ok(Election {
                 leadership: Leadership::always(),
+                reconciler: reconciler.to_owned(),
                 task: None,
             });
         };
@@ -77,6 +78,7 @@ impl LeaderFlags {
         }));
         Ok(Election {
             leadership,
+            reconciler: reconciler.to_owned(),
             task: Some((task, release)),
         })
     }
@@ -89,10 +91,18 @@ type Running = (JoinHandle<Result<(), LeaderError>>, oneshot::Sender<()>);
 pub struct Election {
     /// Whether this process leads; hand it to the reconciler.
     pub leadership: Leadership,
+    /// `horizontal`, `nodes` or `vertical`.
+    reconciler: String,
     task: Option<Running>,
 }
 
 impl Election {
+    /// Registers the `ballast_<reconciler>_leader` gauge (1 leading, 0 standby) in `registry`.
+    pub fn register_metric(&self, registry: &mut prometheus_client::registry::Registry) {
+        let prefix = format!("ballast_{}", self.reconciler);
+        leader::metric::register(registry, &prefix, self.leadership.clone());
+    }
+
     /// Runs `work` (the reconciler, which stops on its own shutdown signal) and then releases
     /// the lease. If the leadership is lost first, `work` is dropped at once (nothing it has in
     /// flight writes after) and the error is returned, for the process to exit non-zero.

@@ -323,6 +323,7 @@ async fn serve_and_run_nodes<P: ballast_cloud::CloudProvider>(
     let probes = ballast_controller::runtime::Probes {
         live: Arc::new(move || heartbeats.healthy()),
         ready: Arc::new(move || ready.get()),
+        leading: ballast_controller::runtime::leading(election.leadership.clone()),
     };
     let endpoint = Endpoint {
         addr: flags.nodes_health_addr,

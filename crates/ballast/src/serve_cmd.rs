@@ -1,5 +1,5 @@
-//! What every `ballast controller` command does around its reconciler: serve `/metrics` and the
-//! probes, run the reconciler under the leader election's guard until SIGTERM / Ctrl+C, then stop
+//! What every `ballast controller` command does around its reconciler: serve `/metrics` (with
+//! the `ballast_<reconciler>_leader` gauge) and the probes (`/leaderz` among them), run the reconciler under the leader election's guard until SIGTERM / Ctrl+C, then stop
 //! the server.
 
 use std::future::Future;
@@ -27,7 +27,7 @@ pub struct Endpoint {
 /// reconciler then does). Returns once the reconciler has returned and the server stopped.
 pub async fn serve_and_run<Work>(
     endpoint: Endpoint,
-    registry: Registry,
+    mut registry: Registry,
     probes: runtime::Probes,
     election: Election,
     on_signal: &'static str,
@@ -36,6 +36,7 @@ pub async fn serve_and_run<Work>(
 where
     Work: Future<Output = Result<()>>,
 {
+    election.register_metric(&mut registry);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (addr, server) = runtime::serve(
         endpoint.addr,
@@ -45,7 +46,7 @@ where
         stopped(stop_rx.clone()),
     )
     .await?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /leaderz");
     let server = tokio::spawn(server);
     let signal = tokio::spawn(async move {
         runtime::shutdown_signal().await;

@@ -161,6 +161,7 @@ pub fn controller(
         let probes = runtime::Probes {
             live: recommender.health(),
             ready: recommender.readiness(),
+            leading: runtime::leading(election.leadership.clone()),
         };
         let endpoint = Endpoint {
             addr: shared.metrics_addr,

@@ -9,7 +9,9 @@
 //!   as `reportingInstance`. SIGKILL of the leader: the standby takes over and rescales (figure
 //!   printed); SIGTERM: the leader releases the lease and the standby takes over in about a retry
 //!   period; SIGSTOP for longer than the lease: a standby takes over, and the stopped leader, once
-//!   continued, exits non-zero without writing.
+//!   continued, exits non-zero without writing. At each step the probes tell the roles apart:
+//!   `/readyz` 200 on the leader and on the standby (both can serve, the standby can take over),
+//!   `/leaderz` 200 and `ballast_horizontal_leader 1` on the leader only, 503 and 0 on a standby.
 //! - `nodes_failover_never_launches_twice`: two `ballast controller nodes --leader-elect` processes
 //!   (kwok provider) on the test's own NodePool: one pending pod gets one NodeClaim, every event is
 //!   the leader's; after SIGKILL of the leader a second pod gets its node from the standby (figure
@@ -164,6 +166,58 @@ async fn events_by_instance(ns: &TestNamespace) -> Result<std::collections::BTre
     Ok(out)
 }
 
+/// A replica's `/readyz` and `/leaderz` status codes and its `ballast_horizontal_leader` gauge.
+async fn roles(r: &Replica) -> Result<(u16, u16, f64)> {
+    let (ready, _) = r.get("/readyz").await?;
+    let (leading, _) = r.get("/leaderz").await?;
+    let gauge = r.counter("ballast_horizontal_leader").await?;
+    Ok((ready, leading, gauge))
+}
+
+/// What a replica answers and what it should, when they differ.
+type WrongRole = (&'static str, (u16, u16, f64), (u16, u16, f64));
+
+async fn wrong_role(r: &Replica, leads: bool) -> Result<Option<WrongRole>> {
+    let expected = if leads {
+        (200, 200, 1.0)
+    } else {
+        (200, 503, 0.0)
+    };
+    let got = roles(r).await?;
+    Ok((got != expected).then_some((r.name, got, expected)))
+}
+
+/// `leader` answers ready, leading and gauge 1; each of `standbys` ready, standby (503), gauge 0.
+/// Polled for a few seconds: the standby's `/leaderz` turns 200 only after its write of the
+/// Lease, a moment after the holder the test read.
+async fn ensure_roles(leader: &Replica, standbys: &[&Replica]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut wrong = Vec::new();
+        if let Some(e) = wrong_role(leader, true).await? {
+            wrong.push(e);
+        }
+        for s in standbys {
+            if let Some(e) = wrong_role(s, false).await? {
+                wrong.push(e);
+            }
+        }
+        if wrong.is_empty() {
+            let names: Vec<&str> = standbys.iter().map(|s| s.name).collect();
+            println!(
+                "probes: leader {} /readyz 200 /leaderz 200 gauge 1; standby {names:?} /readyz 200 /leaderz 503 gauge 0",
+                leader.name
+            );
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "(name, (readyz, leaderz, gauge), expected): {wrong:?}"
+        );
+        tokio::time::sleep(FAST).await;
+    }
+}
+
 async fn wait_holder(ns: &TestNamespace, not: Option<&str>) -> Result<String> {
     poll_until("a lease holder", Duration::from_secs(40), FAST, || async {
         Ok(holder(ns).await?.filter(|h| Some(h.as_str()) != not))
@@ -231,6 +285,7 @@ async fn horizontal_failover_between_processes() -> Result<()> {
         events.keys().all(|k| *k == first),
         "events from other instances than the leader {first}: {events:?}"
     );
+    ensure_roles(&replicas_by_name[leader], &[&replicas_by_name[standby]]).await?;
 
     // SIGKILL: the standby takes the lease over once it expires, and decides at once.
     let killed = Instant::now();
@@ -242,10 +297,12 @@ async fn horizontal_failover_between_processes() -> Result<()> {
         "takeover after SIGKILL of the leader: {:.2} s (lease 15 s, renew deadline 10 s, retry 2 s)",
         kill_takeover.as_secs_f64()
     );
+    ensure_roles(&replicas_by_name[standby], &[]).await?;
 
     // SIGTERM: the leader releases the lease; a fresh standby takes over in about a retry period.
     replicas_by_name.push(Replica::start(&bed, ns.name(), "c", &logs)?);
     replicas_by_name[2].wait_ready().await?;
+    ensure_roles(&replicas_by_name[standby], &[&replicas_by_name[2]]).await?;
     let terminated = Instant::now();
     replicas_by_name[standby].signal("TERM")?;
     let graceful = rescaled_after(&ns, terminated, "c rescales after SIGTERM").await?;
@@ -264,6 +321,7 @@ async fn horizontal_failover_between_processes() -> Result<()> {
         "takeover after SIGTERM of the leader: {:.2} s",
         graceful.as_secs_f64()
     );
+    ensure_roles(&replicas_by_name[2], &[]).await?;
     ensure!(
         graceful < Duration::from_secs(8),
         "graceful takeover took {graceful:?}"
@@ -272,6 +330,7 @@ async fn horizontal_failover_between_processes() -> Result<()> {
     // SIGSTOP for longer than the lease: d takes over; c, continued, exits non-zero unwritten.
     replicas_by_name.push(Replica::start(&bed, ns.name(), "d", &logs)?);
     replicas_by_name[3].wait_ready().await?;
+    ensure_roles(&replicas_by_name[2], &[&replicas_by_name[3]]).await?;
     let stopped = Instant::now();
     replicas_by_name[2].signal("STOP")?;
     let stop_takeover = rescaled_after(&ns, stopped, "d rescales after SIGSTOP of c").await?;
@@ -283,6 +342,7 @@ async fn horizontal_failover_between_processes() -> Result<()> {
         "takeover after SIGSTOP of the leader: {:.2} s",
         stop_takeover.as_secs_f64()
     );
+    ensure_roles(&replicas_by_name[3], &[]).await?;
     let before = events_by_instance(&ns)
         .await?
         .get("c")

@@ -1,7 +1,8 @@
 //! Process plumbing shared by the reconcilers: the loopback HTTP endpoint serving `/metrics`
-//! (prometheus-client text format), `/healthz` (liveness: the reconcile loops are not stuck) and
+//! (prometheus-client text format), `/healthz` (liveness: the reconcile loops are not stuck),
 //! `/readyz` (readiness: the caches are synced; a standby of leader election is ready too, since
-//! readiness means "can take over"), and the shutdown signal (SIGTERM or Ctrl+C).
+//! readiness means "can take over" and a webhook replica serves whether it leads or not) and
+//! `/leaderz` (whether this process leads now), and the shutdown signal (SIGTERM or Ctrl+C).
 //!
 //! Owned by the horizontal reconciler's authors; the nodes reconciler may use it as is (register
 //! its metrics in the same [`Registry`], pass its own health check).
@@ -15,6 +16,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+
+use crate::leader::Leadership;
 
 /// Why the metrics endpoint could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -35,13 +38,20 @@ pub enum ServeError {
 /// A health check: `true` means healthy.
 pub type HealthCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// The two probes a process answers.
+/// The probes a process answers.
 #[derive(Clone)]
 pub struct Probes {
     /// `/healthz`: false when a reconcile loop is stuck (the kubelet restarts the container).
     pub live: HealthCheck,
-    /// `/readyz`: true once the caches are synced.
+    /// `/readyz`: true once the caches are synced (a standby of leader election too).
     pub ready: HealthCheck,
+    /// `/leaderz`: true while this process leads (always without leader election).
+    pub leading: HealthCheck,
+}
+
+/// The `/leaderz` check of `leadership`.
+pub fn leading(leadership: Leadership) -> HealthCheck {
+    Arc::new(move || leadership.is_leading())
 }
 
 #[derive(Clone)]
@@ -85,6 +95,14 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+async fn leaderz(State(s): State<AppState>) -> impl IntoResponse {
+    if (s.probes.leading)() {
+        (StatusCode::OK, "leading\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "standby\n")
+    }
+}
+
 /// Binds `addr` (refusing anything but a loopback address unless `allow_any` is set) and returns
 /// the bound address and the server future, which runs until `shutdown` resolves.
 pub async fn serve(
@@ -110,6 +128,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/leaderz", get(leaderz))
         .with_state(AppState { registry, probes });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -168,6 +187,7 @@ mod tests {
                 let r = ready.clone();
                 move || r.get()
             }),
+            leading: Arc::new(|| false),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -180,6 +200,7 @@ mod tests {
         assert_eq!(status(addr, "/readyz").await, 503);
         ready.set(true);
         assert_eq!(status(addr, "/readyz").await, 200);
+        assert_eq!(status(addr, "/leaderz").await, 503);
         let limit = Duration::from_secs(60);
         beats.beat("provisioner", limit);
         assert_eq!(status(addr, "/healthz").await, 200);
@@ -200,6 +221,7 @@ mod tests {
         let probes = Probes {
             live: Arc::new(|| true),
             ready: Arc::new(|| true),
+            leading: Arc::new(|| true),
         };
         let e = serve(any, false, Arc::default(), probes, async {})
             .await

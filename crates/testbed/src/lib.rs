@@ -41,6 +41,7 @@ pub mod running;
 pub mod services;
 pub mod usage;
 pub mod wait;
+pub mod webhook;
 
 use std::time::Duration;
 

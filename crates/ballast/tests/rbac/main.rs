@@ -9,6 +9,9 @@
 //! - `ballast controller horizontal` scales a Deployment and writes its autoscaler's status and
 //!   events; `ballast controller vertical` writes a recommendation and checkpoints, and its
 //!   updater evicts a pod of a `Recreate` object;
+//!   its admission webhook, registered from the chart's MutatingWebhookConfiguration (pointed at
+//!   the process on 127.0.0.1), sizes a pod the admin creates from the recommendation it reads
+//!   under the same token;
 //!   `ballast controller nodes` (kwok) launches a NodeClaim and its Node for a pending pod, drains
 //!   the node through the Eviction API when its NodeClaim is deleted, and removes an empty node;
 //!   each holds its Lease (leader election, as the chart runs them);
@@ -35,12 +38,13 @@ mod vertical;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestNamespace, testbed_or_skip};
 use bed_support::{Process, apply_all, delete_all, render_chart, token, token_kubeconfig};
 use calls::{Ledger, dry_delete, dry_patch, expect_denied};
 use horizontal::{horizontal_denied, horizontal_works};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -63,6 +67,9 @@ const IDENTITY_KINDS: [&str; 7] = [
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding",
 ];
+
+/// The kind of the chart's webhook configuration, registered by [`vertical::serve_webhook`].
+const WEBHOOK_KIND: &str = "MutatingWebhookConfiguration";
 
 /// One reconciler's identity: its ServiceAccount, kubeconfig file and a client using it.
 struct Identity {
@@ -100,20 +107,26 @@ async fn controllers_work_under_their_chart_tokens_and_no_further() -> Result<()
         "horizontal.secretNamespaces={{{}}}",
         namespaces.secrets.name()
     );
-    let objects: Vec<DynamicObject> = render_chart(
-        &release,
-        &release,
-        &[&secret_ns, "vertical.webhook.enabled=false"],
-    )?
-    .into_iter()
-    .filter(|o| {
-        o.types
-            .as_ref()
-            .is_some_and(|t| IDENTITY_KINDS.contains(&t.kind.as_str()))
-    })
-    .collect();
+    let (objects, webhook): (Vec<DynamicObject>, Vec<DynamicObject>) =
+        render_chart(&release, &release, &[&secret_ns])?
+            .into_iter()
+            .filter(|o| {
+                o.types.as_ref().is_some_and(|t| {
+                    IDENTITY_KINDS.contains(&t.kind.as_str()) || t.kind == WEBHOOK_KIND
+                })
+            })
+            .partition(|o| o.types.as_ref().is_some_and(|t| t.kind != WEBHOOK_KIND));
+    let webhook = webhook
+        .into_iter()
+        .next()
+        .context("the chart renders no MutatingWebhookConfiguration")?;
     let applied = apply_all(&bed.client(), &objects).await?;
-    let result = run(&bed, &namespaces).await;
+    let result = run(
+        &bed,
+        &namespaces,
+        serde_json::from_value(serde_json::to_value(webhook)?)?,
+    )
+    .await;
     cleanup_nodes(&bed.client(), &namespaces.nodes).await;
     delete_all(&bed.client(), &applied).await;
     result?;
@@ -135,9 +148,14 @@ async fn identity(bed: &TestBed, ns: &str, component: &str, dir: &Path) -> Resul
 
 /// The flags of `ballast controller COMPONENT` in this test, its address flag last (the address
 /// itself is added by [`Process::start`]).
-fn controller_args(component: &str, namespaces: &Namespaces) -> Result<Vec<String>> {
+fn controller_args(
+    component: &str,
+    namespaces: &Namespaces,
+    webhook: &WebhookServing,
+) -> Result<Vec<String>> {
     let ns = namespaces.release.name();
-    let webhook = format!("127.0.0.1:{}", bed_support::free_port()?);
+    let addr = format!("127.0.0.1:{}", webhook.port);
+    let cert_dir = webhook.cert_dir.display().to_string();
     let own: Vec<String> = match component {
         "horizontal" => vec!["--namespace".into(), ns.into()],
         "vertical" => [
@@ -147,9 +165,11 @@ fn controller_args(component: &str, namespaces: &Namespaces) -> Result<Vec<Strin
             "5s",
             "--checkpoint-interval",
             "5s",
-            // The webhook serves (the updater runs only with it) but is not registered.
+            // The webhook, with its certificate from a folder as the chart mounts it.
             "--webhook-addr",
-            &webhook,
+            &addr,
+            "--webhook-cert-dir",
+            &cert_dir,
             "--updater-interval",
             "2s",
         ]
@@ -196,14 +216,51 @@ async fn start(
     who: &Identity,
     component: &str,
     namespaces: &Namespaces,
+    webhook: &WebhookServing,
     logs: &Path,
 ) -> Result<Process> {
-    let args = controller_args(component, namespaces)?;
+    let args = controller_args(component, namespaces, webhook)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = "info,ballast_controller=debug,kube=warn";
     let mut p = Process::start(component, &args, &who.kubeconfig, log, logs)?;
     p.wait_ready().await?;
     Ok(p)
+}
+
+/// Where the vertical process serves its webhook (a certificate for 127.0.0.1 in a folder, as
+/// the chart mounts its Secret) and the chart's configuration that registers it.
+struct WebhookServing {
+    port: u16,
+    cert_dir: std::path::PathBuf,
+    ca_pem: String,
+    configuration: MutatingWebhookConfiguration,
+}
+
+impl WebhookServing {
+    fn new(logs: &Path, configuration: MutatingWebhookConfiguration) -> Result<WebhookServing> {
+        let certificate = ballast_controller::vertical::webhook::Certificate::generate(&[])?;
+        let cert_dir = logs.join("webhook");
+        std::fs::create_dir_all(&cert_dir)?;
+        std::fs::write(cert_dir.join("tls.crt"), &certificate.cert_pem)?;
+        std::fs::write(cert_dir.join("tls.key"), &certificate.key_pem)?;
+        std::fs::write(cert_dir.join("ca.crt"), &certificate.ca_pem)?;
+        Ok(WebhookServing {
+            port: bed_support::free_port()?,
+            cert_dir,
+            ca_pem: certificate.ca_pem,
+            configuration,
+        })
+    }
+
+    /// Registers the chart's configuration, pointed at the process on 127.0.0.1 and scoped to
+    /// the release's namespace (the chart leaves its own namespace out; the test's workloads are
+    /// there, and the bed is shared); returns its name.
+    async fn register(&self, bed: &TestBed, ns: &str) -> Result<String> {
+        let path = ballast_controller::vertical::webhook::PATH;
+        let config = self.configuration.clone();
+        ballast_testbed::webhook::register(&bed.client(), config, self.port, path, &self.ca_pem, ns)
+            .await
+    }
 }
 
 /// Nothing the controllers did was refused (a 403 is logged as a warning or an error).
@@ -220,22 +277,29 @@ fn never_refused(processes: &[Process]) -> Result<()> {
     Ok(())
 }
 
-async fn run(bed: &TestBed, namespaces: &Namespaces) -> Result<()> {
+async fn run(
+    bed: &TestBed,
+    namespaces: &Namespaces,
+    configuration: MutatingWebhookConfiguration,
+) -> Result<()> {
     let ns = namespaces.release.name();
     let logs = std::env::temp_dir().join(format!("ballast-{ns}"));
     std::fs::create_dir_all(&logs)?;
+    let webhook = WebhookServing::new(&logs, configuration)?;
     let horizontal = identity(bed, ns, "horizontal", &logs).await?;
     let nodes = identity(bed, ns, "nodes", &logs).await?;
     let vertical = identity(bed, ns, "vertical", &logs).await?;
     let mut ledger = Ledger::default();
     let mut processes = Vec::new();
+    let mut registered = None;
     let result = async {
-        processes.push(start(&horizontal, "horizontal", namespaces, &logs).await?);
+        processes.push(start(&horizontal, "horizontal", namespaces, &webhook, &logs).await?);
         horizontal_works(namespaces, &mut ledger, &horizontal).await?;
         vertical_workloads(bed, &namespaces.release).await?;
-        processes.push(start(&vertical, "vertical", namespaces, &logs).await?);
+        processes.push(start(&vertical, "vertical", namespaces, &webhook, &logs).await?);
+        registered = Some(webhook.register(bed, ns).await?);
         vertical_works(namespaces, &mut ledger, &vertical).await?;
-        processes.push(start(&nodes, "nodes", namespaces, &logs).await?);
+        processes.push(start(&nodes, "nodes", namespaces, &webhook, &logs).await?);
         nodes_work(namespaces, &mut ledger, &nodes).await?;
         let all = [
             (&horizontal, "horizontal"),
@@ -251,6 +315,9 @@ async fn run(bed: &TestBed, namespaces: &Namespaces) -> Result<()> {
         the_checks_can_fail(bed, namespaces, &horizontal, &nodes).await
     }
     .await;
+    if let Some(name) = registered {
+        ballast_testbed::webhook::unregister(&bed.client(), &name).await;
+    }
     println!("calls under the chart's tokens:");
     for l in &ledger.lines {
         println!("  {l}");

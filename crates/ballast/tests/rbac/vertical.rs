@@ -1,8 +1,10 @@
-//! The vertical reconciler under its token: recommendations, checkpoints and the updater's
-//! evictions work; deleting or patching pods, checkpoints or scales does not.
+//! The vertical reconciler under its token: recommendations, checkpoints, the webhook's sizing of
+//! a new pod and the updater's evictions work; deleting or patching pods, checkpoints or scales
+//! does not.
 
 use anyhow::{Context as _, Result};
 use ballast_api::vertical::{VerticalAutoscaler, VerticalAutoscalerCheckpoint};
+use ballast_controller::vertical::webhook;
 use ballast_testbed::usage::wait_for_pod_metrics;
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace};
@@ -51,15 +53,16 @@ pub(crate) async fn create_va(ns: &TestNamespace, name: &str, mode: &str) -> Res
     Ok(())
 }
 
-/// `usage` (`Off`) gets a recommendation and checkpoints; a pod of `evict` (`Recreate`) is evicted
-/// by the updater through the Eviction API.
+/// `usage` (`Initial`) gets a recommendation and checkpoints, and a pod the admin creates with
+/// its labels is sized by the webhook; a pod of `evict` (`Recreate`) is evicted by the updater
+/// through the Eviction API.
 pub(crate) async fn vertical_works(
     namespaces: &Namespaces,
     ledger: &mut Ledger,
     who: &Identity,
 ) -> Result<()> {
     let ns = &namespaces.release;
-    create_va(ns, "usage", "Off").await?;
+    create_va(ns, "usage", "Initial").await?;
     create_va(ns, "evict", "Recreate").await?;
     poll_until("usage's recommendation", T, POLL, || async {
         let va = ns.api::<VerticalAutoscaler>().get("usage").await?;
@@ -70,6 +73,7 @@ pub(crate) async fn vertical_works(
         &who.account,
         "patch verticalautoscalers/status (a recommendation)",
     );
+    webhook_sizes_a_pod(ns, ledger, who).await?;
     poll_until("usage's checkpoints", T, POLL, || async {
         let list = ns
             .api::<VerticalAutoscalerCheckpoint>()
@@ -90,7 +94,7 @@ pub(crate) async fn vertical_works(
         }))
     })
     .await?;
-    // No more evictions: the replacement pods keep 100m (no webhook is registered).
+    // No more evictions (the replacement pod is sized by the webhook, so within bounds anyway).
     ns.api::<VerticalAutoscaler>()
         .delete("evict", &DeleteParams::default())
         .await?;
@@ -100,6 +104,81 @@ pub(crate) async fn vertical_works(
         &format!("create pods/eviction (the updater: {note})"),
     );
     Ok(())
+}
+
+/// A pod `sized` the admin creates with `usage`'s labels (container `app`, 100m): the webhook,
+/// reading the recommendation from the VerticalAutoscalers it watches under its token, sets the
+/// request to the recommended target and annotates the pod. Polled with server-side dry runs
+/// (admission runs, nothing is stored) until the webhook's index has the recommendation, then
+/// created for real and deleted.
+async fn webhook_sizes_a_pod(
+    ns: &TestNamespace,
+    ledger: &mut Ledger,
+    who: &Identity,
+) -> Result<()> {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "sized", "labels": { "app": "usage" } },
+        "spec": {
+            "nodeName": ns.node_name("plain"),
+            "tolerations": [{ "operator": "Exists" }],
+            "containers": [{ "name": "app", "image": "registry.k8s.io/pause:3.10",
+                "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } }]
+        }
+    }))?;
+    let pods = ns.api::<Pod>();
+    let sized = |p: &Pod| {
+        let annotated = p.annotations().contains_key(webhook::ANNOTATION);
+        (annotated && cpu_request(p) != Some("100m".to_owned())).then(|| cpu_request(p))
+    };
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    poll_until("the webhook sizes a dry-run pod", T, POLL, || async {
+        Ok(sized(&pods.create(&dry, &pod).await?))
+    })
+    .await?;
+    let created = pods.create(&PostParams::default(), &pod).await?;
+    let cpu = sized(&created)
+        .flatten()
+        .with_context(|| format!("pod sized not sized by the webhook: {:?}", created.spec))?;
+    let va = ns.api::<VerticalAutoscaler>().get("usage").await?;
+    let target = va
+        .status
+        .and_then(|s| s.recommendation)
+        .and_then(|r| {
+            r.container_recommendations
+                .into_iter()
+                .find(|c| c.container_name == "app")
+        })
+        .and_then(|c| c.target.get("cpu").map(|q| q.0.clone()));
+    pods.delete("sized", &DeleteParams::default()).await?;
+    ledger.allowed(
+        &who.account,
+        &format!(
+            "serve the webhook: the admin's pod sized from 100m to {cpu} CPU (target {target:?}), its VerticalAutoscalers and LimitRanges read under its token"
+        ),
+    );
+    Ok(())
+}
+
+/// The CPU request of container `app`, as written.
+fn cpu_request(pod: &Pod) -> Option<String> {
+    let c = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "app")?;
+    Some(
+        c.resources
+            .as_ref()?
+            .requests
+            .as_ref()?
+            .get("cpu")?
+            .0
+            .clone(),
+    )
 }
 
 pub(crate) async fn vertical_denied(

@@ -5,7 +5,8 @@
 //! of [`election`], creates it, takes it over when it is free or expired, or renews it; every
 //! write replaces the object read (its `resourceVersion` guards against a concurrent writer: a 409
 //! means someone else wrote first, and the next read tells who). The [`Leadership`] handle the
-//! reconcilers hold says whether this process leads now.
+//! reconcilers hold says whether this process leads now; `/leaderz` and the `<reconciler>_leader`
+//! gauge ([`metric`]) tell it outside.
 //!
 //! - A standby keeps its caches (watches) warm and decides nothing; it is ready to take over.
 //! - A leader that could not renew within the renew deadline (10 s) has lost the lease:
@@ -16,6 +17,7 @@
 //!   read instead of waiting for the lease to expire.
 
 pub mod election;
+pub mod metric;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -88,6 +90,12 @@ impl Leadership {
     /// A process without leader election: it always leads.
     pub fn always() -> Leadership {
         let (_, term) = watch::channel(Term::Always);
+        Leadership { term }
+    }
+
+    /// A process that never leads (tests of what a standby answers).
+    pub fn standby() -> Leadership {
+        let (_, term) = watch::channel(Term::Standby);
         Leadership { term }
     }
 

@@ -13,8 +13,6 @@ use ballast_controller::vertical::webhook;
 use ballast_testbed::usage::wait_for_pod_metrics;
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{TestBed, TestDeployment, TestNamespace};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -148,27 +146,9 @@ pub async fn register_webhook(
     ca_pem: &str,
 ) -> Result<String> {
     let name = format!("ballast-vertical-{}", ns.name());
-    let mut config: MutatingWebhookConfiguration = serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "webhooks": [{
-            "name": "pods.vertical.ballast.dev",
-            "clientConfig": { "url": format!("https://127.0.0.1:{}{}", addr.port(), webhook::PATH) },
-            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns.name() } },
-            "failurePolicy": "Ignore",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 5
-        }]
-    }))?;
-    for w in config.webhooks.iter_mut().flatten() {
-        w.client_config.ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
-    }
-    kube::Api::<MutatingWebhookConfiguration>::all(bed.client())
-        .create(&PostParams::default(), &config)
-        .await
-        .context("creating the MutatingWebhookConfiguration")?;
-    Ok(name)
+    let config = ballast_testbed::webhook::pods_configuration(&name)?;
+    let (port, path) = (addr.port(), webhook::PATH);
+    ballast_testbed::webhook::register(&bed.client(), config, port, path, ca_pem, ns.name()).await
 }
 
 /// The CPU request of container `app` of `pod`.

@@ -7,6 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -103,10 +104,14 @@ impl Certificate {
 }
 
 /// A TCP listener whose connections are TLS streams (the handshake is done in `accept`, with a
-/// timeout; a failed one is logged and skipped).
+/// timeout; a failed one is logged and skipped). Handshakes one at a time hold back the API
+/// server's new connections while one is under way, which keeps it reusing the ones it has:
+/// handshakes in tasks of their own were measured worse (docs/vertical.md, "Through the API
+/// server").
 pub struct TlsListener {
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    handshakes: Arc<AtomicU64>,
 }
 
 impl TlsListener {
@@ -125,7 +130,14 @@ impl TlsListener {
         Ok(TlsListener {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            handshakes: Arc::default(),
         })
+    }
+
+    /// The number of TLS handshakes completed so far (connections served), read at any time
+    /// through the returned handle: whether clients reuse their connections.
+    pub fn handshakes(&self) -> Arc<AtomicU64> {
+        self.handshakes.clone()
     }
 }
 
@@ -145,7 +157,10 @@ impl axum::serve::Listener for TlsListener {
             };
             let handshake = self.acceptor.accept(tcp);
             match tokio::time::timeout(Duration::from_secs(5), handshake).await {
-                Ok(Ok(tls)) => return (tls, peer),
+                Ok(Ok(tls)) => {
+                    self.handshakes.fetch_add(1, Ordering::Relaxed);
+                    return (tls, peer);
+                }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "webhook TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "webhook TLS handshake timed out"),
             }

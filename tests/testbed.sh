@@ -1090,13 +1090,35 @@ fault_part() { # NAME: dies unless NAME is a part of the bed
   [[ " ${FAULT_PARTS[*]} " == *" $1 "* ]] || die "unknown part '$1' (${FAULT_PARTS[*]})"
 }
 
+# tree_pids PID: PID and every process below it, parents first. A part may be a tree: RabbitMQ's
+# start script runs the Erlang VM, PostgreSQL serves each connection from its own child (in a session
+# of its own, so not in the part's process group).
+tree_pids() {
+  local child
+  echo "$1"
+  for child in $(pgrep -P "$1" 2>/dev/null); do tree_pids "$child"; done
+}
+
+# signal_part SIGNAL PART: SIGNAL to the recorded process of PART and to all its descendants.
+signal_part() {
+  local sig="$1" part="$2" pid start
+  read -r pid start <"$(pidfile "$part")"
+  # shellcheck disable=SC2046
+  kill -s "$sig" $(tree_pids "$pid") 2>/dev/null || true
+  log "$part (pid $pid and its children): SIG$sig"
+}
+
 # kill PART [SIGNAL]: stop one process of the bed (`up` starts it again, on the same ports and
-# data). SIGNAL (e.g. KILL, a crash) goes to the process itself; without it, the part's usual stop.
+# data). SIGNAL (e.g. KILL, a crash) goes to the process and its children; without it, the part's
+# usual stop.
 cmd_kill() {
   local part="${1:-}" sig="${2:-}"
   fault_part "$part"
   with_lock
-  if [[ -n $sig ]]; then stop "$part" "$sig"; else
+  if [[ -n $sig ]]; then
+    running "$part" && signal_part "$sig" "$part"
+    stop "$part" "$sig"
+  else
     case "$part" in
       etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok) stop "$part" ;;
       *) stop_component "$part" ;;
@@ -1105,15 +1127,13 @@ cmd_kill() {
   write_env
 }
 
-# freeze PART / thaw PART: SIGSTOP / SIGCONT its process (it keeps its sockets open and answers
-# nothing: the fault a hung server makes).
+# freeze PART / thaw PART: SIGSTOP / SIGCONT its process and its children (it keeps its sockets
+# open and answers nothing: the fault a hung server makes).
 cmd_signal() {
-  local sig="$1" part="${2:-}" pid start
+  local sig="$1" part="${2:-}"
   fault_part "$part"
   running "$part" || die "$part is not running"
-  read -r pid start <"$(pidfile "$part")"
-  kill -s "$sig" "$pid"
-  log "$part (pid $pid): SIG$sig"
+  signal_part "$sig" "$part"
 }
 
 cmd_status() {

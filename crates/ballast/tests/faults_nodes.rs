@@ -19,8 +19,8 @@
 //!   replacement made for the draining nodes' pods as empty; disruption now waits for drains in
 //!   flight (`disruption::drains_in_flight`).
 //!
-//! Invariants, watched through each whole scenario ([`faults_support::Watchers`]) and checked once
-//! it settles ([`faults_support::Scenario::settle`]): the Deployment's available replicas and the
+//! Invariants, watched through each whole scenario ([`faults_nodes_support::Watchers`]) and checked once
+//! it settles ([`faults_nodes_support::Scenario::settle`]): the Deployment's available replicas and the
 //! PDB's healthy pods never below the PDB's floor; every pending pod placed; no orphan NodeClaim
 //! or node of the pool; no node left cordoned or carrying the disruption taint; no NodeClaim left
 //! deleting. Recovery times are printed; asserted only against a generous bound ([`RECOVERY`]).
@@ -38,10 +38,10 @@ use ballast_testbed::faults::{self, Heal, Part};
 use ballast_testbed::{TestDeployment, testbed_or_skip};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
-mod faults_support;
+mod faults_nodes_support;
 mod process_support;
 
-use faults_support::{Scenario, seconds, wait_step};
+use faults_nodes_support::{Scenario, seconds, wait_step};
 
 /// The bound recovery times are asserted against (the goal is ≤ 10 s; figures are printed).
 const RECOVERY: Duration = Duration::from_secs(60);
@@ -230,7 +230,7 @@ async fn leader_killed_mid_write() -> Result<()> {
 /// Two m6i.large, each running one `web` pod (1 CPU, 3500Mi: two do not share an m6i.large, and
 /// one c6i.xlarge takes both for less), under a PDB of `maxUnavailable: 1` watched with a floor
 /// of one available pod.
-async fn half_empty_pair(s: &Scenario, watchers: &mut faults_support::Watchers) -> Result<()> {
+async fn half_empty_pair(s: &Scenario, watchers: &mut faults_nodes_support::Watchers) -> Result<()> {
     let web = TestDeployment::new("web")
         .replicas(1)
         .request("cpu", "1")

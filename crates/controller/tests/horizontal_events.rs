@@ -32,6 +32,7 @@ use backlog_support::Backlog;
 use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_controller::horizontal::{Config, HorizontalController};
 use ballast_metrics::MetricsConfig;
+use ballast_testbed::faults::Part;
 use ballast_testbed::wait::poll_until;
 use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -275,20 +276,6 @@ async fn wait_decided(ns: &TestNamespace) -> Result<()> {
     .await
 }
 
-/// Runs `tests/testbed.sh ACTION redis` with the environment of the test bed in use.
-fn testbed_redis(action: &str) -> Result<()> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/testbed.sh");
-    let status = std::process::Command::new(script)
-        .args([action, "redis"])
-        .status()
-        .context("running tests/testbed.sh")?;
-    ensure!(
-        status.success(),
-        "tests/testbed.sh {action} redis: {status}"
-    );
-    Ok(())
-}
-
 async fn patch_spec(ns: &TestNamespace, spec: serde_json::Value) -> Result<()> {
     ns.api::<HorizontalAutoscaler>()
         .patch(
@@ -323,7 +310,7 @@ async fn fallback_and_pause_with_a_source_down() -> Result<()> {
     redis.push(10).await?;
     wait_replicas(&ns, 2, t).await?;
 
-    testbed_redis("down")?;
+    ballast_testbed::faults::stop(&bed, Part::Redis)?;
     let result = async {
         wait_replicas(&ns, 3, t)
             .await
@@ -343,7 +330,7 @@ async fn fallback_and_pause_with_a_source_down() -> Result<()> {
         anyhow::Ok(())
     }
     .await;
-    let restarted = testbed_redis("up");
+    let restarted = ballast_testbed::faults::start(&bed, Part::Redis);
     result?;
     restarted?;
     postgres.clear().await?;

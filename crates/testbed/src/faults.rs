@@ -2,8 +2,9 @@
 //! frozen (SIGSTOP, a server that keeps its sockets open and answers nothing) and thawed.
 //!
 //! Every call goes through `tests/testbed.sh` (`kill`, `up`, `freeze`, `thaw`) with the bed's
-//! runtime folder, so a part comes back on the ports and with the data it had: etcd keeps its
-//! objects across an API server restart, Redis and PostgreSQL keep theirs.
+//! runtime folder, so a part comes back on the ports it had: etcd keeps its objects across an API
+//! server restart, but a restarted service (Redis, RabbitMQ, PostgreSQL, moto, Kafka) comes back
+//! empty, its data made again by the test ([`crate::backlog::Backlog::restore`]).
 //!
 //! A test that injects faults must not run beside tests that need the same part: give fault tests
 //! a test binary of their own and run them one at a time (see [`serial`]).

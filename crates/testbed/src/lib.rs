@@ -30,6 +30,7 @@
 //! Network rule: everything here only ever connects to 127.0.0.1 (the kubeconfig's server is
 //! checked to be loopback, and HTTP clients ignore proxy variables).
 
+pub mod backlog;
 pub mod crds;
 pub mod ec2_faults;
 mod env;

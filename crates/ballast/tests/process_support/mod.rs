@@ -51,17 +51,27 @@ impl Replica {
         logs: &Path,
         args: &[&str],
     ) -> Result<Replica> {
-        Replica::spawn_with(bed, ns, name, logs, args, true)
+        let leader = ["--leader-elect", "--leader-election-namespace", ns];
+        Replica::launch(bed, name, logs, args, &leader)
     }
 
-    /// `ballast ARGS... ADDR`, with `--leader-elect --leader-election-namespace ns` when `elect`.
-    pub fn spawn_with(
+    /// `ballast ARGS... ADDR` without leader election (the process always leads), ADDR a free
+    /// port.
+    pub fn spawn_alone(
         bed: &TestBed,
-        ns: &str,
         name: &'static str,
         logs: &Path,
         args: &[&str],
-        elect: bool,
+    ) -> Result<Replica> {
+        Replica::launch(bed, name, logs, args, &[])
+    }
+
+    fn launch(
+        bed: &TestBed,
+        name: &'static str,
+        logs: &Path,
+        args: &[&str],
+        after: &[&str],
     ) -> Result<Replica> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -74,11 +84,7 @@ impl Replica {
         let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
             .args(args)
             .arg(format!("127.0.0.1:{port}"))
-            .args(if elect {
-                vec!["--leader-elect", "--leader-election-namespace", ns]
-            } else {
-                vec![]
-            })
+            .args(after)
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)
@@ -120,6 +126,27 @@ impl Replica {
     pub async fn counter(&self, metric: &str) -> Result<f64> {
         let (_, text) = self.get("/metrics").await?;
         Ok(sum(&text, metric))
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// CPU time the process used so far (user + system, from `/proc/PID/stat`).
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // The fields after the command name (in parentheses, which may hold spaces).
+        let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: f64 = fields
+            .get(11..13)
+            .context("utime and stime in /proc/PID/stat")?
+            .iter()
+            .map(|f| f.parse::<f64>())
+            .sum::<Result<f64, _>>()?;
+        Ok(ticks / 100.0)
     }
 
     pub fn signal(&self, signal: &str) -> Result<()> {

@@ -114,7 +114,11 @@ impl Scenario {
             "--nodes-health-addr",
         ];
         let replica =
-            Replica::spawn_with(&self.bed, self.ns.name(), name, &self.logs, &args, elect)?;
+            if elect {
+                Replica::spawn(&self.bed, self.ns.name(), name, &self.logs, &args)?
+            } else {
+                Replica::spawn_alone(&self.bed, name, &self.logs, &args)?
+            };
         replica.wait_ready().await?;
         Ok(replica)
     }

@@ -230,7 +230,10 @@ async fn leader_killed_mid_write() -> Result<()> {
 /// Two m6i.large, each running one `web` pod (1 CPU, 3500Mi: two do not share an m6i.large, and
 /// one c6i.xlarge takes both for less), under a PDB of `maxUnavailable: 1` watched with a floor
 /// of one available pod.
-async fn half_empty_pair(s: &Scenario, watchers: &mut faults_nodes_support::Watchers) -> Result<()> {
+async fn half_empty_pair(
+    s: &Scenario,
+    watchers: &mut faults_nodes_support::Watchers,
+) -> Result<()> {
     let web = TestDeployment::new("web")
         .replicas(1)
         .request("cpu", "1")

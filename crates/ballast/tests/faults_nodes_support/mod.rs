@@ -113,12 +113,11 @@ impl Scenario {
             "2",
             "--nodes-health-addr",
         ];
-        let replica =
-            if elect {
-                Replica::spawn(&self.bed, self.ns.name(), name, &self.logs, &args)?
-            } else {
-                Replica::spawn_alone(&self.bed, name, &self.logs, &args)?
-            };
+        let replica = if elect {
+            Replica::spawn(&self.bed, self.ns.name(), name, &self.logs, &args)?
+        } else {
+            Replica::spawn_alone(&self.bed, name, &self.logs, &args)?
+        };
         replica.wait_ready().await?;
         Ok(replica)
     }

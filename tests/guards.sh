@@ -3,7 +3,9 @@
 #  1. formatting: `cargo fmt --check` over the whole workspace;
 #  2. pure cores stay pure: no tokio, hyper, kube-client, reqwest or AWS SDK in the normal
 #     dependency tree of a decision crate (docs/ARCHITECTURE.md, "the rule");
-#  3. clippy over every target with warnings as errors (the lints of [workspace.lints]).
+#  3. cargo deny (deny.toml): only the licenses listed, no banned crate, no duplicate crate but
+#     the listed ones, crates from crates.io only (offline: advisories are not checked);
+#  4. clippy over every target with warnings as errors (the lints of [workspace.lints]).
 # Each check names what failed; the script exits non-zero on the first failing check.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +37,33 @@ for c in "${CORES[@]}"; do
   fi
 done
 ((bad == 0)) || exit 1
+
+# cargo-deny, pinned in tests/testbed/versions.env, installed once into the cache (like the bed's
+# Go tools in tests/testbed.sh) with `cargo install --locked`.
+# shellcheck source=testbed/versions.env
+source "$ROOT/tests/testbed/versions.env"
+CACHE="${BALLAST_CACHE:-$HOME/.cache/ballast}"
+CARGO_DENY_BIN="$CACHE/bin/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny"
+cargo_deny_ok() {
+  [[ -x $CARGO_DENY_BIN && "$("$CARGO_DENY_BIN" --version 2>/dev/null)" == "cargo-deny $CARGO_DENY_VERSION" ]]
+}
+if ! cargo_deny_ok; then
+  log "installing cargo-deny $CARGO_DENY_VERSION into $CACHE/bin"
+  tmp="$CACHE/bin/cargo-deny-$CARGO_DENY_VERSION.tmp.$$"
+  # Its own target dir: the workspace's would mix its artifacts with ours.
+  CARGO_TARGET_DIR="$tmp/target" cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --root "$tmp" --quiet
+  rm -rf "$tmp/target" "$CACHE/bin/cargo-deny-$CARGO_DENY_VERSION"
+  mv "$tmp" "$CACHE/bin/cargo-deny-$CARGO_DENY_VERSION"
+  cargo_deny_ok || { log "FAILED: the installed cargo-deny does not report $CARGO_DENY_VERSION"; exit 1; }
+fi
+log "cargo deny check licenses bans sources (deny.toml)"
+if ! out=$("$CARGO_DENY_BIN" --offline --locked --color never \
+  check licenses bans sources 2>&1); then
+  printf '%s\n' "$out" >&2
+  log "FAILED: cargo deny (above; the allowed licenses, bans and duplicate skips are in deny.toml)"
+  exit 1
+fi
+log "$(tail -1 <<<"$out")"
 
 log "cargo clippy --workspace --all-targets --features ballast/aws -- -D warnings"
 cargo clippy --workspace --all-targets --features ballast/aws --quiet -- -D warnings

@@ -3,7 +3,8 @@
 //! Percentile mode: each value is a percentile of the histogram times `1 + safetyMargin`. The
 //! bounds then widen with little history: with confidence `c = min(days of history, samples ÷
 //! samples per day)`, the upper bound is multiplied by `1 + 1/c` and the lower bound by
-//! `(1 + 0.001/c)⁻²`. Adaptive mode takes the target from the chosen candidate and keeps the
+//! `(1 + 0.001/c)⁻²`; the upper bound is cut at the end of the bucket layout, but never below the
+//! target. Adaptive mode takes the target from the chosen candidate and keeps the
 //! Percentile mode's bounds, widened to hold that target and (upper bound) the last day's peak. Last, each value is raised to the per-container
 //! floor (the per-pod minimum split evenly across the pod's containers).
 
@@ -73,11 +74,15 @@ fn percentile_estimate(
     }
     let margin = 1.0 + r.safety_margin;
     let cap = layout.max_value();
+    let target = histogram.percentile(layout, r.target_percentile) * margin;
     Some(Estimate {
-        target: histogram.percentile(layout, r.target_percentile) * margin,
+        target,
         lower: histogram.percentile(layout, r.lower_percentile) * margin * lower_multiplier(c),
+        // Cut at the layout's end (a cold start stays finite), but never below the target: usage
+        // near the end, or a large margin, puts the target past it.
         upper: (histogram.percentile(layout, r.upper_percentile) * margin * upper_multiplier(c))
-            .min(cap),
+            .min(cap)
+            .max(target),
     })
 }
 
@@ -164,6 +169,31 @@ mod tests {
             upper: 0.0,
         });
         assert!(memory.target > 1.15e9 && memory.target < 1.15e9 * 1.05);
+    }
+
+    /// Usage near the top of the memory layout (1e12 bytes), or a large safety margin, puts the
+    /// target above the layout's end, where the upper bound is cut: the upper bound must still
+    /// hold the target (else every pod is "outside the bounds" and evicted at each pass).
+    #[test]
+    fn the_upper_bound_never_falls_below_the_target() {
+        let mut large_margin = Settings::default();
+        large_margin.memory.safety_margin = 2.47;
+        // (memory usage in bytes, settings)
+        let table = [
+            (950e9, Settings::default()),
+            (0.999e12, Settings::default()),
+            (260e9, large_margin),
+        ];
+        for (usage, settings) in table {
+            let e = estimate(&steady(2, 0.5, usage), &settings);
+            let Some(m) = e.memory else {
+                panic!("no memory estimate for {usage}");
+            };
+            assert!(
+                m.lower <= m.target && m.target <= m.upper,
+                "usage {usage}: {m:?}"
+            );
+        }
     }
 
     #[test]

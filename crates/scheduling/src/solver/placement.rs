@@ -296,7 +296,17 @@ impl<'a> Solver<'a> {
         if tr.types.is_empty() {
             return Err(self.no_type_rejection(&used, c));
         }
-        for &(k, min) in &pool.min_values {
+        if pool.limits.is_some() || pool.limit_nodes.is_some() {
+            self.apply_limits(c, &mut tr)?;
+        }
+        // After the limits, which may narrow the types.
+        self.check_min_values(c.pool, &tr)?;
+        Ok(tr)
+    }
+
+    /// The pool's minValues hold over the types (and offerings) the trial keeps.
+    fn check_min_values(&self, pool: usize, tr: &Trial) -> Result<(), Rejection> {
+        for &(k, min) in &self.pools[pool].min_values {
             let mut vals = BTreeSet::new();
             for t in tr.types.iter() {
                 if k == self.cluster.zone_key || k == self.cluster.capacity_type_key {
@@ -321,10 +331,7 @@ impl<'a> Solver<'a> {
                 });
             }
         }
-        if pool.limits.is_some() || pool.limit_nodes.is_some() {
-            self.apply_limits(c, &mut tr)?;
-        }
-        Ok(tr)
+        Ok(())
     }
 
     pub(super) fn no_type_rejection(&self, used: &ResourceVector, c: &OpenClaim) -> Rejection {
@@ -338,8 +345,9 @@ impl<'a> Solver<'a> {
         }
     }
 
-    /// Keeps the pool under its limits, counting each NodeClaim at the capacity of the type it
-    /// would get now (the cheapest left); narrows the types when that would overshoot.
+    /// Keeps the pool under its limits: narrows the claim to the types that fit the pool's
+    /// headroom (every one of them, since the cloud falls back from the cheapest to the others
+    /// when it has no capacity), and counts it at the cheapest of them, the type it gets.
     pub(super) fn apply_limits(&self, c: &OpenClaim, tr: &mut Trial) -> Result<(), Rejection> {
         let pool = &self.pools[c.pool];
         let is_new = c.pods.is_empty();
@@ -357,12 +365,10 @@ impl<'a> Solver<'a> {
         let (t, _, _, _) = self
             .cheapest(&tr.types, tr.zone_mask, tr.capacity_mask)
             .ok_or(Rejection::NoOffering)?;
-        if !self.cluster.types[t].cap.le(&headroom) {
-            let over = self.cluster.types[t].cap.first_over(&headroom).unwrap_or(0);
-            tr.types.retain(|t| self.cluster.types[t].cap.le(&headroom));
-            if tr.types.is_empty() {
-                return Err(Rejection::Limits(over));
-            }
+        let over = self.cluster.types[t].cap.first_over(&headroom);
+        tr.types.retain(|t| self.cluster.types[t].cap.le(&headroom));
+        if tr.types.is_empty() {
+            return Err(Rejection::Limits(over.unwrap_or(0)));
         }
         let (t, _, _, _) = self
             .cheapest(&tr.types, tr.zone_mask, tr.capacity_mask)

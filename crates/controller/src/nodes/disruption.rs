@@ -477,7 +477,8 @@ mod tests {
         Arc::new(
             serde_json::from_value(json!({
                 "metadata": { "name": name, "ownerReferences": [{
-                    "apiVersion": "apps/v1", "kind": owner, "name": "o", "uid": "u"
+                    "apiVersion": "apps/v1", "kind": owner, "name": "o", "uid": "u",
+                    "controller": true
                 }] },
                 "spec": { "nodeName": node, "containers": [] },
                 "status": { "phase": "Running" },

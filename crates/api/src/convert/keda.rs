@@ -297,7 +297,7 @@ pub(super) fn convert(
                 &mut notes,
                 NoteKind::Dropped,
                 "spec.advanced.scalingModifiers",
-                "formulas over triggers are not supported yet; each trigger scales on its own and the largest proposal wins",
+                "Ballast has no formulas over triggers: each trigger scales on its own and the largest proposal wins",
             );
         }
     }
@@ -667,7 +667,9 @@ fn source_metric(
                 notes,
                 NoteKind::Dropped,
                 path.to_string(),
-                format!("trigger type {other:?} is not supported yet"),
+                format!(
+                    "trigger type {other:?} has no Ballast source (Ballast reads cpu, memory, prometheus, redis, rabbitmq, postgresql, kafka, aws-sqs-queue and cron)"
+                ),
             );
             return Ok(None);
         }

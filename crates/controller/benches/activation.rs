@@ -29,10 +29,9 @@ use backlog_support::{Backlog, KINDS};
 use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_controller::horizontal::{Config, HorizontalController};
 use ballast_metrics::MetricsConfig;
-use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace};
+use ballast_testbed::{TestBed, TestNamespace};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
@@ -158,7 +157,8 @@ async fn source_trials(
     backlog: &Backlog,
     opts: &Options,
 ) -> Result<Vec<Duration>> {
-    let ns = consumer_namespace(bed, &format!("bench-wake-{kind}")).await?;
+    let ns =
+        backlog_support::consumer_namespace(bed, &format!("bench-wake-{kind}"), CONSUMER).await?;
     create_autoscaler(&ns, backlog.source()?).await?;
     let running = start_controller(bed, &ns, opts.poll)?;
     let replicas = watch_replicas(&ns);
@@ -257,23 +257,6 @@ fn start_controller(bed: &TestBed, ns: &TestNamespace, poll: Duration) -> Result
     let mut registry = Registry::default();
     let controller = HorizontalController::new(bed.client(), config, &mut registry)?;
     Ok(Running::spawn(|s| controller.run(s), registry))
-}
-
-/// A namespace with a kwok node, the consumer at 0 replicas and moto's credentials.
-async fn consumer_namespace(bed: &TestBed, prefix: &str) -> Result<TestNamespace> {
-    let ns = bed.namespace(prefix).await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
-        .await?;
-    ns.create_deployment(TestDeployment::new(CONSUMER).replicas(0))
-        .await?;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "aws" },
-        "stringData": { "awsAccessKeyID": "testing", "awsSecretAccessKey": "testing" },
-    }))?;
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await?;
-    Ok(ns)
 }
 
 async fn create_autoscaler(ns: &TestNamespace, mut event: serde_json::Value) -> Result<()> {

@@ -34,9 +34,8 @@ use ballast_controller::horizontal::{Config, HorizontalController};
 use ballast_metrics::MetricsConfig;
 use ballast_testbed::faults::Part;
 use ballast_testbed::wait::poll_until;
-use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace, testbed_or_skip};
+use ballast_testbed::{TestBed, TestNamespace, testbed_or_skip};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams, PostParams};
 use prometheus_client::registry::Registry;
 use serde_json::json;
@@ -68,19 +67,7 @@ fn start_controller(bed: &TestBed, ns: &TestNamespace) -> Result<Running> {
 /// The namespace with a kwok node, the consumer Deployment at 0 replicas and the moto credentials.
 async fn consumer_namespace(bed: &TestBed, prefix: &str) -> Result<TestNamespace> {
     vertical_support::install_crds(bed).await?;
-    let ns = bed.namespace(prefix).await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
-        .await?;
-    ns.create_deployment(TestDeployment::new(CONSUMER).replicas(0))
-        .await?;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "aws" },
-        "stringData": { "awsAccessKeyID": "testing", "awsSecretAccessKey": "testing" },
-    }))?;
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await?;
-    Ok(ns)
+    backlog_support::consumer_namespace(bed, prefix, CONSUMER).await
 }
 
 /// An autoscaler of the consumer on `events` (each with an AverageValue target of 5 per replica),

@@ -8,8 +8,8 @@
 
 use anyhow::Result;
 use ballast_metrics::KafkaAdmin;
-use ballast_testbed::TestBed;
 use ballast_testbed::backlog::{self, unique};
+use ballast_testbed::{KwokNode, TestBed, TestDeployment, TestNamespace};
 use serde_json::json;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -120,4 +120,27 @@ impl Backlog {
             }
         }
     }
+}
+
+/// A namespace with a kwok node, the consumer Deployment `consumer` at 0 replicas and the `aws`
+/// Secret with moto's credentials (for the SQS backlog).
+pub async fn consumer_namespace(
+    bed: &TestBed,
+    prefix: &str,
+    consumer: &str,
+) -> Result<TestNamespace> {
+    let ns = bed.namespace(prefix).await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
+        .await?;
+    ns.create_deployment(TestDeployment::new(consumer).replicas(0))
+        .await?;
+    ns.create_secret(
+        "aws",
+        &[
+            ("awsAccessKeyID", "testing"),
+            ("awsSecretAccessKey", "testing"),
+        ],
+    )
+    .await?;
+    Ok(ns)
 }

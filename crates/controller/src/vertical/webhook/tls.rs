@@ -155,6 +155,11 @@ impl axum::serve::Listener for TlsListener {
                     continue;
                 }
             };
+            // Without TCP_NODELAY the response's TLS records wait on the peer's delayed ACK:
+            // a third of admissions took over 5 ms through the API server even at 10 pods/s.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "webhook TCP_NODELAY not set");
+            }
             let handshake = self.acceptor.accept(tcp);
             match tokio::time::timeout(Duration::from_secs(5), handshake).await {
                 Ok(Ok(tls)) => {
@@ -169,5 +174,41 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.listener.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener;
+    use rustls::pki_types::ServerName;
+
+    /// A served connection has Nagle's algorithm off, so a response's TLS records leave at once.
+    #[tokio::test]
+    async fn served_connections_send_without_delay() {
+        let certificate = Certificate::generate(&[]).expect("certificate");
+        let mut listener = TlsListener::bind("127.0.0.1:0".parse().expect("addr"), &certificate)
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(certificate.ca_pem.as_bytes()) {
+            roots.add(ca.expect("ca")).expect("root");
+        }
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = ServerName::try_from("127.0.0.1").expect("name");
+            connector.connect(name, tcp).await.expect("handshake")
+        };
+        let (_client, (served, _)) = tokio::join!(connect, listener.accept());
+        assert!(served.get_ref().0.nodelay().expect("nodelay"));
     }
 }

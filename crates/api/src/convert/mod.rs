@@ -10,6 +10,7 @@ mod karpenter;
 mod keda;
 mod keda_auth;
 mod keda_job;
+mod keda_triggers;
 mod vpa;
 
 pub use keda_auth::Authentications;

@@ -448,3 +448,41 @@ fn tls_parameters_map_to_the_secret_keys_ballast_reads() {
         .to_string();
     assert!(err.contains("Ballast reads key \"cert\""), "{err}");
 }
+
+#[test]
+fn pause_annotations_on_a_behavior_that_is_not_an_object_name_the_field() {
+    let object = |behavior: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "q", "namespace": "jobs",
+                "annotations": {"autoscaling.keda.sh/paused-scale-in": "true"}},
+            "spec": {"scaleTargetRef": {"name": "q"},
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}},
+                "triggers": [{"type": "cpu", "metadata": {"value": "50"}}]}
+        })
+        .to_string()
+    };
+    for (behavior, field) in [
+        (
+            serde_json::json!(5),
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior",
+        ),
+        (
+            serde_json::json!({"scaleDown": "fast"}),
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
+        ),
+    ] {
+        let err = convert_yaml_stream(&object(behavior))
+            .into_iter()
+            .find_map(Result::err)
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(field), "{err}");
+    }
+    let converted = convert_yaml_stream(&object(serde_json::json!({})));
+    let c = converted[0].as_ref().expect("converted");
+    assert_eq!(
+        c.object["spec"]["behavior"]["scaleDown"]["selectPolicy"],
+        "Disabled"
+    );
+}

@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    LabelSelector, NodeInclusionPolicy, NodeSelectorTerm, Operator, Pod, PodAffinityTerm,
-    Requirement, Resources, SelectorOperator, Snapshot, Taint, TaintEffect, WhenUnsatisfiable,
-    labels as wk, tolerated,
+    InstanceType, LabelSelector, NodeInclusionPolicy, NodePool, NodeSelectorTerm, Operator, Pod,
+    PodAffinityTerm, Requirement, Resources, SelectorOperator, Snapshot, Taint, TaintEffect,
+    WhenUnsatisfiable, labels as wk, tolerated,
 };
-use crate::solution::{Solution, Target};
+use crate::solution::{NewClaim, Placement, Solution, Target};
 
-struct CNode {
+struct CheckedNode {
     name: String,
     labels: BTreeMap<String, String>,
     taints: Vec<Taint>,
@@ -98,95 +98,134 @@ fn add(a: &mut Resources, b: &Resources) {
 
 /// Every hard-constraint violation in the plan, in words. Empty when the plan is sound.
 pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
-    let mut bad = vec![];
-    let pools: BTreeMap<&str, &crate::model::NodePool> = snap
-        .node_pools
-        .iter()
-        .map(|p| (p.name.as_str(), p))
-        .collect();
-    let types: BTreeMap<&str, &crate::model::InstanceType> = snap
-        .instance_types
-        .iter()
-        .map(|t| (t.name.as_str(), t))
-        .collect();
-    let mut nodes: Vec<CNode> = vec![];
-    for n in &snap.nodes {
-        let mut labels = n.labels.clone();
-        labels
-            .entry(wk::HOSTNAME.into())
-            .or_insert_with(|| n.name.clone());
-        let pool = n.labels.get(wk::NODEPOOL).cloned();
-        let mut taints = n.taints.clone();
-        if n.initializing {
-            let startup = pool
-                .as_deref()
-                .and_then(|p| pools.get(p))
-                .map(|p| p.startup_taints.clone())
-                .unwrap_or_default();
-            taints.retain(|t| {
-                !startup.contains(t) && !crate::model::EPHEMERAL_TAINTS.contains(&t.key.as_str())
+    let mut checker = Checker {
+        snap,
+        sol,
+        pools: snap
+            .node_pools
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect(),
+        types: snap
+            .instance_types
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect(),
+        nodes: vec![],
+        bad: vec![],
+    };
+    checker.existing_nodes();
+    checker.in_flight_nodes();
+    let existing = checker.nodes.len();
+    for (i, claim) in sol.new_claims.iter().enumerate() {
+        checker.claim_node(i, claim);
+    }
+    let placed = checker.replay(existing);
+    checker.overcommits();
+    checker.pool_limits();
+    checker.pending_pods_accounted(&placed);
+    checker.bad
+}
+
+/// The checker's view while it replays a plan.
+struct Checker<'a> {
+    snap: &'a Snapshot,
+    sol: &'a Solution,
+    pools: BTreeMap<&'a str, &'a NodePool>,
+    types: BTreeMap<&'a str, &'a InstanceType>,
+    /// Existing nodes, then in-flight claims, then the plan's new claims, in that order.
+    nodes: Vec<CheckedNode>,
+    bad: Vec<String>,
+}
+
+impl Checker<'_> {
+    /// The snapshot's nodes, with start-up taints lifted while they initialize and cordoned
+    /// nodes refusing everything.
+    fn existing_nodes(&mut self) {
+        for n in &self.snap.nodes {
+            let mut labels = n.labels.clone();
+            labels
+                .entry(wk::HOSTNAME.into())
+                .or_insert_with(|| n.name.clone());
+            let pool = n.labels.get(wk::NODEPOOL).cloned();
+            let mut taints = n.taints.clone();
+            if n.initializing {
+                let startup = pool
+                    .as_deref()
+                    .and_then(|p| self.pools.get(p))
+                    .map(|p| p.startup_taints.clone())
+                    .unwrap_or_default();
+                taints.retain(|t| {
+                    !startup.contains(t)
+                        && !crate::model::EPHEMERAL_TAINTS.contains(&t.key.as_str())
+                });
+            }
+            self.nodes.push(CheckedNode {
+                name: n.name.clone(),
+                labels,
+                taints: if n.unschedulable {
+                    vec![Taint::new("cordoned", "", TaintEffect::NoSchedule)]
+                } else {
+                    taints
+                },
+                alloc: n.allocatable.clone(),
+                used: Resources::default(),
+                pool,
+                capacity: n.capacity.clone().unwrap_or_else(|| n.allocatable.clone()),
             });
         }
-        nodes.push(CNode {
-            name: n.name.clone(),
-            labels,
-            taints: if n.unschedulable {
-                vec![Taint::new("cordoned", "", TaintEffect::NoSchedule)]
-            } else {
-                taints
-            },
-            alloc: n.allocatable.clone(),
-            used: Resources::default(),
-            pool,
-            capacity: n.capacity.clone().unwrap_or_else(|| n.allocatable.clone()),
-        });
     }
-    for c in &snap.in_flight {
-        let (Some(p), Some(t)) = (
-            pools.get(c.node_pool.as_str()),
-            types.get(c.instance_type.as_str()),
-        ) else {
-            bad.push(format!(
-                "in-flight {} names an unknown pool or type",
-                c.name
-            ));
-            continue;
-        };
-        let mut labels = p.labels.clone();
-        for (k, v) in &t.labels {
-            labels.insert(k.clone(), v.clone());
-        }
-        labels.insert(wk::INSTANCE_TYPE.into(), t.name.clone());
-        labels.insert(wk::ZONE.into(), c.zone.clone());
-        labels.insert(wk::CAPACITY_TYPE.into(), c.capacity_type.clone());
-        labels.insert(wk::NODEPOOL.into(), p.name.clone());
-        labels.insert(wk::HOSTNAME.into(), c.name.clone());
-        for r in &p.requirements {
-            if r.operator == Operator::In && r.values.len() == 1 {
-                labels
-                    .entry(r.key.clone())
-                    .or_insert_with(|| r.values[0].clone());
+
+    /// Claims already launching, as nodes with the labels their pool and type will give them.
+    fn in_flight_nodes(&mut self) {
+        for c in &self.snap.in_flight {
+            let (Some(p), Some(t)) = (
+                self.pools.get(c.node_pool.as_str()),
+                self.types.get(c.instance_type.as_str()),
+            ) else {
+                self.bad.push(format!(
+                    "in-flight {} names an unknown pool or type",
+                    c.name
+                ));
+                continue;
+            };
+            let mut labels = p.labels.clone();
+            for (k, v) in &t.labels {
+                labels.insert(k.clone(), v.clone());
             }
+            labels.insert(wk::INSTANCE_TYPE.into(), t.name.clone());
+            labels.insert(wk::ZONE.into(), c.zone.clone());
+            labels.insert(wk::CAPACITY_TYPE.into(), c.capacity_type.clone());
+            labels.insert(wk::NODEPOOL.into(), p.name.clone());
+            labels.insert(wk::HOSTNAME.into(), c.name.clone());
+            for r in &p.requirements {
+                if r.operator == Operator::In && r.values.len() == 1 {
+                    labels
+                        .entry(r.key.clone())
+                        .or_insert_with(|| r.values[0].clone());
+                }
+            }
+            let mut alloc = t.allocatable();
+            for (k, v) in p.daemonset_overhead.iter() {
+                let cur = alloc.get(k);
+                alloc.set(k, cur - v);
+            }
+            self.nodes.push(CheckedNode {
+                name: c.name.clone(),
+                labels,
+                taints: p.taints.clone(),
+                alloc,
+                used: Resources::default(),
+                pool: Some(p.name.clone()),
+                capacity: t.capacity.clone(),
+            });
         }
-        let mut alloc = t.allocatable();
-        for (k, v) in p.daemonset_overhead.iter() {
-            let cur = alloc.get(k);
-            alloc.set(k, cur - v);
-        }
-        nodes.push(CNode {
-            name: c.name.clone(),
-            labels,
-            taints: p.taints.clone(),
-            alloc,
-            used: Resources::default(),
-            pool: Some(p.name.clone()),
-            capacity: t.capacity.clone(),
-        });
     }
-    let existing = nodes.len();
-    for (i, c) in sol.new_claims.iter().enumerate() {
-        // An unusable claim still takes its slot so indices stay aligned; nothing fits on it.
-        let placeholder = || CNode {
+
+    /// The plan's new claim `i` checked against its offering, type and pool, and added as a
+    /// node (an unusable claim still takes its slot so indices stay aligned; nothing fits on it).
+    fn claim_node(&mut self, i: usize, c: &NewClaim) {
+        let placeholder = || CheckedNode {
             name: format!("new:{}", c.name),
             labels: c.labels.clone(),
             taints: vec![],
@@ -195,40 +234,64 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
             pool: None,
             capacity: Resources::default(),
         };
-        let Some(p) = pools.get(c.node_pool.as_str()) else {
-            bad.push(format!("claim {i} uses unknown pool {}", c.node_pool));
-            nodes.push(placeholder());
-            continue;
+        let Some(p) = self.pools.get(c.node_pool.as_str()).copied() else {
+            self.bad
+                .push(format!("claim {i} uses unknown pool {}", c.node_pool));
+            self.nodes.push(placeholder());
+            return;
         };
-        let Some(t) = types.get(c.instance_type.as_str()) else {
-            bad.push(format!("claim {i} uses unknown type {}", c.instance_type));
-            nodes.push(placeholder());
-            continue;
+        let Some(t) = self.types.get(c.instance_type.as_str()).copied() else {
+            self.bad
+                .push(format!("claim {i} uses unknown type {}", c.instance_type));
+            self.nodes.push(placeholder());
+            return;
         };
+        self.claim_offering(c, t);
+        self.claim_labels(c, t, p);
+        let mut used = Resources::default();
+        add(&mut used, &p.daemonset_overhead);
+        self.nodes.push(CheckedNode {
+            name: format!("new:{}", c.name),
+            labels: c.labels.clone(),
+            taints: p.taints.clone(),
+            alloc: t.allocatable(),
+            used,
+            pool: Some(p.name.clone()),
+            capacity: t.capacity.clone(),
+        });
+    }
+
+    /// The claim's offering exists, is available and is priced as the plan says.
+    fn claim_offering(&mut self, c: &NewClaim, t: &InstanceType) {
         match t
             .offerings
             .iter()
             .find(|o| o.zone == c.zone && o.capacity_type == c.capacity_type)
         {
-            None => bad.push(format!(
+            None => self.bad.push(format!(
                 "claim {} has no offering {} {} {}",
                 c.name, t.name, c.zone, c.capacity_type
             )),
-            Some(o) if !o.available => {
-                bad.push(format!("claim {} uses an unavailable offering", c.name))
-            }
-            Some(o) if (o.price - c.price).abs() > 1e-9 => {
-                bad.push(format!("claim {} price {} != {}", c.name, c.price, o.price))
-            }
+            Some(o) if !o.available => self
+                .bad
+                .push(format!("claim {} uses an unavailable offering", c.name)),
+            Some(o) if (o.price - c.price).abs() > 1e-9 => self
+                .bad
+                .push(format!("claim {} price {} != {}", c.name, c.price, o.price)),
             Some(_) => {}
         }
+    }
+
+    /// The claim's labels match its offering, its type and its pool's template and
+    /// requirements (minValues included).
+    fn claim_labels(&mut self, c: &NewClaim, t: &InstanceType, p: &NodePool) {
         for (k, v) in [
             (wk::ZONE, &c.zone),
             (wk::CAPACITY_TYPE, &c.capacity_type),
             (wk::INSTANCE_TYPE, &c.instance_type),
         ] {
             if c.labels.get(k) != Some(v) {
-                bad.push(format!(
+                self.bad.push(format!(
                     "claim {} label {k} does not match its offering",
                     c.name
                 ));
@@ -236,7 +299,7 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
         }
         for (k, v) in &t.labels {
             if c.labels.get(k) != Some(v) {
-                bad.push(format!(
+                self.bad.push(format!(
                     "claim {} label {k} does not match its instance type",
                     c.name
                 ));
@@ -244,196 +307,225 @@ pub fn check(snap: &Snapshot, sol: &Solution) -> Vec<String> {
         }
         for r in &p.requirements {
             if !req_ok(r, &c.labels) {
-                bad.push(format!(
+                self.bad.push(format!(
                     "claim {} breaks NodePool requirement {} {:?} {:?}",
                     c.name, r.key, r.operator, r.values
                 ));
             }
-            // minValues on offering keys (zone, capacity type) is about launch flexibility the
-            // plan does not list; only instance-type labels are checked here.
-            if let Some(m) = r
-                .min_values
-                .filter(|_| r.key != wk::ZONE && r.key != wk::CAPACITY_TYPE)
-            {
-                let vals: BTreeSet<String> = c
-                    .instance_type_options
-                    .iter()
-                    .filter_map(|n| types.get(n.as_str()))
-                    .filter_map(|t| {
-                        if r.key == wk::INSTANCE_TYPE {
-                            Some(t.name.clone())
-                        } else {
-                            t.labels.get(&r.key).cloned()
-                        }
-                    })
-                    .collect();
-                if (vals.len() as u32) < m {
-                    bad.push(format!(
-                        "claim {} has {} values of {} < minValues {m}",
-                        c.name,
-                        vals.len(),
-                        r.key
-                    ));
-                }
-            }
+            self.claim_min_values(c, r);
         }
         for (k, v) in &p.labels {
             if c.labels.get(k) != Some(v) {
-                bad.push(format!("claim {} lacks template label {k}", c.name));
+                self.bad
+                    .push(format!("claim {} lacks template label {k}", c.name));
             }
         }
-        let mut alloc = t.allocatable();
-        let mut used = Resources::default();
-        add(&mut used, &p.daemonset_overhead);
-        nodes.push(CNode {
-            name: format!("new:{}", c.name),
-            labels: c.labels.clone(),
-            taints: p.taints.clone(),
-            alloc: std::mem::take(&mut alloc),
-            used,
-            pool: Some(p.name.clone()),
-            capacity: t.capacity.clone(),
-        });
     }
-    let index: BTreeMap<String, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.clone(), i))
-        .collect();
 
-    // Where every pod is, in order: bound pods first, then placements.
-    let mut at: Vec<(usize, usize)> = vec![]; // (pod index, node index)
-    for (pi, p) in snap.pods.iter().enumerate() {
-        if let Some(n) = &p.node_name
-            && let Some(&ni) = index.get(n)
-        {
-            add(&mut nodes[ni].used, &p.effective_requests());
+    /// minValues on offering keys (zone, capacity type) is about launch flexibility the plan
+    /// does not list; only instance-type labels are checked.
+    fn claim_min_values(&mut self, c: &NewClaim, r: &Requirement) {
+        let Some(m) = r
+            .min_values
+            .filter(|_| r.key != wk::ZONE && r.key != wk::CAPACITY_TYPE)
+        else {
+            return;
+        };
+        let values: BTreeSet<String> = c
+            .instance_type_options
+            .iter()
+            .filter_map(|n| self.types.get(n.as_str()))
+            .filter_map(|t| {
+                if r.key == wk::INSTANCE_TYPE {
+                    Some(t.name.clone())
+                } else {
+                    t.labels.get(&r.key).cloned()
+                }
+            })
+            .collect();
+        if (values.len() as u32) < m {
+            self.bad.push(format!(
+                "claim {} has {} values of {} < minValues {m}",
+                c.name,
+                values.len(),
+                r.key
+            ));
+        }
+    }
+
+    /// Replays bound pods, then the plan's placements in order, checking each placement where
+    /// it lands; returns the indices of the pods placed.
+    fn replay(&mut self, existing: usize) -> BTreeSet<usize> {
+        let index: BTreeMap<String, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        let mut at: Vec<(usize, usize)> = vec![]; // (pod index, node index)
+        for (pi, p) in self.snap.pods.iter().enumerate() {
+            if let Some(n) = &p.node_name
+                && let Some(&ni) = index.get(n)
+            {
+                add(&mut self.nodes[ni].used, &p.effective_requests());
+                at.push((pi, ni));
+            }
+        }
+        let by_key: BTreeMap<(&str, &str), usize> = self
+            .snap
+            .pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.namespace.as_str(), p.name.as_str()), i))
+            .collect();
+        let mut placed = BTreeSet::new();
+        for pl in &self.sol.placements {
+            let key = (pl.pod.namespace.as_str(), pl.pod.name.as_str());
+            let Some(&pi) = by_key.get(&key) else {
+                self.bad
+                    .push(format!("placement of unknown pod {}", pl.pod));
+                continue;
+            };
+            if self.snap.pods[pi].node_name.is_some() {
+                self.bad.push(format!("{} was already bound", pl.pod));
+            }
+            if !placed.insert(pi) {
+                self.bad.push(format!("{} placed twice", pl.pod));
+                continue;
+            }
+            let ni = match &pl.target {
+                Target::Node(n) => index.get(n).copied().filter(|&i| i < existing),
+                Target::NewClaim(i) => Some(existing + *i).filter(|&i| i < self.nodes.len()),
+            };
+            let Some(ni) = ni else {
+                self.bad.push(format!(
+                    "{} placed on unknown target {:?}",
+                    pl.pod, pl.target
+                ));
+                continue;
+            };
+            self.placement(pl, pi, ni, &at);
+            add(
+                &mut self.nodes[ni].used,
+                &self.snap.pods[pi].effective_requests(),
+            );
             at.push((pi, ni));
         }
+        placed
     }
-    let by_key: BTreeMap<(String, String), usize> = snap
-        .pods
-        .iter()
-        .enumerate()
-        .map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i))
-        .collect();
-    let mut placed = BTreeSet::new();
-    for pl in &sol.placements {
-        let Some(&pi) = by_key.get(&(pl.pod.namespace.clone(), pl.pod.name.clone())) else {
-            bad.push(format!("placement of unknown pod {}", pl.pod));
-            continue;
-        };
-        let p = &snap.pods[pi];
-        if p.node_name.is_some() {
-            bad.push(format!("{} was already bound", pl.pod));
-        }
-        if !placed.insert(pi) {
-            bad.push(format!("{} placed twice", pl.pod));
-            continue;
-        }
-        let ni = match &pl.target {
-            Target::Node(n) => index.get(n).copied().filter(|&i| i < existing),
-            Target::NewClaim(i) => Some(existing + *i).filter(|&i| i < nodes.len()),
-        };
-        let Some(ni) = ni else {
-            bad.push(format!(
-                "{} placed on unknown target {:?}",
-                pl.pod, pl.target
-            ));
-            continue;
-        };
+
+    /// One placement of pod `pi` on node `ni`: claim pod list, taints, affinity, host ports and
+    /// topology, given the pods placed so far (`at`).
+    fn placement(&mut self, pl: &Placement, pi: usize, ni: usize, at: &[(usize, usize)]) {
+        let p = &self.snap.pods[pi];
         if let Target::NewClaim(i) = pl.target
-            && !sol.new_claims[i].pods.contains(&pl.pod)
+            && !self.sol.new_claims[i].pods.contains(&pl.pod)
         {
-            bad.push(format!("{} missing from claim {i}'s pod list", pl.pod));
+            self.bad
+                .push(format!("{} missing from claim {i}'s pod list", pl.pod));
         }
-        let node = &nodes[ni];
+        let node = &self.nodes[ni];
         for t in &node.taints {
             if t.effect != TaintEffect::PreferNoSchedule && !tolerated(&p.tolerations, t) {
-                bad.push(format!(
+                self.bad.push(format!(
                     "{} on {} does not tolerate {}",
                     pl.pod, node.name, t
                 ));
             }
         }
         if !node_fits_pod(p, &node.labels) {
-            bad.push(format!(
+            self.bad.push(format!(
                 "{} on {}: node selector/affinity/volume zone not met",
                 pl.pod, node.name
             ));
         }
         for hp in &p.host_ports {
-            for &(qi, qn) in &at {
-                if qn == ni && snap.pods[qi].host_ports.iter().any(|q| q.conflicts(hp)) {
-                    bad.push(format!(
+            for &(qi, qn) in at {
+                if qn == ni
+                    && self.snap.pods[qi]
+                        .host_ports
+                        .iter()
+                        .any(|q| q.conflicts(hp))
+                {
+                    self.bad.push(format!(
                         "{} on {}: host port {} taken",
                         pl.pod, node.name, hp.port
                     ));
                 }
             }
         }
-        check_topology(snap, p, pi, ni, &nodes, &at, &mut bad);
-        add(&mut nodes[ni].used, &p.effective_requests());
-        at.push((pi, ni));
+        check_topology(self.snap, p, pi, ni, &self.nodes, at, &mut self.bad);
     }
-    for n in &nodes {
-        for (k, v) in n.used.iter() {
-            if v > n.alloc.get(k) {
-                bad.push(format!(
-                    "{} overcommitted on {k}: {v} > {}",
-                    n.name,
-                    n.alloc.get(k)
+
+    /// No node holds more than it can allocate.
+    fn overcommits(&mut self) {
+        for n in &self.nodes {
+            for (k, v) in n.used.iter() {
+                if v > n.alloc.get(k) {
+                    self.bad.push(format!(
+                        "{} overcommitted on {k}: {v} > {}",
+                        n.name,
+                        n.alloc.get(k)
+                    ));
+                }
+            }
+        }
+    }
+
+    /// No pool the plan adds claims to ends over its limits (a pool already over them is not
+    /// the plan's doing).
+    fn pool_limits(&mut self) {
+        for p in &self.snap.node_pools {
+            let Some(limits) = &p.limits else { continue };
+            if !self.sol.new_claims.iter().any(|c| c.node_pool == p.name) {
+                continue;
+            }
+            let mut total = Resources::default();
+            let mut count = 0;
+            for n in self
+                .nodes
+                .iter()
+                .filter(|n| n.pool.as_deref() == Some(&p.name))
+            {
+                add(&mut total, &n.capacity);
+                count += 1;
+            }
+            for (k, v) in limits.iter() {
+                let have = if k == "nodes" { count } else { total.get(k) };
+                if have > v {
+                    self.bad.push(format!(
+                        "NodePool {} over its {k} limit: {have} > {v}",
+                        p.name
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Every pending pod is either placed or explained, never both.
+    fn pending_pods_accounted(&mut self, placed: &BTreeSet<usize>) {
+        let explained: BTreeSet<(&str, &str)> = self
+            .sol
+            .unschedulable
+            .iter()
+            .map(|u| (u.pod.namespace.as_str(), u.pod.name.as_str()))
+            .collect();
+        for (pi, p) in self.snap.pods.iter().enumerate() {
+            let is_explained = explained.contains(&(p.namespace.as_str(), p.name.as_str()));
+            if p.node_name.is_none() && !placed.contains(&pi) && !is_explained {
+                self.bad.push(format!(
+                    "{}/{} neither placed nor explained",
+                    p.namespace, p.name
+                ));
+            }
+            if placed.contains(&pi) && is_explained {
+                self.bad.push(format!(
+                    "{}/{} both placed and explained",
+                    p.namespace, p.name
                 ));
             }
         }
     }
-    // NodePool limits.
-    for p in &snap.node_pools {
-        let Some(limits) = &p.limits else { continue };
-        let mut total = Resources::default();
-        let mut count = 0;
-        for n in nodes.iter().filter(|n| n.pool.as_deref() == Some(&p.name)) {
-            add(&mut total, &n.capacity);
-            count += 1;
-        }
-        // A pool already over its limits is not the plan's doing; only new NodeClaims count.
-        if !sol.new_claims.iter().any(|c| c.node_pool == p.name) {
-            continue;
-        }
-        for (k, v) in limits.iter() {
-            let have = if k == "nodes" { count } else { total.get(k) };
-            if have > v {
-                bad.push(format!(
-                    "NodePool {} over its {k} limit: {have} > {v}",
-                    p.name
-                ));
-            }
-        }
-    }
-    // Every pending pod is either placed or explained.
-    let explained: BTreeSet<(String, String)> = sol
-        .unschedulable
-        .iter()
-        .map(|u| (u.pod.namespace.clone(), u.pod.name.clone()))
-        .collect();
-    for (pi, p) in snap.pods.iter().enumerate() {
-        if p.node_name.is_none()
-            && !placed.contains(&pi)
-            && !explained.contains(&(p.namespace.clone(), p.name.clone()))
-        {
-            bad.push(format!(
-                "{}/{} neither placed nor explained",
-                p.namespace, p.name
-            ));
-        }
-        if placed.contains(&pi) && explained.contains(&(p.namespace.clone(), p.name.clone())) {
-            bad.push(format!(
-                "{}/{} both placed and explained",
-                p.namespace, p.name
-            ));
-        }
-    }
-    bad
 }
 
 fn check_topology(
@@ -441,7 +533,7 @@ fn check_topology(
     p: &Pod,
     _pi: usize,
     ni: usize,
-    nodes: &[CNode],
+    nodes: &[CheckedNode],
     at: &[(usize, usize)],
     bad: &mut Vec<String>,
 ) {

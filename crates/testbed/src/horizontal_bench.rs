@@ -463,6 +463,9 @@ fn print_report(r: &Report) {
     );
 }
 
+/// The taint (and node label) that keeps a run's pods on its own kwok nodes.
+const TAINT_KEY: &str = "bench.ballast.dev/run";
+
 async fn bench(
     args: &BenchArgs,
     client: &Client,
@@ -476,9 +479,68 @@ async fn bench(
     );
     let setup_started = Instant::now();
     let setup_deadline = setup_started + Duration::from_secs(args.setup_timeout);
+    let custom = args.target == BenchTargetKind::Custom;
+    install_crds(client, custom).await?;
+    let node_count = namespace_and_nodes(args, client, id, cleanup).await?;
+    let ns = cleanup.namespace.clone();
+    progress(format!(
+        "namespace {ns}, {node_count} kwok node(s); creating {} Deployments and HorizontalAutoscalers",
+        args.objects
+    ));
+    create_objects(args, client, &ns, id).await?;
+    progress("objects created; waiting for the pods to run");
+    let running = wait_for_pods(args, client, &ns, setup_deadline).await?;
+    let setup_seconds = setup_started.elapsed().as_secs_f64();
+    progress(format!("{running} pods running; starting the controller"));
+    let (pid, metrics_url, log) = start_controller(args, prometheus, id, cleanup)?;
+    let controller_started = Instant::now();
+    let hzas: Api<HorizontalAutoscaler> = Api::namespaced(client.clone(), &ns);
+    wait_first_sync(args, &hzas, cleanup, &log, setup_deadline).await?;
+    let first_full_sync_seconds = controller_started.elapsed().as_secs_f64();
+    progress(format!(
+        "first full sync in {first_full_sync_seconds:.1}s; measuring for {}s",
+        args.duration
+    ));
+    // Let the first wave (all objects due at once) spread out over one period before measuring.
+    tokio::time::sleep(Duration::from_secs(args.period as u64)).await;
+    let window = measure(args, pid, &metrics_url).await?;
+    let graceful = stop_controller(pid, cleanup).await?;
+    Ok(report(
+        args,
+        Setup {
+            pods: running,
+            setup_seconds,
+            first_full_sync_seconds,
+            graceful_shutdown_seconds: graceful,
+        },
+        window,
+    ))
+}
+
+/// What the set-up phase measured.
+struct Setup {
+    pods: usize,
+    setup_seconds: f64,
+    first_full_sync_seconds: f64,
+    graceful_shutdown_seconds: f64,
+}
+
+/// The measured window: the controller's metrics before and after, its CPU and memory.
+struct Window {
+    m0: BTreeMap<String, f64>,
+    m1: BTreeMap<String, f64>,
+    seconds: f64,
+    cpu_seconds: f64,
+    rss: u64,
+    rss_max: u64,
+    load_average: String,
+}
+
+/// Installs the HorizontalAutoscaler CRD (and the custom target's) and waits until established.
+async fn install_crds(client: &Client, custom: bool) -> Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut to_install = vec![HorizontalAutoscaler::crd()];
-    if args.target == BenchTargetKind::Custom {
+    if custom {
         to_install.push(custom_target_crd()?);
     }
     for crd in to_install {
@@ -501,10 +563,20 @@ async fn bench(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let custom = args.target == BenchTargetKind::Custom;
+    Ok(())
+}
 
+/// The run's namespace and, for Deployment targets, tainted kwok nodes only its pods tolerate;
+/// returns the node count.
+async fn namespace_and_nodes(
+    args: &BenchArgs,
+    client: &Client,
+    id: &str,
+    cleanup: &mut Cleanup,
+) -> Result<usize> {
+    let custom = args.target == BenchTargetKind::Custom;
     let ns = cleanup.namespace.clone();
-    let taint_key = "bench.ballast.dev/run";
+    let taint_key = TAINT_KEY;
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),
@@ -540,16 +612,18 @@ async fn bench(
             .with_context(|| format!("creating node {name}"))?;
         cleanup.nodes.push(name);
     }
-    progress(format!(
-        "namespace {ns}, {node_count} kwok node(s); creating {} Deployments and HorizontalAutoscalers",
-        args.objects
-    ));
+    Ok(node_count)
+}
 
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let hzas: Api<HorizontalAutoscaler> = Api::namespaced(client.clone(), &ns);
+/// One target (a Deployment or a BenchTarget) and one HorizontalAutoscaler per object.
+async fn create_objects(args: &BenchArgs, client: &Client, ns: &str, id: &str) -> Result<()> {
+    let custom = args.target == BenchTargetKind::Custom;
+    let taint_key = TAINT_KEY;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let hzas: Api<HorizontalAutoscaler> = Api::namespaced(client.clone(), ns);
     let custom_api: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
-        &ns,
+        ns,
         &kube::api::ApiResource {
             group: CUSTOM_GROUP.into(),
             version: "v1".into(),
@@ -613,8 +687,18 @@ async fn bench(
         .buffer_unordered(32)
         .try_collect::<Vec<()>>()
         .await?;
-    progress("objects created; waiting for the pods to run");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    Ok(())
+}
+
+/// Waits until every object's pod runs (at once for custom targets, which have none).
+async fn wait_for_pods(
+    args: &BenchArgs,
+    client: &Client,
+    ns: &str,
+    setup_deadline: Instant,
+) -> Result<usize> {
+    let custom = args.target == BenchTargetKind::Custom;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let running = loop {
         let list = pods.list(&ListParams::default()).await?;
         let running = list
@@ -635,10 +719,18 @@ async fn bench(
         progress(format!("{running}/{} pods running", args.objects));
         tokio::time::sleep(Duration::from_secs(5)).await;
     };
-    let setup_seconds = setup_started.elapsed().as_secs_f64();
-    progress(format!("{running} pods running; starting the controller"));
+    Ok(running)
+}
 
-    // The controller: the ballast binary, as a separate process, so its CPU and memory are its own.
+/// The controller: the ballast binary, as a separate process, so its CPU and memory are its
+/// own; returns its pid, metrics URL and log path.
+fn start_controller(
+    args: &BenchArgs,
+    prometheus: &str,
+    id: &str,
+    cleanup: &mut Cleanup,
+) -> Result<(u32, String, std::path::PathBuf)> {
+    let ns = cleanup.namespace.clone();
     let port = free_port()?;
     let log = std::env::temp_dir().join(format!("ballast-bench-{id}-controller.log"));
     let exe = ballast_binary(args)?;
@@ -671,13 +763,18 @@ async fn bench(
     let pid = child.id();
     cleanup.child = Some(child);
     progress(format!("controller pid {pid}, log {}", log.display()));
-    let controller_started = Instant::now();
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()?;
+    Ok((pid, metrics_url, log))
+}
 
+/// Waits until every object has a status (the controller's first full sync).
+async fn wait_first_sync(
+    args: &BenchArgs,
+    hzas: &Api<HorizontalAutoscaler>,
+    cleanup: &mut Cleanup,
+    log: &std::path::Path,
+    setup_deadline: Instant,
+) -> Result<()> {
     // First full sync: every object has a status.
     loop {
         let list = hzas.list(&ListParams::default()).await?;
@@ -700,16 +797,17 @@ async fn bench(
         progress(format!("{synced}/{} objects have a status", args.objects));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let first_full_sync_seconds = controller_started.elapsed().as_secs_f64();
-    progress(format!(
-        "first full sync in {first_full_sync_seconds:.1}s; measuring for {}s",
-        args.duration
-    ));
+    Ok(())
+}
 
-    // Let the first wave (all objects due at once) spread out over one period before measuring.
-    tokio::time::sleep(Duration::from_secs(args.period as u64)).await;
+/// Scrapes the controller's metrics and samples its CPU and RSS over the window.
+async fn measure(args: &BenchArgs, pid: u32, metrics_url: &str) -> Result<Window> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let ticks = clock_ticks();
-    let m0 = scrape(&http, &metrics_url).await?;
+    let m0 = scrape(&http, metrics_url).await?;
     let (cpu0, _) = proc_sample(pid, ticks).context("reading /proc of the controller")?;
     let t0 = Instant::now();
     let mut rss_max = 0u64;
@@ -722,7 +820,7 @@ async fn bench(
         }
     }
     let (cpu1, _) = proc_sample(pid, ticks).context("the controller exited during the measure")?;
-    let m1 = scrape(&http, &metrics_url).await?;
+    let m1 = scrape(&http, metrics_url).await?;
     let secs = t0.elapsed().as_secs_f64();
     let load_average = std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -731,7 +829,19 @@ async fn bench(
         .collect::<Vec<_>>()
         .join(" ");
 
-    // Graceful shutdown.
+    Ok(Window {
+        m0,
+        m1,
+        seconds: secs,
+        cpu_seconds: cpu1 - cpu0,
+        rss,
+        rss_max,
+        load_average,
+    })
+}
+
+/// SIGTERM, then the seconds until the controller exits (NaN past 30 s; the cleanup kills it).
+async fn stop_controller(pid: u32, cleanup: &mut Cleanup) -> Result<f64> {
     let stop = Instant::now();
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -748,21 +858,28 @@ async fn bench(
     }
     cleanup.child = cleanup.child.take().filter(|_| graceful.is_nan());
 
-    let d = |k: &str| sum(&m1, k) - sum(&m0, k);
+    Ok(graceful)
+}
+
+/// The report from the set-up figures and the window's metric deltas.
+fn report(args: &BenchArgs, setup: Setup, w: Window) -> Report {
+    let custom = args.target == BenchTargetKind::Custom;
+    let (m0, m1, secs) = (&w.m0, &w.m1, w.seconds);
+    let d = |k: &str| sum(m1, k) - sum(m0, k);
     let decisions_ok = d("ballast_horizontal_reconciles_total{outcome=\"ok\"}");
     let decisions_failed = d("ballast_horizontal_reconciles_total{outcome=\"failed\"}");
     let errors = d("ballast_horizontal_reconciles_total{outcome=\"error\"}");
     let skipped = d("ballast_horizontal_reconciles_total{outcome=\"skipped\"}");
-    let (delay_mean, delay_p99) = histogram(&m0, &m1, "ballast_horizontal_sync_delay_seconds", "");
-    let (rec_mean, rec_p99) = histogram(&m0, &m1, "ballast_horizontal_reconcile_seconds", "");
+    let (delay_mean, delay_p99) = histogram(m0, m1, "ballast_horizontal_sync_delay_seconds", "");
+    let (rec_mean, rec_p99) = histogram(m0, m1, "ballast_horizontal_reconcile_seconds", "");
     let steps = ["scale", "metrics", "decide", "rescale", "status", "events"]
         .iter()
         .map(|s| {
             (
                 s.to_string(),
                 histogram(
-                    &m0,
-                    &m1,
+                    m0,
+                    m1,
                     "ballast_horizontal_step_seconds",
                     &format!("step=\"{s}\""),
                 ),
@@ -771,13 +888,13 @@ async fn bench(
         .filter(|(_, (mean, _))| *mean > 0.0)
         .collect();
     let _ = std::io::stderr().flush();
-    Ok(Report {
+    Report {
         objects: args.objects,
         target: if custom { "BenchTarget" } else { "Deployment" }.to_owned(),
-        pods: running,
+        pods: setup.pods,
         period_seconds: args.period,
-        setup_seconds,
-        first_full_sync_seconds,
+        setup_seconds: setup.setup_seconds,
+        first_full_sync_seconds: setup.first_full_sync_seconds,
         measured_seconds: secs,
         decisions_per_second: (decisions_ok + decisions_failed + errors) / secs,
         expected_per_second: args.objects as f64 / args.period as f64,
@@ -793,12 +910,12 @@ async fn bench(
         reconcile_mean_seconds: rec_mean,
         reconcile_p99_seconds: rec_p99,
         steps,
-        cpu_cores: (cpu1 - cpu0) / secs,
-        rss_mib: rss as f64 / 1048576.0,
-        rss_max_mib: rss_max as f64 / 1048576.0,
-        load_average,
-        graceful_shutdown_seconds: graceful,
-    })
+        cpu_cores: w.cpu_seconds / secs,
+        rss_mib: w.rss as f64 / 1048576.0,
+        rss_max_mib: w.rss_max as f64 / 1048576.0,
+        load_average: w.load_average,
+        graceful_shutdown_seconds: setup.graceful_shutdown_seconds,
+    }
 }
 
 #[cfg(test)]

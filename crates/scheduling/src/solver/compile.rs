@@ -119,7 +119,7 @@ impl<'a> Solver<'a> {
         let hostname_key = keys.id(wk::HOSTNAME);
         let nodepool_key = keys.id(wk::NODEPOOL);
         let instance_type_key = keys.id(wk::INSTANCE_TYPE);
-        let mut s = Solver {
+        let mut s = Solver::start(Start {
             cluster: Compiled {
                 options: options.clone(),
                 zone_key,
@@ -137,7 +137,6 @@ impl<'a> Solver<'a> {
                 existing_count: 0,
                 namespace_labels: FxHashMap::default(),
             },
-            pod_sources: vec![],
             keys,
             vals,
             pools: vec![],
@@ -145,17 +144,7 @@ impl<'a> Solver<'a> {
             slot_ports: Cow::Owned(vec![]),
             live: vec![],
             placeable: vec![],
-            claims: vec![],
-            open_claims: BTreeSet::new(),
-            alternatives: vec![],
-            alternative_index: FxHashMap::default(),
-            groups: vec![],
-            group_ids: FxHashMap::default(),
-            pods: vec![],
-            domain_cache: FxHashMap::default(),
-            placements: vec![],
-            claim_order: ClaimOrder::default(),
-        };
+        });
         s.prepare_types(snap, instance_type_key)?;
         s.prepare_pools(snap)?;
         s.prepare_slots(snap)?;

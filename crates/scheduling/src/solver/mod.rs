@@ -61,6 +61,7 @@ use pending::*;
 use placement::*;
 pub(crate) use resources::*;
 pub(crate) use state::Solver;
+use state::Start;
 use topology::*;
 
 pub(crate) const DIMS: usize = 12;

@@ -386,9 +386,8 @@ impl Base {
                 }
             }
         }
-        let mut s = Solver {
+        let mut s = Solver::start(Start {
             cluster: b.cluster.borrowed(),
-            pod_sources: vec![],
             keys: Interner::layered(&b.keys),
             vals: Interner::layered(&b.vals),
             pools: b.pools.clone(),
@@ -398,17 +397,7 @@ impl Base {
                 .filter(|&s| !gone[s])
                 .collect(),
             placeable: b.placeable.iter().copied().filter(|&s| !gone[s]).collect(),
-            claims: vec![],
-            open_claims: BTreeSet::new(),
-            alternatives: vec![],
-            alternative_index: FxHashMap::default(),
-            groups: vec![],
-            group_ids: FxHashMap::default(),
-            pods: vec![],
-            domain_cache: FxHashMap::default(),
-            placements: vec![],
-            claim_order: ClaimOrder::default(),
-        };
+        });
         for slot in (0..b.cluster.existing_count).filter(|&s| gone[s]) {
             if let Some((p, cap)) = &self.slot_pool[slot] {
                 let pool = &mut s.pools[*p];

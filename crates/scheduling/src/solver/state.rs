@@ -55,3 +55,43 @@ pub(crate) struct Solver<'a> {
     /// The order in which this solve's open NodeClaims are tried.
     pub(crate) claim_order: ClaimOrder,
 }
+
+/// What a solve starts from; every other part of a [`Solver`] (pods, claims, groups,
+/// alternatives, caches, placements) starts empty and is listed once, in [`Solver::start`].
+pub(super) struct Start<'a> {
+    pub(super) cluster: Compiled<'a>,
+    pub(super) keys: Interner<'a>,
+    pub(super) vals: Interner<'a>,
+    pub(super) pools: Vec<CompiledPool>,
+    pub(super) slot_used: Cow<'a, [ResourceVector]>,
+    pub(super) slot_ports: Cow<'a, [Vec<HostPort>]>,
+    pub(super) live: Vec<usize>,
+    pub(super) placeable: Vec<usize>,
+}
+
+impl<'a> Solver<'a> {
+    /// A solve with nothing placed yet, over `start`.
+    pub(super) fn start(start: Start<'a>) -> Solver<'a> {
+        Solver {
+            cluster: start.cluster,
+            pod_sources: vec![],
+            keys: start.keys,
+            vals: start.vals,
+            pools: start.pools,
+            slot_used: start.slot_used,
+            slot_ports: start.slot_ports,
+            live: start.live,
+            placeable: start.placeable,
+            claims: vec![],
+            open_claims: BTreeSet::new(),
+            alternatives: vec![],
+            alternative_index: FxHashMap::default(),
+            groups: vec![],
+            group_ids: FxHashMap::default(),
+            pods: vec![],
+            domain_cache: FxHashMap::default(),
+            placements: vec![],
+            claim_order: ClaimOrder::default(),
+        }
+    }
+}

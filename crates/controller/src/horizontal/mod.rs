@@ -47,6 +47,7 @@ pub mod capture;
 pub mod error;
 pub mod label_index;
 pub mod metrics;
+pub mod native;
 pub mod patch;
 pub mod pods;
 mod vertical;

@@ -1,0 +1,3 @@
+//! Native `autoscaling/v2` HorizontalPodAutoscaler objects (`--native-hpa`).
+
+pub mod status;

@@ -39,6 +39,10 @@
 //! once: its next decision follows the first item within a poll interval instead of a sync
 //! period.
 //!
+//! With [`Config::native_hpa`], `autoscaling/v2` HorizontalPodAutoscalers are reconciled by the
+//! same path in a second context of kind `Native` ([`native`]): status in upstream's shape, the
+//! history in an annotation, the selector index shared with ours.
+//!
 //! [`capture`] builds the snapshot of steps 1–3 for one object with direct reads instead of the
 //! caches, and decides nothing (`ballast explain horizontal --live`).
 

@@ -310,6 +310,8 @@ async fn hpa_scales_up_and_down_with_upstreams_status() -> Result<()> {
         eprintln!("---- kubectl describe hpa (at maxReplicas)\n{text}");
     }
 
+    ns.wait_deployment_ready("web", 6, Duration::from_secs(90))
+        .await?;
     // Low CPU: back to minReplicas once metrics-server reports it and the 5 s window passed.
     set_usage_of_pods(&bed.client(), ns.name(), "app=web", LOW_CPU, MEMORY).await?;
     wait_replicas(&ns, 2, Duration::from_secs(120)).await?;
@@ -364,6 +366,9 @@ async fn restart_keeps_stabilization_in_the_annotation() -> Result<()> {
     .await?;
     let first = start_controller(&bed, &ns)?;
     wait_replicas(&ns, 4, Duration::from_secs(180)).await?;
+    // Every pod exists before the usage is lowered (a pod created after starts high).
+    ns.wait_deployment_ready("web", 4, Duration::from_secs(90))
+        .await?;
 
     // Low CPU: every recommendation from the first low reading on is 1, held by the window.
     set_usage_of_pods(&bed.client(), ns.name(), "app=web", LOW_CPU, MEMORY).await?;

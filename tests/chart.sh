@@ -85,6 +85,9 @@ grep -q 'replicas would all write' "$WORK/refused.txt" || { cat "$WORK/refused.t
 "$HELM" template ballast "$CHART" --set leaderElection.enabled=false --set horizontal.replicas=1 \
   --set nodes.replicas=1 --set vertical.replicas=1 | grep -q 'type: Recreate' || die "no Recreate without leader election"
 # kubeconform fails on a kind it has no schema for (no -ignore-missing-schemas). What was rendered:
+# Native HPAs only with horizontal.nativeHpa: the flag and the rules come together.
+! grep -q 'horizontalpodautoscalers\|--native-hpa' "$WORK/default.yaml" || die "native HPA access without horizontal.nativeHpa"
+grep -q -- '--native-hpa' "$WORK/all.yaml" || die "horizontal.nativeHpa rendered no --native-hpa"
 grep -h '^kind: ' "$WORK/all.yaml" | sort | uniq -c | sed 's/^/    rendered: /' >&2
 
 log "kubectl apply --server-side --dry-run=server into namespace $NS"
@@ -163,6 +166,11 @@ can horizontal yes get external.metrics.k8s.io queue_length default
 can horizontal yes get core secrets "$SECRETS_NS"
 can horizontal yes create events.k8s.io events default
 can horizontal yes watch autoscaling.ballast.dev verticalautoscalers default
+can horizontal yes watch autoscaling horizontalpodautoscalers default
+can horizontal yes patch autoscaling horizontalpodautoscalers/status default
+can horizontal no patch autoscaling horizontalpodautoscalers default
+can horizontal no update autoscaling horizontalpodautoscalers/status default
+can horizontal no delete autoscaling horizontalpodautoscalers default
 can horizontal no patch autoscaling.ballast.dev verticalautoscalers/status default
 can horizontal no get core secrets default
 can horizontal no list core secrets "$SECRETS_NS"

@@ -95,6 +95,16 @@ pub struct HorizontalFlags {
     /// 0 turns the poll off: objects at zero then wake at their next sync.
     #[arg(long, value_name = "MS", default_value_t = 250)]
     pub activation_poll: u64,
+    /// Also reconcile `autoscaling/v2` HorizontalPodAutoscaler objects in place, as
+    /// kube-controller-manager's HPA controller does (turn that controller off:
+    /// `--controllers=*,-horizontal-pod-autoscaler-controller`). Upstream's status, conditions
+    /// and events; the stabilization history kept in an annotation.
+    #[arg(long)]
+    pub native_hpa: bool,
+    /// Seconds between two decisions of one native HPA (upstream's
+    /// `--horizontal-pod-autoscaler-sync-period`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    pub native_hpa_sync_period: u64,
     /// Threads of the async runtime. The work is I/O: one thread keeps 2,000 objects on a 15 s
     /// period with 0.08 core where two threads took 0.12 (cross-thread wake-ups).
     #[arg(long, default_value_t = 1)]
@@ -113,6 +123,9 @@ impl HorizontalFlags {
             concurrency: self.concurrency,
             max_backoff: Duration::from_secs(self.max_backoff),
             activation_poll: Duration::from_millis(self.activation_poll),
+            native_hpa: self
+                .native_hpa
+                .then(|| Duration::from_secs(self.native_hpa_sync_period.clamp(1, 3600))),
             ..Default::default()
         }
     }

@@ -14,12 +14,35 @@ use serde_json::{Value, json};
 pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertError> {
     let mut notes = Vec::new();
     let metadata = carry_metadata(source, true, &mut notes);
-    let mut spec = source.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let spec = source.get("spec").cloned().unwrap_or_else(|| json!({}));
     let api_version = source
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let typed = hpa_spec(&spec, api_version, label, &mut notes)?;
+    Ok(Converted {
+        source: label.to_string(),
+        object: object(
+            "autoscaling.ballast.dev/v1",
+            "HorizontalAutoscaler",
+            metadata,
+            to_value(&typed),
+        ),
+        notes,
+    })
+}
 
+/// The `HorizontalAutoscaler` spec of a HorizontalPodAutoscaler's `spec` (given as JSON) of
+/// `api_version` (`autoscaling/v2`, `v2beta2` or `v1`), the one mapping `convert` and the native
+/// HPA reconciler share. `label` names the object in errors (`HorizontalPodAutoscaler ns/name`);
+/// `notes` gets what was changed on the way. A field our spec does not hold is an error naming it.
+pub fn hpa_spec(
+    spec: &Value,
+    api_version: &str,
+    label: &str,
+    notes: &mut Vec<Note>,
+) -> Result<HorizontalAutoscalerSpec, ConvertError> {
+    let mut spec = spec.clone();
     if api_version == "autoscaling/v1"
         && let Some(map) = spec.as_object_mut()
         && let Some(pct) = map.remove("targetCPUUtilizationPercentage")
@@ -48,14 +71,5 @@ pub(super) fn convert(source: &Value, label: &str) -> Result<Converted, ConvertE
             message: format!("unknown field: not part of {api_version} HorizontalPodAutoscaler"),
         });
     }
-    Ok(Converted {
-        source: label.to_string(),
-        object: object(
-            "autoscaling.ballast.dev/v1",
-            "HorizontalAutoscaler",
-            metadata,
-            carried,
-        ),
-        notes,
-    })
+    Ok(typed)
 }

@@ -6,6 +6,7 @@
 //! in). Nothing is dropped silently.
 
 mod hpa;
+pub use hpa::hpa_spec;
 mod karpenter;
 mod keda;
 mod keda_auth;

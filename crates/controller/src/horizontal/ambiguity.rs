@@ -8,6 +8,10 @@
 //! every autoscaler of that namespace not registered yet (one scale read each, once per process),
 //! and a scale read that fails (an API server restart) keeps the selector last read instead of
 //! forgetting it. An autoscaler leaves the index only when it is deleted ([`Selectors::forget`]).
+//!
+//! With `--native-hpa` one index holds both kinds ([`Kind::index_name`]: an HPA's name carries
+//! its kind), so a `HorizontalAutoscaler` and an HPA on the same target each see the other
+//! (`AmbiguousSelector` on both, neither scales), as two HPAs do upstream.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -102,14 +106,15 @@ impl Selectors {
             .contains(&format!("{ns}/{name}"))
     }
 
-    /// Registers every autoscaler of `ns` in `objects` (once it holds the full list) that is not
-    /// registered yet, besides `name` (the one being decided, which registers itself), reading
-    /// their targets' scales.
+    /// Registers every autoscaler of `ns` in `objects` (of `kind`, once it holds the full list)
+    /// that is not registered yet, besides `name` (the index name of the one being decided, which
+    /// registers itself), reading their targets' scales.
     pub(super) async fn complete(
         &self,
         ns: &str,
         name: &str,
         objects: &Store<HorizontalAutoscaler>,
+        kind: Kind,
         targets: &Targets,
     ) {
         let missing = |objects: &Store<HorizontalAutoscaler>| -> Vec<Arc<HorizontalAutoscaler>> {
@@ -119,7 +124,7 @@ impl Selectors {
                 .filter(|h| h.namespace().as_deref() == Some(ns))
                 .filter(|h| h.metadata.deletion_timestamp.is_none())
                 .filter(|h| {
-                    let n = h.name_any();
+                    let n = kind.index_name(&h.name_any());
                     n != name && !self.is_registered(ns, &n)
                 })
                 .collect()
@@ -131,7 +136,7 @@ impl Selectors {
         futures::stream::iter(missing(objects))
             .for_each_concurrent(COMPLETE_CONCURRENCY, |h| async move {
                 let read = targets.read(ns, &h.spec.scale_target_ref).await;
-                self.record(ns, &h.name_any(), &read);
+                self.record(ns, &kind.index_name(&h.name_any()), &read);
             })
             .await;
     }
@@ -196,6 +201,74 @@ impl Selectors {
     }
 }
 
+/// Which objects a reconciler decides: `HorizontalAutoscaler`s, or native HPAs read as them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Own,
+    Native,
+}
+
+/// What an HPA's index name adds to its name (no object name holds a space).
+const NATIVE_SUFFIX: &str = " (HorizontalPodAutoscaler)";
+
+impl Kind {
+    /// The other kind.
+    pub(super) fn other(self) -> Kind {
+        match self {
+            Kind::Own => Kind::Native,
+            Kind::Native => Kind::Own,
+        }
+    }
+
+    /// An object's name in the selector index: ours as it is, an HPA's with its kind, so the
+    /// two kinds never share an entry and the conflict message says which is which.
+    pub(super) fn index_name(self, name: &str) -> String {
+        match self {
+            Kind::Own => name.to_owned(),
+            Kind::Native => format!("{name}{NATIVE_SUFFIX}"),
+        }
+    }
+
+    /// The other autoscalers (`ns/index name`) as the object of this kind names them: an HPA
+    /// names a `HorizontalAutoscaler` by its kind too (their names may be the same).
+    pub(super) fn describe(self, others: Vec<String>) -> Vec<String> {
+        match self {
+            Kind::Own => others,
+            Kind::Native => others
+                .into_iter()
+                .map(|o| {
+                    if o.ends_with(NATIVE_SUFFIX) {
+                        o
+                    } else {
+                        format!("{o} (HorizontalAutoscaler)")
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The name of the housekeeping heartbeat of this kind's reconciler.
+    pub(super) fn housekeeping(self) -> &'static str {
+        match self {
+            Kind::Own => "housekeeping",
+            Kind::Native => "housekeeping-native-hpa",
+        }
+    }
+
+    /// The object events name: the HPA itself for a native one.
+    pub(super) fn reference(
+        self,
+        object: &HorizontalAutoscaler,
+    ) -> k8s_openapi::api::core::v1::ObjectReference {
+        let mut reference = kube::Resource::object_ref(object, &());
+        if self == Kind::Native {
+            reference.api_version = Some("autoscaling/v2".into());
+            reference.kind = Some("HorizontalPodAutoscaler".into());
+        }
+        reference
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +302,29 @@ mod tests {
         assert!(s.others_selecting("ns", "web", &canary).is_empty());
         s.set("ns", "everything", None);
         assert!(s.others_selecting("ns", "api", &front).is_empty());
+    }
+
+    /// An HPA and a HorizontalAutoscaler of one name on one target: two entries, each sees the
+    /// other, named by kind.
+    #[test]
+    fn both_kinds_of_one_name_see_each_other() {
+        let pod = Arc::new(IndexedPod {
+            labels: [("app".to_string(), "web".to_string())].into(),
+            snapshot: Default::default(),
+        });
+        let s = Selectors::default();
+        let sel = || Some(Arc::new(Selector::parse("app=web").unwrap()));
+        let hpa = Kind::Native.index_name("web");
+        s.set("ns", "web", sel());
+        s.set("ns", &hpa, sel());
+        let pods = [pod];
+        assert_eq!(
+            s.others_selecting("ns", "web", &pods),
+            ["ns/web (HorizontalPodAutoscaler)"]
+        );
+        assert_eq!(
+            Kind::Native.describe(s.others_selecting("ns", &hpa, &pods)),
+            ["ns/web (HorizontalAutoscaler)"]
+        );
     }
 }

@@ -39,6 +39,10 @@
 //! once: its next decision follows the first item within a poll interval instead of a sync
 //! period.
 //!
+//! With [`Config::native_hpa`], `autoscaling/v2` HorizontalPodAutoscalers are reconciled by the
+//! same path in a second context of kind `Native` ([`native`]): status in upstream's shape, the
+//! history in an annotation, the selector index shared with ours.
+//!
 //! [`capture`] builds the snapshot of steps 1–3 for one object with direct reads instead of the
 //! caches, and decides nothing (`ballast explain horizontal --live`).
 
@@ -47,16 +51,17 @@ pub mod capture;
 pub mod error;
 pub mod label_index;
 pub mod metrics;
+pub mod native;
 pub mod patch;
 pub mod pods;
+mod schedule;
 mod vertical;
 mod wake;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
@@ -81,12 +86,13 @@ use crate::events;
 use crate::health::Heartbeats;
 use crate::leader::Leadership;
 use crate::scale::{self as target, Targets};
-use ambiguity::Selectors;
+use ambiguity::{Kind, Selectors};
 use ballast_horizontal::selector::Selector;
 pub use capture::capture;
 pub use error::Error;
 pub use metrics::Metrics;
 use pods::PodIndex;
+use schedule::{Memo, ObjectState, Schedule};
 
 /// Name the controller reports in events and uses as field manager.
 pub const CONTROLLER_NAME: &str = "ballast-horizontal";
@@ -120,6 +126,9 @@ pub struct Config {
     /// between syncs ([`wake`]; an object's `spec.activationPollMilliseconds` overrides it).
     /// Zero turns the poll off.
     pub activation_poll: Duration,
+    /// Also reconcile `autoscaling/v2` HorizontalPodAutoscalers in place, each every this period
+    /// (`--native-hpa`; the HPA has no sync period of its own) — [`native`]. Off when `None`.
+    pub native_hpa: Option<Duration>,
 }
 
 impl Default for Config {
@@ -134,84 +143,16 @@ impl Default for Config {
             clock: Clock::system(),
             leadership: Leadership::always(),
             activation_poll: DEFAULT_ACTIVATION_POLL,
+            native_hpa: None,
         }
-    }
-}
-
-// ---- per-object schedule --------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct ObjectState {
-    uid: String,
-    generation: Option<i64>,
-    /// When the next decision is due.
-    due: Instant,
-    /// Consecutive failed decisions (backoff exponent).
-    failures: u32,
-    /// The status as last written and as last decided ([`persist`]).
-    memo: Option<Memo>,
-}
-
-/// What this process knows of an object's status beyond its watch: the last decided status
-/// (with the history that was not written because only time moved) and the status as written.
-#[derive(Clone, Debug)]
-struct Memo {
-    written: Option<Arc<HorizontalAutoscalerStatus>>,
-    decided: Arc<HorizontalAutoscalerStatus>,
-}
-
-const SHARDS: usize = 32;
-
-/// `namespace/name` → schedule, in independently locked shards.
-struct Schedule {
-    shards: Vec<Mutex<HashMap<String, ObjectState>>>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl Schedule {
-    fn new() -> Self {
-        Schedule {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: Default::default(),
-        }
-    }
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, ObjectState>> {
-        self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-    fn get(&self, key: &str) -> Option<ObjectState> {
-        self.shard(key).get(key).cloned()
-    }
-    fn set(&self, key: &str, state: ObjectState) {
-        self.shard(key).insert(key.to_owned(), state);
-    }
-    /// Makes `key` due now (the activation poll saw work for it).
-    fn make_due(&self, key: &str) {
-        if let Some(s) = self.shard(key).get_mut(key) {
-            s.due = Instant::now();
-        }
-    }
-    fn remove(&self, key: &str) {
-        self.shard(key).remove(key);
-    }
-    fn keys(&self) -> Vec<String> {
-        self.shards
-            .iter()
-            .flat_map(|s| {
-                s.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .collect()
     }
 }
 
 // ---- the controller -------------------------------------------------------------------------
 
 struct Context {
+    /// Which objects this context decides (its own kind, or native HPAs read as ours).
+    kind: Kind,
     client: Client,
     config: Config,
     targets: Targets,
@@ -221,7 +162,10 @@ struct Context {
     schedule: Schedule,
     /// Objects at rest, for the activation poll.
     resting: wake::Resting,
-    selectors: Selectors,
+    /// Shared by both kinds, so an HPA and a `HorizontalAutoscaler` on one target see each other.
+    selectors: Arc<Selectors>,
+    /// The objects of the other kind (set once both run), completed into the selectors too.
+    peers: std::sync::OnceLock<Store<HorizontalAutoscaler>>,
     /// Every autoscaler watched (set once the controller runs): the ambiguity index is completed
     /// from it before a decision is taken.
     objects: std::sync::OnceLock<Store<HorizontalAutoscaler>>,
@@ -259,6 +203,8 @@ const HOUSEKEEPING_LIMIT: Duration = Duration::from_secs(60);
 /// The horizontal reconciler, ready to run.
 pub struct HorizontalController {
     ctx: Arc<Context>,
+    /// The native HPA reconciler, with `Config::native_hpa`.
+    native: Option<Arc<Context>>,
     health: Health,
 }
 
@@ -272,6 +218,7 @@ impl HorizontalController {
         let source = MetricSource::new(client.clone(), config.metrics.clone())
             .map_err(Error::MetricReaders)?;
         let ctx = Context {
+            kind: Kind::Own,
             targets: Targets::new(client.clone()),
             pods: Arc::new(PodIndex::default()),
             source,
@@ -283,7 +230,8 @@ impl HorizontalController {
             ),
             schedule: Schedule::new(),
             resting: wake::Resting::default(),
-            selectors: Selectors::default(),
+            selectors: Arc::new(Selectors::default()),
+            peers: std::sync::OnceLock::new(),
             objects: std::sync::OnceLock::new(),
             verticals: std::sync::OnceLock::new(),
             permits: tokio::sync::Semaphore::new(usize::from(config.concurrency.max(1))),
@@ -291,8 +239,13 @@ impl HorizontalController {
             client,
             config,
         };
+        let native = ctx
+            .config
+            .native_hpa
+            .map(|_| Arc::new(native::context_beside(&ctx)));
         Ok(HorizontalController {
             ctx: Arc::new(ctx),
+            native,
             health: Health::default(),
         })
     }
@@ -324,11 +277,15 @@ impl HorizontalController {
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let closing = ctx.clone();
+        let closing_native = self.native.clone();
         let stopper = tokio::spawn(async move {
             shutdown.await;
             // Objects still waiting for a turn give it up: graceful shutdown only waits for the
             // decisions already running.
             closing.permits.close();
+            if let Some(n) = closing_native {
+                n.permits.close();
+            }
             let _ = stop_tx.send(true);
         });
         let stopped = move || {
@@ -361,62 +318,91 @@ impl HorizontalController {
             .modify(trim)
             .reflect(writer)
             .applied_objects();
-        let controller = Controller::for_stream(objects, store).with_config(
-            // No limit here: every due object gets its turn at `ctx.permits`, first come first served.
-            kube::runtime::controller::Config::default().concurrency(0),
-        );
-        let store = controller.store();
         let _ = ctx.objects.set(store.clone());
         let health = self.health.clone();
-        let housekeeping = tokio::spawn(housekeeping(
-            ctx.clone(),
-            store,
-            health.heartbeats.clone(),
-            stopped(),
-        ));
-        // A standby's reconciles return at once; the moment it leads, every object is reconciled.
-        let (lead_tx, lead_rx) = futures::channel::mpsc::unbounded::<()>();
-        let leadership = ctx.config.leadership.clone();
-        let promoted = tokio::spawn(async move {
-            if !leadership.is_leading() {
-                leadership.wait_leading().await;
-                tracing::info!("leading: reconciling every autoscaler");
-                let _ = lead_tx.unbounded_send(());
-            }
-        });
-        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
-        let controller = controller.reconcile_all_on(lead_rx).reconcile_on(wake_rx);
-        let poll = tokio::spawn(wake::run(
-            ctx.clone(),
-            controller.store(),
-            wake_tx,
-            stopped(),
-        ));
-
         health.ready.store(true, Ordering::Release);
         tracing::info!(pods = ctx.pods.len(), "pod index synced; reconciling");
-        controller
-            .graceful_shutdown_on(stopped())
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|res| async move {
-                match res {
-                    Ok(_) => {}
-                    // Deleted objects still queued, watch hiccups: the controller recovers.
-                    Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
-                    Err(e) => tracing::debug!(error = %e, "controller stream"),
+        match self.native {
+            Some(native) => {
+                let (native_store, native_objects) = native::watch(&native);
+                if let Some(v) = ctx.verticals.get() {
+                    let _ = native.verticals.set(v.clone());
                 }
-            })
-            .await;
+                let _ = ctx.peers.set(native_store.clone());
+                let _ = native.peers.set(store.clone());
+                let _ = native.objects.set(native_store.clone());
+                futures::join!(
+                    drive(ctx.clone(), objects, store, &health, stopped.clone()),
+                    drive(native, native_objects, native_store, &health, stopped),
+                );
+            }
+            None => drive(ctx.clone(), objects, store, &health, stopped).await,
+        }
         health.ready.store(false, Ordering::Release);
         pod_task.abort();
         vertical_task.abort();
-        promoted.abort();
-        poll.abort();
-        housekeeping.abort();
         stopper.abort();
         tracing::info!("horizontal reconciler stopped");
         Ok(())
     }
+}
+
+/// Runs one kind's controller on its watch stream until `stopped` resolves: the reconciles, the
+/// housekeeping, the promotion to leader and the activation poll.
+async fn drive<S, F, Fut>(
+    ctx: Arc<Context>,
+    objects: S,
+    store: Store<HorizontalAutoscaler>,
+    health: &Health,
+    stopped: F,
+) where
+    S: futures::Stream<Item = Result<HorizontalAutoscaler, watcher::Error>> + Send + 'static,
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + Sync + 'static,
+{
+    let controller = Controller::for_stream(objects, store.clone()).with_config(
+        // No limit here: every due object gets its turn at `ctx.permits`, first come first served.
+        kube::runtime::controller::Config::default().concurrency(0),
+    );
+    let housekeeping = tokio::spawn(housekeeping(
+        ctx.clone(),
+        store,
+        health.heartbeats.clone(),
+        stopped(),
+    ));
+    // A standby's reconciles return at once; the moment it leads, every object is reconciled.
+    let (lead_tx, lead_rx) = futures::channel::mpsc::unbounded::<()>();
+    let leadership = ctx.config.leadership.clone();
+    let promoted = tokio::spawn(async move {
+        if !leadership.is_leading() {
+            leadership.wait_leading().await;
+            tracing::info!("leading: reconciling every autoscaler");
+            let _ = lead_tx.unbounded_send(());
+        }
+    });
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    let controller = controller.reconcile_all_on(lead_rx).reconcile_on(wake_rx);
+    let poll = tokio::spawn(wake::run(
+        ctx.clone(),
+        controller.store(),
+        wake_tx,
+        stopped(),
+    ));
+    controller
+        .graceful_shutdown_on(stopped())
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok(_) => {}
+                // Deleted objects still queued, watch hiccups: the controller recovers.
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) => {}
+                Err(e) => tracing::debug!(error = %e, "controller stream"),
+            }
+        })
+        .await;
+    promoted.abort();
+    poll.abort();
+    housekeeping.abort();
 }
 
 /// What the store need not keep of an autoscaler.
@@ -436,7 +422,7 @@ async fn housekeeping(
 ) {
     let mut stopped = std::pin::pin!(stopped);
     loop {
-        heartbeats.beat("housekeeping", HOUSEKEEPING_LIMIT);
+        heartbeats.beat(ctx.kind.housekeeping(), HOUSEKEEPING_LIMIT);
         tokio::select! {
             _ = &mut stopped => return,
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
@@ -448,10 +434,12 @@ async fn housekeeping(
             if store.get(&ObjectRef::new(name).within(ns)).is_none() {
                 ctx.schedule.remove(&key);
                 ctx.resting.forget(&key);
-                ctx.selectors.forget(ns, name);
+                ctx.selectors.forget(ns, &ctx.kind.index_name(name));
             }
         }
-        ctx.metrics.objects.set(store.state().len() as i64);
+        if ctx.kind == Kind::Own {
+            ctx.metrics.objects.set(store.state().len() as i64);
+        }
         ctx.metrics.pods.set(ctx.pods.len() as i64);
     }
 }
@@ -649,20 +637,26 @@ async fn decide_and_apply_from(
     let mut pods = Vec::new();
     let mut others = Vec::new();
     let mut readings = Vec::new();
-    // No decision before the index knows every autoscaler of the namespace.
-    if let Some(objects) = ctx.objects.get() {
-        ctx.selectors
-            .complete(ns, name, objects, &ctx.targets)
-            .await;
+    // No decision before the index knows every autoscaler of the namespace (of both kinds).
+    let me = ctx.kind.index_name(name);
+    for (objects, kind) in [
+        (ctx.objects.get(), ctx.kind),
+        (ctx.peers.get(), ctx.kind.other()),
+    ] {
+        if let Some(objects) = objects {
+            (ctx.selectors.complete(ns, &me, objects, kind, &ctx.targets)).await;
+        }
     }
-    ctx.selectors.record(ns, name, &read);
+    ctx.selectors.record(ns, &me, &read);
     if read.scale.error.is_none()
         && !read.scale.selector.trim().is_empty()
         && let Ok(sel) = Selector::parse(&read.scale.selector)
     {
         let sel = Arc::new(sel);
         let selected = ctx.pods.select(ns, &sel);
-        others = ctx.selectors.others_selecting(ns, name, &selected);
+        others = ctx
+            .kind
+            .describe(ctx.selectors.others_selecting(ns, &me, &selected));
         pods = selected.iter().map(|p| p.snapshot.clone()).collect();
         if others.is_empty() {
             let t = Instant::now();
@@ -728,7 +722,10 @@ async fn decide_and_apply_from(
         .and_then(|v| vertical::mark(&mut decision, hza, v, now));
     // Status before events: the history must be stored even if an event cannot be.
     let t = Instant::now();
-    let status_result = write_status(written, ns, name, &decision, ctx).await;
+    let status_result = match ctx.kind {
+        Kind::Own => write_status(written, ns, name, &decision, ctx).await,
+        Kind::Native => native::write_status(written, ns, name, &decision, ctx).await,
+    };
     ctx.metrics.step("status", t);
     if !decision.events.is_empty() {
         let t = Instant::now();
@@ -806,7 +803,7 @@ async fn publish(
         note,
         action: event_action(reason),
     };
-    match ctx.recorder.publish(&ev, &hza.object_ref(&())).await {
+    match ctx.recorder.publish(&ev, &ctx.kind.reference(hza)).await {
         Ok(()) => {
             ctx.metrics
                 .events

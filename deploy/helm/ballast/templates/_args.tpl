@@ -5,6 +5,9 @@
 - --metrics-addr=0.0.0.0:{{ $v.metricsPort }}
 - --metrics-bind-any
 - --activation-poll={{ $v.activationPollMilliseconds | int }}
+{{- if $v.nativeHpa }}
+- --native-hpa
+{{- end }}
 {{- with $v.prometheusUrl }}
 - {{ printf "--prometheus-url=%s" . | quote }}
 {{- end }}

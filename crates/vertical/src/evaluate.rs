@@ -178,7 +178,8 @@ pub fn replay(
     Ok(tally)
 }
 
-fn slack(target: f64, usage: f64) -> f64 {
+/// Relative slack of one sample: `max(0, target − usage) ÷ target`, 0 for a target of 0.
+pub(crate) fn slack(target: f64, usage: f64) -> f64 {
     if target <= 0.0 {
         return 0.0;
     }

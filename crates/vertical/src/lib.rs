@@ -19,7 +19,8 @@
 //! - [`coordination`]: when a horizontal autoscaler on the same target fights the requests, and
 //!   which requests are then held;
 //! - [`status`]: the object's status (recommendation, conditions) and events after a pass;
-//! - [`series`] and [`evaluate`]: replaying usage traces to measure the estimators.
+//! - [`series`] and [`evaluate`]: replaying usage traces to measure the estimators;
+//! - [`frontier`]: what simple rules and a perfect estimator reach on the same traces.
 
 pub mod adaptive;
 pub mod aggregate;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod estimate;
 pub mod evaluate;
 pub mod explain;
+pub mod frontier;
 pub mod histogram;
 pub mod policy;
 pub mod recommend;

@@ -20,6 +20,11 @@
 //! printed). One test at a time ([`ballast_testbed::faults::serial`]): the recovery times are
 //! the figures of docs/nodes.md.
 
+// `faults::serial()` is a std lock held for a whole test on purpose: each test has a runtime of
+// its own, and the lock keeps the others (on other threads) from running beside it, so that the
+// recovery times are those of one scenario.
+#![allow(clippy::await_holding_lock)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

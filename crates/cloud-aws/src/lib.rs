@@ -17,7 +17,9 @@
 //! - Delete: `TerminateInstances`; an instance that is gone is [`CloudError::NotFound`].
 //!   Provider IDs are `aws:///<zone>/<instance-id>`.
 //! - Every call is retried on throttling and transient errors with bounded backoff ([`retry`]);
-//!   when the attempts run out, throttling surfaces as [`CloudError::Throttled`].
+//!   when the attempts run out, throttling surfaces as [`CloudError::Throttled`]. A CreateFleet
+//!   that failed in a way that may hide a launch (timeout, connection lost, 5xx) is not sent
+//!   again when an instance tagged for the NodeClaim is found: that instance is adopted.
 //!
 //! The HTTPS client is rustls with ring, built here; no `aws-config`: the region, the endpoint
 //! (`--aws-endpoint`, e.g. moto on the test bed) and static credentials are given by the caller.
@@ -53,7 +55,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::catalog::{CatalogInputs, Ec2Type, SpotRecord};
 use crate::nodeclass::{Ami, Resolved, Subnet};
-use crate::retry::{ApiError, RetryOptions, call};
+use crate::retry::{ApiError, Once, RetryOptions, call, call_once};
 
 /// Provider IDs look like `aws:///<zone>/<instance-id>`.
 pub const PROVIDER_ID_PREFIX: &str = "aws:///";
@@ -834,7 +836,23 @@ impl AwsProvider {
                     .build(),
             )
         };
-        let out = call(&self.opts.retry, "CreateFleet", || req.clone().send()).await?;
+        // A lost answer (timeout, connection closed, 5xx) may hide a launch: the instance found
+        // by its NodeClaim tag is the answer, so a retry never launches a second one (EC2 also
+        // honours the client token; moto does not).
+        let sent = call_once(
+            &self.opts.retry,
+            "CreateFleet",
+            || req.clone().send(),
+            || async { self.find_by_claim(&name).await.ok().flatten() },
+        )
+        .await?;
+        let out = match sent {
+            Once::Answered(out) => out,
+            Once::Found(i) => {
+                tracing::info!(nodeclaim = %name, instance = %i.provider_id, "CreateFleet's answer was lost; the instance launched for the NodeClaim is adopted");
+                return Ok(i);
+            }
+        };
         let errors: Vec<fleet::FleetError> = out
             .errors()
             .iter()

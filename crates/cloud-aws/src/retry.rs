@@ -187,6 +187,58 @@ where
     }
 }
 
+/// How a call that must not be made twice ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Once<T, D> {
+    /// The service answered.
+    Answered(T),
+    /// An attempt failed in a way that may hide a success, and `made` found its effect.
+    Found(D),
+}
+
+/// [`call`] for a call that must not take effect twice (a launch): after a failure that may hide
+/// a success (a transient one: a timeout, a connection lost after the request was sent, a 5xx),
+/// `made` is asked, before the next attempt, whether an earlier attempt took effect after all;
+/// a `Some` answer ends the retries. Throttling refused the call, so it is retried unasked.
+pub async fn call_once<T, D, E, F, Fut, M, MFut>(
+    opts: &RetryOptions,
+    operation: &'static str,
+    mut f: F,
+    mut made: M,
+) -> Result<Once<T, D>, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    M: FnMut() -> MFut,
+    MFut: Future<Output = Option<D>>,
+{
+    let max = opts.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        let err = match f().await {
+            Ok(v) => return Ok(Once::Answered(v)),
+            Err(e) => describe(operation, &e, attempt),
+        };
+        if err.kind == Kind::Transient
+            && let Some(found) = made().await
+        {
+            tracing::info!(operation, attempts = attempt, error = %err, "EC2 call failed, but it took effect");
+            return Ok(Once::Found(found));
+        }
+        if err.kind == Kind::Service || attempt >= max {
+            if err.kind != Kind::Service {
+                tracing::warn!(operation, attempts = attempt, error = %err, "EC2 call failed; no attempts left");
+            }
+            return Err(err);
+        }
+        let wait = jitter(opts.backoff(attempt));
+        tracing::debug!(operation, attempt, ?wait, error = %err, "EC2 call failed; retrying");
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use ballast_cloud_aws::{
     AwsOptions, AwsProvider, NodeClasses, StaticCredentials, parse_provider_id, tags,
 };
 use ballast_scheduling::InstanceType;
-use ballast_testbed::ec2_faults::Ec2FaultProxy;
+use ballast_testbed::ec2_faults::{Ec2FaultProxy, Fault, HangUp, ServerError};
 use ballast_testbed::{service_or_skip, testbed_or_skip};
 
 fn prices() -> &'static Path {
@@ -88,6 +88,17 @@ fn provider(
     classes: BTreeMap<String, Ec2NodeClassSpec>,
     retry: RetryOptions,
 ) -> Result<AwsProvider> {
+    provider_timed(endpoint, cluster, classes, retry, Duration::from_secs(30))
+}
+
+/// [`provider`] whose calls give up an attempt after `attempt_timeout`.
+fn provider_timed(
+    endpoint: &str,
+    cluster: &str,
+    classes: BTreeMap<String, Ec2NodeClassSpec>,
+    retry: RetryOptions,
+    attempt_timeout: Duration,
+) -> Result<AwsProvider> {
     let mut o = AwsOptions::new(
         "us-east-1",
         cluster,
@@ -99,6 +110,7 @@ fn provider(
     );
     o.endpoint = Some(endpoint.into());
     o.retry = retry;
+    o.attempt_timeout = attempt_timeout;
     AwsProvider::new(
         o,
         load_prices(prices()).map_err(anyhow::Error::msg)?,
@@ -407,6 +419,103 @@ async fn throttling_is_retried_with_backoff_then_surfaces_typed() -> Result<()> 
     }
     proxy.clear();
     p.delete(&i.provider_id).await?;
+    Ok(())
+}
+
+/// Instances tagged for a NodeClaim in moto, in any state (terminated ones included).
+async fn launched_for(p: &AwsProvider, claim: &str) -> Result<Vec<String>> {
+    let out = p
+        .client()
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::NODECLAIM))
+                .values(claim)
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::CLUSTER))
+                .values(&p.options().cluster)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect())
+}
+
+#[tokio::test]
+async fn a_launch_whose_answer_is_lost_launches_once() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let moto = service_or_skip!(bed.moto_url(), Ok(()));
+    let s = setup(&moto, "lost").await?;
+    let proxy = Ec2FaultProxy::start(&moto).await?;
+    let retry = RetryOptions {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+    };
+    // An attempt is given up after 2 s.
+    let p = provider_timed(
+        proxy.url(),
+        &s.cluster,
+        BTreeMap::from([("default".to_string(), class(&[s.subnet("us-east-1a")]))]),
+        retry,
+        Duration::from_secs(2),
+    )?;
+    let types = p.instance_types().await?;
+    // moto launched, the answer was lost (the connection closed after it; then a 500 from a
+    // server that had acted, played here by a timeout after moto's answer): the instance found by
+    // its NodeClaim tag is adopted, never launched again.
+    let lost = [
+        ("lost-hang-up", Fault::HangUp(HangUp::AfterAnswer)),
+        ("lost-timeout", Fault::Delay(Duration::from_secs(4))),
+    ];
+    for (name, fault) in lost {
+        let before = proxy.forwarded("CreateFleet");
+        proxy.inject(fault, Some("CreateFleet"), Some(1));
+        let i = p
+            .create(&LaunchRequest {
+                node_claim: claim(name),
+                offerings: offerings(&types, &["c6i.large"], "on-demand"),
+            })
+            .await?;
+        let all = launched_for(&p, name).await?;
+        let (_, id) = parse_provider_id(&i.provider_id).context("providerID")?;
+        ensure!(
+            all == [id.to_string()],
+            "{name}: launched {all:?}, answered {}",
+            i.provider_id
+        );
+        ensure!(
+            proxy.forwarded("CreateFleet") == before + 1,
+            "{name}: one CreateFleet reached EC2"
+        );
+        p.delete(&i.provider_id).await?;
+    }
+    // Refused before EC2 acted (connection closed before forwarding, 500, 503): retried, one
+    // launch.
+    for (name, fault) in [
+        ("lost-before", Fault::HangUp(HangUp::BeforeForward)),
+        ("lost-500", Fault::ServerError(ServerError::Internal)),
+        ("lost-503", Fault::ServerError(ServerError::Unavailable)),
+    ] {
+        proxy.inject(fault, Some("CreateFleet"), Some(2));
+        let i = p
+            .create(&LaunchRequest {
+                node_claim: claim(name),
+                offerings: offerings(&types, &["c6i.large"], "on-demand"),
+            })
+            .await?;
+        let all = launched_for(&p, name).await?;
+        ensure!(all.len() == 1, "{name}: launched {all:?}");
+        p.delete(&i.provider_id).await?;
+    }
     Ok(())
 }
 

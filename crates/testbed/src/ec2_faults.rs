@@ -1,6 +1,6 @@
-//! A fault-injecting proxy in front of moto's EC2 API, for the failures moto never produces:
-//! throttling and insufficient capacity. Everything else goes through to moto unchanged, so the
-//! code under test runs its real SDK path against real answers.
+//! A fault-injecting proxy in front of moto's EC2 API, for the failures moto never produces.
+//! Everything else goes through to moto unchanged, so the code under test runs its real SDK path
+//! against real answers.
 //!
 //! - [`Ec2FaultProxy::throttle`]: the next N requests (of one action, or any) are answered like
 //!   EC2 answers a throttled call: HTTP 503 with error code `RequestLimitExceeded`.
@@ -9,34 +9,151 @@
 //!   the response gets an `errorSet` entry `InsufficientInstanceCapacity` for each, as EC2 reports
 //!   overrides it could not launch. When no override is left, the proxy answers itself with a
 //!   fleet that launched nothing.
+//! - [`Ec2FaultProxy::inject`] with a [`Fault`], for the next N requests (of one action, or any)
+//!   or until [`Ec2FaultProxy::clear`]:
+//!   - [`Fault::ServerError`]: EC2's XML error answer, HTTP 500 `InternalError` or HTTP 503
+//!     `Unavailable`; the request never reaches moto.
+//!   - [`Fault::Delay`]: the request goes to moto at once and moto's answer is held back for the
+//!     delay, so a client that gives up waiting has still made the call. Delays of every
+//!     matching rule add up, and combine with the other faults.
+//!   - [`Fault::HangUp`]: the connection is closed without an answer, [`HangUp::BeforeForward`]
+//!     (the call never happened) or [`HangUp::AfterAnswer`] (moto carried the call out, its
+//!     answer is lost: what makes a retried launch a duplicate).
 //!
-//! Listens on 127.0.0.1 only and forwards only to a loopback moto.
+//! The first matching rule that answers (throttle, server error, hang-up) decides, in the order
+//! the rules were added. Listens on 127.0.0.1 only and forwards only to a loopback moto.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+
+mod switch;
+
+use switch::{Switch, SwitchedListener};
+
+/// An EC2 server error, answered in EC2's XML error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerError {
+    /// HTTP 500, code `InternalError`.
+    Internal,
+    /// HTTP 503, code `Unavailable`.
+    Unavailable,
+}
+
+/// When a dropped connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangUp {
+    /// Before the request goes to moto: the call never happened.
+    BeforeForward,
+    /// After moto answered: the call happened, its answer is lost.
+    AfterAnswer,
+}
+
+/// What the proxy does to a request a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 503 `RequestLimitExceeded`.
+    Throttle,
+    /// HTTP 500 `InternalError` or 503 `Unavailable`.
+    ServerError(ServerError),
+    /// The answer is held back this long (the call is made at once).
+    Delay(Duration),
+    /// The connection is closed without an answer.
+    HangUp(HangUp),
+}
+
+impl Fault {
+    /// The name the proxy counts this fault under ([`Ec2FaultProxy::injected`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Throttle => "throttle",
+            Fault::ServerError(ServerError::Internal) => "500",
+            Fault::ServerError(ServerError::Unavailable) => "503",
+            Fault::Delay(_) => "delay",
+            Fault::HangUp(HangUp::BeforeForward) => "hang-up-before",
+            Fault::HangUp(HangUp::AfterAnswer) => "hang-up-after",
+        }
+    }
+}
+
+/// One injected fault: for requests of `action` (any when `None`), `left` more times (until
+/// cleared when `None`).
+#[derive(Debug, Clone)]
+struct Rule {
+    fault: Fault,
+    action: Option<String>,
+    left: Option<u32>,
+}
 
 /// What the proxy does to the next requests, and what it has done.
 #[derive(Debug, Default)]
 struct Faults {
-    throttle_next: u32,
-    throttle_action: Option<String>,
+    rules: Vec<Rule>,
     /// (instance type, subnet) pairs out of capacity; a `None` subnet means every subnet.
     insufficient: Vec<(String, Option<String>)>,
-    throttled: u32,
     insufficient_answered: u32,
     requests: BTreeMap<String, u32>,
+    /// Requests moto answered, per action.
+    forwarded: BTreeMap<String, u32>,
+    /// Faults injected, per [`Fault::name`].
+    injected: BTreeMap<&'static str, u32>,
+}
+
+/// What to do with one request.
+#[derive(Debug, Default, PartialEq)]
+struct Decision {
+    delay: Duration,
+    /// The rule that answers (throttle, server error) or hangs up, if any.
+    fault: Option<Fault>,
+    insufficient: Vec<(String, Option<String>)>,
+}
+
+impl Faults {
+    /// Counts a request of `action` and takes what the rules do to it.
+    fn decide(&mut self, action: &str) -> Decision {
+        *self.requests.entry(action.to_string()).or_default() += 1;
+        let mut d = Decision {
+            insufficient: self.insufficient.clone(),
+            ..Decision::default()
+        };
+        for r in &mut self.rules {
+            let applies = r.action.as_ref().is_none_or(|a| a == action);
+            if !applies || r.left == Some(0) {
+                continue;
+            }
+            match r.fault {
+                Fault::Delay(by) => d.delay += by,
+                _ if d.fault.is_some() => continue,
+                f => d.fault = Some(f),
+            }
+            if let Some(n) = &mut r.left {
+                *n -= 1;
+            }
+            *self.injected.entry(r.fault.name()).or_default() += 1;
+        }
+        self.rules.retain(|r| r.left != Some(0));
+        d
+    }
 }
 
 struct Shared {
     moto: String,
     faults: Mutex<Faults>,
     http: reqwest::Client,
+}
+
+impl Shared {
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The running proxy; stops when dropped.
@@ -49,6 +166,27 @@ pub struct Ec2FaultProxy {
 impl Drop for Ec2FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A request's decision to close its connection without an answer.
+#[derive(Debug)]
+struct HungUp;
+
+async fn serve(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(switch): ConnectInfo<Switch>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match handle(&shared, method, &uri, &headers, body).await {
+        Ok(r) => r,
+        Err(HungUp) => {
+            switch.0.store(true, Ordering::SeqCst);
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 
@@ -66,10 +204,11 @@ impl Ec2FaultProxy {
             http: crate::http_client(),
         });
         let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
+            .fallback(serve)
+            .with_state(shared.clone())
+            .into_make_service_with_connect_info::<Switch>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(SwitchedListener(listener), app).await;
         });
         Ok(Ec2FaultProxy {
             url: format!("http://{addr}"),
@@ -83,52 +222,79 @@ impl Ec2FaultProxy {
         &self.url
     }
 
-    /// Throttles the next `n` requests of `action` (any action when `None`).
+    /// Throttles the next `n` requests of `action` (any action when `None`), in place of the
+    /// throttling set before.
     pub fn throttle(&self, n: u32, action: Option<&str>) {
-        let mut f = self.shared.faults.lock().expect("faults lock");
-        f.throttle_next = n;
-        f.throttle_action = action.map(str::to_string);
+        let mut f = self.shared.faults();
+        f.rules.retain(|r| r.fault != Fault::Throttle);
+        f.rules.push(Rule {
+            fault: Fault::Throttle,
+            action: action.map(str::to_string),
+            left: Some(n),
+        });
+    }
+
+    /// Injects `fault` into the next `times` requests of `action` (any action when `None`), or
+    /// into every one until [`Ec2FaultProxy::clear`] when `times` is `None`.
+    pub fn inject(&self, fault: Fault, action: Option<&str>, times: Option<u32>) {
+        self.shared.faults().rules.push(Rule {
+            fault,
+            action: action.map(str::to_string),
+            left: times,
+        });
     }
 
     /// Makes CreateFleet report `InsufficientInstanceCapacity` for the instance type (in the
     /// subnet, or in every subnet).
     pub fn insufficient_capacity(&self, instance_type: &str, subnet: Option<&str>) {
         self.shared
-            .faults
-            .lock()
-            .expect("faults lock")
+            .faults()
             .insufficient
             .push((instance_type.to_string(), subnet.map(str::to_string)));
     }
 
     /// Stops injecting faults (counters stay).
     pub fn clear(&self) {
-        let mut f = self.shared.faults.lock().expect("faults lock");
-        f.throttle_next = 0;
+        let mut f = self.shared.faults();
+        f.rules.clear();
         f.insufficient.clear();
     }
 
     /// Requests answered with a throttling error so far.
     pub fn throttled(&self) -> u32 {
-        self.shared.faults.lock().expect("faults lock").throttled
+        self.injected(Fault::Throttle.name())
+    }
+
+    /// Faults of that [`Fault::name`] injected so far (`"500"`, `"delay"`, `"hang-up-after"`, ...).
+    pub fn injected(&self, name: &str) -> u32 {
+        self.shared
+            .faults()
+            .injected
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Fleet overrides answered with insufficient capacity so far.
     pub fn insufficient_answered(&self) -> u32 {
-        self.shared
-            .faults
-            .lock()
-            .expect("faults lock")
-            .insufficient_answered
+        self.shared.faults().insufficient_answered
     }
 
-    /// Requests of an action seen so far (throttled ones included).
+    /// Requests of an action seen so far (faulted ones included).
     pub fn requests(&self, action: &str) -> u32 {
         self.shared
-            .faults
-            .lock()
-            .expect("faults lock")
+            .faults()
             .requests
+            .get(action)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests of an action moto answered so far (whether or not the answer was delivered).
+    pub fn forwarded(&self, action: &str) -> u32 {
+        self.shared
+            .faults()
+            .forwarded
             .get(action)
             .copied()
             .unwrap_or(0)
@@ -191,14 +357,38 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn throttled_response() -> Response {
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>00000000-0000-4000-8000-000000000001</RequestID></Response>";
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [("content-type", "text/xml;charset=UTF-8")],
-        body,
-    )
-        .into_response()
+/// EC2's XML error answer.
+fn error_response(status: StatusCode, code: &str, message: &str, request: u32) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{}</Message></Error></Errors><RequestID>00000000-0000-4000-8000-{request:012}</RequestID></Response>",
+        xml_escape(message)
+    );
+    (status, [("content-type", "text/xml;charset=UTF-8")], body).into_response()
+}
+
+/// The answer of a fault the proxy answers itself (throttling, server errors).
+fn fault_response(fault: Fault) -> Option<Response> {
+    Some(match fault {
+        Fault::Throttle => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "RequestLimitExceeded",
+            "Request limit exceeded.",
+            1,
+        ),
+        Fault::ServerError(ServerError::Internal) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "An internal error has occurred.",
+            3,
+        ),
+        Fault::ServerError(ServerError::Unavailable) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "The server is overloaded and can't handle the request.",
+            4,
+        ),
+        Fault::Delay(_) | Fault::HangUp(_) => return None,
+    })
 }
 
 /// One override taken out of a CreateFleet request.
@@ -320,20 +510,28 @@ pub fn error_set(removed: &[RemovedOverride], lifecycle: &str) -> String {
     x
 }
 
+/// One request to the proxy.
+struct Call {
+    action: String,
+    pairs: Vec<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+/// moto's status, content type and body for `body` (counted as forwarded), or why not.
 async fn forward(
     shared: &Shared,
-    method: Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    call: &Call,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Bytes)> {
     let url = format!(
         "{}{}",
         shared.moto,
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        call.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
     );
-    let mut req = shared.http.request(method, &url);
-    for (k, v) in headers {
+    let mut req = shared.http.request(call.method.clone(), &url);
+    for (k, v) in &call.headers {
         if k == "host" || k == "content-length" || k == "connection" || k == "transfer-encoding" {
             continue;
         }
@@ -345,54 +543,80 @@ async fn forward(
     if let Some(ct) = resp.headers().get("content-type") {
         h.insert("content-type", ct.clone());
     }
-    let bytes = resp.bytes().await?;
+    let bytes = resp.bytes().await.context("reading moto's answer")?;
+    *shared
+        .faults()
+        .forwarded
+        .entry(call.action.clone())
+        .or_default() += 1;
     Ok((status, h, bytes))
 }
 
+fn bad_gateway(e: &anyhow::Error) -> Response {
+    (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response()
+}
+
+/// Answers one request: faults first, then moto (with the capacity rewriting of CreateFleet).
 async fn handle(
-    State(shared): State<Arc<Shared>>,
+    shared: &Shared,
     method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Bytes,
-) -> Response {
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let pairs = parse_form(&text);
+) -> Result<Response, HungUp> {
+    let pairs = parse_form(&String::from_utf8_lossy(&body));
     let action = pairs
         .iter()
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let insufficient = {
-        let mut f = shared.faults.lock().expect("faults lock");
-        *f.requests.entry(action.clone()).or_default() += 1;
-        let applies = f.throttle_action.as_ref().is_none_or(|a| *a == action);
-        if f.throttle_next > 0 && applies {
-            f.throttle_next -= 1;
-            f.throttled += 1;
-            return throttled_response();
-        }
-        f.insufficient.clone()
+    let decision = shared.faults().decide(&action);
+    let call = Call {
+        action,
+        pairs,
+        method,
+        uri: uri.clone(),
+        headers: headers.clone(),
     };
-    if action != "CreateFleet" || insufficient.is_empty() {
-        return match forward(&shared, method, &uri, &headers, body).await {
-            Ok((s, h, b)) => (s, h, b).into_response(),
-            Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
-        };
+    let answer = match decision.fault {
+        Some(Fault::HangUp(HangUp::BeforeForward)) => Err(HungUp),
+        Some(f) if let Some(r) = fault_response(f) => Ok(r),
+        _ => {
+            let r = answer_from_moto(shared, &call, &decision.insufficient, body).await;
+            match decision.fault {
+                Some(Fault::HangUp(HangUp::AfterAnswer)) => Err(HungUp),
+                _ => Ok(r),
+            }
+        }
+    };
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
     }
-    let (rewritten, removed) = remove_overrides(&pairs, &insufficient);
+    answer
+}
+
+/// moto's answer, CreateFleet's overrides out of capacity taken out and reported as EC2 does.
+async fn answer_from_moto(
+    shared: &Shared,
+    call: &Call,
+    insufficient: &[(String, Option<String>)],
+    body: Bytes,
+) -> Response {
+    let removed = if call.action == "CreateFleet" && !insufficient.is_empty() {
+        remove_overrides(&call.pairs, insufficient)
+    } else {
+        (vec![], vec![])
+    };
+    let (rewritten, removed) = removed;
     if removed.is_empty() {
-        return match forward(&shared, method, &uri, &headers, body).await {
-            Ok((s, h, b)) => (s, h, b).into_response(),
-            Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
+        return match forward(shared, call, body).await {
+            Ok(a) => a.into_response(),
+            Err(e) => bad_gateway(&e),
         };
     }
-    shared
-        .faults
-        .lock()
-        .expect("faults lock")
-        .insufficient_answered += removed.len() as u32;
-    let lifecycle = pairs
+    shared.faults().insufficient_answered += removed.len() as u32;
+    let lifecycle = call
+        .pairs
         .iter()
         .find(|(k, _)| k == "TargetCapacitySpecification.DefaultTargetCapacityType")
         .map(|(_, v)| v.clone())
@@ -412,15 +636,7 @@ async fn handle(
         )
             .into_response();
     }
-    match forward(
-        &shared,
-        method,
-        &uri,
-        &headers,
-        Bytes::from(form(&rewritten)),
-    )
-    .await
-    {
+    match forward(shared, call, Bytes::from(form(&rewritten))).await {
         Ok((s, h, b)) if s.is_success() => {
             let text = String::from_utf8_lossy(&b);
             let patched = match text.rfind("</CreateFleetResponse>") {
@@ -429,8 +645,8 @@ async fn handle(
             };
             (s, h, patched).into_response()
         }
-        Ok((s, h, b)) => (s, h, b).into_response(),
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
+        Ok(a) => a.into_response(),
+        Err(e) => bad_gateway(&e),
     }
 }
 
@@ -487,5 +703,129 @@ mod tests {
         let x = error_set(&removed, "on-demand");
         assert!(x.contains("<errorCode>InsufficientInstanceCapacity</errorCode>"));
         assert!(x.contains("<subnetId>subnet-a</subnetId>"));
+    }
+
+    #[test]
+    fn rules_count_down_and_delays_add_up() {
+        let mut f = Faults::default();
+        let ms = Duration::from_millis;
+        f.rules = vec![
+            Rule {
+                fault: Fault::Delay(ms(100)),
+                action: None,
+                left: None,
+            },
+            Rule {
+                fault: Fault::ServerError(ServerError::Internal),
+                action: Some("CreateFleet".into()),
+                left: Some(1),
+            },
+            Rule {
+                fault: Fault::HangUp(HangUp::AfterAnswer),
+                action: Some("CreateFleet".into()),
+                left: Some(1),
+            },
+            Rule {
+                fault: Fault::Delay(ms(50)),
+                action: Some("CreateFleet".into()),
+                left: Some(2),
+            },
+        ];
+        let first = f.decide("CreateFleet");
+        assert_eq!(first.delay, ms(150));
+        assert_eq!(first.fault, Some(Fault::ServerError(ServerError::Internal)));
+        // The hang-up waited behind the server error: it was neither used nor counted.
+        let second = f.decide("CreateFleet");
+        assert_eq!(second.fault, Some(Fault::HangUp(HangUp::AfterAnswer)));
+        assert_eq!(second.delay, ms(150));
+        let third = f.decide("CreateFleet");
+        assert_eq!((third.fault, third.delay), (None, ms(100)));
+        assert_eq!(f.decide("DescribeInstances").delay, ms(100));
+        assert_eq!(f.injected["500"], 1);
+        assert_eq!(f.injected["hang-up-after"], 1);
+        assert_eq!(f.injected["delay"], 6);
+        assert_eq!(f.requests["CreateFleet"], 3);
+        assert_eq!(f.rules.len(), 1, "spent rules are dropped");
+    }
+
+    /// A stand-in for moto that counts the calls it answers.
+    async fn upstream() -> (String, Arc<std::sync::atomic::AtomicU32>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let c = counted.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                "<DescribeInstancesResponse/>"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn server_errors_delays_and_hang_ups_over_http() {
+        use std::sync::atomic::Ordering;
+        let (moto, calls) = upstream().await;
+        let proxy = Ec2FaultProxy::start(&moto).await.expect("proxy");
+        let http = reqwest::Client::new();
+        let send = || {
+            http.post(proxy.url())
+                .body("Action=DescribeInstances&Version=2016-11-15")
+                .send()
+        };
+        proxy.inject(Fault::ServerError(ServerError::Internal), None, Some(1));
+        proxy.inject(Fault::ServerError(ServerError::Unavailable), None, Some(1));
+        let r = send().await.expect("answer");
+        assert_eq!(r.status(), 500);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("<Code>InternalError</Code>")
+        );
+        let r = send().await.expect("answer");
+        assert_eq!(r.status(), 503);
+        assert!(r.text().await.unwrap().contains("<Code>Unavailable</Code>"));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            0,
+            "server errors never reach moto"
+        );
+        proxy.inject(Fault::HangUp(HangUp::BeforeForward), None, Some(1));
+        assert!(send().await.is_err(), "closed without an answer");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        proxy.inject(Fault::HangUp(HangUp::AfterAnswer), None, Some(1));
+        assert!(send().await.is_err(), "closed without an answer");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the call was made");
+        assert_eq!(proxy.forwarded("DescribeInstances"), 1);
+        proxy.inject(
+            Fault::Delay(Duration::from_millis(300)),
+            Some("DescribeInstances"),
+            None,
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(send().await.expect("answer").status(), 200);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        proxy.clear();
+        let started = std::time::Instant::now();
+        assert_eq!(send().await.expect("answer").status(), 200);
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert_eq!(proxy.requests("DescribeInstances"), 6);
+        assert_eq!(proxy.forwarded("DescribeInstances"), 3);
+        for (name, n) in [
+            ("500", 1),
+            ("503", 1),
+            ("hang-up-before", 1),
+            ("hang-up-after", 1),
+            ("delay", 1),
+        ] {
+            assert_eq!(proxy.injected(name), n, "{name}");
+        }
     }
 }

@@ -28,6 +28,9 @@ use super::metrics::terminated;
 use super::{Ctx, drift, patch_params, termination};
 use crate::watch_backoff::WatchBackoff;
 
+/// How soon a launch that failed (a transient cloud error) is tried again.
+pub const LAUNCH_RETRY: Duration = Duration::from_secs(5);
+
 /// Most offerings handed to one launch (Karpenter's CreateFleet limit).
 pub const MAX_OFFERINGS: usize = 60;
 
@@ -399,9 +402,13 @@ async fn reconcile<P: CloudProvider>(
     }
     let wait = match lc.requeue_at {
         Some(at) => Duration::from_secs_f64(at.duration_since(now).as_secs_f64().clamp(1.0, 60.0)),
-        None if obs.launch_error.is_some() => Duration::from_secs(10),
         None if !initialized => Duration::from_secs(10),
         None => Duration::from_secs(300),
+    };
+    // A failed launch is tried again soon, whatever deadline the lifecycle waits for.
+    let wait = match obs.launch_error {
+        Some(_) => wait.min(LAUNCH_RETRY),
+        None => wait,
     };
     let wait = match drift_wait {
         Some(d) => wait.min(d.max(Duration::from_secs(1))),

@@ -1,4 +1,5 @@
-//! Garbage collection: instances the provider lists that no NodeClaim accounts for are deleted;
+//! Garbage collection: instances the provider lists that no NodeClaim accounts for are deleted
+//! (a second instance launched for a NodeClaim that records another one included);
 //! launched NodeClaims whose instance is gone are deleted (their pods get provisioned again);
 //! Nodes holding our termination finalizer whose NodeClaim is gone are released (the finalizer
 //! removed), so no Node waits for a termination that will never run.
@@ -23,8 +24,10 @@ fn older_than(t: Option<Timestamp>, now: Timestamp, grace: SignedDuration) -> bo
     t.is_some_and(|t| now.duration_since(t) >= grace)
 }
 
-/// Instances no NodeClaim accounts for (by provider ID, or by the NodeClaim name the instance
-/// was launched for).
+/// Instances no NodeClaim accounts for: neither a NodeClaim's provider ID (or a launch not yet
+/// recorded) nor launched for a NodeClaim that is still launching (no provider ID yet). An
+/// instance launched for a NodeClaim that records another instance is a duplicate (a launch
+/// whose answer was lost, then retried) and is collected too.
 pub fn orphaned_instances<'a>(
     instances: &'a [Instance],
     claims: &[Arc<NodeClaim>],
@@ -33,11 +36,15 @@ pub fn orphaned_instances<'a>(
     grace: SignedDuration,
 ) -> Vec<&'a Instance> {
     let pids: BTreeSet<&str> = claims.iter().filter_map(|c| claim_provider_id(c)).collect();
-    let names: BTreeSet<String> = claims.iter().map(|c| c.name_any()).collect();
+    let launching: BTreeSet<String> = claims
+        .iter()
+        .filter(|c| claim_provider_id(c).is_none())
+        .map(|c| c.name_any())
+        .collect();
     instances
         .iter()
         .filter(|i| !pids.contains(i.provider_id.as_str()) && !launched.contains(&i.provider_id))
-        .filter(|i| !i.node_claim.as_ref().is_some_and(|n| names.contains(n)))
+        .filter(|i| !i.node_claim.as_ref().is_some_and(|n| launching.contains(n)))
         .filter(|i| older_than(i.created, now, grace))
         .collect()
 }
@@ -263,6 +270,17 @@ mod tests {
             .collect();
         // b: no claim; c: too young; d: its claim exists but has not recorded it yet.
         assert_eq!(o, vec!["kwok://b"]);
+        // A second instance launched for a, which records kwok://a: a duplicate, collected; one
+        // whose launch is known but not yet recorded is kept.
+        let mut more = instances.clone();
+        more.push(inst("kwok://a2", Some("a"), "2026-01-01T00:00:00Z"));
+        more.push(inst("kwok://a3", Some("a"), "2026-01-01T00:00:00Z"));
+        let launched = BTreeSet::from(["kwok://a3".to_string()]);
+        let o: Vec<&str> = orphaned_instances(&more, &claims, &launched, now, grace)
+            .iter()
+            .map(|i| i.provider_id.as_str())
+            .collect();
+        assert_eq!(o, vec!["kwok://b", "kwok://a2"]);
         let gone: Vec<String> = claims_without_instance(&claims, &instances, now, grace)
             .iter()
             .map(|c| c.name_any())

@@ -7,12 +7,14 @@
 //! records), `event` (events and wake-ups), `record` (what a run counts), `observed` (the node
 //! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
 //! on it), `cores` (the Ballast decisions, reading the world), `vertical_report` (the vertical
-//! recommendations against the requests, priced), `report` (reads the world and the record),
+//! recommendations against the requests, priced), `bound` (the lower bound of cost each NodePool's
+//! rules allow), `report` (reads the world and the record),
 //! `vertical_compare` (a variant with its vertical autoscaling forced off, side by side),
 //! `engine` (the event queue, dispatching to the world and the cores).
 //!
 //! Deterministic: the same scenario and seed give byte-identical reports.
 
+mod bound;
 mod cores;
 mod engine;
 mod event;

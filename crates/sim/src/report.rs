@@ -5,7 +5,6 @@ use crate::record::Sample;
 use crate::scenario::WorkloadKind;
 use crate::state::*;
 use crate::world::World;
-use ballast_scheduling::bound::fractional_lower_bound_counted;
 use ballast_scheduling::model::Resources;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,7 +25,8 @@ pub struct Summary {
     pub hours: f64,
     /// $ over the run: Σ node-hours × price.
     pub cost: f64,
-    /// $ the same demand needs at least (fractional packing at the cheapest $/resource).
+    /// $ the same demand needs at least (fractional packing at the cheapest $/resource some
+    /// NodePool may launch for each pod: its requirements, taints and DaemonSet overhead).
     pub lower_bound_cost: f64,
     pub cost_over_lower_bound: f64,
     pub node_hours_by_type: BTreeMap<String, f64>,
@@ -160,6 +160,8 @@ pub(crate) fn sample(world: &World) -> Sample {
     let mut workloads = Vec::new();
     // (requests, pods asking for them).
     let mut demand: Vec<(Resources, usize)> = Vec::new();
+    // The demand class of each row (what its pods ask of a node), for the bound.
+    let mut classes: Vec<usize> = Vec::new();
     for w in 0..world.workloads.len() {
         let spec = &world.sc.workloads[w];
         let load = world.load(w, now);
@@ -180,6 +182,7 @@ pub(crate) fn sample(world: &World) -> Sample {
         let mut per_pod = world.workloads[w].pod_requests.clone();
         per_pod.pods = 1;
         demand.push((per_pod, (needed.ceil() as usize).max(floor)));
+        classes.push(world.bound.workload(w));
         workloads.push(WorkloadSample {
             load: r3(load),
             needed: r3(needed),
@@ -191,6 +194,10 @@ pub(crate) fn sample(world: &World) -> Sample {
     // Batch pods that have arrived and not finished are demand too; so is what static pods use.
     for p in world.live_batch.iter().map(|&p| &world.pods[p]) {
         demand.push((p.requests.clone(), 1));
+        classes.push(match p.owner {
+            Owner::Batch(b) => world.bound.batch(b),
+            Owner::Workload(w) => world.bound.workload(w),
+        });
         if p.node.is_some() {
             used_cpu += p.requests.cpu_millis as f64;
         }
@@ -204,10 +211,8 @@ pub(crate) fn sample(world: &World) -> Sample {
         .filter(|n| n.node_pool.is_none())
         .map(|n| n.price)
         .sum();
-    let lb =
-        fractional_lower_bound_counted(&demand, &world.types, &Resources::default(), &|_| true)
-            .value
-            .max(static_cost);
+    // Each pod priced only where some NodePool may launch a node for it.
+    let lb = world.bound.per_hour(&demand, &classes).max(static_cost);
     let dt_h = world.sc.settings.sample_seconds / 3600.0;
     // The bound is integrated over the same steps as the samples (left rule).
     let lower_bound_cost = (now < world.end).then(|| lb * dt_h.min(secs(world.end - now) / 3600.0));

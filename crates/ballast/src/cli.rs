@@ -120,6 +120,10 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Exit 0 even when pods could not be placed or objects conflict (the summary is still
+    /// printed, as a warning).
+    #[arg(long)]
+    pub allow_unschedulable: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -456,5 +460,18 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    match ballast_sim::outcome::trouble(&results) {
+        None => Ok(ExitCode::SUCCESS),
+        Some(trouble) if args.allow_unschedulable => {
+            eprint!("warning: the results are not to be trusted:\n{trouble}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(trouble) => {
+            eprint!(
+                "error: the results are not to be trusted (--allow-unschedulable to accept \
+                 them):\n{trouble}"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod engine;
 mod event;
 pub mod html;
 mod observed;
+pub mod outcome;
 mod record;
 pub mod report;
 pub mod scenario;
@@ -81,6 +82,11 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
     // (built once the first run is over, so that one cluster is held at a time).
     let off =
         vertical_compare::applies(&scenario).then(|| vertical_compare::without_vertical(&scenario));
+    let problems = scenario
+        .catalog
+        .instance_types()
+        .map(|types| outcome::scenario_problems(&scenario, &types))
+        .unwrap_or_default();
     let simulation = Simulation::new(scenario).map_err(setup)?;
     let share = if off.is_some() { 0.5 } else { 1.0 };
     let (rec, mut summary) = simulation.run(&mut |f| progress(f * share));
@@ -90,6 +96,7 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
             .run(&mut |f| progress(0.5 + f * 0.5));
         vertical_compare::attach(&mut summary, &off_summary);
     }
+    summary.problems = problems;
     Ok(VariantResult {
         summary,
         series: rec.series,

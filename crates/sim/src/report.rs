@@ -50,8 +50,13 @@ pub struct Summary {
     pub batch_pods_finished: u64,
     pub workloads: Vec<WorkloadSummary>,
     pub disruption_log: Vec<DisruptionEntry>,
-    /// Why the provisioner left pods pending (explanation → provisioning passes that said it).
-    pub pending_reasons: BTreeMap<String, u64>,
+    /// Why the provisioner left pods pending: reason → the pods it was given for (how many, the
+    /// first few) and how often.
+    pub pending_reasons: BTreeMap<String, crate::outcome::PendingReason>,
+    /// What is wrong with the variant's objects (conflicting names, NodePools no instance type
+    /// satisfies), found before the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     pub errors: Vec<String>,
     /// Each `VerticalAutoscaler`'s requests against its recommendation (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -104,7 +109,8 @@ fn mean(v: &[f64]) -> f64 {
 /// Rounds for stable, readable output (the JSON is compared byte for byte across runs).
 fn r(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
-    (x * f).round() / f
+    // + 0.0 turns -0.0 (the sum of nothing) into 0.0, so no "-0.00" is printed.
+    (x * f).round() / f + 0.0
 }
 
 /// The live nodes now: how many, how many Ready, their $ per hour, and the allocatable and
@@ -354,7 +360,8 @@ pub(crate) fn finish(world: &World) -> Summary {
                 savings_per_hour: r(*s, 4),
             })
             .collect(),
-        pending_reasons: rec.pending_reasons.clone(),
+        pending_reasons: rec.pending_reasons.by_reason.clone(),
+        problems: Vec::new(),
         errors: rec.errors.clone(),
         vertical: Vec::new(),
         vertical_comparison: None,

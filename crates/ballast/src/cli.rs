@@ -413,8 +413,19 @@ fn default_scenario() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations/api-daily.yaml")
 }
 
+/// Fails unless the reports can be written into `dir` (made if missing), before a run spends its
+/// time.
+fn check_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(".ballast-write-check");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .with_context(|| format!("--out {}: cannot write the reports there", dir.display()))
+}
+
 fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let path = args.scenario.unwrap_or_else(default_scenario);
+    check_writable(&args.out)?;
     let bar = if args.quiet || args.json {
         indicatif::ProgressBar::hidden()
     } else {

@@ -19,6 +19,7 @@ mod cores;
 mod engine;
 mod event;
 pub mod html;
+pub mod limits;
 mod observed;
 pub mod outcome;
 mod record;

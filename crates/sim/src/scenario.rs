@@ -480,6 +480,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     }
     let mut batch_pods = Vec::new();
     for (i, b) in file.batch.iter().enumerate() {
+        if let BatchSource::Burst { count, .. } = b {
+            crate::limits::check_batch(
+                path,
+                &format!("batch[{i}].count"),
+                batch_pods.len() as u64,
+                u64::from(*count),
+            )?;
+        }
         batch_pods.extend(
             crate::trace::batch_pods(b, &resolve, duration_seconds, start).map_err(
                 |e| match e {
@@ -511,17 +519,21 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         let mut node_pools = Vec::new();
         let mut autoscalers = Vec::new();
         let mut verticals = Vec::new();
-        for (src, obj) in &objs {
-            let obj = to_ballast(obj)
-                .map_err(|m| ScenarioError::invalid(Path::new(src), "(object)", m))?;
+        for (oi, (src, obj)) in objs.iter().enumerate() {
+            // An object a patch changed is the variant's to answer for, not its file's.
+            let blame = |field: String| match patched_by(&variant, obj, &objects[oi].1) {
+                Some(patch) => (path.to_path_buf(), format!("{patch}: {field}")),
+                None => (PathBuf::from(src), field),
+            };
+            let obj = to_ballast(obj).map_err(|m| {
+                let (p, f) = blame("(object)".into());
+                ScenarioError::invalid(&p, f, m)
+            })?;
             let report = ballast_api::validate::validate_object(&obj);
             if !report.is_valid() {
                 let errs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-                return Err(ScenarioError::invalid(
-                    Path::new(src),
-                    report.object,
-                    errs.join("; "),
-                ));
+                let (p, f) = blame(report.object);
+                return Err(ScenarioError::invalid(&p, f, errs.join("; ")));
             }
             match obj.get("kind").and_then(Value::as_str) {
                 Some("NodePool") => node_pools.push(parse_obj(&obj, src)?),
@@ -530,6 +542,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
                 _ => {} // node classes and the like carry nothing the simulation needs
             }
         }
+        crate::limits::check_variant(path, &workloads, &settings, duration_seconds)
+            .map_err(|e| in_variant(e, &variant, !file.variants.is_empty()))?;
         for (i, w) in workloads.iter().enumerate() {
             if w.per_pod.capacity <= 0.0 {
                 return Err(ScenarioError::invalid(
@@ -635,6 +649,45 @@ fn merge(target: &mut Value, patch: &Value) {
             }
         }
         (t, p) => *t = p.clone(),
+    }
+}
+
+/// `variants[NAME].patches[i] (TARGET)` of the first patch of `variant` aimed at `obj`, when the
+/// variant changed it from `original`.
+fn patched_by(variant: &Variant, obj: &Value, original: &Value) -> Option<String> {
+    if obj == original {
+        return None;
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let target = format!("{kind}/{name}");
+    let (i, patch) = variant
+        .patches
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.target == target)?;
+    Some(format!(
+        "variants[{}].patches[{i}] ({})",
+        variant.name, patch.target
+    ))
+}
+
+/// `e` with the variant's name before its field, when the file lists variants.
+fn in_variant(e: ScenarioError, variant: &Variant, named: bool) -> ScenarioError {
+    match e {
+        ScenarioError::Invalid {
+            path,
+            field,
+            message,
+        } if named => ScenarioError::Invalid {
+            path,
+            field: format!("variants[{}]: {field}", variant.name),
+            message,
+        },
+        other => other,
     }
 }
 

@@ -471,6 +471,11 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
             }
         }
     }
+    for r in &results {
+        for w in &r.summary.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     match ballast_sim::outcome::trouble(&results) {
         None => Ok(ExitCode::SUCCESS),
         Some(trouble) if args.allow_unschedulable => {

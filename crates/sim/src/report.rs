@@ -57,6 +57,9 @@ pub struct Summary {
     /// satisfies), found before the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// What loading the variant noticed and accepted (a merge patch replacing a whole list).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub errors: Vec<String>,
     /// Each `VerticalAutoscaler`'s requests against its recommendation (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -362,6 +365,7 @@ pub(crate) fn finish(world: &World) -> Summary {
             .collect(),
         pending_reasons: rec.pending_reasons.by_reason.clone(),
         problems: Vec::new(),
+        warnings: world.sc.warnings.clone(),
         errors: rec.errors.clone(),
         vertical: Vec::new(),
         vertical_comparison: None,

@@ -394,6 +394,8 @@ pub struct Scenario {
     pub traces: BTreeMap<String, crate::trace::Trace>,
     pub batch_pods: Vec<crate::trace::BatchPod>,
     pub settings: Settings,
+    /// What loading the variant noticed and accepted (a merge patch replacing a whole list).
+    pub warnings: Vec<String>,
 }
 
 /// Reads a scenario file and everything it points to; returns one runnable scenario per
@@ -511,10 +513,19 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         let mut workloads = file.workloads.clone();
         let mut settings = file.settings.clone();
         let mut objs = objects.clone();
+        let mut warnings = Vec::new();
         for (pi, patch) in variant.patches.iter().enumerate() {
             let field = format!("variants[{}].patches[{pi}]", variant.name);
-            apply_patch(patch, &mut objs, &mut workloads, &mut settings)
+            let mut lists = Vec::new();
+            apply_patch(patch, &mut objs, &mut workloads, &mut settings, &mut lists)
                 .map_err(|m| ScenarioError::invalid(path, &field, m))?;
+            for list in lists {
+                warnings.push(format!(
+                    "{field} ({}): the merge patch replaces the whole list {list}; write every \
+                     entry the variant keeps",
+                    patch.target
+                ));
+            }
         }
         let mut node_pools = Vec::new();
         let mut autoscalers = Vec::new();
@@ -586,6 +597,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             traces: traces.clone(),
             batch_pods: batch_pods.clone(),
             settings,
+            warnings,
         });
     }
     Ok(out)
@@ -635,6 +647,32 @@ fn to_ballast(obj: &Value) -> Result<Value, String> {
     ballast_api::convert::convert(obj)
         .map(|c| c.object)
         .map_err(|e| e.to_string())
+}
+
+/// The paths (`spec.template.spec.requirements`) where merging `patch` into `target` replaces a
+/// non-empty list with another: a merge patch never merges lists, which surprises.
+fn replaced_lists(target: &Value, patch: &Value, at: &str, out: &mut Vec<String>) {
+    let (Value::Object(t), Value::Object(p)) = (target, patch) else {
+        return;
+    };
+    for (k, v) in p {
+        let path = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
+        match (t.get(k), v) {
+            (Some(Value::Array(old)), Value::Array(new)) if !old.is_empty() && old != new => {
+                out.push(format!(
+                    "{path} ({} entries replaced by {})",
+                    old.len(),
+                    new.len()
+                ));
+            }
+            (Some(old), new) => replaced_lists(old, new, &path, out),
+            (None, _) => {}
+        }
+    }
 }
 
 fn merge(target: &mut Value, patch: &Value) {
@@ -696,6 +734,7 @@ fn apply_patch(
     objs: &mut [(String, Value)],
     workloads: &mut [Workload],
     settings: &mut Settings,
+    lists: &mut Vec<String>,
 ) -> Result<(), String> {
     let (kind, name) = patch
         .target
@@ -704,6 +743,7 @@ fn apply_patch(
     match kind {
         "Settings" => {
             let mut v = serde_json::to_value(&*settings).expect("settings serialize");
+            replaced_lists(&v, &patch.merge, "", lists);
             merge(&mut v, &patch.merge);
             *settings = serde_json::from_value(v).map_err(|e| format!("Settings: {e}"))?;
         }
@@ -713,6 +753,7 @@ fn apply_patch(
                 .find(|w| w.name == name)
                 .ok_or_else(|| format!("no workload named {name:?}"))?;
             let mut v = serde_json::to_value(&*w).expect("workloads serialize");
+            replaced_lists(&v, &patch.merge, "", lists);
             merge(&mut v, &patch.merge);
             *w = serde_json::from_value(v).map_err(|e| format!("Workload/{name}: {e}"))?;
         }
@@ -728,6 +769,7 @@ fn apply_patch(
             let (_, obj) = hit.ok_or_else(|| format!("no object {kind}/{name} in the scenario"))?;
             // Patches are written against the Ballast form of the object.
             *obj = to_ballast(obj)?;
+            replaced_lists(obj, &patch.merge, "", lists);
             merge(obj, &patch.merge);
         }
     }

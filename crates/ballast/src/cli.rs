@@ -120,6 +120,10 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Exit 0 even when pods could not be placed or objects conflict (the summary is still
+    /// printed, as a warning).
+    #[arg(long)]
+    pub allow_unschedulable: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -409,8 +413,19 @@ fn default_scenario() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations/api-daily.yaml")
 }
 
+/// Fails unless the reports can be written into `dir` (made if missing), before a run spends its
+/// time.
+fn check_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(".ballast-write-check");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .with_context(|| format!("--out {}: cannot write the reports there", dir.display()))
+}
+
 fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     let path = args.scenario.unwrap_or_else(default_scenario);
+    check_writable(&args.out)?;
     let bar = if args.quiet || args.json {
         indicatif::ProgressBar::hidden()
     } else {
@@ -456,5 +471,23 @@ fn simulate(args: SimulateArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for r in &results {
+        for w in &r.summary.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    match ballast_sim::outcome::trouble(&results) {
+        None => Ok(ExitCode::SUCCESS),
+        Some(trouble) if args.allow_unschedulable => {
+            eprint!("warning: the results are not to be trusted:\n{trouble}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(trouble) => {
+            eprint!(
+                "error: the results are not to be trusted (--allow-unschedulable to accept \
+                 them):\n{trouble}"
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -311,3 +311,35 @@ fn runs_as_the_kubectl_plugin() {
     assert!(text(&explained.stdout).contains("Decision:"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn simulate_with_unplaceable_pods_fails_unless_allowed() {
+    let scenario = repo_root().join("tests/corpus/simulate-nodepool-no-type.yaml");
+    let out_dir =
+        std::env::temp_dir().join(format!("ballast-cli-unplaceable-{}", std::process::id()));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            scenario.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ballast(&args, None)
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("3 pod(s) could not be placed"));
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("not to be trusted"), "the banner is missing");
+    let allowed = run(&["--allow-unschedulable"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed.stderr));
+    assert!(text(&allowed.stderr).contains("warning: the results are not to be trusted"));
+    assert!(
+        !text(&allowed.stdout).contains("-0.00"),
+        "{}",
+        text(&allowed.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

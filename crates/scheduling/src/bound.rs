@@ -47,7 +47,9 @@ pub fn fractional_lower_bound_with(
     allowed: &dyn Fn(usize, &InstanceType) -> bool,
 ) -> LowerBound {
     let counted: Vec<(&Resources, usize)> = requests.iter().map(|r| (r, 1)).collect();
-    bound(&counted, types, overhead, offering_ok, allowed)
+    bound(&counted, types, overhead, offering_ok, &|i, t| {
+        allowed(i, &types[t])
+    })
 }
 
 /// As [`fractional_lower_bound`], for `requests` given as (request, how many pods ask for it):
@@ -66,13 +68,35 @@ pub fn fractional_lower_bound_counted(
     bound(&counted, types, overhead, offering_ok, &|_, _| true)
 }
 
-/// The bound over (request, count) rows; `allowed` is asked with a row's index.
+/// As [`fractional_lower_bound_counted`], with `allowed(row, type index)` saying whether the pods
+/// of row `row` of `requests` may run on `types[type index]` at all (a pool's taints, a pod's node
+/// selector). Rows with no count are skipped; `allowed` is asked with the row's index in
+/// `requests` all the same.
+pub fn fractional_lower_bound_rows(
+    requests: &[(Resources, usize)],
+    types: &[InstanceType],
+    overhead: &Resources,
+    offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
+    allowed: &dyn Fn(usize, usize) -> bool,
+) -> LowerBound {
+    let (rows, index): (Vec<(&Resources, usize)>, Vec<usize>) = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(i, (r, n))| ((r, *n), i))
+        .unzip();
+    bound(&rows, types, overhead, offering_ok, &|i, t| {
+        allowed(index[i], t)
+    })
+}
+
+/// The bound over (request, count) rows; `allowed` is asked with a row's index and a type's.
 fn bound(
     requests: &[(&Resources, usize)],
     types: &[InstanceType],
     overhead: &Resources,
     offering_ok: &dyn Fn(&crate::model::Offering) -> bool,
-    allowed: &dyn Fn(usize, &InstanceType) -> bool,
+    allowed: &dyn Fn(usize, usize) -> bool,
 ) -> LowerBound {
     let mut names: Vec<String> = vec!["cpu".into(), "memory".into()];
     for (r, _) in requests {
@@ -118,10 +142,7 @@ fn bound(
     // Identical (request, allowed types) rows collapse to one row with a multiplicity.
     let mut rows: BTreeMap<(Vec<i64>, Vec<bool>), f64> = BTreeMap::new();
     for (i, (r, count)) in requests.iter().enumerate() {
-        let ok: Vec<bool> = nodes
-            .iter()
-            .map(|(ti, ..)| allowed(i, &types[*ti]))
-            .collect();
+        let ok: Vec<bool> = nodes.iter().map(|(ti, ..)| allowed(i, *ti)).collect();
         // Counts are whole numbers: adding one at once or one by one gives the same float.
         *rows
             .entry((names.iter().map(|n| r.get(n)).collect(), ok))

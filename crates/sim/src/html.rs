@@ -98,6 +98,14 @@ pub fn page(results: &[VariantResult]) -> String {
         n = escape(name),
         t = escape(&terminal_table(results))
     );
+    if let Some(trouble) = crate::outcome::trouble(results) {
+        let _ = write!(
+            out,
+            "<div class=\"trouble\" style=\"background:#fde8e8;border:2px solid #c00;padding:8px\">\
+             <strong>These results are not to be trusted:</strong><pre>{}</pre></div>",
+            escape(&trouble)
+        );
+    }
     for v in results {
         let s = &v.summary;
         let _ = write!(

@@ -7,17 +7,21 @@
 //! records), `event` (events and wake-ups), `record` (what a run counts), `observed` (the node
 //! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
 //! on it), `cores` (the Ballast decisions, reading the world), `vertical_report` (the vertical
-//! recommendations against the requests, priced), `report` (reads the world and the record),
+//! recommendations against the requests, priced), `bound` (the lower bound of cost each NodePool's
+//! rules allow), `report` (reads the world and the record),
 //! `vertical_compare` (a variant with its vertical autoscaling forced off, side by side),
 //! `engine` (the event queue, dispatching to the world and the cores).
 //!
 //! Deterministic: the same scenario and seed give byte-identical reports.
 
+mod bound;
 mod cores;
 mod engine;
 mod event;
 pub mod html;
+pub mod limits;
 mod observed;
+pub mod outcome;
 mod record;
 pub mod report;
 pub mod scenario;
@@ -79,6 +83,11 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
     // (built once the first run is over, so that one cluster is held at a time).
     let off =
         vertical_compare::applies(&scenario).then(|| vertical_compare::without_vertical(&scenario));
+    let problems = scenario
+        .catalog
+        .instance_types()
+        .map(|types| outcome::scenario_problems(&scenario, &types))
+        .unwrap_or_default();
     let simulation = Simulation::new(scenario).map_err(setup)?;
     let share = if off.is_some() { 0.5 } else { 1.0 };
     let (rec, mut summary) = simulation.run(&mut |f| progress(f * share));
@@ -88,6 +97,7 @@ pub fn run(scenario: Scenario, progress: &mut dyn FnMut(f64)) -> Result<VariantR
             .run(&mut |f| progress(0.5 + f * 0.5));
         vertical_compare::attach(&mut summary, &off_summary);
     }
+    summary.problems = problems;
     Ok(VariantResult {
         summary,
         series: rec.series,

@@ -60,8 +60,8 @@ pub struct Recorder {
     pub disruptions: Vec<(f64, String, usize, f64)>,
     pub lower_bound_cost: f64,
     pub errors: Vec<String>,
-    /// Why the provisioner left pods pending: explanation → times seen.
-    pub pending_reasons: BTreeMap<String, u64>,
+    /// Why the provisioner left pods pending, grouped by reason.
+    pub pending_reasons: crate::outcome::PendingReasons,
     /// CPU seconds spent per phase (for benchmarks; not part of the report, which must be
     /// byte-identical across runs).
     pub phase_seconds: BTreeMap<&'static str, f64>,

@@ -5,7 +5,6 @@ use crate::record::Sample;
 use crate::scenario::WorkloadKind;
 use crate::state::*;
 use crate::world::World;
-use ballast_scheduling::bound::fractional_lower_bound_counted;
 use ballast_scheduling::model::Resources;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,7 +25,8 @@ pub struct Summary {
     pub hours: f64,
     /// $ over the run: Σ node-hours × price.
     pub cost: f64,
-    /// $ the same demand needs at least (fractional packing at the cheapest $/resource).
+    /// $ the same demand needs at least (fractional packing at the cheapest $/resource some
+    /// NodePool may launch for each pod: its requirements, taints and DaemonSet overhead).
     pub lower_bound_cost: f64,
     pub cost_over_lower_bound: f64,
     pub node_hours_by_type: BTreeMap<String, f64>,
@@ -50,8 +50,16 @@ pub struct Summary {
     pub batch_pods_finished: u64,
     pub workloads: Vec<WorkloadSummary>,
     pub disruption_log: Vec<DisruptionEntry>,
-    /// Why the provisioner left pods pending (explanation → provisioning passes that said it).
-    pub pending_reasons: BTreeMap<String, u64>,
+    /// Why the provisioner left pods pending: reason → the pods it was given for (how many, the
+    /// first few) and how often.
+    pub pending_reasons: BTreeMap<String, crate::outcome::PendingReason>,
+    /// What is wrong with the variant's objects (conflicting names, NodePools no instance type
+    /// satisfies), found before the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// What loading the variant noticed and accepted (a merge patch replacing a whole list).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub errors: Vec<String>,
     /// Each `VerticalAutoscaler`'s requests against its recommendation (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -104,7 +112,8 @@ fn mean(v: &[f64]) -> f64 {
 /// Rounds for stable, readable output (the JSON is compared byte for byte across runs).
 fn r(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
-    (x * f).round() / f
+    // + 0.0 turns -0.0 (the sum of nothing) into 0.0, so no "-0.00" is printed.
+    (x * f).round() / f + 0.0
 }
 
 /// The live nodes now: how many, how many Ready, their $ per hour, and the allocatable and
@@ -160,6 +169,8 @@ pub(crate) fn sample(world: &World) -> Sample {
     let mut workloads = Vec::new();
     // (requests, pods asking for them).
     let mut demand: Vec<(Resources, usize)> = Vec::new();
+    // The demand class of each row (what its pods ask of a node), for the bound.
+    let mut classes: Vec<usize> = Vec::new();
     for w in 0..world.workloads.len() {
         let spec = &world.sc.workloads[w];
         let load = world.load(w, now);
@@ -180,6 +191,7 @@ pub(crate) fn sample(world: &World) -> Sample {
         let mut per_pod = world.workloads[w].pod_requests.clone();
         per_pod.pods = 1;
         demand.push((per_pod, (needed.ceil() as usize).max(floor)));
+        classes.push(world.bound.workload(w));
         workloads.push(WorkloadSample {
             load: r3(load),
             needed: r3(needed),
@@ -191,6 +203,10 @@ pub(crate) fn sample(world: &World) -> Sample {
     // Batch pods that have arrived and not finished are demand too; so is what static pods use.
     for p in world.live_batch.iter().map(|&p| &world.pods[p]) {
         demand.push((p.requests.clone(), 1));
+        classes.push(match p.owner {
+            Owner::Batch(b) => world.bound.batch(b),
+            Owner::Workload(w) => world.bound.workload(w),
+        });
         if p.node.is_some() {
             used_cpu += p.requests.cpu_millis as f64;
         }
@@ -204,10 +220,8 @@ pub(crate) fn sample(world: &World) -> Sample {
         .filter(|n| n.node_pool.is_none())
         .map(|n| n.price)
         .sum();
-    let lb =
-        fractional_lower_bound_counted(&demand, &world.types, &Resources::default(), &|_| true)
-            .value
-            .max(static_cost);
+    // Each pod priced only where some NodePool may launch a node for it.
+    let lb = world.bound.per_hour(&demand, &classes).max(static_cost);
     let dt_h = world.sc.settings.sample_seconds / 3600.0;
     // The bound is integrated over the same steps as the samples (left rule).
     let lower_bound_cost = (now < world.end).then(|| lb * dt_h.min(secs(world.end - now) / 3600.0));
@@ -349,7 +363,9 @@ pub(crate) fn finish(world: &World) -> Summary {
                 savings_per_hour: r(*s, 4),
             })
             .collect(),
-        pending_reasons: rec.pending_reasons.clone(),
+        pending_reasons: rec.pending_reasons.by_reason.clone(),
+        problems: Vec::new(),
+        warnings: world.sc.warnings.clone(),
         errors: rec.errors.clone(),
         vertical: Vec::new(),
         vertical_comparison: None,

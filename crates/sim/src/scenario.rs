@@ -394,6 +394,8 @@ pub struct Scenario {
     pub traces: BTreeMap<String, crate::trace::Trace>,
     pub batch_pods: Vec<crate::trace::BatchPod>,
     pub settings: Settings,
+    /// What loading the variant noticed and accepted (a merge patch replacing a whole list).
+    pub warnings: Vec<String>,
 }
 
 /// Reads a scenario file and everything it points to; returns one runnable scenario per
@@ -480,6 +482,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     }
     let mut batch_pods = Vec::new();
     for (i, b) in file.batch.iter().enumerate() {
+        if let BatchSource::Burst { count, .. } = b {
+            crate::limits::check_batch(
+                path,
+                &format!("batch[{i}].count"),
+                batch_pods.len() as u64,
+                u64::from(*count),
+            )?;
+        }
         batch_pods.extend(
             crate::trace::batch_pods(b, &resolve, duration_seconds, start).map_err(
                 |e| match e {
@@ -503,25 +513,38 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         let mut workloads = file.workloads.clone();
         let mut settings = file.settings.clone();
         let mut objs = objects.clone();
+        let mut warnings = Vec::new();
         for (pi, patch) in variant.patches.iter().enumerate() {
             let field = format!("variants[{}].patches[{pi}]", variant.name);
-            apply_patch(patch, &mut objs, &mut workloads, &mut settings)
+            let mut lists = Vec::new();
+            apply_patch(patch, &mut objs, &mut workloads, &mut settings, &mut lists)
                 .map_err(|m| ScenarioError::invalid(path, &field, m))?;
+            for list in lists {
+                warnings.push(format!(
+                    "{field} ({}): the merge patch replaces the whole list {list}; write every \
+                     entry the variant keeps",
+                    patch.target
+                ));
+            }
         }
         let mut node_pools = Vec::new();
         let mut autoscalers = Vec::new();
         let mut verticals = Vec::new();
-        for (src, obj) in &objs {
-            let obj = to_ballast(obj)
-                .map_err(|m| ScenarioError::invalid(Path::new(src), "(object)", m))?;
+        for (oi, (src, obj)) in objs.iter().enumerate() {
+            // An object a patch changed is the variant's to answer for, not its file's.
+            let blame = |field: String| match patched_by(&variant, obj, &objects[oi].1) {
+                Some(patch) => (path.to_path_buf(), format!("{patch}: {field}")),
+                None => (PathBuf::from(src), field),
+            };
+            let obj = to_ballast(obj).map_err(|m| {
+                let (p, f) = blame("(object)".into());
+                ScenarioError::invalid(&p, f, m)
+            })?;
             let report = ballast_api::validate::validate_object(&obj);
             if !report.is_valid() {
                 let errs: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-                return Err(ScenarioError::invalid(
-                    Path::new(src),
-                    report.object,
-                    errs.join("; "),
-                ));
+                let (p, f) = blame(report.object);
+                return Err(ScenarioError::invalid(&p, f, errs.join("; ")));
             }
             match obj.get("kind").and_then(Value::as_str) {
                 Some("NodePool") => node_pools.push(parse_obj(&obj, src)?),
@@ -530,6 +553,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
                 _ => {} // node classes and the like carry nothing the simulation needs
             }
         }
+        crate::limits::check_variant(path, &workloads, &settings, duration_seconds)
+            .map_err(|e| in_variant(e, &variant, !file.variants.is_empty()))?;
         for (i, w) in workloads.iter().enumerate() {
             if w.per_pod.capacity <= 0.0 {
                 return Err(ScenarioError::invalid(
@@ -572,6 +597,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             traces: traces.clone(),
             batch_pods: batch_pods.clone(),
             settings,
+            warnings,
         });
     }
     Ok(out)
@@ -623,6 +649,32 @@ fn to_ballast(obj: &Value) -> Result<Value, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The paths (`spec.template.spec.requirements`) where merging `patch` into `target` replaces a
+/// non-empty list with another: a merge patch never merges lists, which surprises.
+fn replaced_lists(target: &Value, patch: &Value, at: &str, out: &mut Vec<String>) {
+    let (Value::Object(t), Value::Object(p)) = (target, patch) else {
+        return;
+    };
+    for (k, v) in p {
+        let path = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
+        match (t.get(k), v) {
+            (Some(Value::Array(old)), Value::Array(new)) if !old.is_empty() && old != new => {
+                out.push(format!(
+                    "{path} ({} entries replaced by {})",
+                    old.len(),
+                    new.len()
+                ));
+            }
+            (Some(old), new) => replaced_lists(old, new, &path, out),
+            (None, _) => {}
+        }
+    }
+}
+
 fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
@@ -638,11 +690,51 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+/// `variants[NAME].patches[i] (TARGET)` of the first patch of `variant` aimed at `obj`, when the
+/// variant changed it from `original`.
+fn patched_by(variant: &Variant, obj: &Value, original: &Value) -> Option<String> {
+    if obj == original {
+        return None;
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let target = format!("{kind}/{name}");
+    let (i, patch) = variant
+        .patches
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.target == target)?;
+    Some(format!(
+        "variants[{}].patches[{i}] ({})",
+        variant.name, patch.target
+    ))
+}
+
+/// `e` with the variant's name before its field, when the file lists variants.
+fn in_variant(e: ScenarioError, variant: &Variant, named: bool) -> ScenarioError {
+    match e {
+        ScenarioError::Invalid {
+            path,
+            field,
+            message,
+        } if named => ScenarioError::Invalid {
+            path,
+            field: format!("variants[{}]: {field}", variant.name),
+            message,
+        },
+        other => other,
+    }
+}
+
 fn apply_patch(
     patch: &Patch,
     objs: &mut [(String, Value)],
     workloads: &mut [Workload],
     settings: &mut Settings,
+    lists: &mut Vec<String>,
 ) -> Result<(), String> {
     let (kind, name) = patch
         .target
@@ -651,6 +743,7 @@ fn apply_patch(
     match kind {
         "Settings" => {
             let mut v = serde_json::to_value(&*settings).expect("settings serialize");
+            replaced_lists(&v, &patch.merge, "", lists);
             merge(&mut v, &patch.merge);
             *settings = serde_json::from_value(v).map_err(|e| format!("Settings: {e}"))?;
         }
@@ -660,6 +753,7 @@ fn apply_patch(
                 .find(|w| w.name == name)
                 .ok_or_else(|| format!("no workload named {name:?}"))?;
             let mut v = serde_json::to_value(&*w).expect("workloads serialize");
+            replaced_lists(&v, &patch.merge, "", lists);
             merge(&mut v, &patch.merge);
             *w = serde_json::from_value(v).map_err(|e| format!("Workload/{name}: {e}"))?;
         }
@@ -675,6 +769,7 @@ fn apply_patch(
             let (_, obj) = hit.ok_or_else(|| format!("no object {kind}/{name} in the scenario"))?;
             // Patches are written against the Ballast form of the object.
             *obj = to_ballast(obj)?;
+            replaced_lists(obj, &patch.merge, "", lists);
             merge(obj, &patch.merge);
         }
     }

@@ -14,13 +14,17 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Reads `seconds,value` or `HH:MM,value` rows; a first row that does not parse is a header.
+    /// Reads `time,value` rows; a first row that does not parse is a header. A time is seconds
+    /// from the start or `HH:MM[:SS]`, or an instant (RFC 3339, or Unix seconds as exports from
+    /// Prometheus or CloudWatch give them), counted from the first row's; one trace uses one kind.
     pub fn read_csv(path: &Path, repeat: bool, scale: f64) -> Result<Trace, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.display().to_string(),
             source,
         })?;
         let mut points = Vec::new();
+        // The first row's instant, when the rows give instants.
+        let mut first_instant: Option<f64> = None;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -31,7 +35,23 @@ impl Trace {
                 cols.next().unwrap_or("").trim(),
                 cols.next().unwrap_or("").trim(),
             );
-            let parsed = parse_time(t).zip(v.parse::<f64>().ok());
+            let time = match (parse_instant(t), first_instant) {
+                (Some(at), Some(first)) => Some(at - first),
+                (Some(at), None) if points.is_empty() => {
+                    first_instant = Some(at);
+                    Some(0.0)
+                }
+                (None, Some(_)) if parse_time(t).is_none() => None,
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(ScenarioError::invalid(
+                        path,
+                        format!("line {}", i + 1),
+                        format!("{t:?}: a trace's times are all instants or all offsets"),
+                    ));
+                }
+                (None, None) => parse_time(t),
+            };
+            let parsed = time.zip(v.parse::<f64>().ok());
             match parsed {
                 Some((t, v)) => points.push((t, v * scale)),
                 None if points.is_empty() && i == 0 => continue, // header
@@ -39,7 +59,10 @@ impl Trace {
                     return Err(ScenarioError::invalid(
                         path,
                         format!("line {}", i + 1),
-                        format!("{line:?} is not `time,value`"),
+                        format!(
+                            "{line:?} is not `time,value` (time: {TIME_FORMATS}; value: a \
+                             number)"
+                        ),
                     ));
                 }
             }
@@ -83,6 +106,20 @@ impl Trace {
             v0 + (v1 - v0) * (t - t0) / (t1 - t0)
         }
     }
+}
+
+/// The time formats a trace accepts, as its errors name them.
+pub const TIME_FORMATS: &str = "seconds from the start (90), HH:MM or HH:MM:SS, Unix seconds \
+     (1714521600) or RFC 3339 (2024-05-01T00:00:00Z)";
+
+/// Unix seconds of an instant: RFC 3339, or a number from 10⁹ on (Unix seconds: 2001 and
+/// later; no offset from a trace's start is that large).
+fn parse_instant(s: &str) -> Option<f64> {
+    if let Ok(x) = s.parse::<f64>() {
+        return (x >= 1e9).then_some(x);
+    }
+    let at: jiff::Timestamp = s.parse().ok()?;
+    Some(at.as_millisecond() as f64 / 1000.0)
 }
 
 /// Seconds, or `HH:MM` / `HH:MM:SS` of a day.
@@ -298,5 +335,40 @@ mod tests {
         assert_eq!(parse_time("01:30"), Some(5400.0));
         assert_eq!(parse_time("00:00:30"), Some(30.0));
         assert_eq!(parse_time("noon"), None);
+        assert_eq!(parse_instant("90"), None);
+        assert_eq!(parse_instant("1714521600"), Some(1714521600.0));
+        assert_eq!(parse_instant("2024-05-01T00:00:00Z"), Some(1714521600.0));
+        assert_eq!(
+            parse_instant("2024-05-01T02:00:30+02:00"),
+            Some(1714521630.0)
+        );
+    }
+
+    #[test]
+    fn unix_and_rfc3339_rows_count_from_the_first() {
+        let dir = std::env::temp_dir().join(format!("ballast-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            Trace::read_csv(&p, false, 1.0)
+        };
+        let unix = read("unix.csv", "time,value\n1714521600,1\n1714521660,3\n").unwrap();
+        assert_eq!(unix.points, vec![(0.0, 1.0), (60.0, 3.0)]);
+        assert_eq!(unix.at(30.0), 2.0);
+        let iso = read(
+            "iso.csv",
+            "2024-05-01T00:00:00Z,1\n2024-05-01T00:02:00Z,5\n",
+        )
+        .unwrap();
+        assert_eq!(iso.points, vec![(0.0, 1.0), (120.0, 5.0)]);
+        let bad = read("bad.csv", "t,v\n0,1\n05/01/2024 00:01,2\n").unwrap_err();
+        assert!(bad.to_string().contains("RFC 3339"), "{bad}");
+        let mixed = read("mixed.csv", "1714521600,1\n60,2\n").unwrap_err();
+        assert!(
+            mixed.to_string().contains("all instants or all offsets"),
+            "{mixed}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -82,11 +82,7 @@ pub(crate) fn provision(world: &mut World, unschedulable: &[PodId]) -> Vec<Launc
                     .error(world.now, format!("provisioning skipped: {e}"));
             }
             for u in &decision.unschedulable {
-                *world
-                    .rec
-                    .pending_reasons
-                    .entry(u.message.clone())
-                    .or_insert(0) += 1;
+                world.rec.pending_reasons.note(u);
             }
             decision.node_claims.into_iter().map(launch).collect()
         }

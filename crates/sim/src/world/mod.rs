@@ -26,6 +26,8 @@ pub(crate) use nodes::{Disrupting, DisruptionPlan, Launch};
 pub(crate) struct World {
     pub sc: Scenario,
     pub types: Vec<InstanceType>,
+    /// The catalog as each NodePool may launch it, for the report's lower bound of cost.
+    pub bound: crate::bound::PoolBound,
     type_idx: BTreeMap<String, usize>,
     pub now: Millis,
     pub end: Millis,
@@ -111,6 +113,7 @@ impl World {
         let start_day_seconds =
             zoned.hour() as f64 * 3600.0 + zoned.minute() as f64 * 60.0 + zoned.second() as f64;
         Ok(World {
+            bound: crate::bound::PoolBound::new(&sc, &types),
             rng: ChaCha8Rng::seed_from_u64(sc.seed),
             workloads: sc
                 .workloads

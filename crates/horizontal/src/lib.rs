@@ -22,6 +22,7 @@
 pub mod decide;
 pub mod jobs;
 pub mod persist;
+pub mod predict;
 pub mod prepare;
 pub mod problems;
 pub mod render;

@@ -575,6 +575,7 @@ fn new_status(
                 reference: Some(target_ref.to_string()),
                 targets: Some(targets.join(", ")),
                 history: Some(history(out, p)),
+                prediction: None,
             }
         }
     }

@@ -121,7 +121,8 @@ pub struct PredictionStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ForecastPoint {
     pub time: Time,
-    /// The forecast value of the metric that decided, as a decimal string.
+    /// The forecast demand (what the metrics ask for in replicas before rounding), as a
+    /// decimal string.
     pub value: String,
 }
 

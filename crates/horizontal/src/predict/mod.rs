@@ -21,12 +21,14 @@
 //! ("Predictive scaling") for the model and its defaults.
 
 pub mod accuracy;
+pub mod decision;
 pub mod forecast;
 pub mod interval;
 pub mod model;
 pub mod replicas;
 pub mod season;
 pub mod series;
+pub mod view;
 
 pub use forecast::{Forecast, Forecaster, PredictionState, Seasonality, Settings};
 pub use series::Series;

@@ -80,6 +80,35 @@ fn scale_mode_rises_before_the_ramp() {
 }
 
 #[test]
+fn a_flat_demand_on_a_replica_boundary_adds_nothing() {
+    // 6 replicas of demand with a little noise: the 0.9 quantile is just above 6, within the
+    // scale-up tolerance of the current 6, so no seventh replica.
+    let mut b = object(Some(PredictiveMode::Scale), 0);
+    b.0.metrics = vec![value("60")];
+    let end = 4 * DAY_STEPS - 1;
+    b.0.demand_history = (0..=end)
+        .map(|t| DemandSample {
+            time: ago((end - t) * STEP_SECONDS),
+            replicas: if t % 2 == 0 { 5.99 } else { 6.01 },
+        })
+        .collect();
+    let decision = b.decide();
+    assert_eq!(
+        cond(&decision, "PredictionActive"),
+        Some(("True", "Forecasting"))
+    );
+    assert_eq!(
+        decision
+            .status
+            .prediction
+            .as_ref()
+            .and_then(|s| s.predicted_replicas),
+        Some(7)
+    );
+    assert_eq!(decision.desired_replicas, 6, "{decision}");
+}
+
+#[test]
 fn forecast_only_reports_and_scales_reactively() {
     let decision = object(Some(PredictiveMode::ForecastOnly), 240).decide();
     assert_eq!(decision.desired_replicas, 6);

@@ -44,7 +44,7 @@ pub fn demand(out: &Outcome, status_replicas: i32) -> Option<f64> {
 }
 
 /// The proposal after prediction: `reactive`, or in `Scale` mode with a trusted forecast
-/// `max(reactive, min(predicted, max))`.
+/// beyond the scale-up tolerance of the current count `max(reactive, min(predicted, max))`.
 pub fn apply(p: &Prepared, out: &mut Outcome, reactive: i32) -> i32 {
     out.prediction = PredictionOutcome {
         reactive,
@@ -70,9 +70,15 @@ pub fn apply(p: &Prepared, out: &mut Outcome, reactive: i32) -> i32 {
     }
     let max = u32::try_from(p.spec.max.max(0)).unwrap_or(0);
     let reactive_count = u32::try_from(reactive).unwrap_or(0);
+    // The reactive rule's scale-up tolerance applies to the forecast too: a forecast within it
+    // of the current count (a flat load on a replica boundary) adds nothing.
+    let current = f64::from(p.scale.spec_replicas.max(0));
+    let beyond = forecast.provision > current * (1.0 + p.spec.tol_up);
     let combined = replicas::combine(
         reactive_count,
-        predicted.and_then(|count| u32::try_from(count).ok()),
+        predicted
+            .filter(|_| beyond)
+            .and_then(|count| u32::try_from(count).ok()),
         max.max(reactive_count),
     );
     let combined = i32::try_from(combined).unwrap_or(i32::MAX);

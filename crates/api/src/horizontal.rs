@@ -8,6 +8,9 @@
 use crate::common::{
     Condition, CrossVersionObjectReference, LabelSelector, SecretReference, Time, quantity_schema,
 };
+pub use crate::predictive::{
+    ForecastPoint, PredictionStatus, PredictiveMode, PredictiveSeasonality, PredictiveSpec,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -111,6 +114,9 @@ pub struct HorizontalAutoscalerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub paused_replicas: Option<i32>,
+    /// Scale ahead of a forecast of the metrics (`Scale`), or only report it (`ForecastOnly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictive: Option<PredictiveSpec>,
 }
 
 impl HorizontalAutoscalerSpec {
@@ -660,6 +666,9 @@ pub struct HorizontalAutoscalerStatus {
     /// What stabilization windows and rate policies need, kept so a restart forgets nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<ScalingHistory>,
+    /// The last forecast, with `spec.predictive` not `Off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<PredictionStatus>,
 }
 
 /// Past recommendations and scale events (pruned to the longest window in use).

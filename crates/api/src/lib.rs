@@ -6,6 +6,7 @@ pub mod convert;
 pub mod horizontal;
 pub mod jobs;
 pub mod nodes;
+pub mod predictive;
 pub mod validate;
 pub mod vertical;
 pub mod yaml;

@@ -156,6 +156,7 @@ fn snapshot(variant: usize) -> Snapshot {
             ..Default::default()
         }],
         other_autoscalers: vec![],
+        demand_history: Vec::new(),
         config: ControllerConfig::default(),
         now,
     }

@@ -236,6 +236,13 @@ pub struct Outcome {
     pub scale_event: Option<ScaleEventRecord>,
     /// The history to store.
     pub history: crate::prepare::History,
+    /// What the metrics asked for in replicas before rounding (`Normal` path): record it in
+    /// the demand history the next decision forecasts from.
+    pub demand: Option<f64>,
+    /// The prediction step (`spec.predictive`).
+    pub prediction: crate::predict::decision::PredictionOutcome,
+    /// The forecaster's buffers, made on first use and reused.
+    pub forecaster: Option<crate::predict::Forecaster>,
 }
 
 #[derive(Clone, Copy)]
@@ -399,6 +406,8 @@ pub fn decide(p: &Prepared, out: &mut Outcome) {
         return;
     }
     out.path = Path::Normal;
+    out.demand = crate::predict::decision::demand(out, p.scale.status_replicas);
+    let best_replicas = crate::predict::decision::apply(p, out, best_replicas);
     out.prenormalized = best_replicas;
     out.reason = if best_replicas > current {
         Reason::MetricAbove(best.unwrap_or(0))
@@ -416,9 +425,11 @@ fn reset(p: &Prepared, out: &mut Outcome) {
     let history = std::mem::take(&mut out.history);
     let mut metrics = std::mem::take(&mut out.metrics);
     metrics.clear();
+    let forecaster = out.forecaster.take();
     *out = Outcome {
         history,
         metrics,
+        forecaster,
         ..Default::default()
     };
     out.history.copy_from(&p.history);

@@ -22,6 +22,7 @@
 pub mod decide;
 pub mod jobs;
 pub mod persist;
+pub mod predict;
 pub mod prepare;
 pub mod problems;
 pub mod render;
@@ -36,8 +37,8 @@ pub use decide::{
 pub use prepare::{History, Millis, PodFacts, Prepared, effective_metrics, prepare};
 pub use render::{Decision, Event, EventType, Explanation, MetricProposal, milli_quantity, render};
 pub use snapshot::{
-    ConditionStatus, ContainerSnapshot, ControllerConfig, MetricReading, PodPhase, PodSample,
-    PodSnapshot, ReadyCondition, Snapshot, SnapshotError, TargetScale,
+    ConditionStatus, ContainerSnapshot, ControllerConfig, DemandSample, MetricReading, PodPhase,
+    PodSample, PodSnapshot, ReadyCondition, Snapshot, SnapshotError, TargetScale,
 };
 
 /// Runs one decision on a snapshot: what `ballast explain horizontal -f SNAPSHOT` prints (with

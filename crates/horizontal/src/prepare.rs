@@ -251,6 +251,8 @@ pub struct Prepared {
     pub(crate) metrics: Vec<MetricView>,
     pub(crate) history: History,
     pub(crate) config: ConfigView,
+    /// `spec.predictive` unless absent or `Off`.
+    pub(crate) prediction: Option<crate::predict::view::PredictionView>,
 }
 
 impl Prepared {
@@ -280,6 +282,15 @@ impl Prepared {
     pub fn set_replicas(&mut self, spec_replicas: i32, status_replicas: i32) {
         self.scale.spec_replicas = spec_replicas;
         self.scale.status_replicas = status_replicas;
+    }
+
+    /// Adds one demand to the prediction history (what a previous decision's
+    /// [`crate::Outcome::demand`] said); nothing without `spec.predictive`. The simulator's way
+    /// of keeping the history without building a [`Snapshot`].
+    pub fn record_demand(&mut self, at: Millis, replicas: f64) {
+        if let Some(view) = self.prediction.as_mut() {
+            view.series.record(at, replicas);
+        }
     }
 
     /// Replaces the pods with numeric facts (the simulator's way of observing its pods without
@@ -453,7 +464,19 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
         ));
     }
 
-    let spec = prepare_spec(object, &metric_specs, &config);
+    let mut spec = prepare_spec(object, &metric_specs, &config);
+    let prediction = match crate::predict::view::from_spec(
+        object.spec.predictive.as_ref(),
+        object.spec.sync_period_seconds(),
+        &snapshot.demand_history,
+        |sample| millis(&sample.time),
+    ) {
+        Ok(view) => view,
+        Err(problem) => {
+            spec.error.get_or_insert(problem);
+            None
+        }
+    };
 
     let mut metrics = Vec::with_capacity(metric_specs.len());
     for (i, ms) in metric_specs.iter().enumerate() {
@@ -501,6 +524,7 @@ pub fn prepare(snapshot: &Snapshot) -> Result<Prepared, SnapshotError> {
         metrics,
         history,
         config,
+        prediction,
     })
 }
 

@@ -21,6 +21,7 @@ pub fn spec_problems(object: &HorizontalAutoscaler) -> Vec<Problem> {
         pods: Vec::new(),
         metrics: Vec::new(),
         other_autoscalers: Vec::new(),
+        demand_history: Vec::new(),
         config: ControllerConfig::default(),
         now: Timestamp::UNIX_EPOCH,
     };

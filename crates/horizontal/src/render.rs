@@ -5,6 +5,7 @@
 
 mod metric;
 mod path;
+mod prediction;
 
 use crate::decide::{Cooldown, Limit, MetricState, Outcome, Path, Reason, Stabilization};
 use crate::prepare::{Millis, Prepared};
@@ -350,6 +351,7 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
     activation_condition(&mut d, p, out);
     fallback_condition(&mut d, p, out);
     paused_condition(&mut d, p);
+    prediction::prediction_section(&mut d, p, out);
     rescale(&mut d, out, &reason);
     let status = new_status(p, out, &old, &metrics, &d, &target_ref);
     Decision {
@@ -575,6 +577,7 @@ fn new_status(
                 reference: Some(target_ref.to_string()),
                 targets: Some(targets.join(", ")),
                 history: Some(history(out, p)),
+                prediction: prediction::prediction_status(p, out, old.prediction.as_ref()),
             }
         }
     }

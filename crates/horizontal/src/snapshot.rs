@@ -37,6 +37,18 @@ pub struct Snapshot {
     pub config: ControllerConfig,
     /// The decision time. Every time comparison is made against it; no clock is read.
     pub now: Timestamp,
+    /// Past demands (what the metrics asked for in replicas before rounding, one per decision),
+    /// oldest first: the history `spec.predictive` forecasts from. The caller keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demand_history: Vec<DemandSample>,
+}
+
+/// One past demand: replicas before rounding, at a time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemandSample {
+    pub time: Timestamp,
+    pub replicas: f64,
 }
 
 /// The target's `scale` subresource.

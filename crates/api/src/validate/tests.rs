@@ -69,6 +69,12 @@ fn cases() -> Vec<(&'static str, Value, Option<&'static str>, &'static str)> {
         ("minValues above values", pool(json!([{"key": "k", "operator": "In", "values": ["a"], "minValues": 2}])), Some("spec.template.spec.requirements[0]"), "minValues"),
         ("rabbitmq without url", hza(with(base_spec(), "/metrics/0", json!({"type": "Event", "event": {"type": "rabbitmq", "rabbitmq": {"queueName": "q"}, "target": {"type": "AverageValue", "averageValue": "5"}}}))), Some("spec.metrics[0].event.rabbitmq.url"), "needs rabbitmq.url or a credentialsRef"),
         ("a range error does not hide a rule", hza(with(with(base_spec(), "/minReplicas", json!(15)), "/metrics/0/resource/target/averageUtilization", json!(0))), Some("spec.minReplicas"), "minReplicas must be less than or equal to maxReplicas"),
+        ("predictive scale", hza(with(base_spec(), "/predictive", json!({"mode": "Scale", "seasonality": "Daily", "seasonLengthSeconds": 600, "stepSeconds": 10, "quantile": "0.9", "errorThreshold": "200m"}))), None, ""),
+        ("predictive bad mode", hza(with(base_spec(), "/predictive", json!({"mode": "Sometimes"}))), Some("spec.predictive.mode"), "Unsupported value"),
+        ("predictive without mode", hza(with(base_spec(), "/predictive", json!({"seasonality": "Daily"}))), Some("spec.predictive.mode"), "Required value"),
+        ("predictive season under two steps", hza(with(base_spec(), "/predictive", json!({"mode": "ForecastOnly", "seasonLengthSeconds": 30, "stepSeconds": 20}))), Some("spec.predictive.seasonLengthSeconds"), "at least 2 steps"),
+        ("predictive window under ten steps", hza(with(base_spec(), "/predictive", json!({"mode": "Scale", "historyWindowSeconds": 600, "stepSeconds": 120}))), Some("spec.predictive.historyWindowSeconds"), "at least 10 steps"),
+        ("predictive bad seasonality", hza(with(base_spec(), "/predictive", json!({"mode": "Scale", "seasonality": "Hourly"}))), Some("spec.predictive.seasonality"), "Unsupported value"),
         ("not a ballast kind", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}), Some("apiVersion/kind"), "not a Ballast kind"),
     ]
 }

@@ -68,6 +68,7 @@ pub async fn capture(
         pods: Vec::new(),
         metrics: Vec::new(),
         other_autoscalers: Vec::new(),
+        demand_history: Vec::new(),
         config: decision.clone(),
         now,
     };

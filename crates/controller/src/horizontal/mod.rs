@@ -671,6 +671,7 @@ async fn decide_and_apply_from(
         pods,
         metrics: readings,
         other_autoscalers: others,
+        demand_history: Vec::new(),
         config: ctx.config.decision.clone(),
         now,
     };

@@ -255,6 +255,7 @@ fn judge(
         pods: Vec::new(),
         metrics,
         other_autoscalers: Vec::new(),
+        demand_history: Vec::new(),
         config: ctx.config.decision.clone(),
         now: ctx.config.clock.now(),
     };

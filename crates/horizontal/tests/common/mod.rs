@@ -310,6 +310,7 @@ pub fn hpa(min: Option<i32>, max: i32, metrics: Vec<MetricSpec>) -> B {
         pods: vec![],
         metrics: vec![],
         other_autoscalers: vec![],
+        demand_history: Vec::new(),
         config: ControllerConfig::default(),
         now: now(),
     })

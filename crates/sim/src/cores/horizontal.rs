@@ -275,6 +275,7 @@ fn full_snapshot(world: &World, st: &AutoscalerState, obs: &Observation) -> Hori
         pods,
         metrics,
         other_autoscalers: vec![],
+        demand_history: Vec::new(),
         config: ControllerConfig::default(),
         now: timestamp(world.sc.start, world.now),
     }
@@ -371,8 +372,20 @@ pub(crate) fn horizontal(world: &mut World, st: &mut AutoscalerState, i: usize) 
     let history = cfg!(debug_assertions).then(|| prepared.history().clone());
     ballast_horizontal::decide(prepared, &mut st.decision);
     prepared.set_history(&st.decision.history);
+    // The demand history `spec.predictive` forecasts from (nothing is kept without it).
+    if let Some(demand) = st.decision.demand {
+        let now = prepared.now();
+        prepared.record_demand(now, demand);
+    }
     let (desired, rescale) = (st.decision.desired, st.decision.rescale);
-    if cfg!(debug_assertions) {
+    // The full snapshot carries no demand history, so a predictive object is not cross-checked.
+    let predictive = st
+        .object
+        .spec
+        .predictive
+        .as_ref()
+        .is_some_and(|p| p.mode != ballast_api::horizontal::PredictiveMode::Off);
+    if cfg!(debug_assertions) && !predictive {
         // The numeric path must decide exactly as the full snapshot path does.
         let snap = full_snapshot(world, st, &obs);
         if let (Ok(mut check), Some(history)) = (ballast_horizontal::prepare(&snap), history) {

@@ -25,8 +25,6 @@ pub mod labels {
     pub const REGISTERED: &str = "nodes.ballast.dev/registered";
     /// Pod or node annotation: never disrupt voluntarily ("true" or a duration such as "1h").
     pub const DO_NOT_DISRUPT: &str = "nodes.ballast.dev/do-not-disrupt";
-    /// Karpenter's spelling of the same annotation, honoured too.
-    pub const KARPENTER_DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
     /// Taint put on a node being disrupted.
     pub const DISRUPTED_TAINT: &str = "nodes.ballast.dev/disrupted";
     /// Finalizer held by Ballast until the instance is gone.
@@ -184,7 +182,7 @@ pub enum RequirementOperator {
     validation = Rule::new("self.operator in ['Gt', 'Lt', 'Gte', 'Lte'] ? (size(self.values) == 1 && self.values[0].matches('^-?[0-9]+$')) : true").message("Gt, Lt, Gte and Lte take exactly one integer value"),
     validation = Rule::new("!has(self.minValues) || self.operator in ['In', 'Exists']").message("minValues goes only with In or Exists"),
     validation = Rule::new("!has(self.minValues) || self.operator != 'In' || self.minValues <= size(self.values)").message("minValues must not exceed the number of values"),
-    validation = Rule::new("!(self.key in ['nodes.ballast.dev/nodepool', 'nodes.ballast.dev/initialized', 'nodes.ballast.dev/registered', 'nodes.ballast.dev/nodepool-hash', 'kubernetes.io/hostname'])").message("this label is set by Ballast and cannot be required")
+    validation = Rule::new("!(self.key in ['nodes.ballast.dev/nodepool', 'nodes.ballast.dev/initialized', 'nodes.ballast.dev/registered', 'nodes.ballast.dev/nodepool-hash', 'kubernetes.io/hostname', 'karpenter.sh/nodepool', 'karpenter.sh/initialized', 'karpenter.sh/registered'])").message("this label is set by Ballast and cannot be required")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSelectorRequirementWithMinValues {

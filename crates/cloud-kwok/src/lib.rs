@@ -9,7 +9,9 @@
 //! catalog's provider labels under `nodes.ballast.dev/` (`instance-family`, `instance-cpu`...),
 //! the NodeClaim's labels (NodePool, template labels), the `KwokNodeClass`'s extra labels, the
 //! NodeClaim's taints and startup taints, capacity and allocatable from the catalog, and the
-//! provider ID `kwok://<name>` (the node is named after the NodeClaim). A `KwokNodeClass` may
+//! provider ID `kwok://<name>` (the node is named after the NodeClaim). Each of Ballast's labels
+//! is also written under Karpenter's key (`karpenter.sh/capacity-type`,
+//! `karpenter.k8s.aws/instance-family`...), so selectors written for Karpenter match. A `KwokNodeClass` may
 //! restrict zones and delay the node's appearance (`registrationDelay`) to mimic boot time.
 //!
 //! Instance types come from a catalog file (`ballast_scheduling::catalog::CatalogFile`, for
@@ -176,6 +178,7 @@ pub fn node_for(claim: &NodeClaim, offering: &LaunchOffering, class: &KwokNodeCl
     l.entry(labels::OS.into()).or_insert_with(|| "linux".into());
     l.entry(labels::ARCH.into())
         .or_insert_with(|| "amd64".into());
+    ballast_scheduling::aliases::add_karpenter_spellings(&mut l);
     let taints: Vec<Taint> = claim
         .spec
         .taints
@@ -504,6 +507,16 @@ mod tests {
         assert_eq!(l[labels::HOSTNAME], "general-0123456789");
         assert_eq!(l["nodes.ballast.dev/instance-family"], "m6i");
         assert_eq!(l["nodes.ballast.dev/instance-cpu"], "2");
+        // Karpenter's spellings beside ours.
+        for (key, want) in [
+            ("karpenter.sh/capacity-type", "spot"),
+            ("karpenter.sh/nodepool", "general"),
+            ("karpenter.k8s.aws/instance-family", "m6i"),
+            ("karpenter.k8s.aws/instance-size", "large"),
+            ("karpenter.k8s.aws/instance-cpu", "2"),
+        ] {
+            assert_eq!(l.get(key).map(String::as_str), Some(want), "{key}");
+        }
         assert_eq!(l["team"], "a");
         assert_eq!(l["extra"], "yes");
         assert_eq!(l[labels::ARCH], "amd64");

@@ -19,6 +19,9 @@
 //!   replicas − 1); the pods move to a replacement, then the Node and its NodeClaim go.
 //! - `unsatisfiable_pod_makes_no_node`: a pod whose node selector matches no NodePool gets a
 //!   `NoCompatibleNodePool` event and no NodeClaim.
+//! - `karpenter_label_spellings_select_our_nodes`: a Deployment selecting only Karpenter's keys
+//!   (`karpenter.sh/capacity-type=on-demand`, `karpenter.k8s.aws/instance-family=m6i`) in a pool
+//!   offering spot and on-demand gets on-demand m6i nodes carrying both spellings of each label.
 //! - `insufficient_capacity_falls_back_to_the_next_offering`: the cheapest offering fails at
 //!   launch; the NodeClaim launches as the next one.
 //! - `orphans_are_garbage_collected`: a kwok instance without NodeClaim is deleted (its node
@@ -1077,6 +1080,57 @@ async fn unsatisfiable_pod_makes_no_node() -> Result<()> {
         ensure!(
             run.claims("general").await?.is_empty(),
             "a NodeClaim was made for an unsatisfiable pod"
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn karpenter_label_spellings_select_our_nodes() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let both = json!({ "requirements": [
+        { "key": labels::CAPACITY_TYPE, "operator": "In", "values": ["spot", "on-demand"] },
+        { "key": "nodes.ballast.dev/instance-family", "operator": "In", "values": ["c6i", "m6i", "r6i"] }
+    ] });
+    let run = Run::start(&bed, "nodes-karp", &[("general", json!({}), both)], |_| {}).await?;
+    with_run(run, &["general"], async |run| {
+        let ns = &run.ns;
+        // Written for Karpenter: its keys only.
+        deploy(ns, TestDeployment::new("karp").replicas(2), |t| {
+            t["spec"]["nodeSelector"] = json!({
+                "karpenter.sh/capacity-type": "on-demand",
+                "karpenter.k8s.aws/instance-family": "m6i",
+            });
+        })
+        .await?;
+        let placed = poll_until("both pods bound", T, Duration::from_millis(500), || async {
+            let p = placements(ns, "karp").await?;
+            Ok((p.len() == 2).then_some(p))
+        })
+        .await?;
+        let nodes = run.pool_nodes("general").await?;
+        ensure!(!nodes.is_empty(), "no node was made");
+        for n in &nodes {
+            for (key, want) in [
+                ("karpenter.sh/capacity-type", "on-demand"),
+                (labels::CAPACITY_TYPE, "on-demand"),
+                ("karpenter.k8s.aws/instance-family", "m6i"),
+                ("nodes.ballast.dev/instance-family", "m6i"),
+                ("karpenter.sh/nodepool", run.pool_name("general").as_str()),
+            ] {
+                ensure!(
+                    label(n, key) == want,
+                    "{}: {key}={:?}",
+                    n.name_any(),
+                    label(n, key)
+                );
+            }
+        }
+        let names: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
+        ensure!(
+            placed.values().all(|n| names.contains(n)),
+            "{placed:?} not on {names:?}"
         );
         Ok(())
     })

@@ -26,32 +26,14 @@ use crate::limits::pool_limits;
 use crate::resource_list::resources_to_list;
 use crate::snapshot::DaemonSet;
 
-/// Label keys whose API spelling differs from the scheduling model's.
-const RENAMES: [(&str, &str); 2] = [
-    (api::labels::NODEPOOL, sched::labels::NODEPOOL),
-    (api::labels::CAPACITY_TYPE, sched::labels::CAPACITY_TYPE),
-];
-
-/// The scheduling model's spelling of a label key.
+/// The scheduling model's spelling of a label key: Ballast's, for Karpenter's spelling of one of
+/// its keys (`ballast_scheduling::aliases`, the one table), else the key itself.
 pub fn to_model_key(key: &str) -> &str {
-    RENAMES
-        .iter()
-        .find(|(a, _)| *a == key)
-        .map(|(_, m)| *m)
-        .unwrap_or(key)
+    sched::aliases::canonical_key(key)
 }
 
-/// The API's spelling of a label key.
-pub fn to_api_key(key: &str) -> &str {
-    RENAMES
-        .iter()
-        .find(|(_, m)| *m == key)
-        .map(|(a, _)| *a)
-        .unwrap_or(key)
-}
-
-/// Node labels as the scheduling model reads them: every label kept, and the model spelling of a
-/// renamed key added beside the API one.
+/// Node labels as the scheduling model reads them: every label kept, and Ballast's spelling of a
+/// Karpenter key added beside it (an existing value under Ballast's key wins).
 pub fn model_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = labels.clone();
     for (k, v) in labels {
@@ -65,27 +47,21 @@ pub fn model_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, Strin
 
 /// One label as [`model_labels`] would give it, without copying the map.
 pub fn model_label<'l>(labels: &'l BTreeMap<String, String>, key: &str) -> Option<&'l String> {
-    labels.get(key).or_else(|| {
-        let api = to_api_key(key);
-        if api != key { labels.get(api) } else { None }
-    })
+    sched::aliases::get(labels, key)
 }
 
-/// Labels as the API writes them (model spellings renamed, hostname dropped).
+/// Labels as the API writes them (hostname dropped).
 pub fn api_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     labels
         .iter()
         .filter(|(k, _)| k.as_str() != sched::labels::HOSTNAME)
-        .map(|(k, v)| (to_api_key(k).to_string(), v.clone()))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
 /// The NodePool a node or NodeClaim belongs to, from either spelling of the label.
 pub fn pool_label(labels: &BTreeMap<String, String>) -> Option<&str> {
-    labels
-        .get(api::labels::NODEPOOL)
-        .or_else(|| labels.get(sched::labels::NODEPOOL))
-        .map(String::as_str)
+    sched::aliases::get(labels, api::labels::NODEPOOL).map(String::as_str)
 }
 
 /// The labels decisions read on every node, found in one walk over the map. A node carries a
@@ -103,12 +79,12 @@ pub struct WellKnown<'l> {
 
 impl<'l> WellKnown<'l> {
     pub fn of(labels: &'l BTreeMap<String, String>) -> WellKnown<'l> {
-        // The API spelling wins over the model's, as in the lookups.
-        let (mut pool_model, mut capacity_model) = (None, None);
+        // Ballast's spelling wins over Karpenter's, as in the lookups.
+        let (mut pool_alias, mut capacity_alias) = (None, None);
         let mut w = WellKnown::default();
         for (k, v) in labels {
             // String equality compares lengths first: most keys are rejected without reading
-            // them. (The two spellings may be equal; the API one is checked first.)
+            // them; Karpenter's keys are recognised by their prefix first.
             let (k, v) = (k.as_str(), Some(v.as_str()));
             if k == api::labels::NODEPOOL {
                 w.pool = v;
@@ -118,26 +94,24 @@ impl<'l> WellKnown<'l> {
                 w.instance_type = v;
             } else if k == api::labels::ZONE {
                 w.zone = v;
-            } else if k == sched::labels::NODEPOOL {
-                pool_model = v;
-            } else if k == sched::labels::CAPACITY_TYPE {
-                capacity_model = v;
+            } else if k.starts_with("karpenter.") {
+                match sched::aliases::canonical_key(k) {
+                    c if c == api::labels::NODEPOOL => pool_alias = v,
+                    c if c == api::labels::CAPACITY_TYPE => capacity_alias = v,
+                    _ => {}
+                }
             }
         }
-        w.pool = w.pool.or(pool_model);
-        w.capacity_type = w.capacity_type.or(capacity_model);
+        w.pool = w.pool.or(pool_alias);
+        w.capacity_type = w.capacity_type.or(capacity_alias);
         w
     }
 
     /// The value of label `key` as [`model_label`] reads it, when `key` is one of the labels
     /// read here (None: look it up).
     pub fn get(&self, key: &str) -> Option<Option<&'l str>> {
-        // A key with two spellings is left to the lookup: which one wins depends on the key
-        // asked for. (Today's renames keep the spelling, so this answers all four.)
-        if RENAMES
-            .iter()
-            .any(|(a, m)| a != m && (*a == key || *m == key))
-        {
+        // Karpenter's spelling of a key is left to the lookup.
+        if sched::aliases::canonical_key(key) != key {
             return None;
         }
         if key == api::labels::INSTANCE_TYPE {
@@ -409,7 +383,8 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     let mut requirements = vec![];
     for (i, r) in t.requirements.iter().enumerate() {
         let field = format!("spec.template.spec.requirements[{i}]");
-        if api::labels::RESTRICTED.contains(&r.key.as_str()) || r.key == sched::labels::NODEPOOL {
+        let key = to_model_key(&r.key);
+        if api::labels::RESTRICTED.contains(&key) || key == sched::labels::NODEPOOL {
             return Err(Error::new(
                 k,
                 &name,
@@ -435,7 +410,7 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
     let mut labels = BTreeMap::new();
     if let Some(m) = &spec.template.metadata {
         for (lk, lv) in &m.labels {
-            if api::labels::RESTRICTED.contains(&lk.as_str()) {
+            if api::labels::RESTRICTED.contains(&to_model_key(lk)) {
                 return Err(Error::new(
                     k,
                     &name,
@@ -916,7 +891,7 @@ pub fn launch_plan(
             continue;
         }
         let mut r = r.clone();
-        r.key = to_api_key(to_model_key(&r.key)).to_string();
+        r.key = to_model_key(&r.key).to_string();
         requirements.push(r);
     }
     for (key, values) in narrowed {

@@ -30,6 +30,7 @@ pub mod provision;
 pub mod resource_list;
 mod revisions;
 pub mod snapshot;
+pub mod static_pool;
 mod world;
 
 pub use adapt::{

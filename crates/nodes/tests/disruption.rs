@@ -625,7 +625,7 @@ fn do_not_disrupt_true_and_duration() {
     let mut s = two_nodes_one_movable();
     s.nodes[0].pods[0]
         .annotations
-        .insert(api::labels::KARPENTER_DO_NOT_DISRUPT.into(), "true".into());
+        .insert("karpenter.sh/do-not-disrupt".into(), "true".into());
     let d = run(&s);
     assert!(d.action.is_none());
     assert!(rejected_because(
@@ -637,7 +637,7 @@ fn do_not_disrupt_true_and_duration() {
     // A duration counts from the pod's start: started 11:30, 1h → protected until 12:30.
     s.nodes[0].pods[0]
         .annotations
-        .insert(api::labels::KARPENTER_DO_NOT_DISRUPT.into(), "1h".into());
+        .insert("karpenter.sh/do-not-disrupt".into(), "1h".into());
     s.nodes[0].pods[0].started = Some(t("2025-06-01T11:30:00Z"));
     let d = run(&s);
     assert!(rejected_because(

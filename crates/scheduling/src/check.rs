@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::aliases;
 use crate::model::{
     InstanceType, LabelSelector, NodeInclusionPolicy, NodePool, NodeSelectorTerm, Operator, Pod,
     PodAffinityTerm, Requirement, Resources, SelectorOperator, Snapshot, Taint, TaintEffect,
@@ -24,7 +25,7 @@ struct CheckedNode {
 }
 
 fn req_ok(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
-    let v = labels.get(&r.key);
+    let v = aliases::get(labels, &r.key);
     let int = |s: &str| s.parse::<i64>().ok();
     match r.operator {
         Operator::In => v.is_some_and(|v| r.values.contains(v)),
@@ -48,7 +49,7 @@ fn term_ok(t: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
 pub fn node_fits_pod(p: &Pod, labels: &BTreeMap<String, String>) -> bool {
     p.node_selector
         .iter()
-        .all(|(k, v)| labels.get(k) == Some(v))
+        .all(|(k, v)| aliases::get(labels, k) == Some(v))
         && (p.affinity.node_affinity.required.is_empty()
             || p.affinity
                 .node_affinity
@@ -147,7 +148,7 @@ impl Checker<'_> {
             labels
                 .entry(wk::HOSTNAME.into())
                 .or_insert_with(|| n.name.clone());
-            let pool = n.labels.get(wk::NODEPOOL).cloned();
+            let pool = aliases::get(&n.labels, wk::NODEPOOL).cloned();
             let mut taints = n.taints.clone();
             if n.initializing {
                 let startup = pool

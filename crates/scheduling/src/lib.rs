@@ -5,6 +5,7 @@
 //! No API calls, no clock, no randomness: the live provisioner and the offline simulator call the
 //! same [`solve`]. See `docs/scheduling.md` for the model and the algorithm.
 
+pub mod aliases;
 pub mod bound;
 pub mod catalog;
 pub mod check;

@@ -15,6 +15,8 @@ pub(crate) struct Interner<'a> {
     map: FxHashMap<String, u32>,
     names: Vec<String>,
     nums: Vec<Option<i64>>,
+    /// Label keys: Karpenter's spelling of a key gets the id of Ballast's (`aliases`).
+    label_keys: bool,
 }
 
 impl<'a> Interner<'a> {
@@ -22,6 +24,15 @@ impl<'a> Interner<'a> {
     pub fn layered(base: &'a Interner<'a>) -> Self {
         Interner {
             base: Some(base),
+            label_keys: base.label_keys,
+            ..Interner::default()
+        }
+    }
+    /// An interner of label keys: both spellings of an aliased key
+    /// ([`crate::aliases::canonical_key`]) get one id, named by Ballast's spelling.
+    pub fn label_keys() -> Self {
+        Interner {
+            label_keys: true,
             ..Interner::default()
         }
     }
@@ -32,6 +43,7 @@ impl<'a> Interner<'a> {
         self.offset() as usize + self.names.len()
     }
     pub fn id(&mut self, s: &str) -> u32 {
+        let s = self.spelling(s);
         if let Some(i) = self.get(s) {
             return i;
         }
@@ -41,7 +53,16 @@ impl<'a> Interner<'a> {
         self.nums.push(s.parse::<i64>().ok());
         i
     }
+    /// The string this interner stores for `s`.
+    fn spelling<'s>(&self, s: &'s str) -> &'s str {
+        if self.label_keys {
+            crate::aliases::canonical_key(s)
+        } else {
+            s
+        }
+    }
     pub fn get(&self, s: &str) -> Option<u32> {
+        let s = self.spelling(s);
         self.base
             .and_then(|b| b.get(s))
             .or_else(|| self.map.get(s).copied())

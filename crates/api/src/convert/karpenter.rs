@@ -1,26 +1,26 @@
 //! Karpenter `karpenter.sh/v1` and `v1beta1` NodePool, and `karpenter.k8s.aws/v1`
 //! EC2NodeClass → Ballast `NodePool` and `Ec2NodeClass`.
 //!
-//! Karpenter's own label domains are renamed to Ballast's (`karpenter.sh/capacity-type` →
-//! `nodes.ballast.dev/capacity-type`, `karpenter.k8s.aws/instance-*` →
-//! `nodes.ballast.dev/instance-*`), each rename noted. v1beta1's moved fields are moved.
+//! Karpenter's spellings of label keys are renamed to Ballast's through the one alias table
+//! (`ballast_scheduling::aliases`: `karpenter.sh/capacity-type` → `nodes.ballast.dev/capacity-type`,
+//! `karpenter.k8s.aws/instance-*` → `nodes.ballast.dev/instance-*`), each rename noted; Ballast
+//! reads both spellings, so the rename only shows the canonical one. v1beta1's moved fields are
+//! moved.
 
 use super::{
     ConvertError, Converted, Note, NoteKind, carry_metadata, dropped_fields, note, object, read_as,
     to_value,
 };
 use crate::nodes::{Ec2NodeClassSpec, NodePoolSpec, labels};
+use ballast_scheduling::aliases::canonical_key;
 use serde_json::{Map, Value, json};
 
 const GROUP: &str = "nodes.ballast.dev";
 
 /// Ballast's name for a Karpenter label key, if it differs.
 fn rename_label(key: &str) -> Option<String> {
-    if key == "karpenter.sh/capacity-type" {
-        return Some(labels::CAPACITY_TYPE.to_string());
-    }
-    key.strip_prefix("karpenter.k8s.aws/")
-        .map(|rest| format!("{GROUP}/{rest}"))
+    let ours = canonical_key(key);
+    (ours != key).then(|| ours.to_string())
 }
 
 /// Renames the keys of a requirement list in place and drops requirements on labels Ballast
@@ -36,12 +36,12 @@ fn carry_requirements(reqs: &mut Value, path: &str, notes: &mut Vec<Note>) {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if key == "karpenter.sh/nodepool" {
+        if labels::RESTRICTED.contains(&canonical_key(&key)) {
             note(
                 notes,
                 NoteKind::Dropped,
                 format!("{path}[{i}]"),
-                "Ballast sets the nodepool label itself",
+                format!("Ballast sets {key} itself"),
             );
             continue;
         }

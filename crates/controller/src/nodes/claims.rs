@@ -175,7 +175,8 @@ fn has_finalizer(c: &NodeClaim) -> bool {
         .any(|f| f == labels::TERMINATION_FINALIZER)
 }
 
-/// Puts the NodeClaim's labels and the registered label on its node, and any of its taints and
+/// Puts the NodeClaim's labels and the registered label on its node (each under both spellings,
+/// `ballast_scheduling::aliases`), and any of its taints and
 /// startup taints the node lacks — once, at registration (as Karpenter does).
 async fn sync_registration<P: CloudProvider>(
     ctx: &Ctx<P>,
@@ -188,6 +189,8 @@ async fn sync_registration<P: CloudProvider>(
     }
     let mut add: BTreeMap<String, String> = claim.labels().clone();
     add.insert(labels::REGISTERED.into(), "true".into());
+    // Karpenter's spellings too, so workloads written for Karpenter select the node.
+    sched::aliases::add_karpenter_spellings(&mut add);
     let mut taints: Vec<Taint> = node
         .spec
         .as_ref()
@@ -222,7 +225,9 @@ async fn mark_initialized<P: CloudProvider>(ctx: &Ctx<P>, node: &Node) -> Result
     if node.labels().contains_key(labels::INITIALIZED) {
         return Ok(());
     }
-    let patch = serde_json::json!({ "metadata": { "labels": { labels::INITIALIZED: "true" } } });
+    let mut add = BTreeMap::from([(labels::INITIALIZED.to_string(), "true".to_string())]);
+    sched::aliases::add_karpenter_spellings(&mut add);
+    let patch = serde_json::json!({ "metadata": { "labels": add } });
     Api::<Node>::all(ctx.client.clone())
         .patch(&node.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await?;

@@ -48,9 +48,7 @@ pub fn drain_group(p: &Pod) -> Option<usize> {
 }
 
 fn do_not_disrupt(p: &Pod) -> bool {
-    p.annotations()
-        .get(labels::DO_NOT_DISRUPT)
-        .or_else(|| p.annotations().get(labels::KARPENTER_DO_NOT_DISRUPT))
+    ballast_scheduling::aliases::get(p.annotations(), labels::DO_NOT_DISRUPT)
         .is_some_and(|v| v.trim() == "true")
 }
 

@@ -3,6 +3,7 @@
 //! the methods taking from it.
 
 use ballast_api::nodes::{self as api, DisruptionReason};
+use ballast_scheduling as sched;
 
 use super::context::DisruptionContext;
 use super::report::{BudgetReport, Why};
@@ -29,7 +30,7 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
                 || n.deleting
                 || n.taints
                     .iter()
-                    .any(|t| t.key == api::labels::DISRUPTED_TAINT)
+                    .any(|t| sched::aliases::same_key(&t.key, api::labels::DISRUPTED_TAINT))
             {
                 counts[p].1 += 1;
             }

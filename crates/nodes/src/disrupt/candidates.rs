@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use ballast_api::nodes::{self as api, ConsolidationPolicy};
+use ballast_scheduling as sched;
 use jiff::Timestamp;
 
 use super::context::{Candidate, DisruptionContext, plus, seconds_between};
@@ -19,9 +20,7 @@ fn do_not_disrupt(
     since: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<Option<Timestamp>> {
-    let v = annotations
-        .get(api::labels::DO_NOT_DISRUPT)
-        .or_else(|| annotations.get(api::labels::KARPENTER_DO_NOT_DISRUPT))?;
+    let v = sched::aliases::get(annotations, api::labels::DO_NOT_DISRUPT)?;
     if v.trim() == "true" {
         return Some(None);
     }

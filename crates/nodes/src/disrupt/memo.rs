@@ -285,10 +285,7 @@ fn read_facts(
         }
         let c = eviction_cost(p);
         active_cost += c;
-        if p.annotations.contains_key(api::labels::DO_NOT_DISRUPT)
-            || p.annotations
-                .contains_key(api::labels::KARPENTER_DO_NOT_DISRUPT)
-        {
+        if sched::aliases::get(&p.annotations, api::labels::DO_NOT_DISRUPT).is_some() {
             do_not_disrupt.push(k);
         }
         if !p.is_reschedulable() {

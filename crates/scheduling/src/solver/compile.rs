@@ -112,7 +112,7 @@ impl<'a> Solver<'a> {
         options: &SolveOptions,
         dimensions: Vec<String>,
     ) -> Result<Solver<'static>, ModelError> {
-        let mut keys = Interner::default();
+        let mut keys = Interner::label_keys();
         let vals = Interner::default();
         let zone_key = keys.id(wk::ZONE);
         let capacity_type_key = keys.id(wk::CAPACITY_TYPE);
@@ -253,7 +253,7 @@ impl<'a> Solver<'a> {
             if let Some(z) = n.labels.get(wk::ZONE) {
                 zones.insert(z.clone());
             }
-            if let Some(c) = n.labels.get(wk::CAPACITY_TYPE) {
+            if let Some(c) = aliases::get(&n.labels, wk::CAPACITY_TYPE) {
                 capacity_types.insert(c.clone());
             }
         }
@@ -537,10 +537,7 @@ impl<'a> Solver<'a> {
                 labels.push((self.cluster.hostname_key, hv));
                 labels.sort_unstable();
             }
-            let pool = n
-                .labels
-                .get(wk::NODEPOOL)
-                .and_then(|p| self.pool_by_name(p));
+            let pool = aliases::get(&n.labels, wk::NODEPOOL).and_then(|p| self.pool_by_name(p));
             let mut taints = n.taints.clone();
             if n.initializing {
                 let startup: &[Taint] = pool

@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
 
+use crate::aliases;
 use crate::error::{Kind, ModelError};
 use crate::model::{
     EPHEMERAL_TAINTS, HostPort, NodeInclusionPolicy, Pod, PodAffinityTerm, Resources, Snapshot,

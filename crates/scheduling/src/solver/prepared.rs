@@ -216,7 +216,7 @@ impl Base {
         let mut slot_ct = vec![None; s.cluster.existing_count];
         for (ni, n) in snap.nodes.iter().enumerate() {
             let slot = node_slot[ni];
-            if let Some(p) = n.labels.get(wk::NODEPOOL).and_then(|p| s.pool_by_name(p)) {
+            if let Some(p) = aliases::get(&n.labels, wk::NODEPOOL).and_then(|p| s.pool_by_name(p)) {
                 let cap = n.capacity.as_ref().unwrap_or(&n.allocatable);
                 slot_pool[slot] = Some((p, s.vector(cap)));
             }
@@ -226,7 +226,7 @@ impl Base {
             {
                 slot_zone[slot] = Some(z);
             }
-            if let Some(c) = n.labels.get(wk::CAPACITY_TYPE)
+            if let Some(c) = aliases::get(&n.labels, wk::CAPACITY_TYPE)
                 && let Some(&c) = s
                     .vals
                     .get(c)

@@ -117,6 +117,7 @@ fn desired(h: &HorizontalAutoscaler, current: i32, reading: MetricReading) -> i3
         metrics: vec![reading],
         other_autoscalers: Vec::new(),
         config: ControllerConfig::default(),
+        demand_history: Vec::new(),
         now: "2026-01-01T00:00:00Z".parse().unwrap(),
     };
     ballast_horizontal::explain(&snapshot)

@@ -167,7 +167,7 @@ impl DemandRing {
         if step_millis < 1 {
             return Err(format!("the step must be positive, got {step_millis} ms"));
         }
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(format!(
                 "{} bytes is not a whole number of 4-byte values",
                 bytes.len()

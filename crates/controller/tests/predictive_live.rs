@@ -2,7 +2,7 @@
 //! (`tests/testbed.sh up kube prometheus`): the demand history backfilled from Prometheus,
 //! stored in the object's ConfigMap and restored by a restarted controller.
 //!
-//! The metric is a PromQL expression of `time()` (`1 + 4 × (1 + sin(2π t / 120))`): a "day"
+//! The metric is a PromQL expression of `time()` (`1 + 10 × (1 + sin(2π t / 120))`): a "day"
 //! of 120 s that Prometheus can answer for any past instant, so a range query over the history
 //! window returns a full history without the test waiting for it. `spec.predictive`: `Scale`,
 //! `Daily`, a day of 120 s, steps of 4 s, 480 s of history, 20 s ahead, quantile 0.5, an error
@@ -13,7 +13,8 @@
 //!    the first decisions, without 300 s of live history;
 //! 2. in `Scale` mode the Deployment runs at least 2 replicas more than the load of the moment
 //!    asks for (twice within a day of 120 s) while the load rises (the reactive count is at most
-//!    one above it: the load moves by at most 0.21 a second and a decision comes every 2 s);
+//!    one above it: the load moves by at most 1.05 every 2 s, one decision; 20 s ahead the forecast
+//!    is up to 10 replicas above it, so the margin is wide where the load rises fast);
 //! 3. the history is stored in the ConfigMap `web-demand-history`, owned by the autoscaler;
 //! 4. a controller started again with backfill off restores it: its first decision (forced by a
 //!    spec change) is trusted;
@@ -46,11 +47,11 @@ use serde_json::json;
 type Running = ballast_testbed::running::Running<ballast_controller::horizontal::Error>;
 
 const DAY_SECONDS: f64 = 120.0;
-const QUERY: &str = "1 + 4 * (1 + sin(vector(2 * pi() * time() / 120)))";
+const QUERY: &str = "1 + 10 * (1 + sin(vector(2 * pi() * time() / 120)))";
 
 /// The load the query gives at `unix_seconds`, in replicas (averageValue 1).
 fn load_at(unix_seconds: f64) -> f64 {
-    1.0 + 4.0 * (1.0 + (2.0 * PI * unix_seconds / DAY_SECONDS).sin())
+    1.0 + 10.0 * (1.0 + (2.0 * PI * unix_seconds / DAY_SECONDS).sin())
 }
 
 fn unix_now() -> f64 {
@@ -88,7 +89,7 @@ fn autoscaler(ns: &TestNamespace) -> Result<HorizontalAutoscaler> {
         "metadata": { "name": "web", "namespace": ns.name() },
         "spec": {
             "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "web" },
-            "minReplicas": 1, "maxReplicas": 20, "syncPeriodSeconds": 2,
+            "minReplicas": 1, "maxReplicas": 30, "syncPeriodSeconds": 2,
             "metrics": [{ "type": "Prometheus", "prometheus": {
                 "query": QUERY, "target": { "type": "AverageValue", "averageValue": "1" } } }],
             "behavior": {
@@ -254,7 +255,7 @@ async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()
     ctl.stop().await?;
     let ctl = start_controller(&bed, &ns, &prometheus, false)?;
     let restarted = Instant::now();
-    touch_spec(&ns, 19).await?;
+    touch_spec(&ns, 29).await?;
     wait_prediction(&ns, "Forecasting", Duration::from_secs(20)).await?;
     eprintln!(
         "trusted {:.1} s after the restart",
@@ -271,7 +272,7 @@ async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()
         )
         .await?;
     let ctl = start_controller(&bed, &ns, &prometheus, false)?;
-    touch_spec(&ns, 18).await?;
+    touch_spec(&ns, 28).await?;
     wait_prediction(&ns, "HistoryTooShort", Duration::from_secs(20)).await?;
     let event = poll_until(
         "an InvalidDemandHistory event",

@@ -177,6 +177,12 @@ can horizontal no list core secrets "$SECRETS_NS"
 can horizontal no delete apps deployments default
 can horizontal no update apps deployments default
 can horizontal no update autoscaling.ballast.dev horizontalautoscalers/status default
+can horizontal yes get core configmaps default
+can horizontal yes patch core configmaps default
+can horizontal yes create core configmaps default
+can horizontal no list core configmaps default
+can horizontal no update core configmaps default
+can horizontal no delete core configmaps default
 can horizontal no patch autoscaling.ballast.dev horizontalautoscalers default
 can horizontal no create nodes.ballast.dev nodeclaims
 can nodes yes create nodes.ballast.dev nodeclaims

@@ -16,6 +16,7 @@ use ballast_api::horizontal::{
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use metric::prepare_metric;
+pub(crate) use metric::value_target;
 use std::collections::HashMap;
 
 /// Unix time in milliseconds.

@@ -112,6 +112,10 @@ pub struct Decision {
     /// When to look again.
     pub requeue_after_seconds: i32,
     pub explanation: Explanation,
+    /// This decision's demand ([`Outcome::demand`]): what the caller appends to the demand
+    /// history `spec.predictive` forecasts from. Not printed.
+    #[serde(skip)]
+    pub demand: Option<f64>,
     #[serde(skip)]
     previous_desired: i32,
     #[serde(skip)]
@@ -369,6 +373,7 @@ pub fn render(p: &Prepared, out: &Outcome) -> Decision {
         status,
         requeue_after_seconds: p.object.spec.sync_period_seconds(),
         explanation: Explanation(d.lines),
+        demand: out.demand,
         previous_desired: old.desired_replicas,
         previous_last_scale_time: old.last_scale_time.clone(),
     }

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_api::horizontal::{
-    EventMetricSource, HorizontalAutoscaler, MetricSourceType, MetricSpec,
+    EventMetricSource, HorizontalAutoscaler, MetricSourceType, MetricSpec, PrometheusMetricSource,
 };
 use ballast_horizontal::effective_metrics;
 pub use ballast_horizontal::snapshot::{MetricReading, PodSample};
@@ -259,6 +259,29 @@ impl MetricSource {
             Ok(Err(e)) => Err(fail(e)),
             Err(_) => Err(fail(ReadError::Timeout(timeout))),
         }
+    }
+
+    /// The past of a Prometheus metric of `namespace`: `src.query` as a range query from
+    /// `start` to `end` every `step` (seconds), summed across series per instant (the demand
+    /// history's backfill). Credentials as for [`MetricSource::read`]; each piece of the range
+    /// within the read timeout.
+    pub async fn read_prometheus_range(
+        &self,
+        namespace: &str,
+        src: &PrometheusMetricSource,
+        range: (i64, i64, i64),
+    ) -> Result<Vec<prometheus::RangePoint>, ReadError> {
+        let secret = match &src.credentials_ref {
+            Some(r) => Some(self.inner.secrets.get(namespace, &r.name).await?),
+            None => None,
+        };
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return Err(ReadError::Source("metric reader is shutting down".into()));
+        };
+        self.inner
+            .prometheus
+            .read_range(src, secret.as_deref(), range)
+            .await
     }
 
     async fn read_inner(

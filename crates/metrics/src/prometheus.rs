@@ -105,6 +105,69 @@ impl PrometheusReader {
     }
 }
 
+/// The most points one range query asks for (Prometheus refuses more than 11,000).
+pub const MAX_RANGE_POINTS: i64 = 10_000;
+
+/// One instant of a range query: its time in milliseconds and the sum of the series' values
+/// there (several series are summed, as the core sums an instant query's values).
+pub type RangePoint = (i64, f64);
+
+/// The points of a range query's result, summed across series per instant, oldest first.
+/// Non-finite values are dropped (the instant then has fewer terms, or none).
+pub fn points_from_data(data: &Data) -> Result<Vec<RangePoint>, ReadError> {
+    let Data::Matrix(series) = data else {
+        return Err(ReadError::UnsupportedResult(
+            "a range query did not return a range vector".into(),
+        ));
+    };
+    let mut sums = std::collections::BTreeMap::<i64, f64>::new();
+    for one in series {
+        for sample in one.samples() {
+            let value = sample.value();
+            if value.is_finite() {
+                let at = (sample.timestamp() * 1000.0).round() as i64;
+                *sums.entry(at).or_insert(0.0) += value;
+            }
+        }
+    }
+    Ok(sums.into_iter().collect())
+}
+
+impl PrometheusReader {
+    /// Runs `src.query` as a range query from `start` to `end` (seconds) every `step` seconds,
+    /// in pieces of at most [`MAX_RANGE_POINTS`] points.
+    pub(crate) async fn read_range(
+        &self,
+        src: &PrometheusMetricSource,
+        credentials: Option<&SecretData>,
+        (start, end, step): (i64, i64, i64),
+    ) -> Result<Vec<RangePoint>, ReadError> {
+        let url = self.server(src).ok_or(ReadError::NoServerAddress)?;
+        if src.query.trim().is_empty() {
+            return Err(ReadError::InvalidSpec("prometheus.query is empty".into()));
+        }
+        let client = prometheus_http_query::Client::from(self.http.clone(), url).map_err(|e| {
+            ReadError::InvalidSpec(format!("prometheus server address {url:?}: {e}"))
+        })?;
+        let step = step.max(1);
+        let mut points = Vec::new();
+        let mut from = start;
+        while from <= end {
+            let to = end.min(from + step * (MAX_RANGE_POINTS - 1));
+            let mut query = client
+                .query_range(&src.query, from, to, step as f64)
+                .timeout(self.timeout.as_millis() as i64);
+            if let Some(secret) = credentials {
+                query = query.header(AUTHORIZATION, authorization(secret)?);
+            }
+            let result = query.get().await.map_err(|e| query_error(url, e))?;
+            points.extend(points_from_data(result.data())?);
+            from = to + step;
+        }
+        Ok(points)
+    }
+}
+
 fn query_error(url: &str, e: prometheus_http_query::Error) -> ReadError {
     use prometheus_http_query::Error;
     match e {
@@ -224,6 +287,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn range_results_are_summed_per_instant() {
+        let points = points_from_data(&data(
+            r#"{"resultType":"matrix","result":[{"metric":{"i":"1"},"values":[[10,"1"],[12,"2"],[14,"NaN"]]},{"metric":{"i":"2"},"values":[[12,"0.5"],[14,"3"]]}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(points, vec![(10_000, 1.0), (12_000, 2.5), (14_000, 3.0)]);
+        let vector = data(r#"{"resultType":"vector","result":[]}"#);
+        assert!(points_from_data(&vector).is_err());
     }
 
     fn secret(pairs: &[(&str, &str)]) -> SecretData {

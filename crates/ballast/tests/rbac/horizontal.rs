@@ -7,10 +7,10 @@ use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_testbed::TestDeployment;
 use ballast_testbed::wait::poll_until;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
-use kube::api::{ListParams, Patch, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::calls::{Ledger, dry_delete, dry_patch, dry_post, expect_allowed, expect_denied};
@@ -154,9 +154,46 @@ pub(crate) async fn horizontal_denied(
         hzas.replace_status("web", &dry_post(), &current),
     )
     .await?;
+    configmaps(ledger, who, ns).await?;
     let nodes = Api::<Node>::all(c.clone());
     let what = "list Nodes";
     expect_denied(ledger, who, what, false, nodes.list(&ListParams::default())).await
+}
+
+/// The demand history's ConfigMap: created and written by server-side apply, read by name;
+/// never listed, replaced or deleted (garbage collection deletes it with its autoscaler).
+async fn configmaps(ledger: &mut Ledger, who: &Identity, ns: &str) -> Result<()> {
+    let api = Api::<ConfigMap>::namespaced(who.client.clone(), ns);
+    let body = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "web-demand-history" },
+        "data": { "format": "f32le", "stepSeconds": "60", "start": "2026-01-01T00:00:00Z" }
+    });
+    let apply = PatchParams {
+        dry_run: true,
+        ..PatchParams::apply("ballast-horizontal").force()
+    };
+    let what = "server-side apply ConfigMap web-demand-history (dry run; creates it)";
+    expect_allowed(
+        ledger,
+        who,
+        what,
+        api.patch("web-demand-history", &apply, &Patch::Apply(&body)),
+    )
+    .await?;
+    let what = "get ConfigMap web-demand-history";
+    expect_allowed(ledger, who, what, api.get_opt("web-demand-history")).await?;
+    let what = format!("list ConfigMaps in {ns} (get by name only)");
+    expect_denied(ledger, who, &what, false, api.list(&ListParams::default())).await?;
+    let what = "delete ConfigMap web-demand-history (dry run)";
+    expect_denied(
+        ledger,
+        who,
+        what,
+        false,
+        api.delete("web-demand-history", &dry_delete()),
+    )
+    .await
 }
 
 pub(crate) fn secret(name: &str) -> Secret {

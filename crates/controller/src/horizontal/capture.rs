@@ -6,13 +6,15 @@
 //! the other autoscalers of the namespace registered in [`Selectors`] (one scale read each) for
 //! `AmbiguousSelector`, and the metrics read through the [`MetricSource`]. The stored status
 //! history is resumed at `now`, as a first decision of a process resumes it
-//! ([`persist::resume`]). Nothing is written.
+//! ([`persist::resume`]). With `spec.predictive`, the demand history is the one last stored in
+//! the object's ConfigMap ([`super::demand::stored`]; the reconciler's own may hold a few newer
+//! steps, and is not backfilled here). Nothing is written.
 
 use std::sync::Arc;
 
 use ballast_api::horizontal::HorizontalAutoscaler;
 use ballast_horizontal::selector::Selector;
-use ballast_horizontal::{ControllerConfig as DecisionConfig, Snapshot, persist};
+use ballast_horizontal::{ControllerConfig as DecisionConfig, DemandSample, Snapshot, persist};
 use ballast_metrics::MetricSource;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -60,6 +62,7 @@ pub async fn capture(
         persist::resume(h, Time(now));
     }
 
+    let demand_history = stored_demand(client, &hza).await;
     let targets = Targets::new(client.clone());
     let read = targets.read(namespace, &hza.spec.scale_target_ref).await;
     let mut snapshot = Snapshot {
@@ -68,7 +71,7 @@ pub async fn capture(
         pods: Vec::new(),
         metrics: Vec::new(),
         other_autoscalers: Vec::new(),
-        demand_history: Vec::new(),
+        demand_history,
         config: decision.clone(),
         now,
     };
@@ -90,6 +93,21 @@ pub async fn capture(
     }
     snapshot.other_autoscalers = others;
     Ok(snapshot)
+}
+
+/// The demand history stored for `hza` (none without prediction, or when it cannot be read).
+async fn stored_demand(client: &Client, hza: &HorizontalAutoscaler) -> Vec<DemandSample> {
+    let Some((step, capacity)) = super::demand::shape(hza) else {
+        return Vec::new();
+    };
+    match super::demand::stored::load(client, hza, capacity).await {
+        Ok(Some(ring)) => ring.reshaped(step, capacity).samples(),
+        Ok(None) => Vec::new(),
+        Err(problem) => {
+            tracing::warn!(%problem, "the stored demand history is ignored");
+            Vec::new()
+        }
+    }
 }
 
 /// The pods of `namespace` that `selector` selects, sorted by name, as the pod index holds them.

@@ -48,6 +48,7 @@
 
 mod ambiguity;
 pub mod capture;
+pub mod demand;
 pub mod error;
 pub mod label_index;
 pub mod metrics;
@@ -89,6 +90,7 @@ use crate::scale::{self as target, Targets};
 use ambiguity::{Kind, Selectors};
 use ballast_horizontal::selector::Selector;
 pub use capture::capture;
+pub use demand::DemandHistoryConfig;
 pub use error::Error;
 pub use metrics::Metrics;
 use pods::PodIndex;
@@ -129,6 +131,9 @@ pub struct Config {
     /// Also reconcile `autoscaling/v2` HorizontalPodAutoscalers in place, each every this period
     /// (`--native-hpa`; the HPA has no sync period of its own) — [`native`]. Off when `None`.
     pub native_hpa: Option<Duration>,
+    /// How the demand history of objects with `spec.predictive` is stored and backfilled
+    /// ([`demand`]).
+    pub demand_history: DemandHistoryConfig,
 }
 
 impl Default for Config {
@@ -144,6 +149,7 @@ impl Default for Config {
             leadership: Leadership::always(),
             activation_poll: DEFAULT_ACTIVATION_POLL,
             native_hpa: None,
+            demand_history: DemandHistoryConfig::default(),
         }
     }
 }
@@ -162,6 +168,8 @@ struct Context {
     schedule: Schedule,
     /// Objects at rest, for the activation poll.
     resting: wake::Resting,
+    /// The demand history of each object with `spec.predictive`.
+    demand: demand::Histories,
     /// Shared by both kinds, so an HPA and a `HorizontalAutoscaler` on one target see each other.
     selectors: Arc<Selectors>,
     /// The objects of the other kind (set once both run), completed into the selectors too.
@@ -230,6 +238,7 @@ impl HorizontalController {
             ),
             schedule: Schedule::new(),
             resting: wake::Resting::default(),
+            demand: demand::Histories::default(),
             selectors: Arc::new(Selectors::default()),
             peers: std::sync::OnceLock::new(),
             objects: std::sync::OnceLock::new(),
@@ -434,6 +443,7 @@ async fn housekeeping(
             if store.get(&ObjectRef::new(name).within(ns)).is_none() {
                 ctx.schedule.remove(&key);
                 ctx.resting.forget(&key);
+                ctx.demand.forget(&key);
                 ctx.selectors.forget(ns, &ctx.kind.index_name(name));
             }
         }
@@ -665,13 +675,14 @@ async fn decide_and_apply_from(
         }
     }
 
+    let demand_history = demand::before_decision(ctx, hza, now).await;
     let snapshot = Snapshot {
         autoscaler,
         scale: read.scale.clone(),
         pods,
         metrics: readings,
         other_autoscalers: others,
-        demand_history: Vec::new(),
+        demand_history,
         config: ctx.config.decision.clone(),
         now,
     };
@@ -728,6 +739,7 @@ async fn decide_and_apply_from(
         Kind::Native => native::write_status(written, ns, name, &decision, ctx).await,
     };
     ctx.metrics.step("status", t);
+    demand::after_decision(ctx, hza, &decision, now).await;
     if !decision.events.is_empty() {
         let t = Instant::now();
         for e in &decision.events {

@@ -21,6 +21,7 @@
 //! ("Predictive scaling") for the model and its defaults.
 
 pub mod accuracy;
+pub mod backfill;
 pub mod decision;
 pub mod forecast;
 pub mod interval;

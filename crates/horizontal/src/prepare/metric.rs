@@ -36,7 +36,7 @@ fn typed_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, Str
 }
 
 /// The target of External-like metrics: averageValue wins over value, as upstream.
-fn value_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, String> {
+pub(crate) fn value_target(t: &MetricTarget, field: &str, what: &str) -> Result<Target, String> {
     if let Some(v) = &t.average_value {
         return positive_milli(v, &format!("{field}.averageValue")).map(Target::AverageValue);
     }

@@ -48,6 +48,7 @@ pub(super) fn context_beside(own: &Context) -> Context {
         ),
         schedule: Schedule::new(),
         resting: wake::Resting::default(),
+        demand: Default::default(),
         selectors: own.selectors.clone(),
         peers: std::sync::OnceLock::new(),
         objects: std::sync::OnceLock::new(),

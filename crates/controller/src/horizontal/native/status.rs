@@ -143,6 +143,7 @@ fn our_status(
         reference: None,
         targets: None,
         history,
+        // An HPA has no prediction.
         prediction: None,
     }
 }

@@ -12,9 +12,14 @@
 //! masks them from the catalog the provisioner solves with, so the next NodeClaim picks another
 //! offering.
 //!
+//! `fake` (feature `fake`, for tests only): an in-memory provider that keeps these contracts and
+//! can be told to fail.
+//!
 //! [`interruption`]: what an EC2 interruption message from the interruption queue says and what
 //! to do about it (pure; the controller's queue loop calls it).
 
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 pub mod interruption;
 
 use std::collections::BTreeMap;

@@ -62,7 +62,11 @@ pub fn node_fits_pod(p: &Pod, labels: &BTreeMap<String, String>) -> bool {
 }
 
 fn selector_ok(s: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(s) = s else { return false };
+    s.is_some_and(|s| selector_matches(s, labels))
+}
+
+/// Whether a label selector selects these labels.
+pub fn selector_matches(s: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     s.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
         && s.match_expressions.iter().all(|e| {
             let v = labels.get(&e.key);

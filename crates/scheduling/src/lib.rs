@@ -10,6 +10,7 @@ pub mod bound;
 pub mod catalog;
 pub mod check;
 pub mod error;
+pub mod first_fit;
 pub mod model;
 pub mod quantity;
 mod req;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_api::nodes::{NodeClaim, NodeClaimStatus, labels};
-use ballast_cloud::{CloudError, CloudProvider, Instance, LaunchOffering, LaunchRequest};
+use ballast_cloud::{
+    CloudError, CloudProvider, Instance, LaunchOffering, LaunchRequest, OfferingKey,
+};
 use ballast_nodes::{
     ClaimObservation, ConditionState, ObjectKind, ObservedNode, Status, Timeout, claim_lifecycle,
     merge_conditions, model_requirement, observe, requirement_holds, resources_to_list,
@@ -87,23 +89,40 @@ pub fn offerings_for(claim: &NodeClaim, types: &[InstanceType]) -> Vec<LaunchOff
     out
 }
 
-enum LaunchFailure {
+/// Why a launch gave no instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LaunchFailure {
     /// Every offering is out of capacity: delete the NodeClaim so it is provisioned again.
     NoOfferings(String),
     /// Try again later (node class not ready, transient cloud error).
     Retry(String),
 }
 
-async fn launch<P: CloudProvider>(
+/// An insufficient-capacity answer met during a launch: the offerings refused (the first one
+/// tried when the provider named none) and the provider's words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub offerings: Vec<OfferingKey>,
+    pub message: String,
+}
+
+impl Refusal {
+    fn names(&self) -> String {
+        let names: Vec<String> = self.offerings.iter().map(|k| k.to_string()).collect();
+        names.join(", ")
+    }
+}
+
+/// Launches an instance for the NodeClaim from `offerings` (cheapest first): an offering the
+/// provider refuses for insufficient capacity is told to `refused` at once (so it can be marked
+/// unavailable before any other launch reads the catalog) and left out of the next try; any
+/// other error ends the launch, to be tried again later.
+pub async fn launch_through<P: CloudProvider>(
+    provider: &P,
     claim: &NodeClaim,
-    ctx: &Ctx<P>,
-    now: Timestamp,
+    mut offerings: Vec<LaunchOffering>,
+    mut refused: impl FnMut(&Refusal),
 ) -> Result<Instance, LaunchFailure> {
-    let types = ctx
-        .instance_types(now)
-        .await
-        .map_err(|e| LaunchFailure::Retry(e.to_string()))?;
-    let mut offerings = offerings_for(claim, &types);
     let mut failures = vec![];
     for _ in 0..MAX_OFFERINGS {
         if offerings.is_empty() {
@@ -118,37 +137,23 @@ async fn launch<P: CloudProvider>(
             node_claim: claim.clone(),
             offerings: offerings.clone(),
         };
-        match ctx.provider.create(&req).await {
-            Ok(i) => {
-                let pool = claim_pool(claim).unwrap_or_default();
-                ctx.opts.metrics.launched(pool, &i.capacity_type);
-                return Ok(i);
-            }
+        match provider.create(&req).await {
+            Ok(i) => return Ok(i),
             Err(CloudError::InsufficientCapacity {
                 offerings: failed,
                 message,
             }) => {
-                let failed = if failed.is_empty() {
-                    vec![offerings[0].key()]
-                } else {
-                    failed
+                let refusal = Refusal {
+                    offerings: if failed.is_empty() {
+                        vec![offerings[0].key()]
+                    } else {
+                        failed
+                    },
+                    message,
                 };
-                ctx.mark_unavailable(&failed, now);
-                let names: Vec<String> = failed.iter().map(|k| k.to_string()).collect();
-                tracing::info!(nodeclaim = %claim.name_any(), offerings = %names.join(", "), "insufficient capacity; trying the next offering");
-                ctx.events
-                    .warning(
-                        &claim.object_ref(&()),
-                        "InsufficientCapacity",
-                        "Launching",
-                        format!(
-                            "{}: {message}; marked unavailable, trying the next offering",
-                            names.join(", ")
-                        ),
-                    )
-                    .await;
-                failures.push(format!("{}: {message}", names.join(", ")));
-                offerings.retain(|o| !failed.contains(&o.key()));
+                refused(&refusal);
+                failures.push(format!("{}: {}", refusal.names(), refusal.message));
+                offerings.retain(|o| !refusal.offerings.contains(&o.key()));
             }
             Err(e) => return Err(LaunchFailure::Retry(e.to_string())),
         }
@@ -156,6 +161,48 @@ async fn launch<P: CloudProvider>(
     Err(LaunchFailure::NoOfferings(
         "too many launch attempts".into(),
     ))
+}
+
+async fn launch<P: CloudProvider>(
+    claim: &NodeClaim,
+    ctx: &Ctx<P>,
+    now: Timestamp,
+) -> Result<Instance, LaunchFailure> {
+    let types = ctx
+        .instance_types(now)
+        .await
+        .map_err(|e| LaunchFailure::Retry(e.to_string()))?;
+    let mut refusals = vec![];
+    let launched = launch_through(
+        &*ctx.provider,
+        claim,
+        offerings_for(claim, &types),
+        |r: &Refusal| {
+            ctx.mark_unavailable(&r.offerings, now);
+            tracing::info!(nodeclaim = %claim.name_any(), offerings = %r.names(), "insufficient capacity; trying the next offering");
+            refusals.push(r.clone());
+        },
+    )
+    .await;
+    for r in refusals {
+        ctx.events
+            .warning(
+                &claim.object_ref(&()),
+                "InsufficientCapacity",
+                "Launching",
+                format!(
+                    "{}: {}; marked unavailable, trying the next offering",
+                    r.names(),
+                    r.message
+                ),
+            )
+            .await;
+    }
+    if let Ok(i) = &launched {
+        let pool = claim_pool(claim).unwrap_or_default();
+        ctx.opts.metrics.launched(pool, &i.capacity_type);
+    }
+    launched
 }
 
 fn observed(node: &Node) -> ObservedNode {
@@ -516,6 +563,10 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         })
         .await;
 }
+
+#[cfg(test)]
+#[path = "claims_launch_tests.rs"]
+mod launch_tests;
 
 #[cfg(test)]
 mod tests {

@@ -145,18 +145,69 @@ async fn release_orphaned_nodes<P: CloudProvider>(
     }
 }
 
+/// What one collection sees in the cloud, and what it has done there.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Orphaned instances deleted (or found already gone).
+    pub deleted: Vec<Instance>,
+    /// Orphaned instances whose deletion failed (tried again next time).
+    pub failed: Vec<(Instance, CloudError)>,
+    /// NodeClaims in scope whose instance is gone, asked once more: to be deleted.
+    pub claims_gone: Vec<Arc<NodeClaim>>,
+    /// The error that cut the second look short (the claims before it are in `claims_gone`).
+    pub error: Option<CloudError>,
+}
+
+/// The cloud side of a collection: lists the provider's instances of the pools in scope,
+/// deletes the orphans among them ([`orphaned_instances`], over every NodeClaim `all_claims`
+/// holds, in scope or not), and finds the NodeClaims of `mine` whose instance is gone
+/// ([`claims_without_instance`], each asked about once more since the list may be stale).
+/// Fails only when the list does.
+pub async fn sweep<P: CloudProvider>(
+    provider: &P,
+    pool_in_scope: impl Fn(Option<&str>) -> bool,
+    all_claims: &[Arc<NodeClaim>],
+    mine: &[Arc<NodeClaim>],
+    launched: &BTreeSet<String>,
+    now: Timestamp,
+    grace: SignedDuration,
+) -> Result<Sweep, CloudError> {
+    let instances: Vec<Instance> = provider
+        .list()
+        .await?
+        .into_iter()
+        .filter(|i| pool_in_scope(i.node_pool.as_deref()))
+        .collect();
+    let mut out = Sweep::default();
+    for i in orphaned_instances(&instances, all_claims, launched, now, grace) {
+        tracing::warn!(provider_id = %i.provider_id, instance_type = %i.instance_type, "deleting an instance no NodeClaim accounts for");
+        match provider.delete(&i.provider_id).await {
+            Ok(()) | Err(CloudError::NotFound { .. }) => out.deleted.push(i.clone()),
+            Err(e) => {
+                tracing::warn!(provider_id = %i.provider_id, error = %e, "deleting orphaned instance failed");
+                out.failed.push((i.clone(), e));
+            }
+        }
+    }
+    for c in claims_without_instance(mine, &instances, now, grace) {
+        let pid = claim_provider_id(&c).unwrap_or_default();
+        match provider.get(pid).await {
+            Ok(Some(_)) => {}
+            Ok(None) => out.claims_gone.push(c),
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<(), Error> {
     let now = ctx.now();
     let grace =
         SignedDuration::try_from(ctx.opts.gc_grace).unwrap_or(SignedDuration::from_secs(30));
     release_orphaned_nodes(ctx, now, grace).await;
-    let instances: Vec<Instance> = ctx
-        .provider
-        .list()
-        .await?
-        .into_iter()
-        .filter(|i| ctx.stores.pool_in_scope(i.node_pool.as_deref()))
-        .collect();
     let all_claims = ctx.stores.node_claims.state();
     let launched: BTreeSet<String> = ctx
         .launched
@@ -165,27 +216,24 @@ async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<(), Error> {
         .values()
         .map(|i| i.provider_id.clone())
         .collect();
-    for i in orphaned_instances(&instances, &all_claims, &launched, now, grace) {
-        tracing::warn!(provider_id = %i.provider_id, instance_type = %i.instance_type, "deleting an instance no NodeClaim accounts for");
-        match ctx.provider.delete(&i.provider_id).await {
-            Ok(()) | Err(CloudError::NotFound { .. }) => {}
-            Err(e) => {
-                tracing::warn!(provider_id = %i.provider_id, error = %e, "deleting orphaned instance failed")
-            }
-        }
-    }
     let mine: Vec<Arc<NodeClaim>> = all_claims
         .iter()
         .filter(|c| ctx.stores.pool_in_scope(claim_pool(c)))
         .cloned()
         .collect();
+    let sweep = sweep(
+        &*ctx.provider,
+        |pool| ctx.stores.pool_in_scope(pool),
+        &all_claims,
+        &mine,
+        &launched,
+        now,
+        grace,
+    )
+    .await?;
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
-    for c in claims_without_instance(&mine, &instances, now, grace) {
+    for c in sweep.claims_gone {
         let pid = claim_provider_id(&c).unwrap_or_default().to_string();
-        // The list may be stale; ask once more.
-        if ctx.provider.get(&pid).await?.is_some() {
-            continue;
-        }
         let why = format!("instance {pid} is gone: deleting the NodeClaim");
         tracing::warn!(nodeclaim = %c.name_any(), "{why}");
         ctx.events
@@ -202,7 +250,10 @@ async fn collect<P: CloudProvider>(ctx: &Ctx<P>) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    match sweep.error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// The garbage-collection loop.
@@ -219,6 +270,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
 mod tests {
     use super::*;
     use ballast_api::nodes::NodeClaimStatus;
+    use ballast_cloud::fake::{FakeCloud, Operation, ready};
 
     fn inst(pid: &str, claim: Option<&str>, created: &str) -> Instance {
         Instance {
@@ -286,6 +338,97 @@ mod tests {
             .map(|c| c.name_any())
             .collect();
         assert_eq!(gone, vec!["e".to_string()]);
+    }
+
+    fn pids(instances: &[Instance]) -> Vec<&str> {
+        instances.iter().map(|i| i.provider_id.as_str()).collect()
+    }
+
+    /// A cloud of pool `p` (in scope) and pool `other` (not), at ten past midnight.
+    fn swept(cloud: &FakeCloud, claims: &[Arc<NodeClaim>]) -> Result<Sweep, CloudError> {
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let mine: Vec<Arc<NodeClaim>> = claims.to_vec();
+        ready(sweep(
+            cloud,
+            |pool| pool == Some("p"),
+            claims,
+            &mine,
+            &BTreeSet::new(),
+            now,
+            SignedDuration::from_secs(30),
+        ))
+    }
+
+    #[test]
+    fn a_sweep_deletes_orphans_in_scope_and_finds_claims_gone() {
+        let cloud = FakeCloud::new(vec![]);
+        let old = "2026-01-01T00:00:00Z";
+        cloud.insert(inst("fake://a", Some("a"), old));
+        cloud.insert(inst("fake://b", None, old));
+        cloud.insert(inst("fake://young", None, "2026-01-01T00:09:50Z"));
+        let mut elsewhere = inst("fake://other-pool", None, old);
+        elsewhere.node_pool = Some("other".into());
+        cloud.insert(elsewhere.clone());
+        cloud.insert_foreign(inst("fake://other-cluster", None, old));
+        // f's instance is of a pool out of scope: not listed, but there when asked.
+        let mut f_instance = inst("fake://f", Some("f"), old);
+        f_instance.node_pool = Some("other".into());
+        cloud.insert(f_instance);
+        let claims = vec![
+            claim("a", Some("fake://a"), old),
+            claim("e", Some("fake://e"), old),
+            claim("f", Some("fake://f"), old),
+        ];
+        let sweep = swept(&cloud, &claims).unwrap();
+        assert_eq!(pids(&sweep.deleted), vec!["fake://b"]);
+        assert!(sweep.failed.is_empty());
+        let gone: Vec<String> = sweep.claims_gone.iter().map(|c| c.name_any()).collect();
+        assert_eq!(gone, vec!["e".to_string()]);
+        assert_eq!(sweep.error, None);
+        assert_eq!(
+            pids(&cloud.running()),
+            vec![
+                "fake://a",
+                "fake://f",
+                "fake://other-cluster",
+                "fake://other-pool",
+                "fake://young"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sweep_goes_on_past_failed_deletions_and_stops_at_a_failed_look() {
+        let cloud = FakeCloud::new(vec![]);
+        let old = "2026-01-01T00:00:00Z";
+        cloud.insert(inst("fake://b", None, old));
+        cloud.insert(inst("fake://c", None, old));
+        cloud.fail_next(Operation::Delete, 1, CloudError::Transient("reset".into()));
+        cloud.fail_next(Operation::Get, 1, CloudError::Transient("timeout".into()));
+        let claims = vec![
+            claim("e", Some("fake://e"), old),
+            claim("g", Some("fake://g"), old),
+        ];
+        let sweep = swept(&cloud, &claims).unwrap();
+        assert_eq!(pids(&sweep.deleted), vec!["fake://c"]);
+        let failed: Vec<&str> = sweep
+            .failed
+            .iter()
+            .map(|(i, _)| i.provider_id.as_str())
+            .collect();
+        assert_eq!(failed, vec!["fake://b"]);
+        assert!(sweep.claims_gone.is_empty());
+        assert_eq!(sweep.error, Some(CloudError::Transient("timeout".into())));
+        // The next sweep finishes the job.
+        let sweep = swept(&cloud, &claims).unwrap();
+        assert_eq!(pids(&sweep.deleted), vec!["fake://b"]);
+        assert_eq!(sweep.claims_gone.len(), 2);
+        // A failed list is the collection's failure.
+        cloud.fail_next(Operation::List, 1, CloudError::Other("denied".into()));
+        assert_eq!(
+            swept(&cloud, &claims).err(),
+            Some(CloudError::Other("denied".into()))
+        );
     }
 
     fn node(name: &str, pid: &str, finalizer: bool, created: &str) -> Arc<Node> {

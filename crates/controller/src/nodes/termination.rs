@@ -89,14 +89,10 @@ pub struct DrainState {
     pub blocked: usize,
 }
 
-/// One drain step: evicts the pods of the first non-empty group; reports what is left.
-pub async fn drain<P: CloudProvider>(
-    ctx: &Ctx<P>,
-    node: &str,
-    on_behalf: &NodeClaim,
-    force: bool,
-) -> Result<DrainState, kube::Error> {
-    let pods = ctx.stores.pods_on(node);
+/// What one drain step does with a node's pods: evicts (or, with `force`, deletes) the pods of
+/// the first non-empty group of [`drain_group`], and reports what is left: every pod still to go
+/// (pods being deleted included), and do-not-disrupt pods waiting (unless forced).
+pub fn drain_step(pods: Vec<Arc<Pod>>, force: bool) -> (Vec<Arc<Pod>>, DrainState) {
     let mut groups: [Vec<Arc<Pod>>; 3] = Default::default();
     let mut st = DrainState::default();
     for p in pods {
@@ -111,10 +107,22 @@ pub async fn drain<P: CloudProvider>(
         }
         groups[g].push(p);
     }
-    let Some(group) = groups.iter().find(|g| !g.is_empty()) else {
-        return Ok(st);
-    };
-    for p in group {
+    let group = groups
+        .into_iter()
+        .find(|g| !g.is_empty())
+        .unwrap_or_default();
+    (group, st)
+}
+
+/// One drain step ([`drain_step`]) on the node's pods, through the Eviction API.
+pub async fn drain<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    node: &str,
+    on_behalf: &NodeClaim,
+    force: bool,
+) -> Result<DrainState, kube::Error> {
+    let (group, mut st) = drain_step(ctx.stores.pods_on(node), force);
+    for p in &group {
         let api: Api<Pod> =
             Api::namespaced(ctx.evictions.clone(), &p.namespace().unwrap_or_default());
         let name = p.name_any();
@@ -162,6 +170,19 @@ fn force_at(claim: &NodeClaim) -> Option<Timestamp> {
         .ok()
 }
 
+/// Deletes the instance (already gone counts as deleted) and says whether it is gone now: an
+/// instance still shutting down is asked about again later, and only then may the finalizer go.
+pub async fn instance_gone<P: CloudProvider>(
+    provider: &P,
+    provider_id: &str,
+) -> Result<bool, CloudError> {
+    match provider.delete(provider_id).await {
+        Ok(()) | Err(CloudError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(provider.get(provider_id).await?.is_none())
+}
+
 /// Terminates a NodeClaim that is being deleted.
 pub async fn terminate<P: CloudProvider>(claim: &NodeClaim, ctx: &Ctx<P>) -> Result<Action, Error> {
     if !claim
@@ -198,14 +219,10 @@ pub async fn terminate<P: CloudProvider>(claim: &NodeClaim, ctx: &Ctx<P>) -> Res
             return Ok(Action::requeue(Duration::from_secs(wait)));
         }
     }
-    if let Some(pid) = &provider_id {
-        match ctx.provider.delete(pid).await {
-            Ok(()) | Err(CloudError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if ctx.provider.get(pid).await?.is_some() {
-            return Ok(Action::requeue(Duration::from_secs(2)));
-        }
+    if let Some(pid) = &provider_id
+        && !instance_gone(&*ctx.provider, pid).await?
+    {
+        return Ok(Action::requeue(Duration::from_secs(2)));
     }
     // Clouds whose Node object outlives the instance: remove it too, then let it go (our Node
     // finalizer is removed here, before the NodeClaim's, so nothing waits on the other).
@@ -256,6 +273,7 @@ pub async fn terminate<P: CloudProvider>(claim: &NodeClaim, ctx: &Ctx<P>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ballast_cloud::fake::{FakeCloud, Operation, ready};
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml::from_str(yaml).unwrap()
@@ -279,6 +297,151 @@ mod tests {
         assert_eq!(drain_group(&ds), Some(2));
         assert_eq!(drain_group(&mirror), None);
         assert_eq!(drain_group(&done), None);
+    }
+
+    #[test]
+    fn a_drain_step_takes_the_first_group_left() {
+        let p = |yaml: &str| Arc::new(pod(yaml));
+        let plain = p("metadata: {name: a}\nspec: {containers: []}");
+        let waiting = p(
+            "metadata: {name: b, annotations: {nodes.ballast.dev/do-not-disrupt: 'true'}}\nspec: {containers: []}",
+        );
+        let leaving = p(
+            "metadata: {name: c, deletionTimestamp: '2026-01-01T00:00:00Z'}\nspec: {containers: []}",
+        );
+        let critical = p(
+            "metadata: {name: d}\nspec: {containers: [], priorityClassName: system-cluster-critical}",
+        );
+        let daemon = p(
+            "metadata: {name: e, ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: d, uid: u, controller: true}]}\nspec: {containers: []}",
+        );
+        let done = p("metadata: {name: f}\nspec: {containers: []}\nstatus: {phase: Failed}");
+        let names = |g: &[Arc<Pod>]| g.iter().map(|p| p.name_any()).collect::<Vec<_>>();
+        let all = vec![
+            daemon.clone(),
+            critical.clone(),
+            plain.clone(),
+            waiting.clone(),
+            leaving.clone(),
+            done.clone(),
+        ];
+        let cases: Vec<(&str, Vec<Arc<Pod>>, bool, Vec<&str>, DrainState)> = vec![
+            (
+                "ordinary pods first; do-not-disrupt waits; a pod being deleted is still to go",
+                all.clone(),
+                false,
+                vec!["a"],
+                DrainState {
+                    remaining: 5,
+                    blocked: 1,
+                },
+            ),
+            (
+                "forced: do-not-disrupt pods go with the ordinary ones",
+                all,
+                true,
+                vec!["a", "b"],
+                DrainState {
+                    remaining: 5,
+                    blocked: 0,
+                },
+            ),
+            (
+                "critical pods before daemon pods",
+                vec![daemon.clone(), critical, done.clone()],
+                false,
+                vec!["d"],
+                DrainState {
+                    remaining: 2,
+                    blocked: 0,
+                },
+            ),
+            (
+                "daemon pods last",
+                vec![daemon, leaving.clone()],
+                false,
+                vec!["e"],
+                DrainState {
+                    remaining: 2,
+                    blocked: 0,
+                },
+            ),
+            (
+                "only a pod being deleted: nothing to evict, still waiting for it",
+                vec![leaving, done],
+                false,
+                vec![],
+                DrainState {
+                    remaining: 1,
+                    blocked: 0,
+                },
+            ),
+        ];
+        for (name, pods, force, evict, state) in cases {
+            let (group, st) = drain_step(pods, force);
+            assert_eq!(names(&group), evict, "{name}");
+            assert_eq!(st, state, "{name}");
+        }
+    }
+
+    fn instance_of(cloud: &FakeCloud, claim: &str) -> String {
+        let request = ballast_cloud::LaunchRequest {
+            node_claim: NodeClaim::new(claim, Default::default()),
+            offerings: vec![ballast_cloud::LaunchOffering {
+                instance_type: ballast_scheduling::InstanceType {
+                    name: "m.large".into(),
+                    capacity: Default::default(),
+                    overhead: Default::default(),
+                    labels: Default::default(),
+                    offerings: vec![],
+                },
+                zone: "z1".into(),
+                capacity_type: "spot".into(),
+                price: 0.1,
+            }],
+        };
+        ready(cloud.create(&request)).unwrap().provider_id
+    }
+
+    #[test]
+    fn the_instance_is_deleted_and_waited_for() {
+        let cloud = FakeCloud::new(vec![]);
+        let pid = instance_of(&cloud, "c1");
+        assert_eq!(ready(instance_gone(&cloud, &pid)), Ok(true));
+        assert!(cloud.running().is_empty());
+        // Already gone: deleting again is NotFound, which counts as deleted.
+        assert_eq!(ready(instance_gone(&cloud, &pid)), Ok(true));
+        assert_eq!(cloud.calls(Operation::Delete), 2);
+    }
+
+    #[test]
+    fn an_instance_shutting_down_is_asked_about_again() {
+        let cloud = FakeCloud::new(vec![]);
+        cloud.lingering(1);
+        let pid = instance_of(&cloud, "c1");
+        assert_eq!(ready(instance_gone(&cloud, &pid)), Ok(false));
+        assert_eq!(ready(instance_gone(&cloud, &pid)), Ok(true));
+    }
+
+    #[test]
+    fn a_failed_delete_keeps_the_finalizer() {
+        let cloud = FakeCloud::new(vec![]);
+        let pid = instance_of(&cloud, "c1");
+        let throttled = CloudError::Throttled {
+            operation: "TerminateInstances".into(),
+            attempts: 3,
+            message: "RequestLimitExceeded".into(),
+        };
+        cloud.fail_next(Operation::Delete, 1, throttled.clone());
+        assert_eq!(ready(instance_gone(&cloud, &pid)), Err(throttled));
+        assert_eq!(cloud.running().len(), 1);
+        cloud.fail_next(Operation::Get, 1, CloudError::Transient("timeout".into()));
+        assert_eq!(
+            ready(instance_gone(&cloud, &pid)),
+            Err(CloudError::Transient("timeout".into()))
+        );
+        assert!(cloud.running().is_empty(), "deleted, but not yet seen gone");
+        assert_eq!(ready(instance_gone(&cloud, &pid)), Ok(true));
     }
 
     #[test]

@@ -19,15 +19,14 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use ballast_api::nodes as api;
+use ballast_scheduling::first_fit::{self, Dimensions, PlainRules, Room};
 use ballast_scheduling::{self as sched, LabelSelector, Taint, TaintEffect};
 
-use super::movable_pod::{
-    DIMENSIONS, Head, MovablePod, PodAt, Quantities, effective_quantities, placement_order, pod_of,
-};
+use super::movable_pod::{Head, MovablePod, PodAt, placement_order, pod_of};
 use super::options::DisruptionOptions;
 use crate::adapt;
 use crate::revisions::ByRevision;
-use crate::snapshot::{BoundPod, ClusterNode, POD_DELETION_COST, SAFE_TO_EVICT, selector_matches};
+use crate::snapshot::{BoundPod, ClusterNode, POD_DELETION_COST, SAFE_TO_EVICT};
 use crate::world::World;
 
 /// Kept across disruption passes by a caller that sets [`ClusterNode::pods_revision`]; see
@@ -41,10 +40,9 @@ pub struct DisruptionMemo {
 /// What the nodes' facts were read under.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Context {
-    /// cpu, memory, pods, ephemeral storage, then extended resources some pod asks for.
-    pub dims: Vec<String>,
-    /// Whether every extended resource has a dimension (else the fast form is off).
-    pub fast_ok: bool,
+    /// cpu, memory, pods, ephemeral storage, then extended resources some pod asks for (when
+    /// some have no dimension, first fit is off).
+    pub dims: Dimensions,
     pub prefer_no_schedule: Vec<Taint>,
     /// Required anti-affinity selectors of active pods, without repeats.
     pub anti: Vec<LabelSelector>,
@@ -57,7 +55,6 @@ pub(crate) struct Context {
 impl Context {
     fn same(&self, other: &Context) -> bool {
         self.dims == other.dims
-            && self.fast_ok == other.fast_ok
             && self.prefer_no_schedule == other.prefer_no_schedule
             && self.pdbs == other.pdbs
             && self.blocking == other.blocking
@@ -91,7 +88,7 @@ pub(crate) struct Flagged {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NodeFacts {
     /// Summed effective requests of the active pods.
-    pub used: Quantities,
+    pub used: Room,
     /// Movable pods, in placement order.
     pub fast: Vec<MovablePod>,
     /// Indices of the movable pods, in the node's order.
@@ -195,12 +192,7 @@ impl DisruptionMemo {
                 }
             }
         }
-        let fast_ok = ext.len() <= DIMENSIONS - 4;
-        let mut dims: Vec<String> = ["cpu", "memory", "pods", "ephemeral-storage"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        dims.extend(ext.into_iter().take(DIMENSIONS - 4));
+        let dims = Dimensions::new(ext);
         let mut prefer_no_schedule: Vec<Taint> = snap
             .nodes
             .iter()
@@ -213,7 +205,6 @@ impl DisruptionMemo {
         prefer_no_schedule.dedup();
         let context = Context {
             dims,
-            fast_ok,
             prefer_no_schedule,
             anti,
             pdbs: snap
@@ -269,7 +260,7 @@ fn read_facts(
     context: &Context,
 ) -> NodeFacts {
     let dims = &context.dims;
-    let mut used = [0i64; DIMENSIONS];
+    let mut used = [0i64; first_fit::DIMENSIONS];
     let mut fast = Vec::with_capacity(n.pods.len());
     let mut movable = Vec::with_capacity(n.pods.len());
     let mut do_not_disrupt = vec![];
@@ -279,7 +270,7 @@ fn read_facts(
         if p.terminal {
             continue;
         }
-        let req = effective_quantities(dims, &p.pod);
+        let req = dims.pod_room(&p.pod);
         for (u, r) in used.iter_mut().zip(req) {
             *u = u.saturating_add(r);
         }
@@ -334,27 +325,14 @@ fn read_facts(
         if mp.node_name.is_some() {
             mp.to_mut().node_name = None;
         }
-        let na = &mp.affinity.node_affinity;
-        let simple = mp.topology_spread_constraints.is_empty()
-            && mp.affinity.pod_affinity.required.is_empty()
-            && mp.affinity.pod_affinity.preferred.is_empty()
-            && mp.affinity.pod_anti_affinity.required.is_empty()
-            && mp.affinity.pod_anti_affinity.preferred.is_empty()
-            && na.preferred.is_empty()
-            && mp.host_ports.is_empty()
-            && !na
-                .required
-                .iter()
-                .flat_map(|t| t.match_expressions.iter())
-                .any(|r| matches!(r.operator, sched::Operator::Gt | sched::Operator::Lt))
-            && context
-                .prefer_no_schedule
-                .iter()
-                .all(|t| sched::tolerated(&mp.tolerations, t))
-            && !context.anti.iter().any(|s| selector_matches(s, &mp.labels));
-        let unconstrained = mp.node_selector.is_empty()
-            && na.required.is_empty()
-            && mp.volumes.iter().all(|v| v.zones.is_empty());
+        let plain = first_fit::judge(
+            &mp,
+            &PlainRules {
+                prefer_no_schedule: &context.prefer_no_schedule,
+                anti_affinity: &context.anti,
+            },
+        )
+        .ok();
         fast.push(MovablePod {
             // cpu and memory are the first two dimensions.
             key: (-mp.priority, -req[0], -req[1]),
@@ -365,8 +343,7 @@ fn read_facts(
                 Cow::Borrowed(_) => PodAt::Snapshot(k),
                 Cow::Owned(p) => PodAt::Owned(Box::new(p)),
             },
-            simple,
-            unconstrained,
+            plain,
         });
     }
     // In placement order, so a single candidate's pods need no sorting. Pods are unique by

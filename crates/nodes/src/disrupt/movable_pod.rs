@@ -1,53 +1,13 @@
-//! A movable pod as the what-if placement reads it: its requests as a fixed vector of quantities
-//! (cpu, memory, pods, ephemeral storage, then up to eight extended resources), its place in the
-//! scheduling solver's placement order, and where the pod itself is.
+//! A movable pod as the what-if placement reads it: its requests as a first-fit `Room` (cpu,
+//! memory, pods, ephemeral storage, then up to eight extended resources), whether first fit can
+//! place it, its place in the scheduling solver's placement order, and where the pod itself is.
 //!
 //! Read once per node by the memo, then only compared and summed by the what-if placement.
 
-use ballast_scheduling::{Pod, Resources};
+use ballast_scheduling::Pod;
+use ballast_scheduling::first_fit::{Plain, Room};
 
 use crate::snapshot::ClusterNode;
-
-/// Dimensions of a [`Quantities`] vector.
-pub(crate) const DIMENSIONS: usize = 12;
-/// Resource quantities in the what-if placement's dimensions (see [`quantities`]).
-pub(crate) type Quantities = [i64; DIMENSIONS];
-
-/// `r` in the simulation's dimensions: cpu, memory, pods and ephemeral storage first (always),
-/// then the extended resources in `dims[4..]`.
-pub(crate) fn quantities(dims: &[String], r: &Resources) -> Quantities {
-    let mut v = [0i64; DIMENSIONS];
-    v[0] = r.cpu_millis;
-    v[1] = r.memory_bytes;
-    v[2] = r.pods;
-    v[3] = r.ephemeral_storage_bytes;
-    if !r.extended.is_empty() {
-        for (i, d) in dims.iter().enumerate().skip(4) {
-            v[i] = r.extended.get(d).copied().unwrap_or(0);
-        }
-    }
-    v
-}
-
-/// A pod's effective requests (as `Pod::effective_requests`) in the simulation's dimensions,
-/// without building the map.
-pub(crate) fn effective_quantities(dims: &[String], p: &Pod) -> Quantities {
-    let mut v = quantities(dims, &p.requests);
-    for init in &p.init_containers {
-        let r = quantities(dims, init);
-        for d in 0..DIMENSIONS {
-            v[d] = v[d].max(r[d]);
-        }
-    }
-    if p.overhead != Resources::default() {
-        let o = quantities(dims, &p.overhead);
-        for d in 0..DIMENSIONS {
-            v[d] = v[d].saturating_add(o[d]);
-        }
-    }
-    v[2] = 1; // "pods": one slot
-    v
-}
 
 /// Where a pod of the simulation is: in its node's list in the snapshot, or translated.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +21,9 @@ pub(crate) enum PodAt {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MovablePod {
     pub at: PodAt,
-    pub req: Quantities,
-    pub simple: bool,
-    pub unconstrained: bool,
+    pub req: Room,
+    /// What first fit learnt of the pod, when it can place it (`None`: the solver must).
+    pub plain: Option<Plain>,
     pub key: (i32, i64, i64),
     pub ns: Head,
     pub name: Head,

@@ -5,11 +5,11 @@
 //!   pending, everything else bound) and calls `ballast_scheduling::solve`;
 //! - the fast form gives the same answer for pods the solver treats as plain first-fit items (no
 //!   topology spread, pod (anti-)affinity, host ports, soft preferences or anti-affinity aimed at
-//!   them): it replays the solver's first-fit-decreasing over the remaining nodes with incremental
-//!   spare-room accounting (blocks of nodes summarised by their largest spare room, so full nodes
-//!   are skipped sixteen at a time), and only the pods left over go to a small solve that opens
-//!   new NodeClaims, with the pools' current usage standing in for the nodes (one capacity-only
-//!   stand-in per node, prepared once per pass, so a candidate's stand-ins are simply left out).
+//!   them): the scheduling crate's first fit (`ballast_scheduling::first_fit`) places them on the
+//!   remaining nodes, one `FirstFit` kept for the pass, and only the pods left over go to a small
+//!   solve that opens new NodeClaims, with the pools' current usage standing in for the nodes
+//!   (one capacity-only stand-in per node, prepared once per pass, so a candidate's stand-ins are
+//!   simply left out).
 //!
 //! Whenever a candidate's pods are not all plain the full form is used, so results never differ.
 //! In `Fast` mode the full form itself runs on a `PreparedCluster`: the whole cluster is prepared
@@ -22,20 +22,18 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+use ballast_scheduling::first_fit::{self, DIMENSIONS, Dimensions, FirstFit, Room, Undo, fits};
 use ballast_scheduling::{
     self as sched, NewClaim, Pod, PodRef, PreparedCluster, Resources, SolveOptions, Taint,
-    TaintEffect, check::node_fits_pod,
+    TaintEffect,
 };
 
 use super::memo::Prepared;
-use super::movable_pod::{DIMENSIONS, MovablePod, Quantities, placement_order, pod_of, quantities};
+use super::movable_pod::{MovablePod, placement_order, pod_of};
 use super::options::SimulationMode;
 use crate::adapt;
 use crate::error::Error;
 use crate::world::World;
-
-/// Nodes per block of the spare-room summaries.
-const BLOCK: usize = 16;
 
 /// A simulated pod's destination: an existing node, or one of the new claims (by index).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,13 +78,13 @@ struct LeftoverPlan {
 pub struct WhatIf<'w, 'a> {
     world: &'w World<'a>,
     mode: SimulationMode,
-    dims: Vec<String>,
+    dims: Dimensions,
     /// Nodes pods may move to, by name order: node index.
     order: Vec<usize>,
     /// Node index → position in `order`.
     pos: Vec<Option<usize>>,
-    spare: Vec<Quantities>,
-    block_max: Vec<Quantities>,
+    /// First fit over the nodes of `order`; none when some extended resource has no dimension.
+    packer: Option<FirstFit>,
     /// Node labels in the model's keys, made when a constrained pod first asks.
     labels: Vec<OnceCell<BTreeMap<String, String>>>,
     hard_taints: Vec<Vec<Taint>>,
@@ -106,16 +104,11 @@ pub struct WhatIf<'w, 'a> {
     in_flight_nodes: Vec<sched::Node>,
     /// The whole cluster prepared for the solver, made on first need (`Fast` mode).
     prepared: Option<PreparedCluster>,
-    fast_ok: bool,
     /// (cheapest allowed offering, allocatable) of every instance type some NodePool may launch,
     /// cheapest first: the lower bound on what a replacement for given pods can cost.
-    type_floor: Vec<(f64, Quantities)>,
+    type_floor: Vec<(f64, Room)>,
     pub full_solves: usize,
     pub fast_evaluations: usize,
-}
-
-fn fits(req: &Quantities, spare: &Quantities) -> bool {
-    (0..DIMENSIONS).all(|d| req[d] <= spare[d])
 }
 
 /// Whether the pods of a node may land on it in a disruption simulation.
@@ -150,23 +143,24 @@ impl<'w, 'a> WhatIf<'w, 'a> {
                     .cloned()
                     .collect(),
             );
-            let mut s = quantities(&dims, &n.allocatable);
+            let mut s = dims.room(&n.allocatable);
             for (s, u) in s.iter_mut().zip(facts.used) {
                 *s = s.saturating_sub(u);
             }
             spare_by_node.push(s);
         }
         let pods: Vec<&'a [MovablePod]> = prepared.nodes.iter().map(|f| &f.fast[..]).collect();
-        let spare: Vec<Quantities> = order.iter().map(|&i| spare_by_node[i]).collect();
+        let spare: Vec<Room> = order.iter().map(|&i| spare_by_node[i]).collect();
+        let packer = FirstFit::new(&dims, spare).ok();
         let (usage_nodes, usage_of, in_flight_nodes) = usage_stand_ins(world, skipped);
-        let mut sim = WhatIf {
+        let type_floor = type_floor(world, &dims);
+        WhatIf {
             world,
             mode,
             dims,
             order,
             pos,
-            spare,
-            block_max: vec![],
+            packer,
             labels: (0..snap.nodes.len()).map(|_| OnceCell::new()).collect(),
             hard_taints,
             pods,
@@ -177,21 +171,15 @@ impl<'w, 'a> WhatIf<'w, 'a> {
             limited: world.pools.iter().any(|p| p.model.model.limits.is_some()),
             in_flight_nodes,
             prepared: None,
-            fast_ok: prepared.context.fast_ok,
-            type_floor: vec![],
+            type_floor,
             full_solves: 0,
             fast_evaluations: 0,
-        };
-        sim.block_max = (0..sim.spare.len().div_ceil(BLOCK))
-            .map(|b| sim.block_summary(b))
-            .collect();
-        sim.type_floor = type_floor(world, &sim.dims);
-        sim
+        }
     }
 
     /// Whether a node some NodePool may launch for less than `below` could hold `need` (requests
     /// only: DaemonSet overhead and the pods' constraints can only make it harder).
-    fn cheaper_node_could_hold(&self, need: &Quantities, below: f64) -> bool {
+    fn cheaper_node_could_hold(&self, need: &Room, below: f64) -> bool {
         self.type_floor
             .iter()
             .take_while(|(price, _)| *price < below)
@@ -199,7 +187,7 @@ impl<'w, 'a> WhatIf<'w, 'a> {
     }
 
     /// Summed requests of the candidates' movable pods named in `keys`.
-    fn requests_of(&self, cands: &[usize], keys: &[PodRef]) -> Quantities {
+    fn requests_of(&self, cands: &[usize], keys: &[PodRef]) -> Room {
         let mut sum = [0i64; DIMENSIONS];
         for &c in cands {
             for p in self.pods[c] {
@@ -217,19 +205,12 @@ impl<'w, 'a> WhatIf<'w, 'a> {
         sum
     }
 
-    fn block_summary(&self, b: usize) -> Quantities {
-        let mut m = [i64::MIN; DIMENSIONS];
-        for s in &self.spare[b * BLOCK..((b + 1) * BLOCK).min(self.spare.len())] {
-            for d in 0..DIMENSIONS {
-                m[d] = m[d].max(s[d]);
-            }
-        }
-        m
-    }
-
     /// Whether every movable pod of these nodes is plain enough for the fast path.
     pub fn plain(&self, nodes: &[usize]) -> bool {
-        self.fast_ok && nodes.iter().all(|&n| self.pods[n].iter().all(|p| p.simple))
+        self.packer.is_some()
+            && nodes
+                .iter()
+                .all(|&n| self.pods[n].iter().all(|p| p.plain.is_some()))
     }
 
     /// Where the movable pods of `cands` would go if those nodes were removed; new NodeClaims are
@@ -280,97 +261,6 @@ impl<'w, 'a> WhatIf<'w, 'a> {
         self.pod(n, &self.pods[n][k])
     }
 
-    /// Whether pod `k` of node `n` may go to node `node` (but for room).
-    fn compatible(&self, n: usize, k: usize, node: usize) -> bool {
-        let taints = &self.hard_taints[node];
-        if self.pods[n][k].unconstrained && taints.is_empty() {
-            return true;
-        }
-        let pod = self.pod_at(n, k);
-        taints.iter().all(|t| sched::tolerated(&pod.tolerations, t))
-            && node_fits_pod(pod, self.node_labels(node))
-    }
-
-    /// Takes the candidates' room away; returns the spare room and block summaries as they were
-    /// (the saved lists [`WhatIf::put_back`] restores).
-    fn take_out(&mut self, cands: &[usize]) -> (SavedRoom, SavedRoom) {
-        let mut saved: Vec<(usize, Quantities)> = vec![];
-        let mut saved_blocks: Vec<(usize, Quantities)> = vec![];
-        for &c in cands {
-            if let Some(p) = self.pos[c] {
-                saved.push((p, self.spare[p]));
-                self.spare[p] = [i64::MIN / 4; DIMENSIONS];
-                let b = p / BLOCK;
-                if !saved_blocks.iter().any(|(x, _)| *x == b) {
-                    saved_blocks.push((b, self.block_max[b]));
-                }
-                self.block_max[b] = self.block_summary(b);
-            }
-        }
-        (saved, saved_blocks)
-    }
-
-    /// The first node (position in `order`) with room for `req` that pod `k` of node `n` may go
-    /// to, skipping blocks whose largest room is too small.
-    fn first_fit(&self, n: usize, k: usize, req: &Quantities) -> Option<usize> {
-        for b in 0..self.block_max.len() {
-            if !fits(req, &self.block_max[b]) {
-                continue;
-            }
-            for p in b * BLOCK..((b + 1) * BLOCK).min(self.spare.len()) {
-                if fits(req, &self.spare[p]) && self.compatible(n, k, self.order[p]) {
-                    return Some(p);
-                }
-            }
-        }
-        None
-    }
-
-    /// Takes `req` from the spare room of position `p`, saving what changes first.
-    fn take_room(
-        &mut self,
-        p: usize,
-        req: &Quantities,
-        saved: &mut Vec<(usize, Quantities)>,
-        saved_blocks: &mut Vec<(usize, Quantities)>,
-    ) {
-        if !saved.iter().any(|(q, _)| *q == p) {
-            saved.push((p, self.spare[p]));
-        }
-        let before = self.spare[p];
-        for (s, r) in self.spare[p].iter_mut().zip(req) {
-            *s -= r;
-        }
-        // Where room shrank, the block's summary changes only if this node held its largest room
-        // (a negative request, invalid but possible, grows it).
-        let b = p / BLOCK;
-        let max = &self.block_max[b];
-        if (0..DIMENSIONS).any(|d| req[d] < 0 || (req[d] > 0 && before[d] == max[d])) {
-            if !saved_blocks.iter().any(|(x, _)| *x == b) {
-                saved_blocks.push((b, self.block_max[b]));
-            }
-            self.block_max[b] = self.block_summary(b);
-        }
-    }
-
-    /// Restores what [`WhatIf::take_out`] and [`WhatIf::take_room`] saved.
-    fn put_back(
-        &mut self,
-        saved: Vec<(usize, Quantities)>,
-        saved_blocks: Vec<(usize, Quantities)>,
-    ) {
-        for (p, s) in saved.into_iter().rev() {
-            self.spare[p] = s;
-        }
-        for (b, m) in saved_blocks {
-            self.block_max[b] = m;
-        }
-        debug_assert!(
-            (0..self.block_max.len()).all(|b| self.block_max[b] == self.block_summary(b)),
-            "block summaries put back as they were"
-        );
-    }
-
     fn evaluate_fast(
         &mut self,
         cands: &[usize],
@@ -391,20 +281,25 @@ impl<'w, 'a> WhatIf<'w, 'a> {
                 )
             });
         }
-        // Take the candidates out: no room on them. Spare room and block summaries are saved
-        // as they were before their first change, and put back at the end.
-        let (mut saved, mut saved_blocks) = self.take_out(cands);
+        // Take the candidates out: no room on them. What changes is saved as it was before its
+        // first change, and put back at the end.
+        let mut packer = self.packer.take().expect("plain() checked the packer");
+        let mut undo = Undo::default();
+        let closed: Vec<usize> = cands.iter().filter_map(|&c| self.pos[c]).collect();
+        packer.close(&closed, &mut undo);
         let mut moves = Moves::default();
         let mut left: Vec<(usize, usize)> = vec![];
         // The leftovers' summed requests, while a cheaper node could still hold them.
         let mut need = [0i64; DIMENSIONS];
         let mut no_cheaper_node = false;
         for &(n, k) in &evicted {
-            let req = self.pods[n][k].req;
-            let placed = self.first_fit(n, k, &req);
+            let pod = &self.pods[n][k];
+            let plain = pod.plain.expect("plain() checked every pod");
+            let req = pod.req;
+            let placed = packer.find(self.pod_at(n, k), plain, &req, &*self);
             match placed {
                 Some(p) => {
-                    self.take_room(p, &req, &mut saved, &mut saved_blocks);
+                    packer.take(p, &req, &mut undo);
                     moves.fast.push((n, k, self.order[p]));
                 }
                 None => {
@@ -422,7 +317,8 @@ impl<'w, 'a> WhatIf<'w, 'a> {
                 }
             }
         }
-        self.put_back(saved, saved_blocks);
+        packer.restore(undo);
+        self.packer = Some(packer);
         if no_cheaper_node {
             return Ok(Rehoming::NoCheaperNode);
         }
@@ -501,7 +397,7 @@ impl<'w, 'a> WhatIf<'w, 'a> {
                     namespaces: self.world.snap.namespaces.clone(),
                 },
                 &solve_options(),
-                &self.dims[4..],
+                self.dims.extended(),
             ),
         };
         let pods: Vec<&Pod> = left.iter().map(|&(n, k)| self.pod_at(n, k)).collect();
@@ -597,6 +493,17 @@ impl<'w, 'a> WhatIf<'w, 'a> {
             .collect();
         out.extend(m.solved);
         out
+    }
+}
+
+/// The remaining nodes as first fit reads them, by position in name order.
+impl first_fit::Nodes for WhatIf<'_, '_> {
+    fn hard_taints(&self, at: usize) -> &[Taint] {
+        &self.hard_taints[self.order[at]]
+    }
+
+    fn labels(&self, at: usize) -> &BTreeMap<String, String> {
+        self.node_labels(self.order[at])
     }
 }
 
@@ -732,7 +639,7 @@ fn left_for_new_nodes(sol: &sched::Solution) -> Vec<PodRef> {
 /// allows, and the type's allocatable, cheapest first. A pool is taken to allow a type unless
 /// one of its requirements rules out a value the type is known to have (its name or a label),
 /// so the list errs on the side of more types, never fewer.
-fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Quantities)> {
+fn type_floor(world: &World<'_>, dims: &Dimensions) -> Vec<(f64, Room)> {
     let mut out = vec![];
     for t in world.types.iter() {
         let mut cheapest = f64::INFINITY;
@@ -760,15 +667,12 @@ fn type_floor(world: &World<'_>, dims: &[String]) -> Vec<(f64, Quantities)> {
             }
         }
         if cheapest.is_finite() {
-            out.push((cheapest, quantities(dims, &t.allocatable())));
+            out.push((cheapest, dims.room(&t.allocatable())));
         }
     }
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
 }
-
-/// Spare room taken away for a what-if, as (position, room) pairs to put back afterwards.
-type SavedRoom = Vec<(usize, Quantities)>;
 
 /// Options for disruption simulations: new NodeClaims allowed, every instance type listed.
 pub fn solve_options() -> SolveOptions {

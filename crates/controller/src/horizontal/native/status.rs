@@ -143,6 +143,8 @@ fn our_status(
         reference: None,
         targets: None,
         history,
+        // An HPA has no predictive scaling.
+        prediction: None,
     }
 }
 

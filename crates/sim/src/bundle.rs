@@ -1,7 +1,7 @@
 //! The scenarios shipped inside the binary, and where a scenario's files come from.
 //!
 //! Every file under `simulations/` that a bundled scenario reads (the scenarios, the catalog,
-//! the objects, the traces) is compiled in with `include_str!`, about 70 KB in all, so an
+//! the objects, the traces) is compiled in with `include_str!`, about 32 KB of text in all, so an
 //! installed `ballast` runs them from any directory and after the source tree has moved.
 //!
 //! A path of a scenario is read from one of two places:

@@ -32,7 +32,7 @@ pub enum Command {
     /// Run one or more reconcilers against the cluster of the current kubeconfig.
     Controller(ControllerArgs),
     /// Run a capacity simulation in virtual time and report cost and waiting.
-    Simulate(SimulateArgs),
+    Simulate(crate::simulate_cmd::SimulateArgs),
     /// Run one decision on a snapshot file, or on the cluster now (`--live`), and say why.
     Explain(ExplainArgs),
     /// Replay recorded usage through a core's modes and compare them.
@@ -107,25 +107,6 @@ pub struct ControllerArgs {
     pub leader: crate::leader_cmd::LeaderFlags,
 }
 
-#[derive(Args, Debug)]
-pub struct SimulateArgs {
-    /// Scenario file (default: the bundled `simulations/api-daily.yaml`).
-    pub scenario: Option<PathBuf>,
-    /// Folder for report.json, summary.csv, <variant>.csv and report.html.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
-    /// Print the JSON report on standard output instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Exit 0 even when pods could not be placed or objects conflict (the summary is still
-    /// printed, as a warning).
-    #[arg(long)]
-    pub allow_unschedulable: bool,
-}
-
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Decision {
     Horizontal,
@@ -182,7 +163,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 crate::vertical_cmd::controller(&args.horizontal, &args.vertical, &args.leader)
             }
         },
-        Command::Simulate(args) => simulate(args),
+        Command::Simulate(args) => crate::simulate_cmd::run(args),
         Command::Evaluate(args) => crate::evaluate_cmd::run(&args),
         Command::Completions(args) => completions(args),
         Command::Explain(args) => explain(args),
@@ -401,93 +382,4 @@ fn validate_documents(text: &str) -> Vec<ObjectReport> {
             },
         })
         .collect()
-}
-
-/// The bundled default scenario: `simulations/api-daily.yaml` from the working directory, or
-/// from the source tree this binary was built from.
-fn default_scenario() -> PathBuf {
-    let local = PathBuf::from("simulations/api-daily.yaml");
-    if local.exists() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../simulations/api-daily.yaml")
-}
-
-/// Fails unless the reports can be written into `dir` (made if missing), before a run spends its
-/// time.
-fn check_writable(dir: &Path) -> Result<()> {
-    let probe = dir.join(".ballast-write-check");
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b""))
-        .and_then(|()| std::fs::remove_file(&probe))
-        .with_context(|| format!("--out {}: cannot write the reports there", dir.display()))
-}
-
-fn simulate(args: SimulateArgs) -> Result<ExitCode> {
-    let path = args.scenario.unwrap_or_else(default_scenario);
-    check_writable(&args.out)?;
-    let bar = if args.quiet || args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(1000);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:40}] {percent}% {elapsed}",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
-        );
-        b
-    };
-    let started = std::time::Instant::now();
-    let results = ballast_sim::run_file(&path, &mut |variant, fraction| {
-        bar.set_message(format!("variant {}", variant + 1));
-        bar.set_position((fraction * 1000.0) as u64);
-    })?;
-    bar.finish_and_clear();
-    let written = ballast_sim::write_outputs(&args.out, &results)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    if args.json {
-        print!("{}", ballast_sim::report::json(&results));
-    } else {
-        let simulated: f64 = results.iter().map(|r| r.summary.hours * 3600.0).sum();
-        let wall = started.elapsed().as_secs_f64();
-        println!("{}", path.display());
-        print!("{}", ballast_sim::report::terminal_table(&results));
-        print!("{}", ballast_sim::report::vertical_table(&results));
-        println!(
-            "{} variant(s), {:.0} simulated hours in {:.2}s wall ({:.0}x real time)",
-            results.len(),
-            simulated / 3600.0,
-            wall,
-            simulated / wall.max(1e-9)
-        );
-        for w in written {
-            println!("wrote {}", w.display());
-        }
-        for r in &results {
-            for e in &r.summary.errors {
-                eprintln!("{}: {e}", r.summary.variant);
-            }
-        }
-    }
-    for r in &results {
-        for w in &r.summary.warnings {
-            eprintln!("warning: {w}");
-        }
-    }
-    match ballast_sim::outcome::trouble(&results) {
-        None => Ok(ExitCode::SUCCESS),
-        Some(trouble) if args.allow_unschedulable => {
-            eprint!("warning: the results are not to be trusted:\n{trouble}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(trouble) => {
-            eprint!(
-                "error: the results are not to be trusted (--allow-unschedulable to accept \
-                 them):\n{trouble}"
-            );
-            Ok(ExitCode::from(1))
-        }
-    }
 }

@@ -9,6 +9,7 @@ mod leader_cmd;
 mod nodes_cmd;
 mod nodes_explain_cmd;
 mod serve_cmd;
+mod simulate_cmd;
 mod strict;
 mod vertical_cmd;
 mod vertical_explain_cmd;

@@ -343,3 +343,68 @@ fn simulate_with_unplaceable_pods_fails_unless_allowed() {
     );
     let _ = std::fs::remove_dir_all(&out_dir);
 }
+
+/// The bundled scenarios are in the binary: a copy of it in a folder of its own, run from
+/// another folder with no `simulations/` anywhere near, lists them, runs the default and one by
+/// name, runs a scenario of the user's that names a bundled catalog and object, and refuses an
+/// unknown name listing the names.
+#[test]
+fn bundled_scenarios_run_from_a_copied_binary_anywhere() {
+    let base = std::env::temp_dir().join(format!("ballast-cli-bundled-{}", std::process::id()));
+    let (bin_dir, work) = (base.join("bin"), base.join("elsewhere"));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let bin = bin_dir.join("ballast");
+    std::fs::copy(env!("CARGO_BIN_EXE_ballast"), &bin).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .current_dir(&work)
+            .output()
+            .expect("the copied ballast runs")
+    };
+    let listed = run(&["simulate", "--list"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("api-daily ") && l.ends_with("(the default)")),
+        "{listed}"
+    );
+    assert!(listed.contains("week-mix "), "{listed}");
+
+    for (args, first_line) in [
+        (vec![], "bundled:api-daily.yaml"),
+        (
+            vec!["--scenario", "batch-burst"],
+            "bundled:batch-burst.yaml",
+        ),
+    ] {
+        let mut all = vec!["simulate", "--quiet", "--out", "out"];
+        all.extend_from_slice(&args);
+        let done = run(&all);
+        assert!(done.status.success(), "{args:?}: {}", text(&done.stderr));
+        assert_eq!(text(&done.stdout).lines().next(), Some(first_line));
+        assert!(work.join("out/report.json").exists());
+    }
+
+    std::fs::write(
+        work.join("mine.yaml"),
+        "name: mine\nduration: 1h\ncatalog: bundled:aws-like\nobjects: [bundled:objects/general-pool.yaml]\n\
+         workloads:\n- { name: web, replicas: 2, pod: { requests: { cpu: 500m, memory: 1Gi } }, load: { kind: Constant, value: 10 } }\n",
+    )
+    .unwrap();
+    let mine = run(&["simulate", "mine.yaml", "--quiet", "--out", "mine-out"]);
+    assert!(mine.status.success(), "{}", text(&mine.stderr));
+    assert_eq!(text(&mine.stdout).lines().next(), Some("mine.yaml"));
+
+    let unknown = run(&["simulate", "--scenario", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let said = text(&unknown.stderr);
+    assert!(
+        said.contains("--scenario nope") && said.contains("week-mix"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -190,6 +190,7 @@ pub fn build(inputs: &CatalogInputs, prices: &CatalogFile) -> (Vec<InstanceType>
                 on_demand: p.on_demand,
                 spot,
                 unavailable: vec![],
+                spot_interruptions: None,
             }],
         };
         match file.instance_types() {

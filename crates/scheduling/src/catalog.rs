@@ -51,6 +51,24 @@ pub struct CatalogType {
     /// Offerings known to be out of capacity, as `zone/capacity-type`.
     #[serde(default)]
     pub unavailable: Vec<String>,
+    /// How often the provider reclaims this type's spot instances: a band of the provider's
+    /// advisor (`"<5%"` ... `">20%"`), interruptions per instance-day (a number), or either per
+    /// zone (`{us-east-1a: "5-10%"}`). Only the simulator reads it (`docs/simulator.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_interruptions: Option<InterruptionRate>,
+}
+
+/// How often spot instances of a type are interrupted, as a catalog writes it. What the bands
+/// stand for is the simulator's to say (`ballast_sim::spot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InterruptionRate {
+    /// Interruptions per instance-day (the hazard of one running instance).
+    PerDay(f64),
+    /// A frequency band: the share of instances interrupted over a month.
+    Band(String),
+    /// A rate per zone; zones left out are never interrupted.
+    ByZone(BTreeMap<String, InterruptionRate>),
 }
 
 fn default_arch() -> String {
@@ -191,6 +209,7 @@ mod tests {
                 on_demand: 0.1,
                 spot: BTreeMap::new(),
                 unavailable: vec![],
+                spot_interruptions: None,
             }],
         };
         let err = f.instance_types().unwrap_err();

@@ -92,6 +92,16 @@ impl Simulation {
         if !self.verticals.is_empty() {
             self.push(cores::RECOMMEND_PERIOD_MS, Event::Recommend);
         }
+        let schedule = self.world.sc.settings.spot_interruptions.as_ref();
+        let due: Vec<Millis> = schedule
+            .map(|s| s.schedule.iter().map(|e| e.at.as_str()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|at| millis(ballast_api::common::parse_duration_seconds(at).unwrap_or(0.0)))
+            .collect();
+        for (i, at) in due.into_iter().enumerate() {
+            self.push(at, Event::ScheduledInterrupt(i));
+        }
         self.push(0, Event::Sample);
         let disruption = millis(self.world.sc.settings.disruption_interval_seconds);
         self.push(disruption, Event::Disrupt);
@@ -166,6 +176,9 @@ impl Simulation {
             Event::PodReady(p) => self.world.pod_started(p),
             Event::PodFinish(p) => self.world.pod_finished(p),
             Event::BatchArrive(i) => self.world.batch_arrives(i),
+            Event::Interrupt(n) => self.world.interrupt(n),
+            Event::Reclaim(n) => self.world.reclaim(n),
+            Event::ScheduledInterrupt(i) => self.world.interrupt_scheduled(i),
             Event::Recommend => {
                 cores::recommend(&mut self.world, &mut self.verticals);
                 cores::admit(&mut self.world, &self.verticals);

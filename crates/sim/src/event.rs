@@ -27,6 +27,12 @@ pub(crate) enum Event {
     PodFinish(PodId),
     /// Batch pod `i` of the scenario is created.
     BatchArrive(usize),
+    /// A spot node gets its interruption warning.
+    Interrupt(NodeId),
+    /// An interrupted spot node's instance is reclaimed.
+    Reclaim(NodeId),
+    /// Scheduled interruption `i` of `settings.spotInterruptions` is due.
+    ScheduledInterrupt(usize),
     /// The vertical recommender's loop: every `VerticalAutoscaler` gets a recommendation, which
     /// the admission of new pods then uses, and the updater evicts pods off it (`Recreate`).
     Recommend,

@@ -3,7 +3,8 @@
 //! live controllers run (`ballast-horizontal`, `ballast-nodes`, `ballast-scheduling`,
 //! `ballast-vertical`).
 //!
-//! The rooms, each depending only on those listed before it: `state` (node, pod and workload
+//! `bundle` holds the scenarios compiled into the binary and reads a scenario's files from the
+//! disk or from it. The rooms, each depending only on those listed before it: `state` (node, pod and workload
 //! records), `event` (events and wake-ups), `record` (what a run counts), `observed` (the node
 //! controllers' snapshot, kept up to date), `world` (the cluster and the Kubernetes parts that act
 //! on it), `cores` (the Ballast decisions, reading the world), `vertical_report` (the vertical
@@ -15,6 +16,7 @@
 //! Deterministic: the same scenario and seed give byte-identical reports.
 
 mod bound;
+pub mod bundle;
 mod cores;
 mod engine;
 mod event;
@@ -25,6 +27,7 @@ pub mod outcome;
 mod record;
 pub mod report;
 pub mod scenario;
+pub mod spot;
 mod state;
 pub mod trace;
 mod vertical_compare;

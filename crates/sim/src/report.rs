@@ -14,6 +14,7 @@ pub use crate::record::{Recorder, SampleRow, WorkloadSample};
 pub use crate::vertical_report::{
     AppliedSizing, ContainerSizing, ResourceSizing, VerticalComparison, VerticalSummary,
 };
+pub use crate::world::{InterruptionEntry, InterruptionSummary};
 
 /// The figures of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +69,10 @@ pub struct Summary {
     /// object applies its recommendations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vertical_comparison: Option<VerticalComparison>,
+    /// Spot interruptions and the pod-seconds they cost (absent unless the scenario sets
+    /// `settings.spotInterruptions`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_interruptions: Option<InterruptionSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -369,6 +374,11 @@ pub(crate) fn finish(world: &World) -> Summary {
         errors: rec.errors.clone(),
         vertical: Vec::new(),
         vertical_comparison: None,
+        spot_interruptions: world.spot.as_ref().map(|s| {
+            let mut summary = s.report.clone();
+            summary.displaced_pod_seconds = r(summary.displaced_pod_seconds, 2);
+            summary
+        }),
     }
 }
 
@@ -523,5 +533,33 @@ pub fn vertical_table(results: &[VariantResult]) -> String {
     }
     let summaries: Vec<&Summary> = results.iter().map(|v| &v.summary).collect();
     out.push_str(&crate::vertical_compare::table(&summaries));
+    out
+}
+
+/// The spot interruptions of every variant as a fixed-width table for the terminal; empty when
+/// no variant has `settings.spotInterruptions`.
+pub fn interruption_table(results: &[VariantResult]) -> String {
+    if results
+        .iter()
+        .all(|v| v.summary.spot_interruptions.is_none())
+    {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:>13} {:>14} {:>16}",
+        "spot interruptions", "interruptions", "pods displaced", "displaced pod·s"
+    );
+    for v in results {
+        let Some(s) = &v.summary.spot_interruptions else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:>13} {:>14} {:>16.1}",
+            v.summary.variant, s.interruptions, s.pods_displaced, s.displaced_pod_seconds
+        );
+    }
     out
 }

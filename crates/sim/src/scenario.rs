@@ -52,7 +52,8 @@ pub struct ScenarioFile {
     /// Seed of every random draw (start-up jitter).
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Instance catalog: a path relative to this file, or the catalog inline.
+    /// Instance catalog: a path relative to this file, a bundled one (`bundled:aws-like`), or the
+    /// catalog inline.
     pub catalog: CatalogRef,
     /// Files of Ballast objects (NodePool, KwokNodeClass, HorizontalAutoscaler...) in CRD format,
     /// relative to this file. Upstream objects (HPA, ScaledObject, Karpenter) are converted first.
@@ -323,6 +324,9 @@ pub struct Settings {
     pub sample_seconds: f64,
     /// Seconds an evicted pod takes to terminate.
     pub termination_seconds: f64,
+    /// Spot interruptions (`crate::spot`); absent: no node is ever interrupted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_interruptions: Option<crate::spot::SpotInterruptions>,
 }
 
 impl Default for Settings {
@@ -338,6 +342,7 @@ impl Default for Settings {
             batch_max_seconds: 10.0,
             sample_seconds: 60.0,
             termination_seconds: 0.0,
+            spot_interruptions: None,
         }
     }
 }
@@ -394,17 +399,17 @@ pub struct Scenario {
     pub traces: BTreeMap<String, crate::trace::Trace>,
     pub batch_pods: Vec<crate::trace::BatchPod>,
     pub settings: Settings,
+    /// Each spot offering's interruptions per instance-day (`crate::spot`).
+    pub spot_rates: crate::spot::SpotRates,
     /// What loading the variant noticed and accepted (a merge patch replacing a whole list).
     pub warnings: Vec<String>,
 }
 
-/// Reads a scenario file and everything it points to; returns one runnable scenario per
-/// variant (or one "baseline" when the file lists none).
+/// Reads a scenario file (on disk, or `bundled:NAME.yaml`, see `crate::bundle`) and everything
+/// it points to; returns one runnable scenario per variant (or one "baseline" when the file
+/// lists none).
 pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = crate::bundle::read(path)?;
     load_str(&text, path)
 }
 
@@ -412,19 +417,17 @@ pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
 /// the file in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     let file: ScenarioFile = serde_path_to_error_yaml(text, path)?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let resolve = |p: &str| -> PathBuf { base.join(p) };
+    let resolve = |p: &str| -> PathBuf { crate::bundle::resolve(path, p) };
 
-    let catalog = match &file.catalog {
-        CatalogRef::Inline(c) => c.clone(),
+    // The catalog, and where its fields are written (for errors).
+    let (catalog, catalog_at) = match &file.catalog {
+        CatalogRef::Inline(c) => (c.clone(), (path.to_path_buf(), "catalog.")),
         CatalogRef::Path(p) => {
             let cp = resolve(p);
-            let t = std::fs::read_to_string(&cp).map_err(|source| ScenarioError::Read {
-                path: cp.display().to_string(),
-                source,
-            })?;
-            serde_yaml::from_str(&t)
-                .map_err(|e| ScenarioError::invalid(&cp, "(catalog)", e.to_string()))?
+            let t = crate::bundle::read(&cp)?;
+            let c = serde_yaml::from_str(&t)
+                .map_err(|e| ScenarioError::invalid(&cp, "(catalog)", e.to_string()))?;
+            (c, (cp, ""))
         }
     };
 
@@ -432,10 +435,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
     let mut objects: Vec<(String, Value)> = Vec::new();
     for f in &file.objects {
         let op = resolve(f);
-        let t = std::fs::read_to_string(&op).map_err(|source| ScenarioError::Read {
-            path: op.display().to_string(),
-            source,
-        })?;
+        let t = crate::bundle::read(&op)?;
         for (i, doc) in ballast_api::validate::yaml_documents(&t)
             .into_iter()
             .enumerate()
@@ -555,6 +555,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
         }
         crate::limits::check_variant(path, &workloads, &settings, duration_seconds)
             .map_err(|e| in_variant(e, &variant, !file.variants.is_empty()))?;
+        let spot_rates = crate::spot::rates(&settings, &catalog, path, &catalog_at)
+            .map_err(|e| in_variant(e, &variant, !file.variants.is_empty()))?;
         for (i, w) in workloads.iter().enumerate() {
             if w.per_pod.capacity <= 0.0 {
                 return Err(ScenarioError::invalid(
@@ -597,6 +599,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             traces: traces.clone(),
             batch_pods: batch_pods.clone(),
             settings,
+            spot_rates,
             warnings,
         });
     }

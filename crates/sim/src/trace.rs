@@ -18,10 +18,7 @@ impl Trace {
     /// from the start or `HH:MM[:SS]`, or an instant (RFC 3339, or Unix seconds as exports from
     /// Prometheus or CloudWatch give them), counted from the first row's; one trace uses one kind.
     pub fn read_csv(path: &Path, repeat: bool, scale: f64) -> Result<Trace, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::bundle::read(path)?;
         let mut points = Vec::new();
         // The first row's instant, when the rows give instants.
         let mut first_instant: Option<f64> = None;
@@ -227,8 +224,7 @@ pub(crate) fn batch_pods(
         } => {
             let _ = start;
             let p = resolve(path);
-            let mut rdr = csv::Reader::from_path(&p)
-                .map_err(|e| ScenarioError::invalid(&p, "(csv)", e.to_string()))?;
+            let mut rdr = csv::Reader::from_reader(crate::bundle::open(&p)?);
             let headers = rdr
                 .headers()
                 .map_err(|e| ScenarioError::invalid(&p, "(csv header)", e.to_string()))?

@@ -64,6 +64,7 @@ pub(crate) fn provision(world: &mut World, unschedulable: &[PodId]) -> Vec<Launc
     check_observed(world);
     world.observed.snap.pending_pods = pending_pods(world, unschedulable);
     world.observed.snap.pdbs = pdbs(world);
+    let masked = world.mask_unavailable();
     let now = timestamp(world.sc.start, world.now);
     let opts = ballast_nodes::provision::ProvisionOptions::default();
     let observed = &mut world.observed;
@@ -74,6 +75,9 @@ pub(crate) fn provision(world: &mut World, unschedulable: &[PodId]) -> Vec<Launc
         &mut observed.provision_memo,
     );
     world.observed.snap.pending_pods.clear();
+    if masked {
+        world.unmask();
+    }
     match result {
         Ok(decision) => {
             for e in &decision.skipped {
@@ -147,15 +151,16 @@ const PERIODIC_DISRUPTION_MS: Millis = 300_000;
 pub(crate) fn disrupt(world: &mut World) -> (Option<DisruptionPlan>, Millis) {
     check_observed(world);
     world.observed.snap.pdbs = pdbs(world);
+    let masked = world.mask_unavailable();
     let now = timestamp(world.sc.start, world.now);
     let opts = ballast_nodes::disrupt::DisruptionOptions::default();
     let observed = &mut world.observed;
-    let decision = match ballast_nodes::disrupt::disrupt_with_memo(
-        &observed.snap,
-        now,
-        &opts,
-        &mut observed.memo,
-    ) {
+    let decided =
+        ballast_nodes::disrupt::disrupt_with_memo(&observed.snap, now, &opts, &mut observed.memo);
+    if masked {
+        world.unmask();
+    }
+    let decision = match decided {
         Ok(d) => d,
         Err(e) => {
             world.rec.error(world.now, format!("disruption: {e}"));

@@ -4,6 +4,7 @@
 //! what the run counts. It never sees the event queue: what should happen later it asks for in
 //! `wakeups`; the engine (`crate::engine`) queues it and calls back when it is due.
 
+mod interruption;
 mod invariants;
 mod nodes;
 mod pods;
@@ -20,6 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use interruption::{InterruptionEntry, InterruptionSummary};
 pub(crate) use nodes::{Disrupting, DisruptionPlan, Launch};
 
 /// The cluster of one run at virtual time `now`.
@@ -73,6 +75,8 @@ pub(crate) struct World {
     warm_start: bool,
     /// What should happen later, for the engine to queue.
     pub wakeups: Wakeups,
+    /// Spot interruptions, when the scenario has them.
+    pub spot: Option<interruption::SpotState>,
 }
 
 /// Why a world cannot be built, or a node not launched.
@@ -146,6 +150,11 @@ impl World {
             start_weekday: zoned.weekday().to_monday_zero_offset() as u8,
             warm_start: false,
             wakeups: Wakeups::default(),
+            spot: sc
+                .settings
+                .spot_interruptions
+                .as_ref()
+                .map(|s| interruption::SpotState::new(s, sc.seed)),
             sc,
         })
     }
@@ -254,5 +263,6 @@ impl World {
         for pod in self.pods.iter().filter(|p| p.gone.is_none()) {
             self.rec.pod_done(pod, now);
         }
+        self.settle_displaced();
     }
 }

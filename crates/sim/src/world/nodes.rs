@@ -112,6 +112,7 @@ impl World {
         self.rec.nodes_launched += 1;
         self.changed_since_disruption = true;
         self.observe(|o, r| o.launched(id, r.nodes[id].claim.as_ref()));
+        self.draw_interruption(id);
         Ok(id)
     }
 
@@ -140,7 +141,7 @@ impl World {
     }
 
     /// Terminates node `n`: its pods are gone (evicted) and their workloads make new ones.
-    fn terminate(&mut self, n: NodeId) {
+    pub(super) fn terminate(&mut self, n: NodeId) {
         if self.nodes[n].terminated.is_some() {
             return;
         }
@@ -190,7 +191,7 @@ impl World {
     }
 
     /// Marks `nodes` cordoned (or not) for disruption.
-    fn cordon(&mut self, nodes: &[NodeId], cordoned: bool) {
+    pub(super) fn cordon(&mut self, nodes: &[NodeId], cordoned: bool) {
         for &n in nodes {
             self.nodes[n].cordoned = cordoned;
             self.observed.cordoned(n, cordoned);

@@ -50,6 +50,9 @@ impl World {
             state.pods_version += 1;
         }
         pod.ready_at = Some(self.now);
+        if self.spot.is_some() && !self.warm_start {
+            self.note_running_again(p);
+        }
     }
 
     /// Brings a queue workload's backlog (and every workload's unserved load) up to now.
@@ -88,6 +91,7 @@ impl World {
             self.workloads[w].rescales += 1;
             self.rec.scale_events += 1;
             self.reconcile_workload(w);
+            self.note_rescaled(w);
         }
     }
 
@@ -162,7 +166,7 @@ impl World {
     }
 
     /// Creates a pending pod and asks for a scheduling pass.
-    fn add_pod(&mut self, spec: SchedPod, owner: Owner) -> PodId {
+    pub(super) fn add_pod(&mut self, spec: SchedPod, owner: Owner) -> PodId {
         let requests = spec.effective_requests();
         let id = self.pods.len();
         self.pods.push(SimPod {
@@ -227,6 +231,9 @@ impl World {
         }
         if !self.pending.is_empty() {
             self.queue_schedule();
+        }
+        if evicted {
+            self.note_displaced(p);
         }
     }
 

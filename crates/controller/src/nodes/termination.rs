@@ -325,7 +325,9 @@ mod tests {
             leaving.clone(),
             done.clone(),
         ];
-        let cases: Vec<(&str, Vec<Arc<Pod>>, bool, Vec<&str>, DrainState)> = vec![
+        // (case, pods on the node, force, pods evicted now, the drain's state)
+        type Case<'a> = (&'a str, Vec<Arc<Pod>>, bool, Vec<&'a str>, DrainState);
+        let cases: Vec<Case> = vec![
             (
                 "ordinary pods first; do-not-disrupt waits; a pod being deleted is still to go",
                 all.clone(),

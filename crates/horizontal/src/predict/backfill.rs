@@ -104,7 +104,9 @@ mod tests {
     #[test]
     fn plans_name_the_field_that_prevents_a_backfill() {
         let average = json!({ "type": "AverageValue", "averageValue": "250m" });
-        let rows: Vec<(&str, serde_json::Value, Result<Vec<f64>, &str>)> = vec![
+        // (case, spec.metrics, the per-replica targets or the start of the error)
+        type Row<'a> = (&'a str, serde_json::Value, Result<Vec<f64>, &'a str>);
+        let rows: Vec<Row> = vec![
             (
                 "one average",
                 json!([prometheus("q", average.clone())]),

@@ -782,19 +782,26 @@ async fn write_status(
         return Ok(false);
     };
     let body = serde_json::json!({ "status": diff });
+    patch_status::<HorizontalAutoscaler>(ctx, ns, name, format!("{ns}/{name}"), &body).await
+}
+
+/// Merge-patches the `status` subresource of the `K` named `ns/name` with `body` (counted in
+/// `status_patches`); an error is `Error::Status` under `key`. The response (the whole object)
+/// is not decoded: the watch brings the new object anyway.
+async fn patch_status<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    key: String,
+    body: &serde_json::Value,
+) -> Result<bool, Error> {
     ctx.metrics.status_patches.inc();
-    // The response (the whole object) is not decoded: the watch brings the new object anyway.
     let fail = |message: String| Error::Status {
-        key: format!("{ns}/{name}"),
+        key: key.clone(),
         message,
     };
-    let request = kube::core::Request::new(HorizontalAutoscaler::url_path(&(), Some(ns)))
-        .patch_subresource(
-            "status",
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&body),
-        )
+    let request = kube::core::Request::new(K::url_path(&(), Some(ns)))
+        .patch_subresource("status", name, &PatchParams::default(), &Patch::Merge(body))
         .map_err(|e| fail(e.to_string()))?;
     ctx.client
         .request_text(request)

@@ -21,11 +21,10 @@ use ballast_api::horizontal::{HorizontalAutoscaler, HorizontalAutoscalerStatus};
 use ballast_horizontal::{Decision, persist};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use kube::api::{Patch, PatchParams};
+use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
-use kube::{Api, Resource};
 
 use super::{Context, Error, Kind, patch, schedule::Schedule, wake};
 use crate::{events, scale};
@@ -175,22 +174,6 @@ pub(super) async fn write_status(
     let Some(body) = patch::merge_patch(&old, &new) else {
         return Ok(false);
     };
-    ctx.metrics.status_patches.inc();
-    let fail = |message: String| Error::Status {
-        key: format!("HorizontalPodAutoscaler {ns}/{name}"),
-        message,
-    };
-    let request = kube::core::Request::new(HorizontalPodAutoscaler::url_path(&(), Some(ns)))
-        .patch_subresource(
-            "status",
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&body),
-        )
-        .map_err(|e| fail(e.to_string()))?;
-    ctx.client
-        .request_text(request)
-        .await
-        .map(|_| true)
-        .map_err(|e| fail(scale::error_text(&e)))
+    let key = format!("HorizontalPodAutoscaler {ns}/{name}");
+    super::patch_status::<HorizontalPodAutoscaler>(ctx, ns, name, key, &body).await
 }

@@ -6,8 +6,8 @@
 //!   the pool and the instance type of a new NodeClaim; `--save-snapshot` then `-f` prints the same
 //!   text; a `ballast controller nodes` started with the same flags then creates a NodeClaim of
 //!   that pool launched as that instance type. Scaled to zero, the node is empty: `explain
-//!   disruption --live POOL` chooses emptiness for it and says why (`empty`), and its saved
-//!   snapshot explains to the same text.
+//!   disruption --live POOL` chooses emptiness for it once `consolidateAfter` has passed and says
+//!   why (`empty`), and its saved snapshot explains to the same text.
 //! - `live_errors_name_what_is_wrong`: a NodePool that does not exist, a missing kubeconfig and a
 //!   user without rights each exit 2 with an error naming the pool, the kubeconfig or the verb and
 //!   resource.
@@ -267,11 +267,18 @@ async fn provision_then_disrupt(
     let nodes = Api::<Node>::all(client.clone()).list(&lp).await?.items;
     ensure!(nodes.len() == 1, "{} nodes in the pool", nodes.len());
     let node = nodes[0].name_any();
-    let shown = live_and_saved(bed, "disruption", pool, &flags)?;
-    ensure!(
-        shown.contains(&format!("Action: emptiness of {node}")),
-        "{shown}"
-    );
+    // The pool's consolidateAfter (1 s) counts from when the node became empty; until then the
+    // explanation says how long is left, so ask again until emptiness is chosen.
+    let chosen = format!("Action: emptiness of {node}");
+    let mut shown = String::new();
+    for _ in 0..20 {
+        shown = live_and_saved(bed, "disruption", pool, &flags)?;
+        if shown.contains(&chosen) || !shown.contains("consolidateAfter not reached") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ensure!(shown.contains(&chosen), "{shown}");
     ensure!(shown.contains("emptiness: chosen: empty"), "{shown}");
     Ok(())
 }

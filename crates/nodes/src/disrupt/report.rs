@@ -145,6 +145,11 @@ pub enum Why {
     },
 }
 
+/// A time still to wait, rounded up: "1s to go" until it has passed, never "0s to go".
+fn remaining(s: f64) -> String {
+    dur(s.max(0.0).ceil())
+}
+
 fn dur(s: f64) -> String {
     let s = s.max(0.0).round() as i64;
     match s {
@@ -199,7 +204,7 @@ impl fmt::Display for Why {
             Why::ConsolidateAfter { remaining_seconds } => write!(
                 f,
                 "consolidateAfter not reached ({} to go)",
-                dur(*remaining_seconds)
+                remaining(*remaining_seconds)
             ),
             Why::UnknownPrice => write!(
                 f,
@@ -218,7 +223,7 @@ impl fmt::Display for Why {
             } => write!(f, "never expires"),
             Why::NotExpired {
                 remaining_seconds: Some(s),
-            } => write!(f, "expires in {}", dur(*s)),
+            } => write!(f, "expires in {}", remaining(*s)),
             Why::Expired { age_seconds } => write!(f, "expired (age {})", dur(*age_seconds)),
             Why::PodsDoNotFit { pod, why } => {
                 write!(f, "pod {pod} would have nowhere to go: {why}")

@@ -2,7 +2,8 @@
 # The single test command: builds (or reuses) the test bed, runs the guards (tests/guards.sh:
 # rustfmt, pure cores' dependency trees, clippy), starts the bed, runs the Helm chart's tests
 # (tests/chart.sh) and every unit and integration test of the workspace against it, and stops
-# what it started, also on failure or interrupt. The exit code is the tests' result.
+# what it started, also on failure or interrupt. A test target that fails is run once more alone
+# and, if it then passes, named FLAKY in the log. The exit code is the tests' result.
 #
 #   tests/run.sh                       cargo test --workspace --features ballast/aws --no-fail-fast
 #   tests/run.sh -p ballast-testbed    other cargo test arguments instead of --workspace
@@ -57,6 +58,32 @@ cleanup() {
   log "exit $rc ($((SECONDS / 60))m$((SECONDS % 60))s)"
   exit "$rc"
 }
+# The bed's tests wait on real servers sharing the machine's cores, so a target can fail once on
+# timing. Each target cargo names as failed (`-p CRATE --test NAME`, `--lib`, `--doc`) runs once
+# more, alone; the run passes only if every one of them passes then, and each is named as FLAKY
+# in the log so that it gets looked at. A run whose failure is not a list of targets (a build
+# error) is not retried.
+retry_failed_targets() {
+  local log_file=$1 target still=()
+  local -a failed=()
+  mapfile -t failed < <(sed -n '/^error: [0-9]* targets\{0,1\} failed:/,$p' "$log_file" |
+    grep -o '`-p [^`]*`' | tr -d '`')
+  ((${#failed[@]})) || return 1
+  for target in "${failed[@]}"; do
+    local -a targs
+    read -r -a targs <<<"$target"
+    # The binary's EC2 provider, as in the full run.
+    [[ ${targs[1]} == ballast ]] && targs+=(--features aws)
+    log "retrying once, alone: cargo test ${targs[*]}"
+    if run cargo test "${targs[@]}"; then
+      log "FLAKY: cargo test $target failed in the full run and passed alone"
+    else
+      still+=("$target")
+    fi
+  done
+  ((${#still[@]} == 0)) || { log "FAILED twice: ${still[*]}"; return 101; }
+}
+
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -105,5 +132,13 @@ args=("$@")
 # does not compile aws-sdk-ec2).
 ((${#args[@]})) || args=(--workspace --features ballast/aws)
 log "cargo test --no-fail-fast ${args[*]} (target: $CARGO_TARGET_DIR)"
-run cargo test --no-fail-fast "${args[@]}"
+test_log="$RT/cargo-test.$$.log"
+test_rc=0
+run bash -o pipefail -c 'cargo test --no-fail-fast "$@" 2>&1 | tee "$0"' "$test_log" "${args[@]}" || test_rc=$?
+if ((test_rc != 0)); then
+  test_rc=0
+  retry_failed_targets "$test_log" || test_rc=$?
+  ((test_rc == 0)) || { rm -f "$test_log"; exit "$test_rc"; }
+fi
+rm -f "$test_log"
 ((chart_rc == 0)) || { log "FAILED: tests/chart.sh (exit $chart_rc)"; exit "$chart_rc"; }

@@ -115,6 +115,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         println!("{}", path.display());
         print!("{}", ballast_sim::report::terminal_table(&results));
         print!("{}", ballast_sim::report::interruption_table(&results));
+        print!("{}", ballast_sim::prediction_report::table(&results));
         print!("{}", ballast_sim::report::vertical_table(&results));
         println!(
             "{} variant(s), {:.0} simulated hours in {:.2}s wall ({:.0}x real time)",

@@ -135,6 +135,7 @@ pub fn page(results: &[VariantResult]) -> String {
             s.vertical_comparison.is_some(),
         ));
         out.push_str(&applied_table(s));
+        out.push_str(&crate::prediction_report::html(&s.workloads, escape));
         let hours = |t: f64| t / 3600.0;
         for (w, name) in v.workload_names.iter().enumerate() {
             let lines = vec![

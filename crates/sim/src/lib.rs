@@ -24,6 +24,7 @@ pub mod html;
 pub mod limits;
 mod observed;
 pub mod outcome;
+pub mod prediction_report;
 mod record;
 pub mod report;
 pub mod scenario;

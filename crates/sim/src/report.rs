@@ -85,6 +85,9 @@ pub struct WorkloadSummary {
     pub rescales: u32,
     pub mean_ready: f64,
     pub max_desired: i32,
+    /// How its autoscaler's forecast did (absent without `spec.predictive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::prediction_report::ForecastSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,6 +325,7 @@ pub(crate) fn finish(world: &World) -> Summary {
                     .map(|s| s.workloads[w].desired)
                     .max()
                     .unwrap_or(0),
+                forecast: st.forecast.summary(),
             }
         })
         .collect::<Vec<_>>();

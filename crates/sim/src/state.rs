@@ -135,6 +135,8 @@ pub struct WorkloadState {
     pub pods_sized: u64,
     /// Pods the vertical updater evicted.
     pub vertical_evictions: u64,
+    /// What the autoscaler's prediction step said at each decision (`spec.predictive`).
+    pub forecast: crate::prediction_report::ForecastTally,
 }
 
 /// When a live pod of a workload was bound and became Ready.
@@ -163,6 +165,7 @@ impl WorkloadState {
             sized: false,
             pods_sized: 0,
             vertical_evictions: 0,
+            forecast: Default::default(),
         }
     }
 

@@ -377,6 +377,9 @@ pub(crate) fn horizontal(world: &mut World, st: &mut AutoscalerState, i: usize) 
         let now = prepared.now();
         prepared.record_demand(now, demand);
     }
+    world.workloads[st.workload]
+        .forecast
+        .add(&st.decision.prediction);
     let (desired, rescale) = (st.decision.desired, st.decision.rescale);
     // The full snapshot carries no demand history, so a predictive object is not cross-checked.
     let predictive = st

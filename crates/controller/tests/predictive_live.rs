@@ -22,6 +22,12 @@
 //!    `InvalidDemandHistory` naming the ConfigMap and the key) and ignored: the history starts
 //!    again (`HistoryTooShort`).
 //!
+//! `forecast_only_reports_and_never_scales_ahead`: the same object in `ForecastOnly` mode. The
+//! forecast is trusted and `status.prediction.predictedReplicas` runs at least 2 above the
+//! replicas while the load rises, but the replicas never do: on every sample of a rising load
+//! they stay within one of it, as reactive scaling keeps them. (Run in `Scale` mode, the test
+//! fails on one check or the other.)
+//!
 //! Without a test bed the test prints a skip note and passes, unless `BALLAST_REQUIRE_TESTBED=1`.
 
 mod vertical_support;
@@ -83,7 +89,7 @@ fn start_controller(
     Ok(Running::spawn(|s| controller.run(s), registry))
 }
 
-fn autoscaler(ns: &TestNamespace) -> Result<HorizontalAutoscaler> {
+fn autoscaler(ns: &TestNamespace, mode: &str) -> Result<HorizontalAutoscaler> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "autoscaling.ballast.dev/v1", "kind": "HorizontalAutoscaler",
         "metadata": { "name": "web", "namespace": ns.name() },
@@ -97,7 +103,7 @@ fn autoscaler(ns: &TestNamespace) -> Result<HorizontalAutoscaler> {
                 "scaleDown": { "stabilizationWindowSeconds": 0, "policies": [{ "type": "Pods", "value": 20, "periodSeconds": 1 }] }
             },
             "predictive": {
-                "mode": "Scale", "seasonality": "Daily", "seasonLengthSeconds": 120,
+                "mode": mode, "seasonality": "Daily", "seasonLengthSeconds": 120,
                 "stepSeconds": 4, "historyWindowSeconds": 480, "lookAheadSeconds": 20,
                 "quantile": "0.5", "errorWindowSteps": 10
             }
@@ -165,7 +171,7 @@ async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()
     ns.wait_deployment_ready("web", 1, Duration::from_secs(90))
         .await?;
     ns.api::<HorizontalAutoscaler>()
-        .create(&PostParams::default(), &autoscaler(&ns)?)
+        .create(&PostParams::default(), &autoscaler(&ns, "Scale")?)
         .await?;
 
     // 1. Trusted at once: the history came from Prometheus.
@@ -298,6 +304,69 @@ async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()
         note.contains(&format!("ConfigMap {}/web-demand-history", ns.name()))
             && note.contains("key stepSeconds"),
         "{note}"
+    );
+    ctl.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_only_reports_and_never_scales_ahead() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
+    vertical_support::install_crds(&bed).await?;
+    let ns = bed.namespace("hza-forecast-only").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
+        .await?;
+    ns.create_deployment(TestDeployment::new("web").replicas(1))
+        .await?;
+    ns.wait_deployment_ready("web", 1, Duration::from_secs(90))
+        .await?;
+    ns.api::<HorizontalAutoscaler>()
+        .create(&PostParams::default(), &autoscaler(&ns, "ForecastOnly")?)
+        .await?;
+    let ctl = start_controller(&bed, &ns, &prometheus, true)?;
+    wait_prediction(&ns, "Forecasting", Duration::from_secs(20)).await?;
+
+    // Samples while the load rises (it does for half of each 120 s day): the forecast asks for
+    // more than runs, the replicas stay reactive.
+    let deployments = ns.api::<Deployment>();
+    let (mut rising, mut asked_ahead) = (0, 0);
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(130) && (rising < 40 || asked_ahead < 2) {
+        let now = unix_now();
+        let load = load_at(now);
+        let replicas = deployments
+            .get("web")
+            .await?
+            .spec
+            .and_then(|s| s.replicas)
+            .unwrap_or(0);
+        let h = ns.api::<HorizontalAutoscaler>().get("web").await?;
+        let predicted = h
+            .status
+            .and_then(|s| s.prediction)
+            .and_then(|p| p.predicted_replicas);
+        if load_at(now + 4.0) > load {
+            rising += 1;
+            ensure!(
+                f64::from(replicas) - load.ceil() < 2.0,
+                "ForecastOnly scaled ahead: {replicas} replicas for a load of {load:.2}"
+            );
+            if predicted.is_some_and(|p| p >= replicas + 2) {
+                asked_ahead += 1;
+                eprintln!(
+                    "forecast asks for {predicted:?}, {replicas} run, load {load:.2} now, {:.2} in 20 s",
+                    load_at(now + 20.0)
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ensure!(rising >= 40, "only {rising} samples of a rising load");
+    ensure!(
+        asked_ahead >= 2,
+        "status.prediction.predictedReplicas never ran 2 above the replicas"
     );
     ctl.stop().await?;
     ns.cleanup().await?;

@@ -63,14 +63,29 @@ pub fn merge(
         file.start_nodes.clear();
         file.variants.clear();
     }
+    let scenario_objects = objects.len();
     for t in &taken.objects {
-        match objects.iter_mut().find(|o| key_of(o) == t.key()) {
-            Some(existing) => *existing = t.object.clone(),
+        let (kind, namespace, name) = t.key();
+        match objects.iter().position(|o| key_of(o) == t.key()) {
+            Some(i) => {
+                let what = if i < scenario_objects {
+                    "replaces the scenario's"
+                } else {
+                    "is given twice: the later one is taken"
+                };
+                notes.push(format!(
+                    "{}: {kind} {}: {what}",
+                    t.at,
+                    qualified(&namespace, &name)
+                ));
+                objects[i] = t.object.clone();
+            }
             None => objects.push(t.object.clone()),
         }
     }
+    let scenario_workloads = file.workloads.len();
     for w in &taken.workloads {
-        put_workload(&mut file.workloads, w, &mut notes);
+        put_workload(&mut file.workloads, scenario_workloads, w, &mut notes);
     }
     for b in &taken.budgets {
         let mut matched = 0;
@@ -102,6 +117,15 @@ pub fn merge(
     }
     file.inline_objects = objects;
     Ok(Merged { file, notes })
+}
+
+/// `namespace/name`, or `name` for a cluster-scoped object.
+fn qualified(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_string()
+    } else {
+        format!("{namespace}/{name}")
+    }
 }
 
 /// A path of the scenario made absolute (or left `bundled:`), so the scenario reads the same
@@ -166,17 +190,27 @@ fn ballast_form(doc: &Value) -> Result<Value, String> {
 }
 
 /// Adds `w`, or puts its replicas and pod template into the workload of its namespace and name.
-fn put_workload(workloads: &mut Vec<Workload>, w: &TakenWorkload, notes: &mut Vec<String>) {
+/// `scenario_workloads`: how many of `workloads` are the scenario's own (the rest were taken).
+fn put_workload(
+    workloads: &mut Vec<Workload>,
+    scenario_workloads: usize,
+    w: &TakenWorkload,
+    notes: &mut Vec<String>,
+) {
+    let label = format!("{}: {} {}/{}", w.at, w.kind, w.namespace, w.name);
     for field in &w.unmapped {
-        notes.push(format!(
-            "{}: {} {}/{}: {field}",
-            w.at, w.kind, w.namespace, w.name
-        ));
+        notes.push(format!("{label}: {field}"));
     }
-    if let Some(existing) = workloads
-        .iter_mut()
-        .find(|x| x.namespace == w.namespace && x.name == w.name)
-    {
+    let found = workloads
+        .iter()
+        .position(|x| x.namespace == w.namespace && x.name == w.name);
+    if let Some(i) = found {
+        notes.push(if i < scenario_workloads {
+            format!("{label}: replaces the replicas and pod of the scenario's workload (its load stays)")
+        } else {
+            format!("{label}: a workload of this namespace and name is given twice: the later one is taken")
+        });
+        let existing = &mut workloads[i];
         let startup = existing.pod.startup_seconds;
         existing.replicas = w.replicas;
         existing.pod = w.pod.clone();

@@ -348,6 +348,13 @@ fn with_a_scenario_objects_replace_by_kind_and_name_or_are_added() {
     assert_eq!((api.replicas, api.pod.requests.cpu_millis), (4, 2000));
     assert!(matches!(api.load, crate::scenario::LoadSpec::Diurnal { max, .. } if max == 800.0));
     assert_eq!(api.pod.startup_seconds, 20.0);
+    assert_eq!(
+        merged.notes,
+        [
+            "f.yaml: document 2: HorizontalAutoscaler app/api-hpa: replaces the scenario's",
+            "f.yaml: document 1: Deployment app/api: replaces the replicas and pod of the scenario's workload (its load stays)",
+        ]
+    );
     let yaml = serde_yaml::to_string(f).unwrap();
     let scenarios = crate::scenario::load_str(&yaml, std::path::Path::new("dir")).unwrap();
     assert_eq!(scenarios.len(), file.variants.len());
@@ -382,6 +389,31 @@ fn nodes_are_grouped_and_those_the_catalog_lacks_are_named() {
     assert!(
         notes.contains("NodePool general is not among the objects"),
         "{notes}"
+    );
+}
+
+#[test]
+fn an_object_given_twice_is_taken_once_with_a_note() {
+    let (file, path) = base();
+    let twice = HPA.replace("maxReplicas: 10", "maxReplicas: 11");
+    let m = taken(&format!(
+        "{DEPLOYMENT}---\n{HPA}---\n{twice}---\n{DEPLOYMENT}"
+    ))
+    .unwrap();
+    let merged = merge(&file, &path, &m, false, "dir").unwrap();
+    assert_eq!(merged.file.inline_objects.len(), 1);
+    let hpa = &merged.file.inline_objects[0];
+    assert_eq!(
+        hpa.pointer("/spec/maxReplicas"),
+        Some(&serde_json::json!(11))
+    );
+    assert_eq!(merged.file.workloads.len(), 1);
+    assert_eq!(
+        merged.notes,
+        [
+            "f.yaml: document 3: HorizontalAutoscaler shop/web: is given twice: the later one is taken",
+            "f.yaml: document 4: Deployment shop/web: a workload of this namespace and name is given twice: the later one is taken",
+        ]
     );
 }
 

@@ -209,14 +209,28 @@ async fn capture_and_simulate(
 
     let out = dir.join("out");
     let out_arg = out.to_str().context("temporary path")?;
-    let ran = ballast(bed, &["simulate", file_arg, "--quiet", "--out", out_arg])?;
+    // NodePools are cluster-wide: tests running beside this one may have left pools of their
+    // own in the capture, which a strict run could find unsatisfiable. The test's own workload
+    // is checked in the report instead.
+    let ran = ballast(
+        bed,
+        &[
+            "simulate",
+            file_arg,
+            "--quiet",
+            "--out",
+            out_arg,
+            "--allow-unschedulable",
+        ],
+    )?;
     ensure!(ran.status.success(), "{}", text(&ran.stderr));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
     println!("{}", text(&ran.stdout));
-    ensure!(
-        report["variants"].as_array().is_some_and(|v| v.len() == 1),
-        "{report}"
-    );
+    let variant = &report["variants"][0];
+    ensure!(variant["podsNeverScheduled"] == 0, "{variant}");
+    let web = &variant["workloads"][0];
+    ensure!(web["name"] == "web", "{variant}");
+    ensure!(web["meanReady"].as_f64().is_some_and(|r| r >= 2.0), "{web}");
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -38,7 +38,7 @@ const fn kind(
 }
 
 /// What the capture lists, in this order.
-const KINDS: [Listed; 15] = [
+const KINDS: [Listed; 16] = [
     kind(
         "autoscaling.ballast.dev",
         "v1",
@@ -69,6 +69,14 @@ const KINDS: [Listed; 15] = [
         "TriggerAuthentication",
         "triggerauthentications",
         true,
+        true,
+    ),
+    kind(
+        "keda.sh",
+        "v1alpha1",
+        "ClusterTriggerAuthentication",
+        "clustertriggerauthentications",
+        false,
         true,
     ),
     kind(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 #[command(group(clap::ArgGroup::new("taken").args(["objects", "from_cluster"])))]
 pub struct ObjectsFlags {
     /// Take the objects of the manifests in DIR (*.yaml, *.yml, *.json, several documents per
-    /// file): Ballast kinds, autoscaling/v2 HPAs, KEDA ScaledObjects, VPAs, Karpenter NodePools
+    /// file; or of one file): Ballast kinds, autoscaling/v2 HPAs, KEDA ScaledObjects, VPAs, Karpenter NodePools
     /// and EC2NodeClasses, Deployments, StatefulSets, PodDisruptionBudgets and Nodes. With a
     /// scenario (a file or --scenario) they replace or add to its objects; without one, they run
     /// on the default scenario's catalog and settings (docs/simulator.md).
@@ -111,6 +111,15 @@ fn report_taken(origin: &str, taken: &Manifests) {
             eprintln!("  {line}");
         }
     }
+    if !taken.left_out.is_empty() {
+        eprintln!(
+            "warning: {} object(s) could not be mapped, left out:",
+            taken.left_out.len()
+        );
+        for line in &taken.left_out {
+            eprintln!("  {line}");
+        }
+    }
     for note in &taken.notes {
         eprintln!("note: {note}");
     }
@@ -130,5 +139,5 @@ fn from_cluster(flags: &ObjectsFlags) -> Result<Manifests> {
             captured.not_served.join(", ")
         );
     }
-    Ok(manifests::take(captured.documents)?)
+    Ok(manifests::take_captured(captured.documents))
 }

@@ -127,6 +127,10 @@ pub struct Manifests {
     pub not_simulated: Vec<String>,
     /// Objects taken, by the kind as written (`HorizontalPodAutoscaler`, `Deployment`...).
     pub counts: BTreeMap<String, usize>,
+    /// Captured objects that could not be taken (a conversion or a field refused), each with its
+    /// error: a cluster's objects are the API server's to judge, so one that does not map is left
+    /// out rather than stopping the capture (`take_captured`).
+    pub left_out: Vec<String>,
     /// The fields a conversion dropped, object by object (not errors).
     pub notes: Vec<String>,
 }
@@ -146,21 +150,17 @@ impl Manifests {
 }
 
 /// Reads every `*.yaml`, `*.yml` and `*.json` file of `dir` (not its subfolders), in name order,
-/// and takes their documents.
+/// and takes their documents; `dir` may also be one file.
 pub fn read_dir(dir: &Path) -> Result<Manifests, ManifestError> {
     let read_err = |error| ManifestError::Read {
         path: dir.display().to_string(),
         error,
     };
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(read_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_err)?
-        .into_iter()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && is_manifest(p))
-        .collect();
-    files.sort();
+    let files = if dir.is_file() {
+        vec![dir.to_path_buf()]
+    } else {
+        manifest_files(dir).map_err(read_err)?
+    };
     if files.is_empty() {
         return Err(ManifestError::Empty {
             dir: dir.display().to_string(),
@@ -175,6 +175,18 @@ pub fn read_dir(dir: &Path) -> Result<Manifests, ManifestError> {
         documents.extend(documents_of(&text, &file.display().to_string())?);
     }
     take(documents)
+}
+
+/// The manifest files of `dir`, in name order.
+fn manifest_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && is_manifest(p))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -314,6 +326,22 @@ pub fn take(documents: Vec<(Source, Value)>) -> Result<Manifests, ManifestError>
         take_one(&at, doc, &auths, &mut out)?;
     }
     Ok(out)
+}
+
+/// Same as [`take`] for objects a cluster serves: an object that cannot be taken is listed in
+/// `left_out` with its error, and the others are taken.
+pub fn take_captured(documents: Vec<(Source, Value)>) -> Manifests {
+    let mut auths = Authentications::default();
+    for (_, doc) in &documents {
+        auths.offer(doc);
+    }
+    let mut out = Manifests::default();
+    for (at, doc) in documents {
+        if let Err(e) = take_one(&at, doc, &auths, &mut out) {
+            out.left_out.push(e.to_string());
+        }
+    }
+    out
 }
 
 fn take_one(

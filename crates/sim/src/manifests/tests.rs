@@ -430,3 +430,61 @@ fn an_autoscaler_without_its_workload_is_left_out_with_a_note() {
         ]
     );
 }
+
+#[test]
+fn a_folder_is_read_by_extension_in_name_order_and_a_file_alone_too() {
+    let dir = std::env::temp_dir().join(format!("ballast-manifests-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("b.yml"), HPA).unwrap();
+    std::fs::write(dir.join("a.yaml"), DEPLOYMENT).unwrap();
+    std::fs::write(
+        dir.join("c.json"),
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "kind: [not read").unwrap();
+    std::fs::write(dir.join("sub/d.yaml"), "kind: [not read").unwrap();
+    let m = read_dir(&dir).unwrap();
+    assert_eq!(
+        m.counts_line(),
+        "1 Deployment, 1 HorizontalPodAutoscaler, 1 Node"
+    );
+    assert!(
+        m.workloads[0]
+            .at
+            .to_string()
+            .ends_with("a.yaml: document 1")
+    );
+    let one = read_dir(&dir.join("b.yml")).unwrap();
+    assert_eq!(one.counts_line(), "1 HorizontalPodAutoscaler");
+    let e = read_dir(&dir.join("sub/d.yaml")).unwrap_err().to_string();
+    assert!(e.ends_with("d.yaml: document 1: (yaml): did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 7"), "{e}");
+    std::fs::remove_dir_all(dir.join("sub")).unwrap();
+    std::fs::remove_file(dir.join("a.yaml")).unwrap();
+    std::fs::remove_file(dir.join("b.yml")).unwrap();
+    std::fs::remove_file(dir.join("c.json")).unwrap();
+    let e = read_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("no *.yaml, *.yml or *.json file"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_captured_object_that_does_not_map_is_left_out_and_the_rest_taken() {
+    let docs = |text: &str| documents_of(text, "cluster").unwrap();
+    let mut captured = docs(DEPLOYMENT);
+    let queue = SCALED_OBJECT.replace(
+        "{ type: cpu, metricType: Utilization, metadata: { value: \"60\" } }",
+        "{ type: redis, metadata: { address: \"redis:6379\", listName: jobs, listLength: \"5\" }, authenticationRef: { name: missing } }",
+    );
+    assert_ne!(queue, SCALED_OBJECT);
+    captured.extend(docs(&queue));
+    let m = take_captured(captured);
+    assert_eq!(m.counts_line(), "1 Deployment");
+    assert_eq!(m.left_out.len(), 1, "{:?}", m.left_out);
+    assert!(
+        m.left_out[0].contains("ScaledObject shop/worker: spec.triggers[0].authenticationRef"),
+        "{:?}",
+        m.left_out
+    );
+}

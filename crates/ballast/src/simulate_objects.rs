@@ -73,6 +73,11 @@ pub fn prepare(flags: &ObjectsFlags, base: &Path, whole: bool) -> Result<Next> {
     for note in &merged.notes {
         eprintln!("note: {note}");
     }
+    if merged.file.workloads.is_empty() && merged.file.batch.is_empty() {
+        eprintln!(
+            "warning: no Deployment or StatefulSet taken and none in the scenario: no pod will run"
+        );
+    }
     let yaml = format!(
         "# Made by `ballast simulate` from {origin} on scenario {}.\n{}",
         base.display(),

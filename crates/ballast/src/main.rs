@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod cluster_capture;
 mod evaluate_cmd;
 mod horizontal_cmd;
 mod kubeconfig;
@@ -10,6 +11,7 @@ mod nodes_cmd;
 mod nodes_explain_cmd;
 mod serve_cmd;
 mod simulate_cmd;
+mod simulate_objects;
 mod strict;
 mod vertical_cmd;
 mod vertical_explain_cmd;

@@ -32,6 +32,8 @@ pub struct SimulateArgs {
     /// printed, as a warning).
     #[arg(long)]
     pub allow_unschedulable: bool,
+    #[command(flatten)]
+    pub objects: crate::simulate_objects::ObjectsFlags,
 }
 
 /// The bundled scenarios, one line each: name and description.
@@ -85,7 +87,18 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let path = scenario_path(&args)?;
-    check_writable(&args.out)?;
+    if args.objects.save_scenario.is_none() {
+        check_writable(&args.out)?;
+    }
+    let prepared = if args.objects.taken() {
+        let whole = args.scenario.is_some() || args.name.is_some();
+        match crate::simulate_objects::prepare(&args.objects, &path, whole)? {
+            crate::simulate_objects::Next::Saved => return Ok(ExitCode::SUCCESS),
+            crate::simulate_objects::Next::Run(label, scenarios) => Some((label, scenarios)),
+        }
+    } else {
+        None
+    };
     let bar = if args.quiet || args.json {
         indicatif::ProgressBar::hidden()
     } else {
@@ -100,10 +113,17 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         b
     };
     let started = std::time::Instant::now();
-    let results = ballast_sim::run_file(&path, &mut |variant, fraction| {
+    let mut progress = |variant: usize, fraction: f64| {
         bar.set_message(format!("variant {}", variant + 1));
         bar.set_position((fraction * 1000.0) as u64);
-    })?;
+    };
+    let (path, results) = match prepared {
+        Some((label, scenarios)) => (label, ballast_sim::run_all(scenarios, &mut progress)?),
+        None => {
+            let results = ballast_sim::run_file(&path, &mut progress)?;
+            (path, results)
+        }
+    };
     bar.finish_and_clear();
     let written = ballast_sim::write_outputs(&args.out, &results)
         .with_context(|| format!("writing {}", args.out.display()))?;

@@ -408,3 +408,105 @@ fn bundled_scenarios_run_from_a_copied_binary_anywhere() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `simulate --objects DIR` on `crates/ballast/tests/simulate_objects/` (a Deployment, its HPA
+/// and PDB, a Karpenter NodePool and EC2NodeClass, a ConfigMap, a text file), end to end.
+#[test]
+fn simulate_objects_runs_a_folder_of_manifests() {
+    let work = std::env::temp_dir().join(format!("ballast-objects-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let fixture = "crates/ballast/tests/simulate_objects";
+    let out = work.join("out");
+    let out = out.to_str().unwrap();
+    let ran = ballast(
+        &["simulate", "--objects", fixture, "--quiet", "--out", out],
+        None,
+    );
+    let said = text(&ran.stderr);
+    assert!(ran.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "taken from crates/ballast/tests/simulate_objects: 1 Deployment, 1 EC2NodeClass, \
+             1 HorizontalPodAutoscaler, 1 NodePool, 1 PodDisruptionBudget"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: 1 object(s) not simulated:")
+            && said.contains("settings.json: document 1: v1 ConfigMap shop/web-settings"),
+        "{said}"
+    );
+    let shown = text(&ran.stdout);
+    assert_eq!(
+        shown.lines().next(),
+        Some("crates/ballast/tests/simulate_objects"),
+        "{shown}"
+    );
+    // The report is the objects': one run of the workload `web`, scaled by its HPA on nodes of
+    // the Karpenter pool.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("out/report.json")).unwrap())
+            .unwrap();
+    let variant = &report["variants"][0];
+    assert_eq!(variant["variant"], "baseline", "{variant}");
+    let web = &variant["workloads"][0];
+    assert_eq!(web["name"], "web", "{variant}");
+    assert!(web["rescales"].as_u64().unwrap() > 0, "{web}");
+    assert!(variant["nodesLaunched"].as_u64().unwrap() > 0, "{variant}");
+    let series = std::fs::read_to_string(work.join("out/baseline.csv")).unwrap();
+    assert!(series.lines().next().unwrap().contains("web"), "{series}");
+
+    // Saved, then run from the file: the same figures.
+    let saved = work.join("scenario.yaml");
+    let saved = saved.to_str().unwrap();
+    let done = ballast(
+        &["simulate", "--objects", fixture, "--save-scenario", saved],
+        None,
+    );
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    assert!(text(&done.stdout).is_empty());
+    let again = work.join("again");
+    let again_out = again.to_str().unwrap();
+    let rerun = ballast(&["simulate", saved, "--quiet", "--out", again_out], None);
+    assert!(rerun.status.success(), "{}", text(&rerun.stderr));
+    let rerun_report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("report.json")).unwrap()).unwrap();
+    assert_eq!(rerun_report["variants"][0]["cost"], variant["cost"]);
+
+    // Wrong input: a malformed manifest, an empty folder, a missing one.
+    let bad = work.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("web.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: apps/v1\nkind: Deployment\n\
+         metadata: {name: web}\nspec: {replicas: lots, template: {spec: {containers: []}}}\n",
+    )
+    .unwrap();
+    let bad_arg = bad.to_str().unwrap();
+    let failed = ballast(
+        &["simulate", "--objects", bad_arg, "--quiet", "--out", out],
+        None,
+    );
+    assert_eq!(failed.status.code(), Some(2));
+    let said = text(&failed.stderr);
+    assert!(
+        said.contains("web.yaml: document 2: Deployment web: spec.replicas: invalid type"),
+        "{said}"
+    );
+    let empty = work.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let failed = ballast(
+        &["simulate", "--objects", empty.to_str().unwrap(), "--quiet"],
+        None,
+    );
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(text(&failed.stderr).contains("no *.yaml, *.yml or *.json file"));
+    let failed = ballast(
+        &["simulate", "--objects", "no/such/folder", "--quiet"],
+        None,
+    );
+    assert_eq!(failed.status.code(), Some(2));
+    assert!(text(&failed.stderr).contains("no/such/folder"));
+    let _ = std::fs::remove_dir_all(&work);
+}

@@ -22,6 +22,7 @@ mod engine;
 mod event;
 pub mod html;
 pub mod limits;
+pub mod manifests;
 mod observed;
 pub mod outcome;
 pub mod prediction_report;
@@ -116,7 +117,15 @@ pub fn run_file(
     path: &Path,
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<Vec<VariantResult>, SimError> {
-    let scenarios = scenario::load(path)?;
+    run_all(scenario::load(path)?, progress)
+}
+
+/// Runs prepared scenarios (the variants of one file) in order. `progress(variant index,
+/// fraction)`.
+pub fn run_all(
+    scenarios: Vec<Scenario>,
+    progress: &mut dyn FnMut(usize, f64),
+) -> Result<Vec<VariantResult>, SimError> {
     let mut out = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.into_iter().enumerate() {
         out.push(run(sc, &mut |f| progress(i, f))?);

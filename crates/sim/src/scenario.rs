@@ -172,7 +172,7 @@ pub struct PodTemplate {
     pub startup_seconds: f64,
 }
 
-fn default_startup() -> f64 {
+pub(crate) fn default_startup() -> f64 {
     10.0
 }
 
@@ -413,6 +413,12 @@ pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     load_str(&text, path)
 }
 
+/// The scenario file at `path` (on disk or bundled) as written, its paths not yet followed.
+pub fn read_file(path: &Path) -> Result<ScenarioFile, ScenarioError> {
+    let text = crate::bundle::read(path)?;
+    serde_path_to_error_yaml(&text, path)
+}
+
 /// Same as [`load`] for a scenario already read; `path` resolves relative file names and names
 /// the file in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
@@ -638,7 +644,7 @@ fn parse_obj<T: serde::de::DeserializeOwned>(obj: &Value, src: &str) -> Result<T
 }
 
 /// Ballast objects pass through; upstream ones are converted (notes are not fatal here).
-fn to_ballast(obj: &Value) -> Result<Value, String> {
+pub(crate) fn to_ballast(obj: &Value) -> Result<Value, String> {
     let api_version = obj
         .get("apiVersion")
         .and_then(Value::as_str)

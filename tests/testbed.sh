@@ -840,7 +840,8 @@ EOF
   # Our own epmd on loopback and a non-default port, so nothing else shares or exposes it.
   running epmd || spawn epmd env "${RABBITMQ_ENV[@]}" epmd -address 127.0.0.1 -port "$EPMD_PORT"
   wait_ready epmd tcp_open "$EPMD_PORT"
-  spawn rabbitmq env "${RABBITMQ_ENV[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server
+  # In its own folder: a crash dump (MnesiaCore.*, erl_crash.dump) lands there, not in the checkout.
+  spawn rabbitmq env -C "$dir" "${RABBITMQ_ENV[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server
   wait_ready rabbitmq rabbitmq_ready
 }
 rabbitmq_ready() {

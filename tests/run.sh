@@ -10,7 +10,7 @@
 #
 # Environment: BALLAST_CACHE (default ~/.cache/ballast), CARGO_TARGET_DIR (default
 # $BALLAST_CACHE/target), BALLAST_TESTBED_DIR (default /tmp/ballast-testbed),
-# BALLAST_RUN_COMPONENTS (default: kube metrics-server prometheus redis rabbitmq postgres moto kafka).
+# BALLAST_RUN_COMPONENTS (default: kube metrics-server custom-metrics prometheus redis rabbitmq postgres moto kafka).
 #
 # Sharing: a bed that was already running (a developer's `tests/testbed.sh up`) is reused and left
 # running. Components this script starts are recorded; concurrent runs share the bed, and the
@@ -22,7 +22,7 @@ TB="$ROOT/tests/testbed.sh"
 export BALLAST_CACHE="${BALLAST_CACHE:-$HOME/.cache/ballast}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BALLAST_CACHE/target}"
 export BALLAST_TESTBED_DIR="${BALLAST_TESTBED_DIR:-/tmp/ballast-testbed}"
-read -r -a COMPONENTS <<<"${BALLAST_RUN_COMPONENTS:-kube metrics-server prometheus redis rabbitmq postgres moto kafka}"
+read -r -a COMPONENTS <<<"${BALLAST_RUN_COMPONENTS:-kube metrics-server custom-metrics prometheus redis rabbitmq postgres moto kafka}"
 RT="$BALLAST_TESTBED_DIR"
 STARTED="$RT/.started-by-run"
 

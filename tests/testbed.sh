@@ -3,7 +3,8 @@
 # processes on 127.0.0.1 (no Docker, no kind).
 #
 #   tests/testbed.sh build                 build and cache etcd, kube-*, kubectl, kwok, metrics-server,
-#                                          helm, kubeconform and the Kafka broker's jars
+#                                          the custom metrics adapter, helm, kubeconform and the
+#                                          Kafka broker's jars
 #                                          (no-op when warm)
 #   tests/testbed.sh up [COMPONENT...]     start components (default: kube metrics-server); waits until
 #                                          each is ready
@@ -17,14 +18,16 @@
 #   tests/testbed.sh clean                 down, then remove the runtime directory
 #
 # Components: kube (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok),
-#             metrics-server (needs kube), prometheus, redis, rabbitmq, postgres, moto, kafka, or `all`.
+#             metrics-server (needs kube), custom-metrics (needs kube: custom.metrics.k8s.io and
+#             external.metrics.k8s.io), prometheus, redis, rabbitmq, postgres, moto, kafka, or `all`.
 #
 # Network rule: every process started here listens on 127.0.0.1 and only ever dials 127.0.0.1.
 # The API server is reached through kubeconfigs pointing at https://127.0.0.1:PORT, the endpoint
 # reconciler is off (nothing routes to the `kubernetes` ClusterIP), kwok gives nodes 127.0.0.1 and pods
 # fake IPs nobody dials, and Prometheus only keeps 127.0.0.1/localhost targets. metrics-server scrapes
 # kwok's emulated kubelet endpoints on 127.0.0.1 (node InternalIP 127.0.0.1, kubelet port = kwok's
-# port), and its APIService reaches it through an ExternalName `localhost` Service.
+# port), and its APIService reaches it through an ExternalName `localhost` Service; so do the
+# custom-metrics adapter's three APIServices (its write endpoint is plain HTTP on 127.0.0.1 too).
 #
 # Scrape targets of tests: Prometheus re-reads $BALLAST_TESTBED_DIR/prometheus/targets/*.json and
 # *.yaml (file_sd, every 2s; `env` exports the folder as BALLAST_PROMETHEUS_TARGETS_DIR). A test
@@ -55,6 +58,9 @@ K8S_BIN="$CACHE/bin/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
 METRICS_SERVER_BIN="$CACHE/bin/metrics-server-$METRICS_SERVER_VERSION"
+# Our wrapper's sources are part of the key: an edit of main.go builds a new binary.
+CUSTOM_METRICS_BIN="$CACHE/bin/custom-metrics-$CUSTOM_METRICS_APISERVER_VERSION-$(
+  cat "$TB_SRC/go/custom-metrics/"{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)"
 HELM_BIN="$CACHE/bin/helm-$HELM_VERSION"
 KUBECONFORM_BIN="$CACHE/bin/kubeconform-$KUBECONFORM_VERSION"
 MOTO_VENV="$CACHE/venv/moto-$MOTO_VERSION"
@@ -67,6 +73,9 @@ KCM_PORT="${BALLAST_KCM_PORT:-20257}"
 SCHEDULER_PORT="${BALLAST_SCHEDULER_PORT:-20259}"
 KWOK_PORT="${BALLAST_KWOK_PORT:-20247}"
 METRICS_SERVER_PORT="${BALLAST_METRICS_SERVER_PORT:-24443}"
+# The custom metrics adapter: the aggregated APIs (HTTPS) and, next to it, where tests write values.
+CUSTOM_METRICS_PORT="${BALLAST_CUSTOM_METRICS_PORT:-27443}"
+CUSTOM_METRICS_WRITE_PORT="${BALLAST_CUSTOM_METRICS_WRITE_PORT:-$((CUSTOM_METRICS_PORT + 1))}"
 PROMETHEUS_PORT="${BALLAST_PROMETHEUS_PORT:-29090}"
 REDIS_PORT="${BALLAST_REDIS_PORT:-26379}"
 REDIS_TLS_PORT="${BALLAST_REDIS_TLS_PORT:-$((REDIS_PORT + 1))}"
@@ -93,8 +102,8 @@ POD_CIDR="10.128.0.0/16"     # kwok's fake pod IPs; nothing dials them
 READY_TIMEOUT="${BALLAST_READY_TIMEOUT:-120}"
 
 KUBE_PARTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-# metrics-server first: `up` starts SERVICES in this order after kube, `down` stops them before kube.
-SERVICES=(metrics-server prometheus redis rabbitmq postgres moto kafka)
+# The metrics APIs first: `up` starts SERVICES in this order after kube, `down` stops them before kube.
+SERVICES=(metrics-server custom-metrics prometheus redis rabbitmq postgres moto kafka)
 # Its resolution: the shortest metrics-server accepts (the delay from a usage change to the metric).
 METRIC_RESOLUTION=10s
 
@@ -230,6 +239,25 @@ build_metrics_server() {
   metrics_server_binary_ok || die "built metrics-server does not report $METRICS_SERVER_VERSION"
 }
 
+custom_metrics_binary_ok() { [[ -x "$CUSTOM_METRICS_BIN/custom-metrics" ]]; }
+
+# The custom and external metrics adapter: tests/testbed/go/custom-metrics/main.go on upstream's
+# adapter library and the test provider of the same module (what it adds and how values are written
+# is said there), built from the pinned module like etcd's wrapper. Warm Kubernetes modules make it
+# a build of minutes, not a download.
+build_custom_metrics() {
+  if custom_metrics_binary_ok; then log "custom-metrics: cached in $CUSTOM_METRICS_BIN"; return; fi
+  go_env
+  grep -q "sigs.k8s.io/custom-metrics-apiserver $CUSTOM_METRICS_APISERVER_VERSION\b" "$TB_SRC/go/custom-metrics/go.mod" ||
+    die "tests/testbed/go/custom-metrics/go.mod does not pin $CUSTOM_METRICS_APISERVER_VERSION: run tests/testbed/go/gen-gomod.sh custom-metrics"
+  log "building the custom metrics adapter (sigs.k8s.io/custom-metrics-apiserver $CUSTOM_METRICS_APISERVER_VERSION)"
+  local tmp="$CUSTOM_METRICS_BIN.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$TB_SRC/go/custom-metrics" && go build -trimpath -ldflags "-s -w" -o "$tmp/custom-metrics" .)
+  rm -rf "$CUSTOM_METRICS_BIN"; mv "$tmp" "$CUSTOM_METRICS_BIN"
+  custom_metrics_binary_ok || die "the custom metrics adapter was not built into $CUSTOM_METRICS_BIN"
+}
+
 helm_binary_ok() {
   [[ -x "$HELM_BIN/helm" && "$("$HELM_BIN/helm" version --short 2>/dev/null)" == "$HELM_VERSION" ]]
 }
@@ -342,6 +370,7 @@ cmd_build() {
   build_kube
   build_kwok
   build_metrics_server
+  build_custom_metrics
   build_chart_tools
   build_kafka
   log "build done in $((SECONDS - t0))s"
@@ -486,6 +515,19 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:metrics-server.kube-system.svc"
   sign metrics-server ca "/CN=system:metrics-server" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  chmod 644 "$PKI"/*.crt
+}
+
+# The same pair for the custom metrics adapter.
+ensure_custom_metrics_pki() {
+  [[ -s "$PKI/custom-metrics-serving.crt" && -s "$PKI/custom-metrics.crt" ]] && return
+  sign custom-metrics-serving ca "/CN=custom-metrics" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:custom-metrics.kube-system.svc"
+  sign custom-metrics ca "/CN=system:custom-metrics" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
   chmod 644 "$PKI"/*.crt
@@ -675,6 +717,93 @@ spec:
   groupPriorityMinimum: 100
   versionPriority: 100
 EOF
+}
+
+# The custom metrics adapter serves custom.metrics.k8s.io (v1beta1, v1beta2) and
+# external.metrics.k8s.io (v1beta1) through the aggregator, and takes metric values from tests over
+# plain HTTP on 127.0.0.1:CUSTOM_METRICS_WRITE_PORT (crates/testbed custom_metrics.rs). It keeps them
+# in memory only: a restarted adapter serves nothing until they are written again.
+up_custom_metrics() {
+  running custom-metrics && return
+  running kube-apiserver || die "custom-metrics needs kube: tests/testbed.sh up kube custom-metrics"
+  custom_metrics_binary_ok || die "custom-metrics missing: run tests/testbed.sh build first"
+  ensure_custom_metrics_pki
+  write_kubeconfig "$RT/custom-metrics.kubeconfig" custom-metrics
+  custom_metrics_manifests | kubectl_ apply --server-side --force-conflicts --field-manager=ballast-testbed -f - >/dev/null
+  spawn custom-metrics "$CUSTOM_METRICS_BIN/custom-metrics" \
+    --bind-address=127.0.0.1 --secure-port="$CUSTOM_METRICS_PORT" \
+    --write-address="127.0.0.1:$CUSTOM_METRICS_WRITE_PORT" \
+    --tls-cert-file="$PKI/custom-metrics-serving.crt" --tls-private-key-file="$PKI/custom-metrics-serving.key" \
+    --lister-kubeconfig="$RT/custom-metrics.kubeconfig" \
+    --authentication-kubeconfig="$RT/custom-metrics.kubeconfig" \
+    --authorization-kubeconfig="$RT/custom-metrics.kubeconfig" \
+    --v=1
+  wait_ready custom-metrics http_ok -k "https://127.0.0.1:$CUSTOM_METRICS_PORT/livez"
+  # After a crash the aggregator holds the APIServices unavailable until its next check (up to its
+  # 30 s resync); a changed annotation has them checked at once.
+  kubectl_ annotate --overwrite apiservice "${CUSTOM_METRICS_APIS[@]}" \
+    "testbed.ballast.dev/started=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" >/dev/null
+  local api
+  for api in "${CUSTOM_METRICS_APIS[@]}"; do
+    wait_ready custom-metrics kubectl_ wait --for=condition=Available --timeout=2s "apiservice/$api"
+  done
+}
+
+CUSTOM_METRICS_APIS=(v1beta1.custom.metrics.k8s.io v1beta2.custom.metrics.k8s.io v1beta1.external.metrics.k8s.io)
+
+# The adapter's user may read every object (it answers for pods, ingresses, any kind), delegates
+# authentication and authorization like metrics-server, and its APIServices reach it through an
+# ExternalName `localhost` Service.
+custom_metrics_manifests() {
+  cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "ballast-testbed:custom-metrics"}
+rules:
+- apiGroups: ["*"]
+  resources: ["*"]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ballast-testbed:custom-metrics"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "ballast-testbed:custom-metrics"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:custom-metrics"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ballast-testbed:custom-metrics:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:custom-metrics"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: "ballast-testbed:custom-metrics:auth-reader", namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "extension-apiserver-authentication-reader"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:custom-metrics"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: custom-metrics, namespace: kube-system}
+spec: {type: ExternalName, externalName: localhost}
+EOF
+  local api group version
+  for api in "${CUSTOM_METRICS_APIS[@]}"; do
+    version="${api%%.*}" group="${api#*.}"
+    cat <<EOF
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: $api}
+spec:
+  group: $group
+  version: $version
+  service: {namespace: kube-system, name: custom-metrics, port: $CUSTOM_METRICS_PORT}
+  caBundle: $(b64 "$PKI/ca.crt")
+  groupPriorityMinimum: 100
+  versionPriority: $([[ $api == v1beta2.* ]] && echo 200 || echo 100)
+EOF
+  done
 }
 
 up_prometheus() {
@@ -931,6 +1060,10 @@ write_env() {
       echo "export BALLAST_METRICS_SERVER_URL='https://127.0.0.1:$METRICS_SERVER_PORT'"
       echo "export BALLAST_METRIC_RESOLUTION_SECONDS='${METRIC_RESOLUTION%s}'"
     }
+    running custom-metrics && {
+      echo "export BALLAST_CUSTOM_METRICS_URL='https://127.0.0.1:$CUSTOM_METRICS_PORT'"
+      echo "export BALLAST_CUSTOM_METRICS_WRITE_URL='http://127.0.0.1:$CUSTOM_METRICS_WRITE_PORT'"
+    }
     running prometheus && {
       echo "export BALLAST_PROMETHEUS_URL='http://127.0.0.1:$PROMETHEUS_PORT'"
       echo "export BALLAST_PROMETHEUS_TARGETS_DIR='$RT/prometheus/targets'"
@@ -983,6 +1116,7 @@ write_env() {
 write_ports() {
   local var
   for var in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT METRICS_SERVER_PORT \
+    CUSTOM_METRICS_PORT CUSTOM_METRICS_WRITE_PORT \
     PROMETHEUS_PORT REDIS_PORT REDIS_TLS_PORT RABBITMQ_PORT RABBITMQ_MGMT_PORT RABBITMQ_DIST_PORT \
     RABBITMQ_TLS_PORT RABBITMQ_MGMT_TLS_PORT EPMD_PORT POSTGRES_PORT MOTO_PORT KAFKA_PORT KAFKA_SASL_PORT \
     KAFKA_TLS_PORT KAFKA_CONTROLLER_PORT; do
@@ -1006,8 +1140,8 @@ cmd_up() {
   for c in "$@"; do
     case "$c" in
       all) want+=(kube "${SERVICES[@]}") ;;
-      kube | metrics-server | prometheus | redis | rabbitmq | postgres | moto | kafka) want+=("$c") ;;
-      *) die "unknown component '$c' (kube, metrics-server, prometheus, redis, rabbitmq, postgres, moto, kafka, all)" ;;
+      kube | metrics-server | custom-metrics | prometheus | redis | rabbitmq | postgres | moto | kafka) want+=("$c") ;;
+      *) die "unknown component '$c' (kube, metrics-server, custom-metrics, prometheus, redis, rabbitmq, postgres, moto, kafka, all)" ;;
     esac
   done
   with_lock
@@ -1051,6 +1185,12 @@ stop_component() {
         kubectl_ delete apiservice v1beta1.metrics.k8s.io --ignore-not-found --wait=false >/dev/null 2>&1 || true
       fi
       ;;
+    custom-metrics)
+      stop custom-metrics
+      if running kube-apiserver; then
+        kubectl_ delete apiservice "${CUSTOM_METRICS_APIS[@]}" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+      fi
+      ;;
     *) stop "$1" ;;
   esac
 }
@@ -1065,7 +1205,7 @@ cmd_down() {
   for c in "${want[@]}"; do
     case "$c" in
       kube) ;;
-      metrics-server | prometheus | redis | rabbitmq | postgres | moto | kafka) stop_component "$c" & pids+=($!) ;;
+      metrics-server | custom-metrics | prometheus | redis | rabbitmq | postgres | moto | kafka) stop_component "$c" & pids+=($!) ;;
       *) die "unknown component '$c'" ;;
     esac
   done
@@ -1079,7 +1219,7 @@ cmd_is_up() {
   local c="${1:-kube}" part
   case "$c" in
     kube) for part in "${KUBE_PARTS[@]}"; do running "$part" || return 1; done ;;
-    metrics-server | prometheus | redis | rabbitmq | postgres | moto | kafka) running "$c" ;;
+    metrics-server | custom-metrics | prometheus | redis | rabbitmq | postgres | moto | kafka) running "$c" ;;
     *) die "unknown component '$c'" ;;
   esac
 }
@@ -1139,7 +1279,7 @@ cmd_signal() {
 
 cmd_status() {
   local c pid
-  for c in "${KUBE_PARTS[@]}" metrics-server prometheus redis rabbitmq epmd postgres moto kafka; do
+  for c in "${KUBE_PARTS[@]}" metrics-server custom-metrics prometheus redis rabbitmq epmd postgres moto kafka; do
     if running "$c"; then read -r pid _ <"$(pidfile "$c")"; printf '%-24s running (pid %s)\n' "$c" "$pid"
     else printf '%-24s stopped\n' "$c"; fi
   done

@@ -32,6 +32,9 @@ pub enum Part {
     Postgres,
     Moto,
     Kafka,
+    /// The custom and external metrics adapter. A crash leaves its APIServices registered (the
+    /// aggregator answers 503); it comes back serving no values.
+    CustomMetrics,
 }
 
 impl Part {
@@ -49,6 +52,7 @@ impl Part {
             Part::Postgres => "postgres",
             Part::Moto => "moto",
             Part::Kafka => "kafka",
+            Part::CustomMetrics => "custom-metrics",
         }
     }
 

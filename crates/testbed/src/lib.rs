@@ -1,8 +1,9 @@
 //! Test support for Ballast integration tests against the local test bed.
 //!
-//! `tests/testbed.sh up [kube prometheus redis rabbitmq postgres moto kafka]` starts a real control plane
-//! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), kwok as fake kubelets and the
-//! real services, all on 127.0.0.1, and writes an env file (`$BALLAST_TESTBED_DIR/env`, default
+//! `tests/testbed.sh up [kube metrics-server custom-metrics prometheus redis rabbitmq postgres moto
+//! kafka]` starts a real control plane (etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler), kwok as fake kubelets, the metrics adapters and the real services, all on
+//! 127.0.0.1, and writes an env file (`$BALLAST_TESTBED_DIR/env`, default
 //! `/tmp/ballast-testbed/env`). [`TestBed::from_env`] reads the `BALLAST_*` variables from the
 //! process environment or, failing that, from that file, and hands out a [`kube::Client`].
 //!
@@ -32,6 +33,7 @@
 
 pub mod backlog;
 pub mod crds;
+pub mod custom_metrics;
 pub mod ec2_faults;
 mod env;
 pub mod faults;
@@ -86,6 +88,9 @@ pub enum Service {
     Kafka,
     /// metrics-server, serving `metrics.k8s.io` from kwok's emulated kubelets (see [`usage`]).
     MetricsServer,
+    /// The custom and external metrics adapter, serving `custom.metrics.k8s.io` and
+    /// `external.metrics.k8s.io` the values tests write (see [`custom_metrics`]).
+    CustomMetrics,
 }
 
 impl Service {
@@ -99,6 +104,7 @@ impl Service {
             Service::Moto => "BALLAST_MOTO_URL",
             Service::Kafka => "BALLAST_KAFKA_ADDRESS",
             Service::MetricsServer => "BALLAST_METRICS_SERVER_URL",
+            Service::CustomMetrics => "BALLAST_CUSTOM_METRICS_URL",
         }
     }
 
@@ -112,6 +118,7 @@ impl Service {
             Service::Moto => "moto",
             Service::Kafka => "kafka",
             Service::MetricsServer => "metrics-server",
+            Service::CustomMetrics => "custom-metrics",
         }
     }
 }

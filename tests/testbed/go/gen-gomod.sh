@@ -10,6 +10,8 @@
 #
 # etcd/: go.etcd.io/etcd/server/v3 requires its sibling modules at published versions, so the
 # wrapper only needs the require; `go mod tidy` fills in the rest.
+#
+# custom-metrics/: see gen_custom_metrics below.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../versions.env
@@ -67,9 +69,26 @@ gen_etcd() {
   (cd "$dir" && go mod tidy)
 }
 
+# custom-metrics/: our adapter (main.go, written by hand) on sigs.k8s.io/custom-metrics-apiserver;
+# the go.mod pins the library and `go mod tidy` fills in the rest.
+gen_custom_metrics() {
+  local dir="$here/custom-metrics"
+  {
+    echo "// Wrapper that builds the test bed's custom and external metrics adapter (see main.go)."
+    echo "module ballast.dev/testbed/custom-metrics"
+    echo
+    echo "go 1.26.0"
+    echo
+    echo "require sigs.k8s.io/custom-metrics-apiserver ${CUSTOM_METRICS_APISERVER_VERSION}"
+  } > "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  (cd "$dir" && go mod tidy)
+}
+
 case "${1:-all}" in
   kube) gen_kube ;;
   etcd) gen_etcd ;;
-  all) gen_etcd; gen_kube ;;
-  *) echo "usage: $0 [all|kube|etcd]" >&2; exit 2 ;;
+  custom-metrics) gen_custom_metrics ;;
+  all) gen_etcd; gen_kube; gen_custom_metrics ;;
+  *) echo "usage: $0 [all|kube|etcd|custom-metrics]" >&2; exit 2 ;;
 esac

@@ -2360,7 +2360,12 @@ async fn static_pool_keeps_its_replicas() -> Result<()> {
         let ns = &run.ns;
         static_pool_at(run, "fixed", 2).await?;
         // A pod larger than the static nodes: no NodeClaim for it, and it is told why.
-        deploy(ns, TestDeployment::new("big").replicas(1).request("cpu", "3"), |_| {}).await?;
+        deploy(
+            ns,
+            TestDeployment::new("big").replicas(1).request("cpu", "3"),
+            |_| {},
+        )
+        .await?;
         let big = poll_until("the big pod", T, Duration::from_millis(500), || async {
             Ok(ns.pods("app=big").await?.into_iter().next())
         })
@@ -2380,8 +2385,14 @@ async fn static_pool_keeps_its_replicas() -> Result<()> {
         let note = ev.note.unwrap_or_default();
         ensure!(note.contains("static NodePool"), "{note}");
         // A small pod lands on one static node.
-        deploy(ns, TestDeployment::new("small").replicas(1).request("cpu", "100m"), |_| {})
-            .await?;
+        deploy(
+            ns,
+            TestDeployment::new("small")
+                .replicas(1)
+                .request("cpu", "100m"),
+            |_| {},
+        )
+        .await?;
         ns.wait_deployment_ready("small", 1, T).await?;
         let busy = placements(ns, "small")
             .await?
@@ -2468,7 +2479,11 @@ async fn static_pool_keeps_its_replicas() -> Result<()> {
             },
         )
         .await?;
-        ensure!(limited.message.contains("nodes 2 of 2"), "{}", limited.message);
+        ensure!(
+            limited.message.contains("nodes 2 of 2"),
+            "{}",
+            limited.message
+        );
         tokio::time::sleep(Duration::from_secs(5)).await;
         ensure!(
             run.claims("fixed").await?.len() == 2,

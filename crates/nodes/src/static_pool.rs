@@ -345,7 +345,11 @@ mod tests {
         let types: Vec<&str> = p.instance_types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(types, ["small", "big"], "family c and spot are not allowed");
         assert_eq!(
-            (p.instance_type.as_str(), p.zone.as_str(), p.capacity_type.as_str()),
+            (
+                p.instance_type.as_str(),
+                p.zone.as_str(),
+                p.capacity_type.as_str()
+            ),
             ("small", "z2", "on-demand"),
             "the unavailable z1 offering is skipped"
         );
@@ -353,7 +357,9 @@ mod tests {
         let labels = p.node_claim.metadata.labels.clone().unwrap_or_default();
         assert_eq!(labels.get("team").map(String::as_str), Some("a"));
         assert_eq!(
-            labels.get(ballast_api::nodes::labels::NODEPOOL).map(String::as_str),
+            labels
+                .get(ballast_api::nodes::labels::NODEPOOL)
+                .map(String::as_str),
             Some("fixed")
         );
     }

@@ -100,8 +100,11 @@ fn static_nodes_are_not_consolidated_but_still_expire() {
     for n in ["n1", "n2"] {
         let report = d.nodes.iter().find(|r| r.node == n).unwrap();
         assert!(
-            report.notes.iter().any(|note| note.method == Some(Method::Emptiness)
-                && matches!(note.why, Why::StaticNodePool)),
+            report
+                .notes
+                .iter()
+                .any(|note| note.method == Some(Method::Emptiness)
+                    && matches!(note.why, Why::StaticNodePool)),
             "{n}: {:?}",
             report.notes
         );

@@ -220,21 +220,21 @@ async fn solve<P: CloudProvider>(
     for plan in &decision.node_claims {
         if create_planned(ctx, plan, "provisioning").await.is_some() {
             for pod in plan.pods.iter().filter_map(|k| by_key.get(k)) {
-                    ctx.events
-                        .normal(
-                            &pod.object_ref(&()),
-                            NOMINATED,
-                            "Provisioning",
-                            format!(
-                                "Pod should schedule on NodeClaim {} ({} {} {}, ${:.4}/h)",
-                                plan.name,
-                                plan.instance_type,
-                                plan.zone,
-                                plan.capacity_type,
-                                plan.price
-                            ),
-                        )
-                        .await;
+                ctx.events
+                    .normal(
+                        &pod.object_ref(&()),
+                        NOMINATED,
+                        "Provisioning",
+                        format!(
+                            "Pod should schedule on NodeClaim {} ({} {} {}, ${:.4}/h)",
+                            plan.name,
+                            plan.instance_type,
+                            plan.zone,
+                            plan.capacity_type,
+                            plan.price
+                        ),
+                    )
+                    .await;
             }
         }
     }

@@ -12,9 +12,7 @@ use ballast_api::nodes::{NodeClaim, NodePool};
 use ballast_cloud::CloudProvider;
 use ballast_nodes::adapt::static_replicas;
 use ballast_nodes::observe;
-use ballast_nodes::static_pool::{
-    StaticClaim, StaticDecision, decide_static, static_launch_plans,
-};
+use ballast_nodes::static_pool::{StaticClaim, StaticDecision, decide_static, static_launch_plans};
 use jiff::Timestamp;
 use kube::api::DeleteParams;
 use kube::{Api, Resource, ResourceExt};

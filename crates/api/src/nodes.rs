@@ -50,6 +50,10 @@ pub mod labels {
     plural = "nodepools",
     shortname = "np",
     status = "NodePoolStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.nodes"
+    ),
     printcolumn(
         name = "NodeClass",
         type_ = "string",
@@ -89,6 +93,10 @@ pub mod labels {
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(
+    validation = Rule::new("!has(self.replicas) || !has(self.limits) || self.limits.all(k, k == 'nodes')").message("a static NodePool (spec.replicas set) takes only limits.nodes: remove the other spec.limits").field_path(".limits"),
+    validation = Rule::new("!has(self.replicas) || !has(self.weight)").message("a static NodePool (spec.replicas set) takes no spec.weight: pods never choose it").field_path(".weight")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePoolSpec {
     pub template: NodeClaimTemplate,
@@ -102,6 +110,11 @@ pub struct NodePoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub weight: Option<i32>,
+    /// Static pool: keep exactly this many nodes whatever the pods ask for (only `limits.nodes`
+    /// applies; its nodes are never consolidated; `kubectl scale nodepool` sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i64>,
 }
 
 /// What every node of a pool looks like.
@@ -289,6 +302,9 @@ pub struct NodePoolStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "resource_list_schema")]
     pub resources: Option<ResourceList>,
+    /// How many NodeClaims of the pool are not being deleted (the scale subresource's replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

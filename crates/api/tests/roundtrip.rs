@@ -187,6 +187,7 @@ fn pool_spec() -> impl Strategy<Value = NodePoolSpec> {
             }),
             limits: None,
             weight,
+            replicas: None,
         })
 }
 

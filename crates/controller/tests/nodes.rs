@@ -43,6 +43,9 @@
 //!   pool's empty node is still removed while the pod waits.
 //! - `spot_interruption_from_sqs_drains_and_replaces_the_node`: interruption messages from an
 //!   SQS queue on moto (`tests/testbed.sh up moto`).
+//! - `static_pool_keeps_its_replicas`: a static NodePool (`spec.replicas`) keeps its nodes without
+//!   pods and through consolidation, launches nothing for a pod, follows its scale subresource
+//!   (removing the nodes with fewest pods first) and stops at `limits.nodes`, saying so.
 //!
 //! Each test runs its own controllers, restricted to its own NodePools (label selector) and its
 //! own namespace's pending pods, so tests run in parallel. Without a test bed every test prints a
@@ -2275,6 +2278,217 @@ async fn a_pool_that_cannot_launch_does_not_stop_disruption_elsewhere() -> Resul
             },
         )
         .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A static NodePool's NodeClaims, its `status.nodes` and its scale subresource's replicas.
+async fn static_counts(run: &Run, suffix: &str) -> Result<(usize, Option<i64>, Option<i32>)> {
+    let active = run
+        .claims(suffix)
+        .await?
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .count();
+    let pool = run.get_pool(suffix).await?;
+    let scale = Api::<NodePool>::all(run.client.clone())
+        .get_scale(&run.pool_name(suffix))
+        .await?;
+    let replicas = scale.status.map(|s| s.replicas);
+    Ok((active, pool.status.and_then(|s| s.nodes), replicas))
+}
+
+async fn scale_pool(run: &Run, suffix: &str, replicas: i64) -> Result<()> {
+    Api::<NodePool>::all(run.client.clone())
+        .patch_scale(
+            &run.pool_name(suffix),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `n` NodeClaims of the static pool, none being deleted, as many Ready nodes, and the pool's
+/// `status.nodes` (so the scale subresource) saying `n`.
+async fn static_pool_at(run: &Run, suffix: &str, n: usize) -> Result<()> {
+    poll_until(
+        &format!("static pool {suffix} at {n} nodes"),
+        T,
+        Duration::from_millis(500),
+        || async {
+            let all = run.claims(suffix).await?.len();
+            let (active, status, scale) = static_counts(run, suffix).await?;
+            let ready = run
+                .pool_nodes(suffix)
+                .await?
+                .iter()
+                .filter(|n| ready(n))
+                .count();
+            let want = Some(n as i64);
+            Ok((all == n
+                && active == n
+                && ready == n
+                && status == want
+                && scale.map(i64::from) == want)
+                .then_some(()))
+        },
+    )
+    .await
+}
+
+/// Static NodePools (`spec.replicas`): two nodes with no pod at all; a pod too large for them
+/// gets no NodeClaim (the pool is static) but an event saying so; the empty static nodes stay
+/// through consolidation passes (`consolidateAfter: 0s`); the scale subresource to 3 adds one
+/// node, to 1 removes the two without pods; `limits.nodes: 2` with 3 replicas stops at 2 with a
+/// Warning naming `limits.nodes` and `LimitsReached` on the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_pool_keeps_its_replicas() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let spec = json!({
+        "replicas": 2,
+        "disruption": { "consolidateAfter": "0s", "budgets": [{ "nodes": "100%" }] },
+    });
+    let metrics = NodesMetrics::default();
+    let run = Run::start(&bed, "nodes-static", &[("fixed", spec, json!({}))], |o| {
+        disruption_on(o);
+        o.metrics = metrics.clone();
+    })
+    .await?;
+    with_run(run, &["fixed"], async |run| {
+        let ns = &run.ns;
+        static_pool_at(run, "fixed", 2).await?;
+        // A pod larger than the static nodes: no NodeClaim for it, and it is told why.
+        deploy(
+            ns,
+            TestDeployment::new("big").replicas(1).request("cpu", "3"),
+            |_| {},
+        )
+        .await?;
+        let big = poll_until("the big pod", T, Duration::from_millis(500), || async {
+            Ok(ns.pods("app=big").await?.into_iter().next())
+        })
+        .await?;
+        let ev = poll_until(
+            "FailedProvisioning event on the big pod",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = run.events_about(&big.name_any()).await?;
+                Ok(evs
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("FailedProvisioning")))
+            },
+        )
+        .await?;
+        let note = ev.note.unwrap_or_default();
+        ensure!(note.contains("static NodePool"), "{note}");
+        // A small pod lands on one static node.
+        deploy(
+            ns,
+            TestDeployment::new("small")
+                .replicas(1)
+                .request("cpu", "100m"),
+            |_| {},
+        )
+        .await?;
+        ns.wait_deployment_ready("small", 1, T).await?;
+        let busy = placements(ns, "small")
+            .await?
+            .into_values()
+            .next()
+            .context("small pod's node")?;
+        // Consolidation passes (every 2 s) leave the empty static node alone.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let (active, _, _) = static_counts(run, "fixed").await?;
+        let all = run.claims("fixed").await?.len();
+        ensure!(
+            active == 2 && all == 2,
+            "consolidation touched the static pool: {active} active of {all} NodeClaims"
+        );
+        let pool = run.pool_name("fixed");
+        for method in ["emptiness", "single-node", "multi-node"] {
+            let gone = count(
+                &metrics.nodeclaims_terminated,
+                [("nodepool", &pool), ("reason", method)],
+            );
+            ensure!(gone == 0, "{gone} NodeClaims terminated by {method}");
+        }
+        ensure!(
+            run.claims("fixed").await?.len() == 2,
+            "a NodeClaim was made for the big pod"
+        );
+
+        scale_pool(run, "fixed", 3).await?;
+        static_pool_at(run, "fixed", 3).await?;
+        scale_pool(run, "fixed", 1).await?;
+        static_pool_at(run, "fixed", 1).await?;
+        let left = run.pool_nodes("fixed").await?;
+        ensure!(
+            left.len() == 1 && left[0].name_any() == busy,
+            "the node with the pod ({busy}) should stay, left: {:?}",
+            left.iter().map(|n| n.name_any()).collect::<Vec<_>>()
+        );
+        let created = count(
+            &metrics.nodeclaims_created,
+            [("nodepool", &pool), ("reason", "static")],
+        );
+        let deleted = count(
+            &metrics.nodeclaims_terminated,
+            [("nodepool", &pool), ("reason", "static")],
+        );
+        ensure!(
+            (created, deleted) == (3, 2),
+            "static NodeClaims created {created}, deleted {deleted}"
+        );
+
+        // limits.nodes 2 with replicas 3: two nodes, and the pool says why not three.
+        Api::<NodePool>::all(run.client.clone())
+            .patch(
+                &pool,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "replicas": 3, "limits": { "nodes": "2" } } })),
+            )
+            .await?;
+        static_pool_at(run, "fixed", 2).await?;
+        let warning = poll_until(
+            "a StaticLimitReached event on the pool",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let evs = cluster_events_about(&run.client, &pool).await?;
+                Ok(evs
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("StaticLimitReached")))
+            },
+        )
+        .await?;
+        let note = warning.note.unwrap_or_default();
+        ensure!(note.contains("limits.nodes 2"), "{note}");
+        let limited = poll_until(
+            "LimitsReached=True on the pool",
+            T,
+            Duration::from_millis(500),
+            || async {
+                let p = run.get_pool("fixed").await?;
+                Ok(p.status
+                    .into_iter()
+                    .flat_map(|s| s.conditions)
+                    .find(|c| c.type_ == "LimitsReached" && c.status == "True"))
+            },
+        )
+        .await?;
+        ensure!(
+            limited.message.contains("nodes 2 of 2"),
+            "{}",
+            limited.message
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        ensure!(
+            run.claims("fixed").await?.len() == 2,
+            "the static pool grew past limits.nodes"
+        );
         Ok(())
     })
     .await

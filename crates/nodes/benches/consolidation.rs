@@ -110,6 +110,7 @@ fn pool() -> NodePool {
             }),
             limits: None,
             weight: None,
+            replicas: None,
         },
     );
     p.metadata.name = Some("default".into());

@@ -467,12 +467,29 @@ pub fn node_pool_to_model(pool: &NodePool, overhead: Resources) -> Result<PoolMo
         startup_taints: t.startup_taints.iter().map(model_taint).collect(),
         limits,
         daemonset_overhead: overhead,
+        fixed_size: static_replicas(pool)?.is_some(),
     };
     Ok(PoolModel {
         hash: template_hash(pool),
         name,
         model,
     })
+}
+
+/// The `spec.replicas` of a static NodePool (None for a pool that follows its pods); a negative
+/// count is an error naming the field.
+pub fn static_replicas(pool: &NodePool) -> Result<Option<u32>, Error> {
+    match pool.spec.replicas {
+        None => Ok(None),
+        Some(r) => u32::try_from(r).map(Some).map_err(|_| {
+            Error::new(
+                ObjectKind::NodePool,
+                pool.metadata.name.as_deref().unwrap_or_default(),
+                "spec.replicas",
+                format!("{r} is not a node count (0 or more)"),
+            )
+        }),
+    }
 }
 
 /// Labels every node of the pool is known to carry (template labels and single-valued `In`

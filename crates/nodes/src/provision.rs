@@ -151,7 +151,7 @@ fn category(r: &Reason) -> PendingCategory {
         | Reason::ExistingPodAntiAffinity { .. }
         | Reason::TopologyKeyUndetermined { .. } => C::Topology,
         Reason::HostPortConflict { .. } => C::HostPort,
-        Reason::Cordoned | Reason::InsufficientResource { .. } => C::Other,
+        Reason::Cordoned | Reason::InsufficientResource { .. } | Reason::StaticNodePool => C::Other,
     }
 }
 

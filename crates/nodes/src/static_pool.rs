@@ -9,12 +9,23 @@
 //! - more active than `replicas`: remove the surplus, the nodes with the fewest pods first (the
 //!   least disruption), then the youngest, ties by name. Scaling down does not wait for
 //!   disruption budgets; the drain still honours PodDisruptionBudgets.
+//! - fewer active than `replicas` and the limit leaves no room: `Limited` (nothing to do but say
+//!   so).
 //! - otherwise hold.
 //!
-//! This file is the decision only: the NodePool field, its scale subresource, the controller that
-//! carries the decision out and the consolidation exclusion are still to come.
+//! [`static_launch_plans`] turns a launch into NodeClaims: each made for no pod, free to be any
+//! instance type the pool's requirements allow, cheapest first (the launch takes the cheapest
+//! offering the cloud still has). The provisioner never opens a claim in a static pool
+//! (`fixed_size` in the scheduling model) and disruption never consolidates its nodes.
 
+use std::collections::BTreeMap;
+
+use ballast_api::nodes::NodePool;
+use ballast_scheduling::{self as sched, InstanceType, NewClaim, Resources};
 use jiff::Timestamp;
+
+use crate::adapt::{self, LaunchPlan, requirement_holds};
+use crate::error::{Error, ObjectKind};
 
 /// One NodeClaim of a static pool, as the decision sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +45,8 @@ pub enum StaticDecision {
     Hold,
     /// Create `count` NodeClaims; `limited` when `limits.nodes` cut the count below the shortfall.
     Launch { count: usize, limited: bool },
+    /// `shortfall` nodes are missing but `limits.nodes` leaves no room for any.
+    Limited { shortfall: usize },
     /// Delete these NodeClaims, in this order.
     Remove { claims: Vec<String> },
 }
@@ -56,7 +69,7 @@ pub fn decide_static(
         });
         let count = shortfall.min(room);
         if count == 0 {
-            return StaticDecision::Hold;
+            return StaticDecision::Limited { shortfall };
         }
         return StaticDecision::Launch {
             count,
@@ -81,6 +94,82 @@ pub fn decide_static(
         };
     }
     StaticDecision::Hold
+}
+
+/// The cheapest available offering of each instance type the pool's requirements allow
+/// (instance type, zone, capacity type and the type's labels), cheapest first, ties by name.
+fn allowed_types(pool: &sched::NodePool, types: &[InstanceType]) -> Vec<(f64, String)> {
+    let mut out = vec![];
+    for t in types {
+        let mut labels: BTreeMap<String, String> = t.labels.clone();
+        labels.insert(sched::labels::INSTANCE_TYPE.into(), t.name.clone());
+        let cheapest = t
+            .offerings
+            .iter()
+            .filter(|o| o.available)
+            .filter(|o| {
+                let mut l = labels.clone();
+                l.insert(sched::labels::ZONE.into(), o.zone.clone());
+                l.insert(sched::labels::CAPACITY_TYPE.into(), o.capacity_type.clone());
+                pool.requirements.iter().all(|r| requirement_holds(r, &l))
+            })
+            .map(|o| o.price)
+            .min_by(f64::total_cmp);
+        if let Some(price) = cheapest {
+            out.push((price, t.name.clone()));
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    out
+}
+
+/// `count` NodeClaims for static pool `pool`, named from `seed` (the decision time): each may
+/// launch as any instance type the pool allows, cheapest first, in any zone and capacity type
+/// it allows. An error names the pool and field when nothing in `types` is allowed.
+pub fn static_launch_plans(
+    pool: &NodePool,
+    types: &[InstanceType],
+    count: usize,
+    seed: i128,
+) -> Result<Vec<LaunchPlan>, Error> {
+    let model = adapt::node_pool_to_model(pool, Resources::default())?;
+    let allowed = allowed_types(&model.model, types);
+    let Some((price, cheapest)) = allowed.first().cloned() else {
+        return Err(Error::new(
+            ObjectKind::NodePool,
+            &model.name,
+            "spec.template.spec.requirements",
+            "no available offering of the catalog meets them, so no node can be launched",
+        ));
+    };
+    let mut plans = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = adapt::claim_name(&model.name, seed, i, &[]);
+        let claim = NewClaim {
+            name: name.clone(),
+            node_pool: model.name.clone(),
+            instance_type: cheapest.clone(),
+            zone: String::new(),
+            capacity_type: String::new(),
+            price,
+            labels: model.model.labels.clone(),
+            taints: model.model.taints.clone(),
+            requests: Resources::default(),
+            pods: vec![],
+            instance_type_options: allowed.iter().map(|(_, n)| n.clone()).collect(),
+            pinned: vec![],
+        };
+        plans.push(adapt::launch_plan(
+            &claim,
+            pool,
+            &model,
+            types,
+            &[],
+            &name,
+            &|_, _| true,
+        )?);
+    }
+    Ok(plans)
 }
 
 #[cfg(test)]
@@ -157,11 +246,11 @@ mod tests {
                 },
             ),
             (
-                "limit reached holds",
+                "limit reached says how many are missing",
                 4,
                 Some(2),
                 vec![a.clone(), gone.clone()],
-                StaticDecision::Hold,
+                StaticDecision::Limited { shortfall: 3 },
             ),
             (
                 "scale down removes fewest pods first, then youngest",
@@ -195,5 +284,99 @@ mod tests {
                 "{name} (order)"
             );
         }
+    }
+
+    fn offering(zone: &str, capacity_type: &str, price: f64, available: bool) -> sched::Offering {
+        sched::Offering {
+            zone: zone.into(),
+            capacity_type: capacity_type.into(),
+            price,
+            available,
+        }
+    }
+
+    fn catalog() -> Vec<InstanceType> {
+        let t = |name: &str, family: &str, offerings: Vec<sched::Offering>| InstanceType {
+            name: name.into(),
+            capacity: Resources::cpu_mem(2000, 4 << 30),
+            overhead: Resources::default(),
+            labels: [("example.com/family".to_string(), family.to_string())].into(),
+            offerings,
+        };
+        vec![
+            t("big", "m", vec![offering("z1", "on-demand", 0.40, true)]),
+            t(
+                "small",
+                "m",
+                vec![
+                    offering("z1", "on-demand", 0.10, false),
+                    offering("z2", "on-demand", 0.12, true),
+                    offering("z2", "spot", 0.03, true),
+                ],
+            ),
+            t("other", "c", vec![offering("z1", "on-demand", 0.01, true)]),
+        ]
+    }
+
+    fn static_pool(requirements: serde_json::Value) -> NodePool {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "nodes.ballast.dev/v1", "kind": "NodePool",
+            "metadata": { "name": "fixed" },
+            "spec": { "replicas": 2, "template": {
+                "metadata": { "labels": { "team": "a" } },
+                "spec": {
+                    "nodeClassRef": { "group": "nodes.ballast.dev", "kind": "KwokNodeClass", "name": "k" },
+                    "requirements": requirements,
+                } } },
+        }))
+        .expect("pool")
+    }
+
+    #[test]
+    fn launches_the_cheapest_allowed_types_for_no_pod() {
+        let pool = static_pool(serde_json::json!([
+            { "key": "example.com/family", "operator": "In", "values": ["m"] },
+            { "key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"] },
+        ]));
+        let plans = static_launch_plans(&pool, &catalog(), 2, 7).expect("plans");
+        assert_eq!(plans.len(), 2);
+        assert_ne!(plans[0].name, plans[1].name);
+        let p = &plans[0];
+        let types: Vec<&str> = p.instance_types.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(types, ["small", "big"], "family c and spot are not allowed");
+        assert_eq!(
+            (
+                p.instance_type.as_str(),
+                p.zone.as_str(),
+                p.capacity_type.as_str()
+            ),
+            ("small", "z2", "on-demand"),
+            "the unavailable z1 offering is skipped"
+        );
+        assert!(p.pods.is_empty());
+        let labels = p.node_claim.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+        assert_eq!(
+            labels
+                .get(ballast_api::nodes::labels::NODEPOOL)
+                .map(String::as_str),
+            Some("fixed")
+        );
+    }
+
+    #[test]
+    fn a_pool_nothing_satisfies_names_its_requirements() {
+        let pool = static_pool(serde_json::json!([
+            { "key": "example.com/family", "operator": "In", "values": ["gpu"] },
+        ]));
+        let e = static_launch_plans(&pool, &catalog(), 1, 7).expect_err("no type");
+        assert!(
+            e.to_string().contains("spec.template.spec.requirements"),
+            "{e}"
+        );
+        let mut negative = pool.clone();
+        negative.spec.replicas = Some(-1);
+        let e = adapt::static_replicas(&negative).expect_err("negative");
+        assert!(e.to_string().contains("spec.replicas"), "{e}");
     }
 }

@@ -616,6 +616,10 @@ pub struct NodePool {
     /// Requests of the DaemonSet pods that will land on each of this pool's nodes.
     #[serde(default)]
     pub daemonset_overhead: Resources,
+    /// A static pool (`spec.replicas`): its nodes take pods, but no claim is opened in it for
+    /// them (its node count is set by hand).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_size: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

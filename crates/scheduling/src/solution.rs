@@ -131,6 +131,8 @@ pub enum Reason {
     LimitsReached {
         resource: String,
     },
+    /// The pool is static (`spec.replicas`): its node count is set by hand, not by pods.
+    StaticNodePool,
     MinValues {
         key: String,
         min: u32,
@@ -217,6 +219,10 @@ impl fmt::Display for Reason {
                 )
             }
             Reason::LimitsReached { resource } => write!(f, "NodePool limits reached ({resource})"),
+            Reason::StaticNodePool => write!(
+                f,
+                "static NodePool (spec.replicas): no node is launched for pods"
+            ),
             Reason::MinValues { key, min, left } => {
                 write!(f, "minValues {min} on {key} violated ({left} values left)")
             }

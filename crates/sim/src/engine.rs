@@ -105,6 +105,7 @@ impl Simulation {
         self.push(0, Event::Sample);
         let disruption = millis(self.world.sc.settings.disruption_interval_seconds);
         self.push(disruption, Event::Disrupt);
+        self.static_pools();
         self.world.schedule_if_pending();
         self.queue_wakeups();
     }
@@ -167,6 +168,7 @@ impl Simulation {
             Event::Schedule => self.world.scheduling_due(),
             Event::Provision => self.provision(),
             Event::Disrupt => {
+                self.static_pools();
                 self.disrupt();
                 let next = now + millis(self.world.sc.settings.disruption_interval_seconds);
                 self.push(next, Event::Disrupt);
@@ -205,6 +207,13 @@ impl Simulation {
         let plans = cores::provision(&mut self.world, &pods);
         self.world.launch_all(plans);
         self.world.provisioned(&pods);
+    }
+
+    /// Static NodePools short of their replicas get their nodes (at the start and before every
+    /// disruption pass, so a node that drift or expiration removed comes back).
+    fn static_pools(&mut self) {
+        let plans = cores::static_pools(&mut self.world);
+        self.world.launch_all(plans);
     }
 
     /// A disruption pass, when one is worth it: the nodes core decides what to disrupt.

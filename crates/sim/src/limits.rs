@@ -53,6 +53,31 @@ pub fn check_variant(
     Ok(())
 }
 
+/// Most nodes a static NodePool (`spec.replicas`) may keep.
+pub const MAX_STATIC_NODES: i64 = 20_000;
+
+/// Checks each static NodePool's `spec.replicas` against [`MAX_STATIC_NODES`].
+pub fn check_static_pools(
+    path: &Path,
+    pools: &[ballast_api::nodes::NodePool],
+) -> Result<(), ScenarioError> {
+    for p in pools {
+        if let Some(r) = p.spec.replicas
+            && r > MAX_STATIC_NODES
+        {
+            return Err(ScenarioError::invalid(
+                path,
+                format!(
+                    "NodePool {} spec.replicas",
+                    p.metadata.name.as_deref().unwrap_or_default()
+                ),
+                format!("{r} is above the limit of {MAX_STATIC_NODES} nodes per static NodePool"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `count` more batch pods (at `field`) keep the scenario within [`MAX_BATCH_PODS`]
 /// given the `so_far` already made.
 pub fn check_batch(path: &Path, field: &str, so_far: u64, count: u64) -> Result<(), ScenarioError> {

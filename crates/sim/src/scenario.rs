@@ -560,6 +560,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError>
             }
         }
         crate::limits::check_variant(path, &workloads, &settings, duration_seconds)
+            .and_then(|()| crate::limits::check_static_pools(path, &node_pools))
             .map_err(|e| in_variant(e, &variant, !file.variants.is_empty()))?;
         let spot_rates = crate::spot::rates(&settings, &catalog, path, &catalog_at)
             .map_err(|e| in_variant(e, &variant, !file.variants.is_empty()))?;

@@ -257,3 +257,69 @@ fn variant_patches_reach_the_objects() {
         .average_utilization;
     assert_eq!(target, Some(80));
 }
+
+/// A static NodePool (`spec.replicas`) on c6i.xlarge with one small pod: the pool keeps its
+/// replicas for the whole hour (the empty node is never consolidated), within `limits.nodes`.
+fn static_pool(replicas: u32, limit: &str) -> String {
+    format!(
+        r#"
+name: static-pool
+duration: 1h
+catalog: catalogs/aws-like.yaml
+inlineObjects:
+- apiVersion: nodes.ballast.dev/v1
+  kind: NodePool
+  metadata: {{ name: fixed }}
+  spec:
+    replicas: {replicas}
+    {limit}
+    disruption: {{ consolidateAfter: 0s }}
+    template:
+      spec:
+        nodeClassRef: {{ group: nodes.ballast.dev, kind: KwokNodeClass, name: default }}
+        requirements:
+        - {{ key: node.kubernetes.io/instance-type, operator: In, values: [c6i.xlarge] }}
+        - {{ key: nodes.ballast.dev/capacity-type, operator: In, values: [on-demand] }}
+workloads:
+- name: app
+  replicas: 1
+  pod: {{ requests: {{ cpu: 500m, memory: 1Gi }}, startupSeconds: 5 }}
+  load: {{ kind: Constant, value: 0 }}
+"#
+    )
+}
+
+#[test]
+fn static_pools_keep_their_replicas() {
+    // (replicas, limits line, nodes expected)
+    let cases = [(2, "", 2), (3, "limits: { nodes: \"2\" }", 2), (1, "", 1)];
+    for (replicas, limit, nodes) in cases {
+        let [r] = run_inline(&static_pool(replicas, limit))
+            .try_into()
+            .ok()
+            .unwrap();
+        let s = &r.summary;
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+        assert_eq!(s.nodes_launched, nodes, "replicas {replicas} {limit}");
+        assert_eq!(s.peak_nodes as u64, nodes, "replicas {replicas} {limit}");
+        assert_eq!(s.pods_never_scheduled, 0);
+        // Launched at the start, kept to the end: c6i.xlarge at $0.17/h.
+        let expected = nodes as f64 * 0.17;
+        assert!(
+            approx(s.cost, expected, 0.02),
+            "replicas {replicas}: cost {} expected {expected}",
+            s.cost
+        );
+    }
+}
+
+#[test]
+fn a_static_pool_too_large_names_its_field() {
+    let path = repo().join("simulations/inline-test.yaml");
+    let Err(e) = ballast_sim::scenario::load_str(&static_pool(50_000, ""), &path) else {
+        panic!("a static pool of 50000 nodes was accepted");
+    };
+    let text = e.to_string();
+    assert!(text.contains("NodePool fixed spec.replicas"), "{text}");
+    assert!(text.contains("20000"), "{text}");
+}

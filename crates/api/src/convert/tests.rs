@@ -106,6 +106,30 @@ fn karpenter_v1_labels_are_renamed_and_said() {
 }
 
 #[test]
+fn karpenter_static_pool_keeps_its_replicas() {
+    let source: Value = serde_json::json!({
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool",
+        "metadata": { "name": "fixed" },
+        "spec": {
+            "replicas": 5,
+            "limits": { "nodes": 8 },
+            "template": { "spec": {
+                "nodeClassRef": { "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default" },
+                "requirements": [{ "key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"] }],
+            } },
+        },
+    });
+    let pool = convert(&source).expect("converts");
+    assert_valid_and_round_trips(&pool);
+    assert_eq!(pool.object["spec"]["replicas"], 5);
+    assert!(
+        !pool.notes.iter().any(|n| n.field.contains("replicas")),
+        "{:?}",
+        pool.notes
+    );
+}
+
+#[test]
 fn keda_triggers_become_metrics_and_losses_are_listed() {
     let [c, auth] = convert_all("keda-scaledobject.yaml").try_into().unwrap();
     assert_valid_and_round_trips(&c);

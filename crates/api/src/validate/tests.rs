@@ -75,6 +75,11 @@ fn cases() -> Vec<(&'static str, Value, Option<&'static str>, &'static str)> {
         ("predictive season under two steps", hza(with(base_spec(), "/predictive", json!({"mode": "ForecastOnly", "seasonLengthSeconds": 30, "stepSeconds": 20}))), Some("spec.predictive.seasonLengthSeconds"), "at least 2 steps"),
         ("predictive window under ten steps", hza(with(base_spec(), "/predictive", json!({"mode": "Scale", "historyWindowSeconds": 600, "stepSeconds": 120}))), Some("spec.predictive.historyWindowSeconds"), "at least 10 steps"),
         ("predictive bad seasonality", hza(with(base_spec(), "/predictive", json!({"mode": "Scale", "seasonality": "Hourly"}))), Some("spec.predictive.seasonality"), "Unsupported value"),
+        ("static pool", with(pool(json!([])), "/spec/replicas", json!(3)).as_object().cloned().map(|mut m| { m["spec"]["limits"] = json!({"nodes": "4"}); Value::Object(m) }).unwrap(), None, ""),
+        ("negative replicas", with(pool(json!([])), "/spec/replicas", json!(-1)), Some("spec.replicas"), "greater than or equal to 0"),
+        ("static pool with a cpu limit", with(with(pool(json!([])), "/spec/replicas", json!(2)), "/spec/limits", json!({"nodes": "4", "cpu": "8"})), Some("spec.limits"), "takes only limits.nodes"),
+        ("static pool with a weight", with(with(pool(json!([])), "/spec/replicas", json!(2)), "/spec/weight", json!(10)), Some("spec.weight"), "takes no spec.weight"),
+        ("cpu limit without replicas", with(pool(json!([])), "/spec/limits", json!({"cpu": "8"})), None, ""),
         ("not a ballast kind", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}), Some("apiVersion/kind"), "not a Ballast kind"),
     ]
 }

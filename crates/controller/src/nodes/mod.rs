@@ -5,6 +5,8 @@
 //! - [`provisioner`]: pending pods the kube-scheduler marked `Unschedulable` are batched
 //!   (`batch_state`), a `ClusterSnapshot` is built from the caches, `provision` decides, the
 //!   `NodeClaim`s are created, and pods that get no node get an event saying why.
+//! - [`static_pools`]: each provisioner turn keeps static NodePools (`spec.replicas`) at their
+//!   count: missing NodeClaims created, surplus ones (fewest pods first) deleted and drained.
 //! - [`claims`]: one reconcile per NodeClaim drives `claim_lifecycle`: launch through the
 //!   provider (insufficient capacity marks the offering unavailable and the next is tried),
 //!   Registered when a node with its provider ID appears, Initialized once ready without startup
@@ -52,6 +54,7 @@ pub mod metrics;
 pub mod node_termination;
 pub mod pools;
 pub mod provisioner;
+pub mod static_pools;
 pub mod termination;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,5 @@
-//! NodePool status: resources in use by the pool's NodeClaims (capacity summed, plus `nodes`), a
+//! NodePool status: resources in use by the pool's NodeClaims (capacity summed, plus `nodes`),
+//! `nodes` (their count, the scale subresource's replicas), a
 //! `Ready` condition (the pool compiles, some instance type meets its requirements, and none of
 //! its NodeClaims fails to launch) and a `LimitsReached` condition (its limits stop growth:
 //! usage at a limit, or pending pods the solver could not place because of them). An event on the
@@ -185,6 +186,7 @@ pub fn pool_status(
         .or_insert_with(|| k8s_openapi::apimachinery::pkg::api::resource::Quantity("0".into()));
     NodePoolStatus {
         resources: Some(resources),
+        nodes: Some(claims.len() as i64),
         conditions,
     }
 }

@@ -1,7 +1,9 @@
 //! The provisioner: batches the pods the kube-scheduler marked unschedulable, runs `provision` on
 //! a snapshot of the cluster, creates the NodeClaims it decides, and tells every pod that gets no
 //! node why (a Warning event). Solves again while pods stay pending: at least every `resync`, and
-//! soon after a NodePool or NodeClaim changes (a deleted NodeClaim's pods need a new home).
+//! soon after a NodePool or NodeClaim changes (a deleted NodeClaim's pods need a new home). Every
+//! turn also keeps the static NodePools at their replicas ([`super::static_pools`]); pods never
+//! get a NodeClaim in a static pool (the solver opens none there).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,8 +12,8 @@ use std::time::{Duration, Instant};
 use ballast_api::nodes::NodeClaim;
 use ballast_cloud::CloudProvider;
 use ballast_nodes::{
-    Destination, PendingCategory, PendingExplanation, PodPlacement, ProvisionOptions, batch_state,
-    observe, provision,
+    Destination, LaunchPlan, PendingCategory, PendingExplanation, PodPlacement, ProvisionOptions,
+    batch_state, observe, provision,
 };
 use ballast_scheduling::PodRef;
 use jiff::Timestamp;
@@ -22,6 +24,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::{self, SnapshotInputs};
 use super::error::Error;
+use super::static_pools::{self, StaticState};
 use super::{Ctx, FIELD_MANAGER, pools};
 
 /// Event reason for a pod no NodePool can take (requirements, taints, no pool at all).
@@ -79,6 +82,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
     let mut changes = ctx.stores.changes.clone();
     let mut seen = *changes.borrow();
     let mut b = Batch::default();
+    let mut statics = StaticState::default();
     let mut last_solve: Option<Instant> = None;
     let mut last_status: Option<Instant> = None;
     let mut dirty = false;
@@ -134,6 +138,7 @@ pub async fn run<P: CloudProvider>(ctx: Arc<Ctx<P>>) {
         if waiting && let Some(t) = last_solve {
             wake = wake.min(t + ctx.opts.resync);
         }
+        static_pools::reconcile(&ctx, &mut statics).await;
         if last_status.is_none_or(|t| t.elapsed() >= ctx.opts.status_interval) {
             pools::update_statuses(&ctx, &b.explanations).await;
             last_status = Some(Instant::now());
@@ -212,50 +217,24 @@ async fn solve<P: CloudProvider>(
     }
     let by_key: BTreeMap<PodRef, &Arc<Pod>> =
         pending.iter().map(|(p, _)| (pod_key(p), p)).collect();
-    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
     for plan in &decision.node_claims {
-        let claim = claim_to_create(ctx, &plan.node_claim, &plan.node_pool);
-        match api.create(&pp, &claim).await {
-            Ok(created) => {
-                ctx.opts.metrics.created(&plan.node_pool, "provisioning");
-                tracing::info!(
-                    nodeclaim = %plan.name,
-                    nodepool = %plan.node_pool,
-                    instance_type = %plan.instance_type,
-                    zone = %plan.zone,
-                    capacity_type = %plan.capacity_type,
-                    price = plan.price,
-                    pods = plan.pods.len(),
-                    "created NodeClaim"
-                );
-                ctx.recent_claims
-                    .lock()
-                    .expect("lock")
-                    .push((created, Instant::now()));
-                for pod in plan.pods.iter().filter_map(|k| by_key.get(k)) {
-                    ctx.events
-                        .normal(
-                            &pod.object_ref(&()),
-                            NOMINATED,
-                            "Provisioning",
-                            format!(
-                                "Pod should schedule on NodeClaim {} ({} {} {}, ${:.4}/h)",
-                                plan.name,
-                                plan.instance_type,
-                                plan.zone,
-                                plan.capacity_type,
-                                plan.price
-                            ),
-                        )
-                        .await;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(nodeclaim = %plan.name, error = %e, "creating NodeClaim failed")
+        if create_planned(ctx, plan, "provisioning").await.is_some() {
+            for pod in plan.pods.iter().filter_map(|k| by_key.get(k)) {
+                ctx.events
+                    .normal(
+                        &pod.object_ref(&()),
+                        NOMINATED,
+                        "Provisioning",
+                        format!(
+                            "Pod should schedule on NodeClaim {} ({} {} {}, ${:.4}/h)",
+                            plan.name,
+                            plan.instance_type,
+                            plan.zone,
+                            plan.capacity_type,
+                            plan.price
+                        ),
+                    )
+                    .await;
             }
         }
     }
@@ -285,6 +264,46 @@ async fn solve<P: CloudProvider>(
     }
     b.explanations = decision.unschedulable;
     Ok(())
+}
+
+/// Creates a planned NodeClaim (owned by its pool), counts it under `reason`, and remembers it
+/// until the cache shows it. None (logged) when the API server refused it.
+pub(super) async fn create_planned<P: CloudProvider>(
+    ctx: &Ctx<P>,
+    plan: &LaunchPlan,
+    reason: &str,
+) -> Option<NodeClaim> {
+    let api: Api<NodeClaim> = Api::all(ctx.client.clone());
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let claim = claim_to_create(ctx, &plan.node_claim, &plan.node_pool);
+    match api.create(&pp, &claim).await {
+        Ok(created) => {
+            ctx.opts.metrics.created(&plan.node_pool, reason);
+            tracing::info!(
+                nodeclaim = %plan.name,
+                nodepool = %plan.node_pool,
+                instance_type = %plan.instance_type,
+                zone = %plan.zone,
+                capacity_type = %plan.capacity_type,
+                price = plan.price,
+                pods = plan.pods.len(),
+                reason,
+                "created NodeClaim"
+            );
+            ctx.recent_claims
+                .lock()
+                .expect("lock")
+                .push((created.clone(), Instant::now()));
+            Some(created)
+        }
+        Err(e) => {
+            tracing::warn!(nodeclaim = %plan.name, error = %e, "creating NodeClaim failed");
+            None
+        }
+    }
 }
 
 fn log_placements(placements: &[PodPlacement]) {

@@ -161,6 +161,9 @@ impl<'w, 'a> DisruptionContext<'w, 'a> {
         let now = self.now;
         let n = self.node(i);
         let info = &self.world.nodes[i];
+        if pool.model.model.fixed_size {
+            return Some(Why::StaticNodePool);
+        }
         match pool.consolidate_after {
             None => Some(Why::ConsolidationDisabled),
             Some(after) => {

@@ -71,6 +71,8 @@ pub enum Why {
         cause: String,
     },
     ConsolidationDisabled,
+    /// The pool is static (`spec.replicas`): its nodes are never consolidated.
+    StaticNodePool,
     WhenEmptyPolicy,
     ConsolidateAfter {
         remaining_seconds: f64,
@@ -197,6 +199,10 @@ impl fmt::Display for Why {
             ),
             Why::PodCannotMove { pod, cause } => write!(f, "pod {pod} cannot move: {cause}"),
             Why::ConsolidationDisabled => write!(f, "consolidateAfter is Never"),
+            Why::StaticNodePool => write!(
+                f,
+                "static NodePool (spec.replicas): its nodes are not consolidated"
+            ),
             Why::WhenEmptyPolicy => write!(
                 f,
                 "consolidation policy WhenEmpty and the node is not empty"

@@ -87,6 +87,7 @@ pub fn pool(name: &str) -> NodePool {
             }),
             limits: None,
             weight: None,
+            replicas: None,
         },
     );
     p.metadata.name = Some(name.into());

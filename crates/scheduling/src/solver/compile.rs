@@ -88,6 +88,8 @@ pub(super) struct CompiledPool {
     pub(super) min_values: Vec<(u32, u32)>,
     pub(super) limits: Option<ResourceVector>,
     pub(super) limit_nodes: Option<i64>,
+    /// A static pool: no claim is opened in it.
+    pub(super) fixed_size: bool,
     pub(super) usage: ResourceVector,
     pub(super) usage_nodes: i64,
     pub(super) reserved: ResourceVector,
@@ -477,6 +479,7 @@ impl<'a> Solver<'a> {
             min_values,
             limits,
             limit_nodes,
+            fixed_size: np.fixed_size,
             usage: ResourceVector::default(),
             usage_nodes: 0,
             reserved: ResourceVector::default(),

@@ -23,6 +23,7 @@ pub(super) enum Rejection {
     TopologyKey(u32),
     Port(u16),
     Conflict,
+    StaticPool,
 }
 
 impl<'a> Solver<'a> {
@@ -124,6 +125,7 @@ impl<'a> Solver<'a> {
             },
             Rejection::Port(p) => Reason::HostPortConflict { port: *p },
             Rejection::Conflict => Reason::ConflictingPreferences,
+            Rejection::StaticPool => Reason::StaticNodePool,
         }
     }
 

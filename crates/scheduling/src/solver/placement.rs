@@ -190,6 +190,9 @@ impl<'a> Solver<'a> {
         if let Some(t) = self.blocking_taint(pi, &pool.taints) {
             return Err(Rejection::Taint(t));
         }
+        if pool.fixed_size {
+            return Err(Rejection::StaticPool);
+        }
         if let Some(w) = &p.hard_problem {
             return Err(w.clone());
         }

@@ -8,7 +8,7 @@ mod vertical;
 mod vertical_apply;
 
 pub(crate) use horizontal::{AutoscalerState, autoscalers, horizontal};
-pub(crate) use nodes::{disrupt, disruption_due, pool_timers, provision};
+pub(crate) use nodes::{disrupt, disruption_due, pool_timers, provision, static_pools};
 pub(crate) use vertical::{
     RECOMMEND_PERIOD_MS, VerticalState, observe_usage, recommend, verticals,
 };

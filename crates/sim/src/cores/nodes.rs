@@ -97,6 +97,63 @@ pub(crate) fn provision(world: &mut World, unschedulable: &[PodId]) -> Vec<Launc
     }
 }
 
+/// The nodes that bring each static NodePool (`spec.replicas`) up to its replicas, decided by
+/// `ballast_nodes::static_pool` as the live controller decides: live nodes of the pool count,
+/// cordoned ones as being deleted, `limits.nodes` caps the launch. Nothing is removed here: a
+/// scenario's replicas do not change and nothing else launches into a static pool.
+pub(crate) fn static_pools(world: &mut World) -> Vec<Launch> {
+    use ballast_nodes::static_pool::{
+        StaticClaim, StaticDecision, decide_static, static_launch_plans,
+    };
+    let pools: Vec<_> = world
+        .sc
+        .node_pools
+        .iter()
+        .filter(|p| p.spec.replicas.is_some())
+        .cloned()
+        .collect();
+    let mut out = vec![];
+    for pool in &pools {
+        let name = pool.metadata.name.clone().unwrap_or_default();
+        let replicas = match ballast_nodes::adapt::static_replicas(pool) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                world.rec.error(world.now, format!("static NodePool: {e}"));
+                continue;
+            }
+        };
+        let claims: Vec<StaticClaim> = world
+            .live_nodes
+            .iter()
+            .map(|&n| &world.nodes[n])
+            .filter(|n| n.node_pool.as_deref() == Some(name.as_str()))
+            .map(|n| StaticClaim {
+                name: n.name.clone(),
+                pods: n.pods.len(),
+                created: timestamp(world.sc.start, n.created),
+                deleting: n.cordoned,
+            })
+            .collect();
+        let limit = pool
+            .spec
+            .limits
+            .as_ref()
+            .and_then(|l| l.get("nodes"))
+            .and_then(|q| ballast_nodes::resource_list::quantity_value("nodes", &q.0).ok())
+            .map(|v| u64::try_from(v).unwrap_or(0));
+        let StaticDecision::Launch { count, .. } = decide_static(replicas, limit, &claims) else {
+            continue;
+        };
+        let now = timestamp(world.sc.start, world.now);
+        match static_launch_plans(pool, &world.types, count, now.as_nanosecond()) {
+            Ok(plans) => out.extend(plans.into_iter().map(launch)),
+            Err(e) => world.rec.error(world.now, format!("static NodePool: {e}")),
+        }
+    }
+    out
+}
+
 /// Seconds of each pool's `consolidateAfter` and `expireAfter` (None: never).
 pub(crate) fn pool_timers(sc: &Scenario) -> BTreeMap<String, (Option<f64>, Option<f64>)> {
     let read = |v: Option<&str>, default: Option<f64>| match v {

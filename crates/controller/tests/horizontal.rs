@@ -7,6 +7,9 @@
 //!   emulated kubelet endpoint, metrics-server scrapes it every 10 s and serves
 //!   `metrics.k8s.io/v1beta1` through the aggregator. Scale up on high CPU, back down once the
 //!   test annotates the pods with low CPU.
+//! - `container_cpu_utilization_through_metrics_k8s_io`: a `ContainerResource` metric through the
+//!   same pipeline, then a container the pods lack: `FailedGetContainerResourceMetric` and no
+//!   scale-down on missing data.
 //! - `prometheus_query_scales_up_and_down_with_conditions_and_events`: a series the test serves
 //!   on 127.0.0.1 and the bed's Prometheus scrapes (file_sd); then the conditions and events as
 //!   `kubectl describe` reads them.
@@ -517,6 +520,93 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
         "New size: 2; reason: All metrics below target",
     )
     .await?;
+
+    ctl.stop().await?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// A `ContainerResource` metric (the CPU of container `app` only) through metrics-server: up to
+/// `maxReplicas` on 100% of the request, `currentMetrics` naming the container; then the object
+/// patched to a container the pods do not have: `ScalingActive=False` with
+/// `FailedGetContainerResourceMetric`, and no scale-down on the missing data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_cpu_utilization_through_metrics_k8s_io() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    install_crds(&bed.client()).await?;
+    let ns = bed.namespace("hza-container").await?;
+    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
+        .await?;
+    ns.create_deployment(
+        TestDeployment::new("web")
+            .replicas(2)
+            .usage(HIGH_CPU, MEMORY),
+    )
+    .await?;
+    ns.wait_deployment_ready("web", 2, Duration::from_secs(90))
+        .await?;
+    wait_usage_served(&bed, &ns, "web", HIGH_CPU).await?;
+
+    let container_metric = |container: &str| {
+        json!([{ "type": "ContainerResource", "containerResource": {
+            "name": "cpu", "container": container,
+            "target": { "type": "Utilization", "averageUtilization": 50 } } }])
+    };
+    create_hza(&ns, "web", json!({
+        "scaleTargetRef": deployment_target("web"),
+        "minReplicas": 2,
+        "maxReplicas": 4,
+        "syncPeriodSeconds": 1,
+        "metrics": container_metric("app"),
+        "behavior": { "scaleDown": { "stabilizationWindowSeconds": 0, "policies": [{ "type": "Percent", "value": 100, "periodSeconds": 1 }] } }
+    }))
+    .await?;
+    let ctl = start_controller(&bed, &ns, None)?;
+
+    // 100% / 50% → ratio 2 → 4 replicas (maxReplicas).
+    wait_replicas(&ns, "web", 4, Duration::from_secs(180)).await?;
+    let h = wait_condition(&ns, "web", "ScalingActive", "True", "ValidMetricFound").await?;
+    let current = &h.status.as_ref().context("no status")?.current_metrics;
+    ensure!(
+        current.iter().any(|m| m
+            .container_resource
+            .as_ref()
+            .is_some_and(|c| c.name == "cpu"
+                && c.container == "app"
+                && c.current.average_utilization == Some(100))),
+        "currentMetrics should show container app's cpu at 100%: {current:?}"
+    );
+
+    // A container the pods do not have: no metric, so no decision and no scale-down.
+    ns.api::<HorizontalAutoscaler>()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": { "metrics": container_metric("sidecar") } })),
+        )
+        .await?;
+    let h = wait_condition(
+        &ns,
+        "web",
+        "ScalingActive",
+        "False",
+        "FailedGetContainerResourceMetric",
+    )
+    .await?;
+    let message = h
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "ScalingActive"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    eprintln!("ScalingActive=False: {message}");
+    ensure!(message.contains("sidecar"), "{message}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(
+        deployment_replicas(&ns, "web").await? == 4,
+        "scaled on missing data"
+    );
 
     ctl.stop().await?;
     ns.cleanup().await?;

@@ -457,16 +457,14 @@ async fn wait_usage_served(bed: &TestBed, ns: &TestNamespace, name: &str, cpu: &
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
-    let bed = testbed_or_skip!(Ok(()));
-    service_or_skip!(bed.metrics_server_url(), Ok(()));
+/// A namespace with a kwok node and Deployment `web` of 2 pods whose every pod, also each one a
+/// scale-up adds, uses 100% of its 100m CPU request (above a 50% target), once metrics-server
+/// serves it (kwok reports the pods' usage annotations).
+async fn web_at_high_cpu(bed: &TestBed, prefix: &str) -> Result<TestNamespace> {
     install_crds(&bed.client()).await?;
-    let ns = bed.namespace("hza-cpu").await?;
+    let ns = bed.namespace(prefix).await?;
     ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
         .await?;
-    // Every pod, also each one the scale-up adds, starts at 100% of its 100m request: above the
-    // 50% target. kwok reports the pods' usage annotations; metrics-server serves them.
     ns.create_deployment(
         TestDeployment::new("web")
             .replicas(2)
@@ -475,7 +473,15 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     .await?;
     ns.wait_deployment_ready("web", 2, Duration::from_secs(90))
         .await?;
-    wait_usage_served(&bed, &ns, "web", HIGH_CPU).await?;
+    wait_usage_served(bed, &ns, "web", HIGH_CPU).await?;
+    Ok(ns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    service_or_skip!(bed.metrics_server_url(), Ok(()));
+    let ns = web_at_high_cpu(&bed, "hza-cpu").await?;
 
     create_hza(&ns, "web", json!({
         "scaleTargetRef": deployment_target("web"),
@@ -534,19 +540,7 @@ async fn cpu_utilization_through_metrics_k8s_io() -> Result<()> {
 async fn container_cpu_utilization_through_metrics_k8s_io() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     service_or_skip!(bed.metrics_server_url(), Ok(()));
-    install_crds(&bed.client()).await?;
-    let ns = bed.namespace("hza-container").await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("16").memory("64Gi"))
-        .await?;
-    ns.create_deployment(
-        TestDeployment::new("web")
-            .replicas(2)
-            .usage(HIGH_CPU, MEMORY),
-    )
-    .await?;
-    ns.wait_deployment_ready("web", 2, Duration::from_secs(90))
-        .await?;
-    wait_usage_served(&bed, &ns, "web", HIGH_CPU).await?;
+    let ns = web_at_high_cpu(&bed, "hza-container").await?;
 
     let container_metric = |container: &str| {
         json!([{ "type": "ContainerResource", "containerResource": {

@@ -158,12 +158,11 @@ async fn touch_spec(ns: &TestNamespace, max: i32) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()> {
-    let bed = testbed_or_skip!(Ok(()));
-    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
-    vertical_support::install_crds(&bed).await?;
-    let ns = bed.namespace("hza-predict").await?;
+/// A namespace with a kwok node, Deployment `web` of one ready pod and the autoscaler `web` in
+/// predictive `mode`.
+async fn web_with_autoscaler(bed: &TestBed, prefix: &str, mode: &str) -> Result<TestNamespace> {
+    vertical_support::install_crds(bed).await?;
+    let ns = bed.namespace(prefix).await?;
     ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
         .await?;
     ns.create_deployment(TestDeployment::new("web").replicas(1))
@@ -171,8 +170,16 @@ async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()
     ns.wait_deployment_ready("web", 1, Duration::from_secs(90))
         .await?;
     ns.api::<HorizontalAutoscaler>()
-        .create(&PostParams::default(), &autoscaler(&ns, "Scale")?)
+        .create(&PostParams::default(), &autoscaler(&ns, mode)?)
         .await?;
+    Ok(ns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()> {
+    let bed = testbed_or_skip!(Ok(()));
+    let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
+    let ns = web_with_autoscaler(&bed, "hza-predict", "Scale").await?;
 
     // 1. Trusted at once: the history came from Prometheus.
     let started = Instant::now();
@@ -314,17 +321,7 @@ async fn backfill_scales_ahead_and_a_restart_restores_the_history() -> Result<()
 async fn forecast_only_reports_and_never_scales_ahead() -> Result<()> {
     let bed = testbed_or_skip!(Ok(()));
     let prometheus = service_or_skip!(bed.prometheus_url(), Ok(()));
-    vertical_support::install_crds(&bed).await?;
-    let ns = bed.namespace("hza-forecast-only").await?;
-    ns.create_kwok_node(KwokNode::new("n1").cpu("32").memory("64Gi"))
-        .await?;
-    ns.create_deployment(TestDeployment::new("web").replicas(1))
-        .await?;
-    ns.wait_deployment_ready("web", 1, Duration::from_secs(90))
-        .await?;
-    ns.api::<HorizontalAutoscaler>()
-        .create(&PostParams::default(), &autoscaler(&ns, "ForecastOnly")?)
-        .await?;
+    let ns = web_with_autoscaler(&bed, "hza-forecast-only", "ForecastOnly").await?;
     let ctl = start_controller(&bed, &ns, &prometheus, true)?;
     wait_prediction(&ns, "Forecasting", Duration::from_secs(20)).await?;
 

@@ -179,18 +179,14 @@ async fn wait_readings(
     r
 }
 
-/// Fails if the Deployment leaves `want` replicas within `period`.
+/// Fails if Deployment `api` leaves `want` replicas within `period` (while a metric asked for
+/// it), printing the autoscaler's status.
 async fn hold_replicas(ns: &TestNamespace, want: i32, period: Duration) -> Result<()> {
-    let end = Instant::now() + period;
-    while Instant::now() < end {
-        let got = replicas(ns).await?;
-        if got != want {
-            print_status(ns).await;
-            anyhow::bail!("scaled to {got} while a metric asked for {want}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let held = ns.hold_deployment_replicas("api", want, period).await;
+    if held.is_err() {
+        print_status(ns).await;
     }
-    Ok(())
+    held
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,16 +446,12 @@ async fn adapter_down_holds_the_replicas() -> Result<()> {
     Ok(())
 }
 
-/// Fails if Deployment `web` leaves `want` replicas within `period` (checked every 250 ms).
+/// Fails if Deployment `web` leaves `want` replicas within `period` (on missing data), printing the
+/// autoscaler's status.
 async fn hold_replicas(ns: &TestNamespace, want: i32, period: Duration) -> Result<()> {
-    let end = Instant::now() + period;
-    while Instant::now() < end {
-        let got = replicas(ns).await?;
-        if got != want {
-            print_status(ns).await;
-            anyhow::bail!("scaled to {got} on missing data (held at {want} expected)");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let held = ns.hold_deployment_replicas("web", want, period).await;
+    if held.is_err() {
+        print_status(ns).await;
     }
-    Ok(())
+    held
 }

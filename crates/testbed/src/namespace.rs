@@ -152,6 +152,33 @@ impl TestNamespace {
             .with_context(|| format!("scaling deployment {}/{name} to {replicas}", self.name))
     }
 
+    /// Fails as soon as Deployment `name`'s `spec.replicas` is other than `want`, checked every
+    /// 250 ms for `period` (an autoscaler must hold it).
+    pub async fn hold_deployment_replicas(
+        &self,
+        name: &str,
+        want: i32,
+        period: Duration,
+    ) -> Result<()> {
+        let end = tokio::time::Instant::now() + period;
+        while tokio::time::Instant::now() < end {
+            let got = self
+                .api::<Deployment>()
+                .get(name)
+                .await?
+                .spec
+                .and_then(|s| s.replicas)
+                .unwrap_or(-1);
+            anyhow::ensure!(
+                got == want,
+                "deployment {}/{name} went to {got} replicas, expected to hold {want}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
     /// Waits until the Deployment has exactly `replicas` ready, up-to-date pods.
     pub async fn wait_deployment_ready(
         &self,

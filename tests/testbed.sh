@@ -508,26 +508,14 @@ subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,
 # metrics-server's serving certificate (for the aggregator, which checks the name
 # <service>.<namespace>.svc of the APIService's Service) and its client certificate. Made on
 # demand, so a bed whose PKI predates metrics-server gets them too.
-ensure_metrics_server_pki() {
-  [[ -s "$PKI/metrics-server-serving.crt" && -s "$PKI/metrics-server.crt" ]] && return
-  sign metrics-server-serving ca "/CN=metrics-server" "basicConstraints=CA:FALSE
+ensure_extension_pki() { # NAME: metrics-server, custom-metrics
+  local name="$1"
+  [[ -s "$PKI/$name-serving.crt" && -s "$PKI/$name.crt" ]] && return
+  sign "$name-serving" ca "/CN=$name" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:metrics-server.kube-system.svc"
-  sign metrics-server ca "/CN=system:metrics-server" "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=clientAuth"
-  chmod 644 "$PKI"/*.crt
-}
-
-# The same pair for the custom metrics adapter.
-ensure_custom_metrics_pki() {
-  [[ -s "$PKI/custom-metrics-serving.crt" && -s "$PKI/custom-metrics.crt" ]] && return
-  sign custom-metrics-serving ca "/CN=custom-metrics" "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:custom-metrics.kube-system.svc"
-  sign custom-metrics ca "/CN=system:custom-metrics" "basicConstraints=CA:FALSE
+subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:$name.kube-system.svc"
+  sign "$name" ca "/CN=system:$name" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
   chmod 644 "$PKI"/*.crt
@@ -654,7 +642,7 @@ up_metrics_server() {
   running metrics-server && return
   running kube-apiserver || die "metrics-server needs kube: tests/testbed.sh up kube metrics-server"
   metrics_server_binary_ok || die "metrics-server missing: run tests/testbed.sh build first"
-  ensure_metrics_server_pki
+  ensure_extension_pki metrics-server
   write_kubeconfig "$RT/metrics-server.kubeconfig" metrics-server
   metrics_server_manifests | kubectl_ apply --server-side --force-conflicts --field-manager=ballast-testbed -f - >/dev/null
   spawn metrics-server "$METRICS_SERVER_BIN/metrics-server" \
@@ -671,6 +659,38 @@ up_metrics_server() {
   wait_ready metrics-server kubectl_ wait --for=condition=Available --timeout=2s apiservice/v1beta1.metrics.k8s.io
 }
 
+# What every extension API server of the bed needs besides its own ClusterRole and APIServices:
+# its user bound to that role and allowed to delegate authentication and authorization (as
+# metrics-server and adapters do), and the ExternalName `localhost` Service its APIServices name.
+extension_apiserver_manifests() { # NAME
+  local name="$1"
+  cat <<EOF
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ballast-testbed:$name"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "ballast-testbed:$name"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:$name"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "ballast-testbed:$name:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:$name"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: "ballast-testbed:$name:auth-reader", namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "extension-apiserver-authentication-reader"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:$name"}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $name, namespace: kube-system}
+spec: {type: ExternalName, externalName: localhost}
+EOF
+}
+
 # RBAC of the metrics-server user, and its APIService behind an ExternalName `localhost` Service
 # (the aggregator dials localhost:METRICS_SERVER_PORT and checks the certificate against the CA).
 metrics_server_manifests() {
@@ -682,29 +702,9 @@ rules:
 - apiGroups: [""]
   resources: [nodes, nodes/metrics, pods]
   verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "ballast-testbed:metrics-server"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "ballast-testbed:metrics-server"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "ballast-testbed:metrics-server:auth-delegator"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: "ballast-testbed:metrics-server:auth-reader", namespace: kube-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "extension-apiserver-authentication-reader"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:metrics-server"}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: metrics-server, namespace: kube-system}
-spec: {type: ExternalName, externalName: localhost}
+EOF
+  extension_apiserver_manifests metrics-server
+  cat <<EOF
 ---
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
@@ -727,7 +727,7 @@ up_custom_metrics() {
   running custom-metrics && return
   running kube-apiserver || die "custom-metrics needs kube: tests/testbed.sh up kube custom-metrics"
   custom_metrics_binary_ok || die "custom-metrics missing: run tests/testbed.sh build first"
-  ensure_custom_metrics_pki
+  ensure_extension_pki custom-metrics
   write_kubeconfig "$RT/custom-metrics.kubeconfig" custom-metrics
   custom_metrics_manifests | kubectl_ apply --server-side --force-conflicts --field-manager=ballast-testbed -f - >/dev/null
   spawn custom-metrics "$CUSTOM_METRICS_BIN/custom-metrics" \
@@ -763,30 +763,8 @@ rules:
 - apiGroups: ["*"]
   resources: ["*"]
   verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "ballast-testbed:custom-metrics"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "ballast-testbed:custom-metrics"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:custom-metrics"}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "ballast-testbed:custom-metrics:auth-delegator"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:custom-metrics"}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: "ballast-testbed:custom-metrics:auth-reader", namespace: kube-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "extension-apiserver-authentication-reader"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:custom-metrics"}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: custom-metrics, namespace: kube-system}
-spec: {type: ExternalName, externalName: localhost}
 EOF
+  extension_apiserver_manifests custom-metrics
   local api group version
   for api in "${CUSTOM_METRICS_APIS[@]}"; do
     version="${api%%.*}" group="${api#*.}"
